@@ -1,0 +1,55 @@
+"""micronets: tiny Keras image classifiers compiled to one self-contained ANSI C++ header.
+
+Pipeline: ``keras.Model --trace--> Graph[Op] --plan--> arena offsets --emit--> model.h``.
+"""
+
+__version__ = "0.1.0"
+
+import os as _os
+
+# TensorFlow is chatty on import; keep the CLI and tests quiet unless the user asks otherwise.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from micronets.models.base import MicroNet, TrainingConfig, load  # noqa: E402
+from micronets.models.mobilenet import (  # noqa: E402
+    BaseMobileNet,
+    MicroMobileNet,
+    MilliMobileNet,
+    NanoMobileNet,
+    PicoMobileNet,
+)
+
+
+def export(model, path, classname="Net", **options):
+    """Compile any Keras model built from supported layers into one C++ header at ``path``.
+
+    See :func:`micronets.compiler.export.export` for the options.
+    """
+    from micronets.compiler.export import export as _export
+
+    return _export(model, path, classname=classname, **options)
+
+
+def __getattr__(name):
+    # PhiNet pulls in the same Keras code; import it lazily so a missing optional piece never
+    # breaks the MobileNet family.
+    if name == "PhiNet":
+        from micronets.models.phinet import PhiNet
+
+        return PhiNet
+    raise AttributeError(f"module 'micronets' has no attribute {name!r}")
+
+
+__all__ = [
+    "__version__",
+    "MicroNet",
+    "TrainingConfig",
+    "load",
+    "export",
+    "PicoMobileNet",
+    "NanoMobileNet",
+    "MicroMobileNet",
+    "MilliMobileNet",
+    "BaseMobileNet",
+    "PhiNet",
+]
