@@ -1,0 +1,172 @@
+"""What every op kind provides, and the registry the tracer looks Keras layers up in.
+
+An op module holds everything about one kind of computation: the converter from its Keras
+layer(s) (``@converter``), its shape rule (in the converter / constructor), its MAC count, its
+weights in C layout, how it may work in place, and the name of its kernel template under
+``templates/kernels/``. Adding an op means one module here and one template there.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Callable, ClassVar, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from micronets.compiler.graph import FLOAT_BYTES, Tensor
+
+#: Keras class name -> converter(layer, inputs: List[Tensor], ctx) -> Tensor
+CONVERTERS: Dict[str, Callable] = {}
+
+
+def converter(*keras_classes: str):
+    """Register a function turning one Keras layer into ops (or an alias of its input)."""
+
+    def register(fn):
+        for name in keras_classes:
+            CONVERTERS[name] = fn
+        return fn
+
+    return register
+
+
+class UnsupportedModelError(ValueError):
+    """The model uses a layer, or a layer setting, the compiler cannot turn into C++."""
+
+
+# ------------------------------------------------------------------------- activations
+# Fused activations are template arguments of the kernels (see templates/header.h.j2).
+ACTIVATIONS = {"linear": 0, "relu": 1, "relu6": 2, "sigmoid": 3, "hard_sigmoid": 4, "hard_swish": 5}
+ACTIVATION_LABELS = {"linear": "", "relu": "ReLU", "relu6": "ReLU6", "sigmoid": "sigmoid",
+                     "hard_sigmoid": "hard-sigmoid", "hard_swish": "hard-swish"}
+
+
+def keras_activation_name(fn, layer) -> str:
+    """Name of a Keras activation function (``layer.activation``), checked against what we emit."""
+    name = getattr(fn, "__name__", None) or str(fn)
+    name = {"silu": "swish"}.get(name, name)
+    if name == "softmax":
+        return "softmax"
+    if name not in ACTIVATIONS:
+        raise UnsupportedModelError(
+            f"layer '{layer.name}' ({type(layer).__name__}) uses activation '{name}'; supported activations: "
+            f"{', '.join(sorted(ACTIVATIONS))}, softmax"
+        )
+    return name
+
+
+class Op:
+    """One computation of the compiled model. Subclasses set ``kind`` and ``template``."""
+
+    kind: ClassVar[str] = "Op"
+    template: ClassVar[str] = ""
+    #: an activation following this op can be computed by its kernel
+    fuses_activation: ClassVar[bool] = False
+
+    def __init__(self, name: str, inputs: List[Tensor], output: Tensor):
+        self.name = name
+        self.inputs = inputs
+        self.output = output
+        self.act = "linear"
+        self.index = -1  # position in the graph, set by the tracer
+        self.ident = ""  # C identifier stem for this op's weights, set by the emitter
+        self.scratch_offset: Optional[int] = None  # byte offset of the per-op scratch, when planned
+        output.producer = self
+
+    # ---- facts
+    def macs(self) -> int:
+        return 0
+
+    def weights(self) -> "collections.OrderedDict[str, np.ndarray]":
+        """Arrays emitted as ``static const float`` (flash), in the layout the kernel reads."""
+        return collections.OrderedDict()
+
+    def params(self) -> int:
+        return int(sum(w.size for w in self.weights().values()))
+
+    def describe(self) -> str:
+        """Short detail for comments and tables, e.g. '3x3 /2 pad 1,1,1,1'."""
+        return ""
+
+    def label(self) -> str:
+        """Kind, detail and fused activation, e.g. 'DepthwiseConv2D 3x3 /2 pad 1,1,1,1 + ReLU6'."""
+        text = f"{self.kind} {self.describe()}".strip()
+        act = ACTIVATION_LABELS.get(self.act, self.act)
+        return f"{text} + {act}" if act else text
+
+    # ---- in-place execution (see micronets.compiler.planner)
+    def inplace_gap(self, input_index: int) -> Optional[int]:
+        """Smallest ``offset(input) - offset(output)`` at which this op may overwrite its input
+        while it runs, or None when the two must not share bytes."""
+        return None
+
+    def scratch_bytes(self) -> int:
+        """Bytes of per-op scratch the kernel needs when it overwrites its own input."""
+        return 0
+
+    # ---- emission helpers for templates
+    def wname(self, suffix: str) -> str:
+        return f"{self.ident}_{suffix}"
+
+    @property
+    def act_id(self) -> int:
+        return ACTIVATIONS[self.act]
+
+    def ptr(self, tensor: Tensor) -> str:
+        """C expression for a tensor's address inside ``predict``."""
+        if tensor.kind == "input":
+            return "input"
+        if tensor.kind == "output":
+            return "outputs"
+        return f"arena + {tensor.offset // FLOAT_BYTES}"
+
+    def scratch_ptr(self) -> str:
+        """Scratch pointer for kernels that can work in place; NULL (write directly) when the
+        planner kept input and output apart."""
+        if self.scratch_offset is None or not self._overlaps_input():
+            return "(float*)0"
+        return f"arena + {self.scratch_offset // FLOAT_BYTES}"
+
+    def _overlaps_input(self) -> bool:
+        out = self.output
+        if out.kind != "arena":
+            return False
+        for t in self.inputs:
+            if t.kind == "arena" and t.offset < out.offset + out.nbytes and out.offset < t.offset + t.nbytes:
+                return True
+        return False
+
+
+def per_pixel_gap(in_hwc: Tuple[int, int, int], out_hwc: Tuple[int, int, int],
+                  strides: Tuple[int, int], pads: Tuple[int, int, int, int]) -> int:
+    """In-place gap of a kernel that computes one output pixel (all its channels) into a scratch,
+    then stores it, walking output pixels in row-major order.
+
+    Storing pixel q is safe when it does not reach input bytes that a later pixel still reads:
+    ``out_end(q) <= offset_gap + min_{q' > q} first_read(q')``. The result is the smallest such gap.
+    """
+    h, w, cin = in_hwc
+    ho, wo, cout = out_hwc
+    sh, sw = strides
+    top, _, left, _ = pads
+    oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
+    iy = np.clip(oy * sh - top, 0, h - 1)
+    ix = np.clip(ox * sw - left, 0, w - 1)
+    first_read = ((iy * w + ix) * cin * FLOAT_BYTES).reshape(-1)
+    n = first_read.size
+    if n == 1:
+        return -(h * w * cin + ho * wo * cout) * FLOAT_BYTES  # one store after every read
+    later_min = np.minimum.accumulate(first_read[::-1])[::-1][1:]  # min over q' > q, q = 0..n-2
+    out_end = (np.arange(1, n) * cout * FLOAT_BYTES)
+    return int(np.max(out_end - later_min))
+
+
+def same_pads(size: int, kernel: int, stride: int) -> Tuple[int, int]:
+    """TensorFlow's 'same' padding: (before, after)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv_output(size: int, kernel: int, stride: int, before: int, after: int) -> int:
+    return (size + before + after - kernel) // stride + 1

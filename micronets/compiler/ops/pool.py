@@ -1,0 +1,60 @@
+"""MaxPool2D / AveragePooling2D over k x k windows, HWC. No MACs counted (comparisons/adds only).
+
+Keras 'same' padding leaves padded cells out of the max/average; a ZeroPadding2D absorbed in
+front of the pool makes them count as zeros, exactly as the materialised padding would.
+"""
+
+from __future__ import annotations
+
+from micronets.compiler.graph import FLOAT_BYTES
+from micronets.compiler.ops.base import Op, UnsupportedModelError, conv_output, converter, per_pixel_gap, same_pads
+
+
+class Pool2D(Op):
+    template = "kernels/pool.h.j2"
+
+    def __init__(self, name, x, out, mode, pool, strides, pads, zero_pads):
+        super().__init__(name, [x], out)
+        self.mode = mode  # "max" or "avg"
+        self.kind = "MaxPool2D" if mode == "max" else "AveragePooling2D"
+        self.pool = tuple(pool)
+        self.strides = tuple(strides)
+        self.pads = tuple(pads)
+        self.zero_pads = bool(zero_pads)
+
+    def describe(self):
+        s = f"{self.pool[0]}x{self.pool[1]}"
+        if self.strides != (1, 1):
+            s += f" /{self.strides[0]}"
+        if any(self.pads):
+            s += (" zero-pad " if self.zero_pads else " pad ") + ",".join(map(str, self.pads))
+        return s
+
+    def inplace_gap(self, input_index):
+        return per_pixel_gap(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads)
+
+    def scratch_bytes(self):
+        return self.output.hwc[2] * FLOAT_BYTES
+
+
+@converter("MaxPooling2D", "AveragePooling2D")
+def convert_pool(layer, inputs, ctx):
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise UnsupportedModelError(f"layer '{layer.name}' uses data_format={layer.data_format}; only channels_last is supported")
+    mode = "max" if type(layer).__name__ == "MaxPooling2D" else "avg"
+    pool = tuple(layer.pool_size)
+    strides = tuple(layer.strides) if layer.strides is not None else pool
+    src, zp = ctx.unpad(inputs[0])
+    h, w, c = src.hwc
+    if layer.padding == "same":
+        if any(zp):
+            raise UnsupportedModelError(f"layer '{layer.name}': ZeroPadding2D in front of a 'same' pool is not supported")
+        pads = same_pads(h, pool[0], strides[0]) + same_pads(w, pool[1], strides[1])
+    else:
+        pads = tuple(zp)
+    ho = conv_output(h, pool[0], strides[0], pads[0], pads[1])
+    wo = conv_output(w, pool[1], strides[1], pads[2], pads[3])
+    if ho < 1 or wo < 1:
+        raise UnsupportedModelError(f"layer '{layer.name}' gets a {h}x{w} input, too small for its {pool[0]}x{pool[1]} window")
+    out = ctx.new_tensor(layer.name, (ho, wo, c))
+    return ctx.add(Pool2D(layer.name, src, out, mode, pool, strides, pads, zero_pads=any(zp))).output
