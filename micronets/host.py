@@ -6,7 +6,7 @@ output probabilities as raw float32 to stdout, so values come back bit-exact.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import shutil
 import subprocess
@@ -112,25 +112,34 @@ def run(exe: str, x: np.ndarray, num_outputs: int, entry: str = "float", timeout
     return out.reshape(len(x), num_outputs)
 
 
+def _workdir(out_dir: Optional[str]):
+    """``out_dir`` as a context manager, or a temporary folder removed afterwards."""
+    if out_dir:
+        return contextlib.nullcontext(out_dir)
+    return tempfile.TemporaryDirectory(prefix="micronets-host-")
+
+
 def run_header(header_path: str, classname: str, x: np.ndarray, entry: str = "float",
                sanitize: bool = False, opt: str = "-O2", out_dir: Optional[str] = None) -> np.ndarray:
     """Compile ``header_path`` (strict C++98) and classify images ``x``; (N, num_classes) float32."""
-    exe = build(header_path, classname, out_dir=out_dir, opt=opt, sanitize=sanitize)
-    num_outputs = _enum_value(header_path, "numOutputs")
-    return run(exe, x, num_outputs, entry=entry)
+    with _workdir(out_dir) as work:
+        exe = build(header_path, classname, out_dir=work, opt=opt, sanitize=sanitize)
+        return run(exe, x, _enum_value(header_path, "numOutputs"), entry=entry)
 
 
 def sizeof_net(header_path: str, classname: str, out_dir: Optional[str] = None) -> int:
     """``sizeof(classname)`` as the compiler lays the object out."""
-    exe = build(header_path, classname, out_dir=out_dir)
-    return int(subprocess.run([exe, "sizeof"], capture_output=True, text=True, check=True).stdout)
+    with _workdir(out_dir) as work:
+        exe = build(header_path, classname, out_dir=work)
+        return int(subprocess.run([exe, "sizeof"], capture_output=True, text=True, check=True).stdout)
 
 
 def time_header(header_path: str, classname: str, runs: int = 30, batch: int = 10, opt: str = "-O2",
                 out_dir: Optional[str] = None) -> float:
     """Median host latency of one ``predict(const float*)`` in seconds."""
-    exe = build(header_path, classname, out_dir=out_dir, opt=opt)
-    out = subprocess.run([exe, "time", str(runs), str(batch)], capture_output=True, text=True, check=True).stdout
+    with _workdir(out_dir) as work:
+        exe = build(header_path, classname, out_dir=work, opt=opt)
+        out = subprocess.run([exe, "time", str(runs), str(batch)], capture_output=True, text=True, check=True).stdout
     return float(np.median([float(v) for v in out.split()]))
 
 
@@ -151,8 +160,3 @@ def compile_check(sources: List[str], flags: Sequence[str], cxx: Optional[str] =
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-6000:]}")
-
-
-def digest(path: str) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()

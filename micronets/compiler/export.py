@@ -41,7 +41,7 @@ def export(model, path: str, classname: Optional[str] = "Net", arch: Optional[st
     Raises ValueError (unsupported layer, bad class name, NaN weights) or OSError (unwritable path);
     in every error case no file is written.
     """
-    compiled = compile_model(model, classname=classname or "Net", arch=arch,
+    compiled = compile_model(model, classname="Net" if classname is None else classname, arch=arch,
                              input_scale=input_scale, input_offset=input_offset)
     text = compiled.render(filename=os.path.basename(path))
     write_atomic(path, text)

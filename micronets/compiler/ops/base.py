@@ -44,7 +44,7 @@ ACTIVATION_LABELS = {"linear": "", "relu": "ReLU", "relu6": "ReLU6", "sigmoid": 
 def keras_activation_name(fn, layer) -> str:
     """Name of a Keras activation function (``layer.activation``), checked against what we emit."""
     name = getattr(fn, "__name__", None) or str(fn)
-    name = {"silu": "swish"}.get(name, name)
+    name = {"hard_silu": "hard_swish"}.get(name, name)  # Keras 3 names hard-swish hard_silu
     if name == "softmax":
         return "softmax"
     if name not in ACTIVATIONS:

@@ -1,0 +1,315 @@
+"""The compiler end to end: Keras model -> header -> real g++ (-std=c++98 -pedantic -Werror) ->
+same probabilities as Keras, for float and uint8 inputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import micronets
+from micronets import host
+from micronets.compiler import UnsupportedModelError, compile_model
+from netutil import assert_lively, liven, random_images, to_uint8
+
+ARCHS = [micronets.PicoMobileNet, micronets.NanoMobileNet, micronets.MicroMobileNet,
+         micronets.MilliMobileNet, micronets.BaseMobileNet]
+TOL = 1e-5
+
+
+def check_equivalence(model, classname, workdir, n=8, seed=1, sanitize=False):
+    """Export ``model`` (weights livened here), run both entry points in C++, compare with Keras."""
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    x = random_images(shape, n, seed)
+    liven(model, x, seed=seed)
+    path = os.path.join(workdir, f"{classname}.h")
+    compiled = micronets.export(model, path, classname=classname)
+    exe = host.build(path, classname, out_dir=str(workdir), sanitize=sanitize, opt="-O1" if sanitize else "-O2")
+    num = compiled.graph.output.size
+
+    ref = model.predict(x, verbose=0)
+    assert_lively(ref, num)
+    out = host.run(exe, x, num, entry="float")
+    assert np.abs(out - ref).max() <= TOL, f"float entry differs by {np.abs(out - ref).max():.3g}"
+    assert (out.argmax(1) == ref.argmax(1)).all()
+
+    pixels, as_float = to_uint8(x)
+    ref8 = model.predict(as_float, verbose=0)
+    out8 = host.run(exe, pixels, num, entry="uint8")
+    assert np.abs(out8 - ref8).max() <= TOL, f"uint8 entry differs by {np.abs(out8 - ref8).max():.3g}"
+    assert (out8.argmax(1) == ref8.argmax(1)).all()
+    return compiled, path
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=lambda c: c.arch_name)
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "bn"])
+@pytest.mark.parametrize("shape", [(64, 64, 1), (40, 48, 3)], ids=["64x64x1", "40x48x3"])
+def test_mobilenet_matches_keras(arch, batch_norm, shape, tmp_path):
+    net = arch(num_classes=10, input_shape=shape, batch_norm=batch_norm)
+    net.build()
+    compiled, _ = check_equivalence(net.model, arch.arch_name, tmp_path)
+    s = compiled.summary()
+    assert s["arena_bytes"] <= s["naive_bound"]
+    assert s["inplace_bound"] <= s["arena_bytes"] <= 1.10 * s["inplace_bound"]
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=lambda c: c.arch_name)
+def test_mobilenet_default_size_matches_keras_and_sizeof(arch, tmp_path):
+    """At the published 96x96x1: numerics, sizeof(net) == planned object, planner bounds."""
+    net = arch(num_classes=10)
+    net.build()
+    compiled, path = check_equivalence(net.model, arch.arch_name, tmp_path, n=4)
+    s = compiled.summary()
+    assert host.sizeof_net(path, arch.arch_name, out_dir=str(tmp_path)) == s["object_bytes"]
+    assert s["object_bytes"] == s["arena_bytes"] + 4 * s["num_classes"] + 8
+    assert s["inplace_bound"] <= s["arena_bytes"] <= 1.10 * s["inplace_bound"] <= s["naive_bound"]
+    assert s["params"] == net.count_params() and s["weights"] == net.count_params()
+
+
+def every_layer_model():
+    """A functional model touching every supported layer kind at least once."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input((30, 26, 3))
+    x = layers.ZeroPadding2D(((1, 2), (0, 1)), name="asym_pad")(inp)
+    x = layers.Conv2D(8, 3, strides=2, activation="relu", name="conv_relu")(x)
+    x = layers.BatchNormalization(name="bn_standalone")(x)  # conv already has an activation: kept as scale+shift
+    x = layers.DepthwiseConv2D(5, padding="same", use_bias=False, name="dw5")(x)
+    x = layers.BatchNormalization(name="bn_folded")(x)
+    x = layers.ReLU(6.0, name="relu6")(x)
+    a = layers.Conv2D(8, 1, name="expand")(x)
+    a = layers.Activation("hard_swish", name="hswish")(a)
+    x = layers.Add(name="residual")([x, a])
+    x = layers.ReLU(name="relu_after_add")(x)
+    se = layers.GlobalAveragePooling2D(keepdims=True, name="se_pool")(x)
+    se = layers.Conv2D(4, 1, activation="relu", name="se_reduce")(se)
+    se = layers.Conv2D(8, 1, activation="hard_sigmoid", name="se_expand")(se)
+    x = layers.Multiply(name="se_scale")([x, se])
+    x = layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu", name="dw3s2")(x)
+    x = layers.SeparableConv2D(12, 3, padding="same", activation="relu6", name="sep")(x)
+    x = layers.AveragePooling2D(2, padding="same", name="avg")(x)
+    x = layers.ZeroPadding2D(1, name="pool_pad")(x)
+    x = layers.MaxPooling2D(2, name="max")(x)
+    g = layers.GlobalMaxPooling2D(name="gmax")(x)
+    x = layers.Activation("sigmoid", name="sig")(x)
+    x = layers.Dropout(0.3, name="drop")(x)
+    x = layers.Flatten(name="flat")(x)
+    x = layers.Dense(12, activation="relu", name="fc1")(x)
+    x = layers.BatchNormalization(name="bn_dense")(x)
+    x = layers.Add(name="join")([x, g])
+    x = layers.Dense(5, name="fc2")(x)
+    x = layers.Reshape((1, 5), name="reshape")(x)
+    x = layers.Reshape((5,), name="unshape")(x)
+    out = layers.Softmax(name="softmax")(x)
+    return keras.Model(inp, out, name="every_layer")
+
+
+def test_every_layer_kind_matches_keras(tmp_path):
+    model = every_layer_model()
+    compiled, path = check_equivalence(model, "EveryLayer", tmp_path)
+    kinds = {op.kind for op in compiled.graph.ops}
+    assert {"Conv2D", "DepthwiseConv2D", "ScaleShift", "Add", "Multiply", "GlobalAveragePooling2D",
+            "GlobalMaxPooling2D", "AveragePooling2D", "MaxPool2D", "Activation", "Dense", "Softmax"} <= kinds
+    text = open(path).read()
+    # padding absorbed, never materialised; dropout and reshapes vanish
+    assert "asym_pad" not in text and "drop" not in text.split("class EveryLayer")[1]
+    assert "dw5: DepthwiseConv2D 5x5" in text
+
+
+def test_sanitizers_run_clean(tmp_path):
+    """AddressSanitizer + UBSan build of the driver over a model with branches and in-place ops."""
+    check_equivalence(every_layer_model(), "EveryLayer", tmp_path, n=6, sanitize=True)
+    net = micronets.PicoMobileNet(num_classes=4, input_shape=(36, 30, 1), batch_norm=True)
+    net.build()
+    check_equivalence(net.model, "Pico", tmp_path, n=6, sanitize=True)
+
+
+def test_two_models_in_one_program(tmp_path):
+    """Two headers with different class names compile together (C++98) and both stay right."""
+    pico = micronets.PicoMobileNet(num_classes=3, input_shape=(24, 24, 1))
+    nano = micronets.NanoMobileNet(num_classes=5, input_shape=(24, 24, 1))
+    x = random_images((24, 24, 1), 4)
+    refs = []
+    for net, name in ((pico, "Alpha"), (nano, "Beta")):
+        net.build()
+        liven(net.model, x)
+        net.export(str(tmp_path / f"{name.lower()}.h"), classname=name)
+        refs.append(net.model.predict(x, verbose=0))
+    src = tmp_path / "both.cpp"
+    src.write_text(
+        '#include <stdio.h>\n#include "alpha.h"\n#include "beta.h"\n'
+        "static Alpha a; static Beta b;\n"
+        "int main() { static float img[Alpha::numInputs];\n"
+        "  while (fread(img, sizeof(float), Alpha::numInputs, stdin) == (size_t)Alpha::numInputs) {\n"
+        "    a.predict(img); b.predict(img);\n"
+        "    fwrite(a.outputs, sizeof(float), Alpha::numOutputs, stdout);\n"
+        "    fwrite(b.outputs, sizeof(float), Beta::numOutputs, stdout); }\n  return 0; }\n")
+    exe = tmp_path / "both"
+    subprocess.run(["g++", *host.STRICT_FLAGS, "-O2", str(src), "-o", str(exe)], check=True, cwd=tmp_path)
+    raw = subprocess.run([str(exe)], input=x.tobytes(), capture_output=True, check=True).stdout
+    out = np.frombuffer(raw, np.float32).reshape(len(x), 8)
+    assert np.abs(out[:, :3] - refs[0]).max() <= TOL
+    assert np.abs(out[:, 3:] - refs[1]).max() <= TOL
+
+
+def test_header_compiles_as_modern_cpp_and_in_two_translation_units(tmp_path):
+    net = micronets.MicroMobileNet(num_classes=4, input_shape=(32, 32, 3), batch_norm=True)
+    net.build()
+    net.export(str(tmp_path / "m.h"))
+    (tmp_path / "a.cpp").write_text('#include "m.h"\nint use_a(const float* x) { static MicroMobileNet n; return n.predict(x); }\n')
+    (tmp_path / "b.cpp").write_text('#include "m.h"\nint use_a(const float* x);\n'
+                                    'int main() { static float x[MicroMobileNet::numInputs]; static MicroMobileNet n;\n'
+                                    '  return n.predict(x) + use_a(x) > 100; }\n')
+    for std in ("-std=c++11", "-std=c++17", "-std=c++20"):
+        subprocess.run(["g++", std, "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-fno-exceptions", "-fno-rtti",
+                        "-O2", "a.cpp", "b.cpp", "-o", "prog"], check=True, cwd=tmp_path)
+    text = (tmp_path / "m.h").read_text()
+    for banned in ("new ", "malloc", "<iostream>", "throw", "typeid", "dynamic_cast", "std::"):
+        assert banned not in text, banned
+
+
+def test_export_is_deterministic(tmp_path):
+    net = micronets.MilliMobileNet(num_classes=6, input_shape=(40, 40, 1), batch_norm=True)
+    net.build()
+    liven(net.model, random_images((40, 40, 1), 4))
+    os.makedirs(tmp_path / "a")
+    os.makedirs(tmp_path / "b")
+    net.export(str(tmp_path / "a" / "model.h"))
+    net.export(str(tmp_path / "b" / "model.h"))
+    assert (tmp_path / "a" / "model.h").read_bytes() == (tmp_path / "b" / "model.h").read_bytes()
+
+
+def test_header_documents_the_model(tmp_path):
+    net = micronets.PicoMobileNet(num_classes=10)
+    net.build()
+    compiled = net.export(str(tmp_path / "model.h"))
+    text = (tmp_path / "model.h").read_text()
+    s = compiled.summary()
+    assert f"micronets {micronets.__version__}" in text
+    assert "MACs         : 53,808" in text and s["macs"] == 53808
+    assert "Parameters   : 844" in text
+    assert f"Arena        : {s['arena_bytes']:,} bytes" in text
+    # each layer call carries shapes, offsets and MACs
+    assert "// [1] block1_dw: DepthwiseConv2D 3x3 /2 pad 1,1,1,1 + ReLU6" in text
+    assert "32x32x3 @ arena bytes [" in text and "6,912 MACs" in text
+    # floats round-trip: 9 significant digits
+    w = net.model.get_layer("stem_conv").get_weights()[0]
+    w0 = np.float32(w[0, 0, 0, 0])
+    literal = text.split("stem_conv_w[27] MICRONETS_WEIGHTS_ATTR = {\n")[1].split(",")[0].strip()
+    assert np.float32(literal.rstrip("f")) == w0
+
+
+def test_float_literals_round_trip():
+    from micronets.compiler.emit import c_float
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0, 1, 2000), rng.normal(0, 1e-30, 100), [0.0, -0.0, 1.0, 3e38, 1e-45]])
+    for v in values.astype(np.float32):
+        lit = c_float(v)
+        assert lit.endswith("f") and np.float32(lit[:-1]) == v, lit
+
+
+# --------------------------------------------------------------------------- errors
+def _assert_nothing_written(folder, before):
+    assert sorted(os.listdir(folder)) == before, "a partial or temporary file was left behind"
+
+
+def test_unsupported_layer_is_named(tmp_path):
+    import keras
+    from keras import layers
+
+    inp = keras.Input((16, 16, 1))
+    x = layers.Conv2DTranspose(4, 3, name="upsample_me")(inp)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, layers.Dense(3, activation="softmax")(x))
+    with pytest.raises(UnsupportedModelError, match=r"upsample_me.*Conv2DTranspose.*Supported layers: .*Conv2D"):
+        micronets.export(model, str(tmp_path / "x.h"))
+    _assert_nothing_written(tmp_path, [])
+
+
+@pytest.mark.parametrize("bad", ["3Net", "class", "my-net", "", "__x", "_Upper", "Net Two", "int8_t", 7])
+def test_bad_class_name(tmp_path, bad):
+    net = micronets.PicoMobileNet(num_classes=3, input_shape=(24, 24, 1))
+    net.build()
+    with pytest.raises(ValueError, match="class name"):
+        micronets.export(net.model, str(tmp_path / "x.h"), classname=bad)
+    _assert_nothing_written(tmp_path, [])
+
+
+def test_nan_weights_rejected(tmp_path):
+    net = micronets.NanoMobileNet(num_classes=3, input_shape=(32, 32, 1))
+    net.build()
+    layer = net.model.get_layer("block2_pw")
+    w = layer.get_weights()
+    w[0][0, 0, 1, 2] = np.nan
+    layer.set_weights(w)
+    with pytest.raises(ValueError, match=r"block2_pw.*NaN"):
+        net.export(str(tmp_path / "x.h"))
+    _assert_nothing_written(tmp_path, [])
+
+
+def test_unwritable_path_leaves_nothing(tmp_path):
+    net = micronets.PicoMobileNet(num_classes=3, input_shape=(24, 24, 1))
+    net.build()
+    with pytest.raises(OSError, match="does not exist"):
+        net.export(str(tmp_path / "missing" / "x.h"))
+    with pytest.raises(OSError, match="is a folder"):
+        net.export(str(tmp_path))
+    _assert_nothing_written(tmp_path, [])
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user that can write anywhere (root): permission check not observable")
+        with pytest.raises(OSError, match="cannot write"):
+            net.export(str(ro / "x.h"))
+        _assert_nothing_written(ro, [])
+    finally:
+        os.chmod(ro, 0o700)
+
+
+def test_failure_during_write_keeps_old_file(tmp_path, monkeypatch):
+    """A crash between compile and rename leaves the previous header untouched, no temp file."""
+    from micronets.compiler import export as export_mod
+
+    net = micronets.PicoMobileNet(num_classes=3, input_shape=(24, 24, 1))
+    net.build()
+    target = tmp_path / "model.h"
+    target.write_text("previous")
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export_mod.os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        net.export(str(target))
+    assert target.read_text() == "previous"
+    _assert_nothing_written(tmp_path, ["model.h"])
+
+
+def test_add_of_mismatched_shapes_is_clear():
+    import keras
+    from keras import layers
+
+    inp = keras.Input((8, 8, 2))
+    a = layers.Conv2D(4, 1, name="a")(inp)
+    b = layers.Conv2D(4, 3, name="b")(inp)  # 6x6: Keras itself rejects the Add; use a broadcastable pair
+    with pytest.raises(Exception):
+        layers.Add()([a, b])
+    c = layers.GlobalAveragePooling2D(keepdims=True, name="c")(a)
+    model = keras.Model(inp, layers.Add(name="bad_add")([a, c]))
+    with pytest.raises(UnsupportedModelError, match=r"bad_add.*mismatched shapes"):
+        compile_model(model)
+
+
+def test_model_without_input_shape_is_clear():
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([layers.Dense(3)])
+    with pytest.raises(UnsupportedModelError, match="no defined input"):
+        compile_model(model)
