@@ -10,6 +10,7 @@ import os as _os
 # TensorFlow is chatty on import; keep the CLI and tests quiet unless the user asks otherwise.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from micronets import data  # noqa: E402,F401
 from micronets.models.base import MicroNet, TrainingConfig, load  # noqa: E402
 from micronets.models.mobilenet import (  # noqa: E402
     BaseMobileNet,
