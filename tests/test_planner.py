@@ -16,7 +16,7 @@ class Graph:
     """Tiny op-list builder: each op writes one tensor and reads some earlier ones."""
 
     def __init__(self):
-        self.ops = []  # (name, size, [(input name, gap or None)])
+        self.ops = []  # (name, size, [(input name, gap, (min_gap, max_gap) or None)])
 
     def op(self, size, *inputs):
         name = f"t{len(self.ops)}"
@@ -35,17 +35,18 @@ class Graph:
         for t, (n, _, ins) in enumerate(self.ops):
             for i, g in ins:
                 if g is not None and last[i] == t:
-                    ovs.append(Overlap(i, n, g))
+                    ovs.append(Overlap(i, n, *g) if isinstance(g, tuple) else Overlap(i, n, g))
         return bufs, ovs
 
 
 def chain(specs):
-    """specs: [(size, gap to previous tensor or None)]; tensor k is written by op k, read by op k+1."""
+    """specs: [(size, gap to previous tensor or None[, max_gap])]; tensor k is written by op k,
+    read by op k+1."""
     bufs, ovs = [], []
-    for k, (s, g) in enumerate(specs):
+    for k, (s, g, *rest) in enumerate(specs):
         bufs.append(Buffer(f"x{k}", s, k, k + 1))
         if k and g is not None:
-            ovs.append(Overlap(f"x{k - 1}", f"x{k}", g))
+            ovs.append(Overlap(f"x{k - 1}", f"x{k}", g, *rest))
     return bufs, ovs
 
 
@@ -124,8 +125,10 @@ def inverted_residual_net(se=False, h=24, c=4,
     return g.build()
 
 
-def random_graph(seed, n=200, lam=0.5, max_words=5000):
+def random_graph(seed, n=200, lam=0.5, max_words=5000, reverse=0.0):
+    """``reverse``: probability that an in-place record also gets a reverse window."""
     rng = random.Random(seed)
+    rrng = random.Random(seed + 7919)  # separate stream: reverse=0 gives the historical graphs
     g = Graph()
     names = []
     for _ in range(n):
@@ -135,19 +138,28 @@ def random_graph(seed, n=200, lam=0.5, max_words=5000):
                 j = max(0, len(names) - 1 - int(rng.expovariate(lam)))
                 if any(names[j] == a for a, _ in ins):
                     continue
-                ins.append((names[j], rng.choice([None, 0, rng.randrange(-4096, 4096, 4)])))
+                gap = rng.choice([None, 0, rng.randrange(-4096, 4096, 4)])
+                if gap is not None and rrng.random() < reverse:
+                    gap = (gap, rrng.choice([0, -rrng.randrange(0, 4096, 4), rrng.randrange(-4096, 4096)]))
+                ins.append((names[j], gap))
         names.append(g.op(rng.randrange(1, max_words) * 4, *ins))
     return g.build()
 
 
+def allowed(d, rec):
+    """May src/dst of ``rec`` = (min_gap, max_gap) share bytes at d = offset(src) - offset(dst)?"""
+    g, G = rec
+    return d >= g or (G is not None and d <= G)
+
+
 def exact_chain_optimum(bufs, ovs, alignment=4):
     """Exact minimum arena for a chain (buffer k conflicts only with k-1, k+1) by DP over offsets."""
-    gaps = {(o.src, o.dst): o.min_gap for o in ovs}
+    gaps = {(o.src, o.dst): (o.min_gap, o.max_gap) for o in ovs}
 
     def ok(pa, sa, pb, sb, g):
         if pa + sa <= pb or pb + sb <= pa:
             return True
-        return g is not None and pa - pb >= g
+        return g is not None and allowed(pa - pb, g)
 
     def feasible(M):
         cur = set(range(0, M - bufs[0].size + 1, alignment))
@@ -261,24 +273,24 @@ def test_lower_bound_shared_dst_concat_is_valid():
     assert p.arena_size == 80
 
 
-def exact_optimum(bufs, ovs):
-    """Exhaustive minimum arena (alignment 1) for tiny graphs."""
-    gaps = {(o.src, o.dst): o.min_gap for o in ovs}
+def exact_optimum(bufs, ovs, alignment=1):
+    """Exhaustive minimum arena (offsets multiples of ``alignment``) for tiny graphs."""
+    gaps = {(o.src, o.dst): (o.min_gap, o.max_gap) for o in ovs}
 
     def ok(a, pa, b, pb):
         if not live_together(a, b) or pa + a.size <= pb or pb + b.size <= pa:
             return True
         if (a.name, b.name) in gaps:
-            return pa - pb >= gaps[(a.name, b.name)]
+            return allowed(pa - pb, gaps[(a.name, b.name)])
         if (b.name, a.name) in gaps:
-            return pb - pa >= gaps[(b.name, a.name)]
+            return allowed(pb - pa, gaps[(b.name, a.name)])
         return False
 
     def fits(M, k, placed):
         if k == len(bufs):
             return True
         b = bufs[k]
-        for q in range(0, M - b.size + 1):
+        for q in range(0, M - b.size + 1, alignment):
             if all(ok(bufs[j], placed[j], b, q) for j in range(k)):
                 if fits(M, k + 1, placed + [q]):
                     return True
@@ -519,3 +531,217 @@ def test_check_detects_violations():
         Plan({"x0": 0}, 100, 0, 0).check(bufs, ovs)
     with pytest.raises(AssertionError):
         Plan(dict(p.offsets, x0=2), p.arena_size, p.naive_bound, p.lower_bound, 4).check(bufs, ovs)
+
+
+# --------------------------------------------------------------------------- reverse walk (max_gap)
+
+
+def test_overlap_max_gap_defaults_to_none():
+    o = Overlap("a", "b", 4)
+    assert o.max_gap is None and o == Overlap("a", "b", 4, None)
+    assert Overlap("a", "b", 4, -8).max_gap == -8
+
+
+@pytest.mark.parametrize("bad", [1.5, "0", True])
+def test_max_gap_must_be_int_or_none(bad):
+    bufs = [Buffer("a", 4, 0, 1), Buffer("b", 4, 1, 2)]
+    with pytest.raises(ValueError, match="max_gap"):
+        plan(bufs, [Overlap("a", "b", 0, bad)])
+
+
+def test_conflicting_max_gap_rejected():
+    bufs = [Buffer("a", 4, 0, 1), Buffer("b", 4, 1, 2)]
+    with pytest.raises(ValueError, match="conflicting"):
+        plan(bufs, [Overlap("a", "b", 0, 4), Overlap("a", "b", 0)])
+    with pytest.raises(ValueError, match="conflicting"):
+        plan(bufs, [Overlap("a", "b", 0, 4), Overlap("a", "b", 0, 8)])
+    plan(bufs, [Overlap("a", "b", 0, 4), Overlap("a", "b", 0, 4)]).check(bufs, [Overlap("a", "b", 0, 4)])
+
+
+def test_pair_span_two_windows_matches_brute_force():
+    rng = random.Random(1)
+    for _ in range(600):
+        i, o = rng.randrange(1, 40), rng.randrange(1, 40)
+        g = rng.randrange(-50, 60)
+        G = rng.choice([None, rng.randrange(-60, 50)])
+        a = rng.choice([1, 1, 2, 4])
+        best = i + o  # disjoint placement
+        for d in range(-100 * a, 100 * a, a):  # both offsets aligned, so d is too
+            if d >= g or (G is not None and d <= G):
+                best = min(best, max(i, o - d) - min(0, -d))
+        assert pair_span(i, o, g, a, max_gap=G) == best, (i, o, g, G, a)
+        if G is None:
+            assert pair_span(i, o, g, a) == best
+
+
+def test_pair_span_reverse_examples():
+    assert pair_span(100, 400, 1000, max_gap=0) == 400  # expanding, reverse: start together
+    assert pair_span(400, 100, 1000, max_gap=300) == 400  # shrinking, reverse: end-aligned
+    assert pair_span(400, 100, 1000, max_gap=200) == 400
+    assert pair_span(100, 100, 1000, max_gap=-32) == 132  # reverse depthwise: one row of gap
+    assert pair_span(100, 100, 1000, max_gap=-1000) == 200  # both windows too far: disjoint
+    assert pair_span(10, 10, 100, alignment=4, max_gap=-2) == 14  # max_gap rounds down
+
+
+def motivating_chain(reverse):
+    """X0 -op1-> X1 -op2-> X2 -op3-> X3 with per-op workspaces W1..W3."""
+    bufs = [Buffer("X0", 26508, 0, 1), Buffer("W1", 3408, 1, 1), Buffer("X1", 13824, 1, 2),
+            Buffer("W2", 3504, 2, 2), Buffer("X2", 27648, 2, 3), Buffer("W3", 3504, 3, 3),
+            Buffer("X3", 6912, 3, 4)]
+    ovs = [Overlap("X0", "X1", -552, (26508 - 13824) + 552 if reverse else None),
+           Overlap("X1", "X2", 12096, 0 if reverse else None),
+           Overlap("X2", "X3", -30000)]
+    return bufs, ovs
+
+
+def test_reverse_window_reaches_lower_bound():
+    bufs, ovs = motivating_chain(reverse=False)
+    fwd = plan(bufs, ovs)
+    fwd.check(bufs, ovs)
+    # forward only: X2 + W2 = bound needs X1 >= 12096 above X2's start, so X0 (>= X1 - 552)
+    # ends past 38052 -- the bound 31152 is out of reach.
+    assert fwd.lower_bound == 31152
+    assert fwd.arena_size >= 38052
+    bufs, ovs = motivating_chain(reverse=True)
+    rev = plan(bufs, ovs)
+    rev.check(bufs, ovs)
+    assert rev.lower_bound == 31152
+    assert rev.arena_size <= 1.01 * rev.lower_bound
+    assert rev.arena_size == rev.lower_bound
+    # op2 can only be in place by walking backwards
+    assert rev.direction("X1", "X2", ovs, bufs) == "reverse"
+    assert rev.direction("X1", "X2") == "reverse"
+    for o in ovs:
+        assert rev.direction(o.src, o.dst) == rev.directions[(o.src, o.dst)]
+        assert rev.direction(o.src, o.dst, ovs, bufs) == rev.directions[(o.src, o.dst)]
+    assert set(rev.directions) == {(o.src, o.dst) for o in ovs}
+
+
+def test_reverse_expanding_and_shrinking_layouts():
+    # expanding 1x1 with a forward gap too large to matter, reverse 0: output starts at/after input
+    bufs, ovs = chain([(400, None), (1600, 10 ** 6, 0)])
+    p = plan(bufs, ovs)
+    p.check(bufs, ovs)
+    assert p.arena_size == 1600
+    assert p.offsets["x0"] - p.offsets["x1"] <= 0
+    assert p.direction("x0", "x1") == "reverse"
+    # shrinking 1x1, reverse window end-aligned
+    bufs, ovs = chain([(1600, None), (400, 10 ** 6, 1200)])
+    p = plan(bufs, ovs)
+    p.check(bufs, ovs)
+    assert p.arena_size == 1600
+    assert p.direction("x0", "x1") == "reverse"
+
+
+def test_direction_prefers_forward_and_reports_disjoint():
+    a, b = Buffer("a", 100, 0, 1), Buffer("b", 100, 1, 2)
+    rec = [Overlap("a", "b", 0, 0)]
+    assert Plan({"a": 0, "b": 0}, 100, 200, 100, 1).direction(a, b, rec) == "forward"  # both hold
+    assert Plan({"a": 0, "b": 8}, 108, 200, 100, 1).direction(a, b, rec) == "reverse"
+    assert Plan({"a": 8, "b": 0}, 108, 200, 100, 1).direction(a, b, rec) == "forward"
+    assert Plan({"a": 0, "b": 100}, 200, 200, 100, 1).direction("a", "b", rec, [a, b]) == "disjoint"
+    bad = Plan({"a": 0, "b": 8}, 108, 200, 100, 1)
+    with pytest.raises(ValueError):
+        bad.direction(a, b, [Overlap("a", "b", 0)])  # shares bytes outside the only window
+    with pytest.raises(ValueError):
+        bad.direction("b", "a", rec, [a, b])  # no such record
+    with pytest.raises(ValueError):
+        bad.direction("a", "b", rec)  # sizes unknown and nothing recorded
+    with pytest.raises(ValueError):
+        bad.direction("a", "b")
+
+
+def test_check_validates_reverse_window_and_directions():
+    bufs = [Buffer("a", 100, 0, 1), Buffer("b", 100, 1, 2)]
+    fwd_only = [Overlap("a", "b", 0)]
+    two = [Overlap("a", "b", 0, -8)]
+    p = Plan({"a": 0, "b": 8}, 108, 200, 108, 1)  # d = -8: only the reverse window allows it
+    p.check(bufs, two)
+    with pytest.raises(AssertionError):
+        p.check(bufs, fwd_only)
+    with pytest.raises(AssertionError):
+        Plan({"a": 0, "b": 4}, 104, 200, 104, 1).check(bufs, two)  # d = -4: in neither window
+    good = Plan({"a": 0, "b": 8}, 108, 200, 108, 1, {("a", "b"): "reverse"})
+    good.check(bufs, two)
+    with pytest.raises(AssertionError):
+        Plan({"a": 0, "b": 8}, 108, 200, 108, 1, {("a", "b"): "forward"}).check(bufs, two)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_two_window_lower_bound_below_exhaustive_optimum(seed):
+    rng = random.Random(5000 + seed)
+    n = rng.randrange(2, 5)
+    bufs = []
+    for k in range(n):
+        first = rng.randrange(0, 3)
+        bufs.append(Buffer(f"b{k}", rng.randrange(1, 7), first, first + rng.randrange(0, 3)))
+    ovs, pairs = [], set()
+    for a in bufs:
+        for b in bufs:
+            if a is not b and a.last == b.first and (b.name, a.name) not in pairs and rng.random() < 0.8:
+                pairs.add((a.name, b.name))
+                G = rng.choice([None, rng.randrange(-6, 3)])
+                ovs.append(Overlap(a.name, b.name, rng.randrange(-4, 7), G))
+    align = 1 if seed % 2 else 2
+    p = plan(bufs, ovs, alignment=align)
+    p.check(bufs, ovs)
+    opt = exact_optimum(bufs, ovs, alignment=align)
+    assert p.lower_bound <= opt <= p.arena_size
+    assert p.arena_size == opt
+    for o in ovs:
+        assert p.direction(o.src, o.dst, ovs, bufs) == p.direction(o.src, o.dst)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_two_window_chain_matches_exact_optimum(seed):
+    rng = random.Random(300 + seed)
+    specs = [(rng.randrange(1, 16) * 4, None)]
+    for _ in range(rng.randrange(3, 9)):
+        s = rng.randrange(1, 16) * 4
+        prev = specs[-1][0]
+        g = rng.choice([0, s - prev, -rng.randrange(0, 8) * 4, rng.randrange(1, 4) * 4, 10 ** 6, None])
+        if g is not None and rng.random() < 0.6:
+            specs.append((s, g, rng.choice([0, prev - s, -rng.randrange(0, 8) * 4, rng.randrange(-20, 20)])))
+        else:
+            specs.append((s, g))
+    bufs, ovs = chain(specs)
+    p = plan(bufs, ovs)
+    p.check(bufs, ovs)
+    opt = exact_chain_optimum(bufs, ovs)
+    assert p.lower_bound <= opt
+    assert p.arena_size == opt, (specs, p.arena_size, opt, p.lower_bound)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_graphs_mixed_windows_valid(seed):
+    bufs, ovs = random_graph(seed, n=120, lam=[0.5, 0.2][seed % 2], reverse=0.5)
+    assert any(o.max_gap is not None for o in ovs) and any(o.max_gap is None for o in ovs)
+    p = plan(bufs, ovs)
+    p.check(bufs, ovs)
+    assert p.arena_size >= p.lower_bound >= max(b.size for b in bufs)
+    assert p.naive_bound >= p.lower_bound
+    assert all(off % 4 == 0 for off in p.offsets.values())
+    assert set(p.directions) == {(o.src, o.dst) for o in ovs}
+    # a reverse window can only help: never worse than the bound of the forward-only problem
+    fwd = [Overlap(o.src, o.dst, o.min_gap) for o in ovs]
+    assert p.lower_bound <= plan(bufs, fwd).lower_bound
+
+
+def test_random_small_graphs_mixed_windows_many():
+    for seed in range(60):
+        rng = random.Random(2000 + seed)
+        bufs, ovs = random_graph(seed, n=rng.randrange(1, 25), lam=0.4, max_words=50, reverse=0.5)
+        align = rng.choice([1, 4, 16])
+        p = plan(bufs, ovs, alignment=align)
+        p.check(bufs, ovs)
+        assert p.arena_size >= p.lower_bound >= max(b.size for b in bufs)
+        assert all(off % align == 0 for off in p.offsets.values())
+
+
+def test_speed_200_buffers_two_windows():
+    bufs, ovs = random_graph(7, n=200, lam=0.2, reverse=0.5)
+    t0 = time.perf_counter()
+    p = plan(bufs, ovs)
+    dt = time.perf_counter() - t0
+    p.check(bufs, ovs)
+    assert dt < 1.0, dt

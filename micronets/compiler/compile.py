@@ -44,10 +44,13 @@ class CompiledModel:
     """A model compiled for one class name: graph, memory plan, figures and header text."""
 
     def __init__(self, keras_model, graph: Graph, plan, classname: str, arch: str,
-                 input_scale: float, input_offset: float):
+                 input_scale: float, input_offset: float, layerwise: Graph, layerwise_plan):
         self.keras_model = keras_model
         self.graph = graph
         self.plan = plan
+        #: the same model with one op per layer (no fusion): the baseline the bounds refer to
+        self.layerwise = layerwise
+        self.layerwise_plan = layerwise_plan
         self.classname = classname
         self.arch = arch
         self.input_scale = float(input_scale)
@@ -81,7 +84,10 @@ class CompiledModel:
             weights=int(weights),
             weights_bytes=int(weights * FLOAT_BYTES),
             arena_bytes=int(arena),
-            naive_bound=int(naive_bound(g)),
+            # bounds: layer by layer with no op writing over its input (max in + out); layer by
+            # layer with every op working in place where it can; and for the ops as executed here
+            naive_bound=int(naive_bound(self.layerwise)),
+            layerwise_bound=int(self.layerwise_plan.lower_bound),
             inplace_bound=int(self.plan.lower_bound),
             # outputs[] + uint16_t output + float proba, padded to float alignment
             object_bytes=int(arena + outputs + 2 * FLOAT_BYTES) if arena else int(FLOAT_BYTES + outputs + 2 * FLOAT_BYTES),
@@ -145,11 +151,16 @@ def plan_memory(graph: Graph):
             gap = op.inplace_gap(k)
             if gap is None:
                 continue
-            overlaps.append(planner.Overlap(names[id(src)], names[id(out)], int(gap)))
+            back = op.inplace_gap_reverse(k)
+            overlaps.append(planner.Overlap(names[id(src)], names[id(out)], int(gap),
+                                            None if back is None else int(back)))
             declared = True
         if declared and op.scratch_bytes():
             buffers.append(planner.Buffer(f"{op.ident}:scratch", op.scratch_bytes(), op.index, op.index))
             scratch_ops.append(op)
+    for op in graph.ops:
+        if op.workspace_bytes():
+            buffers.append(planner.Buffer(f"{op.ident}:work", op.workspace_bytes(), op.index, op.index))
     result = planner.plan(buffers, overlaps, alignment=FLOAT_BYTES)
     result.check(buffers, overlaps)
     for op in graph.ops:
@@ -157,6 +168,9 @@ def plan_memory(graph: Graph):
             op.output.offset = result.offsets[names[id(op.output)]]
     for op in scratch_ops:
         op.scratch_offset = result.offsets[f"{op.ident}:scratch"]
+    for op in graph.ops:
+        if op.workspace_bytes():
+            op.workspace_offset = result.offsets[f"{op.ident}:work"]
     return result
 
 
@@ -181,4 +195,6 @@ def compile_model(model, classname: str = "Net", arch: Optional[str] = None,
     graph = trace(model)
     check_weights(graph)
     plan = plan_memory(graph)
-    return CompiledModel(model, graph, plan, classname, arch or model.name, input_scale, input_offset)
+    layerwise = trace(model, fuse=False)
+    return CompiledModel(model, graph, plan, classname, arch or model.name, input_scale, input_offset,
+                         layerwise, plan_memory(layerwise))

@@ -20,13 +20,24 @@ reads it; the buffer is *live* during ``[first, last]`` (inclusive).
   ``out - in`` (the input must end where the output ends, or later);
   shrinking 1x1 conv ``0`` or negative; depthwise conv keeping H, W, C one row
   of the output.
+* Kernels that can ALSO walk their output backwards (last pixel first) give the
+  record a second, alternative window ``max_gap``: sharing is then also legal
+  when ``offset(src) - offset(dst) <= max_gap``.  In short, with
+  ``d = offset(src) - offset(dst)`` two buffers of a record may share bytes iff
+  ``d >= min_gap`` (forward walk) or ``d <= max_gap`` (reverse walk, only when
+  ``max_gap is not None``); otherwise they must be disjoint.  Typical reverse
+  gaps: expanding 1x1 conv ``0`` (output starts at or after the input start);
+  shrinking 1x1 conv ``in - out`` (input end-aligned with the output, or the
+  output later).  :meth:`Plan.direction` tells the caller which walk a placed
+  pair needs (``"forward"`` is preferred when both windows hold).
 
 At most one record per pair of buffers (repeating an identical record is
 harmless; records with different gaps, or in both directions, are rejected).
 
 The result is deterministic: the same input (same order) gives the same plan.
 ``plan`` always returns a valid plan; :meth:`Plan.check` re-verifies every rule
-and is cheap enough to be used as a self-check by the compiler.
+(and the recorded ``Plan.directions``) and is cheap enough to be used as a
+self-check by the compiler.
 
 Bounds
 ======
@@ -42,15 +53,26 @@ Bounds
     bytes).  The arena is at least the measure of the union of ``L_t``.
 
     *Pair span.*  Put ``src`` (size ``i``) at ``[0, i)`` and ``dst`` (size
-    ``o``) at ``[-d, -d + o)`` with ``d = offset(src) - offset(dst)``.  Legal
-    ``d`` are ``d >= g`` (``g`` = ``min_gap`` rounded up to the alignment, since
-    both offsets are aligned) or any disjoint placement (span ``>= i + o``).
-    For ``d >= 0`` the span is ``max(i, o - d) + d = max(i + d, o)``,
-    increasing in ``d``, so the best is ``d = max(g, 0)``.  For ``d < 0`` (only
-    legal when ``g < 0``) the span is ``max(i, o + |d|) >= max(i, o)``, which
-    ``d = 0`` already achieves.  Hence::
+    ``o``) at ``[-d, -d + o)`` with ``d = offset(src) - offset(dst)``; the
+    extent is ``max(i, o - d) - min(0, -d)``.  Legal ``d`` are ``d >= g``
+    (``g`` = ``min_gap`` rounded up to the alignment, since both offsets are
+    aligned), ``d <= G`` (``G`` = ``max_gap`` rounded DOWN to the alignment,
+    only with a reverse window) or any disjoint placement (span ``>= i + o``).
 
-        span(i, o, g) = min(i + o, max(i + max(g, 0), o))
+    Forward window ``d >= g``: for ``d >= 0`` the span is
+    ``max(i, o - d) + d = max(i + d, o)``, increasing in ``d``, so the best is
+    ``d = max(g, 0)``.  For ``d < 0`` (only legal when ``g < 0``) the span is
+    ``max(i, o + |d|) >= max(i, o)``, which ``d = 0`` already achieves.  So the
+    best forward span is ``max(i + max(g, 0), o)``.
+
+    Reverse window ``d <= G``: for ``d <= 0`` the span is ``max(i, o + |d|)``,
+    increasing in ``|d|``, so the best is ``d = min(G, 0)``.  For ``d > 0``
+    (only legal when ``G > 0``) the span is ``max(i + d, o) >= max(i, o)``,
+    which ``d = 0`` already achieves.  So the best reverse span is
+    ``max(i, o + max(-G, 0))``.  Hence::
+
+        span(i, o, g)    = min(i + o, max(i + max(g, 0), o))
+        span(i, o, g, G) = min(i + o, max(i + max(g, 0), o), max(i, o + max(-G, 0)))
 
     *Combining.*  Choose a family of disjoint *groups* of live buffers, each a
     single buffer or one active pair, such that no active record joins two
@@ -75,7 +97,9 @@ Algorithm
 2. Targeted search: for a target arena size ``M`` buffers are placed in
    execution order (by ``first``), each trying a small set of candidate
    offsets (0, ``M - size``, ends / starts of conflicting placed buffers, the
-   tightest in-place position allowed by an overlap record) with depth-first
+   tightest in-place positions allowed by an overlap record in either window:
+   ``offset(src) - min_gap`` / ``offset(src) - max_gap`` for a dst,
+   ``offset(dst) + min_gap`` / ``offset(dst) + max_gap`` for a src) with depth-first
    backtracking, a node budget and memoisation of failed states (the state is
    the offsets of already-placed buffers still live when the next buffer is
    written).  ``M = lower_bound`` is tried first, then a binary search between
@@ -89,9 +113,10 @@ live buffers; the result is always valid and never worse than the greedy.
 from __future__ import annotations
 
 import itertools
+import numbers
 import sys
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = ["Buffer", "Overlap", "Plan", "plan", "pair_span"]
 
@@ -111,12 +136,15 @@ class Overlap:
     """The op at time ``src.last == dst.first`` reads ``src`` and writes ``dst``
     progressively, so ``dst`` may share bytes with ``src`` provided
     ``offset(src) - offset(dst) >= min_gap`` (``min_gap`` may be negative or
-    zero).  Without this record, or if the gap condition fails, the two must be
+    zero).  If the kernel can also walk backwards, ``max_gap`` opens a second
+    window: sharing is also legal when ``offset(src) - offset(dst) <= max_gap``.
+    Without this record, or if neither gap condition holds, the two must be
     disjoint."""
 
     src: str
     dst: str
     min_gap: int
+    max_gap: Optional[int] = None  # reverse walk window; None = forward only
 
 
 @dataclass(frozen=True)
@@ -126,6 +154,47 @@ class Plan:
     naive_bound: int  # max_t sum(size live at t)
     lower_bound: int  # in-place aware live-set lower bound
     alignment: int = 1  # alignment the offsets were planned with
+    # walk direction of every overlap record, (src, dst) -> "forward" | "reverse" | "disjoint"
+    # (filled by plan(); see direction())
+    directions: Dict[Tuple[str, str], str] = field(default_factory=dict)
+
+    def direction(self, src: Union[str, Buffer], dst: Union[str, Buffer],
+                  overlaps: Optional[Sequence[Overlap]] = None,
+                  buffers: Optional[Sequence[Buffer]] = None) -> str:
+        """Walk the op of record ``src -> dst`` must use with this placement.
+
+        ``"forward"`` if ``offset(src) - offset(dst) >= min_gap`` (preferred when
+        both windows hold), ``"reverse"`` if only ``<= max_gap`` holds,
+        ``"disjoint"`` if the two do not share bytes (any walk is fine).
+        ``src``/``dst`` are names or :class:`Buffer` objects.  Without
+        ``overlaps`` the answer recorded by :func:`plan` is returned; with it the
+        answer is recomputed from the record (sizes from Buffer arguments or
+        ``buffers``, else the recorded answer is used).  Raises ``ValueError``
+        if there is no such record or the pair shares bytes illegally."""
+        s = src.name if isinstance(src, Buffer) else src
+        d = dst.name if isinstance(dst, Buffer) else dst
+        if overlaps is None:
+            if (s, d) not in self.directions:
+                raise ValueError(f"no overlap record {s!r} -> {d!r} in this plan")
+            return self.directions[(s, d)]
+        rec = next((o for o in overlaps if o.src == s and o.dst == d), None)
+        if rec is None:
+            raise ValueError(f"no overlap record {s!r} -> {d!r}")
+        sizes = {b.name: b.size for b in (buffers or ())}
+        for b in (src, dst):
+            if isinstance(b, Buffer):
+                sizes[b.name] = b.size
+        if s not in sizes or d not in sizes:
+            if (s, d) in self.directions:
+                return self.directions[(s, d)]
+            raise ValueError(f"sizes of {s!r} and {d!r} unknown: pass Buffer objects or buffers")
+        for n in (s, d):
+            if n not in self.offsets:
+                raise ValueError(f"buffer {n!r} is not in this plan")
+        res = _direction(self.offsets[s], sizes[s], self.offsets[d], sizes[d], rec.min_gap, rec.max_gap)
+        if res is None:
+            raise ValueError(f"{s!r} and {d!r} share bytes outside both windows of their record")
+        return res
 
     def check(self, buffers: Sequence[Buffer], overlaps: Sequence[Overlap] = ()) -> None:
         """Raise ``ValueError``/``AssertionError`` if any planning rule is violated."""
@@ -158,11 +227,11 @@ class Plan:
                 ob = self.offsets[b.name]
                 if oa + a.size <= ob or ob + b.size <= oa:
                     continue
-                gap = ovmap.get((a.name, b.name))
-                if gap is not None and oa - ob >= gap:
+                rec = ovmap.get((a.name, b.name))
+                if rec is not None and _allowed(oa - ob, rec):
                     continue
-                gap = ovmap.get((b.name, a.name))
-                if gap is not None and ob - oa >= gap:
+                rec = ovmap.get((b.name, a.name))
+                if rec is not None and _allowed(ob - oa, rec):
                     continue
                 raise AssertionError(
                     f"buffers {a.name!r} [{oa}, {oa + a.size}) and {b.name!r} "
@@ -172,6 +241,15 @@ class Plan:
             raise AssertionError(f"lower_bound {self.lower_bound} > arena_size {self.arena_size}")
         if bufs and self.lower_bound < max(b.size for b in bufs):
             raise AssertionError("lower_bound smaller than the largest buffer")
+        if self.directions:
+            size = {b.name: b.size for b in bufs}
+            if set(self.directions) != set(ovmap):
+                raise AssertionError("directions do not match the overlap records")
+            for (s, d), (g, G) in ovmap.items():
+                want = _direction(self.offsets[s], size[s], self.offsets[d], size[d], g, G)
+                if self.directions[(s, d)] != want:
+                    raise AssertionError(
+                        f"direction of {s!r} -> {d!r} is {self.directions[(s, d)]!r}, placement says {want!r}")
 
 
 # --------------------------------------------------------------------------- utils
@@ -185,15 +263,46 @@ def _align_down(x: int, a: int) -> int:
     return (x // a) * a
 
 
-def pair_span(size_in: int, size_out: int, min_gap: int, alignment: int = 1) -> int:
-    """Smallest possible extent of an overlapping (src, dst) pair (see module doc)."""
+def pair_span(size_in: int, size_out: int, min_gap: int, alignment: int = 1,
+              max_gap: Optional[int] = None) -> int:
+    """Smallest possible extent of an overlapping (src, dst) pair (see module doc).
+
+    ``min(size_in + size_out, forward span, reverse span)`` where the forward
+    span is ``max(size_in + max(g, 0), size_out)`` (``g`` = ``min_gap`` aligned
+    up) and, when ``max_gap`` is given, the reverse span is
+    ``max(size_in, size_out + max(-G, 0))`` (``G`` = ``max_gap`` aligned down)."""
     g = _align_up(min_gap, alignment) if alignment > 1 else min_gap
-    return min(size_in + size_out, max(size_in + max(g, 0), size_out))
+    best = min(size_in + size_out, max(size_in + max(g, 0), size_out))
+    if max_gap is not None:
+        G = _align_down(max_gap, alignment) if alignment > 1 else max_gap
+        best = min(best, max(size_in, size_out + max(-G, 0)))
+    return best
+
+
+_Rec = Tuple[int, Optional[int]]  # (min_gap, max_gap) of one overlap record
+
+
+def _allowed(d: int, rec: _Rec) -> bool:
+    """May a pair with ``d = offset(src) - offset(dst)`` share bytes under ``rec``?"""
+    g, G = rec
+    return d >= g or (G is not None and d <= G)
+
+
+def _direction(osrc: int, ssrc: int, odst: int, sdst: int, g: int, G: Optional[int]) -> Optional[str]:
+    """'forward' / 'reverse' / 'disjoint' for a placed pair, None if the placement is illegal."""
+    if osrc + ssrc <= odst or odst + sdst <= osrc:
+        return "disjoint"
+    d = osrc - odst
+    if d >= g:
+        return "forward"
+    if G is not None and d <= G:
+        return "reverse"
+    return None
 
 
 def _validate(
     buffers: Sequence[Buffer], overlaps: Sequence[Overlap]
-) -> Tuple[List[Buffer], Dict[Tuple[str, str], int]]:
+) -> Tuple[List[Buffer], Dict[Tuple[str, str], _Rec]]:
     bufs = list(buffers)
     by_name: Dict[str, Buffer] = {}
     for b in bufs:
@@ -206,7 +315,7 @@ def _validate(
         if b.last < b.first:
             raise ValueError(f"buffer {b.name!r}: last ({b.last}) < first ({b.first})")
         by_name[b.name] = b
-    ovmap: Dict[Tuple[str, str], int] = {}
+    ovmap: Dict[Tuple[str, str], _Rec] = {}
     for o in overlaps:
         if not isinstance(o, Overlap):
             raise ValueError(f"expected Overlap, got {o!r}")
@@ -221,10 +330,14 @@ def _validate(
                 f"illegal overlap {o.src!r} -> {o.dst!r}: src.last ({s.last}) != dst.first ({d.first}); "
                 "an in-place overlap needs the op that reads src for the last time to write dst"
             )
+        G = o.max_gap
+        if G is not None and (isinstance(G, bool) or not isinstance(G, numbers.Integral)):
+            raise ValueError(f"overlap {o.src!r} -> {o.dst!r}: max_gap must be an int or None, got {G!r}")
         key = (o.src, o.dst)
-        if (o.dst, o.src) in ovmap or ovmap.get(key, o.min_gap) != o.min_gap:
+        rec = (int(o.min_gap), None if o.max_gap is None else int(o.max_gap))
+        if (o.dst, o.src) in ovmap or ovmap.get(key, rec) != rec:
             raise ValueError(f"conflicting overlap records for {o.src!r} and {o.dst!r}")
-        ovmap[key] = int(o.min_gap)
+        ovmap[key] = rec
     return bufs, ovmap
 
 
@@ -275,15 +388,16 @@ def _group_bound(nodes: List[int], sizes: List[int], edges: Dict[Tuple[int, int]
     return best
 
 
-def _bounds(bufs: List[Buffer], ovmap: Dict[Tuple[str, str], int], alignment: int) -> Tuple[int, int]:
+def _bounds(bufs: List[Buffer], ovmap: Dict[Tuple[str, str], _Rec], alignment: int) -> Tuple[int, int]:
     if not bufs:
         return 0, 0
     index = {b.name: k for k, b in enumerate(bufs)}
     events = sorted({b.first for b in bufs})  # live sets only grow at writes
     active: Dict[int, List[Tuple[int, int, int]]] = {}
-    for (s, d), g in ovmap.items():
+    for (s, d), (g, G) in ovmap.items():
         bs, bd = bufs[index[s]], bufs[index[d]]
-        active.setdefault(bd.first, []).append((index[s], index[d], pair_span(bs.size, bd.size, g, alignment)))
+        span = pair_span(bs.size, bd.size, g, alignment, max_gap=G)
+        active.setdefault(bd.first, []).append((index[s], index[d], span))
     naive = 0
     lower = max(b.size for b in bufs)
     for t in events:
@@ -334,7 +448,7 @@ def _bounds(bufs: List[Buffer], ovmap: Dict[Tuple[str, str], int], alignment: in
 class _Problem:
     """Index-based view of the problem used by the placers."""
 
-    def __init__(self, bufs: List[Buffer], ovmap: Dict[Tuple[str, str], int], alignment: int):
+    def __init__(self, bufs: List[Buffer], ovmap: Dict[Tuple[str, str], _Rec], alignment: int):
         self.bufs = bufs
         self.n = len(bufs)
         self.a = alignment
@@ -342,12 +456,12 @@ class _Problem:
         self.first = [b.first for b in bufs]
         self.last = [b.last for b in bufs]
         index = {b.name: k for k, b in enumerate(bufs)}
-        # ov[k][j] = (role, gap): role 'd' means k is dst and j is src
-        self.ov: List[Dict[int, Tuple[str, int]]] = [dict() for _ in bufs]
-        for (s, d), g in ovmap.items():
+        # ov[k][j] = (role, min_gap, max_gap): role 'd' means k is dst and j is src
+        self.ov: List[Dict[int, Tuple[str, int, Optional[int]]]] = [dict() for _ in bufs]
+        for (s, d), (g, G) in ovmap.items():
             si, di = index[s], index[d]
-            self.ov[di][si] = ("d", g)
-            self.ov[si][di] = ("s", g)
+            self.ov[di][si] = ("d", g, G)
+            self.ov[si][di] = ("s", g, G)
         n = self.n
         self.conf: List[List[int]] = [[] for _ in range(n)]
         order = sorted(range(n), key=lambda k: (self.first[k], k))
@@ -379,11 +493,17 @@ class _Problem:
             lo, hi = p - si, p + self.size[j]  # q in (lo, hi) overlaps j
             r = ovi.get(j)
             if r is not None:
-                role, g = r
-                if role == "d":  # allowed: p - q >= g  <=> q <= p - g
+                role, g, G = r
+                if role == "d":
+                    # allowed: p - q >= g <=> q <= p - g (forward), p - q <= G <=> q >= p - G (reverse)
                     lo = max(lo, p - g)
-                else:  # i is src: allowed q - p >= g <=> q >= p + g
+                    if G is not None:
+                        hi = min(hi, p - G)
+                else:
+                    # i is src: allowed q - p >= g <=> q >= p + g (forward), q <= p + G (reverse)
                     hi = min(hi, p + g)
+                    if G is not None:
+                        lo = max(lo, p + G)
             if hi - lo > 1:
                 forb.append((lo + 1, hi - 1))  # closed forbidden range
         lim = None if top is None else top - si
@@ -487,10 +607,12 @@ class _Searcher:
             if cands:
                 # preference: tightest in-place positions, the two arena ends, the rest ascending
                 pref = []
-                for j, (role, g) in pb.ov[i].items():
+                for j, (role, g, G) in pb.ov[i].items():
                     p = offs[j]
                     if p is not None:
                         pref.append(_align_down(p - g, a) if role == "d" else _align_up(p + g, a))
+                        if G is not None:
+                            pref.append(_align_up(p - G, a) if role == "d" else _align_down(p + G, a))
                 pref.append(cands[0])
                 pref.append(cands[-1])
                 cset = set(cands)
@@ -571,6 +693,11 @@ def plan(buffers: Sequence[Buffer], overlaps: Sequence[Overlap] = (), alignment:
                     hi = best_size - 1
                 else:
                     lo = mid + 1
-    result = Plan({b.name: int(best[k]) for k, b in enumerate(bufs)}, best_size, naive, lower, alignment)
+    offsets = {b.name: int(best[k]) for k, b in enumerate(bufs)}
+    size = {b.name: b.size for b in bufs}
+    directions: Dict[Tuple[str, str], str] = {}
+    for (s, d), (g, G) in ovmap.items():
+        directions[(s, d)] = _direction(offsets[s], size[s], offsets[d], size[d], g, G) or "illegal"
+    result = Plan(offsets, best_size, naive, lower, alignment, directions)
     result.check(bufs, overlaps)
     return result

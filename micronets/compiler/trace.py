@@ -19,7 +19,7 @@ from typing import Dict, List, Tuple
 
 from micronets.compiler.graph import Graph, Tensor
 from micronets.compiler.ops import base as ops_base
-from micronets.compiler.ops.base import CONVERTERS, UnsupportedModelError
+from micronets.compiler.ops.base import CONVERTERS, REWRITES, UnsupportedModelError
 
 
 def _load_op_modules():
@@ -161,8 +161,9 @@ def _keras_graph(model):
     return order, readers
 
 
-def trace(model) -> Graph:
-    """Convert a Keras model into a Graph; unsupported layers raise UnsupportedModelError."""
+def trace(model, fuse: bool = True) -> Graph:
+    """Convert a Keras model into a Graph; unsupported layers raise UnsupportedModelError.
+    ``fuse=False`` skips the fusing rewrites (one op per layer, for comparison)."""
     _load_op_modules()
     order, readers = _keras_graph(model)
     ctx = Tracer()
@@ -205,8 +206,13 @@ def trace(model) -> Graph:
     if out.kind == "input":
         raise UnsupportedModelError("the model computes nothing: its output is its input")
     out.kind = "output"
-    _name_ops(ctx.ops)
-    return Graph(ops=ctx.ops, input=graph_input, output=out)
+    ops = ctx.ops
+    for fn in REWRITES if fuse else ():
+        ops = fn(ops)
+    for i, op in enumerate(ops):
+        op.index = i
+    _name_ops(ops)
+    return Graph(ops=ops, input=graph_input, output=out)
 
 
 def _name_ops(ops):

@@ -30,6 +30,16 @@ def converter(*keras_classes: str):
     return register
 
 
+#: graph rewrites run after tracing, in registration order: fn(ops) -> ops
+REWRITES: List[Callable] = []
+
+
+def rewrite(fn):
+    """Register a rewrite of the traced op list (e.g. fusing two ops into one)."""
+    REWRITES.append(fn)
+    return fn
+
+
 class UnsupportedModelError(ValueError):
     """The model uses a layer, or a layer setting, the compiler cannot turn into C++."""
 
@@ -71,6 +81,7 @@ class Op:
         self.index = -1  # position in the graph, set by the tracer
         self.ident = ""  # C identifier stem for this op's weights, set by the emitter
         self.scratch_offset: Optional[int] = None  # byte offset of the per-op scratch, when planned
+        self.workspace_offset: Optional[int] = None  # byte offset of the per-op workspace, when planned
         output.producer = self
 
     # ---- facts
@@ -100,8 +111,17 @@ class Op:
         while it runs, or None when the two must not share bytes."""
         return None
 
+    def inplace_gap_reverse(self, input_index: int) -> Optional[int]:
+        """For kernels that can also walk their output backwards: largest ``offset(input) -
+        offset(output)`` at which that walk may overwrite the input; None when they cannot."""
+        return None
+
     def scratch_bytes(self) -> int:
         """Bytes of per-op scratch the kernel needs when it overwrites its own input."""
+        return 0
+
+    def workspace_bytes(self) -> int:
+        """Bytes of arena the kernel always needs while it runs (e.g. a ring of rows)."""
         return 0
 
     # ---- emission helpers for templates
@@ -126,6 +146,9 @@ class Op:
         if self.scratch_offset is None or not self._overlaps_input():
             return "(float*)0"
         return f"arena + {self.scratch_offset // FLOAT_BYTES}"
+
+    def workspace_ptr(self) -> str:
+        return f"arena + {self.workspace_offset // FLOAT_BYTES}"
 
     def _overlaps_input(self) -> bool:
         out = self.output

@@ -1,0 +1,120 @@
+"""Conv2D -> DepthwiseConv2D fused through a ring of rows: the conv's output (often the widest
+tensor of a block, e.g. a MobileNet pointwise expansion or a PhiNet 1x1 expansion) is never
+stored whole. The kernel computes the conv's output rows on demand into a ring of as many rows
+as the depthwise kernel is tall, and the depthwise reads them from there.
+
+Same arithmetic, in the same order, as the two ops run apart; MACs are the sum of both.
+Applied by a graph rewrite when the conv's only reader is the depthwise that runs right after it
+and the conv output has at least twice as many rows as the ring.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from micronets.compiler.graph import FLOAT_BYTES
+from micronets.compiler.ops.base import Op, rewrite
+from micronets.compiler.ops.conv2d import Conv2D
+from micronets.compiler.ops.depthwise import DepthwiseConv2D
+
+
+class ConvDepthwise(Op):
+    kind = "Conv2D+DepthwiseConv2D"
+    template = "kernels/conv_depthwise.h.j2"
+
+    def __init__(self, conv: Conv2D, dw: DepthwiseConv2D):
+        super().__init__(f"{conv.name}+{dw.name}", list(conv.inputs), dw.output)
+        self.conv, self.dw = conv, dw
+        self.mid = conv.output  # (HT, WT, CT): only ever held as a ring of rows
+
+    def macs(self):
+        return self.conv.macs() + self.dw.macs()
+
+    def weights(self):
+        w = collections.OrderedDict()
+        for prefix, op in (("c", self.conv), ("d", self.dw)):
+            for suffix, array in op.weights().items():
+                w[prefix + suffix] = array
+        return w
+
+    def label(self):
+        return f"{self.conv.label()} -> {self.dw.label()} (ring of {self.ring_rows} rows)"
+
+    @property
+    def ring_rows(self) -> int:
+        return int(self.dw.kernel.shape[0])
+
+    def workspace_bytes(self):
+        ht, wt, ct = self.mid.hwc
+        return (self.ring_rows * wt * ct + self.output.hwc[2]) * FLOAT_BYTES  # ring + one output pixel
+
+    def scratch_ptr(self):
+        """The one-pixel scratch sits in the workspace, right after the ring."""
+        if not self._overlaps_input():
+            return "(float*)0"
+        ht, wt, ct = self.mid.hwc
+        return f"arena + {self.workspace_offset // FLOAT_BYTES + self.ring_rows * wt * ct}"
+
+    def inplace_gap(self, input_index):
+        """Output pixel q is stored once every conv row it needs is in the ring; after that the
+        conv still reads input from the first row of its next output row on."""
+        h, w, cin = self.inputs[0].hwc
+        ht = self.mid.hwc[0]
+        ho, wo, cout = self.output.hwc
+        sd, pd, kd = self.dw.strides[0], self.dw.pads[0], self.ring_rows
+        sc, pc = self.conv.strides[0], self.conv.pads[0]
+        last_row = np.minimum(np.arange(ho) * sd - pd + kd - 1, ht - 1)  # conv rows needed by output row
+        next_in = np.clip((last_row + 1) * sc - pc, 0, h) * w * cin * FLOAT_BYTES
+        next_in = np.where(last_row >= ht - 1, np.iinfo(np.int64).max // 4, next_in)  # no more reads
+        first_read_after = np.repeat(next_in, wo)[:-1]  # per output pixel q = 0 .. n-2
+        out_end = np.arange(1, ho * wo) * cout * FLOAT_BYTES
+        if out_end.size == 0:
+            return -(h * w * cin + ho * wo * cout) * FLOAT_BYTES
+        return int(np.max(out_end - first_read_after))
+
+    def inplace_gap_reverse(self, input_index):
+        """Walking output pixels last to first (conv rows computed bottom-up), output pixel q may
+        be stored at or after the end of the input rows that earlier pixels still need:
+        ``offset(input) - offset(output) <= max_gap``."""
+        h, w, cin = self.inputs[0].hwc
+        ht = self.mid.hwc[0]
+        ho, wo, cout = self.output.hwc
+        sd, pd = self.dw.strides[0], self.dw.pads[0]
+        sc, pc, kc = self.conv.strides[0], self.conv.pads[0], int(self.conv.kernel.shape[0])
+        first_row = np.maximum(np.arange(ho) * sd - pd, 0)  # lowest conv row output row y needs
+        # after output row y is done, conv rows < first_row(y) remain: they read input up to this row
+        last_in = np.minimum((first_row - 1) * sc - pc + kc - 1, h - 1)
+        read_end = np.where(first_row > 0, (last_in + 1) * w * cin * FLOAT_BYTES, -np.iinfo(np.int64).max // 4)
+        # pixel q (row-major index) is stored while later (lower) pixels still need read_end of its row
+        q = np.arange(ho * wo)
+        need = np.repeat(read_end, wo)
+        return int(-np.max(need - q * cout * FLOAT_BYTES))
+
+    @property
+    def reverse(self) -> bool:
+        """Walk backwards when the planner overlapped input and output in the reverse window."""
+        x, out = self.inputs[0], self.output
+        if x.kind != "arena" or out.kind != "arena" or not self._overlaps_input():
+            return False
+        return x.offset - out.offset < self.inplace_gap(0)
+
+
+@rewrite
+def fuse_conv_depthwise(ops):
+    """Replace each Conv2D whose only reader is the DepthwiseConv2D right after it by one op."""
+    readers = collections.Counter(id(t) for op in ops for t in op.inputs)
+    out, i = [], 0
+    while i < len(ops):
+        op = ops[i]
+        nxt = ops[i + 1] if i + 1 < len(ops) else None
+        if (isinstance(op, Conv2D) and isinstance(nxt, DepthwiseConv2D) and nxt.inputs[0] is op.output
+                and readers[id(op.output)] == 1 and op.output.kind == "arena" and not op.output.is_model_output
+                and op.output.hwc[0] >= 2 * int(nxt.kernel.shape[0])):
+            out.append(ConvDepthwise(op, nxt))
+            i += 2
+        else:
+            out.append(op)
+            i += 1
+    return out
