@@ -57,7 +57,7 @@ def liven(model, x, seed=0, logit_std=2.0):
             layer.set_weights(new)
             y = _call(layer, ins)
             axes = tuple(range(y.ndim - 1))
-            if layer is not last and ACTIVE_SHIFT:
+            if layer is not last and ACTIVE_SHIFT and not (y.ndim == 2 or y.shape[1:3] == (1, 1)):
                 # lean each channel positive: mean about ACTIVE_SHIFT x its spread
                 ones = [np.ones_like(w) if i == k else w for i, w in enumerate(new)]
                 if has_bias:
@@ -71,10 +71,18 @@ def liven(model, x, seed=0, logit_std=2.0):
                     new[k] = new[k] + beta
                 layer.set_weights(new)
                 y = _call(layer, ins)
-            std = np.std(y, axis=axes)
-            # a nearly constant channel would get a huge gain and amplify rounding noise: clamp
-            std = np.maximum(std, 0.5 * float(np.mean(std)) + 1e-6)
-            mean = np.mean(y, axis=axes)
+            pooled = y.ndim == 2 or y.shape[1:3] == (1, 1)
+            if pooled and layer is not last:
+                # a conv on globally pooled features (squeeze-excite, PhiNet's head): those barely
+                # vary between images, and scaling that variation up to unit spread would amplify
+                # rounding a thousandfold. Scale the magnitude instead.
+                std = np.sqrt(np.mean(y * y, axis=axes)) + 1e-6
+                mean = np.zeros_like(std)
+            else:
+                std = np.std(y, axis=axes)
+                # a nearly constant channel would get a huge gain and amplify rounding: clamp
+                std = np.maximum(std, 0.5 * float(np.mean(std)) + 1e-6)
+                mean = np.mean(y, axis=axes)
             target = logit_std if layer is last else 1.0
             gain = target / std
             if kind == "DepthwiseConv2D":
@@ -135,3 +143,41 @@ def to_uint8(x):
     """Quantise [0, 1] images to raw 8-bit pixels; returns (pixels, the exact float input they mean)."""
     pixels = np.clip(np.round(np.asarray(x) * 255.0), 0, 255).astype(np.uint8)
     return pixels, (pixels.astype(np.float32) / np.float32(255.0))
+
+
+def float64_twin(model):
+    """The same Keras model computing in float64 (Keras' own ops): an independent reference."""
+    import keras
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float64"
+        return layer.__class__.from_config(config)
+
+    twin = keras.models.clone_model(model, clone_function=clone)
+    twin.set_weights([w.astype(np.float64) for w in model.get_weights()])
+    return twin
+
+
+#: how far Keras' own float32 result may be from float64 for a net to be a fair test
+CONDITION_LIMIT = 3e-6
+
+
+def liven_conditioned(model, inputs, seed=0, tries=8):
+    """``liven`` with successive seeds until the net is well conditioned: Keras' float32 output on
+    every batch in ``inputs`` is within CONDITION_LIMIT of the float64 twin's. Random nets vary a
+    lot here (measured 1e-6 .. 3e-5 on the same PhiNet), and on an ill-conditioned one any two
+    float32 implementations may differ by more than 1e-5 whatever their quality. Returns the
+    float32-vs-float64 gap of the net kept (the best one tried)."""
+    best = None
+    for s in range(seed, seed + tries):
+        liven(model, inputs[0], seed=s)
+        twin = float64_twin(model)
+        gap = max(float(np.abs(model.predict(x, verbose=0) - np.asarray(twin(x.astype(np.float64), training=False))).max())
+                  for x in inputs)
+        if best is None or gap < best[0]:
+            best = (gap, s)
+        if gap <= CONDITION_LIMIT:
+            return gap
+    liven(model, inputs[0], seed=best[1])
+    return best[0]
