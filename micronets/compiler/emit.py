@@ -77,9 +77,10 @@ def render(graph, *, classname: str, namespace: str, filename: str, arch: str, v
             weights.append(dict(layer=op.name, what=_WHAT.get(suffix, suffix), cname=op.wname(suffix),
                                 count=int(array.size), body=c_float_block(array)))
         module = env.get_template(op.template).module
-        if op.template not in seen:
-            seen.append(op.template)
-            kernels.append(str(module.definition()).strip())
+        for template in (*op.requires, op.template):
+            if template not in seen:
+                seen.append(template)
+                kernels.append(str(env.get_template(template).module.definition()).strip())
         ins = ", ".join(_where(t) for t in op.inputs)
         calls.append(dict(index=op.index, name=op.name, label=op.label(),
                           inputs=ins, output=_where(op.output), macs=op.macs(),

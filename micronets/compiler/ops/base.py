@@ -70,6 +70,8 @@ class Op:
 
     kind: ClassVar[str] = "Op"
     template: ClassVar[str] = ""
+    #: other kernel templates whose definitions this op's kernel calls
+    requires: ClassVar[Tuple[str, ...]] = ()
     #: an activation following this op can be computed by its kernel
     fuses_activation: ClassVar[bool] = False
 

@@ -23,6 +23,7 @@ from micronets.compiler.ops.depthwise import DepthwiseConv2D
 class ConvDepthwise(Op):
     kind = "Conv2D+DepthwiseConv2D"
     template = "kernels/conv_depthwise.h.j2"
+    requires = ("kernels/conv2d.h.j2", "kernels/depthwise.h.j2")  # it calls their row kernels
 
     def __init__(self, conv: Conv2D, dw: DepthwiseConv2D):
         super().__init__(f"{conv.name}+{dw.name}", list(conv.inputs), dw.output)
