@@ -186,6 +186,16 @@ def per_pixel_gap(in_hwc: Tuple[int, int, int], out_hwc: Tuple[int, int, int],
     return int(np.max(out_end - later_min))
 
 
+def spatial_detail(kernel: Tuple[int, int], strides: Tuple[int, int], pads: Tuple[int, int, int, int]) -> str:
+    """'3x3 /2 pad 1,1,1,1' style summary of a windowed op."""
+    s = f"{kernel[0]}x{kernel[1]}"
+    if tuple(strides) != (1, 1):
+        s += f" /{strides[0]}" if strides[0] == strides[1] else f" /{tuple(strides)}"
+    if any(pads):
+        s += " pad " + ",".join(map(str, pads))
+    return s
+
+
 def same_pads(size: int, kernel: int, stride: int) -> Tuple[int, int]:
     """TensorFlow's 'same' padding: (before, after)."""
     out = -(-size // stride)

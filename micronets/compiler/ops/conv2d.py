@@ -17,6 +17,7 @@ from micronets.compiler.ops.base import (
     converter,
     keras_activation_name,
     per_pixel_gap,
+    spatial_detail,
 )
 
 
@@ -54,13 +55,7 @@ class Conv2D(Op):
         return w
 
     def describe(self):
-        kh, kw = self.kernel.shape[:2]
-        s = f"{kh}x{kw}"
-        if self.strides != (1, 1):
-            s += f" /{self.strides[0]}" if self.strides[0] == self.strides[1] else f" /{self.strides}"
-        if any(self.pads):
-            s += " pad " + ",".join(map(str, self.pads))
-        return s
+        return spatial_detail(self.kernel.shape[:2], self.strides, self.pads)
 
     def inplace_gap(self, input_index):
         return per_pixel_gap(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads)

@@ -10,7 +10,14 @@ import collections
 import numpy as np
 
 from micronets.compiler.graph import FLOAT_BYTES
-from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, keras_activation_name, per_pixel_gap
+from micronets.compiler.ops.base import (
+    Op,
+    UnsupportedModelError,
+    converter,
+    keras_activation_name,
+    per_pixel_gap,
+    spatial_detail,
+)
 from micronets.compiler.ops.conv2d import Conv2D, check_conv_layer, spatial_padding
 
 
@@ -42,13 +49,7 @@ class DepthwiseConv2D(Op):
         return w
 
     def describe(self):
-        kh, kw, _ = self.kernel.shape
-        s = f"{kh}x{kw}"
-        if self.strides != (1, 1):
-            s += f" /{self.strides[0]}" if self.strides[0] == self.strides[1] else f" /{self.strides}"
-        if any(self.pads):
-            s += " pad " + ",".join(map(str, self.pads))
-        return s
+        return spatial_detail(self.kernel.shape[:2], self.strides, self.pads)
 
     def inplace_gap(self, input_index):
         return per_pixel_gap(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads)
