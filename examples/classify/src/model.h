@@ -6,8 +6,9 @@
 // MACs         : 6,783 per inference
 // Parameters   : 844 (Keras count_params); 844 floats stored after folding
 // Weights      : 3,376 bytes of static const data (flash)
-// Arena        : 1,212 bytes inside the object (RAM); in-place bound 1,212, naive in+out bound 1,500
-// Object       : sizeof(Classifier) = 1,260 bytes (arena + outputs + argmax + probability)
+// Arena        : 696 bytes inside the object (RAM); lower bound 672;
+//                layer by layer it would need 1,212 (in place) or 1,500 (input + output)
+// Object       : sizeof(Classifier) = 744 bytes (arena + outputs + argmax + probability)
 //
 // Usage:
 //   #include "model.h"
@@ -33,15 +34,15 @@ namespace micronets_Classifier {
 // ---------------------------------------------------------------------------------------------
 // Weights (static const: flash on microcontrollers)
 // ---------------------------------------------------------------------------------------------
-// stem_conv: weights (27 floats)
-static const float stem_conv_w[27] MICRONETS_WEIGHTS_ATTR = {
+// stem_conv+block1_dw: cw (27 floats)
+static const float stem_conv_block1_dw_cw[27] MICRONETS_WEIGHTS_ATTR = {
     -1.07566023f, -0.452946186f, -0.189072609f, -0.336076945f, -0.172561496f, 0.122789957f, -0.617969692f, 0.183279037f,
     0.0686523393f, -0.233407095f, 0.665704429f, 1.11926925f, -0.0341271907f, 0.132748351f, 0.135691315f, 0.0162693039f,
     0.508794308f, 1.04274344f, 0.664688289f, 0.177456826f, -0.130278856f, -0.162705719f, -0.0528243929f, 0.417450249f,
     0.83932364f, 0.839741528f, 0.0173109248f,
 };
-// block1_dw: weights (27 floats)
-static const float block1_dw_w[27] MICRONETS_WEIGHTS_ATTR = {
+// stem_conv+block1_dw: dw (27 floats)
+static const float stem_conv_block1_dw_dw[27] MICRONETS_WEIGHTS_ATTR = {
     -0.671738386f, 0.0334654748f, 0.2609106f, 0.234314531f, 0.51640898f, -0.874490321f, 0.382477075f, -0.0155412778f,
     -0.37452358f, -0.566471517f, 0.624436259f, -0.211719781f, -0.559759438f, -0.391516358f, -0.0494668223f, 0.551222205f,
     -0.347161204f, 0.688487291f, -0.761210799f, 1.10804081f, -0.150950506f, -0.424318463f, 0.228094891f, 0.0456157476f,
@@ -173,9 +174,44 @@ static const float head_conv_b[10] MICRONETS_WEIGHTS_ATTR = {
 // ---------------------------------------------------------------------------------------------
 // Kernels
 // ---------------------------------------------------------------------------------------------
-// Input loads: float passes through; a uint8 pixel is normalised as the network expects.
+// Input loads: float passes through; a raw uint8 pixel p becomes p * 0.00392156863, tabulated
+// (correctly rounded, so the uint8 entry computes exactly what the float entry does on p / 255).
+static const float input_lut[256] MICRONETS_WEIGHTS_ATTR = {
+    0.0f, 0.00392156886f, 0.00784313772f, 0.0117647061f, 0.0156862754f, 0.0196078438f, 0.0235294122f, 0.0274509806f,
+    0.0313725509f, 0.0352941193f, 0.0392156877f, 0.0431372561f, 0.0470588244f, 0.0509803928f, 0.0549019612f, 0.0588235296f,
+    0.0627451017f, 0.0666666701f, 0.0705882385f, 0.0745098069f, 0.0784313753f, 0.0823529437f, 0.0862745121f, 0.0901960805f,
+    0.0941176489f, 0.0980392173f, 0.101960786f, 0.105882354f, 0.109803922f, 0.113725491f, 0.117647059f, 0.121568628f,
+    0.125490203f, 0.129411772f, 0.13333334f, 0.137254909f, 0.141176477f, 0.145098045f, 0.149019614f, 0.152941182f,
+    0.156862751f, 0.160784319f, 0.164705887f, 0.168627456f, 0.172549024f, 0.176470593f, 0.180392161f, 0.184313729f,
+    0.188235298f, 0.192156866f, 0.196078435f, 0.200000003f, 0.203921571f, 0.20784314f, 0.211764708f, 0.215686277f,
+    0.219607845f, 0.223529413f, 0.227450982f, 0.23137255f, 0.235294119f, 0.239215687f, 0.243137255f, 0.247058824f,
+    0.250980407f, 0.254901975f, 0.258823544f, 0.262745112f, 0.266666681f, 0.270588249f, 0.274509817f, 0.278431386f,
+    0.282352954f, 0.286274523f, 0.290196091f, 0.294117659f, 0.298039228f, 0.301960796f, 0.305882365f, 0.309803933f,
+    0.313725501f, 0.31764707f, 0.321568638f, 0.325490206f, 0.329411775f, 0.333333343f, 0.337254912f, 0.34117648f,
+    0.345098048f, 0.349019617f, 0.352941185f, 0.356862754f, 0.360784322f, 0.36470589f, 0.368627459f, 0.372549027f,
+    0.376470596f, 0.380392164f, 0.384313732f, 0.388235301f, 0.392156869f, 0.396078438f, 0.400000006f, 0.403921574f,
+    0.407843143f, 0.411764711f, 0.41568628f, 0.419607848f, 0.423529416f, 0.427450985f, 0.431372553f, 0.435294122f,
+    0.43921569f, 0.443137258f, 0.447058827f, 0.450980395f, 0.454901963f, 0.458823532f, 0.4627451f, 0.466666669f,
+    0.470588237f, 0.474509805f, 0.478431374f, 0.482352942f, 0.486274511f, 0.490196079f, 0.494117647f, 0.498039216f,
+    0.501960814f, 0.505882382f, 0.509803951f, 0.513725519f, 0.517647088f, 0.521568656f, 0.525490224f, 0.529411793f,
+    0.533333361f, 0.53725493f, 0.541176498f, 0.545098066f, 0.549019635f, 0.552941203f, 0.556862772f, 0.56078434f,
+    0.564705908f, 0.568627477f, 0.572549045f, 0.576470613f, 0.580392182f, 0.58431375f, 0.588235319f, 0.592156887f,
+    0.596078455f, 0.600000024f, 0.603921592f, 0.607843161f, 0.611764729f, 0.615686297f, 0.619607866f, 0.623529434f,
+    0.627451003f, 0.631372571f, 0.635294139f, 0.639215708f, 0.643137276f, 0.647058845f, 0.650980413f, 0.654901981f,
+    0.65882355f, 0.662745118f, 0.666666687f, 0.670588255f, 0.674509823f, 0.678431392f, 0.68235296f, 0.686274529f,
+    0.690196097f, 0.694117665f, 0.698039234f, 0.701960802f, 0.70588237f, 0.709803939f, 0.713725507f, 0.717647076f,
+    0.721568644f, 0.725490212f, 0.729411781f, 0.733333349f, 0.737254918f, 0.741176486f, 0.745098054f, 0.749019623f,
+    0.752941191f, 0.75686276f, 0.760784328f, 0.764705896f, 0.768627465f, 0.772549033f, 0.776470602f, 0.78039217f,
+    0.784313738f, 0.788235307f, 0.792156875f, 0.796078444f, 0.800000012f, 0.80392158f, 0.807843149f, 0.811764717f,
+    0.815686285f, 0.819607854f, 0.823529422f, 0.827450991f, 0.831372559f, 0.835294127f, 0.839215696f, 0.843137264f,
+    0.847058833f, 0.850980401f, 0.854901969f, 0.858823538f, 0.862745106f, 0.866666675f, 0.870588243f, 0.874509811f,
+    0.87843138f, 0.882352948f, 0.886274517f, 0.890196085f, 0.894117653f, 0.898039222f, 0.90196079f, 0.905882359f,
+    0.909803927f, 0.913725495f, 0.917647064f, 0.921568632f, 0.925490201f, 0.929411769f, 0.933333337f, 0.937254906f,
+    0.941176474f, 0.945098042f, 0.949019611f, 0.952941179f, 0.956862748f, 0.960784316f, 0.964705884f, 0.968627453f,
+    0.972549021f, 0.97647059f, 0.980392158f, 0.984313726f, 0.988235295f, 0.992156863f, 0.996078432f, 1.0f,
+};
 static inline float ld(float v) { return v; }
-static inline float ld(uint8_t v) { return (float)v * 0.00392156886f; }
+static inline float ld(uint8_t v) { return input_lut[v]; }
 
 // Fused activations (ACT): 0 linear, 1 ReLU, 2 ReLU6, 3 sigmoid, 4 hard-sigmoid, 5 hard-swish.
 template <int ACT>
@@ -195,12 +231,210 @@ static inline float activate(float x)
     return x;
 }
 
+#ifndef MICRONETS_INLINE
+#if defined(__GNUC__)
+#define MICRONETS_INLINE inline __attribute__((always_inline))
+#else
+#define MICRONETS_INLINE inline
+#endif
+#endif
+
+// Activate and store one value. On Arm, ReLU and ReLU6 work on the float's bits (cheaper than
+// FPU compares there): a negative float has the sign bit set, and non-negative floats order like
+// their bit patterns; the results equal activate<ACT>() for every non-NaN input.
+template <int ACT>
+static MICRONETS_INLINE void cv_put(float* d, float v)
+{
+#if defined(__arm__)
+    if (ACT == 1 || ACT == 2) {
+        int32_t i;
+        memcpy(&i, &v, sizeof i);
+        i &= ~(i >> 31);
+        if (ACT == 2 && i > 0x40C00000)
+            i = 0x40C00000;
+        memcpy(d, &i, sizeof i);
+        return;
+    }
+#endif
+    *d = activate<ACT>(v);
+}
+
+// Store accumulators a[p * NB + j] (p < NP, j < NB) activated at d[p * ds + j].
+template <int NB, int NP, int ACT>
+static MICRONETS_INLINE void cv_store(const float* a, float* d, int ds)
+{
+    cv_put<ACT>(d, a[0]);
+    if (NB > 1)
+        cv_put<ACT>(d + 1, a[1]);
+    if (NB > 2)
+        cv_put<ACT>(d + 2, a[2]);
+    if (NB > 3)
+        cv_put<ACT>(d + 3, a[3]);
+    if (NP > 1) {
+        cv_put<ACT>(d + ds, a[NB]);
+        if (NB > 1)
+            cv_put<ACT>(d + ds + 1, a[NB + 1]);
+        if (NB > 2)
+            cv_put<ACT>(d + ds + 2, a[NB + 2]);
+        if (NB > 3)
+            cv_put<ACT>(d + ds + 3, a[NB + 3]);
+    }
+}
+
+// Register-blocked dot products: NB output channels (weight rows WS floats apart) times NP
+// pixels (inputs XS apart) share every load. acc[p * NB + j] += sum_i x[p * XS + i] * w[j * WS + i],
+// each sum taken in increasing i (the order of the plain loop), i < n.
+template <int NB, int NP, int WS, int XS, typename T>
+static MICRONETS_INLINE void cv_step(const T* x, const float* w, float* a)
+{
+    const float v0 = ld(x[0]);
+    const float v1 = NP > 1 ? ld(x[XS]) : 0.0f;
+    const float w0 = w[0];
+    a[0] += v0 * w0;
+    if (NP > 1)
+        a[NB] += v1 * w0;
+    if (NB > 1) {
+        const float w1 = w[WS];
+        a[1] += v0 * w1;
+        if (NP > 1)
+            a[NB + 1] += v1 * w1;
+    }
+    if (NB > 2) {
+        const float w2 = w[2 * WS];
+        a[2] += v0 * w2;
+        if (NP > 1)
+            a[NB + 2] += v1 * w2;
+    }
+    if (NB > 3) {
+        const float w3 = w[3 * WS];
+        a[3] += v0 * w3;
+        if (NP > 1)
+            a[NB + 3] += v1 * w3;
+    }
+}
+
+template <int NB, int NP, int WS, int XS, typename T>
+static MICRONETS_INLINE void cv_dot(const T* x, const float* w, int n, float* a)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4, x += 4, w += 4) {
+        cv_step<NB, NP, WS, XS>(x, w, a);
+        cv_step<NB, NP, WS, XS>(x + 1, w + 1, a);
+        cv_step<NB, NP, WS, XS>(x + 2, w + 2, a);
+        cv_step<NB, NP, WS, XS>(x + 3, w + 3, a);
+    }
+    if (n - i >= 2) {
+        cv_step<NB, NP, WS, XS>(x, w, a);
+        cv_step<NB, NP, WS, XS>(x + 1, w + 1, a);
+        x += 2;
+        w += 2;
+        i += 2;
+    }
+    if (n - i >= 1)
+        cv_step<NB, NP, WS, XS>(x, w, a);
+}
+
+template <int NB, int NP>
+static MICRONETS_INLINE void cv_init(const float* b, float* a)
+{
+    a[0] = b ? b[0] : 0.0f;
+    if (NB > 1)
+        a[1] = b ? b[1] : 0.0f;
+    if (NB > 2)
+        a[2] = b ? b[2] : 0.0f;
+    if (NB > 3)
+        a[3] = b ? b[3] : 0.0f;
+    if (NP > 1) {
+        a[NB] = a[0];
+        if (NB > 1)
+            a[NB + 1] = a[1];
+        if (NB > 2)
+            a[NB + 2] = a[2];
+        if (NB > 3)
+            a[NB + 3] = a[3];
+    }
+}
+
+static MICRONETS_INLINE void cv_copy(float* d, const float* s, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float a = s[i], b = s[i + 1], c = s[i + 2], e = s[i + 3];
+        d[i] = a;
+        d[i + 1] = b;
+        d[i + 2] = c;
+        d[i + 3] = e;
+    }
+    for (; i < n; ++i)
+        d[i] = s[i];
+}
+
+// NB output channels, NP pixels: `rows` window rows of n floats each, the first at x (input) and
+// w (weights of the first channel); pixel p's window starts XS floats after pixel 0's.
+template <int NB, int NP, int W, int CIN, int KH, int KW, int XS, int ACT, typename T>
+static MICRONETS_INLINE void cv_block(const T* x, const float* w, const float* b, float* d, int ds, int rows, int n)
+{
+    float a[8];
+    cv_init<NB, NP>(b, a);
+    for (int r = 0; r < rows; ++r)
+        cv_dot<NB, NP, KH * KW * CIN, XS>(x + r * W * CIN, w + r * KW * CIN, n, a);
+    cv_store<NB, NP, ACT>(a, d, ds);
+}
+
+// All COUT channels of NP pixels (4 channels per pass, then 2, then 1).
+template <int NP, int W, int CIN, int COUT, int KH, int KW, int XS, int ACT, typename T>
+static MICRONETS_INLINE void cv_pixels(const T* x, const float* w, const float* b, float* d, int ds, int rows, int n)
+{
+    const int WS = KH * KW * CIN;
+    int o = 0;
+    for (; o + 4 <= COUT; o += 4)
+        cv_block<4, NP, W, CIN, KH, KW, XS, ACT>(x, w + o * WS, b ? b + o : b, d + o, ds, rows, n);
+    if (COUT - o >= 2) {
+        cv_block<2, NP, W, CIN, KH, KW, XS, ACT>(x, w + o * WS, b ? b + o : b, d + o, ds, rows, n);
+        o += 2;
+    }
+    if (COUT - o >= 1)
+        cv_block<1, NP, W, CIN, KH, KW, XS, ACT>(x, w + o * WS, b ? b + o : b, d + o, ds, rows, n);
+}
+
+// One output row `oy` of a Conv2D (HWC, weights [COUT][KH][KW][CIN]) into `o` (WO x COUT
+// floats), which must not overlap the input: two neighbouring interior pixels at a time.
+template <int H, int W, int CIN, int WO, int COUT, int KH, int KW, int SH, int SW, int PT, int PL, int ACT, typename T>
+static MICRONETS_INLINE void conv2d_row(const T* in, float* o, int oy, const float* w, const float* b)
+{
+    const int iy0 = oy * SH - PT;
+    const int ky0 = iy0 < 0 ? -iy0 : 0;
+    const int ky1 = iy0 + KH > H ? H - iy0 : KH;
+    const bool rows = ky0 == 0 && ky1 == KH;
+    for (int ox = 0; ox < WO;) {
+        const int ix0 = ox * SW - PL;
+        const int kx0 = ix0 < 0 ? -ix0 : 0;
+        const int kx1 = ix0 + KW > W ? W - ix0 : KW;
+        const T* x = in + ((iy0 + ky0) * W + ix0 + kx0) * CIN;
+        if (rows && kx0 == 0 && ox + 1 < WO && ix0 + SW + KW <= W) {
+            cv_pixels<2, W, CIN, COUT, KH, KW, SW * CIN, ACT>(x, w, b, o + ox * COUT, COUT, KH, KW * CIN);
+            ox += 2;
+        } else {
+            cv_pixels<1, W, CIN, COUT, KH, KW, 0, ACT>(x, w + (ky0 * KW + kx0) * CIN, b, o + ox * COUT, 0, ky1 - ky0,
+                                                       (kx1 - kx0) * CIN);
+            ++ox;
+        }
+    }
+}
+
 // Conv2D in HWC layout, weights [COUT][KH][KW][CIN]. Output pixels are produced in row-major
 // order; each is computed into `tmp` when the output overwrites the input it reads (the planner
-// guarantees a stored pixel never reaches input a later pixel still needs), else straight into `out`.
+// guarantees a stored pixel never reaches input a later pixel still needs), else straight into
+// `out` a row at a time.
 template <int H, int W, int CIN, int HO, int WO, int COUT, int KH, int KW, int SH, int SW, int PT, int PL, int ACT, typename T>
 static void conv2d(const T* in, float* out, const float* w, const float* b, float* tmp)
 {
+    if (!tmp) {
+        for (int oy = 0; oy < HO; ++oy)
+            conv2d_row<H, W, CIN, WO, COUT, KH, KW, SH, SW, PT, PL, ACT>(in, out + oy * WO * COUT, oy, w, b);
+        return;
+    }
+    // in place: one pixel at a time through tmp
     for (int oy = 0; oy < HO; ++oy) {
         const int iy0 = oy * SH - PT;
         const int ky0 = iy0 < 0 ? -iy0 : 0;
@@ -209,45 +443,176 @@ static void conv2d(const T* in, float* out, const float* w, const float* b, floa
             const int ix0 = ox * SW - PL;
             const int kx0 = ix0 < 0 ? -ix0 : 0;
             const int kx1 = ix0 + KW > W ? W - ix0 : KW;
-            float* dst = tmp ? tmp : out + (oy * WO + ox) * COUT;
-            const float* wo = w;
-            for (int o = 0; o < COUT; ++o, wo += KH * KW * CIN) {
-                float acc = b ? b[o] : 0.0f;
-                for (int ky = ky0; ky < ky1; ++ky) {
-                    const int row = ((iy0 + ky) * W + ix0) * CIN;
-                    const float* wk = wo + ky * KW * CIN;
-                    for (int i = kx0 * CIN; i < kx1 * CIN; ++i)
-                        acc += ld(in[row + i]) * wk[i];
-                }
-                dst[o] = activate<ACT>(acc);
-            }
-            if (tmp)
-                memcpy(out + (oy * WO + ox) * COUT, tmp, sizeof(float) * COUT);
+            const T* x = in + ((iy0 + ky0) * W + ix0 + kx0) * CIN;
+            if (ky0 == 0 && ky1 == KH && kx0 == 0 && kx1 == KW)
+                cv_pixels<1, W, CIN, COUT, KH, KW, 0, ACT>(x, w, b, tmp, 0, KH, KW * CIN);
+            else
+                cv_pixels<1, W, CIN, COUT, KH, KW, 0, ACT>(x, w + (ky0 * KW + kx0) * CIN, b, tmp, 0, ky1 - ky0,
+                                                           (kx1 - kx0) * CIN);
+            cv_copy(out + (oy * WO + ox) * COUT, tmp, COUT);
         }
     }
 }
 
-// Pointwise (1x1, stride 1) Conv2D: one dot product of length CIN per output channel and pixel.
+// Pointwise (1x1, stride 1) Conv2D: dot products of length CIN, 4 output channels per pass over
+// the input pixel, two pixels at a time when the output does not overwrite the input.
 template <int N, int CIN, int COUT, int ACT, typename T>
 static void conv1x1(const T* in, float* out, const float* w, const float* b, float* tmp)
 {
-    for (int p = 0; p < N; ++p) {
-        const T* x = in + p * CIN;
+    int p = 0;
+    if (!tmp)
+        for (; p + 2 <= N; p += 2)
+            cv_pixels<2, 1, CIN, COUT, 1, 1, CIN, ACT>(in + p * CIN, w, b, out + p * COUT, COUT, 1, CIN);
+    for (; p < N; ++p) {
         float* dst = tmp ? tmp : out + p * COUT;
-        const float* wo = w;
-        for (int o = 0; o < COUT; ++o, wo += CIN) {
-            float acc = b ? b[o] : 0.0f;
-            for (int c = 0; c < CIN; ++c)
-                acc += ld(x[c]) * wo[c];
-            dst[o] = activate<ACT>(acc);
-        }
+        cv_pixels<1, 1, CIN, COUT, 1, 1, 0, ACT>(in + p * CIN, w, b, dst, 0, 1, CIN);
         if (tmp)
-            memcpy(out + p * COUT, tmp, sizeof(float) * COUT);
+            cv_copy(out + p * COUT, tmp, COUT);
     }
 }
 
-// Depthwise conv in HWC layout, weights [KH][KW][C]. One output pixel (all channels) at a time,
-// into `tmp` when the output overwrites the input, else straight into `out`.
+#ifndef MICRONETS_INLINE
+#if defined(__GNUC__)
+#define MICRONETS_INLINE inline __attribute__((always_inline))
+#else
+#define MICRONETS_INLINE inline
+#endif
+#endif
+
+// Activate and store one value. On Arm, ReLU and ReLU6 work on the float's bits (cheaper than
+// FPU compares there): a negative float has the sign bit set, and non-negative floats order like
+// their bit patterns; the results equal activate<ACT>() for every non-NaN input.
+template <int ACT>
+static MICRONETS_INLINE void dw_put(float* d, float v)
+{
+#if defined(__arm__)
+    if (ACT == 1 || ACT == 2) {
+        int32_t i;
+        memcpy(&i, &v, sizeof i);
+        i &= ~(i >> 31);
+        if (ACT == 2 && i > 0x40C00000)
+            i = 0x40C00000;
+        memcpy(d, &i, sizeof i);
+        return;
+    }
+#endif
+    *d = activate<ACT>(v);
+}
+
+// Store accumulators a[p * NB + j] (p < NP, j < NB) activated at d[p * ds + j].
+template <int NB, int NP, int ACT>
+static MICRONETS_INLINE void dw_store(const float* a, float* d, int ds)
+{
+    dw_put<ACT>(d, a[0]);
+    if (NB > 1)
+        dw_put<ACT>(d + 1, a[1]);
+    if (NB > 2)
+        dw_put<ACT>(d + 2, a[2]);
+    if (NB > 3)
+        dw_put<ACT>(d + 3, a[3]);
+    if (NP > 1) {
+        dw_put<ACT>(d + ds, a[NB]);
+        if (NB > 1)
+            dw_put<ACT>(d + ds + 1, a[NB + 1]);
+        if (NB > 2)
+            dw_put<ACT>(d + ds + 2, a[NB + 2]);
+        if (NB > 3)
+            dw_put<ACT>(d + ds + 3, a[NB + 3]);
+    }
+}
+
+// One kernel tap for NB channels of NP pixels (pixel p's input XS floats after pixel 0's):
+// a[p * NB + j] += x[p * XS + j] * w[j].
+template <int NB, int NP, int XS, typename T>
+static MICRONETS_INLINE void dw_tap(const T* x, const float* w, float* a)
+{
+    const float w0 = w[0];
+    a[0] += ld(x[0]) * w0;
+    if (NP > 1)
+        a[NB] += ld(x[XS]) * w0;
+    if (NB > 1) {
+        const float w1 = w[1];
+        a[1] += ld(x[1]) * w1;
+        if (NP > 1)
+            a[NB + 1] += ld(x[XS + 1]) * w1;
+    }
+    if (NB > 2) {
+        const float w2 = w[2];
+        a[2] += ld(x[2]) * w2;
+        if (NP > 1)
+            a[NB + 2] += ld(x[XS + 2]) * w2;
+    }
+    if (NB > 3) {
+        const float w3 = w[3];
+        a[3] += ld(x[3]) * w3;
+        if (NP > 1)
+            a[NB + 3] += ld(x[XS + 3]) * w3;
+    }
+}
+
+// Taps of one window row, cols of them (KW at most), channels C apart.
+template <int NB, int NP, int C, int KW, int XS, typename T>
+static MICRONETS_INLINE void dw_row(const T* x, const float* w, int cols, float* a)
+{
+    if (KW > 7) {
+        for (int k = 0; k < cols; ++k)
+            dw_tap<NB, NP, XS>(x + k * C, w + k * C, a);
+        return;
+    }
+    if (cols > 0) dw_tap<NB, NP, XS>(x, w, a);
+    if (cols > 1) dw_tap<NB, NP, XS>(x + C, w + C, a);
+    if (cols > 2) dw_tap<NB, NP, XS>(x + 2 * C, w + 2 * C, a);
+    if (cols > 3) dw_tap<NB, NP, XS>(x + 3 * C, w + 3 * C, a);
+    if (cols > 4) dw_tap<NB, NP, XS>(x + 4 * C, w + 4 * C, a);
+    if (cols > 5) dw_tap<NB, NP, XS>(x + 5 * C, w + 5 * C, a);
+    if (cols > 6) dw_tap<NB, NP, XS>(x + 6 * C, w + 6 * C, a);
+}
+
+// NB channels of NP pixels over a rows x cols window (top-left input x, weights w), stored
+// activated at d (second pixel at d + C).
+template <int NB, int NP, int W, int C, int KW, int XS, int ACT, typename T>
+static MICRONETS_INLINE void dw_block(const T* x, const float* w, const float* b, float* d, int rows, int cols)
+{
+    float a[8];
+    a[0] = b ? b[0] : 0.0f;
+    if (NB > 1)
+        a[1] = b ? b[1] : 0.0f;
+    if (NB > 2)
+        a[2] = b ? b[2] : 0.0f;
+    if (NB > 3)
+        a[3] = b ? b[3] : 0.0f;
+    if (NP > 1) {
+        a[NB] = a[0];
+        if (NB > 1)
+            a[NB + 1] = a[1];
+        if (NB > 2)
+            a[NB + 2] = a[2];
+        if (NB > 3)
+            a[NB + 3] = a[3];
+    }
+    for (int r = 0; r < rows; ++r)
+        dw_row<NB, NP, C, KW, XS>(x + r * W * C, w + r * KW * C, cols, a);
+    dw_store<NB, NP, ACT>(a, d, C);
+}
+
+// All C channels of NP pixels, 4 per pass, then 2, then 1.
+template <int NP, int W, int C, int KW, int XS, int ACT, typename T>
+static MICRONETS_INLINE void dw_pixels(const T* x, const float* w, const float* b, float* d, int rows, int cols)
+{
+    int c = 0;
+    for (; c + 4 <= C; c += 4)
+        dw_block<4, NP, W, C, KW, XS, ACT>(x + c, w + c, b ? b + c : b, d + c, rows, cols);
+    if (C - c >= 2) {
+        dw_block<2, NP, W, C, KW, XS, ACT>(x + c, w + c, b ? b + c : b, d + c, rows, cols);
+        c += 2;
+    }
+    if (C - c >= 1)
+        dw_block<1, NP, W, C, KW, XS, ACT>(x + c, w + c, b ? b + c : b, d + c, rows, cols);
+}
+
+// Depthwise conv in HWC layout, weights [KH][KW][C]. Output pixels in row-major order, each
+// into `tmp` when the output overwrites the input (then copied), else straight into `out`,
+// two neighbouring interior pixels at a time.
 template <int H, int W, int C, int HO, int WO, int KH, int KW, int SH, int SW, int PT, int PL, int ACT, typename T>
 static void depthwise(const T* in, float* out, const float* w, const float* b, float* tmp)
 {
@@ -255,32 +620,113 @@ static void depthwise(const T* in, float* out, const float* w, const float* b, f
         const int iy0 = oy * SH - PT;
         const int ky0 = iy0 < 0 ? -iy0 : 0;
         const int ky1 = iy0 + KH > H ? H - iy0 : KH;
-        for (int ox = 0; ox < WO; ++ox) {
+        const bool rows = ky0 == 0 && ky1 == KH;
+        for (int ox = 0; ox < WO;) {
             const int ix0 = ox * SW - PL;
             const int kx0 = ix0 < 0 ? -ix0 : 0;
             const int kx1 = ix0 + KW > W ? W - ix0 : KW;
-            float* dst = tmp ? tmp : out + (oy * WO + ox) * C;
-            if (ky0 == 0 && ky1 == KH && kx0 == 0 && kx1 == KW) {
-                // interior pixel: every tap in range, constant trip counts
-                const T* x = in + (iy0 * W + ix0) * C;
-                for (int c = 0; c < C; ++c) {
-                    float acc = b ? b[c] : 0.0f;
-                    for (int ky = 0; ky < KH; ++ky)
-                        for (int kx = 0; kx < KW; ++kx)
-                            acc += ld(x[(ky * W + kx) * C + c]) * w[(ky * KW + kx) * C + c];
-                    dst[c] = activate<ACT>(acc);
-                }
-            } else {
-                for (int c = 0; c < C; ++c) {
-                    float acc = b ? b[c] : 0.0f;
-                    for (int ky = ky0; ky < ky1; ++ky)
-                        for (int kx = kx0; kx < kx1; ++kx)
-                            acc += ld(in[((iy0 + ky) * W + ix0 + kx) * C + c]) * w[(ky * KW + kx) * C + c];
-                    dst[c] = activate<ACT>(acc);
-                }
+            const T* x = in + ((iy0 + ky0) * W + ix0 + kx0) * C;
+            float* o = out + (oy * WO + ox) * C;
+            if (!tmp && rows && kx0 == 0 && ox + 1 < WO && ix0 + SW + KW <= W) {
+                // two interior pixels: constant trip counts, weights loaded once for both
+                dw_pixels<2, W, C, KW, SW * C, ACT>(x, w, b, o, KH, KW);
+                ox += 2;
+                continue;
             }
+            float* dst = tmp ? tmp : o;
+            if (rows && kx0 == 0 && kx1 == KW)
+                dw_pixels<1, W, C, KW, 0, ACT>(x, w, b, dst, KH, KW);
+            else
+                dw_pixels<1, W, C, KW, 0, ACT>(x, w + (ky0 * KW + kx0) * C, b, dst, ky1 - ky0, kx1 - kx0);
             if (tmp)
-                memcpy(out + (oy * WO + ox) * C, tmp, sizeof(float) * C);
+                for (int c = 0; c < C; ++c)
+                    o[c] = tmp[c];
+            ++ox;
+        }
+    }
+}
+
+// NB channels of NP pixels of a depthwise conv whose input rows are given by pointers (the rows
+// of a ring): `nrows` rows, taps `cols` wide starting `off` floats into each row.
+template <int NB, int NP, int C, int KW, int XS, int ACT>
+static MICRONETS_INLINE void cd_block(const float* const* rows, int nrows, int off, const float* w, const float* b,
+                                      float* d, int cols)
+{
+    float a[8];
+    for (int j = 0; j < NB; ++j)
+        a[j] = b ? b[j] : 0.0f;
+    if (NP > 1)
+        for (int j = 0; j < NB; ++j)
+            a[NB + j] = a[j];
+    for (int r = 0; r < nrows; ++r)
+        dw_row<NB, NP, C, KW, XS>(rows[r] + off, w + r * KW * C, cols, a);
+    dw_store<NB, NP, ACT>(a, d, C);
+}
+
+template <int NP, int C, int KW, int XS, int ACT>
+static MICRONETS_INLINE void cd_pixels(const float* const* rows, int nrows, int off, const float* w, const float* b,
+                                       float* d, int cols)
+{
+    int c = 0;
+    for (; c + 4 <= C; c += 4)
+        cd_block<4, NP, C, KW, XS, ACT>(rows, nrows, off + c, w + c, b ? b + c : b, d + c, cols);
+    if (C - c >= 2) {
+        cd_block<2, NP, C, KW, XS, ACT>(rows, nrows, off + c, w + c, b ? b + c : b, d + c, cols);
+        c += 2;
+    }
+    if (C - c >= 1)
+        cd_block<1, NP, C, KW, XS, ACT>(rows, nrows, off + c, w + c, b ? b + c : b, d + c, cols);
+}
+
+// Conv2D feeding a depthwise conv through a ring of KD rows: conv output row r lives in ring
+// slot r % KD from when the first output row needs it until the window has moved past it, so
+// the conv's HT x WT x CT output is never stored whole. Conv: input H x W x CIN, weights
+// wc [CT][KCH][KCW][CIN] (PW != 0: a 1x1 stride-1 conv); depthwise KD x KDW stride SDH x SDW,
+// weights wd [KD][KDW][CT] -> HO x WO x CT. The arithmetic and its order are conv2d()'s and
+// depthwise()'s. Output pixels go through `tmp` when they overwrite the input. REV walks output
+// pixels last to first (conv rows bottom-up), for when the planner placed the output over the
+// input's far end.
+template <int H, int W, int CIN, int HT, int WT, int CT, int KCH, int KCW, int SCH, int SCW, int PCT, int PCL, int ACTC,
+          int PW, int HO, int WO, int KD, int KDW, int SDH, int SDW, int PDT, int PDL, int ACTD, int REV, typename T>
+static void conv_depthwise(const T* in, float* out, const float* wc, const float* bc, const float* wd, const float* bd,
+                           float* ring, float* tmp)
+{
+    const int top = (HO - 1) * SDH - PDT + KD - 1;
+    int next = REV ? (top < HT - 1 ? top : HT - 1) : 0; // next conv output row to compute
+    for (int k = 0; k < HO; ++k) {
+        const int oy = REV ? HO - 1 - k : k;
+        const int ty0 = oy * SDH - PDT;
+        const int need = REV ? (ty0 > 0 ? ty0 : 0) : (ty0 + KD - 1 < HT - 1 ? ty0 + KD - 1 : HT - 1);
+        for (; REV ? next >= need : next <= need; next += REV ? -1 : 1) {
+            float* row = ring + (next % KD) * (WT * CT);
+            if (PW)
+                conv1x1<WT, CIN, CT, ACTC>(in + next * W * CIN, row, wc, bc, (float*)0);
+            else
+                conv2d_row<H, W, CIN, WT, CT, KCH, KCW, SCH, SCW, PCT, PCL, ACTC>(in, row, next, wc, bc);
+        }
+        const int ky0 = ty0 < 0 ? -ty0 : 0;
+        const int ky1 = ty0 + KD > HT ? HT - ty0 : KD;
+        const float* rows[KD];
+        for (int ky = ky0; ky < ky1; ++ky)
+            rows[ky - ky0] = ring + ((ty0 + ky) % KD) * (WT * CT);
+        for (int j = 0; j < WO;) {
+            const int ox = REV ? WO - 1 - j : j;
+            const int tx0 = ox * SDW - PDL;
+            const int kx0 = tx0 < 0 ? -tx0 : 0;
+            const int kx1 = tx0 + KDW > WT ? WT - tx0 : KDW;
+            const float* w = wd + (ky0 * KDW + kx0) * CT;
+            float* o = out + (oy * WO + ox) * CT;
+            if (!tmp && !REV && kx0 == 0 && ox + 1 < WO && tx0 + SDW + KDW <= WT) {
+                // two neighbouring pixels, every weight loaded once for both
+                cd_pixels<2, CT, KDW, SDW * CT, ACTD>(rows, ky1 - ky0, tx0 * CT, w, bd, o, KDW);
+                j += 2;
+                continue;
+            }
+            cd_pixels<1, CT, KDW, 0, ACTD>(rows, ky1 - ky0, (tx0 + kx0) * CT, w, bd, tmp ? tmp : o, kx1 - kx0);
+            if (tmp)
+                for (int c = 0; c < CT; ++c)
+                    o[c] = tmp[c];
+            ++j;
         }
     }
 }
@@ -345,7 +791,7 @@ static void softmax(const float* in, float* out)
 
 class Classifier {
 public:
-    enum { numInputs = 1024, numOutputs = 10, arenaBytes = 1212 };
+    enum { numInputs = 1024, numOutputs = 10, arenaBytes = 696 };
 
     float outputs[numOutputs]; // class probabilities of the last predict()
     uint16_t output;           // argmax of outputs
@@ -359,49 +805,45 @@ public:
     uint16_t predict(const uint8_t* input) { return run(input); }
 
 private:
-    float arena[303]; // every intermediate tensor, at the offsets planned below
+    float arena[174]; // every intermediate tensor, at the offsets planned below
 
     template <typename T>
     uint16_t run(const T* input)
     {
         using namespace micronets_Classifier;
-        // [0] stem_conv: Conv2D 3x3 /3
+        // [0] stem_conv+block1_dw: Conv2D 3x3 /3 -> DepthwiseConv2D 3x3 /2 pad 1,1,1,1 + ReLU6 (ring of 3 rows)
 
-        //     32x32x1 input -> 10x10x3 @ arena bytes [0, 1200), 2,700 MACs
-        conv2d<32, 32, 1, 10, 10, 3, 3, 3, 3, 3, 0, 0, 0>(input, arena + 0, stem_conv_w, (const float*)0, (float*)0);
-        // [1] block1_dw: DepthwiseConv2D 3x3 /2 pad 1,1,1,1 + ReLU6
+        //     32x32x1 input -> 5x5x3 @ arena bytes [372, 672), 3,375 MACs
+        conv_depthwise<32, 32, 1, 10, 10, 3, 3, 3, 3, 3, 0, 0, 0, 0, 5, 5, 3, 3, 2, 2, 1, 1, 2, 0>(input, arena + 93, stem_conv_block1_dw_cw, (const float*)0, stem_conv_block1_dw_dw, (const float*)0, arena + 0, (float*)0);
+        // [1] block1_pw: Conv2D 1x1 + ReLU6
 
-        //     10x10x3 @ arena bytes [0, 1200) -> 5x5x3 @ arena bytes [0, 300), 675 MACs
-        depthwise<10, 10, 3, 5, 5, 3, 3, 2, 2, 1, 1, 2>(arena + 0, arena + 0, block1_dw_w, (const float*)0, arena + 300);
-        // [2] block1_pw: Conv2D 1x1 + ReLU6
+        //     5x5x3 @ arena bytes [372, 672) -> 5x5x6 @ arena bytes [0, 600), 450 MACs
+        conv1x1<25, 3, 6, 2>(arena + 93, arena + 0, block1_pw_w, (const float*)0, arena + 168);
+        // [2] block2_dw: DepthwiseConv2D 3x3 /2 pad 1,1,1,1 + ReLU6
 
-        //     5x5x3 @ arena bytes [0, 300) -> 5x5x6 @ arena bytes [300, 900), 450 MACs
-        conv1x1<25, 3, 6, 2>(arena + 0, arena + 75, block1_pw_w, (const float*)0, (float*)0);
-        // [3] block2_dw: DepthwiseConv2D 3x3 /2 pad 1,1,1,1 + ReLU6
-
-        //     5x5x6 @ arena bytes [300, 900) -> 3x3x6 @ arena bytes [0, 216), 486 MACs
-        depthwise<5, 5, 6, 3, 3, 3, 3, 2, 2, 1, 1, 2>(arena + 75, arena + 0, block2_dw_w, (const float*)0, (float*)0);
-        // [4] block2_pw: Conv2D 1x1 + ReLU6
+        //     5x5x6 @ arena bytes [0, 600) -> 3x3x6 @ arena bytes [0, 216), 486 MACs
+        depthwise<5, 5, 6, 3, 3, 3, 3, 2, 2, 1, 1, 2>(arena + 0, arena + 0, block2_dw_w, (const float*)0, arena + 150);
+        // [3] block2_pw: Conv2D 1x1 + ReLU6
 
         //     3x3x6 @ arena bytes [0, 216) -> 3x3x12 @ arena bytes [216, 648), 648 MACs
         conv1x1<9, 6, 12, 2>(arena + 0, arena + 54, block2_pw_w, (const float*)0, (float*)0);
-        // [5] block3_dw: DepthwiseConv2D 3x3 /2 pad 1,1,1,1 + ReLU6
+        // [4] block3_dw: DepthwiseConv2D 3x3 /2 pad 1,1,1,1 + ReLU6
 
         //     3x3x12 @ arena bytes [216, 648) -> 2x2x12 @ arena bytes [0, 192), 432 MACs
         depthwise<3, 3, 12, 2, 2, 3, 3, 2, 2, 1, 1, 2>(arena + 54, arena + 0, block3_dw_w, (const float*)0, (float*)0);
-        // [6] block3_pw: Conv2D 1x1 + ReLU6
+        // [5] block3_pw: Conv2D 1x1 + ReLU6
 
         //     2x2x12 @ arena bytes [0, 192) -> 2x2x24 @ arena bytes [192, 576), 1,152 MACs
         conv1x1<4, 12, 24, 2>(arena + 0, arena + 48, block3_pw_w, (const float*)0, (float*)0);
-        // [7] head_pool: MaxPool2D 2x2 /2
+        // [6] head_pool: MaxPool2D 2x2 /2
 
         //     2x2x24 @ arena bytes [192, 576) -> 1x1x24 @ arena bytes [0, 96)
         pool2d<2, 2, 24, 1, 1, 2, 2, 2, 2, 0, 0, 1, 0>(arena + 48, arena + 0, (float*)0);
-        // [8] head_conv: Conv2D 1x1
+        // [7] head_conv: Conv2D 1x1
 
         //     1x1x24 @ arena bytes [0, 96) -> 10 @ arena bytes [0, 40), 240 MACs
         conv1x1<1, 24, 10, 0>(arena + 0, arena + 0, head_conv_w, head_conv_b, arena + 24);
-        // [9] softmax: Softmax
+        // [8] softmax: Softmax
 
         //     10 @ arena bytes [0, 40) -> 10 outputs[]
         softmax<10>(arena + 0, outputs);
