@@ -87,7 +87,8 @@ def compiler() -> str:
 
 def build(header_path: str, classname: str, out_dir: Optional[str] = None, opt: str = "-O2",
           flags: Sequence[str] = (), sanitize: bool = False, std_flags: Sequence[str] = STRICT_FLAGS) -> str:
-    """Compile the driver for ``header_path``; returns the executable's path."""
+    """Compile the driver for ``header_path`` into ``out_dir`` (a new temporary folder, left for
+    the caller to remove, when None); returns the executable's path."""
     header_path = os.path.abspath(header_path)
     out_dir = out_dir or tempfile.mkdtemp(prefix="micronets-host-")
     src = os.path.join(out_dir, f"driver_{classname}.cpp")

@@ -132,7 +132,7 @@ def _keras_graph(model):
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise UnsupportedModelError(f"model '{model.name}' has {len(model.inputs)} inputs and {len(model.outputs)} outputs; exactly one of each is supported")
 
-    order, seen, readers = [], set(), {}
+    order, seen = [], set()
     stack = [(model.outputs[0], False)]
     while stack:
         kt, expanded = stack.pop()
@@ -150,10 +150,7 @@ def _keras_graph(model):
         stack.append((kt, True))
         node = layer._inbound_nodes[history.node_index]
         for t in reversed(list(node.input_tensors)):
-            readers[id(t)] = readers.get(id(t), 0) + 1
             stack.append((t, False))
-    # A shared keras tensor may have been counted twice when two paths reach the same node before
-    # it is expanded; recount readers from the final order to be exact.
     readers = {}
     for layer, ins, _ in order:
         for t in ins:
