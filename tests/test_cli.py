@@ -1,8 +1,8 @@
 """The ``micronets`` command line: gen, info (+ boards), train, through click's CliRunner and as
 real subprocesses; every error path exits non-zero with one ``Error:`` line and writes nothing.
 
-The subprocesses (each pays the TensorFlow import) start in the background when the module starts
-and are checked at the end, so they overlap with the in-process tests.
+Each real-process run (paying the TensorFlow import) starts when the first test that needs it
+asks, so under pytest-xdist no worker starts runs that another worker's tests check.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def api_summary(net, classname=None):
 # ---------------------------------------------------------------------------- background subprocesses
 @pytest.fixture(scope="module")
 def subprocs(tmp_path_factory):
-    """Start the real-process runs now; each test that asks for one waits for it."""
+    """Real-process runs, started on first request; each test waits for the ones it checks."""
     root = tmp_path_factory.mktemp("subprocess")
     data = make_image_folder(root / "data")
     cli = [sys.executable, "-m", "micronets.cli"]
@@ -105,15 +105,22 @@ def subprocs(tmp_path_factory):
         })
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     procs = {}
-    for name, cmd in jobs.items():
-        out = open(root / f"{name}.out", "w+")
-        err = open(root / f"{name}.err", "w+")
-        procs[name] = (subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=str(root)), out, err)
+
+    def start(name):
+        if name not in procs:
+            out = open(root / f"{name}.out", "w+")
+            err = open(root / f"{name}.err", "w+")
+            procs[name] = (subprocess.Popen(jobs[name], stdout=out, stderr=err, env=env, cwd=str(root)), out, err)
 
     class Runs:
         path = root
 
+        def start(self, *names):
+            for name in names:
+                start(name)
+
         def result(self, name, timeout=240):
+            start(name)
             proc, out, err = procs[name]
             proc.wait(timeout=timeout)
             out.seek(0)
@@ -127,11 +134,6 @@ def subprocs(tmp_path_factory):
             proc.wait()
         out.close()
         err.close()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _start_subprocesses_first(subprocs):
-    yield
 
 
 # ---------------------------------------------------------------------------- help and version
@@ -447,6 +449,7 @@ def test_errors_are_one_line_and_write_nothing(case, tmp_path, request):
 
 # ---------------------------------------------------------------------------- real subprocesses
 def test_subprocess_version_help_and_boards(subprocs):
+    subprocs.start("version", "boards")
     code, out, err = subprocs.result("version")
     assert code == 0 and micronets.__version__ in out
     code, out, err = subprocs.result("boards")
@@ -454,6 +457,7 @@ def test_subprocess_version_help_and_boards(subprocs):
 
 
 def test_subprocess_errors(subprocs):
+    subprocs.start("bad_input", "unknown_arch", *(["missing_weights"] if HAVE_COMPILER else []))
     code, out, err = subprocs.result("bad_input")
     assert_one_line_error(code, err, "HxWxC")
     assert not (subprocs.path / "bad.h").exists()

@@ -18,7 +18,6 @@ import re
 from typing import Dict, List, Tuple
 
 from micronets.compiler.graph import Graph, Tensor
-from micronets.compiler.ops import base as ops_base
 from micronets.compiler.ops.base import CONVERTERS, REWRITES, UnsupportedModelError
 
 

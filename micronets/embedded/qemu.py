@@ -22,7 +22,6 @@ multiply-accumulates and branches take 1-3 cycles on real silicon, and flash wai
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import shutil
 import subprocess

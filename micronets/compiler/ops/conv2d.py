@@ -21,35 +21,30 @@ from micronets.compiler.ops.base import (
 )
 
 
-class Conv2D(Op):
-    kind = "Conv2D"
-    template = "kernels/conv2d.h.j2"
+class WindowedConv(Op):
+    """What Conv2D and DepthwiseConv2D share: a kernel sliding over an HWC map with strides and
+    (absorbed) padding, an optional bias, BatchNorm folding, one-pixel-scratch in-place execution."""
+
     fuses_activation = True
 
     def __init__(self, name, x, out, kernel, bias, strides, pads):
         super().__init__(name, [x], out)
-        self.kernel = np.asarray(kernel, np.float64)  # (kh, kw, cin, cout), Keras layout
+        self.kernel = np.asarray(kernel, np.float64)
         self.bias = None if bias is None else np.asarray(bias, np.float64)
         self.strides = tuple(strides)
         self.pads = tuple(pads)  # top, bottom, left, right
-
-    @property
-    def pointwise(self) -> bool:
-        kh, kw = self.kernel.shape[:2]
-        return (kh, kw) == (1, 1) and self.strides == (1, 1) and not any(self.pads)
 
     def fold_scale_shift(self, scale, shift):
         """Fold a per-output-channel ``y * scale + shift`` (BatchNorm) into kernel and bias."""
         self.kernel = self.kernel * scale
         self.bias = (self.bias if self.bias is not None else 0.0) * scale + shift
 
-    def macs(self):
-        ho, wo, cout = self.output.hwc
-        kh, kw, cin, _ = self.kernel.shape
-        return ho * wo * cout * kh * kw * cin
+    def kernel_layout(self) -> np.ndarray:
+        """The kernel flattened in the order the C++ kernel reads it."""
+        raise NotImplementedError
 
     def weights(self):
-        w = collections.OrderedDict(w=np.transpose(self.kernel, (3, 0, 1, 2)).reshape(-1))
+        w = collections.OrderedDict(w=self.kernel_layout())
         if self.bias is not None:
             w["b"] = self.bias.reshape(-1)
         return w
@@ -62,6 +57,24 @@ class Conv2D(Op):
 
     def scratch_bytes(self):
         return self.output.hwc[2] * FLOAT_BYTES
+
+
+class Conv2D(WindowedConv):
+    kind = "Conv2D"
+    template = "kernels/conv2d.h.j2"
+
+    @property
+    def pointwise(self) -> bool:
+        kh, kw = self.kernel.shape[:2]
+        return (kh, kw) == (1, 1) and self.strides == (1, 1) and not any(self.pads)
+
+    def macs(self):
+        ho, wo, cout = self.output.hwc
+        kh, kw, cin, _ = self.kernel.shape
+        return ho * wo * cout * kh * kw * cin
+
+    def kernel_layout(self):
+        return np.transpose(self.kernel, (3, 0, 1, 2)).reshape(-1)  # [COUT][KH][KW][CIN]
 
 
 def spatial_padding(layer, ctx, x, kernel, strides):

@@ -80,7 +80,6 @@ class ConvDepthwise(Op):
         be stored at or after the end of the input rows that earlier pixels still need:
         ``offset(input) - offset(output) <= max_gap``."""
         h, w, cin = self.inputs[0].hwc
-        ht = self.mid.hwc[0]
         ho, wo, cout = self.output.hwc
         sd, pd = self.dw.strides[0], self.dw.pads[0]
         sc, pc, kc = self.conv.strides[0], self.conv.pads[0], int(self.conv.kernel.shape[0])

@@ -5,57 +5,26 @@ MACs: Ho*Wo*C*k*k. SeparableConv2D is traced as this op followed by a pointwise 
 
 from __future__ import annotations
 
-import collections
-
 import numpy as np
 
-from micronets.compiler.graph import FLOAT_BYTES
-from micronets.compiler.ops.base import (
-    Op,
-    UnsupportedModelError,
-    converter,
-    keras_activation_name,
-    per_pixel_gap,
-    spatial_detail,
-)
-from micronets.compiler.ops.conv2d import Conv2D, check_conv_layer, spatial_padding
+from micronets.compiler.ops.base import UnsupportedModelError, converter, keras_activation_name
+from micronets.compiler.ops.conv2d import Conv2D, WindowedConv, check_conv_layer, spatial_padding
 
 
-class DepthwiseConv2D(Op):
+class DepthwiseConv2D(WindowedConv):
     kind = "DepthwiseConv2D"
     template = "kernels/depthwise.h.j2"
-    fuses_activation = True
 
     def __init__(self, name, x, out, kernel, bias, strides, pads):
-        super().__init__(name, [x], out)
-        self.kernel = np.asarray(kernel, np.float64)[:, :, :, 0]  # (kh, kw, c)
-        self.bias = None if bias is None else np.asarray(bias, np.float64)
-        self.strides = tuple(strides)
-        self.pads = tuple(pads)
-
-    def fold_scale_shift(self, scale, shift):
-        self.kernel = self.kernel * scale
-        self.bias = (self.bias if self.bias is not None else 0.0) * scale + shift
+        super().__init__(name, x, out, np.asarray(kernel)[:, :, :, 0], bias, strides, pads)  # (kh, kw, c)
 
     def macs(self):
         ho, wo, c = self.output.hwc
         kh, kw, _ = self.kernel.shape
         return ho * wo * c * kh * kw
 
-    def weights(self):
-        w = collections.OrderedDict(w=self.kernel.reshape(-1))
-        if self.bias is not None:
-            w["b"] = self.bias.reshape(-1)
-        return w
-
-    def describe(self):
-        return spatial_detail(self.kernel.shape[:2], self.strides, self.pads)
-
-    def inplace_gap(self, input_index):
-        return per_pixel_gap(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads)
-
-    def scratch_bytes(self):
-        return self.output.hwc[2] * FLOAT_BYTES
+    def kernel_layout(self):
+        return self.kernel.reshape(-1)  # [KH][KW][C]
 
 
 def _depthwise(layer, ctx, x, kernel, bias, name):
