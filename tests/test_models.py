@@ -28,8 +28,13 @@ def test_pico_structure_by_hand():
     assert tuple(m.get_layer("block1_pw").output.shape[1:]) == (16, 16, 6)
     assert tuple(m.get_layer("block3_pw").output.shape[1:]) == (4, 4, 24)
     assert tuple(m.get_layer("head_pool").pool_size) == (4, 4)
-    # stem 27 + dw/pw (27+18) + (54+72) + (108+288) + head 24*10+10
-    assert 27 + 45 + 126 + 396 + 250 == 844
+    # by hand: stem 3x3x1x3 = 27; blocks dw 9*C_in + pw C_in*C_out: 27+18, 54+72, 108+288; head 24*10+10
+    def params(*names):
+        return sum(m.get_layer(n).count_params() for n in names)
+
+    assert params("stem_conv") == 27
+    assert [params(f"block{i}_dw", f"block{i}_pw") for i in (1, 2, 3)] == [45, 126, 396]
+    assert params("head_conv") == 250
     assert not m.get_layer("stem_conv").use_bias and m.get_layer("head_conv").use_bias
 
 
