@@ -588,8 +588,9 @@ def print_boards(console):
 
 
 # ---------------------------------------------------------------------------- the group
-class MicronetsGroup(click.Group):
-    """A click group whose errors are one line on stderr (no usage block, no traceback)."""
+class OneLineErrors:
+    """Mixin for click commands and groups: errors are one line on stderr (no usage block, no
+    traceback) and a non-zero exit status."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -612,6 +613,14 @@ class MicronetsGroup(click.Group):
                        err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+class MicronetsGroup(OneLineErrors, click.Group):
+    """The ``micronets`` command group."""
+
+
+class OneLineCommand(OneLineErrors, click.Command):
+    """A stand-alone command (e.g. ``python -m micronets.demo``) with the CLI's error style."""
 
 
 ARCH_HELP = (

@@ -9,17 +9,18 @@ predictions match Keras on every held-out image. Exits non-zero when they disagr
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 
 import click
 
+from micronets.cli import OneLineCommand
+
 #: Largest difference of any class probability between C++ (float32) and Keras we accept.
 TOLERANCE = 1e-4
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--output", "-o", default="model.h", show_default=True, type=click.Path(dir_okay=False),
               help="Header file to write.")
 @click.option("--epochs", "-e", type=click.IntRange(min=1), default=12, show_default=True,
@@ -103,17 +104,5 @@ def main(output, epochs, size, seed):
     say("OK: the C++ header predicts what Keras predicts.")
 
 
-def run(argv=None):
-    """Entry point with one-line errors (``Error: ...`` on stderr, exit status 1)."""
-    try:
-        main.main(args=argv, prog_name="python -m micronets.demo", standalone_mode=False)
-    except click.ClickException as exc:
-        click.echo(f"Error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("Error: aborted", err=True)
-        sys.exit(1)
-
-
 if __name__ == "__main__":
-    run()
+    main(prog_name="python -m micronets.demo")

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -152,12 +152,3 @@ def _enum_value(header_path: str, name: str) -> int:
     if not m:
         raise ValueError(f"{header_path} is not a micronets header ({name} not found)")
     return int(m.group(1))
-
-
-def compile_check(sources: List[str], flags: Sequence[str], cxx: Optional[str] = None) -> None:
-    """Compile (no link) a list of C++ sources with ``flags``; raises with the diagnostics."""
-    for src in sources:
-        cmd = [cxx or compiler(), *flags, "-c", src, "-o", os.devnull]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-6000:]}")

@@ -55,7 +55,3 @@ class Graph:
     ops: List["object"]
     input: Tensor
     output: Tensor
-
-    def tensors(self) -> List[Tensor]:
-        """Every tensor an op writes, in execution order."""
-        return [op.output for op in self.ops]
