@@ -39,10 +39,10 @@ static int classify(void)
 {
     static T image[%(cls)s::numInputs];
     while (fread(image, sizeof(T), %(cls)s::numInputs, stdin) == (size_t)%(cls)s::numInputs) {
-        const uint16_t cls = net.predict(image);
-        if (cls != net.output || net.proba != net.outputs[cls])
+        const unsigned long cls = (unsigned long)net.predict(image);
+        if (cls != (unsigned long)net.output || net.proba != net.outputs[cls])
             return 3;
-        fwrite(net.outputs, sizeof(float), %(cls)s::numOutputs, stdout);
+        fwrite(net.outputs, sizeof(float), %(cls)s::numOutputs, stdout);%(extra)s
     }
     return 0;
 }
@@ -92,8 +92,10 @@ def build(header_path: str, classname: str, out_dir: Optional[str] = None, opt: 
     header_path = os.path.abspath(header_path)
     out_dir = out_dir or tempfile.mkdtemp(prefix="micronets-host-")
     src = os.path.join(out_dir, f"driver_{classname}.cpp")
+    extra = "".join(f"\n        fwrite(net.outputs{k}, sizeof(float), {classname}::numOutputs{k}, stdout);"
+                    for k in range(1, output_arrays(header_path)))
     with open(src, "w") as fh:
-        fh.write(_DRIVER % {"header": header_path, "cls": classname})
+        fh.write(_DRIVER % {"header": header_path, "cls": classname, "extra": extra})
     exe = os.path.join(out_dir, f"driver_{classname}" + ("_asan" if sanitize else ""))
     cmd = [compiler(), *std_flags, opt, *flags, *(SANITIZE_FLAGS if sanitize else []), src, "-o", exe, "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -103,7 +105,8 @@ def build(header_path: str, classname: str, out_dir: Optional[str] = None, opt: 
 
 
 def run(exe: str, x: np.ndarray, num_outputs: int, entry: str = "float", timeout: float = 300) -> np.ndarray:
-    """Run a built driver on images ``x`` (N, H, W, C); returns (N, num_outputs) float32."""
+    """Run a built driver on inputs ``x`` (N, ...); returns (N, num_outputs) float32, every output
+    array of the model (``outputs``, ``outputs1``, ...) concatenated per input."""
     dtype = np.float32 if entry == "float" else np.uint8
     data = np.ascontiguousarray(np.asarray(x).astype(dtype, copy=False)).tobytes()
     proc = subprocess.run([exe, entry], input=data, capture_output=True, timeout=timeout)
@@ -125,7 +128,8 @@ def run_header(header_path: str, classname: str, x: np.ndarray, entry: str = "fl
     """Compile ``header_path`` (strict C++98) and classify images ``x``; (N, num_classes) float32."""
     with _workdir(out_dir) as work:
         exe = build(header_path, classname, out_dir=work, opt=opt, sanitize=sanitize)
-        return run(exe, x, _enum_value(header_path, "numOutputs"), entry=entry)
+        total = sum(_enum_value(header_path, "numOutputs" + (str(k) if k else "")) for k in range(output_arrays(header_path)))
+        return run(exe, x, total, entry=entry)
 
 
 def sizeof_net(header_path: str, classname: str, out_dir: Optional[str] = None) -> int:
@@ -152,3 +156,12 @@ def _enum_value(header_path: str, name: str) -> int:
     if not m:
         raise ValueError(f"{header_path} is not a micronets header ({name} not found)")
     return int(m.group(1))
+
+
+def output_arrays(header_path: str) -> int:
+    """How many output arrays the generated class has (one per model output)."""
+    import re
+
+    with open(header_path) as fh:
+        text = fh.read()
+    return len(re.findall(r"^    float outputs\d*\[numOutputs\d*\];", text, flags=re.M))

@@ -298,19 +298,18 @@ def test_failure_during_write_keeps_old_file(tmp_path, monkeypatch):
     _assert_nothing_written(tmp_path, ["model.h"])
 
 
-def test_add_of_mismatched_shapes_is_clear():
+def test_add_broadcasts_like_keras(tmp_path):
+    """Add of a map and its pooled (1, 1, C) gate broadcasts as in Keras (it used to be refused)."""
     import keras
     from keras import layers
 
     inp = keras.Input((8, 8, 2))
     a = layers.Conv2D(4, 1, name="a")(inp)
-    b = layers.Conv2D(4, 3, name="b")(inp)  # 6x6: Keras itself rejects the Add; use a broadcastable pair
-    with pytest.raises(Exception):
-        layers.Add()([a, b])
     c = layers.GlobalAveragePooling2D(keepdims=True, name="c")(a)
-    model = keras.Model(inp, layers.Add(name="bad_add")([a, c]))
-    with pytest.raises(UnsupportedModelError, match=r"bad_add.*mismatched shapes"):
-        compile_model(model)
+    x = layers.Add(name="bcast_add")([a, c])
+    x = layers.GlobalMaxPooling2D()(x)
+    model = keras.Model(inp, layers.Dense(3, activation="softmax")(x))
+    check_equivalence(model, "Bcast", tmp_path)
 
 
 def test_model_without_input_shape_is_clear():

@@ -7,6 +7,8 @@ held across a residual or squeeze-excite branch is never written over before its
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 pytest.importorskip("keras")
@@ -84,8 +86,8 @@ def check_ops(compiled, net):
     strided = {name for name, op in dws.items() if name != "stem_dw" and op.strides == (2, 2)}
     assert strided == {f"block{i}_dw" for i in (1, 3, *net.downsampling_layers)}
 
-    acts = {op.act for op in ops}
-    assert ("hard_swish" in acts) == net.h_swish
+    acts = {op.act.name for op in ops}
+    assert ("hard_silu" in acts) == net.h_swish
     assert ("relu6" in acts) == (not net.h_swish)
     # the SE gate (sigmoid) fuses into its expand conv; nothing else runs as its own Activation op
     assert ("sigmoid" in acts) == net.squeeze_excite
@@ -165,7 +167,7 @@ def test_preset_plan_and_macs_at_published_resolution(name):
     assert s["arena_bytes"] <= s["naive_bound"]
     assert s["macs"] == PRESET_MACS[name]
     check_ops(compiled, net)
-    check_held_tensors_intact(compiled)
+    check_held_tensors_intact(compiled.graph, compiled.plan)
 
 
 # --------------------------------------------------------------------------- held tensors
@@ -173,31 +175,32 @@ def _ranges_meet(a, b):
     return a[0] < b[1] and b[0] < a[1]
 
 
-def check_held_tensors_intact(compiled):
+def check_held_tensors_intact(graph, plan):
     """Each Add's and Multiply's inputs stay untouched from their producer until the Add/Multiply:
     no op in between writes (its output, its scratch or its workspace) over them. Returns the pairs checked."""
-    ops = compiled.graph.ops
+    ops = graph.ops
     checked = 0
     for join in ops:
         if join.kind not in ("Add", "Multiply"):
             continue
         for held in join.inputs:
-            assert held.kind == "arena" and held.offset is not None
-            assert held.offset % 4 == 0
-            start = held.producer.index
+            offset = plan.offset(held)
+            assert offset is not None and offset % 4 == 0
+            start = graph.producer(held).index
             assert start < join.index
-            kept = (held.offset, held.offset + held.nbytes)
+            kept = (offset, offset + held.nbytes)
             for op in ops[start + 1:join.index]:
                 out = op.output
-                if out.kind == "arena":
-                    assert not _ranges_meet(kept, (out.offset, out.offset + out.nbytes)), (
-                        f"{op.name} writes [{out.offset}, {out.offset + out.nbytes}) over {held.name} "
+                if plan.in_arena(out):
+                    o = plan.offset(out)
+                    assert not _ranges_meet(kept, (o, o + out.nbytes)), (
+                        f"{op.name} writes [{o}, {o + out.nbytes}) over {held.name} "
                         f"[{kept[0]}, {kept[1]}) before {join.name} reads it")
-                if op.scratch_offset is not None:
-                    scratch = (op.scratch_offset, op.scratch_offset + op.scratch_bytes())
+                if op in plan.scratch:
+                    scratch = (plan.scratch[op], plan.scratch[op] + op.scratch_bytes())
                     assert not _ranges_meet(kept, scratch), f"{op.name}'s scratch overlaps {held.name}"
-                work = getattr(op, "workspace_offset", None)
-                if work is not None:
+                if op in plan.workspace:
+                    work = plan.workspace[op]
                     assert not _ranges_meet(kept, (work, work + op.workspace_bytes())), (
                         f"{op.name}'s workspace overlaps {held.name}")
             checked += 1
@@ -213,13 +216,14 @@ def test_residual_and_se_inputs_stay_intact(case):
     muls = [op for op in compiled.graph.ops if op.kind == "Multiply"]
     assert adds and muls
     # the skip input of every Add is produced a whole block earlier: the check is not vacuous
-    assert all(max(op.index - t.producer.index for t in op.inputs) >= 3 for op in adds)
-    assert check_held_tensors_intact(compiled) == 2 * (len(adds) + len(muls))
+    graph, plan = compiled.graph, compiled.plan
+    assert all(max(op.index - graph.producer(t).index for t in op.inputs) >= 3 for op in adds)
+    assert check_held_tensors_intact(graph, plan) == 2 * (len(adds) + len(muls))
 
     # the check does fail when an op in between writes over a held tensor
     add = adds[0]
-    skip = min(add.inputs, key=lambda t: t.producer.index)
-    victim = compiled.graph.ops[skip.producer.index + 1].output
-    victim.offset = skip.offset
+    skip = min(add.inputs, key=lambda t: graph.producer(t).index)
+    victim = graph.ops[graph.producer(skip).index + 1].output
+    tampered = dataclasses.replace(plan, locations={**plan.locations, victim: ("arena", plan.offset(skip))})
     with pytest.raises(AssertionError, match="before block"):
-        check_held_tensors_intact(compiled)
+        check_held_tensors_intact(graph, tampered)

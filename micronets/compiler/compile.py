@@ -6,13 +6,15 @@
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Dict, List, Optional
+from functools import lru_cache
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from micronets.compiler import planner
 from micronets.compiler.graph import FLOAT_BYTES, Graph
+from micronets.compiler.plan import MemoryPlan, plan_memory
 from micronets.compiler.trace import trace
 
 CPP_KEYWORDS = frozenset("""
@@ -23,28 +25,48 @@ false float for friend goto if inline int long mutable namespace new noexcept no
 operator or or_eq private protected public register reinterpret_cast requires return short signed
 sizeof static static_assert static_cast struct switch template this thread_local throw true try
 typedef typeid typename union unsigned using virtual void volatile wchar_t while xor xor_eq
+final override import module main
 """.split())
-# Names the header itself or its standard headers define.
-RESERVED = frozenset("""main NULL int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t
-size_t memset memcpy expf""".split())
+#: members of the generated class: a class may not be named like one of its members
+MEMBER_NAMES = frozenset("""outputs output proba predict numInputs numOutputs arenaBytes classNames arena finish
+rawOutputs""".split())
+MEMBER_PATTERN = re.compile(r"(outputs|numOutputs)\d+")
+
+
+@lru_cache(maxsize=1)
+def std_names() -> frozenset:
+    """Identifiers <stdint.h>, <string.h> and <math.h> declare or define (host g++, Arm and Xtensa
+    newlib; see scripts/std_names.sh)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "std_names.txt")
+    with open(path, encoding="ascii") as fh:
+        return frozenset(line.strip() for line in fh if line.strip() and not line.startswith("#"))
 
 
 def check_classname(name) -> str:
-    """A C++ class name must be an identifier, not a keyword, not reserved for the implementation."""
+    """A class name the header can use as is: a C++ identifier that is not a keyword, not reserved
+    for the implementation, not a name the standard headers declare, not a member of the class,
+    and not in micronets' own prefix (its namespaces and macros)."""
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"class name {name!r} is not a valid C++ identifier (letters, digits, '_'; not starting with a digit)")
     if name in CPP_KEYWORDS:
         raise ValueError(f"class name {name!r} is a C++ keyword")
-    if name in RESERVED or "__" in name or re.match(r"_[A-Z]", name):
-        raise ValueError(f"class name {name!r} is reserved in C++ or clashes with a standard name")
+    if name.startswith("_") or "__" in name:
+        raise ValueError(f"class name {name!r} is reserved in C++ (a leading '_' or a double '__')")
+    if name.lower().startswith("micronets"):
+        raise ValueError(f"class name {name!r} starts with 'micronets', which the generated code reserves for its own names")
+    if name in MEMBER_NAMES or MEMBER_PATTERN.fullmatch(name):
+        raise ValueError(f"class name {name!r} is the name of one of the generated class's members")
+    if name in std_names():
+        raise ValueError(f"class name {name!r} is declared or defined by <stdint.h>, <string.h> or <math.h>")
     return name
 
 
 class CompiledModel:
     """A model compiled for one class name: graph, memory plan, figures and header text."""
 
-    def __init__(self, keras_model, graph: Graph, plan, classname: str, arch: str,
-                 input_scale: float, input_offset: float, layerwise: Graph, layerwise_plan):
+    def __init__(self, keras_model, graph: Graph, plan: MemoryPlan, classname: str, arch: str,
+                 input_scale: float, input_offset: float, layerwise: Graph, layerwise_plan: MemoryPlan,
+                 class_names: Optional[Sequence[str]] = None, notes: Optional[Dict[str, str]] = None):
         self.keras_model = keras_model
         self.graph = graph
         self.plan = plan
@@ -55,30 +77,39 @@ class CompiledModel:
         self.arch = arch
         self.input_scale = float(input_scale)
         self.input_offset = float(input_offset)
+        self.class_names = None if class_names is None else tuple(class_names)
+        self.notes = dict(notes or {})
         self._header: Optional[str] = None
-        self._filename = "model.h"
+
+    @property
+    def output_sizes(self) -> List[int]:
+        """Flattened size of each model output, in Keras' order (``outputs``, ``outputs1``, ...)."""
+        return [int(t.size) for t in self.graph.outputs]
 
     # ---------------------------------------------------------------- figures
     def summary(self) -> Dict:
-        g = self.graph
+        g, p = self.graph, self.plan
         weights = sum(op.params() for op in g.ops)
-        arena = self.plan.arena_size
-        outputs = g.output.size * FLOAT_BYTES
+        arena = p.arena_size
+        outputs = sum(self.output_sizes) * FLOAT_BYTES
         layers = []
         for op in g.ops:
             t = op.output
             layers.append(dict(
                 name=op.name, op=op.kind, detail=op.label(), output_shape=list(t.shape),
                 macs=int(op.macs()), params=int(op.params()),
-                arena_offset=t.offset if t.kind == "arena" else None,
-                arena_bytes=t.nbytes if t.kind == "arena" else 0,
-                input_offsets=[x.offset if x.kind == "arena" else None for x in op.inputs],
+                arena_offset=p.offset(t),
+                arena_bytes=t.nbytes if p.in_arena(t) else 0,
+                input_offsets=[p.offset(x) for x in op.inputs],
             ))
+        index_bytes = 2 if g.output.size <= 65535 else 4
         return dict(
             arch=self.arch,
             classname=self.classname,
             input_shape=list(g.input.shape),
+            output_shapes=[list(t.shape) for t in g.outputs],
             num_classes=int(g.output.size),
+            class_names=list(self.class_names) if self.class_names is not None else None,
             macs=int(sum(op.macs() for op in g.ops)),
             params=int(self.keras_model.count_params()),
             weights=int(weights),
@@ -86,11 +117,11 @@ class CompiledModel:
             arena_bytes=int(arena),
             # bounds: layer by layer with no op writing over its input (max in + out); layer by
             # layer with every op working in place where it can; and for the ops as executed here
-            naive_bound=int(naive_bound(self.layerwise)),
+            naive_bound=int(naive_bound(self.layerwise, self.layerwise_plan)),
             layerwise_bound=int(self.layerwise_plan.lower_bound),
-            inplace_bound=int(self.plan.lower_bound),
-            # outputs[] + uint16_t output + float proba, padded to float alignment
-            object_bytes=int(arena + outputs + 2 * FLOAT_BYTES) if arena else int(FLOAT_BYTES + outputs + 2 * FLOAT_BYTES),
+            inplace_bound=int(p.lower_bound),
+            # arena + outputs + argmax + float proba, padded to float alignment
+            object_bytes=int(max(arena, FLOAT_BYTES) + outputs + _align(index_bytes, FLOAT_BYTES) + FLOAT_BYTES),
             layers=layers,
         )
 
@@ -99,9 +130,10 @@ class CompiledModel:
         from micronets import __version__
         from micronets.compiler.emit import render
 
-        return render(self.graph, classname=self.classname, namespace=f"micronets_{self.classname}",
+        return render(self.graph, self.plan, classname=self.classname, namespace=f"micronets_{self.classname}",
                       filename=filename, arch=self.arch, version=__version__, summary=self.summary(),
-                      input_scale=self.input_scale, input_offset=self.input_offset)
+                      input_scale=self.input_scale, input_offset=self.input_offset,
+                      class_names=self.class_names, notes=self.notes)
 
     @property
     def header(self) -> str:
@@ -110,68 +142,18 @@ class CompiledModel:
         return self._header
 
 
-def naive_bound(graph: Graph) -> int:
+def _align(n: int, a: int) -> int:
+    return -(-n // a) * a
+
+
+def naive_bound(graph: Graph, plan: MemoryPlan) -> int:
     """Max over ops of the arena bytes of its inputs plus its output (layer-by-layer execution
     with no op writing over its input)."""
     best = 0
     for op in graph.ops:
-        total = sum(t.nbytes for t in {id(t): t for t in op.inputs + [op.output]}.values() if t.kind == "arena")
-        best = max(best, total)
+        tensors = {t.storage: None for t in op.inputs + [op.output]}
+        best = max(best, sum(t.nbytes for t in tensors if plan.in_arena(t)))
     return best
-
-
-def plan_memory(graph: Graph):
-    """Turn tensor lifetimes and the ops' in-place abilities into planner buffers; write the
-    resulting offsets back onto tensors (``offset``) and ops (``scratch_offset``)."""
-    last: Dict[int, int] = {}
-    for op in graph.ops:
-        for t in op.inputs:
-            last[id(t)] = op.index
-    buffers: List[planner.Buffer] = []
-    overlaps: List[planner.Overlap] = []
-    names: Dict[int, str] = {}
-    for op in graph.ops:
-        out = op.output
-        if out.kind != "arena":
-            continue
-        name = f"{op.ident}:out"
-        names[id(out)] = name
-        buffers.append(planner.Buffer(name, out.nbytes, op.index, max(op.index, last.get(id(out), op.index))))
-    scratch_ops = []
-    for op in graph.ops:
-        out = op.output
-        if out.kind != "arena":
-            continue
-        declared = False
-        for k, src in enumerate(op.inputs):
-            if src.kind != "arena" or last.get(id(src)) != op.index:
-                continue
-            if any(other is src for other in op.inputs[:k]):
-                continue
-            gap = op.inplace_gap(k)
-            if gap is None:
-                continue
-            back = op.inplace_gap_reverse(k)
-            overlaps.append(planner.Overlap(names[id(src)], names[id(out)], int(gap),
-                                            None if back is None else int(back)))
-            declared = True
-        if declared and op.scratch_bytes():
-            buffers.append(planner.Buffer(f"{op.ident}:scratch", op.scratch_bytes(), op.index, op.index))
-            scratch_ops.append(op)
-    for op in graph.ops:
-        if op.workspace_bytes():
-            buffers.append(planner.Buffer(f"{op.ident}:work", op.workspace_bytes(), op.index, op.index))
-    result = planner.plan(buffers, overlaps, alignment=FLOAT_BYTES)
-    result.check(buffers, overlaps)
-    for op in graph.ops:
-        if op.output.kind == "arena":
-            op.output.offset = result.offsets[names[id(op.output)]]
-    for op in scratch_ops:
-        op.scratch_offset = result.offsets[f"{op.ident}:scratch"]
-    for op in graph.ops:
-        if op.workspace_bytes():
-            op.workspace_offset = result.offsets[f"{op.ident}:work"]
-    return result
 
 
 def check_weights(graph: Graph):
@@ -185,16 +167,54 @@ def check_weights(graph: Graph):
                 raise ValueError(f"layer '{op.name}' ({op.kind}) has weights beyond float32 range")
 
 
+def _number(value, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number; got {value!r}") from None
+    if not np.isfinite(number):
+        raise ValueError(f"{what} must be a finite number; got {value!r}")
+    return number
+
+
+def takes_raw_input(model) -> bool:
+    """True when the model's first step is its own preprocessing (Rescaling / Normalization): it
+    expects raw values, so a raw uint8 pixel is passed through unscaled."""
+    for layer in getattr(model, "layers", [])[:3]:
+        name = type(layer).__name__
+        if name in ("Rescaling", "Normalization"):
+            return True
+        if name not in ("InputLayer",) and not name.startswith("Random"):
+            return False
+    return False
+
+
 def compile_model(model, classname: str = "Net", arch: Optional[str] = None,
-                  input_scale: float = 1.0 / 255.0, input_offset: float = 0.0) -> CompiledModel:
+                  input_scale: Optional[float] = None, input_offset: float = 0.0,
+                  class_names: Optional[Sequence[str]] = None, notes: Optional[Dict[str, str]] = None) -> CompiledModel:
     """Compile a Keras model. ``input_scale``/``input_offset`` say how a raw uint8 pixel maps to the
-    network's input (default pixel / 255, how micronets nets are trained)."""
+    network's input (default pixel / 255, how micronets nets are trained, or the pixel itself when
+    the model starts with its own Rescaling/Normalization). ``class_names`` (one per output of the
+    first output) become ``classNames[]``; ``notes`` are extra lines for the header's top comment."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"expected a keras.Model to compile; got {type(model).__name__}"
+                        + (" (to compile a saved file, load it first with keras.models.load_model)" if isinstance(model, (str, os.PathLike)) else ""))
     check_classname(classname)
-    if not (np.isfinite(input_scale) and np.isfinite(input_offset)):
-        raise ValueError("input_scale and input_offset must be finite numbers")
+    if input_scale is None:
+        input_scale = 1.0 if takes_raw_input(model) else 1.0 / 255.0
+    input_scale = _number(input_scale, "input_scale")
+    input_offset = _number(input_offset, "input_offset")
     graph = trace(model)
+    if class_names is not None:
+        class_names = [str(c) for c in class_names]
+        if len(class_names) != graph.output.size:
+            raise ValueError(f"{len(class_names)} class names for a model with {graph.output.size} outputs")
+    if notes is not None and (not isinstance(notes, dict) or not all(isinstance(k, str) for k in notes)):
+        raise TypeError("notes must be a dict of str keys to values")
     check_weights(graph)
     plan = plan_memory(graph)
     layerwise = trace(model, fuse=False)
     return CompiledModel(model, graph, plan, classname, arch or model.name, input_scale, input_offset,
-                         layerwise, plan_memory(layerwise))
+                         layerwise, plan_memory(layerwise), class_names, notes)

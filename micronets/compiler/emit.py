@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from micronets.compiler.activations import c_float
 from micronets.compiler.graph import FLOAT_BYTES
 
 
@@ -42,14 +43,6 @@ def environment():
     )
 
 
-def c_float(value: float) -> str:
-    """A float32 as a C++ literal with 9 significant digits (round-trips exactly)."""
-    s = "%.9g" % float(np.float32(value))
-    if "e" not in s and "." not in s and "n" not in s:
-        s += ".0"
-    return s + "f"
-
-
 def c_float_block(values, per_line: int = 8, indent: str = "    ") -> str:
     flat = np.asarray(values, np.float32).reshape(-1)
     items = [c_float(v) for v in flat.tolist()]
@@ -57,45 +50,87 @@ def c_float_block(values, per_line: int = 8, indent: str = "    ") -> str:
     return "\n".join(lines)
 
 
-_WHAT = {"w": "weights", "b": "bias", "s": "scale", "t": "shift"}
+def c_string(text: str) -> str:
+    """``text`` as a C string literal: UTF-8 bytes, printable ASCII as is (quotes, backslashes and
+    '?' escaped: no trigraphs), everything else as three-digit octal escapes."""
+    out = []
+    for b in str(text).encode("utf-8"):
+        ch = chr(b)
+        if ch in '"\\?':
+            out.append("\\" + ch)
+        elif 32 <= b < 127:
+            out.append(ch)
+        else:
+            out.append("\\%03o" % b)
+    return '"' + "".join(out) + '"'
 
 
-def _where(t) -> str:
-    if t.kind == "input":
+def comment(text) -> str:
+    """User-derived text (layer, model and class names, notes) made safe for a // comment: one
+    line, printable ASCII, no backslash (a trailing one would splice the next line in)."""
+    return "".join(ch if 32 <= ord(ch) < 127 and ch != "\\" else "?" for ch in str(text))
+
+
+_WHAT = {"w": "weights", "b": "bias", "s": "scale", "t": "shift", "a": "constants", "ab": "constants"}
+
+
+def _where(t, plan) -> str:
+    kind, value = plan.location(t)
+    if kind == "input":
         return f"{t.shape_str()} input"
-    if t.kind == "output":
-        return f"{t.shape_str()} outputs[]"
-    return f"{t.shape_str()} @ arena bytes [{t.offset}, {t.offset + t.nbytes})"
+    if kind == "output":
+        return f"{t.shape_str()} {output_name(value)}[]"
+    return f"{t.shape_str()} @ arena bytes [{value}, {value + t.storage.nbytes})"
 
 
-def render(graph, *, classname: str, namespace: str, filename: str, arch: str, version: str,
-           summary: dict, input_scale: float, input_offset: float) -> str:
+def output_name(k: int) -> str:
+    """Name of the class's array for model output k."""
+    return "outputs" if k == 0 else f"outputs{k}"
+
+
+def render(graph, plan, *, classname: str, namespace: str, filename: str, arch: str, version: str,
+           summary: dict, input_scale: float, input_offset: float, class_names=None, notes=None) -> str:
+    from micronets.compiler.activations import render_struct
+    from micronets.compiler.plan import Placed
+
     env = environment()
-    weights, kernels, calls, seen = [], [], [], []
+    output_names = tuple(output_name(k) for k in range(len(graph.outputs)))
+    weights, kernels, calls, seen, acts = [], [], [], [], []
     for op in graph.ops:
         for suffix, array in op.weights().items():
-            weights.append(dict(layer=op.name, what=_WHAT.get(suffix, suffix), cname=op.wname(suffix),
+            weights.append(dict(layer=comment(op.name), what=_WHAT.get(suffix, suffix), cname=op.wname(suffix),
                                 count=int(array.size), body=c_float_block(array)))
+        for act in op.activations():
+            if act not in acts:
+                acts.append(act)
         module = env.get_template(op.template).module
         for template in (*op.requires, op.template):
             if template not in seen:
                 seen.append(template)
                 kernels.append(str(env.get_template(template).module.definition()).strip())
-        ins = ", ".join(_where(t) for t in op.inputs)
-        calls.append(dict(index=op.index, name=op.name, label=op.label(),
-                          inputs=ins, output=_where(op.output), macs=op.macs(),
-                          code=str(module.call(op)).strip()))
+        placed = Placed(op, plan, output_names)
+        ins = ", ".join(_where(t, plan) for t in op.inputs)
+        calls.append(dict(index=op.index, name=comment(op.name), label=comment(op.label()),
+                          inputs=ins, output=_where(op.output, plan), macs=op.macs(),
+                          code=str(module.call(op, placed)).strip(),
+                          out_ptr=placed.ptr(op.output), out_size=op.output.size))
     arena_bytes = summary["arena_bytes"]
+    outputs = [dict(name=output_names[k], count=int(t.size), shape=t.shape_str(),
+                    size_name="numOutputs" if k == 0 else f"numOutputs{k}") for k, t in enumerate(graph.outputs)]
     return env.get_template("header.h.j2").render(
-        filename=filename,
+        filename=comment(filename),
         version=version,
-        arch=arch,
+        arch=comment(arch),
         classname=classname,
         namespace=namespace,
-        guard=f"MICRONETS_{classname.upper()}_H",
+        guard=f"MICRONETS_{classname}_H",
         input_shape_str="x".join(map(str, graph.input.shape)),
         num_inputs=graph.input.size,
         num_outputs=graph.output.size,
+        outputs=outputs,
+        index_type="uint16_t" if graph.output.size <= 65535 else "uint32_t",
+        class_names=None if class_names is None else [c_string(c) for c in class_names],
+        notes=[(comment(k), comment(v)) for k, v in (notes or {}).items()],
         macs=summary["macs"],
         params=summary["params"],
         weight_floats=summary["weights"],
@@ -111,6 +146,7 @@ def render(graph, *, classname: str, namespace: str, filename: str, arch: str, v
         input_offset=input_offset,
         input_lut=c_float_block(np.arange(256, dtype=np.float64) * input_scale + input_offset),
         weights=weights,
+        activations=[render_struct(a) for a in acts],
         kernels=kernels,
         calls=calls,
     )

@@ -1,49 +1,68 @@
-"""export: compile a Keras model and write its header atomically (temp file + rename)."""
+"""export: compile a Keras model and write its header; the package's one atomic file writer."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from typing import Optional
+from typing import Dict, Optional, Sequence, Union
 
 from micronets.compiler.compile import CompiledModel, compile_model
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename, so a
-    failure never leaves a partial file behind."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise OSError(f"cannot write {path}: folder {directory} does not exist")
-    if os.path.isdir(path):
+def write_atomic(path, data: Union[str, bytes], mode: int = 0o644) -> str:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` through a temporary file in the same
+    folder and a rename, so a failure never leaves a partial or half-written file. A symlink is
+    followed (its target is replaced, the link stays); permissions are ``mode`` less the umask.
+    Returns the path written. Raises OSError naming ``path`` (never the temporary file)."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise OSError(f"cannot write {path!r}: an output file name is required")
+    path = os.fspath(path)
+    if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
+        raise OSError(f"cannot write {path}: it names a folder, not a file")
+    target = os.path.realpath(path)  # write through symlinks
+    directory = os.path.dirname(target)
+    if os.path.isdir(target):
         raise OSError(f"cannot write {path}: it is a folder")
+    if not os.path.isdir(directory):
+        raise OSError(f"cannot write {path}: folder {os.path.dirname(os.path.abspath(path))} does not exist")
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     try:
         fd, tmp = tempfile.mkstemp(prefix=".micronets-", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, mode & ~umask)
+        os.replace(tmp, target)
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
+    return path
 
 
-def export(model, path: str, classname: Optional[str] = "Net", arch: Optional[str] = None,
-           input_scale: float = 1.0 / 255.0, input_offset: float = 0.0) -> CompiledModel:
+def export(model, path, classname: Optional[str] = "Net", arch: Optional[str] = None,
+           input_scale: Optional[float] = None, input_offset: float = 0.0,
+           class_names: Optional[Sequence[str]] = None, notes: Optional[Dict[str, str]] = None) -> CompiledModel:
     """Compile ``model`` (a keras.Model of supported layers) into one C++ header at ``path``.
 
     ``classname`` names the generated class (a C++ identifier); ``input_scale``/``input_offset``
-    map a raw uint8 pixel p to the network input p * scale + offset for ``predict(const uint8_t*)``.
-    Raises ValueError (unsupported layer, bad class name, NaN weights) or OSError (unwritable path);
-    in every error case no file is written.
+    map a raw uint8 value p to the network input p * scale + offset for ``predict(const uint8_t*)``
+    (default: p / 255, or p itself when the model starts with Rescaling/Normalization);
+    ``class_names`` become ``classNames[]``; ``notes`` (str -> str) are extra lines in the top comment.
+    Raises TypeError (not a Keras model), ValueError (unsupported layer, bad class name, NaN
+    weights) or OSError (unwritable path); in every error case no file is written.
     """
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise OSError(f"cannot write {path!r}: an output file name is required")
     compiled = compile_model(model, classname="Net" if classname is None else classname, arch=arch,
-                             input_scale=input_scale, input_offset=input_offset)
-    text = compiled.render(filename=os.path.basename(path))
+                             input_scale=input_scale, input_offset=input_offset, class_names=class_names, notes=notes)
+    text = compiled.render(filename=os.path.basename(os.fspath(path)) or "model.h")
     write_atomic(path, text)
     compiled._header = text
     return compiled

@@ -1,4 +1,12 @@
-"""The compiler's intermediate form: typed ops over tensors with static shapes, in execution order."""
+"""The compiler's intermediate form: typed ops over tensors with static shapes, in execution order.
+
+A :class:`Tensor` is immutable: its shape is fixed when it is created and never changes. A
+Reshape or Flatten that keeps the bytes in order (every reshape of a row-major array does) is a
+*view*: a tensor of its own shape whose ``base`` is the tensor that owns the bytes. Kernels read
+shapes from the tensors they were given, so a producer always writes the shape it computed.
+Where a tensor lives (the caller's input, the arena, an output array) is decided by the planner
+(:mod:`micronets.compiler.plan`), never stored on the tensor.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +18,29 @@ import numpy as np
 FLOAT_BYTES = 4
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Tensor:
-    """A float32 activation. ``shape`` has no batch axis: (H, W, C) for maps, (N,) for vectors.
-
-    ``kind`` says where it lives at run time: ``"input"`` (the caller's buffer, read in place),
-    ``"arena"`` (planned into the static arena) or ``"output"`` (the object's ``outputs[]``).
-    """
+    """A float32 activation. ``shape`` has no batch axis: (H, W, C) maps, (L, C) sequences,
+    (N,) vectors, or any other rank a reshape makes. ``base`` is set on views."""
 
     name: str
     shape: Tuple[int, ...]
-    kind: str = "arena"
-    producer: Optional["object"] = None
-    #: remaining readers in the Keras graph (aliases such as Reshape/Dropout pass their readers on)
-    uses: int = 0
-    is_model_output: bool = False
-    #: set on ZeroPadding2D results: (source tensor, (top, bottom, left, right)); never materialised
-    pad_of: Optional[Tuple["Tensor", Tuple[int, int, int, int]]] = None
-    offset: Optional[int] = None  # byte offset in the arena once planned
+    base: Optional["Tensor"] = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        if any(d < 1 for d in self.shape):
+            raise ValueError(f"tensor {self.name!r} has an empty or unknown dimension: {self.shape}")
+        if self.base is not None:
+            if self.base.base is not None:
+                raise ValueError("a view's base must own its bytes")
+            if self.base.size != self.size:
+                raise ValueError(f"view {self.name!r} {self.shape} of {self.base.name!r} {self.base.shape} changes the size")
+
+    @property
+    def storage(self) -> "Tensor":
+        """The tensor that owns these bytes (itself unless a view)."""
+        return self.base if self.base is not None else self
 
     @property
     def size(self) -> int:
@@ -39,19 +52,41 @@ class Tensor:
 
     @property
     def hwc(self) -> Tuple[int, int, int]:
-        """The shape seen as a map; vectors are 1x1xN."""
-        if len(self.shape) == 3:
-            return tuple(self.shape)
-        return (1, 1, self.size)
+        """The shape seen as a map: (H, W, C) as is, a sequence (L, C) as 1 x L x C, a vector (N,)
+        as 1 x 1 x N; higher ranks fold their leading axes into H."""
+        s = self.shape
+        if len(s) == 3:
+            return s
+        if len(s) == 2:
+            return (1, s[0], s[1])
+        if len(s) == 1:
+            return (1, 1, s[0])
+        return (int(np.prod(s[:-2])), s[-2], s[-1])
 
     def shape_str(self) -> str:
         return "x".join(str(d) for d in self.shape)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Graph:
-    """Ops in execution order, the model's input and output tensors."""
+    """Ops in execution order, the model's input and its outputs (in Keras' order).
 
-    ops: List["object"]
+    ``keras_tensors`` maps each Keras layer name to the tensor holding that layer's output (for
+    per-layer verification); layers folded into another op map to that op's output.
+    """
+
+    ops: Tuple["object", ...]
     input: Tensor
-    output: Tensor
+    outputs: Tuple[Tensor, ...]
+    keras_tensors: Tuple[Tuple[str, Tensor], ...] = ()
+
+    @property
+    def output(self) -> Tensor:
+        return self.outputs[0]
+
+    def producer(self, tensor: Tensor):
+        """The op writing ``tensor``'s bytes, or None for the model input."""
+        for op in self.ops:
+            if op.output is tensor.storage:
+                return op
+        return None

@@ -1,22 +1,28 @@
 """trace: a Keras model -> a Graph of typed ops with static shapes, in execution order.
 
-Walks the Keras graph from the model's output back to its input, then converts layers in
-topological order with the converters registered by the op modules. The rewrites that make the
-C++ small happen here, as the converters ask for them:
+Walks the Keras graph (layers and the bare Keras operations a functional graph records, such as
+``x + 3.0`` inside MobileNetV3's hard-sigmoid) in topological order and converts each node with the
+converter its op module registered. The rewrites that make the C++ small happen here, each only
+when its precondition is proven:
 
-- BatchNormalization folds into the conv/dense that produced its input (when it is the only reader);
-- activations fuse into the producing op's kernel;
-- ZeroPadding2D becomes padding of the consuming conv/pool (never a padded copy);
-- Reshape/Flatten/Dropout become aliases (no op at all).
+- BatchNormalization folds into the conv/dense that produced its input when it normalises that
+  op's output channels and is the tensor's only reader (no view, no other reader, not an output);
+- activations fuse into the producing op under the same condition;
+- ZeroPadding becomes padding of the consuming conv/pool (a padded copy only where a consumer
+  cannot absorb it);
+- Reshape/Flatten become views (same bytes, their own shape), Dropout and friends vanish.
+Ops are never edited: a fusion replaces the producing op by an evolved copy.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 import re
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
+from micronets.compiler import activations
 from micronets.compiler.graph import Graph, Tensor
 from micronets.compiler.ops.base import CONVERTERS, REWRITES, UnsupportedModelError
 
@@ -30,8 +36,38 @@ def _load_op_modules():
 
 
 def supported_layers() -> List[str]:
+    """Keras layer class names the compiler converts (bare Keras operations are listed by
+    :func:`supported_operations`)."""
     _load_op_modules()
-    return sorted(set(CONVERTERS) | {"InputLayer"})
+    return sorted({k for k in CONVERTERS if not k.startswith("op:")} | {"InputLayer"})
+
+
+def supported_operations() -> List[str]:
+    """Bare Keras operations (``keras.ops.*`` recorded in functional graphs) the compiler converts."""
+    _load_op_modules()
+    return sorted(k[3:] for k in CONVERTERS if k.startswith("op:"))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Padded:
+    """A ZeroPadding1D/2D result: ``src`` seen with zeros around it, never materialised unless a
+    consumer cannot absorb padding. ``pads`` are (top, bottom, left, right) on ``src.hwc``."""
+
+    src: Tensor
+    pads: Tuple[int, int, int, int]
+    shape: Tuple[int, ...]
+    name: str
+
+    @property
+    def hwc(self):
+        h, w, c = self.src.hwc
+        t, b, l, r = self.pads
+        return (h + t + b, w + l + r, c)
+
+    @property
+    def size(self):
+        h, w, c = self.hwc
+        return h * w * c
 
 
 class Tracer:
@@ -39,188 +75,276 @@ class Tracer:
 
     def __init__(self):
         self.ops: List = []
-        self.names: Dict[str, int] = {}
+        self.position: Dict[Tensor, int] = {}  # tensor -> index in ops of the op writing it
+        self.uses: Dict[object, int] = {}  # value -> Keras readers not yet converted
+        self.pinned: set = set()  # values that must stay whole: model outputs, viewed or padded tensors
+        self.call_args: Tuple = ()  # the current node's call arguments, Keras tensors replaced by values
+        self.call_kwargs: Dict = {}
+        self.layer = None  # the layer or operation being converted
+        self.output_shape: Tuple = ()  # its output's shape as Keras computed it (no batch axis)
 
     # ---- tensors and ops
     def new_tensor(self, name: str, shape: Tuple[int, ...]) -> Tensor:
         return Tensor(name=name, shape=tuple(int(d) for d in shape))
 
     def add(self, op):
-        op.index = len(self.ops)
+        self.position[op.output] = len(self.ops)
         self.ops.append(op)
         return op
 
-    def can_fuse(self, t: Tensor) -> bool:
-        """True when ``t``'s producer may absorb a following elementwise step (BN, activation):
-        the step is ``t``'s only reader and ``t`` is not itself a model output. (The trace loop has
-        already taken the current reader off ``t.uses``.)"""
-        op = t.producer
-        return (op is not None and t.pad_of is None and t.uses == 0 and not t.is_model_output
-                and op.fuses_activation and op.act == "linear")
+    def producer(self, t) -> Optional[object]:
+        i = self.position.get(t) if isinstance(t, Tensor) else None
+        return None if i is None else self.ops[i]
+
+    def replace(self, old, new):
+        """Put ``new`` (an evolved copy of ``old``, same output tensor) where ``old`` was."""
+        if new.output is not old.output:
+            raise ValueError("a replacing op must write the same tensor")
+        self.ops[self.position[old.output]] = new
+        return new
+
+    def can_fuse(self, t) -> bool:
+        """True when ``t``'s producer may absorb the current reader (BN, activation): ``t`` is that
+        op's own output (not a view or padding), the reader is its only one (the trace loop has
+        already counted the current reader off), and nothing else must see ``t`` unchanged."""
+        return (isinstance(t, Tensor) and t.base is None and self.producer(t) is not None
+                and self.uses.get(t, 0) == 0 and t not in self.pinned)
 
     # ---- rewrites requested by converters
-    def activation(self, op, name: str, layer):
-        """The layer's own ``activation=``: fuse into the op just created (or add a softmax)."""
-        from micronets.compiler.ops.softmax import softmax
+    def activation(self, op, act, layer):
+        """The layer's own ``activation=``: fuse into the op just created (or add a row op)."""
+        if isinstance(act, str):  # softmax / log_softmax: an op over the last axis
+            from micronets.compiler.ops.softmax import row_activation
 
-        if name == "linear":
+            return row_activation(self, op.output, act, f"{layer.name}_{act}")
+        if act.is_linear:
             return op.output
-        if name == "softmax":
-            return softmax(self, op.output, f"{layer.name}_softmax")
-        op.act = name
+        self.replace(op, op.evolve(act=act))
         return op.output
 
-    def apply_activation(self, x: Tensor, name: str, layer) -> Tensor:
+    def apply_activation(self, x, act, layer, name=None):
         """An activation layer reading ``x``: fused when possible, else its own elementwise op."""
         from micronets.compiler.ops.activation import Activation
-        from micronets.compiler.ops.softmax import softmax
 
-        if name == "linear":
-            return self.alias(x, x.shape, layer)
-        if name == "softmax":
-            return softmax(self, x, layer.name)
-        if self.can_fuse(x):
-            x.producer.act = name
+        name = name or layer.name
+        if isinstance(act, str):
+            from micronets.compiler.ops.softmax import row_activation
+
+            return row_activation(self, x, act, name, axis=getattr(layer, "axis", -1))
+        if act.is_linear:
+            return x
+        op = self.producer(x)
+        if self.can_fuse(x) and op.fuses_activation and op.act.is_linear:
+            self.replace(op, op.evolve(act=act))
             return x
         x = self.dense_input(x, layer)
-        out = self.new_tensor(layer.name, x.shape)
-        return self.add(Activation(layer.name, x, out, name)).output
+        out = self.new_tensor(name, x.shape)
+        return self.add(Activation(name, x, out, act)).output
 
-    def alias(self, x: Tensor, shape, layer) -> Tensor:
-        """Same bytes, new shape (Reshape/Flatten/Dropout). Returns the tensor object itself, so
-        the uses of the alias add up on the original."""
-        if x.pad_of is not None and tuple(shape) != x.shape:
-            raise UnsupportedModelError(f"layer '{layer.name}' reshapes the output of a ZeroPadding2D; not supported")
-        if tuple(shape) != x.shape:
-            if x.producer is None and x.kind == "input":
-                raise UnsupportedModelError(f"layer '{layer.name}' reshapes the model input; not supported")
-            x.shape = tuple(int(d) for d in shape)
-        return x
+    def view(self, x, shape, layer) -> Tensor:
+        """Same bytes, new shape (Reshape/Flatten): a view; the producer keeps its own shape."""
+        x = self.dense_input(x, layer)
+        shape = tuple(int(d) for d in shape)
+        if shape == x.shape:
+            return x
+        self.pinned.add(x.storage)
+        return Tensor(name=layer.name, shape=shape, base=x.storage)
 
-    def pad(self, x: Tensor, pads, layer) -> Tensor:
+    def pad(self, x, pads, layer) -> Padded:
         src, have = self.unpad(x)
         total = tuple(a + b for a, b in zip(have, pads))
+        self.pinned.add(src)  # whoever reads the padded view reads src: nothing may fuse into it
         h, w, c = src.hwc
-        t = Tensor(name=layer.name, shape=(h + total[0] + total[1], w + total[2] + total[3], c), kind="virtual")
-        t.pad_of = (src, total)
-        src.uses += 1  # held for whoever reads the padded view: nothing may fuse into src
-        return t
+        hwc = (h + total[0] + total[1], w + total[2] + total[3], c)
+        shape = (hwc[1], c) if len(src.shape) == 2 else hwc
+        return Padded(src=src, pads=total, shape=shape, name=layer.name)
 
-    def unpad(self, x: Tensor):
+    def unpad(self, x):
         """(real tensor, pads) behind a possibly padded view."""
-        if x.pad_of is None:
-            return x, (0, 0, 0, 0)
-        return x.pad_of
+        if isinstance(x, Padded):
+            return x.src, x.pads
+        return x, (0, 0, 0, 0)
 
-    def dense_input(self, x: Tensor, layer) -> Tensor:
-        """Input of an op that cannot absorb padding."""
-        if x.pad_of is not None:
-            who = f"layer '{layer.name}' ({type(layer).__name__})" if layer is not None else "this op"
-            raise UnsupportedModelError(
-                f"ZeroPadding2D '{x.name}' feeds {who}, which cannot absorb padding; put it in front of a convolution or pooling"
-            )
+    def dense_input(self, x, layer=None) -> Tensor:
+        """Input of an op that cannot absorb padding: a padded view is materialised (a copy)."""
+        if isinstance(x, Padded):
+            from micronets.compiler.ops.rearrange import materialise_padding
+
+            return materialise_padding(self, x)
         return x
+
+
+def _operation_key(operation) -> str:
+    """Registry key: a layer's class name, or 'op:' + class name for a bare Keras operation."""
+    import keras
+
+    cls = type(operation).__name__
+    return cls if isinstance(operation, keras.layers.Layer) else f"op:{cls}"
 
 
 def _keras_graph(model):
-    """(topologically ordered [(layer, input keras tensors, output keras tensor)], reader counts)."""
+    """(topologically ordered [(operation, node, output keras tensor)], reader counts)."""
     if not getattr(model, "inputs", None) or not getattr(model, "outputs", None):
         raise UnsupportedModelError(
             f"model '{model.name}' has no defined input; build it with an Input shape (keras.Input or Sequential([keras.Input(...), ...]))"
         )
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise UnsupportedModelError(f"model '{model.name}' has {len(model.inputs)} inputs and {len(model.outputs)} outputs; exactly one of each is supported")
+    if len(model.inputs) != 1:
+        raise UnsupportedModelError(f"model '{model.name}' has {len(model.inputs)} inputs; exactly one is supported")
 
     order, seen = [], set()
-    stack = [(model.outputs[0], False)]
+    stack = [(t, False) for t in reversed(model.outputs)]
     while stack:
         kt, expanded = stack.pop()
         history = kt._keras_history
         layer = history.operation
         key = (id(layer), history.node_index)
+        node = layer._inbound_nodes[history.node_index]
         if expanded:
             if key not in seen:
                 seen.add(key)
-                node = layer._inbound_nodes[history.node_index]
-                order.append((layer, list(node.input_tensors), kt))
+                if len(node.output_tensors) != 1:
+                    raise UnsupportedModelError(
+                        f"operation '{layer.name}' ({type(layer).__name__}) has {len(node.output_tensors)} outputs; "
+                        f"only single-output layers are supported")
+                order.append((layer, node, node.output_tensors[0]))
             continue
         if key in seen:
             continue
         stack.append((kt, True))
-        node = layer._inbound_nodes[history.node_index]
         for t in reversed(list(node.input_tensors)):
             stack.append((t, False))
     readers = {}
-    for layer, ins, _ in order:
-        for t in ins:
+    for layer, node, _ in order:
+        for t in node.input_tensors:
             readers[id(t)] = readers.get(id(t), 0) + 1
     return order, readers
+
+
+def _substitute(value, values):
+    """Call arguments with Keras tensors replaced by graph values (nested lists/tuples/dicts)."""
+    if hasattr(value, "_keras_history"):
+        return values[id(value)]
+    if isinstance(value, (list, tuple)):
+        return type(value)(_substitute(v, values) for v in value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, values) for k, v in value.items()}
+    return value
+
+
+def _describe(operation, key) -> str:
+    cls = type(operation).__name__
+    return f"layer '{operation.name}' of class {cls}" if not key.startswith("op:") else \
+        f"operation '{operation.name}' (keras.ops {cls})"
 
 
 def trace(model, fuse: bool = True) -> Graph:
     """Convert a Keras model into a Graph; unsupported layers raise UnsupportedModelError.
     ``fuse=False`` skips the fusing rewrites (one op per layer, for comparison)."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"expected a keras.Model, got {type(model).__name__}")
     _load_op_modules()
     order, readers = _keras_graph(model)
     ctx = Tracer()
-    tensors: Dict[int, Tensor] = {}
+    values: Dict[int, object] = {}
     graph_input = None
-    out_kt = model.outputs[0]
+    out_ids = {id(t) for t in model.outputs}
+    layer_values: List[Tuple[str, object]] = []
 
-    for layer, inputs_kt, output_kt in order:
-        cls = type(layer).__name__
-        if cls == "InputLayer":
-            shape = tuple(int(d) for d in output_kt.shape[1:])
-            if len(shape) != 3 or any(d is None for d in shape):
-                raise UnsupportedModelError(f"model input must be an image (H, W, C) of fixed size; got {output_kt.shape}")
-            graph_input = Tensor(name="input", shape=shape, kind="input")
+    for layer, node, output_kt in order:
+        key = _operation_key(layer)
+        if key == "InputLayer":
+            shape = tuple(output_kt.shape[1:])
+            if not shape or any(d is None for d in shape):
+                raise UnsupportedModelError(f"model input must have a fixed shape; got {tuple(output_kt.shape)}")
+            graph_input = Tensor(name="input", shape=shape)
             t = graph_input
         else:
-            if hasattr(layer, "layers") and cls not in CONVERTERS:
+            if isinstance(layer, keras.Model) and key not in CONVERTERS:
                 raise UnsupportedModelError(
-                    f"layer '{layer.name}' is a nested model ({cls}); flatten it into one functional model first"
+                    f"layer '{layer.name}' is a nested model ({type(layer).__name__}); flatten it into one functional model first"
                 )
-            fn = CONVERTERS.get(cls)
+            fn = CONVERTERS.get(key)
             if fn is None:
+                owner = _owner_hint(model, layer)
                 raise UnsupportedModelError(
-                    f"layer '{layer.name}' of class {cls} is not supported. Supported layers: {', '.join(supported_layers())}"
+                    f"{_describe(layer, key)}{owner} is not supported. Supported layers: {', '.join(supported_layers())}; "
+                    f"supported keras.ops: {', '.join(supported_operations())}"
                 )
-            ins = [tensors[id(k)] for k in inputs_kt]
-            for tin in ins:
-                tin.uses -= 1  # this layer is reading it now
-            t = fn(layer, ins, ctx)
-        t.uses += readers.get(id(output_kt), 0)
-        if output_kt is out_kt:
-            t.is_model_output = True
-        tensors[id(output_kt)] = t
+            ins = [values[id(k)] for k in node.input_tensors]
+            for v in ins:
+                ctx.uses[v] = ctx.uses.get(v, 0) - 1  # this node is reading it now
+            ctx.layer = layer
+            ctx.output_shape = tuple(output_kt.shape[1:])
+            ctx.call_args = _substitute(tuple(node.arguments.args), values)
+            ctx.call_kwargs = _substitute(dict(node.arguments.kwargs), values)
+            try:
+                t = fn(layer, ins, ctx)
+            except UnsupportedModelError:
+                raise
+            except (ValueError, TypeError, IndexError, KeyError) as exc:
+                raise UnsupportedModelError(f"{_describe(layer, key)} cannot be compiled: {exc}") from exc
+        ctx.uses[t] = ctx.uses.get(t, 0) + readers.get(id(output_kt), 0)
+        if id(output_kt) in out_ids:
+            ctx.pinned.add(t)
+        values[id(output_kt)] = t
+        layer_values.append((layer.name, t))
 
     if graph_input is None:
         raise UnsupportedModelError("model has no InputLayer")
-    out = tensors[id(out_kt)]
-    if out.pad_of is not None:
-        raise UnsupportedModelError("the model's output is a ZeroPadding2D view; not supported")
-    if out.kind == "input":
-        raise UnsupportedModelError("the model computes nothing: its output is its input")
-    out.kind = "output"
-    ops = ctx.ops
+    outputs = _outputs(ctx, [values[id(t)] for t in model.outputs], graph_input, model)
+    kept = frozenset(t.storage for t in outputs)
+    ops = list(ctx.ops)
     for fn in REWRITES if fuse else ():
-        ops = fn(ops)
+        ops = fn(ops, kept)
+    used = set()
     for i, op in enumerate(ops):
         op.index = i
-    _name_ops(ops)
-    return Graph(ops=ops, input=graph_input, output=out)
+        op.ident = _ident(op.name, used)
+    keras_tensors = tuple((name, v) for name, v in layer_values if isinstance(v, Tensor))
+    return Graph(ops=tuple(ops), input=graph_input, outputs=tuple(outputs), keras_tensors=keras_tensors)
 
 
-def _name_ops(ops):
-    """Give each op a unique C identifier stem derived from its Keras layer name."""
-    used = set()
-    for op in ops:
-        stem = re.sub(r"\W", "_", op.name)
-        if not stem or stem[0].isdigit():
-            stem = f"l_{stem}"
-        ident, k = stem, 2
-        while ident in used:
-            ident = f"{stem}_{k}"
-            k += 1
-        used.add(ident)
-        op.ident = ident
+def _owner_hint(model, operation) -> str:
+    """For a bare operation inside a functional graph: the layer whose name prefixes it, if any."""
+    import keras
+
+    if isinstance(operation, keras.layers.Layer):
+        return ""
+    return f" (in model '{model.name}')"
+
+
+def _outputs(ctx: Tracer, values, graph_input: Tensor, model) -> List[Tensor]:
+    """The model outputs as tensors that own distinct bytes outside the input: a padded output is
+    materialised, an output that is the input (or repeats another output) is copied."""
+    from micronets.compiler.ops.rearrange import copy_tensor
+
+    outs, seen = [], set()
+    for k, v in enumerate(values):
+        v = ctx.dense_input(v)
+        if v.storage is graph_input:
+            if len(values) == 1 and not ctx.ops:
+                raise UnsupportedModelError(f"model '{model.name}' computes nothing: its output is its input")
+            v = copy_tensor(ctx, v, f"output_{k}")
+        elif v.storage in seen:
+            v = copy_tensor(ctx, v, f"output_{k}")
+        seen.add(v.storage)
+        outs.append(v)
+    return outs
+
+
+def _ident(name: str, used: set) -> str:
+    """A unique C identifier stem derived from a Keras layer name."""
+    stem = re.sub(r"\W", "_", name, flags=re.ASCII)
+    if not stem or stem[0].isdigit():
+        stem = f"l_{stem}"
+    ident, k = stem, 2
+    while ident in used:
+        ident = f"{stem}_{k}"
+        k += 1
+    used.add(ident)
+    return ident
+
+
+__all__ = ["trace", "supported_layers", "supported_operations", "Tracer", "Padded", "activations"]

@@ -1,9 +1,12 @@
-"""Standalone activation (when it cannot be fused into the op producing its input), elementwise
-and in place. Also the converters of the Keras activation layers, which usually just fuse."""
+"""Elementwise activations: fused into the producing op when it is their only reader (see
+``Tracer.apply_activation``), else a standalone elementwise op, in place. Converters for the Keras
+activation layers and for the activation operations a functional graph records (``keras.ops.relu6``,
+``keras.activations.relu(x, max_value=...)``)."""
 
 from __future__ import annotations
 
-from micronets.compiler.ops.base import ACTIVATION_LABELS, Op, UnsupportedModelError, converter, keras_activation_name
+from micronets.compiler import activations
+from micronets.compiler.ops.base import Op, converter, keras_activation
 
 
 class Activation(Op):
@@ -15,23 +18,51 @@ class Activation(Op):
         self.act = act
 
     def label(self):
-        return f"Activation {ACTIVATION_LABELS.get(self.act, self.act)}"
+        return f"Activation {self.act.label}"
 
     def inplace_gap(self, input_index):
         return 0  # element i is read before it is written
 
 
-@converter("ReLU")
+@converter("ReLU", "op:ReLU")
 def convert_relu(layer, inputs, ctx):
-    max_value = None if layer.max_value is None else float(layer.max_value)
-    if float(layer.negative_slope) != 0.0 or float(layer.threshold) != 0.0 or max_value not in (None, 6.0):
-        raise UnsupportedModelError(
-            f"layer '{layer.name}' (ReLU) uses max_value={layer.max_value}, negative_slope={layer.negative_slope}, "
-            f"threshold={layer.threshold}; supported: plain ReLU and ReLU(6)"
-        )
-    return ctx.apply_activation(inputs[0], "relu6" if max_value == 6.0 else "relu", layer)
+    """keras.layers.ReLU and keras.activations.relu(x, ...) with its parameters."""
+    act = activations.make("relu", max_value=layer.max_value, negative_slope=layer.negative_slope,
+                           threshold=layer.threshold)
+    return ctx.apply_activation(inputs[0], act, layer)
+
+
+@converter("LeakyReLU", "op:LeakyRelu")
+def convert_leaky_relu(layer, inputs, ctx):
+    slope = getattr(layer, "negative_slope", None)
+    if slope is None:
+        slope = ctx.call_kwargs.get("negative_slope", ctx.call_args[1] if len(ctx.call_args) > 1 else 0.2)
+    return ctx.apply_activation(inputs[0], activations.make("leaky_relu", negative_slope=float(slope)), layer)
+
+
+@converter("ELU", "op:Elu", "op:Celu")
+def convert_elu(layer, inputs, ctx):
+    name = "celu" if type(layer).__name__ == "Celu" else "elu"
+    return ctx.apply_activation(inputs[0], activations.make(name, alpha=float(getattr(layer, "alpha", 1.0))), layer)
+
+
+@converter("op:Gelu")
+def convert_gelu(layer, inputs, ctx):
+    return ctx.apply_activation(inputs[0], activations.make("gelu", approximate=getattr(layer, "approximate", True)), layer)
+
+
+_PLAIN_OPS = {"Relu": "relu", "Relu6": "relu6", "Sigmoid": "sigmoid", "HardSigmoid": "hard_sigmoid",
+              "HardSilu": "hard_silu", "Silu": "silu", "Tanh": "tanh", "Softplus": "softplus", "Softsign": "softsign",
+              "Selu": "selu", "Exp": "exponential", "HardTanh": "hard_tanh", "Mish": "mish"}
+
+
+@converter(*(f"op:{k}" for k in _PLAIN_OPS))
+def convert_activation_op(layer, inputs, ctx):
+    return ctx.apply_activation(inputs[0], activations.make(_PLAIN_OPS[type(layer).__name__]), layer)
 
 
 @converter("Activation")
 def convert_activation(layer, inputs, ctx):
-    return ctx.apply_activation(inputs[0], keras_activation_name(layer.activation, layer), layer)
+    act = keras_activation(layer.activation, layer)
+    return ctx.apply_activation(inputs[0], act, layer)
+

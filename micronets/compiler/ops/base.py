@@ -9,10 +9,12 @@ weights in C layout, how it may work in place, and the name of its kernel templa
 from __future__ import annotations
 
 import collections
+import copy
 from typing import Callable, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from micronets.compiler import activations
 from micronets.compiler.graph import FLOAT_BYTES, Tensor
 
 #: Keras class name -> converter(layer, inputs: List[Tensor], ctx) -> Tensor
@@ -45,24 +47,19 @@ class UnsupportedModelError(ValueError):
 
 
 # ------------------------------------------------------------------------- activations
-# Fused activations are template arguments of the kernels (see templates/header.h.j2).
-ACTIVATIONS = {"linear": 0, "relu": 1, "relu6": 2, "sigmoid": 3, "hard_sigmoid": 4, "hard_swish": 5}
-ACTIVATION_LABELS = {"linear": "", "relu": "ReLU", "relu6": "ReLU6", "sigmoid": "sigmoid",
-                     "hard_sigmoid": "hard-sigmoid", "hard_swish": "hard-swish"}
-
-
-def keras_activation_name(fn, layer) -> str:
-    """Name of a Keras activation function (``layer.activation``), checked against what we emit."""
-    name = getattr(fn, "__name__", None) or str(fn)
-    name = {"hard_silu": "hard_swish"}.get(name, name)  # Keras 3 names hard-swish hard_silu
-    if name == "softmax":
-        return "softmax"
-    if name not in ACTIVATIONS:
+def keras_activation(fn, layer) -> "activations.Act | str":
+    """The Act of a Keras layer's ``activation=`` argument ('softmax'/'log_softmax' as names: they
+    are ops over the last axis), or a clear error naming the layer."""
+    name = activations.from_keras_function(fn)
+    if name in activations.ROW_ACTIVATIONS:
+        return name
+    try:
+        return activations.make(name)
+    except ValueError:
         raise UnsupportedModelError(
             f"layer '{layer.name}' ({type(layer).__name__}) uses activation '{name}'; supported activations: "
-            f"{', '.join(sorted(ACTIVATIONS))}, softmax"
-        )
-    return name
+            f"{', '.join(activations.supported())}"
+        ) from None
 
 
 class Op:
@@ -76,15 +73,23 @@ class Op:
     fuses_activation: ClassVar[bool] = False
 
     def __init__(self, name: str, inputs: List[Tensor], output: Tensor):
+        if output.base is not None:
+            raise ValueError(f"op '{name}' must write a tensor that owns its bytes, not a view")
         self.name = name
-        self.inputs = inputs
+        self.inputs = list(inputs)
         self.output = output
-        self.act = "linear"
+        self.act = activations.LINEAR
         self.index = -1  # position in the graph, set by the tracer
-        self.ident = ""  # C identifier stem for this op's weights, set by the emitter
-        self.scratch_offset: Optional[int] = None  # byte offset of the per-op scratch, when planned
-        self.workspace_offset: Optional[int] = None  # byte offset of the per-op workspace, when planned
-        output.producer = self
+        self.ident = ""  # C identifier stem for this op's weights, set by the tracer
+
+    def evolve(self, **changes) -> "Op":
+        """A copy of this op with some attributes replaced (rewrites never edit an op in place)."""
+        new = copy.copy(self)
+        for key, value in changes.items():
+            if not hasattr(new, key):
+                raise AttributeError(f"{type(self).__name__} has no attribute {key!r}")
+            setattr(new, key, value)
+        return new
 
     # ---- facts
     def macs(self) -> int:
@@ -104,7 +109,7 @@ class Op:
     def label(self) -> str:
         """Kind, detail and fused activation, e.g. 'DepthwiseConv2D 3x3 /2 pad 1,1,1,1 + ReLU6'."""
         text = f"{self.kind} {self.describe()}".strip()
-        act = ACTIVATION_LABELS.get(self.act, self.act)
+        act = self.act.label
         return f"{text} + {act}" if act else text
 
     # ---- in-place execution (see micronets.compiler.planner)
@@ -130,36 +135,9 @@ class Op:
     def wname(self, suffix: str) -> str:
         return f"{self.ident}_{suffix}"
 
-    @property
-    def act_id(self) -> int:
-        return ACTIVATIONS[self.act]
-
-    def ptr(self, tensor: Tensor) -> str:
-        """C expression for a tensor's address inside ``predict``."""
-        if tensor.kind == "input":
-            return "input"
-        if tensor.kind == "output":
-            return "outputs"
-        return f"arena + {tensor.offset // FLOAT_BYTES}"
-
-    def scratch_ptr(self) -> str:
-        """Scratch pointer for kernels that can work in place; NULL (write directly) when the
-        planner kept input and output apart."""
-        if self.scratch_offset is None or not self._overlaps_input():
-            return "(float*)0"
-        return f"arena + {self.scratch_offset // FLOAT_BYTES}"
-
-    def workspace_ptr(self) -> str:
-        return f"arena + {self.workspace_offset // FLOAT_BYTES}"
-
-    def _overlaps_input(self) -> bool:
-        out = self.output
-        if out.kind != "arena":
-            return False
-        for t in self.inputs:
-            if t.kind == "arena" and t.offset < out.offset + out.nbytes and out.offset < t.offset + t.nbytes:
-                return True
-        return False
+    def activations(self):
+        """Every Act this op's kernel instantiates (the header emits one struct for each)."""
+        return [self.act]
 
 
 def per_pixel_gap(in_hwc: Tuple[int, int, int], out_hwc: Tuple[int, int, int],
@@ -205,3 +183,15 @@ def same_pads(size: int, kernel: int, stride: int) -> Tuple[int, int]:
 
 def conv_output(size: int, kernel: int, stride: int, before: int, after: int) -> int:
     return (size + before + after - kernel) // stride + 1
+
+
+def tile_period(shape: Tuple[int, ...], *arrays: np.ndarray) -> int:
+    """The shortest trailing block of ``shape`` (last axis, last two axes, ...) whose values repeat
+    unchanged across the rest of every array (each flattened over ``shape``): per-channel constants
+    give the channel count, constants that vary everywhere give the full size."""
+    size = int(np.prod(shape))
+    for k in range(len(shape) - 1, -1, -1):
+        p = int(np.prod(shape[k:]))
+        if all(np.array_equal(a.reshape(-1, p), np.broadcast_to(a[:p], (size // p, p))) for a in arrays):
+            return p
+    return size

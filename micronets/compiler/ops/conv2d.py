@@ -15,29 +15,31 @@ from micronets.compiler.ops.base import (
     UnsupportedModelError,
     conv_output,
     converter,
-    keras_activation_name,
+    keras_activation,
     per_pixel_gap,
     spatial_detail,
 )
 
 
 class WindowedConv(Op):
-    """What Conv2D and DepthwiseConv2D share: a kernel sliding over an HWC map with strides and
-    (absorbed) padding, an optional bias, BatchNorm folding, one-pixel-scratch in-place execution."""
+    """What Conv2D and DepthwiseConv2D share: a kernel sliding over an HWC map with strides,
+    dilation and (absorbed) padding, an optional bias, BatchNorm folding, one-pixel-scratch
+    in-place execution. Sequences (L, C) are 1 x L x C maps."""
 
     fuses_activation = True
 
-    def __init__(self, name, x, out, kernel, bias, strides, pads):
+    def __init__(self, name, x, out, kernel, bias, strides, pads, dilation=(1, 1)):
         super().__init__(name, [x], out)
         self.kernel = np.asarray(kernel, np.float64)
         self.bias = None if bias is None else np.asarray(bias, np.float64)
-        self.strides = tuple(strides)
-        self.pads = tuple(pads)  # top, bottom, left, right
+        self.strides = tuple(int(s) for s in strides)
+        self.pads = tuple(int(p) for p in pads)  # top, bottom, left, right
+        self.dilation = tuple(int(d) for d in dilation)
 
-    def fold_scale_shift(self, scale, shift):
-        """Fold a per-output-channel ``y * scale + shift`` (BatchNorm) into kernel and bias."""
-        self.kernel = self.kernel * scale
-        self.bias = (self.bias if self.bias is not None else 0.0) * scale + shift
+    def folded(self, scale, shift) -> "WindowedConv":
+        """This op with a per-output-channel ``y * scale + shift`` (BatchNorm) folded in."""
+        bias = (self.bias if self.bias is not None else 0.0) * scale + shift
+        return self.evolve(kernel=self.kernel * scale, bias=np.asarray(bias, np.float64))
 
     def kernel_layout(self) -> np.ndarray:
         """The kernel flattened in the order the C++ kernel reads it."""
@@ -50,7 +52,10 @@ class WindowedConv(Op):
         return w
 
     def describe(self):
-        return spatial_detail(self.kernel.shape[:2], self.strides, self.pads)
+        text = spatial_detail(self.kernel.shape[:2], self.strides, self.pads)
+        if self.dilation != (1, 1):
+            text += f" dilation {self.dilation[0]},{self.dilation[1]}"
+        return text
 
     def inplace_gap(self, input_index):
         return per_pixel_gap(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads)
@@ -60,42 +65,62 @@ class WindowedConv(Op):
 
 
 class Conv2D(WindowedConv):
+    """Convolution, HWC; ``groups`` > 1 splits channels into independent groups (a depthwise
+    convolution with a channel multiplier is the case groups == input channels)."""
+
     kind = "Conv2D"
     template = "kernels/conv2d.h.j2"
+
+    def __init__(self, name, x, out, kernel, bias, strides, pads, dilation=(1, 1), groups=1):
+        super().__init__(name, x, out, kernel, bias, strides, pads, dilation)
+        self.groups = int(groups)
+
+    @property
+    def grouped(self) -> bool:
+        """Runs on the general kernel (groups or dilation), not the blocked fast one."""
+        return self.groups != 1 or self.dilation != (1, 1)
 
     @property
     def pointwise(self) -> bool:
         kh, kw = self.kernel.shape[:2]
-        return (kh, kw) == (1, 1) and self.strides == (1, 1) and not any(self.pads)
+        return (kh, kw) == (1, 1) and self.strides == (1, 1) and not any(self.pads) and not self.grouped
 
     def macs(self):
         ho, wo, cout = self.output.hwc
-        kh, kw, cin, _ = self.kernel.shape
-        return ho * wo * cout * kh * kw * cin
+        kh, kw, cin_per_group, _ = self.kernel.shape
+        return ho * wo * cout * kh * kw * cin_per_group
+
+    def describe(self):
+        text = super().describe()
+        return text + (f" groups {self.groups}" if self.groups != 1 else "")
 
     def kernel_layout(self):
-        return np.transpose(self.kernel, (3, 0, 1, 2)).reshape(-1)  # [COUT][KH][KW][CIN]
+        return np.transpose(self.kernel, (3, 0, 1, 2)).reshape(-1)  # [COUT][KH][KW][CIN/G]
 
 
-def spatial_padding(layer, ctx, x, kernel, strides):
-    """Resolve padding of a spatial layer: its own ('valid'/'same') plus any ZeroPadding2D absorbed
-    from its input. Returns (source tensor, pads (t, b, l, r), output (ho, wo))."""
+def spatial_padding(layer, ctx, x, kernel, strides, dilation=(1, 1)):
+    """Resolve padding of a spatial layer: its own ('valid'/'same'/'causal') plus any ZeroPadding
+    absorbed from its input. Returns (source tensor, pads (t, b, l, r), output (ho, wo))."""
     from micronets.compiler.ops.base import same_pads
 
     src, zp = ctx.unpad(x)
     h, w, _ = src.hwc
     hp, wp = h + zp[0] + zp[1], w + zp[2] + zp[3]
+    eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
     padding = getattr(layer, "padding", "valid")
     if padding == "same":
-        pt, pb = same_pads(hp, kernel[0], strides[0])
-        pl, pr = same_pads(wp, kernel[1], strides[1])
+        pt, pb = same_pads(hp, eff[0], strides[0])
+        pl, pr = same_pads(wp, eff[1], strides[1])
     elif padding == "valid":
         pt = pb = pl = pr = 0
+    elif padding == "causal":
+        pt = pb = pr = 0
+        pl = eff[1] - 1
     else:
-        raise UnsupportedModelError(f"layer '{layer.name}' uses padding '{padding}'; supported: valid, same")
+        raise UnsupportedModelError(f"layer '{layer.name}' uses padding '{padding}'; supported: valid, same, causal")
     pads = (zp[0] + pt, zp[1] + pb, zp[2] + pl, zp[3] + pr)
-    ho = conv_output(h, kernel[0], strides[0], pads[0], pads[1])
-    wo = conv_output(w, kernel[1], strides[1], pads[2], pads[3])
+    ho = conv_output(h, eff[0], strides[0], pads[0], pads[1])
+    wo = conv_output(w, eff[1], strides[1], pads[2], pads[3])
     if ho < 1 or wo < 1:
         raise UnsupportedModelError(f"layer '{layer.name}' gets a {h}x{w} input, too small for its {kernel[0]}x{kernel[1]} kernel")
     return src, pads, (ho, wo)
@@ -104,19 +129,35 @@ def spatial_padding(layer, ctx, x, kernel, strides):
 def check_conv_layer(layer):
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         raise UnsupportedModelError(f"layer '{layer.name}' uses data_format={layer.data_format}; only channels_last is supported")
-    if tuple(getattr(layer, "dilation_rate", (1, 1))) != (1, 1):
-        raise UnsupportedModelError(f"layer '{layer.name}' uses dilation_rate={layer.dilation_rate}; only 1 is supported")
-    if getattr(layer, "groups", 1) != 1:
-        raise UnsupportedModelError(f"layer '{layer.name}' uses groups={layer.groups}; only 1 is supported")
 
 
-@converter("Conv2D")
-def convert_conv2d(layer, inputs, ctx):
+def as_2d(layer, x, value, one):
+    """A 1-D layer's per-axis setting (kernel size, stride, dilation) as the 2-D (1, value)."""
+    return (one, int(value[0] if isinstance(value, (tuple, list)) else value)) if len(x.shape) == 2 else tuple(int(v) for v in value)
+
+
+def out_shape(x, ho, wo, channels):
+    """The op's output shape in the input's rank: (L, C) for sequences, (H, W, C) for maps."""
+    return (wo, channels) if len(x.shape) == 2 else (ho, wo, channels)
+
+
+def check_rank(layer, x, rank):
+    if len(x.shape) != rank:
+        raise UnsupportedModelError(f"layer '{layer.name}' ({type(layer).__name__}) expects a rank-{rank} input per sample; got {x.shape}")
+
+
+@converter("Conv2D", "Conv1D")
+def convert_conv(layer, inputs, ctx):
     check_conv_layer(layer)
+    x = inputs[0]
+    check_rank(layer, x, 3 if type(layer).__name__ == "Conv2D" else 2)
     kernel = layer.get_weights()[0]
+    if kernel.ndim == 3:
+        kernel = kernel[None]  # (1, k, cin/g, cout)
     bias = layer.get_weights()[1] if layer.use_bias else None
-    strides = tuple(layer.strides)
-    src, pads, (ho, wo) = spatial_padding(layer, ctx, inputs[0], kernel.shape[:2], strides)
-    out = ctx.new_tensor(layer.name, (ho, wo, kernel.shape[3]))
-    op = ctx.add(Conv2D(layer.name, src, out, kernel, bias, strides, pads))
-    return ctx.activation(op, keras_activation_name(layer.activation, layer), layer)
+    strides = as_2d(layer, x, layer.strides, 1)
+    dilation = as_2d(layer, x, layer.dilation_rate, 1)
+    src, pads, (ho, wo) = spatial_padding(layer, ctx, x, kernel.shape[:2], strides, dilation)
+    out = ctx.new_tensor(layer.name, out_shape(x, ho, wo, kernel.shape[3]))
+    op = ctx.add(Conv2D(layer.name, src, out, kernel, bias, strides, pads, dilation, getattr(layer, "groups", 1)))
+    return ctx.activation(op, keras_activation(layer.activation, layer), layer)

@@ -40,6 +40,9 @@ class ConvDepthwise(Op):
                 w[prefix + suffix] = array
         return w
 
+    def activations(self):
+        return [self.conv.act, self.dw.act]
+
     def label(self):
         return f"{self.conv.label()} -> {self.dw.label()} (ring of {self.ring_rows} rows)"
 
@@ -51,12 +54,10 @@ class ConvDepthwise(Op):
         ht, wt, ct = self.mid.hwc
         return (self.ring_rows * wt * ct + self.output.hwc[2]) * FLOAT_BYTES  # ring + one output pixel
 
-    def scratch_ptr(self):
-        """The one-pixel scratch sits in the workspace, right after the ring."""
-        if not self._overlaps_input():
-            return "(float*)0"
+    def scratch_in_workspace(self) -> int:
+        """The one-pixel scratch sits in the workspace, right after the ring (in floats)."""
         ht, wt, ct = self.mid.hwc
-        return f"arena + {self.workspace_offset // FLOAT_BYTES + self.ring_rows * wt * ct}"
+        return self.ring_rows * wt * ct
 
     def inplace_gap(self, input_index):
         """Output pixel q is stored once every conv row it needs is in the ring; after that the
@@ -92,25 +93,18 @@ class ConvDepthwise(Op):
         need = np.repeat(read_end, wo)
         return int(-np.max(need - q * cout * FLOAT_BYTES))
 
-    @property
-    def reverse(self) -> bool:
-        """Walk backwards when the planner overlapped input and output in the reverse window."""
-        x, out = self.inputs[0], self.output
-        if x.kind != "arena" or out.kind != "arena" or not self._overlaps_input():
-            return False
-        return x.offset - out.offset < self.inplace_gap(0)
-
 
 @rewrite
-def fuse_conv_depthwise(ops):
-    """Replace each Conv2D whose only reader is the DepthwiseConv2D right after it by one op."""
-    readers = collections.Counter(id(t) for op in ops for t in op.inputs)
+def fuse_conv_depthwise(ops, kept):
+    """Replace each Conv2D whose only reader is the DepthwiseConv2D right after it by one op
+    (``kept``: storages that must exist whole, e.g. the model outputs)."""
+    readers = collections.Counter(t.storage for op in ops for t in op.inputs)
     out, i = [], 0
     while i < len(ops):
         op = ops[i]
         nxt = ops[i + 1] if i + 1 < len(ops) else None
         if (isinstance(op, Conv2D) and isinstance(nxt, DepthwiseConv2D) and nxt.inputs[0] is op.output
-                and readers[id(op.output)] == 1 and op.output.kind == "arena" and not op.output.is_model_output
+                and readers[op.output] == 1 and op.output not in kept and not op.grouped and not nxt.grouped
                 and op.output.hwc[0] >= 2 * int(nxt.kernel.shape[0])):
             out.append(ConvDepthwise(op, nxt))
             i += 2

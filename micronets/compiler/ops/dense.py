@@ -1,4 +1,8 @@
-"""Dense (fully connected) on a vector: out = act(W x + b). MACs: in * out."""
+"""Dense (fully connected): out = act(W x + b) over the last axis. MACs: in * out per row.
+
+On a vector it is this op; on a sequence or map (Keras applies Dense to the last axis of every
+position) it is the pointwise convolution with the same weights.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import collections
 
 import numpy as np
 
-from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, keras_activation_name
+from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, keras_activation
 
 
 class Dense(Op):
@@ -19,9 +23,9 @@ class Dense(Op):
         self.kernel = np.asarray(kernel, np.float64)  # (in, out)
         self.bias = None if bias is None else np.asarray(bias, np.float64)
 
-    def fold_scale_shift(self, scale, shift):
-        self.kernel = self.kernel * scale
-        self.bias = (self.bias if self.bias is not None else 0.0) * scale + shift
+    def folded(self, scale, shift):
+        bias = (self.bias if self.bias is not None else 0.0) * scale + shift
+        return self.evolve(kernel=self.kernel * scale, bias=np.asarray(bias, np.float64))
 
     def macs(self):
         return int(self.kernel.shape[0] * self.kernel.shape[1])
@@ -38,13 +42,19 @@ class Dense(Op):
 
 @converter("Dense")
 def convert_dense(layer, inputs, ctx):
-    x = ctx.dense_input(inputs[0], layer)
-    kernel = layer.get_weights()[0]
-    if x.size != kernel.shape[0] or (len(x.shape) == 3 and x.shape[:2] != (1, 1)):
-        raise UnsupportedModelError(
-            f"layer '{layer.name}' (Dense) gets input of shape {x.shape}; it must be a vector (Flatten it first)"
-        )
-    bias = layer.get_weights()[1] if layer.use_bias else None
-    out = ctx.new_tensor(layer.name, (kernel.shape[1],))
-    op = ctx.add(Dense(layer.name, x, out, kernel, bias))
-    return ctx.activation(op, keras_activation_name(layer.activation, layer), layer)
+    from micronets.compiler.ops.conv2d import Conv2D
+
+    x = ctx.dense_input(inputs[0])
+    weights = layer.get_weights()
+    kernel = weights[0]
+    bias = weights[1] if layer.use_bias else None
+    if x.shape[-1] != kernel.shape[0]:
+        raise UnsupportedModelError(f"layer '{layer.name}' (Dense) expects {kernel.shape[0]} values on the last axis; got {x.shape}")
+    act = keras_activation(layer.activation, layer)
+    if len(x.shape) == 1:
+        out = ctx.new_tensor(layer.name, (kernel.shape[1],))
+        op = ctx.add(Dense(layer.name, x, out, kernel, bias))
+    else:
+        out = ctx.new_tensor(layer.name, x.shape[:-1] + (kernel.shape[1],))
+        op = ctx.add(Conv2D(layer.name, x, out, kernel[None, None], bias, (1, 1), (0, 0, 0, 0)))
+    return ctx.activation(op, act, layer)

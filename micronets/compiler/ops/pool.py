@@ -1,13 +1,16 @@
-"""MaxPool2D / AveragePooling2D over k x k windows, HWC. No MACs counted (comparisons/adds only).
+"""MaxPooling1D/2D and AveragePooling1D/2D over windows, HWC (sequences as 1 x L maps). No MACs
+counted (comparisons/adds only).
 
-Keras 'same' padding leaves padded cells out of the max/average; a ZeroPadding2D absorbed in
-front of the pool makes them count as zeros, exactly as the materialised padding would.
+Keras 'same' padding leaves padded cells out of the max/average; a ZeroPadding absorbed in
+front of a 'valid' pool makes them count as zeros, exactly as the materialised padding would,
+including windows that lie entirely in the padding.
 """
 
 from __future__ import annotations
 
 from micronets.compiler.graph import FLOAT_BYTES
 from micronets.compiler.ops.base import Op, UnsupportedModelError, conv_output, converter, per_pixel_gap, same_pads
+from micronets.compiler.ops.conv2d import as_2d, out_shape
 
 
 class Pool2D(Op):
@@ -25,7 +28,7 @@ class Pool2D(Op):
     def describe(self):
         s = f"{self.pool[0]}x{self.pool[1]}"
         if self.strides != (1, 1):
-            s += f" /{self.strides[0]}"
+            s += f" /{self.strides[0]}" if self.strides[0] == self.strides[1] else f" /{self.strides}"
         if any(self.pads):
             s += (" zero-pad " if self.zero_pads else " pad ") + ",".join(map(str, self.pads))
         return s
@@ -37,18 +40,22 @@ class Pool2D(Op):
         return self.output.hwc[2] * FLOAT_BYTES
 
 
-@converter("MaxPooling2D", "AveragePooling2D")
+@converter("MaxPooling2D", "AveragePooling2D", "MaxPooling1D", "AveragePooling1D")
 def convert_pool(layer, inputs, ctx):
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         raise UnsupportedModelError(f"layer '{layer.name}' uses data_format={layer.data_format}; only channels_last is supported")
-    mode = "max" if type(layer).__name__ == "MaxPooling2D" else "avg"
-    pool = tuple(layer.pool_size)
-    strides = tuple(layer.strides) if layer.strides is not None else pool
-    src, zp = ctx.unpad(inputs[0])
+    mode = "max" if type(layer).__name__.startswith("Max") else "avg"
+    x = inputs[0]
+    rank = 2 if type(layer).__name__.endswith("1D") else 3
+    if len(x.shape) != rank:
+        raise UnsupportedModelError(f"layer '{layer.name}' ({type(layer).__name__}) expects a rank-{rank} input per sample; got {x.shape}")
+    pool = as_2d(layer, x, layer.pool_size, 1)
+    strides = as_2d(layer, x, layer.strides if layer.strides is not None else layer.pool_size, 1)
+    if layer.padding == "same":
+        x = ctx.dense_input(x)  # padded cells are left out of a 'same' window; absorbed zeros are not
+    src, zp = ctx.unpad(x)
     h, w, c = src.hwc
     if layer.padding == "same":
-        if any(zp):
-            raise UnsupportedModelError(f"layer '{layer.name}': ZeroPadding2D in front of a 'same' pool is not supported")
         pads = same_pads(h, pool[0], strides[0]) + same_pads(w, pool[1], strides[1])
     else:
         pads = tuple(zp)
@@ -56,5 +63,5 @@ def convert_pool(layer, inputs, ctx):
     wo = conv_output(w, pool[1], strides[1], pads[2], pads[3])
     if ho < 1 or wo < 1:
         raise UnsupportedModelError(f"layer '{layer.name}' gets a {h}x{w} input, too small for its {pool[0]}x{pool[1]} window")
-    out = ctx.new_tensor(layer.name, (ho, wo, c))
+    out = ctx.new_tensor(layer.name, out_shape(src, ho, wo, c))
     return ctx.add(Pool2D(layer.name, src, out, mode, pool, strides, pads, zero_pads=any(zp))).output

@@ -1,6 +1,13 @@
-"""Layers that move no data at inference: Reshape/Flatten (Keras is row-major HWC, so a reshape
-never reorders), Dropout and friends (identity at inference), ZeroPadding2D (absorbed into the
-consuming conv/pool as padding, never materialised)."""
+"""Layers that move no data at inference.
+
+- Reshape/Flatten: views (Keras is row-major, so a reshape never reorders bytes): a new tensor of
+  the new shape over the same bytes; the producer keeps the shape it computes.
+- Dropout, noise, regularisation and the random augmentation layers: identity at inference
+  (Keras runs them only with training=True), so they vanish. A layer that acts at inference (a
+  crop or a resize) is computed by its own op or refused, never dropped.
+- ZeroPadding1D/2D: absorbed into the consuming conv/pool as padding, materialised only for a
+  consumer that cannot absorb it.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +15,42 @@ import numpy as np
 
 from micronets.compiler.ops.base import UnsupportedModelError, converter
 
+#: identity at inference (checked against Keras by the tests, one by one)
+INFERENCE_IDENTITY = (
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout", "GaussianNoise",
+    "AlphaDropout", "ActivityRegularization", "Identity",
+    "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
+)
 
-@converter("Reshape", "Flatten")
+
+@converter("Reshape", "Flatten", "op:Reshape")
 def convert_reshape(layer, inputs, ctx):
-    shape = tuple(int(d) for d in layer.output.shape[1:])
-    if int(np.prod(shape)) != inputs[0].size:
-        raise UnsupportedModelError(f"layer '{layer.name}' reshapes {inputs[0].shape} to {shape}")
-    return ctx.alias(inputs[0], shape, layer)
+    x = inputs[0]
+    shape = list(ctx.output_shape)
+    if shape.count(None) == 1:
+        known = int(np.prod([d for d in shape if d is not None]))
+        shape[shape.index(None)] = x.size // known if known else 0
+    if None in shape or int(np.prod(shape)) != x.size:
+        raise UnsupportedModelError(f"layer '{layer.name}' reshapes {x.shape} to {tuple(shape)}")
+    return ctx.view(x, tuple(shape), layer)
 
 
-@converter("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianDropout", "GaussianNoise",
-           "AlphaDropout", "ActivityRegularization", "Identity")
+@converter(*INFERENCE_IDENTITY)
 def convert_identity(layer, inputs, ctx):
-    return ctx.alias(inputs[0], inputs[0].shape, layer)
+    return inputs[0]
 
 
-@converter("ZeroPadding2D")
+@converter("ZeroPadding2D", "ZeroPadding1D")
 def convert_zero_padding(layer, inputs, ctx):
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         raise UnsupportedModelError(f"layer '{layer.name}' uses data_format={layer.data_format}; only channels_last is supported")
+    x = inputs[0]
+    if type(layer).__name__ == "ZeroPadding1D":
+        if len(getattr(x, "shape", ())) != 2:
+            raise UnsupportedModelError(f"layer '{layer.name}' (ZeroPadding1D) expects a sequence (L, C)")
+        left, right = layer.padding
+        return ctx.pad(x, (0, 0, int(left), int(right)), layer)
+    if len(getattr(x, "shape", ())) != 3:
+        raise UnsupportedModelError(f"layer '{layer.name}' (ZeroPadding2D) expects a map (H, W, C)")
     (top, bottom), (left, right) = layer.padding
-    return ctx.pad(inputs[0], (int(top), int(bottom), int(left), int(right)), layer)
+    return ctx.pad(x, (int(top), int(bottom), int(left), int(right)), layer)

@@ -1,0 +1,210 @@
+"""Elementwise activations as values: a name plus its parameters, rendering its own C++.
+
+An :class:`Act` is what an op applies to each value it produces (a fused activation) or what a
+standalone Activation op applies. It carries its parameters (``ReLU(max_value=4, threshold=0.5)``,
+``LeakyReLU(0.1)``, ``ELU(alpha)``...) and renders one small C++ struct the kernels take as a
+template argument: ``ACT::f(x)`` computes it, ``ACT::put(d, x)`` stores it (ReLU and ReLU6 work on
+the float's bits on Arm, cheaper than FPU compares there). No integer ID table to keep in step:
+the struct is the contract between this module and the kernels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+
+def c_float(value: float) -> str:
+    """A float32 as a C++ literal with 9 significant digits (round-trips exactly)."""
+    v = float(np.float32(value))
+    if np.isinf(v):
+        return "HUGE_VALF" if v > 0 else "(-HUGE_VALF)"
+    s = "%.9g" % v
+    if "e" not in s and "." not in s and "n" not in s:
+        s += ".0"
+    return s + "f"
+
+
+# name -> (label, C body computing from float x, with params substituted)
+def _relu_body(p: Dict[str, float]) -> str:
+    t, m, a = p.get("threshold", 0.0), p.get("max_value"), p.get("negative_slope", 0.0)
+    # Keras: y = x > t ? x : 0 (t != 0) or relu(x); clip to [0, max]; minus slope * relu(t - x)
+    y = f"(x > {c_float(t)} ? x : 0.0f)"
+    if m is not None:
+        y = f"mn_clamp({y}, 0.0f, {c_float(m)})"
+    if a:
+        y = f"{y} - {c_float(a)} * ({c_float(t)} - x > 0.0f ? {c_float(t)} - x : 0.0f)"
+    return f"return {y};"
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+_BODIES: Dict[str, Callable[[Dict[str, float]], str]] = {
+    "linear": lambda p: "return x;",
+    "relu": _relu_body,
+    "relu6": lambda p: "return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f;",
+    "leaky_relu": lambda p: f"return x > 0.0f ? x : {c_float(p['negative_slope'])} * x;",
+    "elu": lambda p: f"return x > 0.0f ? x : {c_float(p['alpha'])} * expm1f(x);",
+    "selu": lambda p: f"return {c_float(_SELU_SCALE)} * (x > 0.0f ? x : {c_float(_SELU_ALPHA)} * expm1f(x));",
+    "celu": lambda p: (f"return (x > 0.0f ? x : 0.0f) + {c_float(p['alpha'])} * "
+                       f"expm1f((x < 0.0f ? x : 0.0f) / {c_float(p['alpha'])});"),
+    "gelu": lambda p: ("return 0.5f * x * (1.0f + tanhf(0.797884561f * (x + 0.044715f * x * x * x)));"
+                       if p.get("approximate") else "return 0.5f * x * (1.0f + erff(x * 0.707106781f));"),
+    "silu": lambda p: "return x / (1.0f + expf(-x));",
+    "sigmoid": lambda p: "return 1.0f / (1.0f + expf(-x));",
+    "hard_sigmoid": lambda p: "return mn_clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f;",
+    "hard_silu": lambda p: "return x * (mn_clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f);",
+    "tanh": lambda p: "return tanhf(x);",
+    "softplus": lambda p: "return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x));",
+    "softsign": lambda p: "return x / (1.0f + fabsf(x));",
+    "exponential": lambda p: "return expf(x);",
+    "mish": lambda p: "return x * tanhf(x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)));",
+    "hard_tanh": lambda p: "return mn_clamp(x, -1.0f, 1.0f);",
+}
+
+LABELS = {"linear": "", "relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyReLU", "elu": "ELU", "selu": "SELU",
+          "celu": "CELU", "gelu": "GELU", "silu": "SiLU", "sigmoid": "sigmoid", "hard_sigmoid": "hard-sigmoid",
+          "hard_silu": "hard-swish", "tanh": "tanh", "softplus": "softplus", "softsign": "softsign",
+          "exponential": "exp", "mish": "mish", "hard_tanh": "hard-tanh"}
+
+#: Keras names that mean the same function
+ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
+
+#: activations applied over the last axis (ops of their own, see ops/softmax.py)
+ROW_ACTIVATIONS = ("softmax", "log_softmax")
+
+
+@dataclasses.dataclass(frozen=True)
+class Act:
+    """An elementwise activation with its parameters (sorted (name, value) pairs)."""
+
+    name: str = "linear"
+    params: Tuple[Tuple[str, object], ...] = ()
+
+    def __post_init__(self):
+        if self.name not in _BODIES:
+            raise ValueError(f"unknown activation {self.name!r}")
+
+    @property
+    def is_linear(self) -> bool:
+        return self.name == "linear"
+
+    def param(self, key, default=None):
+        return dict(self.params).get(key, default)
+
+    @property
+    def label(self) -> str:
+        text = LABELS[self.name]
+        if self.params:
+            text += "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params) + ")"
+        return text
+
+    @property
+    def cname(self) -> str:
+        """C++ struct name, unique per (name, params)."""
+        if not self.params:
+            return f"act_{self.name}"
+        digest = "_".join(re.sub(r"[^0-9A-Za-z]", "_", f"{k}{v}") for k, v in self.params)
+        return f"act_{self.name}_{digest}"
+
+    def body(self) -> str:
+        return _BODIES[self.name](dict(self.params))
+
+    def uses_bit_trick(self) -> bool:
+        return self.name in ("relu", "relu6") and (self.name == "relu6" or not self.params)
+
+    def numpy(self, x: np.ndarray) -> np.ndarray:
+        """Reference in numpy (float64), for tests of the C++ bodies."""
+        p = dict(self.params)
+        x = np.asarray(x, np.float64)
+        sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+        if self.name == "linear":
+            return x
+        if self.name == "relu":
+            t, m, a = p.get("threshold", 0.0), p.get("max_value"), p.get("negative_slope", 0.0)
+            y = np.where(x > t, x, 0.0)
+            if m is not None:
+                y = np.clip(y, 0.0, m)
+            return y - a * np.maximum(t - x, 0.0)
+        table = {
+            "relu6": lambda: np.clip(x, 0, 6), "leaky_relu": lambda: np.where(x > 0, x, p.get("negative_slope", 0) * x),
+            "elu": lambda: np.where(x > 0, x, p.get("alpha", 1.0) * np.expm1(x)),
+            "selu": lambda: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(x)),
+            "silu": lambda: x * sig(x), "sigmoid": lambda: sig(x),
+            "hard_sigmoid": lambda: np.clip(x + 3, 0, 6) / 6, "hard_silu": lambda: x * np.clip(x + 3, 0, 6) / 6,
+            "tanh": lambda: np.tanh(x), "softplus": lambda: np.logaddexp(0, x), "softsign": lambda: x / (1 + np.abs(x)),
+            "exponential": lambda: np.exp(x), "hard_tanh": lambda: np.clip(x, -1, 1),
+            "mish": lambda: x * np.tanh(np.logaddexp(0, x)),
+        }
+        if self.name in table:
+            return table[self.name]()
+        raise NotImplementedError(self.name)
+
+
+LINEAR = Act("linear")
+
+
+def make(name: str, **params) -> Act:
+    """An Act from a Keras name and parameters; drops parameters at their neutral value so equal
+    functions get equal structs (``relu(max_value=6)`` is ``relu6``)."""
+    name = ALIASES.get(name, name)
+    if name == "relu":
+        t = float(params.get("threshold") or 0.0)
+        m = params.get("max_value")
+        m = None if m is None else float(m)
+        a = float(params.get("negative_slope") or 0.0)
+        if t == 0.0 and a == 0.0 and m == 6.0:
+            return Act("relu6")
+        if t == 0.0 and m is None and a != 0.0:
+            return Act("leaky_relu", (("negative_slope", a),))
+        items = [("threshold", t)] if t else []
+        if m is not None:
+            items.append(("max_value", m))
+        if a:
+            items.append(("negative_slope", a))
+        return Act("relu", tuple(items))
+    if name == "leaky_relu":
+        return Act("leaky_relu", (("negative_slope", float(params.get("negative_slope", 0.2))),))
+    if name in ("elu", "celu"):
+        return Act(name, (("alpha", float(params.get("alpha", 1.0))),))
+    if name == "gelu":
+        return Act("gelu", (("approximate", int(bool(params.get("approximate", False)))),))
+    return Act(name)
+
+
+def supported() -> Tuple[str, ...]:
+    return tuple(sorted(set(_BODIES) | set(ALIASES) | set(ROW_ACTIVATIONS)))
+
+
+def from_keras_function(fn) -> Optional[str]:
+    """The Keras activation function's name (``layer.activation``), or None when it is unknown."""
+    name = getattr(fn, "__name__", None) or str(fn)
+    return ALIASES.get(name, name)
+
+
+def render_struct(act: Act) -> str:
+    """The C++ struct for ``act`` (emitted once per header for each activation it uses)."""
+    lines = [f"// {act.label or 'linear (identity)'}",
+             f"struct {act.cname} {{",
+             f"    static MICRONETS_INLINE float f(float x) {{ {act.body()} }}",
+             "    static MICRONETS_INLINE void put(float* d, float x)",
+             "    {"]
+    if act.uses_bit_trick():
+        limit = "\n            if (i > 0x40C00000)\n                i = 0x40C00000;" if act.name == "relu6" else ""
+        lines += ["#if defined(__arm__)",
+                  "        // a negative float has the sign bit set; non-negative floats order like their bits",
+                  "        int32_t i;",
+                  "        memcpy(&i, &x, sizeof i);",
+                  "        i &= ~(i >> 31);" + (limit.replace("            ", "        ") if limit else ""),
+                  "        memcpy(d, &i, sizeof i);",
+                  "#else",
+                  "        *d = f(x);",
+                  "#endif"]
+    else:
+        lines.append("        *d = f(x);")
+    lines += ["    }", "};"]
+    return "\n".join(lines)

@@ -1,0 +1,156 @@
+"""Binary elementwise arithmetic with numpy/Keras broadcasting: the merge layers (Add, Subtract,
+Multiply, Average, Maximum, Minimum; any number of inputs, as a chain of pairs) and the arithmetic
+a functional graph records with constants (``x + 3.0``, ``x * (1 / 6)``, ``6 - x``, ``x / y``).
+
+Each operand is a tensor or a constant (emitted as weights). Shapes are broadcast right-aligned;
+the kernel walks the output with per-operand strides (0 along broadcast axes) over at most three
+collapsed axes. In place over an operand that has the output's full shape.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import List, Tuple
+
+import numpy as np
+
+from micronets.compiler.graph import Tensor
+from micronets.compiler.ops.base import Op, UnsupportedModelError, converter
+
+FUNCTIONS = {"add": (0, "+"), "subtract": (1, "-"), "multiply": (2, "*"), "maximum": (3, "max"),
+             "minimum": (4, "min"), "divide": (5, "/")}
+
+
+def _strides(shape, out_shape) -> List[int]:
+    """Element strides of an operand of ``shape`` walked along ``out_shape`` (0 where broadcast)."""
+    shape = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+    strides, step = [], 1
+    for d in reversed(shape):
+        strides.append(step if d > 1 else 0)
+        step *= d
+    return strides[::-1]
+
+
+def collapse(out_shape, *operand_strides) -> Tuple[Tuple[int, ...], Tuple[Tuple[int, ...], ...]]:
+    """Drop unit axes, then merge adjacent axes along which every operand walks contiguously or
+    stays put; returns (dims, strides per operand), each padded in front to three axes."""
+    keep = [i for i, d in enumerate(out_shape) if d > 1]
+    dims = [int(out_shape[i]) for i in keep]
+    strides = [[s[i] for i in keep] for s in operand_strides]
+    k = len(dims) - 1
+    while k > 0:
+        if all(s[k - 1] == s[k] * dims[k] for s in strides):  # contiguous, or 0 == 0 * d
+            dims[k - 1] *= dims[k]
+            for s in strides:
+                s[k - 1] = s[k]
+                del s[k]
+            del dims[k]
+        k -= 1
+    if len(dims) > 3:
+        raise UnsupportedModelError(f"broadcast of shape {tuple(out_shape)} needs {len(dims)} axes; at most 3 are supported")
+    pad = 3 - len(dims)
+    return tuple([1] * pad + dims), tuple(tuple([0] * pad + s) for s in strides)
+
+
+class Binary(Op):
+    """out = act(a OP b); each operand a tensor or a constant array."""
+
+    kind = "Elementwise"
+    template = "kernels/elementwise.h.j2"
+    fuses_activation = True
+
+    def __init__(self, name, operands, out, function):
+        tensors = [o for o in operands if isinstance(o, Tensor)]
+        super().__init__(name, tensors, out)
+        self.operands = [o if isinstance(o, Tensor) else np.asarray(o, np.float64) for o in operands]
+        self.function = function
+        self.kind = function.capitalize()  # Add, Subtract, Multiply, Maximum, Minimum, Divide
+        self.dims, self.strides = collapse(out.shape, *(_strides(np.shape(o) if not isinstance(o, Tensor) else o.shape,
+                                                                  out.shape) for o in self.operands))
+
+    def label(self):
+        text = f"{self.kind} " + ", ".join(o.shape_str() if isinstance(o, Tensor) else
+                                               (f"{float(o.reshape(-1)[0]):g}" if o.size == 1 else f"const {o.shape}")
+                                               for o in self.operands)
+        return f"{text} + {self.act.label}" if self.act.label else text
+
+    def weights(self):
+        w = collections.OrderedDict()
+        for k, o in enumerate(self.operands):
+            if not isinstance(o, Tensor):
+                w["ab"[k]] = o.reshape(-1)
+        return w
+
+    def inplace_gap(self, input_index):
+        return 0 if self.inputs[input_index].size == self.output.size else None  # not broadcast
+
+    def operand_ptr(self, k, p):
+        o = self.operands[k]
+        return p.ptr(o) if isinstance(o, Tensor) else self.wname("ab"[k])
+
+    @property
+    def code(self):
+        return FUNCTIONS[self.function][0]
+
+
+def binary(ctx, a, b, function, name):
+    operands = []
+    for o in (a, b):
+        if isinstance(o, (Tensor,)) or hasattr(o, "src"):
+            operands.append(ctx.dense_input(o))
+        else:
+            value = np.asarray(o, np.float64)
+            if value.dtype.kind not in "fiub":
+                raise UnsupportedModelError(f"'{name}': operand {o!r} is not a number")
+            operands.append(value)
+    shapes = [o.shape if isinstance(o, Tensor) else np.shape(o) for o in operands]
+    try:
+        shape = np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise UnsupportedModelError(f"'{name}' ({function}) of shapes {shapes[0]} and {shapes[1]} does not broadcast") from None
+    tensor_ranks = [len(o.shape) for o in operands if isinstance(o, Tensor)]
+    if len(shape) > max(tensor_ranks):
+        raise UnsupportedModelError(f"'{name}' ({function}): a constant of shape {shapes} would broadcast over the batch axis")
+    out = ctx.new_tensor(name, shape)
+    return ctx.add(Binary(name, operands, out, function)).output
+
+
+def chain(ctx, inputs, function, name):
+    """Fold several inputs pairwise left to right, as Keras' merge layers do."""
+    x = inputs[0]
+    for k, y in enumerate(inputs[1:]):
+        x = binary(ctx, x, y, function, name if k == len(inputs) - 2 else f"{name}_{k}")
+    return x
+
+
+_MERGES = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Maximum": "maximum", "Minimum": "minimum"}
+
+
+@converter(*_MERGES, "Average")
+def convert_merge(layer, inputs, ctx):
+    cls = type(layer).__name__
+    if len(inputs) < 2 or (cls == "Subtract" and len(inputs) != 2):
+        raise UnsupportedModelError(f"layer '{layer.name}' ({cls}) has {len(inputs)} inputs; it needs "
+                                    f"{'exactly 2' if cls == 'Subtract' else 'at least 2'}")
+    if cls == "Average":
+        total = chain(ctx, inputs, "add", f"{layer.name}_sum")
+        return binary(ctx, total, float(len(inputs)), "divide", layer.name)
+    return chain(ctx, inputs, _MERGES[cls], layer.name)
+
+
+_OPS = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Maximum": "maximum", "Minimum": "minimum",
+        "Divide": "divide", "TrueDivide": "divide"}
+
+
+@converter(*(f"op:{k}" for k in _OPS))
+def convert_arithmetic(layer, inputs, ctx):
+    """keras.ops arithmetic in a functional graph: two operands, tensors or constants."""
+    args = list(ctx.call_args) + [ctx.call_kwargs[k] for k in ("x2",) if k in ctx.call_kwargs]
+    if len(args) != 2:
+        raise UnsupportedModelError(f"operation '{layer.name}' ({type(layer).__name__}) has {len(args)} operands; expected 2")
+    return binary(ctx, args[0], args[1], _OPS[type(layer).__name__], layer.name)
+
+
+@converter("op:Negative")
+def convert_negative(layer, inputs, ctx):
+    return binary(ctx, inputs[0], -1.0, "multiply", layer.name)

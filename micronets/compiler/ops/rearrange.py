@@ -1,0 +1,215 @@
+"""Data movement: Permute (and with Reshape views, ShuffleNet's channel shuffle), Cropping1D/2D,
+UpSampling1D/2D (nearest), Concatenate, slicing (``x[..., :c]``), materialised zero padding and
+plain copies. All of them are the same kernel: copy elements from an input to the output along a
+strided walk of at most six axes (a zero stride repeats an element: nearest upsampling); an op
+is a list of such moves, optionally over a zeroed output (padding). No MACs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from micronets.compiler.ops.base import Op, UnsupportedModelError, converter
+
+MAX_AXES = 6
+
+
+def row_major(shape: Sequence[int]) -> Tuple[int, ...]:
+    strides, step = [], 1
+    for d in reversed(tuple(shape)):
+        strides.append(step)
+        step *= int(d)
+    return tuple(strides[::-1])
+
+
+@dataclasses.dataclass(frozen=True)
+class Move:
+    """Copy ``in[src_offset + sum(i_k * src_strides[k])]`` to ``out[dst_offset + sum(i_k * dst_strides[k])]``
+    for every index i < dims, from input number ``source``."""
+
+    source: int
+    src_offset: int
+    dst_offset: int
+    dims: Tuple[int, ...]
+    src_strides: Tuple[int, ...]
+    dst_strides: Tuple[int, ...]
+
+    def collapsed(self) -> "Move":
+        """Unit axes dropped, axes contiguous in both walks merged, padded to MAX_AXES."""
+        axes = [(d, s, t) for d, s, t in zip(self.dims, self.src_strides, self.dst_strides) if d > 1] or [(1, 0, 0)]
+        merged = [list(axes[0])]
+        for d, s, t in axes[1:]:
+            pd, ps, pt = merged[-1]
+            if ps == s * d and pt == t * d:
+                merged[-1] = [pd * d, s, t]
+            else:
+                merged.append([d, s, t])
+        if len(merged) > MAX_AXES:
+            raise UnsupportedModelError(f"a data movement over {len(merged)} axes; at most {MAX_AXES} are supported")
+        merged = [[1, 0, 0]] * (MAX_AXES - len(merged)) + merged
+        return Move(self.source, self.src_offset, self.dst_offset, tuple(m[0] for m in merged),
+                    tuple(m[1] for m in merged), tuple(m[2] for m in merged))
+
+
+class Rearrange(Op):
+    template = "kernels/rearrange.h.j2"
+
+    def __init__(self, name, inputs, out, moves: List[Move], kind: str, detail: str = "", zero: bool = False):
+        super().__init__(name, inputs, out)
+        self.moves = [m.collapsed() for m in moves]
+        self.kind = kind
+        self.detail = detail
+        self.zero = bool(zero)
+
+    def describe(self):
+        return self.detail
+
+
+def _add(ctx, name, inputs, shape, moves, kind, detail="", zero=False):
+    out = ctx.new_tensor(name, shape)
+    return ctx.add(Rearrange(name, list(inputs), out, moves, kind, detail, zero)).output
+
+
+def materialise_padding(ctx, padded):
+    """A ZeroPadding result as a real tensor: zeros, then the source copied into the middle."""
+    src = padded.src
+    h, w, c = src.hwc
+    top, _, left, _ = padded.pads
+    hp, wp, _ = padded.hwc
+    move = Move(0, 0, (top * wp + left) * c, (h, w, c), row_major((h, w, c)), (wp * c, c, 1))
+    return _add(ctx, padded.name, [src], padded.shape, [move], "ZeroPadding", "pad " + ",".join(map(str, padded.pads)), zero=True)
+
+
+def copy_tensor(ctx, x, name):
+    return _add(ctx, name, [x], x.shape, [Move(0, 0, 0, (x.size,), (1,), (1,))], "Copy")
+
+
+@converter("Permute", "op:Transpose")
+def convert_permute(layer, inputs, ctx):
+    x = ctx.dense_input(inputs[0])
+    if type(layer).__name__ == "Permute":
+        perm = [int(d) - 1 for d in layer.dims]
+    else:
+        axes = getattr(layer, "axes", None)
+        if axes is None:
+            raise UnsupportedModelError(f"operation '{layer.name}' transposes without axes; the batch axis would move")
+        axes = [int(a) % (len(x.shape) + 1) for a in axes]
+        if axes[0] != 0:
+            raise UnsupportedModelError(f"operation '{layer.name}' moves the batch axis")
+        perm = [a - 1 for a in axes[1:]]
+    if sorted(perm) != list(range(len(x.shape))):
+        raise UnsupportedModelError(f"layer '{layer.name}' permutes {x.shape} with {perm}")
+    if perm == sorted(perm):
+        return x
+    shape = tuple(x.shape[p] for p in perm)
+    src = row_major(x.shape)
+    move = Move(0, 0, 0, shape, tuple(src[p] for p in perm), row_major(shape))
+    return _add(ctx, layer.name, [x], shape, [move], "Permute", "axes " + ",".join(str(p + 1) for p in perm))
+
+
+@converter("Cropping2D", "Cropping1D")
+def convert_cropping(layer, inputs, ctx):
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise UnsupportedModelError(f"layer '{layer.name}' uses data_format={layer.data_format}; only channels_last is supported")
+    x = ctx.dense_input(inputs[0])
+    if type(layer).__name__ == "Cropping1D":
+        (top, bottom), (left, right) = (0, 0), layer.cropping
+    else:
+        (top, bottom), (left, right) = layer.cropping
+    h, w, c = x.hwc
+    ho, wo = h - top - bottom, w - left - right
+    if ho < 1 or wo < 1:
+        raise UnsupportedModelError(f"layer '{layer.name}' crops a {h}x{w} input to nothing")
+    shape = (wo, c) if len(x.shape) == 2 else (ho, wo, c)
+    move = Move(0, (top * w + left) * c, 0, (ho, wo, c), (w * c, c, 1), row_major((ho, wo, c)))
+    return _add(ctx, layer.name, [x], shape, [move], "Cropping", f"crop {top},{bottom},{left},{right}")
+
+
+@converter("UpSampling2D", "UpSampling1D")
+def convert_upsampling(layer, inputs, ctx):
+    if getattr(layer, "interpolation", "nearest") != "nearest":
+        raise UnsupportedModelError(f"layer '{layer.name}' (UpSampling2D) uses interpolation '{layer.interpolation}'; "
+                                    f"only 'nearest' is supported")
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise UnsupportedModelError(f"layer '{layer.name}' uses data_format={layer.data_format}; only channels_last is supported")
+    x = ctx.dense_input(inputs[0])
+    h, w, c = x.hwc
+    if type(layer).__name__ == "UpSampling1D":
+        sh, sw = 1, int(layer.size)
+        shape = (w * sw, c)
+    else:
+        sh, sw = (int(s) for s in layer.size)
+        shape = (h * sh, w * sw, c)
+    dims = (h, sh, w, sw, c)
+    move = Move(0, 0, 0, dims, (w * c, 0, c, 0, 1), row_major(dims))
+    return _add(ctx, layer.name, [x], shape, [move], "UpSampling", f"nearest x{sh},{sw}")
+
+
+def concatenate(ctx, xs, axis, name):
+    xs = [ctx.dense_input(t) for t in xs]
+    rank = len(xs[0].shape)
+    a = axis + rank + 1 if axis < 0 else axis  # Keras counts the batch axis
+    if not 1 <= a <= rank or any(len(t.shape) != rank for t in xs):
+        raise UnsupportedModelError(f"'{name}': concatenation over axis {axis} of shapes {[t.shape for t in xs]}")
+    a -= 1
+    for t in xs:
+        if t.shape[:a] != xs[0].shape[:a] or t.shape[a + 1:] != xs[0].shape[a + 1:]:
+            raise UnsupportedModelError(f"'{name}': shapes {[t.shape for t in xs]} do not concatenate on axis {axis}")
+    shape = xs[0].shape[:a] + (sum(t.shape[a] for t in xs),) + xs[0].shape[a + 1:]
+    dst = row_major(shape)
+    moves, at = [], 0
+    for k, t in enumerate(xs):
+        moves.append(Move(k, 0, at * dst[a], t.shape, row_major(t.shape), dst))
+        at += t.shape[a]
+    return _add(ctx, name, xs, shape, moves, "Concatenate", f"axis {axis}")
+
+
+@converter("Concatenate")
+def convert_concatenate(layer, inputs, ctx):
+    return concatenate(ctx, inputs, int(layer.axis), layer.name)
+
+
+@converter("op:Concatenate")
+def convert_concatenate_op(layer, inputs, ctx):
+    return concatenate(ctx, inputs, int(getattr(layer, "axis", 0)), layer.name)
+
+
+@converter("op:GetItem")
+def convert_getitem(layer, inputs, ctx):
+    """Basic slicing ``x[..., a:b:s]`` (slices, integers, Ellipsis) of the sample axes."""
+    x = ctx.dense_input(inputs[0])
+    key = ctx.call_args[1] if len(ctx.call_args) > 1 else None
+    key = key if isinstance(key, tuple) else (key,)
+    if any(k is not Ellipsis and not isinstance(k, (slice, int, np.integer)) for k in key):
+        raise UnsupportedModelError(f"operation '{layer.name}' indexes with {key!r}; only slices and integers are supported")
+    full = (slice(None),) + tuple(x.shape)  # placeholder for the batch axis
+    if Ellipsis in key:
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (len(full) - len(key) + 1) + key[i + 1:]
+    key = tuple(key) + (slice(None),) * (len(full) - len(key))
+    if key[0] != slice(None):
+        raise UnsupportedModelError(f"operation '{layer.name}' slices the batch axis")
+    src = row_major(x.shape)
+    offset, dims, strides = 0, [], []
+    for d, k, s in zip(x.shape, key[1:], src):
+        if isinstance(k, slice):
+            start, stop, step = k.indices(d)
+            n = len(range(start, stop, step))
+            if n < 1:
+                raise UnsupportedModelError(f"operation '{layer.name}' takes an empty slice")
+            offset += start * s
+            dims.append(n)
+            strides.append(step * s)
+        else:
+            k = int(k) + d if int(k) < 0 else int(k)
+            offset += k * s
+    shape = tuple(dims)
+    if shape != tuple(ctx.output_shape):
+        raise UnsupportedModelError(f"operation '{layer.name}': slice gives {shape}, Keras says {ctx.output_shape}")
+    if not shape:
+        raise UnsupportedModelError(f"operation '{layer.name}' takes a single element; not supported")
+    move = Move(0, offset, 0, shape, tuple(strides), row_major(shape))
+    return _add(ctx, layer.name, [x], shape, [move], "Slice")

@@ -1,0 +1,146 @@
+"""plan: a Graph -> where every tensor lives (a :class:`MemoryPlan`), via the pure planner.
+
+The model input stays in the caller's buffer, each model output is written straight into its
+array in the object (``outputs``, ``outputs1``, ...), and every other tensor that owns bytes gets
+an offset in the one static arena. Views share their base's bytes. The ops' in-place rules
+(``inplace_gap``) become overlap records, so the planner may let an op write over what it reads.
+Nothing here edits the graph: the plan is a separate value the emitter reads next to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional, Tuple
+
+from micronets.compiler import planner
+from micronets.compiler.graph import FLOAT_BYTES, Graph, Tensor
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryPlan:
+    arena_size: int
+    lower_bound: int
+    #: storage tensor -> ("input", 0) | ("output", k) | ("arena", byte offset)
+    locations: Dict[Tensor, Tuple[str, int]]
+    #: op -> byte offset of its one-pixel scratch (only for ops planned to overlap their input)
+    scratch: Dict[object, int]
+    #: op -> byte offset of its workspace (e.g. a ring of rows)
+    workspace: Dict[object, int]
+    result: planner.Plan
+
+    def location(self, tensor: Tensor) -> Tuple[str, int]:
+        return self.locations[tensor.storage]
+
+    def offset(self, tensor: Tensor) -> Optional[int]:
+        kind, value = self.location(tensor)
+        return value if kind == "arena" else None
+
+    def in_arena(self, tensor: Tensor) -> bool:
+        return self.location(tensor)[0] == "arena"
+
+    def overlaps(self, a: Tensor, b: Tensor) -> bool:
+        """True when the two tensors share arena bytes."""
+        oa, ob = self.offset(a), self.offset(b)
+        if oa is None or ob is None:
+            return False
+        return oa < ob + b.storage.nbytes and ob < oa + a.storage.nbytes
+
+    def overlaps_input(self, op) -> bool:
+        return any(self.overlaps(t, op.output) for t in op.inputs)
+
+
+def plan_memory(graph: Graph) -> MemoryPlan:
+    locations: Dict[Tensor, Tuple[str, int]] = {graph.input.storage: ("input", 0)}
+    for k, t in enumerate(graph.outputs):
+        locations[t.storage] = ("output", k)
+    last: Dict[Tensor, int] = {}
+    for op in graph.ops:
+        for t in op.inputs:
+            last[t.storage] = op.index
+    buffers: List[planner.Buffer] = []
+    overlaps: List[planner.Overlap] = []
+    names: Dict[Tensor, str] = {}
+    for op in graph.ops:
+        out = op.output
+        if out in locations:
+            continue
+        names[out] = f"{op.ident}:out"
+        buffers.append(planner.Buffer(names[out], out.nbytes, op.index, max(op.index, last.get(out, op.index))))
+    scratch_ops = []
+    for op in graph.ops:
+        out = op.output
+        if out not in names:
+            continue
+        declared = False
+        storages = [t.storage for t in op.inputs]
+        for k, src in enumerate(storages):
+            if src not in names or last.get(src) != op.index or src in storages[:k]:
+                continue
+            same = [j for j, s in enumerate(storages) if s is src]
+            gaps = [op.inplace_gap(j) for j in same]
+            if any(g is None for g in gaps):
+                continue
+            backs = [op.inplace_gap_reverse(j) for j in same]
+            back = None if any(b is None for b in backs) else min(backs)
+            overlaps.append(planner.Overlap(names[src], names[out], int(max(gaps)), None if back is None else int(back)))
+            declared = True
+        if declared and op.scratch_bytes():
+            buffers.append(planner.Buffer(f"{op.ident}:scratch", op.scratch_bytes(), op.index, op.index))
+            scratch_ops.append(op)
+    for op in graph.ops:
+        if op.workspace_bytes():
+            buffers.append(planner.Buffer(f"{op.ident}:work", op.workspace_bytes(), op.index, op.index))
+    result = planner.plan(buffers, overlaps, alignment=FLOAT_BYTES)
+    result.check(buffers, overlaps)
+    for t, name in names.items():
+        locations[t] = ("arena", result.offsets[name])
+    return MemoryPlan(
+        arena_size=int(result.arena_size),
+        lower_bound=int(result.lower_bound),
+        locations=locations,
+        scratch={op: result.offsets[f"{op.ident}:scratch"] for op in scratch_ops},
+        workspace={op: result.offsets[f"{op.ident}:work"] for op in graph.ops if op.workspace_bytes()},
+        result=result,
+    )
+
+
+class Placed:
+    """One op seen with its memory plan: what its kernel template needs to name pointers."""
+
+    def __init__(self, op, plan: MemoryPlan, output_names: Tuple[str, ...]):
+        self.op = op
+        self.plan = plan
+        self.output_names = output_names
+
+    def ptr(self, tensor: Tensor) -> str:
+        """C expression for a tensor's first element inside ``run``."""
+        kind, value = self.plan.location(tensor)
+        if kind == "input":
+            return "input"
+        if kind == "output":
+            return self.output_names[value]
+        return f"arena + {value // FLOAT_BYTES}"
+
+    def overlaps_input(self) -> bool:
+        return self.plan.overlaps_input(self.op)
+
+    def scratch_ptr(self) -> str:
+        """Scratch for kernels that can work in place; NULL (write directly) when the planner kept
+        input and output apart."""
+        if self.op in self.plan.scratch and self.overlaps_input():
+            return f"arena + {self.plan.scratch[self.op] // FLOAT_BYTES}"
+        if self.op.workspace_bytes() and self.overlaps_input() and hasattr(self.op, "scratch_in_workspace"):
+            return f"arena + {(self.plan.workspace[self.op] // FLOAT_BYTES) + self.op.scratch_in_workspace()}"
+        return "(float*)0"
+
+    def workspace_ptr(self) -> str:
+        return f"arena + {self.plan.workspace[self.op] // FLOAT_BYTES}"
+
+    @property
+    def reverse(self) -> bool:
+        """Kernels that can walk backwards: walk backwards when the planner overlapped input and
+        output in the reverse window."""
+        x, out = self.op.inputs[0], self.op.output
+        if not (self.plan.in_arena(x) and self.plan.in_arena(out) and self.overlaps_input()):
+            return False
+        return self.plan.offset(x) - self.plan.offset(out) < self.op.inplace_gap(0)

@@ -1,0 +1,186 @@
+"""verify: run the compiled header on inputs and compare every layer with Keras.
+
+The header calls ``MICRONETS_TRACE_OP(index, values, count)`` after each op; a debug driver
+defines it to write each op's output to a file, so the whole run is observed as executed (in-place
+and fused kernels included). Each op is compared with the Keras layer whose output it holds (the
+last of the layers folded into it), and the first op that diverges is named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import struct
+import subprocess
+import tempfile
+from typing import List, Optional
+
+import numpy as np
+
+_DRIVER = r"""
+#include <stdio.h>
+#include <stdint.h>
+static FILE* mn_trace_file;
+static void mn_trace(int index, const float* values, long count)
+{
+    int32_t head[2] = {(int32_t)index, (int32_t)count};
+    fwrite(head, sizeof head, 1, mn_trace_file);
+    fwrite(values, sizeof(float), (size_t)count, mn_trace_file);
+}
+#define MICRONETS_TRACE_OP(index, values, count) mn_trace(index, values, count)
+#include "%(header)s"
+
+static %(cls)s net;
+
+int main(int argc, char** argv)
+{
+    if (argc < 2 || !(mn_trace_file = fopen(argv[1], "wb")))
+        return 2;
+    static float input[%(cls)s::numInputs];
+    while (fread(input, sizeof(float), %(cls)s::numInputs, stdin) == (size_t)%(cls)s::numInputs)
+        net.predict(input);
+    fclose(mn_trace_file);
+    return 0;
+}
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCheck:
+    index: int
+    op: str
+    kind: str
+    keras_layer: Optional[str]  # the Keras layer compared with (None: no Keras counterpart)
+    shape: tuple
+    max_abs: Optional[float]
+    max_rel: Optional[float]
+    ok: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    layers: List[LayerCheck]
+    tolerance: float
+    inputs: int
+
+    @property
+    def ok(self) -> bool:
+        return all(layer.ok for layer in self.layers)
+
+    @property
+    def first_divergence(self) -> Optional[LayerCheck]:
+        return next((layer for layer in self.layers if not layer.ok), None)
+
+    def table(self) -> str:
+        rows = [("#", "op", "kind", "keras layer", "shape", "max abs diff", "max rel diff", "")]
+        for c in self.layers:
+            rows.append((str(c.index), c.op, c.kind, c.keras_layer or "-", "x".join(map(str, c.shape)),
+                         "-" if c.max_abs is None else f"{c.max_abs:.3g}",
+                         "-" if c.max_rel is None else f"{c.max_rel:.3g}", "ok" if c.ok else "DIVERGES"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        first = self.first_divergence
+        verdict = (f"all {len(self.layers)} ops match Keras within {self.tolerance:g} (relative to each tensor's scale) "
+                   f"on {self.inputs} inputs" if first is None else
+                   f"first divergence: op [{first.index}] {first.op} ({first.kind}), compared with Keras layer "
+                   f"'{first.keras_layer}': max abs diff {first.max_abs:.3g}, relative {first.max_rel:.3g} > {self.tolerance:g}")
+        return "\n".join(lines + ["", verdict])
+
+
+def default_inputs(shape, n: int = 8, seed: int = 0) -> np.ndarray:
+    """Random inputs in [0, 1] with structure (smooth blobs plus noise), for models without data."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n,) + tuple(shape)).astype(np.float32)
+    if len(shape) >= 2:
+        grid = np.linspace(0, 1, int(np.prod(shape[:-1]))).reshape(shape[:-1] + (1,))
+        x = 0.5 * x + 0.5 * np.sin(grid * rng.uniform(2, 9, (n,) + (1,) * len(shape)) * np.pi) ** 2
+    return x.astype(np.float32)
+
+
+def _keras_outputs(model, names):
+    """Keras' value of each named layer's output, via one probe model."""
+    import keras
+
+    from micronets.compiler.trace import _keras_graph
+
+    order, _ = _keras_graph(model)
+    by_name = {layer.name: kt for layer, _, kt in order}
+    wanted = [n for n in names if n in by_name]
+    probe = keras.Model(model.inputs, [by_name[n] for n in wanted])
+    return probe, wanted
+
+
+def verify(model, x=None, classname: str = "Net", tolerance: float = 1e-4, workdir: Optional[str] = None) -> Report:
+    """Compile ``model``, run it in C++ on ``x`` (default: 8 random inputs) and compare each op's
+    output with the matching Keras layer's; see :class:`Report`. Raises what export raises for a
+    model that cannot be compiled, and RuntimeError when g++ fails."""
+    from micronets import host
+    from micronets.compiler.compile import compile_model
+
+    compiled = compile_model(model, classname=classname)
+    graph = compiled.graph
+    shape = graph.input.shape
+    x = default_inputs(shape) if x is None else np.asarray(x, np.float32)
+    if x.shape[1:] != shape:
+        if x.shape == shape:
+            x = x[None]
+        else:
+            raise ValueError(f"inputs of shape {x.shape[1:]} do not fit the model's input {shape}")
+    # which Keras layer each op's output holds: the last layer mapped onto its bytes
+    counterpart = {}
+    for name, tensor in graph.keras_tensors:
+        for op in graph.ops:
+            if op.output is tensor.storage:
+                counterpart[op.index] = (name, tensor)
+    probe, wanted = _keras_outputs(model, [n for n, _ in counterpart.values()])
+    values = probe.predict(x, verbose=0) if wanted else []
+    values = values if isinstance(values, list) else [values]
+    keras_values = dict(zip(wanted, values))
+
+    with (tempfile.TemporaryDirectory(prefix="micronets-verify-") if workdir is None else contextlib.nullcontext(workdir)) as work:
+        header = os.path.join(work, f"{classname}.h")
+        with open(header, "w") as fh:
+            fh.write(compiled.header)
+        src = os.path.join(work, "verify.cpp")
+        with open(src, "w") as fh:
+            fh.write(_DRIVER % {"header": header, "cls": classname})
+        exe = os.path.join(work, "verify")
+        cmd = [host.compiler(), "-std=c++98", "-O1", src, "-o", exe, "-lm"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"g++ failed on the debug build:\n{proc.stderr[-4000:]}")
+        trace_path = os.path.join(work, "trace.bin")
+        proc = subprocess.run([exe, trace_path], input=np.ascontiguousarray(x, np.float32).tobytes(), capture_output=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the debug build exited with {proc.returncode}")
+        with open(trace_path, "rb") as fh:
+            raw = fh.read()
+    traced = _parse(raw, len(graph.ops), len(x))
+    checks = []
+    for op in graph.ops:
+        got = traced[op.index]
+        entry = counterpart.get(op.index)
+        name = entry[0] if entry else None
+        if name is None or name not in keras_values:
+            checks.append(LayerCheck(op.index, op.ident, op.kind, None, op.output.shape, None, None, True))
+            continue
+        ref = np.asarray(keras_values[name], np.float32).reshape(len(x), -1)
+        diff = float(np.abs(got - ref).max())
+        scale = max(1.0, float(np.abs(ref).max()))
+        rel = diff / scale
+        checks.append(LayerCheck(op.index, op.ident, op.kind, name, op.output.shape, diff, rel,
+                                 bool(np.isfinite(diff) and rel <= tolerance)))
+    return Report(checks, tolerance, len(x))
+
+
+def _parse(raw: bytes, num_ops: int, num_inputs: int):
+    per_op = {i: [] for i in range(num_ops)}
+    pos = 0
+    while pos < len(raw):
+        index, count = struct.unpack_from("<ii", raw, pos)
+        pos += 8
+        per_op[index].append(np.frombuffer(raw, np.float32, count, pos))
+        pos += 4 * count
+    return {i: np.stack(v) if v else np.zeros((num_inputs, 0), np.float32) for i, v in per_op.items()}
