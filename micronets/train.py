@@ -180,7 +180,11 @@ def check_header(report: Report, header_path: str, classname: str, x, y_true, ke
 
 # ---------------------------------------------------------------------------- plots
 def _pyplot():
+    import warnings
+
     import matplotlib
+
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt

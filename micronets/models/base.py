@@ -295,6 +295,7 @@ class MicroNet:
             epochs=epochs,
             validation_data=validation,
             validation_batch_size=max(batch, 64),
+            shuffle=False,  # the dataset reshuffles every epoch itself
             verbose=cfg.verbosity,
             callbacks=callbacks,
             **fit_kwargs,
