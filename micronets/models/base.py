@@ -30,8 +30,13 @@ LR_SCHEDULES = ("cosine", "constant")
 class TrainingConfig:
     """How ``compile()`` and ``fit()`` train the network.
 
-    The defaults are the ones ``micronets train`` uses; they were chosen by measurement on small
-    real datasets (a few hundred images per class, see ``benchmarks/accuracy.py``).
+    The defaults are the ones ``micronets train`` uses, chosen by measurement on 3 Fashion-MNIST
+    classes x 200 images at 32x32x1 with Pico (30 epochs, test accuracy on 90 held-out images,
+    seeds 0/1): BatchNorm momentum 0.99 -> 33% (chance), 0.9 -> 81-96%; lr 3e-3 cosine without
+    augmentation 91/96%; with strong augmentation (translate/zoom 0.1, contrast 0.2) 88/90%, with
+    the mild default 92%+; label smoothing 0.1 (88/89%) and mixup 0.2 (90/89%) gave nothing on
+    data this small, so they are off. Augmentation stays on because real photos, unlike centred
+    Fashion-MNIST, vary in position and scale.
 
     ``loss``: ``"auto"`` (default) accepts integer labels ``(N,)`` *and* one-hot labels
     ``(N, num_classes)``; naming ``"sparse_categorical_crossentropy"`` requires integer labels and
@@ -68,10 +73,10 @@ class TrainingConfig:
     lr_schedule: str = "cosine"
     warmup_epochs: int = 0
     augment: bool = True
-    translate: float = 0.1
-    zoom: float = 0.1
-    rotate: float = 0.03
-    contrast: float = 0.2
+    translate: float = 0.05
+    zoom: float = 0.05
+    rotate: float = 0.02
+    contrast: float = 0.1
     flip: str = "none"
     label_smoothing: float = 0.0
     mixup_alpha: float = 0.0
