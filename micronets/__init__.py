@@ -31,6 +31,22 @@ def export(model, path, classname="Net", **options):
     return _export(model, path, classname=classname, **options)
 
 
+def train_folder(data_dir, arch="pico", output="model.h", **options):
+    """Train ``arch`` on a folder of images (one subfolder per class), export the header and report
+    its test accuracy. See :func:`micronets.train.train_folder` for the options."""
+    from micronets.train import train_folder as _train_folder
+
+    return _train_folder(data_dir, arch, output, **options)
+
+
+def evaluate_folder(model_path, data_dir, **options):
+    """Accuracy report of a saved ``.keras`` model on a folder of labelled images.
+    See :func:`micronets.train.evaluate_folder`."""
+    from micronets.train import evaluate_folder as _evaluate_folder
+
+    return _evaluate_folder(model_path, data_dir, **options)
+
+
 def __getattr__(name):
     # PhiNet pulls in the same Keras code; import it lazily so a missing optional piece never
     # breaks the MobileNet family.
@@ -47,6 +63,8 @@ __all__ = [
     "TrainingConfig",
     "load",
     "export",
+    "train_folder",
+    "evaluate_folder",
     "PicoMobileNet",
     "NanoMobileNet",
     "MicroMobileNet",

@@ -1,9 +1,13 @@
-"""The ``micronets`` command line: generate, inspect and train models, and check board fit.
+"""The ``micronets`` command line: generate, inspect, train and evaluate models, check board fit.
+
+A thin layer of commands: the boards live in :mod:`micronets.boards`, the architectures in
+:mod:`micronets.models`, training and evaluation in :mod:`micronets.train`.
 
 Every command prints a short human summary (rich) on stdout; errors exit non-zero with one line
-``Error: ...`` on stderr and never leave a partial output file behind. TensorFlow is imported only
-by the commands that need it, so ``micronets --help`` and ``micronets boards`` answer at once.
-Set ``MICRONETS_DEBUG=1`` to see the full traceback of an unexpected error.
+``Error: ...`` on stderr and never leave a partial output file behind; Ctrl-C exits 130 with
+``Error: interrupted``. TensorFlow is imported only by the commands that need it, so
+``micronets --help`` and ``micronets boards`` answer at once. Set ``MICRONETS_DEBUG=1`` to see the
+full traceback of an unexpected error.
 """
 
 from __future__ import annotations
@@ -14,116 +18,18 @@ import json
 import os
 import re
 import sys
-import tempfile
 import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
 import micronets
+from micronets.boards import BOARD_HELP, BOARDS, KB, MB, Board, board_verdict  # noqa: F401 (re-exported)
+from micronets.models import ARCHS, MOBILENET_ARCHS, PHINET_ARCHS
 
-MOBILENET_ARCHS = ("pico", "nano", "micro", "milli", "base")
-PHINET_ARCHS = ("phinet-2m", "phinet-5m", "phinet-10m", "phinet-20m")
-ARCHS = MOBILENET_ARCHS + PHINET_ARCHS
 MODEL_FILE_SUFFIXES = (".keras", ".h5")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-# ---------------------------------------------------------------------------- boards
-@dataclasses.dataclass(frozen=True)
-class Board:
-    """What one board offers a model: data RAM and flash, and the assumptions behind them."""
-
-    key: str
-    name: str
-    ram_bytes: int  # RAM assumed free for the model's object (arena + outputs) and the input frame
-    ram_note: str
-    flash_bytes: int
-    flash_note: str
-    code_allowance: int  # flash reserved for the application, runtime and inference code
-
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-KB = 1024
-MB = 1024 * 1024
-
-BOARDS: Dict[str, Board] = {
-    board.key: board
-    for board in (
-        Board(
-            "esp32-s3", "Espressif ESP32-S3-DevKitC-1 N8",
-            320 * KB, "assumes ~320 KB of the 512 KB internal SRAM is free for data "
-            "(the rest goes to cache, IRAM code, FreeRTOS and Wi-Fi); no PSRAM",
-            8 * MB, "8 MB quad-SPI flash (N8 module)",
-            1 * MB,
-        ),
-        Board(
-            "stm32f446re", "ST NUCLEO-F446RE (Cortex-M4F, 180 MHz)",
-            128 * KB, "128 KB SRAM (SRAM1 112 KB + SRAM2 16 KB, contiguous)",
-            512 * KB, "512 KB internal flash",
-            64 * KB,
-        ),
-        Board(
-            "stm32h743", "ST STM32H743 (Cortex-M7, 480 MHz), e.g. NUCLEO-H743ZI",
-            512 * KB, "uses the 512 KB AXI SRAM (the faster 128 KB DTCM and the 288 KB of "
-            "D2/D3 SRAM are not counted)",
-            2 * MB, "2 MB internal flash",
-            64 * KB,
-        ),
-        Board(
-            "nrf52840", "Nordic nRF52840 (Cortex-M4F, 64 MHz), e.g. Arduino Nano 33 BLE",
-            192 * KB, "assumes 192 KB of the 256 KB SRAM is free (the BLE SoftDevice and the "
-            "stack take the rest)",
-            1 * MB, "1 MB internal flash",
-            192 * KB,
-        ),
-        Board(
-            "rp2040", "Raspberry Pi RP2040 (dual Cortex-M0+, 133 MHz), e.g. Raspberry Pi Pico",
-            256 * KB, "uses the 256 KB striped main SRAM (the two 4 KB banks are left to the stacks)",
-            2 * MB, "2 MB QSPI flash (Raspberry Pi Pico)",
-            64 * KB,
-        ),
-    )
-}
-
-BOARD_HELP = (
-    "Check the model against a board: RAM needed = the model object (arena + outputs, i.e. "
-    "sizeof(net)) + one uint8 H x W x C input frame; flash needed = the weights + a per-board "
-    "code allowance (64 KB on the STM32s and RP2040, 192 KB on the nRF52840, 1 MB on the "
-    "ESP32-S3). ESP32-S3: ~320 KB of its 512 KB SRAM counted as free for data, 8 MB flash "
-    "(DevKitC-1 N8). STM32H743: the 512 KB AXI SRAM, 2 MB flash. STM32F446RE: 128 KB SRAM, "
-    "512 KB flash. 'list' shows all boards."
-)
-
-
-def board_verdict(summary: Dict[str, Any], board: Board) -> Dict[str, Any]:
-    """How ``summary`` (from ``compile_model(...).summary()``) fits ``board``; margins in bytes."""
-    h, w, c = (int(d) for d in summary["input_shape"])
-    frame = h * w * c
-    ram_needed = int(summary["object_bytes"]) + frame
-    flash_needed = int(summary["weights_bytes"]) + board.code_allowance
-    ram_margin = board.ram_bytes - ram_needed
-    flash_margin = board.flash_bytes - flash_needed
-    return {
-        "board": board.key,
-        "name": board.name,
-        "ram_available": board.ram_bytes,
-        "ram_needed": ram_needed,
-        "ram_object_bytes": int(summary["object_bytes"]),
-        "ram_input_frame_bytes": frame,
-        "ram_margin": ram_margin,
-        "fits_ram": ram_margin >= 0,
-        "flash_available": board.flash_bytes,
-        "flash_needed": flash_needed,
-        "flash_weights_bytes": int(summary["weights_bytes"]),
-        "flash_code_allowance": board.code_allowance,
-        "flash_margin": flash_margin,
-        "fits_flash": flash_margin >= 0,
-        "fits": ram_margin >= 0 and flash_margin >= 0,
-    }
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -282,41 +188,32 @@ def check_arch(arch: str) -> str:
     raise fail(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}, or give a saved .keras model file")
 
 
-def _mobilenet(arch, classes, input_shape, batch_norm):
-    from micronets.models.mobilenet import MOBILENETS
+def _make_net(arch, classes, input_shape, batch_norm):
+    from micronets.models import make_net
 
-    cls = MOBILENETS[arch]
-    return cls(num_classes=classes or 10, input_shape=input_shape, batch_norm=bool(batch_norm))
-
-
-def _phinet(arch, classes, input_shape):
     try:
-        from micronets.models.phinet import PhiNet
+        return make_net(arch, classes, input_shape, batch_norm)
     except ImportError as exc:
-        raise fail(f"PhiNet is not available in this installation ({one_line(exc)})")
-    preset = arch.split("-", 1)[1]
-    net = PhiNet.preset(preset, num_classes=classes or 10)
-    if input_shape is not None and tuple(input_shape) != tuple(net.input_shape):
-        hp = dict(net.hyperparameters())
-        hp["input_shape"] = tuple(input_shape)
-        hp["num_classes"] = classes or 10
-        net = PhiNet(**hp)
-    return net
+        raise fail(f"{arch} is not available in this installation ({one_line(exc)})")
 
 
 def _load_model_file(path, classes, input_shape):
     keras = import_keras()
+    from micronets.train import describe_model_file_error
+
     net = None
     try:
         net = micronets.load(path)
         model = net.model
-    except ValueError:  # not saved by micronets: any Keras model file
-        try:
+    except ValueError as exc:
+        if "not a net saved by micronets" not in str(exc):
+            raise fail(f"cannot load {path}: {one_line(exc)}")
+        try:  # not saved by micronets: any Keras model file
             model = keras.models.load_model(path, compile=False)
-        except Exception as exc:
-            raise fail(f"cannot load Keras model {path}: {one_line(exc)}")
+        except Exception as err:
+            raise fail(f"cannot load {path}: {describe_model_file_error(path, err)}")
     except Exception as exc:
-        raise fail(f"cannot load {path}: {one_line(exc)}")
+        raise fail(f"cannot load {path}: {describe_model_file_error(path, exc)}")
     shape = tuple(int(d) for d in model.input_shape[1:])
     n_out = int(model.output_shape[-1])
     if input_shape is not None and tuple(input_shape) != shape:
@@ -326,6 +223,40 @@ def _load_model_file(path, classes, input_shape):
     return net, model
 
 
+def _saved_net(arch, weights, classes, input_shape, batch_norm):
+    """``--weights FILE.keras`` saved by micronets: the net it records (hyperparameters included),
+    checked against ``--arch`` and any --input/--classes/--batch-norm given; None for other files."""
+    import zipfile
+
+    from micronets.models import arch_class
+
+    if not zipfile.is_zipfile(weights):
+        return None
+    try:
+        with zipfile.ZipFile(weights) as zf:
+            if "micronets.json" not in zf.namelist():
+                return None
+    except (zipfile.BadZipFile, OSError):
+        return None
+    try:
+        net = micronets.load(weights)
+    except Exception as exc:
+        raise fail(f"cannot load {weights}: {one_line(exc)}")
+    if type(net) is not arch_class(arch):
+        raise fail(f"{weights} holds a {type(net).__name__} ({net.describe()}), not {arch}; "
+                   f"use --arch {weights} to export it as it is")
+    if input_shape is not None and tuple(input_shape) != tuple(net.input_shape):
+        raise fail(f"{weights} records input {shape_text(net.input_shape)}; --input {shape_text(input_shape)} "
+                   "does not match it")
+    if classes is not None and classes != net.num_classes:
+        raise fail(f"{weights} records {net.num_classes} classes; --classes {classes} does not match it")
+    recorded_bn = getattr(net, "batch_norm", None)
+    if batch_norm is not None and recorded_bn is not None and bool(batch_norm) != recorded_bn:
+        raise fail(f"{weights} records batch_norm={recorded_bn}; --{'no-' if not batch_norm else ''}batch-norm "
+                   "does not match it")
+    return net
+
+
 def resolve(arch: str, classes: Optional[int] = None, input_shape=None, batch_norm: Optional[bool] = None,
             weights: Optional[str] = None) -> Resolved:
     """Build (or load) the model that ``--arch`` names, optionally with ``--weights`` loaded."""
@@ -333,12 +264,14 @@ def resolve(arch: str, classes: Optional[int] = None, input_shape=None, batch_no
     if weights is not None and not os.path.isfile(weights):
         raise fail(f"weights file not found: {weights}")
     import_keras()
-    if arch in MOBILENET_ARCHS or arch in PHINET_ARCHS:
+    saved = None
+    if weights is not None and arch in ARCHS:
+        saved = _saved_net(arch, weights, classes, input_shape, batch_norm)
+    if saved is not None:  # a .keras file saved by micronets: its recorded hyperparameters and weights
+        net, model = saved, saved.model
+    elif arch in ARCHS:
         try:
-            if arch in MOBILENET_ARCHS:
-                net = _mobilenet(arch, classes, input_shape, batch_norm)
-            else:
-                net = _phinet(arch, classes, input_shape)
+            net = _make_net(arch, classes, input_shape, batch_norm)
             net.build()
         except click.ClickException:
             raise
@@ -348,7 +281,7 @@ def resolve(arch: str, classes: Optional[int] = None, input_shape=None, batch_no
     else:
         net, model = _load_model_file(arch, classes, input_shape)
 
-    if weights is not None:
+    if weights is not None and saved is None:
         net, model = _load_weights(arch, net, model, weights, classes, input_shape, batch_norm)
 
     shape = tuple(int(d) for d in model.input_shape[1:])
@@ -411,7 +344,7 @@ def _load_weights(arch, net, model, weights, classes, input_shape, batch_norm):
         first_error = exc
     # MobileNet weights saved with the other batch-norm setting: try it when the user left it open.
     if arch in MOBILENET_ARCHS and batch_norm is None:
-        other = _mobilenet(arch, classes, input_shape, True)
+        other = _make_net(arch, classes, input_shape, True)
         other.build()
         try:
             _load_into(other, other.model, weights)
@@ -446,58 +379,19 @@ def _plain(value):
     return value
 
 
-def export_header(resolved: Resolved, path: str, classname: Optional[str], comment: Optional[List[str]] = None):
-    """Write the header atomically (optionally with extra ``//`` comment lines before the guard)."""
-    existed = os.path.exists(path)
+def export_header(resolved: Resolved, path: str, classname: Optional[str]):
+    """Write the header (atomically: nothing is left behind on error), with the class names the
+    net records."""
+    names = getattr(resolved.net, "class_names", None) if resolved.net is not None else None
+    options = {"class_names": list(names)} if names else {}
     try:
-        if not comment:
-            result = micronets.export(resolved.model, path, classname=classname or resolved.classname,
-                                      arch=resolved.label)
-        else:
-            compile_model = _compiler()
-            result = compile_model(resolved.model, classname=classname or resolved.classname, arch=resolved.label)
-            render = getattr(result, "render", None)  # the header names its file in its first line
-            header = render(filename=os.path.basename(path)) if render is not None else result.header
-            _write_atomic(path, _with_comment(header, comment))
-    except click.ClickException:
-        raise
+        result = micronets.export(resolved.model, path, classname=classname or resolved.classname,
+                                  arch=resolved.label, **options)
     except ValueError as exc:
-        _cleanup(path, existed)
         raise fail(one_line(exc))
     except OSError as exc:
-        _cleanup(path, existed)
         raise fail(f"cannot write {path}: {exc.strerror or one_line(exc)}")
-    except BaseException:
-        _cleanup(path, existed)
-        raise
     return result, _plain(result.summary())
-
-
-def _with_comment(header: str, lines: List[str]) -> str:
-    block = "".join(f"// {line}\n" for line in lines)
-    match = re.search(r"^#ifndef\b", header, flags=re.M)
-    if match is None:
-        return block + header
-    return header[: match.start()] + block + header[match.start():]
-
-
-def _write_atomic(path: str, text: str):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".micronets-", suffix=".h.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _cleanup(path: str, existed: bool):
-    if not existed and os.path.exists(path):
-        with contextlib.suppress(OSError):
-            os.unlink(path)
 
 
 # ---------------------------------------------------------------------------- printing
@@ -588,9 +482,24 @@ def print_boards(console):
 
 
 # ---------------------------------------------------------------------------- the group
+class Interrupted(click.ClickException):
+    """Ctrl-C: one line on stderr and the shell's exit status for SIGINT."""
+
+    exit_code = 130
+
+    def __init__(self):
+        super().__init__("interrupted")
+
+
 class OneLineErrors:
     """Mixin for click commands and groups: errors are one line on stderr (no usage block, no
-    traceback) and a non-zero exit status."""
+    traceback) and a non-zero exit status; Ctrl-C exits 130 with ``Error: interrupted``."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # before click turns it into Abort (and echoes a blank line)
+            raise Interrupted() from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -600,7 +509,10 @@ class OneLineErrors:
         except click.ClickException as exc:
             click.echo(f"Error: {one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
-        except click.Abort:
+        except click.Abort as exc:
+            if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+                click.echo("Error: interrupted", err=True)
+                sys.exit(130)
             click.echo("Error: aborted", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
@@ -762,23 +674,19 @@ def boards(as_json):
         print_boards(_console())
 
 
-# ---------------------------------------------------------------------------- train
-def split_train_val(y, val_split: float, seed: int = 0):
-    """Stratified index split: ``round(n * val_split)`` of each class (at least one when n >= 2)."""
-    import numpy as np
+# ---------------------------------------------------------------------------- train / eval
+def _print_report(console, report):
+    for line in report.lines():
+        console.print(line, markup=False, soft_wrap=True)
 
-    rng = np.random.default_rng(seed)
-    train_idx, val_idx = [], []
-    for label in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == label))
-        n_val = int(round(len(idx) * val_split))
-        if len(idx) >= 2:
-            n_val = min(max(n_val, 1), len(idx) - 1)
-        else:
-            n_val = 0
-        val_idx.extend(idx[:n_val])
-        train_idx.extend(idx[n_val:])
-    return np.array(sorted(train_idx), dtype=np.int64), np.array(sorted(val_idx), dtype=np.int64)
+
+def _near_chance(report):
+    verdict = report.verdict()
+    if verdict is not None:  # the files are written; the exit status says they are not worth flashing
+        raise click.ClickException(verdict) from None
+
+
+_DEFAULTS = micronets.TrainingConfig()
 
 
 @main.command()
@@ -786,114 +694,120 @@ def split_train_val(y, val_split: float, seed: int = 0):
               help=f"Architecture: {', '.join(ARCHS)}, or a .keras file saved by micronets to train further.")
 @click.option("--data", "-d", "data_dir", required=True,
               type=click.Path(exists=True, file_okay=False, readable=True),
-              help="Folder with one subfolder of images per class (png, jpg, bmp, ...); the sorted subfolder "
-                   "names are the class names.")
-@click.option("--epochs", "-e", type=click.IntRange(min=1), default=10, show_default=True, help="Training epochs.")
-@_input_option(extra=" Images are resized to it and converted to gray (C=1) or RGB (C=3).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Batch size.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
-              help="Adam learning rate.")
-@click.option("--val-split", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
-              show_default=True, help="Share of each class held out to pick the best epoch and report accuracy.")
+              help="Folder with one subfolder of images per class (png, jpg, bmp, gif, tif, webp; any mix of "
+                   "sizes, gray, RGB, RGBA, palette or 16-bit); the sorted subfolder names are the class names.")
+@click.option("--epochs", "-e", type=click.IntRange(min=1), default=None,
+              help="Training epochs (default 30); the epoch with the best validation accuracy is kept.")
+@_input_option(extra=" Images are centre-cropped to its aspect ratio, resized, and converted to gray (C=1) "
+                     "or RGB (C=3).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=_DEFAULTS.batch_size, show_default=True,
+              help="Batch size.")
+@click.option("--lr", type=click.FloatRange(min=0, max=10, min_open=True), default=_DEFAULTS.learning_rate,
+              show_default=True, help="Adam's (peak) learning rate.")
+@click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default=_DEFAULTS.lr_schedule,
+              show_default=True, help="Cosine decay to 0 over the epochs, or a constant learning rate.")
+@click.option("--augment/--no-augment", default=_DEFAULTS.augment, show_default=True,
+              help="Random translation, zoom, rotation and contrast of training images (never part of the "
+                   "exported model).")
+@click.option("--flip", type=click.Choice(["none", "horizontal", "vertical", "horizontal_and_vertical"]),
+              default="none", show_default=True,
+              help="Random flips (with --augment); only when a flipped image is still the same class.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=_DEFAULTS.label_smoothing,
+              show_default=True, help="Label smoothing of the cross-entropy targets.")
+@click.option("--mixup", type=click.FloatRange(min=0, max=100), default=_DEFAULTS.mixup_alpha, show_default=True,
+              help="Mixup alpha (images mixed in pairs with Beta(alpha, alpha) weights); 0 turns it off.")
+@click.option("--val-split", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.15,
+              show_default=True, help="Share of each class held out to pick the best epoch.")
+@click.option("--test-split", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.15,
+              show_default=True, help="Share of each class held out for the final test report only.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (split, initialisation, shuffling).")
 @_batch_norm_option(default=True, extra=" On by default for training.")
 @_name_option()
 @click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None,
-              help="Also save the trained net as a .keras file (reload with 'micronets gen --arch FILE').")
+              help="Also save the trained net (class names included) as a .keras file; reload with "
+                   "'micronets gen --arch FILE' or 'micronets eval FILE'.")
+@click.option("--plots/--no-plots", default=True, show_default=True,
+              help="Write MODEL_confusion.png and MODEL_training.png beside the header.")
 @click.option("--output", "-o", default="model.h", show_default=True, type=click.Path(dir_okay=False),
-              help="Header file to write after training.")
-def train(arch, data_dir, epochs, input_shape, batch_size, lr, val_split, seed, batch_norm, classname,
-          save_path, output):
-    """Train a model on a folder of images and export its header.
+              help="Header file to write after training; MODEL.json (the model card) goes beside it.")
+def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augment, flip, label_smoothing, mixup,
+          val_split, test_split, seed, batch_norm, classname, save_path, plots, output):
+    """Train a model on a folder of images, export its header and report its test accuracy.
 
-    The best epoch by held-out accuracy is kept (checkpointed in a temporary folder), its accuracy
-    printed, and the header written with the class names in a comment at its top.
+    Each class is split into training, validation (keeps the best epoch) and test images; the test
+    images are used only for the final report: accuracy of the Keras model and of the compiled C++
+    header (g++), per-class precision and recall, and a confusion matrix. Beside the header go
+    MODEL.json (classes, input, normalisation, accuracy, MACs, RAM, flash) and two PNGs. When the
+    test accuracy is near chance the files are still written, but the command says why the model is
+    not worth flashing and exits with status 1.
 
     \b
     Examples:
-      micronets train --arch pico --data photos/ --input 48x48x1 --epochs 20 -o model.h
-      micronets train --arch phinet-2m --data flowers/ --input 64x64x3 --save flowers.keras -o flowers.h
+      micronets train --arch pico --data photos/ --input 32x32x1 -o model.h
+      micronets train --arch phinet-2m --data flowers/ --input 64x64x3 --flip horizontal --save flowers.keras -o flowers.h
     """
-    from micronets.data import load_image_folder
+    from micronets.train import DEFAULT_EPOCHS, train_folder
 
-    arch = check_arch(arch)
+    if val_split + test_split >= 1:
+        raise fail(f"--val-split {val_split} and --test-split {test_split} leave no training images")
+    arch_l = check_arch(arch)
     _check_output(output)
     if save_path is not None:
         if not save_path.endswith(".keras"):
             raise fail(f"--save writes a .keras file; got {save_path}")
         _check_output(save_path)
+    if input_shape is not None and input_shape[2] not in (1, 3):
+        raise fail(f"--input {shape_text(input_shape)}: training images load as 1 (gray) or 3 (RGB) channels")
     console = _console()
-
-    # The shape to load images at: --input, else the architecture's default.
-    if arch in MOBILENET_ARCHS or arch in PHINET_ARCHS:
-        if input_shape is None:
-            input_shape = _default_shape(arch)
-        shape = tuple(input_shape)
-    else:
-        shape = None
-    if shape is not None and shape[2] not in (1, 3):
-        raise fail(f"--input {shape_text(shape)}: training images load as 1 (gray) or 3 (RGB) channels")
-
-    keras = import_keras()
-    if shape is None:  # a saved micronets net: its own shape and classes
-        resolved = resolve(arch, None, input_shape, batch_norm)
-        if resolved.net is None:
-            raise fail(f"{arch} was not saved by micronets; train needs an architecture name or a micronets .keras file")
-        shape = resolved.input_shape
+    import_keras()
+    config = micronets.TrainingConfig(
+        learning_rate=lr, batch_size=batch_size, lr_schedule=lr_schedule, augment=augment, flip=flip,
+        label_smoothing=label_smoothing, mixup_alpha=mixup, verbosity=1 if sys.stdout.isatty() else 2)
     try:
-        x, y, class_names = load_image_folder(data_dir, shape)
+        result = train_folder(data_dir, arch_l, output, input_shape=input_shape, epochs=epochs or DEFAULT_EPOCHS,
+                              config=config, batch_norm=batch_norm, val_fraction=val_split,
+                              test_fraction=test_split, seed=seed, classname=classname, save=save_path,
+                              plots=plots, log=lambda line: console.print(line, markup=False, soft_wrap=True))
     except ValueError as exc:
         raise fail(one_line(exc))
-    console.print(f"Loaded {len(x):,} images of {shape_text(shape)} in {len(class_names)} classes: "
-                  + ", ".join(f"{i}={name}" for i, name in enumerate(class_names)), markup=False)
-    train_idx, val_idx = split_train_val(y, val_split, seed)
-    if len(val_idx) == 0 or len(train_idx) == 0:
-        raise fail(f"too few images in {data_dir} to hold out a validation split (need at least 2 per class)")
-
-    keras.utils.set_random_seed(seed)
-    if arch in MOBILENET_ARCHS or arch in PHINET_ARCHS:
-        resolved = resolve(arch, len(class_names), shape, batch_norm)
-    elif resolved.num_classes != len(class_names):
-        raise fail(f"{arch} has {resolved.num_classes} classes but {data_dir} holds {len(class_names)}")
-    net = resolved.net
-    net.config.learning_rate = lr
-    net.config.batch_size = batch_size
-    net.config.verbosity = 1 if sys.stdout.isatty() else 2
-    console.print(f"Training {net.describe()} ({net.count_params():,} parameters) on {len(train_idx):,} images, "
-                  f"holding out {len(val_idx):,}, for {epochs} epochs", markup=False)
-    with tempfile.TemporaryDirectory(prefix="micronets-train-") as tmp:
-        net.config.checkpoint_path = os.path.join(tmp, "best.keras")
-        try:
-            net.fit(x[train_idx], y[train_idx], x[val_idx], y[val_idx], epochs=epochs)
-        except ValueError as exc:
-            raise fail(f"training failed: {one_line(exc)}")
-        net.config.checkpoint_path = None
-        accuracy = net.evaluate(x[val_idx], y[val_idx])
-    console.print(f"Held-out accuracy: {accuracy * 100:.1f}% ({len(val_idx)} images)", markup=False)
-
-    comment = [
-        f"Trained by 'micronets train' on {data_dir}: held-out accuracy {accuracy * 100:.1f}% "
-        f"({len(val_idx)} images)",
-        "Classes (output index: name): " + ", ".join(f"{i}: {name}" for i, name in enumerate(class_names)),
-    ]
-    _, summary = export_header(resolved, output, classname, comment=comment)
-    if save_path is not None:
-        try:
-            net.save(save_path)
-        except OSError as exc:
-            raise fail(f"cannot write {save_path}: {exc.strerror or one_line(exc)}")
-        console.print(f"Saved the trained net to {save_path}", markup=False)
-    print_summary(console, summary, output, title=f"Wrote {output}")
-    console.print("Classes: " + ", ".join(f"{i}={name}" for i, name in enumerate(class_names)), markup=False)
+    except OSError as exc:
+        raise fail(f"cannot write: {exc.strerror or one_line(exc)}")
+    _print_report(console, result.report)
+    print_summary(console, result.summary, output, title=f"Wrote {output}")
+    for key, label in (("card", "Model card"), ("confusion_png", "Confusion PNG"), ("curves_png", "Training PNG"),
+                       ("keras", "Saved net")):
+        if key in result.files:
+            console.print(f"{label:<17}{os.path.abspath(result.files[key])}", markup=False, soft_wrap=True)
+    _near_chance(result.report)
 
 
-def _default_shape(arch):
-    if arch in MOBILENET_ARCHS:
-        from micronets.models.mobilenet import MOBILENETS
+@main.command(name="eval")
+@click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=False))
+@click.option("--data", "-d", "data_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, readable=True),
+              help="Folder with one subfolder of images per class (the classes the model was trained on).")
+@click.option("--cpp/--no-cpp", default=True, show_default=True,
+              help="Also compile the model's header with g++ and report its accuracy.")
+def eval_(model_file, data_dir, cpp):
+    """Report a saved model's accuracy on a folder of labelled images (same report as train).
 
-        return tuple(MOBILENETS[arch].default_input_shape)
+    \b
+    Examples:
+      micronets eval model.keras --data test_photos/
+    """
+    from micronets.train import evaluate_folder
+
+    if not os.path.isfile(model_file):
+        raise fail(f"model file not found: {model_file}")
+    console = _console()
     import_keras()
-    return tuple(_phinet(arch, 10, None).input_shape)
+    try:
+        result = evaluate_folder(model_file, data_dir, check_cpp=cpp,
+                                 log=lambda line: console.print(line, markup=False, soft_wrap=True))
+    except ValueError as exc:
+        raise fail(one_line(exc))
+    _print_report(console, result.report)
+    _near_chance(result.report)
 
 
 if __name__ == "__main__":

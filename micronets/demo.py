@@ -48,7 +48,7 @@ def main(output, epochs, size, seed):
     shape = (size, size, 1)
     (train_x, train_y), (test_x, test_y) = load_digits(shape, test_fraction=0.25, seed=seed)
     # the best epoch is picked on a validation slice of the training images; the test images stay unseen
-    from micronets.cli import split_train_val
+    from micronets.train import split_train_val
 
     fit_idx, val_idx = split_train_val(train_y, 0.15, seed)
     val_x, val_y = train_x[val_idx], train_y[val_idx]

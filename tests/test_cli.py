@@ -98,8 +98,8 @@ def subprocs(tmp_path_factory):
         jobs.update({
             "gen": cli + ["gen", "--arch", "nano", "--input", "32x32x1", "--name", "Nano", "-o", str(root / "nano.h")],
             "info": cli + ["info", "--arch", "pico", "--input", "32x32x1", "--json", "--board", "stm32f446re"],
-            "train": cli + ["train", "--arch", "pico", "--data", data, "--input", "24x24x1", "--epochs", "1",
-                            "-o", str(root / "train.h")],
+            "train": cli + ["train", "--arch", "pico", "--data", data, "--input", "24x24x1", "--epochs", "3",
+                            "--no-plots", "-o", str(root / "train.h")],
             "missing_weights": cli + ["gen", "--arch", "pico", "--weights", str(root / "nope.weights.h5"),
                                       "-o", str(root / "w.h")],
         })
@@ -140,7 +140,7 @@ def subprocs(tmp_path_factory):
 def test_help_lists_commands_and_every_command_has_an_example():
     result = run_cli("--help")
     assert result.exit_code == 0
-    for command in ("gen", "info", "train", "boards"):
+    for command in ("gen", "info", "train", "eval", "boards"):
         assert command in result.stdout
         sub = run_cli(command, "--help")
         assert sub.exit_code == 0
@@ -340,21 +340,22 @@ def test_load_image_folder(tmp_path):
 
 @needs_compiler
 def test_train_on_image_folder(tmp_path):
-    data = make_image_folder(tmp_path / "data")
+    data = make_image_folder(tmp_path / "data", per_class=20)
     out = tmp_path / "trained.h"
     saved = tmp_path / "trained.keras"
-    result = run_cli("train", "--arch", "pico", "--data", data, "--input", "24x24x1", "--epochs", "2",
-                     "--batch-size", "16", "--lr", "0.01", "--save", saved, "-o", out)
-    assert result.exit_code == 0, result.stderr
-    assert "Held-out accuracy:" in result.stdout
+    result = run_cli("train", "--arch", "pico", "--data", data, "--input", "24x24x1", "--epochs", "6",
+                     "--batch-size", "16", "--lr", "0.01", "--no-plots", "--save", saved, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "Test accuracy (Keras):" in result.stdout and "on 9 test images" in result.stdout
     assert "0=circle, 1=hstripes, 2=vstripes" in result.stdout
-    header = out.read_text()
-    assert "0: circle, 1: hstripes, 2: vstripes" in header
-    assert "3 classes)" in header
-    # the saved net reloads and regenerates the same header
+    assert "3 classes)" in out.read_text()
+    card = json.loads((tmp_path / "trained.json").read_text())
+    assert card["classes"] == ["circle", "hstripes", "vstripes"]
+    # the saved net reloads (class names included) and regenerates the header
     again = run_cli("gen", "--arch", saved, "-o", tmp_path / "again.h")
     assert again.exit_code == 0, again.stderr
     assert "3 classes" in again.stdout
+    assert micronets.load(str(saved)).class_names == ["circle", "hstripes", "vstripes"]
 
 
 # ---------------------------------------------------------------------------- demo
@@ -390,6 +391,8 @@ def weight_files(tmp_path_factory):
 ERROR_CASES = {
     "unknown arch": (["gen", "--arch", "resnet50"], "unknown architecture"),
     "missing model file": (["gen", "--arch", "nowhere.keras"], "not found"),
+    "empty model file": (["gen", "--arch", "{emptyfile}"], "empty"),
+    "non-Keras model file": (["gen", "--arch", "{textfile}"], "not a Keras model"),
     "input 96x96": (["gen", "--arch", "pico", "--input", "96x96"], "HxWxC"),
     "input axbxc": (["gen", "--arch", "pico", "--input", "axbxc"], "integers"),
     "input 0x5x1": (["info", "--arch", "pico", "--input", "0x5x1"], "positive"),
@@ -430,7 +433,10 @@ def test_errors_are_one_line_and_write_nothing(case, tmp_path, request):
     hollow = tmp_path / "hollow"
     make_image_folder(hollow, classes=("circle", "hstripes"), per_class=3)
     (hollow / "vstripes").mkdir()
-    values = dict(tmp=tmp_path, empty=empty, single=single, corrupt=corrupt, hollow=hollow)
+    (tmp_path / "empty.keras").write_bytes(b"")
+    (tmp_path / "text.keras").write_text("just some text")
+    values = dict(tmp=tmp_path, empty=empty, single=single, corrupt=corrupt, hollow=hollow,
+                  emptyfile=tmp_path / "empty.keras", textfile=tmp_path / "text.keras")
     if any("weights}" in a for a in args):
         values.update(request.getfixturevalue("weight_files"))
     args = [a.format(**values) for a in args]
@@ -493,9 +499,9 @@ def test_subprocess_info_json(subprocs):
 @needs_compiler
 def test_subprocess_train(subprocs):
     code, out, err = subprocs.result("train")
-    assert code == 0, err
-    assert "Held-out accuracy:" in out
-    assert "circle" in (subprocs.path / "train.h").read_text()
+    assert code == 0 or (code == 1 and "near chance" in err), err  # 3 epochs on 36 images: either is honest
+    assert "Test accuracy (Keras):" in out
+    assert "circle" in (subprocs.path / "train.h").read_text()  # the class names array
 
 
 def test_console_script_installed():

@@ -22,27 +22,122 @@ _REGISTRY: Dict[str, type] = {}
 LOSSES = ("auto", "sparse_categorical_crossentropy", "categorical_crossentropy")
 
 
+FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+LR_SCHEDULES = ("cosine", "constant")
+
+
 @dataclasses.dataclass
 class TrainingConfig:
     """How ``compile()`` and ``fit()`` train the network.
 
-    ``loss``: ``"auto"`` (default) accepts integer labels ``(N,)`` *and* one-hot labels
-    ``(N, num_classes)`` and trains with sparse categorical cross-entropy; naming
-    ``"sparse_categorical_crossentropy"`` requires integer labels and
-    ``"categorical_crossentropy"`` requires one-hot labels.
+    The defaults are the ones ``micronets train`` uses, chosen by measurement on 3 Fashion-MNIST
+    classes x 200 images at 32x32x1 with Pico (30 epochs, test accuracy on 90 held-out images,
+    seeds 0/1): BatchNorm momentum 0.99 -> 33% (chance), 0.9 -> 81-96%; lr 3e-3 cosine without
+    augmentation 91/96%; with strong augmentation (translate/zoom 0.1, contrast 0.2) 88/90%, with
+    the mild default 92%+; label smoothing 0.1 (88/89%) and mixup 0.2 (90/89%) gave nothing on
+    data this small, so they are off. Augmentation stays on because real photos, unlike centred
+    Fashion-MNIST, vary in position and scale.
 
-    ``checkpoint_path``: when set, ``fit()`` saves the net there (a ``.keras`` file loadable with
-    :func:`micronets.load`) each time validation accuracy improves and reaches
-    ``checkpoint_min_accuracy``, and restores that best state when training ends.
+    ``loss``: ``"auto"`` (default) accepts integer labels ``(N,)`` *and* one-hot labels
+    ``(N, num_classes)``; naming ``"sparse_categorical_crossentropy"`` requires integer labels and
+    ``"categorical_crossentropy"`` requires one-hot labels. Training always minimises categorical
+    cross-entropy on one-hot targets (the same loss), which is what label smoothing and mixup need.
+
+    ``lr_schedule``: ``"cosine"`` decays ``learning_rate`` to 0 over the ``fit()`` call (after
+    ``warmup_epochs`` of linear warm-up); ``"constant"`` keeps it.
+
+    ``augment``: random translation, zoom, rotation and contrast (Keras preprocessing layers) applied
+    to training batches only. They wrap ``net.model`` during ``fit()`` and never become part of it,
+    so the saved model and the exported header hold no augmentation. ``translate`` and ``zoom`` are
+    fractions of the image size, ``rotate`` a fraction of a full turn, ``contrast`` the contrast
+    factor range; ``flip`` is off unless asked (``"horizontal"``, ``"vertical"`` or both), since a
+    flipped digit or letter is another class.
+
+    ``label_smoothing`` (0..1) and ``mixup_alpha`` (Beta(a, a) mixing of image pairs; 0 = off):
+    the PhiNet authors' regularisers.
+
+    ``keep_best``: with validation data, restore the weights of the epoch with the best validation
+    accuracy when training ends. ``early_stopping_patience``: stop after that many epochs without a
+    better validation accuracy (None = train all epochs).
+
+    ``checkpoint_path``: when set, ``fit()`` also saves the net there (a ``.keras`` file loadable
+    with :func:`micronets.load`) each time validation accuracy improves and reaches
+    ``checkpoint_min_accuracy``.
     """
 
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     batch_size: int = 32
     verbosity: int = 0
     loss: str = "auto"
     metrics: List[str] = dataclasses.field(default_factory=lambda: ["accuracy"])
+    lr_schedule: str = "cosine"
+    warmup_epochs: int = 0
+    augment: bool = True
+    translate: float = 0.05
+    zoom: float = 0.05
+    rotate: float = 0.02
+    contrast: float = 0.1
+    flip: str = "none"
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0
+    keep_best: bool = True
+    early_stopping_patience: Optional[int] = None
     checkpoint_path: Optional[str] = None
     checkpoint_min_accuracy: float = 0.0
+
+    def check(self) -> "TrainingConfig":
+        """Raise ValueError with a one-line reason for an option out of range."""
+        def number(name, lo, hi, lo_open=False, hi_open=False):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+                raise ValueError(f"config.{name} must be a number, got {v!r}")
+            if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
+                raise ValueError(f"config.{name} must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, "
+                                 f"got {v!r}")
+
+        number("learning_rate", 0, 10, lo_open=True)
+        number("translate", 0, 1)
+        number("zoom", 0, 1, hi_open=True)
+        number("rotate", 0, 1)
+        number("contrast", 0, 1)
+        number("label_smoothing", 0, 1, hi_open=True)
+        number("mixup_alpha", 0, 100)
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
+            raise ValueError(f"config.batch_size must be a positive integer, got {self.batch_size!r}")
+        if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, (int, np.integer)) \
+                or self.warmup_epochs < 0:
+            raise ValueError(f"config.warmup_epochs must be an integer >= 0, got {self.warmup_epochs!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"config.lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {self.lr_schedule!r}")
+        if self.flip not in FLIPS:
+            raise ValueError(f"config.flip must be one of {', '.join(FLIPS)}; got {self.flip!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"config.loss must be one of {', '.join(LOSSES)}; got {self.loss!r}")
+        p = self.early_stopping_patience
+        if p is not None and (isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1):
+            raise ValueError(f"config.early_stopping_patience must be None or an integer >= 1, got {p!r}")
+        return self
+
+    def augmentation_layers(self, seed: Optional[int] = None) -> list:
+        """The Keras preprocessing layers ``fit()`` applies to training batches (empty when off)."""
+        if not self.augment:
+            return []
+        from keras import layers
+
+        out = []
+        if self.flip != "none":
+            out.append(layers.RandomFlip(self.flip, seed=seed, name="augment_flip"))
+        if self.rotate > 0:
+            out.append(layers.RandomRotation(self.rotate, fill_mode="nearest", seed=seed, name="augment_rotate"))
+        if self.zoom > 0:
+            out.append(layers.RandomZoom(self.zoom, fill_mode="nearest", seed=seed, name="augment_zoom"))
+        if self.translate > 0:
+            out.append(layers.RandomTranslation(self.translate, self.translate, fill_mode="nearest", seed=seed,
+                                                name="augment_translate"))
+        if self.contrast > 0:
+            out.append(layers.RandomContrast(self.contrast, value_range=(0.0, 1.0), seed=seed,
+                                             name="augment_contrast"))
+        return out
 
 
 class MicroNet:
@@ -67,6 +162,9 @@ class MicroNet:
         self.config = TrainingConfig()
         self.model = None
         self._compiled_loss: Optional[str] = None
+        #: names of the output classes (e.g. the class folders ``train`` learned from); saved with
+        #: the net and emitted into the header by :meth:`export`
+        self.class_names: Optional[List[str]] = None
 
     # ----------------------------------------------------------------- hyperparameters
     def hyperparameters(self) -> Dict[str, Any]:
@@ -89,11 +187,11 @@ class MicroNet:
         return self.model
 
     def compile(self) -> "MicroNet":
-        """Compile with Adam at ``config.learning_rate`` and ``config.loss`` (see TrainingConfig)."""
+        """Compile ``net.model`` with Adam at ``config.learning_rate`` and ``config.loss`` (for users
+        who call ``net.model.evaluate``); ``fit()`` trains through its own compiled wrapper."""
         import keras
 
-        if self.config.loss not in LOSSES:
-            raise ValueError(f"config.loss must be one of {', '.join(LOSSES)}; got {self.config.loss!r}")
+        self.config.check()
         model = self._require_model()
         loss = "sparse_categorical_crossentropy" if self.config.loss == "auto" else self.config.loss
         model.compile(
@@ -147,37 +245,99 @@ class MicroNet:
 
     # ----------------------------------------------------------------- training
     def fit(self, train_x, train_y, val_x=None, val_y=None, epochs: int = 10, **fit_kwargs):
-        """Train; returns the Keras ``History``. Inputs are float32 (N, H, W, C)."""
+        """Train; returns the Keras ``History``. Inputs are float32 (N, H, W, C).
+
+        Batches are shuffled every epoch, augmented and mixed up as ``config`` says; the learning
+        rate follows ``config.lr_schedule`` over the ``epochs`` of this call. With validation data
+        and ``config.keep_best`` the best epoch's weights are restored at the end.
+        """
+        import keras
+        import tensorflow as tf
+
+        self.config.check()
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
         x = self._check_x(train_x, "train_x")
-        y = self._check_y(train_y, len(x), "train_y")
+        y = self._one_hot(self._check_y(train_y, len(x), "train_y"))
         validation = None
         if (val_x is None) != (val_y is None):
             raise ValueError("pass both val_x and val_y, or neither")
         if val_x is not None:
             vx = self._check_x(val_x, "val_x")
-            validation = (vx, self._check_y(val_y, len(vx), "val_y"))
+            validation = (vx, self._one_hot(self._check_y(val_y, len(vx), "val_y")))
         if self.config.checkpoint_path and validation is None:
             raise ValueError("config.checkpoint_path keeps the best epoch by validation accuracy: pass val_x and val_y")
+        if "accuracy" not in self.config.metrics and validation is not None and (
+                self.config.keep_best or self.config.checkpoint_path or self.config.early_stopping_patience):
+            raise ValueError("keeping the best epoch needs the 'accuracy' metric in config.metrics")
         if self.model is None or self._compiled_loss is None:
             self.compile()
+
+        cfg = self.config
+        batch = int(min(cfg.batch_size, len(x)))
+        steps = int(np.ceil(len(x) / batch))
+        trainer = self._training_model()
+        trainer.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=self._learning_rate(epochs, steps)),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(cfg.label_smoothing)),
+            metrics=list(cfg.metrics),
+        )
+        data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), reshuffle_each_iteration=True).batch(batch)
+        if cfg.mixup_alpha > 0:
+            data = data.map(_mixup(float(cfg.mixup_alpha)), num_parallel_calls=tf.data.AUTOTUNE)
+        data = data.prefetch(tf.data.AUTOTUNE)
+
         callbacks = list(fit_kwargs.pop("callbacks", []))
         keeper = None
-        if self.config.checkpoint_path:
-            keeper = _BestCheckpoint(self, self.config.checkpoint_path, self.config.checkpoint_min_accuracy)
+        if validation is not None and (cfg.keep_best or cfg.checkpoint_path):
+            keeper = _BestCheckpoint(self, cfg.checkpoint_path, cfg.checkpoint_min_accuracy)
             callbacks.append(keeper)
-        history = self.model.fit(
-            x,
-            y,
-            batch_size=self.config.batch_size,
+        if validation is not None and cfg.early_stopping_patience:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                                           patience=int(cfg.early_stopping_patience)))
+        history = trainer.fit(
+            data,
             epochs=epochs,
             validation_data=validation,
-            verbose=self.config.verbosity,
+            validation_batch_size=max(batch, 64),
+            shuffle=False,  # the dataset reshuffles every epoch itself
+            verbose=cfg.verbosity,
             callbacks=callbacks,
             **fit_kwargs,
         )
-        if keeper is not None and keeper.best_weights is not None:
+        if keeper is not None and keeper.best_weights is not None and cfg.keep_best:
             self.model.set_weights(keeper.best_weights)
+        history.best_epoch = None if keeper is None else keeper.best_epoch
         return history
+
+    def _one_hot(self, y: np.ndarray) -> np.ndarray:
+        if y.ndim == 2:
+            return y.astype(np.float32)
+        return np.eye(self.num_classes, dtype=np.float32)[y]
+
+    def _training_model(self):
+        """``net.model`` behind the augmentation layers: what ``fit()`` trains (weights shared)."""
+        import keras
+
+        model = self._require_model()
+        inputs = keras.Input(shape=self.input_shape, name="train_input")
+        h = inputs
+        for layer in self.config.augmentation_layers():
+            h = layer(h)
+        return keras.Model(inputs, model(h), name=f"{model.name}_training")
+
+    def _learning_rate(self, epochs: int, steps: int):
+        import keras
+
+        cfg = self.config
+        lr = float(cfg.learning_rate)
+        if cfg.lr_schedule == "constant":
+            return lr
+        warmup = int(min(cfg.warmup_epochs, max(epochs - 1, 0)) * steps)
+        decay = max(epochs * steps - warmup, 1)
+        if warmup:
+            return keras.optimizers.schedules.CosineDecay(0.0, decay, warmup_target=lr, warmup_steps=warmup)
+        return keras.optimizers.schedules.CosineDecay(lr, decay)
 
     def predict(self, x, batch_size: Optional[int] = None) -> np.ndarray:
         """Class probabilities, shape (N, num_classes)."""
@@ -206,34 +366,38 @@ class MicroNet:
         return self
 
     def save(self, path: str) -> str:
-        """Save weights, Keras graph and this net's hyperparameters to one ``.keras`` file.
+        """Save weights, Keras graph, this net's hyperparameters, training config and class names
+        to one ``.keras`` file (the package's atomic writer: a failure leaves nothing behind)."""
+        from micronets.compiler.export import write_atomic
 
-        Written to a temporary file first and renamed, so a failure leaves nothing behind.
-        """
         if not str(path).endswith(".keras"):
             raise ValueError(f"save() writes a .keras file; got {path!r}")
-        model = self._require_model()
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(suffix=".keras", dir=directory)
-        os.close(fd)
-        try:
-            model.save(tmp)
-            meta = {"arch": type(self).__name__, "hyperparameters": self.hyperparameters(),
-                    "config": dataclasses.asdict(self.config)}
-            with zipfile.ZipFile(tmp, "a") as zf:
-                zf.writestr(_SIDECAR, json.dumps(meta, sort_keys=True))
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, self.to_bytes())
         return path
+
+    def to_bytes(self) -> bytes:
+        """The ``.keras`` file :meth:`save` writes, as bytes."""
+        import micronets
+
+        model = self._require_model()
+        with tempfile.TemporaryDirectory(prefix="micronets-save-") as tmp:
+            tmp_path = os.path.join(tmp, "net.keras")
+            model.save(tmp_path)
+            meta = {"arch": type(self).__name__, "hyperparameters": self.hyperparameters(),
+                    "config": dataclasses.asdict(self.config), "class_names": self.class_names,
+                    "micronets_version": micronets.__version__}
+            with zipfile.ZipFile(tmp_path, "a") as zf:
+                zf.writestr(_SIDECAR, json.dumps(meta, sort_keys=True))
+            with open(tmp_path, "rb") as fh:
+                return fh.read()
 
     # ----------------------------------------------------------------- export
     def export(self, path: str, classname: Optional[str] = None, **options):
         """Compile this net into a C++ header; the class name defaults to the architecture's."""
         from micronets.compiler.export import export as _export
 
+        if self.class_names is not None:
+            options.setdefault("class_names", list(self.class_names))
         return _export(self._require_model(), path, classname=classname or self.arch_name,
                        arch=self.describe(), **options)
 
@@ -252,6 +416,23 @@ class MicroNet:
         return f"<{self.describe()}>"
 
 
+def _mixup(alpha: float):
+    """A tf.data map mixing each batch with a shuffled copy of itself, weights ~ Beta(alpha, alpha)."""
+    import tensorflow as tf
+
+    def mix(x, y):
+        n = tf.shape(x)[0]
+        g1 = tf.random.gamma([n], alpha)
+        g2 = tf.random.gamma([n], alpha)
+        lam = g1 / (g1 + g2)
+        perm = tf.random.shuffle(tf.range(n))
+        lx = tf.reshape(lam, [-1, 1, 1, 1])
+        ly = tf.reshape(lam, [-1, 1])
+        return lx * x + (1.0 - lx) * tf.gather(x, perm), ly * y + (1.0 - ly) * tf.gather(y, perm)
+
+    return mix
+
+
 class _BestCheckpoint:
     """Keras callback (built lazily so this module imports without Keras) keeping the best epoch."""
 
@@ -263,6 +444,7 @@ class _BestCheckpoint:
                 super().__init__()
                 self.best = -np.inf
                 self.best_weights = None
+                self.best_epoch = None
 
             def on_epoch_end(self, epoch, logs=None):
                 acc = (logs or {}).get("val_accuracy")
@@ -270,8 +452,10 @@ class _BestCheckpoint:
                     raise ValueError("checkpointing needs the 'accuracy' metric in config.metrics")
                 if acc > self.best and acc >= min_accuracy:
                     self.best = acc
-                    self.best_weights = self.model.get_weights()
-                    net.save(path)
+                    self.best_epoch = epoch
+                    self.best_weights = net.model.get_weights()
+                    if path:
+                        net.save(path)
 
         return BestCheckpoint()
 
@@ -297,8 +481,13 @@ def load(path: str) -> MicroNet:
     hp = dict(meta["hyperparameters"])
     net = cls(**hp)
     for key, value in meta.get("config", {}).items():
-        if hasattr(net.config, key):
+        if hasattr(net.config, key) and key != "checkpoint_path":
             setattr(net.config, key, value)
+    names = meta.get("class_names")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(names) != net.num_classes:
+            raise ValueError(f"{path} records class names that do not match its {net.num_classes} classes")
+        net.class_names = list(names)
     net.build()
     net.model.load_weights(path)
     return net

@@ -11,6 +11,12 @@ from typing import ClassVar, Sequence, Tuple
 
 from micronets.models.base import MicroNet
 
+#: BatchNormalization momentum. Keras' default (0.99) lets the moving statistics trail the weights
+#: for hundreds of steps: on a small dataset (3 classes x 140 training images, ~15 steps per epoch)
+#: training accuracy reached 0.93 while inference-mode accuracy stayed at chance for every epoch.
+#: With 0.9 they follow within ~20 steps (the PhiNet family uses the same value).
+BN_MOMENTUM = 0.9
+
 # (filters, stride) of each depthwise-separable block
 Block = Tuple[int, int]
 
@@ -27,6 +33,7 @@ def mobilenet_v1(
     batch_norm: bool = False,
     dropout: float = 0.1,
     name: str = "mobilenet",
+    bn_momentum: float = BN_MOMENTUM,
 ):
     """Build the Keras model of one size of the family (a plain function of its hyperparameters)."""
     import keras
@@ -38,7 +45,7 @@ def mobilenet_v1(
 
     def bn_relu6(x, prefix, act=True):
         if batch_norm:
-            x = layers.BatchNormalization(name=f"{prefix}_bn")(x)
+            x = layers.BatchNormalization(momentum=bn_momentum, name=f"{prefix}_bn")(x)
         if act:
             x = layers.ReLU(6.0, name=f"{prefix}_relu6")(x)
         return x
@@ -47,7 +54,7 @@ def mobilenet_v1(
     x = layers.Conv2D(3, 3, strides=stem_stride, padding="valid", use_bias=False, name="stem_conv")(inputs)
     x = bn_relu6(x, "stem", act=False)
     for i, (filters, stride) in enumerate(blocks, start=1):
-        x = depthwise_separable_block(x, filters, stride, f"block{i}", batch_norm)
+        x = depthwise_separable_block(x, filters, stride, f"block{i}", batch_norm, bn_momentum)
     # Head: max-pool over whatever map is left, so any input size works.
     pool = (int(x.shape[1]), int(x.shape[2]))
     x = layers.MaxPooling2D(pool_size=pool, name="head_pool")(x)
@@ -58,18 +65,19 @@ def mobilenet_v1(
     return keras.Model(inputs, outputs, name=name)
 
 
-def depthwise_separable_block(x, filters: int, stride: int, prefix: str, batch_norm: bool = False):
+def depthwise_separable_block(x, filters: int, stride: int, prefix: str, batch_norm: bool = False,
+                              bn_momentum: float = BN_MOMENTUM):
     """Zero-pad 1 -> depthwise 3x3 (stride 1 or 2, no bias) -> ReLU6 -> pointwise 1x1 -> ReLU6."""
     from keras import layers
 
     x = layers.ZeroPadding2D(1, name=f"{prefix}_pad")(x)
     x = layers.DepthwiseConv2D(3, strides=stride, padding="valid", use_bias=False, name=f"{prefix}_dw")(x)
     if batch_norm:
-        x = layers.BatchNormalization(name=f"{prefix}_dw_bn")(x)
+        x = layers.BatchNormalization(momentum=bn_momentum, name=f"{prefix}_dw_bn")(x)
     x = layers.ReLU(6.0, name=f"{prefix}_dw_relu6")(x)
     x = layers.Conv2D(filters, 1, use_bias=False, name=f"{prefix}_pw")(x)
     if batch_norm:
-        x = layers.BatchNormalization(name=f"{prefix}_pw_bn")(x)
+        x = layers.BatchNormalization(momentum=bn_momentum, name=f"{prefix}_pw_bn")(x)
     x = layers.ReLU(6.0, name=f"{prefix}_pw_relu6")(x)
     return x
 
@@ -78,10 +86,14 @@ class _MobileNetV1(MicroNet):
     stem_stride: ClassVar[int] = 2
     blocks: ClassVar[Sequence[Block]] = ()
 
-    def __init__(self, num_classes: int = 10, input_shape=None, batch_norm: bool = False, dropout: float = 0.1):
+    def __init__(self, num_classes: int = 10, input_shape=None, batch_norm: bool = False, dropout: float = 0.1,
+                 bn_momentum: float = BN_MOMENTUM):
         super().__init__(num_classes, input_shape)
+        if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not 0 <= bn_momentum < 1:
+            raise ValueError(f"bn_momentum must be a number in [0, 1), got {bn_momentum!r}")
         self.batch_norm = bool(batch_norm)
         self.dropout = float(dropout)
+        self.bn_momentum = float(bn_momentum)
         self.check_input_size()
 
     def check_input_size(self):
@@ -101,12 +113,13 @@ class _MobileNetV1(MicroNet):
 
     def hyperparameters(self):
         hp = super().hyperparameters()
-        hp.update(batch_norm=self.batch_norm, dropout=self.dropout)
+        hp.update(batch_norm=self.batch_norm, dropout=self.dropout, bn_momentum=self.bn_momentum)
         return hp
 
     def _build_model(self):
         return mobilenet_v1(self.input_shape, self.num_classes, self.stem_stride, self.blocks,
-                            batch_norm=self.batch_norm, dropout=self.dropout, name=self.arch_name)
+                            batch_norm=self.batch_norm, dropout=self.dropout, name=self.arch_name,
+                            bn_momentum=self.bn_momentum)
 
 
 class PicoMobileNet(_MobileNetV1):

@@ -1,0 +1,194 @@
+"""Test accuracy of every architecture on Fashion-MNIST with the default training settings.
+
+    python benchmarks/accuracy.py                      # the full budget (about an hour on 2 cores)
+    python benchmarks/accuracy.py --arch pico --per-class 100 --epochs 2 --test 500 --out -   # a smoke run
+
+Data: Fashion-MNIST from the Debian package ``dataset-fashion-mnist`` (10 classes, 28x28 gray),
+resized to 32x32x1 by the loader's policy (bilinear; the images are square so nothing is cropped).
+``--per-class`` images of each class are taken from the official training set and split, stratified,
+into training and validation images (15% validation, to keep the best epoch); accuracy is measured on
+the official test set, which training never sees. Every net is trained with ``TrainingConfig()``
+(the defaults of ``micronets train``: augmentation, cosine learning rate, best epoch kept) for the
+same ``--epochs``, then exported and compiled with the host's g++; the table gives the accuracy of
+the Keras model and of the compiled C++ header (float input).
+
+The results go into their own section of ``benchmarks/RESULTS.md`` (between the markers below,
+replacing an earlier run) and into ``benchmarks/ACCURACY.json``. Floors from the issue: Pico >= 80%,
+the best PhiNet >= 90% on full Fashion-MNIST; the table says whether this run meets them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+BEGIN = "<!-- accuracy.py: begin -->"
+END = "<!-- accuracy.py: end -->"
+FLOORS = {"pico": 0.80, "best phinet": 0.90}
+ALL_ARCHS = ("pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phinet-10m", "phinet-20m")
+SHAPE = (32, 32, 1)
+
+
+def load_data(per_class: int, test: Optional[int], seed: int):
+    """(train x, y), (val x, y), (test x, y) as float32 (N, 32, 32, 1) in [0, 1]."""
+    import tensorflow as tf
+
+    from micronets.data import load_fashion_mnist
+    from micronets.train import split_indices
+
+    (tx, ty), (sx, sy) = load_fashion_mnist()
+    rng = np.random.default_rng(seed)
+    keep = np.concatenate([rng.permutation(np.flatnonzero(ty == c))[:per_class] for c in range(10)])
+    tx, ty = tx[keep], ty[keep]
+    if test:
+        pick = np.concatenate([rng.permutation(np.flatnonzero(sy == c))[: max(test // 10, 1)] for c in range(10)])
+        sx, sy = sx[np.sort(pick)], sy[np.sort(pick)]
+
+    def prep(x):  # the loader's policy for square 28x28 images: bilinear resize, pixel / 255
+        x = x.astype(np.float32)[..., None] / 255.0
+        return tf.image.resize(x, SHAPE[:2], method="bilinear", antialias=True).numpy().clip(0, 1)
+
+    train_idx, val_idx, _ = split_indices(ty, 0.15, 0.0, seed)
+    x = prep(tx)
+    return (x[train_idx], ty[train_idx]), (x[val_idx], ty[val_idx]), (prep(sx), sy)
+
+
+def measure(arch: str, data, epochs: int, seed: int, work: str) -> Dict:
+    import keras
+
+    from micronets.data import FASHION_MNIST_CLASSES
+    from micronets.models import make_net
+    from micronets.train import check_header, make_report
+
+    (tx, ty), (vx, vy), (sx, sy) = data
+    keras.utils.set_random_seed(seed)
+    net = make_net(arch, 10, SHAPE, batch_norm=True)
+    net.build()
+    net.class_names = list(FASHION_MNIST_CLASSES)
+    started = time.time()
+    history = net.fit(tx, ty, vx, vy, epochs=epochs)
+    seconds = time.time() - started
+    probs = net.predict(sx).astype(np.float64)
+    report = make_report(sy, probs, net.class_names)
+    header = os.path.join(work, f"{arch}.h")
+    summary = net.export(header).summary()
+    report = check_header(report, header, summary["classname"], sx, sy, probs)
+    return {
+        "arch": arch, "net": net.describe(), "params": int(net.count_params()), "macs": int(summary["macs"]),
+        "epochs": epochs, "best_epoch": None if history.best_epoch is None else history.best_epoch + 1,
+        "train_seconds": round(seconds, 1), "test_images": int(len(sy)),
+        "keras": report.accuracy, "cpp": report.cpp_accuracy, "cpp_error": report.cpp_error,
+        "agreement": report.cpp_agreement,
+    }
+
+
+def render(rows: Sequence[Dict], args, versions: Dict[str, str]) -> str:
+    from micronets.models.base import TrainingConfig
+
+    cfg = TrainingConfig()
+    lines = [
+        BEGIN,
+        "## Test accuracy on Fashion-MNIST (default training settings)",
+        "",
+        f"Generated on {datetime.date.today().isoformat()} by `python benchmarks/accuracy.py"
+        f"{' ' + ' '.join(args.argv) if args.argv else ''}`; do not edit by hand.",
+        "",
+        f"{args.per_class} training images per class (85% to train, 15% to keep the best epoch), "
+        f"{rows[0]['test_images'] if rows else 0} images of the official test set, 32x32x1, "
+        f"{args.epochs} epochs, seed {args.seed}; `TrainingConfig()` defaults: Adam lr {cfg.learning_rate:g} "
+        f"({cfg.lr_schedule}), batch {cfg.batch_size}, augmentation {'on' if cfg.augment else 'off'}, "
+        f"label smoothing {cfg.label_smoothing:g}, mixup {cfg.mixup_alpha:g}. **C++** is the exported header "
+        "compiled with g++ (float input) on the same test images.",
+        "",
+        "| architecture | params | MACs | train s | best epoch | Keras | C++ | same class |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        cpp = f"{r['cpp'] * 100:.1f}%" if r["cpp"] is not None else f"n/a ({r['cpp_error']})"
+        agree = f"{r['agreement'] * 100:.1f}%" if r["agreement"] is not None else "n/a"
+        lines.append(f"| {r['net']} | {r['params']:,} | {r['macs']:,} | {r['train_seconds']:.0f} | "
+                     f"{r['best_epoch']} | {r['keras'] * 100:.1f}% | {cpp} | {agree} |")
+    lines += ["", "Floors (issue #12, full Fashion-MNIST):"]
+    by = {r["arch"]: r for r in rows}
+    if "pico" in by:
+        ok = by["pico"]["keras"] >= FLOORS["pico"]
+        lines.append(f"- Pico >= 80%: {'met' if ok else 'NOT met'} ({by['pico']['keras'] * 100:.1f}%)")
+    phis = [r for r in rows if r["arch"].startswith("phinet")]
+    if phis:
+        best = max(phis, key=lambda r: r["keras"])
+        ok = best["keras"] >= FLOORS["best phinet"]
+        lines.append(f"- best PhiNet >= 90%: {'met' if ok else 'NOT met'} ({best['arch']}, {best['keras'] * 100:.1f}%)")
+    lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), END]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: str, section: str):
+    from micronets.compiler.export import write_atomic
+
+    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        text = head + section + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + section
+    write_atomic(path, text)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", action="append", choices=ALL_ARCHS, help="architecture (repeatable); default: all")
+    p.add_argument("--epochs", type=int, default=10, help="epochs per architecture (default 10)")
+    p.add_argument("--per-class", type=int, default=1000, help="training images per class (default 1000)")
+    p.add_argument("--test", type=int, default=None, help="test images (default: the whole official test set)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to update, or -")
+    p.add_argument("--json", default=os.path.join(HERE, "ACCURACY.json"), help="JSON results file ('' for none)")
+    args = p.parse_args(argv)
+    args.argv = argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    import micronets
+
+    data = load_data(args.per_class, args.test, args.seed)
+    rows: List[Dict] = []
+    with tempfile.TemporaryDirectory(prefix="micronets-accuracy-") as work:
+        for arch in args.arch or ALL_ARCHS:
+            print(f"training {arch} ...", file=sys.stderr, flush=True)
+            row = measure(arch, data, args.epochs, args.seed, work)
+            cpp = "n/a" if row["cpp"] is None else f"{row['cpp'] * 100:.1f}%"
+            print(f"  {row['net']}: Keras {row['keras'] * 100:.1f}%, C++ {cpp} ({row['train_seconds']:.0f} s)",
+                  file=sys.stderr, flush=True)
+            rows.append(row)
+    versions = {"micronets": micronets.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+                "python": platform.python_version()}
+    section = render(rows, args, versions)
+    if args.out == "-":
+        sys.stdout.write(section)
+    else:
+        write_section(args.out, section)
+        print(f"wrote {args.out}", file=sys.stderr)
+    if args.json:
+        from micronets.compiler.export import write_atomic
+
+        write_atomic(args.json, json.dumps({"rows": rows, "versions": versions, "args": argv}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
