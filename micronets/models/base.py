@@ -288,6 +288,9 @@ class MicroNet:
         data = data.prefetch(tf.data.AUTOTUNE)
 
         callbacks = list(fit_kwargs.pop("callbacks", []))
+        if any(type(layer).__name__ == "BatchNormalization" for layer in self.model.layers):
+            # first, so validation, checkpoints and early stopping see the recalibrated statistics
+            callbacks.insert(0, _PreciseBatchNorm(self.model, x, steps))
         keeper = None
         if validation is not None and (cfg.keep_best or cfg.checkpoint_path):
             keeper = _BestCheckpoint(self, cfg.checkpoint_path, cfg.checkpoint_min_accuracy)
@@ -431,6 +434,41 @@ def _mixup(alpha: float):
         return lx * x + (1.0 - lx) * tf.gather(x, perm), ly * y + (1.0 - ly) * tf.gather(y, perm)
 
     return mix
+
+
+def recalibrate_batchnorm(model, x, max_samples: int = 1024, batch_size: int = 256):
+    """Set every BatchNormalization's moving statistics to the exact mean and variance of its
+    input over ``x`` (at most ``max_samples`` of it), layer by layer in graph order, each with the
+    layers before it already recalibrated ("precise BatchNorm"). On small data the moving averages
+    see only a few dozen steps and trail the weights (validation at chance while training
+    accuracy is high); exact statistics make inference match what training learned."""
+    import keras
+
+    x = np.asarray(x[:max_samples], np.float32)
+    for layer in model.layers:
+        if type(layer).__name__ != "BatchNormalization" or not layer.weights:
+            continue
+        probe = keras.Model(model.inputs, layer.input)
+        h = probe.predict(x, batch_size=batch_size, verbose=0).astype(np.float64)
+        axes = tuple(i for i in range(h.ndim) if i not in [a % h.ndim for a in np.atleast_1d(layer.axis)])
+        stats = {"moving_mean": h.mean(axis=axes), "moving_variance": h.var(axis=axes)}
+        layer.set_weights([stats[w.path.split("/")[-1]].reshape(w.shape).astype(np.float32)
+                           if w.path.split("/")[-1] in stats else np.asarray(w.numpy()) for w in layer.weights])
+
+
+class _PreciseBatchNorm:
+    """Keras callback: recalibrate BatchNorm statistics at the end of each epoch's last training
+    step, before Keras validates the epoch (see :func:`recalibrate_batchnorm`)."""
+
+    def __new__(cls, model, x, steps):
+        import keras
+
+        class PreciseBatchNorm(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if batch == steps - 1:
+                    recalibrate_batchnorm(model, x)
+
+        return PreciseBatchNorm()
 
 
 class _BestCheckpoint:

@@ -1,0 +1,429 @@
+"""One small model per layer kind, activation, merge and input form, compiled with real g++ (strict
+C++98) and compared with Keras; the regressions of the first survey (silent miscompiles); class
+names that must compile or be refused; and the error paths of export."""
+
+from __future__ import annotations
+
+import os
+import random
+import string
+import subprocess
+
+import numpy as np
+import pytest
+
+import micronets
+from micronets import host
+from micronets.compiler import UnsupportedModelError, check_classname, compile_model
+from netutil import liven, random_images
+
+keras = pytest.importorskip("keras")
+layers = keras.layers
+TOL = 1e-5
+
+
+def inputs_for(shape, n=8, seed=1):
+    if len(shape) == 3:
+        return random_images(shape, n, seed)
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1.0, 1.0, (n,) + tuple(shape)).astype(np.float32)
+
+
+def cpp_outputs(model, x, tmp_path, name="Net", **export_options):
+    """Export ``model``, build it strictly (-std=c++98 -pedantic -Wall -Wextra -Werror -O2), run the
+    float entry on ``x``; returns (list of outputs shaped like Keras', compiled model)."""
+    path = str(tmp_path / f"{name}.h")
+    compiled = micronets.export(model, path, classname=name, **export_options)
+    exe = host.build(path, name, out_dir=str(tmp_path))
+    flat = host.run(exe, x, sum(compiled.output_sizes))
+    outs, at = [], 0
+    for t in compiled.graph.outputs:
+        outs.append(flat[:, at:at + t.size].reshape((len(x),) + t.shape))
+        at += t.size
+    return outs, compiled
+
+
+def assert_matches_keras(model, tmp_path, x=None, name="Net", live=True, **export_options):
+    """C++ == Keras within TOL relative to the output scale, on every output; outputs must vary
+    across inputs (a port that ignored its input could not pass)."""
+    shape = tuple(model.inputs[0].shape[1:])
+    x = inputs_for(shape) if x is None else x
+    if live:
+        liven(model, x)
+    ref = model.predict(x, verbose=0)
+    ref = ref if isinstance(ref, list) else [ref]
+    got, compiled = cpp_outputs(model, x, tmp_path, name, **export_options)
+    assert len(got) == len(ref)
+    for r, g in zip(ref, got):
+        r = np.asarray(r).reshape(g.shape)
+        assert np.ptp(r.reshape(len(x), -1), axis=0).max() > 1e-3, "Keras output does not vary with the input"
+        scale = max(1.0, float(np.abs(r).max()))
+        diff = float(np.abs(g - r).max())
+        assert diff <= TOL * scale, f"C++ differs from Keras by {diff:.3g} (scale {scale:.3g})"
+    return compiled
+
+
+def randomise(model, spread=1.5, seed=0):
+    """Zero-centred random weights (kernels N(0, spread / sqrt(fan-in)), small random biases), so
+    pre-activations take both signs over several units: every branch of an activation runs."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights or type(layer).__name__ in ("BatchNormalization", "Normalization", "PReLU"):
+            continue
+        new = [rng.normal(0.0, 0.3, w.shape) if w.ndim == 1 else
+               rng.normal(0.0, spread / np.sqrt(np.prod(w.shape[:-1])), w.shape) for w in weights]
+        layer.set_weights([v.astype(np.float32) for v in new])
+    return model
+
+
+def seq(shape, *stack, name="m"):
+    inp = keras.Input(shape)
+    x = inp
+    for layer in stack:
+        x = layer(x)
+    return keras.Model(inp, x, name=name)
+
+
+# ------------------------------------------------------------------ section 1: silent miscompiles
+def test_conv_flatten_dense(tmp_path):
+    """The newcomer's first model: the conv keeps its 8x8x4 output; Flatten is a view."""
+    model = seq((8, 8, 2), layers.Conv2D(4, 3, padding="same"), layers.Flatten(), layers.Dense(3, activation="softmax"))
+    compiled = assert_matches_keras(model, tmp_path)
+    conv = compiled.graph.ops[0]
+    assert conv.output.shape == (8, 8, 4)
+
+
+def test_conv_pool_flatten_dense_mnist_style(tmp_path):
+    model = seq((28, 28, 1), layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(2),
+                layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(), layers.Dropout(0.5),
+                layers.Dense(10, activation="softmax"))
+    assert_matches_keras(model, tmp_path)
+
+
+def test_zero_padding_then_max_pool_counts_the_zeros(tmp_path):
+    """ZeroPadding2D(2) + MaxPooling2D(2) on 4x4: some windows lie entirely in the padding."""
+    model = seq((4, 4, 3), layers.Conv2D(3, 1), layers.ZeroPadding2D(2), layers.MaxPooling2D(2), layers.Flatten())
+    x = inputs_for((4, 4, 3)) - 0.5
+    assert_matches_keras(model, tmp_path, x=x)
+
+
+def test_batchnorm_after_flatten_is_per_element(tmp_path):
+    model = seq((4, 4, 2), layers.Conv2D(3, 3, padding="same"), layers.Flatten(), layers.BatchNormalization(),
+                layers.Dense(4))
+    compiled = assert_matches_keras(model, tmp_path)
+    assert compiled.graph.ops[0].output.shape == (4, 4, 3)  # nothing folded into the conv
+
+
+def test_batchnorm_over_another_axis_is_not_folded_as_channels(tmp_path):
+    model = seq((5, 4, 3), layers.Conv2D(3, 3, padding="same"), layers.BatchNormalization(axis=1), layers.Flatten())
+    assert_matches_keras(model, tmp_path)
+
+
+def test_one_tensor_feeds_a_flatten_and_a_pool(tmp_path):
+    inp = keras.Input((6, 6, 2))
+    x = layers.Conv2D(3, 3, padding="same")(inp)
+    a = layers.Dense(4)(layers.Flatten()(x))
+    b = layers.Dense(4)(layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inp, layers.Add()([a, b]))
+    assert_matches_keras(model, tmp_path)
+
+
+def test_strict_build_has_no_false_uninitialized_warning(tmp_path):
+    model = seq((4, 2, 1), layers.Conv2D(1, 2, strides=2), layers.ZeroPadding2D(), layers.ZeroPadding2D(),
+                layers.DepthwiseConv2D(1))
+    assert_matches_keras(model, tmp_path, x=inputs_for((4, 2, 1)) + 0.5)
+
+
+# ------------------------------------------------------------------ activations
+ACTIVATIONS = ["relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "hard_sigmoid", "hard_silu",
+               "hard_swish", "sigmoid", "tanh", "softplus", "softsign", "exponential", "mish", "linear"]
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "standalone"])
+def test_every_activation(fused, tmp_path):
+    """Each activation fused into a conv (activation=) and as its own layer after a Dense that
+    cannot absorb it; one model per mode carrying all of them on parallel branches, with
+    pre-activations of both signs."""
+    inp = keras.Input((5, 6, 2))
+    outs = []
+    for name in ACTIVATIONS:
+        if fused:
+            y = layers.Conv2D(2, 3, activation=name, name=f"conv_{name}")(inp)
+        else:
+            y = layers.Conv2D(2, 3, activation="tanh", name=f"conv_{name}")(inp)
+            d = layers.Dense(2, name=f"dense_{name}")(y)
+            y = layers.Activation(name, name=f"act_{name}")(d)
+            outs.append(layers.Flatten()(d))  # a second reader: the activation cannot fuse
+        outs.append(layers.Flatten()(y))
+    model = randomise(keras.Model(inp, layers.Concatenate()(outs)), spread=2.0)
+    compiled = assert_matches_keras(model, tmp_path, x=inputs_for((5, 6, 2)) * 2 - 1, live=False)
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert ("Activation" in kinds) == (not fused)
+
+
+def test_softmax_and_log_softmax_layers(tmp_path):
+    inp = keras.Input((3, 4, 2))
+    y = layers.Conv2D(5, 1)(inp)
+    a = layers.Softmax()(y)  # per pixel, over channels
+    b = layers.Activation("log_softmax")(layers.Dense(6)(layers.Flatten()(y)))
+    model = randomise(keras.Model(inp, [a, b]), spread=3.0)
+    assert_matches_keras(model, tmp_path, live=False)
+
+
+@pytest.mark.parametrize("layer", [
+    lambda: layers.ReLU(max_value=4.0, negative_slope=0.1, threshold=0.5),
+    lambda: layers.ReLU(max_value=3.0, threshold=0.3),
+    lambda: layers.ReLU(negative_slope=0.2),
+    lambda: layers.LeakyReLU(negative_slope=0.3),
+    lambda: layers.ELU(alpha=0.7),
+    lambda: layers.PReLU(alpha_initializer=keras.initializers.RandomUniform(-0.5, 0.8, seed=3)),
+    lambda: layers.PReLU(shared_axes=[1, 2], alpha_initializer=keras.initializers.RandomUniform(-0.5, 0.8, seed=4)),
+], ids=["relu_all", "relu_threshold_max", "relu_slope", "leaky", "elu", "prelu", "prelu_shared"])
+def test_parametric_activation_layers(layer, tmp_path):
+    model = randomise(seq((5, 5, 3), layers.Conv2D(4, 3, padding="same"), layer(), layers.Flatten()), spread=4.0)
+    assert_matches_keras(model, tmp_path, live=False)
+
+
+# ------------------------------------------------------------------ inputs and outputs
+def test_mlp_on_a_vector_input(tmp_path):
+    model = seq((20,), layers.Dense(16, activation="relu"), layers.BatchNormalization(), layers.Dense(20))
+    assert_matches_keras(model, tmp_path)
+
+
+def test_sequence_model_with_1d_layers(tmp_path):
+    model = seq((40, 3), layers.Conv1D(8, 5, activation="relu"), layers.MaxPooling1D(2),
+                layers.Conv1D(8, 3, padding="causal", dilation_rate=2), layers.DepthwiseConv1D(3, depth_multiplier=2),
+                layers.SeparableConv1D(6, 3, padding="same"), layers.AveragePooling1D(2, padding="same"),
+                layers.ZeroPadding1D((1, 2)), layers.Cropping1D((0, 1)), layers.UpSampling1D(2),
+                layers.Dense(5), layers.GlobalMaxPooling1D())
+    assert_matches_keras(model, tmp_path)
+
+
+def test_global_average_pooling_1d_keepdims(tmp_path):
+    model = seq((12, 4), layers.Conv1D(6, 3), layers.GlobalAveragePooling1D(keepdims=True), layers.Flatten(),
+                layers.Dense(3, activation="softmax"))
+    assert_matches_keras(model, tmp_path)
+
+
+def test_several_outputs_each_get_an_array(tmp_path):
+    inp = keras.Input((8, 8, 1))
+    x = layers.Conv2D(4, 3, activation="relu")(inp)
+    cls = layers.Dense(3, activation="softmax", name="cls")(layers.GlobalAveragePooling2D()(x))
+    box = layers.Dense(4, name="box")(layers.Flatten()(x))
+    model = keras.Model(inp, [cls, box, x])
+    compiled = assert_matches_keras(model, tmp_path)
+    text = compiled.header
+    assert "float outputs[numOutputs];" in text and "float outputs1[numOutputs1];" in text
+    assert "float outputs2[numOutputs2];" in text and "numOutputs2 = 144" in text
+
+
+def test_output_that_is_the_input_reshaped_is_copied(tmp_path):
+    inp = keras.Input((2, 3))
+    model = keras.Model(inp, [layers.Dense(2)(inp), layers.Flatten()(inp)])
+    assert_matches_keras(model, tmp_path)
+
+
+# ------------------------------------------------------------------ preprocessing and inactive layers
+def test_rescaling_folds_into_the_first_conv_and_raw_pixels_pass_through(tmp_path):
+    model = seq((10, 10, 3), layers.Rescaling(1.0 / 127.5, offset=-1.0), layers.Conv2D(4, 3),
+                layers.GlobalAveragePooling2D(), layers.Dense(3, activation="softmax"))
+    pixels = (random_images((10, 10, 3)) * 255).round().astype(np.uint8)
+    x = pixels.astype(np.float32)
+    compiled = assert_matches_keras(model, tmp_path, x=x)
+    assert "ScaleShift" not in [op.kind for op in compiled.graph.ops]  # 'valid' conv: exact fold
+    exe = host.build(str(tmp_path / "Net.h"), "Net", out_dir=str(tmp_path))
+    raw = host.run(exe, pixels, 3, entry="uint8")
+    assert np.abs(raw - model.predict(x, verbose=0)).max() <= TOL
+
+
+def test_normalization_before_a_padded_conv_stays_an_affine_op(tmp_path):
+    norm = layers.Normalization(mean=[0.2, 0.5], variance=[0.04, 0.25])
+    model = seq((6, 6, 2), norm, layers.Conv2D(3, 3, padding="same"), layers.Flatten())
+    compiled = assert_matches_keras(model, tmp_path)
+    assert compiled.graph.ops[0].kind == "ScaleShift"  # folding the shift would change the padded border
+
+
+INACTIVE = [lambda: layers.RandomFlip(), lambda: layers.RandomRotation(0.2), lambda: layers.RandomZoom(0.2),
+            lambda: layers.RandomTranslation(0.1, 0.1), lambda: layers.RandomContrast(0.3),
+            lambda: layers.RandomBrightness(0.2, value_range=(0, 1)), lambda: layers.GaussianNoise(0.3),
+            lambda: layers.GaussianDropout(0.3), lambda: layers.AlphaDropout(0.3), lambda: layers.Dropout(0.5),
+            lambda: layers.SpatialDropout2D(0.5), lambda: layers.ActivityRegularization(0.1),
+            lambda: layers.Identity()]
+
+
+def test_inference_inactive_layers_are_identity_in_keras_and_vanish(tmp_path):
+    x = inputs_for((6, 6, 2))
+    stack = [make() for make in INACTIVE]
+    for layer in stack:  # the precondition, checked against Keras itself
+        assert np.array_equal(np.asarray(layer(x, training=False)), x), type(layer).__name__
+    model = seq((6, 6, 2), *stack, layers.Conv2D(3, 3), layers.Flatten())
+    compiled = assert_matches_keras(model, tmp_path, x=x)
+    assert [op.kind for op in compiled.graph.ops] == ["Conv2D"]
+
+
+# ------------------------------------------------------------------ merges and constants
+def test_merges_with_broadcasting(tmp_path):
+    inp = keras.Input((5, 4, 3))
+    a = layers.Conv2D(3, 1, name="a")(inp)
+    b = layers.Conv2D(3, 3, padding="same", name="b")(inp)
+    g = layers.GlobalAveragePooling2D(keepdims=True)(b)
+    outs = [layers.Add()([a, b, a]), layers.Subtract()([a, g]), layers.Multiply()([g, b]), layers.Average()([a, b]),
+            layers.Maximum()([a, g, b]), layers.Minimum()([a, b])]
+    model = keras.Model(inp, layers.Concatenate(axis=-1)(outs))
+    assert_matches_keras(model, tmp_path)
+
+
+def test_arithmetic_with_constants_as_in_mobilenet_v3(tmp_path):
+    """x + 3.0, x * (1 / 6), 6 - x, x / 2.5: bare keras.ops with constants in a functional graph."""
+    inp = keras.Input((6, 6, 2))
+    x = layers.Conv2D(4, 3, padding="same")(inp)
+    hard_sigmoid = layers.ReLU(6.0)(x + 3.0) * (1.0 / 6.0)
+    y = layers.Multiply()([x, hard_sigmoid])
+    model = keras.Model(inp, layers.Flatten()((6.0 - y) / 2.5))
+    compiled = assert_matches_keras(randomise(model, spread=4.0), tmp_path, live=False)
+    assert "Add" in [op.kind for op in compiled.graph.ops]
+
+
+def test_concatenate_on_rows_and_channels(tmp_path):
+    inp = keras.Input((4, 4, 2))
+    a = layers.Conv2D(3, 1)(inp)
+    b = layers.Conv2D(2, 1)(inp)
+    c = layers.Conv2D(3, 1)(inp)
+    model = keras.Model(inp, [layers.Concatenate()([a, b, c]), layers.Concatenate(axis=1)([a, c])])
+    assert_matches_keras(model, tmp_path)
+
+
+# ------------------------------------------------------------------ convolutions and data movement
+def test_dilated_grouped_and_multiplier_convolutions(tmp_path):
+    model = seq((11, 9, 4), layers.Conv2D(6, 3, dilation_rate=2, padding="same"), layers.Conv2D(6, 3, groups=3),
+                layers.DepthwiseConv2D(5, depth_multiplier=2, padding="same"),
+                layers.DepthwiseConv2D(3, dilation_rate=2), layers.SeparableConv2D(4, 3, depth_multiplier=2),
+                layers.Flatten())
+    assert_matches_keras(model, tmp_path)
+
+
+def test_crop_upsample_permute(tmp_path):
+    model = seq((7, 6, 3), layers.Conv2D(4, 1), layers.Cropping2D(((1, 2), (0, 1))), layers.UpSampling2D((2, 3)),
+                layers.Permute((2, 1, 3)), layers.Conv2D(2, 3), layers.Flatten())
+    assert_matches_keras(model, tmp_path)
+
+
+def test_channel_shuffle_and_split(tmp_path):
+    """ShuffleNetV2's split (slicing) and shuffle (Reshape -> Permute -> Reshape)."""
+    inp = keras.Input((6, 6, 8))
+    x = layers.Conv2D(8, 1)(inp)
+    left, right = x[..., :4], x[..., 4:]
+    right = layers.Conv2D(4, 3, padding="same")(right)
+    y = layers.Concatenate()([left, right])
+    y = layers.Reshape((6, 6, 2, 4))(y)
+    y = layers.Permute((1, 2, 4, 3))(y)
+    y = layers.Reshape((6, 6, 8))(y)
+    model = keras.Model(inp, layers.Flatten()(y))
+    assert_matches_keras(model, tmp_path)
+
+
+def test_more_than_65535_outputs_use_a_wide_argmax(tmp_path):
+    model = seq((1,), layers.Dense(70000))
+    w = np.zeros((1, 70000), np.float32)
+    w[0, 69999] = 1.0
+    model.layers[1].set_weights([w, np.zeros(70000, np.float32)])
+    path = tmp_path / "Wide.h"
+    micronets.export(model, str(path), classname="Wide")
+    src = tmp_path / "wide.cpp"
+    src.write_text('#include <stdio.h>\n#include "Wide.h"\nstatic Wide n;\n'
+                   'int main() { float x[1] = {2.0f}; unsigned long c = n.predict(x); printf("%lu\\n", c); return 0; }\n')
+    subprocess.run(["g++", *host.STRICT_FLAGS, "-O1", str(src), "-o", str(tmp_path / "wide")], check=True, cwd=tmp_path)
+    out = subprocess.run([str(tmp_path / "wide")], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "69999"
+
+
+# ------------------------------------------------------------------ refusals name the cause
+def test_unsupported_operation_names_itself():
+    inp = keras.Input((4, 4, 2))
+    model = keras.Model(inp, keras.ops.sin(layers.Conv2D(2, 1)(inp)))
+    with pytest.raises(UnsupportedModelError, match=r"operation 'sin.*keras.ops Sin.*not supported"):
+        compile_model(model)
+
+
+def test_bilinear_upsampling_is_refused_not_dropped():
+    model = seq((4, 4, 2), layers.UpSampling2D(2, interpolation="bilinear"))
+    with pytest.raises(UnsupportedModelError, match=r"interpolation 'bilinear'"):
+        compile_model(model)
+
+
+# ------------------------------------------------------------------ class names
+TRICKY_NAMES = ["softmax", "conv2d", "dense", "global_pool", "output", "outputs", "proba", "arena", "predict", "run",
+                "numInputs", "std", "exp", "NAN", "INFINITY", "M_PI", "INT8_MAX", "MICRONETS_INLINE",
+                "MICRONETS_WEIGHTS_ATTR", "ld", "input_lut", "act_relu", "names", "finish", "rearrange", "Foo", "FOO",
+                "micronets_x", "size_t", "memcpy", "expf", "erff", "classNames", "outputs1", "numOutputs3", "main"]
+
+
+def test_every_accepted_class_name_compiles_and_refusals_say_why(tmp_path):
+    """All accepted names (the issue's list plus 40 random identifiers) compile together in one
+    translation unit and each model still computes; refused ones get a reason."""
+    rng = random.Random(7)
+    randoms = ["".join(rng.choice(string.ascii_letters + "_") for _ in range(rng.randint(1, 3)))
+               + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(rng.randint(0, 4)))
+               for _ in range(40)]
+    model = seq((3, 3, 1), layers.Conv2D(2, 1), layers.Flatten(), layers.Dense(3, activation="softmax"))
+    x = inputs_for((3, 3, 1), n=2)
+    liven(model, x)
+    ref = model.predict(x[:1], verbose=0)[0]
+    accepted = []
+    for name in dict.fromkeys(TRICKY_NAMES + randoms):
+        try:
+            check_classname(name)
+        except ValueError as exc:
+            assert repr(name) in str(exc) and len(str(exc)) > len(repr(name)) + 20
+            continue
+        micronets.export(model, str(tmp_path / f"h_{len(accepted)}.h"), classname=name)
+        accepted.append(name)
+    assert not {"output", "outputs", "exp", "NAN", "M_PI", "INT8_MAX", "MICRONETS_INLINE", "std", "main", "outputs1",
+                "micronets_x", "predict", "size_t"} & set(accepted)
+    assert {"Foo", "FOO", "conv2d", "dense", "softmax", "run", "ld", "names", "act_relu"} <= set(accepted)
+    values = ", ".join(f"{v:.9e}f" for v in x[0].reshape(-1))
+    body = "".join(f'#include "h_{k}.h"\n' for k in range(len(accepted)))
+    body += f"#include <stdio.h>\nstatic const float in[9] = {{{values}}};\nint main()\n{{\n"
+    body += "".join(f'    {{ static {n} m; m.predict(in); printf("%.7g\\n", m.outputs[0]); }}\n' for n in accepted)
+    body += "    return 0;\n}\n"
+    (tmp_path / "all.cpp").write_text(body)
+    subprocess.run(["g++", *host.STRICT_FLAGS, "-O0", "all.cpp", "-o", "all"], check=True, cwd=tmp_path)
+    out = subprocess.run([str(tmp_path / "all")], capture_output=True, text=True, check=True).stdout.split()
+    assert len(out) == len(accepted)
+    assert np.allclose([float(v) for v in out], ref[0], atol=1e-6)
+
+
+# ------------------------------------------------------------------ export's error paths
+def _files(folder):
+    return sorted(os.listdir(folder))
+
+
+def test_export_errors_are_clear_and_write_nothing(tmp_path):
+    model = seq((4, 4, 1), layers.Conv2D(2, 3), layers.Flatten())
+    with pytest.raises(TypeError, match="keras.Model"):
+        micronets.export("model.keras", str(tmp_path / "a.h"))
+    with pytest.raises(ValueError, match="input_scale must be a number"):
+        micronets.export(model, str(tmp_path / "a.h"), input_scale="abc")
+    with pytest.raises(OSError, match="output file name is required"):
+        micronets.export(model, "")
+    with pytest.raises(OSError, match="names a folder"):
+        micronets.export(model, str(tmp_path) + os.sep)
+    assert _files(tmp_path) == []
+
+
+def test_export_through_a_symlink_keeps_the_link(tmp_path):
+    model = seq((4, 4, 1), layers.Conv2D(2, 3), layers.Flatten())
+    real = tmp_path / "real.h"
+    real.write_text("old")
+    link = tmp_path / "link.h"
+    link.symlink_to(real)
+    micronets.export(model, str(link))
+    assert link.is_symlink() and "micronets" in real.read_text()
+    assert oct(real.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
