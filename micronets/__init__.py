@@ -31,6 +31,15 @@ def export(model, path, classname="Net", **options):
     return _export(model, path, classname=classname, **options)
 
 
+def verify(model, x=None, classname="Net", tolerance=1e-4):
+    """Compile ``model``, run the header (g++) on ``x`` (default: 8 random inputs) and compare every
+    op with the Keras layer it computes; returns a report (``ok``, ``table()``,
+    ``first_divergence``). See :func:`micronets.verification.verify`."""
+    from micronets.verification import verify as _verify
+
+    return _verify(model, x, classname=classname, tolerance=tolerance)
+
+
 def train_folder(data_dir, arch="pico", output="model.h", **options):
     """Train ``arch`` on a folder of images (one subfolder per class), export the header and report
     its test accuracy. See :func:`micronets.train.train_folder` for the options."""
@@ -63,6 +72,7 @@ __all__ = [
     "TrainingConfig",
     "load",
     "export",
+    "verify",
     "train_folder",
     "evaluate_folder",
     "PicoMobileNet",

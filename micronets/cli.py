@@ -619,7 +619,29 @@ def _board_eager(ctx, param, value):
     return value.lower() if value else None
 
 
+def supported_text() -> str:
+    """What the compiler converts: Keras layers, keras.ops operations, activations."""
+    import textwrap
+
+    from micronets.compiler import supported_layers, supported_operations
+    from micronets.compiler.activations import supported as supported_activations
+
+    parts = [("Keras layers", supported_layers()), ("keras.ops in functional graphs", supported_operations()),
+             ("activations (activation= and Activation layers)", supported_activations())]
+    return "\n\n".join(f"{title}:\n" + textwrap.fill(", ".join(names), 100, initial_indent="  ", subsequent_indent="  ")
+                       for title, names in parts)
+
+
+def _layers_eager(ctx, param, value):
+    if value:
+        click.echo(supported_text())
+        ctx.exit(0)
+    return value
+
+
 @main.command()
+@click.option("--layers", is_flag=True, is_eager=True, expose_value=False, callback=_layers_eager,
+              help="List the Keras layers, keras.ops and activations the compiler supports, and exit.")
 @_arch_option()
 @_classes_option()
 @_input_option()
@@ -640,6 +662,7 @@ def info(arch, classes, input_shape, weights, batch_norm, classname, as_json, bo
       micronets info --arch base --input 64x64x1 --board stm32f446re
       micronets info --arch phinet-5m --classes 4 --json
       micronets info --board list
+      micronets info --layers
     """
     check_arch(arch)
     resolved = resolve(arch, classes, input_shape, batch_norm, weights)
@@ -808,6 +831,77 @@ def eval_(model_file, data_dir, cpp):
         raise fail(one_line(exc))
     _print_report(console, result.report)
     _near_chance(result.report)
+
+
+# ---------------------------------------------------------------------------- verify
+def _verify_inputs(path, shape, raw):
+    """``--inputs``: an .npy array (N, *shape) or (shape), or a folder of images (searched one
+    level of class subfolders deep) loaded as the model's input, pixel / 255 (raw pixel values
+    when the model starts with its own Rescaling/Normalization)."""
+    import numpy as np
+
+    from micronets.data import IMAGE_EXTENSIONS, image_files, load_image
+
+    if os.path.isdir(path):
+        if len(shape) != 3 or shape[2] not in (1, 3):
+            raise fail(f"--inputs {path}: a folder of images fits only an image model; this one takes {shape_text(shape)}")
+        files = [os.path.join(path, f) for f in image_files(path)]
+        for sub in sorted(os.listdir(path)):
+            if not sub.startswith(".") and os.path.isdir(os.path.join(path, sub)):
+                files += [os.path.join(path, sub, f) for f in image_files(os.path.join(path, sub))]
+        if not files:
+            raise fail(f"--inputs {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it or its subfolders")
+        try:
+            x = np.stack([load_image(f, shape) for f in files])
+        except (OSError, ValueError) as exc:
+            raise fail(f"--inputs {path}: {one_line(exc)}")
+        return x * 255.0 if raw else x
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise fail(f"--inputs {path}: not a numpy .npy array ({one_line(exc)})")
+    x = np.asarray(x, np.float32)
+    if x.shape == tuple(shape):
+        x = x[None]
+    if x.shape[1:] != tuple(shape) or len(x) == 0:
+        raise fail(f"--inputs {path}: array of shape {x.shape} does not hold inputs of shape {shape_text(shape)}")
+    return x
+
+
+@main.command()
+@click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=False))
+@click.option("--inputs", "-i", "inputs_path", type=click.Path(exists=True), default=None,
+              help="Inputs to run: an .npy array (N, ...) or a folder of images. Default: 8 random inputs.")
+@_name_option()
+@click.option("--tolerance", "-t", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
+              help="Largest difference allowed per layer, relative to max(1, largest |Keras value|) of that layer.")
+def verify(model_file, inputs_path, classname, tolerance):
+    """Check the compiled C++ against Keras layer by layer, on your inputs.
+
+    Builds a debug version of the header that records every op's output, runs it with g++,
+    compares each op with the Keras layer it computes and prints one row per op. Exits non-zero
+    and names the first layer that diverges when any exceeds the tolerance.
+
+    \b
+    Examples:
+      micronets verify model.keras
+      micronets verify model.keras --inputs photos/ --tolerance 1e-5
+    """
+    from micronets.compiler.compile import takes_raw_input
+    from micronets.verification import verify as run_verify
+
+    if not os.path.isfile(model_file):
+        raise fail(f"model file not found: {model_file}")
+    _, model = _load_model_file(model_file, None, None)
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    x = _verify_inputs(inputs_path, shape, takes_raw_input(model)) if inputs_path else None
+    try:
+        report = run_verify(model, x, classname=classname or "Net", tolerance=tolerance)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise fail(one_line(exc))
+    click.echo(report.table())
+    if not report.ok:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
