@@ -427,3 +427,19 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize("pool", [
+    lambda: layers.MaxPooling2D(2),
+    lambda: layers.MaxPooling2D(3, strides=2, padding="same"),
+    lambda: layers.AveragePooling2D((3, 2), strides=(1, 2)),
+    lambda: layers.AveragePooling2D(2, padding="same"),
+], ids=["max2", "max3s2same", "avg3x2", "avg2same"])
+@pytest.mark.parametrize("kernel", [1, 3], ids=["pointwise", "3x3"])
+def test_conv_then_pool_runs_fused_through_a_ring(pool, kernel, tmp_path):
+    """The conv's output never exists whole: the fused kernel pools from a ring of rows."""
+    model = seq((11, 9, 2), layers.Conv2D(5, kernel, activation="relu"), pool(), layers.Flatten())
+    compiled = assert_matches_keras(randomise(model, spread=3.0), tmp_path, live=False)
+    (op,) = compiled.graph.ops
+    assert op.kind.startswith("Conv2D+") and "ring of" in op.label()
+    assert compiled.summary()["arena_bytes"] < op.conv.output.nbytes

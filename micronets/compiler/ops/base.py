@@ -32,14 +32,22 @@ def converter(*keras_classes: str):
     return register
 
 
-#: graph rewrites run after tracing, in registration order: fn(ops) -> ops
+#: graph rewrites run after tracing, by stage then registration order: fn(ops, kept) -> ops
 REWRITES: List[Callable] = []
 
 
-def rewrite(fn):
-    """Register a rewrite of the traced op list (e.g. fusing two ops into one)."""
-    REWRITES.append(fn)
-    return fn
+def rewrite(stage: int):
+    """Register a rewrite of the traced op list, ``fn(ops, kept) -> ops`` (``kept``: storages that
+    must exist whole, e.g. the model outputs). Stage 0 folds constants into weights; stage 1 fuses
+    kernels (after folding, so a folded conv can still fuse)."""
+
+    def register(fn):
+        fn.stage = stage
+        REWRITES.append(fn)
+        REWRITES.sort(key=lambda f: f.stage)  # stable: registration order within a stage
+        return fn
+
+    return register
 
 
 class UnsupportedModelError(ValueError):

@@ -94,7 +94,7 @@ class ConvDepthwise(Op):
         return int(-np.max(need - q * cout * FLOAT_BYTES))
 
 
-@rewrite
+@rewrite(stage=1)
 def fuse_conv_depthwise(ops, kept):
     """Replace each Conv2D whose only reader is the DepthwiseConv2D right after it by one op
     (``kept``: storages that must exist whole, e.g. the model outputs)."""

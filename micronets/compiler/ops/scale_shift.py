@@ -121,7 +121,7 @@ def convert_normalization(layer, inputs, ctx):
     return affine(ctx, x, 1.0 / std, -mean / std, layer.name, "Normalization")
 
 
-@rewrite
+@rewrite(stage=0)
 def fold_affine_forward(ops, kept):
     """Fold a per-channel, activation-free ScaleShift into the conv/dense that is its only reader
     when that is exact (see the module docstring)."""
