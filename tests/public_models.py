@@ -1,0 +1,398 @@
+"""Public architectures, built in Keras 3 (functional) from their published definitions.
+
+Each builder is a plain function of the architecture's hyperparameters that returns an
+uncompiled ``keras.Model`` with random (Keras default) weights: nothing here downloads weights
+(``weights=None`` everywhere). The code is written from the papers and the reference
+implementations named in each docstring; where the conformance suite needs a smaller model than
+the published one (to keep export + g++ + comparison fast), only widths or the input size are
+reduced, never the structure, and the builder's defaults are the published values unless noted.
+
+``MODELS`` lists the configurations the conformance suite (tests/test_conformance.py) and the
+benchmark (benchmarks/conformance.py) run: name -> (builder, keyword arguments, options), where the
+options tell the checker how to judge the outputs (``regression``: the outputs are not class
+scores, so only their variation across inputs is asserted).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Sequence, Tuple
+
+
+def _keras():
+    import keras
+    from keras import layers
+
+    return keras, layers
+
+
+# --------------------------------------------------------------------------- MLPerf Tiny v1
+def resnet8(input_shape=(32, 32, 3), num_classes=10, filters=16):
+    """MLPerf Tiny v1 image classification reference (CIFAR-10): ResNet-8, ``resnet_v1_eembc``.
+
+    Source: mlcommons/tiny, benchmark/training/image_classification/keras_model.py (v0.1/v1.0
+    reference, 16/32/64 filters). Conv3x3 + BN + ReLU stem; three stacks of two Conv3x3 + BN with
+    a residual add (stack 1: identity; stacks 2 and 3: stride 2 and a strided 1x1 conv shortcut);
+    AveragePooling over the whole map, Flatten, Dense softmax.
+    """
+    keras, layers = _keras()
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Conv2D(filters, 3, strides=1, padding="same")(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    for stack, mult in enumerate((1, 2, 4)):
+        n = filters * mult
+        stride = 1 if stack == 0 else 2
+        y = layers.Conv2D(n, 3, strides=stride, padding="same")(x)
+        y = layers.BatchNormalization()(y)
+        y = layers.Activation("relu")(y)
+        y = layers.Conv2D(n, 3, strides=1, padding="same")(y)
+        y = layers.BatchNormalization()(y)
+        if stack > 0:  # adjust the identity path to the new size and width
+            x = layers.Conv2D(n, 1, strides=2, padding="same")(x)
+        x = layers.add([x, y])
+        x = layers.Activation("relu")(x)
+    pool = int(min(x.shape[1:3]))
+    x = layers.AveragePooling2D(pool_size=pool)(x)
+    x = layers.Flatten()(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="resnet8")
+
+
+def mobilenet_v1_vww(input_shape=(96, 96, 3), num_classes=2, alpha=0.25):
+    """MLPerf Tiny v1 visual wake words reference: MobileNetV1 with width multiplier 0.25.
+
+    Source: mlcommons/tiny, v0.1/benchmarks/visual_wake_words/vww_model.py (from Silicon Labs'
+    ``mobilenet_v1_eembc``): Conv3x3/2 (32 x alpha filters) + BN + ReLU, then 13 depthwise
+    separable blocks (DepthwiseConv3x3 + BN + ReLU, Conv1x1 + BN + ReLU; strides 1,2,1,2,1,2,
+    1x5,2,1; widths doubling at each stride, as in Howard et al. 2017), AveragePooling over the
+    whole map, Flatten, Dense softmax. Plain ReLU and 'same' padding, as the reference (not ReLU6
+    and ZeroPadding2D, as keras.applications.MobileNet).
+    """
+    keras, layers = _keras()
+    inputs = keras.Input(shape=input_shape)
+    n = int(32 * alpha)
+    x = layers.Conv2D(n, 3, strides=2, padding="same")(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    # (stride, width multiplier) of the 13 depthwise separable layers
+    plan = [(1, 2), (2, 2), (1, 1), (2, 2), (1, 1), (2, 2)] + [(1, 1)] * 5 + [(2, 2), (1, 1)]
+    for stride, grow in plan:
+        x = layers.DepthwiseConv2D(3, strides=stride, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        n *= grow
+        x = layers.Conv2D(n, 1, strides=1, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+    x = layers.AveragePooling2D(pool_size=tuple(int(d) for d in x.shape[1:3]))(x)
+    x = layers.Flatten()(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="mobilenet_v1_vww")
+
+
+def ds_cnn(input_shape=(49, 10, 1), num_classes=12, filters=64, blocks=4):
+    """MLPerf Tiny v1 keyword spotting reference: DS-CNN (small), 49 frames x 10 MFCCs.
+
+    Source: mlcommons/tiny, v0.1/training/keyword_spotting/keras_model.py (``ds_cnn``), after
+    Zhang et al. 2017, "Hello Edge": Conv2D 64 (10x4, stride 2, 'same') + BN + ReLU + Dropout;
+    four depthwise separable blocks (DepthwiseConv 3x3 + BN + ReLU, Conv 1x1 + BN + ReLU);
+    Dropout, AveragePooling2D over the whole 25x5 map, Flatten, Dense softmax.
+    """
+    keras, layers = _keras()
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Conv2D(filters, (10, 4), strides=(2, 2), padding="same")(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Dropout(0.2)(x)
+    for _ in range(blocks):
+        x = layers.DepthwiseConv2D(3, depth_multiplier=1, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.Conv2D(filters, 1, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+    x = layers.Dropout(0.4)(x)
+    x = layers.AveragePooling2D(pool_size=tuple(int(d) for d in x.shape[1:3]))(x)
+    x = layers.Flatten()(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="ds_cnn")
+
+
+def fc_autoencoder(input_dim=640, hidden=128, bottleneck=8, depth=4):
+    """MLPerf Tiny v1 anomaly detection reference: the dense autoencoder (ToyADMOS / DCASE 2020).
+
+    Source: mlcommons/tiny, v0.1/benchmarks/anomaly_detection/keras_model.py (Hitachi's DCASE
+    2020 task 2 baseline): 640 inputs (5 frames x 128 log-mel bands) -> 4 x (Dense 128 + BN +
+    ReLU) -> Dense 8 + BN + ReLU -> 4 x (Dense 128 + BN + ReLU) -> Dense 640 (linear). The output
+    is a reconstruction, not class scores.
+    """
+    keras, layers = _keras()
+    inputs = keras.Input(shape=(input_dim,))
+    h = inputs
+    for units in [hidden] * depth + [bottleneck] + [hidden] * depth:
+        h = layers.Dense(units)(h)
+        h = layers.BatchNormalization()(h)
+        h = layers.Activation("relu")(h)
+    outputs = layers.Dense(input_dim)(h)
+    return keras.Model(inputs, outputs, name="fc_autoencoder")
+
+
+# --------------------------------------------------------------------------- keras.applications
+def keras_mobilenet(input_shape=(96, 96, 3), num_classes=2, alpha=0.25):
+    """keras.applications.MobileNet (Howard et al. 2017), ``weights=None``, with its top.
+
+    Keras accepts any channel count when ``weights=None`` (checked with Keras 3.15: a 64x64x1
+    grayscale input builds as is; only ImageNet weights insist on 3 channels).
+    """
+    import keras
+
+    return keras.applications.MobileNet(input_shape=input_shape, alpha=alpha, weights=None, include_top=True,
+                                        classes=num_classes, classifier_activation="softmax")
+
+
+def keras_mobilenet_v2(input_shape=(32, 32, 3), num_classes=5, alpha=0.35):
+    """keras.applications.MobileNetV2 (Sandler et al. 2018), ``weights=None``, with its top.
+    32x32 is the smallest input Keras accepts."""
+    import keras
+
+    return keras.applications.MobileNetV2(input_shape=input_shape, alpha=alpha, weights=None, include_top=True,
+                                          classes=num_classes, classifier_activation="softmax")
+
+
+def keras_mobilenet_v3(size="small", input_shape=(32, 32, 3), num_classes=5, alpha=1.0, minimalistic=False,
+                       include_preprocessing=True):
+    """keras.applications.MobileNetV3Small / MobileNetV3Large (Howard et al. 2019), ``weights=None``,
+    with its top (1x1 conv head, Flatten, softmax).
+
+    Not minimalistic: hard-swish activations (``x * ReLU6(x + 3) / 6``, built from Keras ops inside
+    the functional graph), squeeze-and-excite blocks, 5x5 depthwise convs. Minimalistic: ReLU,
+    3x3 kernels, no squeeze-and-excite. ``include_preprocessing`` adds Rescaling(1/127.5, -1) (the
+    model then expects [0, 255] inputs). 32x32 is the smallest input Keras accepts.
+    """
+    import keras
+
+    build = {"small": keras.applications.MobileNetV3Small, "large": keras.applications.MobileNetV3Large}[size]
+    return build(input_shape=input_shape, alpha=alpha, minimalistic=minimalistic, include_top=True, weights=None,
+                 classes=num_classes, classifier_activation="softmax", include_preprocessing=include_preprocessing)
+
+
+# --------------------------------------------------------------------------- Keras examples
+def mnist_convnet(input_shape=(28, 28, 1), num_classes=10):
+    """Keras example "Simple MNIST convnet" (keras.io/examples/vision/mnist_convnet/):
+    Conv2D 32 3x3 ReLU, MaxPooling 2, Conv2D 64 3x3 ReLU, MaxPooling 2, Flatten, Dropout 0.5,
+    Dense softmax (34,826 parameters). The example is a Sequential model; this is the same graph
+    in functional form."""
+    keras, layers = _keras()
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Conv2D(32, kernel_size=(3, 3), activation="relu")(inputs)
+    x = layers.MaxPooling2D(pool_size=(2, 2))(x)
+    x = layers.Conv2D(64, kernel_size=(3, 3), activation="relu")(x)
+    x = layers.MaxPooling2D(pool_size=(2, 2))(x)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(0.5)(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="mnist_convnet")
+
+
+def xception_from_scratch(input_shape=(180, 180, 3), num_classes=2, entry=128, sizes=(256, 512, 728), final=1024,
+                          data_augmentation=True):
+    """Keras example "Image classification from scratch" (keras.io/examples/vision/
+    image_classification_from_scratch/, ``make_model``): a small Xception-like network.
+
+    The augmentation block (RandomFlip("horizontal"), RandomRotation(0.1)) as the example's
+    "option 1" (part of the model, inactive at inference); Rescaling(1/255); entry Conv2D/2 + BN +
+    ReLU; per size: ReLU, SeparableConv2D, BN, ReLU, SeparableConv2D, BN, MaxPooling 3/2 'same', and
+    a residual from the block's input through a strided 1x1 Conv2D; SeparableConv2D + BN + ReLU,
+    GlobalAveragePooling2D, Dropout 0.25, Dense (logits; one unit when ``num_classes`` is 2).
+    Published widths: entry 128, sizes [256, 512, 728], final 1024, input 180x180x3.
+    """
+    keras, layers = _keras()
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    if data_augmentation:
+        for layer in (layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)):
+            x = layer(x)
+    x = layers.Rescaling(1.0 / 255)(x)
+    x = layers.Conv2D(entry, 3, strides=2, padding="same")(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    previous_block_activation = x
+    for size in sizes:
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(size, 3, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(size, 3, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        residual = layers.Conv2D(size, 1, strides=2, padding="same")(previous_block_activation)
+        x = layers.add([x, residual])
+        previous_block_activation = x
+    x = layers.SeparableConv2D(final, 3, padding="same")(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    units = 1 if num_classes == 2 else num_classes
+    x = layers.Dropout(0.25)(x)
+    outputs = layers.Dense(units, activation=None)(x)
+    return keras.Model(inputs, outputs, name="xception_from_scratch")
+
+
+# --------------------------------------------------------------------------- classic small nets
+def squeezenet(input_shape=(224, 224, 3), num_classes=1000, width=1.0, dropout=0.5):
+    """SqueezeNet v1.1 (Iandola et al. 2016; reference: forresti/SqueezeNet, SqueezeNet_v1.1
+    train_val.prototxt): Conv 3x3/2 64 + ReLU, MaxPool 3/2, fire2-3 (squeeze 16, expand 64+64),
+    MaxPool 3/2, fire4-5 (32, 128+128), MaxPool 3/2, fire6-7 (48, 192+192), fire8-9 (64, 256+256),
+    Dropout, Conv 1x1 to the classes + ReLU, GlobalAveragePooling, softmax.
+
+    A fire module: squeeze Conv1x1 + ReLU, then expand Conv1x1 + ReLU and expand Conv3x3 ('same')
+    + ReLU concatenated on the channel axis. ``width`` scales every filter count.
+    """
+    keras, layers = _keras()
+
+    def n(c):
+        return max(1, int(round(c * width)))
+
+    def fire(x, squeeze, expand):
+        s = layers.Conv2D(n(squeeze), 1, activation="relu")(x)
+        e1 = layers.Conv2D(n(expand), 1, activation="relu")(s)
+        e3 = layers.Conv2D(n(expand), 3, padding="same", activation="relu")(s)
+        return layers.Concatenate(axis=-1)([e1, e3])
+
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Conv2D(n(64), 3, strides=2, activation="relu")(inputs)
+    x = layers.MaxPooling2D(3, strides=2)(x)
+    x = fire(x, 16, 64)
+    x = fire(x, 16, 64)
+    x = layers.MaxPooling2D(3, strides=2)(x)
+    x = fire(x, 32, 128)
+    x = fire(x, 32, 128)
+    x = layers.MaxPooling2D(3, strides=2)(x)
+    x = fire(x, 48, 192)
+    x = fire(x, 48, 192)
+    x = fire(x, 64, 256)
+    x = fire(x, 64, 256)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Conv2D(num_classes, 1, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Activation("softmax")(x)
+    return keras.Model(inputs, outputs, name="squeezenet")
+
+
+def channel_shuffle(x, groups=2):
+    """ShuffleNet's channel shuffle with standard layers: Reshape (H, W, g, C/g) -> Permute the last
+    two axes -> Reshape (H, W, C)."""
+    _, layers = _keras()
+    h, w, c = (int(d) for d in x.shape[1:])
+    x = layers.Reshape((h, w, groups, c // groups))(x)
+    x = layers.Permute((1, 2, 4, 3))(x)
+    return layers.Reshape((h, w, c))(x)
+
+
+def shufflenet_v2_stage(input_shape=(32, 32, 3), num_classes=10, stem=24, channels=48, units=4, head=128):
+    """One ShuffleNet V2 stage (Ma et al. 2018, "ShuffleNet V2: Practical Guidelines for Efficient
+    CNN Architecture Design", Fig. 3 (c), (d) and Table 5) between the network's stem and head.
+
+    Stem: Conv 3x3/2 + BN + ReLU, MaxPool 3/2 'same'. The stage: one downsampling unit (both
+    branches stride 2: DW 3x3/2 + BN, Conv1x1 + BN + ReLU; and Conv1x1 + BN + ReLU, DW 3x3/2 + BN,
+    Conv1x1 + BN + ReLU; concatenated) then ``units - 1`` basic units (channel split in half; the
+    right half through Conv1x1 + BN + ReLU, DW 3x3 + BN, Conv1x1 + BN + ReLU; concatenated with the
+    left half), each unit ending in a channel shuffle of 2 groups. Head: Conv1x1 + BN + ReLU
+    (1024 in the paper), GlobalAveragePooling2D, Dense softmax. The defaults are the 0.5x
+    network's stage 2 (48 channels, 4 units) with a narrower head.
+
+    The channel split has no Keras layer: it is written as tensor slicing in the functional
+    graph (``x[..., :c]``, a ``GetItem`` operation), the published form, rather than a Lambda.
+    """
+    keras, layers = _keras()
+
+    def conv_bn_relu(x, c):
+        x = layers.Conv2D(c, 1, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x)
+
+    def dw_bn(x, stride):
+        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x)
+        return layers.BatchNormalization()(x)
+
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Conv2D(stem, 3, strides=2, padding="same", use_bias=False)(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+
+    half = channels // 2
+    left = conv_bn_relu(dw_bn(x, 2), half)
+    right = conv_bn_relu(dw_bn(conv_bn_relu(x, half), 2), half)
+    x = channel_shuffle(layers.Concatenate(axis=-1)([left, right]))
+    for _ in range(units - 1):
+        left, right = x[..., :half], x[..., half:]
+        right = conv_bn_relu(dw_bn(conv_bn_relu(right, half), 1), half)
+        x = channel_shuffle(layers.Concatenate(axis=-1)([left, right]))
+
+    x = conv_bn_relu(x, head)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="shufflenet_v2_stage")
+
+
+def conv1d_accelerometer(input_shape=(128, 3), num_classes=6, filters=(16, 32), kernel_size=5):
+    """A Conv1D classifier of 3-axis accelerometer windows (human activity recognition, e.g.
+    UCI-HAR's 128-sample windows; the layout of the Keras example "Timeseries classification
+    from scratch", keras.io/examples/timeseries/timeseries_classification_from_scratch/, reduced
+    to two convolutions with a pooling between them): Conv1D 16 k5 ReLU, MaxPooling1D 2, Conv1D 32
+    k5 ReLU, GlobalAveragePooling1D, Dense softmax."""
+    keras, layers = _keras()
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Conv1D(filters[0], kernel_size, activation="relu")(inputs)
+    x = layers.MaxPooling1D(2)(x)
+    x = layers.Conv1D(filters[1], kernel_size, activation="relu")(x)
+    x = layers.GlobalAveragePooling1D()(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="conv1d_accelerometer")
+
+
+# --------------------------------------------------------------------------- the suite
+Entry = Tuple[Callable, Dict, Dict]
+
+#: name -> (builder, kwargs, options) of every configuration the conformance suite runs. Sizes are
+#: the published ones where that stays fast; otherwise reduced (noted).
+MODELS: Dict[str, Entry] = {
+    # MLPerf Tiny v1 references at their published sizes
+    "mlperf_resnet8": (resnet8, dict(), {}),
+    "mlperf_vww_mobilenet_v1": (mobilenet_v1_vww, dict(), {}),
+    "mlperf_kws_ds_cnn": (ds_cnn, dict(), {}),
+    "mlperf_ad_autoencoder": (fc_autoencoder, dict(), {"regression": True}),
+    # keras.applications
+    "keras_mobilenet_96x96x3": (keras_mobilenet, dict(input_shape=(96, 96, 3), num_classes=2, alpha=0.25), {}),
+    "keras_mobilenet_64x64x1": (keras_mobilenet, dict(input_shape=(64, 64, 1), num_classes=4, alpha=0.25), {}),
+    "keras_mobilenet_v2": (keras_mobilenet_v2, dict(input_shape=(32, 32, 3), num_classes=5, alpha=0.35), {}),
+}
+# MobileNetV3 at width 0.35 (a published multiplier) keeps the header under ~0.9M weights each
+for _size in ("small", "large"):
+    for _mini in (False, True):
+        for _pre in (False, True):
+            MODELS[f"keras_mobilenet_v3_{_size}{'_minimalistic' if _mini else ''}{'_preproc' if _pre else ''}"] = (
+                keras_mobilenet_v3, dict(size=_size, input_shape=(32, 32, 3), num_classes=5, alpha=0.35,
+                                         minimalistic=_mini, include_preprocessing=_pre),
+                {"input_range": 255.0} if _pre else {})
+MODELS.update({
+    # Keras examples
+    "keras_example_mnist_convnet": (mnist_convnet, dict(), {}),
+    "keras_example_xception_small": (xception_from_scratch, dict(input_shape=(48, 48, 3), num_classes=4, entry=8,
+                                                                  sizes=(16, 32), final=48), {"input_range": 255.0}),
+    # classic small nets, reduced
+    "squeezenet_v1_1": (squeezenet, dict(input_shape=(48, 48, 3), num_classes=10, width=0.25), {}),
+    "shufflenet_v2_stage": (shufflenet_v2_stage, dict(), {}),
+    "conv1d_accelerometer": (conv1d_accelerometer, dict(), {}),
+})
+
+
+def build(name: str):
+    """(a fresh uncompiled keras.Model, options) for the configuration ``name`` of MODELS."""
+    fn, kwargs, options = MODELS[name]
+    return fn(**kwargs), dict(options)
+
+
+def names() -> Sequence[str]:
+    return list(MODELS)

@@ -1,0 +1,27 @@
+"""Conformance suite: public architectures (tests/public_models.py), built from their published
+definitions with random weights scaled so outputs vary, export to one header, compile with
+g++ -std=c++98 -pedantic -Wall -Wextra -Werror -O2 and match Keras on 8 inputs (max |diff| <=
+1e-5 x the output scale, the same argmax). Arena against TFLM: benchmarks/conformance.py."""
+
+from __future__ import annotations
+
+import pytest
+
+import public_models
+from netutil import check_against_keras
+
+TOL = 1e-5
+
+
+def _classname(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+@pytest.mark.parametrize("name", public_models.names())
+def test_public_model_matches_keras(name, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)  # layer names and Keras' own initialisers: reproducible
+    model, options = public_models.build(name)
+    result = check_against_keras(model, _classname(name), tmp_path, tol=TOL, n=8, **options)
+    assert result["max_rel_diff"] <= TOL
