@@ -443,3 +443,18 @@ def test_conv_then_pool_runs_fused_through_a_ring(pool, kernel, tmp_path):
     (op,) = compiled.graph.ops
     assert op.kind.startswith("Conv2D+") and "ring of" in op.label()
     assert compiled.summary()["arena_bytes"] < op.conv.output.nbytes
+
+
+def test_pooling_walks_backwards_over_its_input_when_that_packs_tighter(tmp_path):
+    """A pool followed by a conv that widens the channels: the planner puts the pool's output over
+    the far end of its input (a reverse walk), so the conv can then overlap the pool's output."""
+    model = randomise(seq((1, 64, 3), layers.Conv2D(16, (1, 5), activation="relu"), layers.MaxPooling2D((1, 2)),
+                          layers.Conv2D(32, (1, 5), activation="relu"), layers.GlobalAveragePooling2D(),
+                          layers.Dense(4)), spread=3.0)
+    compiled = assert_matches_keras(model, tmp_path, live=False)
+    pool = next(op for op in compiled.graph.ops if op.kind == "MaxPool2D")
+    from micronets.compiler.plan import Placed
+
+    assert Placed(pool, compiled.plan, ("outputs",)).reverse
+    s = compiled.summary()
+    assert s["arena_bytes"] == s["inplace_bound"]

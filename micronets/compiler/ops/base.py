@@ -172,6 +172,27 @@ def per_pixel_gap(in_hwc: Tuple[int, int, int], out_hwc: Tuple[int, int, int],
     return int(np.max(out_end - later_min))
 
 
+def per_pixel_gap_reverse(in_hwc: Tuple[int, int, int], out_hwc: Tuple[int, int, int],
+                          strides: Tuple[int, int], pads: Tuple[int, int, int, int], kernel: Tuple[int, int]) -> int:
+    """The reverse walk of :func:`per_pixel_gap`: output pixels stored last to first. Storing pixel
+    q is safe when it starts at or after the end of the input that earlier pixels q' < q (still
+    to come) read: ``offset_gap <= q * cout * 4 - max_{q' < q} last_read_end(q')``. Returns the
+    largest such gap (the planner's ``max_gap``)."""
+    h, w, cin = in_hwc
+    ho, wo, cout = out_hwc
+    sh, sw = strides
+    top, _, left, _ = pads
+    oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
+    iy = np.clip(oy * sh - top + kernel[0] - 1, 0, h - 1)
+    ix = np.clip(ox * sw - left + kernel[1] - 1, 0, w - 1)
+    last_end = ((iy * w + ix + 1) * cin * FLOAT_BYTES).reshape(-1)
+    n = last_end.size
+    if n == 1:
+        return h * w * cin * FLOAT_BYTES  # one store after every read: anywhere at or below the input's end
+    earlier_max = np.maximum.accumulate(last_end)[:-1]  # max over q' < q, q = 1 .. n-1
+    return int(np.min(np.arange(1, n) * cout * FLOAT_BYTES - earlier_max))
+
+
 def spatial_detail(kernel: Tuple[int, int], strides: Tuple[int, int], pads: Tuple[int, int, int, int]) -> str:
     """'3x3 /2 pad 1,1,1,1' style summary of a windowed op."""
     s = f"{kernel[0]}x{kernel[1]}"

@@ -9,7 +9,15 @@ including windows that lie entirely in the padding.
 from __future__ import annotations
 
 from micronets.compiler.graph import FLOAT_BYTES
-from micronets.compiler.ops.base import Op, UnsupportedModelError, conv_output, converter, per_pixel_gap, same_pads
+from micronets.compiler.ops.base import (
+    Op,
+    UnsupportedModelError,
+    conv_output,
+    converter,
+    per_pixel_gap,
+    per_pixel_gap_reverse,
+    same_pads,
+)
 from micronets.compiler.ops.conv2d import as_2d, out_shape
 
 
@@ -35,6 +43,10 @@ class Pool2D(Op):
 
     def inplace_gap(self, input_index):
         return per_pixel_gap(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads)
+
+    def inplace_gap_reverse(self, input_index):
+        """Walking pixels last to first, the output may also sit over the input's far end."""
+        return per_pixel_gap_reverse(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads, self.pool)
 
     def scratch_bytes(self):
         return self.output.hwc[2] * FLOAT_BYTES
