@@ -74,6 +74,15 @@ def comment(text) -> str:
 _WHAT = {"w": "weights", "b": "bias", "s": "scale", "t": "shift", "a": "constants", "ab": "constants"}
 
 
+def _what(suffix: str) -> str:
+    """'w' -> 'weights'; a fused op's 'cw' / 'db' -> 'conv weights' / 'depthwise bias'."""
+    if suffix in _WHAT:
+        return _WHAT[suffix]
+    if suffix[:1] in ("c", "d") and suffix[1:] in _WHAT:
+        return ("conv " if suffix[0] == "c" else "depthwise ") + _WHAT[suffix[1:]]
+    return suffix
+
+
 def _where(t, plan) -> str:
     kind, value = plan.location(t)
     if kind == "input":
@@ -98,7 +107,7 @@ def render(graph, plan, *, classname: str, namespace: str, filename: str, arch: 
     weights, kernels, calls, seen, acts = [], [], [], [], []
     for op in graph.ops:
         for suffix, array in op.weights().items():
-            weights.append(dict(layer=comment(op.name), what=_WHAT.get(suffix, suffix), cname=op.wname(suffix),
+            weights.append(dict(layer=comment(op.name), what=_what(suffix), cname=op.wname(suffix),
                                 count=int(array.size), body=c_float_block(array)))
         for act in op.activations():
             if act not in acts:

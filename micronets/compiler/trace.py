@@ -76,7 +76,9 @@ class Tracer:
     def __init__(self):
         self.ops: List = []
         self.position: Dict[Tensor, int] = {}  # tensor -> index in ops of the op writing it
-        self.uses: Dict[object, int] = {}  # value -> Keras readers not yet converted
+        #: value -> its Keras readers (all of them, converted or not); a node that passes its input
+        #: through (an identity, or a step fused into its input's producer) hands its own readers on
+        self.readers: Dict[object, int] = {}
         self.pinned: set = set()  # values that must stay whole: model outputs, viewed or padded tensors
         self.call_args: Tuple = ()  # the current node's call arguments, Keras tensors replaced by values
         self.call_kwargs: Dict = {}
@@ -105,10 +107,10 @@ class Tracer:
 
     def can_fuse(self, t) -> bool:
         """True when ``t``'s producer may absorb the current reader (BN, activation): ``t`` is that
-        op's own output (not a view or padding), the reader is its only one (the trace loop has
-        already counted the current reader off), and nothing else must see ``t`` unchanged."""
+        op's own output (not a view or padding), the current node is its only reader (none before
+        it, none after it), and nothing else must see ``t`` unchanged (a model output)."""
         return (isinstance(t, Tensor) and t.base is None and self.producer(t) is not None
-                and self.uses.get(t, 0) == 0 and t not in self.pinned)
+                and self.readers.get(t, 0) == 1 and t not in self.pinned)
 
     # ---- rewrites requested by converters
     def activation(self, op, act, layer):
@@ -273,8 +275,6 @@ def trace(model, fuse: bool = True) -> Graph:
                     f"supported keras.ops: {', '.join(supported_operations())}"
                 )
             ins = [values[id(k)] for k in node.input_tensors]
-            for v in ins:
-                ctx.uses[v] = ctx.uses.get(v, 0) - 1  # this node is reading it now
             ctx.layer = layer
             ctx.output_shape = tuple(output_kt.shape[1:])
             ctx.call_args = _substitute(tuple(node.arguments.args), values)
@@ -285,7 +285,9 @@ def trace(model, fuse: bool = True) -> Graph:
                 raise
             except (ValueError, TypeError, IndexError, KeyError) as exc:
                 raise UnsupportedModelError(f"{_describe(layer, key)} cannot be compiled: {exc}") from exc
-        ctx.uses[t] = ctx.uses.get(t, 0) + readers.get(id(output_kt), 0)
+            if any(t is v for v in ins):  # passed its input through: its readers read that value
+                ctx.readers[t] -= 1
+        ctx.readers[t] = ctx.readers.get(t, 0) + readers.get(id(output_kt), 0)
         if id(output_kt) in out_ids:
             ctx.pinned.add(t)
         values[id(output_kt)] = t

@@ -37,6 +37,10 @@ class ScaleShift(Op):
         return int(self.scale.size)
 
     def folded(self, scale, shift):
+        """This op followed by a per-channel ``y * scale + shift`` (its period is a whole number
+        of channel blocks, so the channel constants tile it)."""
+        reps = self.period // np.size(scale)
+        scale, shift = np.tile(scale, reps), np.tile(shift, reps)
         return self.evolve(scale=self.scale * scale, shift=self.shift * scale + shift)
 
     def weights(self):
