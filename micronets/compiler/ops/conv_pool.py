@@ -4,8 +4,10 @@ convnet) is never stored whole. The kernel computes the conv's output rows on de
 of as many rows as the pooling window is tall and pools from there.
 
 Same arithmetic as the two ops run apart; MACs are the conv's. Applied by a graph rewrite when the
-conv's only reader is the pool that runs right after it and the conv output has at least twice
-as many rows as the ring. Input and output are kept apart (no in-place walk).
+conv's only reader is the pool that runs right after it, the conv output has at least twice as
+many rows as the ring, and fusing needs fewer bytes than the two ops apart each working in place
+as far as they can (input and output of the fused op are kept apart, so a conv that could
+overwrite its own input, e.g. a 1x1 that does not widen, is better left unfused).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import collections
 
 from micronets.compiler.graph import FLOAT_BYTES
 from micronets.compiler.ops.base import Op, rewrite
+from micronets.compiler.planner import pair_span
 from micronets.compiler.ops.conv2d import Conv2D
 from micronets.compiler.ops.pool import Pool2D
 
@@ -49,17 +52,30 @@ class ConvPool(Op):
         return self.ring_rows * wt * ct * FLOAT_BYTES
 
 
+def _saves_memory(conv: Conv2D, pool: Pool2D, produced) -> bool:
+    """Fused: input + ring + output. Apart: the larger of the two ops' best in-place spans."""
+    x = conv.inputs[0].storage
+    in_bytes = x.nbytes if x in produced else 0  # the model input lives in the caller's buffer
+    mid, out = conv.output.nbytes, pool.output.nbytes
+    fused = in_bytes + ConvPool(conv, pool).workspace_bytes() + out
+    conv_span = pair_span(in_bytes, mid, conv.inplace_gap(0)) + conv.scratch_bytes() if in_bytes else mid
+    pool_span = pair_span(mid, out, pool.inplace_gap(0), max_gap=pool.inplace_gap_reverse(0)) + pool.scratch_bytes()
+    return fused < max(conv_span, pool_span)
+
+
 @rewrite(stage=1)
 def fuse_conv_pool(ops, kept):
-    """Replace each Conv2D whose only reader is the pooling right after it by one op."""
+    """Replace each Conv2D whose only reader is the pooling right after it by one op, where that
+    needs less memory."""
     readers = collections.Counter(t.storage for op in ops for t in op.inputs)
+    produced = {op.output for op in ops}
     out, i = [], 0
     while i < len(ops):
         op = ops[i]
         nxt = ops[i + 1] if i + 1 < len(ops) else None
         if (type(op) is Conv2D and isinstance(nxt, Pool2D) and nxt.inputs[0] is op.output
                 and readers[op.output] == 1 and op.output not in kept and not op.grouped
-                and op.output.hwc[0] >= 2 * nxt.pool[0]):
+                and op.output.hwc[0] >= 2 * nxt.pool[0] and _saves_memory(op, nxt, produced)):
             out.append(ConvPool(op, nxt))
             i += 2
         else:
