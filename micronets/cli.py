@@ -121,15 +121,12 @@ def _check_classname(ctx, param, value):
 
 def _check_output(path: str) -> str:
     """Fail early (before any heavy work) when ``path`` cannot be written."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise fail(f"cannot write {path}: it is a directory")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise fail(f"cannot write {path}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise fail(f"cannot write {path}: directory {directory} is not writable")
-    return path
+    from micronets.compiler.export import check_writable
+
+    try:
+        return check_writable(path)
+    except OSError as exc:
+        raise fail(one_line(exc))
 
 
 def shape_text(shape) -> str:
@@ -365,18 +362,7 @@ def compile_summary(resolved: Resolved, classname: Optional[str]):
         result = compile_model(resolved.model, classname=classname or resolved.classname, arch=resolved.label)
     except ValueError as exc:
         raise fail(one_line(exc))
-    return result, _plain(result.summary())
-
-
-def _plain(value):
-    """Summary values as plain JSON types (numpy integers and tuples converted)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return value.item()
-    return value
+    return result, result.summary()
 
 
 def export_header(resolved: Resolved, path: str, classname: Optional[str]):
@@ -391,7 +377,7 @@ def export_header(resolved: Resolved, path: str, classname: Optional[str]):
         raise fail(one_line(exc))
     except OSError as exc:
         raise fail(f"cannot write {path}: {exc.strerror or one_line(exc)}")
-    return result, _plain(result.summary())
+    return result, result.summary()
 
 
 # ---------------------------------------------------------------------------- printing

@@ -219,12 +219,16 @@ def confusion_png(report: Report, title: str = "") -> bytes:
                             color="white" if cm[i, j] > top / 2 else "black")
         ax.set_title((_plot_label(title, 60) + "\n" if title else "")
                      + f"test accuracy {report.accuracy * 100:.1f}% ({report.n} images)", fontsize=10)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        return buf.getvalue()
+        return _png_bytes(fig)
     finally:
         plt.close(fig)
+
+
+def _png_bytes(fig) -> bytes:
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
 
 
 def curves_png(history: Dict[str, List[float]], best_epoch: Optional[int] = None, title: str = "") -> bytes:
@@ -246,10 +250,7 @@ def curves_png(history: Dict[str, List[float]], best_epoch: Optional[int] = None
             ax.grid(alpha=0.3)
         if title:
             fig.suptitle(_plot_label(title, 80), fontsize=10)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        return buf.getvalue()
+        return _png_bytes(fig)
     finally:
         plt.close(fig)
 
@@ -275,16 +276,12 @@ def companion_paths(output: str) -> Dict[str, str]:
 
 
 def _check_writable(path: str):
-    path = os.fspath(path)
-    if not path or path.endswith(os.sep):
-        raise ValueError(f"cannot write {path!r}: not a file name")
-    if os.path.isdir(path):
-        raise ValueError(f"cannot write {path}: it is a directory")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ValueError(f"cannot write {path}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise ValueError(f"cannot write {path}: directory {directory} is not writable")
+    from micronets.compiler.export import check_writable
+
+    try:
+        check_writable(path)
+    except OSError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _plain(value):

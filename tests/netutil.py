@@ -38,34 +38,12 @@ def _functional(model):
 
 
 def graph_nodes(model):
-    """The nodes (one per layer or operation call) of a functional model, inputs first.
+    """The nodes (one per layer or operation call) of a functional model, inputs first, in the
+    compiler's own order (so ``liven`` draws its random numbers in a stable sequence); any number
+    of inputs and outputs, and operations that are not layers (``x + 3.0``, ``x[..., :c]``)."""
+    from micronets.compiler.trace import keras_nodes
 
-    Depth-first from each output in ``model.outputs`` order, inputs of a node in order: for a
-    single-output model the same order as the compiler's tracer has always used, so ``liven``
-    draws its random numbers in the same sequence as before. Unlike the tracer it takes any
-    number of inputs and outputs and operations that are not layers (``x + 3.0``, ``x[..., :c]``).
-    """
-    model = _functional(model)
-    order, seen = [], set()
-    for out in model.outputs:
-        stack = [(out, False)]
-        while stack:
-            kt, expanded = stack.pop()
-            history = kt._keras_history
-            layer = history.operation
-            key = (id(layer), history.node_index)
-            node = layer._inbound_nodes[history.node_index]
-            if expanded:
-                if key not in seen:
-                    seen.add(key)
-                    order.append(node)
-                continue
-            if key in seen:
-                continue
-            stack.append((kt, True))
-            for t in reversed(list(node.input_tensors)):
-                stack.append((t, False))
-    return order
+    return keras_nodes(_functional(model))
 
 
 def _run(node, values):

@@ -88,6 +88,7 @@ class CompiledModel:
 
     # ---------------------------------------------------------------- figures
     def summary(self) -> Dict:
+        """The figures as plain JSON types (what ``micronets info --json`` prints)."""
         g, p = self.graph, self.plan
         weights = sum(op.params() for op in g.ops)
         arena = p.arena_size

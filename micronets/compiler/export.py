@@ -9,22 +9,33 @@ from typing import Dict, Optional, Sequence, Union
 from micronets.compiler.compile import CompiledModel, compile_model
 
 
-def write_atomic(path, data: Union[str, bytes], mode: int = 0o644) -> str:
-    """Write ``data`` (text as UTF-8, or bytes) to ``path`` through a temporary file in the same
-    folder and a rename, so a failure never leaves a partial or half-written file. A symlink is
-    followed (its target is replaced, the link stays); permissions are ``mode`` less the umask.
-    Returns the path written. Raises OSError naming ``path`` (never the temporary file)."""
+def check_writable(path) -> str:
+    """Raise OSError (naming ``path``) when ``write_atomic(path, ...)`` cannot succeed: no file
+    name, a folder, a missing or read-only folder. For failing early, before any heavy work."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise OSError(f"cannot write {path!r}: an output file name is required")
     path = os.fspath(path)
     if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
         raise OSError(f"cannot write {path}: it names a folder, not a file")
-    target = os.path.realpath(path)  # write through symlinks
-    directory = os.path.dirname(target)
+    target = os.path.realpath(path)
     if os.path.isdir(target):
         raise OSError(f"cannot write {path}: it is a folder")
+    directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise OSError(f"cannot write {path}: folder {os.path.dirname(os.path.abspath(path))} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise OSError(f"cannot write {path}: folder {directory} is not writable")
+    return path
+
+
+def write_atomic(path, data: Union[str, bytes], mode: int = 0o644) -> str:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` through a temporary file in the same
+    folder and a rename, so a failure never leaves a partial or half-written file. A symlink is
+    followed (its target is replaced, the link stays); permissions are ``mode`` less the umask.
+    Returns the path written. Raises OSError naming ``path`` (never the temporary file)."""
+    path = check_writable(path)
+    target = os.path.realpath(path)  # write through symlinks
+    directory = os.path.dirname(target)
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     try:
         fd, tmp = tempfile.mkstemp(prefix=".micronets-", suffix=".tmp", dir=directory)
@@ -58,8 +69,7 @@ def export(model, path, classname: Optional[str] = "Net", arch: Optional[str] = 
     Raises TypeError (not a Keras model), ValueError (unsupported layer, bad class name, NaN
     weights) or OSError (unwritable path); in every error case no file is written.
     """
-    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise OSError(f"cannot write {path!r}: an output file name is required")
+    check_writable(path)
     compiled = compile_model(model, classname="Net" if classname is None else classname, arch=arch,
                              input_scale=input_scale, input_offset=input_offset, class_names=class_names, notes=notes)
     text = compiled.render(filename=os.path.basename(os.fspath(path)) or "model.h")

@@ -184,15 +184,9 @@ def _operation_key(operation) -> str:
     return cls if isinstance(operation, keras.layers.Layer) else f"op:{cls}"
 
 
-def _keras_graph(model):
-    """(topologically ordered [(operation, node, output keras tensor)], reader counts)."""
-    if not getattr(model, "inputs", None) or not getattr(model, "outputs", None):
-        raise UnsupportedModelError(
-            f"model '{model.name}' has no defined input; build it with an Input shape (keras.Input or Sequential([keras.Input(...), ...]))"
-        )
-    if len(model.inputs) != 1:
-        raise UnsupportedModelError(f"model '{model.name}' has {len(model.inputs)} inputs; exactly one is supported")
-
+def keras_nodes(model):
+    """The nodes (one per layer or operation call) of a functional model in topological order:
+    depth-first from each output in ``model.outputs`` order, a node's inputs in order."""
     order, seen = [], set()
     stack = [(t, False) for t in reversed(model.outputs)]
     while stack:
@@ -204,17 +198,31 @@ def _keras_graph(model):
         if expanded:
             if key not in seen:
                 seen.add(key)
-                if len(node.output_tensors) != 1:
-                    raise UnsupportedModelError(
-                        f"operation '{layer.name}' ({type(layer).__name__}) has {len(node.output_tensors)} outputs; "
-                        f"only single-output layers are supported")
-                order.append((layer, node, node.output_tensors[0]))
+                order.append(node)
             continue
         if key in seen:
             continue
         stack.append((kt, True))
         for t in reversed(list(node.input_tensors)):
             stack.append((t, False))
+    return order
+
+
+def _keras_graph(model):
+    """(topologically ordered [(operation, node, output keras tensor)], reader counts)."""
+    if not getattr(model, "inputs", None) or not getattr(model, "outputs", None):
+        raise UnsupportedModelError(
+            f"model '{model.name}' has no defined input; build it with an Input shape (keras.Input or Sequential([keras.Input(...), ...]))"
+        )
+    if len(model.inputs) != 1:
+        raise UnsupportedModelError(f"model '{model.name}' has {len(model.inputs)} inputs; exactly one is supported")
+    order = []
+    for node in keras_nodes(model):
+        if len(node.output_tensors) != 1:
+            raise UnsupportedModelError(
+                f"operation '{node.operation.name}' ({type(node.operation).__name__}) has {len(node.output_tensors)} "
+                f"outputs; only single-output layers are supported")
+        order.append((node.operation, node, node.output_tensors[0]))
     readers = {}
     for layer, node, _ in order:
         for t in node.input_tensors:

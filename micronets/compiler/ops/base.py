@@ -50,6 +50,24 @@ def rewrite(stage: int):
     return register
 
 
+def fuse_pairs(ops, kept, condition, make):
+    """Replace each op ``a`` whose output is read only by the op ``b`` right after it (as that op's
+    first input) and is not in ``kept``, where ``condition(a, b)`` holds, by ``make(a, b)``."""
+    readers = collections.Counter(t.storage for op in ops for t in op.inputs)
+    out, i = [], 0
+    while i < len(ops):
+        a = ops[i]
+        b = ops[i + 1] if i + 1 < len(ops) else None
+        if (b is not None and b.inputs and b.inputs[0] is a.output and readers[a.output] == 1
+                and a.output not in kept and condition(a, b)):
+            out.append(make(a, b))
+            i += 2
+        else:
+            out.append(a)
+            i += 1
+    return out
+
+
 class UnsupportedModelError(ValueError):
     """The model uses a layer, or a layer setting, the compiler cannot turn into C++."""
 

@@ -15,7 +15,7 @@ import collections
 import numpy as np
 
 from micronets.compiler.graph import FLOAT_BYTES
-from micronets.compiler.ops.base import Op, rewrite
+from micronets.compiler.ops.base import Op, fuse_pairs, rewrite
 from micronets.compiler.ops.conv2d import Conv2D
 from micronets.compiler.ops.depthwise import DepthwiseConv2D
 
@@ -96,19 +96,6 @@ class ConvDepthwise(Op):
 
 @rewrite(stage=1)
 def fuse_conv_depthwise(ops, kept):
-    """Replace each Conv2D whose only reader is the DepthwiseConv2D right after it by one op
-    (``kept``: storages that must exist whole, e.g. the model outputs)."""
-    readers = collections.Counter(t.storage for op in ops for t in op.inputs)
-    out, i = [], 0
-    while i < len(ops):
-        op = ops[i]
-        nxt = ops[i + 1] if i + 1 < len(ops) else None
-        if (isinstance(op, Conv2D) and isinstance(nxt, DepthwiseConv2D) and nxt.inputs[0] is op.output
-                and readers[op.output] == 1 and op.output not in kept and not op.grouped and not nxt.grouped
-                and op.output.hwc[0] >= 2 * int(nxt.kernel.shape[0])):
-            out.append(ConvDepthwise(op, nxt))
-            i += 2
-        else:
-            out.append(op)
-            i += 1
-    return out
+    """Replace each Conv2D whose only reader is the DepthwiseConv2D right after it by one op."""
+    return fuse_pairs(ops, kept, lambda a, b: (type(a) is Conv2D and isinstance(b, DepthwiseConv2D) and not a.grouped
+                                              and a.output.hwc[0] >= 2 * int(b.kernel.shape[0])), ConvDepthwise)

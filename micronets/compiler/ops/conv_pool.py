@@ -15,7 +15,7 @@ from __future__ import annotations
 import collections
 
 from micronets.compiler.graph import FLOAT_BYTES
-from micronets.compiler.ops.base import Op, rewrite
+from micronets.compiler.ops.base import Op, fuse_pairs, rewrite
 from micronets.compiler.planner import pair_span
 from micronets.compiler.ops.conv2d import Conv2D
 from micronets.compiler.ops.pool import Pool2D
@@ -67,18 +67,7 @@ def _saves_memory(conv: Conv2D, pool: Pool2D, produced) -> bool:
 def fuse_conv_pool(ops, kept):
     """Replace each Conv2D whose only reader is the pooling right after it by one op, where that
     needs less memory."""
-    readers = collections.Counter(t.storage for op in ops for t in op.inputs)
     produced = {op.output for op in ops}
-    out, i = [], 0
-    while i < len(ops):
-        op = ops[i]
-        nxt = ops[i + 1] if i + 1 < len(ops) else None
-        if (type(op) is Conv2D and isinstance(nxt, Pool2D) and nxt.inputs[0] is op.output
-                and readers[op.output] == 1 and op.output not in kept and not op.grouped
-                and op.output.hwc[0] >= 2 * nxt.pool[0] and _saves_memory(op, nxt, produced)):
-            out.append(ConvPool(op, nxt))
-            i += 2
-        else:
-            out.append(op)
-            i += 1
-    return out
+    return fuse_pairs(ops, kept, lambda a, b: (type(a) is Conv2D and isinstance(b, Pool2D) and not a.grouped
+                                              and a.output.hwc[0] >= 2 * b.pool[0] and _saves_memory(a, b, produced)),
+                      ConvPool)
