@@ -45,7 +45,7 @@ LIVEN_BATCH = 32
 
 #: seeds that once failed (mismatch, crash or refusal): they always run, in their own test.
 #: See the end of this file for each bug reduced to a minimal model.
-REGRESSION_SEEDS = [1050, 1079, 1119, 1150, 1182, 1232]
+REGRESSION_SEEDS = [1050, 1079, 1119, 1150, 1182, 1232, 2016]
 
 ACTIVATIONS = ["relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "hard_sigmoid", "hard_silu",
                "hard_swish", "sigmoid", "tanh", "softplus", "softsign", "exponential", "softmax", "log_softmax",
