@@ -164,3 +164,19 @@ def test_pico_learns_real_digits():
     net.fit(tx, ty, epochs=10)
     accuracy = net.evaluate(vx, vy)
     assert accuracy >= 0.6, accuracy
+
+
+def test_batchnorm_recalibration_uses_an_even_spread_of_ordered_data():
+    """Precise BatchNorm on data sorted by class (as folders load) must not take its statistics
+    from the first classes only: it samples the whole set."""
+    import keras
+
+    from micronets.models.base import recalibrate_batchnorm
+
+    inp = keras.Input((4,))
+    model = keras.Model(inp, keras.layers.BatchNormalization()(keras.layers.Dense(3)(inp)))
+    x = np.concatenate([np.full((3000, 4), v, np.float32) for v in (0.0, 1.0, 2.0)])  # three "classes"
+    recalibrate_batchnorm(model, x, max_samples=600)
+    dense_out = model.layers[1](x).numpy()
+    mean = model.layers[2].moving_mean.numpy()
+    assert np.allclose(mean, dense_out.mean(axis=0), atol=0.1 * np.abs(dense_out).max())

@@ -438,13 +438,16 @@ def _mixup(alpha: float):
 
 def recalibrate_batchnorm(model, x, max_samples: int = 1024, batch_size: int = 256):
     """Set every BatchNormalization's moving statistics to the exact mean and variance of its
-    input over ``x`` (at most ``max_samples`` of it), layer by layer in graph order, each with the
+    input over ``x`` (a random ``max_samples`` of it), layer by layer in graph order, each with the
     layers before it already recalibrated ("precise BatchNorm"). On small data the moving averages
     see only a few dozen steps and trail the weights (validation at chance while training
     accuracy is high); exact statistics make inference match what training learned."""
     import keras
 
-    x = np.asarray(x[:max_samples], np.float32)
+    x = np.asarray(x)
+    if len(x) > max_samples:  # an even spread over the data (it may be ordered by class)
+        x = x[np.random.default_rng(0).choice(len(x), max_samples, replace=False)]
+    x = np.asarray(x, np.float32)
     for layer in model.layers:
         if type(layer).__name__ != "BatchNormalization" or not layer.weights:
             continue
