@@ -458,3 +458,25 @@ def test_pooling_walks_backwards_over_its_input_when_that_packs_tighter(tmp_path
     assert Placed(pool, compiled.plan, ("outputs",)).reverse
     s = compiled.summary()
     assert s["arena_bytes"] == s["inplace_bound"]
+
+
+def test_convs_write_their_channels_of_a_concatenation_without_a_copy(tmp_path):
+    """SqueezeNet's fire module: both expand convs write straight into their channel slices of
+    the concatenation (output pixels 24 floats apart); no copy op remains and the arena shrinks."""
+    from micronets.compiler.trace import trace
+    from micronets.compiler.plan import plan_memory
+
+    inp = keras.Input((12, 12, 8))
+    s = layers.Conv2D(4, 1, activation="relu", name="squeeze")(inp)
+    a = layers.Conv2D(16, 1, activation="relu", name="expand1x1")(s)
+    b = layers.Conv2D(8, 3, padding="same", activation="relu", name="expand3x3")(s)
+    x = layers.Concatenate(name="fire")([a, b])
+    x = layers.Conv2D(6, 3, strides=2, name="next")(x)
+    model = randomise(keras.Model(inp, layers.Flatten()(x)), spread=3.0)
+    compiled = assert_matches_keras(model, tmp_path, live=False)
+    ops = {op.name: op for op in compiled.graph.ops}
+    assert "fire" not in ops
+    assert [ops[n].output.channel_offset for n in ("expand1x1", "expand3x3")] == [0, 16]
+    assert "conv2d<12, 12, 4, 12, 12, 8, 24," in compiled.header  # the 3x3 conv's pixels are 24 floats apart
+    copying = plan_memory(trace(model, without=("concatenate_in_place",)))
+    assert compiled.summary()["arena_bytes"] < copying.arena_size

@@ -216,6 +216,12 @@ def compile_model(model, classname: str = "Net", arch: Optional[str] = None,
         raise TypeError("notes must be a dict of str keys to values")
     check_weights(graph)
     plan = plan_memory(graph)
+    if any(op.output.is_slice for op in graph.ops):
+        # writing a concatenation's slices in place keeps it alive longer: keep it only where it pays
+        copying = trace(model, without=("concatenate_in_place",))
+        copying_plan = plan_memory(copying)
+        if copying_plan.arena_size < plan.arena_size:
+            graph, plan = copying, copying_plan
     layerwise = trace(model, fuse=False)
     return CompiledModel(model, graph, plan, classname, arch or model.name, input_scale, input_offset,
                          layerwise, plan_memory(layerwise), class_names, notes)

@@ -84,6 +84,8 @@ def _what(suffix: str) -> str:
 
 
 def _where(t, plan) -> str:
+    if t.is_slice:
+        return f"{t.shape_str()} as channels [{t.channel_offset}, {t.channel_offset + t.shape[-1]}) of {_where(t.base, plan)}"
     kind, value = plan.location(t)
     if kind == "input":
         return f"{t.shape_str()} input"

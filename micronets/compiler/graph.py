@@ -26,6 +26,9 @@ class Tensor:
     name: str
     shape: Tuple[int, ...]
     base: Optional["Tensor"] = None
+    #: set on a channel slice: channels [channel_offset, channel_offset + shape[-1]) of ``base``
+    #: (same leading axes), which its producer writes in place of a concatenation's copy
+    channel_offset: Optional[int] = None
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
@@ -34,8 +37,19 @@ class Tensor:
         if self.base is not None:
             if self.base.base is not None:
                 raise ValueError("a view's base must own its bytes")
-            if self.base.size != self.size:
+            if self.channel_offset is not None:
+                if (self.shape[:-1] != self.base.shape[:-1] or self.channel_offset < 0
+                        or self.channel_offset + self.shape[-1] > self.base.shape[-1]):
+                    raise ValueError(f"slice {self.name!r} {self.shape} at channel {self.channel_offset} "
+                                     f"does not fit {self.base.name!r} {self.base.shape}")
+            elif self.base.size != self.size:
                 raise ValueError(f"view {self.name!r} {self.shape} of {self.base.name!r} {self.base.shape} changes the size")
+        elif self.channel_offset is not None:
+            raise ValueError("a channel slice needs a base")
+
+    @property
+    def is_slice(self) -> bool:
+        return self.channel_offset is not None
 
     @property
     def storage(self) -> "Tensor":

@@ -53,23 +53,26 @@ def plan_memory(graph: Graph) -> MemoryPlan:
     locations: Dict[Tensor, Tuple[str, int]] = {graph.input.storage: ("input", 0)}
     for k, t in enumerate(graph.outputs):
         locations[t.storage] = ("output", k)
-    last: Dict[Tensor, int] = {}
+    first: Dict[Tensor, int] = {}  # storage -> first op writing it (several write a concatenation's slices)
+    last: Dict[Tensor, int] = {}  # storage -> last op reading or writing it
     for op in graph.ops:
+        first.setdefault(op.output.storage, op.index)
+        last[op.output.storage] = op.index
         for t in op.inputs:
             last[t.storage] = op.index
     buffers: List[planner.Buffer] = []
     overlaps: List[planner.Overlap] = []
     names: Dict[Tensor, str] = {}
     for op in graph.ops:
-        out = op.output
-        if out in locations:
+        out = op.output.storage
+        if out in locations or out in names:
             continue
         names[out] = f"{op.ident}:out"
-        buffers.append(planner.Buffer(names[out], out.nbytes, op.index, max(op.index, last.get(out, op.index))))
+        buffers.append(planner.Buffer(names[out], out.nbytes, first[out], last[out]))
     scratch_ops = []
     for op in graph.ops:
         out = op.output
-        if out not in names:
+        if out not in names:  # outside the arena, or a slice (written with a stride: never in place)
             continue
         declared = False
         storages = [t.storage for t in op.inputs]
@@ -116,10 +119,12 @@ class Placed:
         """C expression for a tensor's first element inside ``run``."""
         kind, value = self.plan.location(tensor)
         if kind == "input":
-            return "input"
-        if kind == "output":
-            return self.output_names[value]
-        return f"arena + {value // FLOAT_BYTES}"
+            base = "input"
+        elif kind == "output":
+            base = self.output_names[value]
+        else:
+            base = f"arena + {value // FLOAT_BYTES}"
+        return f"{base} + {tensor.channel_offset}" if tensor.channel_offset else base
 
     def overlaps_input(self) -> bool:
         return self.plan.overlaps_input(self.op)

@@ -247,9 +247,10 @@ def _describe(operation, key) -> str:
         f"operation '{operation.name}' (keras.ops {cls})"
 
 
-def trace(model, fuse: bool = True) -> Graph:
+def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
     """Convert a Keras model into a Graph; unsupported layers raise UnsupportedModelError.
-    ``fuse=False`` skips the fusing rewrites (one op per layer, for comparison)."""
+    ``fuse=False`` skips the fusing rewrites (one op per layer, for comparison); ``without``
+    names rewrites to skip."""
     import keras
 
     if not isinstance(model, keras.Model):
@@ -307,7 +308,8 @@ def trace(model, fuse: bool = True) -> Graph:
     kept = frozenset(t.storage for t in outputs)
     ops = list(ctx.ops)
     for fn in REWRITES if fuse else ():
-        ops = fn(ops, kept)
+        if fn.__name__ not in without:
+            ops = fn(ops, kept)
     used = set()
     for i, op in enumerate(ops):
         op.index = i

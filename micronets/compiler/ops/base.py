@@ -99,8 +99,8 @@ class Op:
     fuses_activation: ClassVar[bool] = False
 
     def __init__(self, name: str, inputs: List[Tensor], output: Tensor):
-        if output.base is not None:
-            raise ValueError(f"op '{name}' must write a tensor that owns its bytes, not a view")
+        if output.base is not None and not output.is_slice:
+            raise ValueError(f"op '{name}' must write a tensor that owns its bytes (or a channel slice), not a view")
         self.name = name
         self.inputs = list(inputs)
         self.output = output

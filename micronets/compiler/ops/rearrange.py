@@ -7,12 +7,13 @@ is a list of such moves, optionally over a zeroed output (padding). No MACs.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from micronets.compiler.ops.base import Op, UnsupportedModelError, converter
+from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, rewrite
 
 MAX_AXES = 6
 
@@ -57,20 +58,23 @@ class Move:
 class Rearrange(Op):
     template = "kernels/rearrange.h.j2"
 
-    def __init__(self, name, inputs, out, moves: List[Move], kind: str, detail: str = "", zero: bool = False):
+    def __init__(self, name, inputs, out, moves: List[Move], kind: str, detail: str = "", zero: bool = False,
+                 channel_offsets: Optional[Sequence[int]] = None):
         super().__init__(name, inputs, out)
         self.moves = [m.collapsed() for m in moves]
         self.kind = kind
         self.detail = detail
         self.zero = bool(zero)
+        #: a concatenation on the last axis: where each input's channels start in the output
+        self.channel_offsets = None if channel_offsets is None else tuple(channel_offsets)
 
     def describe(self):
         return self.detail
 
 
-def _add(ctx, name, inputs, shape, moves, kind, detail="", zero=False):
+def _add(ctx, name, inputs, shape, moves, kind, detail="", zero=False, channel_offsets=None):
     out = ctx.new_tensor(name, shape)
-    return ctx.add(Rearrange(name, list(inputs), out, moves, kind, detail, zero)).output
+    return ctx.add(Rearrange(name, list(inputs), out, moves, kind, detail, zero, channel_offsets)).output
 
 
 def materialise_padding(ctx, padded):
@@ -160,11 +164,13 @@ def concatenate(ctx, xs, axis, name):
             raise UnsupportedModelError(f"'{name}': shapes {[t.shape for t in xs]} do not concatenate on axis {axis}")
     shape = xs[0].shape[:a] + (sum(t.shape[a] for t in xs),) + xs[0].shape[a + 1:]
     dst = row_major(shape)
-    moves, at = [], 0
+    moves, at, offsets = [], 0, []
     for k, t in enumerate(xs):
         moves.append(Move(k, 0, at * dst[a], t.shape, row_major(t.shape), dst))
+        offsets.append(at)
         at += t.shape[a]
-    return _add(ctx, name, xs, shape, moves, "Concatenate", f"axis {axis}")
+    return _add(ctx, name, xs, shape, moves, "Concatenate", f"axis {axis}",
+                channel_offsets=offsets if a == rank - 1 else None)
 
 
 @converter("Concatenate")
@@ -213,3 +219,36 @@ def convert_getitem(layer, inputs, ctx):
         raise UnsupportedModelError(f"operation '{layer.name}' takes a single element; not supported")
     move = Move(0, offset, 0, shape, tuple(strides), row_major(shape))
     return _add(ctx, layer.name, [x], shape, [move], "Slice")
+
+
+@rewrite(stage=2)
+def concatenate_in_place(ops, kept):
+    """A Conv2D whose only reader is a concatenation on the channel axis writes its channels
+    straight into the concatenation's output (a channel slice, output pixels a whole row of
+    channels apart) instead of into a tensor of its own that the concatenation then copies. The
+    concatenation keeps copying only its other inputs, and vanishes when none are left."""
+    from micronets.compiler.graph import Tensor
+    from micronets.compiler.ops.conv2d import Conv2D
+
+    readers = collections.Counter(t.storage for op in ops for t in op.inputs)
+    producer = {op.output: op for op in ops}
+    replaced, out = {}, []
+    for op in ops:
+        if isinstance(op, Rearrange) and op.channel_offsets is not None:
+            keep = []
+            for k, t in enumerate(op.inputs):
+                p = producer.get(t)
+                if (type(p) is Conv2D and p not in replaced and readers[t] == 1 and t not in kept
+                        and sum(x is t for x in op.inputs) == 1):
+                    piece = Tensor(t.name, t.shape, base=op.output, channel_offset=op.channel_offsets[k])
+                    replaced[p] = p.evolve(output=piece)
+                else:
+                    keep.append(k)
+            if len(keep) < len(op.inputs):
+                if keep:
+                    moves = [dataclasses.replace(m, source=keep.index(m.source)) for m in op.moves if m.source in keep]
+                    out.append(op.evolve(inputs=[op.inputs[k] for k in keep], moves=moves,
+                                         channel_offsets=tuple(op.channel_offsets[k] for k in keep)))
+                continue
+        out.append(op)
+    return [replaced.get(op, op) for op in out]
