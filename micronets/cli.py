@@ -25,7 +25,7 @@ import click
 
 import micronets
 from micronets.boards import BOARD_HELP, BOARDS, KB, MB, Board, board_verdict  # noqa: F401 (re-exported)
-from micronets.models import ARCHS, MOBILENET_ARCHS, PHINET_ARCHS
+from micronets.models import ARCHS, MOBILENET_ARCHS
 
 MODEL_FILE_SUFFIXES = (".keras", ".h5")
 

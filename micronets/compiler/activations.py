@@ -117,33 +117,6 @@ class Act:
     def uses_bit_trick(self) -> bool:
         return self.name in ("relu", "relu6") and (self.name == "relu6" or not self.params)
 
-    def numpy(self, x: np.ndarray) -> np.ndarray:
-        """Reference in numpy (float64), for tests of the C++ bodies."""
-        p = dict(self.params)
-        x = np.asarray(x, np.float64)
-        sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
-        if self.name == "linear":
-            return x
-        if self.name == "relu":
-            t, m, a = p.get("threshold", 0.0), p.get("max_value"), p.get("negative_slope", 0.0)
-            y = np.where(x > t, x, 0.0)
-            if m is not None:
-                y = np.clip(y, 0.0, m)
-            return y - a * np.maximum(t - x, 0.0)
-        table = {
-            "relu6": lambda: np.clip(x, 0, 6), "leaky_relu": lambda: np.where(x > 0, x, p.get("negative_slope", 0) * x),
-            "elu": lambda: np.where(x > 0, x, p.get("alpha", 1.0) * np.expm1(x)),
-            "selu": lambda: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(x)),
-            "silu": lambda: x * sig(x), "sigmoid": lambda: sig(x),
-            "hard_sigmoid": lambda: np.clip(x + 3, 0, 6) / 6, "hard_silu": lambda: x * np.clip(x + 3, 0, 6) / 6,
-            "tanh": lambda: np.tanh(x), "softplus": lambda: np.logaddexp(0, x), "softsign": lambda: x / (1 + np.abs(x)),
-            "exponential": lambda: np.exp(x), "hard_tanh": lambda: np.clip(x, -1, 1),
-            "mish": lambda: x * np.tanh(np.logaddexp(0, x)),
-        }
-        if self.name in table:
-            return table[self.name]()
-        raise NotImplementedError(self.name)
-
 
 LINEAR = Act("linear")
 

@@ -11,7 +11,7 @@ Where a tensor lives (the caller's input, the arena, an output array) is decided
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 

@@ -278,9 +278,8 @@ def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
                 )
             fn = CONVERTERS.get(key)
             if fn is None:
-                owner = _owner_hint(model, layer)
                 raise UnsupportedModelError(
-                    f"{_describe(layer, key)}{owner} is not supported. Supported layers: {', '.join(supported_layers())}; "
+                    f"{_describe(layer, key)} in model '{model.name}' is not supported. Supported layers: {', '.join(supported_layers())}; "
                     f"supported keras.ops: {', '.join(supported_operations())}"
                 )
             ins = [values[id(k)] for k in node.input_tensors]
@@ -316,15 +315,6 @@ def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
         op.ident = _ident(op.name, used)
     keras_tensors = tuple((name, v) for name, v in layer_values if isinstance(v, Tensor))
     return Graph(ops=tuple(ops), input=graph_input, outputs=tuple(outputs), keras_tensors=keras_tensors)
-
-
-def _owner_hint(model, operation) -> str:
-    """For a bare operation inside a functional graph: the layer whose name prefixes it, if any."""
-    import keras
-
-    if isinstance(operation, keras.layers.Layer):
-        return ""
-    return f" (in model '{model.name}')"
 
 
 def _outputs(ctx: Tracer, values, graph_input: Tensor, model) -> List[Tensor]:
