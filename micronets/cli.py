@@ -797,17 +797,22 @@ def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augm
               help="Folder with one subfolder of images per class (the classes the model was trained on).")
 @click.option("--cpp/--no-cpp", default=True, show_default=True,
               help="Also compile the model's header with g++ and report its accuracy.")
-def eval_(model_file, data_dir, cpp):
+@click.option("--confusion", "confusion_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the confusion matrix as a PNG to this file (as train writes beside the header).")
+def eval_(model_file, data_dir, cpp, confusion_path):
     """Report a saved model's accuracy on a folder of labelled images (same report as train).
 
     \b
     Examples:
       micronets eval model.keras --data test_photos/
+      micronets eval model.keras --data test_photos/ --confusion confusion.png
     """
     from micronets.train import evaluate_folder
 
     if not os.path.isfile(model_file):
         raise fail(f"model file not found: {model_file}")
+    if confusion_path:
+        _check_output(confusion_path)
     console = _console()
     import_keras()
     try:
@@ -816,6 +821,12 @@ def eval_(model_file, data_dir, cpp):
     except ValueError as exc:
         raise fail(one_line(exc))
     _print_report(console, result.report)
+    if confusion_path:
+        from micronets.compiler.export import write_atomic
+        from micronets.train import confusion_png
+
+        write_atomic(confusion_path, confusion_png(result.report, os.path.basename(model_file)))
+        console.print(f"Wrote {confusion_path}", markup=False)
     _near_chance(result.report)
 
 

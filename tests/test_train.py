@@ -149,10 +149,12 @@ def test_default_train_reaches_the_floor_and_reports_honestly(tmp_path):
             assert im.format == "PNG" and im.size[0] > 300
     # the saved net carries its class names; eval gives the same report for it on any folder
     assert micronets.load(str(out / "pico.keras")).class_names == card["classes"]
-    ev = run_cli("eval", out / "pico.keras", "--data", data)
+    ev = run_cli("eval", out / "pico.keras", "--data", data, "--confusion", tmp_path / "eval_confusion.png")
     assert ev.exit_code == 0, ev.output
     assert "Test accuracy (Keras)" in ev.stdout and "on 600 test images" in ev.stdout
     assert "Test accuracy (compiled C++ header, g++)" in ev.stdout
+    with Image.open(tmp_path / "eval_confusion.png") as im:
+        assert im.format == "PNG" and im.size[0] > 300
     # gen --weights FILE.keras: the hyperparameters the file records (32x32x1, 3 classes, BatchNorm)
     gen = run_cli("gen", "--arch", "pico", "--weights", out / "pico.keras", "-o", tmp_path / "again.h")
     assert gen.exit_code == 0, gen.output
