@@ -82,7 +82,6 @@ class Tracer:
         self.pinned: set = set()  # values that must stay whole: model outputs, viewed or padded tensors
         self.call_args: Tuple = ()  # the current node's call arguments, Keras tensors replaced by values
         self.call_kwargs: Dict = {}
-        self.layer = None  # the layer or operation being converted
         self.output_shape: Tuple = ()  # its output's shape as Keras computed it (no batch axis)
 
     # ---- tensors and ops
@@ -283,7 +282,6 @@ def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
                     f"supported keras.ops: {', '.join(supported_operations())}"
                 )
             ins = [values[id(k)] for k in node.input_tensors]
-            ctx.layer = layer
             ctx.output_shape = tuple(output_kt.shape[1:])
             ctx.call_args = _substitute(tuple(node.arguments.args), values)
             ctx.call_kwargs = _substitute(dict(node.arguments.kwargs), values)
