@@ -767,8 +767,15 @@ def main(argv=None) -> int:
     elapsed = time.time() - T0
     chart = out.with_suffix(".png")
     draw_chart(results, chart)
-    out.with_suffix(".json").write_text(json.dumps({"machine": info, "results": results}, indent=1, default=float))
-    out.write_text(write_report(results, info, args, out, chart, elapsed, pieces))
+    from accuracy import BEGIN, END, write_section
+
+    from micronets.compiler.export import write_atomic
+
+    previous = out.read_text(encoding="utf-8") if out.exists() else ""
+    write_atomic(out.with_suffix(".json"), json.dumps({"machine": info, "results": results}, indent=1, default=float))
+    write_atomic(out, write_report(results, info, args, out, chart, elapsed, pieces))
+    if BEGIN in previous and END in previous:  # accuracy.py's section of the same file stays
+        write_section(str(out), BEGIN + previous.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n")
     log(f"wrote {out}, {chart.name}, {out.with_suffix('.json').name} ({elapsed / 60:.1f} min)")
     return 0
 
