@@ -54,15 +54,15 @@ _BODIES: Dict[str, Callable[[Dict[str, float]], str]] = {
                        f"expm1f((x < 0.0f ? x : 0.0f) / {c_float(p['alpha'])});"),
     "gelu": lambda p: ("return 0.5f * x * (1.0f + tanhf(0.797884561f * (x + 0.044715f * x * x * x)));"
                        if p.get("approximate") else "return 0.5f * x * (1.0f + erff(x * 0.707106781f));"),
-    "silu": lambda p: "return x / (1.0f + expf(-x));",
-    "sigmoid": lambda p: "return 1.0f / (1.0f + expf(-x));",
+    "silu": lambda p: "return x / (1.0f + mn_expf(-x));",
+    "sigmoid": lambda p: "return 1.0f / (1.0f + mn_expf(-x));",
     "hard_sigmoid": lambda p: "return mn_clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f;",
     "hard_silu": lambda p: "return x * (mn_clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f);",
     "tanh": lambda p: "return tanhf(x);",
-    "softplus": lambda p: "return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x));",
+    "softplus": lambda p: "return x > 0.0f ? x + log1pf(mn_expf(-x)) : log1pf(mn_expf(x));",
     "softsign": lambda p: "return x / (1.0f + fabsf(x));",
-    "exponential": lambda p: "return expf(x);",
-    "mish": lambda p: "return x * tanhf(x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)));",
+    "exponential": lambda p: "return mn_expf(x);",
+    "mish": lambda p: "return x * tanhf(x > 0.0f ? x + log1pf(mn_expf(-x)) : log1pf(mn_expf(x)));",
     "hard_tanh": lambda p: "return mn_clamp(x, -1.0f, 1.0f);",
 }
 
