@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import click
 
 import micronets
-from micronets.boards import BOARD_HELP, BOARDS, KB, MB, Board, board_verdict  # noqa: F401 (re-exported)
+from micronets.boards import BOARD_HELP, BOARD_NAMES, BOARDS, KB, MB, Board, board_verdict, find_board  # noqa: F401
 from micronets.models import ARCHS, MOBILENET_ARCHS
 
 MODEL_FILE_SUFFIXES = (".keras", ".h5")
@@ -445,6 +445,8 @@ def print_verdict(console, v: Dict[str, Any]):
     console.print(line("Flash", v["flash_needed"], v["flash_available"], v["flash_margin"],
                        f"weights {v['flash_weights_bytes']:,} + code allowance {v['flash_code_allowance']:,}"),
                   markup=False)
+    if v.get("note"):
+        console.print(f"  Note: {v['note']}", markup=False)
 
 
 def print_boards(console):
@@ -456,9 +458,11 @@ def print_boards(console):
     table.add_column("RAM for the model", justify="right")
     table.add_column("flash", justify="right")
     table.add_column("code allowance", justify="right")
+    table.add_column("FPU")
+    table.add_column("also accepted")
     for b in BOARDS.values():
         table.add_row(b.key, b.name, f"{b.ram_bytes // KB:,} KB", f"{b.flash_bytes // KB:,} KB",
-                      f"{b.code_allowance // KB:,} KB")
+                      f"{b.code_allowance // KB:,} KB", "yes" if b.fpu else "no (float emulated)", ", ".join(b.aliases))
     console.print(table)
     console.print("Assumptions:", markup=False)
     for b in BOARDS.values():
@@ -637,7 +641,7 @@ def _layers_eager(ctx, param, value):
 @_name_option()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the compiler's summary, plus "
                                                       "'board' with --board) instead of tables.")
-@click.option("--board", "-b", type=click.Choice(list(BOARDS) + ["list"], case_sensitive=False), default=None,
+@click.option("--board", "-b", type=click.Choice(list(BOARD_NAMES) + ["list"], case_sensitive=False), default=None,
               is_eager=True, callback=_board_eager, help=BOARD_HELP)
 def info(arch, classes, input_shape, weights, batch_norm, classname, as_json, board):
     """Show a model's layers, MACs, parameters and memory plan (and whether it fits a board).
@@ -653,7 +657,7 @@ def info(arch, classes, input_shape, weights, batch_norm, classname, as_json, bo
     check_arch(arch)
     resolved = resolve(arch, classes, input_shape, batch_norm, weights)
     _, summary = compile_summary(resolved, classname)
-    verdict = board_verdict(summary, BOARDS[board]) if board else None
+    verdict = board_verdict(summary, find_board(board)) if board else None
     if as_json:
         out = dict(summary)
         if verdict is not None:

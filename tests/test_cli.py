@@ -299,6 +299,24 @@ def test_board_verdicts():
     assert h7["ram_available"] == 512 * 1024 and h7["flash_available"] == 2 * 1024 * 1024
     esp = json.loads(run_cli("info", "--arch", "pico", "--board", "esp32-s3", "--json").stdout)["board"]
     assert esp["ram_available"] == 320 * 1024 and esp["flash_available"] == 8 * 1024 * 1024 and esp["fits"]
+    assert esp["float_hardware"] is True and esp["note"] is None
+
+
+def test_boards_answer_to_their_platformio_names_and_warn_without_an_fpu():
+    """platformio.ini's env names and board ids name the same boards as the chip names."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "platformio.ini"))
+    for section in (s for s in cfg.sections() if s.startswith("env:")):
+        for name in (section[4:], cfg[section]["board"]):
+            result = run_cli("info", "--arch", "pico", "--input", "32x32x1", "--board", name, "--json")
+            assert result.exit_code == 0, (name, result.stderr)
+    f446 = json.loads(run_cli("info", "--arch", "pico", "--input", "32x32x1", "--board", "nucleo_f446re",
+                              "--json").stdout)["board"]
+    assert f446["board"] == "stm32f446re"
+    rp = run_cli("info", "--arch", "pico", "--input", "32x32x1", "--board", "pico")
+    assert rp.exit_code == 0 and "software" in rp.stdout and "no floating-point unit" in rp.stdout
 
 
 def test_board_lists():
