@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -119,14 +119,6 @@ def bench_model(name: str, tflm: TflmRunner, workdir: Path, seed: int = 1) -> Di
         first = r["output_sizes"][0]
         r["tflm_float"]["max_abs_diff"] = output_agreement(ref[:, :first], np.asarray(got[0]).reshape(len(x), -1))
     log(f"{name}: TFLM float: arena {fmt_int(found['arena'])} B ({found['probes']} probes) [{time.time() - t:.1f}s]")
-    return r
-
-
-def _get(r: Dict, *keys):
-    for k in keys:
-        if not isinstance(r, dict) or r.get(k) is None:
-            return None
-        r = r[k]
     return r
 
 

@@ -440,7 +440,7 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
             staged = os.path.join(work, os.path.basename(output))
             compiled = export(net.model, staged, classname=name, arch=net.describe(),
                               class_names=list(class_names), notes=notes)
-            summary = _plain(compiled.summary())
+            summary = compiled.summary()  # plain JSON types already
             if check_cpp:
                 report = check_header(report, staged, summary["classname"], x[test_idx], y[test_idx], keras_probs)
             with open(staged, "rb") as fh:
