@@ -43,7 +43,7 @@ SHAPE = (32, 32, 1)
 
 def load_data(per_class: int, test: Optional[int], seed: int):
     """(train x, y), (val x, y), (test x, y) as float32 (N, 32, 32, 1) in [0, 1]."""
-    import tensorflow as tf
+    import keras
 
     from micronets.data import load_fashion_mnist
     from micronets.train import split_indices
@@ -58,14 +58,35 @@ def load_data(per_class: int, test: Optional[int], seed: int):
 
     def prep(x):  # the loader's policy for square 28x28 images: bilinear resize, pixel / 255
         x = x.astype(np.float32)[..., None] / 255.0
-        return tf.image.resize(x, SHAPE[:2], method="bilinear", antialias=True).numpy().clip(0, 1)
+        out = keras.ops.image.resize(x, SHAPE[:2], interpolation="bilinear", antialias=True)
+        return np.asarray(keras.ops.convert_to_numpy(out)).clip(0, 1)
 
     train_idx, val_idx, _ = split_indices(ty, 0.15, 0.0, seed)
     x = prep(tx)
     return (x[train_idx], ty[train_idx]), (x[val_idx], ty[val_idx]), (prep(sx), sy)
 
 
-def measure(arch: str, data, epochs: int, seed: int, work: str) -> Dict:
+def config_overrides(pairs: Sequence[str]) -> Dict:
+    """``--set name=value`` pairs as TrainingConfig field values (Python literals: 1e-2, False, 'x')."""
+    import ast
+    import dataclasses
+
+    from micronets.models.base import TrainingConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
+    out = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or name not in fields:
+            raise SystemExit(f"--set {pair!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(fields))}")
+        try:
+            out[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[name] = text
+    return out
+
+
+def measure(arch: str, data, epochs: int, seed: int, work: str, overrides: Optional[Dict] = None) -> Dict:
     import keras
 
     from micronets.data import FASHION_MNIST_CLASSES
@@ -75,6 +96,9 @@ def measure(arch: str, data, epochs: int, seed: int, work: str) -> Dict:
     (tx, ty), (vx, vy), (sx, sy) = data
     keras.utils.set_random_seed(seed)
     net = make_net(arch, 10, SHAPE, batch_norm=True)
+    for name, value in (overrides or {}).items():
+        setattr(net.config, name, value)
+    net.config.check()
     net.build()
     net.class_names = list(FASHION_MNIST_CLASSES)
     started = time.time()
@@ -97,7 +121,7 @@ def measure(arch: str, data, epochs: int, seed: int, work: str) -> Dict:
 def render(rows: Sequence[Dict], args, versions: Dict[str, str]) -> str:
     from micronets.models.base import TrainingConfig
 
-    cfg = TrainingConfig()
+    cfg = TrainingConfig(**config_overrides(args.set))
     lines = [
         BEGIN,
         "## Test accuracy on Fashion-MNIST (default training settings)",
@@ -107,7 +131,8 @@ def render(rows: Sequence[Dict], args, versions: Dict[str, str]) -> str:
         "",
         f"{args.per_class} training images per class (85% to train, 15% to keep the best epoch), "
         f"{rows[0]['test_images'] if rows else 0} images of the official test set, 32x32x1, "
-        f"{args.epochs} epochs, seed {args.seed}; `TrainingConfig()` defaults: Adam lr {cfg.learning_rate:g} "
+        f"{args.epochs} epochs, seed {args.seed}; "
+        f"{'`TrainingConfig()` defaults' if not args.set else 'TrainingConfig with ' + ', '.join(args.set)}: Adam lr {cfg.learning_rate:g} "
         f"({cfg.lr_schedule}), batch {cfg.batch_size}, augmentation {'on' if cfg.augment else 'off'}, "
         f"label smoothing {cfg.label_smoothing:g}, mixup {cfg.mixup_alpha:g}. **C++** is the exported header "
         "compiled with g++ (float input) on the same test images.",
@@ -155,13 +180,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--per-class", type=int, default=1000, help="training images per class (default 1000)")
     p.add_argument("--test", type=int, default=None, help="test images (default: the whole official test set)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a TrainingConfig default (repeatable), e.g. --set augment=False")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to update, or -")
     p.add_argument("--json", default=os.path.join(HERE, "ACCURACY.json"), help="JSON results file ('' for none)")
     args = p.parse_args(argv)
     args.argv = argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
-    import tensorflow as tf
 
     import micronets
 
@@ -170,13 +196,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with tempfile.TemporaryDirectory(prefix="micronets-accuracy-") as work:
         for arch in args.arch or ALL_ARCHS:
             print(f"training {arch} ...", file=sys.stderr, flush=True)
-            row = measure(arch, data, args.epochs, args.seed, work)
+            row = measure(arch, data, args.epochs, args.seed, work, config_overrides(args.set))
             cpp = "n/a" if row["cpp"] is None else f"{row['cpp'] * 100:.1f}%"
             print(f"  {row['net']}: Keras {row['keras'] * 100:.1f}%, C++ {cpp} ({row['train_seconds']:.0f} s)",
                   file=sys.stderr, flush=True)
             rows.append(row)
-    versions = {"micronets": micronets.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-                "python": platform.python_version()}
+    versions = {"micronets": micronets.__version__, "keras": keras.__version__,
+                "backend": keras.backend.backend(), "python": platform.python_version()}
     section = render(rows, args, versions)
     if args.out == "-":
         sys.stdout.write(section)

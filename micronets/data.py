@@ -8,10 +8,12 @@ import numpy as np
 
 
 def resize_images(images: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of (N, H, W, C) float images to (N, size[0], size[1], C)."""
-    import tensorflow as tf
+    """Bilinear resize of (N, H, W, C) float images to (N, size[0], size[1], C) (Keras' resize:
+    any backend)."""
+    import keras
 
-    return tf.image.resize(images, size, method="bilinear").numpy().astype(np.float32)
+    out = keras.ops.image.resize(np.asarray(images, np.float32), tuple(size), interpolation="bilinear")
+    return np.asarray(keras.ops.convert_to_numpy(out), np.float32)
 
 
 def to_channels(images: np.ndarray, channels: int) -> np.ndarray:

@@ -252,7 +252,6 @@ class MicroNet:
         and ``config.keep_best`` the best epoch's weights are restored at the end.
         """
         import keras
-        import tensorflow as tf
 
         self.config.check()
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
@@ -282,15 +281,12 @@ class MicroNet:
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(cfg.label_smoothing)),
             metrics=list(cfg.metrics),
         )
-        data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), reshuffle_each_iteration=True).batch(batch)
-        if cfg.mixup_alpha > 0:
-            data = data.map(_mixup(float(cfg.mixup_alpha)), num_parallel_calls=tf.data.AUTOTUNE)
-        data = data.prefetch(tf.data.AUTOTUNE)
+        data = _Batches(x, y, batch, float(cfg.mixup_alpha))
 
         callbacks = list(fit_kwargs.pop("callbacks", []))
         if any(type(layer).__name__ == "BatchNormalization" for layer in self.model.layers):
             # first, so validation, checkpoints and early stopping see the recalibrated statistics
-            callbacks.insert(0, _PreciseBatchNorm(self.model, x, steps))
+            callbacks.insert(0, _PreciseBatchNorm(self.model, x))
         keeper = None
         if validation is not None and (cfg.keep_best or cfg.checkpoint_path):
             keeper = _BestCheckpoint(self, cfg.checkpoint_path, cfg.checkpoint_min_accuracy)
@@ -419,29 +415,47 @@ class MicroNet:
         return f"<{self.describe()}>"
 
 
-def _mixup(alpha: float):
-    """A tf.data map mixing each batch with a shuffled copy of itself, weights ~ Beta(alpha, alpha)."""
-    import tensorflow as tf
+def _Batches(x: np.ndarray, y: np.ndarray, batch: int, mixup_alpha: float):
+    """The training batches of one ``fit()``: reshuffled every epoch and, with ``mixup_alpha`` > 0,
+    each batch mixed with a shuffled copy of itself, weights ~ Beta(alpha, alpha). Plain numpy in a
+    ``keras.utils.PyDataset``, so training runs on any Keras backend (TensorFlow, JAX, PyTorch);
+    the random draws come from numpy's global generator, which ``keras.utils.set_random_seed``
+    seeds."""
+    import keras
 
-    def mix(x, y):
-        n = tf.shape(x)[0]
-        g1 = tf.random.gamma([n], alpha)
-        g2 = tf.random.gamma([n], alpha)
-        lam = g1 / (g1 + g2)
-        perm = tf.random.shuffle(tf.range(n))
-        lx = tf.reshape(lam, [-1, 1, 1, 1])
-        ly = tf.reshape(lam, [-1, 1])
-        return lx * x + (1.0 - lx) * tf.gather(x, perm), ly * y + (1.0 - ly) * tf.gather(y, perm)
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.order = np.random.permutation(len(x))
 
-    return mix
+        def __len__(self):
+            return int(np.ceil(len(x) / batch))
+
+        def __getitem__(self, index):
+            pick = self.order[index * batch:(index + 1) * batch]
+            bx, by = x[pick], y[pick]
+            if mixup_alpha > 0:
+                lam = np.random.beta(mixup_alpha, mixup_alpha, size=len(pick)).astype(np.float32)
+                perm = np.random.permutation(len(pick))
+                lx = lam.reshape(-1, *([1] * (bx.ndim - 1)))
+                bx = lx * bx + (1.0 - lx) * bx[perm]
+                by = lam[:, None] * by + (1.0 - lam[:, None]) * by[perm]
+            return bx, by
+
+        def on_epoch_end(self):
+            self.order = np.random.permutation(len(x))
+
+    return Batches()
 
 
-def recalibrate_batchnorm(model, x, max_samples: int = 1024, batch_size: int = 256):
+def recalibrate_batchnorm(model, x, max_samples: int = 1024, batch_size: int = 256, probes=None):
     """Set every BatchNormalization's moving statistics to the exact mean and variance of its
     input over ``x`` (a random ``max_samples`` of it), layer by layer in graph order, each with the
     layers before it already recalibrated ("precise BatchNorm"). On small data the moving averages
     see only a few dozen steps and trail the weights (validation at chance while training
-    accuracy is high); exact statistics make inference match what training learned."""
+    accuracy is high); exact statistics make inference match what training learned. ``probes``: a
+    dict kept across calls (one per ``fit()``) so each layer's probe model is built, and compiled
+    by the backend, once rather than every epoch."""
     import keras
 
     x = np.asarray(x)
@@ -451,7 +465,11 @@ def recalibrate_batchnorm(model, x, max_samples: int = 1024, batch_size: int = 2
     for layer in model.layers:
         if type(layer).__name__ != "BatchNormalization" or not layer.weights:
             continue
-        probe = keras.Model(model.inputs, layer.input)
+        probe = probes.get(layer.name) if probes is not None else None
+        if probe is None:
+            probe = keras.Model(model.inputs, layer.input)
+            if probes is not None:
+                probes[layer.name] = probe
         h = probe.predict(x, batch_size=batch_size, verbose=0).astype(np.float64)
         axes = tuple(i for i in range(h.ndim) if i not in [a % h.ndim for a in np.atleast_1d(layer.axis)])
         stats = {"moving_mean": h.mean(axis=axes), "moving_variance": h.var(axis=axes)}
@@ -460,16 +478,25 @@ def recalibrate_batchnorm(model, x, max_samples: int = 1024, batch_size: int = 2
 
 
 class _PreciseBatchNorm:
-    """Keras callback: recalibrate BatchNorm statistics at the end of each epoch's last training
-    step, before Keras validates the epoch (see :func:`recalibrate_batchnorm`)."""
+    """Keras callback: recalibrate BatchNorm statistics (see :func:`recalibrate_batchnorm`) just
+    before each validation inside ``fit()`` and once when training ends. Validation starts after
+    every backend has written its training state back to the variables (JAX keeps it apart
+    during the epoch), and each epoch's training reads the variables afresh, so this works on
+    every Keras backend."""
 
-    def __new__(cls, model, x, steps):
+    def __new__(cls, model, x):
         import keras
 
         class PreciseBatchNorm(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                if batch == steps - 1:
-                    recalibrate_batchnorm(model, x)
+            def __init__(self):
+                super().__init__()
+                self.probes = {}  # this fit's probe models, built once
+
+            def on_test_begin(self, logs=None):
+                recalibrate_batchnorm(model, x, probes=self.probes)
+
+            def on_train_end(self, logs=None):
+                recalibrate_batchnorm(model, x, probes=self.probes)
 
         return PreciseBatchNorm()
 
