@@ -175,6 +175,24 @@ def test_empty_firmware_and_footprint(tiny, empty_elf, tmp_path):
     assert fp["bss"] >= 20  # the TinyNet object
 
 
+def test_model_footprint_counts_the_model_not_the_harness(tiny, empty_elf, tmp_path):
+    header, _, _ = tiny
+    fp = qemu.model_footprint(header, "TinyNet", tmp_path / "fp")
+    # the null model's firmware has the same harness and driver loop: only the model differs
+    old = qemu.footprint(qemu.build_firmware(header, "TinyNet", None, tmp_path / "size"), empty_elf)
+    assert 48 <= fp["flash"] < old["flash"], (fp, old)  # the driver loop no longer counts
+    assert fp["flash"] == fp["model_text"] + fp["model_data"] - fp["null_text"] - fp["null_data"]
+    assert fp["ram"] >= 20 and fp["ram"] % 4 == 0  # sizeof(TinyNet) plus any libm data
+    with pytest.raises(ValueError, match="no class Nope declaring numInputs"):
+        qemu.model_footprint(header, "Nope", tmp_path / "nope")
+
+
+def test_model_footprint_ram_is_sizeof_net(pico_on_qemu, tmp_path):
+    _, _, elf, result = pico_on_qemu
+    fp = qemu.model_footprint(elf.parent.parent / "model.h", "PicoMobileNet", tmp_path)
+    assert fp["ram"] == result.object_bytes  # the header's own expf: no library data
+
+
 def test_build_failure_carries_compiler_message(tiny, tmp_path):
     header, x, _ = tiny
     with pytest.raises(RuntimeError, match="(?s)firmware build failed.*NoSuchNet"):

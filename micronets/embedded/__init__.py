@@ -8,9 +8,11 @@ measurements; :mod:`micronets.embedded.example` regenerates the PlatformIO examp
 
 from micronets.embedded.qemu import (
     RunResult,
+    build_baseline_firmware,
     build_empty_firmware,
     build_firmware,
     footprint,
+    model_footprint,
     run_firmware,
     size,
     toolchain_versions,
@@ -21,6 +23,8 @@ __all__ = [
     "RunResult",
     "build_firmware",
     "build_empty_firmware",
+    "build_baseline_firmware",
+    "model_footprint",
     "run_firmware",
     "size",
     "footprint",
