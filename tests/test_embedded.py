@@ -152,6 +152,8 @@ def test_model_footprint_counts_the_model_not_the_harness(tiny, empty_elf, tmp_p
     assert 48 <= fp["flash"] < old["flash"], (fp, old)  # the driver loop no longer counts
     assert fp["flash"] == fp["model_text"] + fp["model_data"] - fp["null_text"] - fp["null_data"]
     assert fp["ram"] >= 20 and fp["ram"] % 4 == 0  # sizeof(TinyNet) plus any libm data
+    uint8 = qemu.model_footprint(header, "TinyNet", tmp_path / "fp8", entry="uint8")
+    assert uint8["flash"] >= 48 and uint8["model_text"] != fp["model_text"]  # the uint8 predict() is linked instead
     with pytest.raises(ValueError, match="no class Nope declaring numInputs"):
         qemu.model_footprint(header, "Nope", tmp_path / "nope")
 
