@@ -12,7 +12,8 @@ published resolutions, 10 classes) it measures:
   the naive ping-pong plan (2 x the largest float32 tensor, ZeroPadding2D outputs materialised);
   TFLM's smallest working arena for the float32 and int8 .tflite of the same model (bisection,
   one child process per probe).
-* Flash: our weight bytes, .tflite sizes, Cortex-M4 text+data (when the emulator helper exists).
+* Flash: our weight bytes, .tflite sizes, Cortex-M4 flash of the model alone (when the emulator helper
+  exists; the test harness and its test image are not counted).
 * Speed: host latency of our header (-O2) and of TFLM float, same run; Cortex-M4 instructions
   per inference and per MAC under QEMU (when available).
 * Agreement: max |difference| of ours and TFLM's outputs from Keras on the same real images,
@@ -404,9 +405,13 @@ def bench_net(name: str, args, tflm, pieces, workdir: Path) -> Dict[str, Any]:
                 r["notes"].append(f"size(elf) failed: {why}")
             else:
                 m4.update(elf_sizes(sizes))
-                empty = pieces.get("empty_fw_sizes")
-                if empty and "text" in m4:
-                    m4["model_flash"] = m4["text"] + m4.get("data", 0) - empty["text"] - empty.get("data", 0)
+        # The model alone: a firmware without the test image, minus the same around a null model
+        # (the running firmware above embeds a 4 x H x W x C byte image, which is not the model's).
+        fp, why = try_call(qemu.model_footprint, str(header), classname, str(fw_dir / "footprint"), opt="-O2")
+        if fp is None:
+            r["notes"].append(f"model_footprint failed: {why}")
+        else:
+            m4["model_flash"], m4["model_ram"] = fp["flash"], fp["ram"]
         r["m4"] = m4
         ipm = m4["instructions"] / (get(r, "ours", "macs") or r["macs_keras"]) if "instructions" in m4 else None
         log(f"{name}: Cortex-M4: {fmt_int(m4.get('instructions'))} instructions ({fmt_ratio(ipm)}/MAC), "
@@ -461,8 +466,6 @@ def derived(r: Dict[str, Any]) -> Dict[str, Any]:
         "ipm": None if instr is None or not macs else instr / macs,
         "macs": macs,
     }
-    m4 = r.get("m4") or {}
-    d["m4_flash"] = m4["text"] + m4.get("data", 0) if "text" in m4 else None
     return d
 
 
@@ -585,18 +588,21 @@ def write_report(results: List[Dict], info: Dict[str, str], args, out: Path, cha
     # ---- flash
     L.append("## Flash (bytes)\n")
     L.append("`weights` = our float32 weight arrays; `.tflite` = the flatbuffer TFLM needs in flash (plus "
-             "the TFLM library itself, not counted); `M4 text+data` = the whole Cortex-M4 firmware "
-             "(model, startup code, libc/libm) built with arm-none-eabi-g++ -O2, `M4 model` = the same minus the "
-             "harness built without a model (weights + kernels + the libm it pulls in).\n")
+             "the TFLM library itself, not counted); `M4 model` = flash of the model alone on the Cortex-M4 "
+             "(arm-none-eabi-g++ -O2, `predict(const float*)`): text + data of a firmware that links predict() "
+             "without any input image, minus the same firmware built around a null model with the same "
+             "interface (`micronets.embedded.qemu.model_footprint`), i.e. the weights, the kernels' code and the "
+             "library code (libm, libgcc) the model pulls in; the test harness and the test image cancel out. "
+             "`M4 model RAM` = static RAM the same way: sizeof(net) plus library data.\n")
     L.append("| net | params | MACs | ours weights | header (source) | .tflite float | .tflite int8 | "
-             "M4 text+data | M4 model |")
+             "M4 model | M4 model RAM |")
     L.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in results:
         d = D[r["name"]]
         L.append(f"| {r['classname']} | {fmt_int(r['params'])} | {fmt_int(d['macs'])} | "
                  f"{fmt_int(get(r, 'ours', 'weights_bytes'))} | {fmt_int(get(r, 'ours', 'header_bytes'))} | "
                  f"{fmt_int(get(r, 'tflm_float', 'tflite_bytes'))} | {fmt_int(get(r, 'tflm_int8', 'tflite_bytes'))} | "
-                 f"{fmt_int(d['m4_flash'])} | {fmt_int(get(r, 'm4', 'model_flash'))} |")
+                 f"{fmt_int(get(r, 'm4', 'model_flash'))} | {fmt_int(get(r, 'm4', 'model_ram'))} |")
     L.append("")
 
     # ---- speed
@@ -685,7 +691,7 @@ def draw_chart(results: List[Dict], path: Path) -> None:
         ("ours weights", [get(r, "ours", "weights_bytes") for r in results]),
         (".tflite float", [get(r, "tflm_float", "tflite_bytes") for r in results]),
         (".tflite int8", [get(r, "tflm_int8", "tflite_bytes") for r in results]),
-        ("M4 firmware text+data", [d["m4_flash"] for d in D]),
+        ("ours on Cortex-M4, model alone", [get(r, "m4", "model_flash") for r in results]),
     ], "Flash", "bytes")
     bars(axes[2], [
         ("ours (g++ -O2)", [None if get(r, "ours", "latency_s") is None else r["ours"]["latency_s"] * 1e3
@@ -728,8 +734,9 @@ def main(argv=None) -> int:
             mod, why = None, "micronets.compiler.compile_model not available yet"
         pieces[key], pieces[f"{key}_why"] = mod, why
     if pieces["qemu"] is not None and not all(hasattr(pieces["qemu"], f) for f in
-                                              ("build_firmware", "run_firmware", "size")):
-        pieces["qemu"], pieces["qemu_why"] = None, "micronets.embedded.qemu lacks build_firmware/run_firmware/size"
+                                              ("build_firmware", "run_firmware", "size", "model_footprint")):
+        pieces["qemu"], pieces["qemu_why"] = None, ("micronets.embedded.qemu lacks build_firmware/run_firmware/size/"
+                                                    "model_footprint")
     import micronets
 
     try:
@@ -755,10 +762,6 @@ def main(argv=None) -> int:
     log(f"{len(names)} nets: {', '.join(names)}")
     results = []
     with tempfile.TemporaryDirectory(prefix="micronets-bench-") as tmp:
-        if pieces["qemu"] is not None and not args.no_m4:
-            # the harness without a model: subtracted from each firmware to get the model's flash
-            elf, why = try_call(pieces["qemu"].build_empty_firmware, str(Path(tmp) / "fw_empty"), opt="-O2")
-            pieces["empty_fw_sizes"] = elf_sizes(pieces["qemu"].size(elf)) if elf is not None else None
         for name in names:
             t = time.time()
             results.append(bench_net(name, args, tflm, pieces, Path(tmp)))

@@ -585,16 +585,29 @@ def main():
 @_name_option()
 @click.option("--output", "-o", default="model.h", show_default=True, type=click.Path(dir_okay=False),
               help="Header file to write (written atomically: nothing is left behind on error).")
-def gen(arch, classes, input_shape, weights, batch_norm, classname, output):
-    """Generate the C++ header of a model.
+@click.option("--sketch", "sketch_dir", type=click.Path(file_okay=False), default=None,
+              help="Write a ready-to-build Arduino/PlatformIO sketch folder instead of one header: "
+                   "DIR/DIR.ino, DIR/model.h, DIR/sample_image.h, DIR/platformio.ini (see docs/device.md).")
+@click.option("--board", "-b", default=None, metavar="NAME",
+              help="With --sketch: the board the sketch's platformio.ini builds for (a key of `micronets boards` "
+                   "or a PlatformIO name such as nucleo_f446re); default: every listed board.")
+def gen(arch, classes, input_shape, weights, batch_norm, classname, output, sketch_dir, board):
+    """Generate the C++ header of a model, or a whole sketch folder (--sketch).
 
     \b
     Examples:
       micronets gen --arch pico -o model.h
       micronets gen --arch milli --classes 4 --input 64x64x3 --weights best.weights.h5 --name Gesture -o gesture.h
       micronets gen --arch my_model.keras -o model.h
+      micronets gen --arch pico --input 32x32x1 --sketch Digits --board nucleo_f446re
     """
     check_arch(arch)
+    if sketch_dir is not None or board is not None:
+        from micronets import sketch
+
+        sketch.gen_command(click.get_current_context(), arch, classes, input_shape, weights, batch_norm,
+                           classname, sketch_dir, board)
+        return
     _check_output(output)
     resolved = resolve(arch, classes, input_shape, batch_norm, weights)
     _, summary = export_header(resolved, output, classname)

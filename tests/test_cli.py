@@ -208,6 +208,45 @@ def test_gen_with_weights_writes_those_weights(tmp_path):
 
 
 @needs_compiler
+def test_gen_sketch_writes_a_ready_to_build_folder(tmp_path):
+    import configparser
+
+    out = tmp_path / "Pico_Demo"
+    result = run_cli("gen", "--arch", "pico", "--classes", "3", "--input", "20x20x1", "--name", "Demo",
+                     "--sketch", out, "--board", "pico")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(os.listdir(out)) == ["Pico_Demo.ino", "model.h", "platformio.ini", "sample_image.h"]
+    assert "Wrote sketch" in result.stdout and "emulated in software" in result.stdout  # the RP2040 has no FPU
+    header = (out / "model.h").read_text()
+    assert "class Demo" in header and 'classNames[3]' in header and '"2",' in header
+    assert "Demo::classNames[cls]" in (out / "Pico_Demo.ino").read_text()
+    cfg = configparser.ConfigParser()
+    cfg.read(out / "platformio.ini")
+    assert cfg["env:pico"]["platform"] == "raspberrypi" and cfg["platformio"]["default_envs"] == "pico"
+    assert "sample_image[400]" in (out / "sample_image.h").read_text()
+
+
+@needs_compiler
+def test_gen_sketch_errors_are_one_line_and_write_nothing(tmp_path):
+    cases = [
+        (["--sketch", tmp_path / "Sk", "--board", "uno"], "unknown board 'uno'"),
+        (["--sketch", tmp_path / "bad name"], "not a valid Arduino sketch name"),
+        (["--sketch", tmp_path / "Sk", "-o", tmp_path / "m.h"], "either -o or --sketch"),
+        (["--board", "pico"], "--board goes with --sketch"),
+        (["--sketch", tmp_path / "missing" / "Sk"], "does not exist"),
+    ]
+    for extra, message in cases:
+        result = run_cli("gen", "--arch", "pico", "--input", "16x16x1", *extra)
+        assert_one_line_error(result.exit_code, result.stderr, message)
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "Sk").mkdir()
+    (tmp_path / "Sk" / "model.h").write_text("// my hand-written model\n")
+    result = run_cli("gen", "--arch", "pico", "--input", "16x16x1", "--sketch", tmp_path / "Sk")
+    assert_one_line_error(result.exit_code, result.stderr, "was not written by micronets")
+    assert os.listdir(tmp_path / "Sk") == ["model.h"]
+
+
+@needs_compiler
 def test_gen_from_saved_model_files(tmp_path):
     import keras
     from micronets import PicoMobileNet

@@ -63,37 +63,6 @@ public:
 #endif
 """
 
-ARDUINO_STUB = """\
-// Declarations-only stand-in for <Arduino.h>: enough for the example sketch to compile.
-#ifndef ARDUINO_STUB_H
-#define ARDUINO_STUB_H
-#include <stdint.h>
-#include <stddef.h>
-class HardwareSerial {
-public:
-    void begin(unsigned long baud);
-    size_t print(const char* s);
-    size_t print(char c);
-    size_t print(unsigned char v, int base = 10);
-    size_t print(int v, int base = 10);
-    size_t print(unsigned int v, int base = 10);
-    size_t print(long v, int base = 10);
-    size_t print(unsigned long v, int base = 10);
-    size_t print(double v, int digits = 2);
-    size_t println(const char* s);
-    size_t println(unsigned long v, int base = 10);
-    size_t println(void);
-};
-extern HardwareSerial Serial;
-unsigned long micros(void);
-unsigned long millis(void);
-void delay(unsigned long ms);
-void setup(void);
-void loop(void);
-#endif
-"""
-
-
 def _softmax(z):
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -173,6 +142,26 @@ def test_empty_firmware_and_footprint(tiny, empty_elf, tmp_path):
     assert fp["flash"] == fp["text"] + fp["data"] and fp["ram"] == fp["data"] + fp["bss"]
     assert 48 <= fp["flash"] < 8192  # the 48-byte weight table, predict() and expf()
     assert fp["bss"] >= 20  # the TinyNet object
+
+
+def test_model_footprint_counts_the_model_not_the_harness(tiny, empty_elf, tmp_path):
+    header, _, _ = tiny
+    fp = qemu.model_footprint(header, "TinyNet", tmp_path / "fp")
+    # the null model's firmware has the same harness and driver loop: only the model differs
+    old = qemu.footprint(qemu.build_firmware(header, "TinyNet", None, tmp_path / "size"), empty_elf)
+    assert 48 <= fp["flash"] < old["flash"], (fp, old)  # the driver loop no longer counts
+    assert fp["flash"] == fp["model_text"] + fp["model_data"] - fp["null_text"] - fp["null_data"]
+    assert fp["ram"] >= 20 and fp["ram"] % 4 == 0  # sizeof(TinyNet) plus any libm data
+    uint8 = qemu.model_footprint(header, "TinyNet", tmp_path / "fp8", entry="uint8")
+    assert uint8["flash"] >= 48 and uint8["model_text"] != fp["model_text"]  # the uint8 predict() is linked instead
+    with pytest.raises(ValueError, match="no class Nope declaring numInputs"):
+        qemu.model_footprint(header, "Nope", tmp_path / "nope")
+
+
+def test_model_footprint_ram_is_sizeof_net(pico_on_qemu, tmp_path):
+    _, _, elf, result = pico_on_qemu
+    fp = qemu.model_footprint(elf.parent.parent / "model.h", "PicoMobileNet", tmp_path)
+    assert fp["ram"] == result.object_bytes  # the header's own expf: no library data
 
 
 def test_build_failure_carries_compiler_message(tiny, tmp_path):
@@ -361,21 +350,22 @@ def test_small_phinet_on_qemu_matches_keras(tmp_path):
 
 
 # --------------------------------------------------------------------------- board example
-def _compile_sketch(src_dir: Path, tmp_path: Path):
-    stub = tmp_path / "stub"
-    stub.mkdir(exist_ok=True)
-    (stub / "Arduino.h").write_text(ARDUINO_STUB)
+SHIM = Path(__file__).resolve().parent / "arduino_shim"  # a minimal Arduino API stand-in (see its header)
+
+
+def _compile_sketch(sketch_dir: Path, tmp_path: Path):
+    """The sketch for the Cortex-M4F against the test Arduino shim (compile only)."""
     cmd = [
         qemu.CXX, *qemu.CPU_FLAGS, "-O2", *qemu.WARN_FLAGS, "-fno-exceptions", "-fno-rtti",
-        f"-I{stub}", "-c", str(src_dir / "main.cpp"), "-o", str(tmp_path / "main.o"),
+        f"-I{SHIM}", "-x", "c++", "-c", str(sketch_dir / f"{sketch_dir.name}.ino"), "-o", str(tmp_path / "sketch.o"),
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_example_sketch_compiles(tmp_path):
-    src = REPO / "examples" / "classify" / "src"
-    for name in ("main.cpp", "model.h", "sample_image.h"):
+    src = REPO / "examples" / "Classify"
+    for name in ("Classify.ino", "model.h", "sample_image.h"):
         assert (src / name).is_file(), f"{name} missing: run python -m micronets.embedded.example"
     _compile_sketch(src, tmp_path)
 
@@ -383,11 +373,11 @@ def test_example_sketch_compiles(tmp_path):
 def test_example_generator_output_compiles(tmp_path):
     from micronets.embedded import example
 
-    out = tmp_path / "src"
-    example.generate(out, arch="pico", size=16, epochs=0, verbose=False)
-    shutil.copy(REPO / "examples" / "classify" / "src" / "main.cpp", out / "main.cpp")
+    out = tmp_path / "Classify"
+    paths = example.generate(out, arch="pico", size=16, epochs=0, verbose=False)
+    assert sorted(p.name for p in paths) == ["Classify.ino", "model.h", "platformio.ini", "sample_image.h"]
     _compile_sketch(out, tmp_path)
-    assert "sample_label" in (out / "sample_image.h").read_text()
+    assert "sample_label = " in (out / "sample_image.h").read_text()
 
 
 def test_platformio_envs():
@@ -395,7 +385,7 @@ def test_platformio_envs():
 
     cfg = configparser.ConfigParser()
     cfg.read(REPO / "platformio.ini")
-    assert cfg["platformio"]["src_dir"] == "examples/classify/src"
+    assert cfg["platformio"]["src_dir"] == "examples/Classify"
     boards = {cfg[s]["board"] for s in cfg.sections() if s.startswith("env:")}
     assert {"esp32-s3-devkitc-1", "nucleo_f446re", "nucleo_h743zi"} <= boards
 

@@ -5,9 +5,10 @@
 
 For each net (the five MobileNets at 96x96x1 with 10 classes, plus the PhiNet presets when
 ``micronets.PhiNet.preset`` exists) the generated header is built into the QEMU ``mps2-an386``
-harness (``micronets.embedded.qemu``): flash (text + data) and static RAM (data + bss) are the
-firmware's ``arm-none-eabi-size`` minus the empty firmware's, the stack is the measured peak, and
-instructions are those of one ``predict`` call under QEMU's deterministic ``-icount`` mode.
+harness (``micronets.embedded.qemu``): flash (text + data) and static RAM (data + bss) are those
+of the model alone (:func:`micronets.embedded.qemu.model_footprint`: the size-only firmware minus
+the same firmware around a null model), the stack is the measured peak, and instructions are
+those of one ``predict`` call under QEMU's deterministic ``-icount`` mode.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def default_archs() -> List[str]:
     return archs
 
 
-def measure(arch: str, work: Path, empty_elf: Path, opt: str = "-O2", seed: int = 0) -> Dict:
+def measure(arch: str, work: Path, opt: str = "-O2", seed: int = 0) -> Dict:
     """Build, size and run one architecture; returns one table row."""
     import keras
 
@@ -69,8 +70,7 @@ def measure(arch: str, work: Path, empty_elf: Path, opt: str = "-O2", seed: int 
     d.mkdir(parents=True, exist_ok=True)
     header = d / "model.h"
     net.export(str(header), classname="Net")
-    size_elf = qemu.build_firmware(header, "Net", None, d / "size", opt=opt)
-    fp = qemu.footprint(size_elf, empty_elf)
+    fp = qemu.model_footprint(header, "Net", d / "size", opt=opt)
     x = np.random.RandomState(seed).uniform(0, 1, (1,) + tuple(model.input_shape[1:])).astype(np.float32)
     run = qemu.run_firmware(qemu.build_firmware(header, "Net", x, d / "run", opt=opt), timeout=600)
     macs = int(summary["macs"])
@@ -99,10 +99,14 @@ def render(rows: Sequence[Dict], versions: Dict[str, str], opt: str, date: Optio
         f"published resolution), exported with micronets and built with `{opt}` into the bare-metal",
         "harness of `micronets.embedded` for QEMU's `mps2-an386` board (Cortex-M4 with FPU):",
         "",
-        "- **flash**: text + data of the firmware minus those of the empty firmware (same harness, no",
-        "  model): weights, kernels, and the libm functions the model pulls in.",
-        "- **RAM**: data + bss minus the empty firmware's: the `Net` object (activation arena and",
-        "  outputs) plus libm's data. **arena** is the planner's activation arena alone.",
+        "- **flash**: the model alone: text + data of a firmware that links `predict()` without any",
+        "  input image, minus those of the same firmware built around a null model (same interface,",
+        "  no weights, no kernels), so the harness, its driver loop and test inputs cancel out. What",
+        "  remains is the weights, the kernels' code and the library code (libm, libgcc) the model",
+        "  pulls in.",
+        "- **RAM**: data + bss of the same difference plus the null model's object: the `Net` object",
+        "  (activation arena and outputs) plus any library data. **arena** is the planner's",
+        "  activation arena alone.",
         "- **stack**: the measured peak stack of the whole test program (harness included).",
         "- **instructions**: Cortex-M4 instructions executed by one `predict()` call, counted by QEMU",
         "  (`-icount`, repeatable to the instruction). Real cycles are higher: multiply-accumulates,",
@@ -132,16 +136,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="micronets-boards-") as tmp:
         work = Path(tmp)
-        empty = qemu.build_empty_firmware(work / "empty", opt=args.opt)
         for arch in archs:
             print(f"measuring {arch} ...", file=sys.stderr)
-            rows.append(measure(arch, work, empty, opt=args.opt))
+            rows.append(measure(arch, work, opt=args.opt))
     text = render(rows, qemu.toolchain_versions(), args.opt)
     if args.out == "-":
         sys.stdout.write(text)
     else:
+        from micronets.compiler.export import write_atomic
+
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        write_atomic(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

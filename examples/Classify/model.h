@@ -15,6 +15,7 @@
 //   Classifier net;                          // no setup, no heap
 //   uint16_t cls = net.predict(image);     // const float* or const uint8_t* (raw pixels, scaled by 0.00392156863)
 //   float p = net.outputs[cls];            // == net.proba; net.output == cls
+//   const char* name = Classifier::classNames[cls];
 //
 // ANSI C++ (C++98 and later); needs only <stdint.h>, <string.h> and <math.h>. Every internal name
 // lives in namespace micronets_Classifier; define MICRONETS_TRACE_OP(index, values, count) before
@@ -35,6 +36,13 @@
 #define MICRONETS_INLINE inline __attribute__((always_inline))
 #else
 #define MICRONETS_INLINE inline
+#endif
+#endif
+#ifndef MICRONETS_NOINLINE
+#if defined(__GNUC__)
+#define MICRONETS_NOINLINE __attribute__((noinline))
+#else
+#define MICRONETS_NOINLINE
 #endif
 #endif
 #ifndef MICRONETS_TRACE_OP
@@ -225,6 +233,37 @@ static const float input_lut[256] MICRONETS_WEIGHTS_ATTR = {
 static MICRONETS_INLINE float ld(float v) { return v; }
 static MICRONETS_INLINE float ld(uint8_t v) { return input_lut[v]; }
 static MICRONETS_INLINE float mn_clamp(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// e^x for the activations and softmax, in place of <math.h>'s expf (whose library code costs a
+// microcontroller ~750 bytes of flash and ~100 bytes of RAM): x = n ln2 + r with |r| <= ln2 / 2
+// (Cody-Waite), e^r = 1 + (r + r^2 q(r)), times 2^n through the exponent bits. Within 1 ulp of the
+// correctly rounded value for every float (checked exhaustively by the tests). Kept out of line:
+// one copy, however many kernels call it.
+static inline MICRONETS_NOINLINE float mn_expf(float x)
+{
+    if (!(x < 88.72283935546875f))
+        return x != x ? x : HUGE_VALF; // NaN stays NaN; too large overflows
+    if (x < -103.972084045410156f)
+        return 0.0f;
+    const float n = floorf(x * 1.44269502162933349609f + 0.5f);
+    const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    const float e = 1.0f + (r + r * r * q);
+    int32_t k = (int32_t)n;
+    float scale = 1.0f;
+    if (k < -125) { // a subnormal result: 2^-64 once more
+        k += 64;
+        scale = 5.42101086e-20f;
+    } else if (k > 127) { // 2^128 has no float exponent: 2^64 twice
+        k -= 64;
+        scale = 1.84467441e19f;
+    }
+    const int32_t bits = (k + 127) << 23;
+    float p;
+    memcpy(&p, &bits, sizeof p);
+    return e * p * scale;
+}
 
 // Activations: ACT::f(x) computes, ACT::put(d, x) stores (kernels take them as template arguments).
 // linear (identity)
@@ -803,7 +842,7 @@ static void softmax(const T* in, float* out)
             mx = ld(in[i]) > mx ? ld(in[i]) : mx;
         float sum = 0.0f;
         for (int i = 0; i < N; ++i) {
-            const float e = expf(ld(in[i]) - mx);
+            const float e = mn_expf(ld(in[i]) - mx);
             if (LOG)
                 out[i] = ld(in[i]) - mx;
             else
@@ -867,9 +906,28 @@ static void run(const T* input, float* arena, float* outputs)
     MICRONETS_TRACE_OP(8, outputs, 10);
 }
 
+// Class names (10), a template's static member so the header defines them once per program.
+template <int Unused>
+struct names {
+    static const char* const classNames[10];
+};
+template <int Unused>
+const char* const names<Unused>::classNames[10] = {
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+};
+
 } // namespace micronets_Classifier
 
-class Classifier {
+class Classifier : public micronets_Classifier::names<0> {
 public:
     enum { numInputs = 1024, numOutputs = 10, arenaBytes = 696 };
 
