@@ -133,7 +133,8 @@ def render(rows: Sequence[Dict], args, versions: Dict[str, str]) -> str:
         f"{rows[0]['test_images'] if rows else 0} images of the official test set, 32x32x1, "
         f"{args.epochs} epochs, seed {args.seed}; "
         f"{'`TrainingConfig()` defaults' if not args.set else 'TrainingConfig with ' + ', '.join(args.set)}: Adam lr {cfg.learning_rate:g} "
-        f"({cfg.lr_schedule}), batch {cfg.batch_size}, augmentation {'on' if cfg.augment else 'off'}, "
+        f"({cfg.lr_schedule}), batch {cfg.batch_size}, augmentation {cfg.augment!s} "
+        f"({'on' if cfg.augments(int(args.per_class * 0.85) * 10, 10) else 'off'} at this size), "
         f"label smoothing {cfg.label_smoothing:g}, mixup {cfg.mixup_alpha:g}. **C++** is the exported header "
         "compiled with g++ (float input) on the same test images.",
         "",

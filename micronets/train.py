@@ -364,7 +364,7 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
     saved by micronets to train further (its shape and classes must match the folder).
     ``input_shape`` (H, W, C with C 1 or 3): the images are loaded at it (default: the
     architecture's). ``config``: a :class:`TrainingConfig` (default: ``TrainingConfig()``, the
-    measured defaults, augmentation on). ``batch_norm``: MobileNets only.
+    measured defaults; augmentation on for a few hundred images per class). ``batch_norm``: MobileNets only.
     Raises ValueError with a one-line reason for bad data or arguments; writes nothing then.
     """
     import keras
@@ -421,7 +421,8 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
     net.config = config
     say(f"Training {net.describe()} ({net.count_params():,} parameters) on {split['train']:,} images "
         f"({split['validation']:,} for validation, {split['test']:,} kept for the test) for {epochs} epochs; "
-        f"augmentation {'on' if config.augment else 'off'}, lr {config.learning_rate:g} ({config.lr_schedule})")
+        f"augmentation {'on' if config.augments(split['train'], len(class_names)) else 'off'}"
+        f"{' (auto)' if config.augment == 'auto' else ''}, lr {config.learning_rate:g} ({config.lr_schedule})")
     history = net.fit(x[train_idx], y[train_idx], x[val_idx], y[val_idx], epochs=epochs)
     best_epoch = getattr(history, "best_epoch", None)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}

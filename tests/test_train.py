@@ -91,9 +91,15 @@ def test_config_checks_and_augmentation_stays_out_of_the_model(tmp_path):
     from micronets import PicoMobileNet, TrainingConfig
 
     for bad in (dict(learning_rate=0), dict(flip="diagonal"), dict(lr_schedule="step"), dict(mixup_alpha=-1),
-                dict(label_smoothing=1.0), dict(batch_size=0), dict(early_stopping_patience=0)):
+                dict(label_smoothing=1.0), dict(batch_size=0), dict(early_stopping_patience=0),
+                dict(augment="yes"), dict(augment=1)):
         with pytest.raises(ValueError, match="config"):
             TrainingConfig(**bad).check()
+    # "auto" (the default) augments a few hundred images per class, not a large dataset
+    auto = TrainingConfig()
+    assert auto.augment == "auto"
+    assert auto.augments(3 * 170, 3) and not auto.augments(10 * 5100, 10)
+    assert TrainingConfig(augment=True).augments(10 ** 6, 2) and not TrainingConfig(augment=False).augments(10, 2)
     net = PicoMobileNet(num_classes=3, input_shape=(16, 16, 1), batch_norm=True)
     net.config.mixup_alpha = 0.2
     net.config.label_smoothing = 0.1
