@@ -438,7 +438,7 @@ class MicroNet:
 def _Batches(x: np.ndarray, y: np.ndarray, batch: int, mixup_alpha: float):
     """The training batches of one ``fit()``: reshuffled every epoch and, with ``mixup_alpha`` > 0,
     each batch mixed with a shuffled copy of itself, weights ~ Beta(alpha, alpha). Plain numpy in a
-    ``keras.utils.PyDataset``, so training runs on any Keras backend (TensorFlow, JAX, PyTorch);
+    ``keras.utils.PyDataset``, so training needs no tf.data (run on the TensorFlow and JAX backends);
     the random draws come from numpy's global generator, which ``keras.utils.set_random_seed``
     seeds."""
     import keras
