@@ -1,0 +1,69 @@
+"""int8 Conv2D (TFLite CONV_2D): per-output-channel int8 filter [COUT][KH][KW][CIN], int32 bias,
+fused ReLU/ReLU6 as the output clamp. MACs: Ho*Wo*Cout*KH*KW*Cin."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from micronets.compiler.ops.base import per_pixel_gap, spatial_detail
+from micronets.compiler.ops.int8_base import Int8Op, conv_real_scales, per_channel_multipliers
+
+
+class Int8Windowed(Int8Op):
+    """What int8 Conv2D and DepthwiseConv2D share: filter, bias, strides, pads, dilation, the
+    per-channel requantisation and the one-pixel-scratch in-place rule."""
+
+    def __init__(self, name, x, out, filt, bias, filter_scales, strides, pads, dilation=(1, 1), fused=0):
+        super().__init__(name, [x], out, fused)
+        self.filt = np.asarray(filt, np.int8)
+        self.bias = None if bias is None else np.asarray(bias, np.int32).reshape(-1)
+        self.strides = tuple(int(s) for s in strides)
+        self.pads = tuple(int(p) for p in pads)  # top, bottom, left, right
+        self.dilation = tuple(int(d) for d in dilation)
+        cout = out.hwc[2]
+        self.filter_scales = np.asarray(filter_scales, np.float32).reshape(-1)
+        self.mult, self.shift = per_channel_multipliers(conv_real_scales(x.quant.scale, self.filter_scales, out.quant.scale, cout))
+        self.in_off = -x.quant.zero_point
+        self.out_off = out.quant.zero_point
+
+    def describe(self):
+        text = spatial_detail((self.kh, self.kw), self.strides, self.pads)
+        if self.dilation != (1, 1):
+            text += f" dilation {self.dilation[0]},{self.dilation[1]}"
+        return text
+
+    def typed_weights(self):
+        w = collections.OrderedDict(w=self.filt.reshape(-1))
+        if self.bias is not None:
+            w["b"] = self.bias
+        w["m"] = self.mult
+        w["s"] = self.shift
+        return w
+
+    def params(self):
+        return int(self.filt.size + (0 if self.bias is None else self.bias.size))
+
+    def inplace_gap(self, input_index):
+        return per_pixel_gap(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads, itemsize=1)
+
+    def scratch_bytes(self):
+        return self.output.hwc[2]
+
+
+class Int8Conv2D(Int8Windowed):
+    kind = "Conv2D"
+    template = "kernels/int8_conv2d.h.j2"
+
+    @property
+    def kh(self):
+        return int(self.filt.shape[1])
+
+    @property
+    def kw(self):
+        return int(self.filt.shape[2])
+
+    def macs(self):
+        ho, wo, cout = self.output.hwc
+        return ho * wo * cout * self.kh * self.kw * int(self.filt.shape[3])
