@@ -23,8 +23,9 @@ from micronets.compiler.tflite import Edges, read_tflite
 #: fewest calibration samples accepted (TFLite's converter needs a representative spread of
 #: inputs to choose each tensor's range; a few hundred is what the docs recommend)
 MIN_CALIBRATION_SAMPLES = 16
-_CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.int32): "int32_t", np.dtype(np.int16): "int16_t"}
-_WHAT = {"w": "weights (int8)", "b": "bias (int32)", "m": "requantisation multipliers (Q0.31)", "s": "requantisation shifts"}
+_CTYPES = {np.dtype(np.float64): "double", np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.int32): "int32_t", np.dtype(np.int16): "int16_t"}
+_WHAT = {"w": "weights (int8)", "b": "bias (int32)", "m": "requantisation multipliers (Q0.31)", "s": "requantisation shifts",
+         "d": "requantisation scales (double, as TFLite's BUILTIN_REF)"}
 
 
 # ------------------------------------------------------------------------------- calibration
@@ -224,16 +225,18 @@ def _align(n: int, a: int) -> int:
 
 def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, input_scale: float = 1.0 / 255.0,
                    input_offset: float = 0.0, notes: Optional[Dict[str, str]] = None,
-                   class_names: Optional[Sequence[str]] = None) -> Int8Model:
+                   class_names: Optional[Sequence[str]] = None, reference: str = "tflm") -> Int8Model:
     """Compile a fully-int8 .tflite (path or bytes). ``input_scale``/``input_offset`` say how a raw
     uint8 pixel maps to the network's real input (for int8/float-input models; a uint8 model's
-    input is its own)."""
+    input is its own). ``reference``: "tflm" (default; bit-exact with TFLM and TFLite's default
+    kernels) or "tflite-ref" (bit-exact with TFLite's BUILTIN_REF kernels, whose FULLY_CONNECTED
+    requantises in double precision)."""
     from micronets.compiler.compile import _number, check_classname
 
     check_classname(classname)
     input_scale = _number(input_scale, "input_scale")
     input_offset = _number(input_offset, "input_offset")
-    graph, edges, tnotes = read_tflite(source)
+    graph, edges, tnotes = read_tflite(source, reference=reference)
     if class_names is not None:
         class_names = [str(c) for c in class_names]
         if len(class_names) != graph.output.size:
@@ -249,7 +252,8 @@ def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, i
 
 def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optional[str] = None,
                        input_scale: Optional[float] = None, input_offset: float = 0.0,
-                       class_names: Optional[Sequence[str]] = None, notes: Optional[Dict[str, str]] = None) -> Int8Model:
+                       class_names: Optional[Sequence[str]] = None, notes: Optional[Dict[str, str]] = None,
+                       reference: str = "tflm") -> Int8Model:
     """Quantise a Keras model with TFLite's converter (``calibration``: representative inputs) and
     compile the result."""
     import keras
@@ -264,7 +268,7 @@ def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optiona
         input_scale = 1.0 if takes_raw_input(model) else 1.0 / 255.0
     data = quantize_keras(model, calibration)
     compiled = compile_tflite(data, classname=classname, arch=arch or model.name, input_scale=input_scale,
-                              input_offset=input_offset, notes=notes, class_names=class_names)
+                              input_offset=input_offset, notes=notes, class_names=class_names, reference=reference)
     compiled.notes["Source"] = "Keras model quantised by TFLite's converter"
     compiled.notes["Calibration"] = f"{len(np.asarray(calibration))} samples"
     return compiled
@@ -272,7 +276,7 @@ def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optiona
 
 # ------------------------------------------------------------------------------- emission
 def render_int8(m: Int8Model, filename: str, version: str) -> str:
-    from micronets.compiler.emit import _where, comment, environment
+    from micronets.compiler.emit import _where, c_string, comment, environment
     from micronets.compiler.plan import Placed
 
     env = environment()
@@ -281,8 +285,10 @@ def render_int8(m: Int8Model, filename: str, version: str) -> str:
     weights, kernels, calls, seen = [], [], [], []
     for op in g.ops:
         for suffix, array in op.typed_weights().items():
+            body = (c_array(array) if array.dtype != np.float64 else
+                    "\n".join("    " + ", ".join("%.17g" % v for v in array[i:i + 4].tolist()) + "," for i in range(0, array.size, 4)))
             weights.append(dict(layer=comment(op.name), what=_WHAT.get(suffix, suffix), cname=op.wname(suffix),
-                                count=int(array.size), ctype=_CTYPES[array.dtype], body=c_array(array)))
+                                count=int(array.size), ctype=_CTYPES[array.dtype], body=body))
         module = env.get_template(op.template).module
         if op.template not in seen:
             seen.append(op.template)
@@ -314,4 +320,5 @@ def render_int8(m: Int8Model, filename: str, version: str) -> str:
         inplace_bound=summary["inplace_bound"], naive_bound=summary["naive_bound"],
         object_bytes=summary["object_bytes"], input_lut=c_array(m.input_table()),
         weights=weights, kernels=kernels, calls=calls,
+        class_names=None if m.class_names is None else [c_string(c) for c in m.class_names],
     )

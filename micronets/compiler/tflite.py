@@ -129,10 +129,18 @@ class _Reader:
         return np.asarray(q.scale, np.float32), np.asarray(zp, np.int64), int(q.quantizedDimension)
 
 
-def read_tflite(source, *, name: str = "model") -> Tuple[Graph, Edges, Dict[str, str]]:
+#: which implementation the kernels reproduce bit for bit where TFLite's two disagree
+#: (FULLY_CONNECTED's requantisation): "tflm" (TFLM and TFLite's default kernels: fixed point) or
+#: "tflite-ref" (TFLite's BUILTIN_REF reference kernels: double precision)
+REFERENCES = ("tflm", "tflite-ref")
+
+
+def read_tflite(source, *, reference: str = "tflm") -> Tuple[Graph, Edges, Dict[str, str]]:
     """Import a fully-int8 .tflite (a path, or the flatbuffer's bytes). Returns (graph, edges,
     notes): the int8 ops in execution order, how input and outputs are typed at the model's edges,
-    and facts for the header comment."""
+    and facts for the header comment. ``reference``: see :data:`REFERENCES`."""
+    if reference not in REFERENCES:
+        raise ValueError(f"reference={reference!r}; one of {', '.join(REFERENCES)}")
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, what = bytes(source), "the .tflite model"
     else:
@@ -142,12 +150,13 @@ def read_tflite(source, *, name: str = "model") -> Tuple[Graph, Edges, Dict[str,
         with open(path, "rb") as fh:
             data = fh.read()
         what = path
-    return _Importer(_Reader(data, what)).run()
+    return _Importer(_Reader(data, what), reference).run()
 
 
 class _Importer:
-    def __init__(self, r: _Reader):
+    def __init__(self, r: _Reader, reference: str = "tflm"):
         self.r = r
+        self.reference = reference
         self.tensors: Dict[int, Tensor] = {}
         self.ops: List = []
         self.consumers = collections.Counter(i for op in r.sg.operators for i in op.inputs if i >= 0)
@@ -224,8 +233,10 @@ class _Importer:
             first = [k for k, op in enumerate(operators) if in_index in list(op.inputs)]
             if (len(first) != 1 or r.op_name(operators[first[0]]) != "QUANTIZE"
                     or r.ttype(operators[first[0]].outputs[0]) != "int8"):
-                raise UnsupportedModelError(f"{r.what}: the {in_type} input '{r.tname(in_index)}' must feed one QUANTIZE to int8 "
-                                            f"(a fully-int8 model); it does not")
+                readers = ", ".join(f"op {j} ({r.op_name(operators[j])})" for j in first) or "no op"
+                raise UnsupportedModelError(f"{r.what}: not a fully-int8 model: its {in_type} input '{r.tname(in_index)}' is read "
+                                            f"by {readers}, not by one QUANTIZE to int8 (convert with a representative "
+                                            f"dataset and TFLITE_BUILTINS_INT8)")
             k = first[0]
             skip.add(k)
             q_out = int(operators[k].outputs[0])
@@ -276,7 +287,8 @@ class _Importer:
         graph = Graph(ops=tuple(self.ops), input=graph_input, outputs=tuple(outputs))
         edges = Edges(input_type=in_type, input_uint8=input_uint8, outputs_float=tuple(outputs_float))
         desc = self.r.model.description
-        notes = {"Source": os.path.basename(r.what) if r.what != "the .tflite model" else ".tflite bytes"}
+        notes = {"Source": os.path.basename(r.what) if r.what != "the .tflite model" else ".tflite bytes",
+                 "Bit-exact with": "TFLM and TFLite's default kernels" if self.reference == "tflm" else "TFLite's BUILTIN_REF kernels"}
         if desc:
             notes["Converter"] = desc.decode("utf-8", "replace") if isinstance(desc, bytes) else str(desc)
         return graph, edges, notes
@@ -322,7 +334,7 @@ class _Importer:
             w, wscales = self.weights(ins[1], k, name, "int8")
             bias = self.weights(ins[2], k, name, "int32")[0] if len(ins) > 2 and ins[2] >= 0 else None
             out = self.new_output(outs[0], k, name)
-            self.add(Int8Dense(label, x, out, w, bias, wscales, fused), name)
+            self.add(Int8Dense(label, x, out, w, bias, wscales, fused, double_requant=self.reference == "tflite-ref"), name)
         elif name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
             x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
