@@ -324,3 +324,63 @@ def test_quantised_tensor_states_are_checked():
     assert t.nbytes == 6 and Tensor("b", (2, 3)).nbytes == 24
     with pytest.raises(ValueError, match="type and quantisation"):
         Tensor("v", (6,), base=t)
+
+
+# ------------------------------------------------------------------------------ CLI
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from micronets.cli import main
+
+    try:
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:  # click >= 8.2 keeps stderr apart already
+        runner = CliRunner()
+    return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_cli_gen_and_info_on_a_tflite(converted, tmp_path):
+    path = tmp_path / "pico.tflite"
+    path.write_bytes(converted["pico"][0])
+    out = tmp_path / "pico.h"
+    result = _cli("gen", path, "-o", out, "--name", "Pico8")
+    assert result.exit_code == 0, result.output
+    assert "class Pico8" in out.read_text() and "int8" in result.output
+    data, xs, _ = converted["pico"]
+    raw, _ = host_int8.run_header(str(out), "Pico8", xs[:4])
+    assert np.array_equal(raw, compiled_outputs(data, xs[:4], tmp_path, "Again")[1])
+    result = _cli("info", path, "--json")
+    assert result.exit_code == 0
+    import json
+
+    info = json.loads(result.output)
+    assert info["quantize"] == "int8" and info["arena_bytes"] > 0 and info["weights_bytes"] > 0
+    assert all("output_scale" in layer for layer in info["layers"])
+    text = _cli("info", path).output
+    assert "int8 scales" in text and "s=" in text
+
+
+def test_cli_gen_arch_int8_with_calibration(tmp_path):
+    cal = tmp_path / "cal.npy"
+    np.save(cal, np.random.default_rng(0).uniform(0, 1, (20, 20, 20, 1)).astype(np.float32))
+    out = tmp_path / "m.h"
+    result = _cli("gen", "--arch", "pico", "--input", "20x20x1", "--classes", "3", "--int8", "--calibration", cal, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "int8_t rawOutputs" in out.read_text()
+
+
+def test_cli_int8_errors(tmp_path):
+    import tensorflow as tf
+
+    out = tmp_path / "m.h"
+    result = _cli("gen", "--arch", "pico", "--input", "20x20x1", "--int8", "-o", out)
+    assert result.exit_code != 0 and "calibration" in (result.stderr or result.output)
+    few = tmp_path / "few.npy"
+    np.save(few, np.zeros((3, 20, 20, 1), np.float32))
+    result = _cli("gen", "--arch", "pico", "--input", "20x20x1", "--int8", "--calibration", few, "-o", out)
+    assert result.exit_code != 0 and "at least" in (result.stderr or result.output)
+    flt = tmp_path / "float.tflite"
+    flt.write_bytes(tf.lite.TFLiteConverter.from_keras_model(small_model()).convert())
+    result = _cli("gen", flt, "-o", out)
+    assert result.exit_code != 0 and "CONV_2D" in (result.stderr or result.output)
+    assert not out.exists() and _nothing_written(tmp_path)

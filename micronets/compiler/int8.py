@@ -322,3 +322,39 @@ def render_int8(m: Int8Model, filename: str, version: str) -> str:
         weights=weights, kernels=kernels, calls=calls,
         class_names=None if m.class_names is None else [c_string(c) for c in m.class_names],
     )
+
+
+# ------------------------------------------------------------------------------- CLI
+def cli_run(command: str, tflite=None, *, output=None, classname=None, int8: bool = False, calibration=None,
+            model=None, arch=None) -> Dict:
+    """What ``micronets gen`` / ``micronets info`` do on the int8 path; returns the summary.
+
+    ``tflite``: a .tflite file to import; else ``model`` (a Keras model) is quantised with the
+    ``calibration`` path (.npy or image folder). ``gen`` writes ``output`` atomically."""
+    from micronets.compiler.export import check_writable, write_atomic
+
+    if command == "gen":
+        check_writable(output)
+    if tflite is not None:
+        if calibration is not None:
+            raise ValueError("--calibration is for quantising a Keras model; a .tflite file is already quantised")
+        compiled = compile_tflite(tflite, classname=classname or "Net")
+    else:
+        if calibration is None:
+            raise ValueError("--int8 needs --calibration DIR|FILE.npy: representative inputs for TFLite's converter")
+        x = load_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]))
+        compiled = compile_keras_int8(model, x, classname=classname or "Net", arch=arch)
+    if command == "gen":
+        text = compiled.render(filename=os.path.basename(os.fspath(output)) or "model.h")
+        write_atomic(output, text)
+        compiled._header = text
+    return compiled.summary()
+
+
+def scales_text(summary: Dict) -> str:
+    """Per-layer quantisation as lines of text (for ``micronets info``)."""
+    lines = [f"int8 scales (real = s * (q - z)): input s={summary['input_scale']:.6g} z={summary['input_zero_point']}"]
+    for i, layer in enumerate(summary["layers"]):
+        ins = ", ".join(f"s={s:.6g} z={z}" for s, z in zip(layer["input_scales"], layer["input_zero_points"]))
+        lines.append(f"  {i:>3} {layer['op']:<24} in {ins} -> out s={layer['output_scale']:.6g} z={layer['output_zero_point']}")
+    return "\n".join(lines)

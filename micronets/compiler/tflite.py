@@ -302,7 +302,7 @@ class _Importer:
             raise UnsupportedModelError(f"{r.what}: op {k} ({name}, writing '{r.tname(outs[0]) if outs else '?'}') is not supported "
                                         f"by micronets' int8 path; supported: {', '.join(SUPPORTED)}")
         opt = op.builtinOptions
-        label = r.tname(outs[0])
+        label = r.tname(outs[0]).split(";")[0][-60:]  # the converter joins the fused TF names with ';'
         fused = int(getattr(opt, "fusedActivationFunction", 0) or 0)
         if fused not in (0, 1, 2, 3):
             self.fail(k, name, f"uses fused activation {fused}; supported: none, RELU, RELU_N1_TO_1, RELU6")
