@@ -55,6 +55,22 @@ def branch_model():
     return keras.Model(i, x, name="branch")
 
 
+def gated_model():
+    """Squeeze-excite as PhiNet builds it (MEAN with keep_dims, 1x1 convs, LOGISTIC, broadcast MUL)
+    and a sigmoid gate (elementwise MUL)."""
+    i = keras.Input((8, 8, 6))
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(i)
+    s = L.GlobalAveragePooling2D(keepdims=True)(x)
+    s = L.Conv2D(4, 1, activation="relu")(s)
+    s = L.Conv2D(8, 1, activation="sigmoid")(s)
+    x = L.Multiply()([x, s])
+    g = L.Activation("sigmoid")(x)
+    x = L.Multiply()([x, g])
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(6)(x)
+    return keras.Model(i, x, name="gated")
+
+
 def small_model():
     i = keras.Input((6, 6, 2))
     x = L.Conv2D(4, 3, activation="relu")(i)
@@ -77,7 +93,7 @@ def int8_inputs(shape, n=24, seed=5):
 def converted():
     """name -> (model bytes, int8 test inputs, keras model), converted once for the module."""
     out = {}
-    for k, fn in enumerate((windowed_model, branch_model)):
+    for k, fn in enumerate((windowed_model, branch_model, gated_model)):
         model = spread_weights(fn(), seed=10 + k)
         data = convert(model, calibration(model, seed=k))
         out[model.name] = (data, int8_inputs(model.input_shape[1:], seed=k), model)
@@ -102,7 +118,7 @@ def compiled_outputs(data, xs, tmp_path, classname, entry="int8", reference="tfl
 
 
 # ------------------------------------------------------------------------------ bit-exactness
-@pytest.mark.parametrize("name", ["windowed", "branch", "pico"])
+@pytest.mark.parametrize("name", ["windowed", "branch", "gated", "pico"])
 def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
     """Default build: 0 LSB against TFLM (fixed-point requantisation everywhere);
     reference="tflite-ref": 0 LSB against TFLite's BUILTIN_REF kernels, whose FULLY_CONNECTED
@@ -130,7 +146,7 @@ def test_every_op_kind_is_covered(converted):
     for data, _, _ in converted.values():
         seen.update(op_names(data))
     for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD",
-               "RESHAPE", "SOFTMAX", "PAD"):
+               "RESHAPE", "SOFTMAX", "PAD", "MUL", "LOGISTIC"):
         assert op in seen, op
 
 

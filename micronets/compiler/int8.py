@@ -290,9 +290,10 @@ def render_int8(m: Int8Model, filename: str, version: str) -> str:
             weights.append(dict(layer=comment(op.name), what=_WHAT.get(suffix, suffix), cname=op.wname(suffix),
                                 count=int(array.size), ctype=_CTYPES[array.dtype], body=body))
         module = env.get_template(op.template).module
-        if op.template not in seen:
-            seen.append(op.template)
-            kernels.append(str(module.definition()).strip())
+        for template in (*op.requires, op.template):
+            if template not in seen:
+                seen.append(template)
+                kernels.append(str(env.get_template(template).module.definition()).strip())
         placed = Placed(op, plan, raw_names)
         calls.append(dict(index=op.index, name=comment(op.name), label=comment(op.label()),
                           inputs=", ".join(_where(t, plan).replace("outputs[]", "rawOutputs[]") for t in op.inputs),

@@ -26,14 +26,16 @@ from micronets.compiler.ops.int8_add import Int8Add
 from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_dense import Int8Dense
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+from micronets.compiler.ops.int8_logistic import Int8Logistic
 from micronets.compiler.ops.int8_mean import Int8Mean
+from micronets.compiler.ops.int8_mul import Int8Mul
 from micronets.compiler.ops.int8_pad import Int8Pad
 from micronets.compiler.ops.int8_pool import Int8Pool
 from micronets.compiler.ops.int8_requantize import Int8Requantize
 from micronets.compiler.ops.int8_softmax import Int8Softmax
 
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD",
-             "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE", "DEQUANTIZE")
+             "MUL", "LOGISTIC", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE", "DEQUANTIZE")
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
 
@@ -358,6 +360,18 @@ class _Importer:
             if a.shape != out.shape or b.shape != out.shape:
                 self.fail(k, name, f"adds {a.shape} and {b.shape}: broadcasting is not supported")
             self.add(Int8Add(label, a, b, out, fused), name)
+        elif name == "MUL":
+            a = self.act_tensor(ins[0], k, name)
+            b = self.act_tensor(ins[1], k, name)
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add(Int8Mul(label, a, b, out, fused), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "LOGISTIC":
+            x = self.act_tensor(ins[0], k, name)
+            out = self.new_output(outs[0], k, name)
+            self.add(Int8Logistic(label, x, out), name)
         elif name in ("RESHAPE", "SQUEEZE"):
             x = self.act_tensor(ins[0], k, name)
             shape = r.shape(outs[0])
