@@ -400,3 +400,26 @@ def test_cli_int8_errors(tmp_path):
     result = _cli("gen", flt, "-o", out)
     assert result.exit_code != 0 and "CONV_2D" in (result.stderr or result.output)
     assert not out.exists() and _nothing_written(tmp_path)
+
+
+# ------------------------------------------------------------------------------ Cortex-M4
+def test_int8_header_on_emulated_cortex_m4(converted, tmp_path):
+    """The int8 header through the QEMU Cortex-M4 harness (its uint8 entry point): the same
+    outputs, bit for bit, as on this machine, so the same as TFLM."""
+    import shutil
+
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    data, _, model = converted["gated"]
+    compiled = compile_tflite(data, classname="Gated")
+    header = tmp_path / "gated.h"
+    header.write_text(compiled.header)
+    pixels = np.random.default_rng(4).integers(0, 256, (3,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    elf = qemu.build_firmware(header, "Gated", pixels, tmp_path / "fw", entry="uint8")
+    result = qemu.run_firmware(elf)
+    _, host = host_int8.run_header(str(header), "Gated", pixels, entry="uint8")
+    assert np.array_equal(result.outputs, host)
+    assert result.object_bytes == compiled.summary()["object_bytes"]
+    assert result.instructions and result.instructions > compiled.summary()["macs"]
