@@ -101,6 +101,12 @@ def converted():
     pico.build()
     spread_weights(pico.model, seed=7)
     out["pico"] = (convert(pico.model, calibration(pico.model, n=48, seed=3)), int8_inputs((32, 32, 1), n=16, seed=9), pico.model)
+    from micronets.models import make_net
+
+    phi = make_net("phinet-2m", num_classes=5, input_shape=(32, 32, 3))
+    phi.build()
+    spread_weights(phi.model, seed=8)
+    out["phinet"] = (convert(phi.model, calibration(phi.model, n=32, seed=4)), int8_inputs((32, 32, 3), n=8, seed=2), phi.model)
     return out
 
 
@@ -118,7 +124,7 @@ def compiled_outputs(data, xs, tmp_path, classname, entry="int8", reference="tfl
 
 
 # ------------------------------------------------------------------------------ bit-exactness
-@pytest.mark.parametrize("name", ["windowed", "branch", "gated", "pico"])
+@pytest.mark.parametrize("name", ["windowed", "branch", "gated", "pico", "phinet"])
 def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
     """Default build: 0 LSB against TFLM (fixed-point requantisation everywhere);
     reference="tflite-ref": 0 LSB against TFLite's BUILTIN_REF kernels, whose FULLY_CONNECTED
@@ -236,13 +242,21 @@ def test_two_int8_models_in_one_translation_unit(converted, tmp_path):
     assert subprocess.run([str(tmp_path / "two")]).returncode == 0
 
 
-def test_int8_arena_is_planned_to_the_byte_and_in_place(converted):
-    compiled = compile_tflite(converted["pico"][0])
+def test_int8_arena_is_planned_to_the_byte_in_place_and_through_rings(converted):
+    """PhiNet (the real architecture, with squeeze-excite): planned to the byte, ops writing over
+    their input, expansion convs fused with their depthwise conv through a ring of rows (also in
+    place), and an arena no larger than a quarter of the float32 header's."""
+    from micronets.compiler import compile_model
+
+    compiled = compile_tflite(converted["phinet"][0])
     plan = compiled.plan
     assert plan.result.alignment == 1
     assert plan.arena_size >= plan.lower_bound
-    # at least one op writes over its own input (in place)
-    assert any(plan.overlaps_input(op) for op in compiled.graph.ops)
+    fused = [op for op in compiled.graph.ops if op.kind == "Conv2D+DepthwiseConv2D"]
+    assert fused and any(plan.overlaps_input(op) for op in fused)
+    assert sum(plan.overlaps_input(op) for op in compiled.graph.ops) > 10
+    assert plan.arena_size <= 0.25 * compile_model(converted["phinet"][2]).plan.arena_size
+    assert "ring of 3 rows" in compiled.header
 
 
 # ------------------------------------------------------------------------------ ways in

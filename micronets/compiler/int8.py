@@ -241,13 +241,33 @@ def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, i
         class_names = [str(c) for c in class_names]
         if len(class_names) != graph.output.size:
             raise ValueError(f"{len(class_names)} class names for a model with {graph.output.size} outputs")
-    plan = plan_memory(graph)
+    graph, plan = _fuse_if_smaller(graph)
     if arch is None:
         arch = os.path.basename(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "int8 model"
     merged = dict(tnotes)
     merged.update(notes or {})
     data = bytes(source) if isinstance(source, (bytes, bytearray)) else None
     return Int8Model(graph, plan, edges, classname, arch, input_scale, input_offset, merged, data, class_names)
+
+
+def _renumbered(graph: Graph, ops) -> Graph:
+    ops = [op.evolve(index=i, ident=f"L{i}") for i, op in enumerate(ops)]
+    return Graph(ops=tuple(ops), input=graph.input, outputs=graph.outputs, keras_tensors=graph.keras_tensors)
+
+
+def _fuse_if_smaller(graph: Graph):
+    """(graph, plan): with each conv -> depthwise pair fused through a ring of rows when that
+    plans a smaller arena, else as imported."""
+    from micronets.compiler.ops.int8_conv_depthwise import fuse_conv_depthwise
+
+    plan = plan_memory(graph)
+    kept = {t.storage for t in graph.outputs}
+    fused_ops = fuse_conv_depthwise(list(graph.ops), kept)
+    if len(fused_ops) == len(graph.ops):
+        return graph, plan
+    fused = _renumbered(graph, fused_ops)
+    fused_plan = plan_memory(fused)
+    return (fused, fused_plan) if fused_plan.arena_size < plan.arena_size else (graph, plan)
 
 
 def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optional[str] = None,
