@@ -418,22 +418,27 @@ def test_cli_int8_errors(tmp_path):
 
 # ------------------------------------------------------------------------------ Cortex-M4
 def test_int8_header_on_emulated_cortex_m4(converted, tmp_path):
-    """The int8 header through the QEMU Cortex-M4 harness (its uint8 entry point): the same
-    outputs, bit for bit, as on this machine, so the same as TFLM."""
+    """PhiNet's int8 header through the QEMU Cortex-M4 harness (its float entry point: inputs
+    quantised as they are read), where the DSP path (SMLAD) runs: the same outputs, bit for bit,
+    as the portable path on this machine."""
     import shutil
 
     from micronets.embedded import qemu
 
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
-    data, _, model = converted["gated"]
-    compiled = compile_tflite(data, classname="Gated")
-    header = tmp_path / "gated.h"
+    data, _, model = converted["phinet"]
+    compiled = compile_tflite(data, classname="Phi")
+    header = tmp_path / "phi.h"
     header.write_text(compiled.header)
-    pixels = np.random.default_rng(4).integers(0, 256, (3,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    elf = qemu.build_firmware(header, "Gated", pixels, tmp_path / "fw", entry="uint8")
-    result = qemu.run_firmware(elf)
-    _, host = host_int8.run_header(str(header), "Gated", pixels, entry="uint8")
+    x = np.random.default_rng(4).uniform(-1, 1, (3,) + tuple(model.input_shape[1:])).astype(np.float32)
+    elf = qemu.build_firmware(header, "Phi", x, tmp_path / "fw", entry="float")
+    disassembly = subprocess.run([shutil.which(qemu.CXX).replace("g++", "objdump"), "-d", str(elf)],
+                                 capture_output=True, text=True).stdout
+    assert "smlad" in disassembly and "sxtb16" in disassembly
+    result = qemu.run_firmware(elf, timeout=120)
+    _, host = host_int8.run_header(str(header), "Phi", x, entry="float")
     assert np.array_equal(result.outputs, host)
+    assert len(np.unique(host)) > 3
     assert result.object_bytes == compiled.summary()["object_bytes"]
     assert result.instructions and result.instructions > compiled.summary()["macs"]

@@ -24,7 +24,7 @@ from micronets.compiler.tflite import Edges, read_tflite
 #: inputs to choose each tensor's range; a few hundred is what the docs recommend)
 MIN_CALIBRATION_SAMPLES = 16
 _CTYPES = {np.dtype(np.float64): "double", np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.int32): "int32_t", np.dtype(np.int16): "int16_t"}
-_WHAT = {"w": "weights (int8)", "b": "bias (int32)", "m": "requantisation multipliers (Q0.31)", "s": "requantisation shifts",
+_WHAT = {"w": "weights (int8)", "b": "bias (int32)", "f": "bias with the input offset folded in (int32)", "m": "requantisation multipliers (Q0.31)", "s": "requantisation shifts",
          "d": "requantisation scales (double, as TFLite's BUILTIN_REF)"}
 
 
@@ -307,7 +307,10 @@ def render_int8(m: Int8Model, filename: str, version: str) -> str:
         for suffix, array in op.typed_weights().items():
             body = (c_array(array) if array.dtype != np.float64 else
                     "\n".join("    " + ", ".join("%.17g" % v for v in array[i:i + 4].tolist()) + "," for i in range(0, array.size, 4)))
-            weights.append(dict(layer=comment(op.name), what=_WHAT.get(suffix, suffix), cname=op.wname(suffix),
+            what = _WHAT.get(suffix[1:], suffix) if suffix[:1] in ("c", "d") and len(suffix) == 2 else _WHAT.get(suffix, suffix)
+            if len(suffix) == 2 and suffix[:1] in ("c", "d"):
+                what = ("conv " if suffix[0] == "c" else "depthwise ") + what
+            weights.append(dict(layer=comment(op.name), what=what, cname=op.wname(suffix),
                                 count=int(array.size), ctype=_CTYPES[array.dtype], body=body))
         module = env.get_template(op.template).module
         for template in (*op.requires, op.template):

@@ -54,7 +54,30 @@ class Int8Windowed(Int8Op):
 
 class Int8Conv2D(Int8Windowed):
     kind = "Conv2D"
-    template = "kernels/int8_conv2d.h.j2"
+
+    @property
+    def pointwise(self) -> bool:
+        """1x1, stride 1, unpadded: the dot-product kernel (SMLAD on Cortex-M DSP cores)."""
+        return (self.kh, self.kw) == (1, 1) and self.strides == (1, 1) and not any(self.pads)
+
+    @property
+    def template(self):
+        return "kernels/int8_pointwise.h.j2" if self.pointwise else "kernels/int8_conv2d.h.j2"
+
+    def folded_bias(self) -> np.ndarray:
+        """bias + in_off * sum(w) per output channel: the input offset folded in (exact: the
+        pointwise kernel then sums plain int8 products)."""
+        sums = self.filt.reshape(self.filt.shape[0], -1).astype(np.int64).sum(axis=1)
+        bias = np.zeros(self.filt.shape[0], np.int64) if self.bias is None else self.bias.astype(np.int64)
+        folded = bias + self.in_off * sums
+        if np.any(np.abs(folded) >= 2 ** 31):
+            raise ValueError(f"conv '{self.name}': folded bias out of int32 range")
+        return folded.astype(np.int32)
+
+    def typed_weights(self):
+        if not self.pointwise:
+            return super().typed_weights()
+        return collections.OrderedDict(w=self.filt.reshape(-1), f=self.folded_bias(), m=self.mult, s=self.shift)
 
     @property
     def kh(self):
