@@ -34,13 +34,21 @@ class Int8Windowed(Int8Op):
             text += f" dilation {self.dilation[0]},{self.dilation[1]}"
         return text
 
+    def filter_sums(self) -> np.ndarray:
+        """Sum of each output channel's filter taps (int64)."""
+        raise NotImplementedError
+
+    def folded_bias(self) -> np.ndarray:
+        """bias + in_off * sum(w) per output channel: the input offset folded in for every tap
+        (exact in integers; the kernels take a skipped tap's in_off * w back out)."""
+        bias = np.zeros(self.output.hwc[2], np.int64) if self.bias is None else self.bias.astype(np.int64)
+        folded = bias + self.in_off * self.filter_sums()
+        if np.any(np.abs(folded) >= 2 ** 31):
+            raise ValueError(f"'{self.name}': bias with the input offset folded in is out of int32 range")
+        return folded.astype(np.int32)
+
     def typed_weights(self):
-        w = collections.OrderedDict(w=self.filt.reshape(-1))
-        if self.bias is not None:
-            w["b"] = self.bias
-        w["m"] = self.mult
-        w["s"] = self.shift
-        return w
+        return collections.OrderedDict(w=self.filt.reshape(-1), f=self.folded_bias(), m=self.mult, s=self.shift)
 
     def params(self):
         return int(self.filt.size + (0 if self.bias is None else self.bias.size))
@@ -64,20 +72,8 @@ class Int8Conv2D(Int8Windowed):
     def template(self):
         return "kernels/int8_pointwise.h.j2" if self.pointwise else "kernels/int8_conv2d.h.j2"
 
-    def folded_bias(self) -> np.ndarray:
-        """bias + in_off * sum(w) per output channel: the input offset folded in (exact: the
-        pointwise kernel then sums plain int8 products)."""
-        sums = self.filt.reshape(self.filt.shape[0], -1).astype(np.int64).sum(axis=1)
-        bias = np.zeros(self.filt.shape[0], np.int64) if self.bias is None else self.bias.astype(np.int64)
-        folded = bias + self.in_off * sums
-        if np.any(np.abs(folded) >= 2 ** 31):
-            raise ValueError(f"conv '{self.name}': folded bias out of int32 range")
-        return folded.astype(np.int32)
-
-    def typed_weights(self):
-        if not self.pointwise:
-            return super().typed_weights()
-        return collections.OrderedDict(w=self.filt.reshape(-1), f=self.folded_bias(), m=self.mult, s=self.shift)
+    def filter_sums(self):
+        return self.filt.reshape(self.filt.shape[0], -1).astype(np.int64).sum(axis=1)
 
     @property
     def kh(self):

@@ -3,6 +3,8 @@ any depth multiplier M. MACs: Ho*Wo*Cout*KH*KW."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from micronets.compiler.ops.int8_conv import Int8Windowed
 
 
@@ -28,6 +30,9 @@ class Int8DepthwiseConv2D(Int8Windowed):
     def describe(self):
         text = super().describe()
         return text + (f" x{self.multiplier}" if self.multiplier != 1 else "")
+
+    def filter_sums(self):
+        return self.filt.reshape(-1, self.filt.shape[-1]).astype(np.int64).sum(axis=0)
 
     def macs(self):
         ho, wo, cout = self.output.hwc
