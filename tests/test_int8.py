@@ -442,3 +442,25 @@ def test_int8_header_on_emulated_cortex_m4(converted, tmp_path):
     assert len(np.unique(host)) > 3
     assert result.object_bytes == compiled.summary()["object_bytes"]
     assert result.instructions and result.instructions > compiled.summary()["macs"]
+
+
+# ------------------------------------------------------------------------------ real data
+def test_int8_accuracy_within_one_point_of_float_on_digits(tmp_path):
+    """Pico trained briefly on scikit-learn's digits (real images), quantised with 200 training
+    images: the int8 header's test accuracy is within 1 point of the float model's."""
+    from micronets import data
+
+    (xtr, ytr), (xte, yte) = data.load_digits(input_shape=(32, 32, 1))
+    keras.utils.set_random_seed(0)
+    net = micronets.PicoMobileNet(num_classes=10, input_shape=(32, 32, 1))
+    net.build()
+    model = net.model
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(xtr, ytr, epochs=15, batch_size=32, verbose=0)
+    float_acc = float((np.argmax(model.predict(xte, verbose=0), 1) == yte).mean())
+    path = tmp_path / "digits.h"
+    micronets.export(model, str(path), classname="Digits", quantize="int8", calibration=xtr[:200])
+    raw, _ = host_int8.run_header(str(path), "Digits", xte, entry="float")
+    int8_acc = float((np.argmax(raw, 1) == yte).mean())
+    assert float_acc > 0.85, float_acc  # it learned something: the comparison means something
+    assert int8_acc >= float_acc - 0.01, (float_acc, int8_acc)
