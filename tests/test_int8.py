@@ -41,13 +41,14 @@ def windowed_model():
 
 
 def branch_model():
-    """A residual ADD, a PAD that stays a PAD (read by a pooling), Flatten (RESHAPE) and a dense
-    output with no softmax."""
+    """A residual ADD, a CONCATENATION, a PAD that stays a PAD (read by a pooling), Flatten
+    (RESHAPE) and a dense output with no softmax."""
     i = keras.Input((10, 10, 4))
     a = L.Conv2D(6, 3, padding="same", activation="relu")(i)
     b = L.Conv2D(6, 1)(a)
     x = L.Add()([a, b])
     x = L.ReLU()(x)
+    x = L.Concatenate()([x, L.Conv2D(3, 1, activation="relu")(x)])
     x = L.ZeroPadding2D(((1, 0), (0, 1)))(x)
     x = L.MaxPooling2D(2)(x)
     x = L.Flatten()(x)
@@ -152,7 +153,7 @@ def test_every_op_kind_is_covered(converted):
     for data, _, _ in converted.values():
         seen.update(op_names(data))
     for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD",
-               "RESHAPE", "SOFTMAX", "PAD", "MUL", "LOGISTIC"):
+               "RESHAPE", "SOFTMAX", "PAD", "MUL", "LOGISTIC", "CONCATENATION"):
         assert op in seen, op
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from micronets.compiler.graph import Graph, Quant, Tensor
 from micronets.compiler.ops.base import UnsupportedModelError, conv_output
 from micronets.compiler.ops.int8_add import Int8Add
+from micronets.compiler.ops.int8_concat import Int8Concat
 from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_dense import Int8Dense
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
@@ -35,7 +36,7 @@ from micronets.compiler.ops.int8_requantize import Int8Requantize
 from micronets.compiler.ops.int8_softmax import Int8Softmax
 
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD",
-             "MUL", "LOGISTIC", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE", "DEQUANTIZE")
+             "MUL", "LOGISTIC", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE", "DEQUANTIZE")
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
 
@@ -366,6 +367,16 @@ class _Importer:
             out = self.new_output(outs[0], k, name)
             try:
                 self.add(Int8Mul(label, a, b, out, fused), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "CONCATENATION":
+            xs = [self.act_tensor(i, k, name) for i in ins]
+            out = self.new_output(outs[0], k, name)
+            axis = int(getattr(opt, "axis", -1))
+            if axis % (len(out.shape) + 1) != len(out.shape):
+                self.fail(k, name, f"concatenates along axis {axis} of {list(r.shape(outs[0]))}: only the last axis is supported")
+            try:
+                self.add(Int8Concat(label, xs, out), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name == "LOGISTIC":
