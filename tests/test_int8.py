@@ -57,10 +57,10 @@ def branch_model():
 
 
 def gated_model():
-    """Squeeze-excite as PhiNet builds it (MEAN with keep_dims, 1x1 convs, LOGISTIC, broadcast MUL)
-    and a sigmoid gate (elementwise MUL)."""
+    """HARD_SWISH, squeeze-excite as PhiNet builds it (MEAN with keep_dims, 1x1 convs, LOGISTIC,
+    broadcast MUL) and a sigmoid gate (elementwise MUL)."""
     i = keras.Input((8, 8, 6))
-    x = L.Conv2D(8, 3, padding="same", activation="relu")(i)
+    x = L.Conv2D(8, 3, padding="same", activation="hard_swish")(i)
     s = L.GlobalAveragePooling2D(keepdims=True)(x)
     s = L.Conv2D(4, 1, activation="relu")(s)
     s = L.Conv2D(8, 1, activation="sigmoid")(s)
@@ -153,7 +153,7 @@ def test_every_op_kind_is_covered(converted):
     for data, _, _ in converted.values():
         seen.update(op_names(data))
     for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD",
-               "RESHAPE", "SOFTMAX", "PAD", "MUL", "LOGISTIC", "CONCATENATION"):
+               "RESHAPE", "SOFTMAX", "PAD", "MUL", "LOGISTIC", "CONCATENATION", "HARD_SWISH"):
         assert op in seen, op
 
 

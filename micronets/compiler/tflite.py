@@ -27,6 +27,7 @@ from micronets.compiler.ops.int8_concat import Int8Concat
 from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_dense import Int8Dense
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+from micronets.compiler.ops.int8_hard_swish import Int8HardSwish
 from micronets.compiler.ops.int8_logistic import Int8Logistic
 from micronets.compiler.ops.int8_mean import Int8Mean
 from micronets.compiler.ops.int8_mul import Int8Mul
@@ -36,7 +37,7 @@ from micronets.compiler.ops.int8_requantize import Int8Requantize
 from micronets.compiler.ops.int8_softmax import Int8Softmax
 
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD",
-             "MUL", "LOGISTIC", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE", "DEQUANTIZE")
+             "MUL", "LOGISTIC", "HARD_SWISH", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE", "DEQUANTIZE")
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
 
@@ -378,6 +379,13 @@ class _Importer:
             try:
                 self.add(Int8Concat(label, xs, out), name)
             except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "HARD_SWISH":
+            x = self.act_tensor(ins[0], k, name)
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add(Int8HardSwish(label, x, out), name)
+            except ValueError as exc:
                 self.fail(k, name, str(exc))
         elif name == "LOGISTIC":
             x = self.act_tensor(ins[0], k, name)
