@@ -465,3 +465,23 @@ def test_int8_accuracy_within_one_point_of_float_on_digits(tmp_path):
     int8_acc = float((np.argmax(raw, 1) == yte).mean())
     assert float_acc > 0.85, float_acc  # it learned something: the comparison means something
     assert int8_acc >= float_acc - 0.01, (float_acc, int8_acc)
+
+
+def test_int8_headers_compile_strictly_for_cortex_m4(converted, tmp_path):
+    """Every test model's header, DSP path included, compiles for Cortex-M4 with -Werror at -O2
+    (where GCC's loop analysis warns more than on the host)."""
+    import shutil
+
+    from micronets.embedded import qemu
+
+    cxx = shutil.which(qemu.CXX)
+    if not cxx:
+        pytest.skip("arm-none-eabi-g++ not installed")
+    for name, (data, _, _) in converted.items():
+        header = tmp_path / f"{name}.h"
+        header.write_text(compile_tflite(data, classname=f"M_{name}").header)
+        src = tmp_path / f"{name}.cpp"
+        src.write_text(f'#include "{header}"\nM_{name} net;\nint run(const int8_t* x) {{ return net.predict(x); }}\n')
+        proc = subprocess.run([cxx, *qemu.CPU_FLAGS, "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", "-c",
+                               str(src), "-o", str(tmp_path / f"{name}.o")], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}"
