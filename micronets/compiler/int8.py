@@ -15,9 +15,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from micronets.compiler.graph import Graph, Quant
+from micronets.compiler.graph import Graph
 from micronets.compiler.plan import MemoryPlan, plan_memory
-from micronets.compiler.quant import RANGES, c_array, mbqm, quantize_float, quantize_multiplier
+from micronets.compiler.quant import c_array, mbqm, quantize_float, quantize_multiplier
 from micronets.compiler.tflite import Edges, read_tflite
 
 #: fewest calibration samples accepted (TFLite's converter needs a representative spread of

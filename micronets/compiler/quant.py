@@ -103,11 +103,6 @@ def quantize_float(x, quant, dtype: str = "int8") -> np.ndarray:
     return np.clip(r + quant.zero_point, lo, hi).astype(np.int8 if dtype == "int8" else np.uint8)
 
 
-def dequantize(q, quant) -> np.ndarray:
-    """TFLite's Dequantize: float(scale * (q - zero_point)) with the scale as a double."""
-    return (np.float64(quant.scale) * (np.asarray(q, np.int64) - quant.zero_point)).astype(np.float32)
-
-
 def c_array(values, per_line: int = 16, indent: str = "    ") -> str:
     """Integer values as the body of a C array initialiser."""
     flat = [str(int(v)) for v in np.asarray(values).reshape(-1).tolist()]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
-import re
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -65,10 +64,6 @@ def _schema():
 
 def _op_names(schema) -> Dict[int, str]:
     return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-
-
-def _ident(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", text)[:40]
 
 
 class _Reader:
@@ -218,9 +213,6 @@ class _Importer:
         op.tflite_op = opname
         self.ops.append(op)
         return op
-
-    def options(self, op):
-        return op.builtinOptions
 
     # ------------------------------------------------------------------ conversion
     def run(self):
