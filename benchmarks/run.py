@@ -779,6 +779,12 @@ def main(argv=None) -> int:
     write_atomic(out, write_report(results, info, args, out, chart, elapsed, pieces))
     if BEGIN in previous and END in previous:  # accuracy.py's section of the same file stays
         write_section(str(out), BEGIN + previous.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n")
+    import importlib
+
+    int8_bench = importlib.import_module("int8")  # benchmarks/int8.py's section stays too
+    if int8_bench.BEGIN in previous and int8_bench.END in previous:
+        int8_bench.write_section(str(out), int8_bench.BEGIN + previous.split(int8_bench.BEGIN, 1)[1].split(int8_bench.END, 1)[0]
+                                 + int8_bench.END + "\n")
     log(f"wrote {out}, {chart.name}, {out.with_suffix('.json').name} ({elapsed / 60:.1f} min)")
     return 0
 

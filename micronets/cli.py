@@ -573,9 +573,29 @@ def main():
         warnings.filterwarnings("ignore")
 
 
+# ---------------------------------------------------------------------------- int8
+def _int8_options(fn):
+    fn = click.option("--calibration", type=click.Path(exists=True), default=None,
+                      help="int8: representative inputs, a .npy array (N, H, W, C) or a folder of images.")(fn)
+    return click.option("--int8", is_flag=True, help="Quantise to int8 with TFLite's converter (needs --calibration); "
+                                                     "a .tflite model is always int8.")(fn)
+
+
+def _int8_cli(command, tflite, **options):
+    """The int8 work of gen / info (micronets.compiler.int8.cli_run), its errors as one line."""
+    from micronets.compiler.int8 import cli_run
+
+    try:
+        return cli_run(command, tflite, **options)
+    except (ValueError, FileNotFoundError) as exc:
+        raise fail(one_line(exc))
+    except OSError as exc:
+        raise fail(one_line(exc))
+
+
 # ---------------------------------------------------------------------------- gen
 @main.command()
-@_arch_option()
+@_arch_option(required=False)
 @_classes_option()
 @_input_option()
 @click.option("--weights", "-w", type=click.Path(dir_okay=False), default=None,
@@ -591,8 +611,12 @@ def main():
 @click.option("--board", "-b", default=None, metavar="NAME",
               help="With --sketch: the board the sketch's platformio.ini builds for (a key of `micronets boards` "
                    "or a PlatformIO name such as nucleo_f446re); default: every listed board.")
-def gen(arch, classes, input_shape, weights, batch_norm, classname, output, sketch_dir, board):
-    """Generate the C++ header of a model, or a whole sketch folder (--sketch).
+@click.argument("tflite", metavar="[MODEL.tflite]", required=False, type=click.Path(dir_okay=False))
+@_int8_options
+def gen(arch, classes, input_shape, weights, batch_norm, classname, output, sketch_dir, board, tflite, int8,
+        calibration):
+    """Generate the C++ header of a model (float32, or int8 from a .tflite or with --int8), or a whole
+    sketch folder (--sketch).
 
     \b
     Examples:
@@ -600,7 +624,20 @@ def gen(arch, classes, input_shape, weights, batch_norm, classname, output, sket
       micronets gen --arch milli --classes 4 --input 64x64x3 --weights best.weights.h5 --name Gesture -o gesture.h
       micronets gen --arch my_model.keras -o model.h
       micronets gen --arch pico --input 32x32x1 --sketch Digits --board nucleo_f446re
+      micronets gen model.tflite -o model.h                 # a fully-int8 .tflite, TFLM-exact
+      micronets gen --arch pico --int8 --calibration images/ -o model.h
     """
+    if (sketch_dir is not None or board is not None) and (tflite or int8 or calibration
+                                                          or (arch and arch.lower().endswith(".tflite"))):
+        raise fail("--sketch writes a float sketch; int8 sketches are not supported yet (use gen ... -o model.h "
+                   "and the sketch of a float model)")
+    if tflite or (arch and arch.lower().endswith(".tflite")):
+        _check_output(output)
+        summary = _int8_cli("gen", tflite or arch, output=output, classname=classname)
+        print_summary(_console(), summary, output, title=f"Wrote {output} (int8)")
+        return
+    if not arch:
+        raise fail("give --arch ARCH, or a .tflite model file")
     check_arch(arch)
     if sketch_dir is not None or board is not None:
         from micronets import sketch
@@ -610,6 +647,11 @@ def gen(arch, classes, input_shape, weights, batch_norm, classname, output, sket
         return
     _check_output(output)
     resolved = resolve(arch, classes, input_shape, batch_norm, weights)
+    if int8 or calibration:
+        summary = _int8_cli("gen", None, output=output, classname=classname or resolved.classname, int8=int8,
+                            calibration=calibration, model=resolved.model, arch=resolved.label)
+        print_summary(_console(), summary, output, title=f"Wrote {output} (int8)")
+        return
     _, summary = export_header(resolved, output, classname)
     print_summary(_console(), summary, output, title=f"Wrote {output}")
 
@@ -645,7 +687,7 @@ def _layers_eager(ctx, param, value):
 @main.command()
 @click.option("--layers", is_flag=True, is_eager=True, expose_value=False, callback=_layers_eager,
               help="List the Keras layers, keras.ops and activations the compiler supports, and exit.")
-@_arch_option()
+@_arch_option(required=False)
 @_classes_option()
 @_input_option()
 @click.option("--weights", "-w", type=click.Path(dir_okay=False), default=None,
@@ -656,7 +698,9 @@ def _layers_eager(ctx, param, value):
                                                       "'board' with --board) instead of tables.")
 @click.option("--board", "-b", type=click.Choice(list(BOARD_NAMES) + ["list"], case_sensitive=False), default=None,
               is_eager=True, callback=_board_eager, help=BOARD_HELP)
-def info(arch, classes, input_shape, weights, batch_norm, classname, as_json, board):
+@click.argument("tflite", metavar="[MODEL.tflite]", required=False, type=click.Path(dir_okay=False))
+@_int8_options
+def info(arch, classes, input_shape, weights, batch_norm, classname, as_json, board, tflite, int8, calibration):
     """Show a model's layers, MACs, parameters and memory plan (and whether it fits a board).
 
     \b
@@ -666,10 +710,20 @@ def info(arch, classes, input_shape, weights, batch_norm, classname, as_json, bo
       micronets info --arch phinet-5m --classes 4 --json
       micronets info --board list
       micronets info --layers
+      micronets info model.tflite                 # int8: weights, arena, per-layer scales
     """
-    check_arch(arch)
-    resolved = resolve(arch, classes, input_shape, batch_norm, weights)
-    _, summary = compile_summary(resolved, classname)
+    if tflite or (arch and arch.lower().endswith(".tflite")):
+        summary = _int8_cli("info", tflite or arch, classname=classname)
+    elif not arch:
+        raise fail("give --arch ARCH, or a .tflite model file")
+    else:
+        check_arch(arch)
+        resolved = resolve(arch, classes, input_shape, batch_norm, weights)
+        if int8 or calibration:
+            summary = _int8_cli("info", None, classname=classname or resolved.classname, int8=int8,
+                                calibration=calibration, model=resolved.model, arch=resolved.label)
+        else:
+            _, summary = compile_summary(resolved, classname)
     verdict = board_verdict(summary, find_board(board)) if board else None
     if as_json:
         out = dict(summary)
@@ -679,6 +733,10 @@ def info(arch, classes, input_shape, weights, batch_norm, classname, as_json, bo
         return
     console = _console()
     print_layers(console, summary)
+    if summary.get("quantize") == "int8":
+        from micronets.compiler.int8 import scales_text
+
+        console.print(scales_text(summary), markup=False, soft_wrap=True)
     print_summary(console, summary, title="Totals")
     if verdict is not None:
         print_verdict(console, verdict)

@@ -59,17 +59,36 @@ def write_atomic(path, data: Union[str, bytes], mode: int = 0o644) -> str:
 
 def export(model, path, classname: Optional[str] = "Net", arch: Optional[str] = None,
            input_scale: Optional[float] = None, input_offset: float = 0.0,
-           class_names: Optional[Sequence[str]] = None, notes: Optional[Dict[str, str]] = None) -> CompiledModel:
+           class_names: Optional[Sequence[str]] = None, notes: Optional[Dict[str, str]] = None,
+           quantize: Optional[str] = None, calibration=None) -> CompiledModel:
     """Compile ``model`` (a keras.Model of supported layers) into one C++ header at ``path``.
 
     ``classname`` names the generated class (a C++ identifier); ``input_scale``/``input_offset``
     map a raw uint8 value p to the network input p * scale + offset for ``predict(const uint8_t*)``
     (default: p / 255, or p itself when the model starts with Rescaling/Normalization);
     ``class_names`` become ``classNames[]``; ``notes`` (str -> str) are extra lines in the top comment.
+    ``quantize="int8"`` writes an int8 header instead (:mod:`micronets.compiler.int8`): TFLite's
+    converter quantises the model with ``calibration`` (representative inputs, (N, H, W, C), at
+    least ``MIN_CALIBRATION_SAMPLES``) and the header reproduces TFLite's int8 reference kernels.
     Raises TypeError (not a Keras model), ValueError (unsupported layer, bad class name, NaN
-    weights) or OSError (unwritable path); in every error case no file is written.
+    weights, missing / too few / wrongly shaped calibration) or OSError (unwritable path); in
+    every error case no file is written.
     """
     check_writable(path)
+    if quantize not in (None, "float32", "int8"):
+        raise ValueError(f"quantize={quantize!r} is not supported; use 'int8' (or None for float32)")
+    if quantize == "int8":
+        from micronets.compiler.int8 import compile_keras_int8
+
+        compiled = compile_keras_int8(model, calibration, classname="Net" if classname is None else classname, arch=arch,
+                                      input_scale=input_scale, input_offset=input_offset, class_names=class_names,
+                                      notes=notes)
+        text = compiled.render(filename=os.path.basename(os.fspath(path)) or "model.h")
+        write_atomic(path, text)
+        compiled._header = text
+        return compiled
+    if calibration is not None:
+        raise ValueError("calibration= is only used with quantize='int8'")
     compiled = compile_model(model, classname="Net" if classname is None else classname, arch=arch,
                              input_scale=input_scale, input_offset=input_offset, class_names=class_names, notes=notes)
     text = compiled.render(filename=os.path.basename(os.fspath(path)) or "model.h")

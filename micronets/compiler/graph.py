@@ -17,11 +17,34 @@ import numpy as np
 
 FLOAT_BYTES = 4
 
+#: element types a tensor may hold, and their sizes in bytes
+DTYPE_BYTES = {"float32": 4, "int8": 1, "uint8": 1, "int32": 4}
+#: element types that carry a quantisation (real = scale * (q - zero_point))
+QUANTIZED = ("int8", "uint8")
+
+
+@dataclasses.dataclass(frozen=True)
+class Quant:
+    """Per-tensor affine quantisation of an activation: real = scale * (q - zero_point). ``scale``
+    is the float32 value stored in the .tflite (kept as a Python float holding that float32)."""
+
+    scale: float
+    zero_point: int
+
+    def __post_init__(self):
+        scale = float(np.float32(self.scale))
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"quantisation scale must be a positive finite number; got {self.scale!r}")
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "zero_point", int(self.zero_point))
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Tensor:
-    """A float32 activation. ``shape`` has no batch axis: (H, W, C) maps, (L, C) sequences,
-    (N,) vectors, or any other rank a reshape makes. ``base`` is set on views."""
+    """An activation. ``shape`` has no batch axis: (H, W, C) maps, (L, C) sequences, (N,) vectors,
+    or any other rank a reshape makes. ``base`` is set on views. ``dtype`` is the element type
+    (float32 unless an int8 graph made it); an int8/uint8 tensor always has its ``quant``, any other
+    never does, and a view has its base's type and quantisation."""
 
     name: str
     shape: Tuple[int, ...]
@@ -29,9 +52,18 @@ class Tensor:
     #: set on a channel slice: channels [channel_offset, channel_offset + shape[-1]) of ``base``
     #: (same leading axes), which its producer writes in place of a concatenation's copy
     channel_offset: Optional[int] = None
+    dtype: str = "float32"
+    quant: Optional[Quant] = None
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        if self.dtype not in DTYPE_BYTES:
+            raise ValueError(f"tensor {self.name!r} has unknown element type {self.dtype!r}; known: {', '.join(DTYPE_BYTES)}")
+        if (self.dtype in QUANTIZED) != (self.quant is not None):
+            raise ValueError(f"tensor {self.name!r}: a {self.dtype} tensor " +
+                             ("needs its quantisation (scale, zero point)" if self.quant is None else "cannot carry a quantisation"))
+        if self.base is not None and (self.base.dtype != self.dtype or self.base.quant != self.quant):
+            raise ValueError(f"view {self.name!r} ({self.dtype}) must have the type and quantisation of its base {self.base.name!r}")
         if any(d < 1 for d in self.shape):
             raise ValueError(f"tensor {self.name!r} has an empty or unknown dimension: {self.shape}")
         if self.base is not None:
@@ -61,8 +93,12 @@ class Tensor:
         return int(np.prod(self.shape)) if self.shape else 1
 
     @property
+    def itemsize(self) -> int:
+        return DTYPE_BYTES[self.dtype]
+
+    @property
     def nbytes(self) -> int:
-        return self.size * FLOAT_BYTES
+        return self.size * self.itemsize
 
     @property
     def hwc(self) -> Tuple[int, int, int]:

@@ -15,6 +15,10 @@ from typing import Dict, List, Optional, Tuple
 from micronets.compiler import planner
 from micronets.compiler.graph import FLOAT_BYTES, Graph, Tensor
 
+#: element type -> the name a kernel call uses for the arena seen as that type (float graphs'
+#: ``arena`` is a float*; an int8 header's run() names its byte arena ``arena_s8`` / ``arena_u8``)
+ARENA_VIEWS = {"float32": "arena", "int8": "arena_s8", "uint8": "arena_u8", "int32": "arena_s32"}
+
 
 @dataclasses.dataclass(frozen=True)
 class MemoryPlan:
@@ -93,7 +97,9 @@ def plan_memory(graph: Graph) -> MemoryPlan:
     for op in graph.ops:
         if op.workspace_bytes():
             buffers.append(planner.Buffer(f"{op.ident}:work", op.workspace_bytes(), op.index, op.index))
-    result = planner.plan(buffers, overlaps, alignment=FLOAT_BYTES)
+    # offsets aligned to the widest element in the arena: float graphs to 4 bytes, int8 ones to the byte
+    alignment = max([t.itemsize for t in names] + [FLOAT_BYTES if any(op.output.dtype == "float32" for op in graph.ops) else 1])
+    result = planner.plan(buffers, overlaps, alignment=alignment)
     result.check(buffers, overlaps)
     for t, name in names.items():
         locations[t] = ("arena", result.offsets[name])
@@ -123,7 +129,7 @@ class Placed:
         elif kind == "output":
             base = self.output_names[value]
         else:
-            base = f"arena + {value // FLOAT_BYTES}"
+            base = f"{ARENA_VIEWS[tensor.dtype]} + {value // tensor.itemsize}"
         return f"{base} + {tensor.channel_offset}" if tensor.channel_offset else base
 
     def overlaps_input(self) -> bool:
@@ -132,6 +138,10 @@ class Placed:
     def scratch_ptr(self) -> str:
         """Scratch for kernels that can work in place; NULL (write directly) when the planner kept
         input and output apart."""
+        if self.op.output.dtype != "float32":  # an integer kernel's scratch: one output pixel of its type
+            if self.op in self.plan.scratch and self.overlaps_input():
+                return f"{ARENA_VIEWS[self.op.output.dtype]} + {self.plan.scratch[self.op]}"
+            return f"({self.op.output.dtype}_t*)0"
         if self.op in self.plan.scratch and self.overlaps_input():
             return f"arena + {self.plan.scratch[self.op] // FLOAT_BYTES}"
         if self.op.workspace_bytes() and self.overlaps_input() and hasattr(self.op, "scratch_in_workspace"):

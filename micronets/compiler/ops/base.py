@@ -167,12 +167,13 @@ class Op:
 
 
 def per_pixel_gap(in_hwc: Tuple[int, int, int], out_hwc: Tuple[int, int, int],
-                  strides: Tuple[int, int], pads: Tuple[int, int, int, int]) -> int:
+                  strides: Tuple[int, int], pads: Tuple[int, int, int, int], itemsize: int = FLOAT_BYTES) -> int:
     """In-place gap of a kernel that computes one output pixel (all its channels) into a scratch,
     then stores it, walking output pixels in row-major order.
 
     Storing pixel q is safe when it does not reach input bytes that a later pixel still reads:
     ``out_end(q) <= offset_gap + min_{q' > q} first_read(q')``. The result is the smallest such gap.
+    ``itemsize``: bytes per element (4 for float32, 1 for int8).
     """
     h, w, cin = in_hwc
     ho, wo, cout = out_hwc
@@ -181,12 +182,12 @@ def per_pixel_gap(in_hwc: Tuple[int, int, int], out_hwc: Tuple[int, int, int],
     oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
     iy = np.clip(oy * sh - top, 0, h - 1)
     ix = np.clip(ox * sw - left, 0, w - 1)
-    first_read = ((iy * w + ix) * cin * FLOAT_BYTES).reshape(-1)
+    first_read = ((iy * w + ix) * cin * itemsize).reshape(-1)
     n = first_read.size
     if n == 1:
-        return -(h * w * cin + ho * wo * cout) * FLOAT_BYTES  # one store after every read
+        return -(h * w * cin + ho * wo * cout) * itemsize  # one store after every read
     later_min = np.minimum.accumulate(first_read[::-1])[::-1][1:]  # min over q' > q, q = 0..n-2
-    out_end = (np.arange(1, n) * cout * FLOAT_BYTES)
+    out_end = (np.arange(1, n) * cout * itemsize)
     return int(np.max(out_end - later_min))
 
 

@@ -1,0 +1,205 @@
+#!/usr/bin/env python
+"""micronets int8 benchmark: arena, weights and bit-exactness of the int8 headers, against TFLM.
+
+    python benchmarks/int8.py                      # every net, updates its section of RESULTS.md
+    python benchmarks/int8.py --nets pico,phinet-2m --out -
+
+For every net (the five MobileNets at 96x96x1, the four PhiNet presets at their published
+resolutions, 10 classes) with random weights of varied per-channel magnitude, quantised by
+TFLite's converter (64 random calibration images): our int8 arena (planned to the byte) next to
+our float32 arena and TFLM's smallest working int8 arena (bisection, one child process per probe);
+int8 weight bytes (weights + int32 biases + per-channel multipliers and shifts) per parameter; the
+largest difference, in LSB, of the header's raw int8 outputs (g++ on this machine) from TFLM's
+and, built with reference="tflite-ref", from TFLite's BUILTIN_REF kernels, on random int8 inputs;
+and Cortex-M4 instructions per MAC under QEMU (DSP path), with its outputs checked against the host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from typing import Dict, List
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+NETS = ["pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phinet-10m", "phinet-20m"]
+BEGIN = "<!-- int8.py: begin -->"
+END = "<!-- int8.py: end -->"
+
+
+def spread(model, seed=0):
+    """Random weights with varied per-channel magnitude (int8 values over their whole range);
+    BatchNorm statistics away from identity."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if not ws:
+            continue
+        if type(layer).__name__ == "BatchNormalization":
+            layer.set_weights([np.asarray(a, np.float32) for a in (
+                rng.uniform(0.5, 1.5, ws[0].shape), rng.standard_normal(ws[1].shape) * 0.1,
+                rng.standard_normal(ws[2].shape) * 0.1, rng.uniform(0.5, 1.5, ws[3].shape))])
+            continue
+        new = []
+        for w in ws:
+            if w.ndim >= 2:
+                fan_in = int(np.prod(w.shape[:2])) if type(layer).__name__ == "DepthwiseConv2D" else int(np.prod(w.shape[:-1]))
+                scale = rng.uniform(0.5, 2.0, w.shape[-1]) * np.sqrt(2.0 / max(fan_in, 1))
+                new.append((rng.standard_normal(w.shape) * scale).astype(np.float32))
+            else:
+                new.append((rng.standard_normal(w.shape) * 0.1).astype(np.float32))
+        layer.set_weights(new)
+
+
+def tflite_ref(data: bytes, xs: np.ndarray) -> np.ndarray:
+    import warnings
+
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        it = tf.lite.Interpreter(model_content=data,
+                                 experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+    out = []
+    for x in xs:
+        it.set_tensor(i, x[None])
+        it.invoke()
+        out.append(it.get_tensor(o).reshape(-1).copy())
+    return np.stack(out)
+
+
+def bench(name: str, tflm, n_inputs: int, work: str) -> Dict:
+    from micronets import host_int8
+    from micronets.compiler import compile_model
+    from micronets.compiler.int8 import compile_tflite, quantize_keras
+    from micronets.models import make_net
+
+    t0 = time.time()
+    net = make_net(name)
+    net.build()
+    model = net.model
+    spread(model, seed=1)
+    shape = tuple(int(d) for d in model.input_shape[1:])
+    rng = np.random.default_rng(0)
+    data = quantize_keras(model, rng.uniform(0, 1, (64,) + shape).astype(np.float32))
+    path = os.path.join(work, f"{name}.tflite")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    xs = rng.integers(-128, 128, (n_inputs,) + shape).astype(np.int8)
+    row = dict(net=name, input="x".join(map(str, shape)))
+    compiled = compile_tflite(data, classname="Net")
+    s = compiled.summary()
+    row.update(macs=s["macs"], params=s["params"], weights_bytes=s["weights_bytes"], arena_int8=s["arena_bytes"])
+    row["arena_float"] = compile_model(model).plan.arena_size
+    header = os.path.join(work, f"{name}.h")
+    with open(header, "w") as fh:
+        fh.write(compiled.header)
+    raw, _ = host_int8.run_header(header, "Net", xs)
+    ref_build = compile_tflite(data, classname="Net", reference="tflite-ref")
+    header_ref = os.path.join(work, f"{name}_ref.h")
+    with open(header_ref, "w") as fh:
+        fh.write(ref_build.header)
+    raw_ref, _ = host_int8.run_header(header_ref, "Net", xs)
+    row["lsb_vs_ref"] = int(np.abs(raw_ref.astype(int) - tflite_ref(data, xs)).max())
+    row["arena_tflm"] = tflm.smallest_arena(path, start=1 << 14)["arena"]
+    # TflmRunner quantises float inputs and dequantises outputs: give it the inputs' real values
+    # (which quantise back exactly) and quantise its outputs back to compare raw int8 values
+    qi = compiled.graph.input.quant
+    real = ((xs.astype(np.float32) - np.float32(qi.zero_point)) * np.float32(qi.scale)).astype(np.float32)
+    tflm_out, _ = tflm.run(path, row["arena_tflm"] + 1024, real, min_time=0.0, min_repeats=1)
+    q = compiled.graph.output.quant
+    tflm_raw = np.clip(np.round(tflm_out / q.scale) + q.zero_point, -128, 127).astype(int)
+    row["lsb_vs_tflm"] = int(np.abs(raw.astype(int) - tflm_raw).max())
+    row["levels"] = int(len(np.unique(raw)))
+    try:  # Cortex-M4 (QEMU, DSP path): instructions per MAC, outputs against the host build
+        from micronets.embedded import qemu
+
+        pixels = rng.integers(0, 256, (1,) + shape).astype(np.uint8)
+        elf = qemu.build_firmware(header, "Net", pixels, os.path.join(work, f"fw_{name}"), entry="uint8")
+        result = qemu.run_firmware(elf, timeout=600)
+        _, host = host_int8.run_header(header, "Net", pixels, entry="uint8")
+        row["m4_per_mac"] = result.instructions / s["macs"]
+        row["m4_same"] = bool(np.array_equal(result.outputs, host))
+    except Exception as exc:  # no toolchain / emulator: reported as n/a
+        row["m4_per_mac"], row["m4_same"] = None, f"n/a ({type(exc).__name__})"
+    row["seconds"] = round(time.time() - t0, 1)
+    return row
+
+
+def table(rows: List[Dict], n_inputs: int) -> str:
+    lines = [BEGIN, "## int8 (benchmarks/int8.py)", "",
+             f"Random weights (varied per-channel magnitude), TFLite's converter with 64 random calibration images, "
+             f"{n_inputs} random int8 inputs per net. Arena bytes: ours planned to the byte; TFLM's smallest working "
+             f"arena (bisection to 16 B). Weights: int8 weights + int32 biases + per-channel multipliers/shifts "
+             f"+ the 256-byte uint8 input table. LSB: largest difference of raw int8 outputs (default build vs TFLM; "
+             f"reference='tflite-ref' build vs TFLite BUILTIN_REF).", "",
+             "| net | input | MACs | params | int8 weights (B/param) | int8 arena | float32 arena | TFLM int8 arena "
+             "| ours / TFLM | LSB vs TFLM | LSB vs BUILTIN_REF | output levels | M4 instructions / MAC | M4 = host |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['net']} | | | | | | | | | error: {r['error']} | | | | |")
+            continue
+        lines.append(
+            f"| {r['net']} | {r['input']} | {r['macs']:,} | {r['params']:,} | {r['weights_bytes']:,} "
+            f"({r['weights_bytes'] / max(r['params'], 1):.2f}) | {r['arena_int8']:,} | {r['arena_float']:,} | "
+            f"{r['arena_tflm']:,} | {r['arena_int8'] / r['arena_tflm']:.2f} | {r['lsb_vs_tflm']} | {r['lsb_vs_ref']} | "
+            f"{r['levels']} | {'n/a' if r['m4_per_mac'] is None else format(r['m4_per_mac'], '.2f')} | {r['m4_same']} |")
+    lines += ["", "M4: QEMU mps2-an386 (Cortex-M4, DSP path: SMLAD), -O2, one uint8 input, instructions of one "
+              "predict() (-icount); 'M4 = host': its dequantised outputs equal the host build's bit for bit.", END]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: str, section: str):
+    from micronets.compiler.export import write_atomic
+
+    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        text = head + section + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + section
+    write_atomic(path, text)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nets", default=",".join(NETS), help="comma-separated nets (default: all)")
+    p.add_argument("--inputs", type=int, default=16, help="random inputs per net (default 16)")
+    p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to update, or -")
+    args = p.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from tflm_side import TflmRunner
+
+    tflm = TflmRunner()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="micronets-int8-bench-") as work:
+        for name in args.nets.split(","):
+            print(f"{name} ...", file=sys.stderr, flush=True)
+            try:
+                rows.append(bench(name.strip(), tflm, args.inputs, work))
+            except Exception as exc:  # one net's failure is reported in the table, not fatal
+                rows.append(dict(net=name, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
+            print(f"  {rows[-1]}", file=sys.stderr, flush=True)
+    section = table(rows, args.inputs)
+    if args.out == "-":
+        print(section)
+    else:
+        write_section(args.out, section)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0 if all("error" not in r and r["lsb_vs_tflm"] == 0 and r["lsb_vs_ref"] == 0 and r["m4_same"] is not False
+                    for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

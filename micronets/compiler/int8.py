@@ -1,0 +1,384 @@
+"""The int8 pipeline: (Keras model + calibration images | .tflite file) -> int8 Graph -> plan -> header.
+
+Quantisation parameters come from TensorFlow's own converter (post-training full-integer
+quantisation with a representative dataset: :func:`quantize_keras`); :func:`read_tflite` turns the
+resulting (or any fully-int8) flatbuffer into typed int8 ops; the memory planner places every
+int8 tensor in one byte arena, to the byte, with the same in-place rules as the float path; the
+emitter renders ``templates/header_int8.h.j2`` with one kernel template per op kind
+(``templates/kernels/int8_*.h.j2``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from micronets.compiler.graph import Graph
+from micronets.compiler.plan import MemoryPlan, plan_memory
+from micronets.compiler.quant import c_array, mbqm, quantize_float, quantize_multiplier
+from micronets.compiler.tflite import Edges, read_tflite
+
+#: fewest calibration samples accepted (TFLite's converter needs a representative spread of
+#: inputs to choose each tensor's range; a few hundred is what the docs recommend)
+MIN_CALIBRATION_SAMPLES = 16
+_CTYPES = {np.dtype(np.float64): "double", np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.int32): "int32_t", np.dtype(np.int16): "int16_t"}
+_WHAT = {"w": "weights (int8)", "b": "bias (int32)", "f": "bias with the input offset folded in (int32)", "m": "requantisation multipliers (Q0.31)", "s": "requantisation shifts",
+         "d": "requantisation scales (double, as TFLite's BUILTIN_REF)", "t": "output for each int8 input + 128"}
+
+
+# ------------------------------------------------------------------------------- calibration
+def check_calibration(model, calibration) -> np.ndarray:
+    """The calibration images as float32 (N, *input shape); ValueError when missing, too few or
+    wrongly shaped."""
+    if calibration is None:
+        raise ValueError("quantize='int8' needs calibration=: a few hundred representative inputs shaped like the "
+                         "training data (N, H, W, C), from which TFLite's converter picks each tensor's range")
+    try:
+        x = np.asarray(calibration, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"calibration must be an array of numbers; got {type(calibration).__name__}") from None
+    shape = tuple(int(d) for d in model.input_shape[1:])
+    if x.ndim == len(shape) and tuple(x.shape) == shape:
+        raise ValueError(f"calibration is one input of shape {x.shape}; pass at least {MIN_CALIBRATION_SAMPLES} "
+                         f"(N, {', '.join(map(str, shape))})")
+    if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+        raise ValueError(f"calibration has shape {tuple(x.shape)}; the model takes (N, {', '.join(map(str, shape))})")
+    if len(x) < MIN_CALIBRATION_SAMPLES:
+        raise ValueError(f"calibration has {len(x)} samples; at least {MIN_CALIBRATION_SAMPLES} are needed "
+                         f"(a few hundred representative inputs are recommended)")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("calibration holds NaN or infinite values")
+    return x
+
+
+def load_calibration(path, input_shape) -> np.ndarray:
+    """Calibration images from a .npy file (N, H, W, C) or a folder of images (class subfolders or
+    images directly inside), float32 in [0, 1] like micronets' training data."""
+    from micronets import data
+
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        if not path.lower().endswith(".npy"):
+            raise ValueError(f"calibration file {path} is not a .npy array (or pass a folder of images)")
+        return np.load(path, allow_pickle=False)
+    if not os.path.isdir(path):
+        raise ValueError(f"calibration data not found: {path}")
+    files = [os.path.join(path, f) for f in data.image_files(path)]
+    for sub in sorted(os.listdir(path)):
+        folder = os.path.join(path, sub)
+        if not sub.startswith(".") and os.path.isdir(folder):
+            files += [os.path.join(folder, f) for f in data.image_files(folder)]
+    if not files:
+        raise ValueError(f"no images in {path} (or its subfolders) to calibrate with")
+    return np.stack([data.load_image(f, input_shape) for f in files])
+
+
+def quantize_keras(model, calibration) -> bytes:
+    """The Keras model as a fully-int8 .tflite (int8 input and output), quantised by TFLite's
+    converter with ``calibration`` as the representative dataset."""
+    import logging
+    import tempfile
+    import warnings
+
+    import tensorflow as tf
+
+    x = check_calibration(model, calibration)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+    shape = [1] + [int(d) for d in model.input_shape[1:]]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def infer(inp):
+        return model(inp, training=False)
+
+    # from the concrete function alone: with the Keras model too, weights stay variables and
+    # calibration fails
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()])
+
+    def dataset():
+        for img in x:
+            yield [img[None]]
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    saved = os.dup(2)  # the converter's C++ side prints to fd 2; show it only on failure
+    sink = tempfile.TemporaryFile()
+    os.dup2(sink.fileno(), 2)
+    try:
+        return converter.convert()
+    except Exception as exc:
+        sink.seek(0)
+        os.write(saved, sink.read()[-4000:])
+        raise ValueError(f"TFLite's converter could not quantise the model to int8: {exc}") from None
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        sink.close()
+
+
+# ------------------------------------------------------------------------------- the model
+class Int8Model:
+    """An int8 model compiled for one class name: graph, plan, edges, figures and header."""
+
+    def __init__(self, graph: Graph, plan: MemoryPlan, edges: Edges, classname: str, arch: str,
+                 input_scale: float, input_offset: float, notes: Optional[Dict[str, str]] = None,
+                 tflite: Optional[bytes] = None, class_names: Optional[Sequence[str]] = None):
+        self.graph = graph
+        self.plan = plan
+        self.edges = edges
+        self.classname = classname
+        self.arch = arch
+        self.input_scale = float(input_scale)
+        self.input_offset = float(input_offset)
+        self.notes = dict(notes or {})
+        self.tflite = tflite
+        self.class_names = None if class_names is None else tuple(class_names)
+        self._header: Optional[str] = None
+
+    quantize = "int8"
+
+    @property
+    def output_sizes(self) -> List[int]:
+        return [int(t.size) for t in self.graph.outputs]
+
+    def input_table(self) -> np.ndarray:
+        """int8 value the graph sees for each raw uint8 input value."""
+        q = self.graph.input.quant
+        p = np.arange(256)
+        if self.edges.input_uint8 is not None:  # a uint8 model: its QUANTIZE to int8, exactly
+            u = self.edges.input_uint8
+            mult, shift = quantize_multiplier(float(u.scale) / float(q.scale))
+            return np.array([min(127, max(-128, mbqm(int(v) - u.zero_point, mult, shift) + q.zero_point)) for v in p], np.int8)
+        real = (p.astype(np.float64) * self.input_scale + self.input_offset).astype(np.float32)
+        return quantize_float(real, q, "int8")
+
+    def uint8_meaning(self) -> str:
+        if self.edges.input_uint8 is not None:
+            return "the model's own uint8 input, requantised to int8"
+        scale = "%.9g" % self.input_scale
+        return f"a raw pixel p, the network input p * {scale}" + (f" + {self.input_offset:.9g}" if self.input_offset else "")
+
+    def object_bytes(self) -> int:
+        size = 0
+        for t in self.graph.outputs:
+            size = _align(size, 4) + 4 * t.size
+            size += t.size * t.itemsize
+        index_bytes = 2 if self.graph.output.size <= 65535 else 4
+        size = _align(size, index_bytes) + index_bytes
+        size = _align(size, 4) + 4
+        size += max(1, self.plan.arena_size)
+        return _align(size, 4)
+
+    def summary(self) -> Dict:
+        g, p = self.graph, self.plan
+        layers = []
+        for op in g.ops:
+            t = op.output
+            layers.append(dict(
+                name=op.name, op=op.kind, tflite_op=getattr(op, "tflite_op", ""), detail=op.label(),
+                output_shape=list(t.shape), macs=int(op.macs()), params=int(op.params()),
+                weights_bytes=int(op.weights_bytes()),
+                arena_offset=p.offset(t), arena_bytes=t.nbytes if p.in_arena(t) else 0,
+                input_offsets=[p.offset(x) for x in op.inputs],
+                input_scales=[x.quant.scale for x in op.inputs], input_zero_points=[x.quant.zero_point for x in op.inputs],
+                output_scale=t.quant.scale, output_zero_point=t.quant.zero_point,
+            ))
+        naive = max((sum(t.nbytes for t in {x.storage: None for x in op.inputs + [op.output]} if p.in_arena(t)) for op in g.ops), default=0)
+        return dict(
+            arch=self.arch, classname=self.classname, quantize="int8",
+            input_shape=list(g.input.shape), input_type=self.edges.input_type,
+            input_scale=g.input.quant.scale, input_zero_point=g.input.quant.zero_point,
+            output_shapes=[list(t.shape) for t in g.outputs],
+            output_scales=[t.quant.scale for t in g.outputs], output_zero_points=[t.quant.zero_point for t in g.outputs],
+            num_classes=int(g.output.size),
+            class_names=list(self.class_names) if self.class_names is not None else None,
+            macs=int(sum(op.macs() for op in g.ops)),
+            params=int(sum(op.params() for op in g.ops)),
+            weights_bytes=int(sum(op.weights_bytes() for op in g.ops)) + 256,  # + the uint8 input table
+            arena_bytes=int(p.arena_size),
+            inplace_bound=int(p.lower_bound),
+            naive_bound=int(naive),
+            object_bytes=int(self.object_bytes()),
+            layers=layers,
+        )
+
+    def render(self, filename: str = "model.h") -> str:
+        from micronets import __version__
+
+        return render_int8(self, filename=filename, version=__version__)
+
+    @property
+    def header(self) -> str:
+        if self._header is None:
+            self._header = self.render()
+        return self._header
+
+
+def _align(n: int, a: int) -> int:
+    return -(-n // a) * a
+
+
+def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, input_scale: float = 1.0 / 255.0,
+                   input_offset: float = 0.0, notes: Optional[Dict[str, str]] = None,
+                   class_names: Optional[Sequence[str]] = None, reference: str = "tflm") -> Int8Model:
+    """Compile a fully-int8 .tflite (path or bytes). ``input_scale``/``input_offset`` say how a raw
+    uint8 pixel maps to the network's real input (for int8/float-input models; a uint8 model's
+    input is its own). ``reference``: "tflm" (default; bit-exact with TFLM and TFLite's default
+    kernels) or "tflite-ref" (bit-exact with TFLite's BUILTIN_REF kernels, whose FULLY_CONNECTED
+    requantises in double precision)."""
+    from micronets.compiler.compile import _number, check_classname
+
+    check_classname(classname)
+    input_scale = _number(input_scale, "input_scale")
+    input_offset = _number(input_offset, "input_offset")
+    graph, edges, tnotes = read_tflite(source, reference=reference)
+    if class_names is not None:
+        class_names = [str(c) for c in class_names]
+        if len(class_names) != graph.output.size:
+            raise ValueError(f"{len(class_names)} class names for a model with {graph.output.size} outputs")
+    graph, plan = _fuse_if_smaller(graph)
+    if arch is None:
+        arch = os.path.basename(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "int8 model"
+    merged = dict(tnotes)
+    merged.update(notes or {})
+    data = bytes(source) if isinstance(source, (bytes, bytearray)) else None
+    return Int8Model(graph, plan, edges, classname, arch, input_scale, input_offset, merged, data, class_names)
+
+
+def _renumbered(graph: Graph, ops) -> Graph:
+    ops = [op.evolve(index=i, ident=f"L{i}") for i, op in enumerate(ops)]
+    return Graph(ops=tuple(ops), input=graph.input, outputs=graph.outputs, keras_tensors=graph.keras_tensors)
+
+
+def _fuse_if_smaller(graph: Graph):
+    """(graph, plan): with each conv -> depthwise pair fused through a ring of rows when that
+    plans a smaller arena, else as imported."""
+    from micronets.compiler.ops.int8_conv_depthwise import fuse_conv_depthwise
+
+    plan = plan_memory(graph)
+    kept = {t.storage for t in graph.outputs}
+    fused_ops = fuse_conv_depthwise(list(graph.ops), kept)
+    if len(fused_ops) == len(graph.ops):
+        return graph, plan
+    fused = _renumbered(graph, fused_ops)
+    fused_plan = plan_memory(fused)
+    return (fused, fused_plan) if fused_plan.arena_size < plan.arena_size else (graph, plan)
+
+
+def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optional[str] = None,
+                       input_scale: Optional[float] = None, input_offset: float = 0.0,
+                       class_names: Optional[Sequence[str]] = None, notes: Optional[Dict[str, str]] = None,
+                       reference: str = "tflm") -> Int8Model:
+    """Quantise a Keras model with TFLite's converter (``calibration``: representative inputs) and
+    compile the result."""
+    import keras
+
+    from micronets.compiler.compile import check_classname, takes_raw_input
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"expected a keras.Model to compile; got {type(model).__name__}")
+    check_classname(classname)
+    check_calibration(model, calibration)
+    if input_scale is None:
+        input_scale = 1.0 if takes_raw_input(model) else 1.0 / 255.0
+    data = quantize_keras(model, calibration)
+    compiled = compile_tflite(data, classname=classname, arch=arch or model.name, input_scale=input_scale,
+                              input_offset=input_offset, notes=notes, class_names=class_names, reference=reference)
+    compiled.notes["Source"] = "Keras model quantised by TFLite's converter"
+    compiled.notes["Calibration"] = f"{len(np.asarray(calibration))} samples"
+    return compiled
+
+
+# ------------------------------------------------------------------------------- emission
+def render_int8(m: Int8Model, filename: str, version: str) -> str:
+    from micronets.compiler.emit import _where, c_string, comment, environment
+    from micronets.compiler.plan import Placed
+
+    env = environment()
+    g, plan = m.graph, m.plan
+    raw_names = tuple("rawOutputs" if k == 0 else f"rawOutputs{k}" for k in range(len(g.outputs)))
+    weights, kernels, calls, seen = [], [], [], []
+    for op in g.ops:
+        for suffix, array in op.typed_weights().items():
+            body = (c_array(array) if array.dtype != np.float64 else
+                    "\n".join("    " + ", ".join("%.17g" % v for v in array[i:i + 4].tolist()) + "," for i in range(0, array.size, 4)))
+            what = _WHAT.get(suffix[1:], suffix) if suffix[:1] in ("c", "d") and len(suffix) == 2 else _WHAT.get(suffix, suffix)
+            if len(suffix) == 2 and suffix[:1] in ("c", "d"):
+                what = ("conv " if suffix[0] == "c" else "depthwise ") + what
+            weights.append(dict(layer=comment(op.name), what=what, cname=op.wname(suffix),
+                                count=int(array.size), ctype=_CTYPES[array.dtype], body=body))
+        module = env.get_template(op.template).module
+        for template in (*op.requires, op.template):
+            if template not in seen:
+                seen.append(template)
+                kernels.append(str(env.get_template(template).module.definition()).strip())
+        placed = Placed(op, plan, raw_names)
+        calls.append(dict(index=op.index, name=comment(op.name), label=comment(op.label()),
+                          inputs=", ".join(_where(t, plan).replace("outputs[]", "rawOutputs[]") for t in op.inputs),
+                          output=_where(op.output, plan).replace("outputs", "rawOutputs"), macs=op.macs(),
+                          scales=comment(op.scales()), code=str(module.call(op, placed)).strip(),
+                          out_ptr=placed.ptr(op.output), out_size=op.output.size))
+    summary = m.summary()
+    outputs = []
+    for k, t in enumerate(g.outputs):
+        outputs.append(dict(name="outputs" if k == 0 else f"outputs{k}", raw_name=raw_names[k], count=int(t.size),
+                            shape=t.shape_str(), size_name="numOutputs" if k == 0 else f"numOutputs{k}",
+                            ctype="int8_t" if t.dtype == "int8" else "uint8_t", scale_str="%.9g" % t.quant.scale,
+                            scale_double="%.17g" % t.quant.scale, zero=t.quant.zero_point))
+    q = g.input.quant
+    return env.get_template("header_int8.h.j2").render(
+        filename=comment(filename), version=version, arch=comment(m.arch), classname=m.classname,
+        namespace=f"micronets_{m.classname}", guard=f"MICRONETS_{m.classname}_H",
+        input_shape_str="x".join(map(str, g.input.shape)), input_scale_str="%.9g" % q.scale,
+        input_scale_double="%.17g" % q.scale, input_zero=q.zero_point,
+        uint8_meaning=comment(m.uint8_meaning()), num_inputs=g.input.size, outputs=outputs,
+        index_type="uint16_t" if g.output.size <= 65535 else "uint32_t",
+        notes=[(comment(k), comment(v)) for k, v in m.notes.items()],
+        macs=summary["macs"], params=summary["params"], weights_bytes=summary["weights_bytes"],
+        arena_bytes=summary["arena_bytes"], arena_alloc=max(1, summary["arena_bytes"]),
+        inplace_bound=summary["inplace_bound"], naive_bound=summary["naive_bound"],
+        object_bytes=summary["object_bytes"], input_lut=c_array(m.input_table()),
+        weights=weights, kernels=kernels, calls=calls,
+        class_names=None if m.class_names is None else [c_string(c) for c in m.class_names],
+    )
+
+
+# ------------------------------------------------------------------------------- CLI
+def cli_run(command: str, tflite=None, *, output=None, classname=None, int8: bool = False, calibration=None,
+            model=None, arch=None) -> Dict:
+    """What ``micronets gen`` / ``micronets info`` do on the int8 path; returns the summary.
+
+    ``tflite``: a .tflite file to import; else ``model`` (a Keras model) is quantised with the
+    ``calibration`` path (.npy or image folder). ``gen`` writes ``output`` atomically."""
+    from micronets.compiler.export import check_writable, write_atomic
+
+    if command == "gen":
+        check_writable(output)
+    if tflite is not None:
+        if calibration is not None:
+            raise ValueError("--calibration is for quantising a Keras model; a .tflite file is already quantised")
+        compiled = compile_tflite(tflite, classname=classname or "Net")
+    else:
+        if calibration is None:
+            raise ValueError("--int8 needs --calibration DIR|FILE.npy: representative inputs for TFLite's converter")
+        x = load_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]))
+        compiled = compile_keras_int8(model, x, classname=classname or "Net", arch=arch)
+    if command == "gen":
+        text = compiled.render(filename=os.path.basename(os.fspath(output)) or "model.h")
+        write_atomic(output, text)
+        compiled._header = text
+    return compiled.summary()
+
+
+def scales_text(summary: Dict) -> str:
+    """Per-layer quantisation as lines of text (for ``micronets info``)."""
+    lines = [f"int8 scales (real = s * (q - z)): input s={summary['input_scale']:.6g} z={summary['input_zero_point']}"]
+    for i, layer in enumerate(summary["layers"]):
+        ins = ", ".join(f"s={s:.6g} z={z}" for s, z in zip(layer["input_scales"], layer["input_zero_points"]))
+        lines.append(f"  {i:>3} {layer['op']:<24} in {ins} -> out s={layer['output_scale']:.6g} z={layer['output_zero_point']}")
+    return "\n".join(lines)

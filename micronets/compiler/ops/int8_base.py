@@ -1,0 +1,67 @@
+"""What the int8 ops share: TFLite's requantisation parameters and the header-comment details.
+
+An int8 op reads and writes int8 tensors (each with its :class:`~micronets.compiler.graph.Quant`);
+its weights are typed numpy arrays (int8 filters, int32 biases, int32 multipliers, int8 shifts)
+emitted as ``static const`` arrays of those types. Every multiplier is computed by
+:func:`micronets.compiler.quant.quantize_multiplier` from the real scale formed the way the
+matching TFLite kernel forms it, so the generated kernels reproduce TFLite's reference results.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from micronets.compiler.ops.base import Op
+from micronets.compiler.quant import FUSED, activation_range, quantize_multiplier
+
+
+class Int8Op(Op):
+    """An op of an int8 graph. ``fused`` is the TFLite fused activation (0 none, 1 ReLU, 3 ReLU6),
+    applied as the output clamp [act_min, act_max]."""
+
+    def __init__(self, name, inputs, output, fused: int = 0):
+        super().__init__(name, inputs, output)
+        self.fused = int(fused)
+        self.act_min, self.act_max = activation_range(self.fused, output.quant, output.dtype) if output.quant else (-128, 127)
+
+    def label(self):
+        text = f"{self.kind} {self.describe()}".strip()
+        act = FUSED[self.fused][0]
+        return f"{text} + {act}" if act else text
+
+    def scales(self) -> str:
+        """Quantisation of inputs and output for the header comment."""
+        ins = ", ".join(f"s={t.quant.scale:.6g} z={t.quant.zero_point}" for t in self.inputs if t.quant)
+        o = self.output.quant
+        return f"in {ins} -> out s={o.scale:.6g} z={o.zero_point}"
+
+    def activations(self):
+        return []
+
+    def typed_weights(self) -> "collections.OrderedDict[str, np.ndarray]":
+        return collections.OrderedDict()
+
+    def weights(self):
+        return self.typed_weights()
+
+    def weights_bytes(self) -> int:
+        return int(sum(a.nbytes for a in self.typed_weights().values()))
+
+
+def per_channel_multipliers(real_scales) -> "tuple[np.ndarray, np.ndarray]":
+    """(int32 multipliers, int8 shifts), one per output channel."""
+    pairs = [quantize_multiplier(float(r)) for r in np.asarray(real_scales, np.float64).reshape(-1)]
+    return (np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int8))
+
+
+def conv_real_scales(input_scale: float, filter_scales, output_scale: float, channels: int) -> np.ndarray:
+    """input_scale * filter_scale / output_scale in double, per output channel (a single filter
+    scale is per-tensor and repeated), as TFLite's PopulateConvolutionQuantizationParams."""
+    fs = np.asarray(filter_scales, np.float32).astype(np.float64).reshape(-1)
+    if fs.size == 1:
+        fs = np.repeat(fs, channels)
+    if fs.size != channels:
+        raise ValueError(f"{fs.size} filter scales for {channels} output channels")
+    return np.array([float(np.float64(np.float32(input_scale))) * f / float(np.float64(np.float32(output_scale))) for f in fs])

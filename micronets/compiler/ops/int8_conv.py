@@ -1,0 +1,88 @@
+"""int8 Conv2D (TFLite CONV_2D): per-output-channel int8 filter [COUT][KH][KW][CIN], int32 bias,
+fused ReLU/ReLU6 as the output clamp. MACs: Ho*Wo*Cout*KH*KW*Cin."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from micronets.compiler.ops.base import per_pixel_gap, spatial_detail
+from micronets.compiler.ops.int8_base import Int8Op, conv_real_scales, per_channel_multipliers
+
+
+class Int8Windowed(Int8Op):
+    """What int8 Conv2D and DepthwiseConv2D share: filter, bias, strides, pads, dilation, the
+    per-channel requantisation and the one-pixel-scratch in-place rule."""
+
+    def __init__(self, name, x, out, filt, bias, filter_scales, strides, pads, dilation=(1, 1), fused=0):
+        super().__init__(name, [x], out, fused)
+        self.filt = np.asarray(filt, np.int8)
+        self.bias = None if bias is None else np.asarray(bias, np.int32).reshape(-1)
+        self.strides = tuple(int(s) for s in strides)
+        self.pads = tuple(int(p) for p in pads)  # top, bottom, left, right
+        self.dilation = tuple(int(d) for d in dilation)
+        cout = out.hwc[2]
+        self.filter_scales = np.asarray(filter_scales, np.float32).reshape(-1)
+        self.mult, self.shift = per_channel_multipliers(conv_real_scales(x.quant.scale, self.filter_scales, out.quant.scale, cout))
+        self.in_off = -x.quant.zero_point
+        self.out_off = out.quant.zero_point
+
+    def describe(self):
+        text = spatial_detail((self.kh, self.kw), self.strides, self.pads)
+        if self.dilation != (1, 1):
+            text += f" dilation {self.dilation[0]},{self.dilation[1]}"
+        return text
+
+    def filter_sums(self) -> np.ndarray:
+        """Sum of each output channel's filter taps (int64)."""
+        raise NotImplementedError
+
+    def folded_bias(self) -> np.ndarray:
+        """bias + in_off * sum(w) per output channel: the input offset folded in for every tap
+        (exact in integers; the kernels take a skipped tap's in_off * w back out)."""
+        bias = np.zeros(self.output.hwc[2], np.int64) if self.bias is None else self.bias.astype(np.int64)
+        folded = bias + self.in_off * self.filter_sums()
+        if np.any(np.abs(folded) >= 2 ** 31):
+            raise ValueError(f"'{self.name}': bias with the input offset folded in is out of int32 range")
+        return folded.astype(np.int32)
+
+    def typed_weights(self):
+        return collections.OrderedDict(w=self.filt.reshape(-1), f=self.folded_bias(), m=self.mult, s=self.shift)
+
+    def params(self):
+        return int(self.filt.size + (0 if self.bias is None else self.bias.size))
+
+    def inplace_gap(self, input_index):
+        return per_pixel_gap(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads, itemsize=1)
+
+    def scratch_bytes(self):
+        return self.output.hwc[2]
+
+
+class Int8Conv2D(Int8Windowed):
+    kind = "Conv2D"
+
+    @property
+    def pointwise(self) -> bool:
+        """1x1, stride 1, unpadded: the dot-product kernel (SMLAD on Cortex-M DSP cores)."""
+        return (self.kh, self.kw) == (1, 1) and self.strides == (1, 1) and not any(self.pads)
+
+    @property
+    def template(self):
+        return "kernels/int8_pointwise.h.j2" if self.pointwise else "kernels/int8_conv2d.h.j2"
+
+    def filter_sums(self):
+        return self.filt.reshape(self.filt.shape[0], -1).astype(np.int64).sum(axis=1)
+
+    @property
+    def kh(self):
+        return int(self.filt.shape[1])
+
+    @property
+    def kw(self):
+        return int(self.filt.shape[2])
+
+    def macs(self):
+        ho, wo, cout = self.output.hwc
+        return ho * wo * cout * self.kh * self.kw * int(self.filt.shape[3])

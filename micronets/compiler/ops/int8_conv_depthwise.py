@@ -1,0 +1,92 @@
+"""int8 Conv2D -> DepthwiseConv2D fused through a ring of rows (as the float path's
+ConvDepthwise): the conv's output, often the widest tensor of a block (a MobileNet stem or
+pointwise expansion, a PhiNet 1x1 expansion), is never stored whole; the kernel computes its rows
+on demand into a ring as tall as the depthwise kernel. Each part keeps its own requantisation, so
+the result is the two ops' bit for bit. MACs are the sum of both.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from micronets.compiler.ops.base import fuse_pairs
+from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_conv import Int8Conv2D
+from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+
+
+class Int8ConvDepthwise(Int8Op):
+    kind = "Conv2D+DepthwiseConv2D"
+    template = "kernels/int8_conv_depthwise.h.j2"
+    # it calls int8_conv_px / int8_pw_px for the conv rows and int8_dw_px for the depthwise pixels
+    requires = ("kernels/int8_conv2d.h.j2", "kernels/int8_pointwise.h.j2", "kernels/int8_depthwise.h.j2")
+
+    def __init__(self, conv: Int8Conv2D, dw: Int8DepthwiseConv2D):
+        super().__init__(f"{conv.name}+{dw.name}", list(conv.inputs), dw.output, dw.fused)
+        self.conv, self.dw = conv, dw
+        self.mid = conv.output  # (HT, WT, CT): only ever held as a ring of rows
+
+    def macs(self):
+        return self.conv.macs() + self.dw.macs()
+
+    def params(self):
+        return self.conv.params() + self.dw.params()
+
+    def typed_weights(self):
+        w = collections.OrderedDict()
+        for prefix, op in (("c", self.conv), ("d", self.dw)):
+            for suffix, array in op.typed_weights().items():
+                w[prefix + suffix] = array
+        return w
+
+    def label(self):
+        return f"{self.conv.label()} -> {self.dw.label()} (ring of {self.ring_rows} rows)"
+
+    def scales(self):
+        return f"{self.conv.scales()}; {self.dw.scales()}"
+
+    @property
+    def ring_rows(self) -> int:
+        return self.dw.kh
+
+    def ring_bytes(self) -> int:
+        _, wt, ct = self.mid.hwc
+        return self.ring_rows * wt * ct
+
+    def workspace_bytes(self):
+        return self.ring_bytes() + self.output.hwc[2]  # ring + one output pixel (when in place)
+
+    def ring_ptr(self, placed) -> str:
+        return f"arena_s8 + {placed.plan.workspace[self]}"
+
+    def tmp_ptr(self, placed) -> str:
+        if placed.overlaps_input():
+            return f"arena_s8 + {placed.plan.workspace[self] + self.ring_bytes()}"
+        return "(int8_t*)0"
+
+    def inplace_gap(self, input_index):
+        """Output pixel q is stored once every conv row it needs is in the ring; after that the
+        conv still reads input from the first row of its next conv row on."""
+        h, w, cin = self.inputs[0].hwc
+        ht = self.mid.hwc[0]
+        ho, wo, cout = self.output.hwc
+        sd, pd, kd = self.dw.strides[0], self.dw.pads[0], self.ring_rows
+        sc, pc = self.conv.strides[0], self.conv.pads[0]
+        last_row = np.minimum(np.arange(ho) * sd - pd + kd - 1, ht - 1)  # conv rows needed by output row
+        next_in = np.clip((last_row + 1) * sc - pc, 0, h) * w * cin
+        next_in = np.where(last_row >= ht - 1, np.iinfo(np.int64).max // 4, next_in)  # no more reads
+        first_read_after = np.repeat(next_in, wo)[:-1]  # per output pixel q = 0 .. n-2
+        out_end = np.arange(1, ho * wo) * cout
+        if out_end.size == 0:
+            return -(h * w * cin + ho * wo * cout)
+        return int(np.max(out_end - first_read_after))
+
+
+def fuse_conv_depthwise(ops, kept):
+    """Each int8 Conv2D whose only reader is the depthwise conv right after it (dilation 1, at
+    least twice as many conv rows as the ring) becomes one fused op."""
+    return fuse_pairs(ops, kept, lambda a, b: (type(a) is Int8Conv2D and type(b) is Int8DepthwiseConv2D
+                                              and b.dilation == (1, 1) and a.output.hwc[0] >= 2 * b.kh),
+                      Int8ConvDepthwise)

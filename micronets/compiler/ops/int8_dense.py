@@ -1,0 +1,55 @@
+"""int8 fully connected (TFLite FULLY_CONNECTED): weights [OUT][N] int8 (per-tensor or per-channel
+scale), int32 bias, fused activation clamp; rows of N inputs each give OUT outputs. MACs: rows*N*OUT.
+
+TFLite's own reference kernel (BUILTIN_REF) requantises FULLY_CONNECTED in double precision where
+TFLM (and TFLite's default kernels) use the fixed-point multiplier: the two disagree by 1 LSB on
+some outputs. The default follows TFLM; ``double_requant`` follows BUILTIN_REF."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from micronets.compiler.ops.int8_base import Int8Op, conv_real_scales, per_channel_multipliers
+
+
+class Int8Dense(Int8Op):
+    kind = "Dense"
+    template = "kernels/int8_dense.h.j2"
+
+    def __init__(self, name, x, out, weights, bias, filter_scales, fused=0, double_requant=False):
+        super().__init__(name, [x], out, fused)
+        self.w = np.asarray(weights, np.int8)
+        self.units, self.depth = (int(d) for d in self.w.shape)
+        if x.size % self.depth or out.size != x.size // self.depth * self.units:
+            raise ValueError(f"fully connected '{name}': {x.shape} input for weights {self.w.shape} gives {out.shape}?")
+        self.rows = x.size // self.depth
+        self.bias = None if bias is None else np.asarray(bias, np.int32).reshape(-1)
+        self.real_scales = conv_real_scales(x.quant.scale, filter_scales, out.quant.scale, self.units)
+        self.mult, self.shift = per_channel_multipliers(self.real_scales)
+        #: requantise as TFLite's BUILTIN_REF kernel does (double precision), not in fixed point
+        #: as TFLM and TFLite's default kernels do
+        self.double_requant = bool(double_requant)
+        self.in_off = -x.quant.zero_point
+        self.out_off = out.quant.zero_point
+
+    def describe(self):
+        return f"{self.depth} -> {self.units}" + (f" x{self.rows} rows" if self.rows != 1 else "")
+
+    def macs(self):
+        return self.rows * self.depth * self.units
+
+    def params(self):
+        return int(self.w.size + (0 if self.bias is None else self.bias.size))
+
+    def typed_weights(self):
+        w = collections.OrderedDict(w=self.w.reshape(-1))
+        if self.bias is not None:
+            w["b"] = self.bias
+        if self.double_requant:
+            w["d"] = np.asarray(self.real_scales, np.float64)
+        else:
+            w["m"] = self.mult
+            w["s"] = self.shift
+        return w

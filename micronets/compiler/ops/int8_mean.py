@@ -1,0 +1,32 @@
+"""int8 mean over the spatial axes (TFLite MEAN over axes 1, 2: global average pooling), as
+QuantizedMeanOrSum: the division by the pixel count folded into the multiplier at compile time."""
+
+from __future__ import annotations
+
+from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.quant import quantize_multiplier
+
+
+class Int8Mean(Int8Op):
+    kind = "GlobalAveragePooling2D"
+    template = "kernels/int8_mean.h.j2"
+
+    def __init__(self, name, x, out):
+        super().__init__(name, [x], out, 0)
+        h, w, c = x.hwc
+        self.pixels, self.channels = h * w, c
+        if out.size != c:
+            raise ValueError(f"mean '{name}': {x.shape} -> {out.shape} is not a mean over the spatial axes")
+        mult, shift = quantize_multiplier(float(x.quant.scale) / float(out.quant.scale))
+        n = self.pixels
+        extra = min(n.bit_length() - 1, 32, 31 + shift)  # as TFLite: fold 1/n into the multiplier
+        self.mult = int((mult << extra) // n) if extra >= 0 else int((mult >> -extra) // n)
+        self.shift = shift - extra
+        self.zin_hw = x.quant.zero_point * n
+        self.out_off = out.quant.zero_point
+
+    def describe(self):
+        return f"{self.pixels} pixels"
+
+    def inplace_gap(self, input_index):
+        return 0

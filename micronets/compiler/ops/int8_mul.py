@@ -1,0 +1,29 @@
+"""int8 multiplication with broadcasting (TFLite MUL: squeeze-excite's channel scaling, gating):
+one fixed-point multiplier input1_scale * input2_scale / output_scale, as TFLM and TFLite's
+reference integer Mul."""
+
+from __future__ import annotations
+
+from micronets.compiler.ops.elementwise import _strides, collapse
+from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.quant import quantize_multiplier
+
+
+class Int8Mul(Int8Op):
+    kind = "Multiply"
+    template = "kernels/int8_mul.h.j2"
+
+    def __init__(self, name, a, b, out, fused=0):
+        super().__init__(name, [a, b], out, fused)
+        self.dims, self.strides = collapse(out.shape, _strides(a.shape, out.shape), _strides(b.shape, out.shape))
+        self.mult, self.shift = quantize_multiplier(float(a.quant.scale) * float(b.quant.scale) / float(out.quant.scale))
+        self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
+        self.out_off = out.quant.zero_point
+
+    def describe(self):
+        return " x ".join(t.shape_str() for t in self.inputs)
+
+    def inplace_gap(self, input_index):
+        # the output is walked in order; an operand of the output's full shape is read at the
+        # element being written
+        return 0 if self.inputs[input_index].shape == self.output.shape else None

@@ -1,0 +1,30 @@
+"""int8 average / max pooling (TFLite AVERAGE_POOL_2D, MAX_POOL_2D): the window clipped to the
+input, input and output with one quantisation, fused activation as a clamp."""
+
+from __future__ import annotations
+
+from micronets.compiler.ops.base import per_pixel_gap, spatial_detail
+from micronets.compiler.ops.int8_base import Int8Op
+
+
+class Int8Pool(Int8Op):
+    template = "kernels/int8_pool.h.j2"
+
+    def __init__(self, name, x, out, kernel, strides, pads, average: bool, fused=0):
+        super().__init__(name, [x], out, fused)
+        if x.quant != out.quant:
+            raise ValueError(f"pooling '{name}' changes the quantisation ({x.quant} -> {out.quant}); TFLite requires the same")
+        self.kernel = tuple(int(k) for k in kernel)
+        self.strides = tuple(int(s) for s in strides)
+        self.pads = tuple(int(p) for p in pads)
+        self.average = bool(average)
+        self.kind = "AveragePooling2D" if average else "MaxPooling2D"
+
+    def describe(self):
+        return spatial_detail(self.kernel, self.strides, self.pads)
+
+    def inplace_gap(self, input_index):
+        return per_pixel_gap(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads, itemsize=1)
+
+    def scratch_bytes(self):
+        return self.output.hwc[2]

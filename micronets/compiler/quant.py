@@ -1,0 +1,110 @@
+"""TFLite's integer arithmetic, reproduced in Python where the compiler needs it ahead of time.
+
+The int8 kernels requantise an int32 accumulator with a fixed-point multiplier (a Q0.31 int32) and
+a power-of-two shift, computed here once per tensor or per output channel exactly as TFLite's
+``QuantizeMultiplier`` does (``frexp``, round half away from zero, the 2^31 carry, flush below
+2^-31), from the double-precision real multiplier formed the way each TFLite kernel forms it.
+``mbqm`` and friends are the same double-rounding integer functions the generated C++ runs
+(``SaturatingRoundingDoublingHighMul`` then ``RoundingDivideByPOT``), used for tables computed
+at compile time (the uint8 input table) and by the tests.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Tuple
+
+import numpy as np
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+#: TFLite fused activations: (name, real lower bound, real upper bound)
+FUSED = {0: ("", None, None), 1: ("ReLU", 0.0, None), 2: ("ReLU_N1_TO_1", -1.0, 1.0), 3: ("ReLU6", 0.0, 6.0)}
+RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
+
+
+def round_half_away(x: float) -> int:
+    """std::round: halves away from zero."""
+    return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1) if abs(x) < 2 ** 52 else int(x)
+
+
+def quantize_multiplier(real: float) -> Tuple[int, int]:
+    """(multiplier, shift) with real ~= multiplier * 2^(shift - 31), as TFLite's QuantizeMultiplier
+    (double rounding build): shift > 0 is a left shift."""
+    real = float(real)
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = round_half_away(q * (1 << 31))
+    if q_fixed > (1 << 31):
+        raise ValueError(f"multiplier {real!r} cannot be quantised")
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if q_fixed > INT32_MAX:
+        raise ValueError(f"multiplier {real!r} cannot be quantised")
+    if shift < -31:
+        shift, q_fixed = 0, 0
+    return int(q_fixed), int(shift)
+
+
+def srdhm(a: int, b: int) -> int:
+    """SaturatingRoundingDoublingHighMul on int32 values."""
+    if a == b == INT32_MIN:
+        return INT32_MAX
+    ab = a * b
+    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+    v = ab + nudge
+    q = abs(v) >> 31
+    return int(q if v >= 0 else -q)  # C division truncates toward zero
+
+
+def rdbpot(x: int, exponent: int) -> int:
+    """RoundingDivideByPOT: x / 2^exponent rounded to nearest, halves away from zero."""
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def wrap32(x: int) -> int:
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def mbqm(x: int, multiplier: int, shift: int) -> int:
+    """MultiplyByQuantizedMultiplier(int32 x, multiplier, shift), double rounding."""
+    left = shift if shift > 0 else 0
+    right = 0 if shift > 0 else -shift
+    return rdbpot(srdhm(wrap32(x * (1 << left)), multiplier), right)
+
+
+def activation_range(fused: int, quant, dtype: str = "int8") -> Tuple[int, int]:
+    """CalculateActivationRangeQuantized: the clamp of a fused activation in the output's integer
+    domain (the real bounds quantised with float32 arithmetic, as TFLite does)."""
+    qmin, qmax = RANGES[dtype]
+    if fused not in FUSED:
+        raise ValueError(f"fused activation {fused} is not supported")
+    _, lo, hi = FUSED[fused]
+
+    def q(f):
+        return quant.zero_point + round_half_away(float(np.float32(f) / np.float32(quant.scale)))
+
+    lo_q = qmin if lo is None else max(qmin, q(lo))
+    hi_q = qmax if hi is None else min(qmax, q(hi))
+    return int(lo_q), int(hi_q)
+
+
+def quantize_float(x, quant, dtype: str = "int8") -> np.ndarray:
+    """TFLite's AffineQuantize of float32 values: round(x / scale) (double division, halves away
+    from zero) + zero point, saturated."""
+    x = np.asarray(x, np.float32).astype(np.float64)
+    q = x / np.float64(quant.scale)
+    r = np.sign(q) * np.floor(np.abs(q) + 0.5)
+    lo, hi = RANGES[dtype]
+    return np.clip(r + quant.zero_point, lo, hi).astype(np.int8 if dtype == "int8" else np.uint8)
+
+
+def c_array(values, per_line: int = 16, indent: str = "    ") -> str:
+    """Integer values as the body of a C array initialiser."""
+    flat = [str(int(v)) for v in np.asarray(values).reshape(-1).tolist()]
+    lines = [indent + ", ".join(flat[i:i + per_line]) + "," for i in range(0, len(flat), per_line)]
+    return "\n".join(lines)

@@ -1,0 +1,446 @@
+""".tflite importer: a fully-int8 TensorFlow Lite flatbuffer -> a Graph of int8 ops.
+
+Reads the model with TensorFlow's own flatbuffer schema (``schema_py_generated``): tensors with
+their static shapes (the batch axis of 1 dropped), per-tensor scale / zero point, per-channel
+filter scales, constant buffers and every op's builtin options. Accepted: int8 graphs whose model
+input is int8, uint8 (a QUANTIZE to int8 first) or float32 (a QUANTIZE first), and whose outputs
+are int8, uint8 (a QUANTIZE last) or float32 (a DEQUANTIZE last); those edge ops become the
+header's input loads and output dequantisation. Anything else that is not integer (a float op, a
+hybrid op with float activations) or an op outside :data:`SUPPORTED` is refused with an
+:class:`~micronets.compiler.ops.base.UnsupportedModelError` naming the op and tensor.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from micronets.compiler.graph import Graph, Quant, Tensor
+from micronets.compiler.ops.base import UnsupportedModelError, conv_output
+from micronets.compiler.ops.int8_add import Int8Add
+from micronets.compiler.ops.int8_concat import Int8Concat
+from micronets.compiler.ops.int8_conv import Int8Conv2D
+from micronets.compiler.ops.int8_dense import Int8Dense
+from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+from micronets.compiler.ops.int8_hard_swish import Int8HardSwish
+from micronets.compiler.ops.int8_logistic import Int8Logistic
+from micronets.compiler.ops.int8_mean import Int8Mean
+from micronets.compiler.ops.int8_mul import Int8Mul
+from micronets.compiler.ops.int8_pad import Int8Pad
+from micronets.compiler.ops.int8_pool import Int8Pool
+from micronets.compiler.ops.int8_requantize import Int8Requantize
+from micronets.compiler.ops.int8_softmax import Int8Softmax
+
+SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD",
+             "MUL", "LOGISTIC", "HARD_SWISH", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE", "DEQUANTIZE")
+_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
+_NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
+
+
+@dataclasses.dataclass(frozen=True)
+class Edges:
+    """How the caller's data meets the int8 graph.
+
+    ``input_type``: the .tflite model's input type (int8, uint8 or float32); ``input_uint8``: for a
+    uint8 model the uint8 input's quantisation (the table requantises it to the graph's int8
+    input). ``outputs_float``: per output, whether the .tflite output was float32 (a DEQUANTIZE)."""
+
+    input_type: str
+    input_uint8: Optional[Quant]
+    outputs_float: Tuple[bool, ...]
+
+
+def _schema():
+    try:
+        from tensorflow.lite.python import schema_py_generated as schema
+    except ImportError as exc:  # pragma: no cover - TensorFlow is a dependency
+        raise RuntimeError("reading .tflite files needs TensorFlow (tensorflow.lite.python.schema_py_generated)") from exc
+    return schema
+
+
+def _op_names(schema) -> Dict[int, str]:
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+class _Reader:
+    def __init__(self, data: bytes, what: str):
+        schema = _schema()
+        self.schema = schema
+        self.what = what
+        self.data = data
+        try:
+            self.model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+        except Exception as exc:
+            raise UnsupportedModelError(f"{what} is not a readable .tflite flatbuffer ({exc.__class__.__name__}: {exc})") from None
+        if not self.model.subgraphs:
+            raise UnsupportedModelError(f"{what} has no subgraph")
+        if len(self.model.subgraphs) != 1:
+            raise UnsupportedModelError(f"{what} has {len(self.model.subgraphs)} subgraphs; only single-graph models are supported")
+        self.sg = self.model.subgraphs[0]
+        self.names = _op_names(schema)
+
+    def op_name(self, op) -> str:
+        code = self.model.operatorCodes[op.opcodeIndex]
+        value = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+        if value == getattr(self.schema.BuiltinOperator, "CUSTOM", 32):
+            return f"CUSTOM:{(code.customCode or b'').decode('utf-8', 'replace') if isinstance(code.customCode, bytes) else code.customCode}"
+        return self.names.get(value, f"builtin {value}")
+
+    def tensor(self, index: int):
+        return self.sg.tensors[index]
+
+    def tname(self, index: int) -> str:
+        name = self.tensor(index).name
+        return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+
+    def ttype(self, index: int) -> str:
+        t = int(self.tensor(index).type)
+        return _TYPES.get(t, f"type {t}")
+
+    def shape(self, index: int) -> Tuple[int, ...]:
+        s = self.tensor(index).shape
+        return tuple(int(d) for d in (s if s is not None else []))
+
+    def constant(self, index: int) -> Optional[np.ndarray]:
+        t = self.tensor(index)
+        buf = self.model.buffers[t.buffer] if t.buffer is not None and t.buffer < len(self.model.buffers) else None
+        raw = None
+        if buf is not None and buf.data is not None and len(buf.data):
+            raw = np.asarray(buf.data, np.uint8).tobytes()
+        elif buf is not None and getattr(buf, "offset", 0) and getattr(buf, "size", 0):
+            raw = self.data[buf.offset:buf.offset + buf.size]
+        if raw is None:
+            return None
+        dtype = _NP.get(self.ttype(index))
+        if dtype is None:
+            raise UnsupportedModelError(f"tensor '{self.tname(index)}' holds {self.ttype(index)} constants, which are not supported")
+        return np.frombuffer(raw, dtype).reshape(self.shape(index))
+
+    def quant(self, index: int) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], int]:
+        q = self.tensor(index).quantization
+        if q is None or q.scale is None or len(q.scale) == 0:
+            return None, None, 0
+        zp = q.zeroPoint if q.zeroPoint is not None else np.zeros(len(q.scale), np.int64)
+        return np.asarray(q.scale, np.float32), np.asarray(zp, np.int64), int(q.quantizedDimension)
+
+
+#: which implementation the kernels reproduce bit for bit where TFLite's two disagree
+#: (FULLY_CONNECTED's requantisation): "tflm" (TFLM and TFLite's default kernels: fixed point) or
+#: "tflite-ref" (TFLite's BUILTIN_REF reference kernels: double precision)
+REFERENCES = ("tflm", "tflite-ref")
+
+
+def read_tflite(source, *, reference: str = "tflm") -> Tuple[Graph, Edges, Dict[str, str]]:
+    """Import a fully-int8 .tflite (a path, or the flatbuffer's bytes). Returns (graph, edges,
+    notes): the int8 ops in execution order, how input and outputs are typed at the model's edges,
+    and facts for the header comment. ``reference``: see :data:`REFERENCES`."""
+    if reference not in REFERENCES:
+        raise ValueError(f"reference={reference!r}; one of {', '.join(REFERENCES)}")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, what = bytes(source), "the .tflite model"
+    else:
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such .tflite file")
+        with open(path, "rb") as fh:
+            data = fh.read()
+        what = path
+    return _Importer(_Reader(data, what), reference).run()
+
+
+class _Importer:
+    def __init__(self, r: _Reader, reference: str = "tflm"):
+        self.r = r
+        self.reference = reference
+        self.tensors: Dict[int, Tensor] = {}
+        self.ops: List = []
+        self.consumers = collections.Counter(i for op in r.sg.operators for i in op.inputs if i >= 0)
+        for i in r.sg.outputs:
+            self.consumers[i] += 1
+        self.folded_pad: Dict[int, Tuple[int, Tuple[int, int, int, int]]] = {}  # pad output -> (pad input, pads)
+
+    # ------------------------------------------------------------------ helpers
+    def fail(self, op_index: int, opname: str, why: str):
+        raise UnsupportedModelError(f"{self.r.what}: op {op_index} ({opname}) {why}")
+
+    def act_tensor(self, index: int, op_index: int, opname: str) -> Tensor:
+        """Our int8 tensor for .tflite tensor ``index`` (created on first sight)."""
+        if index in self.tensors:
+            return self.tensors[index]
+        dtype = self.r.ttype(index)
+        tname = self.r.tname(index)
+        if dtype not in ("int8", "uint8"):
+            kind = "float" if dtype.startswith("float") else dtype
+            self.fail(op_index, opname, f"has {kind} tensor '{tname}': only fully-int8 models are supported "
+                                        f"(convert with a representative dataset and TFLITE_BUILTINS_INT8)")
+        scales, zps, _ = self.r.quant(index)
+        if scales is None or len(scales) != 1:
+            self.fail(op_index, opname, f"tensor '{tname}' has no per-tensor quantisation")
+        shape = self.r.shape(index)
+        if not shape or shape[0] != 1:
+            self.fail(op_index, opname, f"tensor '{tname}' has shape {list(shape)}; a batch of 1 is required")
+        t = Tensor(name=tname, shape=shape[1:] or (1,), dtype=dtype, quant=Quant(float(scales[0]), int(zps[0])))
+        self.tensors[index] = t
+        return t
+
+    def new_output(self, index: int, op_index: int, opname: str) -> Tensor:
+        if index in self.tensors:
+            self.fail(op_index, opname, f"writes tensor '{self.r.tname(index)}' a second time")
+        return self.act_tensor(index, op_index, opname)
+
+    def weights(self, index: int, op_index: int, opname: str, dtype: str):
+        if index < 0:
+            return None, None
+        arr = self.r.constant(index)
+        tname = self.r.tname(index)
+        if arr is None:
+            self.fail(op_index, opname, f"reads '{tname}' as weights, but it is not a constant")
+        if self.r.ttype(index) != dtype:
+            kind = "float" if self.r.ttype(index).startswith("float") else self.r.ttype(index)
+            self.fail(op_index, opname, f"has {kind} weights '{tname}' ({dtype} expected): hybrid or float models are not supported")
+        scales, zps, _ = self.r.quant(index)
+        if dtype == "int8" and (scales is None or np.any(zps != 0)):
+            self.fail(op_index, opname, f"weights '{tname}' are not symmetric int8 (per-tensor or per-channel, zero point 0)")
+        return arr, scales
+
+    def add(self, op, opname: str):
+        op.index = len(self.ops)
+        op.ident = f"L{op.index}"
+        op.tflite_op = opname
+        self.ops.append(op)
+        return op
+
+    # ------------------------------------------------------------------ conversion
+    def run(self):
+        r = self.r
+        sg = r.sg
+        if len(sg.inputs) != 1:
+            raise UnsupportedModelError(f"{r.what} has {len(sg.inputs)} inputs; only single-input models are supported")
+        operators = list(sg.operators)
+        in_index = int(sg.inputs[0])
+        in_type = r.ttype(in_index)
+        input_uint8 = None
+        skip = set()
+        if in_type in ("float32", "uint8"):
+            first = [k for k, op in enumerate(operators) if in_index in list(op.inputs)]
+            if (len(first) != 1 or r.op_name(operators[first[0]]) != "QUANTIZE"
+                    or r.ttype(operators[first[0]].outputs[0]) != "int8"):
+                readers = ", ".join(f"op {j} ({r.op_name(operators[j])})" for j in first) or "no op"
+                raise UnsupportedModelError(f"{r.what}: not a fully-int8 model: its {in_type} input '{r.tname(in_index)}' is read "
+                                            f"by {readers}, not by one QUANTIZE to int8 (convert with a representative "
+                                            f"dataset and TFLITE_BUILTINS_INT8)")
+            k = first[0]
+            skip.add(k)
+            q_out = int(operators[k].outputs[0])
+            if in_type == "uint8":
+                scales, zps, _ = r.quant(in_index)
+                input_uint8 = Quant(float(scales[0]), int(zps[0]))
+            graph_in_index = q_out
+        elif in_type == "int8":
+            graph_in_index = in_index
+        else:
+            raise UnsupportedModelError(f"{r.what}: input '{r.tname(in_index)}' is {in_type}; int8, uint8 or float32 (with a QUANTIZE) expected")
+        graph_input = self.act_tensor(graph_in_index, -1, "input")
+        graph_input = Tensor(name="input", shape=graph_input.shape, dtype="int8", quant=graph_input.quant)
+        if graph_input.dtype != "int8":
+            raise UnsupportedModelError(f"{r.what}: the graph's input is not int8")
+        self.tensors[graph_in_index] = graph_input
+
+        outputs_float = []
+        out_indices = []
+        for o in sg.outputs:
+            o = int(o)
+            t = r.ttype(o)
+            if t == "float32":
+                prod = [k for k, op in enumerate(operators) if o in list(op.outputs)]
+                if len(prod) != 1 or r.op_name(operators[prod[0]]) != "DEQUANTIZE":
+                    raise UnsupportedModelError(f"{r.what}: output '{r.tname(o)}' is float32 and not made by a DEQUANTIZE: "
+                                                f"only fully-int8 models are supported")
+                skip.add(prod[0])
+                out_indices.append(int(operators[prod[0]].inputs[0]))
+                outputs_float.append(True)
+            elif t in ("int8", "uint8"):
+                out_indices.append(o)
+                outputs_float.append(False)
+            else:
+                raise UnsupportedModelError(f"{r.what}: output '{r.tname(o)}' is {t}; int8, uint8 or float32 expected")
+
+        for k, op in enumerate(operators):
+            if k in skip:
+                continue
+            self.convert(k, op, operators)
+        outputs = []
+        for o in out_indices:
+            if o not in self.tensors:
+                raise UnsupportedModelError(f"{r.what}: output '{r.tname(o)}' is not computed by any supported op")
+            outputs.append(self.tensors[o])
+        if not self.ops:
+            raise UnsupportedModelError(f"{r.what}: the model computes nothing")
+        graph = Graph(ops=tuple(self.ops), input=graph_input, outputs=tuple(outputs))
+        edges = Edges(input_type=in_type, input_uint8=input_uint8, outputs_float=tuple(outputs_float))
+        desc = self.r.model.description
+        notes = {"Source": os.path.basename(r.what) if r.what != "the .tflite model" else ".tflite bytes",
+                 "Bit-exact with": "TFLM and TFLite's default kernels" if self.reference == "tflm" else "TFLite's BUILTIN_REF kernels"}
+        if desc:
+            notes["Converter"] = desc.decode("utf-8", "replace") if isinstance(desc, bytes) else str(desc)
+        return graph, edges, notes
+
+    def convert(self, k: int, op, operators):
+        r = self.r
+        name = r.op_name(op)
+        ins = [int(i) for i in op.inputs]
+        outs = [int(i) for i in op.outputs]
+        if name not in SUPPORTED:
+            raise UnsupportedModelError(f"{r.what}: op {k} ({name}, writing '{r.tname(outs[0]) if outs else '?'}') is not supported "
+                                        f"by micronets' int8 path; supported: {', '.join(SUPPORTED)}")
+        opt = op.builtinOptions
+        label = r.tname(outs[0]).split(";")[0][-60:]  # the converter joins the fused TF names with ';'
+        fused = int(getattr(opt, "fusedActivationFunction", 0) or 0)
+        if fused not in (0, 1, 2, 3):
+            self.fail(k, name, f"uses fused activation {fused}; supported: none, RELU, RELU_N1_TO_1, RELU6")
+
+        if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            x_index = ins[0]
+            extra = (0, 0, 0, 0)
+            if x_index in self.folded_pad:
+                x_index, extra = self.folded_pad[x_index]
+            x = self.act_tensor(x_index, k, name)
+            filt, fscales = self.weights(ins[1], k, name, "int8")
+            bias = self.weights(ins[2], k, name, "int32")[0] if len(ins) > 2 else None
+            out = self.new_output(outs[0], k, name)
+            strides = (int(opt.strideH), int(opt.strideW))
+            dilation = (int(opt.dilationHFactor or 1), int(opt.dilationWFactor or 1))
+            kh, kw = int(filt.shape[1]), int(filt.shape[2])
+            pads = self._pads(k, name, x, out, (kh, kw), strides, dilation, int(opt.padding), extra)
+            if name == "CONV_2D":
+                if filt.shape[3] != x.hwc[2]:
+                    self.fail(k, name, f"has a grouped filter {list(filt.shape)} for {x.hwc[2]} input channels; not supported")
+                cls = Int8Conv2D
+            else:
+                cls = Int8DepthwiseConv2D
+            self.add(cls(label, x, out, filt, bias, fscales, strides, pads, dilation, fused), name)
+        elif name == "FULLY_CONNECTED":
+            if int(getattr(opt, "weightsFormat", 0) or 0) != 0:
+                self.fail(k, name, "uses shuffled weights; only the default format is supported")
+            x = self.act_tensor(ins[0], k, name)
+            w, wscales = self.weights(ins[1], k, name, "int8")
+            bias = self.weights(ins[2], k, name, "int32")[0] if len(ins) > 2 and ins[2] >= 0 else None
+            out = self.new_output(outs[0], k, name)
+            self.add(Int8Dense(label, x, out, w, bias, wscales, fused, double_requant=self.reference == "tflite-ref"), name)
+        elif name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+            x = self.act_tensor(ins[0], k, name)
+            out = self.new_output(outs[0], k, name)
+            kernel = (int(opt.filterHeight), int(opt.filterWidth))
+            strides = (int(opt.strideH), int(opt.strideW))
+            pads = self._pads(k, name, x, out, kernel, strides, (1, 1), int(opt.padding), (0, 0, 0, 0))
+            self.add(Int8Pool(label, x, out, kernel, strides, pads, name == "AVERAGE_POOL_2D", fused), name)
+        elif name == "MEAN":
+            x = self.act_tensor(ins[0], k, name)
+            axes = r.constant(ins[1])
+            rank = len(x.shape) + 1
+            if axes is None or len(x.shape) != 3 or sorted(int(a) % rank for a in np.asarray(axes).reshape(-1)) != [1, 2]:
+                self.fail(k, name, f"averages {x.shape} over axes {None if axes is None else np.asarray(axes).tolist()}; "
+                                   f"only the spatial mean (global average pooling, axes 1 and 2) is supported")
+            out = self.new_output(outs[0], k, name)
+            self.add(Int8Mean(label, x, out), name)
+        elif name == "ADD":
+            a = self.act_tensor(ins[0], k, name)
+            b = self.act_tensor(ins[1], k, name)
+            out = self.new_output(outs[0], k, name)
+            if a.shape != out.shape or b.shape != out.shape:
+                self.fail(k, name, f"adds {a.shape} and {b.shape}: broadcasting is not supported")
+            self.add(Int8Add(label, a, b, out, fused), name)
+        elif name == "MUL":
+            a = self.act_tensor(ins[0], k, name)
+            b = self.act_tensor(ins[1], k, name)
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add(Int8Mul(label, a, b, out, fused), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "CONCATENATION":
+            xs = [self.act_tensor(i, k, name) for i in ins]
+            out = self.new_output(outs[0], k, name)
+            axis = int(getattr(opt, "axis", -1))
+            if axis % (len(out.shape) + 1) != len(out.shape):
+                self.fail(k, name, f"concatenates along axis {axis} of {list(r.shape(outs[0]))}: only the last axis is supported")
+            try:
+                self.add(Int8Concat(label, xs, out), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "HARD_SWISH":
+            x = self.act_tensor(ins[0], k, name)
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add(Int8HardSwish(label, x, out), name)
+            except ValueError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "LOGISTIC":
+            x = self.act_tensor(ins[0], k, name)
+            out = self.new_output(outs[0], k, name)
+            self.add(Int8Logistic(label, x, out), name)
+        elif name in ("RESHAPE", "SQUEEZE"):
+            x = self.act_tensor(ins[0], k, name)
+            shape = r.shape(outs[0])
+            if not shape or shape[0] != 1 or int(np.prod(shape)) != x.size:
+                self.fail(k, name, f"reshapes {x.shape} to {list(shape)}")
+            scales, zps, _ = r.quant(outs[0])
+            if scales is None or Quant(float(scales[0]), int(zps[0])) != x.quant or r.ttype(outs[0]) != x.dtype:
+                self.fail(k, name, "changes the quantisation")
+            self.tensors[outs[0]] = Tensor(name=label, shape=shape[1:] or (1,), base=x.storage, dtype=x.dtype, quant=x.quant)
+        elif name == "SOFTMAX":
+            x = self.act_tensor(ins[0], k, name)
+            out = self.new_output(outs[0], k, name)
+            self.add(Int8Softmax(label, x, out, float(opt.beta)), name)
+        elif name == "PAD":
+            x = self.act_tensor(ins[0], k, name)
+            pads = r.constant(ins[1])
+            if pads is None or len(x.shape) != 3 or pads.shape != (4, 2) or np.any(pads[0] != 0) or np.any(pads[3] != 0):
+                self.fail(k, name, f"pads {x.shape} by {None if pads is None else pads.tolist()}; only spatial padding of an HWC map is supported")
+            p = (int(pads[1][0]), int(pads[1][1]), int(pads[2][0]), int(pads[2][1]))
+            readers = [j for j, o in enumerate(operators) if outs[0] in list(o.inputs)]
+            if (len(readers) == 1 and self.consumers[outs[0]] == 1
+                    and r.op_name(operators[readers[0]]) in ("CONV_2D", "DEPTHWISE_CONV_2D")
+                    and list(operators[readers[0]].inputs)[0] == outs[0]):
+                # taps on the border read the zero point, which the convolution's skipped taps mean
+                # too: the padding folds into the convolution, no padded copy is made
+                scales, zps, _ = r.quant(outs[0])
+                if Quant(float(scales[0]), int(zps[0])) == x.quant:
+                    self.folded_pad[outs[0]] = (ins[0], p)
+                    return
+            out = self.new_output(outs[0], k, name)
+            self.add(Int8Pad(label, x, out, p, out.quant.zero_point), name)
+        elif name == "QUANTIZE":
+            x = self.act_tensor(ins[0], k, name)
+            out = self.new_output(outs[0], k, name)
+            self.add(Int8Requantize(label, x, out), name)
+        elif name == "DEQUANTIZE":
+            self.fail(k, name, "dequantises inside the graph: only fully-int8 models are supported")
+
+    def _pads(self, k, name, x, out, kernel, strides, dilation, padding, extra):
+        """(top, bottom, left, right) from TFLite's SAME (0) / VALID (1) padding, plus a folded PAD;
+        checks the output shape the file states."""
+        h, w, _ = x.hwc
+        h += extra[0] + extra[1]
+        w += extra[2] + extra[3]
+        eff = [(kernel[0] - 1) * dilation[0] + 1, (kernel[1] - 1) * dilation[1] + 1]
+        if padding == 0:  # SAME
+            ho, wo = -(-h // strides[0]), -(-w // strides[1])
+            th = max((ho - 1) * strides[0] + eff[0] - h, 0)
+            tw = max((wo - 1) * strides[1] + eff[1] - w, 0)
+            pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+        elif padding == 1:  # VALID
+            pads = (0, 0, 0, 0)
+        else:
+            self.fail(k, name, f"uses padding {padding}")
+        pads = tuple(a + b for a, b in zip(pads, extra))
+        hx, wx, _ = x.hwc
+        ho = conv_output(hx, eff[0], strides[0], pads[0], pads[1])
+        wo = conv_output(wx, eff[1], strides[1], pads[2], pads[3])
+        if (ho, wo) != out.hwc[:2]:
+            self.fail(k, name, f"output {out.hwc} does not match its {kernel} window over {x.hwc} ({ho}x{wo} expected)")
+        return pads

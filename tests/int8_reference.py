@@ -1,0 +1,122 @@
+"""References for the int8 tests: TFLite's reference kernels (tf.lite.Interpreter with the
+BUILTIN_REF resolver) in this process, and TFLM (the tflite_micro wheel) in one child process for a
+whole batch of models (a crash there costs the child, not the test run)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+_TFLM_CHILD = r"""
+import sys, os, numpy as np
+os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+from tflite_micro import runtime
+folder = sys.argv[1]
+for name in sorted(f[:-7] for f in os.listdir(folder) if f.endswith(".tflite")):
+    interp = runtime.Interpreter.from_file(os.path.join(folder, name + ".tflite"), arena_size=1 << 22)
+    xs = np.load(os.path.join(folder, name + ".in.npy"))
+    outs = []
+    for x in xs:
+        interp.set_input(x[None], 0)
+        interp.invoke()
+        outs.append(np.array(interp.get_output(0)).reshape(-1))
+    np.save(os.path.join(folder, name + ".out.npy"), np.stack(outs))
+"""
+
+
+def tflite_reference(model_bytes: bytes, xs: np.ndarray, builtin_ref: bool = True) -> np.ndarray:
+    """Outputs of TFLite's reference kernels (BUILTIN_REF; with ``builtin_ref=False`` its default
+    kernels), (N, numOutputs) in the model's output type."""
+    import warnings
+
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resolver = tf.lite.experimental.OpResolverType
+        it = tf.lite.Interpreter(model_content=model_bytes, num_threads=1,
+                                 experimental_op_resolver_type=resolver.BUILTIN_REF if builtin_ref else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    din, dout = it.get_input_details()[0], it.get_output_details()[0]
+    out = []
+    for x in xs:
+        it.set_tensor(din["index"], np.asarray(x, din["dtype"])[None])
+        it.invoke()
+        out.append(it.get_tensor(dout["index"]).reshape(-1).copy())
+    return np.stack(out)
+
+
+def tflm_reference(models: Dict[str, Tuple[bytes, np.ndarray]]) -> Dict[str, np.ndarray]:
+    """TFLM outputs per model name, all models run in one child process."""
+    with tempfile.TemporaryDirectory(prefix="micronets-tflm-") as tmp:
+        for name, (data, xs) in models.items():
+            with open(os.path.join(tmp, name + ".tflite"), "wb") as fh:
+                fh.write(data)
+            np.save(os.path.join(tmp, name + ".in.npy"), xs)
+        proc = subprocess.run([sys.executable, "-c", _TFLM_CHILD, tmp], capture_output=True, timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"TFLM child failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
+        return {name: np.load(os.path.join(tmp, name + ".out.npy")) for name in models}
+
+
+def spread_weights(model, seed: int = 0):
+    """Give every kernel random weights of varied per-channel magnitude (so int8 values span their
+    range with many levels) and biases of a similar size; BatchNorm statistics away from identity."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if not ws:
+            continue
+        new = []
+        for w in ws:
+            if w.ndim >= 2:
+                fan_in = int(np.prod(w.shape[:-1])) if w.ndim > 2 else w.shape[0]
+                if type(layer).__name__ == "DepthwiseConv2D":
+                    fan_in = int(np.prod(w.shape[:2]))
+                scale = rng.uniform(0.5, 2.0, size=w.shape[-1]) * np.sqrt(2.0 / max(fan_in, 1))
+                new.append((rng.standard_normal(w.shape) * scale).astype(np.float32))
+            else:
+                new.append((rng.standard_normal(w.shape) * 0.1).astype(np.float32))
+        if type(layer).__name__ == "BatchNormalization":
+            new = [rng.uniform(0.5, 1.5, ws[0].shape), rng.standard_normal(ws[1].shape) * 0.1,
+                   rng.standard_normal(ws[2].shape) * 0.1, rng.uniform(0.5, 1.5, ws[3].shape)]
+            new = [np.asarray(a, np.float32) for a in new]
+        layer.set_weights(new)
+    return model
+
+
+def convert(model, calibration: np.ndarray, io_type: str = "int8") -> bytes:
+    """TFLite's converter: full-integer with ``io_type`` (int8, uint8) input and output, or
+    'float' (QUANTIZE / DEQUANTIZE at the edges)."""
+    if io_type == "int8":
+        from micronets.compiler.int8 import quantize_keras
+
+        return quantize_keras(model, calibration)
+    import tensorflow as tf
+
+    shape = [1] + [int(d) for d in model.input_shape[1:]]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def infer(x):
+        return model(x, training=False)
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()])
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x[None]] for x in np.asarray(calibration, np.float32))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if io_type == "uint8":
+        conv.inference_input_type = tf.uint8
+        conv.inference_output_type = tf.uint8
+    return conv.convert()
+
+
+def op_names(model_bytes: bytes) -> List[str]:
+    from micronets.compiler.tflite import _Reader
+
+    r = _Reader(model_bytes, "model")
+    return [r.op_name(op) for op in r.sg.operators]
