@@ -33,9 +33,10 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from sections import markers, write_section  # noqa: E402
 
-BEGIN = "<!-- accuracy.py: begin -->"
-END = "<!-- accuracy.py: end -->"
+TAG = "accuracy.py"
 FLOORS = {"pico": 0.80, "best phinet": 0.90}
 ALL_ARCHS = ("pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phinet-10m", "phinet-20m")
 SHAPE = (32, 32, 1)
@@ -64,6 +65,11 @@ def load_data(per_class: int, test: Optional[int], seed: int):
     train_idx, val_idx, _ = split_indices(ty, 0.15, 0.0, seed)
     x = prep(tx)
     return (x[train_idx], ty[train_idx]), (x[val_idx], ty[val_idx]), (prep(sx), sy)
+
+
+def section_tag(name: str) -> str:
+    """The RESULTS.md section a run writes: ``accuracy.py`` or ``accuracy.py NAME``."""
+    return TAG + (f" {name}" if name else "")
 
 
 def config_overrides(pairs: Sequence[str]) -> Dict:
@@ -122,12 +128,14 @@ def render(rows: Sequence[Dict], args, versions: Dict[str, str]) -> str:
     from micronets.models.base import TrainingConfig
 
     cfg = TrainingConfig(**config_overrides(args.set))
+    begin, end = markers(section_tag(args.section))
     lines = [
-        BEGIN,
+        begin,
         "## Test accuracy on Fashion-MNIST (default training settings)",
         "",
         f"Generated on {datetime.date.today().isoformat()} by `python benchmarks/accuracy.py"
-        f"{' ' + ' '.join(args.argv) if args.argv else ''}`; do not edit by hand.",
+        f"{' ' + ' '.join(args.argv) if args.argv else ''}`; do not edit by hand."
+        + ("".join(f" Rows from `{run}`." for run in getattr(args, "runs", []))),
         "",
         f"{args.per_class} training images per class (85% to train, 15% to keep the best epoch), "
         f"{rows[0]['test_images'] if rows else 0} images of the official test set, 32x32x1, "
@@ -156,21 +164,8 @@ def render(rows: Sequence[Dict], args, versions: Dict[str, str]) -> str:
         best = max(phis, key=lambda r: r["keras"])
         ok = best["keras"] >= FLOORS["best phinet"]
         lines.append(f"- best PhiNet >= 90%: {'met' if ok else 'NOT met'} ({best['arch']}, {best['keras'] * 100:.1f}%)")
-    lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), END]
+    lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), end]
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: str, section: str):
-    from micronets.compiler.export import write_atomic
-
-    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section
-    write_atomic(path, text)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -181,12 +176,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--per-class", type=int, default=1000, help="training images per class (default 1000)")
     p.add_argument("--test", type=int, default=None, help="test images (default: the whole official test set)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--section", default="", help="write into RESULTS.md's section 'accuracy.py NAME' instead of "
+                   "'accuracy.py' (e.g. 'floors' for the full-dataset run), leaving the other in place")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a TrainingConfig default (repeatable), e.g. --set augment=False")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to update, or -")
     p.add_argument("--json", default=os.path.join(HERE, "ACCURACY.json"), help="JSON results file ('' for none)")
+    p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
+                   help="train nothing: render the section from the JSON files of earlier runs made with the same "
+                        "--per-class, --epochs, --test, --seed and --set (e.g. one architecture per run)")
     args = p.parse_args(argv)
     args.argv = argv
+    if args.merge:
+        return merge(p, args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -204,17 +206,42 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rows.append(row)
     versions = {"micronets": micronets.__version__, "keras": keras.__version__,
                 "backend": keras.backend.backend(), "python": platform.python_version()}
-    section = render(rows, args, versions)
-    if args.out == "-":
-        sys.stdout.write(section)
-    else:
-        write_section(args.out, section)
-        print(f"wrote {args.out}", file=sys.stderr)
+    publish(rows, args, versions)
     if args.json:
         from micronets.compiler.export import write_atomic
 
         write_atomic(args.json, json.dumps({"rows": rows, "versions": versions, "args": argv}, indent=2) + "\n")
     return 0
+
+
+def merge(parser, args) -> int:
+    """The section of several earlier runs' JSON files, which must agree on the settings."""
+    same = ("per_class", "epochs", "test", "seed", "set")
+    rows: List[Dict] = []
+    first = versions = None
+    for path in args.merge:
+        with open(path, encoding="utf-8") as fh:
+            run = json.load(fh)
+        ran = parser.parse_args(run["args"])
+        if first is None:
+            first, versions = ran, run["versions"]
+        elif any(getattr(ran, k) != getattr(first, k) for k in same):
+            raise SystemExit(f"{path} was run with other settings than {args.merge[0]} ({', '.join(same)} must agree)")
+        rows += run["rows"]
+        args.runs = getattr(args, "runs", []) + [" ".join(["python benchmarks/accuracy.py"] + run["args"])]
+    for k in same:
+        setattr(args, k, getattr(first, k))
+    publish(rows, args, versions)
+    return 0
+
+
+def publish(rows: Sequence[Dict], args, versions: Dict[str, str]) -> None:
+    section = render(rows, args, versions)
+    if args.out == "-":
+        sys.stdout.write(section)
+    else:
+        write_section(args.out, section, section_tag(args.section))
+        print(f"wrote {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

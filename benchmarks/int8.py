@@ -28,10 +28,11 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
+from sections import markers, write_section  # noqa: E402
 
 NETS = ["pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phinet-10m", "phinet-20m"]
-BEGIN = "<!-- int8.py: begin -->"
-END = "<!-- int8.py: end -->"
+TAG = "int8.py"
+BEGIN, END = markers(TAG)
 
 
 def spread(model, seed=0):
@@ -159,19 +160,6 @@ def table(rows: List[Dict], n_inputs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: str, section: str):
-    from micronets.compiler.export import write_atomic
-
-    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section
-    write_atomic(path, text)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nets", default=",".join(NETS), help="comma-separated nets (default: all)")
@@ -195,7 +183,7 @@ def main(argv=None) -> int:
     if args.out == "-":
         print(section)
     else:
-        write_section(args.out, section)
+        write_section(args.out, section, TAG)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0 if all("error" not in r and r["lsb_vs_tflm"] == 0 and r["lsb_vs_ref"] == 0 and r["m4_same"] is not False
                     for r in rows) else 1

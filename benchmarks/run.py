@@ -770,21 +770,15 @@ def main(argv=None) -> int:
     elapsed = time.time() - T0
     chart = out.with_suffix(".png")
     draw_chart(results, chart)
-    from accuracy import BEGIN, END, write_section
+    from sections import sections, write_section
 
     from micronets.compiler.export import write_atomic
 
     previous = out.read_text(encoding="utf-8") if out.exists() else ""
     write_atomic(out.with_suffix(".json"), json.dumps({"machine": info, "results": results}, indent=1, default=float))
     write_atomic(out, write_report(results, info, args, out, chart, elapsed, pieces))
-    if BEGIN in previous and END in previous:  # accuracy.py's section of the same file stays
-        write_section(str(out), BEGIN + previous.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n")
-    import importlib
-
-    int8_bench = importlib.import_module("int8")  # benchmarks/int8.py's section stays too
-    if int8_bench.BEGIN in previous and int8_bench.END in previous:
-        int8_bench.write_section(str(out), int8_bench.BEGIN + previous.split(int8_bench.BEGIN, 1)[1].split(int8_bench.END, 1)[0]
-                                 + int8_bench.END + "\n")
+    for tag, section in sections(previous):  # the other scripts' sections (accuracy.py, int8.py, ...) stay
+        write_section(str(out), section, tag)
     log(f"wrote {out}, {chart.name}, {out.with_suffix('.json').name} ({elapsed / 60:.1f} min)")
     return 0
 
