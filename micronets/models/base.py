@@ -448,11 +448,15 @@ def recalibrate_batchnorm(model, x, max_samples: int = 1024, batch_size: int = 2
     if len(x) > max_samples:  # an even spread over the data (it may be ordered by class)
         x = x[np.random.default_rng(0).choice(len(x), max_samples, replace=False)]
     x = np.asarray(x, np.float32)
+    source = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     for layer in model.layers:
         if type(layer).__name__ != "BatchNormalization" or not layer.weights:
             continue
-        probe = keras.Model(model.inputs, layer.input)
-        h = probe.predict(x, batch_size=batch_size, verbose=0).astype(np.float64)
+        # called eagerly, batch by batch: predict() would trace a new function for every probe
+        # (a PhiNet has dozens of BatchNorms; that tracing cost ~10x the arithmetic)
+        probe = keras.Model(source, layer.input)
+        h = np.concatenate([np.asarray(probe(x[i:i + batch_size], training=False))
+                            for i in range(0, len(x), batch_size)]).astype(np.float64)
         axes = tuple(i for i in range(h.ndim) if i not in [a % h.ndim for a in np.atleast_1d(layer.axis)])
         stats = {"moving_mean": h.mean(axis=axes), "moving_variance": h.var(axis=axes)}
         layer.set_weights([stats[w.path.split("/")[-1]].reshape(w.shape).astype(np.float32)
