@@ -60,6 +60,10 @@ class TrainingConfig:
     accuracy when training ends. ``early_stopping_patience``: stop after that many epochs without a
     better validation accuracy (None = train all epochs).
 
+    ``run_eagerly``: train without tracing a TensorFlow graph. Tracing costs seconds per new
+    model (more with every layer), which dominates a run of a few dozen steps (architecture
+    search trials on small data); for longer runs graph mode is faster.
+
     ``checkpoint_path``: when set, ``fit()`` also saves the net there (a ``.keras`` file loadable
     with :func:`micronets.load`) each time validation accuracy improves and reaches
     ``checkpoint_min_accuracy``.
@@ -84,6 +88,7 @@ class TrainingConfig:
     early_stopping_patience: Optional[int] = None
     checkpoint_path: Optional[str] = None
     checkpoint_min_accuracy: float = 0.0
+    run_eagerly: bool = False
 
     def check(self) -> "TrainingConfig":
         """Raise ValueError with a one-line reason for an option out of range."""
@@ -281,6 +286,7 @@ class MicroNet:
             optimizer=keras.optimizers.Adam(learning_rate=self._learning_rate(epochs, steps)),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(cfg.label_smoothing)),
             metrics=list(cfg.metrics),
+            run_eagerly=bool(cfg.run_eagerly),
         )
         data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), reshuffle_each_iteration=True).batch(batch)
         if cfg.mixup_alpha > 0:
