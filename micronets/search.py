@@ -418,13 +418,18 @@ def open_storage(url: str):
         kwargs["connect_args"] = {"timeout": 60}  # several local workers wait for the file's lock
     else:
         kwargs["pool_pre_ping"] = True
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=30, grace_period=120)
-    except ImportError as exc:
-        raise ValueError(f"cannot open the storage {safe_url(url)}: a database driver is missing ({exc})") from None
-    except Exception as exc:
-        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
-        raise ValueError(f"cannot open the storage {safe_url(url)}: {reason}") from None
+    for attempt in range(6):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=30, grace_period=120)
+        except ImportError as exc:
+            raise ValueError(f"cannot open the storage {safe_url(url)}: a database driver is missing ({exc})") from None
+        except Exception as exc:
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+            # workers started together race to create Optuna's tables: the loser retries and finds them
+            if attempt < 5 and re.search(r"already exists|duplicate key|UniqueViolation", reason, re.I):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise ValueError(f"cannot open the storage {safe_url(url)}: {reason}") from None
 
 
 def _signature(space: Space, limits: Limits, class_names, n_images, epochs_per_trial, val_fraction,
@@ -789,7 +794,8 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
             net = space.net(chosen.params, num_classes)
             say(f"Training the chosen candidate (trial {chosen.trial}) for {final_epochs} epochs")
             train_result = train_folder(
-                data_dir, net, output, epochs=final_epochs, config=config, val_fraction=val_fraction,
+                data_dir, net, output, epochs=final_epochs, config=_eager_if_short(config, len(train_idx), final_epochs),
+                val_fraction=val_fraction,
                 test_fraction=test_fraction, seed=seed, classname=classname, plots=plots, check_cpp=check_cpp,
                 log=log, card_extra={"search": search_card}, trained_by="micronets search")
             created.extend(p for p in train_result.files.values())
@@ -821,12 +827,18 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
 EAGER_STEPS = 100
 
 
-def _trial_config(config, n_train: int, epochs: int):
+def _eager_if_short(config, n_train: int, epochs: int):
+    """A copy of ``config`` that trains eagerly when the run is too short to repay graph tracing."""
     import copy
 
     cfg = copy.deepcopy(config)
     steps = epochs * math.ceil(n_train / max(1, min(cfg.batch_size, n_train)))
     cfg.run_eagerly = bool(cfg.run_eagerly or steps <= EAGER_STEPS)
+    return cfg
+
+
+def _trial_config(config, n_train: int, epochs: int):
+    cfg = _eager_if_short(config, n_train, epochs)
     cfg.checkpoint_path = None
     cfg.early_stopping_patience = None
     cfg.verbosity = 0
