@@ -251,10 +251,10 @@ def _run_workers(tmp_path, digits, storage, trials):
 
 def test_two_workers_share_one_study_without_duplicates(tmp_path, digits):
     storage = "sqlite:///" + str(tmp_path / "shared.db")
-    outs = _run_workers(tmp_path, digits, storage, trials=6)
+    outs = _run_workers(tmp_path, digits, storage, trials=4)
     study = _study(storage, "shared")
     cands = _candidates(study)
-    assert len(cands) == 6  # the total, not 6 each
+    assert len(cands) == 4  # the total, not 4 each
     numbers = [t.number for t in study.get_trials()]
     assert len(numbers) == len(set(numbers))
     workers = {t.user_attrs["worker"] for t in cands}
