@@ -737,26 +737,31 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
         finally:
             keras.backend.clear_session()
 
+    from optuna.trial import TrialState
+
     while True:
+        while _trained(st.get_trials(deepcopy=False)) < trials:
+            if rejections[0] >= MAX_REJECTIONS_IN_A_ROW:
+                raise ValueError(f"{MAX_REJECTIONS_IN_A_ROW} candidates in a row did not fit {limits.text()}: "
+                                 "the limits leave too little room for this family; loosen them or search smaller "
+                                 "resolutions")
+            st.optimize(objective, n_trials=1, catch=(_Surplus,), gc_after_trial=False)
+        # the other workers' last trials: the front is reported once they have finished; one that
+        # fails (its worker interrupted, or killed and found stale by its missing heartbeat) leaves
+        # the study short, and this worker trains more
+        waited = False
+        while True:
+            optuna.storages.fail_stale_trials(st)
+            running = [t for t in st.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                       if t.user_attrs.get("status") in (None, "candidate")]
+            if not running:
+                break
+            if not waited:
+                say(f"waiting for {len(running)} trial(s) of other workers to finish")
+                waited = True
+            time.sleep(2.0)
         if _trained(st.get_trials(deepcopy=False)) >= trials:
             break
-        if rejections[0] >= MAX_REJECTIONS_IN_A_ROW:
-            raise ValueError(f"{MAX_REJECTIONS_IN_A_ROW} candidates in a row did not fit {limits.text()}: "
-                             "the limits leave too little room for this family; loosen them or search smaller "
-                             "resolutions")
-        st.optimize(objective, n_trials=1, catch=(_Surplus,), gc_after_trial=False)
-
-    # the other workers' last trials: the front is reported once they have finished
-    while True:
-        optuna.storages.fail_stale_trials(st)
-        from optuna.trial import TrialState
-
-        running = [t for t in st.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                   if t.user_attrs.get("status") in (None, "candidate")]
-        if not running:
-            break
-        say(f"waiting for {len(running)} trial(s) of other workers to finish")
-        time.sleep(2.0)
 
     # ---- the front, each member re-checked by compiling it
     everyone = candidates_of(st)

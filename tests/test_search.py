@@ -99,6 +99,43 @@ def test_pareto_front_keeps_exactly_the_undominated():
     assert [x.trial for x in pareto_front(cs)] == [3, 0, 4]
 
 
+def test_pruning_rule_stops_a_candidate_that_cheaper_ones_beat_at_the_same_epoch():
+    """Optuna cannot prune multi-objective trials; the search's own rule: stop after an epoch when
+    ``peers`` finished candidates with no more MACs were better after that same epoch."""
+    from optuna.trial import TrialState, create_trial
+
+    from micronets.search import _pruning_callback
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for macs, curve in ((1000, [0.50, 0.70, 0.80]), (2000, [0.60, 0.75, 0.85]), (9000, [0.90, 0.95, 0.97])):
+        study.add_trial(create_trial(state=TrialState.COMPLETE, values=[curve[-1], macs],
+                                     user_attrs={"status": "candidate", "macs": macs, "val_accuracy_curve": curve}))
+
+    class Model:
+        stop_training = False
+
+    def run(macs, accuracies, epochs=3, peers=2):
+        trial = study.ask()
+        cb = _pruning_callback(trial, study, macs, epochs, peers, lambda m: None)
+        model = Model()
+        cb.set_model(model)
+        for epoch, acc in enumerate(accuracies):
+            cb.on_epoch_end(epoch, {"val_accuracy": acc})
+            if model.stop_training:
+                break
+        assert study.trials[trial.number].user_attrs["val_accuracy_curve"] == accuracies[:len(cb.curve)]
+        study.tell(trial, state=TrialState.PRUNED)
+        return cb.pruned_at
+
+    assert run(3000, [0.45, 0.65, 0.9]) == 1  # both cheaper ones beat 0.45 after epoch 1
+    assert run(3000, [0.55, 0.65, 0.9]) == 2  # only one beat 0.55 after epoch 1; both beat 0.65 after epoch 2
+    assert run(3000, [0.65, 0.80, 0.5]) is None  # the last epoch is never pruned
+    assert run(1500, [0.40, 0.40]) is None  # a single cheaper peer is not enough
+    assert run(12000, [0.55], peers=3, epochs=2) is None  # two of three better
+    assert run(12000, [0.45], peers=3, epochs=2) == 1  # the costly peer counts for a costlier net
+    assert run(3000, [0.1, 0.1, 0.1], peers=0) is None  # pruning off
+
+
 def test_cli_refuses_bad_limits_with_one_line(tmp_path, digits):
     runner = CliRunner()
     for bad in ("64 KBx", "lots"):
@@ -200,12 +237,19 @@ def test_interrupted_study_resumes_to_the_total_without_repeating(tmp_path, digi
 
     with pytest.raises(ValueError, match="already exists.*--resume"):
         micronets.search(digits, out, trials=5, **kw)
-    result = micronets.search(digits, out, trials=5, resume=True, **kw)
+    # the CLI continues it
+    cli = ["search", "--data", digits, "--max-ram", "4 KB", "--max-flash", "16384", "--family", "mobilenet",
+           "--epochs-per-trial", "1", "--final-epochs", "0", "--resolutions", "8,12", "--trials", "5", "-o", out]
+    r = CliRunner().invoke(main, cli)
+    assert r.exit_code == 1 and "already exists" in r.output and "--resume" in r.output
+    r = CliRunner().invoke(main, cli + ["--resume"])
+    assert r.exit_code == 0, r.output
+    assert "Pareto front of study r" in r.output and "5 trained" in r.output and "Every row compiled again" in r.output
     study = _study(storage, "r")
     trials = study.get_trials()
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers))
-    assert len(_candidates(study)) == 5 and result.counts["trained"] == 5
+    assert len(_candidates(study)) == 5
     done = {t.number: t.values for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
     assert all(done[n] == v for n, v in before.items())  # the first two kept as they were
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
