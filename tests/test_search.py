@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -23,14 +22,7 @@ from PIL import Image
 optuna = pytest.importorskip("optuna", reason="the search needs Optuna (pip install -e '.[search]')")
 
 from micronets.cli import main  # noqa: E402
-from micronets.search import (  # noqa: E402
-    Limits,
-    make_limits,
-    parse_bytes,
-    parse_count,
-    pareto_front,
-    Candidate,
-)
+from micronets.search import Candidate, make_limits, pareto_front, parse_bytes, parse_count  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
