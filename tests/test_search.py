@@ -128,6 +128,27 @@ def test_pruning_rule_stops_a_candidate_that_cheaper_ones_beat_at_the_same_epoch
     assert run(3000, [0.1, 0.1, 0.1], peers=0) is None  # pruning off
 
 
+def test_mobilenet_width_knob_builds_the_named_sizes_at_width_one_and_round_trips(tmp_path):
+    import micronets
+    from micronets.models.mobilenet import MOBILENETS, MobileNetV1
+
+    for depth in ("pico", "milli"):
+        a = MobileNetV1(10, (32, 32, 1), depth=depth, width=1.0, batch_norm=True).build()
+        b = MOBILENETS[depth](10, (32, 32, 1), batch_norm=True).build()
+        assert [w.shape for w in a.model.weights] == [w.shape for w in b.model.weights]
+    half = MobileNetV1(4, (16, 16, 1), depth="micro", width=0.5, stem_stride=1, name="Half").build()
+    assert [int(layer.filters) for layer in half.model.layers if layer.name.endswith("_pw")] == \
+        [3, 6, 6, 12, 12, 12, 12, 12]
+    path = str(tmp_path / "half.keras")
+    half.save(path)
+    again = micronets.load(path)
+    assert type(again) is MobileNetV1 and again.hyperparameters() == half.hyperparameters()
+    assert again.describe().startswith("Half(16x16x1")
+    for bad in (dict(depth="huge"), dict(width=0), dict(stem_stride=0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MobileNetV1(4, (16, 16, 1), **bad)
+
+
 def test_cli_refuses_bad_limits_with_one_line(tmp_path, digits):
     runner = CliRunner()
     for bad in ("64 KBx", "lots"):
