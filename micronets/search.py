@@ -828,8 +828,9 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
                         train_result, files, list(class_names), time.time() - started)
 
 
-#: a trial of at most this many training steps runs eagerly (tracing a graph would cost more)
-EAGER_STEPS = 100
+#: a run of at most this many training steps trains eagerly: tracing a graph costs 5-30 s, an eager
+#: step 30 ms (a tiny MobileNet) to 1 s and more (a 10-block PhiNet), so only very short runs win
+EAGER_STEPS = 16
 
 
 def _eager_if_short(config, n_train: int, epochs: int):
