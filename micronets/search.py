@@ -384,9 +384,12 @@ def front_png(candidates: Sequence[Candidate], front: Sequence[Candidate], chose
         ax.set_xlabel("MACs")
         ax.set_ylabel("validation accuracy (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="best")
         head = _plot_label(title, 80) + "\n" if title else ""
-        ax.set_title(head + f"limits: {limits.text()}; marker area = RAM", fontsize=9)
+        budget = f"RAM <= {limits.ram_bytes:,} B, flash <= {limits.flash_bytes:,} B" + (
+            f", MACs <= {limits.macs:,}" if limits.macs is not None else "") + (
+            f" ({limits.board})" if limits.board else "")
+        ax.set_title(head + budget + "; marker area = RAM", fontsize=9)
         return _png_bytes(fig)
     finally:
         plt.close(fig)
