@@ -63,6 +63,12 @@ def __getattr__(name):
         from micronets.models.phinet import PhiNet
 
         return PhiNet
+    if name == "search":
+        # micronets.search(data_dir, output, board=..., ...): the module is callable (see
+        # micronets/search.py); Optuna is imported only when a search runs
+        import importlib
+
+        return importlib.import_module("micronets.search")
     raise AttributeError(f"module 'micronets' has no attribute {name!r}")
 
 
@@ -75,6 +81,7 @@ __all__ = [
     "verify",
     "train_folder",
     "evaluate_folder",
+    "search",
     "PicoMobileNet",
     "NanoMobileNet",
     "MicroMobileNet",

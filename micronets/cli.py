@@ -977,5 +977,133 @@ def verify(model_file, inputs_path, classname, tolerance):
         raise SystemExit(1)
 
 
+# ---------------------------------------------------------------------------- search
+class _Amount(click.ParamType):
+    """``--max-ram 64KB`` / ``--max-macs 5M``: text parsed by :mod:`micronets.search`."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.name = "SIZE" if kind == "bytes" else "COUNT"
+
+    def convert(self, value, param, ctx):
+        from micronets.search import parse_bytes, parse_count
+
+        try:
+            return (parse_bytes if self.kind == "bytes" else parse_count)(value, param.opts[0] if param else "value")
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _resolutions(ctx, param, value):
+    try:
+        out = tuple(int(v) for v in str(value).replace(" ", "").split(",") if v)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of sizes, e.g. 24,32,48")
+    if not out or any(r < 4 or r > 1024 for r in out):
+        raise click.BadParameter(f"{value!r}: give input sizes in 4..1024, e.g. 24,32,48")
+    return out
+
+
+@main.command()
+@click.option("--data", "-d", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, readable=True),
+              help="Folder with one subfolder of images per class; split as 'train' splits it (the test part is "
+                   "used only by the final report).")
+@click.option("--board", "-b", type=click.Choice(list(BOARD_NAMES), case_sensitive=False), default=None,
+              help="Fit this board's RAM and flash (flash less its code allowance), as 'info --board' counts them.")
+@click.option("--max-ram", type=_Amount("bytes"), default=None,
+              help="RAM limit: model object (arena + outputs) + one uint8 input frame, e.g. 64KB, '64 KB' or 65536 "
+                   "(KB = 1024 B). With --board, the lower of the two.")
+@click.option("--max-flash", type=_Amount("bytes"), default=None, help="Flash limit for the weights, e.g. 256KB.")
+@click.option("--max-macs", type=_Amount("count"), default=None, help="MAC limit, e.g. 5M or 500K.")
+@click.option("--family", type=click.Choice(["phinet", "mobilenet"]), default="phinet", show_default=True,
+              help="Architecture family to search.")
+@click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Candidates that fit to train, in the whole study (all workers); rejected ones do not count.")
+@click.option("--epochs-per-trial", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Training epochs of each candidate (poor ones stop earlier).")
+@click.option("--final-epochs", type=click.IntRange(min=0), default=30, show_default=True,
+              help="Training epochs of the chosen candidate; 0 only reports the front (extra workers).")
+@click.option("--resolutions", callback=_resolutions, default="24,32,48,64", show_default=True,
+              help="Input sizes (square) to search.")
+@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True,
+              help="Input channels: 1 (gray) or 3 (RGB).")
+@click.option("--storage", default=None, metavar="URL",
+              help="Optuna storage URL (default: sqlite:///OUTPUT_search.db beside the output); the same "
+                   "postgresql://user:pass@host/db on several machines makes one distributed search.")
+@click.option("--study", "study_name", default=None, help="Study name (default: the output's file name).")
+@click.option("--resume", is_flag=True, help="Continue (or join) the study if it exists; without it an existing "
+                                             "study is an error.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Data split and training seed.")
+@_name_option()
+@click.option("--output", "-o", default="best.h", show_default=True, type=click.Path(dir_okay=False),
+              help="Header of the chosen candidate; OUTPUT_front.png and OUTPUT_front.json (the front) and the "
+                   "model card go beside it.")
+def search(data_dir, board, max_ram, max_flash, max_macs, family, trials, epochs_per_trial, final_epochs,
+           resolutions, channels, storage, study_name, resume, seed, classname, output):
+    """Search a family for the most accurate nets that fit a board, and train the best one.
+
+    Optuna samples candidates (maximising validation accuracy, minimising MACs); each is compiled
+    by micronets before training, and one that exceeds the RAM, flash or MAC limit is rejected at
+    once. The Pareto front is printed and plotted (OUTPUT_front.png); the most accurate candidate
+    of the front is trained for --final-epochs and exported as 'train' does.
+
+    \b
+    Examples:
+      micronets search --data photos/ --board stm32f446re --max-ram 64KB -o best.h
+      micronets search --data photos/ --max-ram 64KB --max-flash 256KB --family mobilenet --trials 40 -o best.h
+      micronets search --data photos/ --board esp32-s3 --storage postgresql://u:p@db/search --study s1 --resume
+    """
+    from micronets.search import make_limits
+    from micronets.search import search as run_search
+
+    if board is None and (max_ram is None or max_flash is None):
+        raise fail("give --board, or both --max-ram and --max-flash")
+    try:
+        make_limits(board, max_ram, max_flash, max_macs)
+    except ValueError as exc:
+        raise fail(one_line(exc))
+    _check_output(output)
+    console = _console()
+    import_keras()
+    try:
+        result = run_search(data_dir, output, board=board, max_ram=max_ram, max_flash=max_flash, max_macs=max_macs,
+                            family=family, trials=trials, epochs_per_trial=epochs_per_trial,
+                            final_epochs=final_epochs, storage=storage, study=study_name, resume=resume,
+                            channels=int(channels), resolutions=resolutions, seed=seed, classname=classname,
+                            log=lambda line: console.print(line, markup=False, soft_wrap=True))
+    except ValueError as exc:
+        raise fail(one_line(exc))
+    except OSError as exc:
+        raise fail(f"cannot write: {exc.strerror or one_line(exc)}")
+    print_front(console, result)
+    if result.train is not None:
+        _print_report(console, result.train.report)
+        print_summary(console, result.train.summary, output, title=f"Wrote {output}")
+    for key, label in (("card", "Model card"), ("front_png", "Front PNG"), ("front_json", "Front JSON")):
+        if key in result.files:
+            console.print(f"{label:<17}{os.path.abspath(result.files[key])}", markup=False, soft_wrap=True)
+    if result.train is not None:
+        _near_chance(result.train.report)
+
+
+def print_front(console, result):
+    """The Pareto front of a search as a table (best first; the chosen one marked)."""
+    from rich.table import Table
+
+    lim = result.limits
+    table = Table(title=f"Pareto front of study {result.study} ({result.family}; {result.counts['trained']} trained, "
+                        f"{result.counts['rejected']} rejected before training, {result.counts['pruned']} pruned)")
+    for col, justify in (("trial", "right"), ("val acc", "right"), ("MACs", "right"),
+                         (f"RAM of {lim.ram_bytes:,}", "right"), (f"flash of {lim.flash_bytes:,}", "right"),
+                         ("params", "right"), ("hyperparameters", "left")):
+        table.add_column(col, justify=justify)
+    for c in result.front:
+        mark = " *" if c is result.chosen else ""
+        table.add_row(f"{c.trial}{mark}", f"{c.val_accuracy * 100:.1f}%", f"{c.macs:,}", f"{c.ram_bytes:,}",
+                      f"{c.flash_bytes:,}", f"{c.model_params:,}", c.describe())
+    console.print(table)
+    console.print(f"* chosen (most accurate). Limits: {lim.text()}. Every row compiled again and fits.", markup=False)
+
+
 if __name__ == "__main__":
     main()

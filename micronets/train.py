@@ -357,14 +357,17 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
                  val_fraction: float = DEFAULT_VAL_FRACTION, test_fraction: float = DEFAULT_TEST_FRACTION,
                  seed: int = 0, classname: Optional[str] = None, save: Optional[str] = None,
                  plots: bool = True, card: bool = True, check_cpp: bool = True,
-                 log: Optional[Callable[[str], None]] = None) -> TrainResult:
+                 log: Optional[Callable[[str], None]] = None, card_extra: Optional[Dict[str, Any]] = None,
+                 trained_by: str = "micronets train") -> TrainResult:
     """Train ``arch`` on the image folder ``data_dir``, export ``output`` and report on the test split.
 
-    ``arch``: an architecture name (``pico`` ... ``base``, ``phinet-2m`` ...) or a ``.keras`` file
-    saved by micronets to train further (its shape and classes must match the folder).
+    ``arch``: an architecture name (``pico`` ... ``base``, ``phinet-2m`` ...), a ``.keras`` file
+    saved by micronets to train further (its shape and classes must match the folder), or a
+    :class:`MicroNet` instance (e.g. a candidate found by :func:`micronets.search.search`).
     ``input_shape`` (H, W, C with C 1 or 3): the images are loaded at it (default: the
     architecture's). ``config``: a :class:`TrainingConfig` (default: ``TrainingConfig()``, the
     measured defaults; augmentation on for a few hundred images per class). ``batch_norm``: MobileNets only.
+    ``card_extra``: more keys for the model card; ``trained_by``: who trained it (header and card).
     Raises ValueError with a one-line reason for bad data or arguments; writes nothing then.
     """
     import keras
@@ -385,7 +388,12 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
 
     arch_l = str(arch).lower()
     base_net = None
-    if arch_l in ARCHS:
+    if isinstance(arch, MicroNet):
+        base_net = arch
+        shape = base_net.input_shape
+        if input_shape is not None and tuple(input_shape) != tuple(shape):
+            raise ValueError(f"{arch.describe()} takes {'x'.join(map(str, shape))} images; input_shape cannot change that")
+    elif arch_l in ARCHS:
         shape = tuple(int(d) for d in (input_shape or default_input_shape(arch_l)))
     else:
         import micronets
@@ -411,7 +419,7 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
     if base_net is not None:
         net = base_net
         if net.num_classes != len(class_names):
-            raise ValueError(f"{arch} has {net.num_classes} classes but {data_dir} holds {len(class_names)}")
+            raise ValueError(f"{net.describe() if isinstance(arch, MicroNet) else arch} has {net.num_classes} classes but {data_dir} holds {len(class_names)}")
         if net.class_names is not None and list(net.class_names) != list(class_names):
             raise ValueError(f"{arch} was trained on classes {net.class_names} but {data_dir} holds {class_names}")
     else:
@@ -431,7 +439,7 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
     report = make_report(y[test_idx], keras_probs, class_names)
     name = classname or net.arch_name
     notes = {
-        "trained by": f"micronets train ({net.describe()}, {len(hist.get('loss', []))} epochs)",
+        "trained by": f"{trained_by} ({net.describe()}, {len(hist.get('loss', []))} epochs)",
         "test accuracy (Keras)": f"{report.accuracy * 100:.1f}% on {report.n} held-out images "
                                  f"(chance {report.chance * 100:.1f}%)",
     }
@@ -453,7 +461,8 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
             text = json.dumps(model_card(net, summary, report, split,
                                          {"data": os.path.abspath(data_dir), "epochs": epochs,
                                           "best_epoch": None if best_epoch is None else best_epoch + 1,
-                                          "seed": seed, "history": hist}), indent=2, ensure_ascii=False)
+                                          "seed": seed, "history": hist, **(card_extra or {})}),
+                              indent=2, ensure_ascii=False)
             files[extra["card"]] = text + "\n"
             written["card"] = extra["card"]
         if plots:

@@ -70,6 +70,10 @@ class TrainingConfig:
     accuracy when training ends. ``early_stopping_patience``: stop after that many epochs without a
     better validation accuracy (None = train all epochs).
 
+    ``run_eagerly``: train without tracing a TensorFlow graph. Tracing costs seconds per new
+    model (more with every layer), which dominates a run of a few dozen steps (architecture
+    search trials on small data); for longer runs graph mode is faster.
+
     ``checkpoint_path``: when set, ``fit()`` also saves the net there (a ``.keras`` file loadable
     with :func:`micronets.load`) each time validation accuracy improves and reaches
     ``checkpoint_min_accuracy``.
@@ -94,6 +98,7 @@ class TrainingConfig:
     early_stopping_patience: Optional[int] = None
     checkpoint_path: Optional[str] = None
     checkpoint_min_accuracy: float = 0.0
+    run_eagerly: bool = False
 
     def check(self) -> "TrainingConfig":
         """Raise ValueError with a one-line reason for an option out of range."""
@@ -299,6 +304,7 @@ class MicroNet:
             optimizer=keras.optimizers.Adam(learning_rate=self._learning_rate(epochs, steps)),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(cfg.label_smoothing)),
             metrics=list(cfg.metrics),
+            run_eagerly=bool(cfg.run_eagerly),
         )
         data = _Batches(x, y, batch, float(cfg.mixup_alpha))
 
@@ -474,23 +480,27 @@ def recalibrate_batchnorm(model, x, max_samples: int = 1024, batch_size: int = 2
     layers before it already recalibrated ("precise BatchNorm"). On small data the moving averages
     see only a few dozen steps and trail the weights (validation at chance while training
     accuracy is high); exact statistics make inference match what training learned. ``probes``: a
-    dict kept across calls (one per ``fit()``) so each layer's probe model is built, and compiled
-    by the backend, once rather than every epoch."""
+    dict kept across calls (one per ``fit()``) so each layer's probe model is built once rather
+    than every epoch."""
     import keras
 
     x = np.asarray(x)
     if len(x) > max_samples:  # an even spread over the data (it may be ordered by class)
         x = x[np.random.default_rng(0).choice(len(x), max_samples, replace=False)]
     x = np.asarray(x, np.float32)
+    source = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     for layer in model.layers:
         if type(layer).__name__ != "BatchNormalization" or not layer.weights:
             continue
         probe = probes.get(layer.name) if probes is not None else None
         if probe is None:
-            probe = keras.Model(model.inputs, layer.input)
+            probe = keras.Model(source, layer.input)
             if probes is not None:
                 probes[layer.name] = probe
-        h = probe.predict(x, batch_size=batch_size, verbose=0).astype(np.float64)
+        # called eagerly, batch by batch: predict() would trace a new function for every probe
+        # (a PhiNet has dozens of BatchNorms; that tracing cost ~10x the arithmetic)
+        h = np.concatenate([keras.ops.convert_to_numpy(probe(x[i:i + batch_size], training=False))
+                            for i in range(0, len(x), batch_size)]).astype(np.float64)
         axes = tuple(i for i in range(h.ndim) if i not in [a % h.ndim for a in np.atleast_1d(layer.axis)])
         stats = {"moving_mean": h.mean(axis=axes), "moving_variance": h.var(axis=axes)}
         layer.set_weights([stats[w.path.split("/")[-1]].reshape(w.shape).astype(np.float32)

@@ -165,3 +165,43 @@ MOBILENETS = {
     "milli": MilliMobileNet,
     "base": BaseMobileNet,
 }
+
+
+class MobileNetV1(_MobileNetV1):
+    """One of the five block lists (``depth``: pico ... base) at any width and stem stride: the
+    family's MobileNet width multiplier, for architecture search (:mod:`micronets.search`).
+
+    Block ``i`` gets ``max(1, round(filters_i * width))`` filters; ``stem_stride`` defaults to the
+    size's own (3 for pico, 2 otherwise). At ``width=1`` and the default stride it builds exactly
+    the named size (same layers, weights and MACs), under the architecture name ``name``.
+    """
+
+    arch_name = "MobileNetV1"
+
+    def __init__(self, num_classes: int = 10, input_shape=None, depth: str = "pico", width: float = 1.0,
+                 stem_stride: int = None, batch_norm: bool = False, dropout: float = 0.1,
+                 bn_momentum: float = BN_MOMENTUM, name: str = None):
+        key = str(depth).lower()
+        if key not in MOBILENETS:
+            raise ValueError(f"depth must be one of {', '.join(MOBILENETS)}, got {depth!r}")
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 16:
+            raise ValueError(f"width (multiplier) must be a number in (0, 16], got {width!r}")
+        size = MOBILENETS[key]
+        stride = size.stem_stride if stem_stride is None else stem_stride
+        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= 4:
+            raise ValueError(f"stem_stride must be an integer in 1..4, got {stem_stride!r}")
+        if name is not None:
+            if not (isinstance(name, str) and name.isidentifier() and name.isascii()):
+                raise ValueError(f"name must be a valid C++ identifier (it names the exported class), got {name!r}")
+            self.arch_name = name
+        self.depth = key
+        self.width = float(width)
+        self.stem_stride = int(stride)  # instance attribute shadows the class default
+        self.blocks = tuple((max(1, int(round(f * self.width))), s) for f, s in size.blocks)
+        self._name = name
+        super().__init__(num_classes, input_shape, batch_norm, dropout, bn_momentum)
+
+    def hyperparameters(self):
+        hp = super().hyperparameters()
+        hp.update(depth=self.depth, width=self.width, stem_stride=self.stem_stride, name=self._name)
+        return hp
