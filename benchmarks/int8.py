@@ -5,7 +5,7 @@
     python benchmarks/int8.py --nets pico,phinet-2m --out -
 
 For every net (the five MobileNets at 96x96x1, the four PhiNet presets at their published
-resolutions, 10 classes) with random weights of varied per-channel magnitude, quantised by
+resolutions, 10 classes; the four MLPerf Tiny v1 reference models at their published sizes) with random weights of varied per-channel magnitude, quantised by
 TFLite's converter (64 random calibration images): our int8 arena (planned to the byte) next to
 our float32 arena and TFLM's smallest working int8 arena (bisection, one child process per probe);
 int8 weight bytes (weights + int32 biases + per-channel multipliers and shifts) per parameter; the
@@ -30,6 +30,9 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 NETS = ["pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phinet-10m", "phinet-20m"]
+#: MLPerf Tiny v1's four reference models (tests/public_models.py, built from their published
+#: definitions at their published sizes)
+MLPERF = ["mlperf_resnet8", "mlperf_vww_mobilenet_v1", "mlperf_kws_ds_cnn", "mlperf_ad_autoencoder"]
 BEGIN = "<!-- int8.py: begin -->"
 END = "<!-- int8.py: end -->"
 
@@ -84,10 +87,23 @@ def bench(name: str, tflm, n_inputs: int, work: str) -> Dict:
     from micronets.models import make_net
 
     t0 = time.time()
-    net = make_net(name)
-    net.build()
-    model = net.model
+    if "_" in name:  # tests/public_models.py names; micronets architectures have none
+        sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+        import public_models
+
+        if name not in public_models.MODELS:
+            raise ValueError(f"unknown net {name!r}: a micronets architecture or one of tests/public_models.py's")
+        model, _ = public_models.build(name)
+    else:
+        net = make_net(name)
+        net.build()
+        model = net.model
     spread(model, seed=1)
+    head = model.layers[-1]
+    if "_" in name and getattr(getattr(head, "activation", None), "__name__", "") == "softmax":
+        # random weights at full spread make a softmax head one-hot (2 output levels for VWW):
+        # logits a few units apart keep the comparison meaningful
+        head.set_weights([w * 0.05 for w in head.get_weights()])
     shape = tuple(int(d) for d in model.input_shape[1:])
     rng = np.random.default_rng(0)
     data = quantize_keras(model, rng.uniform(0, 1, (64,) + shape).astype(np.float32))
@@ -174,7 +190,9 @@ def write_section(path: str, section: str):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--nets", default=",".join(NETS), help="comma-separated nets (default: all)")
+    p.add_argument("--nets", default=",".join(NETS + MLPERF),
+                   help="comma-separated nets: micronets architectures or tests/public_models.py names "
+                        "(default: the nine micronets nets and MLPerf Tiny's four)")
     p.add_argument("--inputs", type=int, default=16, help="random inputs per net (default 16)")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to update, or -")
     args = p.parse_args(argv)

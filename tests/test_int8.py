@@ -108,6 +108,13 @@ def converted():
     phi.build()
     spread_weights(phi.model, seed=8)
     out["phinet"] = (convert(phi.model, calibration(phi.model, n=32, seed=4)), int8_inputs((32, 32, 3), n=8, seed=2), phi.model)
+    import public_models  # MLPerf Tiny's keyword-spotting DS-CNN at its published size (49x10x1, 12 classes)
+
+    kws = spread_weights(public_models.ds_cnn(), seed=11)
+    head = kws.layers[-1] if kws.layers[-1].get_weights() else kws.layers[-2]  # the classifier Dense
+    w, b = head.get_weights()
+    head.set_weights([w * 0.02, b * 0.02])  # logits a few units apart: the softmax is not one-hot
+    out["mlperf_kws"] = (convert(kws, calibration(kws, n=32, seed=6)), int8_inputs((49, 10, 1), n=8, seed=6), kws)
     return out
 
 
@@ -125,7 +132,7 @@ def compiled_outputs(data, xs, tmp_path, classname, entry="int8", reference="tfl
 
 
 # ------------------------------------------------------------------------------ bit-exactness
-@pytest.mark.parametrize("name", ["windowed", "branch", "gated", "pico", "phinet"])
+@pytest.mark.parametrize("name", ["windowed", "branch", "gated", "pico", "phinet", "mlperf_kws"])
 def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
     """Default build: 0 LSB against TFLM (fixed-point requantisation everywhere);
     reference="tflite-ref": 0 LSB against TFLite's BUILTIN_REF kernels, whose FULLY_CONNECTED
