@@ -193,6 +193,31 @@ def test_uint8_and_float_entries(converted, tmp_path):
     assert np.array_equal(raw_f, expect_f)
 
 
+def test_uint8_entry_without_a_table_when_it_is_p_minus_128(converted, tmp_path):
+    """Calibrated over [0, 1] (as images p / 255 are), the input quantises to exactly p - 128:
+    predict(uint8) then subtracts 128 instead of reading a 256-byte table (256 fewer flash bytes)
+    and still equals predict(int8) on p - 128 and TFLM; a [-1, 1] calibration keeps the table."""
+    model = spread_weights(small_model(), seed=6)
+    cal = np.random.default_rng(1).uniform(0, 1, (64, 6, 6, 2)).astype(np.float32)
+    data = convert(model, cal)
+    compiled = compile_tflite(data, classname="NoLut")
+    assert compiled.input_offset_int() == -128 and "input_lut" not in compiled.header
+    table_build = compile_tflite(converted["windowed"][0])
+    assert table_build.input_offset_int() is None and "input_lut[256]" in table_build.header
+    assert table_build.summary()["weights_bytes"] - sum(op.weights_bytes() for op in table_build.graph.ops) == 256
+    assert compiled.summary()["weights_bytes"] == sum(op.weights_bytes() for op in compiled.graph.ops)
+    path = tmp_path / "nolut.h"
+    path.write_text(compiled.header)
+    pixels = np.random.default_rng(4).integers(0, 256, (12, 6, 6, 2)).astype(np.uint8)
+    pixels[0] = 0
+    pixels[1] = 255
+    raw_u8, _ = host_int8.run_header(str(path), "NoLut", pixels, entry="uint8")
+    shifted = (pixels.astype(np.int16) - 128).astype(np.int8)
+    raw_i8, _ = host_int8.run_header(str(path), "NoLut", shifted)
+    assert np.array_equal(raw_u8, raw_i8) and len({tuple(r) for r in raw_u8}) > 6
+    assert np.array_equal(raw_i8, tflm_reference({"m": (data, shifted)})["m"])
+
+
 def test_uint8_model_and_float_edges(tmp_path):
     """A uint8-in/uint8-out .tflite (QUANTIZE at both ends) and a float-in/float-out one
     (QUANTIZE / DEQUANTIZE): the edges fold into the loads and the output arrays."""
