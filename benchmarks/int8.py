@@ -208,7 +208,8 @@ def table(rows: List[Dict], n_inputs: int, acc_rows: List[Dict] = ()) -> str:
              f"Random weights (varied per-channel magnitude), TFLite's converter with 64 random calibration images, "
              f"{n_inputs} random int8 inputs per net. Arena bytes: ours planned to the byte; TFLM's smallest working "
              f"arena (bisection to 16 B). Weights: int8 weights + int32 biases + per-channel multipliers/shifts "
-             f"+ the 256-byte uint8 input table. LSB: largest difference of raw int8 outputs (default build vs TFLM; "
+             f"+ the 256-byte uint8 input table where one is needed (none here: calibrated over [0, 1], a pixel p "
+             f"quantises to exactly p - 128). LSB: largest difference of raw int8 outputs (default build vs TFLM; "
              f"reference='tflite-ref' build vs TFLite BUILTIN_REF).", "",
              "| net | input | MACs | params | int8 weights (B/param) | int8 arena | float32 arena | TFLM int8 arena "
              "| ours / TFLM | LSB vs TFLM | LSB vs BUILTIN_REF | output levels | M4 instructions / MAC | M4 = host |",
