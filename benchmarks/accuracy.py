@@ -195,7 +195,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--json", default=os.path.join(HERE, "ACCURACY.json"), help="JSON results file ('' for none)")
     p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
                    help="train nothing: render the section from the JSON files of earlier runs made with the same "
-                        "--per-class, --epochs, --test, --seed and --set (e.g. one architecture per run)")
+                        "--per-class, --epochs, --test, --seed and --set (e.g. one architecture per run; a later "
+                        "file's row for an architecture replaces an earlier one's)")
     args = p.parse_args(argv)
     args.argv = argv
     if args.merge:
@@ -238,7 +239,7 @@ def merge(parser, args) -> int:
             first, versions = ran, run["versions"]
         elif any(getattr(ran, k) != getattr(first, k) for k in same):
             raise SystemExit(f"{path} was run with other settings than {args.merge[0]} ({', '.join(same)} must agree)")
-        rows += run["rows"]
+        rows = [r for r in rows if r["arch"] not in {n["arch"] for n in run["rows"]}] + run["rows"]  # later runs win
         args.runs = getattr(args, "runs", []) + [" ".join(["python benchmarks/accuracy.py"] + run["args"])]
     for k in same:
         setattr(args, k, getattr(first, k))
