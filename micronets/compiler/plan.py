@@ -134,8 +134,6 @@ class Placed:
         input and output apart."""
         if self.op in self.plan.scratch and self.overlaps_input():
             return f"arena + {self.plan.scratch[self.op] // FLOAT_BYTES}"
-        if self.op.workspace_bytes() and self.overlaps_input() and hasattr(self.op, "scratch_in_workspace"):
-            return f"arena + {(self.plan.workspace[self.op] // FLOAT_BYTES) + self.op.scratch_in_workspace()}"
         return "(float*)0"
 
     def workspace_ptr(self) -> str:
