@@ -51,19 +51,22 @@ class MemoryPlan:
 
 def plan_memory(graph: Graph) -> MemoryPlan:
     """Offsets for every tensor of ``graph``. Ops that run faster in place with a wider scratch
-    (``wide_scratch_pixels``) get it when that plan's arena is no larger than with one pixel."""
+    (``wide_scratch_pixels``) get it where the arena stays no larger than with one pixel: all of
+    them at once if that fits, else one op at a time."""
     plan = _plan_memory(graph)
     wide = [op for op in graph.ops if getattr(op, "wide_scratch_pixels", 1) > 1 and op in plan.scratch]
-    if not wide:
-        return plan
-    narrow = {op: op.scratch_pixels for op in wide}
-    for op in wide:
-        op.scratch_pixels = op.wide_scratch_pixels
-    wider = _plan_memory(graph)
-    if wider.arena_size <= plan.arena_size:
-        return wider
-    for op, pixels in narrow.items():
-        op.scratch_pixels = pixels
+    for group in ([wide] + [[op] for op in wide] if len(wide) > 1 else [wide]) if wide else []:
+        narrow = {op: op.scratch_pixels for op in group}
+        for op in group:
+            op.scratch_pixels = op.wide_scratch_pixels
+        wider = _plan_memory(graph)
+        if wider.arena_size <= plan.arena_size:
+            plan = wider
+            if group is wide:
+                break
+        else:
+            for op, pixels in narrow.items():
+                op.scratch_pixels = pixels
     return plan
 
 
