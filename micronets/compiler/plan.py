@@ -51,22 +51,29 @@ class MemoryPlan:
 
 def plan_memory(graph: Graph) -> MemoryPlan:
     """Offsets for every tensor of ``graph``. Ops that run faster in place with a wider scratch
-    (``wide_scratch_pixels``) get it where the arena stays no larger than with one pixel: all of
-    them at once if that fits, else one op at a time."""
+    (``wide_scratch_pixels``, widest first) get one where the arena stays no larger than with one
+    pixel: every such op at the widest at once if that fits, else op by op, widest that fits."""
     plan = _plan_memory(graph)
-    wide = [op for op in graph.ops if getattr(op, "wide_scratch_pixels", 1) > 1 and op in plan.scratch]
-    for group in ([wide] + [[op] for op in wide] if len(wide) > 1 else [wide]) if wide else []:
-        narrow = {op: op.scratch_pixels for op in group}
-        for op in group:
-            op.scratch_pixels = op.wide_scratch_pixels
+    wide = [op for op in graph.ops if getattr(op, "wide_scratch_pixels", ()) and op in plan.scratch]
+
+    def attempt(settings):
+        nonlocal plan
+        before = {op: op.scratch_pixels for op, _ in settings}
+        for op, pixels in settings:
+            op.scratch_pixels = pixels
         wider = _plan_memory(graph)
         if wider.arena_size <= plan.arena_size:
             plan = wider
-            if group is wide:
-                break
-        else:
-            for op, pixels in narrow.items():
-                op.scratch_pixels = pixels
+            return True
+        for op, pixels in before.items():
+            op.scratch_pixels = pixels
+        return False
+
+    if wide and not attempt([(op, op.wide_scratch_pixels[0]) for op in wide]):
+        for op in wide:
+            for pixels in op.wide_scratch_pixels:
+                if attempt([(op, pixels)]):
+                    break
     return plan
 
 
