@@ -167,12 +167,14 @@ def render_struct(act: Act) -> str:
              "    static MICRONETS_INLINE void put(float* d, float x)",
              "    {"]
     if act.uses_bit_trick():
-        limit = "\n            if (i > 0x40C00000)\n                i = 0x40C00000;" if act.name == "relu6" else ""
+        limit = "\n        i = i > 0x40C00000 ? 0x40C00000 : i;" if act.name == "relu6" else ""
         lines += ["#if defined(__arm__)",
                   "        // a negative float has the sign bit set; non-negative floats order like their bits",
+                  "        // (written as conditionals, GCC makes them one bic with a shifted operand and one",
+                  "        // compare with a conditional move)",
                   "        int32_t i;",
                   "        memcpy(&i, &x, sizeof i);",
-                  "        i &= ~(i >> 31);" + (limit.replace("            ", "        ") if limit else ""),
+                  "        i = i < 0 ? 0 : i;" + limit,
                   "        memcpy(d, &i, sizeof i);",
                   "#else",
                   "        *d = f(x);",

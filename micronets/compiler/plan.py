@@ -54,6 +54,34 @@ class MemoryPlan:
 
 
 def plan_memory(graph: Graph) -> MemoryPlan:
+    """Offsets for every tensor of ``graph``. Ops that run faster in place with a wider scratch
+    (``wide_scratch_pixels``, widest first) get one where the arena stays no larger than with one
+    pixel: every such op at the widest at once if that fits, else op by op, widest that fits."""
+    plan = _plan_memory(graph)
+    wide = [op for op in graph.ops if getattr(op, "wide_scratch_pixels", ()) and op in plan.scratch]
+
+    def attempt(settings):
+        nonlocal plan
+        before = {op: op.scratch_pixels for op, _ in settings}
+        for op, pixels in settings:
+            op.scratch_pixels = pixels
+        wider = _plan_memory(graph)
+        if wider.arena_size <= plan.arena_size:
+            plan = wider
+            return True
+        for op, pixels in before.items():
+            op.scratch_pixels = pixels
+        return False
+
+    if wide and not attempt([(op, op.wide_scratch_pixels[0]) for op in wide]):
+        for op in wide:
+            for pixels in op.wide_scratch_pixels:
+                if attempt([(op, pixels)]):
+                    break
+    return plan
+
+
+def _plan_memory(graph: Graph) -> MemoryPlan:
     locations: Dict[Tensor, Tuple[str, int]] = {graph.input.storage: ("input", 0)}
     for k, t in enumerate(graph.outputs):
         locations[t.storage] = ("output", k)
@@ -144,8 +172,6 @@ class Placed:
             return f"({self.op.output.dtype}_t*)0"
         if self.op in self.plan.scratch and self.overlaps_input():
             return f"arena + {self.plan.scratch[self.op] // FLOAT_BYTES}"
-        if self.op.workspace_bytes() and self.overlaps_input() and hasattr(self.op, "scratch_in_workspace"):
-            return f"arena + {(self.plan.workspace[self.op] // FLOAT_BYTES) + self.op.scratch_in_workspace()}"
         return "(float*)0"
 
     def workspace_ptr(self) -> str:

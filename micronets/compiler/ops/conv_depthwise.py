@@ -52,12 +52,9 @@ class ConvDepthwise(Op):
 
     def workspace_bytes(self):
         ht, wt, ct = self.mid.hwc
-        return (self.ring_rows * wt * ct + self.output.hwc[2]) * FLOAT_BYTES  # ring + one output pixel
-
-    def scratch_in_workspace(self) -> int:
-        """The one-pixel scratch sits in the workspace, right after the ring (in floats)."""
-        ht, wt, ct = self.mid.hwc
-        return self.ring_rows * wt * ct
+        # the ring only: output pixels read nothing but the ring, so they are stored straight
+        # into the output even in place (no one-pixel scratch)
+        return self.ring_rows * wt * ct * FLOAT_BYTES
 
     def inplace_gap(self, input_index):
         """Output pixel q is stored once every conv row it needs is in the ring; after that the

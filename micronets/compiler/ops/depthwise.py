@@ -30,6 +30,14 @@ class DepthwiseConv2D(WindowedConv):
     def __init__(self, name, x, out, kernel, bias, strides, pads):
         super().__init__(name, x, out, np.asarray(kernel)[:, :, :, 0], bias, strides, pads)  # (kh, kw, c)
 
+    #: output pixels the in-place scratch holds: 4 (or 2) lets the kernel run as many neighbours
+    #: at a time in place too; the planner keeps them only where the arena does not grow
+    scratch_pixels = 1
+    wide_scratch_pixels = (4, 2)
+
+    def scratch_bytes(self):
+        return self.scratch_pixels * super().scratch_bytes()
+
     def macs(self):
         ho, wo, c = self.output.hwc
         kh, kw, _ = self.kernel.shape
