@@ -137,7 +137,7 @@ def render(rows: Sequence[Dict], args, versions: Dict[str, str]) -> str:
     begin, end = markers(section_tag(args.section))
     lines = [
         begin,
-        "## Test accuracy on Fashion-MNIST (default training settings)",
+        f"## Test accuracy on Fashion-MNIST (default training settings, {args.per_class} images per class)",
         "",
         f"Generated on {datetime.date.today().isoformat()} by `python benchmarks/accuracy.py"
         f"{' ' + ' '.join(args.argv) if args.argv else ''}`; do not edit by hand."
