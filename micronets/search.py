@@ -55,6 +55,9 @@ DEFAULT_EPOCHS_PER_TRIAL = 3
 #: a worker gives up after this many candidates in a row that do not fit (milliseconds each)
 MAX_REJECTIONS_IN_A_ROW = 200
 PRUNE_PEERS = 2
+#: training images given to TFLite's converter to quantise each candidate of an int8 search (the
+#: sizes do not depend on them; a few suffice and keep a candidate's check near a second)
+CALIBRATION_SAMPLES = 32
 
 
 # ---------------------------------------------------------------------------- limits
@@ -277,21 +280,107 @@ class Figures:
         return "; ".join(parts) or None
 
 
-def measure(model) -> Figures:
-    """Compile ``model`` with micronets' compiler and read its exact RAM and flash."""
+def compile_candidate(model, quantize: str = "float32", calibration=None, classname: str = "Net"):
+    """``model`` compiled by micronets: a CompiledModel (float32) or an Int8Model (int8: quantised by
+    TFLite's converter with ``calibration``, a few training images at the model's input size)."""
+    if quantize == "int8":
+        from micronets.compiler.int8 import compile_keras_int8
+
+        return compile_keras_int8(model, calibration, classname=classname)
     from micronets.compiler import compile_model
 
-    s = compile_model(model, classname="Net").summary()
+    return compile_model(model, classname=classname)
+
+
+def measure(model, quantize: str = "float32", calibration=None) -> Figures:
+    """Compile ``model`` with micronets' compiler and read its exact RAM and flash.
+
+    int8: the sizes (arena, object, weights) depend on the graph and the tensor shapes only, not on
+    the weight values or the calibration images, so an untrained candidate gives its trained
+    header's exact figures (checked again on the exported header, and by the tests)."""
+    s = compile_candidate(model, quantize, calibration).summary()
     h, w, c = (int(d) for d in s["input_shape"])
     return Figures(int(s["macs"]), int(s["params"]), int(s["arena_bytes"]), int(s["object_bytes"]), h * w * c,
                    int(s["weights_bytes"]))
 
 
-def build_and_measure(space: Space, params: Dict[str, Any], num_classes: int):
-    """``(net, figures)`` of one candidate; ValueError (one line) when it cannot be built."""
+def build_and_measure(space: Space, params: Dict[str, Any], num_classes: int, quantize: str = "float32",
+                      calibration: Optional[Callable[[int], np.ndarray]] = None):
+    """``(net, figures)`` of one candidate; ValueError (one line) when it cannot be built.
+    ``calibration(resolution)``: calibration images for int8."""
     net = space.net(params, num_classes)
     net.build()
-    return net, measure(net.model)
+    calib = calibration(int(params["resolution"])) if quantize == "int8" else None
+    return net, measure(net.model, quantize, calib)
+
+
+# ---------------------------------------------------------------------------- Cortex-M4 instructions
+def m4_tools_missing() -> List[str]:
+    """The emulator's tools (``arm-none-eabi-g++``, ``qemu-system-arm``) not found on PATH."""
+    import shutil
+
+    from micronets.embedded import qemu
+
+    return [tool for tool in (qemu.CXX, qemu.QEMU) if shutil.which(tool) is None]
+
+
+def m4_instructions(model, pixels: np.ndarray, quantize: str = "float32", calibration=None,
+                    timeout: float = 300) -> int:
+    """Cortex-M4 instructions of one inference of ``model``'s header (float32 or int8): built with
+    ``arm-none-eabi-g++ -O2`` into bare-metal firmware and run once under QEMU (``-icount``) on
+    ``pixels`` (H, W, C uint8, through ``predict(const uint8_t*)``). RuntimeError when a tool is
+    missing or the build or run fails."""
+    import tempfile
+
+    from micronets.embedded import qemu
+
+    compiled = compile_candidate(model, quantize, calibration)
+    with tempfile.TemporaryDirectory(prefix="micronets-m4-") as work:
+        header = os.path.join(work, "candidate.h")
+        with open(header, "w", encoding="utf-8") as fh:
+            fh.write(compiled.render(filename="candidate.h"))
+        elf = qemu.build_firmware(header, "Net", np.asarray(pixels, np.uint8)[None], os.path.join(work, "fw"),
+                                  entry="uint8")
+        result = qemu.run_firmware(elf, timeout=timeout)
+    if not result.instructions or result.instructions <= 0:
+        raise RuntimeError("the emulator reported no instruction count")
+    return int(result.instructions)
+
+
+def measure_front_m4(front: Sequence["Candidate"], space: Space, num_classes: int, quantize: str,
+                     calibration: Callable[[int], np.ndarray], pixels: Callable[[int], np.ndarray], seed: int,
+                     say: Callable[[str], None]) -> str:
+    """Fill ``m4_instructions`` and ``macs_per_instruction`` of each front candidate; returns the
+    note that goes under the table (how they were measured, or why not)."""
+    import keras
+
+    missing = m4_tools_missing()
+    if missing:
+        from micronets.embedded import qemu
+
+        return (f"Cortex-M4 instructions not measured: {' and '.join(missing)} not found (Debian: apt-get install "
+                + " ".join(qemu.PACKAGES[t].split(" (")[0] for t in missing) + ")")
+    failed = []
+    for c in front:
+        keras.utils.set_random_seed(seed)
+        try:
+            net = space.net(c.params, num_classes)
+            net.build()
+            res = int(c.params["resolution"])
+            calib = calibration(res) if quantize == "int8" else None
+            c.m4_instructions = m4_instructions(net.model, pixels(res), quantize, calib)
+            c.macs_per_instruction = c.macs / c.m4_instructions
+            say(f"trial {c.trial}: {c.m4_instructions:,} Cortex-M4 instructions per inference "
+                f"({c.macs_per_instruction:.3f} MACs per instruction)")
+        except (RuntimeError, ValueError, OSError) as exc:
+            failed.append(f"trial {c.trial}: {' '.join(str(exc).split())[:200]}")
+            say(f"trial {c.trial}: Cortex-M4 run failed: {failed[-1]}")
+        finally:
+            keras.backend.clear_session()
+    note = ("Cortex-M4 instructions: each front candidate's " + quantize + " header (untrained weights: our "
+            "kernels' instruction counts do not depend on the weight values) built with arm-none-eabi-g++ -O2 and "
+            "run once under QEMU mps2-an386 (-icount) on a validation image through predict(const uint8_t*)")
+    return note + ("; failed for " + "; ".join(failed) if failed else "")
 
 
 # ---------------------------------------------------------------------------- results
@@ -309,6 +398,8 @@ class Candidate:
     flash_bytes: int
     model_params: int
     worker: str = ""
+    m4_instructions: Optional[int] = None  # Cortex-M4 instructions per inference (QEMU), front only
+    macs_per_instruction: Optional[float] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -334,6 +425,8 @@ class SearchResult:
     files: Dict[str, str]
     class_names: List[str]
     seconds: float
+    quantize: str = "float32"  # what RAM/flash were computed for and the header is exported as
+    m4_note: str = ""  # how the front's Cortex-M4 instructions were measured, or why not
 
     def table_rows(self) -> List[Dict[str, Any]]:
         return [dict(c.to_dict(), chosen=c is self.chosen) for c in self.front]
@@ -436,11 +529,11 @@ def open_storage(url: str):
 
 
 def _signature(space: Space, limits: Limits, class_names, n_images, epochs_per_trial, val_fraction,
-               test_fraction, seed) -> Dict[str, Any]:
+               test_fraction, seed, quantize: str = "float32") -> Dict[str, Any]:
     """What a study is a search *of*: a worker or a resume must search the same thing."""
     return _plain(dict(space.to_dict(), limits=limits.to_dict(), classes=list(class_names), images=int(n_images),
                        epochs_per_trial=int(epochs_per_trial), val_fraction=float(val_fraction),
-                       test_fraction=float(test_fraction), seed=int(seed)))
+                       test_fraction=float(test_fraction), seed=int(seed), quantize=quantize))
 
 
 def _plain(v):
@@ -555,7 +648,8 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
            val_fraction: Optional[float] = None, test_fraction: Optional[float] = None, seed: int = 0,
            sampler_seed: Optional[int] = None, prune_peers: int = PRUNE_PEERS, config=None,
            classname: Optional[str] = None, plots: bool = True, check_cpp: bool = True,
-           log: Optional[Callable[[str], None]] = None) -> SearchResult:
+           log: Optional[Callable[[str], None]] = None, quantize: Optional[str] = None,
+           m4: bool = True) -> SearchResult:
     """Search ``family`` for the candidates that fit the limits, report the front, train the best.
 
     ``data_dir``: one subfolder of images per class; it is split (stratified, ``seed``) exactly as
@@ -571,6 +665,12 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
     the front only). ``resolutions``: input sizes to search (default 24, 32, 48, 64); ``channels``
     1 (gray) or 3 (RGB). ``sampler_seed``: makes one worker's sampling repeatable (leave it None
     for several workers, or they propose the same candidates).
+    ``quantize="int8"``: RAM and flash are those of the int8 header (each candidate quantised by
+    TFLite's converter with ``CALIBRATION_SAMPLES`` training images, untrained: the sizes do not
+    depend on the weights) and the chosen one is exported as an int8 header; a study records its
+    quantisation and cannot be resumed with the other. ``m4``: measure the front's Cortex-M4
+    instructions per inference under QEMU when ``arm-none-eabi-g++`` and ``qemu-system-arm`` are
+    installed (one inference per candidate; skipped with a note otherwise).
     Raises ValueError (one line) for bad arguments, a storage it cannot open, or limits that
     not even the smallest candidate fits; writes nothing then.
     """
@@ -592,6 +692,9 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if channels not in (1, 3) or isinstance(channels, bool):
         raise ValueError(f"channels must be 1 (gray) or 3 (RGB), got {channels!r}")
+    if quantize not in (None, "float32", "int8"):
+        raise ValueError(f"quantize={quantize!r} is not supported; use 'int8' (or None for float32)")
+    quantize = quantize or "float32"
     resolutions = tuple(DEFAULT_RESOLUTIONS if resolutions is None else resolutions)
     if not resolutions or not all(isinstance(r, (int, np.integer)) and not isinstance(r, bool) and 4 <= r <= 1024
                                   for r in resolutions):
@@ -628,7 +731,19 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
     cache[resolutions[0]] = (x0, y0)
     train_idx, val_idx, _test_idx = split_indices(y0, val_fraction, test_fraction, seed)
     num_classes = len(class_names)
-    say(f"Searching {space.family} for {num_classes} classes ({len(y0):,} images: {len(train_idx):,} train, "
+    from micronets.compiler.int8 import MIN_CALIBRATION_SAMPLES
+
+    if quantize == "int8" and len(train_idx) < MIN_CALIBRATION_SAMPLES:
+        raise ValueError(f"an int8 search calibrates with training images: {len(train_idx)} in {data_dir}'s training "
+                         f"split, at least {MIN_CALIBRATION_SAMPLES} needed")
+
+    def calibration(res: int) -> np.ndarray:
+        return images(res)[0][train_idx[:CALIBRATION_SAMPLES]]
+
+    def pixels(res: int) -> np.ndarray:  # one validation image as the uint8 frame a device would pass
+        return np.clip(np.round(images(res)[0][val_idx[0]] * 255.0), 0, 255).astype(np.uint8)
+
+    say(f"Searching {space.family} ({quantize}) for {num_classes} classes ({len(y0):,} images: {len(train_idx):,} train, "
         f"{len(val_idx):,} validation, {len(_test_idx):,} kept for the final test) within {limits.text()}")
 
     # ---- the smallest candidate must fit, or no search makes sense
@@ -638,7 +753,7 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
     build_errors = []
     for params in space.smallest():
         try:
-            _, figures = build_and_measure(space, params, num_classes)
+            _, figures = build_and_measure(space, params, num_classes, quantize, calibration)
         except ValueError as exc:
             build_errors.append(str(exc).splitlines()[0])
             continue
@@ -664,7 +779,8 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     rdb = open_storage(storage_url)
-    signature = _signature(space, limits, class_names, len(y0), epochs_per_trial, val_fraction, test_fraction, seed)
+    signature = _signature(space, limits, class_names, len(y0), epochs_per_trial, val_fraction, test_fraction, seed,
+                           quantize)
     sampler = optuna.samplers.TPESampler(seed=sampler_seed, multivariate=True,
                                          n_startup_trials=max(3, min(10, trials // 3)))
     existing = set(optuna.get_all_study_names(rdb))
@@ -675,7 +791,8 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
                              sampler=sampler, load_if_exists=True)
     if "search" not in st.user_attrs:
         st.set_user_attr("search", signature)
-    recorded = st.user_attrs.get("search")
+    recorded = dict(st.user_attrs.get("search"))
+    recorded.setdefault("quantize", "float32")  # studies made before int8 searches were float32
     if recorded != signature:
         diff = sorted(k for k in set(recorded) | set(signature) if recorded.get(k) != signature.get(k))
         raise ValueError(f"study {study_name!r} in {safe_url(storage_url)} is a different search "
@@ -693,7 +810,7 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
         desc = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
         try:
             try:
-                net, fig = build_and_measure(space, params, num_classes)
+                net, fig = build_and_measure(space, params, num_classes, quantize, calibration)
             except ValueError as exc:
                 reason = "does not build: " + " ".join(str(exc).split())[:200]
                 trial.set_user_attr("status", "rejected")
@@ -770,7 +887,7 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
     everyone = candidates_of(st)
     front = pareto_front(everyone)
     for c in front:
-        _, fig = build_and_measure(space, c.params, num_classes)
+        _, fig = build_and_measure(space, c.params, num_classes, quantize, calibration)
         keras.backend.clear_session()
         if fig.why_not(limits) is not None or fig.ram_bytes != c.ram_bytes or fig.flash_bytes != c.flash_bytes:
             raise RuntimeError(f"trial {c.trial} of the front no longer compiles to what it recorded "
@@ -783,12 +900,17 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
     chosen = front[0]
     say(f"Front: {len(front)} of {len(everyone)} finished candidates; chosen trial {chosen.trial} "
         f"({chosen.val_accuracy * 100:.1f}% validation accuracy, {chosen.macs:,} MACs)")
+    if m4:
+        m4_note = measure_front_m4(front, space, num_classes, quantize, calibration, pixels, seed, say)
+    else:
+        m4_note = "Cortex-M4 instructions not measured (turned off: m4=False / --no-m4)"
+    say(m4_note)
 
     search_card = {"study": study_name, "storage": safe_url(storage_url), "family": space.family,
-                   "limits": limits.to_dict(), "counts": counts, "chosen_trial": chosen.trial,
+                   "quantize": quantize, "limits": limits.to_dict(), "m4_note": m4_note, "counts": counts, "chosen_trial": chosen.trial,
                    "front": [c.to_dict() for c in front], "search_space": space.to_dict(),
                    "epochs_per_trial": epochs_per_trial}
-    png = front_png(everyone, front, chosen, limits, f"{space.family} search, study {study_name}")
+    png = front_png(everyone, front, chosen, limits, f"{space.family} {quantize} search, study {study_name}")
     front_text = json.dumps(_plain(search_card), indent=2, ensure_ascii=False) + "\n"
 
     # ---- the chosen candidate trained to the end, exported by train_folder
@@ -805,14 +927,18 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
                 data_dir, net, output, epochs=final_epochs, config=_eager_if_short(config, len(train_idx), final_epochs),
                 val_fraction=val_fraction,
                 test_fraction=test_fraction, seed=seed, classname=classname, plots=plots, check_cpp=check_cpp,
-                log=log, card_extra={"search": search_card}, trained_by="micronets search")
+                log=log, card_extra={"search": search_card}, trained_by="micronets search", quantize=quantize)
             created.extend(p for p in train_result.files.values())
             files.update(train_result.files)
             exported = train_result.summary
             ram = int(exported["object_bytes"]) + int(np.prod(exported["input_shape"]))
             if ram > limits.ram_bytes or int(exported["weights_bytes"]) > limits.flash_bytes:
-                raise RuntimeError(f"the exported header needs RAM {ram:,} B and flash {exported['weights_bytes']:,} B, "
-                                   f"over {limits.text()}")
+                raise RuntimeError(f"the exported {quantize} header needs RAM {ram:,} B and flash "
+                                   f"{exported['weights_bytes']:,} B, over {limits.text()}")
+            if (ram, int(exported["weights_bytes"])) != (chosen.ram_bytes, chosen.flash_bytes):
+                raise RuntimeError(f"the exported {quantize} header needs RAM {ram:,} B and flash "
+                                   f"{exported['weights_bytes']:,} B, not the {chosen.ram_bytes:,} B and "
+                                   f"{chosen.flash_bytes:,} B measured on the untrained candidate")
         for path, content in ((front_png_path, png), (front_json_path, front_text)):
             existed = os.path.lexists(path)
             write_atomic(path, content)
@@ -828,7 +954,7 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
                 pass
         raise
     return SearchResult(study_name, safe_url(storage_url), space.family, limits, front, chosen, counts,
-                        train_result, files, list(class_names), time.time() - started)
+                        train_result, files, list(class_names), time.time() - started, quantize, m4_note)
 
 
 #: a run of at most this many training steps trains eagerly: tracing a graph costs 5-30 s, an eager

@@ -39,6 +39,8 @@ DEFAULT_EPOCHS = 30
 #: Default shares of each class held out for validation and for the final test
 DEFAULT_VAL_FRACTION = 0.15
 DEFAULT_TEST_FRACTION = 0.15
+#: training images given to TFLite's converter as calibration when a header is exported as int8
+INT8_CALIBRATION_SAMPLES = 256
 
 
 # ---------------------------------------------------------------------------- splitting
@@ -160,14 +162,20 @@ def make_report(y_true, probs, class_names: Sequence[str]) -> Report:
                   [float(v) for v in p], [float(v) for v in r], [int(v) for v in s], chance, near)
 
 
-def check_header(report: Report, header_path: str, classname: str, x, y_true, keras_probs) -> Report:
-    """Add the compiled header's accuracy on ``x`` (built and run with the host's g++) to ``report``."""
-    from micronets import host
+def check_header(report: Report, header_path: str, classname: str, x, y_true, keras_probs,
+                 quantize: str = "float32") -> Report:
+    """Add the compiled header's accuracy on ``x`` (built and run with the host's g++) to ``report``
+    (an int8 header: its dequantised outputs, so the accuracy is the int8 accuracy)."""
+    from micronets import host, host_int8
 
     try:
         with tempfile.TemporaryDirectory(prefix="micronets-check-") as work:
-            exe = host.build(header_path, classname, out_dir=work)
-            probs = host.run(exe, np.asarray(x, dtype=np.float32), len(report.class_names), entry="float")
+            if quantize == "int8":
+                _, probs = host_int8.run_header(header_path, classname, np.asarray(x, dtype=np.float32),
+                                                entry="float", out_dir=work)
+            else:
+                exe = host.build(header_path, classname, out_dir=work)
+                probs = host.run(exe, np.asarray(x, dtype=np.float32), len(report.class_names), entry="float")
     except RuntimeError as exc:  # no g++, a compile error or a crash: reported, not fatal
         report.cpp_error = str(exc).splitlines()[0][:300]
         return report
@@ -315,6 +323,7 @@ def model_card(net: MicroNet, summary: Dict[str, Any], report: Report, split: Di
                  "chance": report.chance, "near_chance": report.near_chance,
                  "precision": report.precision, "recall": report.recall, "confusion": report.confusion},
         "split": split,
+        "quantize": summary.get("quantize") or "float32",
         "macs": summary.get("macs"),
         "params": summary.get("params"),
         "flash_weights_bytes": summary.get("weights_bytes"),
@@ -358,7 +367,7 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
                  seed: int = 0, classname: Optional[str] = None, save: Optional[str] = None,
                  plots: bool = True, card: bool = True, check_cpp: bool = True,
                  log: Optional[Callable[[str], None]] = None, card_extra: Optional[Dict[str, Any]] = None,
-                 trained_by: str = "micronets train") -> TrainResult:
+                 trained_by: str = "micronets train", quantize: Optional[str] = None) -> TrainResult:
     """Train ``arch`` on the image folder ``data_dir``, export ``output`` and report on the test split.
 
     ``arch``: an architecture name (``pico`` ... ``base``, ``phinet-2m`` ...), a ``.keras`` file
@@ -368,6 +377,9 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
     architecture's). ``config``: a :class:`TrainingConfig` (default: ``TrainingConfig()``, the
     measured defaults; augmentation on for a few hundred images per class). ``batch_norm``: MobileNets only.
     ``card_extra``: more keys for the model card; ``trained_by``: who trained it (header and card).
+    ``quantize="int8"``: the header is int8, quantised by TFLite's converter with up to
+    ``INT8_CALIBRATION_SAMPLES`` training images as calibration; the C++ check then runs the int8
+    header (its accuracy is the int8 accuracy) and the card says ``"quantize": "int8"``.
     Raises ValueError with a one-line reason for bad data or arguments; writes nothing then.
     """
     import keras
@@ -383,6 +395,9 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
         raise ValueError(f"save= writes a .keras file; got {save}")
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if quantize not in (None, "float32", "int8"):
+        raise ValueError(f"quantize={quantize!r} is not supported; use 'int8' (or None for float32)")
+    quantize = quantize or "float32"
     config = copy.deepcopy(config) if config is not None else TrainingConfig()
     config.check()
 
@@ -443,15 +458,20 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
         "test accuracy (Keras)": f"{report.accuracy * 100:.1f}% on {report.n} held-out images "
                                  f"(chance {report.chance * 100:.1f}%)",
     }
+    int8 = {}
+    if quantize == "int8":
+        calibration = x[train_idx[:INT8_CALIBRATION_SAMPLES]]
+        int8 = dict(quantize="int8", calibration=calibration)  # the header notes the sample count
     created: List[str] = []
     try:
         with tempfile.TemporaryDirectory(prefix="micronets-train-") as work:
             staged = os.path.join(work, os.path.basename(output))
             compiled = export(net.model, staged, classname=name, arch=net.describe(),
-                              class_names=list(class_names), notes=notes)
+                              class_names=list(class_names), notes=notes, **int8)
             summary = compiled.summary()  # plain JSON types already
             if check_cpp:
-                report = check_header(report, staged, summary["classname"], x[test_idx], y[test_idx], keras_probs)
+                report = check_header(report, staged, summary["classname"], x[test_idx], y[test_idx], keras_probs,
+                                      quantize=quantize)
             with open(staged, "rb") as fh:
                 header = fh.read()
         files: Dict[str, Any] = {output: header}
@@ -461,7 +481,9 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
             text = json.dumps(model_card(net, summary, report, split,
                                          {"data": os.path.abspath(data_dir), "epochs": epochs,
                                           "best_epoch": None if best_epoch is None else best_epoch + 1,
-                                          "seed": seed, "history": hist, **(card_extra or {})}),
+                                          "seed": seed, "history": hist,
+                                          **({"calibration_images": len(int8["calibration"])} if int8 else {}),
+                                          **(card_extra or {})}),
                               indent=2, ensure_ascii=False)
             files[extra["card"]] = text + "\n"
             written["card"] = extra["card"]

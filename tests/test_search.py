@@ -380,3 +380,68 @@ def test_search_on_a_real_postgresql_server(tmp_path, digits, postgres):
     with pytest.raises(ValueError, match=r"cannot open the storage postgresql://postgres:\*\*\*@127.0.0.1:1/x"):
         micronets.search(digits, str(tmp_path / "x.h"), trials=1,
                          **dict(kw, storage="postgresql://postgres:secret@127.0.0.1:1/x"))
+
+
+# ---------------------------------------------------------------------------- int8
+def test_int8_sizes_do_not_depend_on_the_weights_or_the_calibration():
+    """What lets an int8 search measure untrained candidates: arena, object and weight bytes come
+    from the graph and the shapes only."""
+    from micronets.search import make_space, measure
+
+    net = make_space("phinet", (8,), 1).net(dict(resolution=8, alpha=0.25, beta=1.0, t0=4, num_layers=5,
+                                                 first_conv_filters=16, b1_filters=16, b2_filters=32,
+                                                 conv5_percent=0.5, first_conv_stride=1), 4).build()
+    rng = np.random.default_rng(0)
+    a = measure(net.model, "int8", rng.uniform(0, 1, (16, 8, 8, 1)))
+    # other weights (1-D ones positive: BatchNorm variances must stay valid)
+    net.model.set_weights([(rng.standard_normal(w.shape) * 3 if w.ndim > 1 else rng.uniform(0.5, 2, w.shape))
+                           .astype(np.float32) for w in net.model.get_weights()])
+    b = measure(net.model, "int8", rng.uniform(0, 0.2, (20, 8, 8, 1)))
+    assert a == b and a.arena_bytes > 0 and a.weights_bytes > 0
+    assert a != measure(net.model)  # and they are the int8 header's, not the float one's
+
+
+def test_tiny_int8_search_front_fits_as_int8_and_exports_an_int8_header(tmp_path, digits):
+    import micronets
+    from micronets.compiler.int8 import compile_keras_int8
+    from micronets.embedded.qemu import CXX, QEMU
+    from micronets.search import make_space
+
+    out = str(tmp_path / "q.h")
+    kw = dict(max_ram="4KB", max_flash="16KB", family="mobilenet", epochs_per_trial=1, resolutions=(8,),
+              sampler_seed=3, plots=False)
+    lines = []
+    result = micronets.search(digits, out, trials=1, final_epochs=1, quantize="int8", log=lines.append, **kw)
+    assert result.quantize == "int8" and result.front and result.chosen is result.front[0]
+    x = np.random.default_rng(0).uniform(0, 1, (16, 8, 8, 1)).astype(np.float32)
+    for c in result.front:  # each fits when compiled again as int8 (untrained, other calibration)
+        net = make_space("mobilenet", (8,), 1).net(c.params, 4).build()
+        s = compile_keras_int8(net.model, x).summary()
+        ram, flash = s["object_bytes"] + int(np.prod(s["input_shape"])), s["weights_bytes"]
+        assert (ram, flash, s["macs"]) == (c.ram_bytes, c.flash_bytes, c.macs)
+        assert ram <= result.limits.ram_bytes and flash <= result.limits.flash_bytes
+        assert ram != _compiled_figures(net)[0]  # not the float figures
+    # the exported header (trained weights, its own calibration) is int8 with the same sizes
+    card = json.load(open(str(tmp_path / "q.json")))
+    assert card["quantize"] == "int8" and card["search"]["quantize"] == "int8"
+    assert card["ram_object_bytes"] + 64 == result.chosen.ram_bytes
+    assert card["flash_weights_bytes"] == result.chosen.flash_bytes
+    assert "Arithmetic   : int8" in open(out).read()
+    assert card["test"]["accuracy_cpp"] is not None  # the int8 header ran on the test images
+    front = json.load(open(str(tmp_path / "q_front.json")))
+    assert front["quantize"] == "int8"
+    # Cortex-M4 instructions of the front, or a note saying why not
+    if shutil.which(CXX) and shutil.which(QEMU):
+        for c, row in zip(result.front, front["front"]):
+            assert c.m4_instructions > c.macs > 0 and row["m4_instructions"] == c.m4_instructions
+            assert row["macs_per_instruction"] == pytest.approx(c.macs / c.m4_instructions)
+        assert "QEMU" in result.m4_note and any("Cortex-M4 instructions per inference" in ln for ln in lines)
+    else:
+        assert "not measured" in result.m4_note and all(c.m4_instructions is None for c in result.front)
+
+    # the study records its quantisation: resuming it as a float32 search is refused (CLI: one line)
+    r = CliRunner().invoke(main, ["search", "--data", digits, "--max-ram", "4KB", "--max-flash", "16KB",
+                                  "--family", "mobilenet", "--epochs-per-trial", "1", "--resolutions", "8",
+                                  "--trials", "2", "--final-epochs", "0", "--resume", "--no-m4", "-o", out])
+    assert r.exit_code == 1 and "different search (it differs in: quantize)" in r.output, r.output
+    assert len(r.stderr.strip().splitlines()) == 1
