@@ -304,12 +304,33 @@ def measure(model, quantize: str = "float32", calibration=None) -> Figures:
                    int(s["weights_bytes"]))
 
 
+def int8_weights_floor(model) -> int:
+    """A lower bound of the int8 header's weight bytes, from the Keras model alone: one byte per
+    conv/dense kernel element (BatchNorm folds into them and biases are extra) + the 256-byte
+    input table. Rejects a candidate far over the flash limit without running TFLite's converter
+    (seconds on a large net)."""
+    return 256 + sum(int(np.prod(w.shape)) for w in model.weights if len(w.shape) >= 2)
+
+
+class _OverFlash(ValueError):
+    """An int8 candidate whose weights alone exceed the flash limit (no conversion was run)."""
+
+    def __init__(self, floor: int, limit: int):
+        super().__init__(f"flash >= {floor:,} B (int8 kernels alone) > {limit:,} B")
+        self.floor, self.limit = floor, limit
+
+
 def build_and_measure(space: Space, params: Dict[str, Any], num_classes: int, quantize: str = "float32",
-                      calibration: Optional[Callable[[int], np.ndarray]] = None):
+                      calibration: Optional[Callable[[int], np.ndarray]] = None, limits: Optional[Limits] = None):
     """``(net, figures)`` of one candidate; ValueError (one line) when it cannot be built.
-    ``calibration(resolution)``: calibration images for int8."""
+    ``calibration(resolution)``: calibration images for int8. With ``limits``, an int8 candidate
+    whose kernels alone exceed the flash limit raises ``_OverFlash`` before any conversion."""
     net = space.net(params, num_classes)
     net.build()
+    if quantize == "int8" and limits is not None:
+        floor = int8_weights_floor(net.model)
+        if floor > limits.flash_bytes:
+            raise _OverFlash(floor, limits.flash_bytes)
     calib = calibration(int(params["resolution"])) if quantize == "int8" else None
     return net, measure(net.model, quantize, calib)
 
@@ -810,7 +831,16 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
         desc = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
         try:
             try:
-                net, fig = build_and_measure(space, params, num_classes, quantize, calibration)
+                net, fig = build_and_measure(space, params, num_classes, quantize, calibration, limits)
+            except _OverFlash as exc:
+                trial.set_user_attr("status", "rejected")
+                trial.set_user_attr("reason", str(exc))
+                trial.set_user_attr("flash_floor_bytes", exc.floor)
+                trial.set_constraint("builds", 0.0)
+                trial.set_constraint("flash", float(exc.floor - exc.limit))
+                rejections[0] += 1
+                say(f"trial {trial.number}: rejected before training ({exc}): {desc}")
+                raise optuna.TrialPruned(str(exc))
             except ValueError as exc:
                 reason = "does not build: " + " ".join(str(exc).split())[:200]
                 trial.set_user_attr("status", "rejected")

@@ -386,7 +386,7 @@ def test_search_on_a_real_postgresql_server(tmp_path, digits, postgres):
 def test_int8_sizes_do_not_depend_on_the_weights_or_the_calibration():
     """What lets an int8 search measure untrained candidates: arena, object and weight bytes come
     from the graph and the shapes only."""
-    from micronets.search import make_space, measure
+    from micronets.search import int8_weights_floor, make_space, measure
 
     net = make_space("phinet", (8,), 1).net(dict(resolution=8, alpha=0.25, beta=1.0, t0=4, num_layers=5,
                                                  first_conv_filters=16, b1_filters=16, b2_filters=32,
@@ -399,6 +399,8 @@ def test_int8_sizes_do_not_depend_on_the_weights_or_the_calibration():
     b = measure(net.model, "int8", rng.uniform(0, 0.2, (20, 8, 8, 1)))
     assert a == b and a.arena_bytes > 0 and a.weights_bytes > 0
     assert a != measure(net.model)  # and they are the int8 header's, not the float one's
+    # the floor that rejects a candidate without converting it is below the real weight bytes
+    assert 256 < int8_weights_floor(net.model) < a.weights_bytes
 
 
 def test_tiny_int8_search_front_fits_as_int8_and_exports_an_int8_header(tmp_path, digits):
@@ -430,6 +432,11 @@ def test_tiny_int8_search_front_fits_as_int8_and_exports_an_int8_header(tmp_path
     assert card["test"]["accuracy_cpp"] is not None  # the int8 header ran on the test images
     front = json.load(open(str(tmp_path / "q_front.json")))
     assert front["quantize"] == "int8"
+    # candidates whose int8 kernels alone exceed the flash limit were rejected before any conversion
+    study = _study(result.storage, result.study)
+    floored = [t for t in study.get_trials() if "flash_floor_bytes" in t.user_attrs]
+    assert floored and all(t.user_attrs["flash_floor_bytes"] > result.limits.flash_bytes
+                           and t.constraints["flash"] > 0 for t in floored)
     # Cortex-M4 instructions of the front, or a note saying why not
     if shutil.which(CXX) and shutil.which(QEMU):
         for c, row in zip(result.front, front["front"]):
