@@ -222,6 +222,15 @@ def test_tiny_phinet_search_reports_a_front_that_fits(tmp_path, digits):
     assert "micronets search" in open(out).read()
     with open(str(tmp_path / "best_front.png"), "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    # the front's Cortex-M4 instructions (float32 headers, one inference each under QEMU)
+    from micronets.embedded.qemu import CXX, QEMU
+
+    if shutil.which(CXX) and shutil.which(QEMU):
+        assert all(c.m4_instructions > c.macs for c in result.front), result.m4_note
+        assert [c["m4_instructions"] for c in front["front"]] == [c.m4_instructions for c in result.front]
+        assert "float32 header" in result.m4_note
+    else:
+        assert "not found" in result.m4_note
     # the seeded sampler's first random candidates include some over the limits: rejected, logged, free
     assert result.counts["rejected"] >= 1
     assert result.counts["rejected"] == sum("rejected before training" in line for line in lines)
@@ -233,7 +242,7 @@ def test_interrupted_study_resumes_to_the_total_without_repeating(tmp_path, digi
 
     out = str(tmp_path / "r.h")
     kw = dict(max_ram="4KB", max_flash="16KB", family="mobilenet", epochs_per_trial=1, final_epochs=0,
-              resolutions=(8, 12), sampler_seed=3)
+              resolutions=(8, 12), sampler_seed=3, m4=False)
     seen = []
 
     def interrupt_second(line):
@@ -254,12 +263,14 @@ def test_interrupted_study_resumes_to_the_total_without_repeating(tmp_path, digi
         micronets.search(digits, out, trials=3, **kw)
     # the CLI continues it
     cli = ["search", "--data", digits, "--max-ram", "4 KB", "--max-flash", "16384", "--family", "mobilenet",
-           "--epochs-per-trial", "1", "--final-epochs", "0", "--resolutions", "8,12", "--trials", "3", "-o", out]
+           "--epochs-per-trial", "1", "--final-epochs", "0", "--resolutions", "8,12", "--trials", "3", "--no-m4",
+           "-o", out]
     r = CliRunner().invoke(main, cli)
     assert r.exit_code == 1 and "already exists" in r.output and "--resume" in r.output
     r = CliRunner().invoke(main, cli + ["--resume"])
     assert r.exit_code == 0, r.output
     assert "Pareto front of study r" in r.output and "3 trained" in r.output and "Every row compiled again" in r.output
+    assert "M4 instr." not in r.output and "not measured (turned off" in r.output
     study = _study(storage, "r")
     trials = study.get_trials()
     numbers = [t.number for t in trials]
@@ -287,7 +298,7 @@ WORKER = textwrap.dedent("""
         time.sleep(0.05)
     r = S.search(sys.argv[4], sys.argv[5], max_ram="4KB", max_flash="16KB", family="mobilenet", trials=int(sys.argv[6]),
                  epochs_per_trial=1, final_epochs=0, resolutions=(8, 12), storage=sys.argv[7], study="shared",
-                 resume=True)
+                 resume=True, m4=False)
     print("FRONT", sorted(c.trial for c in r.front))
 """)
 
@@ -370,7 +381,7 @@ def test_search_on_a_real_postgresql_server(tmp_path, digits, postgres):
     import micronets
 
     kw = dict(max_ram="4KB", max_flash="16KB", family="mobilenet", epochs_per_trial=1, final_epochs=0,
-              resolutions=(8,), storage=postgres, study="pg", sampler_seed=5)
+              resolutions=(8,), storage=postgres, study="pg", sampler_seed=5, m4=False)
     first = micronets.search(digits, str(tmp_path / "pg.h"), trials=1, **kw)
     second = micronets.search(digits, str(tmp_path / "pg.h"), trials=2, resume=True, **kw)
     assert second.storage == postgres and first.counts["trained"] == 1 and second.counts["trained"] == 2
@@ -452,3 +463,19 @@ def test_tiny_int8_search_front_fits_as_int8_and_exports_an_int8_header(tmp_path
                                   "--trials", "2", "--final-epochs", "0", "--resume", "--no-m4", "-o", out])
     assert r.exit_code == 1 and "different search (it differs in: quantize)" in r.output, r.output
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_m4_is_skipped_with_a_clear_note_without_the_emulator_and_bad_quantize_is_refused(tmp_path, monkeypatch,
+                                                                                           digits):
+    import micronets
+    from micronets.search import measure_front_m4
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither arm-none-eabi-g++ nor qemu-system-arm
+    front = [Candidate(0, {"resolution": 8}, 0.5, 100, 1, 1, 1, 1, 1)]
+    note = measure_front_m4(front, None, 4, "int8", None, None, 0, lambda m: None)
+    assert note.startswith("Cortex-M4 instructions not measured: arm-none-eabi-g++ and qemu-system-arm not found")
+    assert "apt-get install gcc-arm-none-eabi " in note and note.endswith("qemu-system-arm)")
+    assert front[0].m4_instructions is None
+    with pytest.raises(ValueError, match="quantize='int4' is not supported"):
+        micronets.search(digits, str(tmp_path / "x.h"), max_ram="4KB", max_flash="16KB", quantize="int4")
+    assert os.listdir(tmp_path) == []
