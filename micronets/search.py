@@ -25,6 +25,16 @@ machines, with a ``postgresql://`` URL) given the same storage and study run one
 ``trials`` is a total for the study, every worker stops when it is reached, and a trial that would
 exceed it is dropped before training (it ends FAIL, marked ``surplus``).
 
+int8 (``quantize="int8"``): the figures are the int8 header's, from our int8 compiler on each
+untrained candidate quantised by TFLite's converter with ``CALIBRATION_SAMPLES`` training images
+(arena, object and weight bytes depend on the graph and shapes, not on weight values); a candidate
+whose int8 kernels alone exceed the flash limit is rejected before the converter runs. The study
+records its quantisation; the chosen net is exported as an int8 header.
+
+Cortex-M4 (``m4=True``, when ``arm-none-eabi-g++`` and ``qemu-system-arm`` are found): each
+front candidate's header is built into bare-metal firmware and run once under QEMU with
+``-icount``; its instructions per inference (and MACs per instruction) join the table and JSON.
+
 Outputs beside ``best.h``: ``best_front.png`` (accuracy vs MACs, marker area = RAM),
 ``best_front.json`` (limits and every front candidate's hyperparameters and figures) and, after
 the chosen candidate (the front's most accurate) is trained for ``final_epochs``, the header, its
