@@ -1087,7 +1087,8 @@ def search(data_dir, board, max_ram, max_flash, max_macs, family, trials, epochs
     print_front(console, result)
     if result.train is not None:
         _print_report(console, result.train.report)
-        print_summary(console, result.train.summary, output, title=f"Wrote {output}")
+        print_summary(console, result.train.summary, output,
+                      title=f"Wrote {output}" + (" (int8)" if result.quantize == "int8" else ""))
     for key, label in (("card", "Model card"), ("front_png", "Front PNG"), ("front_json", "Front JSON")):
         if key in result.files:
             console.print(f"{label:<17}{os.path.abspath(result.files[key])}", markup=False, soft_wrap=True)

@@ -96,6 +96,7 @@ class Report:
     cpp_agreement: Optional[float] = None  # share of images where C++ and Keras give the same class
     cpp_max_diff: Optional[float] = None
     cpp_error: Optional[str] = None  # why the C++ check could not run
+    cpp_quantize: str = "float32"  # what the C++ check ran: the float32 or the int8 header
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -105,7 +106,8 @@ class Report:
         out = [f"Test accuracy (Keras): {self.accuracy * 100:.1f}% on {self.n} test images "
                f"(chance: {self.chance * 100:.1f}%)"]
         if self.cpp_accuracy is not None:
-            out.append(f"Test accuracy (compiled C++ header, g++): {self.cpp_accuracy * 100:.1f}% "
+            what = "compiled int8 C++ header" if self.cpp_quantize == "int8" else "compiled C++ header"
+            out.append(f"Test accuracy ({what}, g++): {self.cpp_accuracy * 100:.1f}% "
                        f"(same class as Keras on {self.cpp_agreement * 100:.1f}% of images, "
                        f"max probability difference {self.cpp_max_diff:.1e})")
         elif self.cpp_error:
@@ -180,6 +182,7 @@ def check_header(report: Report, header_path: str, classname: str, x, y_true, ke
         report.cpp_error = str(exc).splitlines()[0][:300]
         return report
     pred = np.argmax(probs, axis=1)
+    report.cpp_quantize = quantize
     report.cpp_accuracy = float(np.mean(pred == np.asarray(y_true).reshape(-1)))
     report.cpp_agreement = float(np.mean(pred == np.argmax(keras_probs, axis=1)))
     report.cpp_max_diff = float(np.max(np.abs(probs.astype(np.float64) - keras_probs)))

@@ -441,6 +441,7 @@ def test_tiny_int8_search_front_fits_as_int8_and_exports_an_int8_header(tmp_path
     assert card["flash_weights_bytes"] == result.chosen.flash_bytes
     assert "Arithmetic   : int8" in open(out).read()
     assert card["test"]["accuracy_cpp"] is not None  # the int8 header ran on the test images
+    assert "Test accuracy (compiled int8 C++ header, g++)" in "\n".join(result.train.report.lines())
     front = json.load(open(str(tmp_path / "q_front.json")))
     assert front["quantize"] == "int8"
     # candidates whose int8 kernels alone exceed the flash limit were rejected before any conversion
