@@ -97,7 +97,7 @@ def measure(arch: str, data, epochs: int, seed: int, work: str, overrides: Optio
 
     from micronets.data import FASHION_MNIST_CLASSES
     from micronets.models import make_net
-    from micronets.train import check_header, make_report
+    from micronets.train import DEFAULT_CALIBRATION_IMAGES, check_header, check_int8_header, make_report
 
     (tx, ty), (vx, vy), (sx, sy) = data
     keras.utils.set_random_seed(seed)
@@ -115,12 +115,18 @@ def measure(arch: str, data, epochs: int, seed: int, work: str, overrides: Optio
     header = os.path.join(work, f"{arch}.h")
     summary = net.export(header).summary()
     report = check_header(report, header, summary["classname"], sx, sy, probs)
+    # int8 as `micronets train --int8` makes it: TFLite's converter calibrated on training images
+    calib = tx[np.random.default_rng(seed).permutation(len(tx))[:DEFAULT_CALIBRATION_IMAGES]]
+    header8 = os.path.join(work, f"{arch}_int8.h")
+    summary8 = net.export(header8, quantize="int8", calibration=calib).summary()
+    report = check_int8_header(report, header8, summary8["classname"], sx, sy, probs)
     return {
         "arch": arch, "net": net.describe(), "params": int(net.count_params()), "macs": int(summary["macs"]),
         "epochs": epochs, "best_epoch": None if history.best_epoch is None else history.best_epoch + 1,
         "train_seconds": round(seconds, 1), "test_images": int(len(sy)),
         "keras": report.accuracy, "cpp": report.cpp_accuracy, "cpp_error": report.cpp_error,
         "agreement": report.cpp_agreement,
+        "int8": report.int8_accuracy, "int8_error": report.int8_error, "int8_agreement": report.int8_agreement,
     }
 
 
@@ -144,16 +150,21 @@ def render(rows: Sequence[Dict], args, versions: Dict[str, str]) -> str:
         f"({cfg.lr_schedule}), batch {cfg.batch_size}, augmentation {cfg.augment!s} "
         f"({'on' if cfg.augments(int(args.per_class * 0.85) * 10, 10) else 'off'} at this size), "
         f"label smoothing {cfg.label_smoothing:g}, mixup {cfg.mixup_alpha:g}. **C++** is the exported header "
-        "compiled with g++ (float input) on the same test images.",
+        "compiled with g++ (float input) on the same test images; **int8** the int8 header (TFLite's converter "
+        "calibrated on 300 training images, as `micronets train --int8` does) on them, its `predict(const float*)`.",
         "",
-        "| architecture | params | MACs | train s | best epoch | Keras | C++ | same class |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| architecture | params | MACs | train s | best epoch | Keras | C++ | same class | C++ int8 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         cpp = f"{r['cpp'] * 100:.1f}%" if r["cpp"] is not None else f"n/a ({r['cpp_error']})"
         agree = f"{r['agreement'] * 100:.1f}%" if r["agreement"] is not None else "n/a"
+        if r.get("int8") is not None:
+            int8 = f"{r['int8'] * 100:.1f}%"
+        else:
+            int8 = f"n/a ({r['int8_error']})" if r.get("int8_error") else "not run"
         lines.append(f"| {r['net']} | {r['params']:,} | {r['macs']:,} | {r['train_seconds']:.0f} | "
-                     f"{r['best_epoch']} | {r['keras'] * 100:.1f}% | {cpp} | {agree} |")
+                     f"{r['best_epoch']} | {r['keras'] * 100:.1f}% | {cpp} | {agree} | {int8} |")
     lines += ["", "Floors (issue #12, full Fashion-MNIST):"]
     by = {r["arch"]: r for r in rows}
     if "pico" in by:
@@ -184,7 +195,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--json", default=os.path.join(HERE, "ACCURACY.json"), help="JSON results file ('' for none)")
     p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
                    help="train nothing: render the section from the JSON files of earlier runs made with the same "
-                        "--per-class, --epochs, --test, --seed and --set (e.g. one architecture per run)")
+                        "--per-class, --epochs, --test, --seed and --set (e.g. one architecture per run; a later "
+                        "file's row for an architecture replaces an earlier one's)")
     args = p.parse_args(argv)
     args.argv = argv
     if args.merge:
@@ -227,7 +239,7 @@ def merge(parser, args) -> int:
             first, versions = ran, run["versions"]
         elif any(getattr(ran, k) != getattr(first, k) for k in same):
             raise SystemExit(f"{path} was run with other settings than {args.merge[0]} ({', '.join(same)} must agree)")
-        rows += run["rows"]
+        rows = [r for r in rows if r["arch"] not in {n["arch"] for n in run["rows"]}] + run["rows"]  # later runs win
         args.runs = getattr(args, "runs", []) + [" ".join(["python benchmarks/accuracy.py"] + run["args"])]
     for k in same:
         setattr(args, k, getattr(first, k))

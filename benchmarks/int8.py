@@ -5,7 +5,7 @@
     python benchmarks/int8.py --nets pico,phinet-2m --out -
 
 For every net (the five MobileNets at 96x96x1, the four PhiNet presets at their published
-resolutions, 10 classes) with random weights of varied per-channel magnitude, quantised by
+resolutions, 10 classes; the four MLPerf Tiny v1 reference models at their published sizes) with random weights of varied per-channel magnitude, quantised by
 TFLite's converter (64 random calibration images): our int8 arena (planned to the byte) next to
 our float32 arena and TFLM's smallest working int8 arena (bisection, one child process per probe);
 int8 weight bytes (weights + int32 biases + per-channel multipliers and shifts) per parameter; the
@@ -31,6 +31,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 from sections import markers, write_section  # noqa: E402
 
 NETS = ["pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phinet-10m", "phinet-20m"]
+#: MLPerf Tiny v1's four reference models (tests/public_models.py, built from their published
+#: definitions at their published sizes)
+MLPERF = ["mlperf_resnet8", "mlperf_vww_mobilenet_v1", "mlperf_kws_ds_cnn", "mlperf_ad_autoencoder"]
 TAG = "int8.py"
 BEGIN, END = markers(TAG)
 
@@ -85,10 +88,23 @@ def bench(name: str, tflm, n_inputs: int, work: str) -> Dict:
     from micronets.models import make_net
 
     t0 = time.time()
-    net = make_net(name)
-    net.build()
-    model = net.model
+    if "_" in name:  # tests/public_models.py names; micronets architectures have none
+        sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+        import public_models
+
+        if name not in public_models.MODELS:
+            raise ValueError(f"unknown net {name!r}: a micronets architecture or one of tests/public_models.py's")
+        model, _ = public_models.build(name)
+    else:
+        net = make_net(name)
+        net.build()
+        model = net.model
     spread(model, seed=1)
+    head = model.layers[-1]
+    if "_" in name and getattr(getattr(head, "activation", None), "__name__", "") == "softmax":
+        # random weights at full spread make a softmax head one-hot (2 output levels for VWW):
+        # logits a few units apart keep the comparison meaningful
+        head.set_weights([w * 0.05 for w in head.get_weights()])
     shape = tuple(int(d) for d in model.input_shape[1:])
     rng = np.random.default_rng(0)
     data = quantize_keras(model, rng.uniform(0, 1, (64,) + shape).astype(np.float32))
@@ -136,12 +152,65 @@ def bench(name: str, tflm, n_inputs: int, work: str) -> Dict:
     return row
 
 
-def table(rows: List[Dict], n_inputs: int) -> str:
+#: (architecture, input shape, epochs) trained on scikit-learn's digits for the accuracy table
+ACCURACY_NETS = [("pico", (32, 32, 1), 15), ("phinet-2m", (32, 32, 1), 15)]
+
+
+def accuracy_row(arch: str, shape, epochs: int, work: str) -> Dict:
+    """Float vs int8 test accuracy on real data: ``arch`` trained on scikit-learn's digits (1,347
+    training, 450 test images, upsampled to ``shape``; Adam 0.01, batch 32), quantised by TFLite's
+    converter with 300 training images; the int8 header (g++) classifies the test split from
+    float inputs."""
+    import keras
+
+    from micronets import data, host_int8
+    from micronets.compiler.int8 import compile_keras_int8
+    from micronets.models import make_net
+
+    t0 = time.time()
+    (xtr, ytr), (xte, yte) = data.load_digits(input_shape=shape)
+    keras.utils.set_random_seed(0)
+    net = make_net(arch, num_classes=10, input_shape=shape)
+    net.build()
+    model = net.model
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(xtr, ytr, epochs=epochs, batch_size=32, verbose=0)
+    float_acc = float((np.argmax(model.predict(xte, verbose=0), 1) == yte).mean())
+    calib = xtr[np.random.default_rng(0).permutation(len(xtr))[:300]]
+    compiled = compile_keras_int8(model, calib, classname="Acc")
+    header = os.path.join(work, f"acc_{arch}.h")
+    with open(header, "w") as fh:
+        fh.write(compiled.header)
+    raw, _ = host_int8.run_header(header, "Acc", xte, entry="float")
+    int8_acc = float((np.argmax(raw, 1) == yte).mean())
+    return dict(net=arch, input="x".join(map(str, shape)), epochs=epochs, params=compiled.summary()["params"],
+                images=int(len(yte)), float_acc=float_acc, int8_acc=int8_acc, seconds=round(time.time() - t0, 1))
+
+
+def accuracy_table(rows: List[Dict]) -> List[str]:
+    lines = ["", "### int8 accuracy on real data (scikit-learn digits)", "",
+             "Each net trained on 1,347 digits (8x8 upsampled to its input; Adam 0.01, batch 32), quantised with "
+             "300 training images as calibration; test accuracy on the other 450 (1 image = 0.22 points): Keras "
+             "float32 vs the int8 header (g++, predict(const float*)). Target: int8 within 1 point of float.", "",
+             "| net | input | epochs | params | test images | float32 (Keras) | int8 header | int8 - float (points) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['net']} | | | | | error: {r['error']} | | |")
+            continue
+        lines.append(f"| {r['net']} | {r['input']} | {r['epochs']} | {r['params']:,} | {r['images']} | "
+                     f"{r['float_acc'] * 100:.1f}% | {r['int8_acc'] * 100:.1f}% | "
+                     f"{(r['int8_acc'] - r['float_acc']) * 100:+.1f} |")
+    return lines
+
+
+def table(rows: List[Dict], n_inputs: int, acc_rows: List[Dict] = ()) -> str:
     lines = [BEGIN, "## int8 (benchmarks/int8.py)", "",
              f"Random weights (varied per-channel magnitude), TFLite's converter with 64 random calibration images, "
              f"{n_inputs} random int8 inputs per net. Arena bytes: ours planned to the byte; TFLM's smallest working "
              f"arena (bisection to 16 B). Weights: int8 weights + int32 biases + per-channel multipliers/shifts "
-             f"+ the 256-byte uint8 input table. LSB: largest difference of raw int8 outputs (default build vs TFLM; "
+             f"+ the 256-byte uint8 input table where one is needed (none here: calibrated over [0, 1], a pixel p "
+             f"quantises to exactly p - 128). LSB: largest difference of raw int8 outputs (default build vs TFLM; "
              f"reference='tflite-ref' build vs TFLite BUILTIN_REF).", "",
              "| net | input | MACs | params | int8 weights (B/param) | int8 arena | float32 arena | TFLM int8 arena "
              "| ours / TFLM | LSB vs TFLM | LSB vs BUILTIN_REF | output levels | M4 instructions / MAC | M4 = host |",
@@ -156,15 +225,23 @@ def table(rows: List[Dict], n_inputs: int) -> str:
             f"{r['arena_tflm']:,} | {r['arena_int8'] / r['arena_tflm']:.2f} | {r['lsb_vs_tflm']} | {r['lsb_vs_ref']} | "
             f"{r['levels']} | {'n/a' if r['m4_per_mac'] is None else format(r['m4_per_mac'], '.2f')} | {r['m4_same']} |")
     lines += ["", "M4: QEMU mps2-an386 (Cortex-M4, DSP path: SMLAD), -O2, one uint8 input, instructions of one "
-              "predict() (-icount); 'M4 = host': its dequantised outputs equal the host build's bit for bit.", END]
+              "predict() (-icount); 'M4 = host': its dequantised outputs equal the host build's bit for bit. "
+              "mlperf_*: MLPerf Tiny v1's reference models at their published sizes (tests/public_models.py); a "
+              "softmax head's weights x 0.05 so the outputs are not one-hot."]
+    if acc_rows:
+        lines += accuracy_table(acc_rows)
+    lines.append(END)
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--nets", default=",".join(NETS), help="comma-separated nets (default: all)")
+    p.add_argument("--nets", default=",".join(NETS + MLPERF),
+                   help="comma-separated nets: micronets architectures or tests/public_models.py names "
+                        "(default: the nine micronets nets and MLPerf Tiny's four)")
     p.add_argument("--inputs", type=int, default=16, help="random inputs per net (default 16)")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to update, or -")
+    p.add_argument("--no-accuracy", action="store_true", help="skip the float vs int8 accuracy table (training)")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from tflm_side import TflmRunner
@@ -179,14 +256,22 @@ def main(argv=None) -> int:
             except Exception as exc:  # one net's failure is reported in the table, not fatal
                 rows.append(dict(net=name, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
             print(f"  {rows[-1]}", file=sys.stderr, flush=True)
-    section = table(rows, args.inputs)
+        acc_rows = []
+        for arch, shape, epochs in ([] if args.no_accuracy else ACCURACY_NETS):
+            print(f"accuracy {arch} ...", file=sys.stderr, flush=True)
+            try:
+                acc_rows.append(accuracy_row(arch, shape, epochs, work))
+            except Exception as exc:
+                acc_rows.append(dict(net=arch, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
+            print(f"  {acc_rows[-1]}", file=sys.stderr, flush=True)
+    section = table(rows, args.inputs, acc_rows)
     if args.out == "-":
         print(section)
     else:
         write_section(args.out, section, TAG)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0 if all("error" not in r and r["lsb_vs_tflm"] == 0 and r["lsb_vs_ref"] == 0 and r["m4_same"] is not False
-                    for r in rows) else 1
+                    for r in rows) and all("error" not in r for r in acc_rows) else 1
 
 
 if __name__ == "__main__":

@@ -813,10 +813,14 @@ _DEFAULTS = micronets.TrainingConfig()
                    "'micronets gen --arch FILE' or 'micronets eval FILE'.")
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="Write MODEL_confusion.png and MODEL_training.png beside the header.")
+@click.option("--int8", is_flag=True,
+              help="Write an int8 header (TFLite's converter, calibrated on 300 training images) to -o and the "
+                   "float32 one beside it as MODEL_float.h; the report gives Keras float, C++ float and C++ int8 "
+                   "test accuracy side by side.")
 @click.option("--output", "-o", default="model.h", show_default=True, type=click.Path(dir_okay=False),
               help="Header file to write after training; MODEL.json (the model card) goes beside it.")
 def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augment, flip, label_smoothing, mixup,
-          val_split, test_split, seed, batch_norm, classname, save_path, plots, output):
+          val_split, test_split, seed, batch_norm, classname, save_path, plots, int8, output):
     """Train a model on a folder of images, export its header and report its test accuracy.
 
     Each class is split into training, validation (keeps the best epoch) and test images; the test
@@ -830,13 +834,16 @@ def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augm
     Examples:
       micronets train --arch pico --data photos/ --input 32x32x1 -o model.h
       micronets train --arch phinet-2m --data flowers/ --input 64x64x3 --flip horizontal --save flowers.keras -o flowers.h
+      micronets train --arch pico --data photos/ --input 32x32x1 --int8 -o model.h   # + model_float.h
     """
-    from micronets.train import DEFAULT_EPOCHS, train_folder
+    from micronets.train import DEFAULT_EPOCHS, companion_paths, train_folder
 
     if val_split + test_split >= 1:
         raise fail(f"--val-split {val_split} and --test-split {test_split} leave no training images")
     arch_l = check_arch(arch)
     _check_output(output)
+    if int8:
+        _check_output(companion_paths(output)["float_header"])
     if save_path is not None:
         if not save_path.endswith(".keras"):
             raise fail(f"--save writes a .keras file; got {save_path}")
@@ -852,15 +859,16 @@ def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augm
         result = train_folder(data_dir, arch_l, output, input_shape=input_shape, epochs=epochs or DEFAULT_EPOCHS,
                               config=config, batch_norm=batch_norm, val_fraction=val_split,
                               test_fraction=test_split, seed=seed, classname=classname, save=save_path,
-                              plots=plots, log=lambda line: console.print(line, markup=False, soft_wrap=True))
+                              plots=plots, int8=int8,
+                              log=lambda line: console.print(line, markup=False, soft_wrap=True))
     except ValueError as exc:
         raise fail(one_line(exc))
     except OSError as exc:
         raise fail(f"cannot write: {exc.strerror or one_line(exc)}")
     _print_report(console, result.report)
-    print_summary(console, result.summary, output, title=f"Wrote {output}")
-    for key, label in (("card", "Model card"), ("confusion_png", "Confusion PNG"), ("curves_png", "Training PNG"),
-                       ("keras", "Saved net")):
+    print_summary(console, result.summary, output, title=f"Wrote {output}" + (" (int8)" if int8 else ""))
+    for key, label in (("float_header", "Float header"), ("card", "Model card"), ("confusion_png", "Confusion PNG"),
+                       ("curves_png", "Training PNG"), ("keras", "Saved net")):
         if key in result.files:
             console.print(f"{label:<17}{os.path.abspath(result.files[key])}", markup=False, soft_wrap=True)
     _near_chance(result.report)

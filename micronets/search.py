@@ -27,7 +27,8 @@ exceed it is dropped before training (it ends FAIL, marked ``surplus``).
 
 int8 (``quantize="int8"``): the figures are the int8 header's, from our int8 compiler on each
 untrained candidate quantised by TFLite's converter with ``CALIBRATION_SAMPLES`` training images
-(arena, object and weight bytes depend on the graph and shapes, not on weight values); a candidate
+(arena, object and weight bytes depend on the graph and shapes, not on weight values; the input
+table depends on the calibration's min and max, which match the final export's); a candidate
 whose int8 kernels alone exceed the flash limit is rejected before the converter runs. The study
 records its quantisation; the chosen net is exported as an int8 header.
 
@@ -306,8 +307,9 @@ def measure(model, quantize: str = "float32", calibration=None) -> Figures:
     """Compile ``model`` with micronets' compiler and read its exact RAM and flash.
 
     int8: the sizes (arena, object, weights) depend on the graph and the tensor shapes only, not on
-    the weight values or the calibration images, so an untrained candidate gives its trained
-    header's exact figures (checked again on the exported header, and by the tests)."""
+    the weight values, so an untrained candidate gives its trained header's exact figures (checked
+    again on the exported header, and by the tests). The calibration matters in one way: the
+    256-byte uint8 input table is left out when the calibration inputs span exactly [0, 1]."""
     s = compile_candidate(model, quantize, calibration).summary()
     h, w, c = (int(d) for d in s["input_shape"])
     return Figures(int(s["macs"]), int(s["params"]), int(s["arena_bytes"]), int(s["object_bytes"]), h * w * c,
@@ -316,10 +318,10 @@ def measure(model, quantize: str = "float32", calibration=None) -> Figures:
 
 def int8_weights_floor(model) -> int:
     """A lower bound of the int8 header's weight bytes, from the Keras model alone: one byte per
-    conv/dense kernel element (BatchNorm folds into them and biases are extra) + the 256-byte
-    input table. Rejects a candidate far over the flash limit without running TFLite's converter
+    conv/dense kernel element (BatchNorm folds into them; biases, requantisation constants and
+    any input table are extra). Rejects a candidate far over the flash limit without running TFLite's converter
     (seconds on a large net)."""
-    return 256 + sum(int(np.prod(w.shape)) for w in model.weights if len(w.shape) >= 2)
+    return sum(int(np.prod(w.shape)) for w in model.weights if len(w.shape) >= 2)
 
 
 class _OverFlash(ValueError):
@@ -768,8 +770,22 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
         raise ValueError(f"an int8 search calibrates with training images: {len(train_idx)} in {data_dir}'s training "
                          f"split, at least {MIN_CALIBRATION_SAMPLES} needed")
 
+    # int8 calibration: the exported header's sizes depend on the calibration in one way only, the
+    # 256-byte uint8 input table (left out when the inputs' range is exactly [0, 1]), which TFLite
+    # derives from the inputs' min and max: a few of the images train_folder will calibrate the
+    # final header with, including its darkest and brightest, give the same input quantisation
+    from micronets.train import DEFAULT_CALIBRATION_IMAGES
+
+    final_calib = np.sort(np.random.default_rng(seed).permutation(train_idx)[:DEFAULT_CALIBRATION_IMAGES])
+    calib_cache: Dict[int, np.ndarray] = {}
+
     def calibration(res: int) -> np.ndarray:
-        return images(res)[0][train_idx[:CALIBRATION_SAMPLES]]
+        if res not in calib_cache:
+            xs = images(res)[0][final_calib].reshape(len(final_calib), -1)
+            keep = set(final_calib[:CALIBRATION_SAMPLES - 2].tolist())
+            keep |= {int(final_calib[np.argmin(xs.min(axis=1))]), int(final_calib[np.argmax(xs.max(axis=1))])}
+            calib_cache[res] = images(res)[0][np.array(sorted(keep))]
+        return calib_cache[res]
 
     def pixels(res: int) -> np.ndarray:  # one validation image as the uint8 frame a device would pass
         return np.clip(np.round(images(res)[0][val_idx[0]] * 255.0), 0, 255).astype(np.uint8)
@@ -967,7 +983,7 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
                 data_dir, net, output, epochs=final_epochs, config=_eager_if_short(config, len(train_idx), final_epochs),
                 val_fraction=val_fraction,
                 test_fraction=test_fraction, seed=seed, classname=classname, plots=plots, check_cpp=check_cpp,
-                log=log, card_extra={"search": search_card}, trained_by="micronets search", quantize=quantize)
+                log=log, card_extra={"search": search_card}, trained_by="micronets search", int8=quantize == "int8")
             created.extend(p for p in train_result.files.values())
             files.update(train_result.files)
             exported = train_result.summary

@@ -39,8 +39,8 @@ DEFAULT_EPOCHS = 30
 #: Default shares of each class held out for validation and for the final test
 DEFAULT_VAL_FRACTION = 0.15
 DEFAULT_TEST_FRACTION = 0.15
-#: training images given to TFLite's converter as calibration when a header is exported as int8
-INT8_CALIBRATION_SAMPLES = 256
+#: training images given to TFLite's converter as the representative dataset with int8=True
+DEFAULT_CALIBRATION_IMAGES = 300
 
 
 # ---------------------------------------------------------------------------- splitting
@@ -96,7 +96,9 @@ class Report:
     cpp_agreement: Optional[float] = None  # share of images where C++ and Keras give the same class
     cpp_max_diff: Optional[float] = None
     cpp_error: Optional[str] = None  # why the C++ check could not run
-    cpp_quantize: str = "float32"  # what the C++ check ran: the float32 or the int8 header
+    int8_accuracy: Optional[float] = None  # the int8 header (host g++), float input quantised by the header
+    int8_agreement: Optional[float] = None  # share of images where the int8 header and Keras give the same class
+    int8_error: Optional[str] = None  # why the int8 check could not run
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,12 +108,18 @@ class Report:
         out = [f"Test accuracy (Keras): {self.accuracy * 100:.1f}% on {self.n} test images "
                f"(chance: {self.chance * 100:.1f}%)"]
         if self.cpp_accuracy is not None:
-            what = "compiled int8 C++ header" if self.cpp_quantize == "int8" else "compiled C++ header"
-            out.append(f"Test accuracy ({what}, g++): {self.cpp_accuracy * 100:.1f}% "
+            out.append(f"Test accuracy (compiled C++ header, g++): {self.cpp_accuracy * 100:.1f}% "
                        f"(same class as Keras on {self.cpp_agreement * 100:.1f}% of images, "
                        f"max probability difference {self.cpp_max_diff:.1e})")
         elif self.cpp_error:
             out.append(f"Test accuracy (compiled C++ header): not measured ({self.cpp_error})")
+        if self.int8_accuracy is not None:
+            cpp = "not measured" if self.cpp_accuracy is None else f"{self.cpp_accuracy * 100:.1f}%"
+            out.append(f"Test accuracy side by side: Keras float {self.accuracy * 100:.1f}%, C++ float {cpp}, "
+                       f"C++ int8 {self.int8_accuracy * 100:.1f}% (int8 gives Keras's class on "
+                       f"{self.int8_agreement * 100:.1f}% of images)")
+        elif self.int8_error:
+            out.append(f"Test accuracy (int8 header): not measured ({self.int8_error})")
         names = [display_name(n) for n in self.class_names]
         width = max(12, *(len(n) for n in names))
         out.append(f"{'class':<{width}}  precision  recall  images")
@@ -164,28 +172,39 @@ def make_report(y_true, probs, class_names: Sequence[str]) -> Report:
                   [float(v) for v in p], [float(v) for v in r], [int(v) for v in s], chance, near)
 
 
-def check_header(report: Report, header_path: str, classname: str, x, y_true, keras_probs,
-                 quantize: str = "float32") -> Report:
-    """Add the compiled header's accuracy on ``x`` (built and run with the host's g++) to ``report``
-    (an int8 header: its dequantised outputs, so the accuracy is the int8 accuracy)."""
-    from micronets import host, host_int8
+def check_header(report: Report, header_path: str, classname: str, x, y_true, keras_probs) -> Report:
+    """Add the compiled header's accuracy on ``x`` (built and run with the host's g++) to ``report``."""
+    from micronets import host
 
     try:
         with tempfile.TemporaryDirectory(prefix="micronets-check-") as work:
-            if quantize == "int8":
-                _, probs = host_int8.run_header(header_path, classname, np.asarray(x, dtype=np.float32),
-                                                entry="float", out_dir=work)
-            else:
-                exe = host.build(header_path, classname, out_dir=work)
-                probs = host.run(exe, np.asarray(x, dtype=np.float32), len(report.class_names), entry="float")
+            exe = host.build(header_path, classname, out_dir=work)
+            probs = host.run(exe, np.asarray(x, dtype=np.float32), len(report.class_names), entry="float")
     except RuntimeError as exc:  # no g++, a compile error or a crash: reported, not fatal
         report.cpp_error = str(exc).splitlines()[0][:300]
         return report
     pred = np.argmax(probs, axis=1)
-    report.cpp_quantize = quantize
     report.cpp_accuracy = float(np.mean(pred == np.asarray(y_true).reshape(-1)))
     report.cpp_agreement = float(np.mean(pred == np.argmax(keras_probs, axis=1)))
     report.cpp_max_diff = float(np.max(np.abs(probs.astype(np.float64) - keras_probs)))
+    return report
+
+
+def check_int8_header(report: Report, header_path: str, classname: str, x, y_true, keras_probs) -> Report:
+    """Add the int8 header's accuracy on ``x`` (float inputs, quantised by the header's
+    ``predict(const float*)``; built and run with the host's g++) to ``report``."""
+    from micronets import host_int8
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="micronets-check8-") as work:
+            exe = host_int8.build(header_path, classname, out_dir=work)
+            raw, _ = host_int8.run(exe, header_path, np.asarray(x, dtype=np.float32), entry="float")
+    except RuntimeError as exc:  # no g++, a compile error or a crash: reported, not fatal
+        report.int8_error = str(exc).splitlines()[0][:300]
+        return report
+    pred = np.argmax(raw, axis=1)  # the dequantised outputs are monotonic in the raw ones
+    report.int8_accuracy = float(np.mean(pred == np.asarray(y_true).reshape(-1)))
+    report.int8_agreement = float(np.mean(pred == np.argmax(keras_probs, axis=1)))
     return report
 
 
@@ -281,9 +300,11 @@ class TrainResult:
 
 
 def companion_paths(output: str) -> Dict[str, str]:
-    """The files written beside a header ``model.h``: model.json, model_confusion.png, model_training.png."""
-    stem, _ = os.path.splitext(output)
-    return {"card": stem + ".json", "confusion_png": stem + "_confusion.png", "curves_png": stem + "_training.png"}
+    """The files written beside a header ``model.h``: model.json, model_confusion.png,
+    model_training.png, and with int8 training model_float.h (the float32 header)."""
+    stem, ext = os.path.splitext(output)
+    return {"card": stem + ".json", "confusion_png": stem + "_confusion.png", "curves_png": stem + "_training.png",
+            "float_header": stem + "_float" + (ext or ".h")}
 
 
 def _check_writable(path: str):
@@ -323,10 +344,11 @@ def model_card(net: MicroNet, summary: Dict[str, Any], report: Report, split: Di
                           "channels": "gray" if net.input_shape[2] == 1 else "RGB"},
         "test": {"images": report.n, "accuracy_keras": report.accuracy, "accuracy_cpp": report.cpp_accuracy,
                  "cpp_agreement": report.cpp_agreement, "cpp_error": report.cpp_error,
+                 "accuracy_int8": report.int8_accuracy, "int8_agreement": report.int8_agreement,
+                 "int8_error": report.int8_error,
                  "chance": report.chance, "near_chance": report.near_chance,
                  "precision": report.precision, "recall": report.recall, "confusion": report.confusion},
         "split": split,
-        "quantize": summary.get("quantize") or "float32",
         "macs": summary.get("macs"),
         "params": summary.get("params"),
         "flash_weights_bytes": summary.get("weights_bytes"),
@@ -368,9 +390,10 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
                  config: Optional[TrainingConfig] = None, batch_norm: bool = True,
                  val_fraction: float = DEFAULT_VAL_FRACTION, test_fraction: float = DEFAULT_TEST_FRACTION,
                  seed: int = 0, classname: Optional[str] = None, save: Optional[str] = None,
-                 plots: bool = True, card: bool = True, check_cpp: bool = True,
+                 plots: bool = True, card: bool = True, check_cpp: bool = True, int8: bool = False,
+                 calibration_images: int = DEFAULT_CALIBRATION_IMAGES,
                  log: Optional[Callable[[str], None]] = None, card_extra: Optional[Dict[str, Any]] = None,
-                 trained_by: str = "micronets train", quantize: Optional[str] = None) -> TrainResult:
+                 trained_by: str = "micronets train") -> TrainResult:
     """Train ``arch`` on the image folder ``data_dir``, export ``output`` and report on the test split.
 
     ``arch``: an architecture name (``pico`` ... ``base``, ``phinet-2m`` ...), a ``.keras`` file
@@ -380,9 +403,9 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
     architecture's). ``config``: a :class:`TrainingConfig` (default: ``TrainingConfig()``, the
     measured defaults; augmentation on for a few hundred images per class). ``batch_norm``: MobileNets only.
     ``card_extra``: more keys for the model card; ``trained_by``: who trained it (header and card).
-    ``quantize="int8"``: the header is int8, quantised by TFLite's converter with up to
-    ``INT8_CALIBRATION_SAMPLES`` training images as calibration; the C++ check then runs the int8
-    header (its accuracy is the int8 accuracy) and the card says ``"quantize": "int8"``.
+    ``int8``: ``output`` is the int8 header (TFLite's converter calibrated on up to
+    ``calibration_images`` training images, drawn with ``seed``), the float32 header goes beside it
+    as MODEL_float.h, and the report holds Keras float, C++ float and C++ int8 test accuracy.
     Raises ValueError with a one-line reason for bad data or arguments; writes nothing then.
     """
     import keras
@@ -392,15 +415,20 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
 
     say = log or (lambda message: None)
     started = time.time()
-    for path in [output] + ([save] if save else []):
+    float_output = companion_paths(output)["float_header"] if int8 else None
+    for path in [output] + ([float_output] if int8 else []) + ([save] if save else []):
         _check_writable(path)
+    if int8:
+        from micronets.compiler.int8 import MIN_CALIBRATION_SAMPLES
+
+        if (isinstance(calibration_images, bool) or not isinstance(calibration_images, (int, np.integer))
+                or calibration_images < MIN_CALIBRATION_SAMPLES):
+            raise ValueError(f"calibration_images must be an integer >= {MIN_CALIBRATION_SAMPLES}, "
+                             f"got {calibration_images!r}")
     if save is not None and not str(save).endswith(".keras"):
         raise ValueError(f"save= writes a .keras file; got {save}")
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if quantize not in (None, "float32", "int8"):
-        raise ValueError(f"quantize={quantize!r} is not supported; use 'int8' (or None for float32)")
-    quantize = quantize or "float32"
     config = copy.deepcopy(config) if config is not None else TrainingConfig()
     config.check()
 
@@ -432,6 +460,12 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
         + ", ".join(f"{i}={display_name(n)}" for i, n in enumerate(class_names)))
     train_idx, val_idx, test_idx = split_indices(y, val_fraction, test_fraction, seed)
     split = {"train": int(len(train_idx)), "validation": int(len(val_idx)), "test": int(len(test_idx))}
+    if int8:
+        if split["train"] < MIN_CALIBRATION_SAMPLES:
+            raise ValueError(f"int8 needs at least {MIN_CALIBRATION_SAMPLES} training images to calibrate with; "
+                             f"{data_dir} leaves {split['train']} for training")
+        rng = np.random.default_rng(seed)
+        calib_idx = np.sort(rng.permutation(train_idx)[:calibration_images])
 
     keras.utils.set_random_seed(seed)
     if base_net is not None:
@@ -461,33 +495,56 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
         "test accuracy (Keras)": f"{report.accuracy * 100:.1f}% on {report.n} held-out images "
                                  f"(chance {report.chance * 100:.1f}%)",
     }
-    int8 = {}
-    if quantize == "int8":
-        calibration = x[train_idx[:INT8_CALIBRATION_SAMPLES]]
-        int8 = dict(quantize="int8", calibration=calibration)  # the header notes the sample count
     created: List[str] = []
+    float_summary = None
     try:
         with tempfile.TemporaryDirectory(prefix="micronets-train-") as work:
-            staged = os.path.join(work, os.path.basename(output))
+            staged = os.path.join(work, os.path.basename(float_output or output))
             compiled = export(net.model, staged, classname=name, arch=net.describe(),
-                              class_names=list(class_names), notes=notes, **int8)
+                              class_names=list(class_names), notes=notes)
             summary = compiled.summary()  # plain JSON types already
             if check_cpp:
-                report = check_header(report, staged, summary["classname"], x[test_idx], y[test_idx], keras_probs,
-                                      quantize=quantize)
+                report = check_header(report, staged, summary["classname"], x[test_idx], y[test_idx], keras_probs)
             with open(staged, "rb") as fh:
                 header = fh.read()
+            if int8:
+                from micronets.compiler.int8 import compile_keras_int8
+
+                say(f"Quantising to int8 with TFLite's converter ({len(calib_idx)} training images as calibration)")
+                float_header, float_summary = header, summary
+                compiled8 = compile_keras_int8(net.model, x[calib_idx], classname=name, arch=net.describe(),
+                                               class_names=list(class_names), notes=notes)
+                staged8 = os.path.join(work, os.path.basename(output))
+                with open(staged8, "w", encoding="utf-8") as fh:
+                    fh.write(compiled8.render(filename=os.path.basename(output) or "model.h"))
+                summary = compiled8.summary()
+                if check_cpp:
+                    report = check_int8_header(report, staged8, summary["classname"], x[test_idx], y[test_idx],
+                                               keras_probs)
+                    if report.int8_accuracy is not None:
+                        compiled8.notes["test accuracy (int8 header, g++)"] = (
+                            f"{report.int8_accuracy * 100:.1f}% on the same {report.n} images")
+                header = compiled8.render(filename=os.path.basename(output) or "model.h").encode("utf-8")
         files: Dict[str, Any] = {output: header}
         written = {"header": output}
         extra = companion_paths(output)
+        if int8:
+            files[float_output] = float_header
+            written["float_header"] = float_output
         if card:
-            text = json.dumps(model_card(net, summary, report, split,
-                                         {"data": os.path.abspath(data_dir), "epochs": epochs,
-                                          "best_epoch": None if best_epoch is None else best_epoch + 1,
-                                          "seed": seed, "history": hist,
-                                          **({"calibration_images": len(int8["calibration"])} if int8 else {}),
-                                          **(card_extra or {})}),
-                              indent=2, ensure_ascii=False)
+            more = {"data": os.path.abspath(data_dir), "epochs": epochs,
+                    "best_epoch": None if best_epoch is None else best_epoch + 1, "seed": seed, "history": hist,
+                    "quantize": "int8" if int8 else "float32"}
+            if int8:
+                more["int8"] = {"calibration_images": int(len(calib_idx)), "calibration_from": "training split",
+                                "converter": "TFLite post-training full-integer quantisation",
+                                "input_scale": summary["input_scale"], "input_zero_point": summary["input_zero_point"]}
+                more["float_header"] = {"file": os.path.basename(float_output),
+                                        "flash_weights_bytes": float_summary.get("weights_bytes"),
+                                        "ram_arena_bytes": float_summary.get("arena_bytes"),
+                                        "ram_object_bytes": float_summary.get("object_bytes")}
+            more.update(card_extra or {})
+            text = json.dumps(model_card(net, summary, report, split, more), indent=2, ensure_ascii=False)
             files[extra["card"]] = text + "\n"
             written["card"] = extra["card"]
         if plots:

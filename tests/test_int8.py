@@ -108,6 +108,13 @@ def converted():
     phi.build()
     spread_weights(phi.model, seed=8)
     out["phinet"] = (convert(phi.model, calibration(phi.model, n=32, seed=4)), int8_inputs((32, 32, 3), n=8, seed=2), phi.model)
+    import public_models  # MLPerf Tiny's keyword-spotting DS-CNN at its published size (49x10x1, 12 classes)
+
+    kws = spread_weights(public_models.ds_cnn(), seed=11)
+    head = kws.layers[-1] if kws.layers[-1].get_weights() else kws.layers[-2]  # the classifier Dense
+    w, b = head.get_weights()
+    head.set_weights([w * 0.02, b * 0.02])  # logits a few units apart: the softmax is not one-hot
+    out["mlperf_kws"] = (convert(kws, calibration(kws, n=32, seed=6)), int8_inputs((49, 10, 1), n=8, seed=6), kws)
     return out
 
 
@@ -125,7 +132,7 @@ def compiled_outputs(data, xs, tmp_path, classname, entry="int8", reference="tfl
 
 
 # ------------------------------------------------------------------------------ bit-exactness
-@pytest.mark.parametrize("name", ["windowed", "branch", "gated", "pico", "phinet"])
+@pytest.mark.parametrize("name", ["windowed", "branch", "gated", "pico", "phinet", "mlperf_kws"])
 def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
     """Default build: 0 LSB against TFLM (fixed-point requantisation everywhere);
     reference="tflite-ref": 0 LSB against TFLite's BUILTIN_REF kernels, whose FULLY_CONNECTED
@@ -184,6 +191,31 @@ def test_uint8_and_float_entries(converted, tmp_path):
     assert not np.array_equal(expect_u8[0], expect_f[0])
     assert np.array_equal(raw_u8, expect_u8)
     assert np.array_equal(raw_f, expect_f)
+
+
+def test_uint8_entry_without_a_table_when_it_is_p_minus_128(converted, tmp_path):
+    """Calibrated over [0, 1] (as images p / 255 are), the input quantises to exactly p - 128:
+    predict(uint8) then subtracts 128 instead of reading a 256-byte table (256 fewer flash bytes)
+    and still equals predict(int8) on p - 128 and TFLM; a [-1, 1] calibration keeps the table."""
+    model = spread_weights(small_model(), seed=6)
+    cal = np.random.default_rng(1).uniform(0, 1, (64, 6, 6, 2)).astype(np.float32)
+    data = convert(model, cal)
+    compiled = compile_tflite(data, classname="NoLut")
+    assert compiled.input_offset_int() == -128 and "input_lut" not in compiled.header
+    table_build = compile_tflite(converted["windowed"][0])
+    assert table_build.input_offset_int() is None and "input_lut[256]" in table_build.header
+    assert table_build.summary()["weights_bytes"] - sum(op.weights_bytes() for op in table_build.graph.ops) == 256
+    assert compiled.summary()["weights_bytes"] == sum(op.weights_bytes() for op in compiled.graph.ops)
+    path = tmp_path / "nolut.h"
+    path.write_text(compiled.header)
+    pixels = np.random.default_rng(4).integers(0, 256, (12, 6, 6, 2)).astype(np.uint8)
+    pixels[0] = 0
+    pixels[1] = 255
+    raw_u8, _ = host_int8.run_header(str(path), "NoLut", pixels, entry="uint8")
+    shifted = (pixels.astype(np.int16) - 128).astype(np.int8)
+    raw_i8, _ = host_int8.run_header(str(path), "NoLut", shifted)
+    assert np.array_equal(raw_u8, raw_i8) and len({tuple(r) for r in raw_u8}) > 6
+    assert np.array_equal(raw_i8, tflm_reference({"m": (data, shifted)})["m"])
 
 
 def test_uint8_model_and_float_edges(tmp_path):

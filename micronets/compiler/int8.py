@@ -157,6 +157,17 @@ class Int8Model:
         real = (p.astype(np.float64) * self.input_scale + self.input_offset).astype(np.float32)
         return quantize_float(real, q, "int8")
 
+    def input_offset_int(self) -> Optional[int]:
+        """c when the table is exactly p + c for every raw value p (the usual case: images
+        calibrated over [0, 1] read as p / 255 quantise to p - 128), so ``predict(const uint8_t*)``
+        adds c instead of reading a 256-byte table from flash; else None."""
+        table = self.input_table().astype(np.int32)
+        c = int(table[0])
+        return c if np.array_equal(table, np.arange(256) + c) else None
+
+    def input_table_bytes(self) -> int:
+        return 0 if self.input_offset_int() is not None else 256
+
     def uint8_meaning(self) -> str:
         if self.edges.input_uint8 is not None:
             return "the model's own uint8 input, requantised to int8"
@@ -199,7 +210,7 @@ class Int8Model:
             class_names=list(self.class_names) if self.class_names is not None else None,
             macs=int(sum(op.macs() for op in g.ops)),
             params=int(sum(op.params() for op in g.ops)),
-            weights_bytes=int(sum(op.weights_bytes() for op in g.ops)) + 256,  # + the uint8 input table
+            weights_bytes=int(sum(op.weights_bytes() for op in g.ops)) + self.input_table_bytes(),  # + the uint8 input table
             arena_bytes=int(p.arena_size),
             inplace_bound=int(p.lower_bound),
             naive_bound=int(naive),
@@ -342,7 +353,7 @@ def render_int8(m: Int8Model, filename: str, version: str) -> str:
         macs=summary["macs"], params=summary["params"], weights_bytes=summary["weights_bytes"],
         arena_bytes=summary["arena_bytes"], arena_alloc=max(1, summary["arena_bytes"]),
         inplace_bound=summary["inplace_bound"], naive_bound=summary["naive_bound"],
-        object_bytes=summary["object_bytes"], input_lut=c_array(m.input_table()),
+        object_bytes=summary["object_bytes"], input_lut=c_array(m.input_table()), input_add=m.input_offset_int(),
         weights=weights, kernels=kernels, calls=calls,
         class_names=None if m.class_names is None else [c_string(c) for c in m.class_names],
     )
