@@ -1042,24 +1042,33 @@ def _resolutions(ctx, param, value):
 @click.option("--resume", is_flag=True, help="Continue (or join) the study if it exists; without it an existing "
                                              "study is an error.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Data split and training seed.")
+@click.option("--int8", is_flag=True, help="Search int8 nets: RAM and flash as the int8 header needs them (each "
+                                           "candidate quantised by TFLite's converter with a few training images), "
+                                           "and the chosen one exported as an int8 header.")
+@click.option("--no-m4", "no_m4", is_flag=True, help="Do not measure the front's Cortex-M4 instructions per inference "
+                                                     "(measured under QEMU when arm-none-eabi-g++ and "
+                                                     "qemu-system-arm are installed).")
 @_name_option()
 @click.option("--output", "-o", default="best.h", show_default=True, type=click.Path(dir_okay=False),
               help="Header of the chosen candidate; OUTPUT_front.png and OUTPUT_front.json (the front) and the "
                    "model card go beside it.")
 def search(data_dir, board, max_ram, max_flash, max_macs, family, trials, epochs_per_trial, final_epochs,
-           resolutions, channels, storage, study_name, resume, seed, classname, output):
+           resolutions, channels, storage, study_name, resume, seed, int8, no_m4, classname, output):
     """Search a family for the most accurate nets that fit a board, and train the best one.
 
     Optuna samples candidates (maximising validation accuracy, minimising MACs); each is compiled
     by micronets before training, and one that exceeds the RAM, flash or MAC limit is rejected at
     once. The Pareto front is printed and plotted (OUTPUT_front.png); the most accurate candidate
-    of the front is trained for --final-epochs and exported as 'train' does.
+    of the front is trained for --final-epochs and exported as 'train' does (--int8: as an int8
+    header, and every RAM/flash figure is the int8 header's). The front's Cortex-M4 instructions
+    per inference are measured under QEMU when the emulator is installed (--no-m4: not).
 
     \b
     Examples:
       micronets search --data photos/ --board stm32f446re --max-ram 64KB -o best.h
       micronets search --data photos/ --max-ram 64KB --max-flash 256KB --family mobilenet --trials 40 -o best.h
       micronets search --data photos/ --board esp32-s3 --storage postgresql://u:p@db/search --study s1 --resume
+      micronets search --data photos/ --board stm32f446re --max-ram 32KB --int8 -o best.h
     """
     from micronets.search import make_limits
     from micronets.search import search as run_search
@@ -1078,7 +1087,7 @@ def search(data_dir, board, max_ram, max_flash, max_macs, family, trials, epochs
                             family=family, trials=trials, epochs_per_trial=epochs_per_trial,
                             final_epochs=final_epochs, storage=storage, study=study_name, resume=resume,
                             channels=int(channels), resolutions=resolutions, seed=seed, classname=classname,
-                            log=lambda line: console.print(line, markup=False, soft_wrap=True))
+                            quantize="int8" if int8 else None, m4=not no_m4, log=lambda line: console.print(line, markup=False, soft_wrap=True))
     except ValueError as exc:
         raise fail(one_line(exc))
     except OSError as exc:
@@ -1086,7 +1095,8 @@ def search(data_dir, board, max_ram, max_flash, max_macs, family, trials, epochs
     print_front(console, result)
     if result.train is not None:
         _print_report(console, result.train.report)
-        print_summary(console, result.train.summary, output, title=f"Wrote {output}")
+        print_summary(console, result.train.summary, output,
+                      title=f"Wrote {output}" + (" (int8)" if result.quantize == "int8" else ""))
     for key, label in (("card", "Model card"), ("front_png", "Front PNG"), ("front_json", "Front JSON")):
         if key in result.files:
             console.print(f"{label:<17}{os.path.abspath(result.files[key])}", markup=False, soft_wrap=True)
@@ -1099,18 +1109,29 @@ def print_front(console, result):
     from rich.table import Table
 
     lim = result.limits
-    table = Table(title=f"Pareto front of study {result.study} ({result.family}; {result.counts['trained']} trained, "
-                        f"{result.counts['rejected']} rejected before training, {result.counts['pruned']} pruned)")
+    q = result.quantize
+    table = Table(title=f"Pareto front of study {result.study} ({result.family}, {q}; {result.counts['trained']} "
+                        f"trained, {result.counts['rejected']} rejected before training, "
+                        f"{result.counts['pruned']} pruned)")
+    m4 = any(c.m4_instructions is not None for c in result.front)
     for col, justify in (("trial", "right"), ("val acc", "right"), ("MACs", "right"),
-                         (f"RAM of {lim.ram_bytes:,}", "right"), (f"flash of {lim.flash_bytes:,}", "right"),
+                         (f"{q} RAM of {lim.ram_bytes:,}", "right"), (f"{q} flash of {lim.flash_bytes:,}", "right"),
+                         *((("M4 instr.", "right"), ("MACs/instr.", "right")) if m4 else ()),
                          ("params", "right"), ("hyperparameters", "left")):
         table.add_column(col, justify=justify)
     for c in result.front:
         mark = " *" if c is result.chosen else ""
+        m4_cells = ()
+        if m4:
+            m4_cells = ("n/a", "n/a") if c.m4_instructions is None else (
+                f"{c.m4_instructions:,}", f"{c.macs_per_instruction:.3f}")
         table.add_row(f"{c.trial}{mark}", f"{c.val_accuracy * 100:.1f}%", f"{c.macs:,}", f"{c.ram_bytes:,}",
-                      f"{c.flash_bytes:,}", f"{c.model_params:,}", c.describe())
+                      f"{c.flash_bytes:,}", *m4_cells, f"{c.model_params:,}", c.describe())
     console.print(table)
-    console.print(f"* chosen (most accurate). Limits: {lim.text()}. Every row compiled again and fits.", markup=False)
+    console.print(f"* chosen (most accurate). Limits: {lim.text()}. Every row compiled again ({q}) and fits.",
+                  markup=False)
+    if result.m4_note:
+        console.print(result.m4_note + ".", markup=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

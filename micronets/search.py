@@ -25,6 +25,17 @@ machines, with a ``postgresql://`` URL) given the same storage and study run one
 ``trials`` is a total for the study, every worker stops when it is reached, and a trial that would
 exceed it is dropped before training (it ends FAIL, marked ``surplus``).
 
+int8 (``quantize="int8"``): the figures are the int8 header's, from our int8 compiler on each
+untrained candidate quantised by TFLite's converter with ``CALIBRATION_SAMPLES`` training images
+(arena, object and weight bytes depend on the graph and shapes, not on weight values; the input
+table depends on the calibration's min and max, which match the final export's); a candidate
+whose int8 kernels alone exceed the flash limit is rejected before the converter runs. The study
+records its quantisation; the chosen net is exported as an int8 header.
+
+Cortex-M4 (``m4=True``, when ``arm-none-eabi-g++`` and ``qemu-system-arm`` are found): each
+front candidate's header is built into bare-metal firmware and run once under QEMU with
+``-icount``; its instructions per inference (and MACs per instruction) join the table and JSON.
+
 Outputs beside ``best.h``: ``best_front.png`` (accuracy vs MACs, marker area = RAM),
 ``best_front.json`` (limits and every front candidate's hyperparameters and figures) and, after
 the chosen candidate (the front's most accurate) is trained for ``final_epochs``, the header, its
@@ -55,6 +66,9 @@ DEFAULT_EPOCHS_PER_TRIAL = 3
 #: a worker gives up after this many candidates in a row that do not fit (milliseconds each)
 MAX_REJECTIONS_IN_A_ROW = 200
 PRUNE_PEERS = 2
+#: training images given to TFLite's converter to quantise each candidate of an int8 search (the
+#: sizes do not depend on them; a few suffice and keep a candidate's check near a second)
+CALIBRATION_SAMPLES = 32
 
 
 # ---------------------------------------------------------------------------- limits
@@ -277,21 +291,129 @@ class Figures:
         return "; ".join(parts) or None
 
 
-def measure(model) -> Figures:
-    """Compile ``model`` with micronets' compiler and read its exact RAM and flash."""
+def compile_candidate(model, quantize: str = "float32", calibration=None, classname: str = "Net"):
+    """``model`` compiled by micronets: a CompiledModel (float32) or an Int8Model (int8: quantised by
+    TFLite's converter with ``calibration``, a few training images at the model's input size)."""
+    if quantize == "int8":
+        from micronets.compiler.int8 import compile_keras_int8
+
+        return compile_keras_int8(model, calibration, classname=classname)
     from micronets.compiler import compile_model
 
-    s = compile_model(model, classname="Net").summary()
+    return compile_model(model, classname=classname)
+
+
+def measure(model, quantize: str = "float32", calibration=None) -> Figures:
+    """Compile ``model`` with micronets' compiler and read its exact RAM and flash.
+
+    int8: the sizes (arena, object, weights) depend on the graph and the tensor shapes only, not on
+    the weight values, so an untrained candidate gives its trained header's exact figures (checked
+    again on the exported header, and by the tests). The calibration matters in one way: the
+    256-byte uint8 input table is left out when the calibration inputs span exactly [0, 1]."""
+    s = compile_candidate(model, quantize, calibration).summary()
     h, w, c = (int(d) for d in s["input_shape"])
     return Figures(int(s["macs"]), int(s["params"]), int(s["arena_bytes"]), int(s["object_bytes"]), h * w * c,
                    int(s["weights_bytes"]))
 
 
-def build_and_measure(space: Space, params: Dict[str, Any], num_classes: int):
-    """``(net, figures)`` of one candidate; ValueError (one line) when it cannot be built."""
+def int8_weights_floor(model) -> int:
+    """A lower bound of the int8 header's weight bytes, from the Keras model alone: one byte per
+    conv/dense kernel element (BatchNorm folds into them; biases, requantisation constants and
+    any input table are extra). Rejects a candidate far over the flash limit without running TFLite's converter
+    (seconds on a large net)."""
+    return sum(int(np.prod(w.shape)) for w in model.weights if len(w.shape) >= 2)
+
+
+class _OverFlash(ValueError):
+    """An int8 candidate whose weights alone exceed the flash limit (no conversion was run)."""
+
+    def __init__(self, floor: int, limit: int):
+        super().__init__(f"flash >= {floor:,} B (int8 kernels alone) > {limit:,} B")
+        self.floor, self.limit = floor, limit
+
+
+def build_and_measure(space: Space, params: Dict[str, Any], num_classes: int, quantize: str = "float32",
+                      calibration: Optional[Callable[[int], np.ndarray]] = None, limits: Optional[Limits] = None):
+    """``(net, figures)`` of one candidate; ValueError (one line) when it cannot be built.
+    ``calibration(resolution)``: calibration images for int8. With ``limits``, an int8 candidate
+    whose kernels alone exceed the flash limit raises ``_OverFlash`` before any conversion."""
     net = space.net(params, num_classes)
     net.build()
-    return net, measure(net.model)
+    if quantize == "int8" and limits is not None:
+        floor = int8_weights_floor(net.model)
+        if floor > limits.flash_bytes:
+            raise _OverFlash(floor, limits.flash_bytes)
+    calib = calibration(int(params["resolution"])) if quantize == "int8" else None
+    return net, measure(net.model, quantize, calib)
+
+
+# ---------------------------------------------------------------------------- Cortex-M4 instructions
+def m4_tools_missing() -> List[str]:
+    """The emulator's tools (``arm-none-eabi-g++``, ``qemu-system-arm``) not found on PATH."""
+    import shutil
+
+    from micronets.embedded import qemu
+
+    return [tool for tool in (qemu.CXX, qemu.QEMU) if shutil.which(tool) is None]
+
+
+def m4_instructions(model, pixels: np.ndarray, quantize: str = "float32", calibration=None,
+                    timeout: float = 300) -> int:
+    """Cortex-M4 instructions of one inference of ``model``'s header (float32 or int8): built with
+    ``arm-none-eabi-g++ -O2`` into bare-metal firmware and run once under QEMU (``-icount``) on
+    ``pixels`` (H, W, C uint8, through ``predict(const uint8_t*)``). RuntimeError when a tool is
+    missing or the build or run fails."""
+    import tempfile
+
+    from micronets.embedded import qemu
+
+    compiled = compile_candidate(model, quantize, calibration)
+    with tempfile.TemporaryDirectory(prefix="micronets-m4-") as work:
+        header = os.path.join(work, "candidate.h")
+        with open(header, "w", encoding="utf-8") as fh:
+            fh.write(compiled.render(filename="candidate.h"))
+        elf = qemu.build_firmware(header, "Net", np.asarray(pixels, np.uint8)[None], os.path.join(work, "fw"),
+                                  entry="uint8")
+        result = qemu.run_firmware(elf, timeout=timeout)
+    if not result.instructions or result.instructions <= 0:
+        raise RuntimeError("the emulator reported no instruction count")
+    return int(result.instructions)
+
+
+def measure_front_m4(front: Sequence["Candidate"], space: Space, num_classes: int, quantize: str,
+                     calibration: Callable[[int], np.ndarray], pixels: Callable[[int], np.ndarray], seed: int,
+                     say: Callable[[str], None]) -> str:
+    """Fill ``m4_instructions`` and ``macs_per_instruction`` of each front candidate; returns the
+    note that goes under the table (how they were measured, or why not)."""
+    import keras
+
+    missing = m4_tools_missing()
+    if missing:
+        from micronets.embedded import qemu
+
+        return (f"Cortex-M4 instructions not measured: {' and '.join(missing)} not found (Debian: apt-get install "
+                + " ".join(qemu.PACKAGES[t].split(" (")[0] for t in missing) + ")")
+    failed = []
+    for c in front:
+        keras.utils.set_random_seed(seed)
+        try:
+            net = space.net(c.params, num_classes)
+            net.build()
+            res = int(c.params["resolution"])
+            calib = calibration(res) if quantize == "int8" else None
+            c.m4_instructions = m4_instructions(net.model, pixels(res), quantize, calib)
+            c.macs_per_instruction = c.macs / c.m4_instructions
+            say(f"trial {c.trial}: {c.m4_instructions:,} Cortex-M4 instructions per inference "
+                f"({c.macs_per_instruction:.3f} MACs per instruction)")
+        except (RuntimeError, ValueError, OSError) as exc:
+            failed.append(f"trial {c.trial}: {' '.join(str(exc).split())[:200]}")
+            say(f"trial {c.trial}: Cortex-M4 run failed: {failed[-1]}")
+        finally:
+            keras.backend.clear_session()
+    note = ("Cortex-M4 instructions: each front candidate's " + quantize + " header (untrained weights: our "
+            "kernels' instruction counts do not depend on the weight values) built with arm-none-eabi-g++ -O2 and "
+            "run once under QEMU mps2-an386 (-icount) on a validation image through predict(const uint8_t*)")
+    return note + ("; failed for " + "; ".join(failed) if failed else "")
 
 
 # ---------------------------------------------------------------------------- results
@@ -309,6 +431,8 @@ class Candidate:
     flash_bytes: int
     model_params: int
     worker: str = ""
+    m4_instructions: Optional[int] = None  # Cortex-M4 instructions per inference (QEMU), front only
+    macs_per_instruction: Optional[float] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -334,6 +458,8 @@ class SearchResult:
     files: Dict[str, str]
     class_names: List[str]
     seconds: float
+    quantize: str = "float32"  # what RAM/flash were computed for and the header is exported as
+    m4_note: str = ""  # how the front's Cortex-M4 instructions were measured, or why not
 
     def table_rows(self) -> List[Dict[str, Any]]:
         return [dict(c.to_dict(), chosen=c is self.chosen) for c in self.front]
@@ -436,11 +562,11 @@ def open_storage(url: str):
 
 
 def _signature(space: Space, limits: Limits, class_names, n_images, epochs_per_trial, val_fraction,
-               test_fraction, seed) -> Dict[str, Any]:
+               test_fraction, seed, quantize: str = "float32") -> Dict[str, Any]:
     """What a study is a search *of*: a worker or a resume must search the same thing."""
     return _plain(dict(space.to_dict(), limits=limits.to_dict(), classes=list(class_names), images=int(n_images),
                        epochs_per_trial=int(epochs_per_trial), val_fraction=float(val_fraction),
-                       test_fraction=float(test_fraction), seed=int(seed)))
+                       test_fraction=float(test_fraction), seed=int(seed), quantize=quantize))
 
 
 def _plain(v):
@@ -555,7 +681,8 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
            val_fraction: Optional[float] = None, test_fraction: Optional[float] = None, seed: int = 0,
            sampler_seed: Optional[int] = None, prune_peers: int = PRUNE_PEERS, config=None,
            classname: Optional[str] = None, plots: bool = True, check_cpp: bool = True,
-           log: Optional[Callable[[str], None]] = None) -> SearchResult:
+           log: Optional[Callable[[str], None]] = None, quantize: Optional[str] = None,
+           m4: bool = True) -> SearchResult:
     """Search ``family`` for the candidates that fit the limits, report the front, train the best.
 
     ``data_dir``: one subfolder of images per class; it is split (stratified, ``seed``) exactly as
@@ -571,6 +698,12 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
     the front only). ``resolutions``: input sizes to search (default 24, 32, 48, 64); ``channels``
     1 (gray) or 3 (RGB). ``sampler_seed``: makes one worker's sampling repeatable (leave it None
     for several workers, or they propose the same candidates).
+    ``quantize="int8"``: RAM and flash are those of the int8 header (each candidate quantised by
+    TFLite's converter with ``CALIBRATION_SAMPLES`` training images, untrained: the sizes do not
+    depend on the weights) and the chosen one is exported as an int8 header; a study records its
+    quantisation and cannot be resumed with the other. ``m4``: measure the front's Cortex-M4
+    instructions per inference under QEMU when ``arm-none-eabi-g++`` and ``qemu-system-arm`` are
+    installed (one inference per candidate; skipped with a note otherwise).
     Raises ValueError (one line) for bad arguments, a storage it cannot open, or limits that
     not even the smallest candidate fits; writes nothing then.
     """
@@ -592,6 +725,9 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if channels not in (1, 3) or isinstance(channels, bool):
         raise ValueError(f"channels must be 1 (gray) or 3 (RGB), got {channels!r}")
+    if quantize not in (None, "float32", "int8"):
+        raise ValueError(f"quantize={quantize!r} is not supported; use 'int8' (or None for float32)")
+    quantize = quantize or "float32"
     resolutions = tuple(DEFAULT_RESOLUTIONS if resolutions is None else resolutions)
     if not resolutions or not all(isinstance(r, (int, np.integer)) and not isinstance(r, bool) and 4 <= r <= 1024
                                   for r in resolutions):
@@ -628,7 +764,33 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
     cache[resolutions[0]] = (x0, y0)
     train_idx, val_idx, _test_idx = split_indices(y0, val_fraction, test_fraction, seed)
     num_classes = len(class_names)
-    say(f"Searching {space.family} for {num_classes} classes ({len(y0):,} images: {len(train_idx):,} train, "
+    from micronets.compiler.int8 import MIN_CALIBRATION_SAMPLES
+
+    if quantize == "int8" and len(train_idx) < MIN_CALIBRATION_SAMPLES:
+        raise ValueError(f"an int8 search calibrates with training images: {len(train_idx)} in {data_dir}'s training "
+                         f"split, at least {MIN_CALIBRATION_SAMPLES} needed")
+
+    # int8 calibration: the exported header's sizes depend on the calibration in one way only, the
+    # 256-byte uint8 input table (left out when the inputs' range is exactly [0, 1]), which TFLite
+    # derives from the inputs' min and max: a few of the images train_folder will calibrate the
+    # final header with, including its darkest and brightest, give the same input quantisation
+    from micronets.train import DEFAULT_CALIBRATION_IMAGES
+
+    final_calib = np.sort(np.random.default_rng(seed).permutation(train_idx)[:DEFAULT_CALIBRATION_IMAGES])
+    calib_cache: Dict[int, np.ndarray] = {}
+
+    def calibration(res: int) -> np.ndarray:
+        if res not in calib_cache:
+            xs = images(res)[0][final_calib].reshape(len(final_calib), -1)
+            keep = set(final_calib[:CALIBRATION_SAMPLES - 2].tolist())
+            keep |= {int(final_calib[np.argmin(xs.min(axis=1))]), int(final_calib[np.argmax(xs.max(axis=1))])}
+            calib_cache[res] = images(res)[0][np.array(sorted(keep))]
+        return calib_cache[res]
+
+    def pixels(res: int) -> np.ndarray:  # one validation image as the uint8 frame a device would pass
+        return np.clip(np.round(images(res)[0][val_idx[0]] * 255.0), 0, 255).astype(np.uint8)
+
+    say(f"Searching {space.family} ({quantize}) for {num_classes} classes ({len(y0):,} images: {len(train_idx):,} train, "
         f"{len(val_idx):,} validation, {len(_test_idx):,} kept for the final test) within {limits.text()}")
 
     # ---- the smallest candidate must fit, or no search makes sense
@@ -638,7 +800,7 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
     build_errors = []
     for params in space.smallest():
         try:
-            _, figures = build_and_measure(space, params, num_classes)
+            _, figures = build_and_measure(space, params, num_classes, quantize, calibration)
         except ValueError as exc:
             build_errors.append(str(exc).splitlines()[0])
             continue
@@ -664,7 +826,8 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     rdb = open_storage(storage_url)
-    signature = _signature(space, limits, class_names, len(y0), epochs_per_trial, val_fraction, test_fraction, seed)
+    signature = _signature(space, limits, class_names, len(y0), epochs_per_trial, val_fraction, test_fraction, seed,
+                           quantize)
     sampler = optuna.samplers.TPESampler(seed=sampler_seed, multivariate=True,
                                          n_startup_trials=max(3, min(10, trials // 3)))
     existing = set(optuna.get_all_study_names(rdb))
@@ -675,7 +838,8 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
                              sampler=sampler, load_if_exists=True)
     if "search" not in st.user_attrs:
         st.set_user_attr("search", signature)
-    recorded = st.user_attrs.get("search")
+    recorded = dict(st.user_attrs.get("search"))
+    recorded.setdefault("quantize", "float32")  # studies made before int8 searches were float32
     if recorded != signature:
         diff = sorted(k for k in set(recorded) | set(signature) if recorded.get(k) != signature.get(k))
         raise ValueError(f"study {study_name!r} in {safe_url(storage_url)} is a different search "
@@ -693,7 +857,16 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
         desc = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
         try:
             try:
-                net, fig = build_and_measure(space, params, num_classes)
+                net, fig = build_and_measure(space, params, num_classes, quantize, calibration, limits)
+            except _OverFlash as exc:
+                trial.set_user_attr("status", "rejected")
+                trial.set_user_attr("reason", str(exc))
+                trial.set_user_attr("flash_floor_bytes", exc.floor)
+                trial.set_constraint("builds", 0.0)
+                trial.set_constraint("flash", float(exc.floor - exc.limit))
+                rejections[0] += 1
+                say(f"trial {trial.number}: rejected before training ({exc}): {desc}")
+                raise optuna.TrialPruned(str(exc))
             except ValueError as exc:
                 reason = "does not build: " + " ".join(str(exc).split())[:200]
                 trial.set_user_attr("status", "rejected")
@@ -770,7 +943,7 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
     everyone = candidates_of(st)
     front = pareto_front(everyone)
     for c in front:
-        _, fig = build_and_measure(space, c.params, num_classes)
+        _, fig = build_and_measure(space, c.params, num_classes, quantize, calibration)
         keras.backend.clear_session()
         if fig.why_not(limits) is not None or fig.ram_bytes != c.ram_bytes or fig.flash_bytes != c.flash_bytes:
             raise RuntimeError(f"trial {c.trial} of the front no longer compiles to what it recorded "
@@ -783,12 +956,17 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
     chosen = front[0]
     say(f"Front: {len(front)} of {len(everyone)} finished candidates; chosen trial {chosen.trial} "
         f"({chosen.val_accuracy * 100:.1f}% validation accuracy, {chosen.macs:,} MACs)")
+    if m4:
+        m4_note = measure_front_m4(front, space, num_classes, quantize, calibration, pixels, seed, say)
+    else:
+        m4_note = "Cortex-M4 instructions not measured (turned off: m4=False / --no-m4)"
+    say(m4_note)
 
     search_card = {"study": study_name, "storage": safe_url(storage_url), "family": space.family,
-                   "limits": limits.to_dict(), "counts": counts, "chosen_trial": chosen.trial,
+                   "quantize": quantize, "limits": limits.to_dict(), "m4_note": m4_note, "counts": counts, "chosen_trial": chosen.trial,
                    "front": [c.to_dict() for c in front], "search_space": space.to_dict(),
                    "epochs_per_trial": epochs_per_trial}
-    png = front_png(everyone, front, chosen, limits, f"{space.family} search, study {study_name}")
+    png = front_png(everyone, front, chosen, limits, f"{space.family} {quantize} search, study {study_name}")
     front_text = json.dumps(_plain(search_card), indent=2, ensure_ascii=False) + "\n"
 
     # ---- the chosen candidate trained to the end, exported by train_folder
@@ -805,14 +983,18 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
                 data_dir, net, output, epochs=final_epochs, config=_eager_if_short(config, len(train_idx), final_epochs),
                 val_fraction=val_fraction,
                 test_fraction=test_fraction, seed=seed, classname=classname, plots=plots, check_cpp=check_cpp,
-                log=log, card_extra={"search": search_card}, trained_by="micronets search")
+                log=log, card_extra={"search": search_card}, trained_by="micronets search", int8=quantize == "int8")
             created.extend(p for p in train_result.files.values())
             files.update(train_result.files)
             exported = train_result.summary
             ram = int(exported["object_bytes"]) + int(np.prod(exported["input_shape"]))
             if ram > limits.ram_bytes or int(exported["weights_bytes"]) > limits.flash_bytes:
-                raise RuntimeError(f"the exported header needs RAM {ram:,} B and flash {exported['weights_bytes']:,} B, "
-                                   f"over {limits.text()}")
+                raise RuntimeError(f"the exported {quantize} header needs RAM {ram:,} B and flash "
+                                   f"{exported['weights_bytes']:,} B, over {limits.text()}")
+            if (ram, int(exported["weights_bytes"])) != (chosen.ram_bytes, chosen.flash_bytes):
+                raise RuntimeError(f"the exported {quantize} header needs RAM {ram:,} B and flash "
+                                   f"{exported['weights_bytes']:,} B, not the {chosen.ram_bytes:,} B and "
+                                   f"{chosen.flash_bytes:,} B measured on the untrained candidate")
         for path, content in ((front_png_path, png), (front_json_path, front_text)):
             existed = os.path.lexists(path)
             write_atomic(path, content)
@@ -828,7 +1010,7 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
                 pass
         raise
     return SearchResult(study_name, safe_url(storage_url), space.family, limits, front, chosen, counts,
-                        train_result, files, list(class_names), time.time() - started)
+                        train_result, files, list(class_names), time.time() - started, quantize, m4_note)
 
 
 #: a run of at most this many training steps trains eagerly: tracing a graph costs 5-30 s, an eager

@@ -4,6 +4,7 @@ interrupt, two workers on one storage, a real PostgreSQL server, CLI errors.
 Data: scikit-learn's bundled 8x8 digits (4 classes x 24 images, written as PNG folders), searched at
 8x8 / 12x12 inputs with 1 epoch per trial so the whole file runs in about a minute on 2 cores."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -222,6 +223,15 @@ def test_tiny_phinet_search_reports_a_front_that_fits(tmp_path, digits):
     assert "micronets search" in open(out).read()
     with open(str(tmp_path / "best_front.png"), "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    # the front's Cortex-M4 instructions (float32 headers, one inference each under QEMU)
+    from micronets.embedded.qemu import CXX, QEMU
+
+    if shutil.which(CXX) and shutil.which(QEMU):
+        assert all(c.m4_instructions > c.macs for c in result.front), result.m4_note
+        assert [c["m4_instructions"] for c in front["front"]] == [c.m4_instructions for c in result.front]
+        assert "float32 header" in result.m4_note
+    else:
+        assert "not found" in result.m4_note
     # the seeded sampler's first random candidates include some over the limits: rejected, logged, free
     assert result.counts["rejected"] >= 1
     assert result.counts["rejected"] == sum("rejected before training" in line for line in lines)
@@ -233,7 +243,7 @@ def test_interrupted_study_resumes_to_the_total_without_repeating(tmp_path, digi
 
     out = str(tmp_path / "r.h")
     kw = dict(max_ram="4KB", max_flash="16KB", family="mobilenet", epochs_per_trial=1, final_epochs=0,
-              resolutions=(8, 12), sampler_seed=3)
+              resolutions=(8, 12), sampler_seed=3, m4=False)
     seen = []
 
     def interrupt_second(line):
@@ -254,12 +264,14 @@ def test_interrupted_study_resumes_to_the_total_without_repeating(tmp_path, digi
         micronets.search(digits, out, trials=3, **kw)
     # the CLI continues it
     cli = ["search", "--data", digits, "--max-ram", "4 KB", "--max-flash", "16384", "--family", "mobilenet",
-           "--epochs-per-trial", "1", "--final-epochs", "0", "--resolutions", "8,12", "--trials", "3", "-o", out]
+           "--epochs-per-trial", "1", "--final-epochs", "0", "--resolutions", "8,12", "--trials", "3", "--no-m4",
+           "-o", out]
     r = CliRunner().invoke(main, cli)
     assert r.exit_code == 1 and "already exists" in r.output and "--resume" in r.output
     r = CliRunner().invoke(main, cli + ["--resume"])
     assert r.exit_code == 0, r.output
     assert "Pareto front of study r" in r.output and "3 trained" in r.output and "Every row compiled again" in r.output
+    assert "M4 instr." not in r.output and "not measured (turned off" in r.output
     study = _study(storage, "r")
     trials = study.get_trials()
     numbers = [t.number for t in trials]
@@ -287,7 +299,7 @@ WORKER = textwrap.dedent("""
         time.sleep(0.05)
     r = S.search(sys.argv[4], sys.argv[5], max_ram="4KB", max_flash="16KB", family="mobilenet", trials=int(sys.argv[6]),
                  epochs_per_trial=1, final_epochs=0, resolutions=(8, 12), storage=sys.argv[7], study="shared",
-                 resume=True)
+                 resume=True, m4=False)
     print("FRONT", sorted(c.trial for c in r.front))
 """)
 
@@ -370,7 +382,7 @@ def test_search_on_a_real_postgresql_server(tmp_path, digits, postgres):
     import micronets
 
     kw = dict(max_ram="4KB", max_flash="16KB", family="mobilenet", epochs_per_trial=1, final_epochs=0,
-              resolutions=(8,), storage=postgres, study="pg", sampler_seed=5)
+              resolutions=(8,), storage=postgres, study="pg", sampler_seed=5, m4=False)
     first = micronets.search(digits, str(tmp_path / "pg.h"), trials=1, **kw)
     second = micronets.search(digits, str(tmp_path / "pg.h"), trials=2, resume=True, **kw)
     assert second.storage == postgres and first.counts["trained"] == 1 and second.counts["trained"] == 2
@@ -380,3 +392,103 @@ def test_search_on_a_real_postgresql_server(tmp_path, digits, postgres):
     with pytest.raises(ValueError, match=r"cannot open the storage postgresql://postgres:\*\*\*@127.0.0.1:1/x"):
         micronets.search(digits, str(tmp_path / "x.h"), trials=1,
                          **dict(kw, storage="postgresql://postgres:secret@127.0.0.1:1/x"))
+
+
+# ---------------------------------------------------------------------------- int8
+def test_int8_sizes_do_not_depend_on_the_weights_or_the_calibration():
+    """What lets an int8 search measure untrained candidates: arena, object and weight bytes come
+    from the graph and the shapes only."""
+    from micronets.search import int8_weights_floor, make_space, measure
+
+    net = make_space("phinet", (8,), 1).net(dict(resolution=8, alpha=0.25, beta=1.0, t0=4, num_layers=5,
+                                                 first_conv_filters=16, b1_filters=16, b2_filters=32,
+                                                 conv5_percent=0.5, first_conv_stride=1), 4).build()
+    rng = np.random.default_rng(0)
+
+    def calib(n):  # other images, the same range (the input quantisation follows the min and max)
+        x = rng.uniform(0, 1, (n, 8, 8, 1))
+        x[0, 0, 0, 0], x[1, 0, 0, 0] = 0.0, 1.0
+        return x
+
+    a = measure(net.model, "int8", calib(16))
+    # other weights (1-D ones positive: BatchNorm variances must stay valid)
+    net.model.set_weights([(rng.standard_normal(w.shape) * 3 if w.ndim > 1 else rng.uniform(0.5, 2, w.shape))
+                           .astype(np.float32) for w in net.model.get_weights()])
+    b = measure(net.model, "int8", calib(20))
+    assert a == b and a.arena_bytes > 0 and a.weights_bytes > 0
+    # the one way the calibration counts: inputs not spanning [0, 1] need the 256-byte input table
+    c = measure(net.model, "int8", rng.uniform(0, 0.9, (16, 8, 8, 1)))
+    assert dataclasses.replace(a, weights_bytes=a.weights_bytes + 256) == c
+    assert a != measure(net.model)  # and they are the int8 header's, not the float one's
+    # the floor that rejects a candidate without converting it is below the real weight bytes
+    assert 0 < int8_weights_floor(net.model) < a.weights_bytes
+
+
+def test_tiny_int8_search_front_fits_as_int8_and_exports_an_int8_header(tmp_path, digits):
+    import micronets
+    from micronets.compiler.int8 import compile_keras_int8
+    from micronets.embedded.qemu import CXX, QEMU
+    from micronets.search import make_space
+
+    out = str(tmp_path / "q.h")
+    kw = dict(max_ram="4KB", max_flash="16KB", family="mobilenet", epochs_per_trial=1, resolutions=(8,),
+              sampler_seed=3, plots=False)
+    lines = []
+    result = micronets.search(digits, out, trials=1, final_epochs=1, quantize="int8", log=lines.append, **kw)
+    assert result.quantize == "int8" and result.front and result.chosen is result.front[0]
+    from micronets.data import load_image_folder
+
+    x = load_image_folder(digits, (8, 8, 1))[0][::3]  # other images of the same range (0 .. 240/255)
+    for c in result.front:  # each fits when compiled again as int8 (untrained, other calibration)
+        net = make_space("mobilenet", (8,), 1).net(c.params, 4).build()
+        s = compile_keras_int8(net.model, x).summary()
+        ram, flash = s["object_bytes"] + int(np.prod(s["input_shape"])), s["weights_bytes"]
+        assert (ram, flash, s["macs"]) == (c.ram_bytes, c.flash_bytes, c.macs)
+        assert ram <= result.limits.ram_bytes and flash <= result.limits.flash_bytes
+        assert ram != _compiled_figures(net)[0]  # not the float figures
+    # the exported header (trained weights, its own calibration) is int8 with the same sizes
+    card = json.load(open(str(tmp_path / "q.json")))
+    assert card["quantize"] == "int8" and card["search"]["quantize"] == "int8"
+    assert card["ram_object_bytes"] + 64 == result.chosen.ram_bytes
+    assert card["flash_weights_bytes"] == result.chosen.flash_bytes
+    assert "Arithmetic   : int8" in open(out).read()
+    assert card["test"]["accuracy_int8"] is not None  # the int8 header ran on the test images
+    assert card["float_header"]["file"] == "q_float.h" and os.path.isfile(str(tmp_path / "q_float.h"))
+    front = json.load(open(str(tmp_path / "q_front.json")))
+    assert front["quantize"] == "int8"
+    # candidates whose int8 kernels alone exceed the flash limit were rejected before any conversion
+    study = _study(result.storage, result.study)
+    floored = [t for t in study.get_trials() if "flash_floor_bytes" in t.user_attrs]
+    assert floored and all(t.user_attrs["flash_floor_bytes"] > result.limits.flash_bytes
+                           and t.constraints["flash"] > 0 for t in floored)
+    # Cortex-M4 instructions of the front, or a note saying why not
+    if shutil.which(CXX) and shutil.which(QEMU):
+        for c, row in zip(result.front, front["front"]):
+            assert c.m4_instructions > c.macs > 0 and row["m4_instructions"] == c.m4_instructions
+            assert row["macs_per_instruction"] == pytest.approx(c.macs / c.m4_instructions)
+        assert "QEMU" in result.m4_note and any("Cortex-M4 instructions per inference" in ln for ln in lines)
+    else:
+        assert "not measured" in result.m4_note and all(c.m4_instructions is None for c in result.front)
+
+    # the study records its quantisation: resuming it as a float32 search is refused (CLI: one line)
+    r = CliRunner().invoke(main, ["search", "--data", digits, "--max-ram", "4KB", "--max-flash", "16KB",
+                                  "--family", "mobilenet", "--epochs-per-trial", "1", "--resolutions", "8",
+                                  "--trials", "2", "--final-epochs", "0", "--resume", "--no-m4", "-o", out])
+    assert r.exit_code == 1 and "different search (it differs in: quantize)" in r.output, r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_m4_is_skipped_with_a_clear_note_without_the_emulator_and_bad_quantize_is_refused(tmp_path, monkeypatch,
+                                                                                           digits):
+    import micronets
+    from micronets.search import measure_front_m4
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither arm-none-eabi-g++ nor qemu-system-arm
+    front = [Candidate(0, {"resolution": 8}, 0.5, 100, 1, 1, 1, 1, 1)]
+    note = measure_front_m4(front, None, 4, "int8", None, None, 0, lambda m: None)
+    assert note.startswith("Cortex-M4 instructions not measured: arm-none-eabi-g++ and qemu-system-arm not found")
+    assert "apt-get install gcc-arm-none-eabi " in note and note.endswith("qemu-system-arm)")
+    assert front[0].m4_instructions is None
+    with pytest.raises(ValueError, match="quantize='int4' is not supported"):
+        micronets.search(digits, str(tmp_path / "x.h"), max_ram="4KB", max_flash="16KB", quantize="int4")
+    assert os.listdir(tmp_path) == []
