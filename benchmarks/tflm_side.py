@@ -38,31 +38,24 @@ def _concrete_function(model, batch: int = 1):
 
 def convert(model, representative: Optional[np.ndarray] = None) -> bytes:
     """The Keras model as a .tflite flatbuffer: float32, or full-integer int8 (int8 input and
-    output) when ``representative`` images are given for post-training quantization.
+    output) when ``representative`` images are given for post-training quantization (then exactly
+    the conversion micronets' own int8 path makes: :func:`micronets.compiler.int8.quantize_keras`).
 
     Converted from a concrete function alone: passing the Keras model as well would keep the
-    weights as variables and int8 calibration would fail.
+    weights as variables.
     """
     import logging
     import warnings
 
     import tensorflow as tf
 
+    if representative is not None:
+        from micronets.compiler.int8 import quantize_keras
+
+        return quantize_keras(model, np.asarray(representative, np.float32))
     logging.getLogger("absl").setLevel(logging.ERROR)  # the "trackable_obj" deprecation notice
     warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
     converter = tf.lite.TFLiteConverter.from_concrete_functions([_concrete_function(model)])
-    if representative is not None:
-        images = np.asarray(representative, np.float32)
-
-        def dataset():
-            for img in images:
-                yield [img[None]]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
     # The converter's C++ side prints a "fully_quantize: ..." line per model on fd 2: keep it
     # out of the progress log, but show what it said if the conversion fails.
     saved = os.dup(2)
