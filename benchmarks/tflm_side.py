@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 import time
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
