@@ -91,13 +91,21 @@ def build(header_path: str, classname: str, out_dir: Optional[str] = None, opt: 
     the caller to remove, when None); returns the executable's path."""
     header_path = os.path.abspath(header_path)
     out_dir = out_dir or tempfile.mkdtemp(prefix="micronets-host-")
-    src = os.path.join(out_dir, f"driver_{classname}.cpp")
     extra = "".join(f"\n        fwrite(net.outputs{k}, sizeof(float), {classname}::numOutputs{k}, stdout);"
                     for k in range(1, output_arrays(header_path)))
+    return compile_driver(_DRIVER % {"header": header_path, "cls": classname, "extra": extra}, header_path,
+                          os.path.join(out_dir, f"driver_{classname}" + ("_asan" if sanitize else "")), opt,
+                          [*flags, *(SANITIZE_FLAGS if sanitize else [])], std_flags, link=["-lm"])
+
+
+def compile_driver(source: str, header_path: str, exe: str, opt: str = "-O2", flags: Sequence[str] = (),
+                   std_flags: Sequence[str] = STRICT_FLAGS, link: Sequence[str] = ()) -> str:
+    """Write a driver's C++ ``source`` beside ``exe`` and compile it with the host's g++ (the
+    header it includes is ``header_path``); one line of error with g++'s output on failure."""
+    src = exe + ".cpp"
     with open(src, "w") as fh:
-        fh.write(_DRIVER % {"header": header_path, "cls": classname, "extra": extra})
-    exe = os.path.join(out_dir, f"driver_{classname}" + ("_asan" if sanitize else ""))
-    cmd = [compiler(), *std_flags, opt, *flags, *(SANITIZE_FLAGS if sanitize else []), src, "-o", exe, "-lm"]
+        fh.write(source)
+    cmd = [compiler(), *std_flags, opt, *flags, src, "-o", exe, *link]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"g++ failed on {header_path}:\n{' '.join(cmd)}\n{proc.stderr[-6000:]}")

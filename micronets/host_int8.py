@@ -15,7 +15,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from micronets.host import STRICT_FLAGS, compiler
+from micronets.host import STRICT_FLAGS, compile_driver
 
 _DRIVER = r"""
 #include <stdio.h>
@@ -59,15 +59,8 @@ int main(int argc, char** argv)
 def build(header_path: str, classname: str, out_dir: str, opt: str = "-O2", flags: Sequence[str] = (),
           std_flags: Sequence[str] = STRICT_FLAGS) -> str:
     header_path = os.path.abspath(header_path)
-    src = os.path.join(out_dir, f"driver8_{classname}.cpp")
-    with open(src, "w") as fh:
-        fh.write(_DRIVER % {"header": header_path, "cls": classname})
-    exe = os.path.join(out_dir, f"driver8_{classname}")
-    cmd = [compiler(), *std_flags, opt, *flags, src, "-o", exe]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"g++ failed on {header_path}:\n{' '.join(cmd)}\n{proc.stderr[-6000:]}")
-    return exe
+    return compile_driver(_DRIVER % {"header": header_path, "cls": classname}, header_path,
+                          os.path.join(out_dir, f"driver8_{classname}"), opt, flags, std_flags)
 
 
 def _raw_type(header_path: str):

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from micronets.compiler.compile import _align
 from micronets.compiler.graph import Graph
 from micronets.compiler.plan import MemoryPlan, plan_memory
 from micronets.compiler.quant import c_array, mbqm, quantize_float, quantize_multiplier
@@ -228,10 +229,6 @@ class Int8Model:
         if self._header is None:
             self._header = self.render()
         return self._header
-
-
-def _align(n: int, a: int) -> int:
-    return -(-n // a) * a
 
 
 def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, input_scale: float = 1.0 / 255.0,
