@@ -26,7 +26,8 @@ from micronets.compiler.tflite import Edges, read_tflite
 MIN_CALIBRATION_SAMPLES = 16
 _CTYPES = {np.dtype(np.float64): "double", np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.int32): "int32_t", np.dtype(np.int16): "int16_t"}
 _WHAT = {"w": "weights (int8)", "b": "bias (int32)", "f": "bias with the input offset folded in (int32)", "m": "requantisation multipliers (Q0.31)", "s": "requantisation shifts",
-         "d": "requantisation scales (double, as TFLite's BUILTIN_REF)", "t": "output for each int8 input + 128"}
+         "d": "requantisation scales (double, as TFLite's BUILTIN_REF)", "t": "output for each int8 input + 128",
+         "k": "constant operand"}
 
 
 # ------------------------------------------------------------------------------- calibration
