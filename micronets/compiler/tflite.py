@@ -378,17 +378,14 @@ class _Importer:
                 self.fail(k, name, "averages over axes that are not a constant")
             axes = sorted(set(int(a) % rank for a in np.asarray(axes).reshape(-1)))
             out = self.new_output(outs[0], k, name)
-            keep = bool(getattr(opt, "keepDims", False))
-            spatial_4d = rank == 4 and axes == [1, 2]
-            # TFLite's BUILTIN_REF: a 4-D keep-dims spatial mean takes its special kernel (the
-            # fixed-point one); any other mean of a tensor whose scale and zero point the output
-            # shares is a truncating division of the raw sum
-            trunc = self.reference == "tflite-ref" and not (keep and spatial_4d) and x.quant == out.quant
-            if spatial_4d and not trunc:
+            # TFLM and (TensorFlow 2.21's) BUILTIN_REF compute every int8 MEAN, whatever its axes
+            # and even when the output shares the input's scale and zero point, with
+            # QuantizedMeanOrSum's fixed-point arithmetic (tests/test_int8.py checks both)
+            if rank == 4 and axes == [1, 2]:
                 self.add(Int8Mean(label, x, out), name)
             else:
                 try:
-                    self.add(Int8MeanAxes(label, x, out, [a - 1 for a in axes if a > 0], "trunc" if trunc else "fixed"), name)
+                    self.add(Int8MeanAxes(label, x, out, [a - 1 for a in axes if a > 0]), name)
                 except UnsupportedModelError as exc:
                     self.fail(k, name, str(exc))
         elif name in ("RELU", "RELU6"):

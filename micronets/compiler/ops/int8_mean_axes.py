@@ -1,12 +1,8 @@
 """int8 mean over any axes (TFLite MEAN other than the spatial one: over channels, over one
-spatial axis, over everything). Two integer forms, chosen at compile time:
-
-- ``fixed`` (TFLM for every MEAN; TFLite's reference when the scales or zero points differ):
-  QuantizedMeanOrSum, out = clamp(MBQM(sum - zin * n, mult, shift) + zout), 1/n folded into
-  the multiplier as for the spatial mean.
-- ``trunc`` (TFLite's BUILTIN_REF when input and output share scale and zero point, outside its
-  4-D keep-dims spatial special case): out = sum / n in C integer division (toward zero) of the
-  raw int8 values.
+spatial axis, over everything), as TFLM and TensorFlow 2.21's BUILTIN_REF compute it
+(QuantizedMeanOrSum): out = clamp(MBQM(sum - zin * n, mult, shift) + zout), 1/n folded into the
+multiplier as for the spatial mean. (Older TensorFlow reference kernels divided the raw sum by n
+when input and output share their quantisation; 2.21's do not: tests/test_int8.py checks it.)
 
 Loops: the kept axes (output order), then the reduced ones, each collapsed where contiguous."""
 
@@ -18,18 +14,13 @@ from micronets.compiler.ops.int8_mean import fold_count
 from micronets.compiler.ops.int8_transpose import collapse_gather
 from micronets.compiler.quant import quantize_multiplier
 
-MODES = ("fixed", "trunc")
-
 
 class Int8MeanAxes(Int8Op):
     kind = "Mean"
     template = "kernels/int8_mean_axes.h.j2"
 
-    def __init__(self, name, x, out, axes, mode="fixed"):
+    def __init__(self, name, x, out, axes):
         super().__init__(name, [x], out, 0)
-        if mode not in MODES:
-            raise ValueError(mode)
-        self.mode = mode
         self.axes = tuple(sorted(set(int(a) for a in axes)))  # over x.shape (no batch)
         if not self.axes or any(a < 0 or a >= len(x.shape) for a in self.axes):
             raise UnsupportedModelError(f"mean '{name}' over axes {list(axes)} of {x.shape}")
@@ -52,5 +43,4 @@ class Int8MeanAxes(Int8Op):
         self.out_off = out.quant.zero_point
 
     def describe(self):
-        return f"{self.inputs[0].shape_str()} over axes {','.join(str(a + 1) for a in self.axes)} ({self.count} values)" + (
-            ", truncating" if self.mode == "trunc" else "")
+        return f"{self.inputs[0].shape_str()} over axes {','.join(str(a + 1) for a in self.axes)} ({self.count} values)"
