@@ -363,6 +363,37 @@ def test_header_contract(converted, tmp_path):
     assert all("output_scale" in layer for layer in s["layers"])
 
 
+def test_per_channel_parameters_stored_per_layer_in_fewer_bytes(converted):
+    """Each conv / depthwise layer stores its folded biases and shifts in the smallest of three
+    lossless layouts (int16 biases; bias and shift packed in one int32; int32 biases + int8
+    shifts), chosen from its values; the bit-exactness tests above run these headers. PhiNet uses
+    the first two; the flash bytes are what the layouts say."""
+    from micronets.compiler.ops.int8_conv import Int8Windowed
+
+    compiled = compile_tflite(converted["phinet"][0])
+    layers = []
+    for op in compiled.graph.ops:
+        layers += [part for part in (op, getattr(op, "conv", None), getattr(op, "dw", None)) if isinstance(part, Int8Windowed)]
+    layouts = {}
+    for op in layers:
+        f, channels = op.folded_bias(), op.output.hwc[2]
+        layout = op.param_layout
+        layouts[layout] = layouts.get(layout, 0) + 1
+        tw = op.typed_weights()
+        per_channel = sum(a.nbytes for k, a in tw.items() if k != "w") / channels
+        assert per_channel == {"f16": 7, "packed": 8, "wide": 9}[layout], (op.name, layout)
+        if layout == "f16":
+            assert tw["f"].dtype == np.int16 and np.array_equal(tw["f"], f)
+        elif layout == "packed":  # what the kernel's mn_lo24 / mn_hi8 views read back, exactly
+            q = tw["q"]
+            assert np.array_equal(((q.astype(np.int64) & 0xFFFFFF) ^ 0x800000) - 0x800000, f)
+            assert np.array_equal(q >> 24, op.shift) and "mn_lo24(" in compiled.header
+            assert np.abs(f).max() >= 1 << 15  # int16 would not do
+    assert layouts.get("f16") and layouts.get("packed"), layouts
+    s = compiled.summary()
+    assert s["weights_bytes"] < 1.40 * s["params"]  # 1.44 with int32 biases and int8 shifts everywhere
+
+
 def test_two_int8_models_in_one_translation_unit(converted, tmp_path):
     a = compile_tflite(converted["pico"][0], classname="First")
     b = compile_tflite(converted["branch"][0], classname="Second")
