@@ -392,6 +392,10 @@ def test_per_channel_parameters_stored_per_layer_in_fewer_bytes(converted):
     assert layouts.get("f16") and layouts.get("packed"), layouts
     s = compiled.summary()
     assert s["weights_bytes"] < 1.40 * s["params"]  # 1.44 with int32 biases and int8 shifts everywhere
+    # fully connected layers: int16 biases where they all fit (the windowed model's two, run above)
+    dense = [op for op in compile_tflite(converted["windowed"][0]).graph.ops if op.kind == "Dense"]
+    assert dense and all(op.typed_weights()["b"].dtype == np.int16 and np.array_equal(op.typed_weights()["b"], op.bias)
+                         for op in dense)
 
 
 def test_two_int8_models_in_one_translation_unit(converted, tmp_path):
