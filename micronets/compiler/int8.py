@@ -214,6 +214,9 @@ class Int8Model:
             macs=int(sum(op.macs() for op in g.ops)),
             params=int(sum(op.params() for op in g.ops)),
             weights_bytes=int(sum(op.weights_bytes() for op in g.ops)) + self.input_table_bytes(),  # + the uint8 input table
+            # the same whatever the weight values (each layer's widest parameter layout): what the
+            # search measures on untrained candidates; weights_bytes <= weights_bytes_bound
+            weights_bytes_bound=int(sum(op.weights_bytes_bound() for op in g.ops)) + self.input_table_bytes(),
             arena_bytes=int(p.arena_size),
             inplace_bound=int(p.lower_bound),
             naive_bound=int(naive),

@@ -49,6 +49,12 @@ class Int8Op(Op):
     def weights_bytes(self) -> int:
         return int(sum(a.nbytes for a in self.typed_weights().values()))
 
+    def weights_bytes_bound(self) -> int:
+        """Flash bytes whatever the weight values: where a layer picks a smaller lossless layout
+        from its values (int16 biases, packed bias and shift), the widest one is counted. What an
+        untrained candidate and its trained header share (the search compares the two)."""
+        return self.weights_bytes()
+
 
 def per_channel_multipliers(real_scales) -> "tuple[np.ndarray, np.ndarray]":
     """(int32 multipliers, int8 shifts), one per output channel."""

@@ -77,6 +77,9 @@ class Int8Windowed(Int8Op):
             w["s"] = self.shift
         return w
 
+    def weights_bytes_bound(self) -> int:
+        return int(self.filt.size + 9 * self.output.hwc[2])  # int32 bias + int32 multiplier + int8 shift
+
     def c_bias(self, stem: str) -> str:
         """C expression the kernel indexes for the folded biases (``stem``: the weights' C name
         without its suffix, e.g. 'L3_' or 'L3_c')."""

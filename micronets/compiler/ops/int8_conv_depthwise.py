@@ -32,6 +32,9 @@ class Int8ConvDepthwise(Int8Op):
     def macs(self):
         return self.conv.macs() + self.dw.macs()
 
+    def weights_bytes_bound(self):
+        return self.conv.weights_bytes_bound() + self.dw.weights_bytes_bound()
+
     def params(self):
         return self.conv.params() + self.dw.params()
 

@@ -43,6 +43,10 @@ class Int8Dense(Int8Op):
     def params(self):
         return int(self.w.size + (0 if self.bias is None else self.bias.size))
 
+    def weights_bytes_bound(self):
+        per_unit = (0 if self.bias is None else 4) + (8 if self.double_requant else 5)
+        return int(self.w.size + per_unit * self.units)
+
     def typed_weights(self):
         w = collections.OrderedDict(w=self.w.reshape(-1))
         if self.bias is not None:
