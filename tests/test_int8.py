@@ -640,7 +640,7 @@ def test_int8_accuracy_within_one_point_of_float_on_digits(tmp_path):
     assert int8_acc >= float_acc - 0.01, (float_acc, int8_acc)
 
 
-def test_int8_headers_compile_strictly_for_cortex_m4(converted, tmp_path):
+def test_int8_headers_compile_strictly_for_cortex_m4(converted, layout_ops, tmp_path):
     """Every test model's header, DSP path included, compiles for Cortex-M4 with -Werror at -O2
     (where GCC's loop analysis warns more than on the host)."""
     import shutil
@@ -650,7 +650,9 @@ def test_int8_headers_compile_strictly_for_cortex_m4(converted, tmp_path):
     cxx = shutil.which(qemu.CXX)
     if not cxx:
         pytest.skip("arm-none-eabi-g++ not installed")
-    for name, (data, _, _) in converted.items():
+    models = {name: v[0] for name, v in converted.items()}
+    models.update((name, v[0]) for name, v in layout_ops.items())
+    for name, data in models.items():
         header = tmp_path / f"{name}.h"
         header.write_text(compile_tflite(data, classname=f"M_{name}").header)
         src = tmp_path / f"{name}.cpp"
