@@ -506,6 +506,18 @@ def test_unsupported_op_is_named(tmp_path):
         compile_tflite(data)
 
 
+def test_broadcast_add_of_two_activations_is_refused_naming_the_op():
+    """ADD broadcasts only a constant (or the converter's squeezed (C,) of a 1x1xC map); two
+    activations of different shapes are refused, the op and shapes named."""
+    i = keras.Input((4, 4, 3))
+    x = L.Conv2D(3, 1)(i)
+    x = L.Add()([x, L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(3, 1)(i))])
+    model = spread_weights(keras.Model(i, x))
+    data = convert(model, calibration(model))
+    with pytest.raises(UnsupportedModelError, match=r"\(ADD\).*broadcasting"):
+        compile_tflite(data)
+
+
 def test_not_a_tflite_file(tmp_path):
     bad = tmp_path / "x.tflite"
     bad.write_bytes(b"not a flatbuffer at all")
