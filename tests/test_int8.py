@@ -258,6 +258,7 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
     # MobileNetV3's squeeze-excite scales by a scalar constant; the converter's rank-1 reshapes import
     v3 = compile_tflite(layout_ops["keras_mobilenet_v3_small"][0])
     assert any(op.kind == "MultiplyConstant" and op.k.size == 1 for op in v3.graph.ops)
+    assert any(op.kind == "Add" and any(len(t.shape) == 1 for t in op.inputs) for op in v3.graph.ops)  # 1x1xC + (C,)
 
 
 def test_every_op_kind_is_covered(converted):
