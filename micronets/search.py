@@ -994,7 +994,8 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
             if ram > limits.ram_bytes or int(exported["weights_bytes"]) > limits.flash_bytes:
                 raise RuntimeError(f"the exported {quantize} header needs RAM {ram:,} B and flash "
                                    f"{exported['weights_bytes']:,} B, over {limits.text()}")
-            if (ram, int(exported.get("weights_bytes_bound", exported["weights_bytes"]))) != (chosen.ram_bytes, chosen.flash_bytes):
+            flash = int(exported.get("weights_bytes_bound", exported["weights_bytes"]))  # int8: as measured
+            if (ram, flash) != (chosen.ram_bytes, chosen.flash_bytes):
                 raise RuntimeError(f"the exported {quantize} header needs RAM {ram:,} B and flash "
                                    f"{exported['weights_bytes']:,} B, not the {chosen.ram_bytes:,} B and "
                                    f"{chosen.flash_bytes:,} B measured on the untrained candidate")

@@ -127,7 +127,6 @@ def share_quantisation(model_bytes: bytes, op_name: str) -> bytes:
     point), repacked: the converter rarely makes such ops, which some TFLite kernels treat apart.
     Reshapes of a changed tensor follow it (a reshape keeps its input's quantisation)."""
     import flatbuffers
-    from tensorflow.lite.python import schema_py_generated as schema
 
     from micronets.compiler.tflite import _Reader
 

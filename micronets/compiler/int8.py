@@ -25,8 +25,9 @@ from micronets.compiler.tflite import Edges, read_tflite
 #: inputs to choose each tensor's range; a few hundred is what the docs recommend)
 MIN_CALIBRATION_SAMPLES = 16
 _CTYPES = {np.dtype(np.float64): "double", np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.int32): "int32_t", np.dtype(np.int16): "int16_t"}
-_WHAT = {"w": "weights (int8)", "b": "bias (int32)", "f": "bias with the input offset folded in",
-         "q": "bias with the input offset folded in (low 24 bits) and requantisation shift (high 8 bits)", "m": "requantisation multipliers (Q0.31)", "s": "requantisation shifts",
+_WHAT = {"w": "weights (int8)", "b": "bias", "f": "bias with the input offset folded in",
+         "q": "bias with the input offset folded in (low 24 bits) and requantisation shift (high 8 bits)",
+         "m": "requantisation multipliers (Q0.31)", "s": "requantisation shifts",
          "d": "requantisation scales (double, as TFLite's BUILTIN_REF)", "t": "output for each int8 input + 128",
          "k": "constant operand"}
 

@@ -42,8 +42,8 @@ from micronets.compiler.ops.int8_softmax import Int8Softmax
 from micronets.compiler.ops.int8_transpose import Int8Transpose
 
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD",
-             "MUL", "LOGISTIC", "HARD_SWISH", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE", "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE",
-             "STRIDED_SLICE")
+             "MUL", "LOGISTIC", "HARD_SWISH", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
+             "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE")
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
 

@@ -3,9 +3,9 @@
 An int8 op reads and writes int8 tensors (each with its :class:`~micronets.compiler.graph.Quant`);
 its weights are typed numpy arrays (int8 filters, biases, int32 multipliers, shifts) emitted as
 ``static const`` arrays of those types; convolutions and dense layers pick, per layer and from
-their values, the smallest lossless type for biases and shifts (see ``Int8Windowed.param_layout``). Every multiplier is computed by
-:func:`micronets.compiler.quant.quantize_multiplier` from the real scale formed the way the
-matching TFLite kernel forms it, so the generated kernels reproduce TFLite's reference results.
+their values, the smallest lossless type for biases and shifts (see ``Int8Windowed.param_layout``).
+Every multiplier is computed by :func:`micronets.compiler.quant.quantize_multiplier` from the real
+scale formed the way the matching TFLite kernel forms it, so the generated kernels reproduce TFLite's reference results.
 """
 
 from __future__ import annotations
