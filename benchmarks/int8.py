@@ -8,7 +8,8 @@ For every net (the five MobileNets at 96x96x1, the four PhiNet presets at their 
 resolutions, 10 classes; the four MLPerf Tiny v1 reference models at their published sizes) with random weights of varied per-channel magnitude, quantised by
 TFLite's converter (64 random calibration images): our int8 arena (planned to the byte) next to
 our float32 arena and TFLM's smallest working int8 arena (bisection, one child process per probe);
-int8 weight bytes (weights + int32 biases + per-channel multipliers and shifts) per parameter; the
+int8 weight bytes (weights + biases + per-channel multipliers and shifts, biases and shifts in the
+layout each layer chose: int16 biases, bias and shift packed in one int32, or int32 + int8) per parameter; the
 largest difference, in LSB, of the header's raw int8 outputs (g++ on this machine) from TFLM's
 and, built with reference="tflite-ref", from TFLite's BUILTIN_REF kernels, on random int8 inputs;
 and Cortex-M4 instructions per MAC under QEMU (DSP path), with its outputs checked against the host.
@@ -208,7 +209,8 @@ def table(rows: List[Dict], n_inputs: int, acc_rows: List[Dict] = ()) -> str:
     lines = [BEGIN, "## int8 (benchmarks/int8.py)", "",
              f"Random weights (varied per-channel magnitude), TFLite's converter with 64 random calibration images, "
              f"{n_inputs} random int8 inputs per net. Arena bytes: ours planned to the byte; TFLM's smallest working "
-             f"arena (bisection to 16 B). Weights: int8 weights + int32 biases + per-channel multipliers/shifts "
+             f"arena (bisection to 16 B). Weights: int8 weights + biases + per-channel multipliers/shifts (biases "
+             f"int16 where a layer's all fit, else packed with the shift in one int32 where they fit 24 bits) "
              f"+ the 256-byte uint8 input table where one is needed (none here: calibrated over [0, 1], a pixel p "
              f"quantises to exactly p - 128). LSB: largest difference of raw int8 outputs (default build vs TFLM; "
              f"reference='tflite-ref' build vs TFLite BUILTIN_REF).", "",

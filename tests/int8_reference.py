@@ -120,3 +120,23 @@ def op_names(model_bytes: bytes) -> List[str]:
 
     r = _Reader(model_bytes, "model")
     return [r.op_name(op) for op in r.sg.operators]
+
+
+def share_quantisation(model_bytes: bytes, op_name: str) -> bytes:
+    """The model with every ``op_name`` op's output quantised like its input (same scale and zero
+    point), repacked: the converter rarely makes such ops, which some TFLite kernels treat apart.
+    Reshapes of a changed tensor follow it (a reshape keeps its input's quantisation)."""
+    import flatbuffers
+
+    from micronets.compiler.tflite import _Reader
+
+    r = _Reader(model_bytes, "model")
+    model = r.model
+    tensors = model.subgraphs[0].tensors
+    for op in model.subgraphs[0].operators:
+        if r.op_name(op) in (op_name, "RESHAPE", "SQUEEZE"):
+            src, dst = tensors[op.inputs[0]].quantization, tensors[op.outputs[0]].quantization
+            dst.scale, dst.zeroPoint = list(src.scale), list(src.zeroPoint)
+    builder = flatbuffers.Builder(len(model_bytes) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

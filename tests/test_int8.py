@@ -14,7 +14,7 @@ from micronets import host_int8
 from micronets.compiler import UnsupportedModelError
 from micronets.compiler.int8 import MIN_CALIBRATION_SAMPLES, compile_tflite
 from micronets.compiler.quant import quantize_float
-from int8_reference import convert, op_names, spread_weights, tflite_reference, tflm_reference
+from int8_reference import convert, op_names, share_quantisation, spread_weights, tflite_reference, tflm_reference
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -72,6 +72,56 @@ def gated_model():
     return keras.Model(i, x, name="gated")
 
 
+def layout_model():
+    """TRANSPOSE (ShuffleNet's 5-D channel shuffle, a 4-D Permute), STRIDED_SLICE (a channel split,
+    a strided crop), RELU and RELU6 as separate ops (after a concatenation and a slice: nothing
+    to fuse them into; the RELU6 output's scale differs from its input's)."""
+    i = keras.Input((8, 8, 6))
+    x = L.Conv2D(8, 3, padding="same")(i)
+    x = L.Reshape((8, 8, 2, 4))(x)
+    x = L.Permute((1, 2, 4, 3))(x)
+    x = L.Reshape((8, 8, 8))(x)
+    left, right = x[..., :4], x[..., 4:]
+    right = L.Conv2D(4, 1)(right)
+    x = L.Concatenate()([left, right])
+    x = L.ReLU()(x)
+    x = x[:, ::2, 1:, :]
+    x = L.Permute((2, 1, 3))(x)
+    x = L.ReLU(max_value=6.0)(x)
+    x = L.Conv2D(6, 1)(x)
+    x = L.Flatten()(x)
+    x = L.Dense(8)(x)
+    return keras.Model(i, x, name="layout")
+
+
+def constant_model():
+    """MUL and ADD with a constant operand (a per-channel vector, scalars, the constant first),
+    MEAN over one spatial axis, over the channels and over everything, a broadcast MUL of two
+    means."""
+    i = keras.Input((6, 6, 4))
+    x = L.Conv2D(8, 3, padding="same")(i)
+    x = L.Concatenate()([x, L.Conv2D(8, 1)(i)])
+    x = x * np.linspace(-1.5, 2.0, 16).astype(np.float32)
+    x = 0.75 + x
+    x = L.Activation("hard_swish")(x)
+    x = x * 0.3
+    a = L.Flatten()(keras.ops.mean(x, axis=1))
+    b = keras.ops.mean(x, axis=-1, keepdims=True) * keras.ops.mean(x, axis=(1, 2, 3), keepdims=True)
+    x = L.Concatenate()([a, L.Flatten()(b)])
+    x = L.Dense(6)(x)
+    return keras.Model(i, x, name="constants")
+
+
+def means_model():
+    """MEAN over the channels (keep dims) and over the pixels (no keep dims), read by nothing that
+    needs their quantisation (so it can be set to their inputs')."""
+    i = keras.Input((6, 6, 4))
+    x = L.Conv2D(8, 3, padding="same")(i)
+    a = L.Dense(5)(L.Flatten()(keras.ops.mean(x, axis=-1, keepdims=True)))
+    b = L.GlobalAveragePooling2D()(L.Conv2D(5, 1)(x))
+    return keras.Model(i, L.Add()([a, b]), name="means")
+
+
 def small_model():
     i = keras.Input((6, 6, 2))
     x = L.Conv2D(4, 3, activation="relu")(i)
@@ -123,6 +173,30 @@ def tflm(converted):
     return tflm_reference({name: (v[0], v[1]) for name, v in converted.items()})
 
 
+@pytest.fixture(scope="module")
+def layout_ops():
+    """Models for the layout, constant-operand and MEAN ops (name -> (bytes, int8 inputs)), and two
+    public architectures that need them: keras.applications MobileNetV3Small (hard-swish,
+    squeeze-excite with a constant MUL, rank-1 reshapes) and the ShuffleNet V2 stage (TRANSPOSE,
+    STRIDED_SLICE) from tests/public_models.py, at their smallest inputs."""
+    import public_models
+
+    out = {}
+    for k, fn in enumerate((layout_model, constant_model, means_model)):
+        model = spread_weights(fn(), seed=20 + k)
+        out[model.name] = (convert(model, calibration(model, seed=k)), int8_inputs(model.input_shape[1:], n=12, seed=k))
+    # the converter never makes it: a MEAN whose output shares its input's scale and zero point
+    out["means_same"] = (share_quantisation(out["means"][0], "MEAN"), out["means"][1])
+    for name in ("keras_mobilenet_v3_small", "shufflenet_v2_stage"):
+        model, _ = public_models.build(name)
+        spread_weights(model, seed=1)
+        head = [layer for layer in model.layers if layer.get_weights()][-1]
+        head.set_weights([w * 0.02 for w in head.get_weights()])  # logits a few units apart: not one-hot
+        cal = np.random.default_rng(0).uniform(0, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
+        out[name] = (convert(model, cal), int8_inputs(model.input_shape[1:], n=6, seed=3))
+    return out
+
+
 def compiled_outputs(data, xs, tmp_path, classname, entry="int8", reference="tflm"):
     compiled = compile_tflite(data, classname=classname, reference=reference)
     path = tmp_path / f"{classname}.h"
@@ -153,6 +227,38 @@ def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
     path.write_text(compiled.header)
     raw_ref, _ = host_int8.run_header(str(path), f"R_{name}", xs)
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
+
+
+@pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "keras_mobilenet_v3_small",
+                                  "shufflenet_v2_stage"])
+def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
+    """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD by constants, MEAN over any axes (also with
+    the output sharing the input's quantisation), and MobileNetV3Small and ShuffleNet built on
+    them: 0 LSB against TFLM (default build) and TFLite's BUILTIN_REF (reference='tflite-ref')."""
+    data, xs = layout_ops[name]
+    tflm = tflm_reference({name: (data, xs)})[name]
+    _, raw, _ = compiled_outputs(data, xs, tmp_path, f"M_{name}")
+    assert np.array_equal(raw, tflm), f"max LSB difference vs TFLM: {np.abs(raw.astype(int) - tflm).max()}"
+    assert len(np.unique(raw)) > 8 and len({tuple(r) for r in raw}) > len(xs) // 2
+    _, raw_ref, _ = compiled_outputs(data, xs, tmp_path, f"R_{name}", reference="tflite-ref")
+    ref = tflite_reference(data, xs)
+    assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
+    if name == "layout":  # RELU6 with a rescale: TFLM clamps in the input's domain, BUILTIN_REF requantises
+        assert not np.array_equal(raw, raw_ref)
+
+
+def test_layout_and_constant_op_kinds_are_covered(layout_ops):
+    seen = set()
+    for data, _ in layout_ops.values():
+        seen.update(op_names(data))
+    for op in ("TRANSPOSE", "STRIDED_SLICE", "RELU", "RELU6", "MEAN", "MUL", "ADD", "RESHAPE", "HARD_SWISH"):
+        assert op in seen, op
+    kinds = {op.kind for name in ("layout", "constants") for op in compile_tflite(layout_ops[name][0]).graph.ops}
+    assert {"Transpose", "Slice", "ReLU", "ReLU6", "MultiplyConstant", "AddConstant", "Mean"} <= kinds, kinds
+    # MobileNetV3's squeeze-excite scales by a scalar constant; the converter's rank-1 reshapes import
+    v3 = compile_tflite(layout_ops["keras_mobilenet_v3_small"][0])
+    assert any(op.kind == "MultiplyConstant" and op.k.size == 1 for op in v3.graph.ops)
+    assert any(op.kind == "Add" and any(len(t.shape) == 1 for t in op.inputs) for op in v3.graph.ops)  # 1x1xC + (C,)
 
 
 def test_every_op_kind_is_covered(converted):
@@ -256,6 +362,41 @@ def test_header_contract(converted, tmp_path):
     assert s["arena_bytes"] == compiled.plan.arena_size > 0
     assert s["weights_bytes"] < 1.6 * s["params"] + 512
     assert all("output_scale" in layer for layer in s["layers"])
+
+
+def test_per_channel_parameters_stored_per_layer_in_fewer_bytes(converted):
+    """Each conv / depthwise layer stores its folded biases and shifts in the smallest of three
+    lossless layouts (int16 biases; bias and shift packed in one int32; int32 biases + int8
+    shifts), chosen from its values; the bit-exactness tests above run these headers. PhiNet uses
+    the first two; the flash bytes are what the layouts say."""
+    from micronets.compiler.ops.int8_conv import Int8Windowed
+
+    compiled = compile_tflite(converted["phinet"][0])
+    layers = []
+    for op in compiled.graph.ops:
+        layers += [part for part in (op, getattr(op, "conv", None), getattr(op, "dw", None)) if isinstance(part, Int8Windowed)]
+    layouts = {}
+    for op in layers:
+        f, channels = op.folded_bias(), op.output.hwc[2]
+        layout = op.param_layout
+        layouts[layout] = layouts.get(layout, 0) + 1
+        tw = op.typed_weights()
+        per_channel = sum(a.nbytes for k, a in tw.items() if k != "w") / channels
+        assert per_channel == {"f16": 7, "packed": 8, "wide": 9}[layout], (op.name, layout)
+        if layout == "f16":
+            assert tw["f"].dtype == np.int16 and np.array_equal(tw["f"], f)
+        elif layout == "packed":  # what the kernel's mn_lo24 / mn_hi8 views read back, exactly
+            q = tw["q"]
+            assert np.array_equal(((q.astype(np.int64) & 0xFFFFFF) ^ 0x800000) - 0x800000, f)
+            assert np.array_equal(q >> 24, op.shift) and "mn_lo24(" in compiled.header
+            assert np.abs(f).max() >= 1 << 15  # int16 would not do
+    assert layouts.get("f16") and layouts.get("packed"), layouts
+    s = compiled.summary()
+    assert s["weights_bytes"] < 1.40 * s["params"]  # 1.44 with int32 biases and int8 shifts everywhere
+    # fully connected layers: int16 biases where they all fit (the windowed model's two, run above)
+    dense = [op for op in compile_tflite(converted["windowed"][0]).graph.ops if op.kind == "Dense"]
+    assert dense and all(op.typed_weights()["b"].dtype == np.int16 and np.array_equal(op.typed_weights()["b"], op.bias)
+                         for op in dense)
 
 
 def test_two_int8_models_in_one_translation_unit(converted, tmp_path):
@@ -363,6 +504,18 @@ def test_unsupported_op_is_named(tmp_path):
     model = spread_weights(keras.Model(i, x))
     data = convert(model, calibration(model))
     with pytest.raises(UnsupportedModelError, match="TANH"):
+        compile_tflite(data)
+
+
+def test_broadcast_add_of_two_activations_is_refused_naming_the_op():
+    """ADD broadcasts only a constant (or the converter's squeezed (C,) of a 1x1xC map); two
+    activations of different shapes are refused, the op and shapes named."""
+    i = keras.Input((4, 4, 3))
+    x = L.Conv2D(3, 1)(i)
+    x = L.Add()([x, L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(3, 1)(i))])
+    model = spread_weights(keras.Model(i, x))
+    data = convert(model, calibration(model))
+    with pytest.raises(UnsupportedModelError, match=r"\(ADD\).*broadcasting"):
         compile_tflite(data)
 
 
@@ -500,7 +653,7 @@ def test_int8_accuracy_within_one_point_of_float_on_digits(tmp_path):
     assert int8_acc >= float_acc - 0.01, (float_acc, int8_acc)
 
 
-def test_int8_headers_compile_strictly_for_cortex_m4(converted, tmp_path):
+def test_int8_headers_compile_strictly_for_cortex_m4(converted, layout_ops, tmp_path):
     """Every test model's header, DSP path included, compiles for Cortex-M4 with -Werror at -O2
     (where GCC's loop analysis warns more than on the host)."""
     import shutil
@@ -510,7 +663,9 @@ def test_int8_headers_compile_strictly_for_cortex_m4(converted, tmp_path):
     cxx = shutil.which(qemu.CXX)
     if not cxx:
         pytest.skip("arm-none-eabi-g++ not installed")
-    for name, (data, _, _) in converted.items():
+    models = {name: v[0] for name, v in converted.items()}
+    models.update((name, v[0]) for name, v in layout_ops.items())
+    for name, data in models.items():
         header = tmp_path / f"{name}.h"
         header.write_text(compile_tflite(data, classname=f"M_{name}").header)
         src = tmp_path / f"{name}.cpp"

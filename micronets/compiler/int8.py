@@ -25,8 +25,11 @@ from micronets.compiler.tflite import Edges, read_tflite
 #: inputs to choose each tensor's range; a few hundred is what the docs recommend)
 MIN_CALIBRATION_SAMPLES = 16
 _CTYPES = {np.dtype(np.float64): "double", np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.int32): "int32_t", np.dtype(np.int16): "int16_t"}
-_WHAT = {"w": "weights (int8)", "b": "bias (int32)", "f": "bias with the input offset folded in (int32)", "m": "requantisation multipliers (Q0.31)", "s": "requantisation shifts",
-         "d": "requantisation scales (double, as TFLite's BUILTIN_REF)", "t": "output for each int8 input + 128"}
+_WHAT = {"w": "weights (int8)", "b": "bias", "f": "bias with the input offset folded in",
+         "q": "bias with the input offset folded in (low 24 bits) and requantisation shift (high 8 bits)",
+         "m": "requantisation multipliers (Q0.31)", "s": "requantisation shifts",
+         "d": "requantisation scales (double, as TFLite's BUILTIN_REF)", "t": "output for each int8 input + 128",
+         "k": "constant operand"}
 
 
 # ------------------------------------------------------------------------------- calibration
@@ -212,6 +215,9 @@ class Int8Model:
             macs=int(sum(op.macs() for op in g.ops)),
             params=int(sum(op.params() for op in g.ops)),
             weights_bytes=int(sum(op.weights_bytes() for op in g.ops)) + self.input_table_bytes(),  # + the uint8 input table
+            # the same whatever the weight values (each layer's widest parameter layout): what the
+            # search measures on untrained candidates; weights_bytes <= weights_bytes_bound
+            weights_bytes_bound=int(sum(op.weights_bytes_bound() for op in g.ops)) + self.input_table_bytes(),
             arena_bytes=int(p.arena_size),
             inplace_bound=int(p.lower_bound),
             naive_bound=int(naive),

@@ -22,6 +22,7 @@ import numpy as np
 from micronets.compiler.graph import Graph, Quant, Tensor
 from micronets.compiler.ops.base import UnsupportedModelError, conv_output
 from micronets.compiler.ops.int8_add import Int8Add
+from micronets.compiler.ops.int8_add_const import Int8AddConst
 from micronets.compiler.ops.int8_concat import Int8Concat
 from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_dense import Int8Dense
@@ -29,14 +30,20 @@ from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
 from micronets.compiler.ops.int8_hard_swish import Int8HardSwish
 from micronets.compiler.ops.int8_logistic import Int8Logistic
 from micronets.compiler.ops.int8_mean import Int8Mean
+from micronets.compiler.ops.int8_mean_axes import Int8MeanAxes
 from micronets.compiler.ops.int8_mul import Int8Mul
+from micronets.compiler.ops.int8_mul_const import Int8MulConst
 from micronets.compiler.ops.int8_pad import Int8Pad
 from micronets.compiler.ops.int8_pool import Int8Pool
+from micronets.compiler.ops.int8_relu import Int8Relu
 from micronets.compiler.ops.int8_requantize import Int8Requantize
+from micronets.compiler.ops.int8_slice import Int8Slice
 from micronets.compiler.ops.int8_softmax import Int8Softmax
+from micronets.compiler.ops.int8_transpose import Int8Transpose
 
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD",
-             "MUL", "LOGISTIC", "HARD_SWISH", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE", "DEQUANTIZE")
+             "MUL", "LOGISTIC", "HARD_SWISH", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
+             "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE")
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
 
@@ -152,6 +159,16 @@ def read_tflite(source, *, reference: str = "tflm") -> Tuple[Graph, Edges, Dict[
     return _Importer(_Reader(data, what), reference).run()
 
 
+def _same_elements(a, b) -> bool:
+    """Shapes equal once leading unit axes are dropped: the same elements in the same order."""
+    def strip(s):
+        s = list(s)
+        while s and s[0] == 1:
+            s.pop(0)
+        return s
+    return strip(a) == strip(b)
+
+
 class _Importer:
     def __init__(self, r: _Reader, reference: str = "tflm"):
         self.r = r
@@ -206,6 +223,21 @@ class _Importer:
         if dtype == "int8" and (scales is None or np.any(zps != 0)):
             self.fail(op_index, opname, f"weights '{tname}' are not symmetric int8 (per-tensor or per-channel, zero point 0)")
         return arr, scales
+
+    def const_operand(self, index: int, k: int, opname: str):
+        """(int8 values, Quant) when .tflite tensor ``index`` is a per-tensor quantised int8
+        constant; None when it is computed."""
+        if index in self.tensors:
+            return None
+        arr = self.r.constant(index)
+        if arr is None:
+            return None
+        if self.r.ttype(index) != "int8":
+            self.fail(k, opname, f"has a {self.r.ttype(index)} constant operand '{self.r.tname(index)}'; int8 expected")
+        scales, zps, _ = self.r.quant(index)
+        if scales is None or len(scales) != 1:
+            self.fail(k, opname, f"constant operand '{self.r.tname(index)}' has no per-tensor quantisation")
+        return arr, Quant(float(scales[0]), int(zps[0]))
 
     def add(self, op, opname: str):
         op.index = len(self.ops)
@@ -342,26 +374,100 @@ class _Importer:
             x = self.act_tensor(ins[0], k, name)
             axes = r.constant(ins[1])
             rank = len(x.shape) + 1
-            if axes is None or len(x.shape) != 3 or sorted(int(a) % rank for a in np.asarray(axes).reshape(-1)) != [1, 2]:
-                self.fail(k, name, f"averages {x.shape} over axes {None if axes is None else np.asarray(axes).tolist()}; "
-                                   f"only the spatial mean (global average pooling, axes 1 and 2) is supported")
+            if axes is None:
+                self.fail(k, name, "averages over axes that are not a constant")
+            axes = sorted(set(int(a) % rank for a in np.asarray(axes).reshape(-1)))
             out = self.new_output(outs[0], k, name)
-            self.add(Int8Mean(label, x, out), name)
-        elif name == "ADD":
-            a = self.act_tensor(ins[0], k, name)
-            b = self.act_tensor(ins[1], k, name)
+            # TFLM and (TensorFlow 2.21's) BUILTIN_REF compute every int8 MEAN, whatever its axes
+            # and even when the output shares the input's scale and zero point, with
+            # QuantizedMeanOrSum's fixed-point arithmetic (tests/test_int8.py checks both)
+            if rank == 4 and axes == [1, 2]:
+                self.add(Int8Mean(label, x, out), name)
+            else:
+                try:
+                    self.add(Int8MeanAxes(label, x, out, [a - 1 for a in axes if a > 0]), name)
+                except UnsupportedModelError as exc:
+                    self.fail(k, name, str(exc))
+        elif name in ("RELU", "RELU6"):
+            x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
-            if a.shape != out.shape or b.shape != out.shape:
-                self.fail(k, name, f"adds {a.shape} and {b.shape}: broadcasting is not supported")
-            self.add(Int8Add(label, a, b, out, fused), name)
-        elif name == "MUL":
-            a = self.act_tensor(ins[0], k, name)
-            b = self.act_tensor(ins[1], k, name)
+            self.add(Int8Relu(label, x, out, six=name == "RELU6", reference=self.reference), name)
+        elif name == "TRANSPOSE":
+            x = self.act_tensor(ins[0], k, name)
+            perm = r.constant(ins[1])
+            if perm is None:
+                self.fail(k, name, "permutes by axes that are not a constant")
             out = self.new_output(outs[0], k, name)
             try:
-                self.add(Int8Mul(label, a, b, out, fused), name)
+                self.add(Int8Transpose(label, x, out, np.asarray(perm).reshape(-1).tolist()), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
+        elif name == "STRIDED_SLICE":
+            x = self.act_tensor(ins[0], k, name)
+            begin, end = r.constant(ins[1]), r.constant(ins[2])
+            steps = r.constant(ins[3]) if len(ins) > 3 and ins[3] >= 0 else None
+            if begin is None or end is None or (len(ins) > 3 and ins[3] >= 0 and steps is None):
+                self.fail(k, name, "slices with bounds that are not constants")
+            if int(opt.ellipsisMask or 0) or int(opt.newAxisMask or 0) or bool(getattr(opt, "offset", False)):
+                self.fail(k, name, "uses an ellipsis, a new axis or offset bounds; not supported")
+            full = (1,) + tuple(x.shape)
+            begin, end = np.asarray(begin).reshape(-1).tolist(), np.asarray(end).reshape(-1).tolist()
+            steps = [1] * len(begin) if steps is None else np.asarray(steps).reshape(-1).tolist()
+            bmask, emask, smask = int(opt.beginMask or 0), int(opt.endMask or 0), int(opt.shrinkAxisMask or 0)
+            starts, stepl, counts = [], [], []
+            for axis, dim in enumerate(full):
+                if axis < len(begin):
+                    st = int(steps[axis])
+                    if st == 0:
+                        self.fail(k, name, "has a zero stride")
+                    if smask >> axis & 1:
+                        b = int(begin[axis]) + (dim if int(begin[axis]) < 0 else 0)
+                        rng = range(b, b + 1) if 0 <= b < dim else range(0)
+                    else:
+                        b = None if bmask >> axis & 1 else int(begin[axis])
+                        e = None if emask >> axis & 1 else int(end[axis])
+                        rng = range(*slice(b, e, st).indices(dim))
+                else:
+                    rng = range(dim)
+                if len(rng) == 0:
+                    self.fail(k, name, f"selects nothing along axis {axis}")
+                starts.append(rng.start)
+                stepl.append(rng.step)
+                counts.append(len(rng))
+            if starts[0] != 0 or counts[0] != 1:
+                self.fail(k, name, "slices the batch axis")
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add(Int8Slice(label, x, out, starts[1:], stepl[1:], counts[1:]), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name in ("ADD", "MUL"):
+            consts = [self.const_operand(i, k, name) for i in ins[:2]]
+            if consts[0] is not None and consts[1] is not None:
+                self.fail(k, name, "has two constant operands (nothing to compute at run time)")
+            if consts[0] is not None or consts[1] is not None:
+                j = 0 if consts[0] is not None else 1
+                x = self.act_tensor(ins[1 - j], k, name)
+                out = self.new_output(outs[0], k, name)
+                cls = Int8AddConst if name == "ADD" else Int8MulConst
+                try:
+                    self.add(cls(label, x, consts[j][0], consts[j][1], out, fused), name)
+                except UnsupportedModelError as exc:
+                    self.fail(k, name, str(exc))
+                return
+            a = self.act_tensor(ins[0], k, name)
+            b = self.act_tensor(ins[1], k, name)
+            out = self.new_output(outs[0], k, name)
+            if name == "ADD":
+                # (1, 1, C) + (C,): the converter squeezes one operand; the same elements in the same order
+                if not (_same_elements(a.shape, out.shape) and _same_elements(b.shape, out.shape)):
+                    self.fail(k, name, f"adds {a.shape} and {b.shape}: broadcasting is not supported")
+                self.add(Int8Add(label, a, b, out, fused), name)
+            else:
+                try:
+                    self.add(Int8Mul(label, a, b, out, fused), name)
+                except UnsupportedModelError as exc:
+                    self.fail(k, name, str(exc))
         elif name == "CONCATENATION":
             xs = [self.act_tensor(i, k, name) for i in ins]
             out = self.new_output(outs[0], k, name)
@@ -386,8 +492,10 @@ class _Importer:
         elif name in ("RESHAPE", "SQUEEZE"):
             x = self.act_tensor(ins[0], k, name)
             shape = r.shape(outs[0])
-            if not shape or shape[0] != 1 or int(np.prod(shape)) != x.size:
+            if not shape or int(np.prod(shape)) != x.size:
                 self.fail(k, name, f"reshapes {x.shape} to {list(shape)}")
+            if shape[0] != 1 or len(shape) == 1:  # rank 1 (the converter's squeeze of 1x1x1xC to C): no batch axis
+                shape = (1,) + tuple(shape)
             scales, zps, _ = r.quant(outs[0])
             if scales is None or Quant(float(scales[0]), int(zps[0])) != x.quant or r.ttype(outs[0]) != x.dtype:
                 self.fail(k, name, "changes the quantisation")

@@ -1,10 +1,11 @@
 """What the int8 ops share: TFLite's requantisation parameters and the header-comment details.
 
 An int8 op reads and writes int8 tensors (each with its :class:`~micronets.compiler.graph.Quant`);
-its weights are typed numpy arrays (int8 filters, int32 biases, int32 multipliers, int8 shifts)
-emitted as ``static const`` arrays of those types. Every multiplier is computed by
-:func:`micronets.compiler.quant.quantize_multiplier` from the real scale formed the way the
-matching TFLite kernel forms it, so the generated kernels reproduce TFLite's reference results.
+its weights are typed numpy arrays (int8 filters, biases, int32 multipliers, shifts) emitted as
+``static const`` arrays of those types; convolutions and dense layers pick, per layer and from
+their values, the smallest lossless type for biases and shifts (see ``Int8Windowed.param_layout``).
+Every multiplier is computed by :func:`micronets.compiler.quant.quantize_multiplier` from the real
+scale formed the way the matching TFLite kernel forms it, so the generated kernels reproduce TFLite's reference results.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ class Int8Op(Op):
 
     def weights_bytes(self) -> int:
         return int(sum(a.nbytes for a in self.typed_weights().values()))
+
+    def weights_bytes_bound(self) -> int:
+        """Flash bytes whatever the weight values: where a layer picks a smaller lossless layout
+        from its values (int16 biases, packed bias and shift), the widest one is counted. What an
+        untrained candidate and its trained header share (the search compares the two)."""
+        return self.weights_bytes()
 
 
 def per_channel_multipliers(real_scales) -> "tuple[np.ndarray, np.ndarray]":

@@ -13,7 +13,10 @@ from micronets.compiler.ops.int8_base import Int8Op, conv_real_scales, per_chann
 
 class Int8Windowed(Int8Op):
     """What int8 Conv2D and DepthwiseConv2D share: filter, bias, strides, pads, dilation, the
-    per-channel requantisation and the one-pixel-scratch in-place rule."""
+    per-channel requantisation (its storage chosen per layer: :attr:`param_layout`) and the
+    one-pixel-scratch in-place rule."""
+
+    requires = ("kernels/int8_params.h.j2",)
 
     def __init__(self, name, x, out, filt, bias, filter_scales, strides, pads, dilation=(1, 1), fused=0):
         super().__init__(name, [x], out, fused)
@@ -47,8 +50,44 @@ class Int8Windowed(Int8Op):
             raise ValueError(f"'{self.name}': bias with the input offset folded in is out of int32 range")
         return folded.astype(np.int32)
 
+    @property
+    def param_layout(self) -> str:
+        """How the per-channel bias and shift are stored, chosen per layer without changing a
+        result: "f16" (every folded bias fits int16: int16 biases, int8 shifts: 7 bytes a channel
+        with the int32 multiplier), "packed" (every folded bias fits 24 bits: bias and shift in one
+        int32, low 24 / high 8 bits: 8 bytes) or "wide" (int32 biases, int8 shifts: 9 bytes)."""
+        f = self.folded_bias()
+        if f.size == 0 or (int(f.min()) >= -(1 << 15) and int(f.max()) < (1 << 15)):
+            return "f16"
+        if int(f.min()) >= -(1 << 23) and int(f.max()) < (1 << 23):
+            return "packed"
+        return "wide"
+
     def typed_weights(self):
-        return collections.OrderedDict(w=self.filt.reshape(-1), f=self.folded_bias(), m=self.mult, s=self.shift)
+        w = collections.OrderedDict(w=self.filt.reshape(-1))
+        f = self.folded_bias()
+        layout = self.param_layout
+        if layout == "packed":
+            # exact: the low 24 bits sign-extend back to f, the arithmetic >> 24 gives the shift
+            w["q"] = ((f.astype(np.int64) & 0xFFFFFF) + self.shift.astype(np.int64) * (1 << 24)).astype(np.int32)
+            w["m"] = self.mult
+        else:
+            w["f"] = f.astype(np.int16) if layout == "f16" else f
+            w["m"] = self.mult
+            w["s"] = self.shift
+        return w
+
+    def weights_bytes_bound(self) -> int:
+        return int(self.filt.size + 9 * self.output.hwc[2])  # int32 bias + int32 multiplier + int8 shift
+
+    def c_bias(self, stem: str) -> str:
+        """C expression the kernel indexes for the folded biases (``stem``: the weights' C name
+        without its suffix, e.g. 'L3_' or 'L3_c')."""
+        return f"mn_lo24({stem}q)" if self.param_layout == "packed" else f"{stem}f"
+
+    def c_shift(self, stem: str) -> str:
+        """C expression the kernel indexes for the requantisation shifts."""
+        return f"mn_hi8({stem}q)" if self.param_layout == "packed" else f"{stem}s"
 
     def params(self):
         return int(self.filt.size + (0 if self.bias is None else self.bias.size))

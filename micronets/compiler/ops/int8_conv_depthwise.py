@@ -21,7 +21,8 @@ class Int8ConvDepthwise(Int8Op):
     kind = "Conv2D+DepthwiseConv2D"
     template = "kernels/int8_conv_depthwise.h.j2"
     # it calls int8_conv_px / int8_pw_px for the conv rows and int8_dw_px for the depthwise pixels
-    requires = ("kernels/int8_conv2d.h.j2", "kernels/int8_pointwise.h.j2", "kernels/int8_depthwise.h.j2")
+    requires = ("kernels/int8_params.h.j2", "kernels/int8_conv2d.h.j2", "kernels/int8_pointwise.h.j2",
+                "kernels/int8_depthwise.h.j2")
 
     def __init__(self, conv: Int8Conv2D, dw: Int8DepthwiseConv2D):
         super().__init__(f"{conv.name}+{dw.name}", list(conv.inputs), dw.output, dw.fused)
@@ -30,6 +31,9 @@ class Int8ConvDepthwise(Int8Op):
 
     def macs(self):
         return self.conv.macs() + self.dw.macs()
+
+    def weights_bytes_bound(self):
+        return self.conv.weights_bytes_bound() + self.dw.weights_bytes_bound()
 
     def params(self):
         return self.conv.params() + self.dw.params()

@@ -7,6 +7,13 @@ from micronets.compiler.ops.int8_base import Int8Op
 from micronets.compiler.quant import quantize_multiplier
 
 
+def fold_count(mult: int, shift: int, n: int):
+    """(multiplier, shift) with the division by ``n`` folded in, as TFLite's QuantizedMeanOrSum."""
+    extra = min(n.bit_length() - 1, 32, 31 + shift)
+    m = int((mult << extra) // n) if extra >= 0 else int((mult >> -extra) // n)
+    return m, shift - extra
+
+
 class Int8Mean(Int8Op):
     kind = "GlobalAveragePooling2D"
     template = "kernels/int8_mean.h.j2"
@@ -19,9 +26,7 @@ class Int8Mean(Int8Op):
             raise ValueError(f"mean '{name}': {x.shape} -> {out.shape} is not a mean over the spatial axes")
         mult, shift = quantize_multiplier(float(x.quant.scale) / float(out.quant.scale))
         n = self.pixels
-        extra = min(n.bit_length() - 1, 32, 31 + shift)  # as TFLite: fold 1/n into the multiplier
-        self.mult = int((mult << extra) // n) if extra >= 0 else int((mult >> -extra) // n)
-        self.shift = shift - extra
+        self.mult, self.shift = fold_count(mult, shift, n)
         self.zin_hw = x.quant.zero_point * n
         self.out_off = out.quant.zero_point
 

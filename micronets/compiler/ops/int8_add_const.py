@@ -1,0 +1,46 @@
+"""int8 addition of a constant (TFLite ADD with one constant operand, scalar or broadcast: a
+Rescaling layer's offset, ``x + 3`` before a ReLU6): TFLite's integer Add with the constant's
+operand rescaled at compile time (``MBQM((c - zc) << 20)`` to twice the larger input scale, exactly
+the integer the kernel would compute), so each output costs one rescale of x, one add and the
+output rescale, as in TFLM and TFLite's reference kernels."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_mul_const import broadcast_constant
+from micronets.compiler.quant import mbqm, quantize_multiplier
+
+
+class Int8AddConst(Int8Op):
+    kind = "AddConstant"
+    template = "kernels/int8_add_const.h.j2"
+
+    def __init__(self, name, x, const, const_quant, out, fused=0):
+        super().__init__(name, [x], out, fused)
+        const = np.asarray(const)
+        self.dims, (self.x_strides, self.k_strides) = broadcast_constant(name, x, const, out)
+        twice_max = 2.0 * float(max(np.float32(x.quant.scale), np.float32(const_quant.scale)))
+        self.x_mult, self.x_shift = quantize_multiplier(float(x.quant.scale) / twice_max)
+        c_mult, c_shift = quantize_multiplier(float(const_quant.scale) / twice_max)
+        self.out_mult, self.out_shift = quantize_multiplier(twice_max / ((1 << 20) * float(out.quant.scale)))
+        self.k = np.array([mbqm((int(c) - int(const_quant.zero_point)) * (1 << 20), c_mult, c_shift)
+                           for c in const.reshape(-1).tolist()], np.int32)
+        self.const_shape = tuple(int(d) for d in const.shape)
+        self.x_off = -x.quant.zero_point
+        self.out_off = out.quant.zero_point
+
+    def describe(self):
+        return f"{self.inputs[0].shape_str()} + constant {'x'.join(map(str, self.const_shape)) or 'scalar'}"
+
+    def typed_weights(self):
+        return collections.OrderedDict(k=self.k)
+
+    def params(self):
+        return int(self.k.size)
+
+    def inplace_gap(self, input_index):
+        return 0

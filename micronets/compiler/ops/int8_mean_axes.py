@@ -1,0 +1,46 @@
+"""int8 mean over any axes (TFLite MEAN other than the spatial one: over channels, over one
+spatial axis, over everything), as TFLM and TensorFlow 2.21's BUILTIN_REF compute it
+(QuantizedMeanOrSum): out = clamp(MBQM(sum - zin * n, mult, shift) + zout), 1/n folded into the
+multiplier as for the spatial mean. (Older TensorFlow reference kernels divided the raw sum by n
+when input and output share their quantisation; 2.21's do not: tests/test_int8.py checks it.)
+
+Loops: the kept axes (output order), then the reduced ones, each collapsed where contiguous."""
+
+from __future__ import annotations
+
+from micronets.compiler.ops.base import UnsupportedModelError
+from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_mean import fold_count
+from micronets.compiler.ops.int8_transpose import collapse_gather
+from micronets.compiler.quant import quantize_multiplier
+
+
+class Int8MeanAxes(Int8Op):
+    kind = "Mean"
+    template = "kernels/int8_mean_axes.h.j2"
+
+    def __init__(self, name, x, out, axes):
+        super().__init__(name, [x], out, 0)
+        self.axes = tuple(sorted(set(int(a) for a in axes)))  # over x.shape (no batch)
+        if not self.axes or any(a < 0 or a >= len(x.shape) for a in self.axes):
+            raise UnsupportedModelError(f"mean '{name}' over axes {list(axes)} of {x.shape}")
+        strides, step = [], 1
+        for d in reversed(x.shape):
+            strides.append(step)
+            step *= d
+        strides = strides[::-1]
+        kept = [i for i in range(len(x.shape)) if i not in self.axes]
+        self.count = 1
+        for a in self.axes:
+            self.count *= int(x.shape[a])
+        if x.size // self.count != out.size:
+            raise UnsupportedModelError(f"mean '{name}' of {x.shape} over {list(self.axes)} does not give {out.shape}")
+        self.kdims, self.kstrides = collapse_gather([x.shape[i] for i in kept], [strides[i] for i in kept], name)
+        self.rdims, self.rstrides = collapse_gather([x.shape[a] for a in self.axes], [strides[a] for a in self.axes], name)
+        mult, shift = quantize_multiplier(float(x.quant.scale) / float(out.quant.scale))
+        self.mult, self.shift = fold_count(mult, shift, self.count)
+        self.zin_n = x.quant.zero_point * self.count
+        self.out_off = out.quant.zero_point
+
+    def describe(self):
+        return f"{self.inputs[0].shape_str()} over axes {','.join(str(a + 1) for a in self.axes)} ({self.count} values)"

@@ -1,0 +1,59 @@
+"""int8 multiplication by a constant (TFLite MUL with one constant operand, scalar or broadcast:
+MobileNetV3's hard-sigmoid ``* 1/6``, a Rescaling layer's ``* scale``): the constant's
+``c - zero point`` values are stored once (int16, in [-255, 255]); each output is TFLite's
+integer Mul of the two operands, one fixed-point multiplier input_scale * const_scale /
+output_scale, as TFLM and TFLite's reference kernels compute it."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from micronets.compiler.ops.base import UnsupportedModelError
+from micronets.compiler.ops.elementwise import _strides, collapse
+from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.quant import quantize_multiplier
+
+
+def broadcast_constant(name, x, const, out):
+    """(dims, (x strides, constant strides)) walking ``out`` (batch axis included in the
+    constant's shape as TFLite stores it) over at most three collapsed axes; the activation
+    operand must have the output's elements (only the constant is broadcast)."""
+    full = (1,) + tuple(out.shape)
+    const = np.asarray(const)
+    if x.size != out.size:
+        raise UnsupportedModelError(f"'{name}': the activation {x.shape} is broadcast to {out.shape}; only the constant may be")
+    try:
+        if tuple(np.broadcast_shapes(const.shape, full)) != full:
+            raise ValueError
+    except ValueError:
+        raise UnsupportedModelError(f"'{name}': constant {list(const.shape)} does not broadcast to {list(full)}") from None
+    return collapse(full, _strides(full, full), _strides(const.shape, full))
+
+
+class Int8MulConst(Int8Op):
+    kind = "MultiplyConstant"
+    template = "kernels/int8_mul_const.h.j2"
+
+    def __init__(self, name, x, const, const_quant, out, fused=0):
+        super().__init__(name, [x], out, fused)
+        const = np.asarray(const)
+        self.dims, (self.x_strides, self.k_strides) = broadcast_constant(name, x, const, out)
+        self.k = (const.astype(np.int32) - int(const_quant.zero_point)).reshape(-1).astype(np.int16)
+        self.const_shape = tuple(int(d) for d in const.shape)
+        self.mult, self.shift = quantize_multiplier(float(x.quant.scale) * float(const_quant.scale) / float(out.quant.scale))
+        self.x_off = -x.quant.zero_point
+        self.out_off = out.quant.zero_point
+
+    def describe(self):
+        return f"{self.inputs[0].shape_str()} x constant {'x'.join(map(str, self.const_shape)) or 'scalar'}"
+
+    def typed_weights(self):
+        return collections.OrderedDict(k=self.k)
+
+    def params(self):
+        return int(self.k.size)
+
+    def inplace_gap(self, input_index):
+        return 0
