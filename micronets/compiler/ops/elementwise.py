@@ -84,6 +84,19 @@ class Binary(Op):
     def inplace_gap(self, input_index):
         return 0 if self.inputs[input_index].size == self.output.size else None  # not broadcast
 
+    def any_order(self, p) -> bool:
+        """True when the kernel may compute the elements in any order: the output is not in the
+        arena over a tensor operand, or lies exactly on it (then each element is read before it
+        is written, whatever the order)."""
+        plan = p.plan
+        for o in self.operands:
+            if not isinstance(o, Tensor) or not plan.overlaps(o, self.output):
+                continue
+            if not (plan.in_arena(o) and plan.in_arena(self.output) and plan.offset(o) == plan.offset(self.output)
+                    and o.channel_offset == self.output.channel_offset):
+                return False
+        return True
+
     def operand_ptr(self, k, p):
         o = self.operands[k]
         return p.ptr(o) if isinstance(o, Tensor) else self.wname("ab"[k])
