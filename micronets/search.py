@@ -558,7 +558,7 @@ def open_storage(url: str):
         except Exception as exc:
             reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
             # workers started together race to create Optuna's tables: the loser retries and finds them
-            if attempt < 5 and re.search(r"already exists|duplicate key|UniqueViolation", reason, re.I):
+            if attempt < 5 and re.search(r"already exists|duplicate key|UniqueViolation|UNIQUE constraint failed", reason, re.I):
                 time.sleep(0.2 * (attempt + 1))
                 continue
             raise ValueError(f"cannot open the storage {safe_url(url)}: {reason}") from None

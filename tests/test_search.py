@@ -320,6 +320,43 @@ def _run_workers(tmp_path, digits, storage, trials):
     return [o for o, _ in outs]
 
 
+@pytest.mark.parametrize("message", [
+    "UNIQUE constraint failed: alembic_version.version_num",  # SQLite (seen under load in CI-like runs)
+    'duplicate key value violates unique constraint "alembic_version_pkc"',  # PostgreSQL
+    "table studies already exists",
+])
+def test_open_storage_retries_when_another_worker_creates_the_tables_first(monkeypatch, message):
+    """Workers started together race to create Optuna's tables; the loser must retry, not fail."""
+    from micronets import search as S
+
+    calls = []
+
+    def storage(url, **kwargs):
+        calls.append(url)
+        if len(calls) == 1:
+            raise RuntimeError(message)
+        return "storage"
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", storage)
+    monkeypatch.setattr(S.time, "sleep", lambda s: None)
+    assert S.open_storage("sqlite:///x.db") == "storage" and len(calls) == 2
+
+
+def test_open_storage_names_a_real_failure_at_once(monkeypatch):
+    from micronets import search as S
+
+    calls = []
+
+    def storage(url, **kwargs):
+        calls.append(url)
+        raise RuntimeError("unable to open database file")
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", storage)
+    with pytest.raises(ValueError, match="cannot open the storage sqlite:///x.db: unable to open database file"):
+        S.open_storage("sqlite:///x.db")
+    assert len(calls) == 1
+
+
 def test_two_workers_share_one_study_without_duplicates(tmp_path, digits):
     storage = "sqlite:///" + str(tmp_path / "shared.db")
     outs = _run_workers(tmp_path, digits, storage, trials=4)
