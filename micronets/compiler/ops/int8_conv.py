@@ -8,7 +8,7 @@ import collections
 import numpy as np
 
 from micronets.compiler.ops.base import per_pixel_gap, spatial_detail
-from micronets.compiler.ops.int8_base import Int8Op, conv_real_scales, per_channel_multipliers
+from micronets.compiler.ops.int8_base import Int8Op, conv_real_scales, per_channel_multipliers, requant_mode
 
 
 class Int8Windowed(Int8Op):
@@ -37,6 +37,15 @@ class Int8Windowed(Int8Op):
     def filter_sums(self) -> np.ndarray:
         """Sum of each output channel's filter taps (int64)."""
         raise NotImplementedError
+
+    def filter_abs_sums(self) -> np.ndarray:
+        """Sum of the magnitudes of each output channel's filter taps (int64)."""
+        raise NotImplementedError
+
+    @property
+    def rq_mode(self) -> int:
+        """The requantisation the kernel may use (``requant_mode``)."""
+        return requant_mode(self.bias, self.filter_abs_sums(), self.shift, self.act_min, self.act_max)
 
     def folded_bias(self) -> np.ndarray:
         """bias + in_off * sum(w) per output channel: the input offset folded in for every tap
@@ -74,6 +83,9 @@ class Int8Conv2D(Int8Windowed):
 
     def filter_sums(self):
         return self.filt.reshape(self.filt.shape[0], -1).astype(np.int64).sum(axis=1)
+
+    def filter_abs_sums(self):
+        return np.abs(self.filt.reshape(self.filt.shape[0], -1).astype(np.int64)).sum(axis=1)
 
     @property
     def kh(self):
