@@ -153,6 +153,8 @@ def profile(name: str, cache: str, work: str, ref: dict = None):
     # uninstrumented: the total
     elf = qemu.build_firmware(header, "Net", pixels, os.path.join(work, f"fw_{name}"), entry="uint8")
     total = qemu.run_firmware(elf, timeout=900).instructions
+    sz = qemu.size(elf)
+    flash = sz["text"] + sz["data"]
     # instrumented
     elf2 = qemu.build_firmware(header, "Net", pixels, os.path.join(work, f"fwp_{name}"), entry="uint8",
                                extra_flags=["-include", hook, "-D" + TRACE])
@@ -181,7 +183,7 @@ def profile(name: str, cache: str, work: str, ref: dict = None):
         if ref is not None and ref.get(str(idx)) != host[idx][1]:
             flags.append("!=REF")
         rows.append(dict(idx=idx, label=label, macs=macs, instr=ins, flags=flags))
-    return dict(net=name, total=total, macs=compiled.summary()["macs"], rows=rows,
+    return dict(net=name, total=total, macs=compiled.summary()["macs"], rows=rows, flash=flash,
                 hashes={str(k): v[1] for k, v in host.items()})
 
 
@@ -209,7 +211,7 @@ def main(argv=None):
                 json.dump(r["hashes"], fh)
         nflag = sum(1 for row in r["rows"] if row["flags"])
         bad += nflag
-        print(f"== {name}: {r['total']:,.0f} instructions, {r['macs']:,} MACs, {r['total'] / r['macs']:.3f} /MAC"
+        print(f"== {name}: {r['total']:,.0f} instructions, {r['macs']:,} MACs, {r['total'] / r['macs']:.3f} /MAC, firmware flash {r['flash']:,} B"
               f"{'' if not nflag else f'  {nflag} LAYERS DIFFER'}")
         if args.brief:
             continue
