@@ -134,7 +134,7 @@ def hashes(text: str, tag: str = "MNP"):
     return res
 
 
-def profile(name: str, cache: str, work: str, ref: dict = None):
+def profile(name: str, cache: str, work: str, ref: dict = None, cflags=()):
     from micronets.compiler.int8 import compile_tflite
     from micronets.embedded import qemu
     from micronets.host import STRICT_FLAGS
@@ -151,13 +151,14 @@ def profile(name: str, cache: str, work: str, ref: dict = None):
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (1,) + tuple(int(d) for d in shape)).astype(np.uint8)
     # uninstrumented: the total
-    elf = qemu.build_firmware(header, "Net", pixels, os.path.join(work, f"fw_{name}"), entry="uint8")
+    elf = qemu.build_firmware(header, "Net", pixels, os.path.join(work, f"fw_{name}"), entry="uint8",
+                               extra_flags=list(cflags))
     total = qemu.run_firmware(elf, timeout=900).instructions
     sz = qemu.size(elf)
     flash = sz["text"] + sz["data"]
     # instrumented
     elf2 = qemu.build_firmware(header, "Net", pixels, os.path.join(work, f"fwp_{name}"), entry="uint8",
-                               extra_flags=["-include", hook, "-D" + TRACE])
+                               extra_flags=["-include", hook, "-D" + TRACE, *cflags])
     cmd = [shutil.which(qemu.QEMU), "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
            "-semihosting-config", "enable=on,target=native", "-icount", "shift=7,align=off,sleep=off", "-kernel", str(elf2)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -169,7 +170,7 @@ def profile(name: str, cache: str, work: str, ref: dict = None):
                  f"int main() {{ static uint8_t x[Net::numInputs]; if (fread(x, 1, Net::numInputs, stdin) != (size_t)Net::numInputs) return 2;"
                  f" net.predict(x); return 0; }}\n")
     exe = os.path.join(work, f"host_{name}")
-    subprocess.run(["g++", "-O2", "-std=c++98", "-D" + TRACE, "-o", exe, src], check=True)
+    subprocess.run(["g++", "-O2", "-std=c++98", "-D" + TRACE, *cflags, "-o", exe, src], check=True)
     hp = subprocess.run([exe], input=pixels.tobytes(), capture_output=True, check=True)
     host = hashes(hp.stderr.decode())
     rows = []
@@ -194,6 +195,7 @@ def main(argv=None):
     p.add_argument("--save-ref", action="store_true", help="record the per-layer host hashes as the reference")
     p.add_argument("--check", action="store_true", help="compare per-layer hashes with the recorded reference")
     p.add_argument("--brief", action="store_true", help="only the totals")
+    p.add_argument("--cflags", default="", help="extra compiler flags for both builds (e.g. -DMICRONETS_NO_DSP)")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.makedirs(args.cache, exist_ok=True)
@@ -205,7 +207,7 @@ def main(argv=None):
             with open(refpath) as fh:
                 ref = json.load(fh)
         with tempfile.TemporaryDirectory(prefix="mn-prof-") as work:
-            r = profile(name, args.cache, work, ref)
+            r = profile(name, args.cache, work, ref, args.cflags.split())
         if args.save_ref:
             with open(refpath, "w") as fh:
                 json.dump(r["hashes"], fh)
