@@ -184,7 +184,7 @@ def profile(name: str, cache: str, work: str, ref: dict = None, cflags=()):
         if ref is not None and ref.get(str(idx)) != host[idx][1]:
             flags.append("!=REF")
         rows.append(dict(idx=idx, label=label, macs=macs, instr=ins, flags=flags))
-    return dict(net=name, total=total, macs=compiled.summary()["macs"], rows=rows, flash=flash,
+    return dict(net=name, total=total, macs=compiled.summary()["macs"], rows=rows, flash=flash, arena=compiled.summary()["arena_bytes"],
                 hashes={str(k): v[1] for k, v in host.items()})
 
 
@@ -213,7 +213,7 @@ def main(argv=None):
                 json.dump(r["hashes"], fh)
         nflag = sum(1 for row in r["rows"] if row["flags"])
         bad += nflag
-        print(f"== {name}: {r['total']:,.0f} instructions, {r['macs']:,} MACs, {r['total'] / r['macs']:.3f} /MAC, firmware flash {r['flash']:,} B"
+        print(f"== {name}: {r['total']:,.0f} instructions, {r['macs']:,} MACs, {r['total'] / r['macs']:.3f} /MAC, firmware flash {r['flash']:,} B, arena {r['arena']:,} B"
               f"{'' if not nflag else f'  {nflag} LAYERS DIFFER'}")
         if args.brief:
             continue

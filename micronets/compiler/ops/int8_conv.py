@@ -65,8 +65,11 @@ class Int8Windowed(Int8Op):
     def inplace_gap(self, input_index):
         return per_pixel_gap(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads, itemsize=1)
 
+    #: output pixels the in-place scratch holds (see ``Int8Conv2D.wide_scratch_pixels``)
+    scratch_pixels = 1
+
     def scratch_bytes(self):
-        return self.output.hwc[2]
+        return self.scratch_pixels * self.output.hwc[2]
 
 
 class Int8Conv2D(Int8Windowed):
@@ -80,6 +83,12 @@ class Int8Conv2D(Int8Windowed):
     @property
     def template(self):
         return "kernels/int8_pointwise.h.j2" if self.pointwise else "kernels/int8_conv2d.h.j2"
+
+    @property
+    def wide_scratch_pixels(self):
+        """The pointwise kernel runs two pixels at a time, in place too with a two-pixel scratch;
+        the planner gives it one only where the arena does not grow."""
+        return (2,) if self.pointwise else ()
 
     def filter_sums(self):
         return self.filt.reshape(self.filt.shape[0], -1).astype(np.int64).sum(axis=1)
