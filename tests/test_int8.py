@@ -524,7 +524,8 @@ def test_int8_headers_compile_strictly_for_cortex_m4(converted, tmp_path):
 def _dsp_models():
     """One small model per DSP kernel: depthwise convs (16 channels: the SXTB16/SMLABB tap path,
     stride 1 and 2, borders; 10 channels, 5x5: a two-channel tail), a 1x1 conv alone (two pixels
-    at a time, SMLAD; in place), and a 1x1 expansion fused with a depthwise conv (the ring)."""
+    at a time, SMLAD; in place), a 1x1 expansion fused with a depthwise conv (the ring), and a 3x3
+    conv over 8 int8 channels (SMLAD per tap)."""
     i = keras.Input((12, 12, 16))
     dw = keras.Model(i, L.DepthwiseConv2D(3, strides=2, padding="same")(L.DepthwiseConv2D(3, padding="same", activation="relu6")(i)),
                      name="dsp_depthwise")
@@ -536,10 +537,12 @@ def _dsp_models():
     i = keras.Input((14, 14, 6))
     x = L.Conv2D(24, 1, activation="relu6")(i)
     fused = keras.Model(i, L.Conv2D(8, 1)(L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)), name="dsp_fused")
-    return [dw, tail, pw, fused]
+    i = keras.Input((10, 10, 4))
+    conv = keras.Model(i, L.Conv2D(12, 3, padding="same", activation="relu6")(L.Conv2D(8, 1)(i)), name="dsp_conv")
+    return [dw, tail, pw, fused, conv]
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(5))
 def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     """Each DSP kernel on QEMU's Cortex-M4: the default build (DSP: SXTB16, SMLAD, SMLABB/SMLATT,
     SMMLAR, SSAT) runs fewer instructions than the same header built with MICRONETS_NO_DSP (so
