@@ -533,7 +533,8 @@ def _dsp_models():
     x = L.Conv2D(10, 1)(i)  # a first layer reads the caller's input (uint8 here): the depthwise reads int8
     tail = keras.Model(i, L.DepthwiseConv2D(5, padding="same", activation="relu6")(x), name="dsp_depthwise_tail")
     i = keras.Input((9, 7, 20))
-    pw = keras.Model(i, L.Conv2D(20, 1, activation="relu6")(L.Conv2D(20, 1)(i)), name="dsp_pointwise")
+    x = L.Conv2D(36, 1)(L.Conv2D(20, 1)(i))  # 20 int8 channels in: 4 output channels per pass
+    pw = keras.Model(i, L.Conv2D(20, 1, activation="relu6")(x), name="dsp_pointwise")  # 36 in: 2 per pass
     i = keras.Input((14, 14, 6))
     x = L.Conv2D(24, 1, activation="relu6")(i)
     fused = keras.Model(i, L.Conv2D(8, 1)(L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)), name="dsp_fused")
