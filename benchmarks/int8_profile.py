@@ -137,7 +137,6 @@ def hashes(text: str, tag: str = "MNP"):
 def profile(name: str, cache: str, work: str, ref: dict = None, cflags=()):
     from micronets.compiler.int8 import compile_tflite
     from micronets.embedded import qemu
-    from micronets.host import STRICT_FLAGS
 
     data = tflite_for(name, cache)
     compiled = compile_tflite(data, classname="Net")
