@@ -226,7 +226,8 @@ def table(rows: List[Dict], n_inputs: int, acc_rows: List[Dict] = ()) -> str:
             f"({r['weights_bytes'] / max(r['params'], 1):.2f}) | {r['arena_int8']:,} | {r['arena_float']:,} | "
             f"{r['arena_tflm']:,} | {r['arena_int8'] / r['arena_tflm']:.2f} | {r['lsb_vs_tflm']} | {r['lsb_vs_ref']} | "
             f"{r['levels']} | {'n/a' if r['m4_per_mac'] is None else format(r['m4_per_mac'], '.2f')} | {r['m4_same']} |")
-    lines += ["", "M4: QEMU mps2-an386 (Cortex-M4, DSP path: SMLAD), -O2, one uint8 input, instructions of one "
+    lines += ["", "M4: QEMU mps2-an386 (Cortex-M4, DSP path: SXTB16 unpacking, SMLAD / SMLABB / SMLATT, SMMLAR + SSAT "
+              "requantisation), -O2, one uint8 input, instructions of one "
               "predict() (-icount); 'M4 = host': its dequantised outputs equal the host build's bit for bit. "
               "mlperf_*: MLPerf Tiny v1's reference models at their published sizes (tests/public_models.py); a "
               "softmax head's weights x 0.05 so the outputs are not one-hot."]

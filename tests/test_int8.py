@@ -673,3 +673,106 @@ def test_int8_headers_compile_strictly_for_cortex_m4(converted, layout_ops, tmp_
         proc = subprocess.run([cxx, *qemu.CPU_FLAGS, "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", "-c",
                                str(src), "-o", str(tmp_path / f"{name}.o")], capture_output=True, text=True)
         assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}"
+
+
+# ------------------------------------------------------------------------------ DSP kernels
+def _dsp_models():
+    """One small model per DSP kernel: depthwise convs (16 channels: the SXTB16/SMLABB tap path,
+    stride 1 and 2, borders; 10 channels, 5x5: a two-channel tail), a 1x1 conv alone (two pixels
+    at a time, SMLAD; in place), a 1x1 expansion fused with a depthwise conv (the ring), and a 3x3
+    conv over 8 int8 channels (SMLAD per tap)."""
+    i = keras.Input((12, 12, 16))
+    dw = keras.Model(i, L.DepthwiseConv2D(3, strides=2, padding="same")(L.DepthwiseConv2D(3, padding="same", activation="relu6")(i)),
+                     name="dsp_depthwise")
+    i = keras.Input((11, 9, 10))
+    x = L.Conv2D(10, 1)(i)  # a first layer reads the caller's input (uint8 here): the depthwise reads int8
+    tail = keras.Model(i, L.DepthwiseConv2D(5, padding="same", activation="relu6")(x), name="dsp_depthwise_tail")
+    i = keras.Input((9, 7, 20))
+    x = L.Conv2D(36, 1)(L.Conv2D(20, 1)(i))  # 20 int8 channels in: 4 output channels per pass
+    pw = keras.Model(i, L.Conv2D(20, 1, activation="relu6")(x), name="dsp_pointwise")  # 36 in: 2 per pass
+    i = keras.Input((14, 14, 6))
+    x = L.Conv2D(24, 1, activation="relu6")(i)
+    fused = keras.Model(i, L.Conv2D(8, 1)(L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)), name="dsp_fused")
+    i = keras.Input((10, 10, 4))
+    conv = keras.Model(i, L.Conv2D(12, 3, padding="same", activation="relu6")(L.Conv2D(8, 1)(i)), name="dsp_conv")
+    return [dw, tail, pw, fused, conv]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
+    """Each DSP kernel on QEMU's Cortex-M4: the default build (DSP: SXTB16, SMLAD, SMLABB/SMLATT,
+    SMMLAR, SSAT) runs fewer instructions than the same header built with MICRONETS_NO_DSP (so
+    the DSP code is what ran), and both give the host's outputs bit for bit, which are TFLM's."""
+    import shutil
+
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    model = spread_weights(_dsp_models()[index], seed=20 + index)
+    data = convert(model, calibration(model, seed=index))
+    name = model.name
+    xs = int8_inputs(model.input_shape[1:], n=6, seed=index)
+    compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "Dsp")
+    assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name])
+    assert len(np.unique(raw)) > 16
+    header = tmp_path / "Dsp.h"
+    x = np.random.default_rng(index).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    _, host = host_int8.run_header(str(header), "Dsp", x, entry="uint8")
+    objdump = shutil.which(qemu.CXX).replace("g++", "objdump")
+    runs = {}
+    for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):
+        elf = qemu.build_firmware(header, "Dsp", x, tmp_path / label, entry="uint8", extra_flags=flags)
+        code = subprocess.run([objdump, "-d", str(elf)], capture_output=True, text=True).stdout
+        runs[label] = (qemu.run_firmware(elf, timeout=120), code)
+    (dsp, dsp_code), (portable, portable_code) = runs["dsp"], runs["portable"]
+    assert np.array_equal(dsp.outputs, host) and np.array_equal(portable.outputs, host)
+    assert len(np.unique(host)) > 4
+    expected = ["sxtb16", "smmlar", "ssat"] + (["smlabb", "smlatt"] if "depthwise" in name else ["smlad"])
+    for mnemonic in expected:
+        assert f"\t{mnemonic}" in dsp_code, mnemonic
+    for mnemonic in ("sxtb16", "smmlar", "smlad"):
+        assert f"\t{mnemonic}" not in portable_code, mnemonic
+    assert dsp.instructions < 0.9 * portable.instructions, (dsp.instructions, portable.instructions)
+
+
+def test_short_requantisation_equals_tflites(tmp_path):
+    """mn_rq (the short requantisation a layer uses once requant_mode proves its accumulators in
+    range) against quant.mbqm, TFLite's MultiplyByQuantizedMultiplier, on edge and random
+    accumulators, multipliers and shifts, on the host (portable path)."""
+    from micronets.compiler.ops.int8_base import requant_mode
+    from micronets.compiler.quant import mbqm
+
+    rng = np.random.default_rng(0)
+    cases = []
+    for shift in list(range(-31, 0)):
+        for m in (0, 1, 1 << 30, (1 << 31) - 1, int(rng.integers(1 << 30, 1 << 31))):
+            for acc in (0, 1, -1, (1 << 30) - 1, -(1 << 30) + 1, *rng.integers(-(1 << 30) + 1, 1 << 30, 6).tolist(),
+                        *rng.integers(-5000, 5000, 6).tolist()):
+                cases.append((int(acc), m, shift, int(rng.integers(-128, 128))))
+    # a header with the fixed-point helpers: any int8 model's
+    model = spread_weights(_dsp_models()[2], seed=3)
+    header = tmp_path / "rq.h"
+    header.write_text(compile_tflite(convert(model, calibration(model)), classname="Rq").header)
+    src = tmp_path / "rq.cpp"
+    body = ",\n".join(f"{{{a}, {m}, {s}, {z}}}" for a, m, s, z in cases)
+    src.write_text(f'#include "{header}"\n#include <stdio.h>\nstatic const long c[][4] = {{\n{body}\n}};\n'
+                   "int main() { for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); ++i) printf(\"%d %d\\n\","
+                   " (int)micronets_Rq::mn_rq<1>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2], (int32_t)c[i][3], -128, 127),"
+                   " (int)micronets_Rq::mn_rq<2>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2], (int32_t)c[i][3], -128, 127));"
+                   " return 0; }\n")
+    exe = tmp_path / "rq"
+    subprocess.run(["g++", "-O2", "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(src)], check=True)
+    got = [tuple(map(int, line.split())) for line in subprocess.run([str(exe)], capture_output=True, text=True,
+                                                                    check=True).stdout.splitlines()]
+    for (acc, m, shift, z), (r1, r2) in zip(cases, got):
+        want = max(-128, min(127, mbqm(acc, m, shift) + z))
+        assert r1 == want and r2 == want, (acc, m, shift, z, r1, r2, want)
+    assert len(got) == len(cases)
+    # and the mode is chosen only where it is valid
+    assert requant_mode(None, [10], [-3], -128, 127) == 2
+    assert requant_mode(None, [10], [-3], -128, 100) == 1
+    assert requant_mode(None, [10], [0], -128, 127) == 0  # shift 0: no rounding division
+    assert requant_mode([1 << 30], [0], [-3], -128, 127) == 0  # accumulator may reach 2^30
+    assert requant_mode(None, [(1 << 30) // 255 + 1], [-3], -128, 127) == 0  # 255 * sum |w| reaches 2^30
+    assert requant_mode(None, [(1 << 30) // 255], [-3], -128, 127) == 2

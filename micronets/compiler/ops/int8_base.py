@@ -72,3 +72,18 @@ def conv_real_scales(input_scale: float, filter_scales, output_scale: float, cha
     if fs.size != channels:
         raise ValueError(f"{fs.size} filter scales for {channels} output channels")
     return np.array([float(np.float64(np.float32(input_scale))) * f / float(np.float64(np.float32(output_scale))) for f in fs])
+
+
+def requant_mode(bias, abs_weight_sums, shifts, act_min: int, act_max: int) -> int:
+    """Which requantisation the kernels may use for a layer (the RQ template argument of
+    ``mn_rq``): 0 the general one; 1 the short one, valid when every shift is in [-31, -1] and
+    every accumulator the layer can produce, |bias| + 255 * sum |w| (an input minus its zero point
+    lies in [-255, 255]), is below 2^30 in magnitude; 2 the same with the whole int8 range as the
+    clamp (a single saturation)."""
+    shifts = np.asarray(shifts, np.int64).reshape(-1)
+    sums = np.asarray(abs_weight_sums, np.int64).reshape(-1)
+    b = np.zeros_like(sums) if bias is None else np.abs(np.asarray(bias, np.int64).reshape(-1))
+    bound = b + 255 * sums
+    if shifts.size == 0 or np.any(shifts > -1) or np.any(shifts < -31) or np.any(bound >= 2 ** 30):
+        return 0
+    return 2 if (act_min, act_max) == (-128, 127) else 1

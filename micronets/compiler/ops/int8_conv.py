@@ -8,7 +8,7 @@ import collections
 import numpy as np
 
 from micronets.compiler.ops.base import per_pixel_gap, spatial_detail
-from micronets.compiler.ops.int8_base import Int8Op, conv_real_scales, per_channel_multipliers
+from micronets.compiler.ops.int8_base import Int8Op, conv_real_scales, per_channel_multipliers, requant_mode
 
 
 class Int8Windowed(Int8Op):
@@ -40,6 +40,15 @@ class Int8Windowed(Int8Op):
     def filter_sums(self) -> np.ndarray:
         """Sum of each output channel's filter taps (int64)."""
         raise NotImplementedError
+
+    def filter_abs_sums(self) -> np.ndarray:
+        """Sum of the magnitudes of each output channel's filter taps (int64)."""
+        raise NotImplementedError
+
+    @property
+    def rq_mode(self) -> int:
+        """The requantisation the kernel may use (``requant_mode``)."""
+        return requant_mode(self.bias, self.filter_abs_sums(), self.shift, self.act_min, self.act_max)
 
     def folded_bias(self) -> np.ndarray:
         """bias + in_off * sum(w) per output channel: the input offset folded in for every tap
@@ -95,8 +104,11 @@ class Int8Windowed(Int8Op):
     def inplace_gap(self, input_index):
         return per_pixel_gap(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads, itemsize=1)
 
+    #: output pixels the in-place scratch holds (see ``Int8Conv2D.wide_scratch_pixels``)
+    scratch_pixels = 1
+
     def scratch_bytes(self):
-        return self.output.hwc[2]
+        return self.scratch_pixels * self.output.hwc[2]
 
 
 class Int8Conv2D(Int8Windowed):
@@ -111,8 +123,17 @@ class Int8Conv2D(Int8Windowed):
     def template(self):
         return "kernels/int8_pointwise.h.j2" if self.pointwise else "kernels/int8_conv2d.h.j2"
 
+    @property
+    def wide_scratch_pixels(self):
+        """The pointwise kernel runs two pixels at a time, in place too with a two-pixel scratch;
+        the planner gives it one only where the arena does not grow."""
+        return (2,) if self.pointwise else ()
+
     def filter_sums(self):
         return self.filt.reshape(self.filt.shape[0], -1).astype(np.int64).sum(axis=1)
+
+    def filter_abs_sums(self):
+        return np.abs(self.filt.reshape(self.filt.shape[0], -1).astype(np.int64)).sum(axis=1)
 
     @property
     def kh(self):

@@ -11,7 +11,7 @@ import collections
 
 import numpy as np
 
-from micronets.compiler.ops.int8_base import Int8Op, conv_real_scales, per_channel_multipliers
+from micronets.compiler.ops.int8_base import Int8Op, conv_real_scales, per_channel_multipliers, requant_mode
 
 
 class Int8Dense(Int8Op):
@@ -36,6 +36,11 @@ class Int8Dense(Int8Op):
 
     def describe(self):
         return f"{self.depth} -> {self.units}" + (f" x{self.rows} rows" if self.rows != 1 else "")
+
+    @property
+    def rq_mode(self) -> int:
+        """The requantisation the kernel may use (``requant_mode``)."""
+        return requant_mode(self.bias, np.abs(self.w.astype(np.int64)).sum(axis=1), self.shift, self.act_min, self.act_max)
 
     def macs(self):
         return self.rows * self.depth * self.units

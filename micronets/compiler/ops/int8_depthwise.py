@@ -34,6 +34,9 @@ class Int8DepthwiseConv2D(Int8Windowed):
     def filter_sums(self):
         return self.filt.reshape(-1, self.filt.shape[-1]).astype(np.int64).sum(axis=0)
 
+    def filter_abs_sums(self):
+        return np.abs(self.filt.reshape(-1, self.filt.shape[-1]).astype(np.int64)).sum(axis=0)
+
     def macs(self):
         ho, wo, cout = self.output.hwc
         return ho * wo * cout * self.kh * self.kw
