@@ -35,8 +35,13 @@ NETS = ["pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phi
 #: MLPerf Tiny v1's four reference models (tests/public_models.py, built from their published
 #: definitions at their published sizes)
 MLPERF = ["mlperf_resnet8", "mlperf_vww_mobilenet_v1", "mlperf_kws_ds_cnn", "mlperf_ad_autoencoder"]
+#: other public architectures (tests/public_models.py): keras.applications, a Keras example, classics
+PUBLIC = ["keras_mobilenet_v2", "keras_mobilenet_v3_small", "keras_mobilenet_v3_small_preproc",
+          "keras_example_xception_small", "squeezenet_v1_1", "shufflenet_v2_stage"]
 TAG = "int8.py"
 BEGIN, END = markers(TAG)
+#: the accuracy table is its own section, so a run with --no-accuracy leaves the last one in place
+ACC_TAG = "int8.py accuracy"
 
 
 def spread(model, seed=0):
@@ -188,8 +193,9 @@ def accuracy_row(arch: str, shape, epochs: int, work: str) -> Dict:
                 images=int(len(yte)), float_acc=float_acc, int8_acc=int8_acc, seconds=round(time.time() - t0, 1))
 
 
-def accuracy_table(rows: List[Dict]) -> List[str]:
-    lines = ["", "### int8 accuracy on real data (scikit-learn digits)", "",
+def accuracy_table(rows: List[Dict]) -> str:
+    begin, end = markers(ACC_TAG)
+    lines = [begin, "### int8 accuracy on real data (scikit-learn digits)", "",
              "Each net trained on 1,347 digits (8x8 upsampled to its input; Adam 0.01, batch 32), quantised with "
              "300 training images as calibration; test accuracy on the other 450 (1 image = 0.22 points): Keras "
              "float32 vs the int8 header (g++, predict(const float*)). Target: int8 within 1 point of float.", "",
@@ -202,10 +208,11 @@ def accuracy_table(rows: List[Dict]) -> List[str]:
         lines.append(f"| {r['net']} | {r['input']} | {r['epochs']} | {r['params']:,} | {r['images']} | "
                      f"{r['float_acc'] * 100:.1f}% | {r['int8_acc'] * 100:.1f}% | "
                      f"{(r['int8_acc'] - r['float_acc']) * 100:+.1f} |")
-    return lines
+    lines.append(end)
+    return "\n".join(lines) + "\n"
 
 
-def table(rows: List[Dict], n_inputs: int, acc_rows: List[Dict] = ()) -> str:
+def table(rows: List[Dict], n_inputs: int) -> str:
     lines = [BEGIN, "## int8 (benchmarks/int8.py)", "",
              f"Random weights (varied per-channel magnitude), TFLite's converter with 64 random calibration images, "
              f"{n_inputs} random int8 inputs per net. Arena bytes: ours planned to the byte; TFLM's smallest working "
@@ -230,18 +237,17 @@ def table(rows: List[Dict], n_inputs: int, acc_rows: List[Dict] = ()) -> str:
               "requantisation), -O2, one uint8 input, instructions of one "
               "predict() (-icount); 'M4 = host': its dequantised outputs equal the host build's bit for bit. "
               "mlperf_*: MLPerf Tiny v1's reference models at their published sizes (tests/public_models.py); a "
-              "softmax head's weights x 0.05 so the outputs are not one-hot."]
-    if acc_rows:
-        lines += accuracy_table(acc_rows)
+              "softmax head's weights x 0.05 so the outputs are not one-hot. keras_*, squeezenet, shufflenet: "
+              "the other public architectures of tests/public_models.py at its (reduced) sizes."]
     lines.append(END)
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--nets", default=",".join(NETS + MLPERF),
+    p.add_argument("--nets", default=",".join(NETS + MLPERF + PUBLIC),
                    help="comma-separated nets: micronets architectures or tests/public_models.py names "
-                        "(default: the nine micronets nets and MLPerf Tiny's four)")
+                        "(default: the nine micronets nets, MLPerf Tiny's four and PUBLIC)")
     p.add_argument("--inputs", type=int, default=16, help="random inputs per net (default 16)")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to update, or -")
     p.add_argument("--no-accuracy", action="store_true", help="skip the float vs int8 accuracy table (training)")
@@ -267,11 +273,15 @@ def main(argv=None) -> int:
             except Exception as exc:
                 acc_rows.append(dict(net=arch, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
             print(f"  {acc_rows[-1]}", file=sys.stderr, flush=True)
-    section = table(rows, args.inputs, acc_rows)
+    section = table(rows, args.inputs)
     if args.out == "-":
         print(section)
+        if acc_rows:
+            print(accuracy_table(acc_rows))
     else:
         write_section(args.out, section, TAG)
+        if acc_rows:
+            write_section(args.out, accuracy_table(acc_rows), ACC_TAG)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0 if all("error" not in r and r["lsb_vs_tflm"] == 0 and r["lsb_vs_ref"] == 0 and r["m4_same"] is not False
                     for r in rows) and all("error" not in r for r in acc_rows) else 1
