@@ -142,9 +142,12 @@ def report_lines(rep: Dict) -> List[str]:
              f"{rep['resolutions']}), TPE sampler seed 0; {rep['counts'].get('rejected', 0)} candidates rejected "
              f"before training by the compiler's {'int8 ' if q == 'int8' else ''}figures, "
              f"{rep['counts'].get('pruned', 0)} pruned; {rep['search_seconds']:,.0f} s including the final "
-             f"training of the pick ({rep['final_seconds']:,.0f} s); the presets took {rep['presets_seconds']:,.0f} s. The pick and every preset that fits these "
-             f"limits: {rep['final_epochs']} epochs on the same split, scored on the same test images; presets "
-             f"at {'x'.join(map(str, PRESET_SHAPE))}, trained once for both reports with int8=True "
+             f"training of the pick ({rep['final_seconds']:,.0f} s); "
+             + (f"the presets: {rep['presets_from']}. " if rep.get("presets_from")
+                else f"the presets took {rep['presets_seconds']:,.0f} s. ")
+             + f"The pick and every preset that fits these limits: {rep['final_epochs']} epochs on the same split, "
+             f"scored on the same test images; presets at {'x'.join(map(str, PRESET_SHAPE))}, trained once for "
+             f"every report of their run with int8=True "
              f"(Keras float, C++ float and C++ int8 side by side)."
              + (" RAM, flash and MACs here are the int8 header's." if q == "int8" else
                 " RAM, flash and MACs here are the float32 header's."), "",
@@ -201,6 +204,9 @@ def main(argv=None):
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--int8", action="store_true", help="the int8 report only (limits on the int8 header)")
     mode.add_argument("--both", action="store_true", help="the float and the int8 report, presets trained once")
+    ap.add_argument("--presets-from", help="a JSON of preset rows trained earlier (keys per_class, final_epochs, "
+                    "limits, source, rows: {float32: [...], int8: [...]}) to use instead of training them again; "
+                    "it must match this run's --per-class, --final-epochs and limits")
     ap.add_argument("--no-m4", action="store_true", help="skip the front's Cortex-M4 instruction counts (QEMU)")
     ap.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to update, or -")
     ap.add_argument("--json-dir", default=HERE, help="where SEARCH.json / SEARCH_INT8.json go (default benchmarks/)")
@@ -235,7 +241,17 @@ def main(argv=None):
         rng = np.random.default_rng(0)  # a few images, the darkest and brightest among them, as train_folder's
         calib = xc[np.unique(np.r_[rng.permutation(len(xc))[:30], np.argmin(flat.min(1)), np.argmax(flat.max(1))])]
         presets_started = time.time()
-        for arch in [a for a in args.presets.split(",") if a]:
+        if args.presets_from:
+            with open(args.presets_from, encoding="utf-8") as fh:
+                earlier = json.load(fh)
+            for key, want in (("per_class", args.per_class), ("final_epochs", args.final_epochs),
+                              ("limits", limits.to_dict())):
+                if earlier[key] != want:
+                    raise SystemExit(f"{args.presets_from}: {key} {earlier[key]!r} is not this run's {want!r}")
+            for q in reports:
+                presets[q] = earlier["rows"][q]
+                out[q]["presets_from"] = earlier["source"]
+        for arch in ([] if args.presets_from else [a for a in args.presets.split(",") if a]):
             figs = preset_figures(arch, calib)
             fits = {q: figs[q]["figures"].why_not(limits) is None for q in reports}
             t = time.time()
