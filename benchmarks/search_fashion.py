@@ -206,7 +206,7 @@ def main(argv=None):
     mode.add_argument("--both", action="store_true", help="the float and the int8 report, presets trained once")
     ap.add_argument("--presets-from", help="a JSON of preset rows trained earlier (keys per_class, final_epochs, "
                     "limits, source, rows: {float32: [...], int8: [...]}) to use instead of training them again; "
-                    "it must match this run's --per-class, --final-epochs and limits")
+                    "it must match this run's --per-class, --final-epochs and limits; read after the search")
     ap.add_argument("--no-m4", action="store_true", help="skip the front's Cortex-M4 instruction counts (QEMU)")
     ap.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to update, or -")
     ap.add_argument("--json-dir", default=HERE, help="where SEARCH.json / SEARCH_INT8.json go (default benchmarks/)")
@@ -241,16 +241,6 @@ def main(argv=None):
         rng = np.random.default_rng(0)  # a few images, the darkest and brightest among them, as train_folder's
         calib = xc[np.unique(np.r_[rng.permutation(len(xc))[:30], np.argmin(flat.min(1)), np.argmax(flat.max(1))])]
         presets_started = time.time()
-        if args.presets_from:
-            with open(args.presets_from, encoding="utf-8") as fh:
-                earlier = json.load(fh)
-            for key, want in (("per_class", args.per_class), ("final_epochs", args.final_epochs),
-                              ("limits", limits.to_dict())):
-                if earlier[key] != want:
-                    raise SystemExit(f"{args.presets_from}: {key} {earlier[key]!r} is not this run's {want!r}")
-            for q in reports:
-                presets[q] = earlier["rows"][q]
-                out[q]["presets_from"] = earlier["source"]
         for arch in ([] if args.presets_from else [a for a in args.presets.split(",") if a]):
             figs = preset_figures(arch, calib)
             fits = {q: figs[q]["figures"].why_not(limits) is None for q in reports}
@@ -282,6 +272,15 @@ def main(argv=None):
             log(f"=== {q} search")
             out[q]["presets_seconds"] = presets_seconds
             out[q].update(run_search(data, work, q, limits, args, log))
+            if args.presets_from:  # read only now: it may be written while this search runs
+                with open(args.presets_from, encoding="utf-8") as fh:
+                    earlier = json.load(fh)
+                for key, want in (("per_class", args.per_class), ("final_epochs", args.final_epochs),
+                                  ("limits", limits.to_dict())):
+                    if earlier[key] != want:
+                        raise SystemExit(f"{args.presets_from}: {key} {earlier[key]!r} is not this run's {want!r}")
+                presets[q] = earlier["rows"][q]
+                out[q]["presets_from"] = earlier["source"]
             out[q]["rows"] += presets[q]
             out[q]["finished"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
             write_json(JSON[q], out[q])
