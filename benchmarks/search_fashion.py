@@ -105,7 +105,7 @@ def run_search(data: str, work: str, quantize: str, limits, args, log) -> Dict:
                            epochs_per_trial=args.epochs_per_trial, final_epochs=args.final_epochs,
                            resolutions=[int(r) for r in args.resolutions.split(",")], sampler_seed=0,
                            plots=False, log=log, quantize=None if quantize == "float32" else "int8",
-                           m4=not args.no_m4)
+                           m4=not args.no_m4, resume=args.resume)
     s, rep = res.train.summary, res.train.report
     row = dict(net=f"search: trial {res.chosen.trial}", hyperparameters=res.chosen.params, input=s["input_shape"],
                val_accuracy=res.chosen.val_accuracy, test_accuracy=rep.accuracy, cpp_test_accuracy=rep.cpp_accuracy,
@@ -150,7 +150,8 @@ def report_lines(rep: Dict) -> List[str]:
              f"every report of their run with int8=True "
              f"(Keras float, C++ float and C++ int8 side by side)."
              + (" RAM, flash and MACs here are the int8 header's." if q == "int8" else
-                " RAM, flash and MACs here are the float32 header's."), "",
+                " RAM, flash and MACs here are the float32 header's.")
+             + (f" {rep['note']}" if rep.get("note") else ""), "",
              "| net | input | test acc Keras float | C++ float | C++ int8 | MACs | RAM (B) | flash (B) | fits | train s |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in rep["rows"]:
@@ -207,6 +208,11 @@ def main(argv=None):
     ap.add_argument("--presets-from", help="a JSON of preset rows trained earlier (keys per_class, final_epochs, "
                     "limits, source, rows: {float32: [...], int8: [...]}) to use instead of training them again; "
                     "it must match this run's --per-class, --final-epochs and limits; read after the search")
+    ap.add_argument("--work", help="keep the data folder and the studies (SQLite) here instead of a temporary "
+                    "folder, so an interrupted run can be continued with --resume")
+    ap.add_argument("--resume", action="store_true", help="continue the studies found in --work (micronets.search "
+                    "resume=True); --trials is the study's total, so the number already trained ends the search")
+    ap.add_argument("--note", default="", help="a sentence for the report (e.g. how an interrupted run was resumed)")
     ap.add_argument("--no-m4", action="store_true", help="skip the front's Cortex-M4 instruction counts (QEMU)")
     ap.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to update, or -")
     ap.add_argument("--json-dir", default=HERE, help="where SEARCH.json / SEARCH_INT8.json go (default benchmarks/)")
@@ -227,10 +233,13 @@ def main(argv=None):
     out: Dict[str, Dict] = {q: dict(quantize=q, command=command, machine=where, limits=limits.to_dict(),
                                      per_class=args.per_class, family=args.family, trials=args.trials,
                                      epochs_per_trial=args.epochs_per_trial, final_epochs=args.final_epochs,
-                                     resolutions=args.resolutions, started=time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
+                                     resolutions=args.resolutions, note=args.note, started=time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
                             for q in reports}
     presets: Dict[str, List[Dict]] = {q: [] for q in reports}
-    with tempfile.TemporaryDirectory(prefix="micronets-search-bench-") as work:
+    import contextlib
+
+    with (contextlib.nullcontext(args.work) if args.work else
+          tempfile.TemporaryDirectory(prefix="micronets-search-bench-")) as work:
         data = fashion_folder(os.path.join(work, "data"), args.per_class)
         # the presets first (a fixed cost): measured both ways, trained once (int8=True) if they fit
         # any report run here; each report's JSON is written after its search with them
