@@ -131,17 +131,21 @@ def report_lines(rep: Dict) -> List[str]:
     q = rep["quantize"]
     lim = rep["limits"]
     split = rep.get("split") or {}
+    command = rep["command"]
+    if rep.get("note"):  # shown once, after the run's description
+        command = command.replace(shlex.quote(rep["note"]), "NOTE (below)")
     lines = [f"### {'int8' if q == 'int8' else 'float32'} header: RAM <= {lim['ram_bytes']:,} B, "
              f"flash <= {lim['flash_bytes']:,} B", "",
-             f"Run: `{rep['command']}` on {rep['machine']}, started {rep['started']} UTC (presets, then the searches), this report done {rep['finished']} UTC "
+             f"Run: `{command}` on {rep['machine']}, started {rep['started']} UTC"
+             f"{'' if rep.get('presets_from') else ' (presets, then the searches)'}, this report done {rep['finished']} UTC "
              f"(nice 5, the CPU shared with other jobs). Data: {rep['per_class']:,} images per class "
              f"({rep['per_class'] * 10:,}) from the Fashion-MNIST training set (Debian dataset-fashion-mnist), "
              f"split {split.get('train', '?'):,} train / {split.get('validation', '?'):,} validation / "
              f"{split.get('test', '?'):,} test (stratified, seed 0). Search: {rep['family']}, "
              f"{rep['trials']} trained candidates x {rep['epochs_per_trial']} epochs (resolutions "
-             f"{rep['resolutions']}), TPE sampler seed 0; {rep['counts'].get('rejected', 0)} candidates rejected "
-             f"before training by the compiler's {'int8 ' if q == 'int8' else ''}figures, "
-             f"{rep['counts'].get('pruned', 0)} pruned; {rep['search_seconds']:,.0f} s including the final "
+             f"{rep['resolutions']}), TPE sampler seed 0; rejected before training by the compiler's "
+             f"{'int8 ' if q == 'int8' else ''}figures: {rep['counts'].get('rejected', 0)}, pruned: "
+             f"{rep['counts'].get('pruned', 0)}; {rep['search_seconds']:,.0f} s including the final "
              f"training of the pick ({rep['final_seconds']:,.0f} s); "
              + (f"the presets: {rep['presets_from']}. " if rep.get("presets_from")
                 else f"the presets took {rep['presets_seconds']:,.0f} s. ")
@@ -179,7 +183,8 @@ def section() -> str:
              "training) against the hand-picked MobileNet presets at the same budget. 'fits': within this "
              "report's limits as computed by our compiler; presets that do not fit are not trained for it (their "
              "accuracy columns may still be filled when they fit the other report's limits). C++ columns: the "
-             "exported header compiled with g++ on this machine, on the same test images."]
+             "exported header compiled with g++ on this machine, on the same test images (a float search exports a float32 header "
+             "only, so its pick has no int8 column)."]
     for q in ("float32", "int8"):
         if os.path.exists(JSON[q]):
             with open(JSON[q], encoding="utf-8") as fh:
@@ -213,11 +218,15 @@ def main(argv=None):
     ap.add_argument("--resume", action="store_true", help="continue the studies found in --work (micronets.search "
                     "resume=True); --trials is the study's total, so the number already trained ends the search")
     ap.add_argument("--note", default="", help="a sentence for the report (e.g. how an interrupted run was resumed)")
+    ap.add_argument("--section-only", action="store_true", help="only rewrite the RESULTS.md section from the JSONs")
     ap.add_argument("--no-m4", action="store_true", help="skip the front's Cortex-M4 instruction counts (QEMU)")
     ap.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to update, or -")
     ap.add_argument("--json-dir", default=HERE, help="where SEARCH.json / SEARCH_INT8.json go (default benchmarks/)")
     args = ap.parse_args(argv)
     JSON.update({q: os.path.join(args.json_dir, name) for q, name in JSON_NAMES.items()})
+    if args.section_only:
+        write_section(args.results, section(), TAG)
+        return
     reports = ["float32", "int8"] if args.both else ["int8"] if args.int8 else ["float32"]
 
     import keras
