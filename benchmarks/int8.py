@@ -87,13 +87,13 @@ def tflite_ref(data: bytes, xs: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
-def bench(name: str, tflm, n_inputs: int, work: str) -> Dict:
-    from micronets import host_int8
-    from micronets.compiler import compile_model
-    from micronets.compiler.int8 import compile_tflite, quantize_keras
+def bench_model(name: str, rng=None):
+    """(Keras model, its .tflite bytes) of the benchmark net ``name``: a micronets architecture or a
+    tests/public_models.py name, its weights spread(), quantised on 64 random images in [0, 1]
+    drawn from ``rng`` (default: a generator seeded 0)."""
+    from micronets.compiler.int8 import quantize_keras
     from micronets.models import make_net
 
-    t0 = time.time()
     if "_" in name:  # tests/public_models.py names; micronets architectures have none
         sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
         import public_models
@@ -112,8 +112,19 @@ def bench(name: str, tflm, n_inputs: int, work: str) -> Dict:
         # logits a few units apart keep the comparison meaningful
         head.set_weights([w * 0.05 for w in head.get_weights()])
     shape = tuple(int(d) for d in model.input_shape[1:])
+    rng = np.random.default_rng(0) if rng is None else rng
+    return model, quantize_keras(model, rng.uniform(0, 1, (64,) + shape).astype(np.float32))
+
+
+def bench(name: str, tflm, n_inputs: int, work: str) -> Dict:
+    from micronets import host_int8
+    from micronets.compiler import compile_model
+    from micronets.compiler.int8 import compile_tflite
+
+    t0 = time.time()
     rng = np.random.default_rng(0)
-    data = quantize_keras(model, rng.uniform(0, 1, (64,) + shape).astype(np.float32))
+    model, data = bench_model(name, rng)  # calibration first, then the test inputs, from one generator
+    shape = tuple(int(d) for d in model.input_shape[1:])
     path = os.path.join(work, f"{name}.tflite")
     with open(path, "wb") as fh:
         fh.write(data)

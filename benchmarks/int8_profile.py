@@ -87,27 +87,9 @@ def tflite_for(name: str, cache: str) -> bytes:
     if os.path.exists(path):
         with open(path, "rb") as fh:
             return fh.read()
-    from int8 import spread
+    from int8 import bench_model
 
-    from micronets.compiler.int8 import quantize_keras
-    from micronets.models import make_net
-
-    if "_" in name:
-        sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
-        import public_models
-
-        model, _ = public_models.build(name)
-    else:
-        net = make_net(name)
-        net.build()
-        model = net.model
-    spread(model, seed=1)
-    head = model.layers[-1]
-    if "_" in name and getattr(getattr(head, "activation", None), "__name__", "") == "softmax":
-        head.set_weights([w * 0.05 for w in head.get_weights()])
-    shape = tuple(int(d) for d in model.input_shape[1:])
-    rng = np.random.default_rng(0)
-    data = quantize_keras(model, rng.uniform(0, 1, (64,) + shape).astype(np.float32))
+    _, data = bench_model(name)
     with open(path, "wb") as fh:
         fh.write(data)
     return data

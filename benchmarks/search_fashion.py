@@ -164,7 +164,7 @@ def report_lines(rep: Dict) -> List[str]:
                      f"{r['ram']:,} | {r['flash']:,} | {'yes' if r['fits'] else 'no'} | "
                      f"{'-' if r.get('seconds') is None else format(r['seconds'], ',.0f')} |")
     pick = rep["rows"][0]
-    lines += ["", f"Pick's hyperparameters: " + ", ".join(
+    lines += ["", "Pick's hyperparameters: " + ", ".join(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in pick["hyperparameters"].items()), "",
               "Front (validation accuracy after the trial epochs):", "",
               "| trial | val acc | MACs | RAM (B) | flash (B) | M4 instructions |", "|---:|---:|---:|---:|---:|---:|"]

@@ -6,17 +6,15 @@ output rescale, as in TFLM and TFLite's reference kernels."""
 
 from __future__ import annotations
 
-import collections
-
 import numpy as np
 
-from micronets.compiler.ops.int8_base import Int8Op
-from micronets.compiler.ops.int8_mul_const import broadcast_constant
+from micronets.compiler.ops.int8_mul_const import Int8ConstOperand, broadcast_constant
 from micronets.compiler.quant import mbqm, quantize_multiplier
 
 
-class Int8AddConst(Int8Op):
+class Int8AddConst(Int8ConstOperand):
     kind = "AddConstant"
+    symbol = "+"
     template = "kernels/int8_add_const.h.j2"
 
     def __init__(self, name, x, const, const_quant, out, fused=0):
@@ -32,15 +30,3 @@ class Int8AddConst(Int8Op):
         self.const_shape = tuple(int(d) for d in const.shape)
         self.x_off = -x.quant.zero_point
         self.out_off = out.quant.zero_point
-
-    def describe(self):
-        return f"{self.inputs[0].shape_str()} + constant {'x'.join(map(str, self.const_shape)) or 'scalar'}"
-
-    def typed_weights(self):
-        return collections.OrderedDict(k=self.k)
-
-    def params(self):
-        return int(self.k.size)
-
-    def inplace_gap(self, input_index):
-        return 0

@@ -32,8 +32,27 @@ def broadcast_constant(name, x, const, out):
     return collapse(full, _strides(full, full), _strides(const.shape, full))
 
 
-class Int8MulConst(Int8Op):
+class Int8ConstOperand(Int8Op):
+    """An elementwise op of one activation and one stored constant (``k``, broadcast over it)."""
+
+    symbol = "?"
+
+    def describe(self):
+        return f"{self.inputs[0].shape_str()} {self.symbol} constant {'x'.join(map(str, self.const_shape)) or 'scalar'}"
+
+    def typed_weights(self):
+        return collections.OrderedDict(k=self.k)
+
+    def params(self):
+        return int(self.k.size)
+
+    def inplace_gap(self, input_index):
+        return 0
+
+
+class Int8MulConst(Int8ConstOperand):
     kind = "MultiplyConstant"
+    symbol = "x"
     template = "kernels/int8_mul_const.h.j2"
 
     def __init__(self, name, x, const, const_quant, out, fused=0):
@@ -45,15 +64,3 @@ class Int8MulConst(Int8Op):
         self.mult, self.shift = quantize_multiplier(float(x.quant.scale) * float(const_quant.scale) / float(out.quant.scale))
         self.x_off = -x.quant.zero_point
         self.out_off = out.quant.zero_point
-
-    def describe(self):
-        return f"{self.inputs[0].shape_str()} x constant {'x'.join(map(str, self.const_shape)) or 'scalar'}"
-
-    def typed_weights(self):
-        return collections.OrderedDict(k=self.k)
-
-    def params(self):
-        return int(self.k.size)
-
-    def inplace_gap(self, input_index):
-        return 0
