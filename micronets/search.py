@@ -66,6 +66,9 @@ DEFAULT_EPOCHS_PER_TRIAL = 3
 #: a worker gives up after this many candidates in a row that do not fit (milliseconds each)
 MAX_REJECTIONS_IN_A_ROW = 200
 PRUNE_PEERS = 2
+#: a trial whose worker sent no heartbeat (every 30 s) for this long is failed, so a study
+#: outlives a killed worker
+STALE_AFTER_S = 120
 #: training images given to TFLite's converter to quantise each candidate of an int8 search (the
 #: sizes do not depend on them; a few suffice and keep a candidate's check near a second)
 CALIBRATION_SAMPLES = 32
@@ -552,7 +555,7 @@ def open_storage(url: str):
         kwargs["pool_pre_ping"] = True
     for attempt in range(6):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=30, grace_period=120)
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=30, grace_period=STALE_AFTER_S)
         except ImportError as exc:
             raise ValueError(f"cannot open the storage {safe_url(url)}: a database driver is missing ({exc})") from None
         except Exception as exc:
@@ -849,8 +852,14 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
                          f"(it differs in: {', '.join(diff)}); choose another study name (--study)")
     st.set_metric_names(["val_accuracy", "macs"])
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    done_before = _trained(st.get_trials(deepcopy=False))
-    say(f"Study {study_name!r} in {safe_url(storage_url)}: {done_before} of {trials} candidates trained so far")
+    from optuna.trial import TrialState
+
+    before = st.get_trials(deepcopy=False)
+    running_before = sum(1 for t in before if t.state == TrialState.RUNNING and t.user_attrs.get("status") == "candidate")
+    done_before = _trained(before) - running_before
+    say(f"Study {study_name!r} in {safe_url(storage_url)}: {done_before} of {trials} candidates trained so far"
+        + (f", {running_before} in training (other workers' or, if theirs stopped, failed "
+           f"{STALE_AFTER_S} s after their last heartbeat)" if running_before else ""))
 
     # ---- one trial
     rejections = [0]
@@ -915,8 +924,6 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
             return accuracy, float(fig.macs)
         finally:
             keras.backend.clear_session()
-
-    from optuna.trial import TrialState
 
     while True:
         while _trained(st.get_trials(deepcopy=False)) < trials:

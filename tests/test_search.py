@@ -270,6 +270,7 @@ def test_interrupted_study_resumes_to_the_total_without_repeating(tmp_path, digi
     assert r.exit_code == 1 and "already exists" in r.output and "--resume" in r.output
     r = CliRunner().invoke(main, cli + ["--resume"])
     assert r.exit_code == 0, r.output
+    assert "1 of 3 candidates trained so far\n" in r.output  # the interrupted trial failed: not counted
     assert "Pareto front of study r" in r.output and "3 trained" in r.output and "Every row compiled again" in r.output
     assert "M4 instr." not in r.output and "not measured (turned off" in r.output
     study = _study(storage, "r")
