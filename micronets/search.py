@@ -27,8 +27,10 @@ exceed it is dropped before training (it ends FAIL, marked ``surplus``).
 
 int8 (``quantize="int8"``): the figures are the int8 header's, from our int8 compiler on each
 untrained candidate quantised by TFLite's converter with ``CALIBRATION_SAMPLES`` training images
-(arena, object and weight bytes depend on the graph and shapes, not on weight values; the input
-table depends on the calibration's min and max, which match the final export's); a candidate
+(arena and object bytes depend on the graph and shapes, not on weight values; weight bytes are
+counted at each layer's widest parameter layout, a bound from the shapes that the header, which
+may store a layer's biases and shifts narrower, never exceeds; the input table depends on the
+calibration's min and max, which match the final export's); a candidate
 whose int8 kernels alone exceed the flash limit is rejected before the converter runs. The study
 records its quantisation; the chosen net is exported as an int8 header.
 
@@ -309,8 +311,8 @@ def compile_candidate(model, quantize: str = "float32", calibration=None, classn
 def measure(model, quantize: str = "float32", calibration=None) -> Figures:
     """Compile ``model`` with micronets' compiler and read its exact RAM and flash.
 
-    int8: the sizes (arena, object, weights) depend on the graph and the tensor shapes only, not on
-    the weight values, so an untrained candidate gives its trained header's exact figures (checked
+    int8: the arena and object sizes depend on the graph and the tensor shapes only, not on the
+    weight values, so an untrained candidate gives its trained header's exact figures (checked
     again on the exported header, and by the tests). The weights are counted as
     ``weights_bytes_bound``: each layer with its widest parameter layout (the header may store a
     layer's biases and shifts in fewer bytes when its values allow, never in more). The calibration
