@@ -606,7 +606,8 @@ def _int8_cli(command, tflite, **options):
 @click.option("--output", "-o", default="model.h", show_default=True, type=click.Path(dir_okay=False),
               help="Header file to write (written atomically: nothing is left behind on error).")
 @click.option("--sketch", "sketch_dir", type=click.Path(file_okay=False), default=None,
-              help="Write a ready-to-build Arduino/PlatformIO sketch folder instead of one header: "
+              help="Write a ready-to-build Arduino/PlatformIO sketch folder instead of one header (float32, or "
+                   "int8 from a .tflite or with --int8 --calibration): "
                    "DIR/DIR.ino, DIR/model.h, DIR/sample_image.h, DIR/platformio.ini (see docs/device.md).")
 @click.option("--board", "-b", default=None, metavar="NAME",
               help="With --sketch: the board the sketch's platformio.ini builds for (a key of `micronets boards` "
@@ -626,11 +627,19 @@ def gen(arch, classes, input_shape, weights, batch_norm, classname, output, sket
       micronets gen --arch pico --input 32x32x1 --sketch Digits --board nucleo_f446re
       micronets gen model.tflite -o model.h                 # a fully-int8 .tflite, TFLM-exact
       micronets gen --arch pico --int8 --calibration images/ -o model.h
+      micronets gen model.tflite --sketch Digits8 --board pico   # an int8 sketch (also with --int8 --calibration)
     """
-    if (sketch_dir is not None or board is not None) and (tflite or int8 or calibration
-                                                          or (arch and arch.lower().endswith(".tflite"))):
-        raise fail("--sketch writes a float sketch; int8 sketches are not supported yet (use gen ... -o model.h "
-                   "and the sketch of a float model)")
+    if sketch_dir is not None or board is not None:
+        from micronets import sketch
+
+        tflite = tflite or (arch if arch and arch.lower().endswith(".tflite") else None)
+        if tflite is None:
+            if not arch:
+                raise fail("give --arch ARCH, or a .tflite model file")
+            check_arch(arch)
+        sketch.gen_command(click.get_current_context(), arch, classes, input_shape, weights, batch_norm,
+                           classname, sketch_dir, board, tflite=tflite, int8=int8, calibration=calibration)
+        return
     if tflite or (arch and arch.lower().endswith(".tflite")):
         _check_output(output)
         summary = _int8_cli("gen", tflite or arch, output=output, classname=classname)
@@ -639,12 +648,6 @@ def gen(arch, classes, input_shape, weights, batch_norm, classname, output, sket
     if not arch:
         raise fail("give --arch ARCH, or a .tflite model file")
     check_arch(arch)
-    if sketch_dir is not None or board is not None:
-        from micronets import sketch
-
-        sketch.gen_command(click.get_current_context(), arch, classes, input_shape, weights, batch_norm,
-                           classname, sketch_dir, board)
-        return
     _check_output(output)
     resolved = resolve(arch, classes, input_shape, batch_norm, weights)
     if int8 or calibration:

@@ -67,6 +67,22 @@ def small_sketch(tmp_path_factory):
     return net, compiled, directory, paths
 
 
+NAMES = ["cat", "dog \"quoted\"", "bird", "fish"]
+
+
+@pytest.fixture(scope="module")
+def int8_sketch(small_sketch, tmp_path_factory):
+    """The same net quantised to int8 (TFLite's converter, calibrated on 32 handwritten digits at
+    the model's input size, scaled to [0, 1] as training data is) as a sketch for the RP2040."""
+    net = small_sketch[0]
+    calibration = np.stack([sketch.sample_frame((24, 24, 1), i)[0] for i in range(1, 33)]).astype(np.float32) / 255.0
+    directory = tmp_path_factory.mktemp("sk8") / "Small8"
+    compiled, paths = sketch.generate_sketch(net.model, directory, classname="Small8", arch="small pico int8",
+                                             class_names=NAMES, board="pico", quantize="int8",
+                                             calibration=calibration)
+    return net, compiled, directory, paths
+
+
 # --------------------------------------------------------------------------- the folder
 def test_sketch_folder_has_every_file(small_sketch):
     _, compiled, directory, paths = small_sketch
@@ -83,6 +99,25 @@ def test_sketch_folder_has_every_file(small_sketch):
     assert cfg["env:nucleo_f446re"]["board"] == "nucleo_f446re" and cfg["env"]["framework"] == "arduino"
     sample = (directory / "sample_image.h").read_text()
     assert "static const uint8_t sample_image[576]" in sample and "sample_label = -1" in sample
+
+
+def test_int8_sketch_folder(int8_sketch):
+    """An int8 sketch: the same four files, the int8 header (uint8 camera-frame entry point,
+    classNames[]), the same sample digit as a float sketch, the chosen board's env."""
+    _, compiled, directory, paths = int8_sketch
+    assert compiled.quantize == "int8"
+    assert sorted(p.name for p in paths) == sorted(["Small8.ino", "model.h", "sample_image.h", "platformio.ini"])
+    assert sorted(os.listdir(directory)) == sorted(p.name for p in paths)
+    header = (directory / "model.h").read_text()
+    assert "Arithmetic   : int8" in header and "predict(const uint8_t* input)" in header
+    assert "class Small8 : public micronets_Small8::names<0>" in header and '"dog \\"quoted\\"",' in header
+    ino = (directory / "Small8.ino").read_text()
+    assert "net.predict(sample_image)" in ino and "Small8::classNames[cls]" in ino and "The model is int8" in ino
+    frame, _ = sketch.sample_frame((24, 24, 1))
+    assert (directory / "sample_image.h").read_text() == sketch.sample_header(frame, None, _)
+    cfg = configparser.ConfigParser()
+    cfg.read(directory / "platformio.ini")
+    assert [s for s in cfg.sections() if s.startswith("env:")] == ["env:pico"]
 
 
 def test_every_board_has_a_platformio_env():
@@ -221,6 +256,73 @@ def test_sketch_runs_on_the_emulated_cortex_m4(small_sketch, tmp_path):
     proc = _run([qemu.QEMU, "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
                  "-semihosting-config", "enable=on,target=native", "-kernel", elf], timeout=60)
     _check_printed_prediction(proc.stdout + proc.stderr, net, directory)
+
+
+def _int8_expected(directory):
+    """(class name, probability) the host build of the int8 header itself gives on the sample
+    frame through predict(const uint8_t*): the first largest raw output, its dequantised value."""
+    from micronets import host_int8
+
+    frame = np.array(re.findall(r"\d+", (directory / "sample_image.h").read_text().split("{", 1)[1]), np.uint8)
+    raw, outputs = host_int8.run_header(str(directory / "model.h"), "Small8", frame.reshape(1, 24, 24, 1), entry="uint8")
+    assert len(np.unique(raw[0])) > 1, raw  # the class depends on the image, not on a tie
+    cls = int(np.argmax(raw[0]))
+    return NAMES[cls], float(outputs[0, cls])
+
+
+def _check_printed_int8(out, directory):
+    assert "inputs 576, classes 4" in out, out
+    name, proba = _int8_expected(directory)
+    found = re.search(r"class (.*), probability (\d\.\d{4}), \d+ us per inference", out)
+    assert found, out
+    assert found.group(1) == name, (out, name, proba)
+    assert abs(float(found.group(2)) - proba) <= 0.6e-4, (out, name, proba)
+
+
+def test_int8_sketch_runs_on_the_host_and_prints_what_the_header_computes(int8_sketch, tmp_path):
+    """g++ -std=c++98 -pedantic: the int8 sketch prints the class and probability of the int8
+    header's own host build, and that class is the one the float Keras model predicts."""
+    net, _, directory, _ = int8_sketch
+    exe = tmp_path / "sketch8"
+    _run(["g++", "-std=c++98", "-pedantic", "-O2", *WARN, f"-I{SHIM}", *_ino_sources(directory), "-o", exe])
+    _check_printed_int8(_run([exe], timeout=30).stdout, directory)
+    frame = np.array(re.findall(r"\d+", (directory / "sample_image.h").read_text().split("{", 1)[1]), np.float32)
+    probs = net.model.predict(frame.reshape(1, 24, 24, 1) / 255.0, verbose=0)[0]
+    assert _int8_expected(directory)[0] == NAMES[int(np.argmax(probs))], probs
+
+
+def test_int8_sketch_runs_on_the_emulated_cortex_m4(int8_sketch, tmp_path):
+    """The int8 sketch on QEMU's Cortex-M4F, where the header takes its DSP (SMLAD) path: the same
+    class and probability as the portable path on the host."""
+    from micronets.embedded import qemu
+
+    _, _, directory, _ = int8_sketch
+    elf = tmp_path / "sketch8.elf"
+    _run([qemu.CXX, *qemu.CPU_FLAGS, "-O2", *qemu.WARN_FLAGS, *qemu.CXX_FLAGS, "-DMICRONETS_SHIM_SEMIHOSTING",
+          f"-I{SHIM}", f"-I{qemu.HERE}", *_ino_sources(directory), qemu.HERE / "startup.cpp",
+          qemu.HERE / "semihosting.cpp", f"-T{qemu.HERE / qemu.LINKER_SCRIPT}", *qemu.LINK_FLAGS, "-o", elf, "-lm"])
+    assert "smlad" in _run([qemu.CXX.replace("g++", "objdump"), "-d", elf]).stdout
+    proc = _run([qemu.QEMU, "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
+                 "-semihosting-config", "enable=on,target=native", "-kernel", elf], timeout=60)
+    _check_printed_int8(proc.stdout + proc.stderr, directory)
+
+
+@pytest.mark.parametrize("target", sorted(ARM_TARGETS))
+def test_int8_sketch_cross_compiles_and_links(target, int8_sketch, tmp_path):
+    """The int8 sketch for each CPU / float ABI, -Werror, linked against newlib; the cores with
+    the DSP extension (M4F, M7, M33) get the SMLAD kernels, the Cortex-M0+ the portable ones."""
+    flags, arch, vfp_args = ARM_TARGETS[target]
+    _, compiled, directory, _ = int8_sketch
+    elf = tmp_path / f"{target}.elf"
+    _run(["arm-none-eabi-g++", *flags, "-O2", *WARN, "-fno-exceptions", "-fno-rtti", "-ffunction-sections",
+          "-fdata-sections", f"-I{SHIM}", *_ino_sources(directory), "--specs=nano.specs", "--specs=nosys.specs",
+          "-Wl,--gc-sections", "-o", elf, "-lm"])
+    attrs = _run(["arm-none-eabi-readelf", "-A", elf]).stdout
+    assert re.search(rf"Tag_CPU_arch: {re.escape(arch)}\b", attrs), attrs
+    assert ("Tag_ABI_VFP_args: VFP registers" in attrs) == vfp_args, attrs
+    assert ("smlad" in _run(["arm-none-eabi-objdump", "-d", elf]).stdout) == (target != "cortex-m0plus")
+    text = int(_run(["arm-none-eabi-size", "-B", elf]).stdout.splitlines()[-1].split()[0])
+    assert text > compiled.summary()["weights_bytes"] + 576
 
 
 @pytest.mark.parametrize("target", sorted(ARM_TARGETS))
