@@ -336,8 +336,8 @@ def check_image_input(shape: Sequence[int]) -> Tuple[int, int, int]:
 
 
 def _is_tflite(model) -> bool:
-    return isinstance(model, (bytes, bytearray)) or (isinstance(model, (str, os.PathLike))
-                                                     and os.fspath(model).lower().endswith(".tflite"))
+    """Whether ``model`` is a .tflite (a path or its bytes) rather than a keras.Model."""
+    return isinstance(model, (bytes, bytearray, str, os.PathLike))
 
 
 def compile_for_sketch(model, classname: str = "Net", arch: Optional[str] = None,
