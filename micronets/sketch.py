@@ -62,7 +62,8 @@ PIO_ENVS: Dict[str, PioEnv] = {
     "nrf52840": PioEnv("nano33ble", "nordicnrf52", "nano33ble",
                        "nRF52840 (Cortex-M4F, 64 MHz), Arduino Nano 33 BLE, Arduino mbed core"),
     "rp2040": PioEnv("pico", "raspberrypi", "pico",
-                     "RP2040 (Cortex-M0+, 133 MHz, no FPU: float inference is emulated in software), "
+                     "RP2040 (Cortex-M0+, 133 MHz, no FPU: int8 models run in integer arithmetic, float ones are "
+                     "emulated in software), "
                      "Raspberry Pi Pico, Arduino mbed core"),
 }
 

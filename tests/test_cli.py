@@ -284,6 +284,13 @@ def test_gen_int8_sketch_from_calibration_and_from_tflite(tmp_path):
         cfg = configparser.ConfigParser()
         cfg.read(tmp_path / how / "platformio.ini")
         assert cfg["platformio"]["default_envs"] == "nucleo_f446re"
+    net.class_names = ["ant", "bee", "cow"]  # --weights: a saved net's class names reach classNames[]
+    saved = net.save(str(tmp_path / "pico.keras"))
+    result = run_cli("gen", "--arch", "pico", "--weights", saved, "--int8", "--calibration", cal, "--sketch",
+                     tmp_path / "W8")
+    assert result.exit_code == 0, result.stderr
+    header = (tmp_path / "W8" / "model.h").read_text()
+    assert "Arithmetic   : int8" in header and '"bee",' in header
     result = run_cli("gen", "--arch", "pico", "--classes", "3", "--input", "16x16x1", "--sketch", tmp_path / "F",
                      "--board", "pico")
     assert result.exit_code == 0 and "emulated in software" in result.stdout and "--int8" in result.stdout
