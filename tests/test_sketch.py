@@ -209,6 +209,30 @@ def test_existing_folder_keeps_foreign_files(tmp_path, tiny_compiled):
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
 
 
+def test_int8_arguments_are_checked_before_anything_is_written(tmp_path):
+    """generate_sketch's int8 arguments: each bad combination is one ValueError naming the cause,
+    and no folder appears."""
+    import keras
+
+    inp = keras.Input((4, 4, 1))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inp)))
+    flat_in = keras.Input((16,))
+    flat = keras.Model(flat_in, keras.layers.Dense(3)(flat_in))
+    x = np.random.default_rng(0).uniform(0, 1, (20, 4, 4, 1)).astype(np.float32)
+    cases = [
+        (dict(model=model, quantize="int4"), "quantize must be None"),
+        (dict(model=model, quantize="int8"), "needs calibration="),
+        (dict(model=model, quantize="int8", calibration=x[:3]), "at least 16"),
+        (dict(model=model, calibration=x), "calibration goes with quantize='int8'"),
+        (dict(model=b"not a flatbuffer", calibration=x), "already quantised"),
+        (dict(model=flat, quantize="int8", calibration=x.reshape(20, 16)), "one H x W x C image frame"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            sketch.generate_sketch(directory=tmp_path / "Sk", **kwargs)
+    assert os.listdir(tmp_path) == []
+
+
 def test_render_rejects_a_mismatched_frame(tiny_compiled):
     with pytest.raises(ValueError, match=r"the sample frame is \(5, 4, 1\), the model takes \(4, 4, 1\)"):
         sketch.render_sketch(tiny_compiled, "Sk", np.zeros((5, 4, 1), np.uint8), None, "x")
