@@ -822,8 +822,13 @@ _DEFAULTS = micronets.TrainingConfig()
                    "test accuracy side by side.")
 @click.option("--output", "-o", default="model.h", show_default=True, type=click.Path(dir_okay=False),
               help="Header file to write after training; MODEL.json (the model card) goes beside it.")
+@click.option("--sketch", "sketch_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write an Arduino/PlatformIO sketch folder of the exported model (int8 with --int8), "
+                   "its sample frame a held-out test image with its true class (see docs/device.md).")
+@click.option("--board", "-b", default=None, metavar="NAME",
+              help="With --sketch: the board the sketch's platformio.ini builds for (as for gen --sketch).")
 def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augment, flip, label_smoothing, mixup,
-          val_split, test_split, seed, batch_norm, classname, save_path, plots, int8, output):
+          val_split, test_split, seed, batch_norm, classname, save_path, plots, int8, output, sketch_dir, board):
     """Train a model on a folder of images, export its header and report its test accuracy.
 
     Each class is split into training, validation (keeps the best epoch) and test images; the test
@@ -838,6 +843,7 @@ def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augm
       micronets train --arch pico --data photos/ --input 32x32x1 -o model.h
       micronets train --arch phinet-2m --data flowers/ --input 64x64x3 --flip horizontal --save flowers.keras -o flowers.h
       micronets train --arch pico --data photos/ --input 32x32x1 --int8 -o model.h   # + model_float.h
+      micronets train --arch pico --data photos/ --input 32x32x1 --int8 --sketch Photos8 --board pico
     """
     from micronets.train import DEFAULT_EPOCHS, companion_paths, train_folder
 
@@ -847,6 +853,16 @@ def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augm
     _check_output(output)
     if int8:
         _check_output(companion_paths(output)["float_header"])
+    if board is not None and sketch_dir is None:
+        raise fail("--board goes with --sketch DIR (a header alone does not depend on the board)")
+    if sketch_dir is not None:
+        from micronets.sketch import board_envs, check_sketch_dir
+
+        try:
+            check_sketch_dir(sketch_dir)
+            board_envs(board)
+        except (ValueError, OSError) as exc:
+            raise fail(one_line(exc))
     if save_path is not None:
         if not save_path.endswith(".keras"):
             raise fail(f"--save writes a .keras file; got {save_path}")
@@ -862,7 +878,7 @@ def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augm
         result = train_folder(data_dir, arch_l, output, input_shape=input_shape, epochs=epochs or DEFAULT_EPOCHS,
                               config=config, batch_norm=batch_norm, val_fraction=val_split,
                               test_fraction=test_split, seed=seed, classname=classname, save=save_path,
-                              plots=plots, int8=int8,
+                              plots=plots, int8=int8, sketch=sketch_dir, board=board,
                               log=lambda line: console.print(line, markup=False, soft_wrap=True))
     except ValueError as exc:
         raise fail(one_line(exc))
@@ -871,9 +887,13 @@ def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augm
     _print_report(console, result.report)
     print_summary(console, result.summary, output, title=f"Wrote {output}" + (" (int8)" if int8 else ""))
     for key, label in (("float_header", "Float header"), ("card", "Model card"), ("confusion_png", "Confusion PNG"),
-                       ("curves_png", "Training PNG"), ("keras", "Saved net")):
+                       ("curves_png", "Training PNG"), ("keras", "Saved net"), ("sketch", "Sketch folder")):
         if key in result.files:
             console.print(f"{label:<17}{os.path.abspath(result.files[key])}", markup=False, soft_wrap=True)
+    if board is not None:
+        from micronets.sketch import print_board_verdict
+
+        print_board_verdict(console, result.summary, board)
     _near_chance(result.report)
 
 

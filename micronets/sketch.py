@@ -148,6 +148,8 @@ def sample_frame(shape: Sequence[int], index: int = 0) -> Tuple[np.ndarray, str]
 
 def sample_header(frame: np.ndarray, label: Optional[int], source: str) -> str:
     """``sample_image.h``: ``sample_image`` (uint8, H x W x C row-major) and ``sample_label``."""
+    from micronets.compiler.emit import comment
+
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.dtype != np.uint8:
         raise ValueError(f"the sample frame must be a uint8 H x W x C array, got {frame.dtype} {frame.shape}")
@@ -158,7 +160,7 @@ def sample_header(frame: np.ndarray, label: Optional[int], source: str) -> str:
     label_text = "the class it shows" if label is not None else "-1: the sample's true class is not known"
     return (
         f"// sample_image.h - {MARK}: one camera-like frame for the sketch\n"
-        f"// {source}\n"
+        f"// {comment(source)}\n"
         "#ifndef MICRONETS_SAMPLE_IMAGE_H\n#define MICRONETS_SAMPLE_IMAGE_H\n\n"
         "#include <stdint.h>\n\n"
         f"// {label_text}\n"
@@ -406,7 +408,6 @@ def gen_command(ctx, arch, classes, input_shape, weights, batch_norm, classname,
     from click.core import ParameterSource
 
     from micronets import cli
-    from micronets.boards import board_verdict
 
     if sketch_dir is None:
         raise cli.fail("--board goes with --sketch DIR (a header alone does not depend on the board)")
@@ -448,10 +449,18 @@ def gen_command(ctx, arch, classes, input_shape, weights, batch_norm, classname,
     cli.print_summary(console, summary, str(path / "model.h"),
                       title=f"Wrote sketch {path}{kind}: {', '.join(p.name for p in paths)}")
     if board is not None:
-        verdict = board_verdict(summary, find_board(board))
-        if not verdict["fits"]:
-            console.print(f"Warning: the model does not fit {verdict['name']} (RAM margin {verdict['ram_margin']:,} B, "
-                          f"flash margin {verdict['flash_margin']:,} B; see micronets info --board {board})",
-                          markup=False, soft_wrap=True)
-        if verdict["note"]:
-            console.print(f"Note: {verdict['name']}: {verdict['note']}", markup=False, soft_wrap=True)
+        print_board_verdict(console, summary, board)
+
+
+def print_board_verdict(console, summary, board: str) -> None:
+    """After writing a sketch for ``board``: warn when the model does not fit it, and print the
+    board's note (no FPU: float emulated in software, or int8 the right choice)."""
+    from micronets.boards import board_verdict
+
+    verdict = board_verdict(summary, find_board(board))
+    if not verdict["fits"]:
+        console.print(f"Warning: the model does not fit {verdict['name']} (RAM margin {verdict['ram_margin']:,} B, "
+                      f"flash margin {verdict['flash_margin']:,} B; see micronets info --board {board})",
+                      markup=False, soft_wrap=True)
+    if verdict["note"]:
+        console.print(f"Note: {verdict['name']}: {verdict['note']}", markup=False, soft_wrap=True)
