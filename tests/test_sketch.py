@@ -366,10 +366,11 @@ def test_sketch_cross_compiles_and_links(target, small_sketch, tmp_path):
     assert text > compiled.summary()["weights_bytes"] + 576  # weights and the sample frame are linked in
 
 
-def test_sketch_compiles_for_xtensa_lx106(small_sketch, tmp_path):
+@pytest.mark.parametrize("which", ["float", "int8"])
+def test_sketch_compiles_for_xtensa_lx106(which, small_sketch, int8_sketch, tmp_path):
     """Compile-only smoke test for an Xtensa core (ESP8266's LX106: Debian has no ESP32-S3 LX7
     compiler); bare newlib headers, no C++ standard library."""
-    _, _, directory, _ = small_sketch
+    _, _, directory, _ = small_sketch if which == "float" else int8_sketch
     _run(["xtensa-lx106-elf-g++", "-isystem", "/usr/include/newlib", "-O2", *WARN, "-fno-exceptions", "-fno-rtti",
           f"-I{SHIM}", "-x", "c++", "-c", directory / f"{directory.name}.ino", "-o", tmp_path / "sketch.o"])
 
