@@ -506,46 +506,16 @@ def test_train_on_image_folder(tmp_path):
     assert micronets.load(str(saved)).class_names == ["circle", "hstripes", "vstripes"]
 
 
-@needs_compiler
-@pytest.mark.skipif(shutil.which("g++") is None, reason="the sketch is built with g++")
-def test_train_int8_writes_a_sketch_of_a_held_out_image(tmp_path):
-    """train --int8 --sketch: the sketch holds the int8 header, the folder's class names and a
-    held-out test image with its true class; built on the host against the Arduino shim it prints
-    the class the int8 header gives, and that is the image's true class."""
-    import re
-
-    from micronets import host_int8
-
-    data = make_image_folder(tmp_path / "data", per_class=20)
-    out, sk = tmp_path / "trained.h", tmp_path / "Stripes8"
-    result = run_cli("train", "--arch", "pico", "--data", data, "--input", "24x24x1", "--epochs", "6",
-                     "--batch-size", "16", "--lr", "0.01", "--no-plots", "--int8", "--sketch", sk, "--board", "pico",
-                     "-o", out)
-    assert result.exit_code == 0, result.output
-    assert "Sketch folder" in result.stdout and "int8 is the right choice" in result.stdout
-    assert sorted(os.listdir(sk)) == ["Stripes8.ino", "model.h", "platformio.ini", "sample_image.h"]
-    header = (sk / "model.h").read_text()
-    assert "Arithmetic   : int8" in header and '"hstripes",' in header
-    sample = (sk / "sample_image.h").read_text()
-    label = int(re.search(r"sample_label = (\d+);", sample).group(1))
-    assert "held-out test image" in sample and f"(class {CLASSES[label]})" in sample
-    frame = np.array(re.findall(r"\d+", sample.split("{", 1)[1]), np.uint8).reshape(1, 24, 24, 1)
-    raw, _ = host_int8.run_header(str(sk / "model.h"), "PicoMobileNet", frame, entry="uint8")
-    shim = os.path.join(os.path.dirname(os.path.abspath(__file__)), "arduino_shim")
-    exe = tmp_path / "sketch"
-    subprocess.run(["g++", "-std=c++98", "-pedantic", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{shim}", "-x", "c++",
-                    str(sk / "Stripes8.ino"), "-x", "none", os.path.join(shim, "arduino_shim.cpp"), "-o", str(exe)],
-                   check=True)
-    printed = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30, check=True).stdout
-    cls = CLASSES[int(np.argmax(raw[0]))]
-    assert f"class {cls} (expected {CLASSES[label]})" in printed, printed
-    assert cls == CLASSES[label], printed
-    bad = run_cli("train", "--arch", "pico", "--data", data, "--input", "24x24x1", "--board", "pico",
-                  "-o", tmp_path / "x.h")
-    assert_one_line_error(bad.exit_code, bad.stderr, "--board goes with --sketch")
-    bad = run_cli("train", "--arch", "pico", "--data", data, "--sketch", tmp_path / "bad name", "-o", tmp_path / "x.h")
-    assert_one_line_error(bad.exit_code, bad.stderr, "not a valid Arduino sketch name")
-    assert not (tmp_path / "x.h").exists()
+def test_train_sketch_arguments_fail_before_training(tmp_path):
+    """train --board without --sketch, or a sketch folder Arduino would reject: one line, before
+    any training, nothing written (train --int8 --sketch itself: tests/test_train.py)."""
+    data = make_image_folder(tmp_path / "data", per_class=2)
+    for extra, message in ((["--board", "pico"], "--board goes with --sketch"),
+                           (["--sketch", tmp_path / "bad name"], "not a valid Arduino sketch name"),
+                           (["--sketch", tmp_path / "Sk", "--board", "uno"], "unknown board 'uno'")):
+        bad = run_cli("train", "--arch", "pico", "--data", data, *extra, "-o", tmp_path / "x.h")
+        assert_one_line_error(bad.exit_code, bad.stderr, message)
+    assert sorted(os.listdir(tmp_path)) == ["data"]
 
 
 # ---------------------------------------------------------------------------- demo
