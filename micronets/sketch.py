@@ -250,8 +250,9 @@ class Sketch:
 
 def render_sketch(compiled, name: str, frame: np.ndarray, label: Optional[int], source: str,
                   board: Optional[str] = None) -> Sketch:
-    """Render every file of sketch ``name`` for ``compiled`` (a CompiledModel, or an int8 model
-    from micronets.compiler.int8, that has class names) in memory. ``frame``: the sample as uint8 H x W x C at the model's input shape."""
+    """Render every file of sketch ``name`` for ``compiled`` (a CompiledModel, or an Int8Model of
+    micronets.compiler.int8, that has class names) in memory. ``frame``: the sample as uint8
+    H x W x C at the model's input shape."""
     import micronets
 
     if not SKETCH_NAME.match(name):
@@ -334,7 +335,8 @@ def check_image_input(shape: Sequence[int]) -> Tuple[int, int, int]:
     dims = tuple(int(d) for d in shape)
     if len(dims) != 3 or min(dims) < 1:
         raise ValueError(f"the sketch feeds the model one H x W x C image frame; this model's input is "
-                         f"{'x'.join(map(str, dims)) or 'a scalar'} ({len(dims)} dimensions): write its header with -o instead")
+                         f"{'x'.join(map(str, dims)) or 'a scalar'} ({len(dims)} dimensions): "
+                         "write its header with -o instead")
     return dims  # type: ignore[return-value]
 
 
