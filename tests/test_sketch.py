@@ -6,8 +6,9 @@ Arduino core (Serial.begin/print/println with the core's overload set, micros, m
 setup/loop; printing through stdout) written for these tests, NOT a real Arduino core. So these
 checks prove that the sketch, the generated header and the sample image compile and link with
 ``-Werror`` for each CPU and floating-point ABI, and (on the host and on the emulated Cortex-M4)
-that the sketch prints the class Keras predicts; they do not build against the vendors' Arduino cores (PlatformIO downloads
-those, which needs internet access). Tools are Debian packages (gcc-arm-none-eabi
+that the sketch prints the class Keras predicts (an int8 sketch: the class and probability of the
+int8 header's own host build); they do not build against the vendors' Arduino cores (PlatformIO
+downloads those, which needs internet access). Tools are Debian packages (gcc-arm-none-eabi
 libnewlib-arm-none-eabi, gcc-xtensa-lx106, g++): a missing tool fails these tests.
 """
 
