@@ -78,7 +78,12 @@ def find_board(name: str) -> Optional[Board]:
 
 
 NO_FPU_NOTE = ("no floating-point unit: float inference is emulated in software, typically 10-50x slower "
-               "than on a Cortex-M4F at the same clock")
+               "than on a Cortex-M4F at the same clock; an int8 header (--int8 --calibration, or a .tflite) "
+               "runs in integer arithmetic instead")
+
+#: the note for an int8 model on a board without an FPU: no warning, it is the right choice there
+NO_FPU_INT8_NOTE = ("no floating-point unit: int8 is the right choice here, every layer runs in integer "
+                    "arithmetic (only the numOutputs results are dequantised to float, once per inference)")
 
 BOARD_HELP = (
     "Check the model against a board: RAM needed = the model object (arena + outputs, i.e. "
@@ -115,5 +120,5 @@ def board_verdict(summary: Dict[str, Any], board: Board) -> Dict[str, Any]:
         "fits_flash": flash_margin >= 0,
         "fits": ram_margin >= 0 and flash_margin >= 0,
         "float_hardware": board.fpu,
-        "note": None if board.fpu else NO_FPU_NOTE,
+        "note": None if board.fpu else (NO_FPU_INT8_NOTE if summary.get("quantize") == "int8" else NO_FPU_NOTE),
     }

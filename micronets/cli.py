@@ -606,7 +606,8 @@ def _int8_cli(command, tflite, **options):
 @click.option("--output", "-o", default="model.h", show_default=True, type=click.Path(dir_okay=False),
               help="Header file to write (written atomically: nothing is left behind on error).")
 @click.option("--sketch", "sketch_dir", type=click.Path(file_okay=False), default=None,
-              help="Write a ready-to-build Arduino/PlatformIO sketch folder instead of one header: "
+              help="Write a ready-to-build Arduino/PlatformIO sketch folder instead of one header (float32, or "
+                   "int8 from a .tflite or with --int8 --calibration): "
                    "DIR/DIR.ino, DIR/model.h, DIR/sample_image.h, DIR/platformio.ini (see docs/device.md).")
 @click.option("--board", "-b", default=None, metavar="NAME",
               help="With --sketch: the board the sketch's platformio.ini builds for (a key of `micronets boards` "
@@ -626,11 +627,19 @@ def gen(arch, classes, input_shape, weights, batch_norm, classname, output, sket
       micronets gen --arch pico --input 32x32x1 --sketch Digits --board nucleo_f446re
       micronets gen model.tflite -o model.h                 # a fully-int8 .tflite, TFLM-exact
       micronets gen --arch pico --int8 --calibration images/ -o model.h
+      micronets gen model.tflite --sketch Digits8 --board pico   # an int8 sketch (also with --int8 --calibration)
     """
-    if (sketch_dir is not None or board is not None) and (tflite or int8 or calibration
-                                                          or (arch and arch.lower().endswith(".tflite"))):
-        raise fail("--sketch writes a float sketch; int8 sketches are not supported yet (use gen ... -o model.h "
-                   "and the sketch of a float model)")
+    if sketch_dir is not None or board is not None:
+        from micronets import sketch
+
+        tflite = tflite or (arch if arch and arch.lower().endswith(".tflite") else None)
+        if tflite is None:
+            if not arch:
+                raise fail("give --arch ARCH, or a .tflite model file")
+            check_arch(arch)
+        sketch.gen_command(click.get_current_context(), arch, classes, input_shape, weights, batch_norm,
+                           classname, sketch_dir, board, tflite=tflite, int8=int8, calibration=calibration)
+        return
     if tflite or (arch and arch.lower().endswith(".tflite")):
         _check_output(output)
         summary = _int8_cli("gen", tflite or arch, output=output, classname=classname)
@@ -639,12 +648,6 @@ def gen(arch, classes, input_shape, weights, batch_norm, classname, output, sket
     if not arch:
         raise fail("give --arch ARCH, or a .tflite model file")
     check_arch(arch)
-    if sketch_dir is not None or board is not None:
-        from micronets import sketch
-
-        sketch.gen_command(click.get_current_context(), arch, classes, input_shape, weights, batch_norm,
-                           classname, sketch_dir, board)
-        return
     _check_output(output)
     resolved = resolve(arch, classes, input_shape, batch_norm, weights)
     if int8 or calibration:
@@ -819,8 +822,13 @@ _DEFAULTS = micronets.TrainingConfig()
                    "test accuracy side by side.")
 @click.option("--output", "-o", default="model.h", show_default=True, type=click.Path(dir_okay=False),
               help="Header file to write after training; MODEL.json (the model card) goes beside it.")
+@click.option("--sketch", "sketch_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write an Arduino/PlatformIO sketch folder of the exported model (int8 with --int8), "
+                   "its sample frame a held-out test image with its true class (see docs/device.md).")
+@click.option("--board", "-b", default=None, metavar="NAME",
+              help="With --sketch: the board the sketch's platformio.ini builds for (as for gen --sketch).")
 def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augment, flip, label_smoothing, mixup,
-          val_split, test_split, seed, batch_norm, classname, save_path, plots, int8, output):
+          val_split, test_split, seed, batch_norm, classname, save_path, plots, int8, output, sketch_dir, board):
     """Train a model on a folder of images, export its header and report its test accuracy.
 
     Each class is split into training, validation (keeps the best epoch) and test images; the test
@@ -835,6 +843,7 @@ def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augm
       micronets train --arch pico --data photos/ --input 32x32x1 -o model.h
       micronets train --arch phinet-2m --data flowers/ --input 64x64x3 --flip horizontal --save flowers.keras -o flowers.h
       micronets train --arch pico --data photos/ --input 32x32x1 --int8 -o model.h   # + model_float.h
+      micronets train --arch pico --data photos/ --input 32x32x1 --int8 --sketch Photos8 --board pico
     """
     from micronets.train import DEFAULT_EPOCHS, companion_paths, train_folder
 
@@ -844,6 +853,16 @@ def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augm
     _check_output(output)
     if int8:
         _check_output(companion_paths(output)["float_header"])
+    if board is not None and sketch_dir is None:
+        raise fail("--board goes with --sketch DIR (a header alone does not depend on the board)")
+    if sketch_dir is not None:
+        from micronets.sketch import board_envs, check_sketch_dir
+
+        try:
+            check_sketch_dir(sketch_dir)
+            board_envs(board)
+        except (ValueError, OSError) as exc:
+            raise fail(one_line(exc))
     if save_path is not None:
         if not save_path.endswith(".keras"):
             raise fail(f"--save writes a .keras file; got {save_path}")
@@ -859,7 +878,7 @@ def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augm
         result = train_folder(data_dir, arch_l, output, input_shape=input_shape, epochs=epochs or DEFAULT_EPOCHS,
                               config=config, batch_norm=batch_norm, val_fraction=val_split,
                               test_fraction=test_split, seed=seed, classname=classname, save=save_path,
-                              plots=plots, int8=int8,
+                              plots=plots, int8=int8, sketch=sketch_dir, board=board,
                               log=lambda line: console.print(line, markup=False, soft_wrap=True))
     except ValueError as exc:
         raise fail(one_line(exc))
@@ -868,9 +887,13 @@ def train(arch, data_dir, epochs, input_shape, batch_size, lr, lr_schedule, augm
     _print_report(console, result.report)
     print_summary(console, result.summary, output, title=f"Wrote {output}" + (" (int8)" if int8 else ""))
     for key, label in (("float_header", "Float header"), ("card", "Model card"), ("confusion_png", "Confusion PNG"),
-                       ("curves_png", "Training PNG"), ("keras", "Saved net")):
+                       ("curves_png", "Training PNG"), ("keras", "Saved net"), ("sketch", "Sketch folder")):
         if key in result.files:
             console.print(f"{label:<17}{os.path.abspath(result.files[key])}", markup=False, soft_wrap=True)
+    if board is not None:
+        from micronets.sketch import print_board_verdict
+
+        print_board_verdict(console, result.summary, board)
     _near_chance(result.report)
 
 

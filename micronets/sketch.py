@@ -62,7 +62,8 @@ PIO_ENVS: Dict[str, PioEnv] = {
     "nrf52840": PioEnv("nano33ble", "nordicnrf52", "nano33ble",
                        "nRF52840 (Cortex-M4F, 64 MHz), Arduino Nano 33 BLE, Arduino mbed core"),
     "rp2040": PioEnv("pico", "raspberrypi", "pico",
-                     "RP2040 (Cortex-M0+, 133 MHz, no FPU: float inference is emulated in software), "
+                     "RP2040 (Cortex-M0+, 133 MHz, no FPU: int8 models run in integer arithmetic, float ones are "
+                     "emulated in software), "
                      "Raspberry Pi Pico, Arduino mbed core"),
 }
 
@@ -147,6 +148,8 @@ def sample_frame(shape: Sequence[int], index: int = 0) -> Tuple[np.ndarray, str]
 
 def sample_header(frame: np.ndarray, label: Optional[int], source: str) -> str:
     """``sample_image.h``: ``sample_image`` (uint8, H x W x C row-major) and ``sample_label``."""
+    from micronets.compiler.emit import comment
+
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.dtype != np.uint8:
         raise ValueError(f"the sample frame must be a uint8 H x W x C array, got {frame.dtype} {frame.shape}")
@@ -157,7 +160,7 @@ def sample_header(frame: np.ndarray, label: Optional[int], source: str) -> str:
     label_text = "the class it shows" if label is not None else "-1: the sample's true class is not known"
     return (
         f"// sample_image.h - {MARK}: one camera-like frame for the sketch\n"
-        f"// {source}\n"
+        f"// {comment(source)}\n"
         "#ifndef MICRONETS_SAMPLE_IMAGE_H\n#define MICRONETS_SAMPLE_IMAGE_H\n\n"
         "#include <stdint.h>\n\n"
         f"// {label_text}\n"
@@ -169,17 +172,21 @@ def sample_header(frame: np.ndarray, label: Optional[int], source: str) -> str:
 
 
 def sketch_ino(name: str, classname: str, arch: str, shape: Sequence[int], envs: Sequence[PioEnv],
-               version: str) -> str:
-    """The sketch's main file: predict(const uint8_t*) on the sample frame, classNames[] printed."""
+               version: str, quantize: Optional[str] = None) -> str:
+    """The sketch's main file: predict(const uint8_t*) on the sample frame, classNames[] printed.
+    ``quantize``: "int8" for an int8 header (said in the comment; the code is the same)."""
     h, w, c = (int(d) for d in shape)
     env = envs[0].env if len(envs) == 1 else DEFAULT_ENV
+    int8 = ("// The model is int8: every layer runs in integer arithmetic; the probability printed is its\n"
+            "// dequantised output (net.outputs[], floats), the raw int8 values are in net.rawOutputs[].\n"
+            if quantize == "int8" else "")
     return f"""\
 // {name}.ino - {MARK} {version} (`micronets gen --sketch`); regenerating the sketch replaces it.
 //
 // Classifies the frame in sample_image.h with the model in model.h ({arch}, class {classname},
 // input {h}x{w}x{c}) once a second and prints the class name, its probability and the time of one
 // inference over Serial at 115200 baud.
-//
+{int8}//
 //   Arduino IDE: open this file, choose your board and port, Upload, open the Serial Monitor.
 //   PlatformIO:  pio run -e {env} -t upload && pio device monitor -e {env}
 //
@@ -243,8 +250,9 @@ class Sketch:
 
 def render_sketch(compiled, name: str, frame: np.ndarray, label: Optional[int], source: str,
                   board: Optional[str] = None) -> Sketch:
-    """Render every file of sketch ``name`` for ``compiled`` (a CompiledModel that has class
-    names) in memory. ``frame``: the sample as uint8 H x W x C at the model's input shape."""
+    """Render every file of sketch ``name`` for ``compiled`` (a CompiledModel, or an Int8Model of
+    micronets.compiler.int8, that has class names) in memory. ``frame``: the sample as uint8
+    H x W x C at the model's input shape."""
     import micronets
 
     if not SKETCH_NAME.match(name):
@@ -261,7 +269,7 @@ def render_sketch(compiled, name: str, frame: np.ndarray, label: Optional[int], 
     classname = summary["classname"]
     files = {
         f"{name}.ino": sketch_ino(name, classname, str(summary.get("arch") or classname), shape, envs,
-                                  micronets.__version__),
+                                  micronets.__version__, summary.get("quantize")),
         "model.h": compiled.render(filename="model.h"),
         "sample_image.h": sample_header(frame, label, source),
         "platformio.ini": platformio_ini(envs, ".", f"{name}.ino"),
@@ -321,25 +329,71 @@ def default_class_names(n: int) -> List[str]:
     return [str(i) for i in range(int(n))]
 
 
+def check_image_input(shape: Sequence[int]) -> Tuple[int, int, int]:
+    """(H, W, C) of a model input that takes one image; ValueError naming the shape otherwise
+    (the sketch feeds predict(const uint8_t*) one H x W x C frame)."""
+    dims = tuple(int(d) for d in shape)
+    if len(dims) != 3 or min(dims) < 1:
+        raise ValueError(f"the sketch feeds the model one H x W x C image frame; this model's input is "
+                         f"{'x'.join(map(str, dims)) or 'a scalar'} ({len(dims)} dimensions): "
+                         "write its header with -o instead")
+    return dims  # type: ignore[return-value]
+
+
+def _is_tflite(model) -> bool:
+    """Whether ``model`` is a .tflite (a path or its bytes) rather than a keras.Model."""
+    return isinstance(model, (bytes, bytearray, str, os.PathLike))
+
+
+def compile_for_sketch(model, classname: str = "Net", arch: Optional[str] = None,
+                       class_names: Optional[Sequence[str]] = None, quantize: Optional[str] = None,
+                       calibration=None):
+    """The compiled model a sketch prints (classNames[] always set: the class indices by default).
+
+    ``model``: a keras.Model (float32; int8 with ``quantize="int8"`` and ``calibration``, the
+    representative inputs as an (N, H, W, C) array), or a fully-int8 .tflite (path or bytes)."""
+    from micronets.compiler import compile_model
+    from micronets.compiler.int8 import compile_keras_int8, compile_tflite
+
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be None (float32) or 'int8'; got {quantize!r}")
+    names = list(class_names) if class_names else None
+    if _is_tflite(model):
+        if calibration is not None:
+            raise ValueError("calibration is for quantising a Keras model; a .tflite file is already quantised")
+        compiled = compile_tflite(model, classname=classname, arch=arch, class_names=names)
+        check_image_input(compiled.summary()["input_shape"])
+        if names is None:
+            compiled.class_names = tuple(default_class_names(compiled.graph.output.size))
+        return compiled
+    check_image_input(model.input_shape[1:])
+    if names is None:
+        names = default_class_names(int(np.prod([int(d) for d in model.outputs[0].shape[1:]])))
+    if quantize == "int8":
+        return compile_keras_int8(model, calibration, classname=classname, arch=arch, class_names=names)
+    if calibration is not None:
+        raise ValueError("calibration goes with quantize='int8'")
+    return compile_model(model, classname=classname, arch=arch, class_names=names)
+
+
 def generate_sketch(model, directory, classname: str = "Net", arch: Optional[str] = None,
                     class_names: Optional[Sequence[str]] = None, board: Optional[str] = None,
                     frame: Optional[np.ndarray] = None, label: Optional[int] = None,
-                    source: Optional[str] = None):
+                    source: Optional[str] = None, quantize: Optional[str] = None, calibration=None):
     """Compile ``model`` and write sketch folder ``directory`` (see the module docstring).
 
+    ``model``: a keras.Model (float32, or int8 with ``quantize="int8"`` and ``calibration``: a few
+    hundred representative inputs, (N, H, W, C)) or a fully-int8 .tflite file (path or bytes).
     ``class_names`` default to the class indices; ``frame`` (uint8 H x W x C) defaults to
-    :func:`sample_frame` (a handwritten digit, ``label`` unknown). Returns (CompiledModel, paths).
-    Raises ValueError (bad name, board, model or frame) or OSError (unwritable folder); in every
-    error case nothing is written."""
-    from micronets.compiler import compile_model
-
+    :func:`sample_frame` (a handwritten digit, ``label`` unknown). Returns (compiled model, paths).
+    Raises ValueError (bad name, board, model, calibration or frame) or OSError (unwritable
+    folder, missing .tflite); in every error case nothing is written."""
     path = check_sketch_dir(directory)
     name = path.resolve().name
     if board is not None:
         board_envs(board)  # unknown boards fail before the (slow) compilation
-    num_outputs = int(np.prod([int(d) for d in model.outputs[0].shape[1:]]))
-    names = list(class_names) if class_names else default_class_names(num_outputs)
-    compiled = compile_model(model, classname=classname, arch=arch, class_names=names)
+    compiled = compile_for_sketch(model, classname=classname, arch=arch, class_names=class_names,
+                                  quantize=quantize, calibration=calibration)
     if frame is None:
         frame, source = sample_frame(compiled.summary()["input_shape"])
         label = None
@@ -347,40 +401,68 @@ def generate_sketch(model, directory, classname: str = "Net", arch: Optional[str
     return compiled, write_sketch(sketch, path)
 
 
-def gen_command(ctx, arch, classes, input_shape, weights, batch_norm, classname, sketch_dir, board) -> None:
+def gen_command(ctx, arch, classes, input_shape, weights, batch_norm, classname, sketch_dir, board,
+                tflite=None, int8=False, calibration=None) -> None:
     """``micronets gen --sketch DIR [--board NAME]``: the body of the command (micronets.cli.gen
-    validates ``--arch`` and hands over here). Errors exit with one ``Error: ...`` line."""
+    validates ``--arch`` and hands over here). ``tflite``: a fully-int8 .tflite to compile instead
+    of ``--arch``; ``int8``/``calibration``: quantise ``--arch``'s model with TFLite's converter.
+    Errors exit with one ``Error: ...`` line, before anything is written."""
     from click.core import ParameterSource
 
     from micronets import cli
-    from micronets.boards import board_verdict
 
     if sketch_dir is None:
         raise cli.fail("--board goes with --sketch DIR (a header alone does not depend on the board)")
     if ctx.get_parameter_source("output") is not ParameterSource.DEFAULT:
         raise cli.fail("--sketch writes DIR/model.h itself: give either -o or --sketch, not both")
+    if tflite is not None and calibration is not None:
+        raise cli.fail("--calibration is for quantising a Keras model; a .tflite file is already quantised")
+    if tflite is None and int8 and calibration is None:
+        raise cli.fail("--int8 needs --calibration DIR|FILE.npy: representative inputs for TFLite's converter")
     try:
         path = check_sketch_dir(sketch_dir)
         board_envs(board)
     except (ValueError, OSError) as exc:
         raise cli.fail(cli.one_line(exc))
-    resolved = cli.resolve(arch, classes, input_shape, batch_norm, weights)
-    names = getattr(resolved.net, "class_names", None) if resolved.net is not None else None
+    quantize = "int8" if (tflite is not None or int8 or calibration is not None) else None
     try:
-        compiled, paths = generate_sketch(resolved.model, path, classname=classname or resolved.classname,
-                                          arch=resolved.label, class_names=list(names) if names else None,
-                                          board=board)
+        if tflite is not None:
+            if not os.path.isfile(tflite):
+                raise ValueError(f"model file not found: {tflite}")
+            model, label, names, default_name, x = tflite, None, None, "Net", None
+        else:
+            resolved = cli.resolve(arch, classes, input_shape, batch_norm, weights)
+            model, label, default_name = resolved.model, resolved.label, resolved.classname
+            names = getattr(resolved.net, "class_names", None) if resolved.net is not None else None
+            x = None
+            if quantize == "int8":
+                from micronets.compiler.int8 import load_calibration
+
+                check_image_input(model.input_shape[1:])  # before reading (maybe many) calibration images
+                x = load_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]))
+        compiled, paths = generate_sketch(model, path, classname=classname or default_name, arch=label,
+                                          class_names=list(names) if names else None, board=board,
+                                          quantize=quantize if tflite is None else None, calibration=x)
     except (ValueError, OSError) as exc:
         raise cli.fail(cli.one_line(exc))
     summary = compiled.summary()
     console = cli._console()
+    kind = " (int8)" if quantize == "int8" else ""
     cli.print_summary(console, summary, str(path / "model.h"),
-                      title=f"Wrote sketch {path}: {', '.join(p.name for p in paths)}")
+                      title=f"Wrote sketch {path}{kind}: {', '.join(p.name for p in paths)}")
     if board is not None:
-        verdict = board_verdict(summary, find_board(board))
-        if not verdict["fits"]:
-            console.print(f"Warning: the model does not fit {verdict['name']} (RAM margin {verdict['ram_margin']:,} B, "
-                          f"flash margin {verdict['flash_margin']:,} B; see micronets info --board {board})",
-                          markup=False, soft_wrap=True)
-        if verdict["note"]:
-            console.print(f"Note: {verdict['name']}: {verdict['note']}", markup=False, soft_wrap=True)
+        print_board_verdict(console, summary, board)
+
+
+def print_board_verdict(console, summary, board: str) -> None:
+    """After writing a sketch for ``board``: warn when the model does not fit it, and print the
+    board's note (no FPU: float emulated in software, or int8 the right choice)."""
+    from micronets.boards import board_verdict
+
+    verdict = board_verdict(summary, find_board(board))
+    if not verdict["fits"]:
+        console.print(f"Warning: the model does not fit {verdict['name']} (RAM margin {verdict['ram_margin']:,} B, "
+                      f"flash margin {verdict['flash_margin']:,} B; see micronets info --board {board})",
+                      markup=False, soft_wrap=True)
+    if verdict["note"]:
+        console.print(f"Note: {verdict['name']}: {verdict['note']}", markup=False, soft_wrap=True)

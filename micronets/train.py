@@ -384,6 +384,21 @@ def _remove(paths: Sequence[str]):
             pass
 
 
+def _render_sketch(compiled, directory, board, x_test, y_test, keras_probs, class_names, data_dir):
+    """The sketch of ``compiled`` (in memory): its sample frame is the first held-out test image
+    that Keras classifies correctly (else the first), as raw 8-bit pixels, with its true class."""
+    from micronets.sketch import render_sketch
+
+    y_test = np.asarray(y_test).reshape(-1)
+    right = np.flatnonzero(np.argmax(keras_probs, axis=1) == y_test)
+    k = int(right[0]) if len(right) else 0
+    frame = np.clip(np.round(np.asarray(x_test[k]) * 255.0), 0, 255).astype(np.uint8)
+    label = int(y_test[k])
+    source = (f"held-out test image {k + 1} of {len(y_test)} from {os.path.basename(os.path.abspath(data_dir))}/ "
+              f"(class {display_name(class_names[label])}), as 8-bit pixels")
+    return render_sketch(compiled, directory.resolve().name, frame, label, source, board)
+
+
 # ---------------------------------------------------------------------------- train
 def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
                  input_shape: Optional[Tuple[int, int, int]] = None, epochs: int = DEFAULT_EPOCHS,
@@ -393,7 +408,7 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
                  plots: bool = True, card: bool = True, check_cpp: bool = True, int8: bool = False,
                  calibration_images: int = DEFAULT_CALIBRATION_IMAGES,
                  log: Optional[Callable[[str], None]] = None, card_extra: Optional[Dict[str, Any]] = None,
-                 trained_by: str = "micronets train") -> TrainResult:
+                 trained_by: str = "micronets train", sketch=None, board: Optional[str] = None) -> TrainResult:
     """Train ``arch`` on the image folder ``data_dir``, export ``output`` and report on the test split.
 
     ``arch``: an architecture name (``pico`` ... ``base``, ``phinet-2m`` ...), a ``.keras`` file
@@ -406,6 +421,9 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
     ``int8``: ``output`` is the int8 header (TFLite's converter calibrated on up to
     ``calibration_images`` training images, drawn with ``seed``), the float32 header goes beside it
     as MODEL_float.h, and the report holds Keras float, C++ float and C++ int8 test accuracy.
+    ``sketch``: also write an Arduino/PlatformIO sketch folder of ``output``'s model (see
+    :mod:`micronets.sketch`; ``board`` as there) whose sample frame is a held-out test image with
+    its true class.
     Raises ValueError with a one-line reason for bad data or arguments; writes nothing then.
     """
     import keras
@@ -418,6 +436,16 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
     float_output = companion_paths(output)["float_header"] if int8 else None
     for path in [output] + ([float_output] if int8 else []) + ([save] if save else []):
         _check_writable(path)
+    if sketch is not None or board is not None:
+        from micronets import sketch as sketches
+
+        if sketch is None:
+            raise ValueError("board goes with sketch (a header alone does not depend on the board)")
+        try:
+            sketch = sketches.check_sketch_dir(sketch)
+        except OSError as exc:
+            raise ValueError(str(exc)) from None
+        sketches.board_envs(board)
     if int8:
         from micronets.compiler.int8 import MIN_CALIBRATION_SAMPLES
 
@@ -525,6 +553,10 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
                         compiled8.notes["test accuracy (int8 header, g++)"] = (
                             f"{report.int8_accuracy * 100:.1f}% on the same {report.n} images")
                 header = compiled8.render(filename=os.path.basename(output) or "model.h").encode("utf-8")
+                compiled = compiled8
+        if sketch is not None:
+            sketch_files = _render_sketch(compiled, sketch, board, x[test_idx], y[test_idx], keras_probs,
+                                          class_names, data_dir)
         files: Dict[str, Any] = {output: header}
         written = {"header": output}
         extra = companion_paths(output)
@@ -556,6 +588,11 @@ def train_folder(data_dir: str, arch: str = "pico", output: str = "model.h", *,
             files[save] = net.to_bytes()
             written["keras"] = save
         _write_files(files, created)
+        if sketch is not None:
+            from micronets.sketch import write_sketch
+
+            write_sketch(sketch_files, sketch)  # a new folder appears whole or not at all
+            written["sketch"] = str(sketch)
     except BaseException:
         _remove(created)
         raise

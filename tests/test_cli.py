@@ -246,6 +246,84 @@ def test_gen_sketch_errors_are_one_line_and_write_nothing(tmp_path):
     assert os.listdir(tmp_path / "Sk") == ["model.h"]
 
 
+def _calibration(path, shape=(16, 16, 1), n=20):
+    np.save(path, np.random.default_rng(0).uniform(0, 1, (n, *shape)).astype(np.float32))
+    return path
+
+
+@needs_compiler
+def test_gen_int8_sketch_from_calibration_and_from_tflite(tmp_path):
+    """--int8 --calibration and a .tflite (as the argument or as --arch) both write an int8 sketch;
+    on the FPU-less RP2040 the note says int8 is the right choice instead of the float warning."""
+    import configparser
+
+    from micronets.compiler.int8 import quantize_keras
+
+    cal = _calibration(tmp_path / "cal.npy")
+    out = tmp_path / "Pico8"
+    result = run_cli("gen", "--arch", "pico", "--classes", "3", "--input", "16x16x1", "--int8", "--calibration", cal,
+                     "--sketch", out, "--board", "pico")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(os.listdir(out)) == ["Pico8.ino", "model.h", "platformio.ini", "sample_image.h"]
+    assert "Wrote sketch" in result.stdout and "(int8)" in result.stdout
+    assert "int8 is the right choice" in result.stdout and "emulated in software" not in result.stdout
+    header = (out / "model.h").read_text()
+    assert "Arithmetic   : int8" in header and "class PicoMobileNet" in header and '"2",' in header
+    assert "sample_image[256]" in (out / "sample_image.h").read_text()
+
+    net = micronets.PicoMobileNet(num_classes=3, input_shape=(16, 16, 1))
+    net.build()
+    model_file = tmp_path / "pico.tflite"
+    model_file.write_bytes(quantize_keras(net.model, np.load(cal)))
+    for how, args in (("T8", [model_file]), ("A8", ["--arch", model_file])):
+        result = run_cli("gen", *args, "--name", "Tiny8", "--sketch", tmp_path / how, "--board", "nucleo_f446re")
+        assert result.exit_code == 0, result.stderr
+        assert "Note:" not in result.stdout  # a Cortex-M4F: nothing to say
+        assert "class Tiny8" in (tmp_path / how / "model.h").read_text()
+        assert "Tiny8::classNames[cls]" in (tmp_path / how / f"{how}.ino").read_text()
+        cfg = configparser.ConfigParser()
+        cfg.read(tmp_path / how / "platformio.ini")
+        assert cfg["platformio"]["default_envs"] == "nucleo_f446re"
+    net.class_names = ["ant", "bee", "cow"]  # --weights: a saved net's class names reach classNames[]
+    saved = net.save(str(tmp_path / "pico.keras"))
+    result = run_cli("gen", "--arch", "pico", "--weights", saved, "--int8", "--calibration", cal, "--sketch",
+                     tmp_path / "W8")
+    assert result.exit_code == 0, result.stderr
+    header = (tmp_path / "W8" / "model.h").read_text()
+    assert "Arithmetic   : int8" in header and '"bee",' in header
+    result = run_cli("gen", "--arch", "pico", "--classes", "3", "--input", "16x16x1", "--sketch", tmp_path / "F",
+                     "--board", "pico")
+    assert result.exit_code == 0 and "emulated in software" in result.stdout and "--int8" in result.stdout
+
+
+@needs_compiler
+def test_gen_int8_sketch_errors_are_one_line_and_write_nothing(tmp_path):
+    import keras
+
+    from micronets.compiler.int8 import quantize_keras
+
+    cal = _calibration(tmp_path / "cal.npy")
+    wrong = _calibration(tmp_path / "wrong.npy", shape=(12, 12, 1))
+    inp = keras.Input((8,))
+    flat = quantize_keras(keras.Model(inp, keras.layers.Dense(3)(inp)), np.random.default_rng(0).uniform(0, 1, (20, 8)))
+    (tmp_path / "flat.tflite").write_bytes(flat)
+    before = sorted(os.listdir(tmp_path))
+    pico = ["--arch", "pico", "--input", "16x16x1"]
+    cases = [
+        ([*pico, "--int8"], "--int8 needs --calibration"),
+        ([tmp_path / "flat.tflite", "--calibration", cal], "a .tflite file is already quantised"),
+        ([tmp_path / "missing.tflite"], "not found"),
+        ([*pico, "--int8", "--calibration", wrong], "calibration has shape (20, 12, 12, 1)"),
+        ([tmp_path / "flat.tflite"], "one H x W x C image frame"),
+        ([tmp_path / "flat.tflite", "--board", "uno"], "unknown board 'uno'"),
+        ([tmp_path / "cal.npy"], "cal.npy is not a readable .tflite"),
+    ]
+    for extra, message in cases:
+        result = run_cli("gen", *extra, "--sketch", tmp_path / "Sk")
+        assert_one_line_error(result.exit_code, result.stderr, message)
+        assert sorted(os.listdir(tmp_path)) == before, extra
+
+
 @needs_compiler
 def test_gen_from_saved_model_files(tmp_path):
     import keras
@@ -358,6 +436,19 @@ def test_boards_answer_to_their_platformio_names_and_warn_without_an_fpu():
     assert rp.exit_code == 0 and "software" in rp.stdout and "no floating-point unit" in rp.stdout
 
 
+def test_board_note_for_an_int8_model_without_an_fpu():
+    """An int8 model on an FPU-less board is the right choice (no 'emulated in software' warning);
+    a float one gets the warning and the pointer to int8; boards with an FPU get no note."""
+    from micronets.boards import NO_FPU_INT8_NOTE, NO_FPU_NOTE
+
+    summary = {"input_shape": [16, 16, 1], "object_bytes": 100, "weights_bytes": 1000}
+    rp2040, f446 = BOARDS["rp2040"], BOARDS["stm32f446re"]
+    assert board_verdict(summary, rp2040)["note"] == NO_FPU_NOTE and "--int8" in NO_FPU_NOTE
+    assert board_verdict({**summary, "quantize": "int8"}, rp2040)["note"] == NO_FPU_INT8_NOTE
+    assert "right choice" in NO_FPU_INT8_NOTE and "emulated" not in NO_FPU_INT8_NOTE
+    assert board_verdict({**summary, "quantize": "int8"}, f446)["note"] is None
+
+
 def test_board_lists():
     for args in (("boards",), ("info", "--board", "list")):
         result = run_cli(*args)
@@ -413,6 +504,18 @@ def test_train_on_image_folder(tmp_path):
     assert again.exit_code == 0, again.stderr
     assert "3 classes" in again.stdout
     assert micronets.load(str(saved)).class_names == ["circle", "hstripes", "vstripes"]
+
+
+def test_train_sketch_arguments_fail_before_training(tmp_path):
+    """train --board without --sketch, or a sketch folder Arduino would reject: one line, before
+    any training, nothing written (train --int8 --sketch itself: tests/test_train.py)."""
+    data = make_image_folder(tmp_path / "data", per_class=2)
+    for extra, message in ((["--board", "pico"], "--board goes with --sketch"),
+                           (["--sketch", tmp_path / "bad name"], "not a valid Arduino sketch name"),
+                           (["--sketch", tmp_path / "Sk", "--board", "uno"], "unknown board 'uno'")):
+        bad = run_cli("train", "--arch", "pico", "--data", data, *extra, "-o", tmp_path / "x.h")
+        assert_one_line_error(bad.exit_code, bad.stderr, message)
+    assert sorted(os.listdir(tmp_path)) == ["data"]
 
 
 # ---------------------------------------------------------------------------- demo

@@ -6,8 +6,9 @@ Arduino core (Serial.begin/print/println with the core's overload set, micros, m
 setup/loop; printing through stdout) written for these tests, NOT a real Arduino core. So these
 checks prove that the sketch, the generated header and the sample image compile and link with
 ``-Werror`` for each CPU and floating-point ABI, and (on the host and on the emulated Cortex-M4)
-that the sketch prints the class Keras predicts; they do not build against the vendors' Arduino cores (PlatformIO downloads
-those, which needs internet access). Tools are Debian packages (gcc-arm-none-eabi
+that the sketch prints the class Keras predicts (an int8 sketch: the class and probability of the
+int8 header's own host build); they do not build against the vendors' Arduino cores (PlatformIO
+downloads those, which needs internet access). Tools are Debian packages (gcc-arm-none-eabi
 libnewlib-arm-none-eabi, gcc-xtensa-lx106, g++): a missing tool fails these tests.
 """
 
@@ -67,6 +68,22 @@ def small_sketch(tmp_path_factory):
     return net, compiled, directory, paths
 
 
+NAMES = ["cat", "dog \"quoted\"", "bird", "fish"]
+
+
+@pytest.fixture(scope="module")
+def int8_sketch(small_sketch, tmp_path_factory):
+    """The same net quantised to int8 (TFLite's converter, calibrated on 32 handwritten digits at
+    the model's input size, scaled to [0, 1] as training data is) as a sketch for the RP2040."""
+    net = small_sketch[0]
+    calibration = np.stack([sketch.sample_frame((24, 24, 1), i)[0] for i in range(1, 33)]).astype(np.float32) / 255.0
+    directory = tmp_path_factory.mktemp("sk8") / "Small8"
+    compiled, paths = sketch.generate_sketch(net.model, directory, classname="Small8", arch="small pico int8",
+                                             class_names=NAMES, board="pico", quantize="int8",
+                                             calibration=calibration)
+    return net, compiled, directory, paths
+
+
 # --------------------------------------------------------------------------- the folder
 def test_sketch_folder_has_every_file(small_sketch):
     _, compiled, directory, paths = small_sketch
@@ -83,6 +100,25 @@ def test_sketch_folder_has_every_file(small_sketch):
     assert cfg["env:nucleo_f446re"]["board"] == "nucleo_f446re" and cfg["env"]["framework"] == "arduino"
     sample = (directory / "sample_image.h").read_text()
     assert "static const uint8_t sample_image[576]" in sample and "sample_label = -1" in sample
+
+
+def test_int8_sketch_folder(int8_sketch):
+    """An int8 sketch: the same four files, the int8 header (uint8 camera-frame entry point,
+    classNames[]), the same sample digit as a float sketch, the chosen board's env."""
+    _, compiled, directory, paths = int8_sketch
+    assert compiled.quantize == "int8"
+    assert sorted(p.name for p in paths) == sorted(["Small8.ino", "model.h", "sample_image.h", "platformio.ini"])
+    assert sorted(os.listdir(directory)) == sorted(p.name for p in paths)
+    header = (directory / "model.h").read_text()
+    assert "Arithmetic   : int8" in header and "predict(const uint8_t* input)" in header
+    assert "class Small8 : public micronets_Small8::names<0>" in header and '"dog \\"quoted\\"",' in header
+    ino = (directory / "Small8.ino").read_text()
+    assert "net.predict(sample_image)" in ino and "Small8::classNames[cls]" in ino and "The model is int8" in ino
+    frame, _ = sketch.sample_frame((24, 24, 1))
+    assert (directory / "sample_image.h").read_text() == sketch.sample_header(frame, None, _)
+    cfg = configparser.ConfigParser()
+    cfg.read(directory / "platformio.ini")
+    assert [s for s in cfg.sections() if s.startswith("env:")] == ["env:pico"]
 
 
 def test_every_board_has_a_platformio_env():
@@ -174,6 +210,30 @@ def test_existing_folder_keeps_foreign_files(tmp_path, tiny_compiled):
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
 
 
+def test_int8_arguments_are_checked_before_anything_is_written(tmp_path):
+    """generate_sketch's int8 arguments: each bad combination is one ValueError naming the cause,
+    and no folder appears."""
+    import keras
+
+    inp = keras.Input((4, 4, 1))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inp)))
+    flat_in = keras.Input((16,))
+    flat = keras.Model(flat_in, keras.layers.Dense(3)(flat_in))
+    x = np.random.default_rng(0).uniform(0, 1, (20, 4, 4, 1)).astype(np.float32)
+    cases = [
+        (dict(model=model, quantize="int4"), "quantize must be None"),
+        (dict(model=model, quantize="int8"), "needs calibration="),
+        (dict(model=model, quantize="int8", calibration=x[:3]), "at least 16"),
+        (dict(model=model, calibration=x), "calibration goes with quantize='int8'"),
+        (dict(model=b"not a flatbuffer", calibration=x), "already quantised"),
+        (dict(model=flat, quantize="int8", calibration=x.reshape(20, 16)), "one H x W x C image frame"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            sketch.generate_sketch(directory=tmp_path / "Sk", **kwargs)
+    assert os.listdir(tmp_path) == []
+
+
 def test_render_rejects_a_mismatched_frame(tiny_compiled):
     with pytest.raises(ValueError, match=r"the sample frame is \(5, 4, 1\), the model takes \(4, 4, 1\)"):
         sketch.render_sketch(tiny_compiled, "Sk", np.zeros((5, 4, 1), np.uint8), None, "x")
@@ -223,6 +283,73 @@ def test_sketch_runs_on_the_emulated_cortex_m4(small_sketch, tmp_path):
     _check_printed_prediction(proc.stdout + proc.stderr, net, directory)
 
 
+def _int8_expected(directory):
+    """(class name, probability) the host build of the int8 header itself gives on the sample
+    frame through predict(const uint8_t*): the first largest raw output, its dequantised value."""
+    from micronets import host_int8
+
+    frame = np.array(re.findall(r"\d+", (directory / "sample_image.h").read_text().split("{", 1)[1]), np.uint8)
+    raw, outputs = host_int8.run_header(str(directory / "model.h"), "Small8", frame.reshape(1, 24, 24, 1), entry="uint8")
+    assert len(np.unique(raw[0])) > 1, raw  # the class depends on the image, not on a tie
+    cls = int(np.argmax(raw[0]))
+    return NAMES[cls], float(outputs[0, cls])
+
+
+def _check_printed_int8(out, directory):
+    assert "inputs 576, classes 4" in out, out
+    name, proba = _int8_expected(directory)
+    found = re.search(r"class (.*), probability (\d\.\d{4}), \d+ us per inference", out)
+    assert found, out
+    assert found.group(1) == name, (out, name, proba)
+    assert abs(float(found.group(2)) - proba) <= 0.6e-4, (out, name, proba)
+
+
+def test_int8_sketch_runs_on_the_host_and_prints_what_the_header_computes(int8_sketch, tmp_path):
+    """g++ -std=c++98 -pedantic: the int8 sketch prints the class and probability of the int8
+    header's own host build, and that class is the one the float Keras model predicts."""
+    net, _, directory, _ = int8_sketch
+    exe = tmp_path / "sketch8"
+    _run(["g++", "-std=c++98", "-pedantic", "-O2", *WARN, f"-I{SHIM}", *_ino_sources(directory), "-o", exe])
+    _check_printed_int8(_run([exe], timeout=30).stdout, directory)
+    frame = np.array(re.findall(r"\d+", (directory / "sample_image.h").read_text().split("{", 1)[1]), np.float32)
+    probs = net.model.predict(frame.reshape(1, 24, 24, 1) / 255.0, verbose=0)[0]
+    assert _int8_expected(directory)[0] == NAMES[int(np.argmax(probs))], probs
+
+
+def test_int8_sketch_runs_on_the_emulated_cortex_m4(int8_sketch, tmp_path):
+    """The int8 sketch on QEMU's Cortex-M4F, where the header takes its DSP (SMLAD) path: the same
+    class and probability as the portable path on the host."""
+    from micronets.embedded import qemu
+
+    _, _, directory, _ = int8_sketch
+    elf = tmp_path / "sketch8.elf"
+    _run([qemu.CXX, *qemu.CPU_FLAGS, "-O2", *qemu.WARN_FLAGS, *qemu.CXX_FLAGS, "-DMICRONETS_SHIM_SEMIHOSTING",
+          f"-I{SHIM}", f"-I{qemu.HERE}", *_ino_sources(directory), qemu.HERE / "startup.cpp",
+          qemu.HERE / "semihosting.cpp", f"-T{qemu.HERE / qemu.LINKER_SCRIPT}", *qemu.LINK_FLAGS, "-o", elf, "-lm"])
+    assert "smlad" in _run([qemu.CXX.replace("g++", "objdump"), "-d", elf]).stdout
+    proc = _run([qemu.QEMU, "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
+                 "-semihosting-config", "enable=on,target=native", "-kernel", elf], timeout=60)
+    _check_printed_int8(proc.stdout + proc.stderr, directory)
+
+
+@pytest.mark.parametrize("target", sorted(ARM_TARGETS))
+def test_int8_sketch_cross_compiles_and_links(target, int8_sketch, tmp_path):
+    """The int8 sketch for each CPU / float ABI, -Werror, linked against newlib; the cores with
+    the DSP extension (M4F, M7, M33) get the SMLAD kernels, the Cortex-M0+ the portable ones."""
+    flags, arch, vfp_args = ARM_TARGETS[target]
+    _, compiled, directory, _ = int8_sketch
+    elf = tmp_path / f"{target}.elf"
+    _run(["arm-none-eabi-g++", *flags, "-O2", *WARN, "-fno-exceptions", "-fno-rtti", "-ffunction-sections",
+          "-fdata-sections", f"-I{SHIM}", *_ino_sources(directory), "--specs=nano.specs", "--specs=nosys.specs",
+          "-Wl,--gc-sections", "-o", elf, "-lm"])
+    attrs = _run(["arm-none-eabi-readelf", "-A", elf]).stdout
+    assert re.search(rf"Tag_CPU_arch: {re.escape(arch)}\b", attrs), attrs
+    assert ("Tag_ABI_VFP_args: VFP registers" in attrs) == vfp_args, attrs
+    assert ("smlad" in _run(["arm-none-eabi-objdump", "-d", elf]).stdout) == (target != "cortex-m0plus")
+    text = int(_run(["arm-none-eabi-size", "-B", elf]).stdout.splitlines()[-1].split()[0])
+    assert text > compiled.summary()["weights_bytes"] + 576
+
+
 @pytest.mark.parametrize("target", sorted(ARM_TARGETS))
 def test_sketch_cross_compiles_and_links(target, small_sketch, tmp_path):
     """The sketch + header + sample image, compiled with -Werror and linked against newlib
@@ -240,10 +367,11 @@ def test_sketch_cross_compiles_and_links(target, small_sketch, tmp_path):
     assert text > compiled.summary()["weights_bytes"] + 576  # weights and the sample frame are linked in
 
 
-def test_sketch_compiles_for_xtensa_lx106(small_sketch, tmp_path):
+@pytest.mark.parametrize("which", ["float", "int8"])
+def test_sketch_compiles_for_xtensa_lx106(which, small_sketch, int8_sketch, tmp_path):
     """Compile-only smoke test for an Xtensa core (ESP8266's LX106: Debian has no ESP32-S3 LX7
     compiler); bare newlib headers, no C++ standard library."""
-    _, _, directory, _ = small_sketch
+    _, _, directory, _ = small_sketch if which == "float" else int8_sketch
     _run(["xtensa-lx106-elf-g++", "-isystem", "/usr/include/newlib", "-O2", *WARN, "-fno-exceptions", "-fno-rtti",
           f"-I{SHIM}", "-x", "c++", "-c", directory / f"{directory.name}.ino", "-o", tmp_path / "sketch.o"])
 
