@@ -393,10 +393,14 @@ def test_per_channel_parameters_stored_per_layer_in_fewer_bytes(converted):
     assert layouts.get("f16") and layouts.get("packed"), layouts
     s = compiled.summary()
     assert s["weights_bytes"] < 1.40 * s["params"]  # 1.44 with int32 biases and int8 shifts everywhere
-    # fully connected layers: int16 biases where they all fit (the windowed model's two, run above)
+    # fully connected layers: the input offset folded into the bias (bias + in_off * sum w, exact),
+    # int16 where every one fits (the windowed model's two, run above: one does)
     dense = [op for op in compile_tflite(converted["windowed"][0]).graph.ops if op.kind == "Dense"]
-    assert dense and all(op.typed_weights()["b"].dtype == np.int16 and np.array_equal(op.typed_weights()["b"], op.bias)
-                         for op in dense)
+    for op in dense:
+        b, f = op.typed_weights()["b"], op.bias.astype(np.int64) + op.in_off * op.w.astype(np.int64).sum(axis=1)
+        assert np.array_equal(b, f)
+        assert b.dtype == (np.int16 if np.abs(f).max() < 1 << 15 else np.int32), op.name
+    assert dense and any(op.in_off != 0 for op in dense) and any(op.typed_weights()["b"].dtype == np.int16 for op in dense)
 
 
 def test_two_int8_models_in_one_translation_unit(converted, tmp_path):
@@ -679,8 +683,9 @@ def test_int8_headers_compile_strictly_for_cortex_m4(converted, layout_ops, tmp_
 def _dsp_models():
     """One small model per DSP kernel: depthwise convs (16 channels: the SXTB16/SMLABB tap path,
     stride 1 and 2, borders; 10 channels, 5x5: a two-channel tail), a 1x1 conv alone (two pixels
-    at a time, SMLAD; in place), a 1x1 expansion fused with a depthwise conv (the ring), and a 3x3
-    conv over 8 int8 channels (SMLAD per tap)."""
+    at a time, SMLAD; in place), a 1x1 expansion fused with a depthwise conv (the ring), a 3x3
+    conv over 8 int8 channels (SMLAD per tap) and fully connected layers (SMLAD, four outputs per
+    input word)."""
     i = keras.Input((12, 12, 16))
     dw = keras.Model(i, L.DepthwiseConv2D(3, strides=2, padding="same")(L.DepthwiseConv2D(3, padding="same", activation="relu6")(i)),
                      name="dsp_depthwise")
@@ -688,17 +693,20 @@ def _dsp_models():
     x = L.Conv2D(10, 1)(i)  # a first layer reads the caller's input (uint8 here): the depthwise reads int8
     tail = keras.Model(i, L.DepthwiseConv2D(5, padding="same", activation="relu6")(x), name="dsp_depthwise_tail")
     i = keras.Input((9, 7, 20))
-    x = L.Conv2D(36, 1)(L.Conv2D(20, 1)(i))  # 20 int8 channels in: 4 output channels per pass
-    pw = keras.Model(i, L.Conv2D(20, 1, activation="relu6")(x), name="dsp_pointwise")  # 36 in: 2 per pass
+    x = L.Conv2D(37, 1)(L.Conv2D(21, 1)(i))  # 21 int8 channels in (a one-input tail), 37 out (odd)
+    pw = keras.Model(i, L.Conv2D(20, 1, activation="relu6")(x), name="dsp_pointwise")
     i = keras.Input((14, 14, 6))
     x = L.Conv2D(24, 1, activation="relu6")(i)
     fused = keras.Model(i, L.Conv2D(8, 1)(L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)), name="dsp_fused")
     i = keras.Input((10, 10, 4))
     conv = keras.Model(i, L.Conv2D(12, 3, padding="same", activation="relu6")(L.Conv2D(8, 1)(i)), name="dsp_conv")
-    return [dw, tail, pw, fused, conv]
+    i = keras.Input((32,))
+    x = L.Dense(67, activation="relu")(L.Dense(48)(i))  # 48 int8 inputs; then 67 (a 3-input tail)
+    dense = keras.Model(i, L.Dense(13)(x), name="dsp_dense")  # 13 outputs: four at a time and one
+    return [dw, tail, pw, fused, conv, dense]
 
 
-@pytest.mark.parametrize("index", range(5))
+@pytest.mark.parametrize("index", range(6))
 def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     """Each DSP kernel on QEMU's Cortex-M4: the default build (DSP: SXTB16, SMLAD, SMLABB/SMLATT,
     SMMLAR, SSAT) runs fewer instructions than the same header built with MICRONETS_NO_DSP (so

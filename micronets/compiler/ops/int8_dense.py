@@ -42,6 +42,15 @@ class Int8Dense(Int8Op):
         """The requantisation the kernel may use (``requant_mode``)."""
         return requant_mode(self.bias, np.abs(self.w.astype(np.int64)).sum(axis=1), self.shift, self.act_min, self.act_max)
 
+    def folded_bias(self) -> np.ndarray:
+        """bias + in_off * sum(w) per output: the input offset folded in (exact in integers), so the
+        kernel's inner loop is a plain int8 dot product (SMLAD on DSP cores)."""
+        bias = np.zeros(self.units, np.int64) if self.bias is None else self.bias.astype(np.int64)
+        folded = bias + self.in_off * self.w.astype(np.int64).sum(axis=1)
+        if np.any(np.abs(folded) >= 2 ** 31):
+            raise ValueError(f"'{self.name}': bias with the input offset folded in is out of int32 range")
+        return folded.astype(np.int32)
+
     def macs(self):
         return self.rows * self.depth * self.units
 
@@ -49,15 +58,16 @@ class Int8Dense(Int8Op):
         return int(self.w.size + (0 if self.bias is None else self.bias.size))
 
     def weights_bytes_bound(self):
-        per_unit = (0 if self.bias is None else 4) + (8 if self.double_requant else 5)
+        per_unit = 4 + (8 if self.double_requant else 5)
         return int(self.w.size + per_unit * self.units)
 
     def typed_weights(self):
         w = collections.OrderedDict(w=self.w.reshape(-1))
-        if self.bias is not None:
-            # int16 when every bias fits (chosen per layer; the same integers): 2 bytes a unit fewer
-            fits = int(self.bias.min()) >= -(1 << 15) and int(self.bias.max()) < (1 << 15)
-            w["b"] = self.bias.astype(np.int16) if fits else self.bias
+        # the folded bias; int16 when every one fits (chosen per layer; the same integers): 2 bytes
+        # a unit fewer
+        f = self.folded_bias()
+        fits = int(f.min()) >= -(1 << 15) and int(f.max()) < (1 << 15)
+        w["b"] = f.astype(np.int16) if fits else f
         if self.double_requant:
             w["d"] = np.asarray(self.real_scales, np.float64)
         else:

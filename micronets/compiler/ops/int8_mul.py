@@ -5,7 +5,7 @@ reference integer Mul."""
 from __future__ import annotations
 
 from micronets.compiler.ops.elementwise import _strides, collapse
-from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_base import Int8Op, requant_mode
 from micronets.compiler.quant import quantize_multiplier
 
 
@@ -19,6 +19,12 @@ class Int8Mul(Int8Op):
         self.mult, self.shift = quantize_multiplier(float(a.quant.scale) * float(b.quant.scale) / float(out.quant.scale))
         self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
         self.out_off = out.quant.zero_point
+
+    @property
+    def rq_mode(self) -> int:
+        """The requantisation the kernel may use (``requant_mode``): a product of two operands
+        minus their zero points is at most 255 * 255 in magnitude."""
+        return requant_mode(None, [255], [self.shift], self.act_min, self.act_max)
 
     def describe(self):
         return " x ".join(t.shape_str() for t in self.inputs)
