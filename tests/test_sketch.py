@@ -332,30 +332,15 @@ def test_int8_sketch_runs_on_the_emulated_cortex_m4(int8_sketch, tmp_path):
     _check_printed_int8(proc.stdout + proc.stderr, directory)
 
 
+@pytest.mark.parametrize("which", ["float", "int8"])
 @pytest.mark.parametrize("target", sorted(ARM_TARGETS))
-def test_int8_sketch_cross_compiles_and_links(target, int8_sketch, tmp_path):
-    """The int8 sketch for each CPU / float ABI, -Werror, linked against newlib; the cores with
-    the DSP extension (M4F, M7, M33) get the SMLAD kernels, the Cortex-M0+ the portable ones."""
-    flags, arch, vfp_args = ARM_TARGETS[target]
-    _, compiled, directory, _ = int8_sketch
-    elf = tmp_path / f"{target}.elf"
-    _run(["arm-none-eabi-g++", *flags, "-O2", *WARN, "-fno-exceptions", "-fno-rtti", "-ffunction-sections",
-          "-fdata-sections", f"-I{SHIM}", *_ino_sources(directory), "--specs=nano.specs", "--specs=nosys.specs",
-          "-Wl,--gc-sections", "-o", elf, "-lm"])
-    attrs = _run(["arm-none-eabi-readelf", "-A", elf]).stdout
-    assert re.search(rf"Tag_CPU_arch: {re.escape(arch)}\b", attrs), attrs
-    assert ("Tag_ABI_VFP_args: VFP registers" in attrs) == vfp_args, attrs
-    assert ("smlad" in _run(["arm-none-eabi-objdump", "-d", elf]).stdout) == (target != "cortex-m0plus")
-    text = int(_run(["arm-none-eabi-size", "-B", elf]).stdout.splitlines()[-1].split()[0])
-    assert text > compiled.summary()["weights_bytes"] + 576
-
-
-@pytest.mark.parametrize("target", sorted(ARM_TARGETS))
-def test_sketch_cross_compiles_and_links(target, small_sketch, tmp_path):
+def test_sketch_cross_compiles_and_links(target, which, request, tmp_path):
     """The sketch + header + sample image, compiled with -Werror and linked against newlib
-    (nano.specs + nosys.specs, the shim standing in for the Arduino core) for one CPU / float ABI."""
+    (nano.specs + nosys.specs, the shim standing in for the Arduino core) for one CPU / float ABI;
+    an int8 sketch gets the SMLAD kernels on the cores with the DSP extension (M4F, M7, M33) and
+    the portable ones on the Cortex-M0+."""
     flags, arch, vfp_args = ARM_TARGETS[target]
-    _, compiled, directory, _ = small_sketch
+    _, compiled, directory, _ = request.getfixturevalue("small_sketch" if which == "float" else "int8_sketch")
     elf = tmp_path / f"{target}.elf"
     _run(["arm-none-eabi-g++", *flags, "-O2", *WARN, "-fno-exceptions", "-fno-rtti", "-ffunction-sections",
           "-fdata-sections", f"-I{SHIM}", *_ino_sources(directory), "--specs=nano.specs", "--specs=nosys.specs",
@@ -363,6 +348,8 @@ def test_sketch_cross_compiles_and_links(target, small_sketch, tmp_path):
     attrs = _run(["arm-none-eabi-readelf", "-A", elf]).stdout
     assert re.search(rf"Tag_CPU_arch: {re.escape(arch)}\b", attrs), attrs
     assert ("Tag_ABI_VFP_args: VFP registers" in attrs) == vfp_args, attrs
+    if which == "int8":
+        assert ("smlad" in _run(["arm-none-eabi-objdump", "-d", elf]).stdout) == (target != "cortex-m0plus")
     text = int(_run(["arm-none-eabi-size", "-B", elf]).stdout.splitlines()[-1].split()[0])
     assert text > compiled.summary()["weights_bytes"] + 576  # weights and the sample frame are linked in
 
