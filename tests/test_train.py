@@ -131,9 +131,10 @@ def test_default_train_reaches_the_floor_and_reports_honestly(tmp_path):
     out.mkdir()
     started = time.time()
     result = run_cli("train", "--arch", "pico", "--data", data, "--input", "32x32x1",
-                     "--save", out / "pico.keras", "-o", out / "model.h")
+                     "--save", out / "pico.keras", "-o", out / "model.h", "--sketch", tmp_path / "Fashion")
     seconds = time.time() - started
     assert result.exit_code == 0, result.output
+    check_train_sketch(tmp_path / "Fashion", "model.h", (out / "model.h").read_text(), result.stdout, "PicoMobileNet")
     assert listing(out) == ["model.h", "model.json", "model_confusion.png", "model_training.png", "pico.keras"]
     card = json.loads((out / "model.json").read_text())
     test = card["test"]
@@ -302,31 +303,37 @@ def digits_folder(root, per_class=180):
     return str(root)
 
 
-def check_int8_sketch(sketch, header, stdout):
-    """``train --int8 --sketch``'s folder: the int8 header that -o got, a held-out digit with its
-    true class as the sample; built on the host against the Arduino shim (C++98, -Werror) it
-    prints the class the int8 header gives that image, and that is the digit it shows."""
+def check_train_sketch(sketch, header_name, header, stdout, classname, int8=False):
+    """``train --sketch``'s folder: the header -o got (as model.h), a held-out test image with its
+    true class as the sample; built on the host against the Arduino shim (C++98, -Werror) it prints
+    that class as the one it predicts (for int8 also the class the int8 header's own host build
+    gives the frame)."""
     import re
 
-    from micronets import host_int8
-
-    assert sorted(os.listdir(sketch)) == ["Digits8.ino", "model.h", "platformio.ini", "sample_image.h"]
-    assert (sketch / "model.h").read_text() == header.replace("// digits.h -", "// model.h -", 1).replace(
-        '#include "digits.h"', '#include "model.h"')
-    assert "Sketch folder" in stdout and "int8 is the right choice" in stdout
+    shim = os.path.join(os.path.dirname(os.path.abspath(__file__)), "arduino_shim")
+    name = sketch.name
+    assert sorted(os.listdir(sketch)) == [f"{name}.ino", "model.h", "platformio.ini", "sample_image.h"]
+    stem = os.path.basename(header_name)
+    assert (sketch / "model.h").read_text() == header.replace(f"// {stem} -", "// model.h -", 1).replace(
+        f'#include "{stem}"', '#include "model.h"')
+    assert "Sketch folder" in stdout
     sample = (sketch / "sample_image.h").read_text()
     label = int(re.search(r"sample_label = (\d+);", sample).group(1))
-    assert "held-out test image" in sample and f"(class {label})" in sample
-    frame = np.array(re.findall(r"\d+", sample.split("{", 1)[1]), np.uint8).reshape(1, 32, 32, 1)
-    raw, _ = host_int8.run_header(str(sketch / "model.h"), "PicoMobileNet", frame, entry="uint8")
-    shim = os.path.join(os.path.dirname(os.path.abspath(__file__)), "arduino_shim")
-    exe = sketch.parent / "sketch8"
+    names = re.findall(r'"((?:[^"\\]|\\.)*)"', re.search(r"::classNames\[\d+\] = \{(.*?)\};", header, re.S).group(1))
+    assert "held-out test image" in sample and f"(class {names[label]})" in sample
+    exe = sketch.parent / f"{name}_host"
     subprocess.run(["g++", "-std=c++98", "-pedantic", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{shim}", "-x", "c++",
-                    str(sketch / "Digits8.ino"), "-x", "none", os.path.join(shim, "arduino_shim.cpp"), "-o", str(exe)],
+                    str(sketch / f"{name}.ino"), "-x", "none", os.path.join(shim, "arduino_shim.cpp"), "-o", str(exe)],
                    check=True)
     printed = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30, check=True).stdout
-    assert f"class {int(np.argmax(raw[0]))} (expected {label})" in printed, printed
-    assert int(np.argmax(raw[0])) == label, printed
+    assert f"class {names[label]} (expected {names[label]})" in printed, printed
+    if int8:
+        from micronets import host_int8
+
+        h, w, c = (int(d) for d in re.search(r"(\d+) x (\d+) x (\d+) raw pixels", sample).groups())
+        frame = np.array(re.findall(r"\d+", sample.split("{", 1)[1]), np.uint8).reshape(1, h, w, c)
+        raw, _ = host_int8.run_header(str(sketch / "model.h"), classname, frame, entry="uint8")
+        assert int(np.argmax(raw[0])) == label, printed
 
 
 @needs_gxx
@@ -336,7 +343,7 @@ def test_train_int8_reports_float_and_int8_side_by_side(tmp_path):
     and C++ int8 test accuracy; int8 is within 2 points (test split: 269 images, 1 image = 0.37
     points) of the float header it was quantised from. Measured: 87.7% Keras = C++ float = C++ int8
     (int8 and Keras agree on 99.6% of images), ~35 s on 2 shared cores. --sketch writes the int8
-    sketch beside it (check_int8_sketch)."""
+    sketch beside it (check_train_sketch)."""
     data = digits_folder(tmp_path / "digits")
     out = tmp_path / "out"
     out.mkdir()
@@ -345,7 +352,8 @@ def test_train_int8_reports_float_and_int8_side_by_side(tmp_path):
                      "--int8", "-o", out / "digits.h", "--sketch", sketch, "--board", "pico")
     assert result.exit_code == 0, result.output
     assert listing(out) == ["digits.h", "digits.json", "digits_float.h"]
-    check_int8_sketch(sketch, (out / "digits.h").read_text(), result.stdout)
+    check_train_sketch(sketch, "digits.h", (out / "digits.h").read_text(), result.stdout, "PicoMobileNet", int8=True)
+    assert "int8 is the right choice" in result.stdout  # --board pico: an RP2040, no FPU
     int8_text, float_text = (out / "digits.h").read_text(), (out / "digits_float.h").read_text()
     assert "int8_t rawOutputs[numOutputs]" in int8_text and "predict(const int8_t*" in int8_text
     assert "rawOutputs" not in float_text
