@@ -20,6 +20,25 @@ from micronets.compiler.ops.conv2d import Conv2D
 from micronets.compiler.ops.depthwise import DepthwiseConv2D
 
 
+def ring_inplace_gap(op, itemsize: int) -> int:
+    """The in-place gap of a conv -> depthwise ring op (float or int8; ``itemsize`` bytes an
+    element): output pixel q is stored once every conv row it needs is in the ring; after that
+    the conv still reads input from the first row of its next conv row on."""
+    h, w, cin = op.inputs[0].hwc
+    ht = op.mid.hwc[0]
+    ho, wo, cout = op.output.hwc
+    sd, pd, kd = op.dw.strides[0], op.dw.pads[0], op.ring_rows
+    sc, pc = op.conv.strides[0], op.conv.pads[0]
+    last_row = np.minimum(np.arange(ho) * sd - pd + kd - 1, ht - 1)  # conv rows needed by output row
+    next_in = np.clip((last_row + 1) * sc - pc, 0, h) * w * cin * itemsize
+    next_in = np.where(last_row >= ht - 1, np.iinfo(np.int64).max // 4, next_in)  # no more reads
+    first_read_after = np.repeat(next_in, wo)[:-1]  # per output pixel q = 0 .. n-2
+    out_end = np.arange(1, ho * wo) * cout * itemsize
+    if out_end.size == 0:
+        return -(h * w * cin + ho * wo * cout) * itemsize
+    return int(np.max(out_end - first_read_after))
+
+
 class ConvDepthwise(Op):
     kind = "Conv2D+DepthwiseConv2D"
     template = "kernels/conv_depthwise.h.j2"
@@ -57,21 +76,7 @@ class ConvDepthwise(Op):
         return self.ring_rows * wt * ct * FLOAT_BYTES
 
     def inplace_gap(self, input_index):
-        """Output pixel q is stored once every conv row it needs is in the ring; after that the
-        conv still reads input from the first row of its next output row on."""
-        h, w, cin = self.inputs[0].hwc
-        ht = self.mid.hwc[0]
-        ho, wo, cout = self.output.hwc
-        sd, pd, kd = self.dw.strides[0], self.dw.pads[0], self.ring_rows
-        sc, pc = self.conv.strides[0], self.conv.pads[0]
-        last_row = np.minimum(np.arange(ho) * sd - pd + kd - 1, ht - 1)  # conv rows needed by output row
-        next_in = np.clip((last_row + 1) * sc - pc, 0, h) * w * cin * FLOAT_BYTES
-        next_in = np.where(last_row >= ht - 1, np.iinfo(np.int64).max // 4, next_in)  # no more reads
-        first_read_after = np.repeat(next_in, wo)[:-1]  # per output pixel q = 0 .. n-2
-        out_end = np.arange(1, ho * wo) * cout * FLOAT_BYTES
-        if out_end.size == 0:
-            return -(h * w * cin + ho * wo * cout) * FLOAT_BYTES
-        return int(np.max(out_end - first_read_after))
+        return ring_inplace_gap(self, FLOAT_BYTES)
 
     def inplace_gap_reverse(self, input_index):
         """Walking output pixels last to first (conv rows computed bottom-up), output pixel q may

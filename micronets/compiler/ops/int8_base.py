@@ -74,6 +74,23 @@ def conv_real_scales(input_scale: float, filter_scales, output_scale: float, cha
     return np.array([float(np.float64(np.float32(input_scale))) * f / float(np.float64(np.float32(output_scale))) for f in fs])
 
 
+def fits_signed(values, bits: int) -> bool:
+    """Whether every integer of ``values`` fits a signed ``bits``-bit type (true when empty)."""
+    a = np.asarray(values)
+    return a.size == 0 or (int(a.min()) >= -(1 << (bits - 1)) and int(a.max()) < (1 << (bits - 1)))
+
+
+def fold_input_offset(name: str, bias, in_off: int, weight_sums, channels: int) -> np.ndarray:
+    """bias + in_off * sum(w) per output channel (int32; bias None counts as 0): the input offset
+    folded in at compile time (exact in integers), so a kernel's inner loop is a plain int8 dot
+    product. ValueError naming the layer when a value leaves int32."""
+    b = np.zeros(channels, np.int64) if bias is None else np.asarray(bias, np.int64).reshape(-1)
+    folded = b + int(in_off) * np.asarray(weight_sums, np.int64)
+    if np.any(np.abs(folded) >= 2 ** 31):
+        raise ValueError(f"'{name}': bias with the input offset folded in is out of int32 range")
+    return folded.astype(np.int32)
+
+
 def requant_mode(bias, abs_weight_sums, shifts, act_min: int, act_max: int) -> int:
     """Which requantisation the kernels may use for a layer (the RQ template argument of
     ``mn_rq``): 0 the general one; 1 the short one, valid when every shift is in [-31, -1] and

@@ -8,7 +8,8 @@ import collections
 import numpy as np
 
 from micronets.compiler.ops.base import per_pixel_gap, spatial_detail
-from micronets.compiler.ops.int8_base import Int8Op, conv_real_scales, per_channel_multipliers, requant_mode
+from micronets.compiler.ops.int8_base import (Int8Op, conv_real_scales, fits_signed, fold_input_offset,
+                                              per_channel_multipliers, requant_mode)
 
 
 class Int8Windowed(Int8Op):
@@ -17,6 +18,9 @@ class Int8Windowed(Int8Op):
     one-pixel-scratch in-place rule."""
 
     requires = ("kernels/int8_params.h.j2",)
+    #: the filter's output-channel axis: [COUT][KH][KW][CIN] for Conv2D, [1][KH][KW][COUT] for
+    #: DepthwiseConv2D
+    channel_axis = 0
 
     def __init__(self, name, x, out, filt, bias, filter_scales, strides, pads, dilation=(1, 1), fused=0):
         super().__init__(name, [x], out, fused)
@@ -37,13 +41,26 @@ class Int8Windowed(Int8Op):
             text += f" dilation {self.dilation[0]},{self.dilation[1]}"
         return text
 
+    @property
+    def kh(self):
+        return int(self.filt.shape[1])
+
+    @property
+    def kw(self):
+        return int(self.filt.shape[2])
+
+    def _taps(self) -> np.ndarray:
+        """The filter as int64 [output channel][tap]."""
+        f = np.moveaxis(self.filt, self.channel_axis, 0)
+        return f.reshape(f.shape[0], -1).astype(np.int64)
+
     def filter_sums(self) -> np.ndarray:
         """Sum of each output channel's filter taps (int64)."""
-        raise NotImplementedError
+        return self._taps().sum(axis=1)
 
     def filter_abs_sums(self) -> np.ndarray:
         """Sum of the magnitudes of each output channel's filter taps (int64)."""
-        raise NotImplementedError
+        return np.abs(self._taps()).sum(axis=1)
 
     @property
     def rq_mode(self) -> int:
@@ -53,11 +70,7 @@ class Int8Windowed(Int8Op):
     def folded_bias(self) -> np.ndarray:
         """bias + in_off * sum(w) per output channel: the input offset folded in for every tap
         (exact in integers; the kernels take a skipped tap's in_off * w back out)."""
-        bias = np.zeros(self.output.hwc[2], np.int64) if self.bias is None else self.bias.astype(np.int64)
-        folded = bias + self.in_off * self.filter_sums()
-        if np.any(np.abs(folded) >= 2 ** 31):
-            raise ValueError(f"'{self.name}': bias with the input offset folded in is out of int32 range")
-        return folded.astype(np.int32)
+        return fold_input_offset(self.name, self.bias, self.in_off, self.filter_sums(), self.output.hwc[2])
 
     @property
     def param_layout(self) -> str:
@@ -65,17 +78,16 @@ class Int8Windowed(Int8Op):
         result: "f16" (every folded bias fits int16: int16 biases, int8 shifts: 7 bytes a channel
         with the int32 multiplier), "packed" (every folded bias fits 24 bits: bias and shift in one
         int32, low 24 / high 8 bits: 8 bytes) or "wide" (int32 biases, int8 shifts: 9 bytes)."""
-        f = self.folded_bias()
-        if f.size == 0 or (int(f.min()) >= -(1 << 15) and int(f.max()) < (1 << 15)):
-            return "f16"
-        if int(f.min()) >= -(1 << 23) and int(f.max()) < (1 << 23):
-            return "packed"
-        return "wide"
+        return self._layout(self.folded_bias())
+
+    @staticmethod
+    def _layout(folded) -> str:
+        return "f16" if fits_signed(folded, 16) else "packed" if fits_signed(folded, 24) else "wide"
 
     def typed_weights(self):
         w = collections.OrderedDict(w=self.filt.reshape(-1))
         f = self.folded_bias()
-        layout = self.param_layout
+        layout = self._layout(f)
         if layout == "packed":
             # exact: the low 24 bits sign-extend back to f, the arithmetic >> 24 gives the shift
             w["q"] = ((f.astype(np.int64) & 0xFFFFFF) + self.shift.astype(np.int64) * (1 << 24)).astype(np.int32)
@@ -128,20 +140,6 @@ class Int8Conv2D(Int8Windowed):
         """The pointwise kernel runs two pixels at a time, in place too with a two-pixel scratch;
         the planner gives it one only where the arena does not grow."""
         return (2,) if self.pointwise else ()
-
-    def filter_sums(self):
-        return self.filt.reshape(self.filt.shape[0], -1).astype(np.int64).sum(axis=1)
-
-    def filter_abs_sums(self):
-        return np.abs(self.filt.reshape(self.filt.shape[0], -1).astype(np.int64)).sum(axis=1)
-
-    @property
-    def kh(self):
-        return int(self.filt.shape[1])
-
-    @property
-    def kw(self):
-        return int(self.filt.shape[2])
 
     def macs(self):
         ho, wo, cout = self.output.hwc

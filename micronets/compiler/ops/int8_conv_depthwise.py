@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import collections
 
-import numpy as np
-
 from micronets.compiler.ops.base import fuse_pairs
+from micronets.compiler.ops.conv_depthwise import ring_inplace_gap
 from micronets.compiler.ops.int8_base import Int8Op
 from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
@@ -71,21 +70,7 @@ class Int8ConvDepthwise(Int8Op):
         return "(int8_t*)0"
 
     def inplace_gap(self, input_index):
-        """Output pixel q is stored once every conv row it needs is in the ring; after that the
-        conv still reads input from the first row of its next conv row on."""
-        h, w, cin = self.inputs[0].hwc
-        ht = self.mid.hwc[0]
-        ho, wo, cout = self.output.hwc
-        sd, pd, kd = self.dw.strides[0], self.dw.pads[0], self.ring_rows
-        sc, pc = self.conv.strides[0], self.conv.pads[0]
-        last_row = np.minimum(np.arange(ho) * sd - pd + kd - 1, ht - 1)  # conv rows needed by output row
-        next_in = np.clip((last_row + 1) * sc - pc, 0, h) * w * cin
-        next_in = np.where(last_row >= ht - 1, np.iinfo(np.int64).max // 4, next_in)  # no more reads
-        first_read_after = np.repeat(next_in, wo)[:-1]  # per output pixel q = 0 .. n-2
-        out_end = np.arange(1, ho * wo) * cout
-        if out_end.size == 0:
-            return -(h * w * cin + ho * wo * cout)
-        return int(np.max(out_end - first_read_after))
+        return ring_inplace_gap(self, 1)
 
 
 def fuse_conv_depthwise(ops, kept):

@@ -11,7 +11,8 @@ import collections
 
 import numpy as np
 
-from micronets.compiler.ops.int8_base import Int8Op, conv_real_scales, per_channel_multipliers, requant_mode
+from micronets.compiler.ops.int8_base import (Int8Op, conv_real_scales, fits_signed, fold_input_offset,
+                                              per_channel_multipliers, requant_mode)
 
 
 class Int8Dense(Int8Op):
@@ -45,11 +46,7 @@ class Int8Dense(Int8Op):
     def folded_bias(self) -> np.ndarray:
         """bias + in_off * sum(w) per output: the input offset folded in (exact in integers), so the
         kernel's inner loop is a plain int8 dot product (SMLAD on DSP cores)."""
-        bias = np.zeros(self.units, np.int64) if self.bias is None else self.bias.astype(np.int64)
-        folded = bias + self.in_off * self.w.astype(np.int64).sum(axis=1)
-        if np.any(np.abs(folded) >= 2 ** 31):
-            raise ValueError(f"'{self.name}': bias with the input offset folded in is out of int32 range")
-        return folded.astype(np.int32)
+        return fold_input_offset(self.name, self.bias, self.in_off, self.w.astype(np.int64).sum(axis=1), self.units)
 
     def macs(self):
         return self.rows * self.depth * self.units
@@ -66,8 +63,7 @@ class Int8Dense(Int8Op):
         # the folded bias; int16 when every one fits (chosen per layer; the same integers): 2 bytes
         # a unit fewer
         f = self.folded_bias()
-        fits = int(f.min()) >= -(1 << 15) and int(f.max()) < (1 << 15)
-        w["b"] = f.astype(np.int16) if fits else f
+        w["b"] = f.astype(np.int16) if fits_signed(f, 16) else f
         if self.double_requant:
             w["d"] = np.asarray(self.real_scales, np.float64)
         else:

@@ -3,14 +3,13 @@ any depth multiplier M. MACs: Ho*Wo*Cout*KH*KW."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from micronets.compiler.ops.int8_conv import Int8Windowed
 
 
 class Int8DepthwiseConv2D(Int8Windowed):
     kind = "DepthwiseConv2D"
     template = "kernels/int8_depthwise.h.j2"
+    channel_axis = -1
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -19,23 +18,9 @@ class Int8DepthwiseConv2D(Int8Windowed):
             raise ValueError(f"depthwise '{self.name}': {cout} output channels for {cin} input channels")
         self.multiplier = cout // cin
 
-    @property
-    def kh(self):
-        return int(self.filt.shape[1])
-
-    @property
-    def kw(self):
-        return int(self.filt.shape[2])
-
     def describe(self):
         text = super().describe()
         return text + (f" x{self.multiplier}" if self.multiplier != 1 else "")
-
-    def filter_sums(self):
-        return self.filt.reshape(-1, self.filt.shape[-1]).astype(np.int64).sum(axis=0)
-
-    def filter_abs_sums(self):
-        return np.abs(self.filt.reshape(-1, self.filt.shape[-1]).astype(np.int64)).sum(axis=0)
 
     def macs(self):
         ho, wo, cout = self.output.hwc
