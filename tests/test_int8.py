@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import micronets
-from micronets import host_int8
+from micronets import host
 from micronets.compiler import UnsupportedModelError
 from micronets.compiler.int8 import MIN_CALIBRATION_SAMPLES, compile_tflite
 from micronets.compiler.quant import quantize_float
@@ -201,7 +201,7 @@ def compiled_outputs(data, xs, tmp_path, classname, entry="int8", reference="tfl
     compiled = compile_tflite(data, classname=classname, reference=reference)
     path = tmp_path / f"{classname}.h"
     path.write_text(compiled.header)
-    raw, out = host_int8.run_header(str(path), classname, xs, entry=entry)
+    raw, out = host.run_header_int8(str(path), classname, xs, entry=entry)
     return compiled, raw, out
 
 
@@ -225,7 +225,7 @@ def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
     compiled = compile_tflite(data, classname=f"R_{name}", reference="tflite-ref")
     path = tmp_path / f"R_{name}.h"
     path.write_text(compiled.header)
-    raw_ref, _ = host_int8.run_header(str(path), f"R_{name}", xs)
+    raw_ref, _ = host.run_header_int8(str(path), f"R_{name}", xs)
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
 
 
@@ -290,10 +290,10 @@ def test_uint8_and_float_entries(converted, tmp_path):
     floats = rng.uniform(-1.2, 1.2, (10,) + tuple(model.input_shape[1:])).astype(np.float32)
     floats[0, 0, 0, :] = [0.5 * compiled.graph.input.quant.scale, -2.5 * compiled.graph.input.quant.scale, 1e9]
     q = compiled.graph.input.quant
-    raw_u8, _ = host_int8.run_header(str(path), "Entries", pixels, entry="uint8")
-    raw_f, _ = host_int8.run_header(str(path), "Entries", floats, entry="float")
-    expect_u8, _ = host_int8.run_header(str(path), "Entries", quantize_float((pixels.astype(np.float64) / 255.0).astype(np.float32), q))
-    expect_f, _ = host_int8.run_header(str(path), "Entries", quantize_float(floats, q))
+    raw_u8, _ = host.run_header_int8(str(path), "Entries", pixels, entry="uint8")
+    raw_f, _ = host.run_header_int8(str(path), "Entries", floats, entry="float")
+    expect_u8, _ = host.run_header_int8(str(path), "Entries", quantize_float((pixels.astype(np.float64) / 255.0).astype(np.float32), q))
+    expect_f, _ = host.run_header_int8(str(path), "Entries", quantize_float(floats, q))
     assert not np.array_equal(expect_u8[0], expect_f[0])
     assert np.array_equal(raw_u8, expect_u8)
     assert np.array_equal(raw_f, expect_f)
@@ -317,9 +317,9 @@ def test_uint8_entry_without_a_table_when_it_is_p_minus_128(converted, tmp_path)
     pixels = np.random.default_rng(4).integers(0, 256, (12, 6, 6, 2)).astype(np.uint8)
     pixels[0] = 0
     pixels[1] = 255
-    raw_u8, _ = host_int8.run_header(str(path), "NoLut", pixels, entry="uint8")
+    raw_u8, _ = host.run_header_int8(str(path), "NoLut", pixels, entry="uint8")
     shifted = (pixels.astype(np.int16) - 128).astype(np.int8)
-    raw_i8, _ = host_int8.run_header(str(path), "NoLut", shifted)
+    raw_i8, _ = host.run_header_int8(str(path), "NoLut", shifted)
     assert np.array_equal(raw_u8, raw_i8) and len({tuple(r) for r in raw_u8}) > 6
     assert np.array_equal(raw_i8, tflm_reference({"m": (data, shifted)})["m"])
 
@@ -357,7 +357,7 @@ def test_header_contract(converted, tmp_path):
     assert compile_tflite(data, classname="PicoQ").header == text  # deterministic
     path = tmp_path / "picoq.h"
     path.write_text(text)
-    assert host_int8.sizeof_net(str(path), "PicoQ") == compiled.summary()["object_bytes"]
+    assert host.sizeof_net(str(path), "PicoQ") == compiled.summary()["object_bytes"]
     s = compiled.summary()
     assert s["arena_bytes"] == compiled.plan.arena_size > 0
     assert s["weights_bytes"] < 1.6 * s["params"] + 512
@@ -446,7 +446,7 @@ def test_export_int8_from_keras_and_net(tmp_path, converted):
     compiled = micronets.export(model, str(path), classname="Branch", quantize="int8", calibration=cal)
     assert path.read_text() == compiled.header and "int8" in compiled.header
     xs = converted["branch"][1]
-    raw, _ = host_int8.run_header(str(path), "Branch", xs)
+    raw, _ = host.run_header_int8(str(path), "Branch", xs)
     assert np.array_equal(raw, tflm_reference({"branch": (compiled.tflite, xs)})["branch"])
     net = micronets.PicoMobileNet(num_classes=3, input_shape=(24, 24, 1))
     net.build()
@@ -568,7 +568,7 @@ def test_cli_gen_and_info_on_a_tflite(converted, tmp_path):
     assert result.exit_code == 0, result.output
     assert "class Pico8" in out.read_text() and "int8" in result.output
     data, xs, _ = converted["pico"]
-    raw, _ = host_int8.run_header(str(out), "Pico8", xs[:4])
+    raw, _ = host.run_header_int8(str(out), "Pico8", xs[:4])
     assert np.array_equal(raw, compiled_outputs(data, xs[:4], tmp_path, "Again")[1])
     result = _cli("info", path, "--json")
     assert result.exit_code == 0
@@ -628,9 +628,9 @@ def test_int8_header_on_emulated_cortex_m4(converted, tmp_path):
                                  capture_output=True, text=True).stdout
     assert "smlad" in disassembly and "sxtb16" in disassembly
     result = qemu.run_firmware(elf, timeout=120)
-    _, host = host_int8.run_header(str(header), "Phi", x, entry="float")
-    assert np.array_equal(result.outputs, host)
-    assert len(np.unique(host)) > 3
+    _, on_host = host.run_header_int8(str(header), "Phi", x, entry="float")
+    assert np.array_equal(result.outputs, on_host)
+    assert len(np.unique(on_host)) > 3
     assert result.object_bytes == compiled.summary()["object_bytes"]
     assert result.instructions and result.instructions > compiled.summary()["macs"]
 
@@ -651,7 +651,7 @@ def test_int8_accuracy_within_one_point_of_float_on_digits(tmp_path):
     float_acc = float((np.argmax(model.predict(xte, verbose=0), 1) == yte).mean())
     path = tmp_path / "digits.h"
     micronets.export(model, str(path), classname="Digits", quantize="int8", calibration=xtr[:200])
-    raw, _ = host_int8.run_header(str(path), "Digits", xte, entry="float")
+    raw, _ = host.run_header_int8(str(path), "Digits", xte, entry="float")
     int8_acc = float((np.argmax(raw, 1) == yte).mean())
     assert float_acc > 0.85, float_acc  # it learned something: the comparison means something
     assert int8_acc >= float_acc - 0.01, (float_acc, int8_acc)
@@ -726,7 +726,7 @@ def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     assert len(np.unique(raw)) > 16
     header = tmp_path / "Dsp.h"
     x = np.random.default_rng(index).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    _, host = host_int8.run_header(str(header), "Dsp", x, entry="uint8")
+    _, on_host = host.run_header_int8(str(header), "Dsp", x, entry="uint8")
     objdump = shutil.which(qemu.CXX).replace("g++", "objdump")
     runs = {}
     for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):
@@ -734,8 +734,8 @@ def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
         code = subprocess.run([objdump, "-d", str(elf)], capture_output=True, text=True).stdout
         runs[label] = (qemu.run_firmware(elf, timeout=120), code)
     (dsp, dsp_code), (portable, portable_code) = runs["dsp"], runs["portable"]
-    assert np.array_equal(dsp.outputs, host) and np.array_equal(portable.outputs, host)
-    assert len(np.unique(host)) > 4
+    assert np.array_equal(dsp.outputs, on_host) and np.array_equal(portable.outputs, on_host)
+    assert len(np.unique(on_host)) > 4
     expected = ["sxtb16", "smmlar", "ssat"] + (["smlabb", "smlatt"] if "depthwise" in name else ["smlad"])
     for mnemonic in expected:
         assert f"\t{mnemonic}" in dsp_code, mnemonic
