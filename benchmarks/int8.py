@@ -37,7 +37,7 @@ NETS = ["pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phi
 MLPERF = ["mlperf_resnet8", "mlperf_vww_mobilenet_v1", "mlperf_kws_ds_cnn", "mlperf_ad_autoencoder"]
 #: other public architectures (tests/public_models.py): keras.applications, a Keras example, classics
 PUBLIC = ["keras_mobilenet_v2", "keras_mobilenet_v3_small", "keras_mobilenet_v3_small_preproc",
-          "keras_example_xception_small", "squeezenet_v1_1", "shufflenet_v2_stage"]
+          "keras_efficientnet_tiny", "keras_example_xception_small", "squeezenet_v1_1", "shufflenet_v2_stage"]
 TAG = "int8.py"
 BEGIN, END = markers(TAG)
 #: the accuracy table is its own section, so a run with --no-accuracy leaves the last one in place
