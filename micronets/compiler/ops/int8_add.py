@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from micronets.compiler.ops.int8_base import Int8Op, requant_mode
-from micronets.compiler.quant import quantize_multiplier
+from micronets.compiler.quant import mbqm, quantize_multiplier
 
-#: every rescaled operand (an int8 value minus its zero point, << 20, times at most 1/2) and every
-#: compile-time rescaled constant is at most this in magnitude, so a sum of two is below 2^28
-RESCALED_MAX = 255 * (1 << 19) + 1
+def rescaled_max(mult: int, shift: int) -> int:
+    """The largest magnitude of an operand rescaled by (mult, shift): TFLite's
+    MBQM((q - z) << 20) for q - z = +-255 (monotone in q - z), about 255 * 2^19 for a multiplier
+    near 1/2 (an operand's is at most about 1/2)."""
+    return max(abs(mbqm(v * (1 << 20), mult, shift)) for v in (-255, 255))
 
 
 def rescale_e(mult: int, shift: int) -> int:
@@ -37,10 +39,13 @@ def folded_zero(mode: int, zero: int, shift: int) -> int:
     return (2 * zero + 1) << (-shift - 1) if mode >= 3 else 0
 
 
-def add_rq_mode(out_mult: int, out_shift: int, act_min: int, act_max: int) -> int:
-    """mn_rq2's RQ for a sum of two rescaled operands (|sum| <= 2 * RESCALED_MAX < 2^28)."""
-    rq = requant_mode([2 * RESCALED_MAX], [0], [out_shift], act_min, act_max)
-    return folded_mode(rq, 2 * RESCALED_MAX, out_mult, out_shift)
+def add_rq_mode(sum_max: int, out_mult: int, out_shift: int, act_min: int, act_max: int) -> int:
+    """mn_rq2's RQ for a sum of two rescaled operands of at most ``sum_max`` in magnitude (below
+    2^28 in practice; the kernels form 2 * sum, so it must be below 2^30)."""
+    if sum_max >= 1 << 29:
+        raise ValueError(f"add: rescaled operands up to {sum_max}, beyond TFLite's 20-bit headroom")
+    rq = requant_mode([sum_max], [0], [out_shift], act_min, act_max)
+    return folded_mode(rq, sum_max, out_mult, out_shift)
 
 
 class Int8Add(Int8Op):
@@ -58,10 +63,11 @@ class Int8Add(Int8Op):
         self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
         self.out_off = out.quant.zero_point
         self.a_e, self.b_e = rescale_e(self.a_mult, self.a_shift), rescale_e(self.b_mult, self.b_shift)
+        self.sum_max = rescaled_max(self.a_mult, self.a_shift) + rescaled_max(self.b_mult, self.b_shift)
 
     @property
     def rq_mode(self) -> int:
-        return add_rq_mode(self.out_mult, self.out_shift, self.act_min, self.act_max)
+        return add_rq_mode(self.sum_max, self.out_mult, self.out_shift, self.act_min, self.act_max)
 
     @property
     def zs(self) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from micronets.compiler.ops.int8_add import RESCALED_MAX, add_rq_mode, folded_zero, rescale_e
+from micronets.compiler.ops.int8_add import add_rq_mode, folded_zero, rescale_e, rescaled_max
 from micronets.compiler.ops.int8_mul_const import Int8ConstOperand, broadcast_constant
 from micronets.compiler.quant import mbqm, quantize_multiplier
 
@@ -33,11 +33,11 @@ class Int8AddConst(Int8ConstOperand):
         self.x_off = -x.quant.zero_point
         self.out_off = out.quant.zero_point
         self.x_e = rescale_e(self.x_mult, self.x_shift)
-        assert np.all(np.abs(self.k.astype(np.int64)) <= RESCALED_MAX)
+        self.sum_max = rescaled_max(self.x_mult, self.x_shift) + int(np.abs(self.k.astype(np.int64)).max(initial=0))
 
     @property
     def rq_mode(self) -> int:
-        return add_rq_mode(self.out_mult, self.out_shift, self.act_min, self.act_max)
+        return add_rq_mode(self.sum_max, self.out_mult, self.out_shift, self.act_min, self.act_max)
 
     @property
     def zs(self) -> int:
