@@ -703,15 +703,15 @@ def _dsp_models():
     i = keras.Input((32,))
     x = L.Dense(67, activation="relu")(L.Dense(48)(i))  # 48 int8 inputs; then 67 (a 3-input tail)
     dense = keras.Model(i, L.Dense(13)(x), name="dsp_dense")  # 13 outputs: four at a time and one
-    # squeeze-excite and residual adds: MEAN (8 channels per SXTAB16 pair, a 4-channel tail), the
+    # squeeze-excite and residual adds: MEAN (15 channels: 8 per SXTAB16 pair, 4, 3 alone), the
     # table LOGISTIC, MUL by a per-channel vector (channel by channel), ADD (one operand at the
     # larger scale, one rescaled by SMMLAR; plain and with a fused ReLU), ADD and MUL by constants
     i = keras.Input((9, 8, 6))
-    x = L.Conv2D(12, 1)(i)
-    s = L.Conv2D(12, 1, activation="sigmoid")(L.Conv2D(4, 1, activation="relu")(L.GlobalAveragePooling2D(keepdims=True)(x)))
-    x = L.Add()([L.Multiply()([x, s]), L.Conv2D(12, 1)(i)])
-    x = L.Concatenate()([L.ReLU()(L.Add()([x, L.Conv2D(12, 1)(x)])), L.Conv2D(4, 1)(i)])
-    x = (0.4 + x) * np.linspace(-1.5, 2.0, 16).astype(np.float32)
+    x = L.Conv2D(15, 1)(i)
+    s = L.Conv2D(15, 1, activation="sigmoid")(L.Conv2D(4, 1, activation="relu")(L.GlobalAveragePooling2D(keepdims=True)(x)))
+    x = L.Add()([L.Multiply()([x, s]), L.Conv2D(15, 1)(i)])
+    x = L.Concatenate()([L.ReLU()(L.Add()([x, L.Conv2D(15, 1)(x)])), L.Conv2D(4, 1)(i)])
+    x = (0.4 + x) * np.linspace(-1.5, 2.0, 19).astype(np.float32)
     elementwise = keras.Model(i, L.Conv2D(5, 1)(x), name="dsp_elementwise")
     return [dw, tail, pw, fused, conv, dense, elementwise]
 
