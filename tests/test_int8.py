@@ -392,7 +392,8 @@ def test_per_channel_parameters_stored_per_layer_in_fewer_bytes(converted):
             assert np.abs(f).max() >= 1 << 15  # int16 would not do
     assert layouts.get("f16") and layouts.get("packed"), layouts
     s = compiled.summary()
-    assert s["weights_bytes"] < 1.40 * s["params"]  # 1.44 with int32 biases and int8 shifts everywhere
+    tables = sum(op.table.nbytes for op in compiled.graph.ops if hasattr(op, "table"))  # LOGISTIC's 256-byte tables
+    assert s["weights_bytes"] - tables < 1.40 * s["params"]  # 1.44 with int32 biases and int8 shifts everywhere
     # fully connected layers: the input offset folded into the bias (bias + in_off * sum w, exact),
     # int16 where every one fits (the windowed model's two, run above: one does)
     dense = [op for op in compile_tflite(converted["windowed"][0]).graph.ops if op.kind == "Dense"]
@@ -681,7 +682,7 @@ def test_int8_headers_compile_strictly_for_cortex_m4(converted, layout_ops, tmp_
 
 # ------------------------------------------------------------------------------ DSP kernels
 def _dsp_models():
-    """One small model per DSP kernel: depthwise convs (16 channels: the SXTB16/SMLABB tap path,
+    """One small model per DSP kernel (and the elementwise ones): depthwise convs (16 channels: the SXTB16/SMLABB tap path,
     stride 1 and 2, borders; 10 channels, 5x5: a two-channel tail), a 1x1 conv alone (two pixels
     at a time, SMLAD; in place), a 1x1 expansion fused with a depthwise conv (the ring), a 3x3
     conv over 8 int8 channels (SMLAD per tap) and fully connected layers (SMLAD, four outputs per
@@ -703,10 +704,20 @@ def _dsp_models():
     i = keras.Input((32,))
     x = L.Dense(67, activation="relu")(L.Dense(48)(i))  # 48 int8 inputs; then 67 (a 3-input tail)
     dense = keras.Model(i, L.Dense(13)(x), name="dsp_dense")  # 13 outputs: four at a time and one
-    return [dw, tail, pw, fused, conv, dense]
+    # squeeze-excite and residual adds: MEAN (15 channels: 8 per SXTAB16 pair, 4, 3 alone), the
+    # table LOGISTIC, MUL by a per-channel vector (channel by channel), ADD (one operand at the
+    # larger scale, one rescaled by SMMLAR; plain and with a fused ReLU), ADD and MUL by constants
+    i = keras.Input((9, 8, 6))
+    x = L.Conv2D(15, 1)(i)
+    s = L.Conv2D(15, 1, activation="sigmoid")(L.Conv2D(4, 1, activation="relu")(L.GlobalAveragePooling2D(keepdims=True)(x)))
+    x = L.Add()([L.Multiply()([x, s]), L.Conv2D(15, 1)(i)])
+    x = L.Concatenate()([L.ReLU()(L.Add()([x, L.Conv2D(15, 1)(x)])), L.Conv2D(4, 1)(i)])
+    x = (0.4 + x) * np.linspace(-1.5, 2.0, 19).astype(np.float32)
+    elementwise = keras.Model(i, L.Conv2D(5, 1)(x), name="dsp_elementwise")
+    return [dw, tail, pw, fused, conv, dense, elementwise]
 
 
-@pytest.mark.parametrize("index", range(6))
+@pytest.mark.parametrize("index", range(7))
 def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     """Each DSP kernel on QEMU's Cortex-M4: the default build (DSP: SXTB16, SMLAD, SMLABB/SMLATT,
     SMMLAR, SSAT) runs fewer instructions than the same header built with MICRONETS_NO_DSP (so
@@ -737,6 +748,7 @@ def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     assert np.array_equal(dsp.outputs, on_host) and np.array_equal(portable.outputs, on_host)
     assert len(np.unique(on_host)) > 4
     expected = ["sxtb16", "smmlar", "ssat"] + (["smlabb", "smlatt"] if "depthwise" in name else ["smlad"])
+    expected += ["sxtab16"] if "elementwise" in name else []
     for mnemonic in expected:
         assert f"\t{mnemonic}" in dsp_code, mnemonic
     for mnemonic in ("sxtb16", "smmlar", "smlad"):
@@ -784,3 +796,60 @@ def test_short_requantisation_equals_tflites(tmp_path):
     assert requant_mode([1 << 30], [0], [-3], -128, 127) == 0  # accumulator may reach 2^30
     assert requant_mode(None, [(1 << 30) // 255 + 1], [-3], -128, 127) == 0  # 255 * sum |w| reaches 2^30
     assert requant_mode(None, [(1 << 30) // 255], [-3], -128, 127) == 2
+
+
+def test_elementwise_short_forms_equal_tflites():
+    """The integer identities the DSP elementwise kernels rest on (templates/kernels/int8_add.h.j2),
+    with the Cortex-M instructions modelled bit for bit (SMMLAR, SMMULR: the high word of a 64-bit
+    sum, rounded; SSAT), against quant.py's TFLite formulas: ADD's operand rescale (mn_add_twice)
+    for every operand value q + off in [-255, 255], every shift and edge multipliers; the output
+    requantisation with the zero point folded in (mn_rq2, RQ 3 / 4) on edge and random
+    accumulators wherever the op's bound admits it; and the LOGISTIC table's Python port on the
+    saturation edges."""
+    from micronets.compiler.ops.int8_add import folded_mode, folded_zero, rescaled_max
+    from micronets.compiler.ops.int8_logistic import logistic_table
+    from micronets.compiler.quant import mbqm
+
+    def smmlar(a, b, c):
+        return ((c << 32) + a * b + (1 << 31)) >> 32
+
+    def twice(v, m, e):  # mn_add_twice on DSP cores
+        if e < 0:
+            return v << 20
+        x = v << 21
+        if e == 0:
+            return 2 * smmlar(x, m, 0)
+        return 2 * (smmlar(x, m, (1 << (e - 1)) + (x >> 31)) >> e)
+
+    rng = np.random.default_rng(5)
+    for e in range(0, 32):
+        for m in (1 << 30, (1 << 30) + 1, (1 << 31) - 1, *rng.integers(1 << 30, 1 << 31, 3).tolist()):
+            for v in range(-255, 256):
+                want = mbqm(v * (1 << 20), int(m), -e)
+                assert twice(v, int(m), e) == 2 * want, (v, m, e)
+                assert abs(want) <= rescaled_max(int(m), -e) <= (1 << 28)
+    assert all(twice(v, 1 << 30, -1) == 2 * mbqm(v << 20, 1 << 30, 0) for v in range(-255, 256))
+
+    def rq2(acc2, m, shift, zs, lo, hi):  # RQ 3 / 4 on DSP cores
+        t = smmlar(acc2, m, zs + (acc2 >> 31))
+        assert -(1 << 31) <= t < (1 << 31)
+        return max(lo, min(hi, t >> -shift))
+
+    for acc_max in (255 * 255, 2 * rescaled_max(1 << 30, 0), 255 * 196):
+        for shift in range(-31, 0):
+            for m in (1 << 30, (1 << 31) - 1, int(rng.integers(1 << 30, 1 << 31))):
+                mode = folded_mode(2, acc_max, m, shift)
+                if mode != 4:
+                    assert mode == 2 and ((acc_max * m) >> 31) + 2 + (255 << (-shift - 1)) >= 1 << 31
+                    continue
+                for z in (-128, -1, 0, 127, int(rng.integers(-128, 128))):
+                    zs = folded_zero(mode, z, shift)
+                    for acc in (0, 1, -1, acc_max, -acc_max, *rng.integers(-acc_max, acc_max + 1, 12).tolist()):
+                        want = max(-128, min(127, mbqm(int(acc), m, shift) + z))
+                        assert rq2(2 * int(acc), m, shift, zs, -128, 127) == want, (acc, m, shift, z)
+                        lo, hi = max(-128, z - 3), min(127, z + 40)
+                        assert rq2(2 * int(acc), m, shift, zs, lo, hi) == max(lo, min(hi, mbqm(int(acc), m, shift) + z))
+    # the logistic table saturates at the radius and is monotone, 0.5 at the zero point
+    t = logistic_table(0.1, 3).astype(int)
+    assert t[0] == -128 + 0 * t[0] or t[0] < -100
+    assert np.all(np.diff(t) >= 0) and t[3 + 128] == 0 and t[-1] > 100
