@@ -112,6 +112,21 @@ def constant_model():
     return keras.Model(i, x, name="constants")
 
 
+def subtract_swish_model():
+    """A Normalization layer (SUB and MUL by constants), SUB of two activations (plain, and with a
+    ReLU operand), swish activations (LOGISTIC then MUL of its input: one table op after import)
+    and a sigmoid read twice (MUL and ADD: not a swish, stays two ops)."""
+    i = keras.Input((6, 5, 3))
+    n = L.Normalization(mean=[0.3, 0.5, 0.2], variance=[0.04, 0.09, 0.01])(i)
+    a = L.Conv2D(8, 3, padding="same", activation="swish")(n)
+    b = L.Conv2D(8, 1)(n)
+    d = L.Subtract()([L.ReLU()(L.Subtract()([a, b])), b])
+    y = L.Activation("swish")(L.DepthwiseConv2D(3, padding="same")(d))
+    s = L.Activation("sigmoid")(y)
+    w = L.Add()([L.Multiply()([y, s]), s])
+    return keras.Model(i, L.Dense(6)(L.Flatten()(w)), name="subtract_swish")
+
+
 def means_model():
     """MEAN over the channels (keep dims) and over the pixels (no keep dims), read by nothing that
     needs their quantisation (so it can be set to their inputs')."""
@@ -182,7 +197,7 @@ def layout_ops():
     import public_models
 
     out = {}
-    for k, fn in enumerate((layout_model, constant_model, means_model)):
+    for k, fn in enumerate((layout_model, constant_model, means_model, subtract_swish_model)):
         model = spread_weights(fn(), seed=20 + k)
         out[model.name] = (convert(model, calibration(model, seed=k)), int8_inputs(model.input_shape[1:], n=12, seed=k))
     # the converter never makes it: a MEAN whose output shares its input's scale and zero point
@@ -229,12 +244,13 @@ def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
 
 
-@pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "keras_mobilenet_v3_small",
-                                  "shufflenet_v2_stage"])
+@pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish",
+                                  "keras_mobilenet_v3_small", "shufflenet_v2_stage"])
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
-    """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD by constants, MEAN over any axes (also with
-    the output sharing the input's quantisation), and MobileNetV3Small and ShuffleNet built on
-    them: 0 LSB against TFLM (default build) and TFLite's BUILTIN_REF (reference='tflite-ref')."""
+    """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD / SUB by constants, SUB, swish (LOGISTIC +
+    MUL fused into a table), MEAN over any axes (also with the output sharing the input's
+    quantisation), and MobileNetV3Small and ShuffleNet built on them: 0 LSB against TFLM (default
+    build) and TFLite's BUILTIN_REF (reference='tflite-ref')."""
     data, xs = layout_ops[name]
     tflm = tflm_reference({name: (data, xs)})[name]
     _, raw, _ = compiled_outputs(data, xs, tmp_path, f"M_{name}")
@@ -251,10 +267,15 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
     seen = set()
     for data, _ in layout_ops.values():
         seen.update(op_names(data))
-    for op in ("TRANSPOSE", "STRIDED_SLICE", "RELU", "RELU6", "MEAN", "MUL", "ADD", "RESHAPE", "HARD_SWISH"):
+    for op in ("TRANSPOSE", "STRIDED_SLICE", "RELU", "RELU6", "MEAN", "MUL", "ADD", "SUB", "RESHAPE", "HARD_SWISH",
+               "LOGISTIC"):
         assert op in seen, op
-    kinds = {op.kind for name in ("layout", "constants") for op in compile_tflite(layout_ops[name][0]).graph.ops}
-    assert {"Transpose", "Slice", "ReLU", "ReLU6", "MultiplyConstant", "AddConstant", "Mean"} <= kinds, kinds
+    ops = [op for name in ("layout", "constants", "subtract_swish") for op in compile_tflite(layout_ops[name][0]).graph.ops]
+    kinds = {op.kind for op in ops}
+    assert {"Transpose", "Slice", "ReLU", "ReLU6", "MultiplyConstant", "AddConstant", "Mean", "Subtract",
+            "SubtractConstant", "Swish"} <= kinds, kinds
+    # the two swishes are one table op each; the sigmoid read twice stays a LOGISTIC, its MUL a MUL
+    assert [op.kind for op in ops].count("Swish") == 2 and [op.kind for op in ops].count("Sigmoid") == 1
     # MobileNetV3's squeeze-excite scales by a scalar constant; the converter's rank-1 reshapes import
     v3 = compile_tflite(layout_ops["keras_mobilenet_v3_small"][0])
     assert any(op.kind == "MultiplyConstant" and op.k.size == 1 for op in v3.graph.ops)
@@ -522,6 +543,19 @@ def test_broadcast_add_of_two_activations_is_refused_naming_the_op():
     data = convert(model, calibration(model))
     with pytest.raises(UnsupportedModelError, match=r"\(ADD\).*broadcasting"):
         compile_tflite(data)
+
+
+def test_constant_minus_activation_and_broadcast_sub_are_refused_naming_the_op():
+    """SUB supports x - c and two same-shape activations; c - x and broadcasting are refused."""
+    i = keras.Input((4, 4, 3))
+    x = L.Conv2D(3, 1)(i)
+    for y, why in ((keras.ops.subtract(np.float32(0.5) * np.ones((1, 1, 3), np.float32), x), r"c - x"),
+                   (L.Subtract()([x, L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(3, 1)(i))]), r"broadcasting")):
+        model = spread_weights(keras.Model(i, y))
+        data = convert(model, calibration(model))
+        assert "SUB" in op_names(data)
+        with pytest.raises(UnsupportedModelError, match=r"\(SUB\).*" + why):
+            compile_tflite(data)
 
 
 def test_not_a_tflite_file(tmp_path):

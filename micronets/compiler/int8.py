@@ -242,9 +242,9 @@ def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, i
                    class_names: Optional[Sequence[str]] = None, reference: str = "tflm") -> Int8Model:
     """Compile a fully-int8 .tflite (path or bytes). ``input_scale``/``input_offset`` say how a raw
     uint8 pixel maps to the network's real input (for int8/float-input models; a uint8 model's
-    input is its own). ``reference``: "tflm" (default; bit-exact with TFLM and TFLite's default
-    kernels) or "tflite-ref" (bit-exact with TFLite's BUILTIN_REF kernels, whose FULLY_CONNECTED
-    requantises in double precision)."""
+    input is its own). ``reference``: "tflm" (default; bit-exact with TFLM) or "tflite-ref"
+    (bit-exact with TFLite's BUILTIN_REF kernels, whose FULLY_CONNECTED requantises in double
+    precision; see ``tflite.REFERENCES``)."""
     from micronets.compiler.compile import _number, check_classname
 
     check_classname(classname)
@@ -255,7 +255,7 @@ def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, i
         class_names = [str(c) for c in class_names]
         if len(class_names) != graph.output.size:
             raise ValueError(f"{len(class_names)} class names for a model with {graph.output.size} outputs")
-    graph, plan = _fuse_if_smaller(graph)
+    graph, plan = _fuse_if_smaller(_fuse_swish(graph))
     if arch is None:
         arch = os.path.basename(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "int8 model"
     merged = dict(tnotes)
@@ -267,6 +267,15 @@ def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, i
 def _renumbered(graph: Graph, ops) -> Graph:
     ops = [op.evolve(index=i, ident=f"L{i}") for i, op in enumerate(ops)]
     return Graph(ops=tuple(ops), input=graph.input, outputs=graph.outputs, keras_tensors=graph.keras_tensors)
+
+
+def _fuse_swish(graph: Graph) -> Graph:
+    """The graph with each LOGISTIC -> MUL(x, sigmoid(x)) pair as one table op (Int8Swish): always
+    fewer instructions and never more arena (the sigmoid map is no longer stored)."""
+    from micronets.compiler.ops.int8_swish import fuse_swish
+
+    ops = fuse_swish(list(graph.ops), {t.storage for t in graph.outputs})
+    return graph if len(ops) == len(graph.ops) else _renumbered(graph, ops)
 
 
 def _fuse_if_smaller(graph: Graph):
