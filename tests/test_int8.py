@@ -190,10 +190,11 @@ def tflm(converted):
 
 @pytest.fixture(scope="module")
 def layout_ops():
-    """Models for the layout, constant-operand and MEAN ops (name -> (bytes, int8 inputs)), and two
-    public architectures that need them: keras.applications MobileNetV3Small (hard-swish,
-    squeeze-excite with a constant MUL, rank-1 reshapes) and the ShuffleNet V2 stage (TRANSPOSE,
-    STRIDED_SLICE) from tests/public_models.py, at their smallest inputs."""
+    """Models for the layout, constant-operand, MEAN, SUB and swish ops (name -> (bytes, int8
+    inputs)), and three public architectures that need them: keras.applications MobileNetV3Small
+    (hard-swish, squeeze-excite with a constant MUL, rank-1 reshapes), the ShuffleNet V2 stage
+    (TRANSPOSE, STRIDED_SLICE) and EfficientNet (swish, squeeze-excite gates) from
+    tests/public_models.py, at their smallest inputs."""
     import public_models
 
     out = {}
@@ -202,12 +203,14 @@ def layout_ops():
         out[model.name] = (convert(model, calibration(model, seed=k)), int8_inputs(model.input_shape[1:], n=12, seed=k))
     # the converter never makes it: a MEAN whose output shares its input's scale and zero point
     out["means_same"] = (share_quantisation(out["means"][0], "MEAN"), out["means"][1])
-    for name in ("keras_mobilenet_v3_small", "shufflenet_v2_stage"):
-        model, _ = public_models.build(name)
+    for name in ("keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny"):
+        model, options = public_models.build(name)
         spread_weights(model, seed=1)
         head = [layer for layer in model.layers if layer.get_weights()][-1]
-        head.set_weights([w * 0.02 for w in head.get_weights()])  # logits a few units apart: not one-hot
-        cal = np.random.default_rng(0).uniform(0, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
+        # logits a few units apart: not one-hot (EfficientNet's pooled features vary less)
+        head.set_weights([w * (0.2 if "efficientnet" in name else 0.02) for w in head.get_weights()])
+        top = options.get("input_range", 1.0)  # EfficientNet rescales [0, 255] pixels itself
+        cal = np.random.default_rng(0).uniform(0, top, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
         out[name] = (convert(model, cal), int8_inputs(model.input_shape[1:], n=6, seed=3))
     return out
 
@@ -245,7 +248,7 @@ def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish",
-                                  "keras_mobilenet_v3_small", "shufflenet_v2_stage"])
+                                  "keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny"])
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
     """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD / SUB by constants, SUB, swish (LOGISTIC +
     MUL fused into a table), MEAN over any axes (also with the output sharing the input's
@@ -276,6 +279,17 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
             "SubtractConstant", "Swish"} <= kinds, kinds
     # the two swishes are one table op each; the sigmoid read twice stays a LOGISTIC, its MUL a MUL
     assert [op.kind for op in ops].count("Swish") == 2 and [op.kind for op in ops].count("Sigmoid") == 1
+    # EfficientNet: every swish a table (its squeeze-excite gates stay a LOGISTIC and a broadcast
+    # MUL), so no map of sigmoids is stored: the int8 arena is below the float header's
+    eff = compile_tflite(layout_ops["keras_efficientnet_tiny"][0])
+    kinds = [op.kind for op in eff.graph.ops]
+    assert kinds.count("Swish") > 10 and kinds.count("Sigmoid") == kinds.count("Multiply")
+    import public_models
+
+    from micronets.compiler import compile_model
+
+    model, _ = public_models.build("keras_efficientnet_tiny")
+    assert eff.summary()["arena_bytes"] < compile_model(model).summary()["arena_bytes"]
     # MobileNetV3's squeeze-excite scales by a scalar constant; the converter's rank-1 reshapes import
     v3 = compile_tflite(layout_ops["keras_mobilenet_v3_small"][0])
     assert any(op.kind == "MultiplyConstant" and op.k.size == 1 for op in v3.graph.ops)
