@@ -137,10 +137,40 @@ class Int8Conv2D(Int8Windowed):
 
     @property
     def wide_scratch_pixels(self):
-        """The pointwise kernel runs two pixels at a time, in place too with a two-pixel scratch;
-        the planner gives it one only where the arena does not grow."""
-        return (2,) if self.pointwise else ()
+        """The pointwise kernel runs four pixels at a time (then two), in place too with a four- or
+        two-pixel scratch; the planner gives it one only where the arena does not grow."""
+        return (4, 2) if self.pointwise else ()
+
+    def typed_weights(self):
+        w = super().typed_weights()
+        if self.pointwise:
+            w["w"] = pointwise_weight_layout(self.filt.reshape(self.filt.shape[0], -1))
+        return w
+
+    def weights_bytes_bound(self) -> int:
+        cout, cin = self.output.hwc[2], int(self.filt.shape[3])
+        pad = (-cin % 4) * cout if self.pointwise else 0  # pointwise_weight_layout's zero padding
+        return super().weights_bytes_bound() + pad
 
     def macs(self):
         ho, wo, cout = self.output.hwc
         return ho * wo * cout * self.kh * self.kw * int(self.filt.shape[3])
+
+
+def pointwise_weight_layout(f: np.ndarray) -> np.ndarray:
+    """A 1x1 conv's filter [COUT][CIN] as the pointwise kernels read it (templates/kernels/
+    int8_pointwise.h.j2): each row zero-padded to CP = CIN rounded up to 4, output channels in
+    pairs (c0, c1), and within a pair each group of 4 inputs i..i+3 as two words
+    [c0[i], c1[i], c0[i+2], c1[i+2]] and [c0[i+1], c1[i+1], c0[i+3], c1[i+3]]: SXTB16 of a word
+    gives c0's two weights, SXTB16 ROR 8 c1's, each the pair of an input word's SXTB16 half. An
+    odd last channel keeps its plain padded row. Byte of (oc, i) for oc in a pair:
+    (oc / 2) * 2 * CP + (i / 4) * 8 + (i & 1) * 4 + (i & 2) + (oc & 1)."""
+    f = np.asarray(f, np.int8)
+    cout, cin = f.shape
+    cp = -(-cin // 4) * 4
+    g = np.zeros((cout, cp), np.int8)
+    g[:, :cin] = f
+    pairs = cout // 2
+    # [pair][c][k][r >> 1][r & 1] -> [pair][k][r & 1][r >> 1][c]
+    body = g[:2 * pairs].reshape(pairs, 2, cp // 4, 2, 2).transpose(0, 2, 4, 3, 1).reshape(-1)
+    return np.concatenate([body, g[2 * pairs:].reshape(-1)])
