@@ -148,8 +148,7 @@ class Int8Conv2D(Int8Windowed):
         return w
 
     def weights_bytes_bound(self) -> int:
-        cout, cin = self.output.hwc[2], int(self.filt.shape[3])
-        pad = (-cin % 4) * cout if self.pointwise else 0  # pointwise_weight_layout's zero padding
+        pad = 3 if self.pointwise and self.filt.shape[3] % 4 else 0  # pointwise_weight_layout's spare bytes
         return super().weights_bytes_bound() + pad
 
     def macs(self):
@@ -159,18 +158,24 @@ class Int8Conv2D(Int8Windowed):
 
 def pointwise_weight_layout(f: np.ndarray) -> np.ndarray:
     """A 1x1 conv's filter [COUT][CIN] as the pointwise kernels read it (templates/kernels/
-    int8_pointwise.h.j2): each row zero-padded to CP = CIN rounded up to 4, output channels in
-    pairs (c0, c1), and within a pair each group of 4 inputs i..i+3 as two words
-    [c0[i], c1[i], c0[i+2], c1[i+2]] and [c0[i+1], c1[i+1], c0[i+3], c1[i+3]]: SXTB16 of a word
-    gives c0's two weights, SXTB16 ROR 8 c1's, each the pair of an input word's SXTB16 half. An
-    odd last channel keeps its plain padded row. Byte of (oc, i) for oc in a pair:
-    (oc / 2) * 2 * CP + (i / 4) * 8 + (i & 1) * 4 + (i & 2) + (oc & 1)."""
+    int8_pointwise.h.j2): output channels in pairs (c0, c1) of 2 CIN bytes each; per group of 4
+    inputs i..i+3 two words [c0[i], c1[i], c0[i+2], c1[i+2]] and [c0[i+1], c1[i+1], c0[i+3],
+    c1[i+3]], so SXTB16 of a word gives c0's two weights and SXTB16 ROR 8 c1's, each the pair of an
+    input word's SXTB16 half; the R = CIN % 4 inputs left over as [c0, c1] byte pairs, inputs
+    i, i+2 then i+1 (the kernels read the two words at 8 (CIN / 4) and 2 (R - 1) bytes on: the
+    bytes they see for inputs past CIN meet zero-extended inputs). An odd last channel keeps its
+    plain row; 3 spare zero bytes end the array where R > 0 (the last word loads read past it).
+    Same size as the filter otherwise."""
     f = np.asarray(f, np.int8)
     cout, cin = f.shape
-    cp = -(-cin // 4) * 4
-    g = np.zeros((cout, cp), np.int8)
-    g[:, :cin] = f
+    kf, r = cin // 4, cin % 4
     pairs = cout // 2
-    # [pair][c][k][r >> 1][r & 1] -> [pair][k][r & 1][r >> 1][c]
-    body = g[:2 * pairs].reshape(pairs, 2, cp // 4, 2, 2).transpose(0, 2, 4, 3, 1).reshape(-1)
-    return np.concatenate([body, g[2 * pairs:].reshape(-1)])
+    g = f[:2 * pairs]
+    # full words: [pair][c][k][r >> 1][r & 1] -> [pair][k][r & 1][r >> 1][c]
+    body = g[:, :4 * kf].reshape(pairs, 2, kf, 2, 2).transpose(0, 2, 4, 3, 1).reshape(pairs, 8 * kf)
+    tail = g[:, 4 * kf:].reshape(pairs, 2, r)[:, :, [0, 2, 1][:r] if r == 3 else list(range(r))]
+    tail = tail.transpose(0, 2, 1).reshape(pairs, 2 * r)
+    parts = [np.concatenate([body, tail], axis=1).reshape(-1), f[2 * pairs:].reshape(-1)]
+    if r:
+        parts.append(np.zeros(3, np.int8))
+    return np.concatenate(parts)
