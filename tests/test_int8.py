@@ -730,9 +730,10 @@ def test_int8_headers_compile_strictly_for_cortex_m4(converted, layout_ops, tmp_
 
 # ------------------------------------------------------------------------------ DSP kernels
 def _dsp_models():
-    """One small model per DSP kernel (and the elementwise ones): depthwise convs (16 channels: the SXTB16/SMLABB tap path,
-    stride 1 and 2, borders; 10 channels, 5x5: a two-channel tail), a 1x1 conv alone (two pixels
-    at a time, SMLAD; in place), a 1x1 expansion fused with a depthwise conv (the ring), a 3x3
+    """One small model per DSP kernel (and the elementwise ones): depthwise convs (16 channels: the
+    SXTB16/SMLABB tap path, stride 1 and 2, borders; 10 channels, 5x5: a two-channel tail), 1x1
+    convs alone (tiles of 4, 2 and 1 pixels, SMLAD; odd channel counts; in place; 516 inputs:
+    unpacked as they go), a 1x1 expansion fused with a depthwise conv (the ring), a 3x3
     conv over 8 int8 channels (SMLAD per tap) and fully connected layers (SMLAD, four outputs per
     input word)."""
     i = keras.Input((12, 12, 16))
@@ -743,15 +744,18 @@ def _dsp_models():
     tail = keras.Model(i, L.DepthwiseConv2D(5, padding="same", activation="relu6")(x), name="dsp_depthwise_tail")
     i = keras.Input((9, 7, 20))
     x = L.Conv2D(37, 1)(L.Conv2D(21, 1)(i))  # 21 int8 channels in (a one-input tail), 37 out (odd)
-    pw = keras.Model(i, L.Conv2D(20, 1, activation="relu6")(x), name="dsp_pointwise")
+    x = L.Conv2D(20, 1, activation="relu6")(x)  # 63 pixels: 15 tiles of 4, one of 2, one single
+    # 516 inputs: too wide for a tile's stack buffer, each input word unpacked as it goes
+    pw = keras.Model(i, L.Conv2D(12, 1)(L.Conv2D(516, 1)(x)), name="dsp_pointwise")
     i = keras.Input((14, 14, 6))
     x = L.Conv2D(24, 1, activation="relu6")(i)
     fused = keras.Model(i, L.Conv2D(8, 1)(L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)), name="dsp_fused")
     i = keras.Input((10, 10, 4))
     conv = keras.Model(i, L.Conv2D(12, 3, padding="same", activation="relu6")(L.Conv2D(8, 1)(i)), name="dsp_conv")
     i = keras.Input((32,))
-    x = L.Dense(67, activation="relu")(L.Dense(48)(i))  # 48 int8 inputs; then 67 (a 3-input tail)
-    dense = keras.Model(i, L.Dense(13)(x), name="dsp_dense")  # 13 outputs: four at a time and one
+    x = L.Dense(67, activation="relu")(L.Dense(48)(i))  # 48 int8 inputs (unpacked once); then 67 (a 3-input tail)
+    x = L.Dense(19)(x)  # 19 outputs of the unpacked row: four at a time and three
+    dense = keras.Model(i, L.Dense(13)(x), name="dsp_dense")  # 13 outputs (too few to unpack for): four at a time and one
     # squeeze-excite and residual adds: MEAN (15 channels: 8 per SXTAB16 pair, 4, 3 alone), the
     # table LOGISTIC, MUL by a per-channel vector (channel by channel), ADD (one operand at the
     # larger scale, one rescaled by SMMLAR; plain and with a fused ReLU), ADD and MUL by constants
