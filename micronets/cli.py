@@ -494,8 +494,11 @@ class OneLineErrors:
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        from micronets.models.base import catching_interrupts
+
         try:
-            rv = super().main(args, prog_name, complete_var, False, **extra)
+            with catching_interrupts():  # a Ctrl-C that library code swallows still stops training
+                rv = super().main(args, prog_name, complete_var, False, **extra)
         except click.ClickException as exc:
             click.echo(f"Error: {one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)

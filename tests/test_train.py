@@ -271,7 +271,10 @@ def test_ctrl_c_exits_130_with_one_line_and_no_files(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "micronets.cli", "train", "--arch", "pico", "--data", data, "--input", "32x32x1",
          "--epochs", "500", "--save", str(out / "m.keras"), "-o", str(out / "m.h")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"),
+        # as from a terminal: a shell's background job (pytest started with '&') passes SIGINT on
+        # ignored, and Python then keeps it ignored, as nohup'd programs should
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in proc.stdout:  # interrupt once training runs
             if line.startswith("Training"):

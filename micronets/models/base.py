@@ -7,10 +7,14 @@ building, compiling, fitting with checkpoints, saving, loading and exporting liv
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import json
 import os
+import signal
 import tempfile
+import threading
 import zipfile
 from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
@@ -319,16 +323,17 @@ class MicroNet:
         if validation is not None and cfg.early_stopping_patience:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                                            patience=int(cfg.early_stopping_patience)))
-        history = trainer.fit(
-            data,
-            epochs=epochs,
-            validation_data=validation,
-            validation_batch_size=max(batch, 64),
-            shuffle=False,  # the dataset reshuffles every epoch itself
-            verbose=cfg.verbosity,
-            callbacks=callbacks,
-            **fit_kwargs,
-        )
+        with catching_interrupts():
+            history = trainer.fit(
+                data,
+                epochs=epochs,
+                validation_data=validation,
+                validation_batch_size=max(batch, 64),
+                shuffle=False,  # the dataset reshuffles every epoch itself
+                verbose=cfg.verbosity,
+                callbacks=callbacks + [_stop_on_interrupt()],
+                **fit_kwargs,
+            )
         if keeper is not None and keeper.best_weights is not None and cfg.keep_best:
             self.model.set_weights(keeper.best_weights)
         history.best_epoch = None if keeper is None else keeper.best_epoch
@@ -505,6 +510,56 @@ def recalibrate_batchnorm(model, x, max_samples: int = 1024, batch_size: int = 2
         stats = {"moving_mean": h.mean(axis=axes), "moving_variance": h.var(axis=axes)}
         layer.set_weights([stats[w.path.split("/")[-1]].reshape(w.shape).astype(np.float32)
                            if w.path.split("/")[-1] in stats else np.asarray(w.numpy()) for w in layer.weights])
+
+
+#: set by catching_interrupts()' SIGINT handler; read by fit()'s StopOnInterrupt callback
+_INTERRUPTED = threading.Event()
+
+
+@contextlib.contextmanager
+def catching_interrupts():
+    """While active, SIGINT is recorded as well as handled as before (Python's handler raises
+    KeyboardInterrupt wherever the main thread is). That KeyboardInterrupt can land in code that
+    swallows it: seen with three trainings on two cores, inside JAX's garbage-collection callback
+    (an exception there is printed and dropped), and ``micronets train`` went on training. So a
+    SIGINT that arrives in a garbage-collection callback is only recorded, and ``fit()`` stops at
+    its next batch or epoch boundary once one is recorded. ``fit()``
+    and the command line use this; a nested use keeps the outer one's record. An ignored or
+    default-action SIGINT, or a thread other than the main one, is left as it is."""
+    previous = signal.getsignal(signal.SIGINT)
+    if (threading.current_thread() is not threading.main_thread() or not callable(previous)
+            or getattr(previous, "micronets_records", False)):
+        yield
+        return
+
+    def handler(signum, frame):
+        _INTERRUPTED.set()
+        if frame is not None and any(getattr(cb, "__code__", None) is frame.f_code for cb in gc.callbacks):
+            return  # raised there it would be printed and dropped; fit() raises it at its next boundary
+        previous(signum, frame)
+
+    handler.micronets_records = True
+    _INTERRUPTED.clear()
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_on_interrupt():
+    """A Keras callback raising KeyboardInterrupt at fit()'s batch and epoch boundaries once
+    catching_interrupts() has recorded a SIGINT."""
+    import keras
+
+    class StopOnInterrupt(keras.callbacks.Callback):
+        def _check(self, *args, **kwargs):
+            if _INTERRUPTED.is_set():
+                raise KeyboardInterrupt
+
+        on_train_begin = on_train_batch_end = on_test_batch_end = on_epoch_begin = on_epoch_end = on_test_begin = _check
+
+    return StopOnInterrupt()
 
 
 class _PreciseBatchNorm:
