@@ -39,8 +39,9 @@ class Int8ConvDepthwise(Int8Op):
 
     def typed_weights(self):
         w = collections.OrderedDict()
-        for prefix, op in (("c", self.conv), ("d", self.dw)):
-            for suffix, array in op.typed_weights().items():
+        for prefix, arrays in (("c", self.conv.typed_weights()),
+                               ("d", self.dw.dsp_weights() if self.dw.dsp_layout else self.dw.typed_weights())):
+            for suffix, array in arrays.items():
                 w[prefix + suffix] = array
         return w
 
@@ -59,15 +60,13 @@ class Int8ConvDepthwise(Int8Op):
         return self.ring_rows * wt * ct
 
     def workspace_bytes(self):
-        return self.ring_bytes() + self.output.hwc[2]  # ring + one output pixel (when in place)
+        # the ring only: output pixels read nothing but the ring, so they are stored straight into
+        # the output even in place (ring_inplace_gap: a whole output row is stored before the conv
+        # reads any more input)
+        return self.ring_bytes()
 
     def ring_ptr(self, placed) -> str:
         return f"arena_s8 + {placed.plan.workspace[self]}"
-
-    def tmp_ptr(self, placed) -> str:
-        if placed.overlaps_input():
-            return f"arena_s8 + {placed.plan.workspace[self] + self.ring_bytes()}"
-        return "(int8_t*)0"
 
     def inplace_gap(self, input_index):
         return ring_inplace_gap(self, 1)

@@ -3,6 +3,10 @@ any depth multiplier M. MACs: Ho*Wo*Cout*KH*KW."""
 
 from __future__ import annotations
 
+import collections
+
+import numpy as np
+
 from micronets.compiler.ops.int8_conv import Int8Windowed
 
 
@@ -25,3 +29,66 @@ class Int8DepthwiseConv2D(Int8Windowed):
     def macs(self):
         ho, wo, cout = self.output.hwc
         return ho * wo * cout * self.kh * self.kw
+
+    @property
+    def dsp_layout(self) -> bool:
+        """Whether the weights and per-channel parameters can take the DSP layout (see
+        :meth:`dsp_weights`): depth multiplier 1, no dilation, the short requantisation (RQ 1 or
+        2) and every channel's zero-point term (2 out_off + 1) << k, k = -shift - 1, small enough
+        that adding it to the rounded product (below 2^30 in magnitude) cannot overflow."""
+        if self.multiplier != 1 or self.dilation != (1, 1) or self.rq_mode == 0:
+            return False
+        k = -self.shift.astype(np.int64) - 1
+        return bool(np.all(abs(2 * int(self.out_off) + 1) * (np.int64(1) << k) < 2 ** 30 - 1))
+
+    def dsp_weights(self) -> "collections.OrderedDict[str, np.ndarray]":
+        """The DSP layout: "h", per group of four channels (the last one padded with zeros) and
+        tap, two int32 words holding the doubled weights as 16-bit halves, (2 w[c0], 2 w[c2]) and
+        (2 w[c1], 2 w[c3]); "p", per group, 16 words: the four doubled folded biases, then per
+        channel {multiplier, k = -shift - 1, (2 out_off + 1) << k}."""
+        c = self.output.hwc[2]
+        groups = (c + 3) // 4
+        taps = np.zeros((self.kh * self.kw, groups * 4), np.int64)
+        taps[:, :c] = 2 * self.filt.reshape(self.kh * self.kw, c).astype(np.int64)
+        t = taps.reshape(self.kh * self.kw, groups, 4).transpose(1, 0, 2)  # [group][tap][4]
+        halves = t & 0xFFFF
+        words = np.stack([halves[..., 0] | (halves[..., 2] << 16), halves[..., 1] | (halves[..., 3] << 16)], axis=-1)
+        h = words.astype(np.uint32).view(np.int32).reshape(-1)
+        k = -self.shift.astype(np.int64) - 1
+        zk = (2 * int(self.out_off) + 1) * (np.int64(1) << k)
+        p = np.zeros((groups, 16), np.int64)
+        bias = np.zeros(groups * 4, np.int64)
+        bias[:c] = 2 * self.folded_bias().astype(np.int64)
+        p[:, :4] = bias.reshape(groups, 4)
+        rq = np.zeros((groups * 4, 3), np.int64)
+        rq[:c] = np.stack([self.mult.astype(np.int64), k, zk], axis=-1)
+        p[:, 4:] = rq.reshape(groups, 12)
+        return collections.OrderedDict(h=h, p=p.astype(np.int32).reshape(-1))
+
+    #: most bytes of workspace the stride-1 depthwise kernel's pair planes may take (see
+    #: :attr:`pair_rows`)
+    PAIR_WORKSPACE = 4096
+
+    @property
+    def pair_rows(self) -> int:
+        """Output rows a band of the pair-plane kernel covers (0: that kernel is not used). It
+        takes stride 1 layers of the DSP layout's kind; per group of four channels, its
+        workspace holds the band's input rows as pairs of 16-bit taps (16 bytes a column), the
+        group's weights in pairs of columns and its parameters; the band is as tall as fits in
+        PAIR_WORKSPACE."""
+        if self.strides != (1, 1) or not self.dsp_layout:
+            return 0
+        ho, wo, _ = self.output.hwc
+        for rows in range(ho, 0, -1):
+            if self._pair_bytes(rows) <= self.PAIR_WORKSPACE:
+                return rows
+        return 0
+
+    def _pair_bytes(self, rows: int) -> int:
+        wo = self.output.hwc[1]
+        kp = (self.kw + 1) // 2
+        plane = (rows - 1 + self.kh) * (wo + 2 * kp - 2) * 16
+        return plane + self.kh * kp * 16 + 64 + 3  # + weights, parameters, alignment
+
+    def workspace_bytes(self):
+        return self._pair_bytes(self.pair_rows) if self.pair_rows else 0
