@@ -56,8 +56,10 @@ class MemoryPlan:
 def plan_memory(graph: Graph) -> MemoryPlan:
     """Offsets for every tensor of ``graph``. Ops that run faster in place with a wider scratch
     (``wide_scratch_pixels``, widest first) get one where the arena stays no larger than with one
-    pixel: every such op at the widest at once if that fits, else op by op, widest that fits."""
-    plan = _plan_memory(graph)
+    pixel: every such op at the widest at once if that fits, else op by op, widest that fits.
+    Ops whose workspace only makes them faster (``workspace_options``: their kernel runs without
+    it) keep it where it costs no arena (``_drop_workspaces``)."""
+    plan = _drop_workspaces(graph)
     wide = [op for op in graph.ops if getattr(op, "wide_scratch_pixels", ()) and op in plan.scratch]
 
     def attempt(settings):
@@ -78,6 +80,37 @@ def plan_memory(graph: Graph) -> MemoryPlan:
             for pixels in op.wide_scratch_pixels:
                 if attempt([(op, pixels)]):
                     break
+    return plan
+
+
+def _drop_workspaces(graph: Graph) -> MemoryPlan:
+    """The plan with each optional workspace kept only where it costs no arena. An op with
+    ``workspace_options`` (sizes its kernel can use, best first) runs with ``workspace_option``
+    one of them, or None (no workspace): all at their best if the arena is then no larger than
+    with none, else, from none, each op in graph order at the best option where the arena does
+    not grow."""
+    optional = [op for op in graph.ops if getattr(op, "workspace_options", ())]
+    for op in optional:
+        op.workspace_option = op.workspace_options[0]
+    plan = _plan_memory(graph)
+    if not optional:
+        return plan
+    for op in optional:
+        op.workspace_option = None
+    none = _plan_memory(graph)
+    if none.arena_size >= plan.arena_size:
+        for op in optional:
+            op.workspace_option = op.workspace_options[0]
+        return plan
+    plan = none
+    for op in optional:
+        for option in op.workspace_options:
+            op.workspace_option = option
+            with_it = _plan_memory(graph)
+            if with_it.arena_size <= plan.arena_size:
+                plan = with_it
+                break
+            op.workspace_option = None
     return plan
 
 

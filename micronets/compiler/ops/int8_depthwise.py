@@ -65,30 +65,34 @@ class Int8DepthwiseConv2D(Int8Windowed):
         p[:, 4:] = rq.reshape(groups, 12)
         return collections.OrderedDict(h=h, p=p.astype(np.int32).reshape(-1))
 
-    #: most bytes of workspace the stride-1 depthwise kernel's pair planes may take (see
-    #: :attr:`pair_rows`)
-    PAIR_WORKSPACE = 4096
-
     @property
-    def pair_rows(self) -> int:
-        """Output rows a band of the pair-plane kernel covers (0: that kernel is not used). It
-        takes stride 1 layers of the DSP layout's kind; per group of four channels, its
-        workspace holds the band's input rows as pairs of 16-bit taps (16 bytes a column), the
-        group's weights in pairs of columns and its parameters; the band is as tall as fits in
-        PAIR_WORKSPACE."""
+    def workspace_options(self) -> "tuple[int, ...]":
+        """What the pair-row kernel needs (one option: its workspace bytes; none: not used). It
+        takes stride-1 layers of the DSP layout's kind; per group of four channels, its workspace
+        holds a ring of KH input rows as pairs of 16-bit taps (16 bytes a column), the group's
+        weights in pairs of columns and its parameters. The planner keeps it where it costs no
+        arena (``workspace_option``; None: the one-pixel kernel)."""
         if self.strides != (1, 1) or not self.dsp_layout:
-            return 0
-        ho, wo, _ = self.output.hwc
-        for rows in range(ho, 0, -1):
-            if self._pair_bytes(rows) <= self.PAIR_WORKSPACE:
-                return rows
-        return 0
-
-    def _pair_bytes(self, rows: int) -> int:
+            return ()
         wo = self.output.hwc[1]
         kp = (self.kw + 1) // 2
-        plane = (rows - 1 + self.kh) * (wo + 2 * kp - 2) * 16
-        return plane + self.kh * kp * 16 + 64 + 3  # + weights, parameters, alignment
+        return (self.kh * (wo + 2 * kp - 2) * 16 + self.kh * kp * 16 + 64 + 3,)  # + weights, parameters, alignment
+
+    #: the workspace the planner gave (None: none)
+    workspace_option = None
 
     def workspace_bytes(self):
-        return self._pair_bytes(self.pair_rows) if self.pair_rows else 0
+        return self.workspace_option or 0
+
+    def pairs_here(self, placed) -> bool:
+        """Whether the pair-row kernel runs as planned: it has its workspace, and the output
+        either does not overlap the input or starts k >= 0 whole pixels before it (the kernel
+        takes the input into its ring a group of channels and a row at a time, then writes those
+        channels of a row of output pixels: channel c of output pixel p lands on channel c of
+        input pixel p - k, in a row the ring already holds or has passed)."""
+        if not self.workspace_option:
+            return False
+        if not placed.overlaps_input():
+            return True
+        gap = placed.plan.offset(self.inputs[0]) - placed.plan.offset(self.output)
+        return gap >= 0 and gap % self.inputs[0].hwc[2] == 0
