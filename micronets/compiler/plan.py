@@ -86,17 +86,22 @@ def plan_memory(graph: Graph) -> MemoryPlan:
 def _drop_workspaces(graph: Graph) -> MemoryPlan:
     """The plan with each optional workspace kept only where it costs no arena. An op with
     ``workspace_options`` (sizes its kernel can use, best first) runs with ``workspace_option``
-    one of them, or None (no workspace): all at their best if the arena is then no larger than
-    with none, else, from none, each op in graph order at the best option where the arena does
-    not grow."""
+    one of them, or its fallback: None (no workspace), or the last option where the op has
+    ``workspace_needed``. All at their best if the arena is then no larger than with every
+    fallback, else, from the fallbacks, each op in graph order at the best option where the
+    arena does not grow."""
     optional = [op for op in graph.ops if getattr(op, "workspace_options", ())]
+
+    def fallback(op):
+        return op.workspace_options[-1] if getattr(op, "workspace_needed", False) else None
+
     for op in optional:
         op.workspace_option = op.workspace_options[0]
     plan = _plan_memory(graph)
     if not optional:
         return plan
     for op in optional:
-        op.workspace_option = None
+        op.workspace_option = fallback(op)
     none = _plan_memory(graph)
     if none.arena_size >= plan.arena_size:
         for op in optional:
@@ -105,12 +110,14 @@ def _drop_workspaces(graph: Graph) -> MemoryPlan:
     plan = none
     for op in optional:
         for option in op.workspace_options:
+            if option == fallback(op):
+                break
             op.workspace_option = option
             with_it = _plan_memory(graph)
             if with_it.arena_size <= plan.arena_size:
                 plan = with_it
                 break
-            op.workspace_option = None
+            op.workspace_option = fallback(op)
     return plan
 
 

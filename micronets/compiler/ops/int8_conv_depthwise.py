@@ -55,15 +55,46 @@ class Int8ConvDepthwise(Int8Op):
     def ring_rows(self) -> int:
         return self.dw.kh
 
-    def ring_bytes(self) -> int:
+    @property
+    def ring_pads(self) -> "tuple[int, int]":
+        """Columns the depthwise windows reach left and right of the conv's rows."""
+        _, wt, _ = self.mid.hwc
+        wo = self.output.hwc[1]
+        left = self.dw.pads[2]
+        return left, max(0, (wo - 1) * self.dw.strides[1] - left + self.dw.kw - wt)
+
+    def ring_bytes(self, padded: bool = False) -> int:
+        """The ring of conv rows; padded: each row with the columns the windows reach outside
+        it, held at the depthwise input's zero point (then a row outside the map is a ring slot
+        filled with it), plus 3 bytes so the DSP kernel's word loads of a last group of fewer
+        than four channels stay inside."""
         _, wt, ct = self.mid.hwc
-        return self.ring_rows * wt * ct
+        if not padded:
+            return self.ring_rows * wt * ct
+        return self.ring_rows * (wt + sum(self.ring_pads)) * ct + 3
+
+    @property
+    def workspace_options(self) -> "tuple[int, ...]":
+        """The padded ring (the DSP layout's depthwise then reads every tap without a border
+        test) where the planner finds room for it, else the plain one."""
+        if not self.dw.dsp_layout:
+            return ()
+        return (self.ring_bytes(True), self.ring_bytes())
+
+    #: the planner's choice among ``workspace_options``, or with None the last one: the ring is
+    #: always needed
+    workspace_option = None
+    workspace_needed = True
+
+    @property
+    def padded_ring(self) -> bool:
+        return self.workspace_options != () and self.workspace_option == self.workspace_options[0]
 
     def workspace_bytes(self):
         # the ring only: output pixels read nothing but the ring, so they are stored straight into
         # the output even in place (ring_inplace_gap: a whole output row is stored before the conv
         # reads any more input)
-        return self.ring_bytes()
+        return self.ring_bytes(self.padded_ring)
 
     def ring_ptr(self, placed) -> str:
         return f"arena_s8 + {placed.plan.workspace[self]}"
