@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import collections
 
+import numpy as np
+
 from micronets.compiler.ops.base import fuse_pairs
 from micronets.compiler.ops.conv_depthwise import ring_inplace_gap
 from micronets.compiler.ops.int8_base import Int8Op
@@ -40,7 +42,7 @@ class Int8ConvDepthwise(Int8Op):
     def typed_weights(self):
         w = collections.OrderedDict()
         for prefix, arrays in (("c", self.conv.typed_weights()),
-                               ("d", self.dw.dsp_weights() if self.dw.dsp_layout else self.dw.typed_weights())):
+                               ("d", self.dw.dsp_weights(self.dw_flat) if self.dw.dsp_layout else self.dw.typed_weights())):
             for suffix, array in arrays.items():
                 w[prefix + suffix] = array
         return w
@@ -85,6 +87,18 @@ class Int8ConvDepthwise(Int8Op):
     #: always needed
     workspace_option = None
     workspace_needed = True
+
+    @property
+    def dw_flat(self) -> int:
+        """With a channel count not a multiple of 4 (a thin stem, say), stride 1 along rows and
+        the padded ring, the depthwise reads each row as one run of bytes, 4 at a time whatever
+        pixel they belong to: lane l of byte group g is channel (4 g + l) % C, a pattern of P =
+        lcm(4, C) / 4 groups (returned; 0: channel groups of four as usual)."""
+        c = self.dw.output.hwc[2]
+        if (c % 4 == 0 or self.dw.strides[1] != 1 or (self.dw.kh, self.dw.kw) != (3, 3) or not self.dw.dsp_layout
+                or not self.padded_ring):
+            return 0
+        return int(np.lcm(4, c)) // 4
 
     @property
     def padded_ring(self) -> bool:
