@@ -41,8 +41,7 @@ class Int8ConvDepthwise(Int8Op):
 
     def typed_weights(self):
         w = collections.OrderedDict()
-        for prefix, arrays in (("c", self.conv.typed_weights()),
-                               ("d", self.dw.dsp_weights(self.dw_flat) if self.dw.dsp_layout else self.dw.typed_weights())):
+        for prefix, arrays in (("c", self.conv.typed_weights()), ("d", self.dw.typed_weights())):
             for suffix, array in arrays.items():
                 w[prefix + suffix] = array
         return w
@@ -75,40 +74,54 @@ class Int8ConvDepthwise(Int8Op):
             return self.ring_rows * wt * ct
         return self.ring_rows * (wt + sum(self.ring_pads)) * ct + 3
 
+    def table_bytes(self, padded: bool) -> int:
+        """The depthwise's weights and parameters unpacked for the DSP kernel (2 KH KW + 16 words
+        a group of four channels, or one of the flat pattern's P), word aligned."""
+        groups = self._flat(padded) or self.dw.output.hwc[2] // 4  # the last C % 4 channels: TFLite's layout
+        return groups * (2 * self.dw.kh * self.dw.kw + 16) * 4 + 3
+
     @property
-    def workspace_options(self) -> "tuple[int, ...]":
-        """The padded ring (the DSP layout's depthwise then reads every tap without a border
-        test) where the planner finds room for it, else the plain one."""
+    def workspace_options(self) -> "tuple[tuple[bool, bool], ...]":
+        """(padded ring, unpacked table) settings, best first: the padded ring lets the DSP
+        layout's depthwise read every tap without a border test; the table saves unpacking each
+        group's weights and parameters for every output row. The planner keeps the best that
+        costs no arena; the plain ring is always possible."""
         if not self.dw.dsp_layout:
             return ()
-        return (self.ring_bytes(True), self.ring_bytes())
+        return ((True, True), (True, False), (False, True), (False, False))
 
-    #: the planner's choice among ``workspace_options``, or with None the last one: the ring is
-    #: always needed
+    #: the planner's choice among ``workspace_options`` (None: the last one, the plain ring)
     workspace_option = None
     workspace_needed = True
+
+    @property
+    def padded_ring(self) -> bool:
+        return bool(self.workspace_option and self.workspace_option[0])
+
+    @property
+    def dw_table(self) -> bool:
+        return bool(self.workspace_option and self.workspace_option[1])
+
+    def _flat(self, padded: bool) -> int:
+        c = self.dw.output.hwc[2]
+        if c % 4 == 0 or self.dw.strides[1] != 1 or (self.dw.kh, self.dw.kw) != (3, 3) or not self.dw.dsp_layout or not padded:
+            return 0
+        p = int(np.lcm(4, c)) // 4
+        return p if p <= 4 else 0
 
     @property
     def dw_flat(self) -> int:
         """With a channel count not a multiple of 4 (a thin stem, say), stride 1 along rows and
         the padded ring, the depthwise reads each row as one run of bytes, 4 at a time whatever
         pixel they belong to: lane l of byte group g is channel (4 g + l) % C, a pattern of P =
-        lcm(4, C) / 4 groups (returned; 0: channel groups of four as usual)."""
-        c = self.dw.output.hwc[2]
-        if (c % 4 == 0 or self.dw.strides[1] != 1 or (self.dw.kh, self.dw.kw) != (3, 3) or not self.dw.dsp_layout
-                or not self.padded_ring):
-            return 0
-        return int(np.lcm(4, c)) // 4
-
-    @property
-    def padded_ring(self) -> bool:
-        return self.workspace_options != () and self.workspace_option == self.workspace_options[0]
+        lcm(4, C) / 4 groups (returned where it is at most 4; 0: channel groups of four)."""
+        return self._flat(self.padded_ring)
 
     def workspace_bytes(self):
         # the ring only: output pixels read nothing but the ring, so they are stored straight into
         # the output even in place (ring_inplace_gap: a whole output row is stored before the conv
         # reads any more input)
-        return self.ring_bytes(self.padded_ring)
+        return self.ring_bytes(self.padded_ring) + (self.table_bytes(self.padded_ring) if self.dw_table else 0)
 
     def ring_ptr(self, placed) -> str:
         return f"arena_s8 + {placed.plan.workspace[self]}"

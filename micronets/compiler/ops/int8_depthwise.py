@@ -3,7 +3,6 @@ any depth multiplier M. MACs: Ho*Wo*Cout*KH*KW."""
 
 from __future__ import annotations
 
-import collections
 
 import numpy as np
 
@@ -32,40 +31,16 @@ class Int8DepthwiseConv2D(Int8Windowed):
 
     @property
     def dsp_layout(self) -> bool:
-        """Whether the weights and per-channel parameters can take the DSP layout (see
-        :meth:`dsp_weights`): depth multiplier 1, no dilation, the short requantisation (RQ 1 or
-        2) and every channel's zero-point term (2 out_off + 1) << k, k = -shift - 1, small enough
-        that adding it to the rounded product (below 2^30 in magnitude) cannot overflow."""
+        """Whether the DSP kernels may run the layer on weights and per-channel parameters
+        unpacked at run time (the kernels' "DSP layout": doubled weights as 16-bit halves; 2 x
+        folded bias, multiplier, k = -shift - 1 and the zero-point term (2 out_off + 1) << k):
+        depth multiplier 1, no dilation, the short requantisation (RQ 1 or 2) and every channel's
+        zero-point term small enough that adding it to the rounded product (below 2^30 in
+        magnitude) cannot overflow."""
         if self.multiplier != 1 or self.dilation != (1, 1) or self.rq_mode == 0:
             return False
         k = -self.shift.astype(np.int64) - 1
         return bool(np.all(abs(2 * int(self.out_off) + 1) * (np.int64(1) << k) < 2 ** 30 - 1))
-
-    def dsp_weights(self, flat: int = 0) -> "collections.OrderedDict[str, np.ndarray]":
-        """The DSP layout: "h", per group of four channels (the last one padded with zeros) and
-        tap, two int32 words holding the doubled weights as 16-bit halves, (2 w[c0], 2 w[c2]) and
-        (2 w[c1], 2 w[c3]); "p", per group, 16 words: the four doubled folded biases, then per
-        channel {multiplier, k = -shift - 1, (2 out_off + 1) << k}."""
-        c = self.output.hwc[2]
-        # lane l of group g: channel 4 g + l (zero past the last), or with flat = P (a row read as
-        # one run of bytes, P groups a period) channel (4 g + l) % C
-        groups = flat or (c + 3) // 4
-        chan = np.arange(groups * 4) % c if flat else np.arange(groups * 4)
-        real = np.ones(groups * 4, bool) if flat else chan < c
-        chan = np.where(real, chan, 0)
-        taps = np.where(real, 2 * self.filt.reshape(self.kh * self.kw, c).astype(np.int64)[:, chan], 0)
-        t = taps.reshape(self.kh * self.kw, groups, 4).transpose(1, 0, 2)  # [group][tap][4]
-        halves = t & 0xFFFF
-        words = np.stack([halves[..., 0] | (halves[..., 2] << 16), halves[..., 1] | (halves[..., 3] << 16)], axis=-1)
-        h = words.astype(np.uint32).view(np.int32).reshape(-1)
-        k = -self.shift.astype(np.int64) - 1
-        zk = (2 * int(self.out_off) + 1) * (np.int64(1) << k)
-        p = np.zeros((groups, 16), np.int64)
-        bias = np.where(real, 2 * self.folded_bias().astype(np.int64)[chan], 0)
-        p[:, :4] = bias.reshape(groups, 4)
-        rq = np.stack([self.mult.astype(np.int64), k, zk], axis=-1)[chan] * real[:, None]
-        p[:, 4:] = rq.reshape(groups, 12)
-        return collections.OrderedDict(h=h, p=p.astype(np.int32).reshape(-1))
 
     @property
     def workspace_options(self) -> "tuple[int, ...]":
