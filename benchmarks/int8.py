@@ -37,7 +37,7 @@ NETS = ["pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phi
 MLPERF = ["mlperf_resnet8", "mlperf_vww_mobilenet_v1", "mlperf_kws_ds_cnn", "mlperf_ad_autoencoder"]
 #: other public architectures (tests/public_models.py): keras.applications, a Keras example, classics
 PUBLIC = ["keras_mobilenet_v2", "keras_mobilenet_v3_small", "keras_mobilenet_v3_small_preproc",
-          "keras_example_xception_small", "squeezenet_v1_1", "shufflenet_v2_stage"]
+          "keras_efficientnet_tiny", "keras_example_xception_small", "squeezenet_v1_1", "shufflenet_v2_stage"]
 TAG = "int8.py"
 BEGIN, END = markers(TAG)
 #: the accuracy table is its own section, so a run with --no-accuracy leaves the last one in place
@@ -117,7 +117,7 @@ def bench_model(name: str, rng=None):
 
 
 def bench(name: str, tflm, n_inputs: int, work: str) -> Dict:
-    from micronets import host_int8
+    from micronets import host
     from micronets.compiler import compile_model
     from micronets.compiler.int8 import compile_tflite
 
@@ -137,12 +137,12 @@ def bench(name: str, tflm, n_inputs: int, work: str) -> Dict:
     header = os.path.join(work, f"{name}.h")
     with open(header, "w") as fh:
         fh.write(compiled.header)
-    raw, _ = host_int8.run_header(header, "Net", xs)
+    raw, _ = host.run_header_int8(header, "Net", xs)
     ref_build = compile_tflite(data, classname="Net", reference="tflite-ref")
     header_ref = os.path.join(work, f"{name}_ref.h")
     with open(header_ref, "w") as fh:
         fh.write(ref_build.header)
-    raw_ref, _ = host_int8.run_header(header_ref, "Net", xs)
+    raw_ref, _ = host.run_header_int8(header_ref, "Net", xs)
     row["lsb_vs_ref"] = int(np.abs(raw_ref.astype(int) - tflite_ref(data, xs)).max())
     row["arena_tflm"] = tflm.smallest_arena(path, start=1 << 14)["arena"]
     # TflmRunner quantises float inputs and dequantises outputs: give it the inputs' real values
@@ -160,7 +160,7 @@ def bench(name: str, tflm, n_inputs: int, work: str) -> Dict:
         pixels = rng.integers(0, 256, (1,) + shape).astype(np.uint8)
         elf = qemu.build_firmware(header, "Net", pixels, os.path.join(work, f"fw_{name}"), entry="uint8")
         result = qemu.run_firmware(elf, timeout=600)
-        _, host = host_int8.run_header(header, "Net", pixels, entry="uint8")
+        _, host = host.run_header_int8(header, "Net", pixels, entry="uint8")
         row["m4_per_mac"] = result.instructions / s["macs"]
         row["m4_same"] = bool(np.array_equal(result.outputs, host))
     except Exception as exc:  # no toolchain / emulator: reported as n/a
@@ -180,7 +180,7 @@ def accuracy_row(arch: str, shape, epochs: int, work: str) -> Dict:
     float inputs."""
     import keras
 
-    from micronets import data, host_int8
+    from micronets import data, host
     from micronets.compiler.int8 import compile_keras_int8
     from micronets.models import make_net
 
@@ -198,7 +198,7 @@ def accuracy_row(arch: str, shape, epochs: int, work: str) -> Dict:
     header = os.path.join(work, f"acc_{arch}.h")
     with open(header, "w") as fh:
         fh.write(compiled.header)
-    raw, _ = host_int8.run_header(header, "Acc", xte, entry="float")
+    raw, _ = host.run_header_int8(header, "Acc", xte, entry="float")
     int8_acc = float((np.argmax(raw, 1) == yte).mean())
     return dict(net=arch, input="x".join(map(str, shape)), epochs=epochs, params=compiled.summary()["params"],
                 images=int(len(yte)), float_acc=float_acc, int8_acc=int8_acc, seconds=round(time.time() - t0, 1))

@@ -1,17 +1,20 @@
-"""Build and run a generated header on this machine with g++ (tests, demo, benchmarks).
+"""Build and run a generated header, float or int8, on this machine with g++ (tests, demo, benchmarks).
 
-A small driver includes the header, reads images as raw float32/uint8 from stdin, and writes the
-output probabilities as raw float32 to stdout, so values come back bit-exact.
+One small driver includes the header, reads inputs as raw float32 / uint8 (and int8, for an int8
+header) from stdin, and writes per input the model's outputs as raw bytes to stdout, so values come
+back bit-exact: a float header's output arrays (``outputs``, ``outputs1``, ...) as float32; an int8
+header's raw outputs (``rawOutputs``, int8 or uint8) followed by its dequantised float32 ``outputs``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -41,8 +44,7 @@ static int classify(void)
     while (fread(image, sizeof(T), %(cls)s::numInputs, stdin) == (size_t)%(cls)s::numInputs) {
         const unsigned long cls = (unsigned long)net.predict(image);
         if (cls != (unsigned long)net.output || net.proba != net.outputs[cls])
-            return 3;
-        fwrite(net.outputs, sizeof(float), %(cls)s::numOutputs, stdout);%(extra)s
+            return 3;%(record)s
     }
     return 0;
 }
@@ -53,7 +55,7 @@ int main(int argc, char** argv)
     if (!strcmp(mode, "float"))
         return classify<float>();
     if (!strcmp(mode, "uint8"))
-        return classify<uint8_t>();
+        return classify<uint8_t>();%(int8_entry)s
     if (!strcmp(mode, "sizeof")) {
         printf("%%lu\n", (unsigned long)sizeof(%(cls)s));
         return 0;
@@ -87,14 +89,20 @@ def compiler() -> str:
 
 def build(header_path: str, classname: str, out_dir: Optional[str] = None, opt: str = "-O2",
           flags: Sequence[str] = (), sanitize: bool = False, std_flags: Sequence[str] = STRICT_FLAGS) -> str:
-    """Compile the driver for ``header_path`` into ``out_dir`` (a new temporary folder, left for
-    the caller to remove, when None); returns the executable's path."""
+    """Compile the driver for ``header_path`` (float or int8) into ``out_dir`` (a new temporary
+    folder, left for the caller to remove, when None); returns the executable's path."""
     header_path = os.path.abspath(header_path)
     out_dir = out_dir or tempfile.mkdtemp(prefix="micronets-host-")
-    extra = "".join(f"\n        fwrite(net.outputs{k}, sizeof(float), {classname}::numOutputs{k}, stdout);"
-                    for k in range(1, output_arrays(header_path)))
-    return compile_driver(_DRIVER % {"header": header_path, "cls": classname, "extra": extra}, header_path,
-                          os.path.join(out_dir, f"driver_{classname}" + ("_asan" if sanitize else "")), opt,
+    w = "\n        fwrite(net.%s, sizeof(net.%s[0]), %s::%s, stdout);"
+    if raw_output_type(header_path) is None:
+        record = "".join(w % (f"outputs{k or ''}", f"outputs{k or ''}", classname, f"numOutputs{k or ''}")
+                         for k in range(output_arrays(header_path)))
+        int8_entry = ""
+    else:
+        record = w % ("rawOutputs", "rawOutputs", classname, "numOutputs") + w % ("outputs", "outputs", classname, "numOutputs")
+        int8_entry = '\n    if (!strcmp(mode, "int8"))\n        return classify<int8_t>();'
+    return compile_driver(_DRIVER % {"header": header_path, "cls": classname, "record": record, "int8_entry": int8_entry},
+                          header_path, os.path.join(out_dir, f"driver_{classname}" + ("_asan" if sanitize else "")), opt,
                           [*flags, *(SANITIZE_FLAGS if sanitize else [])], std_flags, link=["-lm"])
 
 
@@ -112,16 +120,36 @@ def compile_driver(source: str, header_path: str, exe: str, opt: str = "-O2", fl
     return exe
 
 
-def run(exe: str, x: np.ndarray, num_outputs: int, entry: str = "float", timeout: float = 300) -> np.ndarray:
-    """Run a built driver on inputs ``x`` (N, ...); returns (N, num_outputs) float32, every output
-    array of the model (``outputs``, ``outputs1``, ...) concatenated per input."""
-    dtype = np.float32 if entry == "float" else np.uint8
-    data = np.ascontiguousarray(np.asarray(x).astype(dtype, copy=False)).tobytes()
+_ENTRY_TYPES = {"float": np.float32, "uint8": np.uint8, "int8": np.int8}
+
+
+def _exchange(exe: str, x: np.ndarray, entry: str, record_bytes: int, timeout: float) -> np.ndarray:
+    """Feed inputs ``x`` (N, ...) to a built driver as ``entry`` values; its output as (N, record_bytes) bytes."""
+    data = np.ascontiguousarray(np.asarray(x).astype(_ENTRY_TYPES[entry], copy=False)).tobytes()
     proc = subprocess.run([exe, entry], input=data, capture_output=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"{exe} exited with {proc.returncode}:\n{proc.stderr.decode(errors='replace')[-6000:]}")
-    out = np.frombuffer(proc.stdout, dtype=np.float32)
-    return out.reshape(len(x), num_outputs)
+    if len(proc.stdout) != record_bytes * len(x):
+        raise RuntimeError(f"{exe} wrote {len(proc.stdout)} bytes for {len(x)} inputs ({record_bytes} each expected)")
+    return np.frombuffer(proc.stdout, np.uint8).reshape(len(x), record_bytes)
+
+
+def run(exe: str, x: np.ndarray, num_outputs: int, entry: str = "float", timeout: float = 300) -> np.ndarray:
+    """Run a built float driver on inputs ``x`` (N, ...); returns (N, num_outputs) float32, every
+    output array of the model (``outputs``, ``outputs1``, ...) concatenated per input."""
+    return _exchange(exe, x, entry, 4 * num_outputs, timeout).copy().view(np.float32)
+
+
+def run_int8(exe: str, header_path: str, x: np.ndarray, entry: str = "int8",
+             timeout: float = 300) -> Tuple[np.ndarray, np.ndarray]:
+    """Run a built int8 driver on inputs ``x`` (N, ...) given as ``entry`` ("int8", "uint8" or
+    "float"); returns (raw outputs (N, numOutputs) int8/uint8, dequantised outputs (N, numOutputs) float32)."""
+    raw_type = raw_output_type(header_path)
+    if raw_type is None:
+        raise ValueError(f"{header_path} is not a micronets int8 header")
+    n_out = _enum_value(header_path, "numOutputs")
+    out = _exchange(exe, x, entry, 5 * n_out, timeout)
+    return out[:, :n_out].copy().view(raw_type), out[:, n_out:].copy().view(np.float32)
 
 
 def _workdir(out_dir: Optional[str]):
@@ -140,6 +168,14 @@ def run_header(header_path: str, classname: str, x: np.ndarray, entry: str = "fl
         return run(exe, x, total, entry=entry)
 
 
+def run_header_int8(header_path: str, classname: str, x: np.ndarray, entry: str = "int8", opt: str = "-O2",
+                    out_dir: Optional[str] = None, flags: Sequence[str] = ()) -> Tuple[np.ndarray, np.ndarray]:
+    """Compile int8 header ``header_path`` (strict C++98) and run it on inputs ``x``; see :func:`run_int8`."""
+    with _workdir(out_dir) as work:
+        exe = build(header_path, classname, out_dir=work, opt=opt, flags=flags)
+        return run_int8(exe, header_path, x, entry=entry)
+
+
 def sizeof_net(header_path: str, classname: str, out_dir: Optional[str] = None) -> int:
     """``sizeof(classname)`` as the compiler lays the object out."""
     with _workdir(out_dir) as work:
@@ -156,11 +192,13 @@ def time_header(header_path: str, classname: str, runs: int = 30, batch: int = 1
     return float(np.median([float(v) for v in out.split()]))
 
 
-def _enum_value(header_path: str, name: str) -> int:
-    import re
-
+def _header_text(header_path: str) -> str:
     with open(header_path) as fh:
-        m = re.search(rf"\b{name} = (\d+)", fh.read())
+        return fh.read()
+
+
+def _enum_value(header_path: str, name: str) -> int:
+    m = re.search(rf"\b{name} = (\d+)", _header_text(header_path))
     if not m:
         raise ValueError(f"{header_path} is not a micronets header ({name} not found)")
     return int(m.group(1))
@@ -168,8 +206,10 @@ def _enum_value(header_path: str, name: str) -> int:
 
 def output_arrays(header_path: str) -> int:
     """How many output arrays the generated class has (one per model output)."""
-    import re
+    return len(re.findall(r"^    float outputs\d*\[numOutputs\d*\];", _header_text(header_path), flags=re.M))
 
-    with open(header_path) as fh:
-        text = fh.read()
-    return len(re.findall(r"^    float outputs\d*\[numOutputs\d*\];", text, flags=re.M))
+
+def raw_output_type(header_path: str):
+    """np.int8 or np.uint8 for an int8 header (the type of its ``rawOutputs``); None for a float header."""
+    m = re.search(r"^    (u?int8_t) rawOutputs\[numOutputs\];", _header_text(header_path), flags=re.M)
+    return None if m is None else (np.int8 if m.group(1) == "int8_t" else np.uint8)

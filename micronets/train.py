@@ -193,12 +193,12 @@ def check_header(report: Report, header_path: str, classname: str, x, y_true, ke
 def check_int8_header(report: Report, header_path: str, classname: str, x, y_true, keras_probs) -> Report:
     """Add the int8 header's accuracy on ``x`` (float inputs, quantised by the header's
     ``predict(const float*)``; built and run with the host's g++) to ``report``."""
-    from micronets import host_int8
+    from micronets import host
 
     try:
         with tempfile.TemporaryDirectory(prefix="micronets-check8-") as work:
-            exe = host_int8.build(header_path, classname, out_dir=work)
-            raw, _ = host_int8.run(exe, header_path, np.asarray(x, dtype=np.float32), entry="float")
+            exe = host.build(header_path, classname, out_dir=work)
+            raw, _ = host.run_int8(exe, header_path, np.asarray(x, dtype=np.float32), entry="float")
     except RuntimeError as exc:  # no g++, a compile error or a crash: reported, not fatal
         report.int8_error = str(exc).splitlines()[0][:300]
         return report

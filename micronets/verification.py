@@ -103,10 +103,12 @@ def _keras_outputs(model, names):
     """Keras' value of each named layer's output, via one probe model."""
     import keras
 
-    from micronets.compiler.trace import _keras_graph
+    from micronets.compiler.trace import _keras_graph, call_name
 
     order, _ = _keras_graph(model)
-    by_name = {layer.name: kt for layer, _, kt in order}
+    by_name, calls = {}, {}
+    for layer, _, kt in order:  # named per call, as trace names graph.keras_tensors
+        by_name[call_name(layer.name, calls)] = kt
     wanted = [n for n in names if n in by_name]
     probe = keras.Model(model.inputs, [by_name[n] for n in wanted])
     return probe, wanted
@@ -143,14 +145,8 @@ def verify(model, x=None, classname: str = "Net", tolerance: float = 1e-4, workd
         header = os.path.join(work, f"{classname}.h")
         with open(header, "w") as fh:
             fh.write(compiled.header)
-        src = os.path.join(work, "verify.cpp")
-        with open(src, "w") as fh:
-            fh.write(_DRIVER % {"header": header, "cls": classname})
-        exe = os.path.join(work, "verify")
-        cmd = [host.compiler(), "-std=c++98", "-O1", src, "-o", exe, "-lm"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"g++ failed on the debug build:\n{proc.stderr[-4000:]}")
+        exe = host.compile_driver(_DRIVER % {"header": header, "cls": classname}, header, os.path.join(work, "verify"),
+                                  opt="-O1", std_flags=["-std=c++98"], link=["-lm"])
         trace_path = os.path.join(work, "trace.bin")
         proc = subprocess.run([exe, trace_path], input=np.ascontiguousarray(x, np.float32).tobytes(), capture_output=True)
         if proc.returncode != 0:

@@ -177,6 +177,18 @@ def keras_mobilenet_v3(size="small", input_shape=(32, 32, 3), num_classes=5, alp
 
 
 # --------------------------------------------------------------------------- Keras examples
+def keras_efficientnet(input_shape=(32, 32, 3), num_classes=5, width=0.25, depth=0.25):
+    """keras.applications EfficientNet (Tan & Le 2019) from Keras' own builder, the function
+    behind EfficientNetB0-B7 (``keras.src.applications.efficientnet.EfficientNet``), at a reduced
+    width and depth coefficient (B0 is 1.0 / 1.0), ``weights=None``, with its top: Rescaling and
+    Normalization in the model, swish (x * sigmoid(x)) everywhere, squeeze-excite, drop-connect
+    (inactive at inference) and residual adds."""
+    from keras.src.applications.efficientnet import EfficientNet
+
+    return EfficientNet(width, depth, input_shape[0], weights=None, input_shape=input_shape, classes=num_classes,
+                        name="efficientnet_tiny")
+
+
 def mnist_convnet(input_shape=(28, 28, 1), num_classes=10):
     """Keras example "Simple MNIST convnet" (keras.io/examples/vision/mnist_convnet/):
     Conv2D 32 3x3 ReLU, MaxPooling 2, Conv2D 64 3x3 ReLU, MaxPooling 2, Flatten, Dropout 0.5,
@@ -367,6 +379,7 @@ MODELS: Dict[str, Entry] = {
     "keras_mobilenet_96x96x3": (keras_mobilenet, dict(input_shape=(96, 96, 3), num_classes=2, alpha=0.25), {}),
     "keras_mobilenet_64x64x1": (keras_mobilenet, dict(input_shape=(64, 64, 1), num_classes=4, alpha=0.25), {}),
     "keras_mobilenet_v2": (keras_mobilenet_v2, dict(input_shape=(32, 32, 3), num_classes=5, alpha=0.35), {}),
+    "keras_efficientnet_tiny": (keras_efficientnet, dict(), {"input_range": 255.0}),
 }
 # MobileNetV3 at width 0.35 (a published multiplier) keeps the header under ~0.9M weights each
 for _size in ("small", "large"):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import micronets
-from micronets import host_int8
+from micronets import host
 from micronets.compiler import UnsupportedModelError
 from micronets.compiler.int8 import MIN_CALIBRATION_SAMPLES, compile_tflite
 from micronets.compiler.quant import quantize_float
@@ -112,6 +112,21 @@ def constant_model():
     return keras.Model(i, x, name="constants")
 
 
+def subtract_swish_model():
+    """A Normalization layer (SUB and MUL by constants), SUB of two activations (plain, and with a
+    ReLU operand), swish activations (LOGISTIC then MUL of its input: one table op after import)
+    and a sigmoid read twice (MUL and ADD: not a swish, stays two ops)."""
+    i = keras.Input((6, 5, 3))
+    n = L.Normalization(mean=[0.3, 0.5, 0.2], variance=[0.04, 0.09, 0.01])(i)
+    a = L.Conv2D(8, 3, padding="same", activation="swish")(n)
+    b = L.Conv2D(8, 1)(n)
+    d = L.Subtract()([L.ReLU()(L.Subtract()([a, b])), b])
+    y = L.Activation("swish")(L.DepthwiseConv2D(3, padding="same")(d))
+    s = L.Activation("sigmoid")(y)
+    w = L.Add()([L.Multiply()([y, s]), s])
+    return keras.Model(i, L.Dense(6)(L.Flatten()(w)), name="subtract_swish")
+
+
 def means_model():
     """MEAN over the channels (keep dims) and over the pixels (no keep dims), read by nothing that
     needs their quantisation (so it can be set to their inputs')."""
@@ -175,24 +190,27 @@ def tflm(converted):
 
 @pytest.fixture(scope="module")
 def layout_ops():
-    """Models for the layout, constant-operand and MEAN ops (name -> (bytes, int8 inputs)), and two
-    public architectures that need them: keras.applications MobileNetV3Small (hard-swish,
-    squeeze-excite with a constant MUL, rank-1 reshapes) and the ShuffleNet V2 stage (TRANSPOSE,
-    STRIDED_SLICE) from tests/public_models.py, at their smallest inputs."""
+    """Models for the layout, constant-operand, MEAN, SUB and swish ops (name -> (bytes, int8
+    inputs)), and three public architectures that need them: keras.applications MobileNetV3Small
+    (hard-swish, squeeze-excite with a constant MUL, rank-1 reshapes), the ShuffleNet V2 stage
+    (TRANSPOSE, STRIDED_SLICE) and EfficientNet (swish, squeeze-excite gates) from
+    tests/public_models.py, at their smallest inputs."""
     import public_models
 
     out = {}
-    for k, fn in enumerate((layout_model, constant_model, means_model)):
+    for k, fn in enumerate((layout_model, constant_model, means_model, subtract_swish_model)):
         model = spread_weights(fn(), seed=20 + k)
         out[model.name] = (convert(model, calibration(model, seed=k)), int8_inputs(model.input_shape[1:], n=12, seed=k))
     # the converter never makes it: a MEAN whose output shares its input's scale and zero point
     out["means_same"] = (share_quantisation(out["means"][0], "MEAN"), out["means"][1])
-    for name in ("keras_mobilenet_v3_small", "shufflenet_v2_stage"):
-        model, _ = public_models.build(name)
+    for name in ("keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny"):
+        model, options = public_models.build(name)
         spread_weights(model, seed=1)
         head = [layer for layer in model.layers if layer.get_weights()][-1]
-        head.set_weights([w * 0.02 for w in head.get_weights()])  # logits a few units apart: not one-hot
-        cal = np.random.default_rng(0).uniform(0, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
+        # logits a few units apart: not one-hot (EfficientNet's pooled features vary less)
+        head.set_weights([w * (0.2 if "efficientnet" in name else 0.02) for w in head.get_weights()])
+        top = options.get("input_range", 1.0)  # EfficientNet rescales [0, 255] pixels itself
+        cal = np.random.default_rng(0).uniform(0, top, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
         out[name] = (convert(model, cal), int8_inputs(model.input_shape[1:], n=6, seed=3))
     return out
 
@@ -201,7 +219,7 @@ def compiled_outputs(data, xs, tmp_path, classname, entry="int8", reference="tfl
     compiled = compile_tflite(data, classname=classname, reference=reference)
     path = tmp_path / f"{classname}.h"
     path.write_text(compiled.header)
-    raw, out = host_int8.run_header(str(path), classname, xs, entry=entry)
+    raw, out = host.run_header_int8(str(path), classname, xs, entry=entry)
     return compiled, raw, out
 
 
@@ -225,16 +243,17 @@ def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
     compiled = compile_tflite(data, classname=f"R_{name}", reference="tflite-ref")
     path = tmp_path / f"R_{name}.h"
     path.write_text(compiled.header)
-    raw_ref, _ = host_int8.run_header(str(path), f"R_{name}", xs)
+    raw_ref, _ = host.run_header_int8(str(path), f"R_{name}", xs)
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
 
 
-@pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "keras_mobilenet_v3_small",
-                                  "shufflenet_v2_stage"])
+@pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish",
+                                  "keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny"])
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
-    """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD by constants, MEAN over any axes (also with
-    the output sharing the input's quantisation), and MobileNetV3Small and ShuffleNet built on
-    them: 0 LSB against TFLM (default build) and TFLite's BUILTIN_REF (reference='tflite-ref')."""
+    """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD / SUB by constants, SUB, swish (LOGISTIC +
+    MUL fused into a table), MEAN over any axes (also with the output sharing the input's
+    quantisation), and MobileNetV3Small and ShuffleNet built on them: 0 LSB against TFLM (default
+    build) and TFLite's BUILTIN_REF (reference='tflite-ref')."""
     data, xs = layout_ops[name]
     tflm = tflm_reference({name: (data, xs)})[name]
     _, raw, _ = compiled_outputs(data, xs, tmp_path, f"M_{name}")
@@ -251,10 +270,26 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
     seen = set()
     for data, _ in layout_ops.values():
         seen.update(op_names(data))
-    for op in ("TRANSPOSE", "STRIDED_SLICE", "RELU", "RELU6", "MEAN", "MUL", "ADD", "RESHAPE", "HARD_SWISH"):
+    for op in ("TRANSPOSE", "STRIDED_SLICE", "RELU", "RELU6", "MEAN", "MUL", "ADD", "SUB", "RESHAPE", "HARD_SWISH",
+               "LOGISTIC"):
         assert op in seen, op
-    kinds = {op.kind for name in ("layout", "constants") for op in compile_tflite(layout_ops[name][0]).graph.ops}
-    assert {"Transpose", "Slice", "ReLU", "ReLU6", "MultiplyConstant", "AddConstant", "Mean"} <= kinds, kinds
+    ops = [op for name in ("layout", "constants", "subtract_swish") for op in compile_tflite(layout_ops[name][0]).graph.ops]
+    kinds = {op.kind for op in ops}
+    assert {"Transpose", "Slice", "ReLU", "ReLU6", "MultiplyConstant", "AddConstant", "Mean", "Subtract",
+            "SubtractConstant", "Swish"} <= kinds, kinds
+    # the two swishes are one table op each; the sigmoid read twice stays a LOGISTIC, its MUL a MUL
+    assert [op.kind for op in ops].count("Swish") == 2 and [op.kind for op in ops].count("Sigmoid") == 1
+    # EfficientNet: every swish a table (its squeeze-excite gates stay a LOGISTIC and a broadcast
+    # MUL), so no map of sigmoids is stored: the int8 arena is below the float header's
+    eff = compile_tflite(layout_ops["keras_efficientnet_tiny"][0])
+    kinds = [op.kind for op in eff.graph.ops]
+    assert kinds.count("Swish") > 10 and kinds.count("Sigmoid") == kinds.count("Multiply")
+    import public_models
+
+    from micronets.compiler import compile_model
+
+    model, _ = public_models.build("keras_efficientnet_tiny")
+    assert eff.summary()["arena_bytes"] < compile_model(model).summary()["arena_bytes"]
     # MobileNetV3's squeeze-excite scales by a scalar constant; the converter's rank-1 reshapes import
     v3 = compile_tflite(layout_ops["keras_mobilenet_v3_small"][0])
     assert any(op.kind == "MultiplyConstant" and op.k.size == 1 for op in v3.graph.ops)
@@ -290,10 +325,10 @@ def test_uint8_and_float_entries(converted, tmp_path):
     floats = rng.uniform(-1.2, 1.2, (10,) + tuple(model.input_shape[1:])).astype(np.float32)
     floats[0, 0, 0, :] = [0.5 * compiled.graph.input.quant.scale, -2.5 * compiled.graph.input.quant.scale, 1e9]
     q = compiled.graph.input.quant
-    raw_u8, _ = host_int8.run_header(str(path), "Entries", pixels, entry="uint8")
-    raw_f, _ = host_int8.run_header(str(path), "Entries", floats, entry="float")
-    expect_u8, _ = host_int8.run_header(str(path), "Entries", quantize_float((pixels.astype(np.float64) / 255.0).astype(np.float32), q))
-    expect_f, _ = host_int8.run_header(str(path), "Entries", quantize_float(floats, q))
+    raw_u8, _ = host.run_header_int8(str(path), "Entries", pixels, entry="uint8")
+    raw_f, _ = host.run_header_int8(str(path), "Entries", floats, entry="float")
+    expect_u8, _ = host.run_header_int8(str(path), "Entries", quantize_float((pixels.astype(np.float64) / 255.0).astype(np.float32), q))
+    expect_f, _ = host.run_header_int8(str(path), "Entries", quantize_float(floats, q))
     assert not np.array_equal(expect_u8[0], expect_f[0])
     assert np.array_equal(raw_u8, expect_u8)
     assert np.array_equal(raw_f, expect_f)
@@ -317,9 +352,9 @@ def test_uint8_entry_without_a_table_when_it_is_p_minus_128(converted, tmp_path)
     pixels = np.random.default_rng(4).integers(0, 256, (12, 6, 6, 2)).astype(np.uint8)
     pixels[0] = 0
     pixels[1] = 255
-    raw_u8, _ = host_int8.run_header(str(path), "NoLut", pixels, entry="uint8")
+    raw_u8, _ = host.run_header_int8(str(path), "NoLut", pixels, entry="uint8")
     shifted = (pixels.astype(np.int16) - 128).astype(np.int8)
-    raw_i8, _ = host_int8.run_header(str(path), "NoLut", shifted)
+    raw_i8, _ = host.run_header_int8(str(path), "NoLut", shifted)
     assert np.array_equal(raw_u8, raw_i8) and len({tuple(r) for r in raw_u8}) > 6
     assert np.array_equal(raw_i8, tflm_reference({"m": (data, shifted)})["m"])
 
@@ -357,7 +392,7 @@ def test_header_contract(converted, tmp_path):
     assert compile_tflite(data, classname="PicoQ").header == text  # deterministic
     path = tmp_path / "picoq.h"
     path.write_text(text)
-    assert host_int8.sizeof_net(str(path), "PicoQ") == compiled.summary()["object_bytes"]
+    assert host.sizeof_net(str(path), "PicoQ") == compiled.summary()["object_bytes"]
     s = compiled.summary()
     assert s["arena_bytes"] == compiled.plan.arena_size > 0
     assert s["weights_bytes"] < 1.6 * s["params"] + 512
@@ -392,7 +427,8 @@ def test_per_channel_parameters_stored_per_layer_in_fewer_bytes(converted):
             assert np.abs(f).max() >= 1 << 15  # int16 would not do
     assert layouts.get("f16") and layouts.get("packed"), layouts
     s = compiled.summary()
-    assert s["weights_bytes"] < 1.40 * s["params"]  # 1.44 with int32 biases and int8 shifts everywhere
+    tables = sum(op.table.nbytes for op in compiled.graph.ops if hasattr(op, "table"))  # LOGISTIC's 256-byte tables
+    assert s["weights_bytes"] - tables < 1.40 * s["params"]  # 1.44 with int32 biases and int8 shifts everywhere
     # fully connected layers: the input offset folded into the bias (bias + in_off * sum w, exact),
     # int16 where every one fits (the windowed model's two, run above: one does)
     dense = [op for op in compile_tflite(converted["windowed"][0]).graph.ops if op.kind == "Dense"]
@@ -446,7 +482,7 @@ def test_export_int8_from_keras_and_net(tmp_path, converted):
     compiled = micronets.export(model, str(path), classname="Branch", quantize="int8", calibration=cal)
     assert path.read_text() == compiled.header and "int8" in compiled.header
     xs = converted["branch"][1]
-    raw, _ = host_int8.run_header(str(path), "Branch", xs)
+    raw, _ = host.run_header_int8(str(path), "Branch", xs)
     assert np.array_equal(raw, tflm_reference({"branch": (compiled.tflite, xs)})["branch"])
     net = micronets.PicoMobileNet(num_classes=3, input_shape=(24, 24, 1))
     net.build()
@@ -523,6 +559,19 @@ def test_broadcast_add_of_two_activations_is_refused_naming_the_op():
         compile_tflite(data)
 
 
+def test_constant_minus_activation_and_broadcast_sub_are_refused_naming_the_op():
+    """SUB supports x - c and two same-shape activations; c - x and broadcasting are refused."""
+    i = keras.Input((4, 4, 3))
+    x = L.Conv2D(3, 1)(i)
+    for y, why in ((keras.ops.subtract(np.float32(0.5) * np.ones((1, 1, 3), np.float32), x), r"c - x"),
+                   (L.Subtract()([x, L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(3, 1)(i))]), r"broadcasting")):
+        model = spread_weights(keras.Model(i, y))
+        data = convert(model, calibration(model))
+        assert "SUB" in op_names(data)
+        with pytest.raises(UnsupportedModelError, match=r"\(SUB\).*" + why):
+            compile_tflite(data)
+
+
 def test_not_a_tflite_file(tmp_path):
     bad = tmp_path / "x.tflite"
     bad.write_bytes(b"not a flatbuffer at all")
@@ -568,7 +617,7 @@ def test_cli_gen_and_info_on_a_tflite(converted, tmp_path):
     assert result.exit_code == 0, result.output
     assert "class Pico8" in out.read_text() and "int8" in result.output
     data, xs, _ = converted["pico"]
-    raw, _ = host_int8.run_header(str(out), "Pico8", xs[:4])
+    raw, _ = host.run_header_int8(str(out), "Pico8", xs[:4])
     assert np.array_equal(raw, compiled_outputs(data, xs[:4], tmp_path, "Again")[1])
     result = _cli("info", path, "--json")
     assert result.exit_code == 0
@@ -628,9 +677,9 @@ def test_int8_header_on_emulated_cortex_m4(converted, tmp_path):
                                  capture_output=True, text=True).stdout
     assert "smlad" in disassembly and "sxtb16" in disassembly
     result = qemu.run_firmware(elf, timeout=120)
-    _, host = host_int8.run_header(str(header), "Phi", x, entry="float")
-    assert np.array_equal(result.outputs, host)
-    assert len(np.unique(host)) > 3
+    _, on_host = host.run_header_int8(str(header), "Phi", x, entry="float")
+    assert np.array_equal(result.outputs, on_host)
+    assert len(np.unique(on_host)) > 3
     assert result.object_bytes == compiled.summary()["object_bytes"]
     assert result.instructions and result.instructions > compiled.summary()["macs"]
 
@@ -651,7 +700,7 @@ def test_int8_accuracy_within_one_point_of_float_on_digits(tmp_path):
     float_acc = float((np.argmax(model.predict(xte, verbose=0), 1) == yte).mean())
     path = tmp_path / "digits.h"
     micronets.export(model, str(path), classname="Digits", quantize="int8", calibration=xtr[:200])
-    raw, _ = host_int8.run_header(str(path), "Digits", xte, entry="float")
+    raw, _ = host.run_header_int8(str(path), "Digits", xte, entry="float")
     int8_acc = float((np.argmax(raw, 1) == yte).mean())
     assert float_acc > 0.85, float_acc  # it learned something: the comparison means something
     assert int8_acc >= float_acc - 0.01, (float_acc, int8_acc)
@@ -681,9 +730,10 @@ def test_int8_headers_compile_strictly_for_cortex_m4(converted, layout_ops, tmp_
 
 # ------------------------------------------------------------------------------ DSP kernels
 def _dsp_models():
-    """One small model per DSP kernel: depthwise convs (16 channels: the SXTB16/SMLABB tap path,
-    stride 1 and 2, borders; 10 channels, 5x5: a two-channel tail), a 1x1 conv alone (two pixels
-    at a time, SMLAD; in place), a 1x1 expansion fused with a depthwise conv (the ring), a 3x3
+    """One small model per DSP kernel (and the elementwise ones): depthwise convs (16 channels: the
+    SXTB16/SMLABB tap path, stride 1 and 2, borders; 10 channels, 5x5: a two-channel tail), 1x1
+    convs alone (tiles of 4, 2 and 1 pixels, SMLAD; odd channel counts; in place; 516 inputs:
+    unpacked as they go), a 1x1 expansion fused with a depthwise conv (the ring), a 3x3
     conv over 8 int8 channels (SMLAD per tap) and fully connected layers (SMLAD, four outputs per
     input word)."""
     i = keras.Input((12, 12, 16))
@@ -694,19 +744,32 @@ def _dsp_models():
     tail = keras.Model(i, L.DepthwiseConv2D(5, padding="same", activation="relu6")(x), name="dsp_depthwise_tail")
     i = keras.Input((9, 7, 20))
     x = L.Conv2D(37, 1)(L.Conv2D(21, 1)(i))  # 21 int8 channels in (a one-input tail), 37 out (odd)
-    pw = keras.Model(i, L.Conv2D(20, 1, activation="relu6")(x), name="dsp_pointwise")
+    x = L.Conv2D(20, 1, activation="relu6")(x)  # 63 pixels: 15 tiles of 4, one of 2, one single
+    # 516 inputs: too wide for a tile's stack buffer, each input word unpacked as it goes
+    pw = keras.Model(i, L.Conv2D(12, 1)(L.Conv2D(516, 1)(x)), name="dsp_pointwise")
     i = keras.Input((14, 14, 6))
     x = L.Conv2D(24, 1, activation="relu6")(i)
     fused = keras.Model(i, L.Conv2D(8, 1)(L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)), name="dsp_fused")
     i = keras.Input((10, 10, 4))
     conv = keras.Model(i, L.Conv2D(12, 3, padding="same", activation="relu6")(L.Conv2D(8, 1)(i)), name="dsp_conv")
     i = keras.Input((32,))
-    x = L.Dense(67, activation="relu")(L.Dense(48)(i))  # 48 int8 inputs; then 67 (a 3-input tail)
-    dense = keras.Model(i, L.Dense(13)(x), name="dsp_dense")  # 13 outputs: four at a time and one
-    return [dw, tail, pw, fused, conv, dense]
+    x = L.Dense(67, activation="relu")(L.Dense(48)(i))  # 48 int8 inputs (unpacked once); then 67 (a 3-input tail)
+    x = L.Dense(19)(x)  # 19 outputs of the unpacked row: four at a time and three
+    dense = keras.Model(i, L.Dense(13)(x), name="dsp_dense")  # 13 outputs (too few to unpack for): four at a time and one
+    # squeeze-excite and residual adds: MEAN (15 channels: 8 per SXTAB16 pair, 4, 3 alone), the
+    # table LOGISTIC, MUL by a per-channel vector (channel by channel), ADD (one operand at the
+    # larger scale, one rescaled by SMMLAR; plain and with a fused ReLU), ADD and MUL by constants
+    i = keras.Input((9, 8, 6))
+    x = L.Conv2D(15, 1)(i)
+    s = L.Conv2D(15, 1, activation="sigmoid")(L.Conv2D(4, 1, activation="relu")(L.GlobalAveragePooling2D(keepdims=True)(x)))
+    x = L.Add()([L.Multiply()([x, s]), L.Conv2D(15, 1)(i)])
+    x = L.Concatenate()([L.ReLU()(L.Add()([x, L.Conv2D(15, 1)(x)])), L.Conv2D(4, 1)(i)])
+    x = (0.4 + x) * np.linspace(-1.5, 2.0, 19).astype(np.float32)
+    elementwise = keras.Model(i, L.Conv2D(5, 1)(x), name="dsp_elementwise")
+    return [dw, tail, pw, fused, conv, dense, elementwise]
 
 
-@pytest.mark.parametrize("index", range(6))
+@pytest.mark.parametrize("index", range(7))
 def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     """Each DSP kernel on QEMU's Cortex-M4: the default build (DSP: SXTB16, SMLAD, SMLABB/SMLATT,
     SMMLAR, SSAT) runs fewer instructions than the same header built with MICRONETS_NO_DSP (so
@@ -726,7 +789,7 @@ def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     assert len(np.unique(raw)) > 16
     header = tmp_path / "Dsp.h"
     x = np.random.default_rng(index).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    _, host = host_int8.run_header(str(header), "Dsp", x, entry="uint8")
+    _, on_host = host.run_header_int8(str(header), "Dsp", x, entry="uint8")
     objdump = shutil.which(qemu.CXX).replace("g++", "objdump")
     runs = {}
     for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):
@@ -734,9 +797,10 @@ def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
         code = subprocess.run([objdump, "-d", str(elf)], capture_output=True, text=True).stdout
         runs[label] = (qemu.run_firmware(elf, timeout=120), code)
     (dsp, dsp_code), (portable, portable_code) = runs["dsp"], runs["portable"]
-    assert np.array_equal(dsp.outputs, host) and np.array_equal(portable.outputs, host)
-    assert len(np.unique(host)) > 4
+    assert np.array_equal(dsp.outputs, on_host) and np.array_equal(portable.outputs, on_host)
+    assert len(np.unique(on_host)) > 4
     expected = ["sxtb16", "smmlar", "ssat"] + (["smlabb", "smlatt"] if "depthwise" in name else ["smlad"])
+    expected += ["sxtab16"] if "elementwise" in name else []
     for mnemonic in expected:
         assert f"\t{mnemonic}" in dsp_code, mnemonic
     for mnemonic in ("sxtb16", "smmlar", "smlad"):
@@ -784,3 +848,60 @@ def test_short_requantisation_equals_tflites(tmp_path):
     assert requant_mode([1 << 30], [0], [-3], -128, 127) == 0  # accumulator may reach 2^30
     assert requant_mode(None, [(1 << 30) // 255 + 1], [-3], -128, 127) == 0  # 255 * sum |w| reaches 2^30
     assert requant_mode(None, [(1 << 30) // 255], [-3], -128, 127) == 2
+
+
+def test_elementwise_short_forms_equal_tflites():
+    """The integer identities the DSP elementwise kernels rest on (templates/kernels/int8_add.h.j2),
+    with the Cortex-M instructions modelled bit for bit (SMMLAR, SMMULR: the high word of a 64-bit
+    sum, rounded; SSAT), against quant.py's TFLite formulas: ADD's operand rescale (mn_add_twice)
+    for every operand value q + off in [-255, 255], every shift and edge multipliers; the output
+    requantisation with the zero point folded in (mn_rq2, RQ 3 / 4) on edge and random
+    accumulators wherever the op's bound admits it; and the LOGISTIC table's Python port on the
+    saturation edges."""
+    from micronets.compiler.ops.int8_add import folded_mode, folded_zero, rescaled_max
+    from micronets.compiler.ops.int8_logistic import logistic_table
+    from micronets.compiler.quant import mbqm
+
+    def smmlar(a, b, c):
+        return ((c << 32) + a * b + (1 << 31)) >> 32
+
+    def twice(v, m, e):  # mn_add_twice on DSP cores
+        if e < 0:
+            return v << 20
+        x = v << 21
+        if e == 0:
+            return 2 * smmlar(x, m, 0)
+        return 2 * (smmlar(x, m, (1 << (e - 1)) + (x >> 31)) >> e)
+
+    rng = np.random.default_rng(5)
+    for e in range(0, 32):
+        for m in (1 << 30, (1 << 30) + 1, (1 << 31) - 1, *rng.integers(1 << 30, 1 << 31, 3).tolist()):
+            for v in range(-255, 256):
+                want = mbqm(v * (1 << 20), int(m), -e)
+                assert twice(v, int(m), e) == 2 * want, (v, m, e)
+                assert abs(want) <= rescaled_max(int(m), -e) <= (1 << 28)
+    assert all(twice(v, 1 << 30, -1) == 2 * mbqm(v << 20, 1 << 30, 0) for v in range(-255, 256))
+
+    def rq2(acc2, m, shift, zs, lo, hi):  # RQ 3 / 4 on DSP cores
+        t = smmlar(acc2, m, zs + (acc2 >> 31))
+        assert -(1 << 31) <= t < (1 << 31)
+        return max(lo, min(hi, t >> -shift))
+
+    for acc_max in (255 * 255, 2 * rescaled_max(1 << 30, 0), 255 * 196):
+        for shift in range(-31, 0):
+            for m in (1 << 30, (1 << 31) - 1, int(rng.integers(1 << 30, 1 << 31))):
+                mode = folded_mode(2, acc_max, m, shift)
+                if mode != 4:
+                    assert mode == 2 and ((acc_max * m) >> 31) + 2 + (255 << (-shift - 1)) >= 1 << 31
+                    continue
+                for z in (-128, -1, 0, 127, int(rng.integers(-128, 128))):
+                    zs = folded_zero(mode, z, shift)
+                    for acc in (0, 1, -1, acc_max, -acc_max, *rng.integers(-acc_max, acc_max + 1, 12).tolist()):
+                        want = max(-128, min(127, mbqm(int(acc), m, shift) + z))
+                        assert rq2(2 * int(acc), m, shift, zs, -128, 127) == want, (acc, m, shift, z)
+                        lo, hi = max(-128, z - 3), min(127, z + 40)
+                        assert rq2(2 * int(acc), m, shift, zs, lo, hi) == max(lo, min(hi, mbqm(int(acc), m, shift) + z))
+    # the logistic table saturates at the radius and is monotone, 0.5 at the zero point
+    t = logistic_table(0.1, 3).astype(int)
+    assert t[0] == -128 + 0 * t[0] or t[0] < -100
+    assert np.all(np.diff(t) >= 0) and t[3 + 128] == 0 and t[-1] > 100

@@ -338,6 +338,33 @@ def test_more_than_65535_outputs_use_a_wide_argmax(tmp_path):
     assert out.strip() == "69999"
 
 
+def test_nested_models_are_inlined_and_verified_per_call(tmp_path):
+    """A Sequential stem inside a functional model (as keras.applications' ConvNeXt has), a
+    functional block called twice (shared weights, a layer inside named like one outside) and a
+    Sequential inside a Sequential: inlined into one graph, C++ == Keras, and verify compares each
+    call of the shared block with that call's own Keras value."""
+    from micronets.verification import verify
+
+    stem = keras.Sequential([keras.Input((12, 10, 3)), layers.Conv2D(6, 3, strides=2, padding="same"),
+                             layers.BatchNormalization(), layers.ReLU()], name="stem")
+    bi = keras.Input((6, 5, 6))
+    b = layers.Add()([layers.Conv2D(6, 3, padding="same", name="conv")(bi), bi])
+    block = keras.Model(bi, layers.ReLU()(b), name="block")
+    inp = keras.Input((12, 10, 3))
+    y = block(layers.Conv2D(6, 1, name="conv")(stem(inp)))
+    z = block(y)
+    model = keras.Model(inp, [layers.Dense(3)(layers.Flatten()(z)), layers.GlobalMaxPooling2D()(y)], name="nested")
+    compiled = assert_matches_keras(model, tmp_path)
+    assert not any(op.kind in ("Model", "Sequential", "Functional") for op in compiled.graph.ops)
+    report = verify(model, inputs_for((12, 10, 3)), workdir=str(tmp_path))
+    assert report.ok, report.table()
+    assert report.ok, report.table()  # before per-call names, the first call was compared with the second's value
+    assert "block" in {c.keras_layer for c in report.layers}
+    inner = keras.Sequential([layers.Dense(6, activation="relu"), layers.Dense(5)], name="inner")
+    assert_matches_keras(keras.Sequential([keras.Input((12,)), inner, layers.Softmax()], name="seq_of_seq"), tmp_path,
+                         name="Seq")
+
+
 # ------------------------------------------------------------------ refusals name the cause
 def test_unsupported_operation_names_itself():
     inp = keras.Input((4, 4, 2))

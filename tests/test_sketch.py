@@ -286,10 +286,10 @@ def test_sketch_runs_on_the_emulated_cortex_m4(small_sketch, tmp_path):
 def _int8_expected(directory):
     """(class name, probability) the host build of the int8 header itself gives on the sample
     frame through predict(const uint8_t*): the first largest raw output, its dequantised value."""
-    from micronets import host_int8
+    from micronets import host
 
     frame = np.array(re.findall(r"\d+", (directory / "sample_image.h").read_text().split("{", 1)[1]), np.uint8)
-    raw, outputs = host_int8.run_header(str(directory / "model.h"), "Small8", frame.reshape(1, 24, 24, 1), entry="uint8")
+    raw, outputs = host.run_header_int8(str(directory / "model.h"), "Small8", frame.reshape(1, 24, 24, 1), entry="uint8")
     assert len(np.unique(raw[0])) > 1, raw  # the class depends on the image, not on a tie
     cls = int(np.argmax(raw[0]))
     return NAMES[cls], float(outputs[0, cls])

@@ -328,11 +328,11 @@ def check_train_sketch(sketch, header_name, header, stdout, classname, int8=Fals
     printed = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30, check=True).stdout
     assert f"class {names[label]} (expected {names[label]})" in printed, printed
     if int8:
-        from micronets import host_int8
+        from micronets import host
 
         h, w, c = (int(d) for d in re.search(r"(\d+) x (\d+) x (\d+) raw pixels", sample).groups())
         frame = np.array(re.findall(r"\d+", sample.split("{", 1)[1]), np.uint8).reshape(1, h, w, c)
-        raw, _ = host_int8.run_header(str(sketch / "model.h"), classname, frame, entry="uint8")
+        raw, _ = host.run_header_int8(str(sketch / "model.h"), classname, frame, entry="uint8")
         assert int(np.argmax(raw[0])) == label, printed
 
 

@@ -74,23 +74,25 @@ def comment(text) -> str:
 _WHAT = {"w": "weights", "b": "bias", "s": "scale", "t": "shift", "a": "constants", "ab": "constants"}
 
 
-def _what(suffix: str) -> str:
-    """'w' -> 'weights'; a fused op's 'cw' / 'db' -> 'conv weights' / 'depthwise bias'."""
-    if suffix in _WHAT:
-        return _WHAT[suffix]
-    if suffix[:1] in ("c", "d") and suffix[1:] in _WHAT:
-        return ("conv " if suffix[0] == "c" else "depthwise ") + _WHAT[suffix[1:]]
+def _what(suffix: str, names=_WHAT) -> str:
+    """'w' -> 'weights'; a fused op's 'cw' / 'db' -> 'conv weights' / 'depthwise bias' (``names``:
+    the header's table of weight-array suffixes)."""
+    if suffix in names:
+        return names[suffix]
+    if len(suffix) == 2 and suffix[:1] in ("c", "d") and suffix[1:] in names:
+        return ("conv " if suffix[0] == "c" else "depthwise ") + names[suffix[1:]]
     return suffix
 
 
-def _where(t, plan) -> str:
+def _where(t, plan, output_names) -> str:
+    """Where a tensor lives, for a layer's comment: the input, an output array, a channel slice or arena bytes."""
     if t.is_slice:
-        return f"{t.shape_str()} as channels [{t.channel_offset}, {t.channel_offset + t.shape[-1]}) of {_where(t.base, plan)}"
+        return f"{t.shape_str()} as channels [{t.channel_offset}, {t.channel_offset + t.shape[-1]}) of {_where(t.base, plan, output_names)}"
     kind, value = plan.location(t)
     if kind == "input":
         return f"{t.shape_str()} input"
     if kind == "output":
-        return f"{t.shape_str()} {output_name(value)}[]"
+        return f"{t.shape_str()} {output_names[value]}[]"
     return f"{t.shape_str()} @ arena bytes [{value}, {value + t.storage.nbytes})"
 
 
@@ -99,32 +101,47 @@ def output_name(k: int) -> str:
     return "outputs" if k == 0 else f"outputs{k}"
 
 
-def render(graph, plan, *, classname: str, namespace: str, filename: str, arch: str, version: str,
-           summary: dict, input_scale: float, input_offset: float, class_names=None, notes=None) -> str:
-    from micronets.compiler.activations import render_struct
+def layer_sections(graph, plan, output_names, weight_entry, call_extra=None):
+    """What every header has per op, float or int8: its weight arrays (``weight_entry(op)``: a list
+    of dicts), the kernel definitions it needs (each once, in first-use order), and its call with
+    the layer comment's fields (name, what it computes, where its inputs and output live, MACs;
+    ``call_extra(op)``: more fields). ``output_names``: the class arrays the model outputs go to."""
     from micronets.compiler.plan import Placed
 
     env = environment()
-    output_names = tuple(output_name(k) for k in range(len(graph.outputs)))
-    weights, kernels, calls, seen, acts = [], [], [], [], []
+    weights, kernels, calls, seen = [], [], [], []
     for op in graph.ops:
-        for suffix, array in op.weights().items():
-            weights.append(dict(layer=comment(op.name), what=_what(suffix), cname=op.wname(suffix),
-                                count=int(array.size), body=c_float_block(array)))
-        for act in op.activations():
-            if act not in acts:
-                acts.append(act)
+        weights.extend(weight_entry(op))
         module = env.get_template(op.template).module
         for template in (*op.requires, op.template):
             if template not in seen:
                 seen.append(template)
                 kernels.append(str(env.get_template(template).module.definition()).strip())
         placed = Placed(op, plan, output_names)
-        ins = ", ".join(_where(t, plan) for t in op.inputs)
         calls.append(dict(index=op.index, name=comment(op.name), label=comment(op.label()),
-                          inputs=ins, output=_where(op.output, plan), macs=op.macs(),
+                          inputs=", ".join(_where(t, plan, output_names) for t in op.inputs),
+                          output=_where(op.output, plan, output_names), macs=op.macs(),
                           code=str(module.call(op, placed)).strip(),
-                          out_ptr=placed.ptr(op.output), out_size=op.output.size))
+                          out_ptr=placed.ptr(op.output), out_size=op.output.size,
+                          **(call_extra(op) if call_extra else {})))
+    return weights, kernels, calls
+
+
+def render(graph, plan, *, classname: str, namespace: str, filename: str, arch: str, version: str,
+           summary: dict, input_scale: float, input_offset: float, class_names=None, notes=None) -> str:
+    from micronets.compiler.activations import render_struct
+
+    env = environment()
+    output_names = tuple(output_name(k) for k in range(len(graph.outputs)))
+    weights, kernels, calls = layer_sections(
+        graph, plan, output_names,
+        lambda op: [dict(layer=comment(op.name), what=_what(suffix), cname=op.wname(suffix), count=int(array.size),
+                         body=c_float_block(array)) for suffix, array in op.weights().items()])
+    acts = []
+    for op in graph.ops:
+        for act in op.activations():
+            if act not in acts:
+                acts.append(act)
     arena_bytes = summary["arena_bytes"]
     outputs = [dict(name=output_names[k], count=int(t.size), shape=t.shape_str(),
                     size_name="numOutputs" if k == 0 else f"numOutputs{k}") for k, t in enumerate(graph.outputs)]

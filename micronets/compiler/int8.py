@@ -242,9 +242,9 @@ def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, i
                    class_names: Optional[Sequence[str]] = None, reference: str = "tflm") -> Int8Model:
     """Compile a fully-int8 .tflite (path or bytes). ``input_scale``/``input_offset`` say how a raw
     uint8 pixel maps to the network's real input (for int8/float-input models; a uint8 model's
-    input is its own). ``reference``: "tflm" (default; bit-exact with TFLM and TFLite's default
-    kernels) or "tflite-ref" (bit-exact with TFLite's BUILTIN_REF kernels, whose FULLY_CONNECTED
-    requantises in double precision)."""
+    input is its own). ``reference``: "tflm" (default; bit-exact with TFLM) or "tflite-ref"
+    (bit-exact with TFLite's BUILTIN_REF kernels, whose FULLY_CONNECTED requantises in double
+    precision; see ``tflite.REFERENCES``)."""
     from micronets.compiler.compile import _number, check_classname
 
     check_classname(classname)
@@ -255,7 +255,7 @@ def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, i
         class_names = [str(c) for c in class_names]
         if len(class_names) != graph.output.size:
             raise ValueError(f"{len(class_names)} class names for a model with {graph.output.size} outputs")
-    graph, plan = _fuse_if_smaller(graph)
+    graph, plan = _fuse_if_smaller(_fuse_swish(graph))
     if arch is None:
         arch = os.path.basename(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "int8 model"
     merged = dict(tnotes)
@@ -267,6 +267,15 @@ def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, i
 def _renumbered(graph: Graph, ops) -> Graph:
     ops = [op.evolve(index=i, ident=f"L{i}") for i, op in enumerate(ops)]
     return Graph(ops=tuple(ops), input=graph.input, outputs=graph.outputs, keras_tensors=graph.keras_tensors)
+
+
+def _fuse_swish(graph: Graph) -> Graph:
+    """The graph with each LOGISTIC -> MUL(x, sigmoid(x)) pair as one table op (Int8Swish): always
+    fewer instructions and never more arena (the sigmoid map is no longer stored)."""
+    from micronets.compiler.ops.int8_swish import fuse_swish
+
+    ops = fuse_swish(list(graph.ops), {t.storage for t in graph.outputs})
+    return graph if len(ops) == len(graph.ops) else _renumbered(graph, ops)
 
 
 def _fuse_if_smaller(graph: Graph):
@@ -310,33 +319,22 @@ def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optiona
 
 # ------------------------------------------------------------------------------- emission
 def render_int8(m: Int8Model, filename: str, version: str) -> str:
-    from micronets.compiler.emit import _where, c_string, comment, environment
-    from micronets.compiler.plan import Placed
+    from micronets.compiler.emit import _what, c_string, comment, environment, layer_sections
 
-    env = environment()
-    g, plan = m.graph, m.plan
-    raw_names = tuple("rawOutputs" if k == 0 else f"rawOutputs{k}" for k in range(len(g.outputs)))
-    weights, kernels, calls, seen = [], [], [], []
-    for op in g.ops:
+    def weight_entries(op):
+        entries = []
         for suffix, array in op.typed_weights().items():
             body = (c_array(array) if array.dtype != np.float64 else
                     "\n".join("    " + ", ".join("%.17g" % v for v in array[i:i + 4].tolist()) + "," for i in range(0, array.size, 4)))
-            what = _WHAT.get(suffix[1:], suffix) if suffix[:1] in ("c", "d") and len(suffix) == 2 else _WHAT.get(suffix, suffix)
-            if len(suffix) == 2 and suffix[:1] in ("c", "d"):
-                what = ("conv " if suffix[0] == "c" else "depthwise ") + what
-            weights.append(dict(layer=comment(op.name), what=what, cname=op.wname(suffix),
+            entries.append(dict(layer=comment(op.name), what=_what(suffix, _WHAT), cname=op.wname(suffix),
                                 count=int(array.size), ctype=_CTYPES[array.dtype], body=body))
-        module = env.get_template(op.template).module
-        for template in (*op.requires, op.template):
-            if template not in seen:
-                seen.append(template)
-                kernels.append(str(env.get_template(template).module.definition()).strip())
-        placed = Placed(op, plan, raw_names)
-        calls.append(dict(index=op.index, name=comment(op.name), label=comment(op.label()),
-                          inputs=", ".join(_where(t, plan).replace("outputs[]", "rawOutputs[]") for t in op.inputs),
-                          output=_where(op.output, plan).replace("outputs", "rawOutputs"), macs=op.macs(),
-                          scales=comment(op.scales()), code=str(module.call(op, placed)).strip(),
-                          out_ptr=placed.ptr(op.output), out_size=op.output.size))
+        return entries
+
+    env = environment()
+    g = m.graph
+    raw_names = tuple("rawOutputs" if k == 0 else f"rawOutputs{k}" for k in range(len(g.outputs)))
+    weights, kernels, calls = layer_sections(g, m.plan, raw_names, weight_entries,
+                                             lambda op: dict(scales=comment(op.scales())))
     summary = m.summary()
     outputs = []
     for k, t in enumerate(g.outputs):

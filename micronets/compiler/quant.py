@@ -108,3 +108,71 @@ def c_array(values, per_line: int = 16, indent: str = "    ") -> str:
     flat = [str(int(v)) for v in np.asarray(values).reshape(-1).tolist()]
     lines = [indent + ", ".join(flat[i:i + per_line]) + "," for i in range(0, len(flat), per_line)]
     return "\n".join(lines)
+
+
+# gemmlowp's fixed-point helpers (as templates/kernels/int8_fixedpoint.h.j2 has them in C++), for
+# tables computed at compile time (the int8 logistic)
+def sat_shl(x: int, e: int) -> int:
+    """SaturatingRoundingMultiplyByPOT for e > 0: x * 2^e saturated to int32."""
+    threshold = (1 << (31 - e)) - 1
+    if x > threshold:
+        return INT32_MAX
+    if x < -threshold:
+        return INT32_MIN
+    return x << e
+
+
+def exp_quarter(a: int) -> int:
+    """exp(a) for a in [-1/4, 0), Q0.31 in and out (gemmlowp's
+    exp_on_interval_between_negative_one_quarter_and_0_excl)."""
+    constant_term, one_third = 1895147668, 715827883
+    x = wrap32(a + (1 << 28))
+    x2 = srdhm(x, x)
+    x3 = srdhm(x2, x)
+    x4 = srdhm(x2, x2)
+    x4_over_4 = rdbpot(x4, 2)
+    poly = rdbpot(wrap32(srdhm(wrap32(x4_over_4 + x3), one_third) + x2), 1)
+    return wrap32(constant_term + srdhm(constant_term, wrap32(x + poly)))
+
+
+def exp_neg_q4_27(a: int) -> int:
+    """exp(a) for a <= 0: a in Q4.27, result in Q0.31 (gemmlowp's exp_on_negative_values)."""
+    factors = (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401)
+    quarter = 1 << 25
+    a_mod = (a & (quarter - 1)) - quarter
+    result = exp_quarter(sat_shl(a_mod, 4))
+    remainder = wrap32(a_mod - a)
+    for k, f in enumerate(factors):
+        if remainder & (1 << (25 + k)):
+            result = srdhm(result, f)
+    return INT32_MAX if a == 0 else result
+
+
+def one_over_one_plus(a: int) -> int:
+    """1 / (1 + a) for a in [0, 1), Q0.31 in and out (gemmlowp's
+    one_over_one_plus_x_for_x_in_0_1: Newton-Raphson, three steps)."""
+    total = a + INT32_MAX
+    half_denominator = (total + 1) // 2 if total >= 0 else -((-total + 1) // 2)
+    x = wrap32(1515870810 + srdhm(half_denominator, -1010580540))
+    for _ in range(3):
+        one_minus = wrap32((1 << 29) - srdhm(half_denominator, x))
+        x = wrap32(x + sat_shl(srdhm(x, one_minus), 2))
+    return sat_shl(x, 1)
+
+
+def logistic_int8(q: int, zin: int, radius: int, mult: int, shift: int) -> int:
+    """TFLite's reference integer Logistic of one int8 value (output scale 1/256, zero point
+    -128): beyond the input radius it saturates; otherwise x - zin becomes Q4.27 through (mult,
+    shift) and gemmlowp's logistic gives Q0.31, rounded to the output's 2^-8 steps."""
+    x = q - zin
+    if x <= -radius:
+        return -128
+    if x >= radius:
+        return 127
+    q4 = mbqm(x, mult, shift)
+    if q4 == 0:
+        r = 1 << 30
+    else:
+        positive = one_over_one_plus(exp_neg_q4_27(-q4 if q4 > 0 else q4))
+        r = positive if q4 > 0 else INT32_MAX - positive
+    return max(-128, min(127, rdbpot(r, 23) - 128))

@@ -38,10 +38,11 @@ from micronets.compiler.ops.int8_pool import Int8Pool
 from micronets.compiler.ops.int8_relu import Int8Relu
 from micronets.compiler.ops.int8_requantize import Int8Requantize
 from micronets.compiler.ops.int8_slice import Int8Slice
+from micronets.compiler.ops.int8_sub import Int8Sub, Int8SubConst
 from micronets.compiler.ops.int8_softmax import Int8Softmax
 from micronets.compiler.ops.int8_transpose import Int8Transpose
 
-SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD",
+SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD", "SUB",
              "MUL", "LOGISTIC", "HARD_SWISH", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE")
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
@@ -135,9 +136,10 @@ class _Reader:
         return np.asarray(q.scale, np.float32), np.asarray(zp, np.int64), int(q.quantizedDimension)
 
 
-#: which implementation the kernels reproduce bit for bit where TFLite's two disagree
-#: (FULLY_CONNECTED's requantisation): "tflm" (TFLM and TFLite's default kernels: fixed point) or
-#: "tflite-ref" (TFLite's BUILTIN_REF reference kernels: double precision)
+#: which implementation the kernels reproduce bit for bit where TFLM and TFLite's reference kernels
+#: disagree (FULLY_CONNECTED's requantisation, a rescaling RELU6, SUB's second operand at a rounding
+#: tie): "tflm" (TFLM: fixed point) or "tflite-ref" (TFLite's BUILTIN_REF kernels: double precision).
+#: TFLite's default kernels (XNNPACK) match neither everywhere: their convolutions round differently.
 REFERENCES = ("tflm", "tflite-ref")
 
 
@@ -316,7 +318,7 @@ class _Importer:
         edges = Edges(input_type=in_type, input_uint8=input_uint8, outputs_float=tuple(outputs_float))
         desc = self.r.model.description
         notes = {"Source": os.path.basename(r.what) if r.what != "the .tflite model" else ".tflite bytes",
-                 "Bit-exact with": "TFLM and TFLite's default kernels" if self.reference == "tflm" else "TFLite's BUILTIN_REF kernels"}
+                 "Bit-exact with": "TFLM" if self.reference == "tflm" else "TFLite's BUILTIN_REF kernels"}
         if desc:
             notes["Converter"] = desc.decode("utf-8", "replace") if isinstance(desc, bytes) else str(desc)
         return graph, edges, notes
@@ -441,28 +443,35 @@ class _Importer:
                 self.add(Int8Slice(label, x, out, starts[1:], stepl[1:], counts[1:]), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
-        elif name in ("ADD", "MUL"):
+        elif name in ("ADD", "MUL", "SUB"):
             consts = [self.const_operand(i, k, name) for i in ins[:2]]
             if consts[0] is not None and consts[1] is not None:
                 self.fail(k, name, "has two constant operands (nothing to compute at run time)")
             if consts[0] is not None or consts[1] is not None:
                 j = 0 if consts[0] is not None else 1
+                if name == "SUB" and j == 0:
+                    self.fail(k, name, "subtracts an activation from a constant (c - x); only x - c is supported")
                 x = self.act_tensor(ins[1 - j], k, name)
                 out = self.new_output(outs[0], k, name)
-                cls = Int8AddConst if name == "ADD" else Int8MulConst
+                extra = {"reference": self.reference} if name == "SUB" else {}
+                cls = {"ADD": Int8AddConst, "MUL": Int8MulConst, "SUB": Int8SubConst}[name]
                 try:
-                    self.add(cls(label, x, consts[j][0], consts[j][1], out, fused), name)
+                    self.add(cls(label, x, consts[j][0], consts[j][1], out, fused, **extra), name)
                 except UnsupportedModelError as exc:
                     self.fail(k, name, str(exc))
                 return
             a = self.act_tensor(ins[0], k, name)
             b = self.act_tensor(ins[1], k, name)
             out = self.new_output(outs[0], k, name)
-            if name == "ADD":
+            if name in ("ADD", "SUB"):
                 # (1, 1, C) + (C,): the converter squeezes one operand; the same elements in the same order
                 if not (_same_elements(a.shape, out.shape) and _same_elements(b.shape, out.shape)):
-                    self.fail(k, name, f"adds {a.shape} and {b.shape}: broadcasting is not supported")
-                self.add(Int8Add(label, a, b, out, fused), name)
+                    verb = "adds" if name == "ADD" else "subtracts"
+                    self.fail(k, name, f"{verb} {a.shape} and {b.shape}: broadcasting is not supported")
+                if name == "ADD":
+                    self.add(Int8Add(label, a, b, out, fused), name)
+                else:
+                    self.add(Int8Sub(label, a, b, out, fused, reference=self.reference), name)
             else:
                 try:
                     self.add(Int8Mul(label, a, b, out, fused), name)

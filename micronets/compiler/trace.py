@@ -246,35 +246,27 @@ def _describe(operation, key) -> str:
         f"operation '{operation.name}' (keras.ops {cls})"
 
 
-def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
-    """Convert a Keras model into a Graph; unsupported layers raise UnsupportedModelError.
-    ``fuse=False`` skips the fusing rewrites (one op per layer, for comparison); ``without``
-    names rewrites to skip."""
+def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
+    """Convert ``order`` (``_keras_graph(model)``) into ops on ``ctx``, mapping each Keras tensor to
+    its value in ``values``; returns the graph input when ``order`` has the InputLayer. A layer that
+    is itself a model (a Sequential or functional sub-model, as keras.applications nests some
+    stems) is inlined: its layers become ops reading the values its call received."""
     import keras
 
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"expected a keras.Model, got {type(model).__name__}")
-    _load_op_modules()
-    order, readers = _keras_graph(model)
-    ctx = Tracer()
-    values: Dict[int, object] = {}
-    graph_input = None
-    out_ids = {id(t) for t in model.outputs}
-    layer_values: List[Tuple[str, object]] = []
-
+    graph_input, calls = None, {}
     for layer, node, output_kt in order:
         key = _operation_key(layer)
         if key == "InputLayer":
+            if id(output_kt) in values:  # a nested model's input: bound to what its call received
+                continue
             shape = tuple(output_kt.shape[1:])
             if not shape or any(d is None for d in shape):
                 raise UnsupportedModelError(f"model input must have a fixed shape; got {tuple(output_kt.shape)}")
             graph_input = Tensor(name="input", shape=shape)
             t = graph_input
+        elif isinstance(layer, keras.Model) and key not in CONVERTERS:
+            t = _inline(layer, node, values, ctx)
         else:
-            if isinstance(layer, keras.Model) and key not in CONVERTERS:
-                raise UnsupportedModelError(
-                    f"layer '{layer.name}' is a nested model ({type(layer).__name__}); flatten it into one functional model first"
-                )
             fn = CONVERTERS.get(key)
             if fn is None:
                 raise UnsupportedModelError(
@@ -297,7 +289,55 @@ def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
         if id(output_kt) in out_ids:
             ctx.pinned.add(t)
         values[id(output_kt)] = t
-        layer_values.append((layer.name, t))
+        if layer_values is not None:
+            layer_values.append((call_name(layer.name, calls), t))
+    return graph_input
+
+
+def call_name(name: str, calls: Dict[str, int]) -> str:
+    """A name for the next call of the layer named ``name``: the name itself, then 'name#1',
+    'name#2', ... for a layer called more than once (a shared layer or sub-model). ``calls``
+    counts the calls named so far (updated)."""
+    k = calls.get(name, 0)
+    calls[name] = k + 1
+    return name if k == 0 else f"{name}#{k}"
+
+
+def _inline(sub, node, values, ctx):
+    """The value of sub-model ``sub`` called at ``node``: its own graph traced with its input bound
+    to the call's input. Only the sub-model's output is named after a Keras layer (the call's), so
+    verify never matches an inner layer with an outer one of the same name."""
+    if len(node.input_tensors) != 1 or len(getattr(sub, "outputs", None) or ()) != 1:
+        raise UnsupportedModelError(f"layer '{sub.name}' is a nested model ({type(sub).__name__}) with "
+                                    f"{len(node.input_tensors)} inputs and {len(getattr(sub, 'outputs', None) or ())} outputs; "
+                                    f"a nested model is inlined only with one input and one output")
+    order, readers = _keras_graph(sub)
+    x = values[id(node.input_tensors[0])]
+    inner = {id(sub.inputs[0]): x}
+    # the call counted as one reader of x; inside, each layer reading the sub-model's input does
+    ctx.readers[x] = ctx.readers.get(x, 0) - 1 + readers.get(id(sub.inputs[0]), 0)
+    _trace_nodes(sub, order, readers, inner, ctx, set(), None)
+    t = inner[id(sub.outputs[0])]
+    if t is x:  # an identity sub-model: the call's readers read x
+        ctx.readers[x] -= 1
+    return t
+
+
+def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
+    """Convert a Keras model into a Graph; unsupported layers raise UnsupportedModelError.
+    ``fuse=False`` skips the fusing rewrites (one op per layer, for comparison); ``without``
+    names rewrites to skip."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"expected a keras.Model, got {type(model).__name__}")
+    _load_op_modules()
+    order, readers = _keras_graph(model)
+    ctx = Tracer()
+    values: Dict[int, object] = {}
+    out_ids = {id(t) for t in model.outputs}
+    layer_values: List[Tuple[str, object]] = []
+    graph_input = _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values)
 
     if graph_input is None:
         raise UnsupportedModelError("model has no InputLayer")

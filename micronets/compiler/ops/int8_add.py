@@ -5,8 +5,47 @@ from __future__ import annotations
 
 import numpy as np
 
-from micronets.compiler.ops.int8_base import Int8Op
-from micronets.compiler.quant import quantize_multiplier
+from micronets.compiler.ops.int8_base import Int8Op, requant_mode
+from micronets.compiler.quant import mbqm, quantize_multiplier
+
+def rescaled_max(mult: int, shift: int) -> int:
+    """The largest magnitude of an operand rescaled by (mult, shift): TFLite's
+    MBQM((q - z) << 20) for q - z = +-255 (monotone in q - z), about 255 * 2^19 for a multiplier
+    near 1/2 (an operand's is at most about 1/2)."""
+    return max(abs(mbqm(v * (1 << 20), mult, shift)) for v in (-255, 255))
+
+
+def rescale_e(mult: int, shift: int) -> int:
+    """The template argument E of mn_add_rescale: -1 for the exact 1/2 (m = 2^30, shift 0),
+    otherwise -shift (an operand's multiplier is at most 1/2: shift <= 0)."""
+    if shift > 0 or mult < 0:
+        raise ValueError(f"add: operand multiplier ({mult}, {shift}) is not below one")
+    return -1 if (mult, shift) == (1 << 30, 0) else -shift
+
+
+def folded_mode(rq: int, acc_max: int, mult: int, shift: int) -> int:
+    """The RQ argument of mn_rq2 (templates/kernels/int8_add.h.j2) for accumulators of at most
+    ``acc_max`` in magnitude: ``rq`` (``requant_mode``'s 0, 1 or 2), or 3 / 4 (the zero point
+    folded into the rounding) where rq >= 1 and round(acc * m / 2^31) - 1, plus the folded zero
+    point (2 zero + 1) << (-shift - 1), |2 zero + 1| <= 255, stays inside int32."""
+    if rq == 0:
+        return 0
+    high = ((acc_max * mult) >> 31) + 1
+    return rq + 2 if high + 1 + (255 << (-shift - 1)) < (1 << 31) else rq
+
+
+def folded_zero(mode: int, zero: int, shift: int) -> int:
+    """mn_rq2's zs: (2 zero + 1) << (-shift - 1) for the folded modes, else 0 (unused)."""
+    return (2 * zero + 1) << (-shift - 1) if mode >= 3 else 0
+
+
+def add_rq_mode(sum_max: int, out_mult: int, out_shift: int, act_min: int, act_max: int) -> int:
+    """mn_rq2's RQ for a sum of two rescaled operands of at most ``sum_max`` in magnitude (below
+    2^28 in practice; the kernels form 2 * sum, so it must be below 2^30)."""
+    if sum_max >= 1 << 29:
+        raise ValueError(f"add: rescaled operands up to {sum_max}, beyond TFLite's 20-bit headroom")
+    rq = requant_mode([sum_max], [0], [out_shift], act_min, act_max)
+    return folded_mode(rq, sum_max, out_mult, out_shift)
 
 
 class Int8Add(Int8Op):
@@ -23,6 +62,16 @@ class Int8Add(Int8Op):
         self.out_mult, self.out_shift = quantize_multiplier(twice_max / ((1 << 20) * float(out.quant.scale)))
         self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
         self.out_off = out.quant.zero_point
+        self.a_e, self.b_e = rescale_e(self.a_mult, self.a_shift), rescale_e(self.b_mult, self.b_shift)
+        self.sum_max = rescaled_max(self.a_mult, self.a_shift) + rescaled_max(self.b_mult, self.b_shift)
+
+    @property
+    def rq_mode(self) -> int:
+        return add_rq_mode(self.sum_max, self.out_mult, self.out_shift, self.act_min, self.act_max)
+
+    @property
+    def zs(self) -> int:
+        return folded_zero(self.rq_mode, self.out_off, self.out_shift)
 
     def inplace_gap(self, input_index):
         return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from micronets.compiler.ops.int8_add import add_rq_mode, folded_zero, rescale_e, rescaled_max
 from micronets.compiler.ops.int8_mul_const import Int8ConstOperand, broadcast_constant
 from micronets.compiler.quant import mbqm, quantize_multiplier
 
@@ -16,6 +17,7 @@ class Int8AddConst(Int8ConstOperand):
     kind = "AddConstant"
     symbol = "+"
     template = "kernels/int8_add_const.h.j2"
+    requires = ("kernels/int8_add.h.j2",)  # mn_add_rescale
 
     def __init__(self, name, x, const, const_quant, out, fused=0):
         super().__init__(name, [x], out, fused)
@@ -30,3 +32,13 @@ class Int8AddConst(Int8ConstOperand):
         self.const_shape = tuple(int(d) for d in const.shape)
         self.x_off = -x.quant.zero_point
         self.out_off = out.quant.zero_point
+        self.x_e = rescale_e(self.x_mult, self.x_shift)
+        self.sum_max = rescaled_max(self.x_mult, self.x_shift) + int(np.abs(self.k.astype(np.int64)).max(initial=0))
+
+    @property
+    def rq_mode(self) -> int:
+        return add_rq_mode(self.sum_max, self.out_mult, self.out_shift, self.act_min, self.act_max)
+
+    @property
+    def zs(self) -> int:
+        return folded_zero(self.rq_mode, self.out_off, self.out_shift)

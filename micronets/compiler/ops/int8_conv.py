@@ -142,9 +142,19 @@ class Int8Conv2D(Int8Windowed):
 
     @property
     def wide_scratch_pixels(self):
-        """The pointwise kernel runs two pixels at a time, in place too with a two-pixel scratch;
-        the planner gives it one only where the arena does not grow."""
-        return (2,) if self.pointwise else ()
+        """The pointwise kernel runs four pixels at a time (then two), in place too with a four- or
+        two-pixel scratch; the planner gives it one only where the arena does not grow."""
+        return (4, 2) if self.pointwise else ()
+
+    def typed_weights(self):
+        w = super().typed_weights()
+        if self.pointwise:
+            w["w"] = pointwise_weight_layout(self.filt.reshape(self.filt.shape[0], -1))
+        return w
+
+    def weights_bytes_bound(self) -> int:
+        pad = 3 if self.pointwise and self.filt.shape[3] % 4 else 0  # pointwise_weight_layout's spare bytes
+        return super().weights_bytes_bound() + pad
 
     @property
     def word_rows(self) -> bool:
@@ -166,3 +176,28 @@ class Int8Conv2D(Int8Windowed):
     def macs(self):
         ho, wo, cout = self.output.hwc
         return ho * wo * cout * self.kh * self.kw * int(self.filt.shape[3])
+
+
+def pointwise_weight_layout(f: np.ndarray) -> np.ndarray:
+    """A 1x1 conv's filter [COUT][CIN] as the pointwise kernels read it (templates/kernels/
+    int8_pointwise.h.j2): output channels in pairs (c0, c1) of 2 CIN bytes each; per group of 4
+    inputs i..i+3 two words [c0[i], c1[i], c0[i+2], c1[i+2]] and [c0[i+1], c1[i+1], c0[i+3],
+    c1[i+3]], so SXTB16 of a word gives c0's two weights and SXTB16 ROR 8 c1's, each the pair of an
+    input word's SXTB16 half; the R = CIN % 4 inputs left over as [c0, c1] byte pairs, inputs
+    i, i+2 then i+1 (the kernels read the two words at 8 (CIN / 4) and 2 (R - 1) bytes on: the
+    bytes they see for inputs past CIN meet zero-extended inputs). An odd last channel keeps its
+    plain row; 3 spare zero bytes end the array where R > 0 (the last word loads read past it).
+    Same size as the filter otherwise."""
+    f = np.asarray(f, np.int8)
+    cout, cin = f.shape
+    kf, r = cin // 4, cin % 4
+    pairs = cout // 2
+    g = f[:2 * pairs]
+    # full words: [pair][c][k][r >> 1][r & 1] -> [pair][k][r & 1][r >> 1][c]
+    body = g[:, :4 * kf].reshape(pairs, 2, kf, 2, 2).transpose(0, 2, 4, 3, 1).reshape(pairs, 8 * kf)
+    tail = g[:, 4 * kf:].reshape(pairs, 2, r)[:, :, [0, 2, 1][:r] if r == 3 else list(range(r))]
+    tail = tail.transpose(0, 2, 1).reshape(pairs, 2 * r)
+    parts = [np.concatenate([body, tail], axis=1).reshape(-1), f[2 * pairs:].reshape(-1)]
+    if r:
+        parts.append(np.zeros(3, np.int8))
+    return np.concatenate(parts)

@@ -2,7 +2,7 @@
 scale), int32 bias, fused activation clamp; rows of N inputs each give OUT outputs. MACs: rows*N*OUT.
 
 TFLite's own reference kernel (BUILTIN_REF) requantises FULLY_CONNECTED in double precision where
-TFLM (and TFLite's default kernels) use the fixed-point multiplier: the two disagree by 1 LSB on
+TFLM uses the fixed-point multiplier: the two disagree by 1 LSB on
 some outputs. The default follows TFLM; ``double_requant`` follows BUILTIN_REF."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Int8Dense(Int8Op):
         self.real_scales = conv_real_scales(x.quant.scale, filter_scales, out.quant.scale, self.units)
         self.mult, self.shift = per_channel_multipliers(self.real_scales)
         #: requantise as TFLite's BUILTIN_REF kernel does (double precision), not in fixed point
-        #: as TFLM and TFLite's default kernels do
+        #: as TFLM does
         self.double_requant = bool(double_requant)
         self.in_off = -x.quant.zero_point
         self.out_off = out.quant.zero_point

@@ -3,7 +3,7 @@ QuantizedMeanOrSum: the division by the pixel count folded into the multiplier a
 
 from __future__ import annotations
 
-from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_base import Int8Op, requant_mode
 from micronets.compiler.quant import quantize_multiplier
 
 
@@ -29,6 +29,11 @@ class Int8Mean(Int8Op):
         self.mult, self.shift = fold_count(mult, shift, n)
         self.zin_hw = x.quant.zero_point * n
         self.out_off = out.quant.zero_point
+
+    @property
+    def rq_mode(self) -> int:
+        """The requantisation the kernel may use (``requant_mode``): |sum - zin * HW| <= 255 * HW."""
+        return requant_mode(None, [self.pixels], [self.shift], -128, 127)
 
     def describe(self):
         return f"{self.pixels} pixels"

@@ -9,7 +9,7 @@ Loops: the kept axes (output order), then the reduced ones, each collapsed where
 from __future__ import annotations
 
 from micronets.compiler.ops.base import UnsupportedModelError
-from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_base import Int8Op, requant_mode
 from micronets.compiler.ops.int8_mean import fold_count
 from micronets.compiler.ops.int8_transpose import collapse_gather
 from micronets.compiler.quant import quantize_multiplier
@@ -41,6 +41,11 @@ class Int8MeanAxes(Int8Op):
         self.mult, self.shift = fold_count(mult, shift, self.count)
         self.zin_n = x.quant.zero_point * self.count
         self.out_off = out.quant.zero_point
+
+    @property
+    def rq_mode(self) -> int:
+        """The requantisation the kernel may use (``requant_mode``): |sum - zin * n| <= 255 * n."""
+        return requant_mode(None, [self.count], [self.shift], -128, 127)
 
     def describe(self):
         return f"{self.inputs[0].shape_str()} over axes {','.join(str(a + 1) for a in self.axes)} ({self.count} values)"

@@ -12,7 +12,7 @@ import numpy as np
 
 from micronets.compiler.ops.base import UnsupportedModelError
 from micronets.compiler.ops.elementwise import _strides, collapse
-from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_base import Int8Op, requant_mode
 from micronets.compiler.quant import quantize_multiplier
 
 
@@ -64,3 +64,9 @@ class Int8MulConst(Int8ConstOperand):
         self.mult, self.shift = quantize_multiplier(float(x.quant.scale) * float(const_quant.scale) / float(out.quant.scale))
         self.x_off = -x.quant.zero_point
         self.out_off = out.quant.zero_point
+
+    @property
+    def rq_mode(self) -> int:
+        """The requantisation the kernel may use (``requant_mode``): |x - zx| <= 255 and
+        |k| <= 255, so |product| <= 255 * 255."""
+        return requant_mode(None, [int(np.abs(self.k.astype(np.int32)).max(initial=0))], [self.shift], self.act_min, self.act_max)
