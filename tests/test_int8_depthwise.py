@@ -12,7 +12,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from micronets import host_int8
+from micronets import host
 from micronets.compiler.int8 import compile_tflite
 from int8_reference import convert, spread_weights, tflm_reference
 
@@ -101,11 +101,11 @@ def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_p
     header = tmp_path / "Dw.h"
     header.write_text(compiled.header)
     xs = np.random.default_rng(3).integers(-128, 128, (4,) + tuple(model.input_shape[1:])).astype(np.int8)
-    raw, _ = host_int8.run_header(str(header), "Dw", xs, entry="int8")
+    raw, _ = host.run_header_int8(str(header), "Dw", xs, entry="int8")
     assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name])
     assert len(np.unique(raw)) > 8
     x = np.random.default_rng(4).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    _, host = host_int8.run_header(str(header), "Dw", x, entry="uint8")
+    _, host = host.run_header_int8(str(header), "Dw", x, entry="uint8")
     objdump = shutil.which(qemu.CXX).replace("g++", "objdump")
     runs = {}
     for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"]), ("cxx", ["-DMN_DW_NO_ASM"])):
