@@ -56,7 +56,12 @@ class MemoryPlan:
 def plan_memory(graph: Graph) -> MemoryPlan:
     """Offsets for every tensor of ``graph``. Ops that run faster in place with a wider scratch
     (``wide_scratch_pixels``, widest first) get one where the arena stays no larger than with one
-    pixel: every such op at the widest at once if that fits, else op by op, widest that fits."""
+    pixel: every such op at the widest at once if that fits, else op by op, widest that fits.
+    Then ops whose workspace only makes them faster (``workspace_options``: their kernel runs
+    without it) get it where it costs no arena (``_add_workspaces``)."""
+    optional = [op for op in graph.ops if getattr(op, "workspace_options", ())]
+    for op in optional:  # without the optional workspaces first: the wider scratches come first
+        op.workspace_option = _workspace_fallback(op)
     plan = _plan_memory(graph)
     wide = [op for op in graph.ops if getattr(op, "wide_scratch_pixels", ()) and op in plan.scratch]
 
@@ -78,6 +83,39 @@ def plan_memory(graph: Graph) -> MemoryPlan:
             for pixels in op.wide_scratch_pixels:
                 if attempt([(op, pixels)]):
                     break
+    return _add_workspaces(graph, plan, optional)
+
+
+def _workspace_fallback(op):
+    """What an op with optional workspace runs with when it gets none of its options: None (no
+    workspace), or its last option where it has ``workspace_needed``."""
+    return op.workspace_options[-1] if getattr(op, "workspace_needed", False) else None
+
+
+def _add_workspaces(graph: Graph, plan: MemoryPlan, optional) -> MemoryPlan:
+    """``plan`` (every op of ``optional`` at its fallback) with optional workspaces added where
+    they cost no arena: an op with ``workspace_options`` (what its kernel can use, best first)
+    runs with ``workspace_option`` one of them or its fallback. All at their best if the arena
+    stays as it is, else each op in graph order at the best option that keeps it."""
+    if not optional:
+        return plan
+    for op in optional:
+        op.workspace_option = op.workspace_options[0]
+    best = _plan_memory(graph)
+    if best.arena_size <= plan.arena_size:
+        return best
+    for op in optional:
+        op.workspace_option = _workspace_fallback(op)
+    for op in optional:
+        for option in op.workspace_options:
+            if option == _workspace_fallback(op):
+                break
+            op.workspace_option = option
+            with_it = _plan_memory(graph)
+            if with_it.arena_size <= plan.arena_size:
+                plan = with_it
+                break
+            op.workspace_option = _workspace_fallback(op)
     return plan
 
 

@@ -84,8 +84,13 @@ class Int8Windowed(Int8Op):
     def _layout(folded) -> str:
         return "f16" if fits_signed(folded, 16) else "packed" if fits_signed(folded, 24) else "wide"
 
+    #: kernels with a DSP form for one input channel (see Int8Conv2D.word_rows)
+    word_rows = False
+
     def typed_weights(self):
         w = collections.OrderedDict(w=self.filt.reshape(-1))
+        if self.word_rows:
+            w["x"] = self.word_row_weights()
         f = self.folded_bias()
         layout = self._layout(f)
         if layout == "packed":
@@ -150,6 +155,23 @@ class Int8Conv2D(Int8Windowed):
     def weights_bytes_bound(self) -> int:
         pad = 3 if self.pointwise and self.filt.shape[3] % 4 else 0  # pointwise_weight_layout's spare bytes
         return super().weights_bytes_bound() + pad
+
+    @property
+    def word_rows(self) -> bool:
+        """One input channel, kernel rows at most 4 wide, no dilation: on DSP cores each kernel
+        row of a window is one word load of the input (two SXTB16) against two words of paired
+        weights (``word_row_weights``), two SMLAD a row and output channel."""
+        return int(self.filt.shape[3]) == 1 and self.kw <= 4 and self.dilation == (1, 1) and not self.pointwise
+
+    def word_row_weights(self) -> np.ndarray:
+        """Per output channel and kernel row, the two words (w0, w2) and (w1, w3) of 16-bit
+        halves (zero past the row), what SMLAD multiplies SXTB16's halves of an input word with."""
+        cout = self.filt.shape[0]
+        taps = np.zeros((cout, self.kh, 4), np.int64)
+        taps[:, :, :self.kw] = self.filt.reshape(cout, self.kh, self.kw).astype(np.int64)
+        h = taps & 0xFFFF
+        words = np.stack([h[..., 0] | (h[..., 2] << 16), h[..., 1] | (h[..., 3] << 16)], axis=-1)
+        return words.astype(np.uint32).view(np.int32).reshape(-1)
 
     def macs(self):
         ho, wo, cout = self.output.hwc

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import collections
 
+import numpy as np
+
 from micronets.compiler.ops.base import fuse_pairs
 from micronets.compiler.ops.conv_depthwise import ring_inplace_gap
 from micronets.compiler.ops.int8_base import Int8Op
@@ -39,8 +41,8 @@ class Int8ConvDepthwise(Int8Op):
 
     def typed_weights(self):
         w = collections.OrderedDict()
-        for prefix, op in (("c", self.conv), ("d", self.dw)):
-            for suffix, array in op.typed_weights().items():
+        for prefix, arrays in (("c", self.conv.typed_weights()), ("d", self.dw.typed_weights())):
+            for suffix, array in arrays.items():
                 w[prefix + suffix] = array
         return w
 
@@ -54,20 +56,75 @@ class Int8ConvDepthwise(Int8Op):
     def ring_rows(self) -> int:
         return self.dw.kh
 
-    def ring_bytes(self) -> int:
+    @property
+    def ring_pads(self) -> "tuple[int, int]":
+        """Columns the depthwise windows reach left and right of the conv's rows."""
+        _, wt, _ = self.mid.hwc
+        wo = self.output.hwc[1]
+        left = self.dw.pads[2]
+        return left, max(0, (wo - 1) * self.dw.strides[1] - left + self.dw.kw - wt)
+
+    def ring_bytes(self, padded: bool = False) -> int:
+        """The ring of conv rows; padded: each row with the columns the windows reach outside
+        it, held at the depthwise input's zero point (then a row outside the map is a ring slot
+        filled with it), plus 3 bytes so the DSP kernel's word loads of a last group of fewer
+        than four channels stay inside."""
         _, wt, ct = self.mid.hwc
-        return self.ring_rows * wt * ct
+        if not padded:
+            return self.ring_rows * wt * ct
+        return self.ring_rows * (wt + sum(self.ring_pads)) * ct + 3
+
+    def table_bytes(self, padded: bool) -> int:
+        """The depthwise's weights and parameters unpacked for the DSP kernel (2 KH KW + 16 words
+        a group of four channels, or one of the flat pattern's P), word aligned."""
+        groups = self._flat(padded) or self.dw.output.hwc[2] // 4  # the last C % 4 channels: TFLite's layout
+        return groups * (2 * self.dw.kh * self.dw.kw + 16) * 4 + 3
+
+    @property
+    def workspace_options(self) -> "tuple[tuple[bool, bool], ...]":
+        """(padded ring, unpacked table) settings, best first: the padded ring lets the DSP
+        layout's depthwise read every tap without a border test; the table saves unpacking each
+        group's weights and parameters for every output row. The planner keeps the best that
+        costs no arena; the plain ring is always possible."""
+        if not self.dw.dsp_layout:
+            return ()
+        return ((True, True), (True, False), (False, True), (False, False))
+
+    #: the planner's choice among ``workspace_options`` (None: the last one, the plain ring)
+    workspace_option = None
+    workspace_needed = True
+
+    @property
+    def padded_ring(self) -> bool:
+        return bool(self.workspace_option and self.workspace_option[0])
+
+    @property
+    def dw_table(self) -> bool:
+        return bool(self.workspace_option and self.workspace_option[1])
+
+    def _flat(self, padded: bool) -> int:
+        c = self.dw.output.hwc[2]
+        if c % 4 == 0 or self.dw.strides[1] != 1 or (self.dw.kh, self.dw.kw) != (3, 3) or not self.dw.dsp_layout or not padded:
+            return 0
+        p = int(np.lcm(4, c)) // 4
+        return p if p <= 4 else 0
+
+    @property
+    def dw_flat(self) -> int:
+        """With a channel count not a multiple of 4 (a thin stem, say), stride 1 along rows and
+        the padded ring, the depthwise reads each row as one run of bytes, 4 at a time whatever
+        pixel they belong to: lane l of byte group g is channel (4 g + l) % C, a pattern of P =
+        lcm(4, C) / 4 groups (returned where it is at most 4; 0: channel groups of four)."""
+        return self._flat(self.padded_ring)
 
     def workspace_bytes(self):
-        return self.ring_bytes() + self.output.hwc[2]  # ring + one output pixel (when in place)
+        # the ring only: output pixels read nothing but the ring, so they are stored straight into
+        # the output even in place (ring_inplace_gap: a whole output row is stored before the conv
+        # reads any more input)
+        return self.ring_bytes(self.padded_ring) + (self.table_bytes(self.padded_ring) if self.dw_table else 0)
 
     def ring_ptr(self, placed) -> str:
         return f"arena_s8 + {placed.plan.workspace[self]}"
-
-    def tmp_ptr(self, placed) -> str:
-        if placed.overlaps_input():
-            return f"arena_s8 + {placed.plan.workspace[self] + self.ring_bytes()}"
-        return "(int8_t*)0"
 
     def inplace_gap(self, input_index):
         return ring_inplace_gap(self, 1)

@@ -3,6 +3,9 @@ any depth multiplier M. MACs: Ho*Wo*Cout*KH*KW."""
 
 from __future__ import annotations
 
+
+import numpy as np
+
 from micronets.compiler.ops.int8_conv import Int8Windowed
 
 
@@ -25,3 +28,48 @@ class Int8DepthwiseConv2D(Int8Windowed):
     def macs(self):
         ho, wo, cout = self.output.hwc
         return ho * wo * cout * self.kh * self.kw
+
+    @property
+    def dsp_layout(self) -> bool:
+        """Whether the DSP kernels may run the layer on weights and per-channel parameters
+        unpacked at run time (the kernels' "DSP layout": doubled weights as 16-bit halves; 2 x
+        folded bias, multiplier, k = -shift - 1 and the zero-point term (2 out_off + 1) << k):
+        depth multiplier 1, no dilation, the short requantisation (RQ 1 or 2) and every channel's
+        zero-point term small enough that adding it to the rounded product (below 2^30 in
+        magnitude) cannot overflow."""
+        if self.multiplier != 1 or self.dilation != (1, 1) or self.rq_mode == 0:
+            return False
+        k = -self.shift.astype(np.int64) - 1
+        return bool(np.all(abs(2 * int(self.out_off) + 1) * (np.int64(1) << k) < 2 ** 30 - 1))
+
+    @property
+    def workspace_options(self) -> "tuple[int, ...]":
+        """What the pair-row kernel needs (one option: its workspace bytes; none: not used). It
+        takes stride-1 layers of the DSP layout's kind; per group of four channels, its workspace
+        holds a ring of KH input rows as pairs of 16-bit taps (16 bytes a column), the group's
+        weights in pairs of columns and its parameters. The planner keeps it where it costs no
+        arena (``workspace_option``; None: the one-pixel kernel)."""
+        if self.strides != (1, 1) or not self.dsp_layout:
+            return ()
+        wo = self.output.hwc[1]
+        kp = (self.kw + 1) // 2
+        return (self.kh * (wo + 2 * kp - 2) * 16 + self.kh * kp * 16 + 64 + 3,)  # + weights, parameters, alignment
+
+    #: the workspace the planner gave (None: none)
+    workspace_option = None
+
+    def workspace_bytes(self):
+        return self.workspace_option or 0
+
+    def pairs_here(self, placed) -> bool:
+        """Whether the pair-row kernel runs as planned: it has its workspace, and the output
+        either does not overlap the input or starts k >= 0 whole pixels before it (the kernel
+        takes the input into its ring a group of channels and a row at a time, then writes those
+        channels of a row of output pixels: channel c of output pixel p lands on channel c of
+        input pixel p - k, in a row the ring already holds or has passed)."""
+        if not self.workspace_option:
+            return False
+        if not placed.overlaps_input():
+            return True
+        gap = placed.plan.offset(self.inputs[0]) - placed.plan.offset(self.output)
+        return gap >= 0 and gap % self.inputs[0].hwc[2] == 0

@@ -1,0 +1,119 @@
+"""int8 depthwise-family kernels on DSP cores: the pair-row depthwise (stride 1, a workspace the
+planner gives where it costs no arena, in place too), the padded ring of a conv -> depthwise op
+(with channel counts not a multiple of 4 read as runs of bytes), the one-input-channel conv (a
+kernel row per word): on QEMU's Cortex-M4 the same outputs as the host's portable build and as
+TFLM, bit for bit."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from micronets import host
+from micronets.compiler.int8 import compile_tflite
+from int8_reference import convert, spread_weights, tflm_reference
+
+keras = pytest.importorskip("keras")
+L = keras.layers
+
+
+def _calibration(model, n=64, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n,) + tuple(model.input_shape[1:])).astype(np.float32)
+
+
+def _models():
+    """name -> Keras model, one per kernel path."""
+    out = {}
+    # a thin stem as MobileNet's: one input channel, conv 3x3 /2 (word rows) into a ring with a
+    # 3-channel depthwise (flat rows), then 3 -> 6 -> a stride-2 depthwise (a 2-channel group)
+    i = keras.Input((27, 27, 1))
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(L.Conv2D(3, 3, strides=2, activation="relu6")(i))
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(L.Conv2D(6, 1, activation="relu6")(x))
+    out["stem"] = keras.Model(i, L.Conv2D(8, 1)(x), name="stem")
+    # PhiNet's late blocks after a wider layer (the arena's peak: room for the workspaces): a 1x1
+    # expansion, a 5x5 depthwise in place (pair rows through the ring), a projection added to
+    # the block's input, a 5x5 depthwise not in place; 94 and 10 channels (groups of 2 at the end)
+    i = keras.Input((8, 8, 8))
+    t = L.Conv2D(10, 1)(L.Conv2D(160, 1, activation="relu6")(i))
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(94, 1, activation="relu6")(t))
+    x = L.Add()([t, L.Conv2D(10, 1)(x)])
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(x)
+    out["late"] = keras.Model(i, L.Conv2D(12, 1)(x), name="late")
+    # a 3x3 depthwise on a 3x3 map (Base's last block: every window at a border) and a 4-wide
+    # kernel row (the pair kernel's zero tap past the last column)
+    i = keras.Input((6, 6, 8))
+    x = L.Conv2D(20, 3, strides=2, padding="same")(L.Conv2D(64, 1, activation="relu6")(i))
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    x = L.DepthwiseConv2D((3, 4), padding="same", activation="relu6")(x)
+    out["small"] = keras.Model(i, L.Conv2D(6, 1)(x), name="small")
+    return out
+
+
+@pytest.fixture(scope="module")
+def converted():
+    out = {}
+    for k, (name, model) in enumerate(_models().items()):
+        model = spread_weights(model, seed=30 + k)
+        out[name] = convert(model, _calibration(model, seed=k)), model
+    return out
+
+
+def test_pair_kernel_and_padded_ring_are_planned(converted):
+    """The kernels the tests below run are the ones planned: pair rows for the stride-1
+    depthwise layers, the padded ring with flat rows for the 3-channel stem, word rows for its
+    conv; the optional workspaces leave the arena as it is without them."""
+    from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
+    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+    from micronets.compiler.plan import _plan_memory
+
+    stem = compile_tflite(converted["stem"][0], classname="Stem")
+    rings = [op for op in stem.graph.ops if isinstance(op, Int8ConvDepthwise)]
+    assert rings and rings[0].conv.word_rows and rings[0].padded_ring and rings[0].dw_flat == 3
+    assert "mn_dw_rows_q<" in stem.header and "int8_conv_depthwise<" in stem.header
+    for name in ("late", "small"):
+        compiled = compile_tflite(converted[name][0], classname="M")
+        dws = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
+        assert len(dws) == 2 and all(op.workspace_option for op in dws)
+        assert compiled.header.count("int8_depthwise_ws<") == 2
+        if name == "late":  # the first one in place: its output whole pixels before its input
+            plan = compiled.plan
+            assert plan.overlaps_input(dws[0]) and not plan.overlaps_input(dws[1])
+        for op in compiled.graph.ops:
+            if getattr(op, "workspace_options", ()):
+                op.workspace_option = None if not getattr(op, "workspace_needed", False) else op.workspace_options[-1]
+        assert _plan_memory(compiled.graph).arena_size == compiled.summary()["arena_bytes"]
+
+
+@pytest.mark.parametrize("name", ["stem", "late", "small"])
+def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_path):
+    """DSP build (pair rows, padded ring, assembly blocks) on QEMU, the portable build on QEMU
+    (MICRONETS_NO_DSP) and the C++ forms of the assembly blocks (MN_DW_NO_ASM): all equal to the
+    host's outputs, which are TFLM's."""
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    data, model = converted[name]
+    compiled = compile_tflite(data, classname="Dw")
+    header = tmp_path / "Dw.h"
+    header.write_text(compiled.header)
+    xs = np.random.default_rng(3).integers(-128, 128, (4,) + tuple(model.input_shape[1:])).astype(np.int8)
+    raw, _ = host.run_header_int8(str(header), "Dw", xs, entry="int8")
+    assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name])
+    assert len(np.unique(raw)) > 8
+    x = np.random.default_rng(4).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    _, host = host.run_header_int8(str(header), "Dw", x, entry="uint8")
+    objdump = shutil.which(qemu.CXX).replace("g++", "objdump")
+    runs = {}
+    for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"]), ("cxx", ["-DMN_DW_NO_ASM"])):
+        elf = qemu.build_firmware(header, "Dw", x, tmp_path / label, entry="uint8", extra_flags=flags)
+        code = subprocess.run([objdump, "-d", str(elf)], capture_output=True, text=True).stdout
+        runs[label] = (qemu.run_firmware(elf, timeout=120), code)
+    for label, (result, _) in runs.items():
+        assert np.array_equal(result.outputs, host), label
+    dsp, dsp_code = runs["dsp"]
+    assert "\tsmlad" in dsp_code and "\tsmmlar" in dsp_code
+    assert dsp.instructions < 0.9 * runs["portable"][0].instructions
