@@ -105,7 +105,7 @@ def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_p
     assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name])
     assert len(np.unique(raw)) > 8
     x = np.random.default_rng(4).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    _, on_host = host.run_header_int8(str(header), "Dw", x, entry="uint8")
+    _, expected = host.run_header_int8(str(header), "Dw", x, entry="uint8")
     objdump = shutil.which(qemu.CXX).replace("g++", "objdump")
     runs = {}
     for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"]), ("cxx", ["-DMN_DW_NO_ASM"])):
@@ -113,7 +113,7 @@ def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_p
         code = subprocess.run([objdump, "-d", str(elf)], capture_output=True, text=True).stdout
         runs[label] = (qemu.run_firmware(elf, timeout=120), code)
     for label, (result, _) in runs.items():
-        assert np.array_equal(result.outputs, on_host), label
+        assert np.array_equal(result.outputs, expected), label
     dsp, dsp_code = runs["dsp"]
     assert "\tsmlad" in dsp_code and "\tsmmlar" in dsp_code
     assert dsp.instructions < 0.9 * runs["portable"][0].instructions

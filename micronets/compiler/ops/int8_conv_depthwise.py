@@ -21,7 +21,7 @@ from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
 class Int8ConvDepthwise(Int8Op):
     kind = "Conv2D+DepthwiseConv2D"
     template = "kernels/int8_conv_depthwise.h.j2"
-    # it calls int8_conv_px / int8_pw_px for the conv rows and int8_dw_px for the depthwise pixels
+    # it calls int8_pointwise / int8_conv_px for the conv rows and the depthwise kernels for its rows
     requires = ("kernels/int8_params.h.j2", "kernels/int8_conv2d.h.j2", "kernels/int8_pointwise.h.j2",
                 "kernels/int8_depthwise.h.j2")
 
