@@ -48,22 +48,18 @@ def add_rq_mode(sum_max: int, out_mult: int, out_shift: int, act_min: int, act_m
     return folded_mode(rq, sum_max, out_mult, out_shift)
 
 
-class Int8Add(Int8Op):
-    kind = "Add"
-    template = "kernels/int8_add.h.j2"
+def add_multipliers(a_scale, b_scale, out_scale):
+    """TFLite's preparation of ADD (and SUB): ((a_mult, a_shift), (b_mult, b_shift), (out_mult,
+    out_shift)), each operand rescaled to twice the larger input scale with 20 bits of headroom,
+    the sum to the output scale."""
+    twice_max = 2.0 * float(max(np.float32(a_scale), np.float32(b_scale)))
+    return (quantize_multiplier(float(a_scale) / twice_max), quantize_multiplier(float(b_scale) / twice_max),
+            quantize_multiplier(twice_max / ((1 << 20) * float(out_scale))))
 
-    def __init__(self, name, a, b, out, fused=0):
-        super().__init__(name, [a, b], out, fused)
-        if a.size != out.size or b.size != out.size:
-            raise ValueError(f"add '{name}': {a.shape} + {b.shape} -> {out.shape} needs broadcasting, which is not supported")
-        twice_max = 2.0 * float(max(np.float32(a.quant.scale), np.float32(b.quant.scale)))
-        self.a_mult, self.a_shift = quantize_multiplier(float(a.quant.scale) / twice_max)
-        self.b_mult, self.b_shift = quantize_multiplier(float(b.quant.scale) / twice_max)
-        self.out_mult, self.out_shift = quantize_multiplier(twice_max / ((1 << 20) * float(out.quant.scale)))
-        self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
-        self.out_off = out.quant.zero_point
-        self.a_e, self.b_e = rescale_e(self.a_mult, self.a_shift), rescale_e(self.b_mult, self.b_shift)
-        self.sum_max = rescaled_max(self.a_mult, self.a_shift) + rescaled_max(self.b_mult, self.b_shift)
+
+class AddRequant:
+    """The output requantisation of an addition (mixin: needs sum_max, out_mult, out_shift, out_off
+    and the clamp act_min / act_max): mn_rq2's RQ mode and folded zero point."""
 
     @property
     def rq_mode(self) -> int:
@@ -72,6 +68,22 @@ class Int8Add(Int8Op):
     @property
     def zs(self) -> int:
         return folded_zero(self.rq_mode, self.out_off, self.out_shift)
+
+
+class Int8Add(AddRequant, Int8Op):
+    kind = "Add"
+    template = "kernels/int8_add.h.j2"
+
+    def __init__(self, name, a, b, out, fused=0):
+        super().__init__(name, [a, b], out, fused)
+        if a.size != out.size or b.size != out.size:
+            raise ValueError(f"add '{name}': {a.shape} + {b.shape} -> {out.shape} needs broadcasting, which is not supported")
+        (self.a_mult, self.a_shift), (self.b_mult, self.b_shift), (self.out_mult, self.out_shift) = add_multipliers(
+            a.quant.scale, b.quant.scale, out.quant.scale)
+        self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
+        self.out_off = out.quant.zero_point
+        self.a_e, self.b_e = rescale_e(self.a_mult, self.a_shift), rescale_e(self.b_mult, self.b_shift)
+        self.sum_max = rescaled_max(self.a_mult, self.a_shift) + rescaled_max(self.b_mult, self.b_shift)
 
     def inplace_gap(self, input_index):
         return 0

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from micronets.compiler.ops.int8_add import add_rq_mode, folded_zero, rescale_e, rescaled_max
+from micronets.compiler.ops.int8_add import AddRequant, add_multipliers, rescale_e, rescaled_max
 from micronets.compiler.ops.int8_mul_const import Int8ConstOperand, broadcast_constant
-from micronets.compiler.quant import mbqm, quantize_multiplier
+from micronets.compiler.quant import mbqm
 
 
-class Int8AddConst(Int8ConstOperand):
+class Int8AddConst(AddRequant, Int8ConstOperand):
     kind = "AddConstant"
     symbol = "+"
     template = "kernels/int8_add_const.h.j2"
@@ -23,11 +23,9 @@ class Int8AddConst(Int8ConstOperand):
         super().__init__(name, [x], out, fused)
         const = np.asarray(const)
         self.dims, (self.x_strides, self.k_strides) = broadcast_constant(name, x, const, out)
-        twice_max = 2.0 * float(max(np.float32(x.quant.scale), np.float32(const_quant.scale)))
-        self.x_mult, self.x_shift = quantize_multiplier(float(x.quant.scale) / twice_max)
-        c_mult, c_shift = quantize_multiplier(float(const_quant.scale) / twice_max)
-        self.out_mult, self.out_shift = quantize_multiplier(twice_max / ((1 << 20) * float(out.quant.scale)))
-        self.k = np.array([mbqm((int(c) - int(const_quant.zero_point)) * (1 << 20), c_mult, c_shift)
+        (self.x_mult, self.x_shift), (c_mult, c_shift), (self.out_mult, self.out_shift) = add_multipliers(
+            x.quant.scale, const_quant.scale, out.quant.scale)
+        self.k = np.array([self.rescaled_constant((int(c) - int(const_quant.zero_point)) * (1 << 20), c_mult, c_shift)
                            for c in const.reshape(-1).tolist()], np.int32)
         self.const_shape = tuple(int(d) for d in const.shape)
         self.x_off = -x.quant.zero_point
@@ -35,10 +33,6 @@ class Int8AddConst(Int8ConstOperand):
         self.x_e = rescale_e(self.x_mult, self.x_shift)
         self.sum_max = rescaled_max(self.x_mult, self.x_shift) + int(np.abs(self.k.astype(np.int64)).max(initial=0))
 
-    @property
-    def rq_mode(self) -> int:
-        return add_rq_mode(self.sum_max, self.out_mult, self.out_shift, self.act_min, self.act_max)
-
-    @property
-    def zs(self) -> int:
-        return folded_zero(self.rq_mode, self.out_off, self.out_shift)
+    def rescaled_constant(self, shifted: int, mult: int, shift: int) -> int:
+        """The constant's term of the sum, from (c - zc) << 20: TFLite's MBQM with its multiplier."""
+        return mbqm(shifted, mult, shift)

@@ -104,3 +104,25 @@ def requant_mode(bias, abs_weight_sums, shifts, act_min: int, act_max: int) -> i
     if shifts.size == 0 or np.any(shifts > -1) or np.any(shifts < -31) or np.any(bound >= 2 ** 30):
         return 0
     return 2 if (act_min, act_max) == (-128, 127) else 1
+
+
+class Int8TableOp(Int8Op):
+    """An elementwise op whose output depends on its int8 input value alone: a 256-entry table
+    (``table``, computed at compile time with the reference's own integer arithmetic) that
+    kernels/int8_lookup.h.j2 reads, in place. Subclasses set ``table`` in their constructor."""
+
+    template = "kernels/int8_lookup.h.j2"
+    table = None
+
+    def __init__(self, name, x, out):
+        super().__init__(name, [x], out, 0)
+
+    def typed_weights(self):
+        return collections.OrderedDict(t=self.table)
+
+    def params(self):
+        return 0
+
+    def inplace_gap(self, input_index):
+        return 0
+

@@ -6,11 +6,9 @@ looks the result up."""
 
 from __future__ import annotations
 
-import collections
-
 import numpy as np
 
-from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_base import Int8TableOp
 from micronets.compiler.quant import quantize_multiplier
 
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
@@ -84,19 +82,9 @@ def hard_swish_table(in_scale: float, in_zero: int, out_scale: float, out_zero: 
     return np.array(table, np.int8)
 
 
-class Int8HardSwish(Int8Op):
+class Int8HardSwish(Int8TableOp):
     kind = "HardSwish"
-    template = "kernels/int8_lookup.h.j2"
 
     def __init__(self, name, x, out):
-        super().__init__(name, [x], out, 0)
+        super().__init__(name, x, out)
         self.table = hard_swish_table(x.quant.scale, x.quant.zero_point, out.quant.scale, out.quant.zero_point)
-
-    def typed_weights(self):
-        return collections.OrderedDict(t=self.table)
-
-    def params(self):
-        return 0
-
-    def inplace_gap(self, input_index):
-        return 0

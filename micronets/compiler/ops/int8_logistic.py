@@ -7,12 +7,11 @@ Cortex-M4 instead of some 330 for the fixed-point evaluation; 256 bytes of flash
 
 from __future__ import annotations
 
-import collections
 import math
 
 import numpy as np
 
-from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_base import Int8TableOp
 from micronets.compiler.quant import logistic_int8, round_half_away, wrap32
 
 INPUT_INTEGER_BITS = 4
@@ -27,21 +26,11 @@ def logistic_table(in_scale: float, in_zero: int) -> np.ndarray:
     return np.array([logistic_int8(v, int(in_zero), radius, mult, int(shift)) for v in range(-128, 128)], np.int8)
 
 
-class Int8Logistic(Int8Op):
+class Int8Logistic(Int8TableOp):
     kind = "Sigmoid"
-    template = "kernels/int8_lookup.h.j2"
 
     def __init__(self, name, x, out):
-        super().__init__(name, [x], out, 0)
+        super().__init__(name, x, out)
         if out.quant.zero_point != -128 or out.quant.scale != 1.0 / 256:
             raise ValueError(f"logistic '{name}': output quantisation must be scale 1/256, zero point -128; got {out.quant}")
         self.table = logistic_table(x.quant.scale, x.quant.zero_point)
-
-    def typed_weights(self):
-        return collections.OrderedDict(t=self.table)
-
-    def params(self):
-        return 0
-
-    def inplace_gap(self, input_index):
-        return 0

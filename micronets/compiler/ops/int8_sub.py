@@ -15,22 +15,12 @@ int8_sub.h.j2."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from micronets.compiler.ops.int8_add import rescaled_max
+from micronets.compiler.ops.int8_add import add_multipliers
 from micronets.compiler.ops.int8_add_const import Int8AddConst
 from micronets.compiler.ops.int8_base import Int8Op
-from micronets.compiler.quant import mbqm, quantize_multiplier
+from micronets.compiler.quant import mbqm
 
 REFERENCES = ("tflm", "tflite-ref")
-
-
-def _rescaled(v: int, mult: int, shift: int, negate: bool, reference: str) -> int:
-    """The second operand's term of the sum: -MBQM(v << 20) (TFLM) or MBQM(v << 20) with the
-    multiplier negated (TFLite), for v = q - z; MBQM itself when not subtracting."""
-    if not negate:
-        return mbqm(v * (1 << 20), mult, shift)
-    return -mbqm(v * (1 << 20), mult, shift) if reference == "tflm" else mbqm(v * (1 << 20), -mult, shift)
 
 
 class Int8SubConst(Int8AddConst):
@@ -40,12 +30,13 @@ class Int8SubConst(Int8AddConst):
     def __init__(self, name, x, const, const_quant, out, fused=0, reference="tflm"):
         if reference not in REFERENCES:
             raise ValueError(f"reference={reference!r}; one of {', '.join(REFERENCES)}")
+        self.reference = reference
         super().__init__(name, x, const, const_quant, out, fused)
-        twice_max = 2.0 * float(max(np.float32(x.quant.scale), np.float32(const_quant.scale)))
-        c_mult, c_shift = quantize_multiplier(float(const_quant.scale) / twice_max)
-        self.k = np.array([_rescaled(int(c) - int(const_quant.zero_point), c_mult, c_shift, True, reference)
-                           for c in np.asarray(const).reshape(-1).tolist()], np.int32)
-        self.sum_max = rescaled_max(self.x_mult, self.x_shift) + int(np.abs(self.k.astype(np.int64)).max(initial=0))
+
+    def rescaled_constant(self, shifted: int, mult: int, shift: int) -> int:
+        """The constant's term of the sum: -MBQM((c - zc) << 20) (TFLM) or MBQM with the
+        multiplier negated (TFLite)."""
+        return -mbqm(shifted, mult, shift) if self.reference == "tflm" else mbqm(shifted, -mult, shift)
 
 
 class Int8Sub(Int8Op):
@@ -58,10 +49,8 @@ class Int8Sub(Int8Op):
         super().__init__(name, [a, b], out, fused)
         if a.size != out.size or b.size != out.size:
             raise ValueError(f"sub '{name}': {a.shape} - {b.shape} -> {out.shape} needs broadcasting, which is not supported")
-        twice_max = 2.0 * float(max(np.float32(a.quant.scale), np.float32(b.quant.scale)))
-        self.a_mult, self.a_shift = quantize_multiplier(float(a.quant.scale) / twice_max)
-        self.b_mult, self.b_shift = quantize_multiplier(float(b.quant.scale) / twice_max)
-        self.out_mult, self.out_shift = quantize_multiplier(twice_max / ((1 << 20) * float(out.quant.scale)))
+        (self.a_mult, self.a_shift), (self.b_mult, self.b_shift), (self.out_mult, self.out_shift) = add_multipliers(
+            a.quant.scale, b.quant.scale, out.quant.scale)
         self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
         self.out_off = out.quant.zero_point
         #: 1: subtract the second rescaled operand (TFLM); 0: add it, rescaled with its multiplier negated (TFLite)

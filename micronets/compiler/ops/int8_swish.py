@@ -12,31 +12,21 @@ from typing import List
 
 import numpy as np
 
-from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_base import Int8TableOp
 from micronets.compiler.ops.int8_logistic import Int8Logistic
 from micronets.compiler.ops.int8_mul import Int8Mul
 from micronets.compiler.quant import mbqm
 
 
-class Int8Swish(Int8Op):
+class Int8Swish(Int8TableOp):
     kind = "Swish"
-    template = "kernels/int8_lookup.h.j2"
 
     def __init__(self, name, x, out, table):
-        super().__init__(name, [x], out, 0)
+        super().__init__(name, x, out)
         self.table = np.asarray(table, np.int8)
 
     def describe(self):
         return "x * sigmoid(x): LOGISTIC and MUL as one table"
-
-    def typed_weights(self):
-        return collections.OrderedDict(t=self.table)
-
-    def params(self):
-        return 0
-
-    def inplace_gap(self, input_index):
-        return 0
 
 
 def swish_table(logistic: Int8Logistic, mul: Int8Mul) -> np.ndarray:
