@@ -363,6 +363,14 @@ def test_nested_models_are_inlined_and_verified_per_call(tmp_path):
     inner = keras.Sequential([layers.Dense(6, activation="relu"), layers.Dense(5)], name="inner")
     assert_matches_keras(keras.Sequential([keras.Input((12,)), inner, layers.Softmax()], name="seq_of_seq"), tmp_path,
                          name="Seq")
+    # an identity sub-model: its input's readers are the call's readers, counted once (counted one
+    # short, the ReLU after it overwrote h in place before tanh read it)
+    ii = keras.Input((8,))
+    ident = keras.Model(ii, ii, name="ident")
+    inp = keras.Input((8,))
+    h = layers.Dense(8)(inp)
+    out = layers.Add()([layers.ReLU()(ident(h)), layers.Activation("tanh")(h)])
+    assert_matches_keras(keras.Model(inp, layers.Dense(3)(out), name="identity_nested"), tmp_path, name="Ident")
 
 
 # ------------------------------------------------------------------ refusals name the cause

@@ -317,10 +317,7 @@ def _inline(sub, node, values, ctx):
     # the call counted as one reader of x; inside, each layer reading the sub-model's input does
     ctx.readers[x] = ctx.readers.get(x, 0) - 1 + readers.get(id(sub.inputs[0]), 0)
     _trace_nodes(sub, order, readers, inner, ctx, set(), None)
-    t = inner[id(sub.outputs[0])]
-    if t is x:  # an identity sub-model: the call's readers read x
-        ctx.readers[x] -= 1
-    return t
+    return inner[id(sub.outputs[0])]  # the caller adds the call's readers to it (x itself for an identity)
 
 
 def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
