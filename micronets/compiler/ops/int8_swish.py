@@ -34,8 +34,8 @@ def swish_table(logistic: Int8Logistic, mul: Int8Mul) -> np.ndarray:
     x = logistic.inputs[0]
     x_off, s_off = (mul.a_off, mul.b_off) if mul.inputs[0] is x else (mul.b_off, mul.a_off)
     out = []
-    for v, s in zip(range(-128, 128), logistic.table.astype(np.int64).tolist()):
-        y = mbqm((v + x_off) * (int(s) + s_off), mul.mult, mul.shift) + mul.out_off
+    for v, s in zip(range(-128, 128), logistic.table.tolist()):
+        y = mbqm((v + x_off) * (s + s_off), mul.mult, mul.shift) + mul.out_off
         out.append(min(mul.act_max, max(mul.act_min, y)))
     return np.array(out, np.int8)
 
@@ -45,6 +45,7 @@ def fuse_swish(ops: List, kept) -> List:
     (same shape; the logistic's output not in ``kept``, the model outputs) replaced, with that MUL,
     by one Int8Swish at the MUL's place."""
     readers = collections.Counter(id(t.storage) for op in ops for t in op.inputs)
+    muls = {id(t): m for m in ops if isinstance(m, Int8Mul) for t in m.inputs}  # the MUL reading a tensor, once
     replace, drop = {}, set()
     for op in ops:
         if not isinstance(op, Int8Logistic):
@@ -52,7 +53,7 @@ def fuse_swish(ops: List, kept) -> List:
         x, s = op.inputs[0], op.output
         if readers[id(s.storage)] != 1 or s.storage in kept:
             continue
-        mul = next((m for m in ops if isinstance(m, Int8Mul) and any(t is s for t in m.inputs)), None)
+        mul = muls.get(id(s))
         if mul is None or {id(t) for t in mul.inputs} != {id(x), id(s)} or x.shape != mul.output.shape:
             continue
         replace[id(mul)] = Int8Swish(mul.name, x, mul.output, swish_table(op, mul))
