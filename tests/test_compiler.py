@@ -319,3 +319,32 @@ def test_model_without_input_shape_is_clear():
     model = keras.Sequential([layers.Dense(3)])
     with pytest.raises(UnsupportedModelError, match="no defined input"):
         compile_model(model)
+
+
+def test_planner_choices_live_in_the_plan_not_the_graph(tmp_path):
+    """Two depthwise layers in a row run in place with a 2-pixel scratch: the planner's choice is
+    a copy of the op held by the plan (what the header is rendered from); the traced graph keeps
+    its ops as traced, so planning the same graph again gives the same plan and header."""
+    import keras
+
+    from micronets.compiler.plan import plan_memory
+
+    L = keras.layers
+    x = inp = keras.Input((12, 12, 8))
+    x = L.Conv2D(16, 1, activation="relu")(x)
+    x = L.MaxPool2D(2)(x)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = L.Conv2D(32, 1, activation="relu")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, L.Dense(3)(x))
+    compiled, path = check_equivalence(model, "Wide", tmp_path)
+    chosen = [(op, compiled.plan.op(op)) for op in compiled.graph.ops if compiled.plan.op(op) is not op]
+    assert [run.scratch_pixels for _, run in chosen] == [2, 2]
+    assert all(op.scratch_pixels == 1 for op, _ in chosen)
+    again = plan_memory(compiled.graph)
+    assert again.arena_size == compiled.plan.arena_size
+    assert [again.op(op).scratch_pixels for op, _ in chosen] == [2, 2]
+    with open(path) as fh:
+        header = fh.read()
+    assert compiled.render(filename="Wide.h") == header

@@ -67,24 +67,24 @@ def test_pair_kernel_and_padded_ring_are_planned(converted):
     conv; the optional workspaces leave the arena as it is without them."""
     from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
     from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
-    from micronets.compiler.plan import _plan_memory
+    from micronets.compiler.plan import _plan_memory, _workspace_fallback
 
     stem = compile_tflite(converted["stem"][0], classname="Stem")
-    rings = [op for op in stem.graph.ops if isinstance(op, Int8ConvDepthwise)]
+    rings = [stem.plan.op(op) for op in stem.graph.ops if isinstance(op, Int8ConvDepthwise)]
     assert rings and rings[0].conv.word_rows and rings[0].padded_ring and rings[0].dw_flat == 3
     assert "mn_dw_rows_q<" in stem.header and "int8_conv_depthwise<" in stem.header
     for name in ("late", "small"):
         compiled = compile_tflite(converted[name][0], classname="M")
         dws = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
-        assert len(dws) == 2 and all(op.workspace_option for op in dws)
+        assert len(dws) == 2 and all(compiled.plan.op(op).workspace_option for op in dws)
+        assert not any(op.workspace_option for op in dws)  # the choice lives in the plan, not the graph
         assert compiled.header.count("int8_depthwise_ws<") == 2
         if name == "late":  # the first one in place: its output whole pixels before its input
             plan = compiled.plan
             assert plan.overlaps_input(dws[0]) and not plan.overlaps_input(dws[1])
-        for op in compiled.graph.ops:
-            if getattr(op, "workspace_options", ()):
-                op.workspace_option = None if not getattr(op, "workspace_needed", False) else op.workspace_options[-1]
-        assert _plan_memory(compiled.graph).arena_size == compiled.summary()["arena_bytes"]
+        without = {op: {"workspace_option": _workspace_fallback(op)}
+                   for op in compiled.graph.ops if getattr(op, "workspace_options", ())}
+        assert _plan_memory(compiled.graph, without).arena_size == compiled.summary()["arena_bytes"]
 
 
 @pytest.mark.parametrize("name", ["stem", "late", "small"])

@@ -197,11 +197,11 @@ def check_held_tensors_intact(graph, plan):
                         f"{op.name} writes [{o}, {o + out.nbytes}) over {held.name} "
                         f"[{kept[0]}, {kept[1]}) before {join.name} reads it")
                 if op in plan.scratch:
-                    scratch = (plan.scratch[op], plan.scratch[op] + op.scratch_bytes())
+                    scratch = (plan.scratch[op], plan.scratch[op] + plan.op(op).scratch_bytes())
                     assert not _ranges_meet(kept, scratch), f"{op.name}'s scratch overlaps {held.name}"
                 if op in plan.workspace:
                     work = plan.workspace[op]
-                    assert not _ranges_meet(kept, (work, work + op.workspace_bytes())), (
+                    assert not _ranges_meet(kept, (work, work + plan.op(op).workspace_bytes())), (
                         f"{op.name}'s workspace overlaps {held.name}")
             checked += 1
     return checked

@@ -110,14 +110,15 @@ def layer_sections(graph, plan, output_names, weight_entry, call_extra=None):
 
     env = environment()
     weights, kernels, calls, seen = [], [], [], []
-    for op in graph.ops:
+    for source in graph.ops:
+        op = plan.op(source)  # as it runs under the plan (the planner's scratch / workspace choice)
         weights.extend(weight_entry(op))
         module = env.get_template(op.template).module
         for template in (*op.requires, op.template):
             if template not in seen:
                 seen.append(template)
                 kernels.append(str(env.get_template(template).module.definition()).strip())
-        placed = Placed(op, plan, output_names)
+        placed = Placed(source, plan, output_names)
         calls.append(dict(index=op.index, name=comment(op.name), label=comment(op.label()),
                           inputs=", ".join(_where(t, plan, output_names) for t in op.inputs),
                           output=_where(op.output, plan, output_names), macs=op.macs(),

@@ -192,7 +192,8 @@ class Int8Model:
     def summary(self) -> Dict:
         g, p = self.graph, self.plan
         layers = []
-        for op in g.ops:
+        ops = [p.op(op) for op in g.ops]  # as they run under the plan
+        for op in ops:
             t = op.output
             layers.append(dict(
                 name=op.name, op=op.kind, tflite_op=getattr(op, "tflite_op", ""), detail=op.label(),
@@ -203,7 +204,7 @@ class Int8Model:
                 input_scales=[x.quant.scale for x in op.inputs], input_zero_points=[x.quant.zero_point for x in op.inputs],
                 output_scale=t.quant.scale, output_zero_point=t.quant.zero_point,
             ))
-        naive = max((sum(t.nbytes for t in {x.storage: None for x in op.inputs + [op.output]} if p.in_arena(t)) for op in g.ops), default=0)
+        naive = max((sum(t.nbytes for t in {x.storage: None for x in op.inputs + [op.output]} if p.in_arena(t)) for op in ops), default=0)
         return dict(
             arch=self.arch, classname=self.classname, quantize="int8",
             input_shape=list(g.input.shape), input_type=self.edges.input_type,
@@ -212,12 +213,12 @@ class Int8Model:
             output_scales=[t.quant.scale for t in g.outputs], output_zero_points=[t.quant.zero_point for t in g.outputs],
             num_classes=int(g.output.size),
             class_names=list(self.class_names) if self.class_names is not None else None,
-            macs=int(sum(op.macs() for op in g.ops)),
-            params=int(sum(op.params() for op in g.ops)),
-            weights_bytes=int(sum(op.weights_bytes() for op in g.ops)) + self.input_table_bytes(),  # + the uint8 input table
+            macs=int(sum(op.macs() for op in ops)),
+            params=int(sum(op.params() for op in ops)),
+            weights_bytes=int(sum(op.weights_bytes() for op in ops)) + self.input_table_bytes(),  # + the uint8 input table
             # the same whatever the weight values (each layer's widest parameter layout): what the
             # search measures on untrained candidates; weights_bytes <= weights_bytes_bound
-            weights_bytes_bound=int(sum(op.weights_bytes_bound() for op in g.ops)) + self.input_table_bytes(),
+            weights_bytes_bound=int(sum(op.weights_bytes_bound() for op in ops)) + self.input_table_bytes(),
             arena_bytes=int(p.arena_size),
             inplace_bound=int(p.lower_bound),
             naive_bound=int(naive),

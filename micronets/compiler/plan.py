@@ -30,7 +30,14 @@ class MemoryPlan:
     scratch: Dict[object, int]
     #: op -> byte offset of its workspace (e.g. a ring of rows)
     workspace: Dict[object, int]
+    #: op -> the op as it runs under this plan, where the planner chose something for it (a copy
+    #: with ``scratch_pixels`` / ``workspace_option`` set; the graph's op is left as traced)
+    variants: Dict[object, object]
     result: planner.Plan
+
+    def op(self, op):
+        """``op`` as it runs under this plan: what the emitter renders and the figures count."""
+        return self.variants.get(op, op)
 
     def location(self, tensor: Tensor) -> Tuple[str, int]:
         return self.locations[tensor.storage]
@@ -54,28 +61,26 @@ class MemoryPlan:
 
 
 def plan_memory(graph: Graph) -> MemoryPlan:
-    """Offsets for every tensor of ``graph``. Ops that run faster in place with a wider scratch
-    (``wide_scratch_pixels``, widest first) get one where the arena stays no larger than with one
-    pixel: every such op at the widest at once if that fits, else op by op, widest that fits.
-    Then ops whose workspace only makes them faster (``workspace_options``: their kernel runs
-    without it) get it where it costs no arena (``_add_workspaces``)."""
+    """Offsets for every tensor of ``graph``, and how each op runs under them. Ops that run faster
+    in place with a wider scratch (``wide_scratch_pixels``, widest first) get one where the arena
+    stays no larger than with one pixel: every such op at the widest at once if that fits, else op
+    by op, widest that fits. Then ops whose workspace only makes them faster
+    (``workspace_options``: their kernel runs without it) get it where it costs no arena
+    (``_add_workspaces``). The graph's ops are never touched: a choice lives in the plan, as a copy
+    of the op with ``scratch_pixels`` / ``workspace_option`` set (``MemoryPlan.op``)."""
     optional = [op for op in graph.ops if getattr(op, "workspace_options", ())]
-    for op in optional:  # without the optional workspaces first: the wider scratches come first
-        op.workspace_option = _workspace_fallback(op)
-    plan = _plan_memory(graph)
+    # without the optional workspaces first: the wider scratches come first
+    settings: Settings = {op: {"workspace_option": _workspace_fallback(op)} for op in optional}
+    plan = _plan_memory(graph, settings)
     wide = [op for op in graph.ops if getattr(op, "wide_scratch_pixels", ()) and op in plan.scratch]
 
-    def attempt(settings):
-        nonlocal plan
-        before = {op: op.scratch_pixels for op, _ in settings}
-        for op, pixels in settings:
-            op.scratch_pixels = pixels
-        wider = _plan_memory(graph)
+    def attempt(choices):
+        nonlocal plan, settings
+        trial = _with(settings, {op: {"scratch_pixels": pixels} for op, pixels in choices})
+        wider = _plan_memory(graph, trial)
         if wider.arena_size <= plan.arena_size:
-            plan = wider
+            plan, settings = wider, trial
             return True
-        for op, pixels in before.items():
-            op.scratch_pixels = pixels
         return False
 
     if wide and not attempt([(op, op.wide_scratch_pixels[0]) for op in wide]):
@@ -83,7 +88,19 @@ def plan_memory(graph: Graph) -> MemoryPlan:
             for pixels in op.wide_scratch_pixels:
                 if attempt([(op, pixels)]):
                     break
-    return _add_workspaces(graph, plan, optional)
+    return _add_workspaces(graph, plan, settings, optional)
+
+
+#: op -> the attributes it runs with under a plan (``scratch_pixels``, ``workspace_option``)
+Settings = Dict[object, Dict[str, object]]
+
+
+def _with(settings: Settings, changes: Settings) -> Settings:
+    """``settings`` with ``changes`` laid over it (a new dict: neither argument is edited)."""
+    merged = {op: dict(values) for op, values in settings.items()}
+    for op, values in changes.items():
+        merged.setdefault(op, {}).update(values)
+    return merged
 
 
 def _workspace_fallback(op):
@@ -92,34 +109,34 @@ def _workspace_fallback(op):
     return op.workspace_options[-1] if getattr(op, "workspace_needed", False) else None
 
 
-def _add_workspaces(graph: Graph, plan: MemoryPlan, optional) -> MemoryPlan:
+def _add_workspaces(graph: Graph, plan: MemoryPlan, settings: Settings, optional) -> MemoryPlan:
     """``plan`` (every op of ``optional`` at its fallback) with optional workspaces added where
     they cost no arena: an op with ``workspace_options`` (what its kernel can use, best first)
     runs with ``workspace_option`` one of them or its fallback. All at their best if the arena
     stays as it is, else each op in graph order at the best option that keeps it."""
     if not optional:
         return plan
-    for op in optional:
-        op.workspace_option = op.workspace_options[0]
-    best = _plan_memory(graph)
+    best = _plan_memory(graph, _with(settings, {op: {"workspace_option": op.workspace_options[0]} for op in optional}))
     if best.arena_size <= plan.arena_size:
         return best
-    for op in optional:
-        op.workspace_option = _workspace_fallback(op)
     for op in optional:
         for option in op.workspace_options:
             if option == _workspace_fallback(op):
                 break
-            op.workspace_option = option
-            with_it = _plan_memory(graph)
+            trial = _with(settings, {op: {"workspace_option": option}})
+            with_it = _plan_memory(graph, trial)
             if with_it.arena_size <= plan.arena_size:
-                plan = with_it
+                plan, settings = with_it, trial
                 break
-            op.workspace_option = _workspace_fallback(op)
     return plan
 
 
-def _plan_memory(graph: Graph) -> MemoryPlan:
+def _plan_memory(graph: Graph, settings: Settings) -> MemoryPlan:
+    variants = {op: op.evolve(**values) for op, values in settings.items() if values}
+
+    def run(op):  # the op as it runs under these settings
+        return variants.get(op, op)
+
     locations: Dict[Tensor, Tuple[str, int]] = {graph.input.storage: ("input", 0)}
     for k, t in enumerate(graph.outputs):
         locations[t.storage] = ("output", k)
@@ -150,19 +167,19 @@ def _plan_memory(graph: Graph) -> MemoryPlan:
             if src not in names or last.get(src) != op.index or src in storages[:k]:
                 continue
             same = [j for j, s in enumerate(storages) if s is src]
-            gaps = [op.inplace_gap(j) for j in same]
+            gaps = [run(op).inplace_gap(j) for j in same]
             if any(g is None for g in gaps):
                 continue
-            backs = [op.inplace_gap_reverse(j) for j in same]
+            backs = [run(op).inplace_gap_reverse(j) for j in same]
             back = None if any(b is None for b in backs) else min(backs)
             overlaps.append(planner.Overlap(names[src], names[out], int(max(gaps)), None if back is None else int(back)))
             declared = True
-        if declared and op.scratch_bytes():
-            buffers.append(planner.Buffer(f"{op.ident}:scratch", op.scratch_bytes(), op.index, op.index))
+        if declared and run(op).scratch_bytes():
+            buffers.append(planner.Buffer(f"{op.ident}:scratch", run(op).scratch_bytes(), op.index, op.index))
             scratch_ops.append(op)
-    for op in graph.ops:
-        if op.workspace_bytes():
-            buffers.append(planner.Buffer(f"{op.ident}:work", op.workspace_bytes(), op.index, op.index))
+    working = [op for op in graph.ops if run(op).workspace_bytes()]
+    for op in working:
+        buffers.append(planner.Buffer(f"{op.ident}:work", run(op).workspace_bytes(), op.index, op.index))
     # offsets aligned to the widest element in the arena: float graphs to 4 bytes, int8 ones to the byte
     alignment = max([t.itemsize for t in names] + [FLOAT_BYTES if any(op.output.dtype == "float32" for op in graph.ops) else 1])
     result = planner.plan(buffers, overlaps, alignment=alignment)
@@ -174,7 +191,8 @@ def _plan_memory(graph: Graph) -> MemoryPlan:
         lower_bound=int(result.lower_bound),
         locations=locations,
         scratch={op: result.offsets[f"{op.ident}:scratch"] for op in scratch_ops},
-        workspace={op: result.offsets[f"{op.ident}:work"] for op in graph.ops if op.workspace_bytes()},
+        workspace={op: result.offsets[f"{op.ident}:work"] for op in working},
+        variants=variants,
         result=result,
     )
 
@@ -183,7 +201,8 @@ class Placed:
     """One op seen with its memory plan: what its kernel template needs to name pointers."""
 
     def __init__(self, op, plan: MemoryPlan, output_names: Tuple[str, ...]):
-        self.op = op
+        self.source = op  # the graph's op: what the plan's records are keyed by
+        self.op = plan.op(op)  # the op as it runs under the plan
         self.plan = plan
         self.output_names = output_names
 
@@ -205,15 +224,19 @@ class Placed:
         """Scratch for kernels that can work in place; NULL (write directly) when the planner kept
         input and output apart."""
         if self.op.output.dtype != "float32":  # an integer kernel's scratch: one output pixel of its type
-            if self.op in self.plan.scratch and self.overlaps_input():
-                return f"{ARENA_VIEWS[self.op.output.dtype]} + {self.plan.scratch[self.op]}"
+            if self.source in self.plan.scratch and self.overlaps_input():
+                return f"{ARENA_VIEWS[self.op.output.dtype]} + {self.plan.scratch[self.source]}"
             return f"({self.op.output.dtype}_t*)0"
-        if self.op in self.plan.scratch and self.overlaps_input():
-            return f"arena + {self.plan.scratch[self.op] // FLOAT_BYTES}"
+        if self.source in self.plan.scratch and self.overlaps_input():
+            return f"arena + {self.plan.scratch[self.source] // FLOAT_BYTES}"
         return "(float*)0"
 
+    def workspace_offset(self) -> int:
+        """Byte offset of the op's workspace in the arena."""
+        return self.plan.workspace[self.source]
+
     def workspace_ptr(self) -> str:
-        return f"arena + {self.plan.workspace[self.op] // FLOAT_BYTES}"
+        return f"arena + {self.workspace_offset() // FLOAT_BYTES}"
 
     @property
     def reverse(self) -> bool:

@@ -124,7 +124,7 @@ class Int8ConvDepthwise(Int8Op):
         return self.ring_bytes(self.padded_ring) + (self.table_bytes(self.padded_ring) if self.dw_table else 0)
 
     def ring_ptr(self, placed) -> str:
-        return f"arena_s8 + {placed.plan.workspace[self]}"
+        return f"arena_s8 + {placed.workspace_offset()}"
 
     def inplace_gap(self, input_index):
         return ring_inplace_gap(self, 1)
