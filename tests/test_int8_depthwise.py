@@ -49,6 +49,14 @@ def _models():
     x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
     x = L.DepthwiseConv2D((3, 4), padding="same", activation="relu6")(x)
     out["small"] = keras.Model(i, L.Conv2D(6, 1)(x), name="small")
+    # 5x5 depthwise layers on 4x4, 2x2 and 1x1 maps (MobileNetV3Small's last blocks)
+    i = keras.Input((4, 4, 8))
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(24, 1, activation="relu6")(i))
+    x = L.Conv2D(16, 1, strides=2, activation="relu6")(x)
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(x)
+    x = L.Conv2D(32, 1, strides=2, activation="relu6")(x)
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(x)
+    out["tiny"] = keras.Model(i, L.Conv2D(6, 1)(x), name="tiny")
     return out
 
 
@@ -87,7 +95,23 @@ def test_pair_kernel_and_padded_ring_are_planned(converted):
         assert _plan_memory(compiled.graph, without).arena_size == compiled.summary()["arena_bytes"]
 
 
-@pytest.mark.parametrize("name", ["stem", "late", "small"])
+
+
+def test_pair_rows_not_planned_where_the_window_is_almost_all_padding(converted):
+    """A 5x5 depthwise on a 1x1 map (MobileNetV3Small's last blocks) reads one tap of 25: the
+    pair-row kernel would run all 25 (2.9x the instructions), so it is not offered; on a 2x2
+    map (4 taps of 25) and on a 4x4 map it still is. Bit-exact: the QEMU test below."""
+    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+
+    compiled = compile_tflite(converted["tiny"][0], classname="Tiny")
+    dws = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
+    assert [op.output.hwc[:2] for op in dws] == [(4, 4), (2, 2), (1, 1)]
+    assert [round(op.inside_share(), 4) for op in dws] == [0.49, 0.16, 0.04]  # (14 / 20)^2, (4 / 10)^2, (1 / 5)^2
+    assert [bool(op.workspace_options) for op in dws] == [True, True, False]
+    assert compiled.plan.op(dws[2]).workspace_option is None
+
+
+@pytest.mark.parametrize("name", ["stem", "late", "small", "tiny"])
 def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_path):
     """DSP build (pair rows, padded ring, assembly blocks) on QEMU, the portable build on QEMU
     (MICRONETS_NO_DSP) and the C++ forms of the assembly blocks (MN_DW_NO_ASM): all equal to the
