@@ -305,6 +305,17 @@ def test_every_op_kind_is_covered(converted):
         assert op in seen, op
 
 
+def test_one_pixel_1x1_convs_run_as_fully_connected(converted):
+    """Squeeze-excite's 1x1 convolutions of one pixel run through the fully connected kernels
+    (per-channel scales, fixed-point requantisation in both references; bit-exact in
+    test_bit_identical_to_tflm_and_tflite and on QEMU in the DSP test); wider maps stay convs."""
+    compiled = compile_tflite(converted["gated"][0])
+    fc = [op for op in compiled.graph.ops if getattr(op, "from_conv", False)]
+    assert [(op.kind, op.depth, op.units) for op in fc] == [("Dense", 8, 4), ("Dense", 4, 8)]
+    assert not any(op.double_requant for op in fc)
+    assert compiled.header.count("(CONV_2D 1x1 of one pixel)") >= 2
+    assert any(op.kind == "Conv2D" for op in compiled.graph.ops)
+
 def test_weights_span_the_int8_range(converted):
     compiled = compile_tflite(converted["windowed"][0])
     for op in compiled.graph.ops:

@@ -353,6 +353,13 @@ class _Importer:
             if name == "CONV_2D":
                 if filt.shape[3] != x.hwc[2]:
                     self.fail(k, name, f"has a grouped filter {list(filt.shape)} for {x.hwc[2]} input channels; not supported")
+                if (kh, kw) == (1, 1) and x.hwc[:2] == (1, 1) and out.hwc[:2] == (1, 1) and not any(pads):
+                    # a 1x1 convolution of one pixel (squeeze-excite, a classifier head) is a
+                    # fully connected layer with per-channel scales and fixed-point requantisation
+                    # in both references: the dense kernels' unpacked-row path runs it faster
+                    self.add(Int8Dense(label, x, out, filt.reshape(filt.shape[0], -1), bias, fscales, fused,
+                                       from_conv=True), name)
+                    return
                 cls = Int8Conv2D
             else:
                 cls = Int8DepthwiseConv2D

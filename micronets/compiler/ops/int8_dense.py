@@ -19,8 +19,10 @@ class Int8Dense(Int8Op):
     kind = "Dense"
     template = "kernels/int8_dense.h.j2"
 
-    def __init__(self, name, x, out, weights, bias, filter_scales, fused=0, double_requant=False):
+    def __init__(self, name, x, out, weights, bias, filter_scales, fused=0, double_requant=False, from_conv=False):
         super().__init__(name, [x], out, fused)
+        #: a CONV_2D 1x1 of a single pixel, run as a fully connected layer
+        self.from_conv = bool(from_conv)
         self.w = np.asarray(weights, np.int8)
         self.units, self.depth = (int(d) for d in self.w.shape)
         if x.size % self.depth or out.size != x.size // self.depth * self.units:
@@ -36,7 +38,8 @@ class Int8Dense(Int8Op):
         self.out_off = out.quant.zero_point
 
     def describe(self):
-        return f"{self.depth} -> {self.units}" + (f" x{self.rows} rows" if self.rows != 1 else "")
+        return (f"{self.depth} -> {self.units}" + (f" x{self.rows} rows" if self.rows != 1 else "")
+                + (" (CONV_2D 1x1 of one pixel)" if self.from_conv else ""))
 
     @property
     def rq_mode(self) -> int:
