@@ -137,6 +137,28 @@ def means_model():
     return keras.Model(i, L.Add()([a, b]), name="means")
 
 
+def minmax_model():
+    """MAXIMUM (two maps; one map and a constant), MINIMUM broadcasting a (1, 1, C) operand,
+    REDUCE_MAX (GlobalMaxPooling2D, with and without keepdims)."""
+    i = keras.Input((7, 5, 3))
+    a = L.Conv2D(6, 3, padding="same")(i)
+    b = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(i)
+    x = L.Maximum()([a, b])
+    x = L.Minimum()([x, L.GlobalMaxPooling2D(keepdims=True)(L.Conv2D(6, 1)(b))])
+    x = keras.ops.maximum(x, -0.25)
+    x = L.Conv2D(5, 1)(x)
+    return keras.Model(i, L.Concatenate()([L.GlobalMaxPooling2D()(x), L.GlobalAveragePooling2D()(x)]), name="minmax")
+
+
+def sequence_model():
+    """A sequence (L, C): PAD of the steps (ZeroPadding1D), Conv1D, REDUCE_MAX over the steps
+    (GlobalMaxPooling1D)."""
+    i = keras.Input((12, 3))
+    x = L.Conv1D(8, 3, activation="relu")(L.ZeroPadding1D((2, 1))(i))
+    x = L.Maximum()([x, L.Conv1D(8, 1)(x)])
+    return keras.Model(i, L.Dense(4)(L.GlobalMaxPooling1D()(x)), name="sequence")
+
+
 def small_model():
     i = keras.Input((6, 6, 2))
     x = L.Conv2D(4, 3, activation="relu")(i)
@@ -198,7 +220,7 @@ def layout_ops():
     import public_models
 
     out = {}
-    for k, fn in enumerate((layout_model, constant_model, means_model, subtract_swish_model)):
+    for k, fn in enumerate((layout_model, constant_model, means_model, subtract_swish_model, minmax_model, sequence_model)):
         model = spread_weights(fn(), seed=20 + k)
         out[model.name] = (convert(model, calibration(model, seed=k)), int8_inputs(model.input_shape[1:], n=12, seed=k))
     # the converter never makes it: a MEAN whose output shares its input's scale and zero point
@@ -247,7 +269,7 @@ def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
 
 
-@pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish",
+@pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish", "minmax", "sequence",
                                   "keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny"])
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
     """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD / SUB by constants, SUB, swish (LOGISTIC +
@@ -271,8 +293,11 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
     for data, _ in layout_ops.values():
         seen.update(op_names(data))
     for op in ("TRANSPOSE", "STRIDED_SLICE", "RELU", "RELU6", "MEAN", "MUL", "ADD", "SUB", "RESHAPE", "HARD_SWISH",
-               "LOGISTIC"):
+               "LOGISTIC", "MAXIMUM", "MINIMUM", "REDUCE_MAX", "PAD"):
         assert op in seen, op
+    minmax = [op.kind for op in compile_tflite(layout_ops["minmax"][0]).graph.ops]
+    assert minmax.count("Maximum") == 2 and minmax.count("Minimum") == 1 and minmax.count("MaxPooling2D") == 2, minmax
+    assert [op.kind for op in compile_tflite(layout_ops["sequence"][0]).graph.ops][:2] == ["ZeroPadding2D", "Conv2D"]
     ops = [op for name in ("layout", "constants", "subtract_swish") for op in compile_tflite(layout_ops[name][0]).graph.ops]
     kinds = {op.kind for op in ops}
     assert {"Transpose", "Slice", "ReLU", "ReLU6", "MultiplyConstant", "AddConstant", "Mean", "Subtract",

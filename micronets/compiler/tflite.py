@@ -31,6 +31,7 @@ from micronets.compiler.ops.int8_hard_swish import Int8HardSwish
 from micronets.compiler.ops.int8_logistic import Int8Logistic
 from micronets.compiler.ops.int8_mean import Int8Mean
 from micronets.compiler.ops.int8_mean_axes import Int8MeanAxes
+from micronets.compiler.ops.int8_minmax import Int8MinMax
 from micronets.compiler.ops.int8_mul import Int8Mul
 from micronets.compiler.ops.int8_mul_const import Int8MulConst
 from micronets.compiler.ops.int8_pad import Int8Pad
@@ -44,7 +45,7 @@ from micronets.compiler.ops.int8_transpose import Int8Transpose
 
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD", "SUB",
              "MUL", "LOGISTIC", "HARD_SWISH", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
-             "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE")
+             "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX")
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
 
@@ -484,6 +485,35 @@ class _Importer:
                     self.add(Int8Mul(label, a, b, out, fused), name)
                 except UnsupportedModelError as exc:
                     self.fail(k, name, str(exc))
+        elif name in ("MAXIMUM", "MINIMUM"):
+            operands = []
+            for i in ins[:2]:
+                const = self.const_operand(i, k, name)
+                operands.append(const if const is not None else self.act_tensor(i, k, name))
+            if not any(isinstance(o, Tensor) for o in operands):
+                self.fail(k, name, "has two constant operands (nothing to compute at run time)")
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add(Int8MinMax(label, operands, out, maximum=name == "MAXIMUM"), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "REDUCE_MAX":
+            # the largest value of each channel over the map (Keras GlobalMaxPooling2D): a max
+            # pooling whose window is the whole map, as both references compare stored values
+            x = self.act_tensor(ins[0], k, name)
+            axes = r.constant(ins[1])
+            rank = len(x.shape) + 1
+            if axes is None:
+                self.fail(k, name, "reduces over axes that are not a constant")
+            axes = sorted(set(int(a) % rank for a in np.asarray(axes).reshape(-1)))
+            if axes != list(range(1, rank - 1)) or rank not in (3, 4):
+                self.fail(k, name, f"takes the maximum over axes {axes} of {list(r.shape(ins[0]))}; only over the "
+                                   "rows and columns of a map or the steps of a sequence is supported")
+            out = self.new_output(outs[0], k, name)
+            if x.quant != out.quant:
+                self.fail(k, name, f"changes the quantisation ({x.quant} -> {out.quant}); TFLite keeps it")
+            h, w = x.hwc[0], x.hwc[1]
+            self.add(Int8Pool(label, x, out, (h, w), (h, w), (0, 0, 0, 0), False), name)
         elif name == "CONCATENATION":
             xs = [self.act_tensor(i, k, name) for i in ins]
             out = self.new_output(outs[0], k, name)
@@ -523,11 +553,17 @@ class _Importer:
         elif name == "PAD":
             x = self.act_tensor(ins[0], k, name)
             pads = r.constant(ins[1])
-            if pads is None or len(x.shape) != 3 or pads.shape != (4, 2) or np.any(pads[0] != 0) or np.any(pads[3] != 0):
-                self.fail(k, name, f"pads {x.shape} by {None if pads is None else pads.tolist()}; only spatial padding of an HWC map is supported")
-            p = (int(pads[1][0]), int(pads[1][1]), int(pads[2][0]), int(pads[2][1]))
+            rank = len(x.shape) + 1
+            if (pads is None or rank not in (3, 4) or pads.shape != (rank, 2) or np.any(pads[0] != 0)
+                    or np.any(pads[-1] != 0)):
+                self.fail(k, name, f"pads {x.shape} by {None if pads is None else pads.tolist()}; only spatial padding "
+                                   "of an HWC map or a sequence is supported")
+            if rank == 4:
+                p = (int(pads[1][0]), int(pads[1][1]), int(pads[2][0]), int(pads[2][1]))
+            else:  # a sequence (L, C) is a 1 x L x C map: its padding is columns
+                p = (0, 0, int(pads[1][0]), int(pads[1][1]))
             readers = [j for j, o in enumerate(operators) if outs[0] in list(o.inputs)]
-            if (len(readers) == 1 and self.consumers[outs[0]] == 1
+            if (rank == 4 and len(readers) == 1 and self.consumers[outs[0]] == 1
                     and r.op_name(operators[readers[0]]) in ("CONV_2D", "DEPTHWISE_CONV_2D")
                     and list(operators[readers[0]].inputs)[0] == outs[0]):
                 # taps on the border read the zero point, which the convolution's skipped taps mean

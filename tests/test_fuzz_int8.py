@@ -1,0 +1,180 @@
+"""Random-architecture fuzz test of the int8 path: random graphs of the layers TFLite's converter
+turns into ops we support, quantised by TFLite's converter, compiled, and run in C++ against TFLM
+and TFLite's BUILTIN_REF kernels, bit for bit.
+
+Models come from test_fuzz's generator (random stacks and graphs, odd and non-square maps,
+sequences, vectors, branches that fan out and join) restricted to what a full-integer .tflite of
+our supported ops can hold: activations without a TFLite kernel we lack (no ELU, PReLU, tanh...),
+no upsampling, one output. A draw TFLite's converter cannot quantise, or that uses an op or an op
+setting the int8 path refuses (a grouped convolution, a MAXIMUM...), is skipped with its reason;
+enough draws must be compared for the test to pass, so a generator that only produced refusals
+would fail. Weights are spread over the int8 range (int8_reference.spread_weights).
+
+Reproduce one seed: ``python tests/test_fuzz_int8.py SEED`` (prints the model, the refusal or the
+outputs). More seeds: ``MICRONETS_FUZZ8_MODELS=200 pytest tests/test_fuzz_int8.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import test_fuzz  # noqa: E402  (the float fuzz test's generator)
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+N_MODELS = int(os.environ.get("MICRONETS_FUZZ8_MODELS", "24"))
+SHARDS = int(os.environ.get("MICRONETS_FUZZ8_SHARDS", "2"))
+BASE_SEED = int(os.environ.get("MICRONETS_FUZZ8_SEED", "7000"))
+N_INPUTS = 6
+#: share of the drawn models that must reach the comparison (the others skipped with a reason)
+MIN_COMPARED = 0.5
+
+#: activations whose TFLite form the int8 path runs (RELU, RELU6, LOGISTIC, HARD_SWISH, swish as
+#: LOGISTIC x MUL, hard sigmoid as ADD / RELU6 / MUL, SOFTMAX on the last axis)
+ACTIVATIONS8 = ["relu", "relu6", "sigmoid", "hard_swish", "hard_silu", "swish", "silu", "hard_sigmoid", "linear"]
+
+
+class _Gen8(test_fuzz._Gen):
+    """test_fuzz's generator, drawing only layers an int8 .tflite of supported ops can hold."""
+
+    def act_arg(self, p=0.6):
+        if not self.chance(p):
+            return None
+        return self.pick(ACTIVATIONS8 + ["softmax"] * (1 if self.chance(0.2) else 0))
+
+    def activation_layer(self, x):
+        L = self.L
+        r = self.rng.random()
+        if r < 0.2:
+            return L.ReLU(max_value=6.0 if self.chance(0.5) else None, name=self.name("relu"))(x)
+        if r < 0.3 and self.shape(x)[-1] > 1:
+            return L.Softmax(name=self.name("softmax"))(x)
+        return L.Activation(self.pick(ACTIVATIONS8), name=self.name("act"))(x)
+
+    def upsample(self, x):  # RESIZE_NEAREST_NEIGHBOR: not an int8 op we run
+        return None
+
+    def head(self, x):
+        """As test_fuzz's, without LOG_SOFTMAX (no int8 kernel of ours)."""
+        if len(self.shape(x)) > 1 and self.chance(0.7):
+            x = self.global_pool(x, keepdims=False) if self.chance(0.5) else self.L.Flatten(name=self.name("flatten"))(x)
+        if self.chance(0.8):
+            act = self.pick(["softmax", "softmax", None, "sigmoid"])
+            x = self.L.Dense(self.ri(2, 6), activation=act, name=self.name("head"))(x)
+        return x
+
+    def model(self):
+        self.taps = []
+        built = super().model()
+        if len(built.outputs) > 1:  # the references compare output 0
+            built = self.k.Model(built.inputs, built.outputs[0], name="fuzz8")
+        return built
+
+
+def build_model(seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    gen = _Gen8(np.random.default_rng([seed, 8]))
+    gen.taps = []
+    return gen.model()
+
+
+class Case:
+    def __init__(self, seed, model, data, header, header_ref, x):
+        self.seed, self.model, self.data, self.header, self.header_ref, self.x = seed, model, data, header, header_ref, x
+
+
+def make_case(seed: int):
+    """(Case, None) for a model the int8 path compiles, or (None, why it was skipped)."""
+    from int8_reference import convert, spread_weights
+
+    from micronets.compiler import UnsupportedModelError
+    from micronets.compiler.int8 import compile_tflite
+
+    model = build_model(seed)
+    spread_weights(model, seed=seed)
+    shape = tuple(int(d) for d in model.input_shape[1:])
+    rng = np.random.default_rng(seed)
+    calibration = rng.uniform(-1, 1, (32,) + shape).astype(np.float32)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = convert(model, calibration)
+    except Exception as exc:  # noqa: BLE001 (the converter's own refusal: not ours to test)
+        return None, f"converter: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+    try:
+        header = compile_tflite(data, classname=f"F{seed}").header
+        header_ref = compile_tflite(data, classname=f"F{seed}", reference="tflite-ref").header
+    except UnsupportedModelError as exc:
+        return None, f"refused: {str(exc)[:160]}"
+    x = rng.integers(-128, 128, (N_INPUTS,) + shape).astype(np.int8)
+    return Case(seed, model, data, header, header_ref, x), None
+
+
+def run_seeds(seeds, workdir):
+    """[(seed, status, detail)]: status 'ok', 'skipped' (detail: why) or 'MISMATCH' (detail: what)."""
+    from int8_reference import tflite_reference, tflm_reference
+
+    from micronets import host
+
+    results, cases = [], []
+    for seed in seeds:
+        case, why = make_case(seed)
+        if case is None:
+            results.append((seed, "skipped", why))
+        else:
+            cases.append(case)
+    if not cases:
+        return results
+    tflm = tflm_reference({f"s{c.seed}": (c.data, c.x) for c in cases})
+    for c in cases:
+        problems = []
+        for label, header, expected in (("TFLM", c.header, tflm[f"s{c.seed}"]),
+                                        ("BUILTIN_REF", c.header_ref, tflite_reference(c.data, c.x))):
+            path = os.path.join(workdir, f"F{c.seed}_{label}.h")
+            with open(path, "w") as fh:
+                fh.write(header)
+            got, _ = host.run_header_int8(path, f"F{c.seed}", c.x, opt="-O1", out_dir=workdir)
+            expected = np.asarray(expected).reshape(got.shape)
+            if not np.array_equal(got, expected):
+                diff = np.abs(got.astype(np.int32) - expected.astype(np.int32))
+                problems.append(f"vs {label}: {int((diff > 0).sum())} of {diff.size} outputs differ, max {int(diff.max())} LSB")
+        results.append((c.seed, "MISMATCH" if problems else "ok", "; ".join(problems)))
+    return results
+
+
+def _report(results, seeds):
+    lines = []
+    for seed, status, detail in results:
+        if status != "ok":
+            lines.append(f"  seed {seed}: {status} {detail}")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_fuzz_int8(shard, tmp_path):
+    seeds = [BASE_SEED + k for k in range(N_MODELS) if k % SHARDS == shard]
+    results = run_seeds(seeds, str(tmp_path))
+    bad = [r for r in results if r[1] == "MISMATCH"]
+    compared = [r for r in results if r[1] != "skipped"]
+    assert not bad, "int8 header differs from its reference (reproduce: python tests/test_fuzz_int8.py SEED):\n" + _report(results, seeds)
+    assert len(compared) >= MIN_COMPARED * len(seeds), (
+        f"only {len(compared)} of {len(seeds)} drawn models reached the comparison:\n" + _report(results, seeds))
+
+
+if __name__ == "__main__":  # pragma: no cover - a debugging aid
+    for arg in sys.argv[1:]:
+        seed = int(arg)
+        build_model(seed).summary()
+        with tempfile.TemporaryDirectory() as work:
+            for row in run_seeds([seed], work):
+                print(*row)
