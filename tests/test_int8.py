@@ -139,14 +139,15 @@ def means_model():
 
 def minmax_model():
     """MAXIMUM (two maps; one map and a constant), MINIMUM broadcasting a (1, 1, C) operand,
-    REDUCE_MAX (GlobalMaxPooling2D, with and without keepdims)."""
+    REDUCE_MAX (GlobalMaxPooling2D, with and without keepdims); grouped convolutions (one input
+    channel a group: a depthwise; three: slices, convolutions, concatenation)."""
     i = keras.Input((7, 5, 3))
-    a = L.Conv2D(6, 3, padding="same")(i)
+    a = L.Conv2D(6, 3, padding="same", groups=3)(i)
     b = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(i)
     x = L.Maximum()([a, b])
     x = L.Minimum()([x, L.GlobalMaxPooling2D(keepdims=True)(L.Conv2D(6, 1)(b))])
     x = keras.ops.maximum(x, -0.25)
-    x = L.Conv2D(5, 1)(x)
+    x = L.Conv2D(5, 1)(L.Conv2D(4, (3, 1), groups=2, activation="relu")(x))
     return keras.Model(i, L.Concatenate()([L.GlobalMaxPooling2D()(x), L.GlobalAveragePooling2D()(x)]), name="minmax")
 
 
@@ -297,6 +298,7 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
         assert op in seen, op
     minmax = [op.kind for op in compile_tflite(layout_ops["minmax"][0]).graph.ops]
     assert minmax.count("Maximum") == 2 and minmax.count("Minimum") == 1 and minmax.count("MaxPooling2D") == 2, minmax
+    assert minmax.count("DepthwiseConv2D") == 2 and minmax.count("Slice") == 2 and minmax.count("Concatenate") >= 1, minmax
     assert [op.kind for op in compile_tflite(layout_ops["sequence"][0]).graph.ops][:2] == ["ZeroPadding2D", "Conv2D"]
     ops = [op for name in ("layout", "constants", "subtract_swish") for op in compile_tflite(layout_ops[name][0]).graph.ops]
     kinds = {op.kind for op in ops}

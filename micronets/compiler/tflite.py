@@ -353,7 +353,8 @@ class _Importer:
             pads = self._pads(k, name, x, out, (kh, kw), strides, dilation, int(opt.padding), extra)
             if name == "CONV_2D":
                 if filt.shape[3] != x.hwc[2]:
-                    self.fail(k, name, f"has a grouped filter {list(filt.shape)} for {x.hwc[2]} input channels; not supported")
+                    self._grouped_conv(k, name, label, x, out, filt, bias, fscales, strides, pads, dilation, fused)
+                    return
                 if (kh, kw) == (1, 1) and x.hwc[:2] == (1, 1) and out.hwc[:2] == (1, 1) and not any(pads):
                     # a 1x1 convolution of one pixel (squeeze-excite, a classifier head) is a
                     # fully connected layer with per-channel scales and fixed-point requantisation
@@ -580,6 +581,32 @@ class _Importer:
             self.add(Int8Requantize(label, x, out), name)
         elif name == "DEQUANTIZE":
             self.fail(k, name, "dequantises inside the graph: only fully-int8 models are supported")
+
+    def _grouped_conv(self, k, name, label, x, out, filt, bias, fscales, strides, pads, dilation, fused):
+        """A CONV_2D whose filter holds CIN / G input channels (Keras Conv2D(groups=G)): with one
+        input channel a group, a depthwise convolution (output channel o reads input o // M, as
+        DEPTHWISE_CONV_2D's multiplier M = COUT / CIN); else G convolutions of the input's channel
+        slices, concatenated. The same sums and per-channel requantisation as the references'."""
+        cin, cin_g, cout = x.hwc[2], int(filt.shape[3]), int(filt.shape[0])
+        if len(x.shape) != 3 or cin % cin_g or cout % (cin // cin_g):
+            self.fail(k, name, f"has a filter {list(filt.shape)} for {cin} input channels: not a grouping of them")
+        groups = cin // cin_g
+        if cin_g == 1:
+            self.add(Int8DepthwiseConv2D(label, x, out, np.transpose(filt, (3, 1, 2, 0)), bias, fscales, strides, pads,
+                                         dilation, fused), name)
+            return
+        cout_g = cout // groups
+        scales = np.asarray(fscales, np.float64).reshape(-1)
+        parts = []
+        for g in range(groups):
+            part = slice(g * cout_g, (g + 1) * cout_g)
+            xs = Tensor(name=f"{x.name}[group {g}]", shape=x.shape[:-1] + (cin_g,), dtype=x.dtype, quant=x.quant)
+            self.add(Int8Slice(f"{label} group {g} inputs", x, xs, (0, 0, g * cin_g), (1, 1, 1), x.shape[:-1] + (cin_g,)), name)
+            og = Tensor(name=f"{out.name}[group {g}]", shape=out.shape[:-1] + (cout_g,), dtype=out.dtype, quant=out.quant)
+            self.add(Int8Conv2D(f"{label} group {g}", xs, og, filt[part], None if bias is None else bias[part],
+                                scales[part] if scales.size > 1 else scales, strides, pads, dilation, fused), name)
+            parts.append(og)
+        self.add(Int8Concat(label, parts, out), name)
 
     def _pads(self, k, name, x, out, kernel, strides, dilation, padding, extra):
         """(top, bottom, left, right) from TFLite's SAME (0) / VALID (1) padding, plus a folded PAD;
