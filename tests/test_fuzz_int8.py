@@ -6,7 +6,7 @@ Models come from test_fuzz's generator (random stacks and graphs, odd and non-sq
 sequences, vectors, branches that fan out and join) restricted to what a full-integer .tflite of
 our supported ops can hold: activations without a TFLite kernel we lack (no ELU, PReLU, tanh...),
 no upsampling, one output. A draw TFLite's converter cannot quantise, or that uses an op or an op
-setting the int8 path refuses (ADD of two activations with broadcasting...), is skipped with its reason;
+setting the int8 path refuses (a MUL broadcasting its activation against a constant...), is skipped with its reason;
 enough draws must be compared for the test to pass, so a generator that only produced refusals
 would fail. Weights are spread over the int8 range (int8_reference.spread_weights).
 

@@ -160,6 +160,22 @@ def sequence_model():
     return keras.Model(i, L.Dense(4)(L.GlobalMaxPooling1D()(x)), name="sequence")
 
 
+def broadcast_model():
+    """ADD and SUB of two activations with broadcasting: a map and its pooled (1, 1, C) channels
+    (either order), a map and a one-channel map (H, W, 1), a sequence and a vector."""
+    i = keras.Input((6, 5, 4))
+    x = L.Conv2D(4, 3, padding="same")(i)
+    g = L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(4, 1)(i))
+    x = L.Add()([x, g])
+    x = L.Subtract()([g, L.Conv2D(4, 1, activation="relu")(x)])
+    x = L.Subtract()([x, L.Conv2D(1, 1)(x)])
+    x = L.Add()([L.Conv2D(1, 3, padding="same")(x), x])
+    s = L.Reshape((30, 4))(x)
+    v = L.Dense(4)(L.GlobalAveragePooling1D()(s))
+    s = L.Add()([s, L.Reshape((1, 4))(v)])
+    return keras.Model(i, L.Dense(5)(L.Flatten()(s)), name="broadcast")
+
+
 def small_model():
     i = keras.Input((6, 6, 2))
     x = L.Conv2D(4, 3, activation="relu")(i)
@@ -221,7 +237,8 @@ def layout_ops():
     import public_models
 
     out = {}
-    for k, fn in enumerate((layout_model, constant_model, means_model, subtract_swish_model, minmax_model, sequence_model)):
+    for k, fn in enumerate((layout_model, constant_model, means_model, subtract_swish_model, minmax_model, sequence_model,
+                            broadcast_model)):
         model = spread_weights(fn(), seed=20 + k)
         out[model.name] = (convert(model, calibration(model, seed=k)), int8_inputs(model.input_shape[1:], n=12, seed=k))
     # the converter never makes it: a MEAN whose output shares its input's scale and zero point
@@ -270,7 +287,7 @@ def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
 
 
-@pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish", "minmax", "sequence",
+@pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish", "minmax", "sequence", "broadcast",
                                   "keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny"])
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
     """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD / SUB by constants, SUB, swish (LOGISTIC +
@@ -300,6 +317,9 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
     assert minmax.count("Maximum") == 2 and minmax.count("Minimum") == 1 and minmax.count("MaxPooling2D") == 2, minmax
     assert minmax.count("DepthwiseConv2D") == 2 and minmax.count("Slice") == 2 and minmax.count("Concatenate") >= 1, minmax
     assert [op.kind for op in compile_tflite(layout_ops["sequence"][0]).graph.ops][:2] == ["ZeroPadding2D", "Conv2D"]
+    walks = [op for op in compile_tflite(layout_ops["broadcast"][0]).graph.ops
+             if op.kind in ("Add", "Subtract") and len({t.size for t in op.inputs}) > 1]
+    assert len(walks) >= 5, [op.label() for op in walks]
     ops = [op for name in ("layout", "constants", "subtract_swish") for op in compile_tflite(layout_ops[name][0]).graph.ops]
     kinds = {op.kind for op in ops}
     assert {"Transpose", "Slice", "ReLU", "ReLU6", "MultiplyConstant", "AddConstant", "Mean", "Subtract",
@@ -585,29 +605,15 @@ def test_unsupported_op_is_named(tmp_path):
         compile_tflite(data)
 
 
-def test_broadcast_add_of_two_activations_is_refused_naming_the_op():
-    """ADD broadcasts only a constant (or the converter's squeezed (C,) of a 1x1xC map); two
-    activations of different shapes are refused, the op and shapes named."""
+def test_constant_minus_activation_is_refused_naming_the_op():
+    """SUB supports x - c and two activations (broadcasting too); c - x is refused."""
     i = keras.Input((4, 4, 3))
     x = L.Conv2D(3, 1)(i)
-    x = L.Add()([x, L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(3, 1)(i))])
-    model = spread_weights(keras.Model(i, x))
+    model = spread_weights(keras.Model(i, keras.ops.subtract(np.float32(0.5) * np.ones((1, 1, 3), np.float32), x)))
     data = convert(model, calibration(model))
-    with pytest.raises(UnsupportedModelError, match=r"\(ADD\).*broadcasting"):
+    assert "SUB" in op_names(data)
+    with pytest.raises(UnsupportedModelError, match=r"\(SUB\).*c - x"):
         compile_tflite(data)
-
-
-def test_constant_minus_activation_and_broadcast_sub_are_refused_naming_the_op():
-    """SUB supports x - c and two same-shape activations; c - x and broadcasting are refused."""
-    i = keras.Input((4, 4, 3))
-    x = L.Conv2D(3, 1)(i)
-    for y, why in ((keras.ops.subtract(np.float32(0.5) * np.ones((1, 1, 3), np.float32), x), r"c - x"),
-                   (L.Subtract()([x, L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(3, 1)(i))]), r"broadcasting")):
-        model = spread_weights(keras.Model(i, y))
-        data = convert(model, calibration(model))
-        assert "SUB" in op_names(data)
-        with pytest.raises(UnsupportedModelError, match=r"\(SUB\).*" + why):
-            compile_tflite(data)
 
 
 def test_not_a_tflite_file(tmp_path):
@@ -796,12 +802,14 @@ def _dsp_models():
     dense = keras.Model(i, L.Dense(13)(x), name="dsp_dense")  # 13 outputs (too few to unpack for): four at a time and one
     # squeeze-excite and residual adds: MEAN (15 channels: 8 per SXTAB16 pair, 4, 3 alone), the
     # table LOGISTIC, MUL by a per-channel vector (channel by channel), ADD (one operand at the
-    # larger scale, one rescaled by SMMLAR; plain and with a fused ReLU), ADD and MUL by constants
+    # larger scale, one rescaled by SMMLAR; plain and with a fused ReLU; one broadcasting its pooled
+    # channels), ADD and MUL by constants
     i = keras.Input((9, 8, 6))
     x = L.Conv2D(15, 1)(i)
     s = L.Conv2D(15, 1, activation="sigmoid")(L.Conv2D(4, 1, activation="relu")(L.GlobalAveragePooling2D(keepdims=True)(x)))
     x = L.Add()([L.Multiply()([x, s]), L.Conv2D(15, 1)(i)])
     x = L.Concatenate()([L.ReLU()(L.Add()([x, L.Conv2D(15, 1)(x)])), L.Conv2D(4, 1)(i)])
+    x = L.Add()([x, L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(19, 1)(x))])
     x = (0.4 + x) * np.linspace(-1.5, 2.0, 19).astype(np.float32)
     elementwise = keras.Model(i, L.Conv2D(5, 1)(x), name="dsp_elementwise")
     return [dw, tail, pw, fused, conv, dense, elementwise]

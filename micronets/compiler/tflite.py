@@ -162,16 +162,6 @@ def read_tflite(source, *, reference: str = "tflm") -> Tuple[Graph, Edges, Dict[
     return _Importer(_Reader(data, what), reference).run()
 
 
-def _same_elements(a, b) -> bool:
-    """Shapes equal once leading unit axes are dropped: the same elements in the same order."""
-    def strip(s):
-        s = list(s)
-        while s and s[0] == 1:
-            s.pop(0)
-        return s
-    return strip(a) == strip(b)
-
-
 class _Importer:
     def __init__(self, r: _Reader, reference: str = "tflm"):
         self.r = r
@@ -473,14 +463,15 @@ class _Importer:
             b = self.act_tensor(ins[1], k, name)
             out = self.new_output(outs[0], k, name)
             if name in ("ADD", "SUB"):
-                # (1, 1, C) + (C,): the converter squeezes one operand; the same elements in the same order
-                if not (_same_elements(a.shape, out.shape) and _same_elements(b.shape, out.shape)):
-                    verb = "adds" if name == "ADD" else "subtracts"
-                    self.fail(k, name, f"{verb} {a.shape} and {b.shape}: broadcasting is not supported")
-                if name == "ADD":
-                    self.add(Int8Add(label, a, b, out, fused), name)
-                else:
-                    self.add(Int8Sub(label, a, b, out, fused, reference=self.reference), name)
+                # same sizes ((1, 1, C) + (C,): the converter squeezes one operand) add element by
+                # element; otherwise numpy broadcasting
+                try:
+                    if name == "ADD":
+                        self.add(Int8Add(label, a, b, out, fused), name)
+                    else:
+                        self.add(Int8Sub(label, a, b, out, fused, reference=self.reference), name)
+                except UnsupportedModelError as exc:
+                    self.fail(k, name, str(exc))
             else:
                 try:
                     self.add(Int8Mul(label, a, b, out, fused), name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from micronets.compiler.ops.int8_base import Int8Op, requant_mode
+from micronets.compiler.ops.int8_base import Int8Op, broadcast_walk, requant_mode
 from micronets.compiler.quant import mbqm, quantize_multiplier
 
 def rescaled_max(mult: int, shift: int) -> int:
@@ -76,8 +76,8 @@ class Int8Add(AddRequant, Int8Op):
 
     def __init__(self, name, a, b, out, fused=0):
         super().__init__(name, [a, b], out, fused)
-        if a.size != out.size or b.size != out.size:
-            raise ValueError(f"add '{name}': {a.shape} + {b.shape} -> {out.shape} needs broadcasting, which is not supported")
+        #: the three-axis walk of a broadcasting addition (None: both operands of the output's size)
+        self.walk = None if a.size == out.size and b.size == out.size else broadcast_walk(f"add '{name}'", out.shape, a.shape, b.shape)
         (self.a_mult, self.a_shift), (self.b_mult, self.b_shift), (self.out_mult, self.out_shift) = add_multipliers(
             a.quant.scale, b.quant.scale, out.quant.scale)
         self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
@@ -85,5 +85,8 @@ class Int8Add(AddRequant, Int8Op):
         self.a_e, self.b_e = rescale_e(self.a_mult, self.a_shift), rescale_e(self.b_mult, self.b_shift)
         self.sum_max = rescaled_max(self.a_mult, self.a_shift) + rescaled_max(self.b_mult, self.b_shift)
 
+    def describe(self):
+        return " + ".join(t.shape_str() for t in self.inputs) if self.walk else ""
+
     def inplace_gap(self, input_index):
-        return 0
+        return 0 if self.inputs[input_index].size == self.output.size else None  # not over a broadcast operand

@@ -126,3 +126,17 @@ class Int8TableOp(Int8Op):
     def inplace_gap(self, input_index):
         return 0
 
+
+
+def broadcast_walk(what: str, out_shape, *shapes):
+    """(dims, strides per operand) of the three-axis walk (ops.elementwise.collapse) over an
+    output of ``out_shape`` whose operands have ``shapes`` (numpy broadcasting); a clear error
+    naming ``what`` where a shape does not broadcast to the output."""
+    from micronets.compiler.ops.base import UnsupportedModelError
+    from micronets.compiler.ops.elementwise import _strides, collapse
+
+    for shape in shapes:
+        padded = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+        if len(padded) != len(out_shape) or any(d not in (1, o) for d, o in zip(padded, out_shape)):
+            raise UnsupportedModelError(f"{what}: operand {tuple(shape)} does not broadcast to {tuple(out_shape)}")
+    return collapse(tuple(out_shape), *(_strides(shape, out_shape) for shape in shapes))

@@ -12,8 +12,7 @@ import numpy as np
 
 from micronets.compiler.graph import Tensor
 from micronets.compiler.ops.base import UnsupportedModelError
-from micronets.compiler.ops.elementwise import _strides, collapse
-from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_base import Int8Op, broadcast_walk
 
 
 class Int8MinMax(Int8Op):
@@ -31,16 +30,7 @@ class Int8MinMax(Int8Op):
                                         f"({', '.join(str(q) for q in quants)} -> {out.quant}); the references compare "
                                         "raw values, which is only a maximum / minimum with one quantisation")
         self.operands = [o if isinstance(o, Tensor) else np.asarray(o[0], np.int8) for o in operands]
-        shapes = [o.shape if isinstance(o, Tensor) else o.shape for o in self.operands]
-        for shape in shapes:
-            padded = (1,) * (len(out.shape) - len(shape)) + tuple(shape)
-            if len(padded) != len(out.shape) or any(d not in (1, o) for d, o in zip(padded, out.shape)):
-                raise UnsupportedModelError(f"{self.kind.lower()} '{name}': operand {tuple(shape)} does not broadcast to {out.shape}")
-        try:
-            strides = [_strides(s, out.shape) for s in shapes]
-        except ValueError as exc:
-            raise UnsupportedModelError(f"{self.kind.lower()} '{name}': {exc}") from exc
-        self.dims, self.strides = collapse(out.shape, *strides)
+        self.dims, self.strides = broadcast_walk(f"{self.kind.lower()} '{name}'", out.shape, *(o.shape for o in self.operands))
 
     def describe(self):
         return ", ".join(o.shape_str() if isinstance(o, Tensor) else f"const {tuple(o.shape)}" for o in self.operands)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from micronets.compiler.ops.int8_add import add_multipliers
 from micronets.compiler.ops.int8_add_const import Int8AddConst
-from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_base import Int8Op, broadcast_walk
 from micronets.compiler.quant import mbqm
 
 REFERENCES = ("tflm", "tflite-ref")
@@ -47,8 +47,10 @@ class Int8Sub(Int8Op):
         if reference not in REFERENCES:
             raise ValueError(f"reference={reference!r}; one of {', '.join(REFERENCES)}")
         super().__init__(name, [a, b], out, fused)
-        if a.size != out.size or b.size != out.size:
-            raise ValueError(f"sub '{name}': {a.shape} - {b.shape} -> {out.shape} needs broadcasting, which is not supported")
+        if a.size == out.size and b.size == out.size:  # (1, 1, C) - (C,) too: the same elements in order
+            self.dims, self.strides = (1, 1, out.size), ((0, 0, 1), (0, 0, 1))
+        else:
+            self.dims, self.strides = broadcast_walk(f"sub '{name}'", out.shape, a.shape, b.shape)
         (self.a_mult, self.a_shift), (self.b_mult, self.b_shift), (self.out_mult, self.out_shift) = add_multipliers(
             a.quant.scale, b.quant.scale, out.quant.scale)
         self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
@@ -62,4 +64,4 @@ class Int8Sub(Int8Op):
         return " - ".join(t.shape_str() for t in self.inputs)
 
     def inplace_gap(self, input_index):
-        return 0
+        return 0 if self.inputs[input_index].size == self.output.size else None  # not over a broadcast operand
