@@ -34,6 +34,9 @@ N_MODELS = int(os.environ.get("MICRONETS_FUZZ8_MODELS", "24"))
 SHARDS = int(os.environ.get("MICRONETS_FUZZ8_SHARDS", "2"))
 BASE_SEED = int(os.environ.get("MICRONETS_FUZZ8_SEED", "7000"))
 N_INPUTS = 6
+#: seeds that once failed, always run (shard 0): 7058 reads the model input in a MINIMUM, whose
+#: kernel took only int8 operands (the header did not compile for the uint8 / float entries)
+REGRESSION_SEEDS = [7058]
 #: share of the drawn models that must reach the comparison (the others skipped with a reason)
 MIN_COMPARED = 0.5
 
@@ -135,7 +138,16 @@ def run_seeds(seeds, workdir):
             cases.append(case)
     if not cases:
         return results
-    tflm = tflm_reference({f"s{c.seed}": (c.data, c.x) for c in cases})
+    try:
+        tflm = tflm_reference({f"s{c.seed}": (c.data, c.x) for c in cases})
+    except RuntimeError:  # TFLM itself failed on a model: find which, one child each
+        tflm = {}
+        for c in list(cases):
+            try:
+                tflm.update(tflm_reference({f"s{c.seed}": (c.data, c.x)}))
+            except RuntimeError as exc:
+                results.append((c.seed, "skipped", f"TFLM failed: {str(exc)[-160:]}"))
+                cases.remove(c)
     for c in cases:
         problems = []
         for label, header, expected in (("TFLM", c.header, tflm[f"s{c.seed}"]),
@@ -162,7 +174,7 @@ def _report(results, seeds):
 
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_fuzz_int8(shard, tmp_path):
-    seeds = [BASE_SEED + k for k in range(N_MODELS) if k % SHARDS == shard]
+    seeds = [BASE_SEED + k for k in range(N_MODELS) if k % SHARDS == shard] + (REGRESSION_SEEDS if shard == 0 else [])
     results = run_seeds(seeds, str(tmp_path))
     bad = [r for r in results if r[1] == "MISMATCH"]
     compared = [r for r in results if r[1] != "skipped"]

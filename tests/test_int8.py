@@ -142,7 +142,7 @@ def minmax_model():
     REDUCE_MAX (GlobalMaxPooling2D, with and without keepdims); grouped convolutions (one input
     channel a group: a depthwise; three: slices, convolutions, concatenation)."""
     i = keras.Input((7, 5, 3))
-    a = L.Conv2D(6, 3, padding="same", groups=3)(i)
+    a = L.Conv2D(6, 3, padding="same", groups=3)(L.Minimum()([i, L.Conv2D(3, 1)(i)]))  # the input as an operand
     b = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(i)
     x = L.Maximum()([a, b])
     x = L.Minimum()([x, L.GlobalMaxPooling2D(keepdims=True)(L.Conv2D(6, 1)(b))])
@@ -314,7 +314,9 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
                "LOGISTIC", "MAXIMUM", "MINIMUM", "REDUCE_MAX", "PAD"):
         assert op in seen, op
     minmax = [op.kind for op in compile_tflite(layout_ops["minmax"][0]).graph.ops]
-    assert minmax.count("Maximum") == 2 and minmax.count("Minimum") == 1 and minmax.count("MaxPooling2D") == 2, minmax
+    assert minmax.count("Maximum") == 2 and minmax.count("Minimum") == 2 and minmax.count("MaxPooling2D") == 2, minmax
+    g = compile_tflite(layout_ops["minmax"][0]).graph
+    assert any(op.kind == "Minimum" and g.input in op.inputs for op in g.ops)  # the input as an operand
     assert minmax.count("DepthwiseConv2D") == 2 and minmax.count("Slice") == 2 and minmax.count("Concatenate") >= 1, minmax
     assert [op.kind for op in compile_tflite(layout_ops["sequence"][0]).graph.ops][:2] == ["ZeroPadding2D", "Conv2D"]
     walks = [op for op in compile_tflite(layout_ops["broadcast"][0]).graph.ops
