@@ -373,11 +373,7 @@ class _Importer:
             self.add(Int8Pool(label, x, out, kernel, strides, pads, name == "AVERAGE_POOL_2D", fused), name)
         elif name == "MEAN":
             x = self.act_tensor(ins[0], k, name)
-            axes = r.constant(ins[1])
-            rank = len(x.shape) + 1
-            if axes is None:
-                self.fail(k, name, "averages over axes that are not a constant")
-            axes = sorted(set(int(a) % rank for a in np.asarray(axes).reshape(-1)))
+            rank, axes = self._reduced_axes(k, name, ins[1], x, "averages")
             out = self.new_output(outs[0], k, name)
             # TFLM and (TensorFlow 2.21's) BUILTIN_REF compute every int8 MEAN, whatever its axes
             # and even when the output shares the input's scale and zero point, with
@@ -493,11 +489,7 @@ class _Importer:
             # the largest value of each channel over the map (Keras GlobalMaxPooling2D): a max
             # pooling whose window is the whole map, as both references compare stored values
             x = self.act_tensor(ins[0], k, name)
-            axes = r.constant(ins[1])
-            rank = len(x.shape) + 1
-            if axes is None:
-                self.fail(k, name, "reduces over axes that are not a constant")
-            axes = sorted(set(int(a) % rank for a in np.asarray(axes).reshape(-1)))
+            rank, axes = self._reduced_axes(k, name, ins[1], x, "takes the maximum")
             if axes != list(range(1, rank - 1)) or rank not in (3, 4):
                 self.fail(k, name, f"takes the maximum over axes {axes} of {list(r.shape(ins[0]))}; only over the "
                                    "rows and columns of a map or the steps of a sequence is supported")
@@ -572,6 +564,15 @@ class _Importer:
             self.add(Int8Requantize(label, x, out), name)
         elif name == "DEQUANTIZE":
             self.fail(k, name, "dequantises inside the graph: only fully-int8 models are supported")
+
+    def _reduced_axes(self, k, name, index, x, verb):
+        """(rank with the batch axis, sorted axes) of a reduction of ``x`` over the constant
+        tensor ``index``, negative axes resolved; a clear error when they are not a constant."""
+        axes = self.r.constant(index)
+        if axes is None:
+            self.fail(k, name, f"{verb} over axes that are not a constant")
+        rank = len(x.shape) + 1
+        return rank, sorted(set(int(a) % rank for a in np.asarray(axes).reshape(-1)))
 
     def _grouped_conv(self, k, name, label, x, out, filt, bias, fscales, strides, pads, dilation, fused):
         """A CONV_2D whose filter holds CIN / G input channels (Keras Conv2D(groups=G)): with one
