@@ -766,10 +766,39 @@ def _dsp_models():
     x = L.Concatenate()([L.ReLU()(L.Add()([x, L.Conv2D(15, 1)(x)])), L.Conv2D(4, 1)(i)])
     x = (0.4 + x) * np.linspace(-1.5, 2.0, 19).astype(np.float32)
     elementwise = keras.Model(i, L.Conv2D(5, 1)(x), name="dsp_elementwise")
-    return [dw, tail, pw, fused, conv, dense, elementwise]
+    return [dw, tail, pw, fused, conv, dense, elementwise, one_channel_model()]
 
 
-@pytest.mark.parametrize("index", range(7))
+def one_channel_model():
+    """Two convolutions of a one-input-channel input (word rows): 24 channels of 10x4 /2 (too
+    many rows to unpack on the stack: two pixels at a time) and 4 of 3x3 (unpacked once a call),
+    borders on every side."""
+    i = keras.Input((21, 13, 1))
+    a = L.Conv2D(24, (10, 4), strides=2, padding="same", activation="relu")(i)
+    b = L.Conv2D(4, 3, strides=2, padding="same")(i)
+    return keras.Model(i, L.Conv2D(7, 1)(L.Concatenate()([a, b])), name="dsp_conv_one_channel")
+
+
+def test_one_input_channel_filter_stored_once_as_word_rows():
+    """A one-input-channel conv stores its filter once, each kernel row as a word of four int8
+    taps (zero past KW): the array both the DSP kernels and the portable ones read, not a copy
+    of the filter in 16-bit pairs next to the plain one (which took 3 bytes a tap for KW 4)."""
+    model = spread_weights(one_channel_model(), seed=27)
+    compiled = compile_tflite(convert(model, calibration(model, seed=7)))
+    convs = [op for op in compiled.graph.ops if op.kind == "Conv2D" and op.word_rows]
+    assert len(convs) == 2
+    for op in convs:
+        w = op.typed_weights()
+        cout = op.output.hwc[2]
+        assert w["w"].dtype == np.int8 and w["w"].size == cout * op.kh * 4 and op.row_stride == 4
+        rows = w["w"].reshape(cout, op.kh, 4)
+        assert np.array_equal(rows[:, :, :op.kw], op.filt.reshape(cout, op.kh, op.kw)) and not rows[:, :, op.kw:].any()
+        assert [k for k, a in w.items() if a.size >= op.filt.size] == ["w"]  # per-channel arrays besides
+        assert op.weights_bytes() <= op.weights_bytes_bound()
+    assert {op.kh * op.output.hwc[2] <= 32 for op in convs} == {True, False}  # both DSP forms
+
+
+@pytest.mark.parametrize("index", range(8))
 def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     """Each DSP kernel on QEMU's Cortex-M4: the default build (DSP: SXTB16, SMLAD, SMLABB/SMLATT,
     SMMLAR, SSAT) runs fewer instructions than the same header built with MICRONETS_NO_DSP (so

@@ -29,7 +29,7 @@ _WHAT = {"w": "weights (int8)", "b": "bias", "f": "bias with the input offset fo
          "q": "bias with the input offset folded in (low 24 bits) and requantisation shift (high 8 bits)",
          "m": "requantisation multipliers (Q0.31)", "s": "requantisation shifts",
          "d": "requantisation scales (double, as TFLite's BUILTIN_REF)", "t": "output for each int8 input + 128",
-         "k": "constant operand", "x": "weights in pairs of taps, 16-bit halves (one input channel: per kernel row (w0, w2), (w1, w3))"}
+         "k": "constant operand"}
 
 
 # ------------------------------------------------------------------------------- calibration
