@@ -11,7 +11,7 @@ int8 weights and biases (the B/param of benchmarks/int8.py, whose "int8 weights"
 same total). "floor" is ``floor_bits`` over the parameters: the fewest bytes an exact store of
 the values today's kernels use can take, each layer bit-packed to its own widths (weights 8 bits;
 per output channel the folded bias's width, 30 bits of multiplier, log2 of the layer's shift
-range; identical tables once): where it is above 1.15, no layout of these values meets issue
+range; tables their span between the saturated ends, identical ones once): where it is above 1.15, no layout of these values meets issue
 #11's 1.15 B/param.
 """
 
@@ -68,6 +68,16 @@ def signed_bits(values) -> int:
     return max((lo < 0) + max(abs(lo) - (lo < 0), hi).bit_length(), 1)
 
 
+def table_span(table) -> int:
+    """Entries of a 256-entry table between its saturated ends: the rest equal its first entry
+    (below) or its last (above); at least 1."""
+    t = np.asarray(table).astype(np.int64)
+    inner = np.nonzero(t != t[0])[0]
+    if inner.size == 0:
+        return 1
+    return max(int(np.nonzero(t != t[-1])[0][-1]) - int(inner[0]) + 1, 1)
+
+
 def channel_parts(op):
     """The per-output-channel parts of an op: (filter or weights array, folded biases, multipliers,
     shifts) for each conv / depthwise / dense it holds (a fused op: both)."""
@@ -92,10 +102,12 @@ def floor_bits(compiled) -> int:
                 bits += 8 * filt.size + f.size * (signed_bits(f) + mbits + int(np.ceil(np.log2(srange))))
             continue
         for suffix, array in op.typed_weights().items():
-            key = (array.dtype.str, array.tobytes())
-            if suffix[-1] == "t" and key in seen:
+            if suffix[-1] == "t":  # a table: its span between the saturated ends, once per content
+                key = (array.dtype.str, op.table.tobytes())
+                if key not in seen:
+                    bits += 8 * table_span(op.table)
+                seen.add(key)
                 continue
-            seen.add(key)
             bits += 8 * array.nbytes
     return bits + 8 * compiled.input_table_bytes()
 
