@@ -6,7 +6,7 @@
 
 Each net is built as benchmarks/int8.py builds it (same random weights, same converter call; the
 .tflite is cached in --cache). Every array the header stores (each op's ``typed_weights()``, the
-uint8 input table where one is needed) is counted as the header emits it; params are the model's
+uint8 input table where one is needed) is counted as the header stores it (identical arrays once); params are the model's
 int8 weights and biases (the B/param of benchmarks/int8.py, whose "int8 weights" column is the
 same total). "floor" is ``floor_bits`` over the parameters: the fewest bytes an exact store of
 the values today's kernels use can take, each layer bit-packed to its own widths (weights 8 bits;
@@ -51,9 +51,11 @@ def tflite_for(name: str, cache: str) -> bytes:
 def breakdown(compiled):
     """(rows, total bytes): one row per emitted array (op kind, kind, C name, bytes)."""
     rows = []
+    aliased = compiled.array_aliases()  # the same values as an earlier array: not stored again
     for op in compiled.graph.ops:
         for suffix, array in op.typed_weights().items():
-            rows.append((op.kind, KINDS.get(suffix[-1], suffix), op.wname(suffix), int(array.nbytes)))
+            if op.wname(suffix) not in aliased:
+                rows.append((op.kind, KINDS.get(suffix[-1], suffix), op.wname(suffix), int(array.nbytes)))
     if compiled.input_table_bytes():
         rows.append(("input", "tables", "input_lut", 256))
     return rows

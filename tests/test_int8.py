@@ -439,6 +439,32 @@ def test_per_channel_parameters_stored_per_layer_in_fewer_bytes(converted):
     assert dense and any(op.in_off != 0 for op in dense) and any(op.typed_weights()["b"].dtype == np.int16 for op in dense)
 
 
+def test_identical_constant_arrays_stored_once(tmp_path):
+    """Two LOGISTIC layers whose inputs share a quantisation (a map and its max-pooled copy) have
+    the same 256-byte table: the header stores it once and names the second a reference to it;
+    the flash figure counts it once; the outputs stay TFLM's."""
+    from micronets.compiler.ops.int8_logistic import Int8Logistic
+
+    i = keras.Input((8, 8, 4))
+    x = L.Conv2D(8, 1)(i)
+    a = L.GlobalAveragePooling2D()(L.Activation("sigmoid")(x))
+    b = L.GlobalAveragePooling2D()(L.Activation("sigmoid")(L.MaxPooling2D(2)(x)))
+    model = spread_weights(keras.Model(i, L.Dense(5)(L.Concatenate()([a, b])), name="twin_tables"), seed=31)
+    data = convert(model, calibration(model, seed=11))
+    xs = int8_inputs(model.input_shape[1:], n=8, seed=12)
+    compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "Twin")
+    tables = [op for op in compiled.graph.ops if isinstance(op, Int8Logistic)]
+    assert len(tables) == 2 and np.array_equal(tables[0].table, tables[1].table)
+    first, second = (op.wname("t") for op in tables)
+    assert compiled.array_aliases() == {second: first}
+    assert f"static const int8_t (&{second})[256] = {first};" in compiled.header
+    assert f"{first}[256] MICRONETS_WEIGHTS_ATTR" in compiled.header
+    assert f"{second}[256] MICRONETS_WEIGHTS_ATTR" not in compiled.header
+    s = compiled.summary()
+    assert s["weights_bytes"] == sum(op.weights_bytes() for op in compiled.graph.ops) - 256 + compiled.input_table_bytes()
+    assert np.array_equal(raw, tflm_reference({"twin": (data, xs)})["twin"]) and len(np.unique(raw)) > 8
+
+
 def test_two_int8_models_in_one_translation_unit(converted, tmp_path):
     a = compile_tflite(converted["pico"][0], classname="First")
     b = compile_tflite(converted["branch"][0], classname="Second")
