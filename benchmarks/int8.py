@@ -230,7 +230,8 @@ def table(rows: List[Dict], n_inputs: int) -> str:
              f"arena (bisection to 16 B). Weights: int8 weights + biases + per-channel multipliers/shifts (biases "
              f"int16 where a layer's all fit, else packed with the shift in one int32 where they fit 24 bits) "
              f"+ the 256-byte uint8 input table where one is needed (none here: calibrated over [0, 1], a pixel p "
-             f"quantises to exactly p - 128). LSB: largest difference of raw int8 outputs (default build vs TFLM; "
+             f"quantises to exactly p - 128); each distinct array counted once, as the header stores it "
+             f"(benchmarks/int8_flash.py: by array kind, and the floor of an exact store). LSB: largest difference of raw int8 outputs (default build vs TFLM; "
              f"reference='tflite-ref' build vs TFLite BUILTIN_REF).", "",
              "| net | input | MACs | params | int8 weights (B/param) | int8 arena | float32 arena | TFLM int8 arena "
              "| ours / TFLM | LSB vs TFLM | LSB vs BUILTIN_REF | output levels | M4 instructions / MAC | M4 = host |",

@@ -499,6 +499,32 @@ def test_per_channel_parameters_stored_per_layer_in_fewer_bytes(converted):
     assert dense and any(op.in_off != 0 for op in dense) and any(op.typed_weights()["b"].dtype == np.int16 for op in dense)
 
 
+def test_identical_constant_arrays_stored_once(tmp_path):
+    """Two LOGISTIC layers whose inputs share a quantisation (a map and its max-pooled copy) have
+    the same 256-byte table: the header stores it once and names the second a reference to it;
+    the flash figure counts it once; the outputs stay TFLM's."""
+    from micronets.compiler.ops.int8_logistic import Int8Logistic
+
+    i = keras.Input((8, 8, 4))
+    x = L.Conv2D(8, 1)(i)
+    a = L.GlobalAveragePooling2D()(L.Activation("sigmoid")(x))
+    b = L.GlobalAveragePooling2D()(L.Activation("sigmoid")(L.MaxPooling2D(2)(x)))
+    model = spread_weights(keras.Model(i, L.Dense(5)(L.Concatenate()([a, b])), name="twin_tables"), seed=31)
+    data = convert(model, calibration(model, seed=11))
+    xs = int8_inputs(model.input_shape[1:], n=8, seed=12)
+    compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "Twin")
+    tables = [op for op in compiled.graph.ops if isinstance(op, Int8Logistic)]
+    assert len(tables) == 2 and np.array_equal(tables[0].table, tables[1].table)
+    first, second = (op.wname("t") for op in tables)
+    assert compiled.array_aliases() == {second: first}
+    assert f"static const int8_t (&{second})[256] = {first};" in compiled.header
+    assert f"{first}[256] MICRONETS_WEIGHTS_ATTR" in compiled.header
+    assert f"{second}[256] MICRONETS_WEIGHTS_ATTR" not in compiled.header
+    s = compiled.summary()
+    assert s["weights_bytes"] == sum(op.weights_bytes() for op in compiled.graph.ops) - 256 + compiled.input_table_bytes()
+    assert np.array_equal(raw, tflm_reference({"twin": (data, xs)})["twin"]) and len(np.unique(raw)) > 8
+
+
 def test_two_int8_models_in_one_translation_unit(converted, tmp_path):
     a = compile_tflite(converted["pico"][0], classname="First")
     b = compile_tflite(converted["branch"][0], classname="Second")
@@ -814,10 +840,39 @@ def _dsp_models():
     x = L.Add()([x, L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(19, 1)(x))])
     x = (0.4 + x) * np.linspace(-1.5, 2.0, 19).astype(np.float32)
     elementwise = keras.Model(i, L.Conv2D(5, 1)(x), name="dsp_elementwise")
-    return [dw, tail, pw, fused, conv, dense, elementwise]
+    return [dw, tail, pw, fused, conv, dense, elementwise, one_channel_model()]
 
 
-@pytest.mark.parametrize("index", range(7))
+def one_channel_model():
+    """Two convolutions of a one-input-channel input (word rows): 24 channels of 10x4 /2 (too
+    many rows to unpack on the stack: two pixels at a time) and 4 of 3x3 (unpacked once a call),
+    borders on every side."""
+    i = keras.Input((21, 13, 1))
+    a = L.Conv2D(24, (10, 4), strides=2, padding="same", activation="relu")(i)
+    b = L.Conv2D(4, 3, strides=2, padding="same")(i)
+    return keras.Model(i, L.Conv2D(7, 1)(L.Concatenate()([a, b])), name="dsp_conv_one_channel")
+
+
+def test_one_input_channel_filter_stored_once_as_word_rows():
+    """A one-input-channel conv stores its filter once, each kernel row as a word of four int8
+    taps (zero past KW): the array both the DSP kernels and the portable ones read, not a copy
+    of the filter in 16-bit pairs next to the plain one (which took 3 bytes a tap for KW 4)."""
+    model = spread_weights(one_channel_model(), seed=27)
+    compiled = compile_tflite(convert(model, calibration(model, seed=7)))
+    convs = [op for op in compiled.graph.ops if op.kind == "Conv2D" and op.word_rows]
+    assert len(convs) == 2
+    for op in convs:
+        w = op.typed_weights()
+        cout = op.output.hwc[2]
+        assert w["w"].dtype == np.int8 and w["w"].size == cout * op.kh * 4 and op.row_stride == 4
+        rows = w["w"].reshape(cout, op.kh, 4)
+        assert np.array_equal(rows[:, :, :op.kw], op.filt.reshape(cout, op.kh, op.kw)) and not rows[:, :, op.kw:].any()
+        assert [k for k, a in w.items() if a.size >= op.filt.size] == ["w"]  # per-channel arrays besides
+        assert op.weights_bytes() <= op.weights_bytes_bound()
+    assert {op.kh * op.output.hwc[2] <= 32 for op in convs} == {True, False}  # both DSP forms
+
+
+@pytest.mark.parametrize("index", range(8))
 def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     """Each DSP kernel on QEMU's Cortex-M4: the default build (DSP: SXTB16, SMLAD, SMLABB/SMLATT,
     SMMLAR, SSAT) runs fewer instructions than the same header built with MICRONETS_NO_DSP (so

@@ -29,7 +29,7 @@ _WHAT = {"w": "weights (int8)", "b": "bias", "f": "bias with the input offset fo
          "q": "bias with the input offset folded in (low 24 bits) and requantisation shift (high 8 bits)",
          "m": "requantisation multipliers (Q0.31)", "s": "requantisation shifts",
          "d": "requantisation scales (double, as TFLite's BUILTIN_REF)", "t": "output for each int8 input + 128",
-         "k": "constant operand", "x": "weights in pairs of taps, 16-bit halves (one input channel: per kernel row (w0, w2), (w1, w3))"}
+         "k": "constant operand"}
 
 
 # ------------------------------------------------------------------------------- calibration
@@ -178,6 +178,32 @@ class Int8Model:
         scale = "%.9g" % self.input_scale
         return f"a raw pixel p, the network input p * {scale}" + (f" + {self.input_offset:.9g}" if self.input_offset else "")
 
+    def array_aliases(self) -> Dict[str, str]:
+        """C name -> the C name of an earlier array with the same type and values: the header
+        stores each distinct constant array once (two LOGISTIC layers whose inputs share a
+        quantisation have one table) and names the others as references to it."""
+        first: Dict[tuple, str] = {}
+        aliases: Dict[str, str] = {}
+        for op in self.running_ops():
+            for suffix, array in op.typed_weights().items():
+                key = (array.dtype.str, array.size, array.tobytes())
+                name = op.wname(suffix)
+                if key in first:
+                    aliases[name] = first[key]
+                else:
+                    first[key] = name
+        return aliases
+
+    def stored_weights_bytes(self) -> int:
+        """Bytes of the constant arrays the header stores (each distinct array once)."""
+        aliased = self.array_aliases()
+        return int(sum(a.nbytes for op in self.running_ops() for suffix, a in op.typed_weights().items()
+                       if op.wname(suffix) not in aliased))
+
+    def running_ops(self) -> list:
+        """The graph's ops as they run under the plan (``MemoryPlan.op``): what the header emits."""
+        return [self.plan.op(op) for op in self.graph.ops]
+
     def object_bytes(self) -> int:
         size = 0
         for t in self.graph.outputs:
@@ -192,7 +218,7 @@ class Int8Model:
     def summary(self) -> Dict:
         g, p = self.graph, self.plan
         layers = []
-        ops = [p.op(op) for op in g.ops]  # as they run under the plan
+        ops = self.running_ops()
         for op in ops:
             t = op.output
             layers.append(dict(
@@ -215,7 +241,8 @@ class Int8Model:
             class_names=list(self.class_names) if self.class_names is not None else None,
             macs=int(sum(op.macs() for op in ops)),
             params=int(sum(op.params() for op in ops)),
-            weights_bytes=int(sum(op.weights_bytes() for op in ops)) + self.input_table_bytes(),  # + the uint8 input table
+            # each distinct array once, + the uint8 input table
+            weights_bytes=self.stored_weights_bytes() + self.input_table_bytes(),
             # the same whatever the weight values (each layer's widest parameter layout): what the
             # search measures on untrained candidates; weights_bytes <= weights_bytes_bound
             weights_bytes_bound=int(sum(op.weights_bytes_bound() for op in ops)) + self.input_table_bytes(),
@@ -322,12 +349,16 @@ def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optiona
 def render_int8(m: Int8Model, filename: str, version: str) -> str:
     from micronets.compiler.emit import _what, c_string, comment, environment, layer_sections
 
+    aliases = m.array_aliases()
+
     def weight_entries(op):
         entries = []
         for suffix, array in op.typed_weights().items():
-            body = (c_array(array) if array.dtype != np.float64 else
+            cname = op.wname(suffix)
+            alias = aliases.get(cname)
+            body = "" if alias else (c_array(array) if array.dtype != np.float64 else
                     "\n".join("    " + ", ".join("%.17g" % v for v in array[i:i + 4].tolist()) + "," for i in range(0, array.size, 4)))
-            entries.append(dict(layer=comment(op.name), what=_what(suffix, _WHAT), cname=op.wname(suffix),
+            entries.append(dict(layer=comment(op.name), what=_what(suffix, _WHAT), cname=cname, alias=alias,
                                 count=int(array.size), ctype=_CTYPES[array.dtype], body=body))
         return entries
 

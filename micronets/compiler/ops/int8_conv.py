@@ -87,10 +87,12 @@ class Int8Windowed(Int8Op):
     #: kernels with a DSP form for one input channel (see Int8Conv2D.word_rows)
     word_rows = False
 
+    def filter_layout(self) -> np.ndarray:
+        """The filter as the kernels read it (the plain [COUT][KH][KW][CIN] here)."""
+        return self.filt.reshape(-1)
+
     def typed_weights(self):
-        w = collections.OrderedDict(w=self.filt.reshape(-1))
-        if self.word_rows:
-            w["x"] = self.word_row_weights()
+        w = collections.OrderedDict(w=self.filter_layout())
         f = self.folded_bias()
         layout = self._layout(f)
         if layout == "packed":
@@ -146,32 +148,37 @@ class Int8Conv2D(Int8Windowed):
         two-pixel scratch; the planner gives it one only where the arena does not grow."""
         return (4, 2) if self.pointwise else ()
 
-    def typed_weights(self):
-        w = super().typed_weights()
+    def filter_layout(self) -> np.ndarray:
         if self.pointwise:
-            w["w"] = pointwise_weight_layout(self.filt.reshape(self.filt.shape[0], -1))
-        return w
+            return pointwise_weight_layout(self.filt.reshape(self.filt.shape[0], -1))
+        if self.word_rows:
+            return self.word_row_weights()
+        return super().filter_layout()
 
     def weights_bytes_bound(self) -> int:
         pad = 3 if self.pointwise and self.filt.shape[3] % 4 else 0  # pointwise_weight_layout's spare bytes
-        return super().weights_bytes_bound() + pad
+        return super().weights_bytes_bound() + pad + (self.word_row_weights().size - self.filt.size if self.word_rows else 0)
 
     @property
     def word_rows(self) -> bool:
-        """One input channel, kernel rows at most 4 wide, no dilation: on DSP cores each kernel
-        row of a window is one word load of the input (two SXTB16) against two words of paired
-        weights (``word_row_weights``), two SMLAD a row and output channel."""
+        """One input channel, kernel rows at most 4 wide, no dilation: the filter is stored with
+        each kernel row as one word of four int8 taps (``word_row_weights``; the kernels' row
+        stride ``row_stride`` is 4), so on DSP cores a row of a window is one word load of the
+        input and one of the weights, two SXTB16 each (taps 0, 2 and 1, 3), two SMLAD."""
         return int(self.filt.shape[3]) == 1 and self.kw <= 4 and self.dilation == (1, 1) and not self.pointwise
 
+    @property
+    def row_stride(self) -> int:
+        """Taps from one kernel row of the stored filter to the next (4 with ``word_rows``)."""
+        return 4 if self.word_rows else self.kw
+
     def word_row_weights(self) -> np.ndarray:
-        """Per output channel and kernel row, the two words (w0, w2) and (w1, w3) of 16-bit
-        halves (zero past the row), what SMLAD multiplies SXTB16's halves of an input word with."""
+        """The filter [COUT][KH][4] (int8, zero past each row's KW taps): the plain filter
+        rearranged, not a copy next to it (every kernel, DSP or portable, reads this one)."""
         cout = self.filt.shape[0]
-        taps = np.zeros((cout, self.kh, 4), np.int64)
-        taps[:, :, :self.kw] = self.filt.reshape(cout, self.kh, self.kw).astype(np.int64)
-        h = taps & 0xFFFF
-        words = np.stack([h[..., 0] | (h[..., 2] << 16), h[..., 1] | (h[..., 3] << 16)], axis=-1)
-        return words.astype(np.uint32).view(np.int32).reshape(-1)
+        taps = np.zeros((cout, self.kh, 4), np.int8)
+        taps[:, :, :self.kw] = self.filt.reshape(cout, self.kh, self.kw)
+        return taps.reshape(-1)
 
     def macs(self):
         ho, wo, cout = self.output.hwc
