@@ -285,6 +285,72 @@ def test_arithmetic_with_constants_as_in_mobilenet_v3(tmp_path):
     assert "Add" in [op.kind for op in compiled.graph.ops]
 
 
+def se_model(wide=24, c=13, cout=5, second_reader=False, residual=False):
+    """A conv, then a squeeze-excite block on its 6x6xc map ending in a 1x1 projection to cout.
+    ``wide``: channels of a first 12x12 conv (the arena's peak when wide, so the SE block has
+    room to spare); ``second_reader``: the scaled map is an output too; ``residual``: the
+    unscaled map is read again after the projection."""
+    inp = keras.Input((12, 12, 4))
+    x = layers.Conv2D(wide, 1, activation="relu", name="wide")(inp)
+    x = layers.Conv2D(c, 3, strides=2, padding="same", activation="relu", name="dw")(x)
+    s = layers.GlobalAveragePooling2D(keepdims=True, name="se_pool")(x)
+    s = layers.Conv2D(4, 1, activation="relu", name="se_reduce")(s)
+    s = layers.Conv2D(c, 1, activation="sigmoid", name="se_expand")(s)
+    m = layers.Multiply(name="se_scale")([x, s])
+    y = layers.Conv2D(cout, 1, name="project")(m)
+    y = layers.Conv2D(3, 3, name="after")(y)  # (the projection's output in the arena, over its input)
+    if residual:
+        y = layers.Concatenate(name="join")([y, layers.Cropping2D(1)(x)])
+    outs = [layers.Flatten(name="flat")(y)] + ([layers.Flatten(name="flat_m")(m)] if second_reader else [])
+    return keras.Model(inp, outs)
+
+
+def _unfused_arena(model):
+    from micronets.compiler.plan import plan_memory
+    from micronets.compiler.trace import trace
+
+    return plan_memory(trace(model, without=("fuse_scaled_pointwise",))).arena_size
+
+
+@pytest.mark.parametrize("c, cout", [(13, 5), (16, 16)], ids=["tails", "square"])
+def test_squeeze_excite_scale_folds_into_the_projection(c, cout, tmp_path):
+    """The Multiply of a squeeze-excite block and the projection reading it run as one op: the
+    projection's weights are scaled into a workspace (13 channels: 8 + 4 + 1 at a time; 5 rows:
+    2 + 2 + 1) and the map itself is never scaled. The workspace costs no arena."""
+    model = se_model(c=c, cout=cout)
+    compiled = assert_matches_keras(model, tmp_path)
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert "Multiply" not in kinds and kinds.count("Multiply+Conv2D") == 1
+    op = next(op for op in compiled.graph.ops if op.kind == "Multiply+Conv2D")
+    assert op.workspace_option == c * cout * 4
+    assert compiled.plan.overlaps(op.inputs[0], op.output)  # the projection writes over the map (s: its scratch)
+    assert f"sp_fold<{c}, {cout}>" in compiled.header and "elementwise<" not in compiled.header
+    assert compiled.summary()["arena_bytes"] <= _unfused_arena(model)
+
+
+def test_squeeze_excite_fold_without_room_scales_the_map_in_place(tmp_path):
+    """Where the scaled weights would grow the arena (the SE block is the peak), the fused op
+    scales the map in place and projects it with the weights as they are; the arena stays at
+    most what the two ops apart need."""
+    model = se_model(wide=4, c=24, cout=12)
+    compiled = assert_matches_keras(model, tmp_path)
+    op = next(op for op in compiled.graph.ops if op.kind == "Multiply+Conv2D")
+    assert op.workspace_option is None and compiled.plan.overlaps(op.inputs[0], op.output)
+    assert "sp_fold<" not in compiled.header.split("static void run")[-1]
+    assert "elementwise<1, 36, 24, 0, 24, 1, 0, 0, 1, 2, 1, act_linear>" in compiled.header
+    assert compiled.summary()["arena_bytes"] <= _unfused_arena(model)
+
+
+@pytest.mark.parametrize("second_reader, residual", [(True, False), (False, True)], ids=["scaled-read-twice", "map-read-later"])
+def test_squeeze_excite_scale_stays_apart_when_read_elsewhere(second_reader, residual, tmp_path):
+    """No fusion when the scaled map has another reader (it must exist), or when the unscaled map
+    is read after the Multiply (the fallback could not scale it in place)."""
+    model = se_model(second_reader=second_reader, residual=residual)
+    compiled = assert_matches_keras(model, tmp_path)
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert "Multiply" in kinds and "Multiply+Conv2D" not in kinds
+
+
 def test_concatenate_on_rows_and_channels(tmp_path):
     inp = keras.Input((4, 4, 2))
     a = layers.Conv2D(3, 1)(inp)
