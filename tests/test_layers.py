@@ -206,6 +206,21 @@ def test_global_average_pooling_1d_keepdims(tmp_path):
     assert_matches_keras(model, tmp_path)
 
 
+def test_global_pools_over_every_channel_and_pixel_tail(tmp_path):
+    """Global mean and max, 8 channels at a time over blocks of 16 pixels: 9 .. 15 channels (each
+    tail of 1 to 7 channels past 8) on 35 pixels (two blocks and 3), then 4x4 (one block exactly),
+    1x1 and a 17-step sequence (a block and one pixel)."""
+    inp = keras.Input((7, 5, 3))
+    maps = [layers.Conv2D(c, 1, name=f"c{c}")(inp) for c in range(9, 16)]
+    maps.append(layers.Conv2D(12, 1)(layers.Cropping2D(((0, 3), (0, 1)))(inp)))  # 4x4
+    maps.append(layers.Conv2D(11, 1)(layers.Cropping2D(((0, 6), (0, 4)))(inp)))  # 1x1
+    outs = [pool()(x) for x in maps for pool in (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D)]
+    y = layers.Conv1D(9, 1)(layers.Cropping1D((0, 18))(layers.Reshape((35, 3))(inp)))  # 17 steps
+    outs += [layers.GlobalAveragePooling1D()(y), layers.GlobalMaxPooling1D()(y)]
+    model = keras.Model(inp, layers.Concatenate()(outs))
+    assert_matches_keras(randomise(model, spread=3.0), tmp_path, x=inputs_for((7, 5, 3)) * 2 - 1, live=False)
+
+
 def test_several_outputs_each_get_an_array(tmp_path):
     inp = keras.Input((8, 8, 1))
     x = layers.Conv2D(4, 3, activation="relu")(inp)
