@@ -206,6 +206,21 @@ def test_global_average_pooling_1d_keepdims(tmp_path):
     assert_matches_keras(model, tmp_path)
 
 
+def test_global_pools_over_every_channel_and_pixel_tail(tmp_path):
+    """Global mean and max, 8 channels at a time over blocks of 16 pixels: 9 .. 15 channels (each
+    tail of 1 to 7 channels past 8) on 35 pixels (two blocks and 3), then 4x4 (one block exactly),
+    1x1 and a 17-step sequence (a block and one pixel)."""
+    inp = keras.Input((7, 5, 3))
+    maps = [layers.Conv2D(c, 1, name=f"c{c}")(inp) for c in range(9, 16)]
+    maps.append(layers.Conv2D(12, 1)(layers.Cropping2D(((0, 3), (0, 1)))(inp)))  # 4x4
+    maps.append(layers.Conv2D(11, 1)(layers.Cropping2D(((0, 6), (0, 4)))(inp)))  # 1x1
+    outs = [pool()(x) for x in maps for pool in (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D)]
+    y = layers.Conv1D(9, 1)(layers.Cropping1D((0, 18))(layers.Reshape((35, 3))(inp)))  # 17 steps
+    outs += [layers.GlobalAveragePooling1D()(y), layers.GlobalMaxPooling1D()(y)]
+    model = keras.Model(inp, layers.Concatenate()(outs))
+    assert_matches_keras(randomise(model, spread=3.0), tmp_path, x=inputs_for((7, 5, 3)) * 2 - 1, live=False)
+
+
 def test_several_outputs_each_get_an_array(tmp_path):
     inp = keras.Input((8, 8, 1))
     x = layers.Conv2D(4, 3, activation="relu")(inp)
@@ -283,6 +298,72 @@ def test_arithmetic_with_constants_as_in_mobilenet_v3(tmp_path):
     model = keras.Model(inp, layers.Flatten()((6.0 - y) / 2.5))
     compiled = assert_matches_keras(randomise(model, spread=4.0), tmp_path, live=False)
     assert "Add" in [op.kind for op in compiled.graph.ops]
+
+
+def se_model(wide=24, c=13, cout=5, second_reader=False, residual=False):
+    """A conv, then a squeeze-excite block on its 6x6xc map ending in a 1x1 projection to cout.
+    ``wide``: channels of a first 12x12 conv (the arena's peak when wide, so the SE block has
+    room to spare); ``second_reader``: the scaled map is an output too; ``residual``: the
+    unscaled map is read again after the projection."""
+    inp = keras.Input((12, 12, 4))
+    x = layers.Conv2D(wide, 1, activation="relu", name="wide")(inp)
+    x = layers.Conv2D(c, 3, strides=2, padding="same", activation="relu", name="dw")(x)
+    s = layers.GlobalAveragePooling2D(keepdims=True, name="se_pool")(x)
+    s = layers.Conv2D(4, 1, activation="relu", name="se_reduce")(s)
+    s = layers.Conv2D(c, 1, activation="sigmoid", name="se_expand")(s)
+    m = layers.Multiply(name="se_scale")([x, s])
+    y = layers.Conv2D(cout, 1, name="project")(m)
+    y = layers.Conv2D(3, 3, name="after")(y)  # (the projection's output in the arena, over its input)
+    if residual:
+        y = layers.Concatenate(name="join")([y, layers.Cropping2D(1)(x)])
+    outs = [layers.Flatten(name="flat")(y)] + ([layers.Flatten(name="flat_m")(m)] if second_reader else [])
+    return keras.Model(inp, outs)
+
+
+def _unfused_arena(model):
+    from micronets.compiler.plan import plan_memory
+    from micronets.compiler.trace import trace
+
+    return plan_memory(trace(model, without=("fuse_scaled_pointwise",))).arena_size
+
+
+@pytest.mark.parametrize("c, cout", [(13, 5), (16, 16)], ids=["tails", "square"])
+def test_squeeze_excite_scale_folds_into_the_projection(c, cout, tmp_path):
+    """The Multiply of a squeeze-excite block and the projection reading it run as one op: the
+    projection's weights are scaled into a workspace (13 channels: 8 + 4 + 1 at a time; 5 rows:
+    2 + 2 + 1) and the map itself is never scaled. The workspace costs no arena."""
+    model = se_model(c=c, cout=cout)
+    compiled = assert_matches_keras(model, tmp_path)
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert "Multiply" not in kinds and kinds.count("Multiply+Conv2D") == 1
+    op = next(op for op in compiled.graph.ops if op.kind == "Multiply+Conv2D")
+    assert compiled.plan.overlaps(op.inputs[0], op.output)  # the projection writes over the map (s: its scratch)
+    run = compiled.header.split("static void run")[-1]
+    assert f"sp_fold<{c}, {cout}>(se_scale_project_w, " in run and "elementwise<" not in compiled.header
+    assert compiled.summary()["arena_bytes"] <= _unfused_arena(model)
+
+
+def test_squeeze_excite_fold_without_room_scales_the_map_in_place(tmp_path):
+    """Where the scaled weights would grow the arena (the SE block is the peak), the fused op
+    scales the map in place and projects it with the weights as they are; the arena stays at
+    most what the two ops apart need."""
+    model = se_model(wide=4, c=24, cout=12)
+    compiled = assert_matches_keras(model, tmp_path)
+    op = next(op for op in compiled.graph.ops if op.kind == "Multiply+Conv2D")
+    assert compiled.plan.overlaps(op.inputs[0], op.output)
+    assert "sp_fold<" not in compiled.header.split("static void run")[-1]
+    assert "elementwise<1, 36, 24, 0, 24, 1, 0, 0, 1, 2, 1, act_linear>" in compiled.header
+    assert compiled.summary()["arena_bytes"] <= _unfused_arena(model)
+
+
+@pytest.mark.parametrize("second_reader, residual", [(True, False), (False, True)], ids=["scaled-read-twice", "map-read-later"])
+def test_squeeze_excite_scale_stays_apart_when_read_elsewhere(second_reader, residual, tmp_path):
+    """No fusion when the scaled map has another reader (it must exist), or when the unscaled map
+    is read after the Multiply (the fallback could not scale it in place)."""
+    model = se_model(second_reader=second_reader, residual=residual)
+    compiled = assert_matches_keras(model, tmp_path)
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert "Multiply" in kinds and "Multiply+Conv2D" not in kinds
 
 
 def test_concatenate_on_rows_and_channels(tmp_path):
@@ -521,9 +602,11 @@ def test_header_exp_is_within_one_ulp_of_libm_everywhere(tmp_path):
     """The header's own expf (no newlib expf on the device: -336 B flash, -104 B RAM for Pico on
     the Cortex-M4) against the host's libm, which rounds expf correctly: every 61st float of all
     2^32, and every float near the overflow and underflow edges, with and without fused
-    multiply-adds (the Cortex-M4 build contracts them)."""
+    multiply-adds (the Cortex-M4 build contracts them). It takes floor(x log2(e) + 1/2) without
+    libm's floorf (a call of ~20 instructions on a Cortex-M4, which has no rounding instruction)."""
     model = seq((4,), layers.Dense(3, activation="softmax"))
     micronets.export(model, str(tmp_path / "e.h"), classname="E")
+    assert "floorf(" not in (tmp_path / "e.h").read_text()
     (tmp_path / "e.cpp").write_text(r'''
 #include <stdio.h>
 #include "e.h"

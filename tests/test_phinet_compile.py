@@ -51,9 +51,12 @@ def residual_blocks(net):
 
 def parts(op):
     """The computations behind one compiled op: a fused op (e.g. a 1x1 conv feeding a depthwise
-    through a ring of rows, with ``conv`` and ``dw`` attributes) stands for its parts."""
+    through a ring of rows, with ``conv`` and ``dw`` attributes, or an SE scale folded into its
+    projection, with ``mul`` and ``conv``) stands for its parts."""
     if getattr(op, "conv", None) is not None and getattr(op, "dw", None) is not None:
         return [op.conv, op.dw]
+    if getattr(op, "conv", None) is not None and getattr(op, "mul", None) is not None:
+        return [op.mul, op.conv]
     return [op]
 
 
@@ -176,12 +179,13 @@ def _ranges_meet(a, b):
 
 
 def check_held_tensors_intact(graph, plan):
-    """Each Add's and Multiply's inputs stay untouched from their producer until the Add/Multiply:
-    no op in between writes (its output, its scratch or its workspace) over them. Returns the pairs checked."""
+    """Each Add's and Multiply's inputs (a Multiply folded into its projection included) stay
+    untouched from their producer until the Add/Multiply: no op in between writes (its output, its
+    scratch or its workspace) over them. Returns the pairs checked."""
     ops = graph.ops
     checked = 0
     for join in ops:
-        if join.kind not in ("Add", "Multiply"):
+        if join.kind not in ("Add", "Multiply", "Multiply+Conv2D"):
             continue
         for held in join.inputs:
             offset = plan.offset(held)
@@ -213,7 +217,7 @@ def test_residual_and_se_inputs_stay_intact(case):
     net = build_variant(overrides, shape)
     compiled = compile_model(net.model)
     adds = [op for op in compiled.graph.ops if op.kind == "Add"]
-    muls = [op for op in compiled.graph.ops if op.kind == "Multiply"]
+    muls = [op for op in compiled.graph.ops if op.kind in ("Multiply", "Multiply+Conv2D")]
     assert adds and muls
     # the skip input of every Add is produced a whole block earlier: the check is not vacuous
     graph, plan = compiled.graph, compiled.plan
