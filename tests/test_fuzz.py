@@ -45,7 +45,7 @@ LIVEN_BATCH = 32
 
 #: seeds that once failed (mismatch, crash or refusal): they always run, in their own test.
 #: See the end of this file for each bug reduced to a minimal model.
-REGRESSION_SEEDS = [1050, 1079, 1119, 1150, 1182, 1232, 2016]
+REGRESSION_SEEDS = [1050, 1079, 1119, 1150, 1182, 1232, 2016, 9111]
 
 ACTIVATIONS = ["relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "hard_sigmoid", "hard_silu",
                "hard_swish", "sigmoid", "tanh", "softplus", "softsign", "exponential", "softmax", "log_softmax",
@@ -797,9 +797,21 @@ def _depthwise1d_short_sequence():
     return keras.Model(i, L.DepthwiseConv1D(3, padding="same", name="dw")(i))
 
 
+def _global_pool_of_the_input():
+    """GlobalAveragePooling1D reading the model's (8, 5) input: the strict build failed,
+    -Werror=array-bounds ("array subscript 44 is outside array bounds of 'float [40]'"): the
+    kernel's two-pixel loop tested x + C < end, forming a pointer past the array's end (seeds 9041,
+    9066, 9111)."""
+    import keras
+    from keras import layers as L
+
+    i = keras.Input((8, 5), name="input")
+    return keras.Model(i, L.Dense(3, name="dense")(L.GlobalAveragePooling1D(name="gap")(i)))
+
+
 MINIMAL = {f.__name__.lstrip("_"): f for f in (_fanout_activation_dense, _fanout_batchnorm_dense,
                                                _fanout_activation_merge, _batchnorm_axis1_then_channels,
-                                               _depthwise1d_short_sequence)}
+                                               _depthwise1d_short_sequence, _global_pool_of_the_input)}
 
 
 def case_from_model(name, model, seed=0):
