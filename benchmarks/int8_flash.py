@@ -34,18 +34,7 @@ KINDS = {"w": "weights", "b": "bias", "f": "bias", "q": "bias+shift", "m": "mult
          "s": "shift", "d": "double scales", "t": "tables", "k": "constants"}
 
 
-def tflite_for(name: str, cache: str) -> bytes:
-    path = os.path.join(cache, f"{name}.tflite")
-    if os.path.exists(path):
-        with open(path, "rb") as fh:
-            return fh.read()
-    from int8 import bench_model
-
-    _, data = bench_model(name)
-    os.makedirs(cache, exist_ok=True)
-    with open(path, "wb") as fh:
-        fh.write(data)
-    return data
+from int8_profile import tflite_for  # noqa: E402  (the .tflite as benchmarks/int8.py makes it, cached)
 
 
 def breakdown(compiled):

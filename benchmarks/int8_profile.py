@@ -90,6 +90,7 @@ def tflite_for(name: str, cache: str) -> bytes:
     from int8 import bench_model
 
     _, data = bench_model(name)
+    os.makedirs(cache, exist_ok=True)
     with open(path, "wb") as fh:
         fh.write(data)
     return data
