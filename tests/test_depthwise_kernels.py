@@ -1,0 +1,46 @@
+"""The float depthwise kernels on the shapes that pick their code paths: a conv fused with the
+depthwise conv after it through a ring of rows (pointwise or 3x3 /2 stem), and the depthwise conv
+alone; thin channel counts (1, 3, 5, 13), strides 1 and 2 over even and odd widths, 'same' and
+'valid' padding, with and without biases (a sum without a bias starts at its first product)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from test_layers import assert_matches_keras, randomise, seq
+
+keras = pytest.importorskip("keras")
+layers = keras.layers
+
+# (input shape, conv kernel and stride (0: no conv), conv bias, depthwise channels (the conv's
+# outputs), depthwise stride, padding, depthwise bias)
+CASES = [
+    ((11, 9, 2), (1, 1), False, 3, 1, "same", False),
+    ((11, 10, 3), (1, 1), True, 5, 2, "same", True),
+    ((9, 13, 2), (1, 1), False, 13, 2, "valid", False),
+    ((12, 7, 4), (1, 1), False, 1, 1, "same", False),
+    ((10, 17, 2), (1, 1), True, 13, 1, "same", False),
+    ((23, 21, 1), (3, 2), False, 3, 1, "same", False),
+    ((13, 11, 3), (0, 0), False, 3, 1, "same", False),
+    ((12, 14, 13), (0, 0), True, 13, 2, "same", True),
+    ((9, 19, 5), (0, 0), False, 5, 2, "valid", False),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0][0]}x{c[0][1]}x{c[0][2]}-k{c[1][0]}s{c[1][1]}"
+                         f"-c{c[3]}-s{c[4]}-{c[5]}-b{int(c[2])}{int(c[6])}")
+def test_depthwise_matches_keras(case, tmp_path):
+    shape, (k, s), conv_bias, channels, stride, padding, dw_bias = case
+    stack = []
+    if k:
+        stack.append(layers.Conv2D(channels, k, strides=s, use_bias=conv_bias,
+                                   activation="relu6" if k == 1 else None))
+    stack += [layers.DepthwiseConv2D(3, strides=stride, padding=padding, use_bias=dw_bias, activation="relu6"),
+              layers.Flatten()]
+    model = randomise(seq(shape, *stack), spread=3.0)
+    compiled = assert_matches_keras(model, tmp_path, live=False)
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert kinds == (["Conv2D+DepthwiseConv2D"] if k else ["DepthwiseConv2D"])
+    if not (conv_bias or dw_bias):
+        assert "(const float*)0" in open(tmp_path / "Net.h").read()
