@@ -14,7 +14,7 @@ keras = pytest.importorskip("keras")
 layers = keras.layers
 
 # (input shape, conv kernel and stride (0: no conv), conv bias, depthwise channels (the conv's
-# outputs), depthwise stride, padding, depthwise bias)
+# outputs), depthwise stride, padding, depthwise bias[, depthwise kernel (3)])
 CASES = [
     ((11, 9, 2), (1, 1), False, 3, 1, "same", False),
     ((11, 10, 3), (1, 1), True, 5, 2, "same", True),
@@ -25,18 +25,23 @@ CASES = [
     ((13, 11, 3), (0, 0), False, 3, 1, "same", False),
     ((12, 14, 13), (0, 0), True, 13, 2, "same", True),
     ((9, 19, 5), (0, 0), False, 5, 2, "valid", False),
+    ((14, 20, 3), (0, 0), False, 3, 3, "valid", False),
+    ((5, 23, 6), (1, 1), False, 7, 1, "same", True, (1, 3)),
+    ((11, 12, 4), (0, 0), True, 4, 1, "same", False, (3, 2)),
+    ((10, 10, 6), (1, 1), False, 6, 1, "same", False, 5),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0][0]}x{c[0][1]}x{c[0][2]}-k{c[1][0]}s{c[1][1]}"
-                         f"-c{c[3]}-s{c[4]}-{c[5]}-b{int(c[2])}{int(c[6])}")
+                         f"-c{c[3]}-s{c[4]}-{c[5]}-b{int(c[2])}{int(c[6])}" + (f"-dw{c[7]}" if len(c) > 7 else ""))
 def test_depthwise_matches_keras(case, tmp_path):
-    shape, (k, s), conv_bias, channels, stride, padding, dw_bias = case
+    shape, (k, s), conv_bias, channels, stride, padding, dw_bias = case[:7]
+    dw_kernel = case[7] if len(case) > 7 else 3
     stack = []
     if k:
         stack.append(layers.Conv2D(channels, k, strides=s, use_bias=conv_bias,
                                    activation="relu6" if k == 1 else None))
-    stack += [layers.DepthwiseConv2D(3, strides=stride, padding=padding, use_bias=dw_bias, activation="relu6"),
+    stack += [layers.DepthwiseConv2D(dw_kernel, strides=stride, padding=padding, use_bias=dw_bias, activation="relu6"),
               layers.Flatten()]
     model = randomise(seq(shape, *stack), spread=3.0)
     compiled = assert_matches_keras(model, tmp_path, live=False)
