@@ -1,11 +1,12 @@
-"""The float depthwise kernels on the shapes that pick their code paths: a conv fused with the
+"""The float conv kernels on the shapes that pick their code paths: a conv fused with the
 depthwise conv after it through a ring of rows (pointwise or 3x3 /2 stem), and the depthwise conv
-alone; thin channel counts (1, 3, 5, 13), strides 1 and 2 over even and odd widths, 'same' and
-'valid' padding, with and without biases (a sum without a bias starts at its first product)."""
+alone; thin channel counts (1, 3, 5, 7, 13), strides 1, 2 and 3 over even and odd widths, 'same'
+and 'valid' padding (also rows wholly in the padding), with and without biases (a sum without a
+bias starts at its first product)."""
 
 from __future__ import annotations
 
-import numpy as np
+
 import pytest
 
 from test_layers import assert_matches_keras, randomise, seq
@@ -49,3 +50,12 @@ def test_depthwise_matches_keras(case, tmp_path):
     assert kinds == (["Conv2D+DepthwiseConv2D"] if k else ["DepthwiseConv2D"])
     if not (conv_bias or dw_bias):
         assert "(const float*)0" in open(tmp_path / "Net.h").read()
+
+
+def test_depthwise_rows_wholly_in_absorbed_padding(tmp_path):
+    """Zero padding absorbed into a 1 x 3 depthwise conv: its first two output rows read only
+    padding (the bias alone), the rows after them the map."""
+    model = randomise(seq((6, 9, 3), layers.ZeroPadding2D(((2, 1), (1, 0))),
+                          layers.DepthwiseConv2D((1, 3), activation="relu6"), layers.Flatten()), spread=3.0)
+    compiled = assert_matches_keras(model, tmp_path, live=False)
+    assert [op.kind for op in compiled.graph.ops] == ["DepthwiseConv2D"]
