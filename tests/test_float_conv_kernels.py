@@ -1,11 +1,12 @@
 """The float conv kernels on the shapes that pick their code paths: a conv fused with the
 depthwise conv after it through a ring of rows (pointwise or 3x3 /2 stem), and the depthwise conv
 alone; thin channel counts (1, 3, 5, 7, 13), strides 1, 2 and 3 over even and odd widths, 'same'
-and 'valid' padding (also rows wholly in the padding), with and without biases (a sum without a
-bias starts at its first product)."""
+and 'valid' padding, with and without biases (a sum without a bias starts at its first product);
+a pointwise conv in place through a wider scratch."""
 
 from __future__ import annotations
 
+import re
 
 import pytest
 
@@ -50,6 +51,18 @@ def test_depthwise_matches_keras(case, tmp_path):
     assert kinds == (["Conv2D+DepthwiseConv2D"] if k else ["DepthwiseConv2D"])
     if not (conv_bias or dw_bias):
         assert "(const float*)0" in open(tmp_path / "Net.h").read()
+
+
+def test_pointwise_in_place_runs_four_pixels_through_a_wider_scratch(tmp_path):
+    """A 1x1 conv written over its own input (16 -> 16 channels, 42 pixels: 4-pixel groups, then 2)
+    gets a four-pixel scratch where the arena does not grow (the wider conv after it sets the
+    arena), and runs four pixels at a time through it."""
+    model = randomise(seq((6, 7, 3), layers.Conv2D(16, 1, activation="relu6"), layers.Conv2D(16, 1, activation="relu6"),
+                          layers.Conv2D(24, 1, activation="relu"), layers.Conv2D(4, 1), layers.Flatten()), spread=3.0)
+    assert_matches_keras(model, tmp_path, live=False)
+    header = open(tmp_path / "Net.h").read()
+    assert re.search(r"conv1x1_sp<42, 16, 16, 16, 4, act_relu6>\(arena \+ (\d+), arena \+ \1, \w+, \w+, arena \+ \d+\)",
+                     header)
 
 
 def test_depthwise_rows_wholly_in_absorbed_padding(tmp_path):
