@@ -75,6 +75,19 @@ class Conv2D(WindowedConv):
         super().__init__(name, x, out, kernel, bias, strides, pads, dilation)
         self.groups = int(groups)
 
+    #: output pixels the in-place scratch holds (see ``wide_scratch_pixels``)
+    scratch_pixels = 1
+
+    @property
+    def wide_scratch_pixels(self):
+        """The pointwise kernel runs four pixels at a time (then two), in place too with a four- or
+        two-pixel scratch; the planner gives it one only where the arena does not grow."""
+        pixels = self.output.hwc[0] * self.output.hwc[1]
+        return tuple(n for n in (4, 2) if n <= pixels) if self.pointwise else ()
+
+    def scratch_bytes(self):
+        return self.scratch_pixels * super().scratch_bytes()
+
     @property
     def grouped(self) -> bool:
         """Runs on the general kernel (groups or dilation), not the blocked fast one."""
