@@ -75,7 +75,6 @@ class _Gen8(test_fuzz._Gen):
         return x
 
     def model(self):
-        self.taps = []
         built = super().model()
         if len(built.outputs) > 1:  # the references compare output 0
             built = self.k.Model(built.inputs, built.outputs[0], name="fuzz8")
@@ -86,9 +85,7 @@ def build_model(seed: int):
     import keras
 
     keras.utils.set_random_seed(seed)
-    gen = _Gen8(np.random.default_rng([seed, 8]))
-    gen.taps = []
-    return gen.model()
+    return _Gen8(np.random.default_rng([seed, 8])).model()
 
 
 class Case:
@@ -164,7 +161,7 @@ def run_seeds(seeds, workdir):
     return results
 
 
-def _report(results, seeds):
+def _report(results):
     lines = []
     for seed, status, detail in results:
         if status != "ok":
@@ -178,9 +175,9 @@ def test_fuzz_int8(shard, tmp_path):
     results = run_seeds(seeds, str(tmp_path))
     bad = [r for r in results if r[1] == "MISMATCH"]
     compared = [r for r in results if r[1] != "skipped"]
-    assert not bad, "int8 header differs from its reference (reproduce: python tests/test_fuzz_int8.py SEED):\n" + _report(results, seeds)
+    assert not bad, "int8 header differs from its reference (reproduce: python tests/test_fuzz_int8.py SEED):\n" + _report(results)
     assert len(compared) >= MIN_COMPARED * len(seeds), (
-        f"only {len(compared)} of {len(seeds)} drawn models reached the comparison:\n" + _report(results, seeds))
+        f"only {len(compared)} of {len(seeds)} drawn models reached the comparison:\n" + _report(results))
 
 
 if __name__ == "__main__":  # pragma: no cover - a debugging aid

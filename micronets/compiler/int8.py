@@ -10,6 +10,7 @@ emitter renders ``templates/header_int8.h.j2`` with one kernel template per op k
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -182,8 +183,19 @@ class Int8Model:
         """C name -> the C name of an earlier array with the same type and values: the header
         stores each distinct constant array once (two LOGISTIC layers whose inputs share a
         quantisation have one table) and names the others as references to it."""
+        return self._stored_arrays[0]
+
+    def stored_weights_bytes(self) -> int:
+        """Bytes of the constant arrays the header stores (each distinct array once)."""
+        return self._stored_arrays[1]
+
+    @functools.cached_property
+    def _stored_arrays(self) -> "tuple[Dict[str, str], int]":
+        """(aliases, stored bytes) from one pass over every op's arrays (graph and plan are
+        fixed, and each op's arrays are rebuilt on every typed_weights() call)."""
         first: Dict[tuple, str] = {}
         aliases: Dict[str, str] = {}
+        stored = 0
         for op in self.running_ops():
             for suffix, array in op.typed_weights().items():
                 key = (array.dtype.str, array.size, array.tobytes())
@@ -192,13 +204,8 @@ class Int8Model:
                     aliases[name] = first[key]
                 else:
                     first[key] = name
-        return aliases
-
-    def stored_weights_bytes(self) -> int:
-        """Bytes of the constant arrays the header stores (each distinct array once)."""
-        aliased = self.array_aliases()
-        return int(sum(a.nbytes for op in self.running_ops() for suffix, a in op.typed_weights().items()
-                       if op.wname(suffix) not in aliased))
+                    stored += array.nbytes
+        return aliases, int(stored)
 
     def running_ops(self) -> list:
         """The graph's ops as they run under the plan (``MemoryPlan.op``): what the header emits."""

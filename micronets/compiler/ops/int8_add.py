@@ -76,8 +76,9 @@ class Int8Add(AddRequant, Int8Op):
 
     def __init__(self, name, a, b, out, fused=0):
         super().__init__(name, [a, b], out, fused)
-        #: the three-axis walk of a broadcasting addition (None: both operands of the output's size)
-        self.walk = None if a.size == out.size and b.size == out.size else broadcast_walk(f"add '{name}'", out.shape, a.shape, b.shape)
+        self.dims, self.strides = broadcast_walk(f"add '{name}'", out.shape, a.shape, b.shape)
+        #: an operand broadcast over the output (int8_add_walk; else the flat int8_add)
+        self.broadcast = a.size != out.size or b.size != out.size
         (self.a_mult, self.a_shift), (self.b_mult, self.b_shift), (self.out_mult, self.out_shift) = add_multipliers(
             a.quant.scale, b.quant.scale, out.quant.scale)
         self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
@@ -86,7 +87,7 @@ class Int8Add(AddRequant, Int8Op):
         self.sum_max = rescaled_max(self.a_mult, self.a_shift) + rescaled_max(self.b_mult, self.b_shift)
 
     def describe(self):
-        return " + ".join(t.shape_str() for t in self.inputs) if self.walk else ""
+        return " + ".join(t.shape_str() for t in self.inputs) if self.broadcast else ""
 
     def inplace_gap(self, input_index):
         return 0 if self.inputs[input_index].size == self.output.size else None  # not over a broadcast operand

@@ -130,11 +130,15 @@ class Int8TableOp(Int8Op):
 
 def broadcast_walk(what: str, out_shape, *shapes):
     """(dims, strides per operand) of the three-axis walk (ops.elementwise.collapse) over an
-    output of ``out_shape`` whose operands have ``shapes`` (numpy broadcasting); a clear error
-    naming ``what`` where a shape does not broadcast to the output."""
+    output of ``out_shape`` whose operands have ``shapes`` (numpy broadcasting); operands all of
+    the output's size walk it flat, in order ((1, 1, C) and (C,): the converter squeezes one); a
+    clear error naming ``what`` where a shape does not broadcast to the output."""
     from micronets.compiler.ops.base import UnsupportedModelError
     from micronets.compiler.ops.elementwise import _strides, collapse
 
+    size = int(np.prod(out_shape))
+    if all(int(np.prod(shape)) == size for shape in shapes):
+        return (1, 1, size), tuple((0, 0, 1) for _ in shapes)
     for shape in shapes:
         padded = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
         if len(padded) != len(out_shape) or any(d not in (1, o) for d, o in zip(padded, out_shape)):

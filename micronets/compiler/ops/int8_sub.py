@@ -47,10 +47,7 @@ class Int8Sub(Int8Op):
         if reference not in REFERENCES:
             raise ValueError(f"reference={reference!r}; one of {', '.join(REFERENCES)}")
         super().__init__(name, [a, b], out, fused)
-        if a.size == out.size and b.size == out.size:  # (1, 1, C) - (C,) too: the same elements in order
-            self.dims, self.strides = (1, 1, out.size), ((0, 0, 1), (0, 0, 1))
-        else:
-            self.dims, self.strides = broadcast_walk(f"sub '{name}'", out.shape, a.shape, b.shape)
+        self.dims, self.strides = broadcast_walk(f"sub '{name}'", out.shape, a.shape, b.shape)
         (self.a_mult, self.a_shift), (self.b_mult, self.b_shift), (self.out_mult, self.out_shift) = add_multipliers(
             a.quant.scale, b.quant.scale, out.quant.scale)
         self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
