@@ -6,9 +6,8 @@ Models come from test_fuzz's generator (random stacks and graphs, odd and non-sq
 sequences, vectors, branches that fan out and join) restricted to what a full-integer .tflite of
 our supported ops can hold: activations without a TFLite kernel we lack (no ELU, PReLU, tanh...),
 no upsampling, one output. A draw TFLite's converter cannot quantise, or that uses an op or an op
-setting the int8 path refuses (a MUL broadcasting its activation against a constant...), is skipped with its reason;
-enough draws must be compared for the test to pass, so a generator that only produced refusals
-would fail. Weights are spread over the int8 range (int8_reference.spread_weights).
+setting the int8 path refuses, is skipped with its reason; enough draws must be compared for the
+test to pass, so a generator that only produced refusals would fail. Weights are spread over the int8 range (int8_reference.spread_weights).
 
 Reproduce one seed: ``python tests/test_fuzz_int8.py SEED`` (prints the model, the refusal or the
 outputs). More seeds: ``MICRONETS_FUZZ8_MODELS=200 pytest tests/test_fuzz_int8.py``.

@@ -162,11 +162,15 @@ def sequence_model():
 
 def broadcast_model():
     """ADD and SUB of two activations with broadcasting: a map and its pooled (1, 1, C) channels
-    (either order), a map and a one-channel map (H, W, 1), a sequence and a vector."""
+    (either order), a map and a one-channel map (H, W, 1), a sequence and a vector; MUL and ADD
+    broadcasting both the activation and the constant ((1, 1, C) pooled channels x an (H, W, 1)
+    constant)."""
     i = keras.Input((6, 5, 4))
     x = L.Conv2D(4, 3, padding="same")(i)
     g = L.GlobalAveragePooling2D(keepdims=True)(L.Conv2D(4, 1)(i))
+    ramp = np.linspace(-1.5, 2.0, 30, dtype="float32").reshape(1, 6, 5, 1)
     x = L.Add()([x, g])
+    x = L.Add()([x, keras.ops.multiply(g, ramp), keras.ops.add(g, ramp[:, ::-1])])
     x = L.Subtract()([g, L.Conv2D(4, 1, activation="relu")(x)])
     x = L.Subtract()([x, L.Conv2D(1, 1)(x)])
     x = L.Add()([L.Conv2D(1, 3, padding="same")(x), x])
@@ -322,6 +326,9 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
     walks = [op for op in compile_tflite(layout_ops["broadcast"][0]).graph.ops
              if op.kind in ("Add", "Subtract") and len({t.size for t in op.inputs}) > 1]
     assert len(walks) >= 5, [op.label() for op in walks]
+    spread = [op.kind for op in compile_tflite(layout_ops["broadcast"][0]).graph.ops
+              if op.kind in ("MultiplyConstant", "AddConstant") and op.inputs[0].size < op.output.size]
+    assert sorted(spread) == ["AddConstant", "MultiplyConstant"], spread  # the activation broadcast too
     ops = [op for name in ("layout", "constants", "subtract_swish") for op in compile_tflite(layout_ops[name][0]).graph.ops]
     kinds = {op.kind for op in ops}
     assert {"Transpose", "Slice", "ReLU", "ReLU6", "MultiplyConstant", "AddConstant", "Mean", "Subtract",

@@ -18,18 +18,17 @@ from micronets.compiler.quant import quantize_multiplier
 
 def broadcast_constant(name, x, const, out):
     """(dims, (x strides, constant strides)) walking ``out`` (batch axis included in the
-    constant's shape as TFLite stores it) over at most three collapsed axes; the activation
-    operand must have the output's elements (only the constant is broadcast)."""
+    constant's shape as TFLite stores it) over at most three collapsed axes. Either operand may
+    be broadcast (numpy rules: a (1, 1, C) activation times an (H, W, 1) constant walks both)."""
     full = (1,) + tuple(out.shape)
     const = np.asarray(const)
-    if x.size != out.size:
-        raise UnsupportedModelError(f"'{name}': the activation {x.shape} is broadcast to {out.shape}; only the constant may be")
+    xs = (1,) + tuple(x.shape)
     try:
-        if tuple(np.broadcast_shapes(const.shape, full)) != full:
+        if tuple(np.broadcast_shapes(const.shape, xs)) != full:
             raise ValueError
     except ValueError:
-        raise UnsupportedModelError(f"'{name}': constant {list(const.shape)} does not broadcast to {list(full)}") from None
-    return collapse(full, _strides(full, full), _strides(const.shape, full))
+        raise UnsupportedModelError(f"'{name}': {list(xs)} and constant {list(const.shape)} do not broadcast to {list(full)}") from None
+    return collapse(full, _strides(xs, full), _strides(const.shape, full))
 
 
 class Int8ConstOperand(Int8Op):
@@ -47,7 +46,9 @@ class Int8ConstOperand(Int8Op):
         return int(self.k.size)
 
     def inplace_gap(self, input_index):
-        return 0
+        # each output reads only the input element at its own index, unless the activation is
+        # broadcast (then an input element is read again after outputs overwrote it)
+        return 0 if self.inputs[0].size == self.output.size else None
 
 
 class Int8MulConst(Int8ConstOperand):
