@@ -497,13 +497,20 @@ def test_per_channel_parameters_stored_per_layer_in_fewer_bytes(converted):
     tables = sum(op.table.nbytes for op in compiled.graph.ops if hasattr(op, "table"))  # LOGISTIC's 256-byte tables
     assert s["weights_bytes"] - tables < 1.40 * s["params"]  # 1.44 with int32 biases and int8 shifts everywhere
     # fully connected layers: the input offset folded into the bias (bias + in_off * sum w, exact),
-    # int16 where every one fits (the windowed model's two, run above: one does)
+    # stored as a convolution's (the windowed model's two, run above: one int16, one packed)
     dense = [op for op in compile_tflite(converted["windowed"][0]).graph.ops if op.kind == "Dense"]
+    kinds = set()
     for op in dense:
-        b, f = op.typed_weights()["b"], op.bias.astype(np.int64) + op.in_off * op.w.astype(np.int64).sum(axis=1)
-        assert np.array_equal(b, f)
-        assert b.dtype == (np.int16 if np.abs(f).max() < 1 << 15 else np.int32), op.name
-    assert dense and any(op.in_off != 0 for op in dense) and any(op.typed_weights()["b"].dtype == np.int16 for op in dense)
+        tw, f = op.typed_weights(), op.bias.astype(np.int64) + op.in_off * op.w.astype(np.int64).sum(axis=1)
+        if "q" in tw:
+            kinds.add("packed")
+            assert np.array_equal(((tw["q"].astype(np.int64) & 0xFFFFFF) ^ 0x800000) - 0x800000, f)
+            assert np.array_equal(tw["q"] >> 24, op.shift) and np.abs(f).max() >= 1 << 15
+        else:
+            kinds.add(str(tw["f"].dtype))
+            assert np.array_equal(tw["f"], f) and np.array_equal(tw["s"], op.shift)
+            assert tw["f"].dtype == (np.int16 if np.abs(f).max() < 1 << 15 else np.int32), op.name
+    assert any(op.in_off != 0 for op in dense) and "int16" in kinds, kinds
 
 
 def test_identical_constant_arrays_stored_once(tmp_path):

@@ -3,7 +3,7 @@
 An int8 op reads and writes int8 tensors (each with its :class:`~micronets.compiler.graph.Quant`);
 its weights are typed numpy arrays (int8 filters, biases, int32 multipliers, shifts) emitted as
 ``static const`` arrays of those types; convolutions and dense layers pick, per layer and from
-their values, the smallest lossless type for biases and shifts (see ``Int8Windowed.param_layout``).
+their values, the smallest lossless type for biases and shifts (see :func:`param_layout`).
 Every multiplier is computed by :func:`micronets.compiler.quant.quantize_multiplier` from the real
 scale formed the way the matching TFLite kernel forms it, so the generated kernels reproduce TFLite's reference results.
 """
@@ -78,6 +78,38 @@ def fits_signed(values, bits: int) -> bool:
     """Whether every integer of ``values`` fits a signed ``bits``-bit type (true when empty)."""
     a = np.asarray(values)
     return a.size == 0 or (int(a.min()) >= -(1 << (bits - 1)) and int(a.max()) < (1 << (bits - 1)))
+
+
+def param_layout(folded) -> str:
+    """How a layer's per-output-channel folded biases and shifts are stored, chosen per layer
+    without changing a result: "f16" (every folded bias fits int16: int16 biases, int8 shifts: 7
+    bytes a channel with the int32 multiplier), "packed" (every one fits 24 bits: bias and shift in
+    one int32, low 24 / high 8 bits: 8 bytes) or "wide" (int32 biases, int8 shifts: 9 bytes)."""
+    return "f16" if fits_signed(folded, 16) else "packed" if fits_signed(folded, 24) else "wide"
+
+
+def requant_arrays(folded, mult, shift) -> "collections.OrderedDict[str, np.ndarray]":
+    """The per-channel requantisation arrays in ``param_layout``: 'q' (packed bias and shift:
+    exact, the low 24 bits sign-extend back to the bias, the arithmetic >> 24 gives the shift) and
+    'm', or 'f' (int16 or int32 biases), 'm' and 's'."""
+    folded = np.asarray(folded)
+    layout = param_layout(folded)
+    if layout == "packed":
+        packed = (folded.astype(np.int64) & 0xFFFFFF) + np.asarray(shift, np.int64) * (1 << 24)
+        return collections.OrderedDict(q=packed.astype(np.int32), m=mult)
+    return collections.OrderedDict(f=folded.astype(np.int16) if layout == "f16" else folded.astype(np.int32),
+                                   m=mult, s=shift)
+
+
+def c_requant_bias(layout: str, stem: str) -> str:
+    """C expression a kernel indexes for the folded biases of ``requant_arrays`` (``stem``: the
+    arrays' C name without the suffix, e.g. 'L3_' or 'L3_c')."""
+    return f"mn_lo24({stem}q)" if layout == "packed" else f"{stem}f"
+
+
+def c_requant_shift(layout: str, stem: str) -> str:
+    """C expression a kernel indexes for the shifts of ``requant_arrays``."""
+    return f"mn_hi8({stem}q)" if layout == "packed" else f"{stem}s"
 
 
 def fold_input_offset(name: str, bias, in_off: int, weight_sums, channels: int) -> np.ndarray:

@@ -8,8 +8,9 @@ import collections
 import numpy as np
 
 from micronets.compiler.ops.base import per_pixel_gap, spatial_detail
-from micronets.compiler.ops.int8_base import (Int8Op, conv_real_scales, fits_signed, fold_input_offset,
-                                              per_channel_multipliers, requant_mode)
+from micronets.compiler.ops.int8_base import (Int8Op, c_requant_bias, c_requant_shift, conv_real_scales,
+                                              fold_input_offset, param_layout, per_channel_multipliers, requant_arrays,
+                                              requant_mode)
 
 
 class Int8Windowed(Int8Op):
@@ -74,15 +75,8 @@ class Int8Windowed(Int8Op):
 
     @property
     def param_layout(self) -> str:
-        """How the per-channel bias and shift are stored, chosen per layer without changing a
-        result: "f16" (every folded bias fits int16: int16 biases, int8 shifts: 7 bytes a channel
-        with the int32 multiplier), "packed" (every folded bias fits 24 bits: bias and shift in one
-        int32, low 24 / high 8 bits: 8 bytes) or "wide" (int32 biases, int8 shifts: 9 bytes)."""
-        return self._layout(self.folded_bias())
-
-    @staticmethod
-    def _layout(folded) -> str:
-        return "f16" if fits_signed(folded, 16) else "packed" if fits_signed(folded, 24) else "wide"
+        """How the per-channel bias and shift are stored (``int8_base.param_layout``)."""
+        return param_layout(self.folded_bias())
 
     #: kernels with a DSP form for one input channel (see Int8Conv2D.word_rows)
     word_rows = False
@@ -93,16 +87,7 @@ class Int8Windowed(Int8Op):
 
     def typed_weights(self):
         w = collections.OrderedDict(w=self.filter_layout())
-        f = self.folded_bias()
-        layout = self._layout(f)
-        if layout == "packed":
-            # exact: the low 24 bits sign-extend back to f, the arithmetic >> 24 gives the shift
-            w["q"] = ((f.astype(np.int64) & 0xFFFFFF) + self.shift.astype(np.int64) * (1 << 24)).astype(np.int32)
-            w["m"] = self.mult
-        else:
-            w["f"] = f.astype(np.int16) if layout == "f16" else f
-            w["m"] = self.mult
-            w["s"] = self.shift
+        w.update(requant_arrays(self.folded_bias(), self.mult, self.shift))
         return w
 
     def weights_bytes_bound(self) -> int:
@@ -111,11 +96,11 @@ class Int8Windowed(Int8Op):
     def c_bias(self, stem: str) -> str:
         """C expression the kernel indexes for the folded biases (``stem``: the weights' C name
         without its suffix, e.g. 'L3_' or 'L3_c')."""
-        return f"mn_lo24({stem}q)" if self.param_layout == "packed" else f"{stem}f"
+        return c_requant_bias(self.param_layout, stem)
 
     def c_shift(self, stem: str) -> str:
         """C expression the kernel indexes for the requantisation shifts."""
-        return f"mn_hi8({stem}q)" if self.param_layout == "packed" else f"{stem}s"
+        return c_requant_shift(self.param_layout, stem)
 
     def params(self):
         return int(self.filt.size + (0 if self.bias is None else self.bias.size))

@@ -11,13 +11,15 @@ import collections
 
 import numpy as np
 
-from micronets.compiler.ops.int8_base import (Int8Op, conv_real_scales, fits_signed, fold_input_offset,
-                                              per_channel_multipliers, requant_mode)
+from micronets.compiler.ops.int8_base import (Int8Op, c_requant_bias, c_requant_shift, conv_real_scales,
+                                              fits_signed, fold_input_offset, param_layout, per_channel_multipliers,
+                                              requant_arrays, requant_mode)
 
 
 class Int8Dense(Int8Op):
     kind = "Dense"
     template = "kernels/int8_dense.h.j2"
+    requires = ("kernels/int8_params.h.j2",)  # mn_lo24 / mn_hi8: the packed bias and shift
 
     def __init__(self, name, x, out, weights, bias, filter_scales, fused=0, double_requant=False, from_conv=False):
         super().__init__(name, [x], out, fused)
@@ -63,13 +65,21 @@ class Int8Dense(Int8Op):
 
     def typed_weights(self):
         w = collections.OrderedDict(w=self.w.reshape(-1))
-        # the folded bias; int16 when every one fits (chosen per layer; the same integers): 2 bytes
-        # a unit fewer
         f = self.folded_bias()
-        w["b"] = f.astype(np.int16) if fits_signed(f, 16) else f
         if self.double_requant:
+            # the folded bias (int16 when every one fits) and the double scales
+            w["f"] = f.astype(np.int16) if fits_signed(f, 16) else f.astype(np.int32)
             w["d"] = np.asarray(self.real_scales, np.float64)
         else:
-            w["m"] = self.mult
-            w["s"] = self.shift
+            # as a convolution's: the smallest lossless layout (int16 biases, or bias and shift
+            # packed in one int32)
+            w.update(requant_arrays(f, self.mult, self.shift))
         return w
+
+    def c_bias(self) -> str:
+        """C expression the kernel indexes for the folded biases."""
+        return c_requant_bias(param_layout(self.folded_bias()), f"{self.ident}_")
+
+    def c_shift(self) -> str:
+        """C expression the kernel indexes for the requantisation shifts."""
+        return c_requant_shift(param_layout(self.folded_bias()), f"{self.ident}_")
