@@ -291,6 +291,21 @@ def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
 
 
+@pytest.mark.parametrize("name", ["phinet", "mlperf_kws"])
+def test_int8_headers_run_clean_under_sanitizers(name, converted, tflm, tmp_path):
+    """ASan + UBSan builds (host g++, the portable kernels): no out-of-bounds read or write (rings,
+    padded rows, in-place layers, word-sized loads), no signed overflow or other undefined
+    behaviour, from the int8 and the uint8 entry, and still TFLM's outputs."""
+    data, xs, _ = converted[name]
+    path = tmp_path / "San.h"
+    path.write_text(compile_tflite(data, classname="San").header)
+    exe = host.build(str(path), "San", out_dir=str(tmp_path), opt="-O1", sanitize=True)
+    raw, _ = host.run_int8(exe, str(path), xs, entry="int8")
+    assert np.array_equal(raw, tflm[name])
+    pixels = np.random.default_rng(5).integers(0, 256, (3,) + xs.shape[1:]).astype(np.uint8)
+    host.run_int8(exe, str(path), pixels, entry="uint8")
+
+
 @pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish", "minmax", "sequence", "broadcast",
                                   "keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny"])
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
