@@ -43,6 +43,10 @@ from micronets.compiler.ops.int8_sub import Int8Sub, Int8SubConst
 from micronets.compiler.ops.int8_softmax import Int8Softmax
 from micronets.compiler.ops.int8_transpose import Int8Transpose
 
+#: ops that may read the [R, U] output of a FULLY_CONNECTED over rows: they read it element by
+#: element (broadcasting along its last axis), as rows of U, or reshape it; none names an axis
+ROW_SAFE = ("FULLY_CONNECTED", "RESHAPE", "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "LOGISTIC", "HARD_SWISH", "RELU",
+            "RELU6", "QUANTIZE", "SOFTMAX")
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD", "SUB",
              "MUL", "LOGISTIC", "HARD_SWISH", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX")
@@ -172,14 +176,24 @@ class _Importer:
         for i in r.sg.outputs:
             self.consumers[i] += 1
         self.folded_pad: Dict[int, Tuple[int, Tuple[int, int, int, int]]] = {}  # pad output -> (pad input, pads)
+        #: .tflite tensors [R, U] of a FULLY_CONNECTED over rows (and of elementwise ops of them)
+        self.row_tensors: set = set()
+        #: the operator being lowered's input tensors
+        self.reading: Tuple[int, ...] = ()
 
     # ------------------------------------------------------------------ helpers
     def fail(self, op_index: int, opname: str, why: str):
         raise UnsupportedModelError(f"{self.r.what}: op {op_index} ({opname}) {why}")
 
-    def act_tensor(self, index: int, op_index: int, opname: str) -> Tensor:
-        """Our int8 tensor for .tflite tensor ``index`` (created on first sight)."""
+    def act_tensor(self, index: int, op_index: int, opname: str, rows: bool = False) -> Tensor:
+        """Our int8 tensor for .tflite tensor ``index`` (created on first sight). ``rows``: a
+        FULLY_CONNECTED's output, which may be [R, U] (a Dense over the steps of a sequence, its
+        input flattened to R rows): kept as our (R, U) tensor, readable only by the ops of
+        ``ROW_SAFE`` (they do not index axes, which here have no batch axis in front)."""
         if index in self.tensors:
+            if index in self.row_tensors and opname not in ROW_SAFE:
+                self.fail(op_index, opname, f"reads '{self.r.tname(index)}', the [rows, units] output of a FULLY_CONNECTED "
+                                            f"over rows; only {', '.join(ROW_SAFE)} may read one")
             return self.tensors[index]
         dtype = self.r.ttype(index)
         tname = self.r.tname(index)
@@ -191,16 +205,21 @@ class _Importer:
         if scales is None or len(scales) != 1:
             self.fail(op_index, opname, f"tensor '{tname}' has no per-tensor quantisation")
         shape = self.r.shape(index)
+        if rows and len(shape) == 2 and shape[0] > 1:
+            self.row_tensors.add(index)
+            shape = (1,) + tuple(shape)
         if not shape or shape[0] != 1:
             self.fail(op_index, opname, f"tensor '{tname}' has shape {list(shape)}; a batch of 1 is required")
         t = Tensor(name=tname, shape=shape[1:] or (1,), dtype=dtype, quant=Quant(float(scales[0]), int(zps[0])))
         self.tensors[index] = t
         return t
 
-    def new_output(self, index: int, op_index: int, opname: str) -> Tensor:
+    def new_output(self, index: int, op_index: int, opname: str, rows: bool = False) -> Tensor:
         if index in self.tensors:
             self.fail(op_index, opname, f"writes tensor '{self.r.tname(index)}' a second time")
-        return self.act_tensor(index, op_index, opname)
+        # an elementwise op of a [rows, units] tensor writes one too
+        rows = rows or (opname in ROW_SAFE and opname != "RESHAPE" and any(i in self.row_tensors for i in self.reading))
+        return self.act_tensor(index, op_index, opname, rows)
 
     def weights(self, index: int, op_index: int, opname: str, dtype: str):
         if index < 0:
@@ -319,6 +338,7 @@ class _Importer:
         name = r.op_name(op)
         ins = [int(i) for i in op.inputs]
         outs = [int(i) for i in op.outputs]
+        self.reading = tuple(ins)
         if name not in SUPPORTED:
             raise UnsupportedModelError(f"{r.what}: op {k} ({name}, writing '{r.tname(outs[0]) if outs else '?'}') is not supported "
                                         f"by micronets' int8 path; supported: {', '.join(SUPPORTED)}")
@@ -362,7 +382,7 @@ class _Importer:
             x = self.act_tensor(ins[0], k, name)
             w, wscales = self.weights(ins[1], k, name, "int8")
             bias = self.weights(ins[2], k, name, "int32")[0] if len(ins) > 2 and ins[2] >= 0 else None
-            out = self.new_output(outs[0], k, name)
+            out = self.new_output(outs[0], k, name, rows=True)
             self.add(Int8Dense(label, x, out, w, bias, wscales, fused, double_requant=self.reference == "tflite-ref"), name)
         elif name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
             x = self.act_tensor(ins[0], k, name)
