@@ -20,8 +20,10 @@ from test_compiler import check_equivalence  # noqa: E402
 # Published figures (PhiNet repository README): MACs at the preset resolution, 10 classes.
 PRESET_MACS = {"2m": 2_062_649, "5m": 4_839_091, "10m": 9_872_012, "20m": 18_866_289}
 
-# Presets rebuilt with their own hyperparameters at a small input, odd and even among them.
-PRESET_SMALL_SIZE = {"2m": 33, "5m": 32, "10m": 35, "20m": 36}
+# Presets rebuilt with their own hyperparameters at a small input, one odd and one even. 10M and
+# 20M are the same layer kinds wider and deeper (their plans and MACs are checked below; their
+# Keras agreement is benchmarks/run.py's): compiling them took 70 s and 146 s of the suite.
+PRESET_SMALL_SIZE = {"2m": 33, "5m": 32}
 
 # Small PhiNets (a few seconds each): one switch at a time against a common base.
 BASE = dict(alpha=0.25, beta=1.0, t0=4, num_layers=6, first_conv_filters=48, b1_filters=24, b2_filters=48)
