@@ -45,7 +45,7 @@ LIVEN_BATCH = 32
 
 #: seeds that once failed (mismatch, crash or refusal): they always run, in their own test.
 #: See the end of this file for each bug reduced to a minimal model.
-REGRESSION_SEEDS = [1050, 1079, 1119, 1150, 1182, 1232, 2016, 9111]
+REGRESSION_SEEDS = [1050, 1079, 1119, 1150, 1182, 1232, 2016, 9111, 9256, 9299]
 
 ACTIVATIONS = ["relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "hard_sigmoid", "hard_silu",
                "hard_swish", "sigmoid", "tanh", "softplus", "softsign", "exponential", "softmax", "log_softmax",
@@ -809,9 +809,39 @@ def _global_pool_of_the_input():
     return keras.Model(i, L.Dense(3, name="dense")(L.GlobalAveragePooling1D(name="gap")(i)))
 
 
+def _depthwise_in_place_right_edge():
+    """A 3x3 'same' DepthwiseConv2D run in place on a 5x9x7 map (its input is dead after it, its
+    output planned 10 pixels below it): pixels 5-7 of rows 1-4 were off by up to 18, the outputs by 2.9. The kernel's
+    4-pixel groups ran past the right edge group, storing pixels 4-7 before the edge group read
+    the input columns those stores had overwritten (seeds 9256, 9263: a SeparableConv1D too)."""
+    import keras
+    from keras import layers as L
+
+    i = keras.Input((5, 9, 7), name="input")
+    a = L.Conv2D(7, 1, name="conv_a")(i)
+    # (the planner gives this depthwise a 4-pixel in-place scratch: the grouped path)
+    d = L.SeparableConv2D(3, 3, padding="same", name="sep")(L.Conv2D(7, 1, activation="tanh", name="conv_b")(a))
+    x = L.Subtract(name="sub")([a, L.Conv2D(7, 1, name="conv_c")(d)])
+    return keras.Model(i, L.Dense(3, name="dense")(L.GlobalAveragePooling2D(name="gap")(x)))
+
+
+def _padding_holding_whole_windows():
+    """ZeroPadding2D((2, 2), (2, 0)) absorbed into a 1x2 DepthwiseConv2D without bias: its first
+    output rows and columns are windows wholly in the padding, which the kernel never started, and
+    the strict build failed ("'a[0]' is used uninitialized", seed 9299). Such a layer now gets a
+    zero bias, which the kernels start those windows from."""
+    import keras
+    from keras import layers as L
+
+    i = keras.Input((13, 2, 1), name="input")
+    x = L.ZeroPadding2D(((2, 2), (2, 0)), name="pad")(L.Conv2D(1, 1, name="conv")(i))
+    return keras.Model(i, L.DepthwiseConv2D((1, 2), padding="same", use_bias=False, name="dw")(x))
+
+
 MINIMAL = {f.__name__.lstrip("_"): f for f in (_fanout_activation_dense, _fanout_batchnorm_dense,
                                                _fanout_activation_merge, _batchnorm_axis1_then_channels,
-                                               _depthwise1d_short_sequence, _global_pool_of_the_input)}
+                                               _depthwise1d_short_sequence, _global_pool_of_the_input,
+                                               _depthwise_in_place_right_edge, _padding_holding_whole_windows)}
 
 
 def case_from_model(name, model, seed=0):

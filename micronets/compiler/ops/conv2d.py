@@ -35,6 +35,12 @@ class WindowedConv(Op):
         self.strides = tuple(int(s) for s in strides)
         self.pads = tuple(int(p) for p in pads)  # top, bottom, left, right
         self.dilation = tuple(int(d) for d in dilation)
+        kh, kw = self.kernel.shape[:2]
+        reach = ((kh - 1) * self.dilation[0] + 1, (kw - 1) * self.dilation[1] + 1)
+        if self.bias is None and (max(self.pads[:2]) >= reach[0] or max(self.pads[2:]) >= reach[1]):
+            # absorbed zero padding holds whole windows: their outputs are the bias alone, which
+            # the kernels start from; without one, they would start from a first tap there is not
+            self.bias = np.zeros(out.hwc[2])
 
     def folded(self, scale, shift) -> "WindowedConv":
         """This op with a per-output-channel ``y * scale + shift`` (BatchNorm) folded in."""
