@@ -331,38 +331,43 @@ def _fuse_if_smaller(graph: Graph):
     return (fused, fused_plan) if fused_plan.arena_size < plan.arena_size else (graph, plan)
 
 
-#: the share of the arena a stream must save to be formed: its rings add work per row (Cortex-M4
-#: instructions, streamed vs layer by layer: MLPerf's KWS DS-CNN +1% for 36% less arena, Micro
-#: +16% for 24% less, Milli +21% for 5% less: depthwise weights unpacked again for every row
-#: where the arena has no room for their tables, rows of a few pixels)
+#: the share of the arena a stream must save to be formed: its rings add work per row (depthwise
+#: weights unpacked again for every row where the arena has no room for their tables, rows of a
+#: few pixels). Cortex-M4 instructions and arena, streamed vs layer by layer: MLPerf's KWS DS-CNN
+#: +1.1% for 36% less arena, VWW MobileNetV1 +3.3% for 45% less, Micro / Milli / Base +13% /
+#: +12% / +8% for 44% less (their first blocks: 3 to 12 channels)
 STREAM_MIN_SAVING = 0.25
 
 
 def _stream_if_smaller(graph: Graph, plan: MemoryPlan):
-    """(graph, plan) with each chain of ops that can run depth first (``stream_candidates``) as
-    one Int8Stream where that plans an arena at least ``STREAM_MIN_SAVING`` smaller, chain by
-    chain in graph order (the stream's workspace options as the planner picks them: those that
-    cost no arena)."""
+    """(graph, plan) with chains of ops run depth first as Int8Streams where that plans an arena
+    at least ``STREAM_MIN_SAVING`` smaller: in each maximal chain (``stream_candidates``) the run
+    of two or more of its ops whose stream plans the smallest arena (a stream over the first,
+    largest maps of a chain often does better than one over all of it, whose rings grow with
+    the channels), the first such run in graph order, again until none saves enough. (Each
+    stream's workspace options as the planner picks them: those that cost no arena.)"""
     from micronets.compiler.ops.int8_stream import make_stream, stream_candidates
 
     kept = {t.storage for t in graph.outputs}
-    ops = list(graph.ops)
-    at = 0
     while True:
-        chains = [c for c in stream_candidates(ops, kept, graph.input) if c[0] >= at]
-        if not chains:
-            return graph, plan
-        i, j = chains[0]
-        stream = make_stream(ops[i:j], graph.input)
+        ops = list(graph.ops)
         budget = (1 - STREAM_MIN_SAVING) * plan.arena_size
-        trial = _renumbered(graph, ops[:i] + [stream] + ops[j:])
-        # a lower bound of the arena with it decides most chains without the whole planning
-        trial_plan = plan_memory(trial) if arena_lower_bound(trial) <= budget else None
-        if trial_plan is not None and trial_plan.arena_size <= budget:
-            graph, plan, ops = trial, trial_plan, list(trial.ops)
-            at = i + 1
-        else:
-            at = j
+        best = None  # (arena, graph, plan)
+        for i, j in stream_candidates(ops, kept, graph.input):
+            for a in range(i, j - 1):
+                for b in range(a + 2, j + 1):
+                    trial = _renumbered(graph, ops[:a] + [make_stream(ops[a:b], graph.input)] + ops[b:])
+                    # a lower bound of the arena with it rules most runs out before planning them
+                    if arena_lower_bound(trial) > min(budget, best[0] - 1 if best else budget):
+                        continue
+                    trial_plan = plan_memory(trial)
+                    if trial_plan.arena_size <= budget and (best is None or trial_plan.arena_size < best[0]):
+                        best = (trial_plan.arena_size, trial, trial_plan)
+            if best is not None:
+                break
+        if best is None:
+            return graph, plan
+        _, graph, plan = best
 
 
 def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optional[str] = None,

@@ -19,8 +19,9 @@ ring (Int8ConvDepthwise) is its two stages. The chain ends in its last stage's f
 or in a global average (TFLite MEAN over H and W, or AVERAGE_POOL_2D whose window is the whole
 map), whose per-channel sums are exact in int32 and finished with that op's own rounding.
 
-The int8 lowering (micronets.compiler.int8) forms a stream only where the planned arena gets
-smaller (``form_streams``).
+The int8 lowering (micronets.compiler.int8._stream_if_smaller) forms a stream only where the
+planned arena gets markedly smaller (``STREAM_MIN_SAVING``), over the run of a chain's ops that
+saves most.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ class Int8Stream(Int8Op):
         return w
 
     def describe(self):
-        return f"{len(self.stages)} stages, rings {self.rings_total():,} B"
+        return f"{len(self.stages)} stages, workspace {self.workspace_bytes():,} B"
 
     def label(self):
         parts = []
