@@ -103,17 +103,24 @@ class Int8Stream(Int8Op):
         """Whether stage k's ring is padded (``ring_pads``): with the ``padded_rings`` option, and
         always before a depthwise whose channel count is not a multiple of 4 (a few bytes, the
         channels being few; unpadded, its last C % 4 channels run pixel by pixel with border
-        tests, padded a 3x3 one reads its rows as runs of bytes: ``dw_flat``)."""
-        return self._feeds_dsp_dw(k) and (self.padded_rings or self.stages[k].output.hwc[2] % 4 != 0)
+        tests, padded a 3x3 one reads its rows as runs of bytes: ``dw_flat``). A depthwise in
+        TFLite's layout (mn_dw_rows_px) reads a padded ring's rows outside the map as rows of the
+        zero point, whose taps add w * (z - z) = 0: what skipping them adds."""
+        if self.stages[k].output.hwc[2] % 4 != 0:  # by shape alone: the arena never depends on the weights
+            return self._feeds_dw(k)
+        return self.padded_rings and self._feeds_dsp_dw(k)
+
+    def _feeds_dw(self, k: int) -> bool:
+        nxt = self.stages[k + 1] if k + 1 < len(self.row_stages) else None
+        return nxt is not None and type(nxt) is Int8DepthwiseConv2D
 
     def _feeds_dsp_dw(self, k: int) -> bool:
-        nxt = self.stages[k + 1] if k + 1 < len(self.row_stages) else None
-        return nxt is not None and type(nxt) is Int8DepthwiseConv2D and nxt.dsp_layout
+        return self._feeds_dw(k) and self.stages[k + 1].dsp_layout
 
     def ring_pads(self, k: int) -> "tuple[int, int]":
-        """Columns of zero point left and right of each row of stage k's ring (padded rings
-        only, before a depthwise of the DSP layout: then it reads every tap without a border test,
-        as Int8ConvDepthwise's padded ring)."""
+        """Columns of zero point left and right of each row of stage k's ring (padded rings only:
+        a depthwise of the DSP layout then reads every tap without a border test, as
+        Int8ConvDepthwise's padded ring)."""
         if not self.padded_ring(k):
             return 0, 0
         dw = self.stages[k + 1]
@@ -131,7 +138,7 @@ class Int8Stream(Int8Op):
         lanes (Int8ConvDepthwise.dw_flat); 0: in groups of four channels."""
         dw = self.stages[k]
         c = dw.output.hwc[2]
-        if (k == 0 or not self.padded_ring(k - 1) or c % 4 == 0 or dw.strides[1] != 1
+        if (k == 0 or not dw.dsp_layout or not self.padded_ring(k - 1) or c % 4 == 0 or dw.strides[1] != 1
                 or (dw.kh, dw.kw) != (3, 3)):
             return 0
         p = int(np.lcm(4, c)) // 4
