@@ -38,13 +38,14 @@ def kws_like():
 
 def map_out():
     """A stream that starts with a pointwise conv of the caller's input and ends in a whole map
-    (a max pooling reads it): a depth multiplier of 2 (TFLite's layout, pixel by pixel)."""
+    (a max pooling reads it): a depth multiplier of 2 (TFLite's layout, pixel by pixel) reading
+    6 channels from a padded ring (rows outside the map as rows of the zero point)."""
     i = keras.Input((24, 8, 3))
-    x = L.Conv2D(12, 1, activation="relu6")(i)
+    x = L.Conv2D(24, 1, activation="relu6")(i)
     x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
-    x = L.Conv2D(16, 1)(x)
+    x = L.Conv2D(6, 1)(x)
     x = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(x)
-    x = L.Conv2D(8, 1, activation="relu")(x)
+    x = L.Conv2D(4, 1, activation="relu")(x)
     x = L.Flatten()(L.MaxPooling2D(2)(x))
     return keras.Model(i, L.Dense(4)(x), name="map_out")
 
@@ -95,6 +96,8 @@ def test_stream_formed_smaller_and_bit_exact(name, stages, kinds, converted, tmp
     assert compiled.header.count("// s") >= stages and "ring of 3 x" in compiled.header
     if name == "kws_like":
         assert op.padded_ring(0) and op.dw_flat(1) == 3  # 6 channels: a padded ring read as runs of bytes
+    else:
+        assert op.padded_ring(2) and op.stages[3].multiplier == 2 and not op.stages[3].dsp_layout
 
     path = tmp_path / "S.h"
     path.write_text(compiled.header)
