@@ -28,7 +28,7 @@ consumers (sized by the later one's delay: a block input feeding both a 3x3 /2 c
 shortcut keeps rows 2y .. 2y + 4, or 3 rows and a 2-row ring of the shortcut's output), an ADD
 stage with two row sources, a KxK conv stage reading ring rows (int8_conv_row indexes a whole
 map: row pointers, or a ring kept contiguous by moving KH - 1 rows up per row) and pooling
-windows over ring rows. MLPerf's ResNet-8 streamed whole would need about 14.1 KB of rings (all
+windows over ring rows. MLPerf's ResNet-8 streamed whole would need about 13.6 KB of rings (all
 its rows are 512 B: 3 + 3 + 1 rows in stack 1, 5 + 3 + 1 in stacks 2 and 3, 1 row and 256 B of
 sums at the end) against 33,312 B layer by layer; the Keras example's small Xception, streamed
 per block with the 12x12x16 block output stored (2,304 B), about 6.6 KB against 11,936 B.
