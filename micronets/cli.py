@@ -428,6 +428,19 @@ def print_layers(console, summary: Dict[str, Any]):
             "-" if offset is None else f"{int(offset):,}",
             f"{int(layer.get('arena_bytes') or 0):,}",
         )
+        for k, stage in enumerate(layer.get("stages") or []):  # a stream's layers: each its ring, no whole map
+            ring = stage.get("ring_offset")
+            table.add_row(
+                f"{i}.{k}",
+                "  " + str(stage.get("name")),
+                str(stage.get("op")) + (f", ring of {stage['ring_rows']} row{'s' if stage['ring_rows'] > 1 else ''}"
+                                        if stage.get("ring_rows") else ", int32 sums" if stage.get("sums_bytes") else ""),
+                shape_text(stage.get("output_shape") or []),
+                f"{int(stage.get('macs') or 0):,}",
+                f"{int(stage.get('params') or 0):,}",
+                "-" if ring is None else f"{int(ring):,}",
+                f"{int(stage.get('ring_bytes') or stage.get('sums_bytes') or 0):,}",
+            )
     console.print(table)
 
 

@@ -77,7 +77,8 @@ def test_pair_kernel_and_padded_ring_are_planned(converted):
     from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
     from micronets.compiler.plan import _plan_memory, _workspace_fallback
 
-    stem = compile_tflite(converted["stem"][0], classname="Stem")
+    # layer by layer: streamed, this chain would run as one Int8Stream (tests/test_int8_stream.py)
+    stem = compile_tflite(converted["stem"][0], classname="Stem", stream=False)
     rings = [stem.plan.op(op) for op in stem.graph.ops if isinstance(op, Int8ConvDepthwise)]
     assert rings and rings[0].conv.word_rows and rings[0].padded_ring and rings[0].dw_flat == 3
     assert "mn_dw_rows_q<" in stem.header and "int8_conv_depthwise<" in stem.header
@@ -121,7 +122,7 @@ def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_p
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
     data, model = converted[name]
-    compiled = compile_tflite(data, classname="Dw")
+    compiled = compile_tflite(data, classname="Dw", stream=name != "stem")  # the stem: its fused ring ops
     header = tmp_path / "Dw.h"
     header.write_text(compiled.header)
     xs = np.random.default_rng(3).integers(-128, 128, (4,) + tuple(model.input_shape[1:])).astype(np.int8)

@@ -8,6 +8,7 @@ deterministic: the same model always renders the same bytes.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 
 
@@ -81,6 +82,9 @@ def _what(suffix: str, names=_WHAT) -> str:
         return names[suffix]
     if len(suffix) == 2 and suffix[:1] in ("c", "d") and suffix[1:] in names:
         return ("conv " if suffix[0] == "c" else "depthwise ") + names[suffix[1:]]
+    stage = re.fullmatch(r"s(\d+)(\w+)", suffix)  # a stream's stage k: 's2w'
+    if stage and stage.group(2) in names:
+        return f"stage {stage.group(1)} {names[stage.group(2)]}"
     return suffix
 
 

@@ -91,6 +91,14 @@ def plan_memory(graph: Graph) -> MemoryPlan:
     return _add_workspaces(graph, plan, settings, optional)
 
 
+def arena_lower_bound(graph: Graph) -> int:
+    """A lower bound of ``plan_memory(graph).arena_size`` from one planner call: the live-set
+    bound with every op at its smallest setting (one-pixel scratch, fallback workspace), which
+    plan_memory's choices only ever widen. Cheap enough to rule out a rewrite before planning it."""
+    optional = [op for op in graph.ops if getattr(op, "workspace_options", ())]
+    return _plan_memory(graph, {op: {"workspace_option": _workspace_fallback(op)} for op in optional}).lower_bound
+
+
 #: op -> the attributes it runs with under a plan (``scratch_pixels``, ``workspace_option``)
 Settings = Dict[object, Dict[str, object]]
 

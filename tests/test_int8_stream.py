@@ -1,0 +1,147 @@
+"""Depth-first (row-streamed) int8 layer chains (micronets/compiler/ops/int8_stream.py): formed
+where they cut the planned arena, bit-exact with TFLM and TFLite's BUILTIN_REF on the host and on
+the emulated Cortex-M4 (DSP and portable builds), refused where they would not help."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from micronets import host
+from micronets.compiler.int8 import STREAM_MIN_SAVING, _fuse_if_smaller, _fuse_swish, _renumbered, compile_tflite
+from micronets.compiler.plan import plan_memory
+from micronets.compiler.tflite import read_tflite
+from int8_reference import convert, spread_weights, tflite_reference, tflm_reference
+
+keras = pytest.importorskip("keras")
+L = keras.layers
+
+
+def kws_like():
+    """MLPerf's DS-CNN in small: a 5x4 /2 conv of one input channel (word rows), then
+    depthwise -> pointwise x 3 (6 channels: a padded ring read as runs of bytes; a stride-2
+    depthwise), a global average (MEAN), dense, softmax."""
+    i = keras.Input((40, 12, 1))
+    x = L.Conv2D(6, (5, 4), strides=2, padding="same", activation="relu")(i)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = L.Conv2D(32, 1, activation="relu")(x)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = L.Conv2D(32, 1, activation="relu")(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(x)
+    x = L.Conv2D(24, 1, activation="relu")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(i, L.Softmax()(L.Dense(5)(x)), name="kws_like")
+
+
+def map_out():
+    """A stream that starts with a pointwise conv of the caller's input and ends in a whole map
+    (a max pooling reads it): a depth multiplier of 2 (TFLite's layout, pixel by pixel) reading
+    6 channels from a padded ring (rows outside the map as rows of the zero point)."""
+    i = keras.Input((24, 8, 3))
+    x = L.Conv2D(24, 1, activation="relu6")(i)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    x = L.Conv2D(6, 1)(x)
+    x = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(x)
+    x = L.Conv2D(4, 1, activation="relu")(x)
+    x = L.Flatten()(L.MaxPooling2D(2)(x))
+    return keras.Model(i, L.Dense(4)(x), name="map_out")
+
+
+def thin():
+    """A chain whose maps are three rows tall: the rings would hold them whole."""
+    i = keras.Input((3, 16, 8))
+    x = L.Conv2D(16, 1, activation="relu")(i)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = L.Conv2D(8, 1)(x)
+    return keras.Model(i, L.Dense(3)(L.GlobalAveragePooling2D()(x)), name="thin")
+
+
+@pytest.fixture(scope="module")
+def converted():
+    out = {}
+    for k, fn in enumerate((kws_like, map_out, thin)):
+        model = spread_weights(fn(), seed=30 + k)
+        cal = np.random.default_rng(k).uniform(-1, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
+        xs = np.random.default_rng(40 + k).integers(-128, 128, (6,) + tuple(model.input_shape[1:])).astype(np.int8)
+        out[model.name] = (convert(model, cal), xs)
+    return out
+
+
+def layer_by_layer(data):
+    """The graph and plan without streams (each conv -> depthwise pair fused where smaller)."""
+    graph, _, _ = read_tflite(data)
+    return _fuse_if_smaller(_fuse_swish(graph))
+
+
+@pytest.mark.parametrize("name, stages, kinds", [
+    ("kws_like", 8, ["conv", "dw", "pw", "dw", "pw", "dw", "pw", "mean"]),
+    ("map_out", 5, ["pw", "dw", "pw", "dw", "pw"]),
+])
+def test_stream_formed_smaller_and_bit_exact(name, stages, kinds, converted, tmp_path):
+    data, xs = converted[name]
+    compiled = compile_tflite(data, classname="S")
+    streams = [op for op in compiled.graph.ops if op.kind == "Stream"]
+    assert len(streams) == 1 and len(streams[0].stages) == stages
+    op = compiled.plan.op(streams[0])
+    assert [op.stage_kind(k) for k in range(stages)] == kinds
+    _, flat = layer_by_layer(data)
+    assert compiled.plan.arena_size <= (1 - STREAM_MIN_SAVING) * flat.arena_size
+    # the header and `micronets info` describe every streamed layer and its ring
+    layer = compiled.summary()["layers"][0]
+    assert [s["macs"] for s in layer["stages"]] == [s.macs() for s in op.stages] and layer["macs"] == op.macs()
+    assert all(s["ring_bytes"] > 0 and s["ring_offset"] is not None for s in layer["stages"][:len(op.row_stages) - (0 if op.reduces else 1)])
+    assert compiled.header.count("// s") >= stages and "ring of 3 x" in compiled.header
+    if name == "kws_like":
+        assert op.padded_ring(0) and op.dw_flat(1) == 3  # 6 channels: a padded ring read as runs of bytes
+    else:
+        assert op.padded_ring(2) and op.stages[3].multiplier == 2 and not op.stages[3].dsp_layout
+
+    path = tmp_path / "S.h"
+    path.write_text(compiled.header)
+    raw, _ = host.run_header_int8(str(path), "S", xs)
+    assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name])
+    assert len(np.unique(raw)) > 5
+    ref = tmp_path / "R.h"
+    ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
+    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
+
+
+@pytest.mark.parametrize("name", ["kws_like", "map_out"])
+def test_stream_bit_exact_on_emulated_cortex_m4(name, converted, tmp_path):
+    """DSP and portable (MICRONETS_NO_DSP) builds on QEMU's Cortex-M4 give the host's outputs."""
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    data, xs = converted[name]
+    header = tmp_path / "S.h"
+    header.write_text(compile_tflite(data, classname="S").header)
+    x = np.random.default_rng(7).integers(0, 256, (2,) + xs.shape[1:]).astype(np.uint8)
+    _, on_host = host.run_header_int8(str(header), "S", x, entry="uint8")
+    objdump = shutil.which(qemu.CXX).replace("g++", "objdump")
+    for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):
+        elf = qemu.build_firmware(header, "S", x, tmp_path / label, entry="uint8", extra_flags=flags)
+        assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), label
+        code = subprocess.run([objdump, "-d", str(elf)], capture_output=True, text=True).stdout
+        assert ("\tsmlad" in code) == (label == "dsp")
+
+
+def test_stream_refused_where_it_does_not_help(converted):
+    """Maps three rows tall: rings of three rows are the maps, so streaming plans a larger arena
+    than layer by layer; the lowering keeps the layers."""
+    from micronets.compiler.ops.int8_stream import make_stream, stream_candidates
+
+    data, _ = converted["thin"]
+    compiled = compile_tflite(data)
+    assert not [op for op in compiled.graph.ops if op.kind == "Stream"]
+    graph, flat = layer_by_layer(data)
+    assert compiled.plan.arena_size == flat.arena_size
+    ops = list(graph.ops)
+    chains = stream_candidates(ops, {t.storage for t in graph.outputs}, graph.input)
+    assert chains  # a chain there is, but streamed it needs more
+    i, j = chains[0]
+    forced = plan_memory(_renumbered(graph, ops[:i] + [make_stream(ops[i:j], graph.input)] + ops[j:]))
+    assert forced.arena_size > flat.arena_size
