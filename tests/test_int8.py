@@ -804,8 +804,8 @@ def test_int8_headers_compile_strictly_for_cortex_m4(converted, layout_ops, tmp_
 def _dsp_models():
     """One small model per DSP kernel (and the elementwise ones): depthwise convs (16 channels: the
     SXTB16/SMLABB tap path, stride 1 and 2, borders; 10 channels, 5x5: a two-channel tail), 1x1
-    convs alone (tiles of 4, 2 and 1 pixels, SMLAD; odd channel counts; in place; thin layers of
-    3, 7 and 5 inputs a channel at a time; 516 inputs: unpacked as they go), a 1x1 expansion fused with a depthwise conv (the ring), a 3x3
+    convs alone (tiles of 4, 2 and 1 pixels, SMLAD; odd channel counts; tails of 1 and 2 inputs;
+    in place; thin layers of 3 and 7 inputs a channel at a time; 516 inputs: unpacked as they go), a 1x1 expansion fused with a depthwise conv (the ring), a 3x3
     conv over 8 int8 channels (SMLAD per tap) and fully connected layers (SMLAD, four outputs per
     input word)."""
     i = keras.Input((12, 12, 16))
@@ -818,8 +818,9 @@ def _dsp_models():
     x = L.Conv2D(37, 1)(L.Conv2D(21, 1)(i))  # 21 int8 channels in (a one-input tail), 37 out (odd)
     x = L.Conv2D(20, 1, activation="relu6")(x)  # 63 pixels: 15 tiles of 4, one of 2, one single
     # thin layers (int8_pw_thin, a channel at a time over the 63 pixels): 3 inputs to 7 outputs
-    # (one word a pixel, pixels two at a time and one), 7 to 5 (two words)
-    x = L.Conv2D(5, 1)(L.Conv2D(7, 1)(L.Conv2D(3, 1)(x)))
+    # (one word a pixel, pixels two at a time and one), 7 to 5 (two words); then 5 to 10 and 10 to
+    # 7 in tiles (tail words of one and two inputs, an odd channel)
+    x = L.Conv2D(7, 1)(L.Conv2D(10, 1)(L.Conv2D(5, 1)(L.Conv2D(7, 1)(L.Conv2D(3, 1)(x)))))
     # 516 inputs: too wide for a tile's stack buffer, each input word unpacked as it goes
     pw = keras.Model(i, L.Conv2D(12, 1)(L.Conv2D(516, 1)(x)), name="dsp_pointwise")
     i = keras.Input((14, 14, 6))
