@@ -833,10 +833,11 @@ def test_int8_headers_compile_strictly_for_cortex_m4(converted, layout_ops, tmp_
 def _dsp_models():
     """One small model per DSP kernel (and the elementwise ones): depthwise convs (16 channels: the
     SXTB16/SMLABB tap path, stride 1 and 2, borders; 10 channels, 5x5: a two-channel tail), 1x1
-    convs alone (tiles of 4, 2 and 1 pixels, SMLAD; odd channel counts; in place; 516 inputs:
-    unpacked as they go), a 1x1 expansion fused with a depthwise conv (the ring), a 3x3
-    conv over 8 int8 channels (SMLAD per tap) and fully connected layers (SMLAD, four outputs per
-    input word)."""
+    convs alone (tiles of 4, 2 and 1 pixels, SMLAD; odd channel counts; tails of 1 and 2 inputs;
+    in place; thin layers of 3 and 7 inputs a channel at a time; 516 inputs: unpacked as they go),
+    a 1x1 expansion fused with a depthwise conv (the ring), 3x3 convs over 8 and 12 int8 channels
+    (im2col: the pointwise tiles over each window; in place) and fully connected layers (SMLAD,
+    four outputs per input word)."""
     i = keras.Input((12, 12, 16))
     dw = keras.Model(i, L.DepthwiseConv2D(3, strides=2, padding="same")(L.DepthwiseConv2D(3, padding="same", activation="relu6")(i)),
                      name="dsp_depthwise")
@@ -846,13 +847,18 @@ def _dsp_models():
     i = keras.Input((9, 7, 20))
     x = L.Conv2D(37, 1)(L.Conv2D(21, 1)(i))  # 21 int8 channels in (a one-input tail), 37 out (odd)
     x = L.Conv2D(20, 1, activation="relu6")(x)  # 63 pixels: 15 tiles of 4, one of 2, one single
+    # thin layers (int8_pw_thin, a channel at a time over the 63 pixels): 3 inputs to 7 outputs
+    # (one word a pixel, pixels two at a time and one), 7 to 5 (two words); then 5 to 10 and 10 to
+    # 7 in tiles (tail words of one and two inputs, an odd channel)
+    x = L.Conv2D(7, 1)(L.Conv2D(10, 1)(L.Conv2D(5, 1)(L.Conv2D(7, 1)(L.Conv2D(3, 1)(x)))))
     # 516 inputs: too wide for a tile's stack buffer, each input word unpacked as it goes
     pw = keras.Model(i, L.Conv2D(12, 1)(L.Conv2D(516, 1)(x)), name="dsp_pointwise")
     i = keras.Input((14, 14, 6))
     x = L.Conv2D(24, 1, activation="relu6")(i)
     fused = keras.Model(i, L.Conv2D(8, 1)(L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)), name="dsp_fused")
     i = keras.Input((10, 10, 4))
-    conv = keras.Model(i, L.Conv2D(12, 3, padding="same", activation="relu6")(L.Conv2D(8, 1)(i)), name="dsp_conv")
+    x = L.Conv2D(12, 3, padding="same", activation="relu6")(L.Conv2D(8, 1)(i))
+    conv = keras.Model(i, L.Conv2D(5, 1)(L.Conv2D(12, 3, padding="same")(x)), name="dsp_conv")  # in place (im2col)
     i = keras.Input((32,))
     x = L.Dense(67, activation="relu")(L.Dense(48)(i))  # 48 int8 inputs (unpacked once); then 67 (a 3-input tail)
     x = L.Dense(19)(x)  # 19 outputs of the unpacked row: four at a time and three

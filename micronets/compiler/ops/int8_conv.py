@@ -115,8 +115,15 @@ class Int8Windowed(Int8Op):
         return self.scratch_pixels * self.output.hwc[2]
 
 
+#: the most inputs a pixel (KH KW CIN) of a conv the im2col kernel runs: its patch of one to four
+#: pixels' windows lives on the stack (templates/kernels/int8_conv2d.h.j2)
+IM2COL_MAX = 1024
+
+
 class Int8Conv2D(Int8Windowed):
     kind = "Conv2D"
+    # the im2col form runs the pointwise kernel's tiles over each window (int8_pw_tile)
+    requires = ("kernels/int8_params.h.j2", "kernels/int8_pointwise.h.j2")
 
     @property
     def pointwise(self) -> bool:
@@ -134,15 +141,30 @@ class Int8Conv2D(Int8Windowed):
         return (4, 2) if self.pointwise else ()
 
     def filter_layout(self) -> np.ndarray:
-        if self.pointwise:
+        if self.pointwise or self.im2col:
             return pointwise_weight_layout(self.filt.reshape(self.filt.shape[0], -1))
         if self.word_rows:
             return self.word_row_weights()
         return super().filter_layout()
 
     def weights_bytes_bound(self) -> int:
-        pad = 3 if self.pointwise and self.filt.shape[3] % 4 else 0  # pointwise_weight_layout's spare bytes
+        inputs = self.kh * self.kw * int(self.filt.shape[3])
+        pad = 3 if (self.pointwise or self.im2col) and inputs % 4 else 0  # pointwise_weight_layout's spare bytes
         return super().weights_bytes_bound() + pad + (self.word_row_weights().size - self.filt.size if self.word_rows else 0)
+
+    @property
+    def im2col(self) -> bool:
+        """Neither 1x1 nor word rows, at most IM2COL_MAX inputs a pixel: each output pixel's window
+        is gathered into one int8 vector of KH KW CIN inputs (the filter's order; the input's zero
+        point where a tap falls outside it) and the pointwise kernel's tiles run over it, so the
+        filter is stored as pointwise_weight_layout of [COUT][KH KW CIN]."""
+        return (not self.pointwise and not self.word_rows
+                and self.kh * self.kw * int(self.filt.shape[3]) <= IM2COL_MAX)
+
+    @property
+    def kernel_form(self) -> int:
+        """The conv kernels' form (their WR template argument): 0 plain taps, 1 word rows, 2 im2col."""
+        return 1 if self.word_rows else 2 if self.im2col else 0
 
     @property
     def word_rows(self) -> bool:

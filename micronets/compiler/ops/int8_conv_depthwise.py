@@ -22,7 +22,7 @@ class Int8ConvDepthwise(Int8Op):
     kind = "Conv2D+DepthwiseConv2D"
     template = "kernels/int8_conv_depthwise.h.j2"
     # it calls int8_pointwise / int8_conv_px for the conv rows and the depthwise kernels for its rows
-    requires = ("kernels/int8_params.h.j2", "kernels/int8_conv2d.h.j2", "kernels/int8_pointwise.h.j2",
+    requires = ("kernels/int8_params.h.j2", "kernels/int8_pointwise.h.j2", "kernels/int8_conv2d.h.j2",
                 "kernels/int8_depthwise.h.j2")
 
     def __init__(self, conv: Int8Conv2D, dw: Int8DepthwiseConv2D):
