@@ -59,10 +59,22 @@ def thin():
     return keras.Model(i, L.Dense(3)(L.GlobalAveragePooling2D()(x)), name="thin")
 
 
+def rgb_stem():
+    """A 3x3 /2 conv of an RGB input first in a stream: an im2col conv, its filter stored in the
+    1x1 kernels' layout (the stream's rows must take that kernel, not the plain taps)."""
+    i = keras.Input((32, 12, 3))
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu6")(i)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    x = L.Conv2D(16, 1, activation="relu6")(x)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    x = L.Conv2D(16, 1)(x)
+    return keras.Model(i, L.Dense(4)(L.GlobalAveragePooling2D()(x)), name="rgb_stem")
+
+
 @pytest.fixture(scope="module")
 def converted():
     out = {}
-    for k, fn in enumerate((kws_like, map_out, thin)):
+    for k, fn in enumerate((kws_like, map_out, thin, rgb_stem)):
         model = spread_weights(fn(), seed=30 + k)
         cal = np.random.default_rng(k).uniform(-1, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
         xs = np.random.default_rng(40 + k).integers(-128, 128, (6,) + tuple(model.input_shape[1:])).astype(np.int8)
@@ -145,3 +157,24 @@ def test_stream_refused_where_it_does_not_help(converted):
     i, j = chains[0]
     forced = plan_memory(_renumbered(graph, ops[:i] + [make_stream(ops[i:j], graph.input)] + ops[j:]))
     assert forced.arena_size > flat.arena_size
+
+
+def test_stream_of_an_im2col_first_conv_bit_exact(converted, tmp_path):
+    """A stream whose first stage is an im2col conv (RGB 3x3 /2): TFLM's outputs on the host, and
+    the host's on QEMU's Cortex-M4 (DSP build), from the uint8 entry too."""
+    from micronets.embedded import qemu
+
+    data, xs = converted["rgb_stem"]
+    compiled = compile_tflite(data, classname="S")
+    streams = [compiled.plan.op(op) for op in compiled.graph.ops if op.kind == "Stream"]
+    assert len(streams) == 1 and streams[0].stages[0].kernel_form == 2
+    path = tmp_path / "S.h"
+    path.write_text(compiled.header)
+    raw, _ = host.run_header_int8(str(path), "S", xs)
+    assert np.array_equal(raw, tflm_reference({"rgb_stem": (data, xs)})["rgb_stem"]) and len(np.unique(raw)) > 5
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    x = np.random.default_rng(8).integers(0, 256, (2,) + xs.shape[1:]).astype(np.uint8)
+    _, on_host = host.run_header_int8(str(path), "S", x, entry="uint8")
+    elf = qemu.build_firmware(path, "S", x, tmp_path / "dsp", entry="uint8")
+    assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)

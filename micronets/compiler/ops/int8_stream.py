@@ -70,7 +70,8 @@ class Int8Stream(Int8Op):
     kind = "Stream"
     template = "kernels/int8_stream.h.j2"
     # its stages call the conv / pointwise row kernels and the depthwise row helpers
-    requires = ("kernels/int8_params.h.j2", "kernels/int8_conv2d.h.j2", "kernels/int8_pointwise.h.j2",
+    # (the pointwise kernels before the conv ones: an im2col conv runs on the 1x1 tiles)
+    requires = ("kernels/int8_params.h.j2", "kernels/int8_pointwise.h.j2", "kernels/int8_conv2d.h.j2",
                 "kernels/int8_depthwise.h.j2", "kernels/int8_conv_depthwise.h.j2")
 
     def __init__(self, stages: Sequence[Int8Op], input_is_caller: bool = False):
