@@ -187,8 +187,8 @@ class _Importer:
 
     def act_tensor(self, index: int, op_index: int, opname: str, rows: bool = False) -> Tensor:
         """Our int8 tensor for .tflite tensor ``index`` (created on first sight). ``rows``: a
-        FULLY_CONNECTED's output, which may be [R, U] (a Dense over the steps of a sequence, its
-        input flattened to R rows): kept as our (R, U) tensor, readable only by the ops of
+        FULLY_CONNECTED's output, which may be [R, U] (a Dense over the pixels of a map, its
+        input flattened to R rows by the converter): kept as our (R, U) tensor, readable only by the ops of
         ``ROW_SAFE`` (they do not index axes, which here have no batch axis in front)."""
         if index in self.tensors:
             if index in self.row_tensors and opname not in ROW_SAFE:
