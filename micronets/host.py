@@ -41,11 +41,11 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-template <typename T>
+template <typename MnPixel> // (not T: a network class may be called T)
 static int classify(void)
 {
-    static T image[%(cls)s::numInputs];
-    while (fread(image, sizeof(T), %(cls)s::numInputs, stdin) == (size_t)%(cls)s::numInputs) {
+    static MnPixel image[%(cls)s::numInputs];
+    while (fread(image, sizeof(MnPixel), %(cls)s::numInputs, stdin) == (size_t)%(cls)s::numInputs) {
         const unsigned long cls = (unsigned long)net.predict(image);
         if (cls != (unsigned long)net.output || net.proba != net.outputs[cls])
             return 3;%(record)s

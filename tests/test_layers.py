@@ -510,6 +510,16 @@ def test_every_accepted_class_name_compiles_and_refusals_say_why(tmp_path):
     assert np.allclose([float(v) for v in out], ref[0], atol=1e-6)
 
 
+def test_a_class_named_like_a_template_parameter_runs_through_the_host_driver(tmp_path):
+    """A network class called T: micronets.host's driver (verify, the tests, the benchmarks) had
+    a `template <typename T>` whose parameter hid the class, so the driver did not compile."""
+    model = seq((3, 3, 1), layers.Conv2D(2, 1), layers.Flatten(), layers.Dense(3))
+    x = inputs_for((3, 3, 1), n=2)
+    liven(model, x)
+    micronets.export(model, str(tmp_path / "T.h"), classname="T")
+    assert np.allclose(host.run_header(str(tmp_path / "T.h"), "T", x), model.predict(x, verbose=0), atol=1e-5)
+
+
 # ------------------------------------------------------------------ export's error paths
 def _files(folder):
     return sorted(os.listdir(folder))
