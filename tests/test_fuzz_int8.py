@@ -36,8 +36,9 @@ N_INPUTS = 6
 #: seeds that once failed, always run (shard 0) and always compared (never skipped): 7058 reads the
 #: model input in a MINIMUM, whose kernel took only int8 operands (the header did not compile for
 #: the uint8 / float entries); 7140 runs two FULLY_CONNECTED over the 5 rows of a transposed map
-#: (the converter's [5, U] tensors, refused as "a batch of 5")
-REGRESSION_SEEDS = [7058, 7140]
+#: (the converter's [5, U] tensors, refused as "a batch of 5"); 7435 has a LOGISTIC whose BUILTIN_REF
+#: table (single precision) gives 54 for one input where TFLM's integer algorithm gives 53
+REGRESSION_SEEDS = [7058, 7140, 7435]
 #: share of the drawn models that must reach the comparison (the others skipped with a reason)
 MIN_COMPARED = 0.5
 

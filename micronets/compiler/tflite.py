@@ -143,7 +143,8 @@ class _Reader:
 
 #: which implementation the kernels reproduce bit for bit where TFLM and TFLite's reference kernels
 #: disagree (FULLY_CONNECTED's requantisation, a rescaling RELU6, SUB's second operand at a rounding
-#: tie): "tflm" (TFLM: fixed point) or "tflite-ref" (TFLite's BUILTIN_REF kernels: double precision).
+#: tie, LOGISTIC's table): "tflm" (TFLM: fixed point) or "tflite-ref" (TFLite's BUILTIN_REF kernels:
+#: double precision, and a single-precision table for LOGISTIC).
 #: TFLite's default kernels (XNNPACK) match neither everywhere: their convolutions round differently.
 REFERENCES = ("tflm", "tflite-ref")
 
@@ -538,7 +539,7 @@ class _Importer:
         elif name == "LOGISTIC":
             x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
-            self.add(Int8Logistic(label, x, out), name)
+            self.add(Int8Logistic(label, x, out, reference=self.reference), name)
         elif name in ("RESHAPE", "SQUEEZE"):
             x = self.act_tensor(ins[0], k, name)
             shape = r.shape(outs[0])

@@ -26,11 +26,40 @@ def logistic_table(in_scale: float, in_zero: int) -> np.ndarray:
     return np.array([logistic_int8(v, int(in_zero), radius, mult, int(shift)) for v in range(-128, 128)], np.int8)
 
 
+def _expf():
+    """The C library's single-precision exp (what TFLite's std::exp(float) calls), else numpy's."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        libm.expf.restype, libm.expf.argtypes = ctypes.c_float, [ctypes.c_float]
+        return lambda v: np.float32(libm.expf(float(v)))
+    except (OSError, AttributeError):  # pragma: no cover - no C library to load
+        return lambda v: np.exp(np.float32(v))
+
+
+def logistic_table_float(in_scale: float, in_zero: int) -> np.ndarray:
+    """TFLite's BUILTIN_REF int8 Logistic for the inputs -128..127: a table its kernel fills at
+    Prepare in single precision (x = scale * (v - zero point); 1 / (1 + expf(-x)); times 256,
+    rounded half away from zero; plus the -128 zero point; clamped). It differs from the integer
+    algorithm TFLM runs (``logistic_table``) by 1 on a few inputs."""
+    f32, expf = np.float32, _expf()
+    out = []
+    for v in range(-128, 128):
+        t = f32(1) / (f32(1) + expf(-(f32(in_scale) * f32(v - int(in_zero)))))
+        r = t * f32(256)
+        out.append(max(-128, min(127, int(np.floor(abs(r) + f32(0.5))) * (1 if r >= 0 else -1) - 128)))
+    return np.array(out, np.int8)
+
+
 class Int8Logistic(Int8TableOp):
     kind = "Sigmoid"
 
-    def __init__(self, name, x, out):
+    def __init__(self, name, x, out, reference: str = "tflm"):
         super().__init__(name, x, out)
         if out.quant.zero_point != -128 or out.quant.scale != 1.0 / 256:
             raise ValueError(f"logistic '{name}': output quantisation must be scale 1/256, zero point -128; got {out.quant}")
-        self.table = logistic_table(x.quant.scale, x.quant.zero_point)
+        # TFLM runs the integer algorithm; TFLite's BUILTIN_REF a table of single-precision values
+        table = logistic_table_float if reference == "tflite-ref" else logistic_table
+        self.table = table(x.quant.scale, x.quant.zero_point)
