@@ -7,6 +7,7 @@ Cortex-M4 instead of some 330 for the fixed-point evaluation; 256 bytes of flash
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -26,8 +27,10 @@ def logistic_table(in_scale: float, in_zero: int) -> np.ndarray:
     return np.array([logistic_int8(v, int(in_zero), radius, mult, int(shift)) for v in range(-128, 128)], np.int8)
 
 
+@functools.lru_cache(maxsize=None)
 def _expf():
-    """The C library's single-precision exp (what TFLite's std::exp(float) calls), else numpy's."""
+    """The C library's single-precision exp (what TFLite's std::exp(float) calls), else numpy's;
+    the library loaded once."""
     import ctypes
     import ctypes.util
 
@@ -48,8 +51,8 @@ def logistic_table_float(in_scale: float, in_zero: int) -> np.ndarray:
     out = []
     for v in range(-128, 128):
         t = f32(1) / (f32(1) + expf(-(f32(in_scale) * f32(v - int(in_zero)))))
-        r = t * f32(256)
-        out.append(max(-128, min(127, int(np.floor(abs(r) + f32(0.5))) * (1 if r >= 0 else -1) - 128)))
+        # roundf of t * 256 >= 0: half away from zero is floor(. + 0.5), exact in float32 here
+        out.append(min(127, int(np.floor(t * f32(256) + f32(0.5))) - 128))
     return np.array(out, np.int8)
 
 
