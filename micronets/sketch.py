@@ -347,11 +347,12 @@ def _is_tflite(model) -> bool:
 
 def compile_for_sketch(model, classname: str = "Net", arch: Optional[str] = None,
                        class_names: Optional[Sequence[str]] = None, quantize: Optional[str] = None,
-                       calibration=None):
+                       calibration=None, stream: bool = True):
     """The compiled model a sketch prints (classNames[] always set: the class indices by default).
 
     ``model``: a keras.Model (float32; int8 with ``quantize="int8"`` and ``calibration``, the
-    representative inputs as an (N, H, W, C) array), or a fully-int8 .tflite (path or bytes)."""
+    representative inputs as an (N, H, W, C) array), or a fully-int8 .tflite (path or bytes).
+    ``stream``: int8 layer chains run depth first where that saves arena (False: layer by layer)."""
     from micronets.compiler import compile_model
     from micronets.compiler.int8 import compile_keras_int8, compile_tflite
 
@@ -361,7 +362,7 @@ def compile_for_sketch(model, classname: str = "Net", arch: Optional[str] = None
     if _is_tflite(model):
         if calibration is not None:
             raise ValueError("calibration is for quantising a Keras model; a .tflite file is already quantised")
-        compiled = compile_tflite(model, classname=classname, arch=arch, class_names=names)
+        compiled = compile_tflite(model, classname=classname, arch=arch, class_names=names, stream=stream)
         check_image_input(compiled.summary()["input_shape"])
         if names is None:
             compiled.class_names = tuple(default_class_names(compiled.graph.output.size))
@@ -370,7 +371,8 @@ def compile_for_sketch(model, classname: str = "Net", arch: Optional[str] = None
     if names is None:
         names = default_class_names(int(np.prod([int(d) for d in model.outputs[0].shape[1:]])))
     if quantize == "int8":
-        return compile_keras_int8(model, calibration, classname=classname, arch=arch, class_names=names)
+        return compile_keras_int8(model, calibration, classname=classname, arch=arch, class_names=names,
+                                  stream=stream)
     if calibration is not None:
         raise ValueError("calibration goes with quantize='int8'")
     return compile_model(model, classname=classname, arch=arch, class_names=names)
@@ -379,13 +381,15 @@ def compile_for_sketch(model, classname: str = "Net", arch: Optional[str] = None
 def generate_sketch(model, directory, classname: str = "Net", arch: Optional[str] = None,
                     class_names: Optional[Sequence[str]] = None, board: Optional[str] = None,
                     frame: Optional[np.ndarray] = None, label: Optional[int] = None,
-                    source: Optional[str] = None, quantize: Optional[str] = None, calibration=None):
+                    source: Optional[str] = None, quantize: Optional[str] = None, calibration=None,
+                    stream: bool = True):
     """Compile ``model`` and write sketch folder ``directory`` (see the module docstring).
 
     ``model``: a keras.Model (float32, or int8 with ``quantize="int8"`` and ``calibration``: a few
     hundred representative inputs, (N, H, W, C)) or a fully-int8 .tflite file (path or bytes).
     ``class_names`` default to the class indices; ``frame`` (uint8 H x W x C) defaults to
-    :func:`sample_frame` (a handwritten digit, ``label`` unknown). Returns (compiled model, paths).
+    :func:`sample_frame` (a handwritten digit, ``label`` unknown); ``stream``: as for
+    :func:`compile_for_sketch`. Returns (compiled model, paths).
     Raises ValueError (bad name, board, model, calibration or frame) or OSError (unwritable
     folder, missing .tflite); in every error case nothing is written."""
     path = check_sketch_dir(directory)
@@ -393,7 +397,7 @@ def generate_sketch(model, directory, classname: str = "Net", arch: Optional[str
     if board is not None:
         board_envs(board)  # unknown boards fail before the (slow) compilation
     compiled = compile_for_sketch(model, classname=classname, arch=arch, class_names=class_names,
-                                  quantize=quantize, calibration=calibration)
+                                  quantize=quantize, calibration=calibration, stream=stream)
     if frame is None:
         frame, source = sample_frame(compiled.summary()["input_shape"])
         label = None
@@ -402,10 +406,11 @@ def generate_sketch(model, directory, classname: str = "Net", arch: Optional[str
 
 
 def gen_command(ctx, arch, classes, input_shape, weights, batch_norm, classname, sketch_dir, board,
-                tflite=None, int8=False, calibration=None) -> None:
+                tflite=None, int8=False, calibration=None, layer_by_layer=False) -> None:
     """``micronets gen --sketch DIR [--board NAME]``: the body of the command (micronets.cli.gen
     validates ``--arch`` and hands over here). ``tflite``: a fully-int8 .tflite to compile instead
-    of ``--arch``; ``int8``/``calibration``: quantise ``--arch``'s model with TFLite's converter.
+    of ``--arch``; ``int8``/``calibration``: quantise ``--arch``'s model with TFLite's converter;
+    ``layer_by_layer``: no int8 streams.
     Errors exit with one ``Error: ...`` line, before anything is written."""
     from click.core import ParameterSource
 
@@ -442,7 +447,8 @@ def gen_command(ctx, arch, classes, input_shape, weights, batch_norm, classname,
                 x = load_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]))
         compiled, paths = generate_sketch(model, path, classname=classname or default_name, arch=label,
                                           class_names=list(names) if names else None, board=board,
-                                          quantize=quantize if tflite is None else None, calibration=x)
+                                          quantize=quantize if tflite is None else None, calibration=x,
+                                          stream=not layer_by_layer)
     except (ValueError, OSError) as exc:
         raise cli.fail(cli.one_line(exc))
     summary = compiled.summary()

@@ -757,6 +757,48 @@ def test_cli_int8_errors(tmp_path):
     assert not out.exists() and _nothing_written(tmp_path)
 
 
+def test_layer_by_layer_is_the_users_choice(tmp_path):
+    """Streams trade instructions for arena; `export(stream=False)` and `--layer-by-layer` (gen,
+    info, gen --sketch) give the layer-by-layer header instead: no Stream op, the unstreamed plan's
+    arena, and the same outputs bit for bit. Float32 models and non-bool values are refused."""
+    import json
+
+    from test_int8_stream import kws_like
+
+    model = spread_weights(kws_like(), seed=30)
+    cal = np.random.default_rng(0).uniform(-1, 1, (MIN_CALIBRATION_SAMPLES,) + model.input_shape[1:]).astype(np.float32)
+    streamed = micronets.export(model, tmp_path / "s.h", classname="S", quantize="int8", calibration=cal)
+    whole = micronets.export(model, tmp_path / "w.h", classname="W", quantize="int8", calibration=cal, stream=False)
+    kinds = lambda c: [layer["op"] for layer in c.summary()["layers"]]  # noqa: E731
+    assert "Stream" in kinds(streamed) and "Stream" not in kinds(whole)
+    assert whole.plan.arena_size > streamed.plan.arena_size
+    xs = np.random.default_rng(1).integers(-128, 128, (3,) + model.input_shape[1:]).astype(np.int8)
+    assert np.array_equal(host.run_header_int8(str(tmp_path / "s.h"), "S", xs)[0],
+                          host.run_header_int8(str(tmp_path / "w.h"), "W", xs)[0])
+
+    path = tmp_path / "k.tflite"
+    path.write_bytes(streamed.tflite)
+    for command in ("info", "gen"):
+        args = [command, path, "--json"] if command == "info" else [command, path, "-o", tmp_path / "g.h"]
+        default, flat = _cli(*args), _cli(*args, "--layer-by-layer")
+        assert default.exit_code == 0 and flat.exit_code == 0, flat.output
+        if command == "info":
+            assert json.loads(flat.output)["arena_bytes"] == whole.plan.arena_size
+            assert json.loads(default.output)["arena_bytes"] == streamed.plan.arena_size
+    assert _cli("gen", path, "--layer-by-layer", "--sketch", tmp_path / "Sk").exit_code == 0
+    assert ": Stream (8 stages" in (tmp_path / "s.h").read_text()
+    assert "Stream" not in (tmp_path / "g.h").read_text() + (tmp_path / "Sk" / "model.h").read_text()
+
+    result = _cli("gen", "--arch", "pico", "--layer-by-layer", "-o", tmp_path / "f.h")
+    assert result.exit_code != 0 and "--layer-by-layer is for int8" in (result.stderr or result.output)
+    assert not (tmp_path / "f.h").exists()
+    with pytest.raises(ValueError, match="stream= is only used with quantize='int8'"):
+        micronets.export(model, tmp_path / "f.h", stream=False)
+    with pytest.raises(TypeError, match="True or False"):
+        micronets.export(model, tmp_path / "f.h", quantize="int8", calibration=cal, stream="no")
+    assert not (tmp_path / "f.h").exists()
+
+
 # ------------------------------------------------------------------------------ Cortex-M4
 def test_int8_header_on_emulated_cortex_m4(converted, tmp_path):
     """PhiNet's int8 header through the QEMU Cortex-M4 harness (its float entry point: inputs

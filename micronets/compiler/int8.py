@@ -377,9 +377,9 @@ def _stream_if_smaller(graph: Graph, plan: MemoryPlan):
 def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optional[str] = None,
                        input_scale: Optional[float] = None, input_offset: float = 0.0,
                        class_names: Optional[Sequence[str]] = None, notes: Optional[Dict[str, str]] = None,
-                       reference: str = "tflm") -> Int8Model:
+                       reference: str = "tflm", stream: bool = True) -> Int8Model:
     """Quantise a Keras model with TFLite's converter (``calibration``: representative inputs) and
-    compile the result."""
+    compile the result (``reference``, ``stream``: as for :func:`compile_tflite`)."""
     import keras
 
     from micronets.compiler.compile import check_classname, takes_raw_input
@@ -392,7 +392,8 @@ def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optiona
         input_scale = 1.0 if takes_raw_input(model) else 1.0 / 255.0
     data = quantize_keras(model, calibration)
     compiled = compile_tflite(data, classname=classname, arch=arch or model.name, input_scale=input_scale,
-                              input_offset=input_offset, notes=notes, class_names=class_names, reference=reference)
+                              input_offset=input_offset, notes=notes, class_names=class_names, reference=reference,
+                              stream=stream)
     compiled.notes["Source"] = "Keras model quantised by TFLite's converter"
     compiled.notes["Calibration"] = f"{len(np.asarray(calibration))} samples"
     return compiled
@@ -447,11 +448,12 @@ def render_int8(m: Int8Model, filename: str, version: str) -> str:
 
 # ------------------------------------------------------------------------------- CLI
 def cli_run(command: str, tflite=None, *, output=None, classname=None, int8: bool = False, calibration=None,
-            model=None, arch=None) -> Dict:
+            model=None, arch=None, stream: bool = True) -> Dict:
     """What ``micronets gen`` / ``micronets info`` do on the int8 path; returns the summary.
 
     ``tflite``: a .tflite file to import; else ``model`` (a Keras model) is quantised with the
-    ``calibration`` path (.npy or image folder). ``gen`` writes ``output`` atomically."""
+    ``calibration`` path (.npy or image folder). ``stream``: False for ``--layer-by-layer``.
+    ``gen`` writes ``output`` atomically."""
     from micronets.compiler.export import check_writable, write_atomic
 
     if command == "gen":
@@ -459,12 +461,12 @@ def cli_run(command: str, tflite=None, *, output=None, classname=None, int8: boo
     if tflite is not None:
         if calibration is not None:
             raise ValueError("--calibration is for quantising a Keras model; a .tflite file is already quantised")
-        compiled = compile_tflite(tflite, classname=classname or "Net")
+        compiled = compile_tflite(tflite, classname=classname or "Net", stream=stream)
     else:
         if calibration is None:
             raise ValueError("--int8 needs --calibration DIR|FILE.npy: representative inputs for TFLite's converter")
         x = load_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]))
-        compiled = compile_keras_int8(model, x, classname=classname or "Net", arch=arch)
+        compiled = compile_keras_int8(model, x, classname=classname or "Net", arch=arch, stream=stream)
     if command == "gen":
         text = compiled.render(filename=os.path.basename(os.fspath(output)) or "model.h")
         write_atomic(output, text)
