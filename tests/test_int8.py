@@ -920,6 +920,17 @@ def _dsp_models():
     return [dw, tail, pw, fused, conv, dense, elementwise, one_channel_model()]
 
 
+def test_in_place_im2col_conv_plans_no_scratch():
+    """An im2col conv in place stores each pixel straight to its output (its tiles read only the
+    patch, a copy of their windows): the plan gives it no one-pixel scratch, which it never used."""
+    model = spread_weights(_dsp_models()[4], seed=5)
+    compiled = compile_tflite(convert(model, calibration(model, seed=5)))
+    plan = compiled.plan
+    in_place = [op for op in compiled.graph.ops if op.kind == "Conv2D" and op.im2col and plan.overlaps_input(op)]
+    assert in_place and not [op for op in in_place if op in plan.scratch]
+    assert all(plan.op(op).scratch_bytes() == 0 for op in in_place)
+
+
 def one_channel_model():
     """Two convolutions of a one-input-channel input (word rows): 24 channels of 10x4 /2 (too
     many rows to unpack on the stack: two pixels at a time) and 4 of 3x3 (unpacked once a call),

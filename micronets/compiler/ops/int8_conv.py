@@ -140,6 +140,11 @@ class Int8Conv2D(Int8Windowed):
         two-pixel scratch; the planner gives it one only where the arena does not grow."""
         return (4, 2) if self.pointwise else ()
 
+    def scratch_bytes(self):
+        """None for an im2col conv: in place, its tiles read only their patch (a copy of their
+        windows, on the stack) once it is built, so each pixel is stored straight to the output."""
+        return 0 if self.im2col else super().scratch_bytes()
+
     def filter_layout(self) -> np.ndarray:
         if self.pointwise or self.im2col:
             return pointwise_weight_layout(self.filt.reshape(self.filt.shape[0], -1))
