@@ -38,8 +38,9 @@ def kws_like():
 
 def map_out():
     """A stream that starts with a pointwise conv of the caller's input and ends in a whole map
-    (a max pooling reads it): a depth multiplier of 2 (TFLite's layout, pixel by pixel) reading
-    6 channels from a padded ring (rows outside the map as rows of the zero point)."""
+    (a max pooling's, of the last conv's rows; Dense reads it): a depth multiplier of 2 (TFLite's
+    layout, pixel by pixel) reading 6 channels from a padded ring (rows outside the map as rows
+    of the zero point)."""
     i = keras.Input((24, 8, 3))
     x = L.Conv2D(24, 1, activation="relu6")(i)
     x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
@@ -90,7 +91,7 @@ def layer_by_layer(data):
 
 @pytest.mark.parametrize("name, stages, kinds", [
     ("kws_like", 8, ["conv", "dw", "pw", "dw", "pw", "dw", "pw", "mean"]),
-    ("map_out", 5, ["pw", "dw", "pw", "dw", "pw"]),
+    ("map_out", 6, ["pw", "dw", "pw", "dw", "pw", "pool"]),
 ])
 def test_stream_formed_smaller_and_bit_exact(name, stages, kinds, converted, tmp_path):
     data, xs = converted[name]
@@ -157,6 +158,87 @@ def test_stream_refused_where_it_does_not_help(converted):
     i, j = chains[0]
     forced = plan_memory(_renumbered(graph, ops[:i] + [make_stream(ops[i:j], graph.input)] + ops[j:]))
     assert forced.arena_size > flat.arena_size
+
+
+def classic_cnn():
+    """Conv -> Pool twice, the classic CNN: a 2x2 /2 max pooling of a 3x3 conv's rows (the conv's
+    map never stored), then a 3x3 'same' conv and an overlapping, padded 3x3 /2 max pooling."""
+    i = keras.Input((30, 22, 3))
+    x = L.MaxPooling2D(2)(L.Conv2D(12, 3, activation="relu")(i))
+    x = L.MaxPooling2D(3, strides=2, padding="same")(L.Conv2D(32, 3, padding="same", activation="relu6")(x))
+    return keras.Model(i, L.Dense(5)(L.Flatten()(L.Conv2D(8, 1)(x))), name="classic_cnn")
+
+
+def pooled_chain():
+    """Pooling stages between convs: a 3x3 conv, a padded 3x3 /2 max pooling, a widening 1x1 conv,
+    a 2x2 /1 average pooling (each window a count of 4: 'valid'), then a 3x3 conv and a 2x2 /2
+    max pooling of it."""
+    i = keras.Input((30, 22, 3))
+    x = L.MaxPooling2D(3, strides=2, padding="same")(L.Conv2D(12, 3, activation="relu")(i))
+    x = L.AveragePooling2D(2, strides=1)(L.Conv2D(48, 1, activation="relu")(x))
+    x = L.MaxPooling2D(2)(L.Conv2D(16, 3, activation="relu6")(x))
+    return keras.Model(i, L.Dense(5)(L.Flatten()(x)), name="pooled_chain")
+
+
+def _forced_streams(data, runs, classname):
+    """The model with streams over the layer-by-layer graph's op runs ``runs`` ((start, end)
+    pairs, last first), whatever the arena: every stage kind exercised, not only those the
+    lowering picks."""
+    from micronets.compiler.int8 import Int8Model
+    from micronets.compiler.ops.int8_stream import make_stream
+
+    graph, edges, notes = read_tflite(data)
+    graph, _ = _fuse_if_smaller(_fuse_swish(graph))
+    ops = list(graph.ops)
+    for a, b in runs:
+        ops = ops[:a] + [make_stream(ops[a:b], graph.input)] + ops[b:]
+    graph = _renumbered(graph, ops)
+    return Int8Model(graph, plan_memory(graph), edges, classname, "forced", 1 / 255, 0.0, notes, data)
+
+
+def test_pooling_stages_bit_exact_and_smaller(tmp_path):
+    """Pooling windows over ring rows. The classic CNN streams both Conv -> Pool pairs on its own
+    (the arena at most three quarters of the layer-by-layer one); forced streams over the other
+    net run max and average pooling stages between convs. Every header gives TFLM's and
+    BUILTIN_REF's outputs bit for bit on the host, and the host's on QEMU's Cortex-M4."""
+    from micronets.embedded import qemu
+
+    headers = []
+    for k, fn in enumerate((classic_cnn, pooled_chain)):
+        model = spread_weights(fn(), seed=37 + k)
+        cal = np.random.default_rng(4 + k).uniform(-1, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
+        xs = np.random.default_rng(44 + k).integers(-128, 128, (6,) + tuple(model.input_shape[1:])).astype(np.int8)
+        data = convert(model, cal)
+        if fn is classic_cnn:
+            compiled = compile_tflite(data, classname="S")
+            ref = compile_tflite(data, classname="R", reference="tflite-ref")
+            assert compiled.plan.arena_size <= (1 - STREAM_MIN_SAVING) * layer_by_layer(data)[1].arena_size
+        else:
+            compiled = _forced_streams(data, [(4, 6), (0, 4)], "S")
+            ref = compile_tflite(data, classname="R", reference="tflite-ref")  # (pooling: the same arithmetic)
+        streams = [compiled.plan.op(op) for op in compiled.graph.ops if op.kind == "Stream"]
+        kinds = [[op.stage_kind(k) for k in range(len(op.stages))] for op in streams]
+        if fn is classic_cnn:
+            assert kinds == [["conv", "pool"], ["conv", "pool"]]
+            assert streams[0].ring_rows(0) == 2 and streams[1].ring_rows(0) == 3
+        else:
+            assert kinds == [["conv", "pool", "pw", "pool"], ["conv", "pool"]]
+            assert [streams[0].ring_rows(k) for k in range(3)] == [3, 1, 2]
+        path = tmp_path / f"{fn.__name__}.h"
+        path.write_text(compiled.header)
+        raw, _ = host.run_header_int8(str(path), "S", xs)
+        assert np.array_equal(raw, tflm_reference({fn.__name__: (data, xs)})[fn.__name__]) and len(np.unique(raw)) > 5
+        ref_path = tmp_path / f"{fn.__name__}_ref.h"
+        ref_path.write_text(ref.header)
+        assert np.array_equal(host.run_header_int8(str(ref_path), "R", xs)[0], tflite_reference(data, xs))
+        headers.append(path)
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    for k, path in enumerate(headers):
+        x = np.random.default_rng(9).integers(0, 256, (2, 30, 22, 3)).astype(np.uint8)
+        _, on_host = host.run_header_int8(str(path), "S", x, entry="uint8")
+        elf = qemu.build_firmware(path, "S", x, tmp_path / f"dsp{k}", entry="uint8")
+        assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
 
 
 def test_stream_of_an_im2col_first_conv_bit_exact(converted, tmp_path):

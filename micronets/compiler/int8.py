@@ -350,7 +350,7 @@ def _stream_if_smaller(graph: Graph, plan: MemoryPlan):
     largest maps of a chain often does better than one over all of it, whose rings grow with
     the channels), the first such run in graph order, again until none saves enough. (Each
     stream's workspace options as the planner picks them: those that cost no arena.)"""
-    from micronets.compiler.ops.int8_stream import make_stream, stream_candidates
+    from micronets.compiler.ops.int8_stream import can_start, make_stream, stream_candidates
 
     kept = {t.storage for t in graph.outputs}
     while True:
@@ -359,6 +359,8 @@ def _stream_if_smaller(graph: Graph, plan: MemoryPlan):
         best = None  # (arena, graph, plan)
         for i, j in stream_candidates(ops, kept, graph.input):
             for a in range(i, j - 1):
+                if not can_start(ops[a], graph.input):  # e.g. a pooling: a stage only after a conv
+                    continue
                 for b in range(a + 2, j + 1):
                     trial = _renumbered(graph, ops[:a] + [make_stream(ops[a:b], graph.input)] + ops[b:])
                     # a lower bound of the arena with it rules most runs out before planning them

@@ -2,19 +2,21 @@
 the one before, computed row by row so that no intermediate map is ever stored whole.
 
 Each stage produces the rows of its output on demand; between two stages the producer's rows
-live in a ring as tall as the consumer's window needs (a pointwise conv: 1 row; a KxK depthwise:
-K rows; a global average: 1 row, summed into an int32 per channel as it arrives). Pulling the
+live in a ring as tall as the consumer's window needs (a pointwise conv: 1 row; a KxK depthwise
+or pooling: K rows; a global average: 1 row, summed into an int32 per channel as it arrives). Pulling the
 last stage's rows in order pulls every stage's rows in order, each computed exactly once, so the
 work is the chain's MACs, no more. Each stage calls the row kernels of its op (int8_conv_row /
-int8_pointwise / the depthwise row helpers of int8_conv_depthwise.h.j2) with that op's own
+int8_pointwise / the depthwise row helpers of int8_conv_depthwise.h.j2 / int8_pool's pixel) with that op's own
 requantisation, so the result is the layer-by-layer one bit for bit. (MCUNetV2's patch-based
 inference cuts a net's first stages into spatial patches with overlapping halos, recomputed; a
 row stream needs no recomputation, only rings.)
 
 Stages: the first may be any int8 Conv2D (it reads the whole input map) or, when its input is
 not the caller's (whose element type is run()'s template parameter), a pointwise conv or a
-depthwise conv; later stages a pointwise conv (1x1, stride 1, unpadded) or a depthwise conv
-(any stride, padding, depth multiplier; no dilation); a conv -> depthwise pair fused through a
+depthwise conv; later stages a pointwise conv (1x1, stride 1, unpadded), a depthwise conv
+(any stride, padding, depth multiplier; no dilation) or a max / average pooling (any window,
+stride and padding: Conv -> MaxPool, the classic CNN's pair, never stores the conv's map, e.g.
+26x26x32 in Keras' MNIST convnet); a conv -> depthwise pair fused through a
 ring (Int8ConvDepthwise) is its two stages. The chain ends in its last stage's full output map,
 or in a global average (TFLite MEAN over H and W, or AVERAGE_POOL_2D whose window is the whole
 map), whose per-channel sums are exact in int32 and finished with that op's own rounding.
@@ -63,7 +65,19 @@ def _row_stage(op, first: bool, input_is_int8: bool) -> bool:
         return first or op.pointwise
     if type(op) is Int8DepthwiseConv2D:
         return op.dilation == (1, 1) and (input_is_int8 or not first)
+    if type(op) is Int8Pool:  # a pooling window over ring rows (a global average closes a stream instead)
+        return not first and not _global_average(op)
     return False
+
+
+def _window(op) -> Optional["tuple[int, int, int]"]:
+    """(KH, stride, top padding) of a stage that reads a window of rows, None for one that reads a
+    row (a pointwise conv)."""
+    if type(op) is Int8DepthwiseConv2D:
+        return op.kh, op.strides[0], op.pads[0]
+    if type(op) is Int8Pool:
+        return op.kernel[0], op.strides[0], op.pads[0]
+    return None
 
 
 class Int8Stream(Int8Op):
@@ -72,7 +86,7 @@ class Int8Stream(Int8Op):
     # its stages call the conv / pointwise row kernels and the depthwise row helpers
     # (the pointwise kernels before the conv ones: an im2col conv runs on the 1x1 tiles)
     requires = ("kernels/int8_params.h.j2", "kernels/int8_pointwise.h.j2", "kernels/int8_conv2d.h.j2",
-                "kernels/int8_depthwise.h.j2", "kernels/int8_conv_depthwise.h.j2")
+                "kernels/int8_depthwise.h.j2", "kernels/int8_conv_depthwise.h.j2", "kernels/int8_pool.h.j2")
 
     def __init__(self, stages: Sequence[Int8Op], input_is_caller: bool = False):
         stages = tuple(stages)
@@ -103,12 +117,12 @@ class Int8Stream(Int8Op):
         stage writes the stream's output map)."""
         if k + 1 >= len(self.stages):
             return 0
-        nxt = self.stages[k + 1]
-        if type(nxt) is not Int8DepthwiseConv2D:
+        window = _window(self.stages[k + 1]) if k + 1 < len(self.row_stages) else None
+        if window is None:  # a pointwise conv, or the closing global average: one row at a time
             return 1
         # a padded ring fills a slot with the zero point for a window row outside the map, so
         # every row of a window needs its own slot even where the map is shorter than the window
-        return nxt.kh if self.padded_ring(k) else min(nxt.kh, self.stages[k].output.hwc[0])
+        return window[0] if self.padded_ring(k) else min(window[0], self.stages[k].output.hwc[0])
 
     def padded_ring(self, k: int) -> bool:
         """Whether stage k's ring is padded (``ring_pads``): with the ``padded_rings`` option, and
@@ -261,8 +275,10 @@ class Int8Stream(Int8Op):
         need = np.arange(rows[-1].output.hwc[0])
         for op in reversed(rows[1:]):  # stage k's rows -> stage k-1's
             h_in = op.inputs[0].hwc[0]
-            if type(op) is Int8DepthwiseConv2D:
-                need = np.minimum(need * op.strides[0] - op.pads[0] + op.kh - 1, h_in - 1)
+            window = _window(op)
+            if window is not None:
+                kh, sh, pt = window
+                need = np.minimum(need * sh - pt + kh - 1, h_in - 1)
             need = np.maximum.accumulate(np.maximum(need, 0))
         return need
 
@@ -286,7 +302,10 @@ class Int8Stream(Int8Op):
     # ---- emission helpers
     @staticmethod
     def param_types(op) -> "tuple[str, str]":
-        """C types of a conv / depthwise stage's bias and shift views (its ``param_layout``)."""
+        """C types of a conv / depthwise stage's bias and shift views (its ``param_layout``; none
+        for a pooling stage)."""
+        if type(op) is Int8Pool:
+            return "", ""
         layout = op.param_layout
         if layout == "packed":
             return "mn_lo24", "mn_hi8"
@@ -298,10 +317,27 @@ class Int8Stream(Int8Op):
             return "mean" if type(op) is Int8Mean else "avg"
         if type(op) is Int8DepthwiseConv2D:
             return "dw"
+        if type(op) is Int8Pool:
+            return "pool"
         return "pw" if op.pointwise else "conv"
 
     def input_ctype(self) -> str:
         return "T" if self.input_is_caller else "int8_t"
+
+
+def _parts(op) -> list:
+    return [op.conv, op.dw] if type(op) is Int8ConvDepthwise else [op]
+
+
+def can_start(op, graph_input) -> bool:
+    """Whether graph op ``op`` can be a stream's first (a conv -> depthwise pair: first two) stage."""
+    x = op.inputs[0] if op.inputs else None
+    if x is None or x.is_slice or len(op.inputs) != 1:
+        return False
+    first = _parts(op)
+    caller = x.storage is graph_input.storage
+    return (_row_stage(first[0], True, not caller and x.dtype == "int8")
+            and all(_row_stage(part, False, True) for part in first[1:]))
 
 
 def stream_candidates(ops, kept, graph_input) -> List[tuple]:
@@ -310,26 +346,18 @@ def stream_candidates(ops, kept, graph_input) -> List[tuple]:
     stage (``Int8ConvDepthwise`` counts as its two), at least two stages."""
     readers = collections.Counter(t.storage for op in ops for t in op.inputs)
 
-    def parts(op):
-        return [op.conv, op.dw] if type(op) is Int8ConvDepthwise else [op]
-
     def links(a, b) -> bool:
         return (len(b.inputs) == 1 and b.inputs[0] is a.output and readers[a.output.storage] == 1
                 and a.output.storage not in kept and not a.output.is_slice and a.output.dtype == "int8")
 
     chains, i = [], 0
     while i < len(ops):
-        first = parts(ops[i])
-        x = ops[i].inputs[0] if ops[i].inputs else None
-        caller = x is not None and x.storage is graph_input.storage
-        if (x is None or x.is_slice or len(ops[i].inputs) != 1
-                or not _row_stage(first[0], True, not caller and x.dtype == "int8")
-                or any(not _row_stage(op, False, True) for op in first[1:])):
+        if not can_start(ops[i], graph_input):
             i += 1
             continue
         j = i + 1
         while j < len(ops) and links(ops[j - 1], ops[j]):
-            sub = parts(ops[j])
+            sub = _parts(ops[j])
             if all(_row_stage(op, False, True) for op in sub):
                 j += 1
                 continue
@@ -348,5 +376,5 @@ def make_stream(ops, graph_input) -> Int8Stream:
     """The stream op of a chain of graph ops (as ``stream_candidates`` found it)."""
     stages = []
     for op in ops:
-        stages.extend([op.conv, op.dw] if type(op) is Int8ConvDepthwise else [op])
+        stages.extend(_parts(op))
     return Int8Stream(stages, input_is_caller=ops[0].inputs[0].storage is graph_input.storage)
