@@ -35,9 +35,10 @@ NETS = ["pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phi
 #: MLPerf Tiny v1's four reference models (tests/public_models.py, built from their published
 #: definitions at their published sizes)
 MLPERF = ["mlperf_resnet8", "mlperf_vww_mobilenet_v1", "mlperf_kws_ds_cnn", "mlperf_ad_autoencoder"]
-#: other public architectures (tests/public_models.py): keras.applications, a Keras example, classics
+#: other public architectures (tests/public_models.py): keras.applications, Keras examples, classics, a Conv1D
 PUBLIC = ["keras_mobilenet_v2", "keras_mobilenet_v3_small", "keras_mobilenet_v3_small_preproc",
-          "keras_efficientnet_tiny", "keras_example_xception_small", "squeezenet_v1_1", "shufflenet_v2_stage"]
+          "keras_efficientnet_tiny", "keras_example_xception_small", "keras_example_mnist_convnet", "squeezenet_v1_1",
+          "shufflenet_v2_stage", "conv1d_accelerometer"]
 TAG = "int8.py"
 BEGIN, END = markers(TAG)
 #: the accuracy table is its own section, so a run with --no-accuracy leaves the last one in place
