@@ -241,6 +241,59 @@ def test_pooling_stages_bit_exact_and_smaller(tmp_path):
         assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
 
 
+def conv1d_net():
+    """A 1-D net (TFLite runs Conv1D as CONV_2D on 1 x L maps): Conv1D 5 taps, MaxPooling1D 2, a
+    'same' DepthwiseConv1D, a 1x1 Conv1D, global average."""
+    i = keras.Input((96, 4))
+    x = L.MaxPooling1D(2)(L.Conv1D(12, 5, activation="relu")(i))
+    x = L.Conv1D(16, 1, activation="relu")(L.DepthwiseConv1D(3, padding="same", activation="relu")(x))
+    return keras.Model(i, L.Dense(5)(L.GlobalAveragePooling1D()(x)), name="conv1d_net")
+
+
+def test_one_row_maps_stream_along_their_columns(tmp_path):
+    """Maps one row tall (1 x L: Conv1D as TFLite runs it) stream along L: the stages run on L x 1
+    views of the same bytes with rows and columns swapped (a 5-tap Conv1D as a 5x1 conv), so the
+    rings hold a few pixels, not the whole map. The lowering streams Conv1D -> MaxPooling1D ->
+    DepthwiseConv1D on its own; a forced stream runs the 1x1 stage too. TFLM's and BUILTIN_REF's outputs
+    bit for bit on the host, the host's on QEMU's Cortex-M4."""
+    from micronets.embedded import qemu
+
+    model = spread_weights(conv1d_net(), seed=41)
+    cal = np.random.default_rng(5).uniform(-1, 1, (32, 96, 4)).astype(np.float32)
+    xs = np.random.default_rng(45).integers(-128, 128, (6, 96, 4)).astype(np.int8)
+    data = convert(model, cal)
+    natural = compile_tflite(data, classname="S")
+    flat = layer_by_layer(data)[1]
+    assert natural.plan.arena_size <= (1 - STREAM_MIN_SAVING) * flat.arena_size
+    stream = [natural.plan.op(op) for op in natural.graph.ops if op.kind == "Stream"][0]
+    assert [stream.stage_kind(k) for k in range(len(stream.stages))] == ["conv", "pool", "dw"]
+    conv, pool = stream.stages[:2]
+    assert (conv.kh, conv.kw, conv.inputs[0].hwc, pool.kernel) == (5, 1, (96, 1, 4), (2, 1))
+    assert stream.inputs[0].hwc == (1, 96, 4)  # in the graph, the map TFLite has
+    forced = _forced_streams(data, [(0, 4)], "F")
+    assert [forced.plan.op(op).stage_kind(k) for op in forced.graph.ops if op.kind == "Stream"
+            for k in range(4)] == ["conv", "pool", "dw", "pw"]
+    reference = tflm_reference({"conv1d_net": (data, xs)})["conv1d_net"]
+    paths = []
+    for compiled in (natural, forced):
+        path = tmp_path / f"{compiled.classname}.h"
+        path.write_text(compiled.header)
+        raw, _ = host.run_header_int8(str(path), compiled.classname, xs)
+        assert np.array_equal(raw, reference) and len(np.unique(raw)) > 5
+        paths.append(path)
+    ref = tmp_path / "R.h"
+    ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
+    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    x = np.random.default_rng(10).integers(0, 256, (2, 96, 4)).astype(np.uint8)
+    for k, path in enumerate(paths):
+        name = path.stem
+        _, on_host = host.run_header_int8(str(path), name, x, entry="uint8")
+        elf = qemu.build_firmware(path, name, x, tmp_path / f"m4{k}", entry="uint8")
+        assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
+
+
 def test_stream_of_an_im2col_first_conv_bit_exact(converted, tmp_path):
     """A stream whose first stage is an im2col conv (RGB 3x3 /2): TFLM's outputs on the host, and
     the host's on QEMU's Cortex-M4 (DSP build), from the uint8 entry too."""

@@ -108,6 +108,14 @@ class Int8Windowed(Int8Op):
     def inplace_gap(self, input_index):
         return per_pixel_gap(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads, itemsize=1)
 
+    def transposed(self, x, out):
+        """This layer with rows and columns swapped, reading ``x`` and writing ``out`` (views of
+        its tensors with H and W swapped): the same outputs, for maps one row tall, whose bytes a
+        W x 1 map shares (a row stream then runs along W; ``int8_stream.columns_as_rows``)."""
+        t, b, l, r = self.pads
+        return self.evolve(inputs=[x], output=out, filt=np.swapaxes(self.filt, 1, 2), strides=self.strides[::-1],
+                           pads=(l, r, t, b), dilation=self.dilation[::-1])
+
     #: output pixels the in-place scratch holds (see ``Int8Conv2D.wide_scratch_pixels``)
     scratch_pixels = 1
 

@@ -38,5 +38,9 @@ class Int8Mean(Int8Op):
     def describe(self):
         return f"{self.pixels} pixels"
 
+    def transposed(self, x, out):
+        """The same mean of ``x``, the map with rows and columns swapped (``Int8Windowed.transposed``)."""
+        return self.evolve(inputs=[x], output=out)
+
     def inplace_gap(self, input_index):
         return 0

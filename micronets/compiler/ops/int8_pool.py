@@ -23,6 +23,11 @@ class Int8Pool(Int8Op):
     def describe(self):
         return spatial_detail(self.kernel, self.strides, self.pads)
 
+    def transposed(self, x, out):
+        """This pooling with rows and columns swapped (see ``Int8Windowed.transposed``)."""
+        t, b, l, r = self.pads
+        return self.evolve(inputs=[x], output=out, kernel=self.kernel[::-1], strides=self.strides[::-1], pads=(l, r, t, b))
+
     def inplace_gap(self, input_index):
         return per_pixel_gap(self.inputs[0].hwc, self.output.hwc, self.strides, self.pads, itemsize=1)
 

@@ -43,6 +43,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from micronets.compiler.graph import Tensor
 from micronets.compiler.ops.int8_base import Int8Op
 from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
@@ -88,12 +89,17 @@ class Int8Stream(Int8Op):
     requires = ("kernels/int8_params.h.j2", "kernels/int8_pointwise.h.j2", "kernels/int8_conv2d.h.j2",
                 "kernels/int8_depthwise.h.j2", "kernels/int8_conv_depthwise.h.j2", "kernels/int8_pool.h.j2")
 
-    def __init__(self, stages: Sequence[Int8Op], input_is_caller: bool = False):
+    def __init__(self, stages: Sequence[Int8Op], input_is_caller: bool = False, tensors=None):
+        """``tensors``: the (input, output) the stream has in the graph where its stages run on
+        views of them (``columns_as_rows``); default: the first stage's input, the last's output."""
         stages = tuple(stages)
         if len(stages) < 2:
             raise ValueError("a stream needs at least two stages")
         last = stages[-1]
-        super().__init__(f"{stages[0].name}..{last.name}", list(stages[0].inputs), last.output, last.fused)
+        x, out = tensors if tensors is not None else (stages[0].inputs[0], last.output)
+        if x.storage is not stages[0].inputs[0].storage or out.storage is not last.output.storage:
+            raise ValueError("a stream's tensors must be its first stage's input and its last stage's output")
+        super().__init__(f"{stages[0].name}..{last.name}", [x], out, last.fused)
         self.stages = stages
         #: whether the chain's input is the caller's input (of run()'s element type T)
         self.input_is_caller = bool(input_is_caller)
@@ -283,8 +289,8 @@ class Int8Stream(Int8Op):
         return need
 
     def inplace_gap(self, input_index):
-        h, w, cin = self.inputs[0].hwc
-        ho, wo, cout = self.output.hwc
+        h, w, cin = self.stages[0].inputs[0].hwc  # (W x 1 maps where the stages run along columns)
+        ho, wo, cout = self.stages[-1].output.hwc
         if self.reduces:  # one store, after every read
             return -(h * w * cin + ho * wo * cout)
         first = self.row_stages[0]
@@ -347,7 +353,7 @@ def stream_candidates(ops, kept, graph_input) -> List[tuple]:
     readers = collections.Counter(t.storage for op in ops for t in op.inputs)
 
     def links(a, b) -> bool:
-        return (len(b.inputs) == 1 and b.inputs[0] is a.output and readers[a.output.storage] == 1
+        return (len(b.inputs) == 1 and _same_map(b.inputs[0], a.output) and readers[a.output.storage] == 1
                 and a.output.storage not in kept and not a.output.is_slice and a.output.dtype == "int8")
 
     chains, i = [], 0
@@ -372,9 +378,43 @@ def stream_candidates(ops, kept, graph_input) -> List[tuple]:
     return chains
 
 
+def _one_row(t) -> bool:
+    return len(t.shape) == 3 and t.shape[0] == 1
+
+
+def columns_as_rows(stages: Sequence[Int8Op]) -> list:
+    """Stages whose maps are all one row tall (Conv1D, MaxPooling1D ... as TFLite runs them:
+    1 x W maps) with rows and columns swapped, so that a row stream runs along W: each map a W x 1
+    view of the same bytes (a 1 x W map and a W x 1 map are one array), each op its
+    ``transposed`` self, the outputs unchanged. Other stages as they are."""
+    if not (all(_one_row(op.inputs[0]) for op in stages) and all(hasattr(op, "transposed") for op in stages)):
+        return list(stages)
+    views = {}
+
+    def view(t):
+        if not _one_row(t):  # a global average's output
+            return t
+        if id(t) not in views:
+            h, w, c = t.shape
+            views[id(t)] = Tensor(f"{t.name}^T", (w, h, c), base=t.storage, dtype=t.dtype, quant=t.quant)
+        return views[id(t)]
+
+    return [op.transposed(view(op.inputs[0]), view(op.output)) for op in stages]
+
+
+def _same_map(t, u) -> bool:
+    """``t`` is ``u`` or a view of the same map (a Conv1D's (L, C) sequence of a 1 x L x C map)."""
+    return t is u or (t.storage is u.storage and not t.is_slice and not u.is_slice and t.hwc == u.hwc)
+
+
 def make_stream(ops, graph_input) -> Int8Stream:
-    """The stream op of a chain of graph ops (as ``stream_candidates`` found it)."""
+    """The stream op of a chain of graph ops (as ``stream_candidates`` found it); 1-D chains run
+    along their columns (``columns_as_rows``)."""
     stages = []
     for op in ops:
-        stages.extend(_parts(op))
-    return Int8Stream(stages, input_is_caller=ops[0].inputs[0].storage is graph_input.storage)
+        for part in _parts(op):  # each stage reading its producer's very tensor
+            if stages and part.inputs[0] is not stages[-1].output:
+                part = part.evolve(inputs=[stages[-1].output])
+            stages.append(part)
+    return Int8Stream(columns_as_rows(stages), input_is_caller=ops[0].inputs[0].storage is graph_input.storage,
+                      tensors=(ops[0].inputs[0], ops[-1].output))
