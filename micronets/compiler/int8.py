@@ -350,6 +350,7 @@ def _stream_if_smaller(graph: Graph, plan: MemoryPlan):
     largest maps of a chain often does better than one over all of it, whose rings grow with
     the channels), the first such run in graph order, again until none saves enough. (Each
     stream's workspace options as the planner picks them: those that cost no arena.)"""
+    from micronets.compiler.ops.int8_branch import branch_candidates, make_branch
     from micronets.compiler.ops.int8_stream import make_stream, stream_candidates
 
     kept = {t.storage for t in graph.outputs}
@@ -357,16 +358,20 @@ def _stream_if_smaller(graph: Graph, plan: MemoryPlan):
         ops = list(graph.ops)
         budget = (1 - STREAM_MIN_SAVING) * plan.arena_size
         best = None  # (arena, graph, plan)
-        for i, j in stream_candidates(ops, kept, graph.input):
-            for a in range(i, j - 1):
-                for b in range(a + 2, j + 1):
-                    trial = _renumbered(graph, ops[:a] + [make_stream(ops[a:b], graph.input)] + ops[b:])
-                    # a lower bound of the arena with it rules most runs out before planning them
-                    if arena_lower_bound(trial) > min(budget, best[0] - 1 if best else budget):
-                        continue
-                    trial_plan = plan_memory(trial)
-                    if trial_plan.arena_size <= budget and (best is None or trial_plan.arena_size < best[0]):
-                        best = (trial_plan.arena_size, trial, trial_plan)
+        # each chain's runs of two ops or more, then (after every chain) the runs with an ADD
+        # that can stream as a graph (Int8Branch: residual blocks)
+        groups = [[(a, b, make_stream) for a in range(i, j - 1) for b in range(a + 2, j + 1)]
+                  for i, j in stream_candidates(ops, kept, graph.input)]
+        groups.append([(a, b, make_branch) for a, b in branch_candidates(ops, kept, graph.input)])
+        for group in groups:
+            for a, b, make in group:
+                trial = _renumbered(graph, ops[:a] + [make(ops[a:b], graph.input)] + ops[b:])
+                # a lower bound of the arena with it rules most runs out before planning them
+                if arena_lower_bound(trial) > min(budget, best[0] - 1 if best else budget):
+                    continue
+                trial_plan = plan_memory(trial)
+                if trial_plan.arena_size <= budget and (best is None or trial_plan.arena_size < best[0]):
+                    best = (trial_plan.arena_size, trial, trial_plan)
             if best is not None:
                 break
         if best is None:
