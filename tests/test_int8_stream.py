@@ -200,9 +200,9 @@ def residual():
 
 
 def residual_map():
-    """A residual stream ending in a whole map (a max pooling reads it), 15 rows (the last
-    windows run past the map): a 5x3 conv (two rows of padding above), a pointwise conv reading a
-    line buffer, a 3x3 conv, the ADD's computed operand first."""
+    """A residual stream ending in a whole map (a 2x2 max pooling's, read by the dense), 15 rows
+    (the last windows run past the map): a 5x3 conv (two rows of padding above), a pointwise conv
+    reading a line buffer, a 3x3 conv, the ADD's computed operand first."""
     i = keras.Input((15, 10, 4))
     x = L.Conv2D(8, (5, 3), padding="same", activation="relu6")(i)
     y = L.Conv2D(12, 1, activation="relu")(x)
@@ -212,10 +212,29 @@ def residual_map():
     return keras.Model(i, L.Dense(4)(x), name="residual_map")
 
 
+def xception_like():
+    """The Keras example's small Xception in small: depthwise stages over line buffers (6
+    channels: TFLite's layout for the last two lanes), a max pooling 3 /2 'same' (windows clipped
+    to the map), the ADD with a strided 1x1 shortcut, a ReLU as its own op (the ADD's output also
+    feeds the next shortcut), a second block."""
+    i = keras.Input((40, 12, 3))
+    x = L.Conv2D(6, 3, strides=2, padding="same", activation="relu")(i)
+    y = L.DepthwiseConv2D(3, padding="same")(x)
+    y = L.Conv2D(16, 1, activation="relu")(y)
+    y = L.DepthwiseConv2D(3, padding="same")(y)
+    y = L.Conv2D(16, 1)(y)
+    y = L.MaxPooling2D(3, strides=2, padding="same")(y)
+    a = L.Add()([y, L.Conv2D(16, 1, strides=2)(x)])
+    y = L.DepthwiseConv2D(3, padding="same")(L.Activation("relu")(a))
+    y = L.Conv2D(16, 1)(y)
+    a = L.Add()([y, L.Conv2D(16, 1)(a)])
+    return keras.Model(i, L.Dense(4)(L.GlobalAveragePooling2D()(a)), name="xception_like")
+
+
 @pytest.fixture(scope="module")
 def residuals():
     out = {}
-    for k, fn in enumerate((residual, residual_map)):
+    for k, fn in enumerate((residual, residual_map, xception_like)):
         model = spread_weights(fn(), seed=50 + k)
         cal = np.random.default_rng(60 + k).uniform(-1, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
         xs = np.random.default_rng(70 + k).integers(-128, 128, (6,) + tuple(model.input_shape[1:])).astype(np.int8)
@@ -225,7 +244,9 @@ def residuals():
 
 @pytest.mark.parametrize("name, kinds, lines", [
     ("residual", ["conv", "convr", "convr", "add", "convr", "convr", "convr", "add", "mean"], [3, 3, 0, 3, 3, 0, 0, 1, 0]),
-    ("residual_map", ["conv", "pw", "convr", "add"], [2, 3, 0, 0]),
+    ("residual_map", ["conv", "pw", "convr", "add", "pool"], [2, 3, 0, 2, 0]),
+    ("xception_like", ["conv", "convr", "dw", "pw", "dw", "pw", "pool", "add", "relu", "pw", "dw", "pw", "add", "mean"],
+     [3, 0, 1, 3, 1, 3, 0, 1, 3, 0, 1, 0, 1, 0]),
 ])
 def test_residual_stream_formed_smaller_and_bit_exact(name, kinds, lines, residuals, tmp_path):
     """The blocks stream whole (a graph: a ring read twice, ADDs of two row sources, KxK and
@@ -255,7 +276,7 @@ def test_residual_stream_formed_smaller_and_bit_exact(name, kinds, lines, residu
     assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
 
 
-@pytest.mark.parametrize("name", ["residual", "residual_map"])
+@pytest.mark.parametrize("name", ["residual", "residual_map", "xception_like"])
 def test_residual_stream_bit_exact_on_emulated_cortex_m4(name, residuals, tmp_path):
     """DSP and portable builds on QEMU's Cortex-M4 give the host's outputs."""
     from micronets.embedded import qemu

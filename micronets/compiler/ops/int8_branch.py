@@ -43,7 +43,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from micronets.compiler.ops.int8_add import Int8Add
 from micronets.compiler.ops.int8_base import Int8Op
 from micronets.compiler.ops.int8_conv import Int8Conv2D
+from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
 from micronets.compiler.ops.int8_mean import Int8Mean
+from micronets.compiler.ops.int8_pool import Int8Pool
+from micronets.compiler.ops.int8_relu import Int8Relu
 from micronets.compiler.ops.int8_stream import Int8Stream, _global_average
 
 
@@ -51,9 +54,13 @@ def _later_stage(op) -> bool:
     """Whether ``op`` can be a row stage after the first (reading rows of other stages)."""
     if type(op) is Int8Conv2D:
         return op.pointwise or op.dilation[0] == 1
+    if type(op) is Int8DepthwiseConv2D:
+        return op.dilation == (1, 1)
+    if type(op) is Int8Pool:
+        return not _global_average(op)
     if type(op) is Int8Add:
         return not op.broadcast and op.inputs[0].storage is not op.inputs[1].storage
-    return False
+    return type(op) is Int8Relu and op.inputs[0].dtype == "int8"
 
 
 def _first_stage(op, input_is_caller: bool) -> bool:
@@ -66,7 +73,8 @@ class Int8Branch(Int8Op):
     kind = "BranchStream"
     template = "kernels/int8_branch.h.j2"
     # the chain stream's stages and row sources (its kernels' order), and the ADD's row helper
-    requires = Int8Stream.requires + ("kernels/int8_stream.h.j2", "kernels/int8_add.h.j2")
+    requires = Int8Stream.requires + ("kernels/int8_stream.h.j2", "kernels/int8_add.h.j2", "kernels/int8_pool.h.j2",
+                                      "kernels/int8_relu.h.j2")
 
     def __init__(self, stages: Sequence[Int8Op], input_is_caller: bool = False):
         stages = tuple(stages)
@@ -114,13 +122,20 @@ class Int8Branch(Int8Op):
             return "mean" if type(op) is Int8Mean else "avg"
         if type(op) is Int8Add:
             return "add"
+        if type(op) is Int8DepthwiseConv2D:
+            return "dw"
+        if type(op) is Int8Pool:
+            return "pool"
+        if type(op) is Int8Relu:
+            return "relu"
         if op.pointwise:
             return "pw"
         return "conv" if k == 0 else "convr"
 
     def direct(self, k: int) -> bool:
         """Whether stage k keeps no rows: its only reader is an ADD, which computes its rows."""
-        return k < len(self.row_stages) - 1 and len(self.readers[k]) == 1 and type(self.stages[self.readers[k][0]]) is Int8Add
+        return (k < len(self.row_stages) - 1 and len(self.readers[k]) == 1
+                and type(self.stages[self.readers[k][0]]) in (Int8Add, Int8Relu))
 
     def _default_roles(self) -> Dict[int, Tuple[int, int]]:
         roles = {}
@@ -154,8 +169,11 @@ class Int8Branch(Int8Op):
         """(first row - y * stride, rows) of the window a conv stage k reads for its output row y:
         (-PT, KH); a pointwise or an ADD: (0, 1)."""
         op = self.stages[k]
-        if self.stage_kind(k) == "convr":
+        kind = self.stage_kind(k)
+        if kind in ("convr", "dw"):
             return -op.pads[0], op.kh
+        if kind == "pool":
+            return -op.pads[0], op.kernel[0]
         return 0, 1
 
     def virtual_top(self, k: int) -> int:
@@ -190,7 +208,14 @@ class Int8Branch(Int8Op):
             kind = self.stage_kind(k)
             if k == 0:
                 return
-            if kind in ("pw", "convr"):
+            if kind == "relu":  # its operand computed into the output row, or a buffered row
+                s = self.sources[k][0]
+                if self.direct(s):
+                    row(s, y)
+                else:
+                    read(s, y, 1)
+                return
+            if kind in ("pw", "convr", "dw", "pool"):
                 s = self.sources[k][0]
                 top, n = self.window(k)
                 read(s, y * self.stages[k].strides[0] + top, n)
