@@ -348,8 +348,10 @@ def _stream_if_smaller(graph: Graph, plan: MemoryPlan):
     at least ``STREAM_MIN_SAVING`` smaller: in each maximal chain (``stream_candidates``) the run
     of two or more of its ops whose stream plans the smallest arena (a stream over the first,
     largest maps of a chain often does better than one over all of it, whose rings grow with
-    the channels), the first such run in graph order, again until none saves enough. (Each
-    stream's workspace options as the planner picks them: those that cost no arena.)"""
+    the channels), the first such run in graph order, again until none saves enough; after every
+    chain, the runs that hold an ADD and stream as a graph (``branch_candidates``: residual
+    blocks, Int8Branch). (Each stream's workspace options as the planner picks them: those that
+    cost no arena.)"""
     from micronets.compiler.ops.int8_branch import branch_candidates, make_branch
     from micronets.compiler.ops.int8_stream import make_stream, stream_candidates
 

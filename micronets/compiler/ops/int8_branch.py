@@ -40,6 +40,8 @@ from __future__ import annotations
 import collections
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from micronets.compiler.ops.int8_add import Int8Add
 from micronets.compiler.ops.int8_base import Int8Op
 from micronets.compiler.ops.int8_conv import Int8Conv2D
@@ -162,8 +164,40 @@ class Int8Branch(Int8Op):
         return sum(n * self.row_bytes(k) for k, n in enumerate(lines))
 
     def row_bytes(self, k: int) -> int:
+        """Bytes a row of stage k's line buffer takes (its map row and any padding columns)."""
         _, w, c = self.stages[k].output.hwc
-        return w * c
+        pl, pr = self.pads(k)
+        return (pl + w + pr) * c
+
+    def _dsp_dw(self, r: int) -> bool:
+        return self.stage_kind(r) == "dw" and self.stages[r].dsp_layout
+
+    def padded(self, k: int) -> bool:
+        """Whether stage k's line buffer is padded: a depthwise of the DSP layout reads it, and
+        then reads every tap from memory, without border tests (the chain stream's padded rings):
+        its rows outside the map are rows of the zero point (as in every line buffer) and each row
+        has ``pads`` columns of it either side."""
+        return any(self._dsp_dw(r) for r in self.readers[k])
+
+    def pads(self, k: int) -> Tuple[int, int]:
+        """Columns of zero point left and right of each row of a padded line buffer: as many as
+        its depthwise readers' windows reach past the map."""
+        dws = [self.stages[r] for r in self.readers[k] if self._dsp_dw(r)]
+        if not dws:
+            return 0, 0
+        w = self.stages[k].output.hwc[1]
+        return (max(d.pads[2] for d in dws),
+                max(max(0, (d.output.hwc[1] - 1) * d.strides[1] - d.pads[2] + d.kw - w) for d in dws))
+
+    def dw_flat(self, k: int) -> int:
+        """Depthwise stage k (DSP layout, its rows padded) reads them as runs of bytes, P =
+        lcm(4, C) / 4 groups of lanes (Int8ConvDepthwise.dw_flat); 0: in groups of four channels."""
+        dw = self.stages[k]
+        c = dw.output.hwc[2]
+        if not self._dsp_dw(k) or c % 4 == 0 or dw.strides[1] != 1 or (dw.kh, dw.kw) != (3, 3):
+            return 0
+        p = int(np.lcm(4, c)) // 4
+        return p if p <= 4 else 0
 
     def window(self, k: int) -> Tuple[int, int]:
         """(first row - y * stride, rows) of the window a conv stage k reads for its output row y:
@@ -338,8 +372,8 @@ def branch_candidates(ops, kept, graph_input) -> List[Tuple[int, int]]:
                     break
             made.add(op.output.storage)
             inner = [ops[k] for k in range(i, j)]
-            closed = all(o.output.storage not in kept and all(i <= r <= j for r in readers[o.output.storage])
-                         for o in inner)
+            closed = all(o.output.storage not in kept and readers[o.output.storage]
+                         and all(i <= r <= j for r in readers[o.output.storage]) for o in inner)
             if j > i and closed and any(type(o) is Int8Add for o in ops[i:j + 1]):
                 runs.append((i, j + 1))
             if _global_average(op):
