@@ -9,8 +9,11 @@ input feeds its first conv and its shortcut, or the ADD itself). Stages:
   pointwise conv of an int8 map that is not the caller's;
 - later: a pointwise conv (1x1, stride 1, unpadded; int8_pointwise over a row's pixels), any
   other Conv2D without vertical dilation (a KxK or a strided 1x1 conv: int8_conv_row /
-  int8_conv_im2col_row over the KH rows of its window, below), an ADD of two same-shape rows
-  (int8_add over a row, TFLite's rescaling: the ADD op's own helper);
+  int8_conv_im2col_row over the KH rows of its window, below), a depthwise conv without
+  dilation (the chain stream's depthwise stage: the row helpers of int8_conv_depthwise.h.j2), a
+  pooling that is not global (int8_pool's pixels, the window clipped to the map), an ADD of two
+  same-shape rows (int8_add over a row, TFLite's rescaling: the ADD op's own helper) or a ReLU
+  op (int8_relu over a row);
 - the last may also be a global average (its per-channel int32 sums, as Int8Stream's).
 
 Between a stage and its readers its rows live in a *line buffer*: N rows kept contiguous and in
@@ -23,13 +26,21 @@ z = -in_off instead, and add w * (z + in_off) = 0 to the sums, the bias being fo
 input offset for every tap (im2col writes the same z into its patches itself). Integer sums are
 exact in any order, so every stage gives its layer's output bit for bit.
 
-A stage read by nothing but an ADD keeps no rows: the ADD computes that operand's row straight
-into its own output row (it adds in place, as int8_add may) or, for its second computed operand,
-into a row of its own. Which operand goes first is chosen by shape alone: the order that needs
-the fewest buffered rows. The number of rows each line buffer needs is found by running the
-stream's pulls in Python exactly as the generated code runs them (``_simulate``): the most rows
-any reader reaches back, at the moment it reads. MLPerf's ResNet-8 streamed whole keeps 3 rows
-of each block input and each first conv's output (one row of the last ADD) and two ADD rows.
+A line buffer read by a depthwise of the DSP layout is padded as the chain stream's rings are:
+columns of the zero point either side of each row, so that kernel reads every tap from memory
+without border tests (a conv reading the same buffer takes each slot as a wider map whose extra
+columns are taps of the zero point, adding 0 as above).
+
+A stage read by nothing but an ADD (or a ReLU) keeps no rows: the ADD computes that operand's
+row straight into its own output row (it adds in place, as int8_add may) or, for its second
+computed operand, into a row of its own. Which operand goes first is chosen by shape alone: the
+order that needs the fewest buffered rows. The number of rows each line buffer needs is found
+by running the stream's pulls in Python exactly as the generated code runs them
+(``_simulate``): the most rows any reader reaches back, at the moment it reads. MLPerf's
+ResNet-8 streamed whole keeps 3 rows of the stem's output, of each block input and of each
+block's first conv (one row of the last ADD) and two ADD rows: 11,014 B of workspace (every row
+512 B) where layer by layer plans 33,312 B; its shortcuts are computed first (into the ADD's
+output row), so a block input's buffer only spans the strided conv's window.
 
 The int8 lowering (micronets.compiler.int8._stream_if_smaller) forms one where it saves as much
 arena as a chain stream must (``STREAM_MIN_SAVING``), over a run of graph ops that holds an ADD.
@@ -135,7 +146,8 @@ class Int8Branch(Int8Op):
         return "conv" if k == 0 else "convr"
 
     def direct(self, k: int) -> bool:
-        """Whether stage k keeps no rows: its only reader is an ADD, which computes its rows."""
+        """Whether stage k keeps no rows: its only reader is an ADD or a ReLU, which computes its
+        rows into its own output row (or the ADD's own row)."""
         return (k < len(self.row_stages) - 1 and len(self.readers[k]) == 1
                 and type(self.stages[self.readers[k][0]]) in (Int8Add, Int8Relu))
 
