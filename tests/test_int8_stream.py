@@ -313,3 +313,122 @@ def test_stream_of_an_im2col_first_conv_bit_exact(converted, tmp_path):
     _, on_host = host.run_header_int8(str(path), "S", x, entry="uint8")
     elf = qemu.build_firmware(path, "S", x, tmp_path / "dsp", entry="uint8")
     assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
+
+
+# ---- residual blocks streamed as a graph (micronets/compiler/ops/int8_branch.py)
+
+def residual():
+    """ResNet-8 in small: a 3x3 stem, a block with an identity shortcut (the stem's rows read by
+    the block's first conv and by the ADD), a block with a 3x3 /2 conv and a strided 1x1
+    shortcut (both reading the first block's rows, both computed by the ADD), a global average
+    (MEAN), dense."""
+    i = keras.Input((16, 12, 3))
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(i)
+    y = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    y = L.Conv2D(8, 3, padding="same")(y)
+    x = L.Activation("relu")(L.Add()([x, y]))
+    y = L.Conv2D(16, 3, strides=2, padding="same", activation="relu")(x)
+    y = L.Conv2D(16, 3, padding="same")(y)
+    s = L.Conv2D(16, 1, strides=2)(x)
+    x = L.Activation("relu")(L.Add()([s, y]))
+    return keras.Model(i, L.Dense(4)(L.GlobalAveragePooling2D()(x)), name="residual")
+
+
+def residual_map():
+    """A residual stream ending in a whole map (a 2x2 max pooling's, read by the dense), 15 rows
+    (the last windows run past the map): a 5x3 conv (two rows of padding above), a pointwise conv
+    reading a line buffer, a 3x3 conv, the ADD's computed operand first."""
+    i = keras.Input((15, 10, 4))
+    x = L.Conv2D(8, (5, 3), padding="same", activation="relu6")(i)
+    y = L.Conv2D(12, 1, activation="relu")(x)
+    y = L.Conv2D(8, 3, padding="same")(y)
+    x = L.Add()([y, x])
+    x = L.Flatten()(L.MaxPooling2D(2)(x))
+    return keras.Model(i, L.Dense(4)(x), name="residual_map")
+
+
+def xception_like():
+    """The Keras example's small Xception in small: depthwise stages over line buffers (6
+    channels: TFLite's layout for the last two lanes), a max pooling 3 /2 'same' (windows clipped
+    to the map), the ADD with a strided 1x1 shortcut, a ReLU as its own op (the ADD's output also
+    feeds the next shortcut), a second block."""
+    i = keras.Input((64, 8, 3))
+    x = L.Conv2D(6, 3, strides=2, padding="same", activation="relu")(i)
+    y = L.DepthwiseConv2D(3, padding="same")(x)
+    y = L.Conv2D(16, 1, activation="relu")(y)
+    y = L.DepthwiseConv2D(3, padding="same")(y)
+    y = L.Conv2D(16, 1)(y)
+    y = L.MaxPooling2D(3, strides=2, padding="same")(y)
+    a = L.Add()([y, L.Conv2D(16, 1, strides=2)(x)])
+    y = L.DepthwiseConv2D(3, padding="same")(L.Activation("relu")(a))
+    y = L.Conv2D(16, 1)(y)
+    a = L.Add()([y, L.Conv2D(16, 1)(a)])
+    return keras.Model(i, L.Dense(4)(L.GlobalAveragePooling2D()(a)), name="xception_like")
+
+
+@pytest.fixture(scope="module")
+def residuals():
+    out = {}
+    for k, fn in enumerate((residual, residual_map, xception_like)):
+        model = spread_weights(fn(), seed=50 + k)
+        cal = np.random.default_rng(60 + k).uniform(-1, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
+        xs = np.random.default_rng(70 + k).integers(-128, 128, (6,) + tuple(model.input_shape[1:])).astype(np.int8)
+        out[model.name] = (convert(model, cal), xs)
+    return out
+
+
+@pytest.mark.parametrize("name, kinds, lines", [
+    ("residual", ["conv", "convr", "convr", "add", "convr", "convr", "convr", "add", "mean"], [3, 3, 0, 3, 3, 0, 0, 1, 0]),
+    ("residual_map", ["conv", "pw", "convr", "add", "pool"], [2, 3, 0, 2, 0]),
+    ("xception_like", ["conv", "convr", "dw", "pw", "dw", "pw", "pool", "add", "relu", "pw", "dw", "pw", "add", "mean"],
+     [3, 0, 1, 3, 1, 3, 0, 1, 3, 0, 1, 0, 1, 0]),
+])
+def test_residual_stream_formed_smaller_and_bit_exact(name, kinds, lines, residuals, tmp_path):
+    """The blocks stream whole (a graph: a ring read twice, ADDs of two row sources, KxK and
+    strided 1x1 convs over line buffers): a quarter of the arena or more saved, TFLM's and
+    BUILTIN_REF's outputs bit for bit on the host. Without Int8Branch these nets stream nothing."""
+    data, xs = residuals[name]
+    compiled = compile_tflite(data, classname="S")
+    streams = [compiled.plan.op(op) for op in compiled.graph.ops if op.kind == "BranchStream"]
+    assert len(streams) == 1
+    op = streams[0]
+    # each stage's kind and the rows its line buffer keeps (0: computed by its reader, or the
+    # end), in the converter's op order (which may interleave the two branches either way)
+    assert sorted(zip([op.stage_kind(k) for k in range(len(op.stages))], op.lines)) == sorted(zip(kinds, lines))
+    assert op.stage_kind(0) == "conv" and op.stage_kind(len(kinds) - 1) == kinds[-1]
+    if name == "xception_like":  # DSP depthwise stages read padded rows, 6 channels as runs of bytes
+        dws = [k for k in range(len(op.stages)) if op.stage_kind(k) == "dw"]
+        assert op.padded(0) and op.pads(0) == (1, 1) and op.dw_flat(dws[0]) == 3
+        assert all(op.padded(op.sources[k][0]) for k in dws)
+    _, flat = layer_by_layer(data)
+    assert compiled.plan.arena_size <= (1 - STREAM_MIN_SAVING) * flat.arena_size
+    layer = compiled.summary()["layers"][0]
+    assert [s["macs"] for s in layer["stages"]] == [s.macs() for s in op.stages]
+    path = tmp_path / "S.h"
+    path.write_text(compiled.header)
+    raw, _ = host.run_header_int8(str(path), "S", xs)
+    assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name])
+    assert len(np.unique(raw)) > 3
+    unstreamed = tmp_path / "U.h"
+    unstreamed.write_text(compile_tflite(data, classname="U", stream=False).header)
+    assert np.array_equal(host.run_header_int8(str(unstreamed), "U", xs)[0], raw)
+    ref = tmp_path / "R.h"
+    ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
+    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
+
+
+@pytest.mark.parametrize("name", ["residual", "xception_like"])
+def test_residual_stream_bit_exact_on_emulated_cortex_m4(name, residuals, tmp_path):
+    """DSP and portable builds on QEMU's Cortex-M4 give the host's outputs."""
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    data, xs = residuals[name]
+    header = tmp_path / "S.h"
+    header.write_text(compile_tflite(data, classname="S").header)
+    x = np.random.default_rng(9).integers(0, 256, (2,) + xs.shape[1:]).astype(np.uint8)
+    _, on_host = host.run_header_int8(str(header), "S", x, entry="uint8")
+    for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):
+        elf = qemu.build_firmware(header, "S", x, tmp_path / label, entry="uint8", extra_flags=flags)
+        assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), label

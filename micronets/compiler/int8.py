@@ -348,8 +348,11 @@ def _stream_if_smaller(graph: Graph, plan: MemoryPlan):
     at least ``STREAM_MIN_SAVING`` smaller: in each maximal chain (``stream_candidates``) the run
     of two or more of its ops whose stream plans the smallest arena (a stream over the first,
     largest maps of a chain often does better than one over all of it, whose rings grow with
-    the channels), the first such run in graph order, again until none saves enough. (Each
-    stream's workspace options as the planner picks them: those that cost no arena.)"""
+    the channels), the first such run in graph order, or a run that holds an ADD and streams as
+    a graph (``branch_candidates``: residual blocks, Int8Branch) where that plans smaller still;
+    again until none saves enough. (Each stream's workspace options as the planner picks them:
+    those that cost no arena.)"""
+    from micronets.compiler.ops.int8_branch import branch_candidates, make_branch
     from micronets.compiler.ops.int8_stream import can_start, make_stream, stream_candidates
 
     kept = {t.storage for t in graph.outputs}
@@ -357,20 +360,24 @@ def _stream_if_smaller(graph: Graph, plan: MemoryPlan):
         ops = list(graph.ops)
         budget = (1 - STREAM_MIN_SAVING) * plan.arena_size
         best = None  # (arena, graph, plan)
-        for i, j in stream_candidates(ops, kept, graph.input):
-            for a in range(i, j - 1):
-                if not can_start(ops[a], graph.input):  # e.g. a pooling: a stage only after a conv
+        # each chain's runs of two ops or more that can start a stream (a pooling cannot: it is a
+        # stage only after a conv), then (after every chain) the runs with an ADD that can stream
+        # as a graph (Int8Branch: residual blocks)
+        groups = [[(a, b, make_stream) for a in range(i, j - 1) if can_start(ops[a], graph.input)
+                   for b in range(a + 2, j + 1)]
+                  for i, j in stream_candidates(ops, kept, graph.input)]
+        groups.append([(a, b, make_branch) for a, b in branch_candidates(ops, kept, graph.input)])
+        for g, group in enumerate(groups):
+            if best is not None and g < len(groups) - 1:
+                continue  # a chain's run found: the graph runs still compete with it
+            for a, b, make in group:
+                trial = _renumbered(graph, ops[:a] + [make(ops[a:b], graph.input)] + ops[b:])
+                # a lower bound of the arena with it rules most runs out before planning them
+                if arena_lower_bound(trial) > min(budget, best[0] - 1 if best else budget):
                     continue
-                for b in range(a + 2, j + 1):
-                    trial = _renumbered(graph, ops[:a] + [make_stream(ops[a:b], graph.input)] + ops[b:])
-                    # a lower bound of the arena with it rules most runs out before planning them
-                    if arena_lower_bound(trial) > min(budget, best[0] - 1 if best else budget):
-                        continue
-                    trial_plan = plan_memory(trial)
-                    if trial_plan.arena_size <= budget and (best is None or trial_plan.arena_size < best[0]):
-                        best = (trial_plan.arena_size, trial, trial_plan)
-            if best is not None:
-                break
+                trial_plan = plan_memory(trial)
+                if trial_plan.arena_size <= budget and (best is None or trial_plan.arena_size < best[0]):
+                    best = (trial_plan.arena_size, trial, trial_plan)
         if best is None:
             return graph, plan
         _, graph, plan = best

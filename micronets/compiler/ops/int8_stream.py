@@ -25,15 +25,11 @@ The int8 lowering (micronets.compiler.int8._stream_if_smaller) forms a stream on
 planned arena gets markedly smaller (``STREAM_MIN_SAVING``), over the run of a chain's ops that
 saves most.
 
-Not yet: streams are chains. Residual nets need a stream that is a graph: a ring read by two
-consumers (sized by the later one's delay: a block input feeding both a 3x3 /2 conv and a 1x1 /2
-shortcut keeps rows 2y .. 2y + 4, or 3 rows and a 2-row ring of the shortcut's output), an ADD
-stage with two row sources, a KxK conv stage reading ring rows (int8_conv_row indexes a whole
-map: row pointers, or a ring kept contiguous by moving KH - 1 rows up per row) and pooling
-windows over ring rows. MLPerf's ResNet-8 streamed whole would need about 13.6 KB of rings (all
-its rows are 512 B: 3 + 3 + 1 rows in stack 1, 5 + 3 + 1 in stacks 2 and 3, 1 row and 256 B of
-sums at the end) against 33,312 B layer by layer; the Keras example's small Xception, streamed
-per block with the 12x12x16 block output stored (2,304 B), about 6.6 KB against 11,936 B.
+Streams here are chains. Residual nets stream as a graph (micronets/compiler/ops/int8_branch.py,
+Int8Branch): a block input read by two stages, ADD stages of two row sources, KxK convs over
+line buffers kept contiguous; MLPerf's ResNet-8 streamed whole plans 11,078 B against 33,312 B
+layer by layer, the Keras example's small Xception 6,208 B against 11,936 B. Where a chain's run
+and a graph's both save enough, the lowering keeps the one that plans smaller.
 """
 
 from __future__ import annotations
