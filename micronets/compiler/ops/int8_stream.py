@@ -155,15 +155,21 @@ class Int8Stream(Int8Op):
         p = int(np.lcm(4, c)) // 4
         return p if p <= 4 else 0
 
+    #: the most channels a depthwise stage may have to take its tables from flash (``flash_table``)
+    FLASH_TABLE_CHANNELS = 16
+
     def flash_table(self, k: int) -> bool:
         """Whether depthwise stage k reads its weights and parameters in the DSP kernels' layout
-        from flash (``dsp_table``, the stage's weights "s{k}t"): every stage after the first of the
-        DSP layout. A stream has no arena to spare for them (its rings are what it saves), and
-        unpacking them for each output row (mn_dw_unpack) cost MicroNet's stream 112k of its 1.47M
-        Cortex-M4 instructions; the tables take 1.4 kB of flash there (the portable build carries
-        them unread)."""
+        from flash (``dsp_table``, the stage's weights "s{k}t") instead of unpacking them for
+        every output row (mn_dw_unpack; a stream has no arena to spare for them, its rings being
+        what it saves): a stage after the first of the DSP layout with at most
+        ``FLASH_TABLE_CHANNELS`` channels. A table is 34 bytes a channel, twice the layer's own
+        weights and parameters: on MicroNets' thin streams (3 to 12 channels) 1.4 kB of flash
+        saves 112k of 1.47M Cortex-M4 instructions; on MLPerf's KWS DS-CNN (64 channels) the
+        tables would be 8.7 kB (a third more weights) for 6%, so its stages keep unpacking."""
         dw = self.stages[k]
-        return k > 0 and k < len(self.row_stages) and type(dw) is Int8DepthwiseConv2D and dw.dsp_layout
+        return (0 < k < len(self.row_stages) and type(dw) is Int8DepthwiseConv2D and dw.dsp_layout
+                and dw.output.hwc[2] <= self.FLASH_TABLE_CHANNELS)
 
     def dsp_table(self, k: int) -> np.ndarray:
         """Depthwise stage k's weights and parameters in the DSP kernels' layout (``flash_table``)."""
