@@ -122,6 +122,41 @@ def test_stream_formed_smaller_and_bit_exact(name, stages, kinds, converted, tmp
     assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
 
 
+def test_stream_depthwise_tables_in_flash(converted):
+    """A thin depthwise stage of the DSP layout reads its weights and parameters in the DSP
+    kernels' layout from flash (the compiler's ``dsp_table``), neither unpacked for every output
+    row nor in the arena: the workspace is the rings (and the sums). The layout is mn_dw_unpack's: per
+    tap, lanes 0 and 2 (then 1 and 3) doubled as 16-bit halves; 2 x folded bias; {m, k = -shift -
+    1, zk = (2 out_off + 1) << k}; for the 6-channel flat stage lane l of group v is channel
+    (4 v + l) % 6. Bit-exact on QEMU's Cortex-M4: the test below."""
+    data, _ = converted["kws_like"]
+    compiled = compile_tflite(data, classname="S")
+    stream = [op for op in compiled.graph.ops if op.kind == "Stream"][0]
+    op = compiled.plan.op(stream)
+    dws = [k for k in range(len(op.stages)) if op.stage_kind(k) == "dw"]
+    # 6 channels: in flash; 32: unpacked for each row (more than FLASH_TABLE_CHANNELS)
+    assert dws == [1, 3, 5] and [op.flash_table(k) for k in dws] == [True, False, False]
+    assert op.workspace_options == ((True,), (False,))
+    assert op.workspace_bytes() == op.rings_total() + 3 + 3 + 4 * op.output.hwc[2]
+    assert f"s1.d.use({op.wname('s1t')});" in compiled.header and compiled.header.count(".d.use(") == 1
+    assert ".d.prep(" not in compiled.header
+    dw = op.stages[1]
+    t = op.dsp_table(1).reshape(3, -1).astype(np.int64)  # flat: 3 groups of 2 * 9 + 16 words
+    assert t.shape == (3, 34)
+    w = dw.filt.reshape(9, 6).astype(np.int64)
+    bf, shift = np.asarray(dw.folded_bias(), np.int64), np.asarray(dw.shift, np.int64).reshape(-1)
+    lo, hi = (t[:, :18] << 48) >> 48, t[:, :18] >> 16  # the halves, sign-extended
+    for v in range(3):
+        ch = [(4 * v + lane) % 6 for lane in range(4)]
+        assert np.array_equal(lo[v, 0::2], 2 * w[:, ch[0]]) and np.array_equal(hi[v, 0::2], 2 * w[:, ch[2]])
+        assert np.array_equal(lo[v, 1::2], 2 * w[:, ch[1]]) and np.array_equal(hi[v, 1::2], 2 * w[:, ch[3]])
+        for lane, c in enumerate(ch):
+            k = -int(shift[c]) - 1
+            assert t[v, 18 + lane] == 2 * bf[c]
+            assert list(t[v, 22 + 3 * lane:25 + 3 * lane]) == [int(np.asarray(dw.mult).reshape(-1)[c]), k, (2 * dw.out_off + 1) << k]
+    assert op.weights_bytes() <= op.weights_bytes_bound()
+
+
 @pytest.mark.parametrize("name", ["kws_like", "map_out"])
 def test_stream_bit_exact_on_emulated_cortex_m4(name, converted, tmp_path):
     """DSP and portable (MICRONETS_NO_DSP) builds on QEMU's Cortex-M4 give the host's outputs."""

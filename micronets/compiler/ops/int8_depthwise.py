@@ -42,6 +42,40 @@ class Int8DepthwiseConv2D(Int8Windowed):
         k = -self.shift.astype(np.int64) - 1
         return bool(np.all(abs(2 * int(self.out_off) + 1) * (np.int64(1) << k) < 2 ** 30 - 1))
 
+    def dsp_table(self, flat: int = 0) -> np.ndarray:
+        """The DSP kernels' layout of every group of four channels (int8_dw_row_dsp's ``tab``),
+        word for word what mn_dw_unpack writes at run time: per group, per tap t of the
+        [KH][KW][C] filter, the words (2 w[c0], 2 w[c2]) and (2 w[c1], 2 w[c3]) as 16-bit halves
+        (low, high); then the four doubled folded biases and per lane {multiplier, k = -shift - 1,
+        zk = (2 out_off + 1) << k}, int32 wrapped as the C computes them. Groups: channels 4 g ..
+        4 g + 3 for g < C / 4 (the last C % 4 channels are not in it), or ``flat`` = P the flat
+        pattern's P groups, lane l of group v channel (4 v + l) % C (mn_dw_lanes). A lane without
+        a channel holds zeros."""
+        c = self.output.hwc[2]
+        taps = self.filt.reshape(self.kh * self.kw, c).astype(np.int64)
+        bf = np.asarray(self.folded_bias(), np.int64)
+        mult = np.asarray(self.mult, np.int64).reshape(-1)
+        shift = np.asarray(self.shift, np.int64).reshape(-1)
+        groups = []
+        for g in range(flat or c // 4):
+            ch = [(4 * g + lane) % c if flat else 4 * g + lane for lane in range(4)]
+            ch = [x if flat or x < c else -1 for x in ch]
+
+            def half(lane, t):
+                return 0 if ch[lane] < 0 else (2 * int(taps[t, ch[lane]])) & 0xFFFF
+
+            words = []
+            for t in range(self.kh * self.kw):
+                words.append(half(0, t) | half(2, t) << 16)
+                words.append(half(1, t) | half(3, t) << 16)
+            words += [2 * int(bf[x]) if x >= 0 else 0 for x in ch]
+            for x in ch:
+                k = int(-shift[x] - 1) if x >= 0 else 0
+                words += [int(mult[x]), k, ((2 * int(self.out_off) + 1) << k) if x >= 0 else 0] if x >= 0 else [0, 0, 0]
+            groups.append(words)
+        table = np.array(groups, np.int64).reshape(-1) & 0xFFFFFFFF
+        return np.where(table >= 1 << 31, table - (1 << 32), table).astype(np.int32)
+
     @property
     def workspace_options(self) -> "tuple[int, ...]":
         """What the pair-row kernel needs (one option: its workspace bytes; none: not used). It

@@ -171,28 +171,34 @@ class Int8Stream(Int8Op):
         p = int(np.lcm(4, c)) // 4
         return p if p <= 4 else 0
 
-    def table_bytes(self, k: int) -> int:
-        """Depthwise stage k's weights and parameters unpacked once a call for the DSP kernel (with
-        ``dw_tables``; word aligned at run time: 3 bytes more)."""
-        dw = self.stages[k]
-        if not (self.dw_tables and type(dw) is Int8DepthwiseConv2D and dw.dsp_layout and k > 0):
-            return 0
-        groups = self.dw_flat(k) or dw.output.hwc[2] // 4
-        return groups * (2 * dw.kh * dw.kw + 16) * 4 + 3
+    #: the most channels a depthwise stage may have to take its tables from flash (``flash_table``)
+    FLASH_TABLE_CHANNELS = 16
 
-    def layout(self) -> "tuple[List[int], List[int], int]":
-        """(ring offsets, table offsets, end) in the workspace: the rings back to back, then the
-        tables; a global average's int32 sums after them."""
+    def flash_table(self, k: int) -> bool:
+        """Whether depthwise stage k reads its weights and parameters in the DSP kernels' layout
+        from flash (``dsp_table``, the stage's weights "s{k}t") instead of unpacking them for
+        every output row (mn_dw_unpack; a stream has no arena to spare for them, its rings being
+        what it saves): a stage after the first of the DSP layout with at most
+        ``FLASH_TABLE_CHANNELS`` channels. A table is 34 bytes a channel, twice the layer's own
+        weights and parameters: on MicroNets' thin streams (3 to 12 channels) 1.4 kB of flash
+        saves 112k of 1.47M Cortex-M4 instructions; on MLPerf's KWS DS-CNN (64 channels) the
+        tables would be 8.7 kB (a third more weights) for 6%, so its stages keep unpacking."""
+        dw = self.stages[k]
+        return (0 < k < len(self.row_stages) and type(dw) is Int8DepthwiseConv2D and dw.dsp_layout
+                and dw.output.hwc[2] <= self.FLASH_TABLE_CHANNELS)
+
+    def dsp_table(self, k: int) -> np.ndarray:
+        """Depthwise stage k's weights and parameters in the DSP kernels' layout (``flash_table``)."""
+        return self.stages[k].dsp_table(self.dw_flat(k))
+
+    def layout(self) -> "tuple[List[int], int]":
+        """(ring offsets, end) in the workspace: the rings back to back, then 3 bytes; a global
+        average's int32 sums after them."""
         rings, at = [], 0
         for k in range(len(self.row_stages)):
             rings.append(at)
             at += self.ring_bytes(k)
-        at += 3  # a DSP kernel's word load of a row's last partial word stays inside
-        tables = []
-        for k in range(len(self.row_stages)):
-            tables.append(at)
-            at += self.table_bytes(k)
-        return rings, tables, at
+        return rings, at + 3  # a DSP kernel's word load of a row's last partial word stays inside
 
     def ring_offsets(self) -> List[int]:
         return self.layout()[0]
@@ -201,13 +207,13 @@ class Int8Stream(Int8Op):
         return sum(self.ring_bytes(k) for k in range(len(self.row_stages)))
 
     @property
-    def workspace_options(self) -> "tuple[tuple[bool, bool], ...]":
-        """(padded rings, unpacked depthwise tables), best first: what makes the DSP depthwise
-        stages fastest, as for Int8ConvDepthwise; the planner keeps the best that costs no arena
-        (the plain rings are always possible)."""
+    def workspace_options(self) -> "tuple[tuple[bool], ...]":
+        """(padded rings,), best first: what makes the DSP depthwise stages fastest, as for
+        Int8ConvDepthwise; the planner keeps it where it costs no arena (the plain rings are
+        always possible). Their unpacked weights are in flash (``flash_table``)."""
         if not any(self._feeds_dsp_dw(k) for k in range(len(self.row_stages))):
             return ()
-        return ((True, True), (True, False), (False, True), (False, False))
+        return ((True,), (False,))
 
     #: the planner's choice among ``workspace_options`` (None: the plain rings)
     workspace_option = None
@@ -217,13 +223,9 @@ class Int8Stream(Int8Op):
     def padded_rings(self) -> bool:
         return bool(self.workspace_option and self.workspace_option[0])
 
-    @property
-    def dw_tables(self) -> bool:
-        return bool(self.workspace_option and self.workspace_option[1])
-
     def workspace_bytes(self):
         # with a global average, its int32 sums (word aligned at run time: 3 more bytes)
-        return self.layout()[2] + (3 + 4 * self.output.hwc[2] if self.reduces else 0)
+        return self.layout()[1] + (3 + 4 * self.output.hwc[2] if self.reduces else 0)
 
     # ---- facts
     def macs(self):
@@ -233,13 +235,16 @@ class Int8Stream(Int8Op):
         return sum(op.params() for op in self.stages)
 
     def weights_bytes_bound(self):
-        return sum(op.weights_bytes_bound() for op in self.stages)
+        return sum(op.weights_bytes_bound() for op in self.stages) + sum(
+            4 * self.dsp_table(k).size for k in range(len(self.stages)) if self.flash_table(k))
 
     def typed_weights(self):
         w = collections.OrderedDict()
         for k, op in enumerate(self.stages):
             for suffix, array in op.typed_weights().items():
                 w[f"s{k}{suffix}"] = array
+            if self.flash_table(k):
+                w[f"s{k}t"] = self.dsp_table(k)
         return w
 
     def describe(self):
