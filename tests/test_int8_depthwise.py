@@ -77,13 +77,14 @@ def test_pair_kernel_and_padded_ring_are_planned(converted):
     from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
     from micronets.compiler.plan import _plan_memory, _workspace_fallback
 
-    # layer by layer: streamed, this chain would run as one Int8Stream (tests/test_int8_stream.py)
+    # layer by layer: streamed, these chains may run as Int8Streams (tests/test_int8_stream.py),
+    # and the whole-layer kernels are what this file tests
     stem = compile_tflite(converted["stem"][0], classname="Stem", stream=False)
     rings = [stem.plan.op(op) for op in stem.graph.ops if isinstance(op, Int8ConvDepthwise)]
     assert rings and rings[0].conv.word_rows and rings[0].padded_ring and rings[0].dw_flat == 3
     assert "mn_dw_rows_q<" in stem.header and "int8_conv_depthwise<" in stem.header
     for name in ("late", "small"):
-        compiled = compile_tflite(converted[name][0], classname="M")
+        compiled = compile_tflite(converted[name][0], classname="M", stream=False)
         dws = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
         assert len(dws) == 2 and all(compiled.plan.op(op).workspace_option for op in dws)
         assert not any(op.workspace_option for op in dws)  # the choice lives in the plan, not the graph
@@ -122,7 +123,7 @@ def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_p
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
     data, model = converted[name]
-    compiled = compile_tflite(data, classname="Dw", stream=name != "stem")  # the stem: its fused ring ops
+    compiled = compile_tflite(data, classname="Dw", stream=False)  # the whole-layer and fused ring kernels
     header = tmp_path / "Dw.h"
     header.write_text(compiled.header)
     xs = np.random.default_rng(3).integers(-128, 128, (4,) + tuple(model.input_shape[1:])).astype(np.int8)

@@ -195,13 +195,34 @@ def test_stream_refused_where_it_does_not_help(converted):
     assert forced.arena_size > flat.arena_size
 
 
-def classic_cnn():
+def classic_cnn(second=32):
     """Conv -> Pool twice, the classic CNN: a 2x2 /2 max pooling of a 3x3 conv's rows (the conv's
-    map never stored), then a 3x3 'same' conv and an overlapping, padded 3x3 /2 max pooling."""
+    map never stored), then a 3x3 'same' conv of ``second`` channels and an overlapping, padded
+    3x3 /2 max pooling."""
     i = keras.Input((30, 22, 3))
     x = L.MaxPooling2D(2)(L.Conv2D(12, 3, activation="relu")(i))
-    x = L.MaxPooling2D(3, strides=2, padding="same")(L.Conv2D(32, 3, padding="same", activation="relu6")(x))
+    x = L.MaxPooling2D(3, strides=2, padding="same")(L.Conv2D(second, 3, padding="same", activation="relu6")(x))
     return keras.Model(i, L.Dense(5)(L.Flatten()(L.Conv2D(8, 1)(x))), name="classic_cnn")
+
+
+def test_streams_that_only_save_enough_together(tmp_path):
+    """Two Conv -> Pool blocks whose maps are about the same size: streaming either leaves the
+    other as the peak (each alone saves less than STREAM_MIN_SAVING), both together plan less than
+    half the arena; the lowering forms both, and the outputs stay TFLM's bit for bit."""
+    model = spread_weights(classic_cnn(second=48), seed=37)
+    data = convert(model, np.random.default_rng(4).uniform(-1, 1, (32, 30, 22, 3)).astype(np.float32))
+    flat = layer_by_layer(data)[1].arena_size
+    alone = [_forced_streams(data, [run], "A").plan.arena_size for run in ((0, 2), (2, 4))]
+    assert all(a > (1 - STREAM_MIN_SAVING) * flat for a in alone)
+    compiled = compile_tflite(data, classname="S")
+    streams = [compiled.plan.op(op) for op in compiled.graph.ops if op.kind == "Stream"]
+    assert [[op.stage_kind(k) for k in range(len(op.stages))] for op in streams] == [["conv", "pool"]] * 2
+    assert compiled.plan.arena_size < flat / 2
+    xs = np.random.default_rng(46).integers(-128, 128, (4, 30, 22, 3)).astype(np.int8)
+    path = tmp_path / "S.h"
+    path.write_text(compiled.header)
+    raw, _ = host.run_header_int8(str(path), "S", xs)
+    assert np.array_equal(raw, tflm_reference({"classic_cnn": (data, xs)})["classic_cnn"]) and len(np.unique(raw)) > 5
 
 
 def pooled_chain():

@@ -350,15 +350,31 @@ def _stream_if_smaller(graph: Graph, plan: MemoryPlan):
     largest maps of a chain often does better than one over all of it, whose rings grow with
     the channels), the first such run in graph order, or a run that holds an ADD and streams as
     a graph (``branch_candidates``: residual blocks, Int8Branch) where that plans smaller still;
-    again until none saves enough. (Each stream's workspace options as the planner picks them:
-    those that cost no arena.)"""
+    again until none saves enough. Where no single stream saves enough, streams that only do so
+    together: a net with two maps of about the same size (a classic CNN's Conv -> Pool blocks),
+    where streaming either leaves the other as the peak, each step planning smaller and all of
+    them at least ``STREAM_MIN_SAVING`` smaller. (Each stream's workspace options as the planner
+    picks them: those that cost no arena.)"""
+    streamed, streamed_plan = _streams_greedy(graph, plan, lambda arena: (1 - STREAM_MIN_SAVING) * arena)
+    if streamed is not graph:
+        return streamed, streamed_plan
+    together, together_plan = _streams_greedy(graph, plan, lambda arena: arena - 1)
+    if together_plan.arena_size <= (1 - STREAM_MIN_SAVING) * plan.arena_size:
+        return together, together_plan
+    return graph, plan
+
+
+def _streams_greedy(graph: Graph, plan: MemoryPlan, budget_of):
+    """(graph, plan) after forming, one at a time, the stream that plans the smallest arena
+    within ``budget_of(the arena before it)`` (the rules of ``_stream_if_smaller``); the same
+    graph object where none fits."""
     from micronets.compiler.ops.int8_branch import branch_candidates, make_branch
     from micronets.compiler.ops.int8_stream import can_start, make_stream, stream_candidates
 
     kept = {t.storage for t in graph.outputs}
     while True:
         ops = list(graph.ops)
-        budget = (1 - STREAM_MIN_SAVING) * plan.arena_size
+        budget = budget_of(plan.arena_size)
         best = None  # (arena, graph, plan)
         # each chain's runs of two ops or more that can start a stream (a pooling cannot: it is a
         # stage only after a conv), then (after every chain) the runs with an ADD that can stream
