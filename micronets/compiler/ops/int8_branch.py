@@ -60,7 +60,7 @@ from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
 from micronets.compiler.ops.int8_mean import Int8Mean
 from micronets.compiler.ops.int8_pool import Int8Pool
 from micronets.compiler.ops.int8_relu import Int8Relu
-from micronets.compiler.ops.int8_stream import Int8Stream, _global_average
+from micronets.compiler.ops.int8_stream import Int8Stream, StagedOp, _global_average
 
 
 def _later_stage(op) -> bool:
@@ -82,7 +82,7 @@ def _first_stage(op, input_is_caller: bool) -> bool:
     return not op.pointwise or (not input_is_caller and op.inputs[0].dtype == "int8")
 
 
-class Int8Branch(Int8Op):
+class Int8Branch(StagedOp):
     kind = "BranchStream"
     template = "kernels/int8_branch.h.j2"
     # the chain stream's stages and row sources (its kernels' order), and the ADD's row helper
@@ -307,26 +307,7 @@ class Int8Branch(Int8Op):
     def workspace_bytes(self):
         return self.layout()[2] + (3 + 4 * self.output.hwc[2] if self.reduces else 0)
 
-    # ---- facts
-    def macs(self):
-        return sum(op.macs() for op in self.stages)
-
-    def params(self):
-        return sum(op.params() for op in self.stages)
-
-    def weights_bytes_bound(self):
-        return sum(op.weights_bytes_bound() for op in self.stages)
-
-    def typed_weights(self):
-        w = collections.OrderedDict()
-        for k, op in enumerate(self.stages):
-            for suffix, array in op.typed_weights().items():
-                w[f"s{k}{suffix}"] = array
-        return w
-
-    def describe(self):
-        return f"{len(self.stages)} stages, workspace {self.workspace_bytes():,} B"
-
+    # ---- facts: StagedOp's sums
     def label(self):
         parts = []
         for k, op in enumerate(self.stages):
@@ -334,9 +315,6 @@ class Int8Branch(Int8Op):
             n = self.lines[k]
             parts.append(f"s{k}({src}) {op.label()}" + (f" [{n} row{'s' if n > 1 else ''}]" if n else ""))
         return f"Stream ({self.describe()}): " + "; ".join(parts)
-
-    def scales(self):
-        return "; ".join(op.scales() for op in self.stages)
 
     def stage_summary(self, workspace: Optional[int]) -> list:
         offs = self.layout()[0]

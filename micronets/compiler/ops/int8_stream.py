@@ -77,7 +77,44 @@ def _window(op) -> Optional["tuple[int, int, int]"]:
     return None
 
 
-class Int8Stream(Int8Op):
+class StagedOp(Int8Op):
+    """What an op made of layers run as its stages (Int8Stream, Int8Branch) reports of them: the
+    sums of their MACs and parameters, their weights (stage k's under ``s{k}``, with the op's own
+    arrays for it: ``stage_arrays``) and their scales."""
+
+    stages: tuple = ()
+
+    def stage_arrays(self, k: int) -> dict:
+        """Arrays the op stores for stage k besides the stage's own weights (suffix -> array)."""
+        return {}
+
+    def macs(self):
+        return sum(op.macs() for op in self.stages)
+
+    def params(self):
+        return sum(op.params() for op in self.stages)
+
+    def weights_bytes_bound(self):
+        return sum(op.weights_bytes_bound() + sum(a.nbytes for a in self.stage_arrays(k).values())
+                   for k, op in enumerate(self.stages))
+
+    def typed_weights(self):
+        w = collections.OrderedDict()
+        for k, op in enumerate(self.stages):
+            for suffix, array in op.typed_weights().items():
+                w[f"s{k}{suffix}"] = array
+            for suffix, array in self.stage_arrays(k).items():
+                w[f"s{k}{suffix}"] = array
+        return w
+
+    def describe(self):
+        return f"{len(self.stages)} stages, workspace {self.workspace_bytes():,} B"
+
+    def scales(self):
+        return "; ".join(op.scales() for op in self.stages)
+
+
+class Int8Stream(StagedOp):
     kind = "Stream"
     template = "kernels/int8_stream.h.j2"
     # its stages call the conv / pointwise row kernels and the depthwise row helpers
@@ -227,28 +264,10 @@ class Int8Stream(Int8Op):
         # with a global average, its int32 sums (word aligned at run time: 3 more bytes)
         return self.layout()[1] + (3 + 4 * self.output.hwc[2] if self.reduces else 0)
 
-    # ---- facts
-    def macs(self):
-        return sum(op.macs() for op in self.stages)
-
-    def params(self):
-        return sum(op.params() for op in self.stages)
-
-    def weights_bytes_bound(self):
-        return sum(op.weights_bytes_bound() for op in self.stages) + sum(
-            4 * self.dsp_table(k).size for k in range(len(self.stages)) if self.flash_table(k))
-
-    def typed_weights(self):
-        w = collections.OrderedDict()
-        for k, op in enumerate(self.stages):
-            for suffix, array in op.typed_weights().items():
-                w[f"s{k}{suffix}"] = array
-            if self.flash_table(k):
-                w[f"s{k}t"] = self.dsp_table(k)
-        return w
-
-    def describe(self):
-        return f"{len(self.stages)} stages, workspace {self.workspace_bytes():,} B"
+    # ---- facts (StagedOp's sums)
+    def stage_arrays(self, k: int) -> dict:
+        """A depthwise stage's table of unpacked weights in flash (``flash_table``)."""
+        return {"t": self.dsp_table(k)} if self.flash_table(k) else {}
 
     def label(self):
         parts = []
@@ -256,9 +275,6 @@ class Int8Stream(Int8Op):
             ring = self.ring_rows(k)
             parts.append(op.label() + (f" [ring {ring} row{'s' if ring > 1 else ''}]" if ring else ""))
         return f"Stream ({self.describe()}): " + " -> ".join(parts)
-
-    def scales(self):
-        return "; ".join(op.scales() for op in self.stages)
 
     def stage_summary(self, workspace: Optional[int]) -> list:
         """One dict per stage for ``micronets info`` and the header: name, op, shapes, MACs,
