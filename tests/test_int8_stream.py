@@ -157,14 +157,16 @@ def test_stream_depthwise_tables_in_flash(converted):
     assert op.weights_bytes() <= op.weights_bytes_bound()
 
 
-@pytest.mark.parametrize("name", ["kws_like", "map_out"])
-def test_stream_bit_exact_on_emulated_cortex_m4(name, converted, tmp_path):
-    """DSP and portable (MICRONETS_NO_DSP) builds on QEMU's Cortex-M4 give the host's outputs."""
+@pytest.mark.parametrize("models, name", [("converted", "kws_like"), ("converted", "map_out"),
+                                          ("residuals", "residual"), ("residuals", "xception_like")])
+def test_stream_bit_exact_on_emulated_cortex_m4(models, name, request, tmp_path):
+    """DSP and portable (MICRONETS_NO_DSP) builds on QEMU's Cortex-M4 give the host's outputs, chain
+    streams and graph streams (the residual ones below) alike."""
     from micronets.embedded import qemu
 
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
-    data, xs = converted[name]
+    data, xs = request.getfixturevalue(models)[name]
     header = tmp_path / "S.h"
     header.write_text(compile_tflite(data, classname="S").header)
     x = np.random.default_rng(7).integers(0, 256, (2,) + xs.shape[1:]).astype(np.uint8)
@@ -473,18 +475,3 @@ def test_residual_stream_formed_smaller_and_bit_exact(name, kinds, lines, residu
     assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
 
 
-@pytest.mark.parametrize("name", ["residual", "xception_like"])
-def test_residual_stream_bit_exact_on_emulated_cortex_m4(name, residuals, tmp_path):
-    """DSP and portable builds on QEMU's Cortex-M4 give the host's outputs."""
-    from micronets.embedded import qemu
-
-    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
-        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
-    data, xs = residuals[name]
-    header = tmp_path / "S.h"
-    header.write_text(compile_tflite(data, classname="S").header)
-    x = np.random.default_rng(9).integers(0, 256, (2,) + xs.shape[1:]).astype(np.uint8)
-    _, on_host = host.run_header_int8(str(header), "S", x, entry="uint8")
-    for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):
-        elf = qemu.build_firmware(header, "S", x, tmp_path / label, entry="uint8", extra_flags=flags)
-        assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), label

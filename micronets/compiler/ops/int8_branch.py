@@ -125,10 +125,6 @@ class Int8Branch(StagedOp):
         self.lines = self._simulate(self.roles)
 
     # ---- the stages
-    @property
-    def row_stages(self) -> tuple:
-        return self.stages[:-1] if self.reduces else self.stages
-
     def stage_kind(self, k: int) -> str:
         op = self.stages[k]
         if k >= len(self.row_stages):

@@ -83,6 +83,13 @@ class StagedOp(Int8Op):
     arrays for it: ``stage_arrays``) and their scales."""
 
     stages: tuple = ()
+    #: whether the last stage is a global average (per-channel sums of its producer's rows)
+    reduces = False
+
+    @property
+    def row_stages(self) -> tuple:
+        """The stages that produce rows (all but a closing global average)."""
+        return self.stages[:-1] if self.reduces else self.stages
 
     def stage_arrays(self, k: int) -> dict:
         """Arrays the op stores for stage k besides the stage's own weights (suffix -> array)."""
@@ -146,11 +153,6 @@ class Int8Stream(StagedOp):
                 raise ValueError(f"'{b.name}' does not read only '{a.name}''s output")
 
     # ---- the stages
-    @property
-    def row_stages(self) -> tuple:
-        """The stages that produce rows (all but a closing global average)."""
-        return self.stages[:-1] if self.reduces else self.stages
-
     def ring_rows(self, k: int) -> int:
         """Rows of stage k's output its consumer's window needs at once (0: none, the last row
         stage writes the stream's output map)."""
