@@ -352,27 +352,32 @@ def _stream_if_smaller(graph: Graph, plan: MemoryPlan):
     a graph (``branch_candidates``: residual blocks, Int8Branch) where that plans smaller still;
     again until none saves enough. Where no single stream saves enough, streams that only do so
     together: a net with two maps of about the same size (a classic CNN's Conv -> Pool blocks),
-    where streaming either leaves the other as the peak, each step planning smaller and all of
-    them at least ``STREAM_MIN_SAVING`` smaller. (Each stream's workspace options as the planner
-    picks them: those that cost no arena.)"""
-    streamed, streamed_plan = _streams_greedy(graph, plan, lambda arena: (1 - STREAM_MIN_SAVING) * arena)
+    where streaming either leaves the other as the peak: each step planning smaller, until all
+    of them are at least ``STREAM_MIN_SAVING`` smaller (then on by the first rule, so that no
+    stream that saves little is formed). (Each stream's workspace options as the planner picks
+    them: those that cost no arena.)"""
+    def enough(arena):
+        return (1 - STREAM_MIN_SAVING) * arena
+
+    streamed, streamed_plan = _streams_greedy(graph, plan, enough)
     if streamed is not graph:
         return streamed, streamed_plan
-    together, together_plan = _streams_greedy(graph, plan, lambda arena: arena - 1)
-    if together_plan.arena_size <= (1 - STREAM_MIN_SAVING) * plan.arena_size:
-        return together, together_plan
+    goal = enough(plan.arena_size)
+    together, together_plan = _streams_greedy(graph, plan, lambda arena: arena - 1, goal)
+    if together_plan.arena_size <= goal:
+        return _streams_greedy(together, together_plan, enough)
     return graph, plan
 
 
-def _streams_greedy(graph: Graph, plan: MemoryPlan, budget_of):
+def _streams_greedy(graph: Graph, plan: MemoryPlan, budget_of, goal: Optional[int] = None):
     """(graph, plan) after forming, one at a time, the stream that plans the smallest arena
-    within ``budget_of(the arena before it)`` (the rules of ``_stream_if_smaller``); the same
-    graph object where none fits."""
+    within ``budget_of(the arena before it)`` (the rules of ``_stream_if_smaller``), until none
+    fits or the arena is at most ``goal``; the same graph object where none fits."""
     from micronets.compiler.ops.int8_branch import branch_candidates, make_branch
     from micronets.compiler.ops.int8_stream import can_start, make_stream, stream_candidates
 
     kept = {t.storage for t in graph.outputs}
-    while True:
+    while goal is None or plan.arena_size > goal:
         ops = list(graph.ops)
         budget = budget_of(plan.arena_size)
         best = None  # (arena, graph, plan)
@@ -397,6 +402,7 @@ def _streams_greedy(graph: Graph, plan: MemoryPlan, budget_of):
         if best is None:
             return graph, plan
         _, graph, plan = best
+    return graph, plan
 
 
 def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optional[str] = None,
