@@ -112,6 +112,13 @@ def c_requant_shift(layout: str, stem: str) -> str:
     return f"mn_hi8({stem}q)" if layout == "packed" else f"{stem}s"
 
 
+def c_requant_types(layout: str) -> "tuple[str, str]":
+    """C types of those two expressions (a kernel's template arguments for them)."""
+    if layout == "packed":
+        return "mn_lo24", "mn_hi8"
+    return ("const int16_t*" if layout == "f16" else "const int32_t*"), "const int8_t*"
+
+
 def fold_input_offset(name: str, bias, in_off: int, weight_sums, channels: int) -> np.ndarray:
     """bias + in_off * sum(w) per output channel (int32; bias None counts as 0): the input offset
     folded in at compile time (exact in integers), so a kernel's inner loop is a plain int8 dot

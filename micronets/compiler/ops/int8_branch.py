@@ -57,7 +57,6 @@ from micronets.compiler.ops.int8_add import Int8Add
 from micronets.compiler.ops.int8_base import Int8Op
 from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
-from micronets.compiler.ops.int8_mean import Int8Mean
 from micronets.compiler.ops.int8_pool import Int8Pool
 from micronets.compiler.ops.int8_relu import Int8Relu
 from micronets.compiler.ops.int8_stream import Int8Stream, StagedOp, _global_average
@@ -126,20 +125,12 @@ class Int8Branch(StagedOp):
 
     # ---- the stages
     def stage_kind(self, k: int) -> str:
+        """StagedOp's kinds, and "add", "relu", "convr" (a conv over a line buffer)."""
         op = self.stages[k]
-        if k >= len(self.row_stages):
-            return "mean" if type(op) is Int8Mean else "avg"
-        if type(op) is Int8Add:
-            return "add"
-        if type(op) is Int8DepthwiseConv2D:
-            return "dw"
-        if type(op) is Int8Pool:
-            return "pool"
-        if type(op) is Int8Relu:
-            return "relu"
-        if op.pointwise:
-            return "pw"
-        return "conv" if k == 0 else "convr"
+        if k < len(self.row_stages) and type(op) in (Int8Add, Int8Relu):
+            return "add" if type(op) is Int8Add else "relu"
+        kind = super().stage_kind(k)
+        return "convr" if kind == "conv" and k > 0 else kind
 
     def direct(self, k: int) -> bool:
         """Whether stage k keeps no rows: its only reader is an ADD or a ReLU, which computes its
@@ -325,8 +316,6 @@ class Int8Branch(StagedOp):
         return out
 
     # ---- emission helpers
-    param_types = staticmethod(Int8Stream.param_types)
-
     def input_ctype(self) -> str:
         return "T" if self.input_is_caller else "int8_t"
 

@@ -8,7 +8,7 @@ import collections
 import numpy as np
 
 from micronets.compiler.ops.base import per_pixel_gap, spatial_detail
-from micronets.compiler.ops.int8_base import (Int8Op, c_requant_bias, c_requant_shift, conv_real_scales,
+from micronets.compiler.ops.int8_base import (Int8Op, c_requant_bias, c_requant_shift, c_requant_types, conv_real_scales,
                                               fold_input_offset, param_layout, per_channel_multipliers, requant_arrays,
                                               requant_mode)
 
@@ -101,6 +101,10 @@ class Int8Windowed(Int8Op):
     def c_shift(self, stem: str) -> str:
         """C expression the kernel indexes for the requantisation shifts."""
         return c_requant_shift(self.param_layout, stem)
+
+    def c_param_types(self) -> "tuple[str, str]":
+        """C types of ``c_bias`` and ``c_shift`` (a row kernel's template arguments)."""
+        return c_requant_types(self.param_layout)
 
     def params(self):
         return int(self.filt.size + (0 if self.bias is None else self.bias.size))

@@ -95,6 +95,18 @@ class StagedOp(Int8Op):
         """Arrays the op stores for stage k besides the stage's own weights (suffix -> array)."""
         return {}
 
+    def stage_kind(self, k: int) -> str:
+        """What stage k is to the templates: "conv", "pw", "dw", "pool", or the closing "mean" /
+        "avg" (a global average)."""
+        op = self.stages[k]
+        if k >= len(self.row_stages):
+            return "mean" if type(op) is Int8Mean else "avg"
+        if type(op) is Int8DepthwiseConv2D:
+            return "dw"
+        if type(op) is Int8Pool:
+            return "pool"
+        return "pw" if op.pointwise else "conv"
+
     def macs(self):
         return sum(op.macs() for op in self.stages)
 
@@ -325,27 +337,6 @@ class Int8Stream(StagedOp):
         return int(np.max(out_end - first_read_after))
 
     # ---- emission helpers
-    @staticmethod
-    def param_types(op) -> "tuple[str, str]":
-        """C types of a conv / depthwise stage's bias and shift views (its ``param_layout``; none
-        for a pooling stage)."""
-        if type(op) is Int8Pool:
-            return "", ""
-        layout = op.param_layout
-        if layout == "packed":
-            return "mn_lo24", "mn_hi8"
-        return ("const int16_t*" if layout == "f16" else "const int32_t*"), "const int8_t*"
-
-    def stage_kind(self, k: int) -> str:
-        op = self.stages[k]
-        if k >= len(self.row_stages):
-            return "mean" if type(op) is Int8Mean else "avg"
-        if type(op) is Int8DepthwiseConv2D:
-            return "dw"
-        if type(op) is Int8Pool:
-            return "pool"
-        return "pw" if op.pointwise else "conv"
-
     def input_ctype(self) -> str:
         return "T" if self.input_is_caller else "int8_t"
 
