@@ -13,6 +13,8 @@ layout each layer chose: int16 biases, bias and shift packed in one int32, or in
 largest difference, in LSB, of the header's raw int8 outputs (g++ on this machine) from TFLM's
 and, built with reference="tflite-ref", from TFLite's BUILTIN_REF kernels, on random int8 inputs;
 and Cortex-M4 instructions per MAC under QEMU (DSP path), with its outputs checked against the host.
+The same figures, in a section of their own, for the published fully-int8 .tflite files of
+tests/data/published (trained weights, as MLPerf Tiny and TFLM ship them), except the float arena.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+from int8_reference import tflite_reference  # noqa: E402
 from sections import markers, write_section  # noqa: E402
 
 NETS = ["pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phinet-10m", "phinet-20m"]
@@ -39,8 +43,13 @@ MLPERF = ["mlperf_resnet8", "mlperf_vww_mobilenet_v1", "mlperf_kws_ds_cnn", "mlp
 PUBLIC = ["keras_mobilenet_v2", "keras_mobilenet_v3_small", "keras_mobilenet_v3_small_preproc",
           "keras_efficientnet_tiny", "keras_example_xception_small", "keras_example_mnist_convnet", "squeezenet_v1_1",
           "shufflenet_v2_stage", "conv1d_accelerometer"]
+#: published fully-int8 .tflite files with trained weights (MLPerf Tiny's reference models, TFLM's
+#: examples), byte for byte as their authors ship them: tests/data/published (provenance in its README)
+PUBLISHED_DIR = os.path.join(os.path.dirname(HERE), "tests", "data", "published")
+PUBLISHED = sorted(f[:-7] for f in os.listdir(PUBLISHED_DIR) if f.endswith(".tflite"))
 TAG = "int8.py"
 BEGIN, END = markers(TAG)
+PUB_TAG = "int8.py published"
 #: the accuracy table is its own section, so a run with --no-accuracy leaves the last one in place
 ACC_TAG = "int8.py accuracy"
 
@@ -69,25 +78,6 @@ def spread(model, seed=0):
         layer.set_weights(new)
 
 
-def tflite_ref(data: bytes, xs: np.ndarray) -> np.ndarray:
-    import warnings
-
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        it = tf.lite.Interpreter(model_content=data,
-                                 experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
-    it.allocate_tensors()
-    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-    out = []
-    for x in xs:
-        it.set_tensor(i, x[None])
-        it.invoke()
-        out.append(it.get_tensor(o).reshape(-1).copy())
-    return np.stack(out)
-
-
 def bench_model(name: str, rng=None):
     """(Keras model, its .tflite bytes) of the benchmark net ``name``: a micronets architecture or a
     tests/public_models.py name, its weights spread(), quantised on 64 random images in [0, 1]
@@ -96,7 +86,6 @@ def bench_model(name: str, rng=None):
     from micronets.models import make_net
 
     if "_" in name:  # tests/public_models.py names; micronets architectures have none
-        sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
         import public_models
 
         if name not in public_models.MODELS:
@@ -118,42 +107,76 @@ def bench_model(name: str, rng=None):
 
 
 def bench(name: str, tflm, n_inputs: int, work: str) -> Dict:
-    from micronets import host
+    """One benchmark net: built, given random weights and quantised here (bench_model), then measured."""
     from micronets.compiler import compile_model
-    from micronets.compiler.int8 import compile_tflite
 
     t0 = time.time()
     rng = np.random.default_rng(0)
     model, data = bench_model(name, rng)  # calibration first, then the test inputs, from one generator
     shape = tuple(int(d) for d in model.input_shape[1:])
+    xs = rng.integers(-128, 128, (n_inputs,) + shape).astype(np.int8)
+    row = measure(name, data, xs, tflm, work, rng)
+    row["arena_float"] = compile_model(model).plan.arena_size
+    row["seconds"] = round(time.time() - t0, 1)
+    return row
+
+
+def bench_published(name: str, tflm, n_inputs: int, work: str) -> Dict:
+    """One published .tflite of tests/data/published, as its authors ship it (trained weights), on
+    random inputs of its input type around its zero point, each of another amplitude (a trained
+    model saturates on full-range noise)."""
+    t0 = time.time()
+    with open(os.path.join(PUBLISHED_DIR, name + ".tflite"), "rb") as fh:
+        data = fh.read()
+    from test_published_models import random_inputs
+
+    row = measure(name, data, random_inputs(data, n_inputs, seed=0), tflm, work, np.random.default_rng(0))
+    row["seconds"] = round(time.time() - t0, 1)
+    return row
+
+
+def measure(name: str, data: bytes, xs: np.ndarray, tflm, work: str, rng) -> Dict:
+    """The int8 figures of one .tflite: ours (arena, weights, MACs), TFLM's smallest arena, the
+    largest LSB difference from TFLM and (reference="tflite-ref" build) from BUILTIN_REF on inputs
+    ``xs`` (None where TFLite's interpreter refuses the file), and the Cortex-M4 cost of one uint8
+    input drawn from ``rng``."""
+    from micronets import host
+    from micronets.compiler.int8 import compile_tflite
+
     path = os.path.join(work, f"{name}.tflite")
     with open(path, "wb") as fh:
         fh.write(data)
-    xs = rng.integers(-128, 128, (n_inputs,) + shape).astype(np.int8)
-    row = dict(net=name, input="x".join(map(str, shape)))
     compiled = compile_tflite(data, classname="Net")
+    shape = tuple(compiled.graph.input.shape)
+    entry = "uint8" if compiled.graph.input.dtype == "uint8" else "int8"
+    row = dict(net=name, input="x".join(map(str, shape)))
     s = compiled.summary()
     row.update(macs=s["macs"], params=s["params"], weights_bytes=s["weights_bytes"], arena_int8=s["arena_bytes"])
-    row["arena_float"] = compile_model(model).plan.arena_size
     header = os.path.join(work, f"{name}.h")
     with open(header, "w") as fh:
         fh.write(compiled.header)
-    raw, _ = host.run_header_int8(header, "Net", xs)
+    raw, _ = host.run_header_int8(header, "Net", xs, entry=entry)
     ref_build = compile_tflite(data, classname="Net", reference="tflite-ref")
     header_ref = os.path.join(work, f"{name}_ref.h")
     with open(header_ref, "w") as fh:
         fh.write(ref_build.header)
-    raw_ref, _ = host.run_header_int8(header_ref, "Net", xs)
-    row["lsb_vs_ref"] = int(np.abs(raw_ref.astype(int) - tflite_ref(data, xs)).max())
+    raw_ref, _ = host.run_header_int8(header_ref, "Net", xs, entry=entry)
+    try:
+        reference = tflite_reference(data, xs)
+    except ValueError:  # TFLite's interpreter refuses the file (TFLM need not)
+        row["lsb_vs_ref"] = None
+    else:
+        row["lsb_vs_ref"] = int(np.abs(raw_ref.astype(int) - reference.reshape(raw_ref.shape)).max())
     row["arena_tflm"] = tflm.smallest_arena(path, start=1 << 14)["arena"]
     # TflmRunner quantises float inputs and dequantises outputs: give it the inputs' real values
-    # (which quantise back exactly) and quantise its outputs back to compare raw int8 values
+    # (which quantise back exactly) and quantise its outputs back to compare raw values
     qi = compiled.graph.input.quant
     real = ((xs.astype(np.float32) - np.float32(qi.zero_point)) * np.float32(qi.scale)).astype(np.float32)
     tflm_out, _ = tflm.run(path, row["arena_tflm"] + 1024, real, min_time=0.0, min_repeats=1)
     q = compiled.graph.output.quant
-    tflm_raw = np.clip(np.round(tflm_out / q.scale) + q.zero_point, -128, 127).astype(int)
-    row["lsb_vs_tflm"] = int(np.abs(raw.astype(int) - tflm_raw).max())
+    lo, hi = (0, 255) if compiled.graph.output.dtype == "uint8" else (-128, 127)
+    tflm_raw = np.clip(np.round(tflm_out / q.scale) + q.zero_point, lo, hi).astype(int)
+    row["lsb_vs_tflm"] = int(np.abs(raw.astype(int) - tflm_raw.reshape(raw.shape)).max())
     row["levels"] = int(len(np.unique(raw)))
     try:  # Cortex-M4 (QEMU, DSP path): instructions per MAC, outputs against the host build
         from micronets.embedded import qemu
@@ -161,12 +184,11 @@ def bench(name: str, tflm, n_inputs: int, work: str) -> Dict:
         pixels = rng.integers(0, 256, (1,) + shape).astype(np.uint8)
         elf = qemu.build_firmware(header, "Net", pixels, os.path.join(work, f"fw_{name}"), entry="uint8")
         result = qemu.run_firmware(elf, timeout=600)
-        _, host = host.run_header_int8(header, "Net", pixels, entry="uint8")
+        _, on_host = host.run_header_int8(header, "Net", pixels, entry="uint8")
         row["m4_per_mac"] = result.instructions / s["macs"]
-        row["m4_same"] = bool(np.array_equal(result.outputs, host))
+        row["m4_same"] = bool(np.array_equal(result.outputs, on_host))
     except Exception as exc:  # no toolchain / emulator: reported as n/a
         row["m4_per_mac"], row["m4_same"] = None, f"n/a ({type(exc).__name__})"
-    row["seconds"] = round(time.time() - t0, 1)
     return row
 
 
@@ -256,11 +278,37 @@ def table(rows: List[Dict], n_inputs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def published_table(rows: List[Dict], n_inputs: int) -> str:
+    begin, end = markers(PUB_TAG)
+    lines = [begin, "## int8, published models (benchmarks/int8.py)", "",
+             f"Fully-int8 .tflite files with trained weights, byte for byte as their authors publish them "
+             f"(MLPerf Tiny's reference models, TFLM's examples; tests/data/published, provenance in its README), "
+             f"through `micronets gen`. {n_inputs} random inputs per model around the input zero point, of "
+             f"amplitudes from 4 levels to the type's whole range. Columns as in the int8 table above; "
+             f"'refused': TFLite's interpreter does not load the file (TFLM does).", "",
+             "| model | input | MACs | params | int8 weights (B/param) | int8 arena | TFLM int8 arena | ours / TFLM "
+             "| LSB vs TFLM | LSB vs BUILTIN_REF | output levels | M4 instructions / MAC | M4 = host |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['net']} | | | | | | | | error: {r['error']} | | | | |")
+            continue
+        lines.append(
+            f"| {r['net']} | {r['input']} | {r['macs']:,} | {r['params']:,} | {r['weights_bytes']:,} "
+            f"({r['weights_bytes'] / max(r['params'], 1):.2f}) | {r['arena_int8']:,} | {r['arena_tflm']:,} | "
+            f"{r['arena_int8'] / r['arena_tflm']:.2f} | {r['lsb_vs_tflm']} | "
+            f"{'refused' if r['lsb_vs_ref'] is None else r['lsb_vs_ref']} | {r['levels']} | "
+            f"{'n/a' if r['m4_per_mac'] is None else format(r['m4_per_mac'], '.2f')} | {r['m4_same']} |")
+    lines.append(end)
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--nets", default=",".join(NETS + MLPERF + PUBLIC),
-                   help="comma-separated nets: micronets architectures or tests/public_models.py names "
-                        "(default: the nine micronets nets, MLPerf Tiny's four and PUBLIC)")
+    p.add_argument("--nets", default=",".join(NETS + MLPERF + PUBLIC + PUBLISHED),
+                   help="comma-separated nets: micronets architectures, tests/public_models.py names or "
+                        "tests/data/published files (without .tflite) (default: the nine micronets nets, "
+                        "MLPerf Tiny's four, PUBLIC and the published files)")
     p.add_argument("--inputs", type=int, default=16, help="random inputs per net (default 16)")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to update, or -")
     p.add_argument("--no-accuracy", action="store_true", help="skip the float vs int8 accuracy table (training)")
@@ -269,15 +317,16 @@ def main(argv=None) -> int:
     from tflm_side import TflmRunner
 
     tflm = TflmRunner()
-    rows = []
+    rows, pub_rows = [], []
     with tempfile.TemporaryDirectory(prefix="micronets-int8-bench-") as work:
-        for name in args.nets.split(","):
+        for name in (n.strip() for n in args.nets.split(",")):
             print(f"{name} ...", file=sys.stderr, flush=True)
+            target, run = (pub_rows, bench_published) if name in PUBLISHED else (rows, bench)
             try:
-                rows.append(bench(name.strip(), tflm, args.inputs, work))
+                target.append(run(name, tflm, args.inputs, work))
             except Exception as exc:  # one net's failure is reported in the table, not fatal
-                rows.append(dict(net=name, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
-            print(f"  {rows[-1]}", file=sys.stderr, flush=True)
+                target.append(dict(net=name, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
+            print(f"  {target[-1]}", file=sys.stderr, flush=True)
         acc_rows = []
         for arch, shape, epochs in ([] if args.no_accuracy else ACCURACY_NETS):
             print(f"accuracy {arch} ...", file=sys.stderr, flush=True)
@@ -286,18 +335,19 @@ def main(argv=None) -> int:
             except Exception as exc:
                 acc_rows.append(dict(net=arch, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
             print(f"  {acc_rows[-1]}", file=sys.stderr, flush=True)
-    section = table(rows, args.inputs)
-    if args.out == "-":
-        print(section)
-        if acc_rows:
-            print(accuracy_table(acc_rows))
-    else:
-        write_section(args.out, section, TAG)
-        if acc_rows:
-            write_section(args.out, accuracy_table(acc_rows), ACC_TAG)
+    sections = [(TAG, table(rows, args.inputs)) if rows else None,
+                (PUB_TAG, published_table(pub_rows, args.inputs)) if pub_rows else None,
+                (ACC_TAG, accuracy_table(acc_rows)) if acc_rows else None]
+    for tag, text in filter(None, sections):
+        if args.out == "-":
+            print(text)
+        else:
+            write_section(args.out, text, tag)
+    if args.out != "-":
         print(f"wrote {args.out}", file=sys.stderr)
-    return 0 if all("error" not in r and r["lsb_vs_tflm"] == 0 and r["lsb_vs_ref"] == 0 and r["m4_same"] is not False
-                    for r in rows) and all("error" not in r for r in acc_rows) else 1
+    exact = all("error" not in r and r["lsb_vs_tflm"] == 0 and r["lsb_vs_ref"] in (0, None) and r["m4_same"] is not False
+                for r in rows + pub_rows)
+    return 0 if exact and all("error" not in r for r in acc_rows) else 1
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
     python benchmarks/int8_profile.py --nets micro,phinet-2m            # table per net
     python benchmarks/int8_profile.py --nets micro --save-ref           # record per-layer checksums
     python benchmarks/int8_profile.py --nets micro --check              # compare with them
+    python benchmarks/int8_profile.py --nets tflm_person_detect --layer-by-layer   # a published file, no streams
 
 Each net is built as benchmarks/int8.py builds it (same random weights, same converter call; the
 .tflite is cached in --cache). The header is compiled for QEMU's Cortex-M4 (DSP path, -O2) with
@@ -82,8 +83,11 @@ TRACE = "MICRONETS_TRACE_OP(i,v,n)=mn_prof_hook((i),(const void*)(v),(long)(n)*(
 
 
 def tflite_for(name: str, cache: str) -> bytes:
-    """The net's .tflite exactly as benchmarks/int8.py makes it (cached)."""
-    path = os.path.join(cache, f"{name}.tflite")
+    """The net's .tflite exactly as benchmarks/int8.py makes it (cached), or a published file of
+    tests/data/published as it is."""
+    from int8 import PUBLISHED, PUBLISHED_DIR
+
+    path = os.path.join(PUBLISHED_DIR if name in PUBLISHED else cache, f"{name}.tflite")
     if os.path.exists(path):
         with open(path, "rb") as fh:
             return fh.read()
@@ -117,12 +121,12 @@ def hashes(text: str, tag: str = "MNP"):
     return res
 
 
-def profile(name: str, cache: str, work: str, ref: dict = None, cflags=()):
+def profile(name: str, cache: str, work: str, ref: dict = None, cflags=(), stream: bool = True):
     from micronets.compiler.int8 import compile_tflite
     from micronets.embedded import qemu
 
     data = tflite_for(name, cache)
-    compiled = compile_tflite(data, classname="Net")
+    compiled = compile_tflite(data, classname="Net", stream=stream)
     header = os.path.join(work, f"{name}.h")
     with open(header, "w") as fh:
         fh.write(compiled.header)
@@ -177,6 +181,7 @@ def main(argv=None):
     p.add_argument("--save-ref", action="store_true", help="record the per-layer host hashes as the reference")
     p.add_argument("--check", action="store_true", help="compare per-layer hashes with the recorded reference")
     p.add_argument("--brief", action="store_true", help="only the totals")
+    p.add_argument("--layer-by-layer", action="store_true", help="profile the build without row streams")
     p.add_argument("--cflags", default="", help="extra compiler flags for both builds (e.g. -DMICRONETS_NO_DSP)")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -189,7 +194,7 @@ def main(argv=None):
             with open(refpath) as fh:
                 ref = json.load(fh)
         with tempfile.TemporaryDirectory(prefix="mn-prof-") as work:
-            r = profile(name, args.cache, work, ref, args.cflags.split())
+            r = profile(name, args.cache, work, ref, args.cflags.split(), stream=not args.layer_by_layer)
         if args.save_ref:
             with open(refpath, "w") as fh:
                 json.dump(r["hashes"], fh)

@@ -1,0 +1,113 @@
+"""Published int8 models with trained weights, as their authors ship them (MLPerf Tiny's reference
+models, TFLM's examples; tests/data/published, provenance in its README): each goes through the
+user's way in, ``micronets gen MODEL.tflite -o model.h``, and the header's raw outputs must equal
+TFLM's and (built with reference="tflite-ref") TFLite's BUILTIN_REF kernels' bit for bit, on random
+inputs of the model's input type. None of these files was written or converted by us."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from int8_reference import tflite_reference, tflm_reference
+from micronets import host
+from micronets.compiler.int8 import compile_tflite
+
+PUBLISHED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "published")
+#: the published files tested here; mlperf_vww_96_int8 and mlperf_ad01_int8 (the largest) are run
+#: by benchmarks/int8.py only, to keep the suite's time down
+TESTED = ["tflm_hello_world_int8", "tflm_micro_speech_quantized", "tflm_person_detect", "mlperf_kws_ref_model",
+          "mlperf_str_ww_ref_model", "mlperf_pretrainedResnet_quant"]
+#: files TFLite's interpreter refuses while TFLM runs them: compared with TFLM only
+TFLITE_REFUSES = {"tflm_person_detect": "quantized_dimension"}
+N_INPUTS = 6
+
+
+def read(name: str) -> bytes:
+    with open(os.path.join(PUBLISHED, name + ".tflite"), "rb") as fh:
+        return fh.read()
+
+
+def random_inputs(data: bytes, n: int, seed: int) -> np.ndarray:
+    """``n`` random inputs of the model's input type around its zero point, each of another
+    amplitude (from a few levels to the type's whole range: a trained model saturates on full-range
+    noise alone)."""
+    graph = compile_tflite(data).graph
+    rng = np.random.default_rng(seed)
+    shape = (n,) + tuple(graph.input.shape)
+    lo, hi = (0, 255) if graph.input.dtype == "uint8" else (-128, 127)
+    amplitude = np.geomspace(4, 256, n).reshape((n,) + (1,) * len(graph.input.shape))
+    x = graph.input.quant.zero_point + np.round(amplitude * rng.uniform(-1, 1, shape))
+    return np.clip(x, lo, hi).astype(np.uint8 if graph.input.dtype == "uint8" else np.int8)
+
+
+@pytest.fixture(scope="module")
+def published():
+    """name -> (bytes, inputs, TFLM's outputs); TFLM runs every model in one child process."""
+    models = {name: (read(name), random_inputs(read(name), N_INPUTS, seed=k)) for k, name in enumerate(TESTED)}
+    tflm = tflm_reference(models)
+    return {name: (data, xs, tflm[name]) for name, (data, xs) in models.items()}
+
+
+def _gen(tflite_path, header_path):
+    from click.testing import CliRunner
+
+    from micronets.cli import main
+
+    result = CliRunner().invoke(main, ["gen", str(tflite_path), "-o", str(header_path)])
+    assert result.exit_code == 0, result.output
+    return header_path
+
+
+def test_published_files_are_the_ones_documented():
+    """Every .tflite here is tested or benchmarked and listed in the folder's README."""
+    with open(os.path.join(PUBLISHED, "README.md")) as fh:
+        readme = fh.read()
+    files = sorted(f[:-7] for f in os.listdir(PUBLISHED) if f.endswith(".tflite"))
+    assert set(TESTED) < set(files)
+    assert all(f"`{name}.tflite`" in readme for name in files)
+
+
+@pytest.mark.parametrize("name", TESTED)
+def test_published_model_bit_identical_to_tflm_and_tflite(name, published, tmp_path):
+    data, xs, tflm = published[name]
+    source = tmp_path / f"{name}.tflite"
+    source.write_bytes(data)
+    header = _gen(source, tmp_path / "model.h")
+    entry = "uint8" if xs.dtype == np.uint8 else "int8"
+    raw, _ = host.run_header_int8(str(header), "Net", xs, entry=entry)
+    tflm = tflm.reshape(raw.shape)
+    assert np.array_equal(raw, tflm), f"max LSB difference vs TFLM: {np.abs(raw.astype(int) - tflm).max()}"
+    # the comparison can fail: outputs differ across inputs
+    assert len({tuple(r) for r in raw}) > 1
+
+    if name in TFLITE_REFUSES:
+        with pytest.raises(Exception, match=TFLITE_REFUSES[name]):
+            tflite_reference(data, xs)
+        return
+    ref_header = tmp_path / "ref.h"
+    ref_header.write_text(compile_tflite(data, classname="Ref", reference="tflite-ref").header)
+    raw_ref, _ = host.run_header_int8(str(ref_header), "Ref", xs, entry=entry)
+    ref = tflite_reference(data, xs).reshape(raw_ref.shape)
+    assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
+
+
+def test_published_keyword_model_on_emulated_cortex_m4(published, tmp_path):
+    """MLPerf Tiny's trained DS-CNN on the QEMU Cortex-M4 (DSP path): the host's outputs bit for bit."""
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    data, _, _ = published["mlperf_kws_ref_model"]
+    compiled = compile_tflite(data, classname="Kws")
+    header = tmp_path / "kws.h"
+    header.write_text(compiled.header)
+    pixels = np.random.default_rng(7).integers(0, 256, (2,) + tuple(compiled.graph.input.shape)).astype(np.uint8)
+    elf = qemu.build_firmware(header, "Kws", pixels, tmp_path / "fw", entry="uint8")
+    result = qemu.run_firmware(elf, timeout=300)
+    _, on_host = host.run_header_int8(str(header), "Kws", pixels, entry="uint8")
+    assert np.array_equal(result.outputs, on_host)
+    assert result.instructions > compiled.summary()["macs"]
