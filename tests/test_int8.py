@@ -960,6 +960,32 @@ def test_one_input_channel_filter_stored_once_as_word_rows():
     assert {op.kh * op.output.hwc[2] <= 32 for op in convs} == {True, False}  # both DSP forms
 
 
+def test_depthwise_of_one_channel_runs_as_a_conv_and_opens_a_stream(tmp_path):
+    """A DEPTHWISE_CONV_2D of a one-channel input (multiplier 8; how TFLM's person_detect starts) is
+    lowered as a conv of one input channel into 8: the same integers as both references, and as a
+    conv it opens the row stream over the caller's input, so its 24x24x8 output is never stored."""
+    i = keras.Input((48, 48, 1))
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=8, activation="relu")(i)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = L.Conv2D(16, 1, activation="relu")(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(x)
+    x = L.Conv2D(16, 1, activation="relu")(x)
+    model = spread_weights(keras.Model(i, L.Dense(5)(L.GlobalAveragePooling2D()(x))), seed=8)
+    data = convert(model, calibration(model, seed=8))
+    assert op_names(data)[0] == "DEPTHWISE_CONV_2D"
+    compiled = compile_tflite(data, classname="Dw1")
+    first = compiled.graph.ops[0]
+    assert first.kind == "Stream" and first.stages[0].kind == "Conv2D" and first.stages[0].output.hwc == (24, 24, 8)
+    assert compiled.plan.arena_size < 24 * 24 * 8
+    xs = int8_inputs((48, 48, 1), n=8)
+    path = tmp_path / "dw1.h"
+    path.write_text(compiled.header)
+    raw, _ = host.run_header_int8(str(path), "Dw1", xs)
+    assert np.array_equal(raw, tflm_reference({"dw1": (data, xs)})["dw1"]) and len(np.unique(raw)) > 8
+    _, raw_ref, _ = compiled_outputs(data, xs, tmp_path, "Dw1Ref", reference="tflite-ref")
+    assert np.array_equal(raw_ref, tflite_reference(data, xs))
+
+
 @pytest.mark.parametrize("index", range(8))
 def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     """Each DSP kernel on QEMU's Cortex-M4: the default build (DSP: SXTB16, SMLAD, SMLABB/SMLATT,

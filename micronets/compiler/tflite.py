@@ -374,6 +374,12 @@ class _Importer:
                                        from_conv=True), name)
                     return
                 cls = Int8Conv2D
+            elif x.hwc[2] == 1:
+                # a depthwise convolution of one input channel (multiplier M) is a convolution of
+                # one input channel into M: the same sums and per-channel requantisation in both
+                # references, and a conv can open a row stream over the caller's input (TFLM's
+                # person_detect starts so, its 48x48x8 output never stored whole then)
+                cls, filt = Int8Conv2D, np.transpose(filt, (3, 1, 2, 0))
             else:
                 cls = Int8DepthwiseConv2D
             self.add(cls(label, x, out, filt, bias, fscales, strides, pads, dilation, fused), name)
