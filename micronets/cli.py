@@ -408,14 +408,15 @@ def print_layers(console, summary: Dict[str, Any]):
     from rich.table import Table
 
     table = Table(title=f"{summary.get('arch')}: layers", title_justify="left", show_footer=True)
-    table.add_column("#", justify="right", footer="")
-    table.add_column("name", no_wrap=True, footer="total")
+    # the name folds (a .tflite's fused TensorFlow names run to 100 characters); the figures never do
+    table.add_column("#", justify="right", footer="", no_wrap=True)
+    table.add_column("name", overflow="fold", footer="total")
     table.add_column("op", footer="")
-    table.add_column("output", footer="")
-    table.add_column("MACs", justify="right", footer=f"{int(summary['macs']):,}")
-    table.add_column("params", justify="right", footer=f"{int(summary['params']):,}")
-    table.add_column("arena offset", justify="right", footer="")
-    table.add_column("bytes", justify="right", footer=f"{int(summary['arena_bytes']):,}")
+    table.add_column("output", footer="", no_wrap=True)
+    table.add_column("MACs", justify="right", footer=f"{int(summary['macs']):,}", no_wrap=True)
+    table.add_column("params", justify="right", footer=f"{int(summary['params']):,}", no_wrap=True)
+    table.add_column("arena offset", justify="right", footer="", no_wrap=True)
+    table.add_column("bytes", justify="right", footer=f"{int(summary['arena_bytes']):,}", no_wrap=True)
     for i, layer in enumerate(summary.get("layers", [])):
         offset = layer.get("arena_offset")
         table.add_row(
