@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -95,19 +96,40 @@ def test_published_model_bit_identical_to_tflm_and_tflite(name, published, tmp_p
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
 
 
-def test_published_keyword_model_on_emulated_cortex_m4(published, tmp_path):
-    """MLPerf Tiny's trained DS-CNN on the QEMU Cortex-M4 (DSP path): the host's outputs bit for bit."""
+@pytest.mark.parametrize("name", ["mlperf_kws_ref_model", "mlperf_str_ww_ref_model"])
+def test_published_model_on_emulated_cortex_m4(name, published, tmp_path):
+    """MLPerf Tiny's trained DS-CNN and streaming wake-word model (depthwise windows of 10 and 15
+    rows) on the QEMU Cortex-M4 (DSP path): the header compiles with -Werror and gives the host's
+    outputs bit for bit."""
     from micronets.embedded import qemu
 
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
-    data, _, _ = published["mlperf_kws_ref_model"]
-    compiled = compile_tflite(data, classname="Kws")
-    header = tmp_path / "kws.h"
+    data, _, _ = published[name]
+    compiled = compile_tflite(data, classname="Pub")
+    header = tmp_path / "pub.h"
     header.write_text(compiled.header)
     pixels = np.random.default_rng(7).integers(0, 256, (2,) + tuple(compiled.graph.input.shape)).astype(np.uint8)
-    elf = qemu.build_firmware(header, "Kws", pixels, tmp_path / "fw", entry="uint8")
+    elf = qemu.build_firmware(header, "Pub", pixels, tmp_path / "fw", entry="uint8")
     result = qemu.run_firmware(elf, timeout=300)
-    _, on_host = host.run_header_int8(str(header), "Kws", pixels, entry="uint8")
+    _, on_host = host.run_header_int8(str(header), "Pub", pixels, entry="uint8")
     assert np.array_equal(result.outputs, on_host)
     assert result.instructions > compiled.summary()["macs"]
+
+
+def test_published_headers_compile_strictly_for_cortex_m4(published, tmp_path):
+    """Every tested published model's header, DSP kernels included, compiles for Cortex-M4 under
+    -std=c++98 -pedantic -Wall -Wextra -Werror at -O2."""
+    from micronets.embedded import qemu
+
+    cxx = shutil.which(qemu.CXX)
+    if not cxx:
+        pytest.skip("arm-none-eabi-g++ not installed")
+    for name, (data, _, _) in published.items():
+        header = tmp_path / f"{name}.h"
+        header.write_text(compile_tflite(data, classname="Pub").header)
+        src = tmp_path / f"{name}.cpp"
+        src.write_text(f'#include "{header}"\nPub net;\nint run(const int8_t* x) {{ return net.predict(x); }}\n')
+        proc = subprocess.run([cxx, *qemu.CPU_FLAGS, "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", "-c",
+                               str(src), "-o", str(tmp_path / f"{name}.o")], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}"
