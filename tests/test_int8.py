@@ -931,6 +931,40 @@ def test_in_place_im2col_conv_plans_no_scratch():
     assert all(plan.op(op).scratch_bytes() == 0 for op in in_place)
 
 
+def test_in_place_pointwise_stores_straight_where_no_unread_input_is_hit():
+    """An in-place 1x1 conv stores the pixels whose stores land before every input byte not yet
+    read straight to its output (Int8Conv2D.direct_pixels), not through its scratch a few pixels at
+    a time: an expansion all but its last pixels, a projection all but its first. The rule's
+    promise, checked for every tile it allows over many shapes and gaps: a tile [s, e) of at most
+    4 pixels in [d0, d1) stores COUT e <= gap + CIN s, and the channel-at-a-time run [d0, dt)
+    stores all of its bytes before the input's first."""
+    model = spread_weights(_dsp_models()[2], seed=3)
+    compiled = compile_tflite(convert(model, calibration(model, seed=3)))
+    plan = compiled.plan
+    in_place = [op for op in compiled.graph.ops if op.kind == "Conv2D" and op.pointwise and plan.overlaps_input(op)]
+    kinds = set()
+    for op in in_place:
+        hw = op.output.hwc[0] * op.output.hwc[1]
+        d0, dt, d1 = op.direct_pixels(plan.offset(op.inputs[0]) - plan.offset(op.output))
+        assert d1 - d0 >= hw * 3 // 4
+        kinds.add(op.output.hwc[2] > op.inputs[0].hwc[2])
+        assert "int8_pointwise_split<" in compiled.header
+    assert kinds == {True, False}  # an expansion and a projection
+
+    from micronets.compiler.ops.int8_conv import direct_pixels
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        hw, cin, cout = int(rng.integers(1, 40)), int(rng.integers(1, 70)), int(rng.integers(1, 70))
+        gap = int(rng.integers(-10, hw * max(cin, cout) + 10))
+        d0, dt, d1 = direct_pixels(hw, cin, cout, gap)
+        assert 0 <= d0 <= dt <= d1 <= hw
+        for s_ in range(d0, d1):
+            for e in range(s_ + 1, min(s_ + 4, d1) + 1):
+                assert cout * e <= gap + cin * s_, (hw, cin, cout, gap, s_, e)
+        assert dt == d0 or cout * dt <= gap + cin * d0
+
+
 def one_channel_model():
     """Two convolutions of a one-input-channel input (word rows): 24 channels of 10x4 /2 (too
     many rows to unpack on the stack: two pixels at a time) and 4 of 3x3 (unpacked once a call),
