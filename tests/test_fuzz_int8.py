@@ -9,6 +9,9 @@ no upsampling, one output. A draw TFLite's converter cannot quantise, or that us
 setting the int8 path refuses, is skipped with its reason; enough draws must be compared for the
 test to pass, so a generator that only produced refusals would fail. Weights are spread over the int8 range (int8_reference.spread_weights).
 
+Every second compared model also runs on QEMU's Cortex-M4 (the DSP kernels no host build compiles)
+against its host build (``MICRONETS_FUZZ8_M4_EVERY``: 1 for all, 0 for none).
+
 Reproduce one seed: ``python tests/test_fuzz_int8.py SEED`` (prints the model, the refusal or the
 outputs). More seeds: ``MICRONETS_FUZZ8_MODELS=200 pytest tests/test_fuzz_int8.py``.
 """
@@ -41,6 +44,9 @@ N_INPUTS = 6
 REGRESSION_SEEDS = [7058, 7140, 7435]
 #: share of the drawn models that must reach the comparison (the others skipped with a reason)
 MIN_COMPARED = 0.5
+#: every M4_EVERY-th compared model also runs on QEMU's Cortex-M4 (the DSP kernels, which no host
+#: build compiles), its outputs against the host's bit for bit; 0: none
+M4_EVERY = int(os.environ.get("MICRONETS_FUZZ8_M4_EVERY", "2"))
 
 #: activations whose TFLite form the int8 path runs (RELU, RELU6, LOGISTIC, HARD_SWISH, swish as
 #: LOGISTIC x MUL, hard sigmoid as ADD / RELU6 / MUL, SOFTMAX on the last axis)
@@ -159,8 +165,30 @@ def run_seeds(seeds, workdir):
             if not np.array_equal(got, expected):
                 diff = np.abs(got.astype(np.int32) - expected.astype(np.int32))
                 problems.append(f"vs {label}: {int((diff > 0).sum())} of {diff.size} outputs differ, max {int(diff.max())} LSB")
+        if M4_EVERY and cases.index(c) % M4_EVERY == 0:
+            problems += _m4_problems(c, os.path.join(workdir, f"F{c.seed}_TFLM.h"), workdir)
         results.append((c.seed, "MISMATCH" if problems else "ok", "; ".join(problems)))
     return results
+
+
+def _m4_problems(c, header, workdir):
+    """The header's DSP build on QEMU's Cortex-M4 (strict -Werror build, uint8 entry) against its
+    host build: [] when they agree bit for bit (or no toolchain is installed)."""
+    import shutil
+
+    from micronets import host
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        return []
+    pixels = np.random.default_rng(c.seed).integers(0, 256, (2,) + c.x.shape[1:]).astype(np.uint8)
+    try:
+        elf = qemu.build_firmware(header, f"F{c.seed}", pixels, os.path.join(workdir, f"fw{c.seed}"), entry="uint8")
+        on_m4 = qemu.run_firmware(elf, timeout=300).outputs
+    except RuntimeError as exc:
+        return [f"Cortex-M4 build or run failed: {str(exc)[:300]}"]
+    _, on_host = host.run_header_int8(header, f"F{c.seed}", pixels, entry="uint8", out_dir=workdir)
+    return [] if np.array_equal(on_m4, on_host) else ["Cortex-M4 outputs differ from the host's"]
 
 
 def _report(results):

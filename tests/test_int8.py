@@ -994,6 +994,40 @@ def test_one_input_channel_filter_stored_once_as_word_rows():
     assert {op.kh * op.output.hwc[2] <= 32 for op in convs} == {True, False}  # both DSP forms
 
 
+def test_large_depthwise_windows_on_emulated_cortex_m4(tmp_path):
+    """Depthwise windows taller and wider than 5 (7x7, 9x3, 6x1; stride 1: the pair-row kernel, whose
+    job held 5 window rows) on QEMU's Cortex-M4: the strict DSP build gives the host's outputs, and
+    the host TFLM's, bit for bit."""
+    import shutil
+
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((14, 11, 8))
+    # a wide 1x1 first, layer by layer: an arena with room for the pair rows' workspaces; the ADD
+    # keeps the 7x7 from fusing with a conv before it
+    x = L.Add()([L.Conv2D(8, 1)(L.Conv2D(48, 1)(i)), L.Conv2D(8, 1)(i)])
+    x = L.DepthwiseConv2D(7, padding="same", activation="relu")(x)
+    x = L.DepthwiseConv2D((9, 3), padding="same")(x)
+    x = L.DepthwiseConv2D((6, 1))(x)
+    model = spread_weights(keras.Model(i, L.Conv2D(6, 1)(x)), seed=12)
+    data = convert(model, calibration(model, seed=12))
+    compiled = compile_tflite(data, classname="BigDw", stream=False)
+    dws = [op for op in compiled.graph.ops if op.kind == "DepthwiseConv2D"]
+    assert sorted((op.kh, op.kw) for op in dws) == [(6, 1), (7, 7), (9, 3)]
+    assert all(compiled.plan.op(op).workspace_option for op in dws)  # each through the pair rows
+    header = tmp_path / "bigdw.h"
+    header.write_text(compiled.header)
+    xs = int8_inputs((14, 11, 8), n=4)
+    raw, _ = host.run_header_int8(str(header), "BigDw", xs)
+    assert np.array_equal(raw, tflm_reference({"bigdw": (data, xs)})["bigdw"]) and len(np.unique(raw)) > 8
+    pixels = np.random.default_rng(3).integers(0, 256, (2, 14, 11, 8)).astype(np.uint8)
+    elf = qemu.build_firmware(header, "BigDw", pixels, tmp_path / "fw", entry="uint8")
+    _, on_host = host.run_header_int8(str(header), "BigDw", pixels, entry="uint8")
+    assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
+
+
 def test_depthwise_of_one_channel_runs_as_a_conv_and_opens_a_stream(tmp_path):
     """A DEPTHWISE_CONV_2D of a one-channel input (multiplier 8; how TFLM's person_detect starts) is
     lowered as a conv of one input channel into 8: the same integers as both references, and as a
