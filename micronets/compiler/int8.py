@@ -392,7 +392,11 @@ def _streams_greedy(graph: Graph, plan: MemoryPlan, budget_of, goal: Optional[in
             if best is not None and g < len(groups) - 1:
                 continue  # a chain's run found: the graph runs still compete with it
             for a, b, make in group:
-                trial = _renumbered(graph, ops[:a] + [make(ops[a:b], graph.input)] + ops[b:])
+                try:
+                    made = make(ops[a:b], graph.input)
+                except ValueError:  # a run whose closing stage needs the rows the stream does not run along
+                    continue
+                trial = _renumbered(graph, ops[:a] + [made] + ops[b:])
                 # a lower bound of the arena with it rules most runs out before planning them
                 if arena_lower_bound(trial) > min(budget, best[0] - 1 if best else budget):
                     continue

@@ -59,7 +59,7 @@ from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
 from micronets.compiler.ops.int8_pool import Int8Pool
 from micronets.compiler.ops.int8_relu import Int8Relu
-from micronets.compiler.ops.int8_stream import Int8Stream, StagedOp, _global_average
+from micronets.compiler.ops.int8_stream import Int8Stream, StagedOp, _closes
 
 
 def _later_stage(op) -> bool:
@@ -69,7 +69,7 @@ def _later_stage(op) -> bool:
     if type(op) is Int8DepthwiseConv2D:
         return op.dilation == (1, 1)
     if type(op) is Int8Pool:
-        return not _global_average(op)
+        return not _closes(op)
     if type(op) is Int8Add:
         return not op.broadcast and op.inputs[0].storage is not op.inputs[1].storage
     return type(op) is Int8Relu and op.inputs[0].dtype == "int8"
@@ -85,8 +85,8 @@ class Int8Branch(StagedOp):
     kind = "BranchStream"
     template = "kernels/int8_branch.h.j2"
     # the chain stream's stages and row sources (its kernels' order), and the ADD's row helper
-    requires = Int8Stream.requires + ("kernels/int8_stream.h.j2", "kernels/int8_add.h.j2", "kernels/int8_pool.h.j2",
-                                      "kernels/int8_relu.h.j2")
+    kernels = Int8Stream.kernels + ("kernels/int8_stream.h.j2", "kernels/int8_add.h.j2", "kernels/int8_pool.h.j2",
+                                    "kernels/int8_relu.h.j2")
 
     def __init__(self, stages: Sequence[Int8Op], input_is_caller: bool = False):
         stages = tuple(stages)
@@ -96,7 +96,7 @@ class Int8Branch(StagedOp):
         super().__init__(f"{stages[0].name}..{last.name}", list(stages[0].inputs), last.output, last.fused)
         self.stages = stages
         self.input_is_caller = bool(input_is_caller)
-        self.reduces = _global_average(last)
+        self.reduces = _closes(last)
         rows = stages[:-1] if self.reduces else stages
         if not _first_stage(stages[0], self.input_is_caller) or len(stages[0].inputs) != 1:
             raise ValueError(f"'{stages[0].name}' ({stages[0].label()}) cannot be a stream's first stage")
@@ -292,7 +292,7 @@ class Int8Branch(StagedOp):
         return lines, tmps, at + 3  # a DSP kernel's word load of a row's last partial word stays inside
 
     def workspace_bytes(self):
-        return self.layout()[2] + (3 + 4 * self.output.hwc[2] if self.reduces else 0)
+        return self.layout()[2] + (3 + 4 * self.output.size if self.reduces else 0)
 
     # ---- facts: StagedOp's sums
     def label(self):
@@ -312,7 +312,7 @@ class Int8Branch(StagedOp):
                             output_shape=list(op.output.shape), macs=int(op.macs()), params=int(op.params()),
                             ring_rows=n, ring_bytes=n * self.row_bytes(k),
                             ring_offset=(workspace + offs[k]) if n and workspace is not None else None,
-                            sums_bytes=4 * op.output.hwc[2] if k >= len(self.row_stages) else 0))
+                            sums_bytes=4 * op.output.size if k >= len(self.row_stages) else 0))
         return out
 
     # ---- emission helpers
@@ -343,7 +343,7 @@ def branch_candidates(ops, kept, graph_input) -> List[Tuple[int, int]]:
             if j > i:
                 if any(t.storage not in made for t in op.inputs):
                     break
-                if not (_later_stage(op) or _global_average(op)):
+                if not (_later_stage(op) or _closes(op)):
                     break
             made.add(op.output.storage)
             inner = [ops[k] for k in range(i, j)]
@@ -351,10 +351,18 @@ def branch_candidates(ops, kept, graph_input) -> List[Tuple[int, int]]:
                          and all(i <= r <= j for r in readers[o.output.storage]) for o in inner)
             if j > i and closed and any(type(o) is Int8Add for o in ops[i:j + 1]):
                 runs.append((i, j + 1))
-            if _global_average(op):
+            if _closes(op):
                 break
     return runs
 
 
 def make_branch(ops, graph_input) -> Int8Branch:
+    """The graph stream of ``ops`` (a run ``branch_candidates`` found); a closing stage that reads
+    its producer's map flattened (a fully connected layer) reads the producer's very tensor."""
+    last = ops[-1]
+    if _closes(last):
+        made = {op.output.storage: op.output for op in ops[:-1]}
+        x = made.get(last.inputs[0].storage)
+        if x is not None and x is not last.inputs[0] and x.size == last.inputs[0].size:
+            ops = list(ops[:-1]) + [last.evolve(inputs=[x])]
     return Int8Branch(ops, input_is_caller=ops[0].inputs[0].storage is graph_input.storage)

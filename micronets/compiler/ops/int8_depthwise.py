@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from micronets.compiler.ops.int8_conv import Int8Windowed
+from micronets.compiler.ops.int8_conv import Int8Conv2D, Int8Windowed
 
 
 class Int8DepthwiseConv2D(Int8Windowed):
@@ -20,6 +20,20 @@ class Int8DepthwiseConv2D(Int8Windowed):
         if cout % cin:
             raise ValueError(f"depthwise '{self.name}': {cout} output channels for {cin} input channels")
         self.multiplier = cout // cin
+
+    def as_conv(self):
+        """The layer as the Conv2D it is where its input has one channel (then its M = depth
+        multiplier outputs are M convs of that channel's windows: the filter [1][KH][KW][M] is a
+        Conv2D's [M][KH][KW][1]; the same sums and per-channel requantisation, so the same
+        outputs bit for bit), else None. A stream's first stage reading the caller's input (of
+        any element type) runs it so: the conv row kernels read any input type, the depthwise
+        ones int8 rows (micro_speech's 10x8 /2 DEPTHWISE_CONV_2D of the spectrogram)."""
+        if self.inputs[0].hwc[2] != 1:
+            return None
+        conv = Int8Conv2D(self.name, self.inputs[0], self.output, np.transpose(self.filt, (3, 1, 2, 0)), self.bias,
+                          self.filter_scales, self.strides, self.pads, self.dilation, self.fused)
+        conv.index, conv.ident = self.index, self.ident
+        return conv
 
     def describe(self):
         text = super().describe()
