@@ -254,7 +254,8 @@ def test_closing_stage_formed_smaller_and_bit_exact(name, kinds, closing, tmp_pa
 
 @pytest.mark.parametrize("models, name", [("converted", "kws_like"), ("converted", "map_out"),
                                           ("residuals", "residual"), ("residuals", "xception_like"),
-                                          ("residuals", "residual_fc"), ("closing", "conv_pool_fc"), ("closing", "dw_fc")])
+                                          ("residuals", "residual_fc"), ("closing", "conv_pool_fc"), ("closing", "dw_fc"),
+                                          ("closing", "conv1d_gap")])
 def test_stream_bit_exact_on_emulated_cortex_m4(models, name, request, tmp_path):
     """DSP and portable (MICRONETS_NO_DSP) builds on QEMU's Cortex-M4 give the host's outputs, chain
     streams and graph streams (the residual ones below) alike."""
@@ -424,6 +425,9 @@ def test_one_row_maps_stream_along_their_columns(tmp_path):
     assert [stream.stage_kind(k) for k in range(len(stream.stages))] == ["conv", "pool", "dw", "pw", "mean"]
     conv, pool = stream.stages[:2]
     assert (conv.kh, conv.kw, conv.inputs[0].hwc, pool.kernel) == (5, 1, (96, 1, 4), (2, 1))
+    # the conv's one-pixel rows computed four at a time (its kernel's 4-pixel tiles), into a ring
+    # of four rows that holds the pooling's 2 /2 windows
+    assert [stream.block_rows(k) for k in range(3)] == [4, 1, 1] and stream.ring_rows(0) == 4
     assert stream.inputs[0].hwc == (1, 96, 4)  # in the graph, the map TFLite has
     forced = _forced_streams(data, [(0, 4)], "F")
     assert [forced.plan.op(op).stage_kind(k) for op in forced.graph.ops if op.kind == "Stream"

@@ -177,11 +177,36 @@ class Int8Stream(StagedOp):
                 raise ValueError(f"'{b.name}' does not read only '{a.name}''s output")
 
     # ---- the stages
+    #: rows a first-stage im2col conv whose rows are one pixel computes at once (``block_rows``)
+    COLUMN_BLOCK = 4
+
+    def block_rows(self, k: int) -> int:
+        """Rows stage k computes at once into its ring: ``COLUMN_BLOCK`` for a first-stage im2col
+        conv whose output rows are one pixel (a 1-D layer streamed along its length, e.g. a
+        Conv1D before its global average), so that its kernel tiles four pixels as layer by layer
+        (one pixel a row would run one-pixel tiles: 1.7 times the Cortex-M4 instructions on
+        conv1d_accelerometer's second Conv1D), where its consumer's windows each lie in one block
+        (a ring of a block's rows then serves them): one row (a pointwise conv, the closing
+        stage), or windows at most as tall as their stride, unpadded, a whole number of them a
+        block (MaxPooling1D 2 /2); else 1."""
+        s = self.stages[k]
+        if not (k == 0 and type(s) is Int8Conv2D and s.kernel_form == 2 and s.output.hwc[1] == 1
+                and s.output.hwc[0] >= self.COLUMN_BLOCK and k + 1 < len(self.stages) and not self.padded_ring(k)):
+            return 1
+        window = _window(self.stages[k + 1]) if k + 1 < len(self.row_stages) else None
+        if window is not None:
+            kh, sh, pt = window
+            if not (pt == 0 and kh <= sh and self.COLUMN_BLOCK % sh == 0):
+                return 1
+        return self.COLUMN_BLOCK
+
     def ring_rows(self, k: int) -> int:
         """Rows of stage k's output its consumer's window needs at once (0: none, the last row
-        stage writes the stream's output map)."""
+        stage writes the stream's output map), or the rows it computes at once (``block_rows``)."""
         if k + 1 >= len(self.stages):
             return 0
+        if self.block_rows(k) > 1:
+            return self.block_rows(k)
         window = _window(self.stages[k + 1]) if k + 1 < len(self.row_stages) else None
         if window is None:  # a pointwise conv, or the closing global average: one row at a time
             return 1
