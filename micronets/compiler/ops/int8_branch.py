@@ -14,7 +14,8 @@ input feeds its first conv and its shortcut, or the ADD itself). Stages:
   pooling that is not global (int8_pool's pixels, the window clipped to the map), an ADD of two
   same-shape rows (int8_add over a row, TFLite's rescaling: the ADD op's own helper) or a ReLU
   op (int8_relu over a row);
-- the last may also be a global average (its per-channel int32 sums, as Int8Stream's).
+- the last may also be a closing stage (a global average, a dense over the flattened map: its
+  int32 accumulators, as Int8Stream's).
 
 Between a stage and its readers its rows live in a *line buffer*: N rows kept contiguous and in
 order (a new row moves the N - 1 newest up when the buffer is full, one memmove of (N - 1) rows:
@@ -43,7 +44,10 @@ block's first conv (one row of the last ADD) and two ADD rows: 11,014 B of works
 output row), so a block input's buffer only spans the strided conv's window.
 
 The int8 lowering (micronets.compiler.int8._stream_if_smaller) forms one where it saves as much
-arena as a chain stream must (``STREAM_MIN_SAVING``), over a run of graph ops that holds an ADD.
+arena as a chain stream must (``STREAM_MIN_SAVING``), over a run of graph ops, residual or not: a
+plain chain with a KxK conv after its first stage (which a chain stream cannot run there) streams
+as a graph too, e.g. Keras' MNIST convnet (Conv -> Pool -> Conv -> Pool -> Dense, closed by the
+dense) whole in 4,696 B where its two Conv -> Pool chains left 8,608 B.
 """
 
 from __future__ import annotations
@@ -280,7 +284,7 @@ class Int8Branch(StagedOp):
 
     def layout(self) -> "tuple[List[int], Dict[int, int], int]":
         """(line buffer offsets, ADD row offsets, end) in the workspace: the buffers back to back,
-        the ADDs' own rows after them (then, with a global average, its int32 sums)."""
+        the ADDs' own rows after them (then, with a closing stage, its int32 accumulators)."""
         lines, at = [], 0
         for k in range(len(self.stages)):
             lines.append(at)
@@ -321,9 +325,9 @@ class Int8Branch(StagedOp):
 
 
 def branch_candidates(ops, kept, graph_input) -> List[Tuple[int, int]]:
-    """Runs (start, end) of op indices (end exclusive) that could run as one Int8Branch and hold
-    an ADD: the first op a conv of a whole map, every other op reading only maps the run's ops
-    write, every map but the last read only inside the run and not kept."""
+    """Runs (start, end) of op indices (end exclusive) that could run as one Int8Branch: the first
+    op a conv of a whole map, every other op reading only maps the run's ops write, every map but
+    the last read only inside the run and not kept."""
     readers = collections.defaultdict(list)
     for k, op in enumerate(ops):
         for t in op.inputs:
@@ -349,7 +353,7 @@ def branch_candidates(ops, kept, graph_input) -> List[Tuple[int, int]]:
             inner = [ops[k] for k in range(i, j)]
             closed = all(o.output.storage not in kept and readers[o.output.storage]
                          and all(i <= r <= j for r in readers[o.output.storage]) for o in inner)
-            if j > i and closed and any(type(o) is Int8Add for o in ops[i:j + 1]):
+            if j > i and closed:
                 runs.append((i, j + 1))
             if _closes(op):
                 break

@@ -492,7 +492,8 @@ def make_stream(ops, graph_input) -> Int8Stream:
     stages = []
     caller = ops[0].inputs[0].storage is graph_input.storage
     for op in ops:
-        for part in (_first_parts(op, caller) if op is ops[0] else _parts(op)):  # each reading its producer's very tensor
+        # each stage reading its producer's very tensor
+        for part in (_first_parts(op, caller) if op is ops[0] else _parts(op)):
             if stages and part.inputs[0] is not stages[-1].output:
                 part = part.evolve(inputs=[stages[-1].output])
             stages.append(part)
