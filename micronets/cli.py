@@ -435,7 +435,7 @@ def print_layers(console, summary: Dict[str, Any]):
                 f"{i}.{k}",
                 "  " + str(stage.get("name")),
                 str(stage.get("op")) + (f", ring of {stage['ring_rows']} row{'s' if stage['ring_rows'] > 1 else ''}"
-                                        if stage.get("ring_rows") else ", int32 sums" if stage.get("sums_bytes") else ""),
+                                        if stage.get("ring_rows") else ", int32 accumulators" if stage.get("sums_bytes") else ""),
                 shape_text(stage.get("output_shape") or []),
                 f"{int(stage.get('macs') or 0):,}",
                 f"{int(stage.get('params') or 0):,}",

@@ -38,17 +38,17 @@ def kws_like():
 
 def map_out():
     """A stream that starts with a pointwise conv of the caller's input and ends in a whole map
-    (a max pooling's, of the last conv's rows; Dense reads it): a depth multiplier of 2 (TFLite's
-    layout, pixel by pixel) reading 6 channels from a padded ring (rows outside the map as rows
-    of the zero point)."""
+    (a max pooling's, of the last conv's rows; a Dense over its pixels reads it, which cannot
+    close a stream): a depth multiplier of 2 (TFLite's layout, pixel by pixel) reading 6 channels
+    from a padded ring (rows outside the map as rows of the zero point)."""
     i = keras.Input((24, 8, 3))
     x = L.Conv2D(24, 1, activation="relu6")(i)
     x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
     x = L.Conv2D(6, 1)(x)
     x = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(x)
     x = L.Conv2D(4, 1, activation="relu")(x)
-    x = L.Flatten()(L.MaxPooling2D(2)(x))
-    return keras.Model(i, L.Dense(4)(x), name="map_out")
+    x = L.Dense(4)(L.MaxPooling2D(2)(x))
+    return keras.Model(i, L.Flatten()(x), name="map_out")
 
 
 def thin():
@@ -157,8 +157,105 @@ def test_stream_depthwise_tables_in_flash(converted):
     assert op.weights_bytes() <= op.weights_bytes_bound()
 
 
+# ---- closing stages: the net's ending reads the last rows as they arrive
+
+def conv_pool_fc():
+    """Conv -> Pool -> Flatten -> Dense (Keras' "Simple MNIST convnet" ending): the fully
+    connected layer closes the stream, each pooled row a slice of its 432 inputs; 10 outputs (two
+    blocks of four, two more)."""
+    i = keras.Input((20, 14, 1))
+    x = L.MaxPooling2D(2)(L.Conv2D(8, 3, activation="relu")(i))
+    return keras.Model(i, L.Dense(10)(L.Flatten()(x)), name="conv_pool_fc")
+
+
+def conv_fc_softmax():
+    """An RGB 3x3 /2 conv straight into a Dense with a softmax (an im2col first stage, its rows
+    the dense's input slices)."""
+    i = keras.Input((24, 16, 3))
+    x = L.Conv2D(6, 3, strides=2, padding="same", activation="relu6")(i)
+    return keras.Model(i, L.Dense(5, activation="softmax")(L.Flatten()(x)), name="conv_fc_softmax")
+
+
+def dw_fc():
+    """TFLM's micro_speech in small: a strided DepthwiseConv2D of a one-channel spectrogram (depth
+    multiplier 6: imported as the conv it is, which opens the stream over the caller's input of
+    any type), then a Dense over the flattened map, softmax."""
+    i = keras.Input((25, 16, 1))
+    x = L.DepthwiseConv2D((5, 4), strides=2, padding="same", depth_multiplier=6, activation="relu")(i)
+    return keras.Model(i, L.Softmax()(L.Dense(4)(L.Flatten()(x))), name="dw_fc")
+
+
+def conv1d_gap():
+    """A Conv1D net whose GlobalAveragePooling1D (TFLite's MEAN over axis 1 of the 1 x L map)
+    closes the stream run along L."""
+    i = keras.Input((64, 3))
+    x = L.MaxPooling1D(2)(L.Conv1D(8, 5, activation="relu")(i))
+    x = L.Conv1D(12, 1, activation="relu")(x)
+    return keras.Model(i, L.Dense(4)(L.GlobalAveragePooling1D()(x)), name="conv1d_gap")
+
+
+def mean_rows():
+    """A MEAN over H alone (W x C means: an accumulator for each of a row's bytes) closing a
+    stream over a 2-D map, a Dense over its W x C means."""
+    i = keras.Input((24, 6, 2))
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(i)
+    x = L.Lambda(lambda t: keras.ops.mean(t, axis=1))(L.DepthwiseConv2D(3, padding="same")(x))
+    return keras.Model(i, L.Dense(4)(L.Flatten()(x)), name="mean_rows")
+
+
+@pytest.fixture(scope="module")
+def closing():
+    out = {}
+    for k, fn in enumerate((conv_pool_fc, conv_fc_softmax, dw_fc, conv1d_gap, mean_rows)):
+        model = spread_weights(fn(), seed=80 + k)
+        cal = np.random.default_rng(90 + k).uniform(-1, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
+        xs = np.random.default_rng(100 + k).integers(-128, 128, (8,) + tuple(model.input_shape[1:])).astype(np.int8)
+        out[model.name] = (convert(model, cal), xs)
+    return out
+
+
+@pytest.mark.parametrize("name, kinds", [
+    ("conv_pool_fc", ["conv", "pool", "fc"]),
+    ("conv_fc_softmax", ["conv", "fc"]),
+    ("dw_fc", ["conv", "fc"]),
+    ("conv1d_gap", ["conv", "pool", "pw", "mean"]),
+    ("mean_rows", ["conv", "dw", "mean"]),
+])
+def test_closing_stage_formed_smaller_and_bit_exact(name, kinds, closing, tmp_path):
+    """A net's ending closes its stream (``Int8Op.closes_rows``): a fully connected layer over the
+    flattened map (each arriving row's dot products added to one int32 per output), a MEAN over
+    the streamed axis (a Conv1D net's global average over L; a mean over H). The map before it is
+    never stored: the arena drops below the layer-by-layer one by a quarter or more, the closing
+    stage's workspace is its accumulators, and the outputs are TFLM's and (requantised in double
+    precision, as the dense layer does) BUILTIN_REF's bit for bit."""
+    data, xs = closing[name]
+    compiled = compile_tflite(data, classname="S")
+    streams = [compiled.plan.op(op) for op in compiled.graph.ops if op.kind == "Stream"]
+    assert len(streams) == 1
+    op = streams[0]
+    assert [op.stage_kind(k) for k in range(len(op.stages))] == kinds and op.reduces
+    assert op.workspace_bytes() == op.rings_total() + 3 + 3 + 4 * op.stages[-1].output.size
+    _, flat = layer_by_layer(data)
+    assert compiled.plan.arena_size <= (1 - STREAM_MIN_SAVING) * flat.arena_size
+    assert compiled.summary()["layers"][0]["stages"][-1]["sums_bytes"] == 4 * op.output.size
+    path = tmp_path / "S.h"
+    path.write_text(compiled.header)
+    raw, _ = host.run_header_int8(str(path), "S", xs)
+    assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name]) and len(np.unique(raw)) > 3
+    ref = compile_tflite(data, classname="R", reference="tflite-ref")
+    assert [type(o).__name__ for o in ref.graph.ops] == [type(o).__name__ for o in compiled.graph.ops]
+    if kinds[-1] == "fc":  # the dense layer's own requantisations: fixed point, double precision
+        assert f"{op.stages[-1].units}, {op.stages[-1].rq_mode}, 0>(acc," in compiled.header
+        assert f"{op.stages[-1].units}, 0, 1>(acc," in ref.header
+    ref_path = tmp_path / "R.h"
+    ref_path.write_text(ref.header)
+    assert np.array_equal(host.run_header_int8(str(ref_path), "R", xs)[0], tflite_reference(data, xs))
+
+
 @pytest.mark.parametrize("models, name", [("converted", "kws_like"), ("converted", "map_out"),
-                                          ("residuals", "residual"), ("residuals", "xception_like")])
+                                          ("residuals", "residual"), ("residuals", "xception_like"),
+                                          ("residuals", "residual_fc"), ("closing", "conv_pool_fc"), ("closing", "dw_fc"),
+                                          ("closing", "conv1d_gap")])
 def test_stream_bit_exact_on_emulated_cortex_m4(models, name, request, tmp_path):
     """DSP and portable (MICRONETS_NO_DSP) builds on QEMU's Cortex-M4 give the host's outputs, chain
     streams and graph streams (the residual ones below) alike."""
@@ -197,12 +294,16 @@ def test_stream_refused_where_it_does_not_help(converted):
     assert forced.arena_size > flat.arena_size
 
 
-def classic_cnn(second=32):
+def classic_cnn(second=32, gate=True):
     """Conv -> Pool twice, the classic CNN: a 2x2 /2 max pooling of a 3x3 conv's rows (the conv's
     map never stored), then a 3x3 'same' conv of ``second`` channels and an overlapping, padded
-    3x3 /2 max pooling."""
+    3x3 /2 max pooling. ``gate``: a sigmoid between the blocks (an op no stream runs), so that they
+    stream as two chains (without it the whole net streams as one graph: a 3x3 conv over a line
+    buffer of the first pooling's rows)."""
     i = keras.Input((30, 22, 3))
     x = L.MaxPooling2D(2)(L.Conv2D(12, 3, activation="relu")(i))
+    if gate:
+        x = L.Activation("sigmoid")(x)
     x = L.MaxPooling2D(3, strides=2, padding="same")(L.Conv2D(second, 3, padding="same", activation="relu6")(x))
     return keras.Model(i, L.Dense(5)(L.Flatten()(L.Conv2D(8, 1)(x))), name="classic_cnn")
 
@@ -214,7 +315,7 @@ def test_streams_that_only_save_enough_together(tmp_path):
     model = spread_weights(classic_cnn(second=48), seed=37)
     data = convert(model, np.random.default_rng(4).uniform(-1, 1, (32, 30, 22, 3)).astype(np.float32))
     flat = layer_by_layer(data)[1].arena_size
-    alone = [_forced_streams(data, [run], "A").plan.arena_size for run in ((0, 2), (2, 4))]
+    alone = [_forced_streams(data, [run], "A").plan.arena_size for run in ((0, 2), (3, 5))]
     assert all(a > (1 - STREAM_MIN_SAVING) * flat for a in alone)
     compiled = compile_tflite(data, classname="S")
     streams = [compiled.plan.op(op) for op in compiled.graph.ops if op.kind == "Stream"]
@@ -225,6 +326,30 @@ def test_streams_that_only_save_enough_together(tmp_path):
     path.write_text(compiled.header)
     raw, _ = host.run_header_int8(str(path), "S", xs)
     assert np.array_equal(raw, tflm_reference({"classic_cnn": (data, xs)})["classic_cnn"]) and len(np.unique(raw)) > 5
+
+
+def test_plain_chain_streams_whole_as_a_graph(tmp_path):
+    """Without a residual ADD, a chain that a chain stream cannot run whole (a 3x3 conv after the
+    first pooling: a chain's later stages are pointwise, depthwise or pooling) streams whole as a
+    graph (Int8Branch: the conv over a line buffer of the pooling's rows), closed by the dense:
+    less than a third of the layer-by-layer arena, TFLM's and BUILTIN_REF's outputs bit for bit
+    (Keras' MNIST convnet: 8,608 -> 4,696 B)."""
+    model = spread_weights(classic_cnn(second=48, gate=False), seed=37)
+    data = convert(model, np.random.default_rng(4).uniform(-1, 1, (32, 30, 22, 3)).astype(np.float32))
+    compiled = compile_tflite(data, classname="S")
+    streams = [compiled.plan.op(op) for op in compiled.graph.ops if op.kind in ("Stream", "BranchStream")]
+    assert len(streams) == 1 and streams[0].kind == "BranchStream"
+    op = streams[0]
+    assert [op.stage_kind(k) for k in range(len(op.stages))] == ["conv", "pool", "convr", "pool", "pw", "fc"]
+    assert compiled.plan.arena_size < layer_by_layer(data)[1].arena_size / 3
+    xs = np.random.default_rng(46).integers(-128, 128, (4, 30, 22, 3)).astype(np.int8)
+    path = tmp_path / "S.h"
+    path.write_text(compiled.header)
+    raw, _ = host.run_header_int8(str(path), "S", xs)
+    assert np.array_equal(raw, tflm_reference({"classic_cnn": (data, xs)})["classic_cnn"]) and len(np.unique(raw)) > 3
+    ref = tmp_path / "R.h"
+    ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
+    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
 
 
 def pooled_chain():
@@ -311,9 +436,10 @@ def conv1d_net():
 def test_one_row_maps_stream_along_their_columns(tmp_path):
     """Maps one row tall (1 x L: Conv1D as TFLite runs it) stream along L: the stages run on L x 1
     views of the same bytes with rows and columns swapped (a 5-tap Conv1D as a 5x1 conv), so the
-    rings hold a few pixels, not the whole map. The lowering streams Conv1D -> MaxPooling1D ->
-    DepthwiseConv1D on its own; a forced stream runs the 1x1 stage too. TFLM's and BUILTIN_REF's outputs
-    bit for bit on the host, the host's on QEMU's Cortex-M4."""
+    rings hold a few pixels, not the whole map. The lowering streams the whole net up to the
+    global average over L (TFLite's MEAN over axis 1, closing the stream: its sums over the L x 1
+    view's rows); a forced stream ends in the 1x1 stage's whole map. TFLM's and BUILTIN_REF's
+    outputs bit for bit on the host, the host's on QEMU's Cortex-M4."""
     from micronets.embedded import qemu
 
     model = spread_weights(conv1d_net(), seed=41)
@@ -324,9 +450,12 @@ def test_one_row_maps_stream_along_their_columns(tmp_path):
     flat = layer_by_layer(data)[1]
     assert natural.plan.arena_size <= (1 - STREAM_MIN_SAVING) * flat.arena_size
     stream = [natural.plan.op(op) for op in natural.graph.ops if op.kind == "Stream"][0]
-    assert [stream.stage_kind(k) for k in range(len(stream.stages))] == ["conv", "pool", "dw"]
+    assert [stream.stage_kind(k) for k in range(len(stream.stages))] == ["conv", "pool", "dw", "pw", "mean"]
     conv, pool = stream.stages[:2]
     assert (conv.kh, conv.kw, conv.inputs[0].hwc, pool.kernel) == (5, 1, (96, 1, 4), (2, 1))
+    # the conv's one-pixel rows computed four at a time (its kernel's 4-pixel tiles), into a ring
+    # of four rows that holds the pooling's 2 /2 windows
+    assert [stream.block_rows(k) for k in range(3)] == [4, 1, 1] and stream.ring_rows(0) == 4
     assert stream.inputs[0].hwc == (1, 96, 4)  # in the graph, the map TFLite has
     forced = _forced_streams(data, [(0, 4)], "F")
     assert [forced.plan.op(op).stage_kind(k) for op in forced.graph.ops if op.kind == "Stream"
@@ -393,7 +522,7 @@ def residual():
 
 
 def residual_map():
-    """A residual stream ending in a whole map (a 2x2 max pooling's, read by the dense), 15 rows
+    """A residual stream ending in a whole map (a 2x2 max pooling's, read by a dense over its pixels), 15 rows
     (the last windows run past the map): a 5x3 conv (two rows of padding above), a pointwise conv
     reading a line buffer, a 3x3 conv, the ADD's computed operand first."""
     i = keras.Input((15, 10, 4))
@@ -401,8 +530,20 @@ def residual_map():
     y = L.Conv2D(12, 1, activation="relu")(x)
     y = L.Conv2D(8, 3, padding="same")(y)
     x = L.Add()([y, x])
+    x = L.Dense(4)(L.MaxPooling2D(2)(x))
+    return keras.Model(i, L.Flatten()(x), name="residual_map")
+
+
+def residual_fc():
+    """residual_map's blocks with the dense over the flattened pooled map: the fully connected
+    layer closes the graph stream (the pooling's rows added to its accumulators as they come)."""
+    i = keras.Input((15, 10, 4))
+    x = L.Conv2D(8, (5, 3), padding="same", activation="relu6")(i)
+    y = L.Conv2D(12, 1, activation="relu")(x)
+    y = L.Conv2D(8, 3, padding="same")(y)
+    x = L.Add()([y, x])
     x = L.Flatten()(L.MaxPooling2D(2)(x))
-    return keras.Model(i, L.Dense(4)(x), name="residual_map")
+    return keras.Model(i, L.Dense(4)(x), name="residual_fc")
 
 
 def xception_like():
@@ -427,7 +568,7 @@ def xception_like():
 @pytest.fixture(scope="module")
 def residuals():
     out = {}
-    for k, fn in enumerate((residual, residual_map, xception_like)):
+    for k, fn in enumerate((residual, residual_map, xception_like, residual_fc)):
         model = spread_weights(fn(), seed=50 + k)
         cal = np.random.default_rng(60 + k).uniform(-1, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
         xs = np.random.default_rng(70 + k).integers(-128, 128, (6,) + tuple(model.input_shape[1:])).astype(np.int8)
@@ -438,6 +579,7 @@ def residuals():
 @pytest.mark.parametrize("name, kinds, lines", [
     ("residual", ["conv", "convr", "convr", "add", "convr", "convr", "convr", "add", "mean"], [3, 3, 0, 3, 3, 0, 0, 1, 0]),
     ("residual_map", ["conv", "pw", "convr", "add", "pool"], [2, 3, 0, 2, 0]),
+    ("residual_fc", ["conv", "pw", "convr", "add", "pool", "fc"], [2, 3, 0, 2, 1, 0]),
     ("xception_like", ["conv", "convr", "dw", "pw", "dw", "pw", "pool", "add", "relu", "pw", "dw", "pw", "add", "mean"],
      [3, 0, 1, 3, 1, 3, 0, 1, 3, 0, 1, 0, 1, 0]),
 ])

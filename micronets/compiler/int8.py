@@ -348,8 +348,9 @@ def _stream_if_smaller(graph: Graph, plan: MemoryPlan):
     at least ``STREAM_MIN_SAVING`` smaller: in each maximal chain (``stream_candidates``) the run
     of two or more of its ops whose stream plans the smallest arena (a stream over the first,
     largest maps of a chain often does better than one over all of it, whose rings grow with
-    the channels), the first such run in graph order, or a run that holds an ADD and streams as
-    a graph (``branch_candidates``: residual blocks, Int8Branch) where that plans smaller still;
+    the channels), the first such run in graph order, or a run that streams as a graph
+    (``branch_candidates``: residual blocks, or chains with KxK convs after their first stage;
+    Int8Branch) where that plans smaller still;
     again until none saves enough. Where no single stream saves enough, streams that only do so
     together: a net with two maps of about the same size (a classic CNN's Conv -> Pool blocks),
     where streaming either leaves the other as the peak: each step planning smaller, until all
@@ -382,8 +383,8 @@ def _streams_greedy(graph: Graph, plan: MemoryPlan, budget_of, goal: Optional[in
         budget = budget_of(plan.arena_size)
         best = None  # (arena, graph, plan)
         # each chain's runs of two ops or more that can start a stream (a pooling cannot: it is a
-        # stage only after a conv), then (after every chain) the runs with an ADD that can stream
-        # as a graph (Int8Branch: residual blocks)
+        # stage only after a conv), then (after every chain) the runs that can stream as a graph
+        # (Int8Branch: residual blocks, chains with KxK convs after their first stage)
         groups = [[(a, b, make_stream) for a in range(i, j - 1) if can_start(ops[a], graph.input)
                    for b in range(a + 2, j + 1)]
                   for i, j in stream_candidates(ops, kept, graph.input)]
@@ -392,7 +393,11 @@ def _streams_greedy(graph: Graph, plan: MemoryPlan, budget_of, goal: Optional[in
             if best is not None and g < len(groups) - 1:
                 continue  # a chain's run found: the graph runs still compete with it
             for a, b, make in group:
-                trial = _renumbered(graph, ops[:a] + [make(ops[a:b], graph.input)] + ops[b:])
+                try:
+                    made = make(ops[a:b], graph.input)
+                except ValueError:  # a run whose closing stage needs the rows the stream does not run along
+                    continue
+                trial = _renumbered(graph, ops[:a] + [made] + ops[b:])
                 # a lower bound of the arena with it rules most runs out before planning them
                 if arena_lower_bound(trial) > min(budget, best[0] - 1 if best else budget):
                     continue

@@ -41,6 +41,16 @@ class Int8Op(Op):
     def activations(self):
         return []
 
+    #: what a row stream's closing stage of this op is to the templates (``closes_rows``)
+    close_kind = ""
+
+    def closes_rows(self) -> bool:
+        """Whether the op can close a row stream (micronets/compiler/ops/int8_stream.py): it reads
+        its input map's rows in order into int32 accumulators, one per output (exact in any
+        order), and finishes them with its own requantisation, so the map is never stored. Its
+        kernel's template then defines the closer (its ``closer`` macro)."""
+        return False
+
     def typed_weights(self) -> "collections.OrderedDict[str, np.ndarray]":
         return collections.OrderedDict()
 

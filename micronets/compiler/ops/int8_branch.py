@@ -14,7 +14,8 @@ input feeds its first conv and its shortcut, or the ADD itself). Stages:
   pooling that is not global (int8_pool's pixels, the window clipped to the map), an ADD of two
   same-shape rows (int8_add over a row, TFLite's rescaling: the ADD op's own helper) or a ReLU
   op (int8_relu over a row);
-- the last may also be a global average (its per-channel int32 sums, as Int8Stream's).
+- the last may also be a closing stage (a global average, a dense over the flattened map: its
+  int32 accumulators, as Int8Stream's).
 
 Between a stage and its readers its rows live in a *line buffer*: N rows kept contiguous and in
 order (a new row moves the N - 1 newest up when the buffer is full, one memmove of (N - 1) rows:
@@ -43,7 +44,10 @@ block's first conv (one row of the last ADD) and two ADD rows: 11,014 B of works
 output row), so a block input's buffer only spans the strided conv's window.
 
 The int8 lowering (micronets.compiler.int8._stream_if_smaller) forms one where it saves as much
-arena as a chain stream must (``STREAM_MIN_SAVING``), over a run of graph ops that holds an ADD.
+arena as a chain stream must (``STREAM_MIN_SAVING``), over a run of graph ops, residual or not: a
+plain chain with a KxK conv after its first stage (which a chain stream cannot run there) streams
+as a graph too, e.g. Keras' MNIST convnet (Conv -> Pool -> Conv -> Pool -> Dense, closed by the
+dense) whole in 4,696 B where its two Conv -> Pool chains left 8,608 B.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
 from micronets.compiler.ops.int8_pool import Int8Pool
 from micronets.compiler.ops.int8_relu import Int8Relu
-from micronets.compiler.ops.int8_stream import Int8Stream, StagedOp, _global_average
+from micronets.compiler.ops.int8_stream import Int8Stream, StagedOp, _closes
 
 
 def _later_stage(op) -> bool:
@@ -69,7 +73,7 @@ def _later_stage(op) -> bool:
     if type(op) is Int8DepthwiseConv2D:
         return op.dilation == (1, 1)
     if type(op) is Int8Pool:
-        return not _global_average(op)
+        return not _closes(op)
     if type(op) is Int8Add:
         return not op.broadcast and op.inputs[0].storage is not op.inputs[1].storage
     return type(op) is Int8Relu and op.inputs[0].dtype == "int8"
@@ -85,8 +89,8 @@ class Int8Branch(StagedOp):
     kind = "BranchStream"
     template = "kernels/int8_branch.h.j2"
     # the chain stream's stages and row sources (its kernels' order), and the ADD's row helper
-    requires = Int8Stream.requires + ("kernels/int8_stream.h.j2", "kernels/int8_add.h.j2", "kernels/int8_pool.h.j2",
-                                      "kernels/int8_relu.h.j2")
+    kernels = Int8Stream.kernels + ("kernels/int8_stream.h.j2", "kernels/int8_add.h.j2", "kernels/int8_pool.h.j2",
+                                    "kernels/int8_relu.h.j2")
 
     def __init__(self, stages: Sequence[Int8Op], input_is_caller: bool = False):
         stages = tuple(stages)
@@ -96,7 +100,7 @@ class Int8Branch(StagedOp):
         super().__init__(f"{stages[0].name}..{last.name}", list(stages[0].inputs), last.output, last.fused)
         self.stages = stages
         self.input_is_caller = bool(input_is_caller)
-        self.reduces = _global_average(last)
+        self.reduces = _closes(last)
         rows = stages[:-1] if self.reduces else stages
         if not _first_stage(stages[0], self.input_is_caller) or len(stages[0].inputs) != 1:
             raise ValueError(f"'{stages[0].name}' ({stages[0].label()}) cannot be a stream's first stage")
@@ -280,7 +284,7 @@ class Int8Branch(StagedOp):
 
     def layout(self) -> "tuple[List[int], Dict[int, int], int]":
         """(line buffer offsets, ADD row offsets, end) in the workspace: the buffers back to back,
-        the ADDs' own rows after them (then, with a global average, its int32 sums)."""
+        the ADDs' own rows after them (then, with a closing stage, its int32 accumulators)."""
         lines, at = [], 0
         for k in range(len(self.stages)):
             lines.append(at)
@@ -292,7 +296,7 @@ class Int8Branch(StagedOp):
         return lines, tmps, at + 3  # a DSP kernel's word load of a row's last partial word stays inside
 
     def workspace_bytes(self):
-        return self.layout()[2] + (3 + 4 * self.output.hwc[2] if self.reduces else 0)
+        return self.layout()[2] + (3 + 4 * self.output.size if self.reduces else 0)
 
     # ---- facts: StagedOp's sums
     def label(self):
@@ -312,7 +316,7 @@ class Int8Branch(StagedOp):
                             output_shape=list(op.output.shape), macs=int(op.macs()), params=int(op.params()),
                             ring_rows=n, ring_bytes=n * self.row_bytes(k),
                             ring_offset=(workspace + offs[k]) if n and workspace is not None else None,
-                            sums_bytes=4 * op.output.hwc[2] if k >= len(self.row_stages) else 0))
+                            sums_bytes=4 * op.output.size if k >= len(self.row_stages) else 0))
         return out
 
     # ---- emission helpers
@@ -321,9 +325,9 @@ class Int8Branch(StagedOp):
 
 
 def branch_candidates(ops, kept, graph_input) -> List[Tuple[int, int]]:
-    """Runs (start, end) of op indices (end exclusive) that could run as one Int8Branch and hold
-    an ADD: the first op a conv of a whole map, every other op reading only maps the run's ops
-    write, every map but the last read only inside the run and not kept."""
+    """Runs (start, end) of op indices (end exclusive) that could run as one Int8Branch: the first
+    op a conv of a whole map, every other op reading only maps the run's ops write, every map but
+    the last read only inside the run and not kept."""
     readers = collections.defaultdict(list)
     for k, op in enumerate(ops):
         for t in op.inputs:
@@ -343,18 +347,26 @@ def branch_candidates(ops, kept, graph_input) -> List[Tuple[int, int]]:
             if j > i:
                 if any(t.storage not in made for t in op.inputs):
                     break
-                if not (_later_stage(op) or _global_average(op)):
+                if not (_later_stage(op) or _closes(op)):
                     break
             made.add(op.output.storage)
             inner = [ops[k] for k in range(i, j)]
             closed = all(o.output.storage not in kept and readers[o.output.storage]
                          and all(i <= r <= j for r in readers[o.output.storage]) for o in inner)
-            if j > i and closed and any(type(o) is Int8Add for o in ops[i:j + 1]):
+            if j > i and closed:
                 runs.append((i, j + 1))
-            if _global_average(op):
+            if _closes(op):
                 break
     return runs
 
 
 def make_branch(ops, graph_input) -> Int8Branch:
+    """The graph stream of ``ops`` (a run ``branch_candidates`` found); a closing stage that reads
+    its producer's map flattened (a fully connected layer) reads the producer's very tensor."""
+    last = ops[-1]
+    if _closes(last):
+        made = {op.output.storage: op.output for op in ops[:-1]}
+        x = made.get(last.inputs[0].storage)
+        if x is not None and x is not last.inputs[0] and x.size == last.inputs[0].size:
+            ops = list(ops[:-1]) + [last.evolve(inputs=[x])]
     return Int8Branch(ops, input_is_caller=ops[0].inputs[0].storage is graph_input.storage)

@@ -76,10 +76,26 @@ class Int8Dense(Int8Op):
             w.update(requant_arrays(f, self.mult, self.shift))
         return w
 
-    def c_bias(self) -> str:
-        """C expression the kernel indexes for the folded biases."""
-        return c_requant_bias(param_layout(self.folded_bias()), f"{self.ident}_")
+    def c_bias(self, stem=None) -> str:
+        """C expression the kernel indexes for the folded biases (``stem``: the weights' C name
+        without its suffix; default the layer's own, 'L3_')."""
+        return c_requant_bias(param_layout(self.folded_bias()), stem or f"{self.ident}_")
 
-    def c_shift(self) -> str:
+    def c_shift(self, stem=None) -> str:
         """C expression the kernel indexes for the requantisation shifts."""
-        return c_requant_shift(param_layout(self.folded_bias()), f"{self.ident}_")
+        return c_requant_shift(param_layout(self.folded_bias()), stem or f"{self.ident}_")
+
+    close_kind = "fc"
+
+    def closes_rows(self) -> bool:
+        """One row of inputs (no batch, no kept dimensions), the whole input map flattened in its
+        HWC order: it closes a row stream, row y of the map being inputs [y W C, (y + 1) W C)
+        whose dot products with each output's slice of the weights add to that output's int32
+        accumulator as the row arrives (mn_dense_close), then this layer's requantisation (TFLM's
+        fixed point or BUILTIN_REF's double precision)."""
+        return self.rows == 1 and self.depth == self.inputs[0].size
+
+    def transposed(self, x, out):
+        """The same layer reading ``x``, its input map's bytes seen with rows and columns swapped
+        (``Int8Windowed.transposed``: a 1 x L map, whose flattened order is the L x 1 view's)."""
+        return self.evolve(inputs=[x], output=out)

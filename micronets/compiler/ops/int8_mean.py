@@ -38,6 +38,12 @@ class Int8Mean(Int8Op):
     def describe(self):
         return f"{self.pixels} pixels"
 
+    close_kind = "mean"
+
+    def closes_rows(self) -> bool:
+        """A global average closes a row stream: per-channel sums of the rows (mn_mean_close)."""
+        return True
+
     def transposed(self, x, out):
         """The same mean of ``x``, the map with rows and columns swapped (``Int8Windowed.transposed``)."""
         return self.evolve(inputs=[x], output=out)

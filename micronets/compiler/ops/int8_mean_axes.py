@@ -47,5 +47,25 @@ class Int8MeanAxes(Int8Op):
         """The requantisation the kernel may use (``requant_mode``): |sum - zin * n| <= 255 * n."""
         return requant_mode(None, [self.count], [self.shift], -128, 127)
 
+    close_kind = "mean"
+
+    def closes_rows(self) -> bool:
+        """A mean over the rows of its input map (H x W x C -> W x C; a Conv1D net's global
+        average over L, streamed as an L x 1 view: ``Int8Stream``'s ``columns_as_rows``) closes a
+        row stream: each of a row's W C bytes summed into its own accumulator as the rows arrive
+        (mn_mean_axes_close), then this op's requantisation."""
+        h, w, c = self.inputs[0].hwc
+
+        def axes(dims, strides):  # (size, stride) of the gather's axes longer than 1
+            return [(int(d), int(s)) for d, s in zip(dims, strides) if d > 1]
+
+        return (h > 1 and self.count == h and axes(self.rdims, self.rstrides) == [(h, w * c)]
+                and axes(self.kdims, self.kstrides) == ([(w * c, 1)] if w * c > 1 else []))
+
+    def transposed(self, x, out):
+        """The same mean of ``x``, a view of its input with rows and columns swapped (the same
+        bytes: its gathers are unchanged; ``Int8Windowed.transposed``)."""
+        return self.evolve(inputs=[x], output=out)
+
     def describe(self):
         return f"{self.inputs[0].shape_str()} over axes {','.join(str(a + 1) for a in self.axes)} ({self.count} values)"

@@ -23,6 +23,14 @@ class Int8Pool(Int8Op):
     def describe(self):
         return spatial_detail(self.kernel, self.strides, self.pads)
 
+    close_kind = "avg"
+
+    def closes_rows(self) -> bool:
+        """An average pooling whose one window is the whole map (a global average) closes a row
+        stream: per-channel sums of the rows, divided as the kernel does (mn_pool_avg_close)."""
+        return (self.average and self.output.hwc[:2] == (1, 1) and not any(self.pads)
+                and self.kernel == self.inputs[0].hwc[:2])
+
     def transposed(self, x, out):
         """This pooling with rows and columns swapped (see ``Int8Windowed.transposed``)."""
         t, b, l, r = self.pads

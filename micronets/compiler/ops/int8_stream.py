@@ -13,13 +13,18 @@ row stream needs no recomputation, only rings.)
 
 Stages: the first may be any int8 Conv2D (it reads the whole input map) or, when its input is
 not the caller's (whose element type is run()'s template parameter), a pointwise conv or a
-depthwise conv; later stages a pointwise conv (1x1, stride 1, unpadded), a depthwise conv
+depthwise conv (of the caller's input, a depthwise conv of one input channel, as the conv it
+is: micro_speech's first layer); later stages a pointwise conv (1x1, stride 1, unpadded), a depthwise conv
 (any stride, padding, depth multiplier; no dilation) or a max / average pooling (any window,
 stride and padding: Conv -> MaxPool, the classic CNN's pair, never stores the conv's map, e.g.
 26x26x32 in Keras' MNIST convnet); a conv -> depthwise pair fused through a
 ring (Int8ConvDepthwise) is its two stages. The chain ends in its last stage's full output map,
-or in a global average (TFLite MEAN over H and W, or AVERAGE_POOL_2D whose window is the whole
-map), whose per-channel sums are exact in int32 and finished with that op's own rounding.
+or in a closing stage (``Int8Op.closes_rows``) that reads the last rows as they arrive into int32
+accumulators (exact in any order) and finishes them with its op's own requantisation: a global
+average (TFLite MEAN over H and W, or AVERAGE_POOL_2D whose window is the whole map: per-channel
+sums), a MEAN over the streamed axis (a Conv1D net's global average over L: a sum for each of a
+row's bytes), or a FULLY_CONNECTED layer over the flattened map (row y its inputs [y W C, (y + 1)
+W C): one accumulator per output). The closer is the op's, in its kernel's template.
 
 The int8 lowering (micronets.compiler.int8._stream_if_smaller) forms a stream only where the
 planned arena gets markedly smaller (``STREAM_MIN_SAVING``), over the run of a chain's ops that
@@ -44,16 +49,14 @@ from micronets.compiler.ops.int8_base import Int8Op
 from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
-from micronets.compiler.ops.int8_mean import Int8Mean
 from micronets.compiler.ops.int8_pool import Int8Pool
 
 
-def _global_average(op) -> bool:
-    """A mean over the whole map: MEAN over H, W, or an average pool whose one window is the map."""
-    if type(op) is Int8Mean:
-        return True
-    return (type(op) is Int8Pool and op.average and op.output.hwc[:2] == (1, 1) and not any(op.pads)
-            and op.kernel == op.inputs[0].hwc[:2])
+def _closes(op) -> bool:
+    """Whether ``op`` can be a stream's closing stage (``Int8Op.closes_rows``): a global average
+    (MEAN over H and W, an average pooling whose one window is the map), a MEAN over the map's
+    rows, a fully connected layer over the flattened map."""
+    return op.closes_rows()
 
 
 def _row_stage(op, first: bool, input_is_int8: bool) -> bool:
@@ -63,7 +66,7 @@ def _row_stage(op, first: bool, input_is_int8: bool) -> bool:
     if type(op) is Int8DepthwiseConv2D:
         return op.dilation == (1, 1) and (input_is_int8 or not first)
     if type(op) is Int8Pool:  # a pooling window over ring rows (a global average closes a stream instead)
-        return not first and not _global_average(op)
+        return not first and not _closes(op)
     return False
 
 
@@ -83,12 +86,21 @@ class StagedOp(Int8Op):
     arrays for it: ``stage_arrays``) and their scales."""
 
     stages: tuple = ()
-    #: whether the last stage is a global average (per-channel sums of its producer's rows)
+    #: whether the last stage closes the stream (``Int8Op.closes_rows``: it reads its producer's
+    #: rows as they arrive into int32 accumulators)
     reduces = False
+    #: the kernels the stages call (a closing stage's template comes with it: ``requires``)
+    kernels: tuple = ()
+
+    @property
+    def requires(self) -> tuple:
+        """The stages' kernels, and the closing stage's kernel template (its ``closer``)."""
+        last = self.stages[-1]
+        return self.kernels + ((*last.requires, last.template) if self.reduces else ())
 
     @property
     def row_stages(self) -> tuple:
-        """The stages that produce rows (all but a closing global average)."""
+        """The stages that produce rows (all but a closing one)."""
         return self.stages[:-1] if self.reduces else self.stages
 
     def stage_arrays(self, k: int) -> dict:
@@ -96,11 +108,11 @@ class StagedOp(Int8Op):
         return {}
 
     def stage_kind(self, k: int) -> str:
-        """What stage k is to the templates: "conv", "pw", "dw", "pool", or the closing "mean" /
-        "avg" (a global average)."""
+        """What stage k is to the templates: "conv", "pw", "dw", "pool", or the closing stage's
+        ``close_kind`` ("mean", "avg", "fc")."""
         op = self.stages[k]
         if k >= len(self.row_stages):
-            return "mean" if type(op) is Int8Mean else "avg"
+            return op.close_kind
         if type(op) is Int8DepthwiseConv2D:
             return "dw"
         if type(op) is Int8Pool:
@@ -138,8 +150,8 @@ class Int8Stream(StagedOp):
     template = "kernels/int8_stream.h.j2"
     # its stages call the conv / pointwise row kernels and the depthwise row helpers
     # (the pointwise kernels before the conv ones: an im2col conv runs on the 1x1 tiles)
-    requires = ("kernels/int8_params.h.j2", "kernels/int8_pointwise.h.j2", "kernels/int8_conv2d.h.j2",
-                "kernels/int8_depthwise.h.j2", "kernels/int8_conv_depthwise.h.j2", "kernels/int8_pool.h.j2")
+    kernels = ("kernels/int8_params.h.j2", "kernels/int8_pointwise.h.j2", "kernels/int8_conv2d.h.j2",
+               "kernels/int8_depthwise.h.j2", "kernels/int8_conv_depthwise.h.j2", "kernels/int8_pool.h.j2")
 
     def __init__(self, stages: Sequence[Int8Op], input_is_caller: bool = False, tensors=None):
         """``tensors``: the (input, output) the stream has in the graph where its stages run on
@@ -155,7 +167,7 @@ class Int8Stream(StagedOp):
         self.stages = stages
         #: whether the chain's input is the caller's input (of run()'s element type T)
         self.input_is_caller = bool(input_is_caller)
-        self.reduces = _global_average(last)
+        self.reduces = _closes(last)
         rows = stages[:-1] if self.reduces else stages
         for k, op in enumerate(rows):
             if not _row_stage(op, k == 0, not input_is_caller and op.inputs[0].dtype == "int8"):
@@ -165,11 +177,36 @@ class Int8Stream(StagedOp):
                 raise ValueError(f"'{b.name}' does not read only '{a.name}''s output")
 
     # ---- the stages
+    #: rows a first-stage im2col conv whose rows are one pixel computes at once (``block_rows``)
+    COLUMN_BLOCK = 4
+
+    def block_rows(self, k: int) -> int:
+        """Rows stage k computes at once into its ring: ``COLUMN_BLOCK`` for a first-stage im2col
+        conv whose output rows are one pixel (a 1-D layer streamed along its length, e.g. a
+        Conv1D before its global average), so that its kernel tiles four pixels as layer by layer
+        (one pixel a row would run one-pixel tiles: 1.7 times the Cortex-M4 instructions on
+        conv1d_accelerometer's second Conv1D), where its consumer's windows each lie in one block
+        (a ring of a block's rows then serves them): one row (a pointwise conv, the closing
+        stage), or windows at most as tall as their stride, unpadded, a whole number of them a
+        block (MaxPooling1D 2 /2); else 1."""
+        s = self.stages[k]
+        if not (k == 0 and type(s) is Int8Conv2D and s.kernel_form == 2 and s.output.hwc[1] == 1
+                and s.output.hwc[0] >= self.COLUMN_BLOCK and k + 1 < len(self.stages) and not self.padded_ring(k)):
+            return 1
+        window = _window(self.stages[k + 1]) if k + 1 < len(self.row_stages) else None
+        if window is not None:
+            kh, sh, pt = window
+            if not (pt == 0 and kh <= sh and self.COLUMN_BLOCK % sh == 0):
+                return 1
+        return self.COLUMN_BLOCK
+
     def ring_rows(self, k: int) -> int:
         """Rows of stage k's output its consumer's window needs at once (0: none, the last row
-        stage writes the stream's output map)."""
+        stage writes the stream's output map), or the rows it computes at once (``block_rows``)."""
         if k + 1 >= len(self.stages):
             return 0
+        if self.block_rows(k) > 1:
+            return self.block_rows(k)
         window = _window(self.stages[k + 1]) if k + 1 < len(self.row_stages) else None
         if window is None:  # a pointwise conv, or the closing global average: one row at a time
             return 1
@@ -243,8 +280,8 @@ class Int8Stream(StagedOp):
         return self.stages[k].dsp_table(self.dw_flat(k))
 
     def layout(self) -> "tuple[List[int], int]":
-        """(ring offsets, end) in the workspace: the rings back to back, then 3 bytes; a global
-        average's int32 sums after them."""
+        """(ring offsets, end) in the workspace: the rings back to back, then 3 bytes; a closing
+        stage's int32 accumulators after them."""
         rings, at = [], 0
         for k in range(len(self.row_stages)):
             rings.append(at)
@@ -275,8 +312,9 @@ class Int8Stream(StagedOp):
         return bool(self.workspace_option and self.workspace_option[0])
 
     def workspace_bytes(self):
-        # with a global average, its int32 sums (word aligned at run time: 3 more bytes)
-        return self.layout()[1] + (3 + 4 * self.output.hwc[2] if self.reduces else 0)
+        # with a closing stage, its int32 accumulators, one an output (word aligned at run time: 3
+        # more bytes)
+        return self.layout()[1] + (3 + 4 * self.output.size if self.reduces else 0)
 
     # ---- facts (StagedOp's sums)
     def stage_arrays(self, k: int) -> dict:
@@ -301,7 +339,7 @@ class Int8Stream(StagedOp):
                             output_shape=list(op.output.shape), macs=int(op.macs()), params=int(op.params()),
                             ring_rows=ring, ring_bytes=self.ring_bytes(k) if ring else 0,
                             ring_offset=(workspace + offs[k]) if ring and workspace is not None else None,
-                            sums_bytes=4 * op.output.hwc[2] if k >= len(self.row_stages) else 0))
+                            sums_bytes=4 * op.output.size if k >= len(self.row_stages) else 0))
         return out
 
     # ---- in place
@@ -350,8 +388,8 @@ def can_start(op, graph_input) -> bool:
     x = op.inputs[0] if op.inputs else None
     if x is None or x.is_slice or len(op.inputs) != 1:
         return False
-    first = _parts(op)
     caller = x.storage is graph_input.storage
+    first = _parts(op)
     return (_row_stage(first[0], True, not caller and x.dtype == "int8")
             and all(_row_stage(part, False, True) for part in first[1:]))
 
@@ -363,7 +401,8 @@ def stream_candidates(ops, kept, graph_input) -> List[tuple]:
     readers = collections.Counter(t.storage for op in ops for t in op.inputs)
 
     def links(a, b) -> bool:
-        return (len(b.inputs) == 1 and _same_map(b.inputs[0], a.output) and readers[a.output.storage] == 1
+        same = _same_bytes if _closes(b) else _same_map  # a closing stage may read the map flattened
+        return (len(b.inputs) == 1 and same(b.inputs[0], a.output) and readers[a.output.storage] == 1
                 and a.output.storage not in kept and not a.output.is_slice and a.output.dtype == "int8")
 
     chains, i = [], 0
@@ -377,7 +416,7 @@ def stream_candidates(ops, kept, graph_input) -> List[tuple]:
             if all(_row_stage(op, False, True) for op in sub):
                 j += 1
                 continue
-            if len(sub) == 1 and _global_average(sub[0]) and not sub[0].output.is_slice:
+            if len(sub) == 1 and _closes_over(sub[0], ops[j - 1].output) and not sub[0].output.is_slice:
                 j += 1
             break
         if j - i >= 2 and not ops[j - 1].output.is_slice:
@@ -412,6 +451,25 @@ def columns_as_rows(stages: Sequence[Int8Op]) -> list:
     return [op.transposed(view(op.inputs[0]), view(op.output)) for op in stages]
 
 
+def _closes_over(op, x) -> bool:
+    """Whether ``op`` closes a stream whose last row stage writes ``x`` (the map it reads, maybe
+    flattened): over x's rows, or over its columns where x is one row tall (the stream then runs
+    along them: ``columns_as_rows``)."""
+    x_rows = op.evolve(inputs=[x])
+    if _closes(x_rows):
+        return True
+    h, w, c = x.hwc
+    if h != 1:
+        return False
+    view = Tensor(f"{x.name}^T", (w, h, c), base=x.storage, dtype=x.dtype, quant=x.quant)
+    return hasattr(op, "transposed") and _closes(op.transposed(view, op.output))
+
+
+def _same_bytes(t, u) -> bool:
+    """``t`` and ``u`` are one map's bytes in one order (a map and its flattened view)."""
+    return t.storage is u.storage and not t.is_slice and not u.is_slice and t.size == u.size
+
+
 def _same_map(t, u) -> bool:
     """``t`` is ``u`` or a view of the same map (a Conv1D's (L, C) sequence of a 1 x L x C map)."""
     return t is u or (t.storage is u.storage and not t.is_slice and not u.is_slice and t.hwc == u.hwc)
@@ -421,10 +479,11 @@ def make_stream(ops, graph_input) -> Int8Stream:
     """The stream op of a chain of graph ops (as ``stream_candidates`` found it); 1-D chains run
     along their columns (``columns_as_rows``)."""
     stages = []
+    caller = ops[0].inputs[0].storage is graph_input.storage
     for op in ops:
-        for part in _parts(op):  # each stage reading its producer's very tensor
+        # each stage reading its producer's very tensor
+        for part in _parts(op):
             if stages and part.inputs[0] is not stages[-1].output:
                 part = part.evolve(inputs=[stages[-1].output])
             stages.append(part)
-    return Int8Stream(columns_as_rows(stages), input_is_caller=ops[0].inputs[0].storage is graph_input.storage,
-                      tensors=(ops[0].inputs[0], ops[-1].output))
+    return Int8Stream(columns_as_rows(stages), input_is_caller=caller, tensors=(ops[0].inputs[0], ops[-1].output))
