@@ -143,3 +143,54 @@ def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_p
     dsp, dsp_code = runs["dsp"]
     assert "\tsmlad" in dsp_code and "\tsmmlar" in dsp_code
     assert dsp.instructions < 0.9 * runs["portable"][0].instructions
+
+
+def test_depthwise_channel_tail_as_a_dsp_group_bit_exact(tmp_path):
+    """Depthwise layers whose channel count is not a multiple of 4 (5, 6 and 7: a last group of
+    1, 2 and 3 channels), streamed and layer by layer: the DSP kernels read the last C % 4
+    channels as a group of their own (its unused lanes zero), in the DSP layout's tables too
+    (ceil(C / 4) groups), and, from a padded ring's rows, in the assembly loop of pixel pairs
+    (strides 1 and 2). Bit for bit: TFLM and BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build, the C++ forms of the assembly
+    (MN_DW_NO_ASM) and the portable build give the host's outputs."""
+    from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
+    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+    from micronets.embedded import qemu
+    from int8_reference import tflite_reference
+
+    i = keras.Input((47, 47, 1))  # streamed: every depthwise stage reads a padded ring (the assembly loop)
+    x = L.Conv2D(5, 3, strides=2, activation="relu6")(i)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(L.Conv2D(6, 1, activation="relu6")(x))
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(L.Conv2D(7, 1, activation="relu6")(x))
+    model = spread_weights(keras.Model(i, L.Conv2D(8, 1)(x), name="tails"), seed=61)
+    data = convert(model, _calibration(model, seed=61))
+    xs = np.random.default_rng(61).integers(-128, 128, (3,) + tuple(model.input_shape[1:])).astype(np.int8)
+    expected = tflm_reference({"tails": (data, xs)})["tails"]
+    ref = tmp_path / "R.h"
+    ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
+    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
+    x = np.random.default_rng(62).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    have = bool(shutil.which(qemu.CXX) and shutil.which(qemu.QEMU))
+    tails = set()
+    for stream in (True, False):
+        compiled = compile_tflite(data, classname="T", stream=stream)
+        dws = [s for op in compiled.graph.ops for s in ([op.dw] if isinstance(op, Int8ConvDepthwise) else getattr(op, "stages", [op]))
+               if isinstance(s, Int8DepthwiseConv2D)]
+        for dw in dws:
+            c = dw.output.hwc[2]
+            assert dw.dsp_layout and dw.dsp_table().size == (c + 3) // 4 * (2 * 9 + 16)
+            tails.add(c % 4)
+        header = tmp_path / f"T{int(stream)}.h"
+        header.write_text(compiled.header)
+        raw, _ = host.run_header_int8(str(header), "T", xs)
+        assert np.array_equal(raw, expected), stream
+        assert len(np.unique(raw)) > 8
+        if not have:
+            continue
+        _, on_host = host.run_header_int8(str(header), "T", x, entry="uint8")
+        for label, flags in (("dsp", []), ("cxx", ["-DMN_DW_NO_ASM"]), ("portable", ["-DMICRONETS_NO_DSP"])):
+            elf = qemu.build_firmware(header, "T", x, tmp_path / f"{label}{int(stream)}", entry="uint8", extra_flags=flags)
+            assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), (stream, label)
+    assert tails == {1, 2, 3}
+    if not have:
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
