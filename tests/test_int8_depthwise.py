@@ -237,3 +237,40 @@ def test_one_channel_conv_in_few_instructions_on_emulated_cortex_m4(tmp_path):
             assert np.array_equal(runs[label].outputs, on_host), (model.name, label)
         if model is conv:  # its average: 0.2 instructions a MAC layer by layer, 0.5 as the stream's sums
             assert runs["dsp"].instructions < (3.4 if streams else 3.1) * compiled.summary()["macs"]
+
+
+def test_one_channel_conv_borders_on_emulated_cortex_m4(tmp_path):
+    """Convs of one input channel with 'same' padding, as MLPerf's KWS DS-CNN's first layer (10x4
+    /2, 16 channels: too many rows to unpack, two pixels at a time inside) and a stem's 3x3 /2 to
+    4 (unpacked once): half the 10x4's windows leave the input, and those too run on words of
+    four taps (SMLAD), their outside taps at the input's zero point. On QEMU's Cortex-M4 the DSP
+    and portable builds give the host's outputs, TFLM's and BUILTIN_REF's; the DSP build 3.3
+    instructions a MAC with the layers after it (4.1 with the borders four channels at a time in
+    C++)."""
+    from micronets.embedded import qemu
+    from int8_reference import tflite_reference
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((25, 10, 1))
+    a = L.Conv2D(16, (10, 4), strides=2, padding="same", activation="relu")(i)
+    b = L.Conv2D(4, 3, strides=2, padding="same")(i)
+    x = L.Flatten()(L.MaxPooling2D((13, 5))(L.Concatenate()([a, b])))  # (few outputs: the harness dequantises in doubles)
+    model = spread_weights(keras.Model(i, L.Dense(6)(x), name="borders"), seed=81)
+    data = convert(model, np.random.default_rng(8).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
+    compiled = compile_tflite(data, classname="B", stream=False)
+    assert [op.word_rows for op in compiled.graph.ops if op.kind == "Conv2D"] == [True, True]
+    header = tmp_path / "B.h"
+    header.write_text(compiled.header)
+    xs = np.random.default_rng(9).integers(-128, 128, (3,) + tuple(model.input_shape[1:])).astype(np.int8)
+    raw, _ = host.run_header_int8(str(header), "B", xs)
+    assert np.array_equal(raw, tflm_reference({"borders": (data, xs)})["borders"])
+    assert np.array_equal(raw, tflite_reference(data, xs))
+    x = np.random.default_rng(10).integers(0, 256, (1,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    _, on_host = host.run_header_int8(str(header), "B", x, entry="uint8")
+    runs = {}
+    for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):
+        elf = qemu.build_firmware(header, "B", x, tmp_path / label, entry="uint8", extra_flags=flags)
+        runs[label] = qemu.run_firmware(elf, timeout=120)
+        assert np.array_equal(runs[label].outputs, on_host), label
+    assert runs["dsp"].instructions < 3.7 * compiled.summary()["macs"]
