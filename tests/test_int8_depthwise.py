@@ -143,3 +143,131 @@ def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_p
     dsp, dsp_code = runs["dsp"]
     assert "\tsmlad" in dsp_code and "\tsmmlar" in dsp_code
     assert dsp.instructions < 0.9 * runs["portable"][0].instructions
+
+
+def test_depthwise_channel_tail_as_a_dsp_group_bit_exact(tmp_path):
+    """Depthwise layers whose channel count is not a multiple of 4 (5, 6 and 7: a last group of
+    1, 2 and 3 channels), streamed and layer by layer: the DSP kernels read the last C % 4
+    channels as a group of their own (its unused lanes zero), in the DSP layout's tables too
+    (ceil(C / 4) groups), and, from a padded ring's rows, in the assembly loop of pixel pairs
+    (strides 1 and 2). Bit for bit: TFLM and BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build, the C++ forms of the assembly
+    (MN_DW_NO_ASM) and the portable build give the host's outputs."""
+    from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
+    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+    from micronets.embedded import qemu
+    from int8_reference import tflite_reference
+
+    i = keras.Input((47, 47, 1))  # streamed: every depthwise stage reads a padded ring (the assembly loop)
+    x = L.Conv2D(5, 3, strides=2, activation="relu6")(i)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(L.Conv2D(6, 1, activation="relu6")(x))
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(L.Conv2D(7, 1, activation="relu6")(x))
+    model = spread_weights(keras.Model(i, L.Conv2D(8, 1)(x), name="tails"), seed=61)
+    data = convert(model, _calibration(model, seed=61))
+    xs = np.random.default_rng(61).integers(-128, 128, (3,) + tuple(model.input_shape[1:])).astype(np.int8)
+    expected = tflm_reference({"tails": (data, xs)})["tails"]
+    ref = tmp_path / "R.h"
+    ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
+    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
+    x = np.random.default_rng(62).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    have = bool(shutil.which(qemu.CXX) and shutil.which(qemu.QEMU))
+    tails = set()
+    for stream in (True, False):
+        compiled = compile_tflite(data, classname="T", stream=stream)
+        dws = [s for op in compiled.graph.ops for s in ([op.dw] if isinstance(op, Int8ConvDepthwise) else getattr(op, "stages", [op]))
+               if isinstance(s, Int8DepthwiseConv2D)]
+        for dw in dws:
+            c = dw.output.hwc[2]
+            assert dw.dsp_layout and dw.dsp_table().size == (c + 3) // 4 * (2 * 9 + 16)
+            tails.add(c % 4)
+        header = tmp_path / f"T{int(stream)}.h"
+        header.write_text(compiled.header)
+        raw, _ = host.run_header_int8(str(header), "T", xs)
+        assert np.array_equal(raw, expected), stream
+        assert len(np.unique(raw)) > 8
+        if not have:
+            continue
+        _, on_host = host.run_header_int8(str(header), "T", x, entry="uint8")
+        for label, flags in (("dsp", []), ("cxx", ["-DMN_DW_NO_ASM"]), ("portable", ["-DMICRONETS_NO_DSP"])):
+            elf = qemu.build_firmware(header, "T", x, tmp_path / f"{label}{int(stream)}", entry="uint8", extra_flags=flags)
+            assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), (stream, label)
+    assert tails == {1, 2, 3}
+    if not have:
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+
+
+def test_one_channel_conv_in_few_instructions_on_emulated_cortex_m4(tmp_path):
+    """A MobileNet stem, a 3x3 /2 conv of one input channel to 4 (word rows, weights unpacked
+    once; inputs calibrated over [0, 1], so a uint8 pixel p is p - 128, read a word at a time),
+    layer by layer and as a stream's first stage: on QEMU's Cortex-M4 the pixels whose
+    windows lie inside the input run as one loop a row (int8_conv1_pairs_run; three kernel rows:
+    LDRD of doubled weights and parameters, the zero point added in SMMLAR): 2.9 instructions a
+    MAC with the average after it layer by layer (3.8 before), 3.2 streamed. The DSP builds, the
+    C++ form (MN_CONV1_NO_ASM) and the portable build give the host's outputs, which are TFLM's
+    and BUILTIN_REF's."""
+    from micronets.embedded import qemu
+    from int8_reference import tflite_reference
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((49, 49, 1))
+    x = L.Conv2D(4, 3, strides=2, activation="relu6")(i)
+    model = spread_weights(keras.Model(i, L.GlobalAveragePooling2D()(x), name="stem_conv"), seed=71)  # (4 outputs)
+    builds = {"dsp": [], "cxx": ["-DMN_CONV1_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]}
+    data = convert(model, np.random.default_rng(7).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
+    for streams, labels in ((0, ("dsp", "cxx")), (1, ("dsp", "portable"))):
+        compiled = compile_tflite(data, classname="C", stream=bool(streams))
+        assert sum(op.kind == "Stream" for op in compiled.graph.ops) == streams
+        header = tmp_path / f"{model.name}{streams}.h"
+        header.write_text(compiled.header)
+        xs = np.random.default_rng(5).integers(-128, 128, (3,) + tuple(model.input_shape[1:])).astype(np.int8)
+        raw, _ = host.run_header_int8(str(header), "C", xs)
+        assert np.array_equal(raw, tflm_reference({model.name: (data, xs)})[model.name])
+        assert np.array_equal(raw, tflite_reference(data, xs))
+        x = np.random.default_rng(6).integers(0, 256, (1,) + tuple(model.input_shape[1:])).astype(np.uint8)
+        _, on_host = host.run_header_int8(str(header), "C", x, entry="uint8")
+        runs = {}
+        for label in labels:
+            elf = qemu.build_firmware(header, "C", x, tmp_path / f"{model.name}{streams}_{label}", entry="uint8",
+                                      extra_flags=builds[label])
+            runs[label] = qemu.run_firmware(elf, timeout=120)
+            assert np.array_equal(runs[label].outputs, on_host), (model.name, label)
+        # (its average: 0.2 instructions a MAC layer by layer, 0.5 as the stream's sums)
+        assert runs["dsp"].instructions < (3.4 if streams else 3.1) * compiled.summary()["macs"]
+
+
+def test_one_channel_conv_borders_on_emulated_cortex_m4(tmp_path):
+    """Convs of one input channel with 'same' padding, as MLPerf's KWS DS-CNN's first layer (10x4
+    /2, 16 channels: too many rows to unpack, two pixels at a time inside) and a stem's 3x3 /2 to
+    4 (unpacked once): half the 10x4's windows leave the input, and those too run on words of
+    four taps (SMLAD), their outside taps at the input's zero point. On QEMU's Cortex-M4 the DSP
+    and portable builds give the host's outputs, TFLM's and BUILTIN_REF's; the DSP build 3.3
+    instructions a MAC with the layers after it (4.1 with the borders four channels at a time in
+    C++)."""
+    from micronets.embedded import qemu
+    from int8_reference import tflite_reference
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((25, 10, 1))
+    a = L.Conv2D(16, (10, 4), strides=2, padding="same", activation="relu")(i)
+    b = L.Conv2D(4, 3, strides=2, padding="same")(i)
+    x = L.Flatten()(L.MaxPooling2D((13, 5))(L.Concatenate()([a, b])))  # (few outputs: the harness dequantises in doubles)
+    model = spread_weights(keras.Model(i, L.Dense(6)(x), name="borders"), seed=81)
+    data = convert(model, np.random.default_rng(8).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
+    compiled = compile_tflite(data, classname="B", stream=False)
+    assert [op.word_rows for op in compiled.graph.ops if op.kind == "Conv2D"] == [True, True]
+    header = tmp_path / "B.h"
+    header.write_text(compiled.header)
+    xs = np.random.default_rng(9).integers(-128, 128, (3,) + tuple(model.input_shape[1:])).astype(np.int8)
+    raw, _ = host.run_header_int8(str(header), "B", xs)
+    assert np.array_equal(raw, tflm_reference({"borders": (data, xs)})["borders"])
+    assert np.array_equal(raw, tflite_reference(data, xs))
+    x = np.random.default_rng(10).integers(0, 256, (1,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    _, on_host = host.run_header_int8(str(header), "B", x, entry="uint8")
+    runs = {}
+    for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):
+        elf = qemu.build_firmware(header, "B", x, tmp_path / label, entry="uint8", extra_flags=flags)
+        runs[label] = qemu.run_firmware(elf, timeout=120)
+        assert np.array_equal(runs[label].outputs, on_host), label
+    assert runs["dsp"].instructions < 3.7 * compiled.summary()["macs"]

@@ -48,7 +48,9 @@ class Int8DepthwiseConv2D(Int8Windowed):
         [KH][KW][C] filter, the words (2 w[c0], 2 w[c2]) and (2 w[c1], 2 w[c3]) as 16-bit halves
         (low, high); then the four doubled folded biases and per lane {multiplier, k = -shift - 1,
         zk = (2 out_off + 1) << k}, int32 wrapped as the C computes them. Groups: channels 4 g ..
-        4 g + 3 for g < C / 4 (the last C % 4 channels are not in it), or ``flat`` = P the flat
+        4 g + 3 for g < ceil(C / 4) (the last one's lanes past C empty: the kernels read a padded
+        ring's last C % 4 channels as a group, and a stream's depthwise stages with such channels
+        always read one), or ``flat`` = P the flat
         pattern's P groups, lane l of group v channel (4 v + l) % C (mn_dw_lanes). A lane without
         a channel holds zeros."""
         c = self.output.hwc[2]
@@ -57,7 +59,7 @@ class Int8DepthwiseConv2D(Int8Windowed):
         mult = np.asarray(self.mult, np.int64).reshape(-1)
         shift = np.asarray(self.shift, np.int64).reshape(-1)
         groups = []
-        for g in range(flat or c // 4):
+        for g in range(flat or (c + 3) // 4):
             ch = [(4 * g + lane) % c if flat else 4 * g + lane for lane in range(4)]
             ch = [x if flat or x < c else -1 for x in ch]
 
