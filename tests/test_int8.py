@@ -1028,6 +1028,35 @@ def test_large_depthwise_windows_on_emulated_cortex_m4(tmp_path):
     assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
 
 
+def test_in_place_global_average_of_twenty_channels_on_emulated_cortex_m4(tmp_path):
+    """A global average of 20 channels (DSP blocks of 8, 8 and 4) run in place at the arena's end:
+    arm-none-eabi-g++ -O2 -Werror refused the header ('iteration 3 invokes undefined behavior' in
+    the channels-left loop, which the blocks had emptied); now it builds, and the M4 gives the
+    host's outputs, which are TFLM's."""
+    import shutil
+
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((13, 5, 3))
+    x = L.Conv2D(20, 3, padding="same", activation="relu")(i)
+    model = spread_weights(keras.Model(i, L.Dense(4)(L.GlobalAveragePooling2D()(x))), seed=1)
+    data = convert(model, calibration(model, seed=1))
+    compiled = compile_tflite(data, classname="Gap20", stream=False)
+    mean = next(op for op in compiled.graph.ops if op.kind == "GlobalAveragePooling2D")
+    assert compiled.plan.overlaps_input(mean) and compiled.plan.offset(mean.output) + 20 <= compiled.plan.arena_size
+    header = tmp_path / "gap20.h"
+    header.write_text(compiled.header)
+    xs = int8_inputs((13, 5, 3), n=6)
+    raw, _ = host.run_header_int8(str(header), "Gap20", xs)
+    assert np.array_equal(raw, tflm_reference({"gap20": (data, xs)})["gap20"]) and len(np.unique(raw)) > 4
+    pixels = np.random.default_rng(2).integers(0, 256, (2, 13, 5, 3)).astype(np.uint8)
+    elf = qemu.build_firmware(header, "Gap20", pixels, tmp_path / "fw", entry="uint8")
+    _, on_host = host.run_header_int8(str(header), "Gap20", pixels, entry="uint8")
+    assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
+
+
 def test_depthwise_of_one_channel_runs_as_a_conv_and_opens_a_stream(tmp_path):
     """A DEPTHWISE_CONV_2D of a one-channel input (multiplier 8; how TFLM's person_detect starts) is
     lowered as a conv of one input channel into 8: the same integers as both references, and as a
