@@ -259,15 +259,7 @@ def table(rows: List[Dict], n_inputs: int) -> str:
              "| net | input | MACs | params | int8 weights (B/param) | int8 arena | float32 arena | TFLM int8 arena "
              "| ours / TFLM | LSB vs TFLM | LSB vs BUILTIN_REF | output levels | M4 instructions / MAC | M4 = host |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['net']} | | | | | | | | | error: {r['error']} | | | | |")
-            continue
-        lines.append(
-            f"| {r['net']} | {r['input']} | {r['macs']:,} | {r['params']:,} | {r['weights_bytes']:,} "
-            f"({r['weights_bytes'] / max(r['params'], 1):.2f}) | {r['arena_int8']:,} | {r['arena_float']:,} | "
-            f"{r['arena_tflm']:,} | {r['arena_int8'] / r['arena_tflm']:.2f} | {r['lsb_vs_tflm']} | {r['lsb_vs_ref']} | "
-            f"{r['levels']} | {'n/a' if r['m4_per_mac'] is None else format(r['m4_per_mac'], '.2f')} | {r['m4_same']} |")
+    lines += [_table_row(r, with_float=True) for r in rows]
     lines += ["", "M4: QEMU mps2-an386 (Cortex-M4, DSP path: SXTB16 unpacking, SMLAD / SMLABB / SMLATT, SMMLAR + SSAT "
               "requantisation), -O2, one uint8 input, instructions of one "
               "predict() (-icount); 'M4 = host': its dequantised outputs equal the host build's bit for bit. "
@@ -276,6 +268,19 @@ def table(rows: List[Dict], n_inputs: int) -> str:
               "the other public architectures of tests/public_models.py at its (reduced) sizes."]
     lines.append(END)
     return "\n".join(lines) + "\n"
+
+
+def _table_row(r: Dict, with_float: bool) -> str:
+    """One net's row of the int8 table (with our float32 arena) or of the published one (without)."""
+    if "error" in r:
+        return f"| {r['net']} | " + "| " * (8 if with_float else 7) + f"error: {r['error']} | | | | |"
+    cells = [r["net"], r["input"], f"{r['macs']:,}", f"{r['params']:,}",
+             f"{r['weights_bytes']:,} ({r['weights_bytes'] / max(r['params'], 1):.2f})", f"{r['arena_int8']:,}"]
+    cells += [f"{r['arena_float']:,}"] if with_float else []
+    cells += [f"{r['arena_tflm']:,}", f"{r['arena_int8'] / r['arena_tflm']:.2f}", r["lsb_vs_tflm"],
+              "refused" if r["lsb_vs_ref"] is None else r["lsb_vs_ref"], r["levels"],
+              "n/a" if r["m4_per_mac"] is None else format(r["m4_per_mac"], ".2f"), r["m4_same"]]
+    return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
 def published_table(rows: List[Dict], n_inputs: int) -> str:
@@ -289,16 +294,7 @@ def published_table(rows: List[Dict], n_inputs: int) -> str:
              "| model | input | MACs | params | int8 weights (B/param) | int8 arena | TFLM int8 arena | ours / TFLM "
              "| LSB vs TFLM | LSB vs BUILTIN_REF | output levels | M4 instructions / MAC | M4 = host |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['net']} | | | | | | | | error: {r['error']} | | | | |")
-            continue
-        lines.append(
-            f"| {r['net']} | {r['input']} | {r['macs']:,} | {r['params']:,} | {r['weights_bytes']:,} "
-            f"({r['weights_bytes'] / max(r['params'], 1):.2f}) | {r['arena_int8']:,} | {r['arena_tflm']:,} | "
-            f"{r['arena_int8'] / r['arena_tflm']:.2f} | {r['lsb_vs_tflm']} | "
-            f"{'refused' if r['lsb_vs_ref'] is None else r['lsb_vs_ref']} | {r['levels']} | "
-            f"{'n/a' if r['m4_per_mac'] is None else format(r['m4_per_mac'], '.2f')} | {r['m4_same']} |")
+    lines += [_table_row(r, with_float=False) for r in rows]
     lines.append(end)
     return "\n".join(lines) + "\n"
 

@@ -998,12 +998,6 @@ def test_large_depthwise_windows_on_emulated_cortex_m4(tmp_path):
     """Depthwise windows taller and wider than 5 (7x7, 9x3, 6x1; stride 1: the pair-row kernel, whose
     job held 5 window rows) on QEMU's Cortex-M4: the strict DSP build gives the host's outputs, and
     the host TFLM's, bit for bit."""
-    import shutil
-
-    from micronets.embedded import qemu
-
-    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
-        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
     i = keras.Input((14, 11, 8))
     # a wide 1x1 first, layer by layer: an arena with room for the pair rows' workspaces; the ADD
     # keeps the 7x7 from fusing with a conv before it
@@ -1017,14 +1011,27 @@ def test_large_depthwise_windows_on_emulated_cortex_m4(tmp_path):
     dws = [op for op in compiled.graph.ops if op.kind == "DepthwiseConv2D"]
     assert sorted((op.kh, op.kw) for op in dws) == [(6, 1), (7, 7), (9, 3)]
     assert all(compiled.plan.op(op).workspace_option for op in dws)  # each through the pair rows
-    header = tmp_path / "bigdw.h"
+    _tflm_here_and_host_on_m4(compiled, data, "BigDw", tmp_path, levels=8)
+
+
+def _tflm_here_and_host_on_m4(compiled, data, classname, tmp_path, levels):
+    """The header's host build gives TFLM's raw outputs (more than ``levels`` distinct values) on
+    random int8 inputs, and its DSP build on QEMU's Cortex-M4 the host's on random uint8 pixels."""
+    import shutil
+
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    shape = tuple(compiled.graph.input.shape)
+    header = tmp_path / f"{classname}.h"
     header.write_text(compiled.header)
-    xs = int8_inputs((14, 11, 8), n=4)
-    raw, _ = host.run_header_int8(str(header), "BigDw", xs)
-    assert np.array_equal(raw, tflm_reference({"bigdw": (data, xs)})["bigdw"]) and len(np.unique(raw)) > 8
-    pixels = np.random.default_rng(3).integers(0, 256, (2, 14, 11, 8)).astype(np.uint8)
-    elf = qemu.build_firmware(header, "BigDw", pixels, tmp_path / "fw", entry="uint8")
-    _, on_host = host.run_header_int8(str(header), "BigDw", pixels, entry="uint8")
+    xs = int8_inputs(shape, n=6)
+    raw, _ = host.run_header_int8(str(header), classname, xs)
+    assert np.array_equal(raw, tflm_reference({classname: (data, xs)})[classname]) and len(np.unique(raw)) > levels
+    pixels = np.random.default_rng(3).integers(0, 256, (2,) + shape).astype(np.uint8)
+    elf = qemu.build_firmware(header, classname, pixels, tmp_path / "fw", entry="uint8")
+    _, on_host = host.run_header_int8(str(header), classname, pixels, entry="uint8")
     assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
 
 
@@ -1033,12 +1040,6 @@ def test_in_place_global_average_of_twenty_channels_on_emulated_cortex_m4(tmp_pa
     arm-none-eabi-g++ -O2 -Werror refused the header ('iteration 3 invokes undefined behavior' in
     the channels-left loop, which the blocks had emptied); now it builds, and the M4 gives the
     host's outputs, which are TFLM's."""
-    import shutil
-
-    from micronets.embedded import qemu
-
-    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
-        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
     i = keras.Input((13, 5, 3))
     x = L.Conv2D(20, 3, padding="same", activation="relu")(i)
     model = spread_weights(keras.Model(i, L.Dense(4)(L.GlobalAveragePooling2D()(x))), seed=1)
@@ -1046,15 +1047,7 @@ def test_in_place_global_average_of_twenty_channels_on_emulated_cortex_m4(tmp_pa
     compiled = compile_tflite(data, classname="Gap20", stream=False)
     mean = next(op for op in compiled.graph.ops if op.kind == "GlobalAveragePooling2D")
     assert compiled.plan.overlaps_input(mean) and compiled.plan.offset(mean.output) + 20 <= compiled.plan.arena_size
-    header = tmp_path / "gap20.h"
-    header.write_text(compiled.header)
-    xs = int8_inputs((13, 5, 3), n=6)
-    raw, _ = host.run_header_int8(str(header), "Gap20", xs)
-    assert np.array_equal(raw, tflm_reference({"gap20": (data, xs)})["gap20"]) and len(np.unique(raw)) > 4
-    pixels = np.random.default_rng(2).integers(0, 256, (2, 13, 5, 3)).astype(np.uint8)
-    elf = qemu.build_firmware(header, "Gap20", pixels, tmp_path / "fw", entry="uint8")
-    _, on_host = host.run_header_int8(str(header), "Gap20", pixels, entry="uint8")
-    assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
+    _tflm_here_and_host_on_m4(compiled, data, "Gap20", tmp_path, levels=4)
 
 
 def test_depthwise_of_one_channel_runs_as_a_conv_and_opens_a_stream(tmp_path):
