@@ -335,11 +335,10 @@ def _fuse_if_smaller(graph: Graph):
     return (fused, fused_plan) if fused_plan.arena_size < plan.arena_size else (graph, plan)
 
 
-#: the share of the arena a stream must save to be formed: its rings add work per row (depthwise
-#: weights unpacked again for every row where the arena has no room for their tables, rows of a
-#: few pixels). Cortex-M4 instructions and arena, streamed vs layer by layer: MLPerf's KWS DS-CNN
-#: +1.1% for 36% less arena, VWW MobileNetV1 +3.3% for 45% less, Micro / Milli / Base +13% /
-#: +12% / +8% for 44% less (their first blocks: 3 to 12 channels)
+#: the share of the arena a stream must save to be formed: its rings can add work per row (rows of
+#: a few pixels) and flash (depthwise tables, the stream's code). Cortex-M4 instructions and arena,
+#: streamed vs layer by layer: MLPerf's KWS DS-CNN +2.0% for 36% less arena, VWW MobileNetV1 -2.4%
+#: for 45% less, Micro / Milli / Base -0.3% / +0.4% / +0.3% for 44% less
 STREAM_MIN_SAVING = 0.25
 
 
