@@ -957,8 +957,10 @@ def test_in_place_pointwise_stores_straight_where_no_unread_input_is_hit():
     for _ in range(300):
         hw, cin, cout = int(rng.integers(1, 40)), int(rng.integers(1, 70)), int(rng.integers(1, 70))
         gap = int(rng.integers(-10, hw * max(cin, cout) + 10))
-        d0, dt, d1 = direct_pixels(hw, cin, cout, gap)
-        assert 0 <= d0 <= dt <= d1 <= hw
+        align = int(rng.choice([1, 2, 4]))
+        d0, dt, d1 = direct_pixels(hw, cin, cout, gap, align=align)
+        assert 0 <= d0 <= dt <= d1 <= hw and (d0 % align == 0 or d0 == hw) and (d1 % align == 0 or d1 == hw)
+        assert dt == d0 or cin <= 8
         for s_ in range(d0, d1):
             for e in range(s_ + 1, min(s_ + 4, d1) + 1):
                 assert cout * e <= gap + cin * s_, (hw, cin, cout, gap, s_, e)

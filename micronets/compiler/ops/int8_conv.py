@@ -127,22 +127,25 @@ class Int8Windowed(Int8Op):
         return self.scratch_pixels * self.output.hwc[2]
 
 
-def direct_pixels(hw: int, cin: int, cout: int, gap: int, tile: int = 4) -> "tuple[int, int, int]":
+def direct_pixels(hw: int, cin: int, cout: int, gap: int, tile: int = 4, align: int = 1) -> "tuple[int, int, int]":
     """(d0, dt, d1) for a 1x1 conv of ``hw`` pixels in place, its input ``gap`` bytes after its
     output's start: [d0, d1) are the pixels whose tiles (at most ``tile`` pixels, any position)
     may be stored straight to the output, because the stores land before every input byte not yet
     read (the tile's own included: the portable tile reads its inputs again for each channel); a
     tile [s, e) is so when COUT e <= gap + CIN s. An expansion (COUT > CIN) meets it for the tiles
-    of a prefix, a projection for a suffix; the other pixels go through the scratch. Of the prefix,
-    [0, dt) stores before the input's first byte (COUT dt <= gap), so the kernel may run those
-    pixels a channel at a time too (its thin form); dt = d0 otherwise."""
+    of a prefix, a projection for a suffix; the other pixels go through the scratch, which holds
+    ``align`` pixels: the split falls on a multiple of it, so the scratch's tiles stay whole. Of
+    the prefix, [0, dt) stores before the input's first byte (COUT dt <= gap), so a thin layer
+    (CIN <= 8) may run those pixels a channel at a time (its thin form); dt = d0 otherwise."""
     if gap < 0:
         return 0, 0, 0
     if cout > cin:  # every tile ending at e <= d1: COUT e - CIN s <= (COUT - CIN) d1 + CIN tile
         d1 = max(0, min(hw, (gap - cin * tile) // (cout - cin)))
-        return 0, min(d1, gap // cout), d1
+        d1 -= d1 % align
+        return 0, min(d1, gap // cout) if cin <= 8 else 0, d1
     if cout < cin:  # every tile starting at s >= d0: COUT e - CIN s <= COUT tile - (CIN - COUT) d0
-        d0 = min(hw, max(0, -(-(cout * tile - gap) // (cin - cout))))
+        d0 = max(0, -(-(cout * tile - gap) // (cin - cout)))
+        d0 = min(hw, d0 + (-d0) % align)
         return d0, d0, hw
     return (0, 0, hw) if cout * tile <= gap else (0, 0, 0)
 
@@ -175,7 +178,8 @@ class Int8Conv2D(Int8Windowed):
     def direct_pixels(self, gap: int) -> "tuple[int, int, int]":
         """In place, with the input ``gap`` bytes after the output's start: which pixels the
         pointwise kernel stores straight to the output (``direct_pixels`` below)."""
-        return direct_pixels(self.output.hwc[0] * self.output.hwc[1], self.inputs[0].hwc[2], self.output.hwc[2], gap)
+        return direct_pixels(self.output.hwc[0] * self.output.hwc[1], self.inputs[0].hwc[2], self.output.hwc[2], gap,
+                             align=self.scratch_pixels)
 
     def scratch_bytes(self):
         """None for an im2col conv: in place, its tiles read only their patch (a copy of their
