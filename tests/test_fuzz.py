@@ -45,7 +45,7 @@ LIVEN_BATCH = 32
 
 #: seeds that once failed (mismatch, crash or refusal): they always run, in their own test.
 #: See the end of this file for each bug reduced to a minimal model.
-REGRESSION_SEEDS = [1050, 1079, 1119, 1150, 1182, 1232, 2016, 9111, 9256, 9299]
+REGRESSION_SEEDS = [1050, 1079, 1119, 1150, 1182, 1232, 2016, 9111, 9256, 9299, 9909]
 
 ACTIVATIONS = ["relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "hard_sigmoid", "hard_silu",
                "hard_swish", "sigmoid", "tanh", "softplus", "softsign", "exponential", "softmax", "log_softmax",
@@ -838,10 +838,25 @@ def _padding_holding_whole_windows():
     return keras.Model(i, L.DepthwiseConv2D((1, 2), padding="same", use_bias=False, name="dw")(x))
 
 
+def _padding_wider_than_the_kernel():
+    """ZeroPadding1D((2, 0)) folded into a DepthwiseConv1D(1) with a bias, in place after a Dense:
+    its first two outputs are windows wholly in the padding (no column of the map), which the
+    one-pixel path still gave one tap, read past the window's weights (seed 9909: off by up to 113).
+    A window row of no columns now adds nothing: those outputs are the bias."""
+    import keras
+    from keras import layers as L
+
+    i = keras.Input((13, 25), name="input")
+    x = L.ZeroPadding1D((2, 0), name="pad")(L.Dense(25, name="dense")(i))
+    x = L.DepthwiseConv1D(1, name="dw")(x)
+    return keras.Model(i, L.Dense(3, name="head")(L.Flatten(name="flat")(x)))
+
+
 MINIMAL = {f.__name__.lstrip("_"): f for f in (_fanout_activation_dense, _fanout_batchnorm_dense,
                                                _fanout_activation_merge, _batchnorm_axis1_then_channels,
                                                _depthwise1d_short_sequence, _global_pool_of_the_input,
-                                               _depthwise_in_place_right_edge, _padding_holding_whole_windows)}
+                                               _depthwise_in_place_right_edge, _padding_holding_whole_windows,
+                                               _padding_wider_than_the_kernel)}
 
 
 def case_from_model(name, model, seed=0):
