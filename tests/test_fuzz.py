@@ -547,10 +547,16 @@ def keras_reference(model, x):
     return netutil.flat_outputs(model.predict(x, batch_size=1, verbose=0))
 
 
+#: layers that only view their input (a draw of nothing else computes nothing: seeds 9943, 9971, 9981)
+VIEW_LAYERS = {"InputLayer", "Reshape", "Flatten", "Dropout"}
+
+
 def make_case(seed, attempts=6):
     """The first draw for ``seed`` that is well conditioned (see the module doc); None if none is."""
     for attempt in range(attempts):
         model = build_model(seed, attempt)
+        if all(type(layer).__name__ in VIEW_LAYERS for layer in model.layers):
+            continue  # computes nothing (refused as such: a bad input, not a compiler gap)
         shape = tuple(int(d) for d in model.inputs[0].shape[1:])
         x = netutil.random_inputs(shape, N_INPUTS, seed=seed % 100000)
         liven_x = netutil.random_inputs(shape, LIVEN_BATCH, seed=seed % 100000 + 1)
