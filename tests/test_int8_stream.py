@@ -72,15 +72,22 @@ def rgb_stem():
     return keras.Model(i, L.Dense(4)(L.GlobalAveragePooling2D()(x)), name="rgb_stem")
 
 
-@pytest.fixture(scope="module")
-def converted():
+def _converted(fns, weight_seed, cal_seed, input_seed, n_inputs):
+    """name -> (.tflite bytes, int8 test inputs) for each model builder: weights spread with
+    weight_seed + k, converted on 32 calibration inputs drawn with cal_seed + k."""
     out = {}
-    for k, fn in enumerate((kws_like, map_out, thin, rgb_stem)):
-        model = spread_weights(fn(), seed=30 + k)
-        cal = np.random.default_rng(k).uniform(-1, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
-        xs = np.random.default_rng(40 + k).integers(-128, 128, (6,) + tuple(model.input_shape[1:])).astype(np.int8)
+    for k, fn in enumerate(fns):
+        model = spread_weights(fn(), seed=weight_seed + k)
+        shape = tuple(model.input_shape[1:])
+        cal = np.random.default_rng(cal_seed + k).uniform(-1, 1, (32,) + shape).astype(np.float32)
+        xs = np.random.default_rng(input_seed + k).integers(-128, 128, (n_inputs,) + shape).astype(np.int8)
         out[model.name] = (convert(model, cal), xs)
     return out
+
+
+@pytest.fixture(scope="module")
+def converted():
+    return _converted((kws_like, map_out, thin, rgb_stem), 30, 0, 40, 6)
 
 
 def layer_by_layer(data):
@@ -205,13 +212,7 @@ def mean_rows():
 
 @pytest.fixture(scope="module")
 def closing():
-    out = {}
-    for k, fn in enumerate((conv_pool_fc, conv_fc_softmax, dw_fc, conv1d_gap, mean_rows)):
-        model = spread_weights(fn(), seed=80 + k)
-        cal = np.random.default_rng(90 + k).uniform(-1, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
-        xs = np.random.default_rng(100 + k).integers(-128, 128, (8,) + tuple(model.input_shape[1:])).astype(np.int8)
-        out[model.name] = (convert(model, cal), xs)
-    return out
+    return _converted((conv_pool_fc, conv_fc_softmax, dw_fc, conv1d_gap, mean_rows), 80, 90, 100, 8)
 
 
 @pytest.mark.parametrize("name, kinds", [
@@ -567,13 +568,7 @@ def xception_like():
 
 @pytest.fixture(scope="module")
 def residuals():
-    out = {}
-    for k, fn in enumerate((residual, residual_map, xception_like, residual_fc)):
-        model = spread_weights(fn(), seed=50 + k)
-        cal = np.random.default_rng(60 + k).uniform(-1, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
-        xs = np.random.default_rng(70 + k).integers(-128, 128, (6,) + tuple(model.input_shape[1:])).astype(np.int8)
-        out[model.name] = (convert(model, cal), xs)
-    return out
+    return _converted((residual, residual_map, xception_like, residual_fc), 50, 60, 70, 6)
 
 
 @pytest.mark.parametrize("name, kinds, lines", [
