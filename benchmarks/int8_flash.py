@@ -82,16 +82,23 @@ def floor_bits(compiled) -> int:
     its own widths: 8 a weight; per output channel the folded bias in the layer's widest
     two's complement width, the multiplier's 30 bits (it lies in [2^30, 2^31): bit 31 clear, bit 30
     set) and the shift's offset from the layer's smallest (log2 of its range); tables once per
-    distinct content; other arrays as stored."""
-    bits, seen = 0, set()
-    for op in compiled.graph.ops:
+    distinct content; other arrays as stored. A staged op (a stream) counts each stage as its own
+    op, and the arrays it adds for a stage as stored."""
+    seen = set()
+
+    def op_bits(op) -> int:
+        if hasattr(op, "stages"):
+            return sum(op_bits(stage) + sum(8 * a.nbytes for a in op.stage_arrays(k).values())
+                       for k, stage in enumerate(op.stages))
         parts = list(channel_parts(op))
         if parts:
+            bits = 0
             for part, filt, f, mult, shift in parts:
                 mbits = 30 if np.all(mult >= 1 << 30) else 31
                 srange = int(shift.max()) - int(shift.min()) + 1 if shift.size else 1
                 bits += 8 * filt.size + f.size * (signed_bits(f) + mbits + int(np.ceil(np.log2(srange))))
-            continue
+            return bits
+        bits = 0
         for suffix, array in op.typed_weights().items():
             if suffix[-1] == "t":  # a table: its span between the saturated ends, once per content
                 key = (array.dtype.str, op.table.tobytes())
@@ -100,7 +107,9 @@ def floor_bits(compiled) -> int:
                 seen.add(key)
                 continue
             bits += 8 * array.nbytes
-    return bits + 8 * compiled.input_table_bytes()
+        return bits
+
+    return sum(op_bits(op) for op in compiled.graph.ops) + 8 * compiled.input_table_bytes()
 
 
 def main(argv=None) -> int:
