@@ -374,7 +374,7 @@ def _streams_greedy(graph: Graph, plan: MemoryPlan, budget_of, goal: Optional[in
     within ``budget_of(the arena before it)`` (the rules of ``_stream_if_smaller``), until none
     fits or the arena is at most ``goal``; the same graph object where none fits."""
     from micronets.compiler.ops.int8_branch import branch_candidates, make_branch
-    from micronets.compiler.ops.int8_stream import can_start, make_stream, stream_candidates
+    from micronets.compiler.ops.int8_stream import Unstreamable, can_start, make_stream, stream_candidates
 
     kept = {t.storage for t in graph.outputs}
     while goal is None or plan.arena_size > goal:
@@ -394,7 +394,7 @@ def _streams_greedy(graph: Graph, plan: MemoryPlan, budget_of, goal: Optional[in
             for a, b, make in group:
                 try:
                     made = make(ops[a:b], graph.input)
-                except ValueError:  # a run whose closing stage needs the rows the stream does not run along
+                except Unstreamable:  # e.g. a closing stage that needs rows along an axis the stream does not run
                     continue
                 trial = _renumbered(graph, ops[:a] + [made] + ops[b:])
                 # a lower bound of the arena with it rules most runs out before planning them

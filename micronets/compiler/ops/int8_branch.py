@@ -63,7 +63,7 @@ from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
 from micronets.compiler.ops.int8_pool import Int8Pool
 from micronets.compiler.ops.int8_relu import Int8Relu
-from micronets.compiler.ops.int8_stream import Int8Stream, StagedOp, _closes
+from micronets.compiler.ops.int8_stream import Int8Stream, StagedOp, Unstreamable, _closes
 
 
 def _later_stage(op) -> bool:
@@ -95,7 +95,7 @@ class Int8Branch(StagedOp):
     def __init__(self, stages: Sequence[Int8Op], input_is_caller: bool = False):
         stages = tuple(stages)
         if len(stages) < 2:
-            raise ValueError("a stream needs at least two stages")
+            raise Unstreamable("a stream needs at least two stages")
         last = stages[-1]
         super().__init__(f"{stages[0].name}..{last.name}", list(stages[0].inputs), last.output, last.fused)
         self.stages = stages
@@ -103,16 +103,16 @@ class Int8Branch(StagedOp):
         self.reduces = _closes(last)
         rows = stages[:-1] if self.reduces else stages
         if not _first_stage(stages[0], self.input_is_caller) or len(stages[0].inputs) != 1:
-            raise ValueError(f"'{stages[0].name}' ({stages[0].label()}) cannot be a stream's first stage")
+            raise Unstreamable(f"'{stages[0].name}' ({stages[0].label()}) cannot be a stream's first stage")
         made = {op.output.storage: k for k, op in enumerate(stages)}
         #: for each stage, the stages it reads (-1: the stream's input map)
         sources = [(-1,)]
         for k, op in enumerate(stages[1:], 1):
             if k < len(rows) and not _later_stage(op):
-                raise ValueError(f"'{op.name}' ({op.label()}) cannot be stage {k} of a stream")
+                raise Unstreamable(f"'{op.name}' ({op.label()}) cannot be stage {k} of a stream")
             src = tuple(made.get(t.storage, -2) for t in op.inputs)
             if any(s < 0 or s >= k for s in src) or any(stages[s].output is not t for s, t in zip(src, op.inputs)):
-                raise ValueError(f"'{op.name}' reads a tensor no earlier stage of the stream writes whole")
+                raise Unstreamable(f"'{op.name}' reads a tensor no earlier stage of the stream writes whole")
             sources.append(src)
         self.sources = tuple(sources)
         readers = [[] for _ in stages]
@@ -121,7 +121,7 @@ class Int8Branch(StagedOp):
                 if s >= 0:
                     readers[s].append(k)
         if any(not readers[k] for k in range(len(stages) - 1)):
-            raise ValueError("every stage but the last must be read by a later one")
+            raise Unstreamable("every stage but the last must be read by a later one")
         #: for each stage, the stages that read it
         self.readers = tuple(tuple(r) for r in readers)
         self.roles = self._best_roles()

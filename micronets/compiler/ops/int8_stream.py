@@ -80,6 +80,11 @@ def _window(op) -> Optional["tuple[int, int, int]"]:
     return None
 
 
+class Unstreamable(ValueError):
+    """These ops cannot run as one stream (a stage of a kind or order the stream's rows cannot
+    carry); the lowering tries the next candidate run."""
+
+
 class StagedOp(Int8Op):
     """What an op made of layers run as its stages (Int8Stream, Int8Branch) reports of them: the
     sums of their MACs and parameters, their weights (stage k's under ``s{k}``, with the op's own
@@ -158,11 +163,11 @@ class Int8Stream(StagedOp):
         views of them (``columns_as_rows``); default: the first stage's input, the last's output."""
         stages = tuple(stages)
         if len(stages) < 2:
-            raise ValueError("a stream needs at least two stages")
+            raise Unstreamable("a stream needs at least two stages")
         last = stages[-1]
         x, out = tensors if tensors is not None else (stages[0].inputs[0], last.output)
         if x.storage is not stages[0].inputs[0].storage or out.storage is not last.output.storage:
-            raise ValueError("a stream's tensors must be its first stage's input and its last stage's output")
+            raise Unstreamable("a stream's tensors must be its first stage's input and its last stage's output")
         super().__init__(f"{stages[0].name}..{last.name}", [x], out, last.fused)
         self.stages = stages
         #: whether the chain's input is the caller's input (of run()'s element type T)
@@ -171,10 +176,10 @@ class Int8Stream(StagedOp):
         rows = stages[:-1] if self.reduces else stages
         for k, op in enumerate(rows):
             if not _row_stage(op, k == 0, not input_is_caller and op.inputs[0].dtype == "int8"):
-                raise ValueError(f"'{op.name}' ({op.label()}) cannot be stage {k} of a stream")
+                raise Unstreamable(f"'{op.name}' ({op.label()}) cannot be stage {k} of a stream")
         for a, b in zip(stages, stages[1:]):
             if b.inputs[0] is not a.output or len(b.inputs) != 1:
-                raise ValueError(f"'{b.name}' does not read only '{a.name}''s output")
+                raise Unstreamable(f"'{b.name}' does not read only '{a.name}''s output")
 
     # ---- the stages
     #: rows a first-stage im2col conv whose rows are one pixel computes at once (``block_rows``)
