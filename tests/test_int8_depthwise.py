@@ -130,7 +130,7 @@ def test_pair_rows_with_windows_wholly_in_a_folded_padding_are_planned(converted
 
     compiled = compile_tflite(converted["padded"][0], classname="P", stream=False)
     (dw,) = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
-    assert dw.pads[0] == 6 and dw.kh == 5 and dw.output.hwc == (8, 7, 7)
+    assert dw.pads[0] == 6 and dw.kh == 5 and dw.output.hwc == (9, 10, 7)
     assert compiled.plan.op(dw).workspace_option and "int8_depthwise_ws<" in compiled.header
 
 
