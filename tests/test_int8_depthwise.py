@@ -57,6 +57,15 @@ def _models():
     x = L.Conv2D(32, 1, strides=2, activation="relu6")(x)
     x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(x)
     out["tiny"] = keras.Model(i, L.Conv2D(6, 1)(x), name="tiny")
+    # ZeroPadding2D folded into a 5x5 depthwise's pads: 6 rows above, more than the window, so the
+    # first two output rows' windows lie wholly in the padding (the pair rows' zero-point row 0
+    # runs, the rest go into the row's biases), and 6 columns on the right; the other output rows
+    # leave out their window rows above or below the map (7 channels: a group of 3 at the end)
+    i = keras.Input((6, 6, 8))
+    t = L.Conv2D(7, 1)(L.Conv2D(96, 1, activation="relu6")(i))
+    x = L.ZeroPadding2D(((6, 1), (2, 6)))(L.Add()([t, L.Conv2D(7, 1)(i)]))
+    x = L.DepthwiseConv2D(5, activation="relu6")(x)
+    out["padded"] = keras.Model(i, L.Conv2D(6, 1)(x), name="padded")
     return out
 
 
@@ -113,7 +122,19 @@ def test_pair_rows_not_planned_where_the_window_is_almost_all_padding(converted)
     assert compiled.plan.op(dws[2]).workspace_option is None
 
 
-@pytest.mark.parametrize("name", ["stem", "late", "small", "tiny"])
+def test_pair_rows_with_windows_wholly_in_a_folded_padding_are_planned(converted):
+    """The padded model's depthwise (ZeroPadding2D folded into its pads, 6 rows above a 5x5
+    window) runs through the pair rows, so the QEMU test below checks the path where a window
+    lies wholly outside the map."""
+    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+
+    compiled = compile_tflite(converted["padded"][0], classname="P", stream=False)
+    (dw,) = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
+    assert dw.pads[0] == 6 and dw.kh == 5 and dw.output.hwc == (9, 10, 7)
+    assert compiled.plan.op(dw).workspace_option and "int8_depthwise_ws<" in compiled.header
+
+
+@pytest.mark.parametrize("name", ["stem", "late", "small", "tiny", "padded"])
 def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_path):
     """DSP build (pair rows, padded ring, assembly blocks) on QEMU, the portable build on QEMU
     (MICRONETS_NO_DSP) and the C++ forms of the assembly blocks (MN_DW_NO_ASM): all equal to the
