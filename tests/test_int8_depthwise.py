@@ -150,7 +150,8 @@ def test_depthwise_channel_tail_as_a_dsp_group_bit_exact(tmp_path):
     1, 2 and 3 channels), streamed and layer by layer: the DSP kernels read the last C % 4
     channels as a group of their own (its unused lanes zero), in the DSP layout's tables too
     (ceil(C / 4) groups), and, from a padded ring's rows, in the assembly loop of pixel pairs
-    (strides 1 and 2). Bit for bit: TFLM and BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build, the C++ forms of the assembly
+    (strides 1 and 2); a last single channel from a ring's rows in TFLite's layout (mn_dw_rows_q's
+    tail()). Bit for bit: TFLM and BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build, the C++ forms of the assembly
     (MN_DW_NO_ASM) and the portable build give the host's outputs."""
     from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
     from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
