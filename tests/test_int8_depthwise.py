@@ -171,7 +171,8 @@ def test_depthwise_channel_tail_as_a_dsp_group_bit_exact(tmp_path):
     1, 2 and 3 channels), streamed and layer by layer: the DSP kernels read the last C % 4
     channels as a group of their own (its unused lanes zero), in the DSP layout's tables too
     (ceil(C / 4) groups), and, from a padded ring's rows, in the assembly loop of pixel pairs
-    (strides 1 and 2). Bit for bit: TFLM and BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build, the C++ forms of the assembly
+    (strides 1 and 2); a last single channel from a ring's rows in TFLite's layout (mn_dw_rows_q's
+    tail()). Bit for bit: TFLM and BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build, the C++ forms of the assembly
     (MN_DW_NO_ASM) and the portable build give the host's outputs."""
     from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
     from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
@@ -215,6 +216,49 @@ def test_depthwise_channel_tail_as_a_dsp_group_bit_exact(tmp_path):
     assert tails == {1, 2, 3}
     if not have:
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+
+
+def test_conv_depthwise_ring_unpadded_without_table_on_emulated_cortex_m4(tmp_path):
+    """A PhiNet block's 1x1 expansion to 45 channels into a 3x3 /2 depthwise (PhiNet-2M's block1
+    at a smaller width), at the arena's peak: the planner gives the fused op neither a padded ring
+    nor a table, so each output row unpacks every group's layout (whole groups unrolled), rows
+    outside the map are ring slots at the zero point, and the row kernel's border pairs (the
+    first pixel's window left of the map, the last pair's right of it) are known when compiled.
+    Bit for bit: TFLM and BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build, the C++
+    forms of the assembly (MN_DW_NO_ASM) and the portable build give the host's outputs. The DSP
+    build: 2.69 instructions a MAC with the 1x1 convs around it (2.77 with the border pairs and
+    the top row tested at run time and the groups unpacked in a loop; the fused op 2.30 / 2.40)."""
+    from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
+    from micronets.embedded import qemu
+    from int8_reference import tflite_reference
+
+    i = keras.Input((23, 23, 3))
+    x = L.Conv2D(12, 1, activation="relu6")(i)  # (the fused op reads the arena, not the uint8 input)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(L.Conv2D(45, 1, activation="relu6")(x))
+    x = L.GlobalAveragePooling2D()(L.Conv2D(8, 1)(x))  # (few outputs: the harness dequantises in doubles)
+    model = spread_weights(keras.Model(i, x, name="unpadded"), seed=91)
+    data = convert(model, np.random.default_rng(91).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
+    compiled = compile_tflite(data, classname="U", stream=False)
+    rings = [compiled.plan.op(op) for op in compiled.graph.ops if isinstance(op, Int8ConvDepthwise)]
+    assert len(rings) == 1 and not rings[0].padded_ring and not rings[0].dw_table and rings[0].dw.dsp_layout
+    assert rings[0].dw.pads[2] == 1 and rings[0].output.hwc == (12, 12, 45)  # a border pair at each end of a row
+    header = tmp_path / "U.h"
+    header.write_text(compiled.header)
+    xs = np.random.default_rng(91).integers(-128, 128, (8,) + tuple(model.input_shape[1:])).astype(np.int8)
+    raw, _ = host.run_header_int8(str(header), "U", xs)
+    assert np.array_equal(raw, tflm_reference({"unpadded": (data, xs)})["unpadded"])
+    assert np.array_equal(raw, tflite_reference(data, xs))
+    assert len(np.unique(raw)) > 8
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    x = np.random.default_rng(92).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    _, on_host = host.run_header_int8(str(header), "U", x, entry="uint8")
+    runs = {}
+    for label, flags in (("dsp", []), ("cxx", ["-DMN_DW_NO_ASM"]), ("portable", ["-DMICRONETS_NO_DSP"])):
+        elf = qemu.build_firmware(header, "U", x, tmp_path / label, entry="uint8", extra_flags=flags)
+        runs[label] = qemu.run_firmware(elf, timeout=120)
+        assert np.array_equal(runs[label].outputs, on_host), label
+    assert runs["dsp"].instructions < 2.73 * compiled.summary()["macs"], runs["dsp"].instructions
 
 
 def test_one_channel_conv_in_few_instructions_on_emulated_cortex_m4(tmp_path):

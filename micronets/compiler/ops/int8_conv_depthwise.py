@@ -76,11 +76,12 @@ class Int8ConvDepthwise(Int8Op):
 
     def table_bytes(self, padded: bool) -> int:
         """The depthwise's weights and parameters unpacked for the DSP kernel (2 KH KW + 16 words
-        a group of four channels, the last C % 4 a group too where the ring is padded, or one of
-        the flat pattern's P), word aligned."""
+        a group of four channels, the last C % 4 a group too where the ring is padded and they are
+        two or three, or one of the flat pattern's P), word aligned."""
         c = self.dw.output.hwc[2]
-        # the last C % 4 channels: a group of their own from a padded ring, else TFLite's layout
-        groups = self._flat(padded) or ((c + 3) // 4 if padded else c // 4)
+        # the last C % 4 channels: a group of their own from a padded ring (two or three), else
+        # TFLite's layout (mn_dw_rows_q's TG)
+        groups = self._flat(padded) or ((c + 3) // 4 if padded and c % 4 >= 2 else c // 4)
         return groups * (2 * self.dw.kh * self.dw.kw + 16) * 4 + 3
 
     @property
