@@ -887,8 +887,10 @@ def _dsp_models():
     x = L.Conv2D(10, 1)(i)  # a first layer reads the caller's input (uint8 here): the depthwise reads int8
     tail = keras.Model(i, L.DepthwiseConv2D(5, padding="same", activation="relu6")(x), name="dsp_depthwise_tail")
     i = keras.Input((9, 7, 20))
-    x = L.Conv2D(37, 1)(L.Conv2D(21, 1)(i))  # 21 int8 channels in (a one-input tail), 37 out (odd)
-    x = L.Conv2D(20, 1, activation="relu6")(x)  # 63 pixels: 15 tiles of 4, one of 2, one single
+    x = L.Conv2D(39, 1)(L.Conv2D(21, 1)(i))  # 21 int8 channels in (a one-input tail), 39 out (odd)
+    # 63 pixels: 15 tiles of 4, one of 2, one single; 39 inputs: a three-input tail (the asm loops'
+    # one more step)
+    x = L.Conv2D(20, 1, activation="relu6")(x)
     # thin layers (int8_pw_thin, a channel at a time over the 63 pixels): 3 inputs to 7 outputs
     # (one word a pixel, pixels two at a time and one), 7 to 5 (two words); then 5 to 10 and 10 to
     # 7 in tiles (tail words of one and two inputs, an odd channel)
