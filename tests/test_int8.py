@@ -878,8 +878,8 @@ def _dsp_models():
     convs alone (tiles of 4, 2 and 1 pixels, SMLAD; odd channel counts; tails of 1 and 2 inputs;
     in place; thin layers of 3 and 7 inputs a channel at a time; 516 inputs: unpacked as they go),
     a 1x1 expansion fused with a depthwise conv (the ring), 3x3 convs over 8 and 12 int8 channels
-    (im2col: the pointwise tiles over each window; in place) and fully connected layers (SMLAD,
-    four outputs per input word)."""
+    (im2col: the pointwise tiles over each window, of 4, 2 and 1 pixels in a row of 7; in place)
+    and fully connected layers (SMLAD, four outputs per input word)."""
     i = keras.Input((12, 12, 16))
     dw = keras.Model(i, L.DepthwiseConv2D(3, strides=2, padding="same")(L.DepthwiseConv2D(3, padding="same", activation="relu6")(i)),
                      name="dsp_depthwise")
@@ -900,7 +900,7 @@ def _dsp_models():
     i = keras.Input((14, 14, 6))
     x = L.Conv2D(24, 1, activation="relu6")(i)
     fused = keras.Model(i, L.Conv2D(8, 1)(L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)), name="dsp_fused")
-    i = keras.Input((10, 10, 4))
+    i = keras.Input((10, 7, 4))  # rows of 7: im2col tiles of 4, 2 and 1 pixels
     x = L.Conv2D(12, 3, padding="same", activation="relu6")(L.Conv2D(8, 1)(i))
     conv = keras.Model(i, L.Conv2D(5, 1)(L.Conv2D(12, 3, padding="same")(x)), name="dsp_conv")  # in place (im2col)
     i = keras.Input((32,))
