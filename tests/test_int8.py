@@ -902,8 +902,8 @@ def _dsp_models():
     convs alone (tiles of 4, 2 and 1 pixels, SMLAD; odd channel counts; tails of 1 and 2 inputs;
     in place; thin layers of 3 and 7 inputs a channel at a time; 516 inputs: unpacked as they go),
     a 1x1 expansion fused with a depthwise conv (the ring), 3x3 convs over 8 and 12 int8 channels
-    (im2col: the pointwise tiles over each window; in place) and fully connected layers (SMLAD,
-    four outputs per input word)."""
+    (im2col: the pointwise tiles over each window, of 4, 2 and 1 pixels in a row of 7; in place)
+    and fully connected layers (SMLAD, four outputs per input word)."""
     i = keras.Input((12, 12, 16))
     dw = keras.Model(i, L.DepthwiseConv2D(3, strides=2, padding="same")(L.DepthwiseConv2D(3, padding="same", activation="relu6")(i)),
                      name="dsp_depthwise")
@@ -911,8 +911,10 @@ def _dsp_models():
     x = L.Conv2D(10, 1)(i)  # a first layer reads the caller's input (uint8 here): the depthwise reads int8
     tail = keras.Model(i, L.DepthwiseConv2D(5, padding="same", activation="relu6")(x), name="dsp_depthwise_tail")
     i = keras.Input((9, 7, 20))
-    x = L.Conv2D(37, 1)(L.Conv2D(21, 1)(i))  # 21 int8 channels in (a one-input tail), 37 out (odd)
-    x = L.Conv2D(20, 1, activation="relu6")(x)  # 63 pixels: 15 tiles of 4, one of 2, one single
+    x = L.Conv2D(39, 1)(L.Conv2D(21, 1)(i))  # 21 int8 channels in (a one-input tail), 39 out (odd)
+    # 63 pixels: 15 tiles of 4, one of 2, one single; 39 inputs: a three-input tail (the asm loops'
+    # one more step)
+    x = L.Conv2D(20, 1, activation="relu6")(x)
     # thin layers (int8_pw_thin, a channel at a time over the 63 pixels): 3 inputs to 7 outputs
     # (one word a pixel, pixels two at a time and one), 7 to 5 (two words); then 5 to 10 and 10 to
     # 7 in tiles (tail words of one and two inputs, an odd channel)
@@ -922,7 +924,7 @@ def _dsp_models():
     i = keras.Input((14, 14, 6))
     x = L.Conv2D(24, 1, activation="relu6")(i)
     fused = keras.Model(i, L.Conv2D(8, 1)(L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)), name="dsp_fused")
-    i = keras.Input((10, 10, 4))
+    i = keras.Input((10, 7, 4))  # rows of 7: im2col tiles of 4, 2 and 1 pixels
     x = L.Conv2D(12, 3, padding="same", activation="relu6")(L.Conv2D(8, 1)(i))
     conv = keras.Model(i, L.Conv2D(5, 1)(L.Conv2D(12, 3, padding="same")(x)), name="dsp_conv")  # in place (im2col)
     i = keras.Input((32,))
