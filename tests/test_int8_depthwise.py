@@ -134,6 +134,44 @@ def test_pair_rows_with_windows_wholly_in_a_folded_padding_are_planned(converted
     assert compiled.plan.op(dw).workspace_option and "int8_depthwise_ws<" in compiled.header
 
 
+def test_pair_rows_on_maps_shorter_than_the_window_bit_exact(tmp_path):
+    """5x5 depthwise layers (pads 2) on a 3x3 map and on a 2x2 map, through the pair rows: the
+    middle output rows leave out window rows above and below the map at once (their biases add
+    both sides' zero-point rows), the others one side. Bit for bit: TFLM and BUILTIN_REF on the
+    host; on QEMU's Cortex-M4 the DSP build and the C++ forms of the assembly give the host's
+    outputs."""
+    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+    from micronets.embedded import qemu
+    from int8_reference import tflite_reference
+
+    i = keras.Input((6, 6, 8))  # the wide 1x1 conv's output sets the arena: the workspaces cost none
+    x = L.Conv2D(12, 3, strides=2, padding="same")(L.Conv2D(96, 1, activation="relu6")(i))
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(x)
+    x = L.Conv2D(9, 2, activation="relu6")(x)
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(x)
+    model = spread_weights(keras.Model(i, L.Conv2D(6, 1)(x), name="short"), seed=71)
+    data = convert(model, _calibration(model, seed=71))
+    compiled = compile_tflite(data, classname="S", stream=False)
+    dws = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
+    assert [op.output.hwc[:2] for op in dws] == [(3, 3), (2, 2)]
+    assert all(compiled.plan.op(op).workspace_option for op in dws)
+    assert compiled.header.count("int8_depthwise_ws<") == 2
+    header = tmp_path / "S.h"
+    header.write_text(compiled.header)
+    xs = np.random.default_rng(71).integers(-128, 128, (4,) + tuple(model.input_shape[1:])).astype(np.int8)
+    raw, _ = host.run_header_int8(str(header), "S", xs)
+    assert np.array_equal(raw, tflm_reference({"short": (data, xs)})["short"])
+    assert np.array_equal(raw, tflite_reference(data, xs))
+    assert len(np.unique(raw)) > 8
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    x = np.random.default_rng(72).integers(0, 256, (3,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    _, on_host = host.run_header_int8(str(header), "S", x, entry="uint8")
+    for label, flags in (("dsp", []), ("cxx", ["-DMN_DW_NO_ASM"])):
+        elf = qemu.build_firmware(header, "S", x, tmp_path / label, entry="uint8", extra_flags=flags)
+        assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), label
+
+
 @pytest.mark.parametrize("name", ["stem", "late", "small", "tiny", "padded"])
 def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_path):
     """DSP build (pair rows, padded ring, assembly blocks) on QEMU, the portable build on QEMU
