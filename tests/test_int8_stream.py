@@ -630,8 +630,9 @@ def thin_rows():
 
 
 def test_thin_pointwise_rows_bit_exact_on_emulated_cortex_m4(tmp_path):
-    """The thin 1x1 stages' runs of 15 pixels (every turn and tail of mn_pw_thin_asm): host and
-    both references alike, and QEMU's Cortex-M4 (DSP) gives the host's outputs bit for bit."""
+    """The thin 1x1 stages' runs of 15 pixels (every turn and tail of mn_pw_thin_asm; 6 inputs: the
+    last word's two packed in one): host and both references alike, and QEMU's Cortex-M4 (DSP: the
+    assembly, and MN_PW_NO_ASM: its C++ form) gives the host's outputs bit for bit."""
     from micronets.embedded import qemu
 
     data, xs = _converted((thin_rows,), 70, 3, 71, 6)["thin_rows"]
@@ -650,5 +651,6 @@ def test_thin_pointwise_rows_bit_exact_on_emulated_cortex_m4(tmp_path):
     x = np.random.default_rng(9).integers(0, 256, (3,) + xs.shape[1:]).astype(np.uint8)
     _, on_host = host.run_header_int8(str(header), "S", x, entry="uint8")
     assert len(np.unique(on_host)) > 5
-    elf = qemu.build_firmware(header, "S", x, tmp_path / "dsp", entry="uint8")
-    assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
+    for label, flags in (("dsp", []), ("cxx", ["-DMN_PW_NO_ASM"])):  # the assembly and its C++ form
+        elf = qemu.build_firmware(header, "S", x, tmp_path / label, entry="uint8", extra_flags=flags)
+        assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), label
