@@ -612,3 +612,45 @@ def test_residual_stream_formed_smaller_and_bit_exact(name, kinds, lines, residu
     assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
 
 
+
+
+def thin_rows():
+    """MicroNets' thin front end in small, rows 15 pixels wide: a 3x3 /2 stem of one channel, then
+    1x1 convs of 3 inputs to 6 (one input word a pixel: int8_pw_thin's eight-pixel turns, then two
+    at a time and one) and of 6 to 3 (two words: four-pixel turns, then two and one) between 3x3
+    depthwise convs; the last map is the output, so every pixel is compared."""
+    i = keras.Input((32, 30, 1))
+    x = L.Conv2D(3, 3, strides=2, padding="same", activation="relu6")(i)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    x = L.Conv2D(6, 1, activation="relu6")(x)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    x = L.Conv2D(3, 1, activation="relu6")(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(x)
+    return keras.Model(i, L.Conv2D(12, 1)(x), name="thin_rows")
+
+
+def test_thin_pointwise_rows_bit_exact_on_emulated_cortex_m4(tmp_path):
+    """The thin 1x1 stages' runs of 15 pixels (every turn and tail of mn_pw_thin_asm; 6 inputs: the
+    last word's two packed in one): host and both references alike, and QEMU's Cortex-M4 (DSP: the
+    assembly, and MN_PW_NO_ASM: its C++ form) gives the host's outputs bit for bit."""
+    from micronets.embedded import qemu
+
+    data, xs = _converted((thin_rows,), 70, 3, 71, 6)["thin_rows"]
+    compiled = compile_tflite(data, classname="S")
+    streams = [op for op in compiled.graph.ops if op.kind == "Stream"]
+    assert len(streams) == 1 and [s.inputs[0].hwc[1:] for s in streams[0].stages[2:5:2]] == [(15, 3), (15, 6)]
+    header = tmp_path / "S.h"
+    header.write_text(compiled.header)
+    raw, _ = host.run_header_int8(str(header), "S", xs)
+    assert np.array_equal(raw, tflm_reference({"thin_rows": (data, xs)})["thin_rows"]) and len(np.unique(raw)) > 5
+    ref = tmp_path / "R.h"
+    ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
+    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    x = np.random.default_rng(9).integers(0, 256, (3,) + xs.shape[1:]).astype(np.uint8)
+    _, on_host = host.run_header_int8(str(header), "S", x, entry="uint8")
+    assert len(np.unique(on_host)) > 5
+    for label, flags in (("dsp", []), ("cxx", ["-DMN_PW_NO_ASM"])):  # the assembly and its C++ form
+        elf = qemu.build_firmware(header, "S", x, tmp_path / label, entry="uint8", extra_flags=flags)
+        assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), label
