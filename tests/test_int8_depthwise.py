@@ -14,7 +14,7 @@ import pytest
 
 from micronets import host
 from micronets.compiler.int8 import compile_tflite
-from int8_reference import convert, spread_weights, tflm_reference
+from int8_reference import convert, spread_weights, tflite_reference, tflm_reference
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -76,6 +76,30 @@ def converted():
         model = spread_weights(model, seed=30 + k)
         out[name] = convert(model, _calibration(model, seed=k)), model
     return out
+
+
+def _exact_on_host(compiled, data, name, xs, header):
+    """Writes ``compiled``'s header to ``header`` and returns its raw outputs on the int8 inputs
+    ``xs``, which must equal TFLM's and TFLite BUILTIN_REF's bit for bit."""
+    header.write_text(compiled.header)
+    raw, _ = host.run_header_int8(str(header), compiled.classname, xs)
+    assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name])
+    assert np.array_equal(raw, tflite_reference(data, xs))
+    return raw
+
+
+def _m4_runs(header, classname, x, out_dir, builds):
+    """QEMU Cortex-M4 runs of the header's builds (label -> extra compiler flags) on the uint8
+    inputs ``x``, each giving the host build's outputs bit for bit: label -> run."""
+    from micronets.embedded import qemu
+
+    _, on_host = host.run_header_int8(str(header), classname, x, entry="uint8")
+    runs = {}
+    for label, flags in builds.items():
+        elf = qemu.build_firmware(header, classname, x, out_dir / label, entry="uint8", extra_flags=flags)
+        runs[label] = qemu.run_firmware(elf, timeout=120)
+        assert np.array_equal(runs[label].outputs, on_host), label
+    return runs
 
 
 def test_pair_kernel_and_padded_ring_are_planned(converted):
@@ -142,7 +166,6 @@ def test_pair_rows_on_maps_shorter_than_the_window_bit_exact(tmp_path):
     outputs."""
     from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
     from micronets.embedded import qemu
-    from int8_reference import tflite_reference
 
     i = keras.Input((6, 6, 8))  # the wide 1x1 conv's output sets the arena: the workspaces cost none
     x = L.Conv2D(12, 3, strides=2, padding="same")(L.Conv2D(96, 1, activation="relu6")(i))
@@ -157,19 +180,12 @@ def test_pair_rows_on_maps_shorter_than_the_window_bit_exact(tmp_path):
     assert all(compiled.plan.op(op).workspace_option for op in dws)
     assert compiled.header.count("int8_depthwise_ws<") == 2
     header = tmp_path / "S.h"
-    header.write_text(compiled.header)
     xs = np.random.default_rng(71).integers(-128, 128, (4,) + tuple(model.input_shape[1:])).astype(np.int8)
-    raw, _ = host.run_header_int8(str(header), "S", xs)
-    assert np.array_equal(raw, tflm_reference({"short": (data, xs)})["short"])
-    assert np.array_equal(raw, tflite_reference(data, xs))
-    assert len(np.unique(raw)) > 8
+    assert len(np.unique(_exact_on_host(compiled, data, "short", xs, header))) > 8
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
     x = np.random.default_rng(72).integers(0, 256, (3,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    _, on_host = host.run_header_int8(str(header), "S", x, entry="uint8")
-    for label, flags in (("dsp", []), ("cxx", ["-DMN_DW_NO_ASM"])):
-        elf = qemu.build_firmware(header, "S", x, tmp_path / label, entry="uint8", extra_flags=flags)
-        assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), label
+    _m4_runs(header, "S", x, tmp_path, {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"]})
 
 
 @pytest.mark.parametrize("name", ["stem", "late", "small", "tiny", "padded"])
@@ -215,7 +231,6 @@ def test_depthwise_channel_tail_as_a_dsp_group_bit_exact(tmp_path):
     from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
     from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
     from micronets.embedded import qemu
-    from int8_reference import tflite_reference
 
     i = keras.Input((47, 47, 1))  # streamed: every depthwise stage reads a padded ring (the assembly loop)
     x = L.Conv2D(5, 3, strides=2, activation="relu6")(i)
@@ -247,10 +262,8 @@ def test_depthwise_channel_tail_as_a_dsp_group_bit_exact(tmp_path):
         assert len(np.unique(raw)) > 8
         if not have:
             continue
-        _, on_host = host.run_header_int8(str(header), "T", x, entry="uint8")
-        for label, flags in (("dsp", []), ("cxx", ["-DMN_DW_NO_ASM"]), ("portable", ["-DMICRONETS_NO_DSP"])):
-            elf = qemu.build_firmware(header, "T", x, tmp_path / f"{label}{int(stream)}", entry="uint8", extra_flags=flags)
-            assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), (stream, label)
+        _m4_runs(header, "T", x, tmp_path / f"stream{int(stream)}",
+                 {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
     assert tails == {1, 2, 3}
     if not have:
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
@@ -268,7 +281,6 @@ def test_conv_depthwise_ring_unpadded_without_table_on_emulated_cortex_m4(tmp_pa
     the top row tested at run time and the groups unpacked in a loop; the fused op 2.30 / 2.40)."""
     from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
     from micronets.embedded import qemu
-    from int8_reference import tflite_reference
 
     i = keras.Input((23, 23, 3))
     x = L.Conv2D(12, 1, activation="relu6")(i)  # (the fused op reads the arena, not the uint8 input)
@@ -281,21 +293,12 @@ def test_conv_depthwise_ring_unpadded_without_table_on_emulated_cortex_m4(tmp_pa
     assert len(rings) == 1 and not rings[0].padded_ring and not rings[0].dw_table and rings[0].dw.dsp_layout
     assert rings[0].dw.pads[2] == 1 and rings[0].output.hwc == (12, 12, 45)  # a border pair at each end of a row
     header = tmp_path / "U.h"
-    header.write_text(compiled.header)
     xs = np.random.default_rng(91).integers(-128, 128, (8,) + tuple(model.input_shape[1:])).astype(np.int8)
-    raw, _ = host.run_header_int8(str(header), "U", xs)
-    assert np.array_equal(raw, tflm_reference({"unpadded": (data, xs)})["unpadded"])
-    assert np.array_equal(raw, tflite_reference(data, xs))
-    assert len(np.unique(raw)) > 8
+    assert len(np.unique(_exact_on_host(compiled, data, "unpadded", xs, header))) > 8
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
     x = np.random.default_rng(92).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    _, on_host = host.run_header_int8(str(header), "U", x, entry="uint8")
-    runs = {}
-    for label, flags in (("dsp", []), ("cxx", ["-DMN_DW_NO_ASM"]), ("portable", ["-DMICRONETS_NO_DSP"])):
-        elf = qemu.build_firmware(header, "U", x, tmp_path / label, entry="uint8", extra_flags=flags)
-        runs[label] = qemu.run_firmware(elf, timeout=120)
-        assert np.array_equal(runs[label].outputs, on_host), label
+    runs = _m4_runs(header, "U", x, tmp_path, {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
     assert runs["dsp"].instructions < 2.73 * compiled.summary()["macs"], runs["dsp"].instructions
 
 
@@ -309,7 +312,6 @@ def test_one_channel_conv_in_few_instructions_on_emulated_cortex_m4(tmp_path):
     C++ form (MN_CONV1_NO_ASM) and the portable build give the host's outputs, which are TFLM's
     and BUILTIN_REF's."""
     from micronets.embedded import qemu
-    from int8_reference import tflite_reference
 
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
@@ -322,19 +324,10 @@ def test_one_channel_conv_in_few_instructions_on_emulated_cortex_m4(tmp_path):
         compiled = compile_tflite(data, classname="C", stream=bool(streams))
         assert sum(op.kind == "Stream" for op in compiled.graph.ops) == streams
         header = tmp_path / f"{model.name}{streams}.h"
-        header.write_text(compiled.header)
         xs = np.random.default_rng(5).integers(-128, 128, (3,) + tuple(model.input_shape[1:])).astype(np.int8)
-        raw, _ = host.run_header_int8(str(header), "C", xs)
-        assert np.array_equal(raw, tflm_reference({model.name: (data, xs)})[model.name])
-        assert np.array_equal(raw, tflite_reference(data, xs))
+        _exact_on_host(compiled, data, model.name, xs, header)
         x = np.random.default_rng(6).integers(0, 256, (1,) + tuple(model.input_shape[1:])).astype(np.uint8)
-        _, on_host = host.run_header_int8(str(header), "C", x, entry="uint8")
-        runs = {}
-        for label in labels:
-            elf = qemu.build_firmware(header, "C", x, tmp_path / f"{model.name}{streams}_{label}", entry="uint8",
-                                      extra_flags=builds[label])
-            runs[label] = qemu.run_firmware(elf, timeout=120)
-            assert np.array_equal(runs[label].outputs, on_host), (model.name, label)
+        runs = _m4_runs(header, "C", x, tmp_path / f"{model.name}{streams}", {label: builds[label] for label in labels})
         # (its average: 0.2 instructions a MAC layer by layer, 0.5 as the stream's sums)
         assert runs["dsp"].instructions < (3.4 if streams else 3.1) * compiled.summary()["macs"]
 
@@ -348,7 +341,6 @@ def test_one_channel_conv_borders_on_emulated_cortex_m4(tmp_path):
     instructions a MAC with the layers after it (4.1 with the borders four channels at a time in
     C++)."""
     from micronets.embedded import qemu
-    from int8_reference import tflite_reference
 
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
@@ -361,16 +353,8 @@ def test_one_channel_conv_borders_on_emulated_cortex_m4(tmp_path):
     compiled = compile_tflite(data, classname="B", stream=False)
     assert [op.word_rows for op in compiled.graph.ops if op.kind == "Conv2D"] == [True, True]
     header = tmp_path / "B.h"
-    header.write_text(compiled.header)
     xs = np.random.default_rng(9).integers(-128, 128, (3,) + tuple(model.input_shape[1:])).astype(np.int8)
-    raw, _ = host.run_header_int8(str(header), "B", xs)
-    assert np.array_equal(raw, tflm_reference({"borders": (data, xs)})["borders"])
-    assert np.array_equal(raw, tflite_reference(data, xs))
+    _exact_on_host(compiled, data, "borders", xs, header)
     x = np.random.default_rng(10).integers(0, 256, (1,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    _, on_host = host.run_header_int8(str(header), "B", x, entry="uint8")
-    runs = {}
-    for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):
-        elf = qemu.build_firmware(header, "B", x, tmp_path / label, entry="uint8", extra_flags=flags)
-        runs[label] = qemu.run_firmware(elf, timeout=120)
-        assert np.array_equal(runs[label].outputs, on_host), label
+    runs = _m4_runs(header, "B", x, tmp_path, {"dsp": [], "portable": ["-DMICRONETS_NO_DSP"]})
     assert runs["dsp"].instructions < 3.7 * compiled.summary()["macs"]
