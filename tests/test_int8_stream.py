@@ -72,6 +72,18 @@ def rgb_stem():
     return keras.Model(i, L.Dense(4)(L.GlobalAveragePooling2D()(x)), name="rgb_stem")
 
 
+def _bit_exact(compiled, data, name, xs, path):
+    """Writes ``compiled``'s header to ``path`` and returns its raw outputs on ``xs``: they equal
+    TFLM's, and the reference='tflite-ref' build's equal TFLite BUILTIN_REF's, bit for bit."""
+    path.write_text(compiled.header)
+    raw, _ = host.run_header_int8(str(path), compiled.classname, xs)
+    assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name])
+    ref = path.parent / "R.h"
+    ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
+    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
+    return raw
+
+
 def _converted(fns, weight_seed, cal_seed, input_seed, n_inputs):
     """name -> (.tflite bytes, int8 test inputs) for each model builder: weights spread with
     weight_seed + k, converted on 32 calibration inputs drawn with cal_seed + k."""
@@ -119,14 +131,7 @@ def test_stream_formed_smaller_and_bit_exact(name, stages, kinds, converted, tmp
     else:
         assert op.padded_ring(2) and op.stages[3].multiplier == 2 and not op.stages[3].dsp_layout
 
-    path = tmp_path / "S.h"
-    path.write_text(compiled.header)
-    raw, _ = host.run_header_int8(str(path), "S", xs)
-    assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name])
-    assert len(np.unique(raw)) > 5
-    ref = tmp_path / "R.h"
-    ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
-    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
+    assert len(np.unique(_bit_exact(compiled, data, name, xs, tmp_path / "S.h"))) > 5
 
 
 def test_stream_depthwise_tables_in_flash(converted):
@@ -344,13 +349,7 @@ def test_plain_chain_streams_whole_as_a_graph(tmp_path):
     assert [op.stage_kind(k) for k in range(len(op.stages))] == ["conv", "pool", "convr", "pool", "pw", "fc"]
     assert compiled.plan.arena_size < layer_by_layer(data)[1].arena_size / 3
     xs = np.random.default_rng(46).integers(-128, 128, (4, 30, 22, 3)).astype(np.int8)
-    path = tmp_path / "S.h"
-    path.write_text(compiled.header)
-    raw, _ = host.run_header_int8(str(path), "S", xs)
-    assert np.array_equal(raw, tflm_reference({"classic_cnn": (data, xs)})["classic_cnn"]) and len(np.unique(raw)) > 3
-    ref = tmp_path / "R.h"
-    ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
-    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
+    assert len(np.unique(_bit_exact(compiled, data, "classic_cnn", xs, tmp_path / "S.h"))) > 3
 
 
 def pooled_chain():
@@ -599,17 +598,11 @@ def test_residual_stream_formed_smaller_and_bit_exact(name, kinds, lines, residu
     assert compiled.plan.arena_size <= (1 - STREAM_MIN_SAVING) * flat.arena_size
     layer = compiled.summary()["layers"][0]
     assert [s["macs"] for s in layer["stages"]] == [s.macs() for s in op.stages]
-    path = tmp_path / "S.h"
-    path.write_text(compiled.header)
-    raw, _ = host.run_header_int8(str(path), "S", xs)
-    assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name])
+    raw = _bit_exact(compiled, data, name, xs, tmp_path / "S.h")
     assert len(np.unique(raw)) > 3
     unstreamed = tmp_path / "U.h"
     unstreamed.write_text(compile_tflite(data, classname="U", stream=False).header)
     assert np.array_equal(host.run_header_int8(str(unstreamed), "U", xs)[0], raw)
-    ref = tmp_path / "R.h"
-    ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
-    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
 
 
 
@@ -640,12 +633,7 @@ def test_thin_pointwise_rows_bit_exact_on_emulated_cortex_m4(tmp_path):
     streams = [op for op in compiled.graph.ops if op.kind == "Stream"]
     assert len(streams) == 1 and [s.inputs[0].hwc[1:] for s in streams[0].stages[2:5:2]] == [(15, 3), (15, 6)]
     header = tmp_path / "S.h"
-    header.write_text(compiled.header)
-    raw, _ = host.run_header_int8(str(header), "S", xs)
-    assert np.array_equal(raw, tflm_reference({"thin_rows": (data, xs)})["thin_rows"]) and len(np.unique(raw)) > 5
-    ref = tmp_path / "R.h"
-    ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
-    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
+    assert len(np.unique(_bit_exact(compiled, data, "thin_rows", xs, header))) > 5
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
     x = np.random.default_rng(9).integers(0, 256, (3,) + xs.shape[1:]).astype(np.uint8)
