@@ -282,6 +282,32 @@ def test_stream_bit_exact_on_emulated_cortex_m4(models, name, request, tmp_path)
         assert ("\tsmlad" in code) == (label == "dsp")
 
 
+def test_lowering_skips_only_runs_a_stream_cannot_carry(converted, monkeypatch):
+    """The lowering tries candidate runs and skips those a stream cannot carry (Unstreamable, a
+    ValueError); any other error while making a stream is a bug and reaches the caller instead of
+    silently costing the stream."""
+    import micronets.compiler.ops.int8_stream as int8_stream
+    from micronets.compiler.ops.int8_stream import Unstreamable
+
+    data, _ = converted["kws_like"]
+    assert any(op.kind == "Stream" for op in compile_tflite(data).graph.ops)
+    with pytest.raises(Unstreamable, match="a stream needs at least two stages"):
+        int8_stream.Int8Stream(compile_tflite(data, stream=False).graph.ops[:1])
+
+    def broken(ops, graph_input):
+        raise ValueError("a bug in making a stream")
+
+    monkeypatch.setattr(int8_stream, "make_stream", broken)
+    with pytest.raises(ValueError, match="a bug in making a stream"):
+        compile_tflite(data)
+
+    def unfit(ops, graph_input):
+        raise Unstreamable("these stages cannot stream")
+
+    monkeypatch.setattr(int8_stream, "make_stream", unfit)
+    assert not any(op.kind == "Stream" for op in compile_tflite(data).graph.ops)
+
+
 def test_stream_refused_where_it_does_not_help(converted):
     """Maps three rows tall: rings of three rows are the maps, so streaming plans a larger arena
     than layer by layer; the lowering keeps the layers."""
