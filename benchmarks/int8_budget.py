@@ -2,7 +2,7 @@
 """What issue #11's 1.5 Cortex-M4 instructions/MAC leaves for the multiply-accumulates, per net.
 
     python benchmarks/int8_budget.py                       # fit on phinet-5m,phinet-10m; the nine nets
-    python benchmarks/int8_budget.py --fit phinet-10m --nets micro,base
+    python benchmarks/int8_budget.py --fit phinet-10m --nets micro,base --out -   # print only
 
 Every output value of a convolution, depthwise or dense layer is requantised (TFLite's
 fixed-point multiply, rounding shift, zero point, clamp, store), whatever its number of MACs.
@@ -82,17 +82,29 @@ def main(argv=None) -> int:
     p.add_argument("--fit", default="phinet-5m,phinet-10m", help="nets whose 1x1 layers give the fit")
     p.add_argument("--nets", default=NETS)
     p.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "micronets-int8-profile"))
+    p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"),
+                   help="markdown file whose int8_budget.py section is rewritten ('-': print only)")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     a, r, n, worst = fit(args.fit.split(","), args.cache)
-    print(f"fit over {n} 1x1 layers of {args.fit}: instructions = {a:.3f} x MACs + {r:.2f} x outputs "
-          f"(largest residual {100 * worst:.1f}%)\n")
-    print("| net | MACs | requantised outputs | MACs per output | at the 1x1 rate (/MAC) | left for MACs at 1.5 (/MAC) |")
-    print("|---|--:|--:|--:|--:|--:|")
+    lines = [f"Fit over the {n} standalone 1x1 layers (<= 256 inputs) of {args.fit}: M4 instructions = "
+             f"{a:.3f} x MACs + {r:.2f} x outputs (largest residual {100 * worst:.1f}%). \"at the 1x1 rate\": "
+             f"a net's instructions/MAC if all its MACs and outputs cost that (elementwise ops not counted); "
+             f"\"left for MACs\": what each MAC may cost for 1.5/MAC with every output at {r:.2f}.", "",
+             "| net | MACs | requantised outputs | MACs per output | at the 1x1 rate (/MAC) | left for MACs at 1.5 (/MAC) |",
+             "|---|--:|--:|--:|--:|--:|"]
     for name in args.nets.split(","):
         macs, outs = counts(tflite_for(name, args.cache))
         share = r * outs / macs
-        print(f"| {name} | {macs:,} | {outs:,} | {macs / outs:.2f} | {a + share:.2f} | {1.5 - share:.2f} |")
+        lines.append(f"| {name} | {macs:,} | {outs:,} | {macs / outs:.2f} | {a + share:.2f} | {1.5 - share:.2f} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.out != "-":
+        from sections import markers, write_section
+
+        begin, end = markers("int8_budget.py")
+        write_section(args.out, f"{begin}\n## int8: what 1.5 M4 instructions/MAC leaves for the MACs "
+                                f"(benchmarks/int8_budget.py)\n\n{text}\n{end}\n", "int8_budget.py")
     return 0
 
 
