@@ -80,7 +80,7 @@ class Int8DepthwiseConv2D(Int8Windowed):
 
     @property
     def workspace_options(self) -> "tuple[int, ...]":
-        """What the pair-row kernel needs (one option: its workspace bytes; none: not used). It
+        """What the pair-row kernel needs (its workspace bytes, best first; none: not used). It
         takes stride-1 layers of the DSP layout's kind; per group of four channels, its workspace
         holds a ring of KH input rows as pairs of 16-bit taps (16 bytes a column), the group's
         weights in pairs of columns and its parameters. The planner keeps it where it costs no
@@ -93,9 +93,23 @@ class Int8DepthwiseConv2D(Int8Windowed):
         with, 97.3k without), so they keep it."""
         if self.strides != (1, 1) or not self.dsp_layout or self.inside_share() < 0.125:
             return ()
+        return (self._pair_bytes(4), self._pair_bytes(2))
+
+    def _pair_bytes(self, gw: int) -> int:
+        """The pair-row kernel's workspace for groups of ``gw`` (4 or 2) channels: the ring of KH
+        pair rows (4 gw bytes a column), the group's weights in pairs of columns, its parameters
+        (16 words) and alignment. The second option, groups of two (half the ring and weights),
+        is what the planner falls back to where the first would grow the arena: PhiNet-20M's
+        8x8x299 and 8x8x307 5x5 layers at the arena peak have 1,046 free bytes, the first option
+        needs 1,267, the second 667."""
         wo = self.output.hwc[1]
         kp = (self.kw + 1) // 2
-        return (self.kh * (wo + 2 * kp - 2) * 16 + self.kh * kp * 16 + 64 + 3,)  # + weights, parameters, alignment
+        return self.kh * (wo + 2 * kp - 2) * 4 * gw + self.kh * kp * 4 * gw + 64 + 3
+
+    def pair_width(self) -> int:
+        """Channels a group of the pair-row kernel takes under the planned workspace: 4 (the
+        first option) or 2 (the second)."""
+        return 2 if self.workspace_option == self._pair_bytes(2) else 4
 
     def inside_share(self) -> float:
         """Share of the taps of all output windows that fall inside the input map (1: no
