@@ -128,6 +128,22 @@ class Int8DepthwiseConv2D(Int8Windowed):
     def workspace_bytes(self):
         return self.workspace_option or 0
 
+    def pixels2_here(self, placed) -> bool:
+        """Whether the pixel-pair kernel (int8_depthwise_px2) runs where the pair rows do not: stride
+        1, depth multiplier 1, no dilation, an int8 input of at least four channels, and the output
+        either apart from the input or whole pixels before it (it stores a group of channels of two
+        output pixels once both are summed, with no scratch: channel c of output pixel p lands on
+        channel c of input pixel p - k, which no pixel after p reads, as the planner's gap for the
+        one-pixel kernel ensures)."""
+        c = self.inputs[0].hwc[2]
+        if (self.pairs_here(placed) or self.multiplier != 1 or self.strides != (1, 1) or self.dilation != (1, 1)
+                or c < 4 or self.inputs[0].dtype != "int8" or not placed.plan.in_arena(self.inputs[0])):
+            return False
+        if not placed.overlaps_input():
+            return True
+        gap = placed.plan.offset(self.inputs[0]) - placed.plan.offset(self.output)
+        return gap >= 0 and gap % c == 0
+
     def pairs_here(self, placed) -> bool:
         """Whether the pair-row kernel runs as planned: it has its workspace, and the output
         either does not overlap the input or starts k >= 0 whole pixels before it (the kernel
