@@ -100,8 +100,9 @@ class Int8DepthwiseConv2D(Int8Windowed):
         pair rows (4 gw bytes a column), the group's weights in pairs of columns, its parameters
         (16 words) and alignment. The second option, groups of two (half the ring and weights),
         is what the planner falls back to where the first would grow the arena: PhiNet-20M's
-        8x8x299 and 8x8x307 5x5 layers at the arena peak have 1,046 free bytes, the first option
-        needs 1,267, the second 667."""
+        block 14 (5x5 on 8x8x299, by the arena peak) has room for a workspace of 700 bytes but
+        not of 800; the first option needs 1,267, the second 667 (block 15, 8x8x308, has room for
+        none: int8_depthwise_px2 runs it)."""
         wo = self.output.hwc[1]
         kp = (self.kw + 1) // 2
         return self.kh * (wo + 2 * kp - 2) * 4 * gw + self.kh * kp * 4 * gw + 64 + 3
