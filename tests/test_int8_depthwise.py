@@ -188,6 +188,75 @@ def test_pair_rows_on_maps_shorter_than_the_window_bit_exact(tmp_path):
     _m4_runs(header, "S", x, tmp_path, {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"]})
 
 
+def test_pair_rows_in_groups_of_two_where_four_do_not_fit_bit_exact(tmp_path):
+    """A 5x5 depthwise in place on a 7x7x45 map where the arena (set by the wide 1x1 conv before
+    it) has room for the pair-row kernel's second workspace option (groups of two channels: half
+    the ring and weights, 627 B) but not its first (1,187 B), as PhiNet-20M's block 14 (8x8x299):
+    the planner falls back to the second, the arena stays as without any, and the kernel runs
+    groups of two (the last one a single channel, output rows of 4 + 3 pixels, border rows
+    leaving out window rows). Bit for bit: TFLM and BUILTIN_REF on the host; on QEMU's
+    Cortex-M4 the DSP build and the C++ forms of the assembly (MN_DW_NO_ASM) give the host's
+    outputs."""
+    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+    from micronets.compiler.plan import _plan_memory, _workspace_fallback
+    from micronets.embedded import qemu
+
+    i = keras.Input((7, 7, 8))
+    t = L.Conv2D(10, 1)(L.Conv2D(88, 1, activation="relu6")(i))
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(45, 1, activation="relu6")(t))
+    x = L.Add()([t, L.Conv2D(10, 1)(x)])
+    model = spread_weights(keras.Model(i, L.Conv2D(6, 1)(x), name="half"), seed=81)
+    data = convert(model, _calibration(model, seed=81))
+    compiled = compile_tflite(data, classname="H", stream=False)
+    (dw,) = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
+    planned = compiled.plan.op(dw)
+    assert dw.workspace_options == (1187, 627) and planned.workspace_option == 627 and planned.pair_width() == 2
+    assert compiled.plan.overlaps_input(dw)
+    assert "int8_depthwise_ws<7, 7, 45, 7, 7, 5, 5, 2, 2, 2, 2>(" in compiled.header
+    without = {op: {"workspace_option": _workspace_fallback(op)}
+               for op in compiled.graph.ops if getattr(op, "workspace_options", ())}
+    assert _plan_memory(compiled.graph, without).arena_size == compiled.summary()["arena_bytes"]
+    header = tmp_path / "H.h"
+    xs = np.random.default_rng(81).integers(-128, 128, (4,) + tuple(model.input_shape[1:])).astype(np.int8)
+    assert len(np.unique(_exact_on_host(compiled, data, "half", xs, header))) > 8
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    x = np.random.default_rng(82).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    _m4_runs(header, "H", x, tmp_path, {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"]})
+
+
+def test_pixel_pairs_without_workspace_in_place_bit_exact(tmp_path):
+    """A 5x5 depthwise in place on a 7x7x45 map at the arena's peak, with no room for either pair-row
+    workspace (PhiNet-20M's block 15, 8x8x308): the pixel-pair kernel (int8_depthwise_px2) runs
+    it, its output 16 whole pixels (2 W + 2) before its input, stored group by group with no
+    scratch; rows of 3 pairs and a last single pixel, border rows (window rows outside the map
+    folded into the biases), border columns, a last single channel. Bit for bit: TFLM and
+    BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build and the portable build (the
+    one-pixel kernel through the scratch) give the host's outputs."""
+    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+    from micronets.embedded import qemu
+
+    i = keras.Input((7, 7, 8))
+    t = L.Conv2D(10, 1)(L.Conv2D(60, 1, activation="relu6")(i))
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(45, 1, activation="relu6")(t))
+    x = L.Add()([t, L.Conv2D(10, 1)(x)])
+    model = spread_weights(keras.Model(i, L.Conv2D(6, 1)(x), name="px2"), seed=83)
+    data = convert(model, _calibration(model, seed=83))
+    compiled = compile_tflite(data, classname="X", stream=False)
+    (dw,) = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
+    plan = compiled.plan
+    assert dw.workspace_options and plan.op(dw).workspace_option is None and plan.overlaps_input(dw)
+    assert plan.offset(dw.inputs[0]) - plan.offset(dw.output) == 16 * 45
+    assert "int8_depthwise_px2<7, 7, 45, 7, 7, 5, 5, 2, 2, 2>(" in compiled.header
+    header = tmp_path / "X.h"
+    xs = np.random.default_rng(83).integers(-128, 128, (4,) + tuple(model.input_shape[1:])).astype(np.int8)
+    assert len(np.unique(_exact_on_host(compiled, data, "px2", xs, header))) > 8
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    x = np.random.default_rng(84).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    _m4_runs(header, "X", x, tmp_path, {"dsp": [], "portable": ["-DMICRONETS_NO_DSP"]})
+
+
 @pytest.mark.parametrize("name", ["stem", "late", "small", "tiny", "padded"])
 def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_path):
     """DSP build (pair rows, padded ring, assembly blocks) on QEMU, the portable build on QEMU

@@ -80,7 +80,7 @@ class Int8DepthwiseConv2D(Int8Windowed):
 
     @property
     def workspace_options(self) -> "tuple[int, ...]":
-        """What the pair-row kernel needs (one option: its workspace bytes; none: not used). It
+        """What the pair-row kernel needs (its workspace bytes, best first; none: not used). It
         takes stride-1 layers of the DSP layout's kind; per group of four channels, its workspace
         holds a ring of KH input rows as pairs of 16-bit taps (16 bytes a column), the group's
         weights in pairs of columns and its parameters. The planner keeps it where it costs no
@@ -93,9 +93,24 @@ class Int8DepthwiseConv2D(Int8Windowed):
         with, 97.3k without), so they keep it."""
         if self.strides != (1, 1) or not self.dsp_layout or self.inside_share() < 0.125:
             return ()
+        return (self._pair_bytes(4), self._pair_bytes(2))
+
+    def _pair_bytes(self, gw: int) -> int:
+        """The pair-row kernel's workspace for groups of ``gw`` (4 or 2) channels: the ring of KH
+        pair rows (4 gw bytes a column), the group's weights in pairs of columns, its parameters
+        (16 words) and alignment. The second option, groups of two (half the ring and weights),
+        is what the planner falls back to where the first would grow the arena: PhiNet-20M's
+        block 14 (5x5 on 8x8x299, by the arena peak) has room for a workspace of 700 bytes but
+        not of 800; the first option needs 1,267, the second 667 (block 15, 8x8x308, has room for
+        none: int8_depthwise_px2 runs it)."""
         wo = self.output.hwc[1]
         kp = (self.kw + 1) // 2
-        return (self.kh * (wo + 2 * kp - 2) * 16 + self.kh * kp * 16 + 64 + 3,)  # + weights, parameters, alignment
+        return self.kh * (wo + 2 * kp - 2) * 4 * gw + self.kh * kp * 4 * gw + 64 + 3
+
+    def pair_width(self) -> int:
+        """Channels a group of the pair-row kernel takes under the planned workspace: 4 (the
+        first option) or 2 (the second)."""
+        return 2 if self.workspace_option == self._pair_bytes(2) else 4
 
     def inside_share(self) -> float:
         """Share of the taps of all output windows that fall inside the input map (1: no
@@ -113,6 +128,22 @@ class Int8DepthwiseConv2D(Int8Windowed):
 
     def workspace_bytes(self):
         return self.workspace_option or 0
+
+    def pixels2_here(self, placed) -> bool:
+        """Whether the pixel-pair kernel (int8_depthwise_px2) runs where the pair rows do not: stride
+        1, depth multiplier 1, no dilation, an int8 input of at least four channels, and the output
+        either apart from the input or whole pixels before it (it stores a group of channels of two
+        output pixels once both are summed, with no scratch: channel c of output pixel p lands on
+        channel c of input pixel p - k, which no pixel after p reads, as the planner's gap for the
+        one-pixel kernel ensures)."""
+        c = self.inputs[0].hwc[2]
+        if (self.pairs_here(placed) or self.multiplier != 1 or self.strides != (1, 1) or self.dilation != (1, 1)
+                or c < 4 or self.inputs[0].dtype != "int8" or not placed.plan.in_arena(self.inputs[0])):
+            return False
+        if not placed.overlaps_input():
+            return True
+        gap = placed.plan.offset(self.inputs[0]) - placed.plan.offset(self.output)
+        return gap >= 0 and gap % c == 0
 
     def pairs_here(self, placed) -> bool:
         """Whether the pair-row kernel runs as planned: it has its workspace, and the output
