@@ -6,6 +6,7 @@ TFLM, bit for bit."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -358,3 +359,41 @@ def test_one_channel_conv_borders_on_emulated_cortex_m4(tmp_path):
     x = np.random.default_rng(10).integers(0, 256, (1,) + tuple(model.input_shape[1:])).astype(np.uint8)
     runs = _m4_runs(header, "B", x, tmp_path, {"dsp": [], "portable": ["-DMICRONETS_NO_DSP"]})
     assert runs["dsp"].instructions < 3.7 * compiled.summary()["macs"]
+
+
+@pytest.mark.parametrize("side", [49, 47])
+def test_flat_depthwise_turns_in_pairs_on_emulated_cortex_m4(side, tmp_path):
+    """A MobileNet stem's 3-channel depthwise (a padded ring read as runs of bytes, FLAT = 3: turns
+    of three groups of four output bytes, 4 pixels) on rows of 24 pixels (6 whole turns: 3 pairs)
+    and 23 (5: 2 pairs, then 6 groups, the last one short): the pairs of turns as
+    mn_dw3_flat2_asm (each tap's weights and each channel's parameters loaded once for both
+    turns), the groups left as int8_dw4_q, layer by layer (the conv -> depthwise op) and as a
+    stream's stage. The DSP build and the C++ form (MN_DW_NO_ASM) give the host's outputs, which
+    are TFLM's and BUILTIN_REF's, and the DSP build fewer instructions than a turn at a time."""
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((side, side, 1))
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(L.Conv2D(3, 3, strides=2, activation="relu6")(i))
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(L.Conv2D(6, 1, activation="relu6")(x))
+    x = L.GlobalAveragePooling2D()(L.Conv2D(8, 1)(x))  # (few outputs: the harness dequantises in doubles)
+    model = spread_weights(keras.Model(i, x, name="flat_pairs"), seed=97)
+    data = convert(model, np.random.default_rng(97).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
+    wo = (side - 1) // 2
+    per_mac = []
+    for streams in (0, 1):
+        compiled = compile_tflite(data, classname="F", stream=bool(streams))
+        assert sum(op.kind == "Stream" for op in compiled.graph.ops) == streams
+        assert streams or compiled.graph.ops[0].kind == "Conv2D+DepthwiseConv2D"
+        assert re.search(rf"mn_dw_(rows_q|q_rows)<{wo}, 3, {wo}, 3, 3, 1, 1, 2, 1, 3\b", compiled.header)  # flat, padded
+        header = tmp_path / f"flat{streams}.h"
+        xs = np.random.default_rng(98).integers(-128, 128, (3,) + tuple(model.input_shape[1:])).astype(np.int8)
+        _exact_on_host(compiled, data, model.name, xs, header)
+        x = np.random.default_rng(99).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
+        runs = _m4_runs(header, "F", x, tmp_path / f"flat{streams}", {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"]})
+        per_mac.append(runs["dsp"].instructions / compiled.summary()["macs"])
+    # (one turn at a time, mn_dw3_flat_asm: 3.69 and 3.43 instructions a MAC on 24 pixels, 3.968 and
+    # 3.575 on 23, the stream's 1x1 and depthwise stages after it included)
+    bound = {49: (3.65, 3.38), 47: (3.962, 3.568)}[side]
+    assert per_mac[0] < bound[0] and per_mac[1] < bound[1], per_mac
