@@ -399,10 +399,12 @@ def test_flat_depthwise_turns_in_pairs_on_emulated_cortex_m4(side, tmp_path):
     assert per_mac[0] < bound[0] and per_mac[1] < bound[1], per_mac
 
 
-def test_one_channel_conv_to_three_channels_in_pairs_on_emulated_cortex_m4(tmp_path):
-    """A MobileNetV1 stem, a 3x3 /2 conv of one input channel to 3 (MicroNet-Micro's s0): on DSP
-    cores the pixels inside the input run two at a time (mn_conv1_pairs3_asm: each channel's pair
-    words and parameters loaded once for both pixels), an odd one left as the one-pixel loop;
+@pytest.mark.parametrize("stride", [2, 1])
+def test_one_channel_conv_to_three_channels_in_pairs_on_emulated_cortex_m4(stride, tmp_path):
+    """A MobileNetV1 stem, a 3x3 /2 conv of one input channel to 3 (MicroNet-Micro's s0; and one of
+    stride 1, a pair's words a byte apart): on DSP cores the pixels inside the input run two at a
+    time (mn_conv1_pairs3_asm: each channel's pair words and parameters loaded once for both
+    pixels), an odd one left as the one-pixel loop;
     layer by layer and as a stream's first stage, on a uint8 input (read with its sign bits
     flipped) and a float one (quantised to int8 first). The DSP build, the C++ form
     (MN_CONV1_NO_ASM) and the portable build give the host's outputs, which are TFLM's and
@@ -411,8 +413,8 @@ def test_one_channel_conv_to_three_channels_in_pairs_on_emulated_cortex_m4(tmp_p
 
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
-    i = keras.Input((49, 47, 1))  # (24 and 23 pixels a row: pairs, then one)
-    x = L.Conv2D(3, 3, strides=2, activation="relu6")(i)
+    i = keras.Input((49, 47, 1) if stride == 2 else (17, 23, 1))  # (24 and 23 pixels a row, 21: pairs, then one)
+    x = L.Conv2D(3, 3, strides=stride, activation="relu6")(i)
     model = spread_weights(keras.Model(i, L.GlobalAveragePooling2D()(x), name="stem3"), seed=73)  # (3 outputs)
     data = convert(model, np.random.default_rng(7).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
     per_mac = []
@@ -431,4 +433,4 @@ def test_one_channel_conv_to_three_channels_in_pairs_on_emulated_cortex_m4(tmp_p
         elf = qemu.build_firmware(header, "C", xf, tmp_path / f"stem3_{streams}_float", entry="float")
         assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
     # (a pixel at a time: 3.04 and 3.42 instructions a MAC, the average after it included)
-    assert per_mac[0] < 2.97 and per_mac[1] < 3.34, per_mac
+    assert stride == 1 or (per_mac[0] < 2.97 and per_mac[1] < 3.34), per_mac
