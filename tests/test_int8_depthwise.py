@@ -6,6 +6,7 @@ TFLM, bit for bit."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -427,3 +428,78 @@ def test_one_channel_conv_borders_on_emulated_cortex_m4(tmp_path):
     x = np.random.default_rng(10).integers(0, 256, (1,) + tuple(model.input_shape[1:])).astype(np.uint8)
     runs = _m4_runs(header, "B", x, tmp_path, {"dsp": [], "portable": ["-DMICRONETS_NO_DSP"]})
     assert runs["dsp"].instructions < 3.7 * compiled.summary()["macs"]
+
+
+@pytest.mark.parametrize("side", [49, 47])
+def test_flat_depthwise_turns_in_pairs_on_emulated_cortex_m4(side, tmp_path):
+    """A MobileNet stem's 3-channel depthwise (a padded ring read as runs of bytes, FLAT = 3: turns
+    of three groups of four output bytes, 4 pixels) on rows of 24 pixels (6 whole turns: 3 pairs)
+    and 23 (5: 2 pairs, then 6 groups, the last one short): the pairs of turns as
+    mn_dw3_flat2_asm (each tap's weights and each channel's parameters loaded once for both
+    turns), the groups left as int8_dw4_q, layer by layer (the conv -> depthwise op) and as a
+    stream's stage. The DSP build and the C++ form (MN_DW_NO_ASM) give the host's outputs, which
+    are TFLM's and BUILTIN_REF's, and the DSP build fewer instructions than a turn at a time."""
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((side, side, 1))
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(L.Conv2D(3, 3, strides=2, activation="relu6")(i))
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(L.Conv2D(6, 1, activation="relu6")(x))
+    x = L.GlobalAveragePooling2D()(L.Conv2D(8, 1)(x))  # (few outputs: the harness dequantises in doubles)
+    model = spread_weights(keras.Model(i, x, name="flat_pairs"), seed=97)
+    data = convert(model, np.random.default_rng(97).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
+    wo = (side - 1) // 2
+    per_mac = []
+    for streams in (0, 1):
+        compiled = compile_tflite(data, classname="F", stream=bool(streams))
+        assert sum(op.kind == "Stream" for op in compiled.graph.ops) == streams
+        assert streams or compiled.graph.ops[0].kind == "Conv2D+DepthwiseConv2D"
+        assert re.search(rf"mn_dw_(rows_q|q_rows)<{wo}, 3, {wo}, 3, 3, 1, 1, 2, 1, 3\b", compiled.header)  # flat, padded
+        header = tmp_path / f"flat{streams}.h"
+        xs = np.random.default_rng(98).integers(-128, 128, (3,) + tuple(model.input_shape[1:])).astype(np.int8)
+        _exact_on_host(compiled, data, model.name, xs, header)
+        x = np.random.default_rng(99).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
+        runs = _m4_runs(header, "F", x, tmp_path / f"flat{streams}", {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"]})
+        per_mac.append(runs["dsp"].instructions / compiled.summary()["macs"])
+    # (one turn at a time, mn_dw3_flat_asm: 3.69 and 3.43 instructions a MAC on 24 pixels, 3.968 and
+    # 3.575 on 23, the stream's 1x1 and depthwise stages after it included)
+    bound = {49: (3.65, 3.38), 47: (3.962, 3.568)}[side]
+    assert per_mac[0] < bound[0] and per_mac[1] < bound[1], per_mac
+
+
+@pytest.mark.parametrize("stride", [2, 1])
+def test_one_channel_conv_to_three_channels_in_pairs_on_emulated_cortex_m4(stride, tmp_path):
+    """A MobileNetV1 stem, a 3x3 /2 conv of one input channel to 3 (MicroNet-Micro's s0; and one of
+    stride 1, a pair's words a byte apart): on DSP cores the pixels inside the input run two at a
+    time (mn_conv1_pairs3_asm: each channel's pair words and parameters loaded once for both
+    pixels), an odd one left as the one-pixel loop;
+    layer by layer and as a stream's first stage, on a uint8 input (read with its sign bits
+    flipped) and a float one (quantised to int8 first). The DSP build, the C++ form
+    (MN_CONV1_NO_ASM) and the portable build give the host's outputs, which are TFLM's and
+    BUILTIN_REF's, and the DSP build fewer instructions than a pixel at a time."""
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((49, 47, 1) if stride == 2 else (17, 23, 1))  # (24 and 23 pixels a row, 21: pairs, then one)
+    x = L.Conv2D(3, 3, strides=stride, activation="relu6")(i)
+    model = spread_weights(keras.Model(i, L.GlobalAveragePooling2D()(x), name="stem3"), seed=73)  # (3 outputs)
+    data = convert(model, np.random.default_rng(7).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
+    per_mac = []
+    for streams in (0, 1):
+        compiled = compile_tflite(data, classname="C", stream=bool(streams))
+        assert sum(op.kind == "Stream" for op in compiled.graph.ops) == streams
+        header = tmp_path / f"stem3_{streams}.h"
+        xs = np.random.default_rng(5).integers(-128, 128, (3,) + tuple(model.input_shape[1:])).astype(np.int8)
+        _exact_on_host(compiled, data, model.name, xs, header)
+        x = np.random.default_rng(6).integers(0, 256, (1,) + tuple(model.input_shape[1:])).astype(np.uint8)
+        builds = {"dsp": [], "cxx": ["-DMN_CONV1_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]}
+        runs = _m4_runs(header, "C", x, tmp_path / f"stem3_{streams}", builds)
+        per_mac.append(runs["dsp"].instructions / compiled.summary()["macs"])
+        xf = np.random.default_rng(8).uniform(0, 1, (1,) + tuple(model.input_shape[1:])).astype(np.float32)
+        _, on_host = host.run_header_int8(str(header), "C", xf, entry="float")
+        elf = qemu.build_firmware(header, "C", xf, tmp_path / f"stem3_{streams}_float", entry="float")
+        assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
+    # (a pixel at a time: 3.04 and 3.42 instructions a MAC, the average after it included)
+    assert stride == 1 or (per_mac[0] < 2.97 and per_mac[1] < 3.34), per_mac

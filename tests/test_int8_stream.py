@@ -668,3 +668,34 @@ def test_thin_pointwise_rows_bit_exact_on_emulated_cortex_m4(tmp_path):
     for label, flags in (("dsp", []), ("cxx", ["-DMN_PW_NO_ASM"])):  # the assembly and its C++ form
         elf = qemu.build_firmware(header, "S", x, tmp_path / label, entry="uint8", extra_flags=flags)
         assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), label
+
+
+def test_profile_counts_each_stage_of_a_stream(converted, tmp_path):
+    """benchmarks/int8_profile.py --stages: a third Cortex-M4 build times each ring's computing of
+    its producer's rows and each plain stream's last call, so a stream's instructions come apart
+    into its stages' (each the nested fills less the deeper ones), for a stream ending in a closing
+    stage (kws_like's mean) and one storing its last map (map_out's pooling): one count a stage,
+    every one of them some, summing to about the stream's own count."""
+    import os
+    import sys
+
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import int8_profile
+
+    for name in ("kws_like", "map_out"):
+        data, _ = converted[name]
+        (tmp_path / f"{name}.tflite").write_bytes(data)
+        (tmp_path / name).mkdir()
+        r = int8_profile.profile(name, str(tmp_path), str(tmp_path / name), stages=True)
+        rows = [row for row in r["rows"] if row["stages"]]
+        assert len(rows) == 1 and not any(row["flags"] for row in r["rows"])
+        op = [op for op in compile_tflite(data, classname="Net").graph.ops if op.kind == "Stream"][0]
+        counts = rows[0]["stages"]
+        assert [label.split(":")[0] for label, _ in counts] == [f"s{k}" for k in range(len(op.stages))], name
+        assert all(n > 0 for _, n in counts), counts
+        # (the first layer's count is predict()'s less the other layers': its set-up too)
+        assert 0.9 * rows[0]["instr"] < sum(n for _, n in counts) < 1.01 * rows[0]["instr"], (counts, rows[0]["instr"])
