@@ -950,14 +950,14 @@ def _dsp_models():
 
 def test_wide_pointwise_tiles_unpack_in_chunks_on_emulated_cortex_m4(tmp_path):
     """1x1 convs of more than 256 inputs (PhiNet-20M's projections: 259 to 299 -> 31) run tiles of
-    four and two pixels whose inputs are unpacked a chunk at a time, the partial sums of a group of
-    channel pairs waiting on the stack between chunks (int8_pw_tile_wide), not single pixels each
-    weight word served once (1.85 M4 instructions a MAC there against 1.20 at 256 inputs). The
-    layers: 299 -> 31 (a 3-input tail, an odd channel), 262 -> 140 (a 2-input tail, ten groups, the
-    doubled sums), 22 pixels (tiles of 4 and one of 2): the host gives TFLM's and BUILTIN_REF's
-    outputs, the DSP and portable M4 builds the host's, and so does the build of single-pixel tiles
-    there (-DMN_PW_WIDE_NP=1, as before), which runs more than a third more instructions (the
-    wide layers 1.85 a MAC against 1.23)."""
+    two pixels whose inputs are unpacked a chunk at a time, the partial sums of a group of channel
+    pairs waiting on the stack between chunks (int8_pw_tile_wide), not single pixels each weight
+    word served once (1.85 M4 instructions a MAC there against 1.20 at 256 inputs). The layers:
+    299 -> 31 (a 3-input tail, an odd channel), 262 -> 140 (a 2-input tail, five groups of pairs,
+    the doubled sums), 22 pixels: the host gives TFLM's and BUILTIN_REF's outputs, the DSP and
+    portable M4 builds the host's, and so do the builds of tiles of 4 pixels (-DMN_PW_WIDE_NP=4:
+    nine groups, a last tile of 2) and of single pixels (-DMN_PW_WIDE_NP=1, as before), which runs
+    more than a third more instructions (the wide layers 1.85 a MAC against 1.24)."""
     import shutil
 
     from micronets.embedded import qemu
@@ -982,7 +982,8 @@ def test_wide_pointwise_tiles_unpack_in_chunks_on_emulated_cortex_m4(tmp_path):
     pixels = np.random.default_rng(3).integers(0, 256, (2, 2, 11, 1)).astype(np.uint8)
     _, on_host = host.run_header_int8(str(header), "Wide", pixels, entry="uint8")
     runs = {}
-    for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"]), ("single", ["-DMN_PW_WIDE_NP=1"])):
+    for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"]), ("four", ["-DMN_PW_WIDE_NP=4"]),
+                          ("single", ["-DMN_PW_WIDE_NP=1"])):
         elf = qemu.build_firmware(header, "Wide", pixels, tmp_path / label, entry="uint8", extra_flags=flags)
         runs[label] = qemu.run_firmware(elf, timeout=120)
         assert np.array_equal(runs[label].outputs, on_host), label
