@@ -902,7 +902,8 @@ def _dsp_models():
     """One small model per DSP kernel (and the elementwise ones): depthwise convs (16 channels: the
     SXTB16/SMLABB tap path, stride 1 and 2, borders; 10 channels, 5x5: a two-channel tail), 1x1
     convs alone (tiles of 4, 2 and 1 pixels, SMLAD; odd channel counts; tails of 1 and 2 inputs;
-    in place; thin layers of 3 and 7 inputs a channel at a time; 516 inputs: unpacked as they go),
+    in place; thin layers of 3 and 7 inputs a channel at a time; 516 inputs: unpacked in chunks,
+    an odd pixel as they go),
     a 1x1 expansion fused with a depthwise conv (the ring), 3x3 convs over 8 and 12 int8 channels
     (im2col: the pointwise tiles over each window, of 4, 2 and 1 pixels in a row of 7; in place)
     and fully connected layers (SMLAD, four outputs per input word)."""
@@ -921,7 +922,8 @@ def _dsp_models():
     # (one word a pixel, pixels two at a time and one), 7 to 5 (two words); then 5 to 10 and 10 to
     # 7 in tiles (tail words of one and two inputs, an odd channel)
     x = L.Conv2D(7, 1)(L.Conv2D(10, 1)(L.Conv2D(5, 1)(L.Conv2D(7, 1)(L.Conv2D(3, 1)(x)))))
-    # 516 inputs: too wide for a tile's stack buffer, each input word unpacked as it goes
+    # 516 inputs: too wide for a tile's stack buffer, tiles of 2 pixels unpack them a chunk at a
+    # time (int8_pw_tile_wide); a row's odd 7th pixel alone, each input word unpacked as it goes
     pw = keras.Model(i, L.Conv2D(12, 1)(L.Conv2D(516, 1)(x)), name="dsp_pointwise")
     i = keras.Input((14, 14, 6))
     x = L.Conv2D(24, 1, activation="relu6")(i)
