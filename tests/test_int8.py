@@ -902,7 +902,8 @@ def _dsp_models():
     """One small model per DSP kernel (and the elementwise ones): depthwise convs (16 channels: the
     SXTB16/SMLABB tap path, stride 1 and 2, borders; 10 channels, 5x5: a two-channel tail), 1x1
     convs alone (tiles of 4, 2 and 1 pixels, SMLAD; odd channel counts; tails of 1 and 2 inputs;
-    in place; thin layers of 3 and 7 inputs a channel at a time; 516 inputs: unpacked as they go),
+    in place; thin layers of 3 and 7 inputs a channel at a time; 516 inputs: unpacked in chunks,
+    an odd pixel as they go),
     a 1x1 expansion fused with a depthwise conv (the ring), 3x3 convs over 8 and 12 int8 channels
     (im2col: the pointwise tiles over each window, of 4, 2 and 1 pixels in a row of 7; in place)
     and fully connected layers (SMLAD, four outputs per input word)."""
@@ -921,7 +922,8 @@ def _dsp_models():
     # (one word a pixel, pixels two at a time and one), 7 to 5 (two words); then 5 to 10 and 10 to
     # 7 in tiles (tail words of one and two inputs, an odd channel)
     x = L.Conv2D(7, 1)(L.Conv2D(10, 1)(L.Conv2D(5, 1)(L.Conv2D(7, 1)(L.Conv2D(3, 1)(x)))))
-    # 516 inputs: too wide for a tile's stack buffer, each input word unpacked as it goes
+    # 516 inputs: too wide for a tile's stack buffer, tiles of 2 pixels unpack them a chunk at a
+    # time (int8_pw_tile_wide); a row's odd 7th pixel alone, each input word unpacked as it goes
     pw = keras.Model(i, L.Conv2D(12, 1)(L.Conv2D(516, 1)(x)), name="dsp_pointwise")
     i = keras.Input((14, 14, 6))
     x = L.Conv2D(24, 1, activation="relu6")(i)
@@ -946,6 +948,76 @@ def _dsp_models():
     x = (0.4 + x) * np.linspace(-1.5, 2.0, 19).astype(np.float32)
     elementwise = keras.Model(i, L.Conv2D(5, 1)(x), name="dsp_elementwise")
     return [dw, tail, pw, fused, conv, dense, elementwise, one_channel_model()]
+
+
+def test_wide_pointwise_tiles_unpack_in_chunks_on_emulated_cortex_m4(tmp_path):
+    """1x1 convs of more than 256 inputs (PhiNet-20M's projections: 259 to 299 -> 31) run tiles of
+    two pixels whose inputs are unpacked a chunk at a time, the partial sums of a group of channel
+    pairs waiting on the stack between chunks (int8_pw_tile_wide), not single pixels each weight
+    word served once (1.85 M4 instructions a MAC there against 1.20 at 256 inputs). The layers:
+    299 -> 31 (a 3-input tail, an odd channel), 262 -> 140 (a 2-input tail, five groups of pairs,
+    the doubled sums), 22 pixels: the host gives TFLM's and BUILTIN_REF's outputs, the DSP and
+    portable M4 builds the host's, and so do the builds of tiles of 4 pixels (-DMN_PW_WIDE_NP=4:
+    nine groups, a last tile of 2) and of single pixels (-DMN_PW_WIDE_NP=1, as before), which runs
+    more than a third more instructions (the wide layers 1.85 a MAC against 1.24)."""
+    import shutil
+
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((2, 11, 1))
+    x = L.Conv2D(31, 1)(L.Conv2D(299, 1, activation="relu")(i))
+    x = L.Conv2D(140, 1)(L.Conv2D(262, 1, activation="relu")(x))
+    model = spread_weights(keras.Model(i, x), seed=31)
+    data = convert(model, calibration(model, seed=31))
+    compiled = compile_tflite(data, classname="Wide", stream=False)
+    wide = [op for op in compiled.graph.ops if op.kind == "Conv2D" and op.inputs[0].hwc[2] > 256]
+    assert [(op.inputs[0].hwc[2], op.output.hwc[2]) for op in wide] == [(299, 31), (262, 140)]
+    assert all(op.pointwise for op in wide)
+    header = tmp_path / "Wide.h"
+    header.write_text(compiled.header)
+    xs = int8_inputs((2, 11, 1), n=6)
+    raw, _ = host.run_header_int8(str(header), "Wide", xs)
+    assert np.array_equal(raw, tflm_reference({"Wide": (data, xs)})["Wide"]) and len(np.unique(raw)) > 16
+    assert np.array_equal(raw, tflite_reference(data, xs))
+    pixels = np.random.default_rng(3).integers(0, 256, (2, 2, 11, 1)).astype(np.uint8)
+    _, on_host = host.run_header_int8(str(header), "Wide", pixels, entry="uint8")
+    runs = {}
+    for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"]), ("four", ["-DMN_PW_WIDE_NP=4"]),
+                          ("single", ["-DMN_PW_WIDE_NP=1"])):
+        elf = qemu.build_firmware(header, "Wide", pixels, tmp_path / label, entry="uint8", extra_flags=flags)
+        runs[label] = qemu.run_firmware(elf, timeout=120)
+        assert np.array_equal(runs[label].outputs, on_host), label
+    assert runs["dsp"].instructions < 0.8 * runs["single"].instructions, (runs["dsp"].instructions, runs["single"].instructions)
+
+
+def test_wide_pointwise_tiles_compile_for_cortex_m4_at_every_optimisation_level(tmp_path):
+    """The wide tiles' asm loops (13 registers with 4 pixels) compile for Cortex-M4 under -Werror at
+    every level users build with, 2- and 4-pixel tiles: with the sums of the first chunk (the
+    bias, equal for every pixel) going into their in-out operands, and the pointers kept live for
+    a tail's half step beside them, GCC had answered 'impossible constraints' (4 pixels at -O2 and
+    at -Og with a frame pointer). 290 -> 40: a 2-input tail after the last chunk's loop."""
+    import shutil
+
+    from micronets.embedded import qemu
+
+    cxx = shutil.which(qemu.CXX)
+    if not cxx:
+        pytest.skip("arm-none-eabi-g++ not installed")
+    i = keras.Input((3, 5, 8))
+    x = L.Conv2D(31, 1)(L.Conv2D(299, 1, activation="relu")(i))
+    model = spread_weights(keras.Model(i, L.Conv2D(40, 1)(L.Conv2D(290, 1, activation="relu")(x))), seed=2)
+    header = tmp_path / "wide.h"
+    header.write_text(compile_tflite(convert(model, calibration(model, seed=2)), classname="Net").header)
+    src = tmp_path / "wide.cpp"
+    src.write_text(f'#include "{header}"\nNet net;\nint run(const int8_t* x) {{ return net.predict(x); }}\n')
+    for np_ in (2, 4):
+        for opt in ("-O2", "-O0", "-Os", "-O3", "-Og -fno-omit-frame-pointer"):
+            proc = subprocess.run([cxx, *qemu.CPU_FLAGS, *qemu.CXX_FLAGS, "-std=c++98", "-pedantic", *qemu.WARN_FLAGS,
+                                   *opt.split(), f"-DMN_PW_WIDE_NP={np_}", "-c", str(src), "-o", str(tmp_path / "wide.o")],
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0, f"{np_} pixels {opt}: {proc.stderr[-3000:]}"
 
 
 def test_in_place_im2col_conv_plans_no_scratch():
