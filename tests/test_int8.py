@@ -1217,6 +1217,59 @@ def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     assert dsp.instructions < 0.9 * portable.instructions, (dsp.instructions, portable.instructions)
 
 
+def _thin_wide_models():
+    """1x1 convs of 9 to 16 inputs (int8_pw_thin's K = 3 and 4: tails of none, one, two and three
+    inputs), each input read twice so the first conv's output cannot overlap it (a channel at a
+    time over runs of the 17 x 19 pixels: four a turn, then two, then one); and 1x1 expansions of
+    10, 13 and 16 inputs fused with a depthwise conv (rows of 19 pixels into the ring)."""
+    i = keras.Input((17, 19, 3))
+    x = L.Conv2D(9, 1)(i)
+    for cout in (13, 10, 15, 11, 16, 12, 14):
+        x = L.Add()([L.Conv2D(cout, 1)(x), L.Conv2D(cout, 1, activation="relu6")(x)])
+    standalone = keras.Model(i, L.Conv2D(8, 1)(x), name="thin_wide")
+    i = keras.Input((37, 19, 3))
+    x = i
+    for cin in (10, 13, 16):  # each expansion's depthwise halves the rows: fusing them saves arena
+        x = L.Conv2D(cin, 1)(x)
+        x = L.DepthwiseConv2D(3, strides=(2, 1), padding="same", activation="relu6")(L.Conv2D(48, 1, activation="relu6")(x))
+    fused = keras.Model(i, L.Conv2D(8, 1)(x), name="thin_wide_fused")
+    return standalone, fused
+
+
+@pytest.mark.parametrize("index", range(2))
+def test_thin_1x1_of_9_to_16_inputs_bit_exact_and_cheaper_on_emulated_cortex_m4(index, tmp_path):
+    """1x1 convs of 9 to 16 inputs, alone and fused with a depthwise conv, run a channel at a time
+    (int8_pw_thin, K = 3 or 4 input words a pixel, some weights from the stack): the header gives
+    TFLM's and BUILTIN_REF's outputs on the host, its Cortex-M4 build (QEMU) the host's, and it
+    runs fewer instructions than the same header with the thin form held to 8 inputs
+    (-DMN_PW_THIN_MAX=8: the 4-pixel tiles), which gives the same outputs."""
+    import shutil
+
+    from micronets.embedded import qemu
+    from test_int8_depthwise import _exact_on_host, _m4_runs
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    model = spread_weights(_thin_wide_models()[index], seed=40 + index)
+    data = convert(model, calibration(model, seed=index))
+    # the fused model layer by layer (as a stream it runs the same rows through int8_stream's
+    # kernels): the expansions are fused, their rows going straight into the ring
+    compiled = compile_tflite(data, classname="Thin", stream=index == 0)
+    if index == 1:
+        assert compiled.header.count("int8_conv_depthwise<") == 3
+    header = tmp_path / "Thin.h"
+    _exact_on_host(compiled, data, model.name, int8_inputs(model.input_shape[1:], n=4, seed=index), header)
+    x = np.random.default_rng(index).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    runs = _m4_runs(header, "Thin", x, tmp_path, {"thin": [], "tiles": ["-DMN_PW_THIN_MAX=8"]})
+    nm = shutil.which(qemu.CXX).replace("g++", "nm")
+    symbols = subprocess.run([nm, "-C", str(tmp_path / "thin" / "firmware.elf")], capture_output=True, text=True).stdout
+    import re
+
+    thin_cin = {int(c) for c in re.findall(r"int8_pw_thin<\d+, (\d+), ", symbols)}
+    assert thin_cin >= ({9, 10, 11, 12, 13, 14, 15, 16} if index == 0 else {10, 13, 16}), sorted(thin_cin)
+    assert runs["thin"].instructions < 0.97 * runs["tiles"].instructions, (runs["thin"].instructions, runs["tiles"].instructions)
+
+
 def test_short_requantisation_equals_tflites(tmp_path):
     """mn_rq (the short requantisation a layer uses once requant_mode proves its accumulators in
     range) against quant.mbqm, TFLite's MultiplyByQuantizedMultiplier, on edge and random
