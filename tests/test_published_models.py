@@ -96,11 +96,17 @@ def test_published_model_bit_identical_to_tflm_and_tflite(name, published, tmp_p
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
 
 
+#: Cortex-M4 instructions per MAC these files may take (RESULTS.md: 1.84 and 1.52); the streaming
+#: wake word's 5x1 depthwise on 28x1x128 once went to a pixel-pair kernel that pays a row's setup
+#: for each single pixel, 1.52 -> 1.59
+M4_PER_MAC = {"mlperf_kws_ref_model": 1.87, "mlperf_str_ww_ref_model": 1.55}
+
+
 @pytest.mark.parametrize("name", ["mlperf_kws_ref_model", "mlperf_str_ww_ref_model"])
 def test_published_model_on_emulated_cortex_m4(name, published, tmp_path):
     """MLPerf Tiny's trained DS-CNN and streaming wake-word model (depthwise windows of 10 and 15
-    rows) on the QEMU Cortex-M4 (DSP path): the header compiles with -Werror and gives the host's
-    outputs bit for bit."""
+    rows) on the QEMU Cortex-M4 (DSP path): the header compiles with -Werror, gives the host's
+    outputs bit for bit, within its instructions/MAC (QEMU counts instructions: deterministic)."""
     from micronets.embedded import qemu
 
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
@@ -114,7 +120,8 @@ def test_published_model_on_emulated_cortex_m4(name, published, tmp_path):
     result = qemu.run_firmware(elf, timeout=300)
     _, on_host = host.run_header_int8(str(header), "Pub", pixels, entry="uint8")
     assert np.array_equal(result.outputs, on_host)
-    assert result.instructions > compiled.summary()["macs"]
+    macs = compiled.summary()["macs"]
+    assert macs < result.instructions < M4_PER_MAC[name] * macs, result.instructions / macs
 
 
 def test_published_headers_compile_strictly_for_cortex_m4(published, tmp_path):

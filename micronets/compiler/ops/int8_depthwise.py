@@ -131,14 +131,17 @@ class Int8DepthwiseConv2D(Int8Windowed):
 
     def pixels2_here(self, placed) -> bool:
         """Whether the pixel-pair kernel (int8_depthwise_px2) runs where the pair rows do not: stride
-        1, depth multiplier 1, no dilation, an int8 input of at least four channels, and the output
-        either apart from the input or whole pixels before it (it stores a group of channels of two
-        output pixels once both are summed, with no scratch: channel c of output pixel p lands on
-        channel c of input pixel p - k, which no pixel after p reads, as the planner's gap for the
-        one-pixel kernel ensures)."""
+        1, depth multiplier 1, no dilation, an int8 input of at least four channels, output rows of
+        at least two pixels (on rows of one, a Conv1D's H x 1 maps, each row's setup serves a single
+        pixel: MLPerf's streaming wake word 5x1 layer on 28x1x128 took 154k instructions, the
+        one-pixel kernel 101k), and the output either apart from the input or whole pixels before it
+        (it stores a group of channels of two output pixels once both are summed, with no scratch:
+        channel c of output pixel p lands on channel c of input pixel p - k, which no pixel after p
+        reads, as the planner's gap for the one-pixel kernel ensures)."""
         c = self.inputs[0].hwc[2]
         if (self.pairs_here(placed) or self.multiplier != 1 or self.strides != (1, 1) or self.dilation != (1, 1)
-                or c < 4 or self.inputs[0].dtype != "int8" or not placed.plan.in_arena(self.inputs[0])):
+                or c < 4 or self.output.hwc[1] < 2 or self.inputs[0].dtype != "int8"
+                or not placed.plan.in_arena(self.inputs[0])):
             return False
         if not placed.overlaps_input():
             return True
