@@ -103,6 +103,40 @@ def _m4_runs(header, classname, x, out_dir, builds):
     return runs
 
 
+def _exact_here_and_on_m4(compiled, data, model, seed, out_dir, builds, n_host=4, n_m4=2):
+    """``compiled``'s header (written to out_dir / CLASSNAME.h) bit for bit against TFLM and
+    BUILTIN_REF on ``n_host`` int8 inputs drawn from ``seed`` (more than 8 distinct outputs), then
+    its QEMU Cortex-M4 builds (``_m4_runs``) on ``n_m4`` uint8 inputs drawn from ``seed + 1``
+    (skipped without the toolchain): label -> run."""
+    from micronets.embedded import qemu
+
+    shape = tuple(model.input_shape[1:])
+    header = out_dir / f"{compiled.classname}.h"
+    xs = np.random.default_rng(seed).integers(-128, 128, (n_host,) + shape).astype(np.int8)
+    assert len(np.unique(_exact_on_host(compiled, data, model.name, xs, header))) > 8
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    x = np.random.default_rng(seed + 1).integers(0, 256, (n_m4,) + shape).astype(np.uint8)
+    return _m4_runs(header, compiled.classname, x, out_dir, builds)
+
+
+def _block_at_the_peak(wide, name, seed, classname):
+    """(model, .tflite, compiled, its depthwise op) of PhiNet-20M's late blocks in small, on a
+    7x7 map: a 1x1 conv of ``wide`` channels sets the arena, then 1x1 to 45 channels, a 5x5
+    depthwise in place, a projection and the residual ADD."""
+    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+
+    i = keras.Input((7, 7, 8))
+    t = L.Conv2D(10, 1)(L.Conv2D(wide, 1, activation="relu6")(i))
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(45, 1, activation="relu6")(t))
+    x = L.Add()([t, L.Conv2D(10, 1)(x)])
+    model = spread_weights(keras.Model(i, L.Conv2D(6, 1)(x), name=name), seed=seed)
+    data = convert(model, _calibration(model, seed=seed))
+    compiled = compile_tflite(data, classname=classname, stream=False)
+    (dw,) = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
+    return model, data, compiled, dw
+
+
 def test_pair_kernel_and_padded_ring_are_planned(converted):
     """The kernels the tests below run are the ones planned: pair rows for the stride-1
     depthwise layers, the padded ring with flat rows for the 3-channel stem, word rows for its
@@ -166,7 +200,6 @@ def test_pair_rows_on_maps_shorter_than_the_window_bit_exact(tmp_path):
     host; on QEMU's Cortex-M4 the DSP build and the C++ forms of the assembly give the host's
     outputs."""
     from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
-    from micronets.embedded import qemu
 
     i = keras.Input((6, 6, 8))  # the wide 1x1 conv's output sets the arena: the workspaces cost none
     x = L.Conv2D(12, 3, strides=2, padding="same")(L.Conv2D(96, 1, activation="relu6")(i))
@@ -180,13 +213,7 @@ def test_pair_rows_on_maps_shorter_than_the_window_bit_exact(tmp_path):
     assert [op.output.hwc[:2] for op in dws] == [(3, 3), (2, 2)]
     assert all(compiled.plan.op(op).workspace_option for op in dws)
     assert compiled.header.count("int8_depthwise_ws<") == 2
-    header = tmp_path / "S.h"
-    xs = np.random.default_rng(71).integers(-128, 128, (4,) + tuple(model.input_shape[1:])).astype(np.int8)
-    assert len(np.unique(_exact_on_host(compiled, data, "short", xs, header))) > 8
-    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
-        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
-    x = np.random.default_rng(72).integers(0, 256, (3,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    _m4_runs(header, "S", x, tmp_path, {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"]})
+    _exact_here_and_on_m4(compiled, data, model, 71, tmp_path, {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"]}, n_m4=3)
 
 
 def test_pair_rows_in_groups_of_two_where_four_do_not_fit_bit_exact(tmp_path):
@@ -198,18 +225,9 @@ def test_pair_rows_in_groups_of_two_where_four_do_not_fit_bit_exact(tmp_path):
     leaving out window rows). Bit for bit: TFLM and BUILTIN_REF on the host; on QEMU's
     Cortex-M4 the DSP build and the C++ forms of the assembly (MN_DW_NO_ASM) give the host's
     outputs."""
-    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
     from micronets.compiler.plan import _plan_memory, _workspace_fallback
-    from micronets.embedded import qemu
 
-    i = keras.Input((7, 7, 8))
-    t = L.Conv2D(10, 1)(L.Conv2D(88, 1, activation="relu6")(i))
-    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(45, 1, activation="relu6")(t))
-    x = L.Add()([t, L.Conv2D(10, 1)(x)])
-    model = spread_weights(keras.Model(i, L.Conv2D(6, 1)(x), name="half"), seed=81)
-    data = convert(model, _calibration(model, seed=81))
-    compiled = compile_tflite(data, classname="H", stream=False)
-    (dw,) = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
+    model, data, compiled, dw = _block_at_the_peak(88, "half", 81, "H")
     planned = compiled.plan.op(dw)
     assert dw.workspace_options == (1187, 627) and planned.workspace_option == 627 and planned.pair_width() == 2
     assert compiled.plan.overlaps_input(dw)
@@ -217,13 +235,7 @@ def test_pair_rows_in_groups_of_two_where_four_do_not_fit_bit_exact(tmp_path):
     without = {op: {"workspace_option": _workspace_fallback(op)}
                for op in compiled.graph.ops if getattr(op, "workspace_options", ())}
     assert _plan_memory(compiled.graph, without).arena_size == compiled.summary()["arena_bytes"]
-    header = tmp_path / "H.h"
-    xs = np.random.default_rng(81).integers(-128, 128, (4,) + tuple(model.input_shape[1:])).astype(np.int8)
-    assert len(np.unique(_exact_on_host(compiled, data, "half", xs, header))) > 8
-    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
-        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
-    x = np.random.default_rng(82).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    _m4_runs(header, "H", x, tmp_path, {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"]})
+    _exact_here_and_on_m4(compiled, data, model, 81, tmp_path, {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"]})
 
 
 def test_pixel_pairs_without_workspace_in_place_bit_exact(tmp_path):
@@ -234,28 +246,12 @@ def test_pixel_pairs_without_workspace_in_place_bit_exact(tmp_path):
     folded into the biases), border columns, a last single channel. Bit for bit: TFLM and
     BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build and the portable build (the
     one-pixel kernel through the scratch) give the host's outputs."""
-    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
-    from micronets.embedded import qemu
-
-    i = keras.Input((7, 7, 8))
-    t = L.Conv2D(10, 1)(L.Conv2D(60, 1, activation="relu6")(i))
-    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(45, 1, activation="relu6")(t))
-    x = L.Add()([t, L.Conv2D(10, 1)(x)])
-    model = spread_weights(keras.Model(i, L.Conv2D(6, 1)(x), name="px2"), seed=83)
-    data = convert(model, _calibration(model, seed=83))
-    compiled = compile_tflite(data, classname="X", stream=False)
-    (dw,) = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
+    model, data, compiled, dw = _block_at_the_peak(60, "px2", 83, "X")
     plan = compiled.plan
     assert dw.workspace_options and plan.op(dw).workspace_option is None and plan.overlaps_input(dw)
     assert plan.offset(dw.inputs[0]) - plan.offset(dw.output) == 16 * 45
     assert "int8_depthwise_px2<7, 7, 45, 7, 7, 5, 5, 2, 2, 2>(" in compiled.header
-    header = tmp_path / "X.h"
-    xs = np.random.default_rng(83).integers(-128, 128, (4,) + tuple(model.input_shape[1:])).astype(np.int8)
-    assert len(np.unique(_exact_on_host(compiled, data, "px2", xs, header))) > 8
-    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
-        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
-    x = np.random.default_rng(84).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    _m4_runs(header, "X", x, tmp_path, {"dsp": [], "portable": ["-DMICRONETS_NO_DSP"]})
+    _exact_here_and_on_m4(compiled, data, model, 83, tmp_path, {"dsp": [], "portable": ["-DMICRONETS_NO_DSP"]})
 
 
 @pytest.mark.parametrize("name", ["stem", "late", "small", "tiny", "padded"])
@@ -350,7 +346,6 @@ def test_conv_depthwise_ring_unpadded_without_table_on_emulated_cortex_m4(tmp_pa
     build: 2.69 instructions a MAC with the 1x1 convs around it (2.77 with the border pairs and
     the top row tested at run time and the groups unpacked in a loop; the fused op 2.30 / 2.40)."""
     from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
-    from micronets.embedded import qemu
 
     i = keras.Input((23, 23, 3))
     x = L.Conv2D(12, 1, activation="relu6")(i)  # (the fused op reads the arena, not the uint8 input)
@@ -362,13 +357,7 @@ def test_conv_depthwise_ring_unpadded_without_table_on_emulated_cortex_m4(tmp_pa
     rings = [compiled.plan.op(op) for op in compiled.graph.ops if isinstance(op, Int8ConvDepthwise)]
     assert len(rings) == 1 and not rings[0].padded_ring and not rings[0].dw_table and rings[0].dw.dsp_layout
     assert rings[0].dw.pads[2] == 1 and rings[0].output.hwc == (12, 12, 45)  # a border pair at each end of a row
-    header = tmp_path / "U.h"
-    xs = np.random.default_rng(91).integers(-128, 128, (8,) + tuple(model.input_shape[1:])).astype(np.int8)
-    assert len(np.unique(_exact_on_host(compiled, data, "unpadded", xs, header))) > 8
-    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
-        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
-    x = np.random.default_rng(92).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    runs = _m4_runs(header, "U", x, tmp_path, {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
+    runs = _exact_here_and_on_m4(compiled, data, model, 91, tmp_path, {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]}, n_host=8)
     assert runs["dsp"].instructions < 2.73 * compiled.summary()["macs"], runs["dsp"].instructions
 
 
