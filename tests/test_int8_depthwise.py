@@ -137,6 +137,19 @@ def _block_at_the_peak(wide, name, seed, classname):
     return model, data, compiled, dw
 
 
+def _stem_builds(data, model, streams, out_dir, builds):
+    """A one-input-channel stem model's header, layer by layer (streams 0) or as one stream (1):
+    bit for bit against TFLM and BUILTIN_REF on 3 int8 inputs, then ``builds`` (``_m4_runs``) on a
+    uint8 input: (compiled, header, label -> run)."""
+    compiled = compile_tflite(data, classname="C", stream=bool(streams))
+    assert sum(op.kind == "Stream" for op in compiled.graph.ops) == streams
+    header = out_dir / f"{model.name}{streams}.h"
+    xs = np.random.default_rng(5).integers(-128, 128, (3,) + tuple(model.input_shape[1:])).astype(np.int8)
+    _exact_on_host(compiled, data, model.name, xs, header)
+    x = np.random.default_rng(6).integers(0, 256, (1,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    return compiled, header, _m4_runs(header, "C", x, out_dir / f"{model.name}{streams}", builds)
+
+
 def test_pair_kernel_and_padded_ring_are_planned(converted):
     """The kernels the tests below run are the ones planned: pair rows for the stride-1
     depthwise layers, the padded ring with flat rows for the 3-channel stem, word rows for its
@@ -380,13 +393,7 @@ def test_one_channel_conv_in_few_instructions_on_emulated_cortex_m4(tmp_path):
     builds = {"dsp": [], "cxx": ["-DMN_CONV1_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]}
     data = convert(model, np.random.default_rng(7).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
     for streams, labels in ((0, ("dsp", "cxx")), (1, ("dsp", "portable"))):
-        compiled = compile_tflite(data, classname="C", stream=bool(streams))
-        assert sum(op.kind == "Stream" for op in compiled.graph.ops) == streams
-        header = tmp_path / f"{model.name}{streams}.h"
-        xs = np.random.default_rng(5).integers(-128, 128, (3,) + tuple(model.input_shape[1:])).astype(np.int8)
-        _exact_on_host(compiled, data, model.name, xs, header)
-        x = np.random.default_rng(6).integers(0, 256, (1,) + tuple(model.input_shape[1:])).astype(np.uint8)
-        runs = _m4_runs(header, "C", x, tmp_path / f"{model.name}{streams}", {label: builds[label] for label in labels})
+        compiled, _, runs = _stem_builds(data, model, streams, tmp_path, {label: builds[label] for label in labels})
         # (its average: 0.2 instructions a MAC layer by layer, 0.5 as the stream's sums)
         assert runs["dsp"].instructions < (3.4 if streams else 3.1) * compiled.summary()["macs"]
 
@@ -476,15 +483,9 @@ def test_one_channel_conv_to_three_channels_in_pairs_on_emulated_cortex_m4(strid
     model = spread_weights(keras.Model(i, L.GlobalAveragePooling2D()(x), name="stem3"), seed=73)  # (3 outputs)
     data = convert(model, np.random.default_rng(7).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
     per_mac = []
+    builds = {"dsp": [], "cxx": ["-DMN_CONV1_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]}
     for streams in (0, 1):
-        compiled = compile_tflite(data, classname="C", stream=bool(streams))
-        assert sum(op.kind == "Stream" for op in compiled.graph.ops) == streams
-        header = tmp_path / f"stem3_{streams}.h"
-        xs = np.random.default_rng(5).integers(-128, 128, (3,) + tuple(model.input_shape[1:])).astype(np.int8)
-        _exact_on_host(compiled, data, model.name, xs, header)
-        x = np.random.default_rng(6).integers(0, 256, (1,) + tuple(model.input_shape[1:])).astype(np.uint8)
-        builds = {"dsp": [], "cxx": ["-DMN_CONV1_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]}
-        runs = _m4_runs(header, "C", x, tmp_path / f"stem3_{streams}", builds)
+        compiled, header, runs = _stem_builds(data, model, streams, tmp_path, builds)
         per_mac.append(runs["dsp"].instructions / compiled.summary()["macs"])
         xf = np.random.default_rng(8).uniform(0, 1, (1,) + tuple(model.input_shape[1:])).astype(np.float32)
         _, on_host = host.run_header_int8(str(header), "C", xf, entry="float")
