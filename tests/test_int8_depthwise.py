@@ -120,15 +120,15 @@ def _exact_here_and_on_m4(compiled, data, model, seed, out_dir, builds, n_host=4
     return _m4_runs(header, compiled.classname, x, out_dir, builds)
 
 
-def _block_at_the_peak(wide, name, seed, classname):
+def _block_at_the_peak(wide, name, seed, classname, hw=(7, 7), mid=45):
     """(model, .tflite, compiled, its depthwise op) of PhiNet-20M's late blocks in small, on a
-    7x7 map: a 1x1 conv of ``wide`` channels sets the arena, then 1x1 to 45 channels, a 5x5
-    depthwise in place, a projection and the residual ADD."""
+    ``hw`` map (7x7): a 1x1 conv of ``wide`` channels sets the arena, then 1x1 to ``mid`` (45)
+    channels, a 5x5 depthwise in place, a projection and the residual ADD."""
     from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
 
-    i = keras.Input((7, 7, 8))
+    i = keras.Input(tuple(hw) + (8,))
     t = L.Conv2D(10, 1)(L.Conv2D(wide, 1, activation="relu6")(i))
-    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(45, 1, activation="relu6")(t))
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(mid, 1, activation="relu6")(t))
     x = L.Add()([t, L.Conv2D(10, 1)(x)])
     model = spread_weights(keras.Model(i, L.Conv2D(6, 1)(x), name=name), seed=seed)
     data = convert(model, _calibration(model, seed=seed))
@@ -265,6 +265,30 @@ def test_pixel_pairs_without_workspace_in_place_bit_exact(tmp_path):
     assert plan.offset(dw.inputs[0]) - plan.offset(dw.output) == 16 * 45
     assert "int8_depthwise_px2<7, 7, 45, 7, 7, 5, 5, 2, 2, 2>(" in compiled.header
     _exact_here_and_on_m4(compiled, data, model, 83, tmp_path, {"dsp": [], "portable": ["-DMICRONETS_NO_DSP"]})
+
+
+@pytest.mark.parametrize("h, w, c", [(8, 8, 296), (5, 9, 216)])
+def test_halves_in_the_scratch_without_workspace_in_place_bit_exact(h, w, c, tmp_path):
+    """A 5x5 depthwise in place at the arena's peak with no room for either pair-row workspace
+    but a one-pixel scratch that holds the channel's whole map as 16-bit halves and its pair
+    taps (PhiNet-20M's block 15, 8x8x308: 287 of its 308 bytes): int8_depthwise_hr runs it,
+    channel by channel, in the scratch, where the pixel-pair kernel ran before (the same model
+    with 45 channels: test_pixel_pairs_without_workspace_in_place_bit_exact). 8x8: rows of eight
+    pixels (one assembly block), 5x9: rows of 4 + 4 + 1 (two four-pixel blocks and the C++ form
+    for the last pixel), border rows leaving out window rows (the assembly's loop). Bit for bit:
+    TFLM and BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build at -O2, -O3, -Os and -Og
+    with a frame pointer, the C++ forms of the assembly (MN_DW_NO_ASM) and the portable build
+    (the one-pixel kernel through the same scratch) give the host's outputs."""
+    model, data, compiled, dw = _block_at_the_peak(60, f"hr{h}x{w}", 85, "R", hw=(h, w), mid=c)
+    plan = compiled.plan
+    assert dw.workspace_options and plan.op(dw).workspace_option is None and plan.overlaps_input(dw)
+    assert plan.offset(dw.inputs[0]) - plan.offset(dw.output) == (2 * w + 2) * c
+    assert dw.halves_bytes() <= dw.scratch_bytes() == c
+    assert f"int8_depthwise_hr<{h}, {w}, {c}, {h}, {w}, 5, 5, 2, 2, 2>(" in compiled.header
+    assert "int8_depthwise_px2<" not in compiled.header
+    _exact_here_and_on_m4(compiled, data, model, 85, tmp_path,
+                          {"dsp": [], "o3": ["-O3"], "os": ["-Os"], "og": ["-Og", "-fno-omit-frame-pointer"],
+                           "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
 
 
 @pytest.mark.parametrize("name", ["stem", "late", "small", "tiny", "padded"])

@@ -102,7 +102,7 @@ class Int8DepthwiseConv2D(Int8Windowed):
         is what the planner falls back to where the first would grow the arena: PhiNet-20M's
         block 14 (5x5 on 8x8x299, by the arena peak) has room for a workspace of 700 bytes but
         not of 800; the first option needs 1,267, the second 667 (block 15, 8x8x308, has room for
-        none: int8_depthwise_px2 runs it)."""
+        none: int8_depthwise_hr runs it in its one-pixel scratch, ``halves_here``)."""
         wo = self.output.hwc[1]
         kp = (self.kw + 1) // 2
         return self.kh * (wo + 2 * kp - 2) * 4 * gw + self.kh * kp * 4 * gw + 64 + 3
@@ -130,7 +130,8 @@ class Int8DepthwiseConv2D(Int8Windowed):
         return self.workspace_option or 0
 
     def pixels2_here(self, placed) -> bool:
-        """Whether the pixel-pair kernel (int8_depthwise_px2) runs where the pair rows do not: stride
+        """Whether the pixel-pair kernel (int8_depthwise_px2) runs where the pair rows do not (nor,
+        where it checks first, int8_depthwise_hr in the scratch: ``halves_here``): stride
         1, depth multiplier 1, no dilation, an int8 input of at least four channels, output rows of
         at least two pixels (on rows of one, a Conv1D's H x 1 maps, each row's setup serves a single
         pixel: MLPerf's streaming wake word 5x1 layer on 28x1x128 took 154k instructions, the
@@ -147,6 +148,28 @@ class Int8DepthwiseConv2D(Int8Windowed):
             return True
         gap = placed.plan.offset(self.inputs[0]) - placed.plan.offset(self.output)
         return gap >= 0 and gap % c == 0
+
+    def halves_bytes(self) -> int:
+        """What int8_depthwise_hr needs of the scratch: the input map's H rows of WO + 2 KP 16-bit
+        halves, KH KP pair taps and alignment."""
+        kp = (self.kw + 1) // 2
+        return 2 * self.inputs[0].hwc[0] * (self.output.hwc[1] + 2 * kp) + 4 * self.kh * kp + 3
+
+    def halves_here(self, placed) -> bool:
+        """Whether int8_depthwise_hr runs (pairs of taps through SMLAD, channel by channel, the
+        channel's map as 16-bit halves in the one-pixel scratch): where the pixel-pair kernel would run in
+        place with a scratch that holds what it needs (``halves_bytes``), the output whole pixels
+        before the input as for ``pairs_here``, a DSP layout and windows not almost all padding.
+        Only for windows three pairs of taps wide (5 or 6 columns: the assembly's blocks).
+        PhiNet-20M's block 15 (5x5 on 8x8x308 at the arena's peak, no room for a workspace; the
+        kernel takes 287 of the scratch's 308 bytes): 1.31M Cortex-M4 instructions with the pixel
+        pairs (2.66 a MAC), 845k with the halves (1.72)."""
+        if (not self.pixels2_here(placed) or (self.kw + 1) // 2 != 3 or not self.dsp_layout or self.inside_share() < 0.125
+                or not placed.overlaps_input() or placed.source not in placed.plan.scratch
+                or self.scratch_bytes() < self.halves_bytes()):
+            return False
+        gap = placed.plan.offset(self.inputs[0]) - placed.plan.offset(self.output)
+        return gap >= 0 and gap % self.inputs[0].hwc[2] == 0
 
     def pairs_here(self, placed) -> bool:
         """Whether the pair-row kernel runs as planned: it has its workspace, and the output
