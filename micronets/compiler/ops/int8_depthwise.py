@@ -163,7 +163,7 @@ class Int8DepthwiseConv2D(Int8Windowed):
         Only for windows three pairs of taps wide (5 or 6 columns: the assembly's blocks).
         PhiNet-20M's block 15 (5x5 on 8x8x308 at the arena's peak, no room for a workspace; the
         kernel takes 287 of the scratch's 308 bytes): 1.31M Cortex-M4 instructions with the pixel
-        pairs (2.66 a MAC), 845k with the halves (1.72)."""
+        pairs (2.66 a MAC), 771k with the halves (1.57)."""
         if (not self.pixels2_here(placed) or (self.kw + 1) // 2 != 3 or not self.dsp_layout or self.inside_share() < 0.125
                 or not placed.overlaps_input() or placed.source not in placed.plan.scratch
                 or self.scratch_bytes() < self.halves_bytes()):
