@@ -67,6 +67,14 @@ def _models():
     x = L.ZeroPadding2D(((6, 1), (2, 6)))(L.Add()([t, L.Conv2D(7, 1)(i)]))
     x = L.DepthwiseConv2D(5, activation="relu6")(x)
     out["padded"] = keras.Model(i, L.Conv2D(6, 1)(x), name="padded")
+    # "late" on 7x7 maps: rows of 4 + 3 pixels, where the pair rows run (on 8x8, rows of eight,
+    # int8_depthwise_hr runs in their workspace instead)
+    i = keras.Input((7, 7, 8))
+    t = L.Conv2D(10, 1)(L.Conv2D(160, 1, activation="relu6")(i))
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(94, 1, activation="relu6")(t))
+    x = L.Add()([t, L.Conv2D(10, 1)(x)])
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(x)
+    out["late7"] = keras.Model(i, L.Conv2D(12, 1)(x), name="late7")
     return out
 
 
@@ -152,11 +160,12 @@ def _stem_builds(data, model, streams, out_dir, builds):
 
 def test_pair_kernel_and_padded_ring_are_planned(converted):
     """The kernels the tests below run are the ones planned: pair rows for the stride-1
-    depthwise layers, the padded ring with flat rows for the 3-channel stem, word rows for its
-    conv; the optional workspaces leave the arena as it is without them."""
+    depthwise layers (on rows of 8 pixels, 5x5: int8_depthwise_hr in their workspace), the
+    padded ring with flat rows for the 3-channel stem, word rows for its conv; the optional
+    workspaces leave the arena as it is without them."""
     from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
     from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
-    from micronets.compiler.plan import _plan_memory, _workspace_fallback
+    from micronets.compiler.plan import Placed, _plan_memory, _workspace_fallback
 
     # layer by layer: streamed, these chains may run as Int8Streams (tests/test_int8_stream.py),
     # and the whole-layer kernels are what this file tests
@@ -164,13 +173,16 @@ def test_pair_kernel_and_padded_ring_are_planned(converted):
     rings = [stem.plan.op(op) for op in stem.graph.ops if isinstance(op, Int8ConvDepthwise)]
     assert rings and rings[0].conv.word_rows and rings[0].padded_ring and rings[0].dw_flat == 3
     assert "mn_dw_rows_q<" in stem.header and "int8_conv_depthwise<" in stem.header
-    for name in ("late", "small"):
+    for name in ("late", "late7", "small"):
         compiled = compile_tflite(converted[name][0], classname="M", stream=False)
         dws = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
         assert len(dws) == 2 and all(compiled.plan.op(op).workspace_option for op in dws)
         assert not any(op.workspace_option for op in dws)  # the choice lives in the plan, not the graph
-        assert compiled.header.count("int8_depthwise_ws<") == 2
-        if name == "late":  # the first one in place: its output whole pixels before its input
+        kernel = "int8_depthwise_hr<8, 8, " if name == "late" else "int8_depthwise_ws<"
+        assert compiled.header.count(kernel) == 2
+        if name == "late":  # in the pair rows' workspace, not the scratch
+            assert all(compiled.plan.op(op).halves_buffer(Placed(op, compiled.plan, ())) == "work" for op in dws)
+        if name.startswith("late"):  # the first one in place: its output whole pixels before its input
             plan = compiled.plan
             assert plan.overlaps_input(dws[0]) and not plan.overlaps_input(dws[1])
         without = {op: {"workspace_option": _workspace_fallback(op)}
@@ -291,7 +303,7 @@ def test_halves_in_the_scratch_without_workspace_in_place_bit_exact(h, w, c, tmp
                            "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
 
 
-@pytest.mark.parametrize("name", ["stem", "late", "small", "tiny", "padded"])
+@pytest.mark.parametrize("name", ["stem", "late", "small", "tiny", "padded", "late7"])
 def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_path):
     """DSP build (pair rows, padded ring, assembly blocks) on QEMU, the portable build on QEMU
     (MICRONETS_NO_DSP) and the C++ forms of the assembly blocks (MN_DW_NO_ASM): all equal to the

@@ -102,7 +102,8 @@ class Int8DepthwiseConv2D(Int8Windowed):
         is what the planner falls back to where the first would grow the arena: PhiNet-20M's
         block 14 (5x5 on 8x8x299, by the arena peak) has room for a workspace of 700 bytes but
         not of 800; the first option needs 1,267, the second 667 (block 15, 8x8x308, has room for
-        none: int8_depthwise_hr runs it in its one-pixel scratch, ``halves_here``)."""
+        none: int8_depthwise_hr runs it in its one-pixel scratch, ``halves_here``; on these rows of
+        8 pixels it also runs block 14 and the rest in the pair rows' workspace, faster)."""
         wo = self.output.hwc[1]
         kp = (self.kw + 1) // 2
         return self.kh * (wo + 2 * kp - 2) * 4 * gw + self.kh * kp * 4 * gw + 64 + 3
@@ -157,19 +158,29 @@ class Int8DepthwiseConv2D(Int8Windowed):
 
     def halves_here(self, placed) -> bool:
         """Whether int8_depthwise_hr runs (pairs of taps through SMLAD, channel by channel, the
-        channel's map as 16-bit halves in the one-pixel scratch): where the pixel-pair kernel would run in
-        place with a scratch that holds what it needs (``halves_bytes``), the output whole pixels
-        before the input as for ``pairs_here``, a DSP layout and windows not almost all padding.
-        Only for windows three pairs of taps wide (5 or 6 columns: the assembly's blocks).
-        PhiNet-20M's block 15 (5x5 on 8x8x308 at the arena's peak, no room for a workspace; the
-        kernel takes 287 of the scratch's 308 bytes): 1.31M Cortex-M4 instructions with the pixel
-        pairs (2.66 a MAC), 771k with the halves (1.57)."""
-        if (not self.pixels2_here(placed) or (self.kw + 1) // 2 != 3 or not self.dsp_layout or self.inside_share() < 0.125
-                or not placed.overlaps_input() or placed.source not in placed.plan.scratch
+        channel's map as 16-bit halves in a buffer, ``halves_buffer``)."""
+        return self.halves_buffer(placed) is not None
+
+    def halves_buffer(self, placed):
+        """Where int8_depthwise_hr keeps its buffer (``halves_bytes``): "work" (the pair rows'
+        workspace, on output rows of a multiple of 8 pixels, where its eight-pixel blocks beat the
+        pair rows: PhiNet-20M's and PhiNet-10M's 5x5 layers on 8x8 maps, 1.67-1.84 Cortex-M4
+        instructions a MAC with the pair rows, 1.60 with the halves), "scratch" (in place, where
+        the pixel-pair kernel would run without a workspace and the one-pixel scratch holds it:
+        PhiNet-20M's block 15, 5x5 on 8x8x308 at the arena's peak, 287 of its 308 bytes; 1.31M
+        instructions with the pixel pairs, 2.66 a MAC, 788k with the halves, 1.60), or None.
+        Only for windows three pairs of taps wide (5 or 6 columns: the assembly's blocks), a DSP
+        layout and windows not almost all padding."""
+        if (self.kh < 1 or (self.kw + 1) // 2 != 3 or not self.dsp_layout or self.inside_share() < 0.125
+                or self.inputs[0].dtype != "int8" or not placed.plan.in_arena(self.inputs[0])):
+            return None
+        if self.pairs_here(placed):
+            ok = self.output.hwc[1] % 8 == 0 and self.workspace_option >= self.halves_bytes()
+            return "work" if ok else None
+        if (not self.pixels2_here(placed) or not placed.overlaps_input() or placed.source not in placed.plan.scratch
                 or self.scratch_bytes() < self.halves_bytes()):
-            return False
-        gap = placed.plan.offset(self.inputs[0]) - placed.plan.offset(self.output)
-        return gap >= 0 and gap % self.inputs[0].hwc[2] == 0
+            return None
+        return "scratch"
 
     def pairs_here(self, placed) -> bool:
         """Whether the pair-row kernel runs as planned: it has its workspace, and the output
