@@ -165,10 +165,10 @@ class Int8DepthwiseConv2D(Int8Windowed):
         """Where int8_depthwise_hr keeps its buffer (``halves_bytes``): "work" (the pair rows'
         workspace, on output rows of a multiple of 8 pixels, where its eight-pixel blocks beat the
         pair rows: PhiNet-20M's and PhiNet-10M's 5x5 layers on 8x8 maps, 1.67-1.84 Cortex-M4
-        instructions a MAC with the pair rows, 1.60 with the halves), "scratch" (in place, where
+        instructions a MAC with the pair rows, 1.56 with the halves), "scratch" (in place, where
         the pixel-pair kernel would run without a workspace and the one-pixel scratch holds it:
         PhiNet-20M's block 15, 5x5 on 8x8x308 at the arena's peak, 287 of its 308 bytes; 1.31M
-        instructions with the pixel pairs, 2.66 a MAC, 788k with the halves, 1.60), or None.
+        instructions with the pixel pairs, 2.66 a MAC, 766k with the halves, 1.56), or None.
         Only for windows three pairs of taps wide (5 or 6 columns: the assembly's blocks), a DSP
         layout and windows not almost all padding."""
         if (self.kh < 1 or (self.kw + 1) // 2 != 3 or not self.dsp_layout or self.inside_share() < 0.125
