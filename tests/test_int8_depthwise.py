@@ -522,3 +522,32 @@ def test_three_channel_stride3_stem_depthwise_on_emulated_cortex_m4(tmp_path):
         # (a pixel at a time through int8_dw_px: 6.41 instructions a MAC, the harness's predict()
         # and the layers after it included; 4.61 so)
         assert lo or per_mac < 4.8, per_mac
+
+
+def test_in_place_projection_runs_thin_on_emulated_cortex_m4(tmp_path):
+    """PhiNet's first block in small: the stem depthwise, a fused 1x1 3 -> 12 -> 3x3 depthwise, then
+    the 12 -> 11 projection in place over its input. The pixels whose stores land before every
+    input not yet read run as the thin kernel's runs (a channel at a time over a run whose inputs
+    are unpacked before its stores: Int8Conv2D.direct_pixels' [d0, dt)), not as 4-pixel tiles
+    (PhiNet-10M's 32x32 12 -> 11: 297k Cortex-M4 instructions through its scratch, 242k so). The
+    DSP build, the C++ form (MN_PW_NO_ASM, tiles there) and the portable build give the host's
+    outputs, which are TFLM's and BUILTIN_REF's, in fewer instructions than as tiles."""
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((48, 48, 3))
+    x = L.DepthwiseConv2D(3, strides=3, padding="same")(i)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(L.Conv2D(12, 1, activation="relu6")(x))
+    x = L.Conv2D(11, 1)(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(L.Conv2D(44, 1, activation="relu6")(x))
+    model = spread_weights(keras.Model(i, L.GlobalAveragePooling2D()(L.Conv2D(8, 1)(x)), name="phiblock"), seed=3)
+    data = convert(model, np.random.default_rng(1).uniform(0, 1, (32, 48, 48, 3)).astype(np.float32))
+    compiled = compile_tflite(data, classname="Q", stream=False)
+    (split,) = re.findall(r"int8_pointwise_split<256, 12, 11, 2, 4, (\d+), (\d+), 256>", compiled.header)
+    assert int(split[1]) - int(split[0]) >= 200, split
+    builds = {"dsp": [], "cxx": ["-DMN_PW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]}
+    runs = _exact_here_and_on_m4(compiled, data, model, 111, tmp_path, builds, n_host=3)
+    per_mac = runs["dsp"].instructions / compiled.summary()["macs"]
+    # (the projection as 4-pixel tiles, the layers around it included: 2.329 instructions a MAC; 2.287 so)
+    assert per_mac < 2.31, per_mac
