@@ -545,9 +545,10 @@ def test_in_place_projection_runs_thin_on_emulated_cortex_m4(tmp_path):
     data = convert(model, np.random.default_rng(1).uniform(0, 1, (32, 48, 48, 3)).astype(np.float32))
     compiled = compile_tflite(data, classname="Q", stream=False)
     (split,) = re.findall(r"int8_pointwise_split<256, 12, 11, 2, 4, (\d+), (\d+), 256>", compiled.header)
-    assert int(split[1]) - int(split[0]) >= 200, split
+    assert int(split[1]) - int(split[0]) >= 160, split
     builds = {"dsp": [], "cxx": ["-DMN_PW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]}
     runs = _exact_here_and_on_m4(compiled, data, model, 111, tmp_path, builds, n_host=3)
     per_mac = runs["dsp"].instructions / compiled.summary()["macs"]
-    # (the projection as 4-pixel tiles, the layers around it included: 2.329 instructions a MAC; 2.287 so)
+    # (the projection as 4-pixel tiles, the layers around it included: 2.329 instructions a MAC;
+    # 2.295 so, 88 pixels through the scratch, then 168 as 4 runs)
     assert per_mac < 2.31, per_mac

@@ -160,6 +160,10 @@ def direct_pixels(hw: int, cin: int, cout: int, gap: int, tile: int = 4, align: 
     # whole runs only (the thin kernel's MN_PW_XBUF_BYTES / (8 K) pixels a run; a shorter last one
     # is a second instance of it, 0.9 KB for PhiNet-10M's 12 -> 11): the pixels left run as tiles
     run = max(1, 1024 // (8 * ((cin + 3) // 4)))
+    # a projection: rather a few more pixels through the scratch (d0 on to a whole number of runs
+    # after it: PhiNet-10M's 12 -> 11 from pixel 100, not 48, 2.4k instructions more, 0.7 KB less)
+    if thin and cout < cin and d1 - d0 > run:
+        d0 = next((d for d in range(d0, min(hw - run, d0 + run * align) + 1, align) if (hw - d) % run == 0), d0)
     dt = d0 if not thin else d1 if d1 - d0 <= run else d0 + (d1 - d0) // run * run
     return d0, dt, d1
 
