@@ -1036,8 +1036,8 @@ def test_in_place_pointwise_stores_straight_where_no_unread_input_is_hit():
     read straight to its output (Int8Conv2D.direct_pixels), not through its scratch a few pixels at
     a time: an expansion all but its last pixels, a projection all but its first. The rule's
     promise, checked for every tile it allows over many shapes and gaps: a tile [s, e) of at most
-    4 pixels in [d0, d1) stores COUT e <= gap + CIN s, and the channel-at-a-time run [d0, dt)
-    stores all of its bytes before the input's first."""
+    4 pixels in [d0, d1) stores COUT e <= gap + CIN s, and a channel-at-a-time run in [d0, dt)
+    ending at e (its inputs unpacked before its stores) COUT e <= gap + CIN e."""
     model = spread_weights(_dsp_models()[2], seed=3)
     compiled = compile_tflite(convert(model, calibration(model, seed=3)))
     plan = compiled.plan
@@ -1057,14 +1057,15 @@ def test_in_place_pointwise_stores_straight_where_no_unread_input_is_hit():
     for _ in range(300):
         hw, cin, cout = int(rng.integers(1, 40)), int(rng.integers(1, 70)), int(rng.integers(1, 70))
         gap = int(rng.integers(-10, hw * max(cin, cout) + 10))
-        align = int(rng.choice([1, 2, 4]))
-        d0, dt, d1 = direct_pixels(hw, cin, cout, gap, align=align)
+        align, thin = int(rng.choice([1, 2, 4])), bool(rng.integers(0, 2))
+        d0, dt, d1 = direct_pixels(hw, cin, cout, gap, align=align, thin=thin)
         assert 0 <= d0 <= dt <= d1 <= hw and (d0 % align == 0 or d0 == hw) and (d1 % align == 0 or d1 == hw)
-        assert dt == d0 or cin <= 8
         for s_ in range(d0, d1):
             for e in range(s_ + 1, min(s_ + 4, d1) + 1):
                 assert cout * e <= gap + cin * s_, (hw, cin, cout, gap, s_, e)
-        assert dt == d0 or cout * dt <= gap + cin * d0
+        for e in range(d0 + 1, dt + 1):  # a thin run ending at e, its inputs unpacked before its stores
+            assert cout * e <= gap + cin * e, (hw, cin, cout, gap, e)
+        assert (d1 - dt < max(1, 1024 // (8 * ((cin + 3) // 4))) if thin else dt == d0) and (cout >= cin or d1 in (0, hw))
 
 
 def one_channel_model():

@@ -529,3 +529,62 @@ def test_one_channel_conv_to_three_channels_in_pairs_on_emulated_cortex_m4(strid
         assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
     # (a pixel at a time: 3.04 and 3.42 instructions a MAC, the average after it included)
     assert stride == 1 or (per_mac[0] < 2.97 and per_mac[1] < 3.34), per_mac
+
+
+def test_three_channel_stride3_stem_depthwise_on_emulated_cortex_m4(tmp_path):
+    """PhiNet's stem: a 3x3 /3 depthwise of the 3-channel camera frame (ZeroPadding2D folded into
+    its pads: a border row and column), then a second one on its int8 output. On DSP cores the
+    windows inside the input run a window row as two word loads and a byte (mn_dw3c_run: UXTB16
+    on the uint8 frame read raw, its ld8 offset in the biases; SXTB16 on int8), nine SMLAxy / MLA
+    a row. The DSP build, the C++ form (MN_DW_NO_ASM) and the portable build give the host's
+    outputs, which are TFLM's and BUILTIN_REF's, in fewer instructions than a pixel at a time
+    through int8_dw_px. A frame whose uint8 values are not p - 128 (a
+    table) keeps the generic path, bit for bit."""
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((35, 35, 3))
+    x = L.DepthwiseConv2D(3, strides=3)(L.ZeroPadding2D(((1, 1), (1, 1)))(i))  # 37x37 -> 12x12
+    x = L.DepthwiseConv2D(3, strides=3, activation="relu6")(x)  # 12x12 -> 4x4, int8 input
+    model = spread_weights(keras.Model(i, L.Dense(6)(L.Flatten()(x)), name="phistem"), seed=101)
+    for lo, builds in ((0, {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]}), (-1, {"dsp": []})):
+        data = convert(model, np.random.default_rng(11).uniform(lo, 1, (64, 35, 35, 3)).astype(np.float32))
+        compiled = compile_tflite(data, classname="P", stream=False)
+        assert compiled.header.count("int8_depthwise<") >= 2
+        (tmp_path / f"p{-lo}").mkdir()
+        runs = _exact_here_and_on_m4(compiled, data, model, 102 - lo, tmp_path / f"p{-lo}", builds, n_host=3)
+        per_mac = runs["dsp"].instructions / compiled.summary()["macs"]
+        # (a pixel at a time through int8_dw_px: 6.41 instructions a MAC, the harness's predict()
+        # and the layers after it included; 4.61 so)
+        assert lo or per_mac < 4.8, per_mac
+
+
+def test_in_place_projection_runs_thin_on_emulated_cortex_m4(tmp_path):
+    """PhiNet's first block in small: the stem depthwise, a fused 1x1 3 -> 12 -> 3x3 depthwise, then
+    the 12 -> 11 projection in place over its input. The pixels whose stores land before every
+    input not yet read run as the thin kernel's runs (a channel at a time over a run whose inputs
+    are unpacked before its stores: Int8Conv2D.direct_pixels' [d0, dt)), not as 4-pixel tiles
+    (PhiNet-10M's 32x32 12 -> 11: 297k Cortex-M4 instructions through its scratch, 242k so). The
+    DSP build, the C++ form (MN_PW_NO_ASM, tiles there) and the portable build give the host's
+    outputs, which are TFLM's and BUILTIN_REF's, in fewer instructions than as tiles."""
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((48, 48, 3))
+    x = L.DepthwiseConv2D(3, strides=3, padding="same")(i)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(L.Conv2D(12, 1, activation="relu6")(x))
+    x = L.Conv2D(11, 1)(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(L.Conv2D(44, 1, activation="relu6")(x))
+    model = spread_weights(keras.Model(i, L.GlobalAveragePooling2D()(L.Conv2D(8, 1)(x)), name="phiblock"), seed=3)
+    data = convert(model, np.random.default_rng(1).uniform(0, 1, (32, 48, 48, 3)).astype(np.float32))
+    compiled = compile_tflite(data, classname="Q", stream=False)
+    (split,) = re.findall(r"int8_pointwise_split<256, 12, 11, 2, 4, (\d+), (\d+), 256>", compiled.header)
+    assert int(split[1]) - int(split[0]) >= 160, split
+    builds = {"dsp": [], "cxx": ["-DMN_PW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]}
+    runs = _exact_here_and_on_m4(compiled, data, model, 111, tmp_path, builds, n_host=3)
+    per_mac = runs["dsp"].instructions / compiled.summary()["macs"]
+    # (the projection as 4-pixel tiles, the layers around it included: 2.329 instructions a MAC;
+    # 2.295 so, 88 pixels through the scratch, then 168 as 4 runs)
+    assert per_mac < 2.31, per_mac

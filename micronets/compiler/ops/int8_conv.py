@@ -127,27 +127,45 @@ class Int8Windowed(Int8Op):
         return self.scratch_pixels * self.output.hwc[2]
 
 
-def direct_pixels(hw: int, cin: int, cout: int, gap: int, tile: int = 4, align: int = 1) -> "tuple[int, int, int]":
+def direct_pixels(hw: int, cin: int, cout: int, gap: int, tile: int = 4, align: int = 1,
+                  thin: bool = True) -> "tuple[int, int, int]":
     """(d0, dt, d1) for a 1x1 conv of ``hw`` pixels in place, its input ``gap`` bytes after its
-    output's start: [d0, d1) are the pixels whose tiles (at most ``tile`` pixels, any position)
-    may be stored straight to the output, because the stores land before every input byte not yet
-    read (the tile's own included: the portable tile reads its inputs again for each channel); a
-    tile [s, e) is so when COUT e <= gap + CIN s. An expansion (COUT > CIN) meets it for the tiles
-    of a prefix, a projection for a suffix; the other pixels go through the scratch, which holds
-    ``align`` pixels: the split falls on a multiple of it, so the scratch's tiles stay whole. Of
-    the prefix, [0, dt) stores before the input's first byte (COUT dt <= gap), so a thin layer
-    (CIN <= 8) may run those pixels a channel at a time (its thin form); dt = d0 otherwise."""
-    if gap < 0:
+    output's start (before it where negative): [d0, d1) are the pixels whose tiles (at most
+    ``tile`` pixels, any position) may be stored straight to the output, because the stores land
+    before every input byte not yet read (the tile's own included: the portable tile reads its
+    inputs again for each channel); a tile [s, e) is so when COUT e <= gap + CIN s. An expansion
+    (COUT > CIN) meets it for the tiles of a prefix, a projection for a suffix; the other pixels go
+    through the scratch, which holds ``align`` pixels: the split falls on a multiple of it, so the
+    scratch's tiles stay whole. [d0, dt) may also run as a thin layer's runs (a channel at a time
+    over a run of pixels whose inputs are unpacked before any of its stores): a run ending at e is
+    safe where COUT e <= gap + CIN e, which every e in (d0, d1] meets (the tile ending at e does),
+    so dt is d1 or, where that is not a whole number of runs, the last whole one's end; the kernel
+    picks runs or tiles for [d0, dt), tiles for [dt, d1); dt = d0 where the layer is not ``thin``
+    (Int8Conv2D.thin_in_place). A projection whose input starts before its output (gap < 0)
+    splits only where it is thin: PhiNet-10M's 32x32 12 -> 11 went whole through the scratch, 56k
+    Cortex-M4 instructions more; wide ones (PhiNet-20M's 218 -> 31 and the like) took 13k more
+    split into direct tiles than through the scratch, and 1.6 KB more flash."""
+    if gap < 0 and (cout >= cin or not thin):
         return 0, 0, 0
     if cout > cin:  # every tile ending at e <= d1: COUT e - CIN s <= (COUT - CIN) d1 + CIN tile
         d1 = max(0, min(hw, (gap - cin * tile) // (cout - cin)))
         d1 -= d1 % align
-        return 0, min(d1, gap // cout) if cin <= 8 else 0, d1
-    if cout < cin:  # every tile starting at s >= d0: COUT e - CIN s <= COUT tile - (CIN - COUT) d0
+        d0 = 0
+    elif cout < cin:  # every tile starting at s >= d0: COUT e - CIN s <= COUT tile - (CIN - COUT) d0
         d0 = max(0, -(-(cout * tile - gap) // (cin - cout)))
         d0 = min(hw, d0 + (-d0) % align)
-        return d0, d0, hw
-    return (0, 0, hw) if cout * tile <= gap else (0, 0, 0)
+        d1 = hw
+    else:
+        d0, d1 = 0, (hw if cout * tile <= gap else 0)
+    # whole runs only (the thin kernel's MN_PW_XBUF_BYTES / (8 K) pixels a run; a shorter last one
+    # is a second instance of it, 0.9 KB for PhiNet-10M's 12 -> 11): the pixels left run as tiles
+    run = max(1, 1024 // (8 * ((cin + 3) // 4)))
+    # a projection: rather a few more pixels through the scratch (d0 on to a whole number of runs
+    # after it: PhiNet-10M's 12 -> 11 from pixel 100, not 48, 2.4k instructions more, 0.7 KB less)
+    if thin and cout < cin and d1 - d0 > run:
+        d0 = next((d for d in range(d0, min(hw - run, d0 + run * align) + 1, align) if (hw - d) % run == 0), d0)
+    dt = d0 if not thin else d1 if d1 - d0 <= run else d0 + (d1 - d0) // run * run
+    return d0, dt, d1
 
 
 #: the most inputs a pixel (KH KW CIN) of a conv the im2col kernel runs: its patch of one to four
@@ -179,7 +197,15 @@ class Int8Conv2D(Int8Windowed):
         """In place, with the input ``gap`` bytes after the output's start: which pixels the
         pointwise kernel stores straight to the output (``direct_pixels`` below)."""
         return direct_pixels(self.output.hwc[0] * self.output.hwc[1], self.inputs[0].hwc[2], self.output.hwc[2], gap,
-                             align=self.scratch_pixels)
+                             align=self.scratch_pixels, thin=self.thin_in_place)
+
+    @property
+    def thin_in_place(self) -> bool:
+        """Whether the pointwise kernel may run this layer a channel at a time (mn_pw_thin_when:
+        the short requantisation, at most 8 inputs, or 9 to 16 at RQ 2 with its assembly), so an
+        in-place split gives it the pixels its runs may store straight to the output."""
+        cin = self.inputs[0].hwc[2]
+        return self.rq_mode != 0 and (cin <= 8 or (self.rq_mode == 2 and cin <= 16))
 
     def scratch_bytes(self):
         """None for an im2col conv: in place, its tiles read only their patch (a copy of their
