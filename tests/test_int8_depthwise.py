@@ -410,6 +410,67 @@ def test_conv_depthwise_ring_unpadded_without_table_on_emulated_cortex_m4(tmp_pa
     assert runs["dsp"].instructions < 2.73 * compiled.summary()["macs"], runs["dsp"].instructions
 
 
+def test_conv_depthwise_stride_two_expansion_rows_in_pairs_on_emulated_cortex_m4(tmp_path):
+    """A PhiNet block's thin 1x1 expansion (11 inputs, as PhiNet-10M's block1 and block3) to 45
+    channels into a 3x3 /2 depthwise: each depthwise output row needs two new conv rows, which
+    run as one thin run of 2 x 16 pixels (mn_pw_rows2, int8_pw_thin2: each channel's weights, bias
+    and requantisation set up once for both rows, their outputs into two ring slots). Bit for bit:
+    TFLM and BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build, the C++ forms of the
+    assembly (MN_PW_NO_ASM: rows one at a time) and the build with the pairs off
+    (MN_PW_PAIR_XBUF_BYTES=0) give the host's outputs, and the DSP build runs fewer instructions
+    than the one without pairs (8.5k fewer of 605k here)."""
+    from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
+
+    i = keras.Input((16, 16, 3))
+    x = L.Conv2D(11, 1, activation="relu6")(i)  # (the fused op reads the arena, not the uint8 input)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(L.Conv2D(45, 1, activation="relu6")(x))
+    x = L.GlobalAveragePooling2D()(L.Conv2D(8, 1)(x))  # (few outputs: the harness dequantises in doubles)
+    model = spread_weights(keras.Model(i, x, name="pairs"), seed=93)
+    data = convert(model, np.random.default_rng(93).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
+    compiled = compile_tflite(data, classname="P", stream=False)
+    rings = [compiled.plan.op(op) for op in compiled.graph.ops if isinstance(op, Int8ConvDepthwise)]
+    assert len(rings) == 1 and rings[0].conv.pointwise and rings[0].dw.strides == (2, 2) and rings[0].dw.dsp_layout
+    assert rings[0].inputs[0].hwc == (16, 16, 11) and rings[0].output.hwc == (8, 8, 45)
+    runs = _exact_here_and_on_m4(compiled, data, model, 93, tmp_path,
+                                 {"dsp": [], "cxx": ["-DMN_PW_NO_ASM"], "unpaired": ["-DMN_PW_PAIR_XBUF_BYTES=0"]})
+    assert runs["dsp"].instructions < runs["unpaired"].instructions - 6000, (runs["dsp"].instructions, runs["unpaired"].instructions)
+
+
+def test_conv_depthwise_two_rows_a_pass_where_the_ring_has_room_on_emulated_cortex_m4(tmp_path):
+    """PhiNet-10M's block4 in small: a 1x1 expansion 35 -> 197 into a 3x3 depthwise on an 8x8 map,
+    fused (another fused block lowers the arena's peak, which a 1x1 to 92 channels then sets).
+    The planner has room for a ring of KD + 1 rows but not for the depthwise's table, so it takes
+    the two-row option: each pass computes two output rows, each group's weights and parameters
+    unpacked once for both (mn_dw_rows_q::row2_notab). Bit for bit: TFLM and BUILTIN_REF on the
+    host; on QEMU's Cortex-M4 the DSP build, the C++ forms of the assembly (MN_DW_NO_ASM), the
+    portable build and the same header a row a pass (TWO = 0) give the host's outputs, and the DSP
+    build runs fewer instructions than a row a pass (18.8k fewer of 3.55M here)."""
+    from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
+
+    i = keras.Input((16, 16, 3))
+    x = L.Conv2D(11, 1, activation="relu6")(L.Conv2D(92, 1, activation="relu6")(L.Conv2D(11, 1, activation="relu6")(i)))
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(L.Conv2D(96, 1, activation="relu6")(x))
+    t = L.Conv2D(35, 1)(x)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(L.Conv2D(197, 1, activation="relu6")(t))
+    x = L.Add()([t, L.Conv2D(35, 1)(x)])
+    x = L.GlobalAveragePooling2D()(L.Conv2D(8, 1)(x))  # (few outputs: the harness dequantises in doubles)
+    model = spread_weights(keras.Model(i, x, name="tworows"), seed=95)
+    data = convert(model, np.random.default_rng(95).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
+    compiled = compile_tflite(data, classname="T", stream=False)
+    rings = [compiled.plan.op(op) for op in compiled.graph.ops if isinstance(op, Int8ConvDepthwise)]
+    assert len(rings) == 2 and rings[1].output.hwc == (8, 8, 197) and rings[1].dw.strides == (1, 1)
+    assert rings[1].two_rows and rings[1].padded_ring and not rings[1].dw_table and rings[1].ring_rows == 4
+    assert not rings[0].two_rows  # (stride 2: not offered)
+    one = re.sub(r"(int8_conv_depthwise<8, 8, 35, [^>]*), 1>\(", r"\1, 0>(", compiled.header)  # a row a pass
+    assert one != compiled.header
+    runs = _exact_here_and_on_m4(compiled, data, model, 95, tmp_path, {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "T.h").write_text(one)
+    x = np.random.default_rng(96).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    single = _m4_runs(tmp_path / "one" / "T.h", "T", x, tmp_path / "one", {"dsp": []})["dsp"]
+    assert runs["dsp"].instructions < single.instructions - 12000, (runs["dsp"].instructions, single.instructions)
+
+
 def test_one_channel_conv_in_few_instructions_on_emulated_cortex_m4(tmp_path):
     """A MobileNet stem, a 3x3 /2 conv of one input channel to 4 (word rows, weights unpacked
     once; inputs calibrated over [0, 1], so a uint8 pixel p is p - 128, read a word at a time),

@@ -20,16 +20,18 @@ from micronets.compiler.ops.conv2d import Conv2D
 from micronets.compiler.ops.depthwise import DepthwiseConv2D
 
 
-def ring_inplace_gap(op, itemsize: int) -> int:
+def ring_inplace_gap(op, itemsize: int, rows_per_pass: int = 1) -> int:
     """The in-place gap of a conv -> depthwise ring op (float or int8; ``itemsize`` bytes an
     element): output pixel q is stored once every conv row it needs is in the ring; after that
-    the conv still reads input from the first row of its next conv row on."""
+    the conv still reads input from the first row of its next conv row on. rows_per_pass: output
+    rows stored together once the conv rows of the last of them are in the ring."""
     h, w, cin = op.inputs[0].hwc
     ht = op.mid.hwc[0]
     ho, wo, cout = op.output.hwc
-    sd, pd, kd = op.dw.strides[0], op.dw.pads[0], op.ring_rows
+    sd, pd, kd = op.dw.strides[0], op.dw.pads[0], op.ring_rows - (rows_per_pass - 1)  # (the ring: KD + rows_per_pass - 1 rows)
     sc, pc = op.conv.strides[0], op.conv.pads[0]
-    last_row = np.minimum(np.arange(ho) * sd - pd + kd - 1, ht - 1)  # conv rows needed by output row
+    oy = np.minimum(np.arange(ho) // rows_per_pass * rows_per_pass + rows_per_pass - 1, ho - 1)  # a pass's last output row
+    last_row = np.minimum(oy * sd - pd + kd - 1, ht - 1)  # conv rows needed by output row (its pass)
     next_in = np.clip((last_row + 1) * sc - pc, 0, h) * w * cin * itemsize
     next_in = np.where(last_row >= ht - 1, np.iinfo(np.int64).max // 4, next_in)  # no more reads
     first_read_after = np.repeat(next_in, wo)[:-1]  # per output pixel q = 0 .. n-2

@@ -54,7 +54,7 @@ class Int8ConvDepthwise(Int8Op):
 
     @property
     def ring_rows(self) -> int:
-        return self.dw.kh
+        return self.dw.kh + (1 if self.two_rows else 0)
 
     @property
     def ring_pads(self) -> "tuple[int, int]":
@@ -85,14 +85,18 @@ class Int8ConvDepthwise(Int8Op):
         return groups * (2 * self.dw.kh * self.dw.kw + 16) * 4 + 3
 
     @property
-    def workspace_options(self) -> "tuple[tuple[bool, bool], ...]":
-        """(padded ring, unpacked table) settings, best first: the padded ring lets the DSP
-        layout's depthwise read every tap without a border test; the table saves unpacking each
-        group's weights and parameters for every output row. The planner keeps the best that
-        costs no arena; the plain ring is always possible."""
+    def workspace_options(self) -> "tuple[tuple[bool, bool, bool], ...]":
+        """(padded ring, unpacked table, two rows) settings, best first: the padded ring lets the
+        DSP layout's depthwise read every tap without a border test; the table saves unpacking
+        each group's weights and parameters for every output row; without one, two rows (stride
+        1: a ring of KD + 1 rows) have two output rows computed a pass, each group unpacked once
+        for both. The planner keeps the best that costs no arena; the plain ring is always
+        possible."""
         if not self.dw.dsp_layout:
             return ()
-        return ((True, True), (True, False), (False, True), (False, False))
+        two = self.dw.strides[0] == 1 and self.output.hwc[0] >= 2
+        return tuple(o for o in ((True, True, False), (True, False, True), (True, False, False), (False, True, False),
+                                 (False, False, True), (False, False, False)) if two or not o[2])
 
     #: the planner's choice among ``workspace_options`` (None: the last one, the plain ring)
     workspace_option = None
@@ -105,6 +109,11 @@ class Int8ConvDepthwise(Int8Op):
     @property
     def dw_table(self) -> bool:
         return bool(self.workspace_option and self.workspace_option[1])
+
+    @property
+    def two_rows(self) -> bool:
+        """Two depthwise output rows a pass (the ring a row taller)."""
+        return bool(self.workspace_option and self.workspace_option[2])
 
     def _flat(self, padded: bool) -> int:
         c = self.dw.output.hwc[2]
@@ -131,7 +140,7 @@ class Int8ConvDepthwise(Int8Op):
         return f"arena_s8 + {placed.workspace_offset()}"
 
     def inplace_gap(self, input_index):
-        return ring_inplace_gap(self, 1)
+        return ring_inplace_gap(self, 1, 2 if self.two_rows else 1)
 
 
 def fuse_conv_depthwise(ops, kept):
