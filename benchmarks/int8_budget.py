@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from int8_profile import profile, tflite_for  # noqa: E402
 
 NETS = "micro,milli,base,phinet-2m,phinet-5m,phinet-10m,phinet-20m"
-_CALL = re.compile(r"    // \[(\d+)\] [^\n]*\n[^\n]*\n[^\n]*\n    int8_pointwise<(\d+), (\d+), (\d+), ")
+_CALL = re.compile(r"    // \[(\d+)\] [^\n]*\n[^\n]*\n[^\n]*\n    int8_pointwise(?:_split)?<(\d+), (\d+), (\d+), ")
 
 
 def fit(names, cache: str):
