@@ -67,14 +67,16 @@ def _models():
     x = L.ZeroPadding2D(((6, 1), (2, 6)))(L.Add()([t, L.Conv2D(7, 1)(i)]))
     x = L.DepthwiseConv2D(5, activation="relu6")(x)
     out["padded"] = keras.Model(i, L.Conv2D(6, 1)(x), name="padded")
-    # "late" on 7x7 maps: rows of 4 + 3 pixels, where the pair rows run (on 8x8, rows of eight,
-    # int8_depthwise_hr runs in their workspace instead)
-    i = keras.Input((7, 7, 8))
-    t = L.Conv2D(10, 1)(L.Conv2D(160, 1, activation="relu6")(i))
-    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(94, 1, activation="relu6")(t))
-    x = L.Add()([t, L.Conv2D(10, 1)(x)])
-    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(x)
-    out["late7"] = keras.Model(i, L.Conv2D(12, 1)(x), name="late7")
+    # "late" on 7x7 maps (PhiNet-5M's): rows of 7 pixels, int8_depthwise_hr in the pair rows'
+    # workspace (an assembly block of eight that stores seven), and on 6x6 maps (PhiNet-2M's):
+    # rows of 4 + 2 pixels, where the pair rows run
+    for side in (7, 6):
+        i = keras.Input((side, side, 8))
+        t = L.Conv2D(10, 1)(L.Conv2D(160, 1, activation="relu6")(i))
+        x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(94, 1, activation="relu6")(t))
+        x = L.Add()([t, L.Conv2D(10, 1)(x)])
+        x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(x)
+        out[f"late{side}"] = keras.Model(i, L.Conv2D(12, 1)(x), name=f"late{side}")
     return out
 
 
@@ -160,7 +162,7 @@ def _stem_builds(data, model, streams, out_dir, builds):
 
 def test_pair_kernel_and_padded_ring_are_planned(converted):
     """The kernels the tests below run are the ones planned: pair rows for the stride-1
-    depthwise layers (on rows of 8 pixels, 5x5: int8_depthwise_hr in their workspace), the
+    depthwise layers (on rows of 8 or 7 pixels, 5x5: int8_depthwise_hr in their workspace), the
     padded ring with flat rows for the 3-channel stem, word rows for its conv; the optional
     workspaces leave the arena as it is without them."""
     from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
@@ -173,14 +175,14 @@ def test_pair_kernel_and_padded_ring_are_planned(converted):
     rings = [stem.plan.op(op) for op in stem.graph.ops if isinstance(op, Int8ConvDepthwise)]
     assert rings and rings[0].conv.word_rows and rings[0].padded_ring and rings[0].dw_flat == 3
     assert "mn_dw_rows_q<" in stem.header and "int8_conv_depthwise<" in stem.header
-    for name in ("late", "late7", "small"):
+    for name in ("late", "late7", "late6", "small"):
         compiled = compile_tflite(converted[name][0], classname="M", stream=False)
         dws = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
         assert len(dws) == 2 and all(compiled.plan.op(op).workspace_option for op in dws)
         assert not any(op.workspace_option for op in dws)  # the choice lives in the plan, not the graph
-        kernel = "int8_depthwise_hr<8, 8, " if name == "late" else "int8_depthwise_ws<"
+        kernel = {"late": "int8_depthwise_hr<8, 8, ", "late7": "int8_depthwise_hr<7, 7, "}.get(name, "int8_depthwise_ws<")
         assert compiled.header.count(kernel) == 2
-        if name == "late":  # in the pair rows' workspace, not the scratch
+        if name in ("late", "late7"):  # in the pair rows' workspace, not the scratch
             assert all(compiled.plan.op(op).halves_buffer(Placed(op, compiled.plan, ())) == "work" for op in dws)
         if name.startswith("late"):  # the first one in place: its output whole pixels before its input
             plan = compiled.plan
@@ -286,8 +288,8 @@ def test_halves_in_the_scratch_without_workspace_in_place_bit_exact(h, w, c, tmp
     taps (PhiNet-20M's block 15, 8x8x308: 287 of its 308 bytes): int8_depthwise_hr runs it,
     channel by channel, in the scratch, where the pixel-pair kernel ran before (the same model
     with 45 channels: test_pixel_pairs_without_workspace_in_place_bit_exact). 8x8: rows of eight
-    pixels (one assembly block), 5x9: rows of 4 + 4 + 1 (two four-pixel blocks and the C++ form
-    for the last pixel), border rows leaving out window rows (the assembly's loop). Bit for bit:
+    pixels (one assembly block), 5x9: rows of 8 + 1 (an eight-pixel block and the C++ form for
+    the last pixel), border rows leaving out window rows (the assembly's loop). Bit for bit:
     TFLM and BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build at -O2, -O3, -Os and -Og
     with a frame pointer, the C++ forms of the assembly (MN_DW_NO_ASM) and the portable build
     (the one-pixel kernel through the same scratch) give the host's outputs."""
@@ -303,7 +305,22 @@ def test_halves_in_the_scratch_without_workspace_in_place_bit_exact(h, w, c, tmp
                            "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
 
 
-@pytest.mark.parametrize("name", ["stem", "late", "small", "tiny", "padded", "late7"])
+def test_halves_in_the_workspace_on_rows_of_seven_bit_exact(converted, tmp_path):
+    """5x5 depthwise layers on 7x7 maps (PhiNet-5M's blocks 6-10) with the pair rows' workspace:
+    int8_depthwise_hr runs them there, each row one assembly block of eight pixels that stores
+    seven (the eighth's windows end at the row's last half), border rows through its loop form;
+    the first in place. Bit for bit: TFLM and BUILTIN_REF on the host; on QEMU's Cortex-M4 the
+    DSP build at -O2, -O3, -Os and -Og with a frame pointer, the C++ forms (MN_DW_NO_ASM: a
+    four-pixel block and three pixels) and the portable build give the host's outputs."""
+    data, model = converted["late7"]
+    compiled = compile_tflite(data, classname="L7", stream=False)
+    assert compiled.header.count("int8_depthwise_hr<7, 7, ") == 2 and "int8_depthwise_ws<" not in compiled.header
+    _exact_here_and_on_m4(compiled, data, model, 87, tmp_path,
+                          {"dsp": [], "o3": ["-O3"], "os": ["-Os"], "og": ["-Og", "-fno-omit-frame-pointer"],
+                           "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
+
+
+@pytest.mark.parametrize("name", ["stem", "late", "small", "tiny", "padded", "late7", "late6"])
 def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_path):
     """DSP build (pair rows, padded ring, assembly blocks) on QEMU, the portable build on QEMU
     (MICRONETS_NO_DSP) and the C++ forms of the assembly blocks (MN_DW_NO_ASM): all equal to the
