@@ -67,14 +67,17 @@ def _models():
     x = L.ZeroPadding2D(((6, 1), (2, 6)))(L.Add()([t, L.Conv2D(7, 1)(i)]))
     x = L.DepthwiseConv2D(5, activation="relu6")(x)
     out["padded"] = keras.Model(i, L.Conv2D(6, 1)(x), name="padded")
-    # "late" on 7x7 maps: rows of 4 + 3 pixels, where the pair rows run (on 8x8, rows of eight,
-    # int8_depthwise_hr runs in their workspace instead)
-    i = keras.Input((7, 7, 8))
-    t = L.Conv2D(10, 1)(L.Conv2D(160, 1, activation="relu6")(i))
-    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(94, 1, activation="relu6")(t))
-    x = L.Add()([t, L.Conv2D(10, 1)(x)])
-    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(x)
-    out["late7"] = keras.Model(i, L.Conv2D(12, 1)(x), name="late7")
+    # "late" on 7x7 and 6x6 maps (PhiNet-5M's, PhiNet-2M's): rows of 7 and 6 pixels,
+    # int8_depthwise_hr in the pair rows' workspace (an assembly block of eight that stores seven,
+    # one of six), and on 5x5 maps: rows of 4 + 1 pixels, where the pair rows run (the second
+    # layer; the first, in place, has no room for a workspace: the pixel pairs)
+    for side in (7, 6, 5):
+        i = keras.Input((side, side, 8))
+        t = L.Conv2D(10, 1)(L.Conv2D(160, 1, activation="relu6")(i))
+        x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(94, 1, activation="relu6")(t))
+        x = L.Add()([t, L.Conv2D(10, 1)(x)])
+        x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(x)
+        out[f"late{side}"] = keras.Model(i, L.Conv2D(12, 1)(x), name=f"late{side}")
     return out
 
 
@@ -160,7 +163,7 @@ def _stem_builds(data, model, streams, out_dir, builds):
 
 def test_pair_kernel_and_padded_ring_are_planned(converted):
     """The kernels the tests below run are the ones planned: pair rows for the stride-1
-    depthwise layers (on rows of 8 pixels, 5x5: int8_depthwise_hr in their workspace), the
+    depthwise layers (on rows of 8, 7 or 6 pixels, 5x5: int8_depthwise_hr in their workspace), the
     padded ring with flat rows for the 3-channel stem, word rows for its conv; the optional
     workspaces leave the arena as it is without them."""
     from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
@@ -173,14 +176,15 @@ def test_pair_kernel_and_padded_ring_are_planned(converted):
     rings = [stem.plan.op(op) for op in stem.graph.ops if isinstance(op, Int8ConvDepthwise)]
     assert rings and rings[0].conv.word_rows and rings[0].padded_ring and rings[0].dw_flat == 3
     assert "mn_dw_rows_q<" in stem.header and "int8_conv_depthwise<" in stem.header
-    for name in ("late", "late7", "small"):
+    for name in ("late", "late7", "late6", "small"):
         compiled = compile_tflite(converted[name][0], classname="M", stream=False)
         dws = [op for op in compiled.graph.ops if isinstance(op, Int8DepthwiseConv2D)]
         assert len(dws) == 2 and all(compiled.plan.op(op).workspace_option for op in dws)
         assert not any(op.workspace_option for op in dws)  # the choice lives in the plan, not the graph
-        kernel = "int8_depthwise_hr<8, 8, " if name == "late" else "int8_depthwise_ws<"
+        kernel = {"late": "int8_depthwise_hr<8, 8, ", "late7": "int8_depthwise_hr<7, 7, ",
+                  "late6": "int8_depthwise_hr<6, 6, "}.get(name, "int8_depthwise_ws<")
         assert compiled.header.count(kernel) == 2
-        if name == "late":  # in the pair rows' workspace, not the scratch
+        if name in ("late", "late7", "late6"):  # in the pair rows' workspace, not the scratch
             assert all(compiled.plan.op(op).halves_buffer(Placed(op, compiled.plan, ())) == "work" for op in dws)
         if name.startswith("late"):  # the first one in place: its output whole pixels before its input
             plan = compiled.plan
@@ -242,21 +246,22 @@ def test_pair_rows_on_maps_shorter_than_the_window_bit_exact(tmp_path):
 
 
 def test_pair_rows_in_groups_of_two_where_four_do_not_fit_bit_exact(tmp_path):
-    """A 5x5 depthwise in place on a 7x7x45 map where the arena (set by the wide 1x1 conv before
+    """A 5x5 depthwise in place on a 5x5x45 map where the arena (set by the wide 1x1 conv before
     it) has room for the pair-row kernel's second workspace option (groups of two channels: half
-    the ring and weights, 627 B) but not its first (1,187 B), as PhiNet-20M's block 14 (8x8x299):
+    the ring and weights, 547 B) but not its first (1,027 B), as PhiNet-20M's block 14 (8x8x299):
     the planner falls back to the second, the arena stays as without any, and the kernel runs
-    groups of two (the last one a single channel, output rows of 4 + 3 pixels, border rows
+    groups of two (the last one a single channel, output rows of 4 + 1 pixels, border rows
     leaving out window rows). Bit for bit: TFLM and BUILTIN_REF on the host; on QEMU's
     Cortex-M4 the DSP build and the C++ forms of the assembly (MN_DW_NO_ASM) give the host's
     outputs."""
     from micronets.compiler.plan import _plan_memory, _workspace_fallback
 
-    model, data, compiled, dw = _block_at_the_peak(88, "half", 81, "H")
+    # (on 7x7 and 6x6 maps int8_depthwise_hr runs in the workspace instead)
+    model, data, compiled, dw = _block_at_the_peak(108, "half", 81, "H", hw=(5, 5))
     planned = compiled.plan.op(dw)
-    assert dw.workspace_options == (1187, 627) and planned.workspace_option == 627 and planned.pair_width() == 2
+    assert dw.workspace_options == (1027, 547) and planned.workspace_option == 547 and planned.pair_width() == 2
     assert compiled.plan.overlaps_input(dw)
-    assert "int8_depthwise_ws<7, 7, 45, 7, 7, 5, 5, 2, 2, 2, 2>(" in compiled.header
+    assert "int8_depthwise_ws<5, 5, 45, 5, 5, 5, 5, 2, 2, 2, 2>(" in compiled.header
     without = {op: {"workspace_option": _workspace_fallback(op)}
                for op in compiled.graph.ops if getattr(op, "workspace_options", ())}
     assert _plan_memory(compiled.graph, without).arena_size == compiled.summary()["arena_bytes"]
@@ -286,8 +291,8 @@ def test_halves_in_the_scratch_without_workspace_in_place_bit_exact(h, w, c, tmp
     taps (PhiNet-20M's block 15, 8x8x308: 287 of its 308 bytes): int8_depthwise_hr runs it,
     channel by channel, in the scratch, where the pixel-pair kernel ran before (the same model
     with 45 channels: test_pixel_pairs_without_workspace_in_place_bit_exact). 8x8: rows of eight
-    pixels (one assembly block), 5x9: rows of 4 + 4 + 1 (two four-pixel blocks and the C++ form
-    for the last pixel), border rows leaving out window rows (the assembly's loop). Bit for bit:
+    pixels (one assembly block), 5x9: rows of 8 + 1 (an eight-pixel block and the C++ form for
+    the last pixel), border rows leaving out window rows (the assembly's loop). Bit for bit:
     TFLM and BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build at -O2, -O3, -Os and -Og
     with a frame pointer, the C++ forms of the assembly (MN_DW_NO_ASM) and the portable build
     (the one-pixel kernel through the same scratch) give the host's outputs."""
@@ -303,7 +308,24 @@ def test_halves_in_the_scratch_without_workspace_in_place_bit_exact(h, w, c, tmp
                            "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
 
 
-@pytest.mark.parametrize("name", ["stem", "late", "small", "tiny", "padded", "late7"])
+@pytest.mark.parametrize("side", [7, 6])
+def test_halves_in_the_workspace_on_rows_of_seven_and_six_bit_exact(side, converted, tmp_path):
+    """5x5 depthwise layers on 7x7 maps (PhiNet-5M's blocks 6-10) and 6x6 maps (PhiNet-2M's
+    blocks 5-8) with the pair rows' workspace: int8_depthwise_hr runs them there, each row one
+    assembly block, of eight pixels that stores seven (the eighth's windows end at the row's last
+    half) or of six, border rows through its loop form; the first in place. Bit for bit: TFLM and
+    BUILTIN_REF on the host; on QEMU's Cortex-M4 the DSP build at -O2, -O3, -Os and -Og with a
+    frame pointer, the C++ forms (MN_DW_NO_ASM: a four-pixel block and the rest) and the portable
+    build give the host's outputs."""
+    data, model = converted[f"late{side}"]
+    compiled = compile_tflite(data, classname="L", stream=False)
+    assert compiled.header.count(f"int8_depthwise_hr<{side}, {side}, ") == 2 and "int8_depthwise_ws<" not in compiled.header
+    _exact_here_and_on_m4(compiled, data, model, 87, tmp_path,
+                          {"dsp": [], "o3": ["-O3"], "os": ["-Os"], "og": ["-Og", "-fno-omit-frame-pointer"],
+                           "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
+
+
+@pytest.mark.parametrize("name", ["stem", "late", "small", "tiny", "padded", "late7", "late6", "late5"])
 def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_path):
     """DSP build (pair rows, padded ring, assembly blocks) on QEMU, the portable build on QEMU
     (MICRONETS_NO_DSP) and the C++ forms of the assembly blocks (MN_DW_NO_ASM): all equal to the

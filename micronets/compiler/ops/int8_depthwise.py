@@ -163,9 +163,12 @@ class Int8DepthwiseConv2D(Int8Windowed):
 
     def halves_buffer(self, placed):
         """Where int8_depthwise_hr keeps its buffer (``halves_bytes``): "work" (the pair rows'
-        workspace, on output rows of a multiple of 8 pixels, where its eight-pixel blocks beat the
-        pair rows: PhiNet-20M's and PhiNet-10M's 5x5 layers on 8x8 maps, 1.67-1.84 Cortex-M4
-        instructions a MAC with the pair rows, 1.56 with the halves), "scratch" (in place, where
+        workspace, on output rows of 8 k, 8 k + 7 or 8 k + 6 pixels, where its assembly blocks beat
+        the pair rows: PhiNet-20M's and PhiNet-10M's 5x5 layers on 8x8 maps, 1.67-1.84 Cortex-M4
+        instructions a MAC with the pair rows, 1.56 with the halves; PhiNet-5M's on 7x7, a block
+        of eight storing seven a row, 1.80 -> 1.74; PhiNet-2M's on 6x6, a block of six, 1.90 ->
+        1.76. Not on rows that leave pixels to its C++ form: on PhiNet-2M's 6x6, 2.10 with 4 + 2
+        pixels, 1.99 with a block of eight storing six), "scratch" (in place, where
         the pixel-pair kernel would run without a workspace and the one-pixel scratch holds it:
         PhiNet-20M's block 15, 5x5 on 8x8x308 at the arena's peak, 287 of its 308 bytes; 1.31M
         instructions with the pixel pairs, 2.66 a MAC, 766k with the halves, 1.56), or None.
@@ -175,7 +178,8 @@ class Int8DepthwiseConv2D(Int8Windowed):
                 or self.inputs[0].dtype != "int8" or not placed.plan.in_arena(self.inputs[0])):
             return None
         if self.pairs_here(placed):
-            ok = self.output.hwc[1] % 8 == 0 and self.workspace_option >= self.halves_bytes()
+            wo = self.output.hwc[1]
+            ok = wo % 8 in (0, 6, 7) and self.workspace_option >= self.halves_bytes()
             return "work" if ok else None
         if (not self.pixels2_here(placed) or not placed.overlaps_input() or placed.source not in placed.plan.scratch
                 or self.scratch_bytes() < self.halves_bytes()):
