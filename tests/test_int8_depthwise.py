@@ -406,6 +406,25 @@ def test_depthwise_channel_tail_as_a_dsp_group_bit_exact(tmp_path):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
 
 
+def _expansion_into_stride_two(side, cin, seed, name, classname):
+    """(model, data, compiled, fused op) of a PhiNet block's 1x1 expansion to 45 channels into a
+    3x3 /2 depthwise on a side x side map of cin channels (a 1x1 from the 3-channel input first: the
+    fused op reads the arena, not the uint8 input), then a few outputs (the harness dequantises in
+    doubles); layer by layer."""
+    from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
+
+    i = keras.Input((side, side, 3))
+    x = L.Conv2D(cin, 1, activation="relu6")(i)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(L.Conv2D(45, 1, activation="relu6")(x))
+    x = L.GlobalAveragePooling2D()(L.Conv2D(8, 1)(x))
+    model = spread_weights(keras.Model(i, x, name=name), seed=seed)
+    data = convert(model, np.random.default_rng(seed).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
+    compiled = compile_tflite(data, classname=classname, stream=False)
+    rings = [compiled.plan.op(op) for op in compiled.graph.ops if isinstance(op, Int8ConvDepthwise)]
+    assert len(rings) == 1
+    return model, data, compiled, rings[0]
+
+
 def test_conv_depthwise_ring_unpadded_without_table_on_emulated_cortex_m4(tmp_path):
     """A PhiNet block's 1x1 expansion to 45 channels into a 3x3 /2 depthwise (PhiNet-2M's block1
     at a smaller width), at the arena's peak: the planner gives the fused op neither a padded ring
@@ -416,18 +435,9 @@ def test_conv_depthwise_ring_unpadded_without_table_on_emulated_cortex_m4(tmp_pa
     forms of the assembly (MN_DW_NO_ASM) and the portable build give the host's outputs. The DSP
     build: 2.69 instructions a MAC with the 1x1 convs around it (2.77 with the border pairs and
     the top row tested at run time and the groups unpacked in a loop; the fused op 2.30 / 2.40)."""
-    from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
-
-    i = keras.Input((23, 23, 3))
-    x = L.Conv2D(12, 1, activation="relu6")(i)  # (the fused op reads the arena, not the uint8 input)
-    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(L.Conv2D(45, 1, activation="relu6")(x))
-    x = L.GlobalAveragePooling2D()(L.Conv2D(8, 1)(x))  # (few outputs: the harness dequantises in doubles)
-    model = spread_weights(keras.Model(i, x, name="unpadded"), seed=91)
-    data = convert(model, np.random.default_rng(91).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
-    compiled = compile_tflite(data, classname="U", stream=False)
-    rings = [compiled.plan.op(op) for op in compiled.graph.ops if isinstance(op, Int8ConvDepthwise)]
-    assert len(rings) == 1 and not rings[0].padded_ring and not rings[0].dw_table and rings[0].dw.dsp_layout
-    assert rings[0].dw.pads[2] == 1 and rings[0].output.hwc == (12, 12, 45)  # a border pair at each end of a row
+    model, data, compiled, ring = _expansion_into_stride_two(23, 12, 91, "unpadded", "U")
+    assert not ring.padded_ring and not ring.dw_table and ring.dw.dsp_layout
+    assert ring.dw.pads[2] == 1 and ring.output.hwc == (12, 12, 45)  # a border pair at each end of a row
     runs = _exact_here_and_on_m4(compiled, data, model, 91, tmp_path, {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]}, n_host=8)
     assert runs["dsp"].instructions < 2.73 * compiled.summary()["macs"], runs["dsp"].instructions
 
@@ -441,18 +451,9 @@ def test_conv_depthwise_stride_two_expansion_rows_in_pairs_on_emulated_cortex_m4
     assembly (MN_PW_NO_ASM: rows one at a time) and the build with the pairs off
     (MN_PW_PAIR_XBUF_BYTES=0) give the host's outputs, and the DSP build runs fewer instructions
     than the one without pairs (8.5k fewer of 605k here)."""
-    from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
-
-    i = keras.Input((16, 16, 3))
-    x = L.Conv2D(11, 1, activation="relu6")(i)  # (the fused op reads the arena, not the uint8 input)
-    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(L.Conv2D(45, 1, activation="relu6")(x))
-    x = L.GlobalAveragePooling2D()(L.Conv2D(8, 1)(x))  # (few outputs: the harness dequantises in doubles)
-    model = spread_weights(keras.Model(i, x, name="pairs"), seed=93)
-    data = convert(model, np.random.default_rng(93).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32))
-    compiled = compile_tflite(data, classname="P", stream=False)
-    rings = [compiled.plan.op(op) for op in compiled.graph.ops if isinstance(op, Int8ConvDepthwise)]
-    assert len(rings) == 1 and rings[0].conv.pointwise and rings[0].dw.strides == (2, 2) and rings[0].dw.dsp_layout
-    assert rings[0].inputs[0].hwc == (16, 16, 11) and rings[0].output.hwc == (8, 8, 45)
+    model, data, compiled, ring = _expansion_into_stride_two(16, 11, 93, "pairs", "P")
+    assert ring.conv.pointwise and ring.dw.strides == (2, 2) and ring.dw.dsp_layout
+    assert ring.inputs[0].hwc == (16, 16, 11) and ring.output.hwc == (8, 8, 45)
     runs = _exact_here_and_on_m4(compiled, data, model, 93, tmp_path,
                                  {"dsp": [], "cxx": ["-DMN_PW_NO_ASM"], "unpaired": ["-DMN_PW_PAIR_XBUF_BYTES=0"]})
     assert runs["dsp"].instructions < runs["unpaired"].instructions - 6000, (runs["dsp"].instructions, runs["unpaired"].instructions)
