@@ -127,6 +127,15 @@ class Int8Windowed(Int8Op):
         return self.scratch_pixels * self.output.hwc[2]
 
 
+#: the defaults of int8_pointwise.h.j2's MN_PW_XBUF_BYTES (a thin run's unpacked inputs) and
+#: MN_PW_THIN_MAX (the most inputs a 1x1 runs a channel at a time with the assembly). The plan
+#: only uses them to place whole thin runs and to offer a layer thin pixels; a build that
+#: overrides either stays correct (every run in [d0, dt) is safe whatever its length, and the
+#: kernel picks runs or tiles there), it may only run a second, shorter run instance or tiles.
+PW_XBUF_BYTES = 1024
+PW_THIN_MAX = 16
+
+
 def direct_pixels(hw: int, cin: int, cout: int, gap: int, tile: int = 4, align: int = 1,
                   thin: bool = True) -> "tuple[int, int, int]":
     """(d0, dt, d1) for a 1x1 conv of ``hw`` pixels in place, its input ``gap`` bytes after its
@@ -159,7 +168,7 @@ def direct_pixels(hw: int, cin: int, cout: int, gap: int, tile: int = 4, align: 
         d0, d1 = 0, (hw if cout * tile <= gap else 0)
     # whole runs only (the thin kernel's MN_PW_XBUF_BYTES / (8 K) pixels a run; a shorter last one
     # is a second instance of it, 0.9 KB for PhiNet-10M's 12 -> 11): the pixels left run as tiles
-    run = max(1, 1024 // (8 * ((cin + 3) // 4)))
+    run = max(1, PW_XBUF_BYTES // (8 * ((cin + 3) // 4)))
     # a projection: rather a few more pixels through the scratch (d0 on to a whole number of runs
     # after it: PhiNet-10M's 12 -> 11 from pixel 100, not 48, 2.4k instructions more, 0.7 KB less)
     if thin and cout < cin and d1 - d0 > run:
@@ -205,7 +214,7 @@ class Int8Conv2D(Int8Windowed):
         the short requantisation, at most 8 inputs, or 9 to 16 at RQ 2 with its assembly), so an
         in-place split gives it the pixels its runs may store straight to the output."""
         cin = self.inputs[0].hwc[2]
-        return self.rq_mode != 0 and (cin <= 8 or (self.rq_mode == 2 and cin <= 16))
+        return self.rq_mode != 0 and (cin <= 8 or (self.rq_mode == 2 and cin <= PW_THIN_MAX))
 
     def scratch_bytes(self):
         """None for an im2col conv: in place, its tiles read only their patch (a copy of their
