@@ -325,6 +325,26 @@ def test_halves_in_the_workspace_on_rows_of_seven_and_six_bit_exact(side, conver
                            "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
 
 
+def test_halves_kernel_on_keras_mobilenet_v3_small_bit_exact_on_emulated_cortex_m4(tmp_path):
+    """keras.applications' MobileNetV3Small (tests/public_models.py, alpha 0.75, random weights) at
+    128x128, where its 5x5 depthwise layers run on 8x8 maps: four of them through
+    int8_depthwise_hr, which otherwise runs only on our PhiNets and made-up models. Cut at its
+    logits (the softmax of random weights is one-hot). Bit for bit: TFLM and BUILTIN_REF on the
+    host; the DSP build on QEMU's Cortex-M4 gives the host's outputs (a wrong tap offset in the
+    kernel's assembly fails here)."""
+    import keras
+    import public_models
+
+    full = public_models.keras_mobilenet_v3(input_shape=(128, 128, 3), alpha=0.75, include_preprocessing=False,
+                                            num_classes=10)
+    model = spread_weights(keras.Model(full.input, full.get_layer("logits").output, name="v3_logits"), seed=5)
+    data = convert(model, _calibration(model, seed=5))
+    compiled = compile_tflite(data, classname="V3", stream=True)
+    hr = re.findall(r"int8_depthwise_hr<(\d+), (\d+), \d+, \d+, \d+, 5, 5,", compiled.header)
+    assert len(hr) == 4 and set(hr) == {("8", "8")}, hr
+    _exact_here_and_on_m4(compiled, data, model, 5, tmp_path, {"dsp": []})
+
+
 @pytest.mark.parametrize("name", ["stem", "late", "small", "tiny", "padded", "late7", "late6", "late5"])
 def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_path):
     """DSP build (pair rows, padded ring, assembly blocks) on QEMU, the portable build on QEMU
