@@ -672,3 +672,36 @@ def test_in_place_projection_runs_thin_on_emulated_cortex_m4(tmp_path):
     # (the projection as 4-pixel tiles, the layers around it included: 2.329 instructions a MAC;
     # 2.295 so, 88 pixels through the scratch, then 168 as 4 runs)
     assert per_mac < 2.31, per_mac
+
+
+@pytest.mark.parametrize("name, bound", [("late", 1.49), ("late7", 1.69), ("late6", 1.69)])
+def test_halves_row_setup_cost_on_emulated_cortex_m4(name, bound, converted, tmp_path):
+    """int8_depthwise_hr's rows around the assembly: the rows whose windows lie inside the map
+    in one assembly loop (rows of one block: 8, 7 or 6 pixels), the edge rows (window rows in the
+    padding) from a table the layer sets once, their loop ending on the tap pointer: at most
+    ``bound`` Cortex-M4 instructions a MAC for each of its two 5x5 layers ("late": 8x8 maps, 1.41
+    and 1.43, 1.55 and 1.56 with each row working out its window rows and its assembly loop's
+    count in memory; "late7": 1.58 and 1.62, 1.74 and 1.76 before; "late6": 1.58 and 1.61, 1.76
+    and 1.77 before), per layer as benchmarks/int8_profile.py counts them, each layer's output the
+    host's."""
+    import os
+    import sys
+
+    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import int8_profile
+
+    data, _ = converted[name]
+    (tmp_path / f"{name}.tflite").write_bytes(data)
+    (tmp_path / name).mkdir()
+    r = int8_profile.profile(name, str(tmp_path), str(tmp_path / name), stream=False)
+    assert not any(row["flags"] for row in r["rows"])
+    compiled = compile_tflite(data, classname="Net", stream=False)
+    hr = [k for k, op in enumerate(compiled.graph.ops) if isinstance(op, Int8DepthwiseConv2D)]
+    assert len(hr) == 2 and compiled.header.count("int8_depthwise_hr<") == 2
+    per = {row["idx"]: row["instr"] / row["macs"] for row in r["rows"] if row["macs"]}
+    assert all(per[k] < bound for k in hr), [per[k] for k in hr]
