@@ -692,3 +692,58 @@ def test_in_place_projection_runs_thin_on_emulated_cortex_m4(tmp_path):
     # (the projection as 4-pixel tiles, the layers around it included: 2.329 instructions a MAC;
     # 2.295 so, 88 pixels through the scratch, then 168 as 4 runs)
     assert per_mac < 2.31, per_mac
+
+
+@pytest.mark.parametrize("name, bound", [("late", 1.46), ("late7", 1.65), ("late6", 1.65)])
+def test_halves_row_setup_cost_on_emulated_cortex_m4(name, bound, converted, tmp_path):
+    """int8_depthwise_hr's rows around the assembly: the rows whose windows lie inside the map
+    in one assembly loop (rows of one block: 8, 7 or 6 pixels), the edge rows (window rows in the
+    padding) in another over a table the layer sets once: at most ``bound`` Cortex-M4
+    instructions a MAC for each of its two 5x5 layers ("late": 8x8 maps, 1.38 and 1.40, 1.55 and
+    1.56 with each row working out its window rows in C++ and an assembly block a row; "late7":
+    1.54 and 1.57, 1.74 and 1.76 before; "late6": 1.54 and 1.57, 1.76 and 1.77 before), per layer
+    as benchmarks/int8_profile.py counts them, each layer's output the host's."""
+    import os
+    import sys
+
+    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import int8_profile
+
+    data, _ = converted[name]
+    (tmp_path / f"{name}.tflite").write_bytes(data)
+    (tmp_path / name).mkdir()
+    r = int8_profile.profile(name, str(tmp_path), str(tmp_path / name), stream=False)
+    assert not any(row["flags"] for row in r["rows"])
+    compiled = compile_tflite(data, classname="Net", stream=False)
+    hr = [k for k, op in enumerate(compiled.graph.ops) if isinstance(op, Int8DepthwiseConv2D)]
+    assert len(hr) == 2 and compiled.header.count("int8_depthwise_hr<") == 2
+    per = {row["idx"]: row["instr"] / row["macs"] for row in r["rows"] if row["macs"]}
+    assert all(per[k] < bound for k in hr), [per[k] for k in hr]
+
+
+@pytest.mark.parametrize("h, w", [(3, 8), (12, 8), (4, 7), (9, 6)])
+def test_halves_inside_and_edge_row_loops_bit_exact(h, w, tmp_path):
+    """int8_depthwise_hr's two row loops on maps other than PhiNet's squares: 3x8 (no row's
+    window inside the map: every row an edge row, its table three rows long), 12x8 (eight inside
+    rows in the assembly loop), 4x7 (rows of seven: one inside row, an edge row at each side
+    leaving out two window rows and one leaving out three), 9x6 (rows of six). "late"'s blocks on
+    an h x w map, one or both 5x5 layers through int8_depthwise_hr. Bit for bit: TFLM and BUILTIN_REF on
+    the host; on QEMU's Cortex-M4 the DSP build at -O2, -O3, -Os and -Og with a frame pointer and
+    the C++ forms (MN_DW_NO_ASM) give the host's outputs."""
+    i = keras.Input((h, w, 8))
+    t = L.Conv2D(10, 1)(L.Conv2D(160, 1, activation="relu6")(i))
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(L.Conv2D(94, 1, activation="relu6")(t))
+    x = L.Add()([t, L.Conv2D(10, 1)(x)])
+    x = L.DepthwiseConv2D(5, padding="same", activation="relu6")(x)
+    model = spread_weights(keras.Model(i, L.Conv2D(12, 1)(x), name=f"hr{h}x{w}"), seed=91)
+    data = convert(model, _calibration(model, seed=91))
+    compiled = compile_tflite(data, classname="Hr", stream=False)
+    assert compiled.header.count(f"int8_depthwise_hr<{h}, {w}, ") >= 1
+    _exact_here_and_on_m4(compiled, data, model, 91, tmp_path,
+                          {"dsp": [], "o3": ["-O3"], "os": ["-Os"], "og": ["-Og", "-fno-omit-frame-pointer"],
+                           "cxx": ["-DMN_DW_NO_ASM"]})
