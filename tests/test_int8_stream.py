@@ -152,6 +152,8 @@ def test_stream_depthwise_tables_in_flash(converted):
     assert op.workspace_bytes() == op.rings_total() + 3 + 3 + 4 * op.output.hwc[2]
     assert f"s1.d.use({op.wname('s1t')});" in compiled.header and compiled.header.count(".d.use(") == 1
     assert ".d.prep(" not in compiled.header
+    # each stage compiles the one row path it takes (the table's, or unpacking for each row)
+    assert [f"D{k}, {int(op.flash_table(k))}> S{k};" in compiled.header for k in dws] == [True] * 3
     dw = op.stages[1]
     t = op.dsp_table(1).reshape(3, -1).astype(np.int64)  # flat: 3 groups of 2 * 9 + 16 words
     assert t.shape == (3, 34)
@@ -699,3 +701,4 @@ def test_profile_counts_each_stage_of_a_stream(converted, tmp_path):
         assert all(n > 0 for _, n in counts), counts
         # (the first layer's count is predict()'s less the other layers': its set-up too)
         assert 0.9 * rows[0]["instr"] < sum(n for _, n in counts) < 1.01 * rows[0]["instr"], (counts, rows[0]["instr"])
+
