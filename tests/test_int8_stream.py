@@ -152,6 +152,8 @@ def test_stream_depthwise_tables_in_flash(converted):
     assert op.workspace_bytes() == op.rings_total() + 3 + 3 + 4 * op.output.hwc[2]
     assert f"s1.d.use({op.wname('s1t')});" in compiled.header and compiled.header.count(".d.use(") == 1
     assert ".d.prep(" not in compiled.header
+    # each stage compiles the one row path it takes (the table's, or unpacking for each row)
+    assert [f"D{k}, {int(op.flash_table(k))}> S{k};" in compiled.header for k in dws] == [True] * 3
     dw = op.stages[1]
     t = op.dsp_table(1).reshape(3, -1).astype(np.int64)  # flat: 3 groups of 2 * 9 + 16 words
     assert t.shape == (3, 34)
@@ -699,3 +701,51 @@ def test_profile_counts_each_stage_of_a_stream(converted, tmp_path):
         assert all(n > 0 for _, n in counts), counts
         # (the first layer's count is predict()'s less the other layers': its set-up too)
         assert 0.9 * rows[0]["instr"] < sum(n for _, n in counts) < 1.01 * rows[0]["instr"], (counts, rows[0]["instr"])
+
+
+def thin_dw_rows():
+    """Thin depthwise stages of padded rings whose C % 4 channels are a group of the table, at
+    widths that leave the last block of four pixels partly past the row: 3 channels stride 1 (27
+    pixels, the flat pattern's), 6 stride 2 (27 -> 14), 7 stride 1 (14), 10 stride 2 (14 -> 7, no
+    padding left)."""
+    i = keras.Input((64, 54, 1))
+    x = L.Conv2D(3, 3, strides=2, padding="same", activation="relu6")(i)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    x = L.Conv2D(6, 1, activation="relu6")(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(x)
+    x = L.Conv2D(7, 1, activation="relu6")(x)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    x = L.Conv2D(10, 1, activation="relu6")(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(x)
+    return keras.Model(i, L.Conv2D(12, 1)(x), name="thin_dw_rows")
+
+
+def test_thin_depthwise_rows_through_pair_taps_bit_exact_on_emulated_cortex_m4(tmp_path):
+    """A 3x3 depthwise stage of a padded ring with C % 4 in its own group (3, 6, 7, 10 channels;
+    strides 1 and 2) runs channel by channel through pair taps (int8_dw_row_halves: mn_dwh_run's
+    assembly for each geometry), the blocks past the row's padding from a patch: host and both
+    references alike, and QEMU's Cortex-M4 gives the host's outputs bit for bit."""
+    from micronets.embedded import qemu
+
+    data, xs = _converted((thin_dw_rows,), 80, 5, 81, 3)["thin_dw_rows"]
+    compiled = compile_tflite(data, classname="S")
+    streams = [op for op in compiled.graph.ops if op.kind == "Stream"]
+    assert len(streams) == 1
+    op = compiled.plan.op(streams[0])
+    dws = [k for k in range(len(op.stages)) if op.stage_kind(k) == "dw"]
+    assert [(op.stages[k].output.hwc[1:], op.stages[k].strides[1]) for k in dws] == [
+        ((27, 3), 1), ((14, 6), 2), ((14, 7), 1), ((7, 10), 2)]
+    assert all(op.padded_ring(k - 1) and op.flash_table(k) for k in dws)
+    header = tmp_path / "S.h"
+    assert len(np.unique(_bit_exact(compiled, data, "thin_dw_rows", xs, header))) > 5
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    x = np.random.default_rng(11).integers(0, 256, (2,) + xs.shape[1:]).astype(np.uint8)
+    _, on_host = host.run_header_int8(str(header), "S", x, entry="uint8")
+    assert len(np.unique(on_host)) > 5
+    elf = qemu.build_firmware(header, "S", x, tmp_path / "dsp", entry="uint8")
+    assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
+    nm = shutil.which(qemu.CXX).replace("g++", "nm")
+    syms = subprocess.run([nm, "-C", str(elf)], capture_output=True, text=True).stdout
+    for sw, c in ((1, 3), (2, 6), (1, 7), (2, 10)):
+        assert f"mn_dwh_run<{sw}, {c}>" in syms
