@@ -1272,6 +1272,38 @@ def test_thin_1x1_of_9_to_16_inputs_bit_exact_and_cheaper_on_emulated_cortex_m4(
     assert runs["thin"].instructions < 0.97 * runs["tiles"].instructions, (runs["thin"].instructions, runs["tiles"].instructions)
 
 
+def test_thin_1x1_of_11_and_12_inputs_two_pixels_a_step_on_emulated_cortex_m4(tmp_path):
+    """1x1 convs of 11 and 12 inputs (int8_pw_thin's K = 3 without a packed tail, as PhiNets'
+    expansions) over runs of 42 and 29 pixels (the assembly's four-pixel loop, then two, then one):
+    two pixels a step (MN_PW_THIN_PX2, the weights from the stack and the shift loaded once for
+    both) give TFLM's and BUILTIN_REF's outputs on the host, the host's on QEMU's Cortex-M4 as the
+    build a pixel a step (MN_PW_THIN_PX2=0) does, in fewer instructions than it."""
+    import re
+    import shutil
+
+    from micronets.embedded import qemu
+    from test_int8_depthwise import _exact_on_host, _m4_runs
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((17, 19, 3))
+    x = L.Conv2D(11, 1)(i)
+    x = L.Add()([L.Conv2D(12, 1)(x), L.Conv2D(12, 1, activation="relu6")(x)])  # 11 inputs, read twice
+    x = L.Add()([L.Conv2D(20, 1)(x), L.Conv2D(20, 1, activation="relu6")(x)])  # 12 inputs
+    model = spread_weights(keras.Model(i, L.Conv2D(8, 1)(x), name="thin_px2"), seed=47)
+    data = convert(model, calibration(model, seed=7))
+    compiled = compile_tflite(data, classname="Thin", stream=False)
+    header = tmp_path / "Thin.h"
+    _exact_on_host(compiled, data, model.name, int8_inputs(model.input_shape[1:], n=4, seed=7), header)
+    x = np.random.default_rng(7).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
+    runs = _m4_runs(header, "Thin", x, tmp_path, {"px2": [], "px1": ["-DMN_PW_THIN_PX2=0"]})
+    nm = shutil.which(qemu.CXX).replace("g++", "nm")
+    symbols = subprocess.run([nm, "-C", str(tmp_path / "px2" / "firmware.elf")], capture_output=True, text=True).stdout
+    assert {"11", "12"} <= set(re.findall(r"int8_pw_thin<\d+, (\d+), ", symbols)), symbols
+    # (two samples of 2 x 323 x 12 outputs of 11 inputs and 2 x 323 x 20 of 12: 41k; half an instruction less each)
+    assert runs["px2"].instructions < runs["px1"].instructions - 2 * 4000, (runs["px2"].instructions, runs["px1"].instructions)
+
+
 def test_short_requantisation_equals_tflites(tmp_path):
     """mn_rq (the short requantisation a layer uses once requant_mode proves its accumulators in
     range) against quant.mbqm, TFLite's MultiplyByQuantizedMultiplier, on edge and random
