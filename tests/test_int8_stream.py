@@ -640,14 +640,19 @@ def thin_rows():
     1x1 convs of 3 inputs to 6 (one input word a pixel: int8_pw_thin's eight-pixel turns, then two
     at a time and one) and of 6 to 3 (two words: four-pixel turns, then two and one) between 3x3
     depthwise convs; the last map is the output, so every pixel is compared."""
-    i = keras.Input((32, 30, 1))
+    return _thin_front((32, 30, 1), (1, 1, 2), (6, 3), "thin_rows")
+
+
+def _thin_front(shape, strides, widths, name):
+    """A 3x3 /2 stem of 3 channels, then a 3x3 depthwise conv of each stride in ``strides`` with
+    a 1x1 conv to each of ``widths`` between them (ReLU6 throughout), and a 1x1 conv to 12."""
+    i = keras.Input(shape)
     x = L.Conv2D(3, 3, strides=2, padding="same", activation="relu6")(i)
-    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
-    x = L.Conv2D(6, 1, activation="relu6")(x)
-    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
-    x = L.Conv2D(3, 1, activation="relu6")(x)
-    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(x)
-    return keras.Model(i, L.Conv2D(12, 1)(x), name="thin_rows")
+    for k, stride in enumerate(strides):
+        if k:
+            x = L.Conv2D(widths[k - 1], 1, activation="relu6")(x)
+        x = L.DepthwiseConv2D(3, strides=stride, padding="same", activation="relu6")(x)
+    return keras.Model(i, L.Conv2D(12, 1)(x), name=name)
 
 
 def test_thin_pointwise_rows_bit_exact_on_emulated_cortex_m4(tmp_path):
@@ -665,11 +670,22 @@ def test_thin_pointwise_rows_bit_exact_on_emulated_cortex_m4(tmp_path):
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
     x = np.random.default_rng(9).integers(0, 256, (3,) + xs.shape[1:]).astype(np.uint8)
+    _m4_gives_host(header, x, tmp_path, {"dsp": [], "cxx": ["-DMN_PW_NO_ASM"]})  # the assembly and its C++ form
+
+
+def _m4_gives_host(header, x, tmp_path, builds):
+    """QEMU Cortex-M4 builds (label -> extra compiler flags) of ``header``'s class S on the uint8
+    inputs ``x``, each giving the host build's outputs (more than 5 distinct values) bit for bit:
+    label -> firmware path."""
+    from micronets.embedded import qemu
+
     _, on_host = host.run_header_int8(str(header), "S", x, entry="uint8")
     assert len(np.unique(on_host)) > 5
-    for label, flags in (("dsp", []), ("cxx", ["-DMN_PW_NO_ASM"])):  # the assembly and its C++ form
-        elf = qemu.build_firmware(header, "S", x, tmp_path / label, entry="uint8", extra_flags=flags)
-        assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), label
+    elfs = {}
+    for label, flags in builds.items():
+        elfs[label] = qemu.build_firmware(header, "S", x, tmp_path / label, entry="uint8", extra_flags=flags)
+        assert np.array_equal(qemu.run_firmware(elfs[label], timeout=120).outputs, on_host), label
+    return elfs
 
 
 def test_profile_counts_each_stage_of_a_stream(converted, tmp_path):
@@ -708,16 +724,7 @@ def thin_dw_rows():
     widths that leave the last block of four pixels partly past the row: 3 channels stride 1 (27
     pixels, the flat pattern's), 6 stride 2 (27 -> 14), 7 stride 1 (14), 10 stride 2 (14 -> 7, no
     padding left)."""
-    i = keras.Input((64, 54, 1))
-    x = L.Conv2D(3, 3, strides=2, padding="same", activation="relu6")(i)
-    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
-    x = L.Conv2D(6, 1, activation="relu6")(x)
-    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(x)
-    x = L.Conv2D(7, 1, activation="relu6")(x)
-    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
-    x = L.Conv2D(10, 1, activation="relu6")(x)
-    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(x)
-    return keras.Model(i, L.Conv2D(12, 1)(x), name="thin_dw_rows")
+    return _thin_front((64, 54, 1), (1, 2, 1, 2), (6, 7, 10), "thin_dw_rows")
 
 
 def test_thin_depthwise_rows_through_pair_taps_bit_exact_on_emulated_cortex_m4(tmp_path):
@@ -741,10 +748,7 @@ def test_thin_depthwise_rows_through_pair_taps_bit_exact_on_emulated_cortex_m4(t
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
     x = np.random.default_rng(11).integers(0, 256, (2,) + xs.shape[1:]).astype(np.uint8)
-    _, on_host = host.run_header_int8(str(header), "S", x, entry="uint8")
-    assert len(np.unique(on_host)) > 5
-    elf = qemu.build_firmware(header, "S", x, tmp_path / "dsp", entry="uint8")
-    assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
+    elf = _m4_gives_host(header, x, tmp_path, {"dsp": []})["dsp"]
     nm = shutil.which(qemu.CXX).replace("g++", "nm")
     syms = subprocess.run([nm, "-C", str(elf)], capture_output=True, text=True).stdout
     for sw, c in ((1, 3), (2, 6), (1, 7), (2, 10)):
