@@ -212,7 +212,8 @@ def profile(name: str, cache: str, work: str, ref: dict = None, cflags=(), strea
     # uninstrumented: the total
     elf = qemu.build_firmware(header, "Net", pixels, os.path.join(work, f"fw_{name}"), entry="uint8",
                                extra_flags=list(cflags))
-    total = qemu.run_firmware(elf, timeout=900).instructions
+    run = qemu.run_firmware(elf, timeout=900)
+    total, stack = run.instructions, run.stack_bytes
     sz = qemu.size(elf)
     flash = sz["text"] + sz["data"]
     # instrumented
@@ -256,7 +257,7 @@ def profile(name: str, cache: str, work: str, ref: dict = None, cflags=(), strea
         if ref is not None and ref.get(str(idx)) != host[idx][1]:
             flags.append("!=REF")
         rows.append(dict(idx=idx, label=label, macs=macs, instr=ins, flags=flags, stages=per_stage.get(idx, [])))
-    return dict(net=name, total=total, macs=compiled.summary()["macs"], rows=rows, flash=flash, arena=compiled.summary()["arena_bytes"],
+    return dict(net=name, total=total, macs=compiled.summary()["macs"], rows=rows, flash=flash, stack=stack, arena=compiled.summary()["arena_bytes"],
                 hashes={str(k): v[1] for k, v in host.items()})
 
 
@@ -288,7 +289,7 @@ def main(argv=None):
                 json.dump(r["hashes"], fh)
         nflag = sum(1 for row in r["rows"] if row["flags"])
         bad += nflag
-        print(f"== {name}: {r['total']:,.0f} instructions, {r['macs']:,} MACs, {r['total'] / r['macs']:.3f} /MAC, firmware flash {r['flash']:,} B, arena {r['arena']:,} B"
+        print(f"== {name}: {r['total']:,.0f} instructions, {r['macs']:,} MACs, {r['total'] / r['macs']:.3f} /MAC, firmware flash {r['flash']:,} B, arena {r['arena']:,} B, stack {r['stack']:,} B"
               f"{'' if not nflag else f'  {nflag} LAYERS DIFFER'}")
         if args.brief:
             continue
