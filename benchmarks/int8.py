@@ -186,9 +186,10 @@ def measure(name: str, data: bytes, xs: np.ndarray, tflm, work: str, rng) -> Dic
         result = qemu.run_firmware(elf, timeout=600)
         _, on_host = host.run_header_int8(header, "Net", pixels, entry="uint8")
         row["m4_per_mac"] = result.instructions / s["macs"]
+        row["m4_stack"] = result.stack_bytes
         row["m4_same"] = bool(np.array_equal(result.outputs, on_host))
     except Exception as exc:  # no toolchain / emulator: reported as n/a
-        row["m4_per_mac"], row["m4_same"] = None, f"n/a ({type(exc).__name__})"
+        row["m4_per_mac"], row["m4_stack"], row["m4_same"] = None, None, f"n/a ({type(exc).__name__})"
     return row
 
 
@@ -257,12 +258,13 @@ def table(rows: List[Dict], n_inputs: int) -> str:
              f"(benchmarks/int8_flash.py: by array kind, and the floor of an exact store). LSB: largest difference of raw int8 outputs (default build vs TFLM; "
              f"reference='tflite-ref' build vs TFLite BUILTIN_REF).", "",
              "| net | input | MACs | params | int8 weights (B/param) | int8 arena | float32 arena | TFLM int8 arena "
-             "| ours / TFLM | LSB vs TFLM | LSB vs BUILTIN_REF | output levels | M4 instructions / MAC | M4 = host |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| ours / TFLM | LSB vs TFLM | LSB vs BUILTIN_REF | output levels | M4 instructions / MAC | M4 stack | M4 = host |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     lines += [_table_row(r, with_float=True) for r in rows]
     lines += ["", "M4: QEMU mps2-an386 (Cortex-M4, DSP path: SXTB16 unpacking, SMLAD / SMLABB / SMLATT, SMMLAR + SSAT "
               "requantisation), -O2, one uint8 input, instructions of one "
-              "predict() (-icount); 'M4 = host': its dequantised outputs equal the host build's bit for bit. "
+              "predict() (-icount); 'M4 stack': the firmware's measured peak stack (harness included: RAM besides the "
+              "arena, where the kernels keep their unpacked inputs; TFLM's int8 arena holds its scratch buffers); 'M4 = host': its dequantised outputs equal the host build's bit for bit. "
               "mlperf_*: MLPerf Tiny v1's reference models at their published sizes (tests/public_models.py); a "
               "softmax head's weights x 0.05 so the outputs are not one-hot. keras_*, squeezenet, shufflenet: "
               "the other public architectures of tests/public_models.py at its (reduced) sizes."]
@@ -273,13 +275,14 @@ def table(rows: List[Dict], n_inputs: int) -> str:
 def _table_row(r: Dict, with_float: bool) -> str:
     """One net's row of the int8 table (with our float32 arena) or of the published one (without)."""
     if "error" in r:
-        return f"| {r['net']} | " + "| " * (8 if with_float else 7) + f"error: {r['error']} | | | | |"
+        return f"| {r['net']} | " + "| " * (8 if with_float else 7) + f"error: {r['error']} | | | | | |"
     cells = [r["net"], r["input"], f"{r['macs']:,}", f"{r['params']:,}",
              f"{r['weights_bytes']:,} ({r['weights_bytes'] / max(r['params'], 1):.2f})", f"{r['arena_int8']:,}"]
     cells += [f"{r['arena_float']:,}"] if with_float else []
     cells += [f"{r['arena_tflm']:,}", f"{r['arena_int8'] / r['arena_tflm']:.2f}", r["lsb_vs_tflm"],
               "refused" if r["lsb_vs_ref"] is None else r["lsb_vs_ref"], r["levels"],
-              "n/a" if r["m4_per_mac"] is None else format(r["m4_per_mac"], ".2f"), r["m4_same"]]
+              "n/a" if r["m4_per_mac"] is None else format(r["m4_per_mac"], ".2f"),
+              "n/a" if r.get("m4_stack") is None else f"{r['m4_stack']:,}", r["m4_same"]]
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
@@ -292,8 +295,8 @@ def published_table(rows: List[Dict], n_inputs: int) -> str:
              f"amplitudes from 4 levels to the type's whole range. Columns as in the int8 table above; "
              f"'refused': TFLite's interpreter does not load the file (TFLM does).", "",
              "| model | input | MACs | params | int8 weights (B/param) | int8 arena | TFLM int8 arena | ours / TFLM "
-             "| LSB vs TFLM | LSB vs BUILTIN_REF | output levels | M4 instructions / MAC | M4 = host |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| LSB vs TFLM | LSB vs BUILTIN_REF | output levels | M4 instructions / MAC | M4 stack | M4 = host |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     lines += [_table_row(r, with_float=False) for r in rows]
     lines.append(end)
     return "\n".join(lines) + "\n"
