@@ -282,7 +282,7 @@ def _table_row(r: Dict, with_float: bool) -> str:
     cells += [f"{r['arena_tflm']:,}", f"{r['arena_int8'] / r['arena_tflm']:.2f}", r["lsb_vs_tflm"],
               "refused" if r["lsb_vs_ref"] is None else r["lsb_vs_ref"], r["levels"],
               "n/a" if r["m4_per_mac"] is None else format(r["m4_per_mac"], ".2f"),
-              "n/a" if r.get("m4_stack") is None else f"{r['m4_stack']:,}", r["m4_same"]]
+              "n/a" if r["m4_stack"] is None else f"{r['m4_stack']:,}", r["m4_same"]]
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
