@@ -1401,3 +1401,48 @@ def test_elementwise_short_forms_equal_tflites():
     t = logistic_table(0.1, 3).astype(int)
     assert t[0] == -128 + 0 * t[0] or t[0] < -100
     assert np.all(np.diff(t) >= 0) and t[3 + 128] == 0 and t[-1] > 100
+
+
+def test_expansion_1x1_of_31_inputs_tile_overhead_on_emulated_cortex_m4(tmp_path):
+    """1x1 expansions of 31, 24 and 22 inputs to 96 or 98 channels on an 8x8 map (PhiNets' short
+    expansions: the 4-pixel tiles' asm loop mn_pw_loop4 runs 8, 6 and 5 steps a channel pair, an
+    even K after a 3-input tail, an even K, an odd K before a 2-input half step), where a pair's
+    setup and requantisation weigh as much as its loop: every pixel's sums started from the biases
+    in the first half step (an even K branching into the loop after it, no register moves), the
+    loop's end in the tile's frame (no stack slot pushed and popped a pair) and the weight pointer
+    the asm's: at most 1.385, 1.497 and 1.499 Cortex-M4 instructions a MAC (1.370, 1.480 and 1.480
+    measured; 1.400, 1.514 and 1.517 before), per layer as benchmarks/int8_profile.py counts them,
+    each layer's output the host's. The header gives TFLM's and BUILTIN_REF's outputs on the host,
+    and its Cortex-M4 builds at -O1, -Os, -O3, -Og with a frame pointer and with the loops in C++
+    (MN_PW_NO_ASM) the host's."""
+    import shutil
+    import sys
+
+    from micronets.embedded import qemu
+    from test_int8_depthwise import _exact_on_host, _m4_runs
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import int8_profile
+
+    i = keras.Input((8, 8, 8))
+    x = i
+    for cin, cout in ((31, 96), (24, 98), (22, 96)):
+        x = L.Conv2D(16, 1)(L.Conv2D(cout, 1, activation="relu6")(L.Conv2D(cin, 1)(x)))
+    model = spread_weights(keras.Model(i, x, name="pw_overhead"), seed=5)
+    data = convert(model, calibration(model, seed=5))
+    compiled = compile_tflite(data, classname="Pw", stream=False)
+    for cin, cout in ((31, 96), (24, 98), (22, 96)):
+        assert f"int8_pointwise_split<64, {cin}, {cout}, " in compiled.header
+    header = tmp_path / "Pw.h"
+    _exact_on_host(compiled, data, model.name, int8_inputs((8, 8, 8), n=4, seed=5), header)
+    pixels = np.random.default_rng(5).integers(0, 256, (2, 8, 8, 8)).astype(np.uint8)
+    _m4_runs(header, "Pw", pixels, tmp_path, {"o1": ["-O1"], "os": ["-Os"], "o3": ["-O3"],
+                                              "og": ["-Og", "-fno-omit-frame-pointer"], "cxx": ["-DMN_PW_NO_ASM"]})
+    (tmp_path / f"{model.name}.tflite").write_bytes(data)
+    (tmp_path / "prof").mkdir()
+    r = int8_profile.profile(model.name, str(tmp_path), str(tmp_path / "prof"), stream=False)
+    assert not any(row["flags"] for row in r["rows"])
+    per = [row["instr"] / row["macs"] for row in r["rows"] if row["macs"] and row["label"].endswith("ReLU6")]
+    assert len(per) == 3 and all(p < bound for p, bound in zip(per, (1.385, 1.497, 1.499))), per
