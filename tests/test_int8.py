@@ -1446,3 +1446,88 @@ def test_expansion_1x1_of_31_inputs_tile_overhead_on_emulated_cortex_m4(tmp_path
     assert not any(row["flags"] for row in r["rows"])
     per = [row["instr"] / row["macs"] for row in r["rows"] if row["macs"] and row["label"].endswith("ReLU6")]
     assert len(per) == 3 and all(p < bound for p, bound in zip(per, (1.385, 1.497, 1.499))), per
+
+
+def _wide_workspace_model():
+    """1x1 convs of more than 128 inputs on a 9x9 map (81 pixels: 20 tiles of 4, one pixel left):
+    242 -> 31 in place (a 2-input tail, an odd channel, the pixel left through the scratch), 163 ->
+    90 apart (a 3-input tail, the doubled sums), 299 -> 21 in place (a 3-input tail, more inputs
+    than the stack's tiles of 2 take at once)."""
+    i = keras.Input((9, 9, 12))
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(L.Conv2D(242, 1, activation="relu6")(i))
+    x = L.Conv2D(31, 1)(x)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(L.Conv2D(163, 1, activation="relu6")(x))
+    x = L.Conv2D(90, 1)(x)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu6")(L.Conv2D(299, 1, activation="relu6")(x))
+    x = L.Conv2D(21, 1)(x)
+    return spread_weights(keras.Model(i, L.Conv2D(8, 1)(L.GlobalAveragePooling2D(keepdims=True)(x)), name="wide_ws"), seed=7)
+
+
+def test_wide_pointwise_tiles_of_four_in_the_arena_workspace_on_emulated_cortex_m4(tmp_path):
+    """1x1 convs of more than 128 inputs (PhiNet-20M's and PhiNet-10M's projections) run tiles of 4
+    pixels whose unpacked inputs go in an arena workspace the planner gives where the arena does
+    not grow (int8_pointwise_ws), not tiles of 2 whose inputs the stack holds: at most 1.15
+    Cortex-M4 instructions a MAC for each of the three layers (1.111, 1.085 and 1.126; 1.216,
+    1.183 and 1.273 with tiles of 2), per layer as benchmarks/int8_profile.py counts them, each
+    layer's output the host's. The host gives TFLM's and BUILTIN_REF's outputs, the DSP build on
+    QEMU's Cortex-M4 the host's, and so do the build without the workspace (-DMN_PW_NO_WS: the
+    tiles of 2 on the stack), the one with the loops in C (-DMN_PW_NO_ASM) and the portable one,
+    on the same arena."""
+    import shutil
+    import sys
+
+    from micronets.embedded import qemu
+    from test_int8_depthwise import _exact_on_host, _m4_runs
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    model = _wide_workspace_model()
+    data = convert(model, calibration(model, seed=7))
+    compiled = compile_tflite(data, classname="Wide", stream=False)
+    plan = compiled.plan
+    wide = [op for op in compiled.graph.ops if op.kind == "Conv2D" and op.pointwise and op.inputs[0].hwc[2] > 128]
+    assert [(op.inputs[0].hwc[2], op.output.hwc[2]) for op in wide] == [(242, 31), (163, 90), (299, 21)]
+    assert all(plan.op(op).workspace_option == 8 * ((op.inputs[0].hwc[2] + 3) // 4 * 4) + 3 for op in wide)
+    assert [plan.overlaps_input(op) for op in wide] == [True, False, True]
+    assert compiled.header.count("int8_pointwise_ws<") == 3
+    header = tmp_path / "Wide.h"
+    _exact_on_host(compiled, data, model.name, int8_inputs((9, 9, 12), n=4, seed=7), header)
+    x = np.random.default_rng(7).integers(0, 256, (2, 9, 9, 12)).astype(np.uint8)
+    _m4_runs(header, "Wide", x, tmp_path, {"ws": [], "stack": ["-DMN_PW_NO_WS"], "c_loops": ["-DMN_PW_NO_ASM"],
+                                           "portable": ["-DMICRONETS_NO_DSP"]})
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import int8_profile
+
+    (tmp_path / "wide_ws.tflite").write_bytes(data)
+    (tmp_path / "prof").mkdir()
+    r = int8_profile.profile("wide_ws", str(tmp_path), str(tmp_path / "prof"), stream=False)
+    assert not any(row["flags"] for row in r["rows"])
+    per = {row["idx"]: row["instr"] / row["macs"] for row in r["rows"] if row["macs"]}
+    ws = [k for k, op in enumerate(compiled.graph.ops) if op in wide]
+    assert all(per[k] < 1.15 for k in ws), [per[k] for k in ws]
+
+
+def test_wide_pointwise_workspace_tiles_compile_for_cortex_m4_at_every_optimisation_level(tmp_path):
+    """The workspace's 4-pixel tiles (int8_pw_tile_ws: the 13-register asm loop over inputs
+    unpacked in the arena) compile for Cortex-M4 under -Werror at every level users build with, and
+    so does the build without the workspace (-DMN_PW_NO_WS)."""
+    import shutil
+
+    from micronets.embedded import qemu
+
+    cxx = shutil.which(qemu.CXX)
+    if not cxx:
+        pytest.skip("arm-none-eabi-g++ not installed")
+    model = _wide_workspace_model()
+    compiled = compile_tflite(convert(model, calibration(model, seed=7)), classname="Net", stream=False)
+    assert compiled.header.count("int8_pointwise_ws<") == 3
+    header = tmp_path / "wide.h"
+    header.write_text(compiled.header)
+    src = tmp_path / "wide.cpp"
+    src.write_text(f'#include "{header}"\nNet net;\nint run(const int8_t* x) {{ return net.predict(x); }}\n')
+    for flags in ([], ["-DMN_PW_NO_WS"]):
+        for opt in ("-O2", "-O0", "-Os", "-O3", "-Og -fno-omit-frame-pointer"):
+            proc = subprocess.run([cxx, *qemu.CPU_FLAGS, *qemu.CXX_FLAGS, "-std=c++98", "-pedantic", *qemu.WARN_FLAGS,
+                                   *opt.split(), *flags, "-c", str(src), "-o", str(tmp_path / "wide.o")],
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0, f"{flags} {opt}: {proc.stderr[-3000:]}"

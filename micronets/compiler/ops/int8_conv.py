@@ -177,6 +177,13 @@ def direct_pixels(hw: int, cin: int, cout: int, gap: int, tile: int = 4, align: 
     return d0, dt, d1
 
 
+#: the fewest pixels of a 1x1 layer whose tiles of 4 take an arena workspace (Int8Conv2D.
+#: workspace_options). Fewer gain too, a layer at a time, but little against the firmware's growth:
+#: MLPerf's VWW 256 -> 256 on 3x3, 1.21 -> 1.13 Cortex-M4 instructions a MAC (-47k), the whole net
+#: -11.8k (the code around it compiled otherwise) for 360 B of flash
+PW_WS_MIN_PIXELS = 16
+
+
 #: the most inputs a pixel (KH KW CIN) of a conv the im2col kernel runs: its patch of one to four
 #: pixels' windows lives on the stack (templates/kernels/int8_conv2d.h.j2)
 IM2COL_MAX = 1024
@@ -201,6 +208,34 @@ class Int8Conv2D(Int8Windowed):
         """The pointwise kernel runs four pixels at a time (then two), in place too with a four- or
         two-pixel scratch; the planner gives it one only where the arena does not grow."""
         return (4, 2) if self.pointwise else ()
+
+    @property
+    def workspace_options(self) -> "tuple[int, ...]":
+        """What the pointwise kernel's tiles of 4 pixels need (none: not used) where the stack
+        holds 2 pixels' unpacked inputs at most (more than PW_XBUF_BYTES / 8 = 128 inputs): 2 x 4
+        x CP bytes for them in the arena (CP: CIN rounded up to 4) and 3 to align them to a word
+        (int8_pointwise_ws). The planner gives it only where the arena does not grow; without it,
+        tiles of 2 pixels (up to 256 inputs, beyond that unpacked in chunks). Cortex-M4
+        instructions a MAC: PhiNet-20M's 218 to 251 -> 31 on 8x8, 1.21 -> 1.11; 259 to 308 -> 31,
+        1.23 -> 1.09; PhiNet-10M's 179 to 197 -> 31, 1.21 -> 1.12. From one tile (200 and 242
+        -> 31 on 2x2, 1.21 -> 1.10; on 3x3, one pixel left, 1.30 -> 1.20) and however wide (400,
+        512 and 330 -> 31 on 6x6: 1.24, 1.21, 1.23 -> 1.08, 1.07, 1.09), at PW_WS_MIN_PIXELS or more."""
+        cin = self.inputs[0].hwc[2]
+        hw = self.output.hwc[0] * self.output.hwc[1]
+        if not self.pointwise or cin <= PW_XBUF_BYTES // 8 or hw < PW_WS_MIN_PIXELS:
+            return ()
+        return (8 * ((cin + 3) // 4 * 4) + 3,)
+
+    #: the workspace the planner gave (None: none)
+    workspace_option = None
+
+    def workspace_bytes(self):
+        return self.workspace_option or 0
+
+    def workspace_here(self, placed) -> bool:
+        """Whether the 4-pixel tiles run in the planned workspace: it was given and the input is
+        in the arena (a first layer reads the caller's input pixel by pixel)."""
+        return bool(self.workspace_option) and placed.plan.in_arena(self.inputs[0])
 
     def direct_pixels(self, gap: int) -> "tuple[int, int, int]":
         """In place, with the input ``gap`` bytes after the output's start: which pixels the
