@@ -758,8 +758,8 @@ def test_thin_depthwise_rows_through_pair_taps_bit_exact_on_emulated_cortex_m4(t
 def squeeze_excite():
     """Squeeze-excite blocks on an 8x8 map, each MUL of a depthwise map by its gate read only by
     a 1x1 projection: 50 -> 32 (the tiles' inputs doubled: 2 COUT > CIN; 4-pixel tiles; a last
-    word of two inputs), 291 -> 31 (three left over; 2-pixel tiles, whose plain form unpacks in
-    chunks), 45 -> 27 (one left over, doubled) and 39 -> 12 (three) after ReLU6 maps and sigmoid
+    word of two inputs), 291 -> 31 (three left over; 4-pixel tiles in an arena workspace, whose
+    plain form unpacks in chunks), 45 -> 27 (one left over, doubled) and 39 -> 12 (three) after ReLU6 maps and sigmoid
     gates (both zero points -128: the products' non-negative form); a hard-sigmoid gate and a map
     of no activation (any zero points: the general form) on the 39-channel block."""
     i = keras.Input((8, 8, 8))
@@ -794,6 +794,8 @@ def test_squeeze_excite_multiply_fused_into_its_projection_on_emulated_cortex_m4
     fused = [op for op in compiled.graph.ops if isinstance(op, Int8ConvMul)]
     assert [op.inputs[0].hwc[2] for op in fused] == [50, 291, 45, 39] and not any(op.kind == "Multiply" for op in compiled.graph.ops)
     assert [op.m_pos for op in fused] == [True, True, True, False]
+    # the 291-channel block's 4-pixel tiles unpack into the arena, where it has room
+    assert [bool(compiled.plan.op(op).workspace_option) for op in fused] == [False, True, False, False]
     assert compiled.header.count("int8_conv_mul<") == 4 and "Conv2D 1x1 (x SE vector 1x1x291)" in compiled.header
     with monkeypatch.context() as m:
         m.setattr(int8, "_fuse_conv_mul", lambda graph, plan: (graph, plan))
