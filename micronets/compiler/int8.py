@@ -298,6 +298,7 @@ def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, i
     graph, plan = _fuse_if_smaller(_fuse_swish(graph))
     if stream:
         graph, plan = _stream_if_smaller(graph, plan)
+    graph, plan = _fuse_conv_mul(graph, plan)
     if arch is None:
         arch = os.path.basename(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "int8 model"
     merged = dict(tnotes)
@@ -333,6 +334,20 @@ def _fuse_if_smaller(graph: Graph):
     fused = _renumbered(graph, fused_ops)
     fused_plan = plan_memory(fused)
     return (fused, fused_plan) if fused_plan.arena_size < plan.arena_size else (graph, plan)
+
+
+def _fuse_conv_mul(graph: Graph, plan: MemoryPlan):
+    """(graph, plan) with each squeeze-excite MUL fused into the 1x1 conv that reads it
+    (Int8ConvMul; after the streams, so only layers they left run fused) where the arena does not
+    grow: the map now lives until the conv ends and the vector with it, the product map is gone."""
+    from micronets.compiler.ops.int8_conv_mul import fuse_conv_mul
+
+    ops = fuse_conv_mul(list(graph.ops), {t.storage for t in graph.outputs}, graph.input)
+    if len(ops) == len(graph.ops):
+        return graph, plan
+    fused = _renumbered(graph, ops)
+    fused_plan = plan_memory(fused)
+    return (fused, fused_plan) if fused_plan.arena_size <= plan.arena_size else (graph, plan)
 
 
 #: the share of the arena a stream must save to be formed: its rings can add work per row (rows of
