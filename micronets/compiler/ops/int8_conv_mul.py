@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import collections
 
-from micronets.compiler.ops.int8_conv import PW_XBUF_BYTES, Int8Conv2D
+from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_mul import Int8Mul
 
 #: fewest pixels a layer is fused at. Fused, even 2x2 maps run fewer instructions (MobileNetV3-
@@ -54,22 +54,10 @@ class Int8ConvMul(Int8Conv2D):
         # (so no scratch); the vector is read by every tile
         return super().inplace_gap(0) if input_index == 0 else None
 
-    #: the planner's choice among ``workspace_options`` (None: none)
-    workspace_option = None
-
-    @property
-    def workspace_options(self) -> "tuple[int, ...]":
-        """Arena for 4-pixel tiles' unpacked products (8 CP bytes, CP: CIN rounded up to 4, + 3 to
-        align them) where the stack holds only 2-pixel ones (129 to 320 inputs: MN_PW_XBUF_BYTES),
-        kept where it costs no arena: the conv's 4-pixel loop (31.5 instructions per 32 MACs, the
-        2-pixel one 17 per 16) and the gate's halves formed once for 4 pixels (PhiNet-10M's
-        8x8x197 -> 35: 594k -> 550k instructions; its seven such blocks 1.8% of the net's
-        instructions fewer for 4.2 KB of flash)."""
-        cp = (self.inputs[0].hwc[2] + 3) // 4 * 4
-        return () if 8 * cp <= PW_XBUF_BYTES else (8 * cp + 3,)
-
-    def workspace_bytes(self):
-        return self.workspace_option or 0
+    # The workspace rule is the conv's (Int8Conv2D.workspace_options: 4-pixel tiles in the arena
+    # above 128 inputs where it costs no arena): here the tiles also form the gate's halves once for
+    # 4 pixels (PhiNet-10M's 8x8x197 -> 35: 594k -> 550k instructions; its seven such blocks 1.8% of
+    # the net's instructions fewer for 4.2 KB of flash).
 
     @property
     def wide_scratch_pixels(self):
