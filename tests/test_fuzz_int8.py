@@ -9,6 +9,10 @@ no upsampling, one output. A draw TFLite's converter cannot quantise, or that us
 setting the int8 path refuses, is skipped with its reason; enough draws must be compared for the
 test to pass, so a generator that only produced refusals would fail. Weights are spread over the int8 range (int8_reference.spread_weights).
 
+That generator's convs are too narrow for the kernels of wide layers (more than 128 inputs, the
+squeeze-excite MUL fused into its projection): build_block_model draws random PhiNet-like blocks
+for them.
+
 Every second compared model also runs on QEMU's Cortex-M4 (the DSP kernels no host build compiles)
 against its host build (``MICRONETS_FUZZ8_M4_EVERY``: 1 for all, 0 for none).
 
@@ -102,14 +106,15 @@ class Case:
         self.seed, self.model, self.data, self.header, self.header_ref, self.x = seed, model, data, header, header_ref, x
 
 
-def make_case(seed: int):
-    """(Case, None) for a model the int8 path compiles, or (None, why it was skipped)."""
+def make_case(seed: int, builder=None):
+    """(Case, None) for a model the int8 path compiles (``builder(seed)``, default build_model),
+    or (None, why it was skipped)."""
     from int8_reference import convert, spread_weights
 
     from micronets.compiler import UnsupportedModelError
     from micronets.compiler.int8 import compile_tflite
 
-    model = build_model(seed)
+    model = (builder or build_model)(seed)
     spread_weights(model, seed=seed)
     shape = tuple(int(d) for d in model.input_shape[1:])
     rng = np.random.default_rng(seed)
@@ -129,7 +134,7 @@ def make_case(seed: int):
     return Case(seed, model, data, header, header_ref, x), None
 
 
-def run_seeds(seeds, workdir):
+def run_seeds(seeds, workdir, builder=None):
     """[(seed, status, detail)]: status 'ok', 'skipped' (detail: why) or 'MISMATCH' (detail: what)."""
     from int8_reference import tflite_reference, tflm_reference
 
@@ -137,7 +142,7 @@ def run_seeds(seeds, workdir):
 
     results, cases = [], []
     for seed in seeds:
-        case, why = make_case(seed)
+        case, why = make_case(seed, builder)
         if case is None:
             results.append((seed, "skipped", why))
         else:
@@ -198,6 +203,60 @@ def _report(results):
         if status != "ok":
             lines.append(f"  seed {seed}: {status} {detail}")
     return "\n".join(lines)
+
+
+def build_block_model(seed: int):
+    """A random stack of two or three PhiNet-like blocks, the generator above being too narrow to
+    reach the kernels of wide layers (at most 8 filters a conv): a 1x1 expansion to 17..330
+    channels, often a 3x3 or 5x5 depthwise, often a squeeze-excite gate (global average, 1x1
+    reduction, sigmoid or hard sigmoid, the MUL of the map by it), and a 1x1 projection to 4..40
+    channels, on a 4..10 x 4..10 map: the 4-pixel tiles in the arena workspace (more than 128
+    inputs), the 2-pixel ones and their chunks on the stack, the squeeze-excite MUL fused into its
+    projection (Int8ConvMul) with or without its workspace, and the tails of every CIN % 4."""
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng([seed, 11])
+    h, w = (int(v) for v in rng.integers(4, 11, 2))
+    inp = keras.Input((h, w, int(rng.integers(3, 13))), name="input")
+    x = inp
+    for _ in range(int(rng.integers(2, 4))):
+        e = int(rng.integers(129, 331) if rng.random() < 0.6 else rng.integers(17, 129))
+        y = L.Conv2D(e, 1, activation=str(rng.choice(["relu6", "relu", "hard_swish"])))(x)
+        if rng.random() < 0.7:
+            y = L.DepthwiseConv2D(int(rng.choice([3, 5])), padding="same", activation="relu6")(y)
+        if rng.random() < 0.8:
+            g = L.GlobalAveragePooling2D(keepdims=True)(y)
+            g = L.Conv2D(max(2, e // int(rng.choice([4, 6, 8]))), 1, activation="relu")(g)
+            y = L.Multiply()([y, L.Conv2D(e, 1, activation=str(rng.choice(["sigmoid", "hard_sigmoid"])))(g)])
+        x = L.Conv2D(int(rng.integers(4, 41)), 1)(y)
+    return keras.Model(inp, x, name="blocks8")
+
+
+#: build_block_model's seeds run by the test: between them every path its docstring names
+BLOCK_SEEDS = [11000, 11001]
+
+
+@pytest.mark.parametrize("seed", BLOCK_SEEDS)
+def test_fuzz_int8_wide_and_squeeze_excite_blocks(seed, tmp_path):
+    """Random PhiNet-like blocks (build_block_model) bit for bit against TFLM and BUILTIN_REF on
+    the host, and on QEMU's Cortex-M4 against the host."""
+    (row,) = run_seeds([seed], str(tmp_path), builder=build_block_model)
+    assert row[1] == "ok", _report([row])
+
+
+def test_fuzz_int8_block_seeds_reach_the_wide_kernels():
+    """The block seeds compile to every wide path they are there for (else the test above would
+    pass without running them)."""
+    import re
+
+    headers = "".join(make_case(seed, build_block_model)[0].header for seed in BLOCK_SEEDS)
+    # the calls' template arguments: the fused op's last one says whether it has its workspace
+    fused = re.findall(r"int8_conv_mul<\d[^>]*, (true|false)>", headers)
+    assert "true" in fused and "false" in fused, fused
+    for kernel in ("int8_pointwise_ws", "int8_pointwise_split"):
+        assert re.search(kernel + r"<\d", headers), kernel
 
 
 @pytest.mark.parametrize("shard", range(SHARDS))
