@@ -1509,10 +1509,55 @@ def test_wide_pointwise_tiles_of_four_in_the_arena_workspace_on_emulated_cortex_
     assert all(per[k] < 1.15 for k in ws), [per[k] for k in ws]
 
 
+def _shared_workspace_model():
+    """Projections of more than 128 inputs to 24 channels on a 5x5 map (25 pixels: 6 tiles of 4,
+    one pixel left), the first (180 inputs) the arena's peak, the others in its workspace, each
+    input count's tail and loop entry its own: 148 (no tail, 37 steps), 129 (one input, 32
+    steps), 134 (two, 33) and 143 (three: one more step, 36)."""
+    i = keras.Input((5, 5, 16))
+    x = i
+    for cin in (180, 148, 129, 134, 143):
+        x = L.Conv2D(24, 1)(L.DepthwiseConv2D(3, padding="same", activation="relu6")(L.Conv2D(cin, 1, activation="relu6")(x)))
+    return spread_weights(keras.Model(i, L.Conv2D(8, 1)(L.GlobalAveragePooling2D(keepdims=True)(x)), name="shared_ws"), seed=11)
+
+
+def test_wide_pointwise_workspace_layers_of_one_output_count_share_one_tile_on_emulated_cortex_m4(tmp_path):
+    """The workspace's 4-pixel tiles take the input count at run time (int8_pw_tile_ws<COUT, RQ,
+    D>): four projections of 148, 129, 134 and 143 inputs to 24 channels (every tail and loop
+    entry) run through one instance in the Cortex-M4 firmware (PhiNet-20M's 12 projections
+    and PhiNet-10M's 7 each had their own), the host giving TFLM's and BUILTIN_REF's outputs and
+    the DSP build on QEMU's Cortex-M4 the host's, with the asm loop and with the loops in C
+    (-DMN_PW_NO_ASM)."""
+    import re
+    import shutil
+
+    from micronets.embedded import qemu
+    from test_int8_depthwise import _exact_on_host, _m4_runs
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    model = _shared_workspace_model()
+    data = convert(model, calibration(model, seed=11))
+    compiled = compile_tflite(data, classname="Shared", stream=False)
+    wide = [op for op in compiled.graph.ops if op.kind == "Conv2D" and op.pointwise and op.inputs[0].hwc[2] > 128]
+    assert [op.inputs[0].hwc[2] for op in wide] == [180, 148, 129, 134, 143]
+    assert [bool(compiled.plan.op(op).workspace_option) for op in wide] == [False, True, True, True, True]
+    assert compiled.header.count("int8_pointwise_ws<") == 4
+    header = tmp_path / "Shared.h"
+    _exact_on_host(compiled, data, model.name, int8_inputs((5, 5, 16), n=4, seed=11), header)
+    x = np.random.default_rng(11).integers(0, 256, (2, 5, 5, 16)).astype(np.uint8)
+    _m4_runs(header, "Shared", x, tmp_path, {"ws": [], "c_loops": ["-DMN_PW_NO_ASM"]})
+    nm = shutil.which(qemu.CXX).replace("g++", "nm")
+    for label in ("ws", "c_loops"):
+        symbols = subprocess.run([nm, "-C", str(tmp_path / label / "firmware.elf")], capture_output=True, text=True).stdout
+        assert len(re.findall(r"int8_pw_tile_ws<", symbols)) == 1, (label, re.findall(r".*int8_pw_tile_ws<.*", symbols))
+
+
 def test_wide_pointwise_workspace_tiles_compile_for_cortex_m4_at_every_optimisation_level(tmp_path):
     """The workspace's 4-pixel tiles (int8_pw_tile_ws: the 13-register asm loop over inputs
-    unpacked in the arena) compile for Cortex-M4 under -Werror at every level users build with, and
-    so does the build without the workspace (-DMN_PW_NO_WS)."""
+    unpacked in the arena, its entry picked at run time by the input count) compile for Cortex-M4
+    under -Werror at every level users build with, for layers of one output count and every tail
+    too, and so does the build without the workspace (-DMN_PW_NO_WS)."""
     import shutil
 
     from micronets.embedded import qemu
@@ -1520,16 +1565,16 @@ def test_wide_pointwise_workspace_tiles_compile_for_cortex_m4_at_every_optimisat
     cxx = shutil.which(qemu.CXX)
     if not cxx:
         pytest.skip("arm-none-eabi-g++ not installed")
-    model = _wide_workspace_model()
-    compiled = compile_tflite(convert(model, calibration(model, seed=7)), classname="Net", stream=False)
-    assert compiled.header.count("int8_pointwise_ws<") == 3
-    header = tmp_path / "wide.h"
-    header.write_text(compiled.header)
-    src = tmp_path / "wide.cpp"
-    src.write_text(f'#include "{header}"\nNet net;\nint run(const int8_t* x) {{ return net.predict(x); }}\n')
-    for flags in ([], ["-DMN_PW_NO_WS"]):
-        for opt in ("-O2", "-O0", "-Os", "-O3", "-Og -fno-omit-frame-pointer"):
-            proc = subprocess.run([cxx, *qemu.CPU_FLAGS, *qemu.CXX_FLAGS, "-std=c++98", "-pedantic", *qemu.WARN_FLAGS,
-                                   *opt.split(), *flags, "-c", str(src), "-o", str(tmp_path / "wide.o")],
-                                  capture_output=True, text=True)
-            assert proc.returncode == 0, f"{flags} {opt}: {proc.stderr[-3000:]}"
+    for name, model, seed, n in (("wide", _wide_workspace_model(), 7, 3), ("shared", _shared_workspace_model(), 11, 4)):
+        compiled = compile_tflite(convert(model, calibration(model, seed=seed)), classname="Net", stream=False)
+        assert compiled.header.count("int8_pointwise_ws<") == n
+        header = tmp_path / f"{name}.h"
+        header.write_text(compiled.header)
+        src = tmp_path / f"{name}.cpp"
+        src.write_text(f'#include "{header}"\nNet net;\nint run(const int8_t* x) {{ return net.predict(x); }}\n')
+        for flags in ([], ["-DMN_PW_NO_WS"]):
+            for opt in ("-O2", "-O0", "-Os", "-O3", "-Og -fno-omit-frame-pointer"):
+                proc = subprocess.run([cxx, *qemu.CPU_FLAGS, *qemu.CXX_FLAGS, "-std=c++98", "-pedantic", *qemu.WARN_FLAGS,
+                                       *opt.split(), *flags, "-c", str(src), "-o", str(tmp_path / f"{name}.o")],
+                                      capture_output=True, text=True)
+                assert proc.returncode == 0, f"{name} {flags} {opt}: {proc.stderr[-3000:]}"
