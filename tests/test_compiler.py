@@ -32,15 +32,20 @@ def check_equivalence(model, classname, workdir, n=8, seed=1, sanitize=False):
     exe = host.build(path, classname, out_dir=str(workdir), sanitize=sanitize, opt="-O1" if sanitize else "-O2")
     num = compiled.graph.output.size
 
+    # Keras' float32 result is itself up to ``gap`` from the exact one, and how far depends on the
+    # CPU's oneDNN kernels (PhiNet's residuals_off variant: ours 1.07e-5 from Keras on an Intel
+    # Xeon with AVX-512 and AMX, within 1e-5 on the AMD EPYC of earlier runs): within TOL of exact
+    # means within TOL + gap of Keras
+    tol = TOL + gap
     ref = model.predict(x, verbose=0)
     assert_lively(ref, num)
     out = host.run(exe, x, num, entry="float")
-    assert np.abs(out - ref).max() <= TOL, f"float entry differs by {np.abs(out - ref).max():.3g}"
+    assert np.abs(out - ref).max() <= tol, f"float entry differs by {np.abs(out - ref).max():.3g}"
     assert (out.argmax(1) == ref.argmax(1)).all()
 
     ref8 = model.predict(as_float, verbose=0)
     out8 = host.run(exe, pixels, num, entry="uint8")
-    assert np.abs(out8 - ref8).max() <= TOL, f"uint8 entry differs by {np.abs(out8 - ref8).max():.3g}"
+    assert np.abs(out8 - ref8).max() <= tol, f"uint8 entry differs by {np.abs(out8 - ref8).max():.3g}"
     assert (out8.argmax(1) == ref8.argmax(1)).all()
     return compiled, path
 
