@@ -217,8 +217,9 @@ class Int8Conv2D(Int8Windowed):
         (int8_pointwise_ws). The planner gives it only where the arena does not grow; without it,
         tiles of 2 pixels (up to 256 inputs, beyond that unpacked in chunks). Cortex-M4
         instructions a MAC (PhiNets' projections before their squeeze-excite MULs were fused into
-        them, Int8ConvMul, which takes this rule for its own tiles): PhiNet-20M's 218 to 251 -> 31 on 8x8, 1.21 -> 1.11; 259 to 308 -> 31,
-        1.23 -> 1.09; PhiNet-10M's 179 to 197 -> 31, 1.21 -> 1.12. From one tile (200 and 242
+        them, Int8ConvMul, which takes this rule for its own tiles): PhiNet-20M's 218 to 251 -> 31
+        on 8x8, 1.21 -> 1.11; 259 to 308 -> 31, 1.23 -> 1.09; PhiNet-10M's 179 to 197 -> 31, 1.21
+        -> 1.12. From one tile (200 and 242
         -> 31 on 2x2, 1.21 -> 1.10; on 3x3, one pixel left, 1.30 -> 1.20) and however wide (400,
         512 and 330 -> 31 on 6x6: 1.24, 1.21, 1.23 -> 1.08, 1.07, 1.09), at PW_WS_MIN_PIXELS or more."""
         cin = self.inputs[0].hwc[2]
