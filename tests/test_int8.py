@@ -41,8 +41,8 @@ def windowed_model():
 
 
 def branch_model():
-    """A residual ADD, a CONCATENATION, a PAD that stays a PAD (read by a pooling), Flatten
-    (RESHAPE) and a dense output with no softmax."""
+    """A residual ADD, a CONCATENATION, a PAD folded into the max pooling that reads it (the
+    pooling's border: Int8Pool.border), Flatten (RESHAPE) and a dense output with no softmax."""
     i = keras.Input((10, 10, 4))
     a = L.Conv2D(6, 3, padding="same", activation="relu")(i)
     b = L.Conv2D(6, 1)(a)
@@ -799,6 +799,34 @@ def test_layer_by_layer_is_the_users_choice(tmp_path):
     with pytest.raises(TypeError, match="True or False"):
         micronets.export(model, tmp_path / "f.h", quantize="int8", calibration=cal, stream="no")
     assert not (tmp_path / "f.h").exists()
+
+
+def test_max_pooling_reads_a_folded_pad_border(tmp_path):
+    """A ZeroPadding2D read only by a VALID MaxPooling2D (ResNet's and DenseNet's stem) folds into
+    the pooling, which then reads the zero point outside the map (Int8Pool.border): no padded copy
+    in the arena, and TFLite's result, where the border's real 0 beats the negative values of a
+    linear convolution's output (one window wholly in the border)."""
+    i = keras.Input((9, 9, 3))
+    x = L.Conv2D(6, 3, padding="same")(i)  # linear: about half its outputs are below the zero point
+    x = L.ZeroPadding2D(((1, 2), (2, 1)))(x)
+    x = L.MaxPooling2D(3, strides=2)(x)  # 12x12 padded -> 5x5
+    x = L.Conv2D(5, 1)(x)
+    x = L.MaxPooling2D(2, strides=1)(L.ZeroPadding2D(((1, 0), (3, 0)))(x))  # the first column's windows: border only
+    x = L.Flatten()(x)
+    model = spread_weights(keras.Model(i, L.Dense(8)(x), name="padpool"), seed=31)
+    data = convert(model, calibration(model, seed=31))
+    xs = int8_inputs(model.input_shape[1:], n=12, seed=31)
+    compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "PadPool")
+    ops = [s for op in compiled.graph.ops for s in (getattr(op, "stages", ()) or (op,))]  # (a row stream's stages)
+    assert "ZeroPadding2D" not in [op.kind for op in ops], [op.kind for op in ops]
+    pools = [op for op in ops if op.kind == "MaxPooling2D"]
+    assert len(pools) == 2 and all(p.border == p.inputs[0].quant.zero_point for p in pools)
+    assert [p.pads for p in pools] == [(1, 2, 2, 1), (1, 0, 3, 0)]
+    tflm = tflm_reference({"padpool": (data, xs)})["padpool"]
+    assert np.array_equal(raw, tflm), f"max LSB difference vs TFLM: {np.abs(raw.astype(int) - tflm).max()}"
+    assert len({tuple(r) for r in raw}) > len(xs) // 2
+    _, raw_ref, _ = compiled_outputs(data, xs, tmp_path, "PadPoolRef", reference="tflite-ref")
+    assert np.array_equal(raw_ref, tflite_reference(data, xs))
 
 
 # ------------------------------------------------------------------------------ Cortex-M4

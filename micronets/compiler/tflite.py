@@ -392,12 +392,16 @@ class _Importer:
             out = self.new_output(outs[0], k, name, rows=True)
             self.add(Int8Dense(label, x, out, w, bias, wscales, fused, double_requant=self.reference == "tflite-ref"), name)
         elif name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-            x = self.act_tensor(ins[0], k, name)
+            x_index, extra = ins[0], (0, 0, 0, 0)
+            if x_index in self.folded_pad:  # (a MAX_POOL_2D with VALID padding: see PAD)
+                x_index, extra = self.folded_pad[x_index]
+            x = self.act_tensor(x_index, k, name)
             out = self.new_output(outs[0], k, name)
             kernel = (int(opt.filterHeight), int(opt.filterWidth))
             strides = (int(opt.strideH), int(opt.strideW))
-            pads = self._pads(k, name, x, out, kernel, strides, (1, 1), int(opt.padding), (0, 0, 0, 0))
-            self.add(Int8Pool(label, x, out, kernel, strides, pads, name == "AVERAGE_POOL_2D", fused), name)
+            pads = self._pads(k, name, x, out, kernel, strides, (1, 1), int(opt.padding), extra)
+            border = x.quant.zero_point if any(extra) else None
+            self.add(Int8Pool(label, x, out, kernel, strides, pads, name == "AVERAGE_POOL_2D", fused, border), name)
         elif name == "MEAN":
             x = self.act_tensor(ins[0], k, name)
             rank, axes = self._reduced_axes(k, name, ins[1], x, "averages")
@@ -574,11 +578,14 @@ class _Importer:
             else:  # a sequence (L, C) is a 1 x L x C map: its padding is columns
                 p = (0, 0, int(pads[1][0]), int(pads[1][1]))
             readers = [j for j, o in enumerate(operators) if outs[0] in list(o.inputs)]
+            reader = r.op_name(operators[readers[0]]) if len(readers) == 1 else None
             if (rank == 4 and len(readers) == 1 and self.consumers[outs[0]] == 1
-                    and r.op_name(operators[readers[0]]) in ("CONV_2D", "DEPTHWISE_CONV_2D")
+                    and (reader in ("CONV_2D", "DEPTHWISE_CONV_2D")
+                         or (reader == "MAX_POOL_2D" and int(operators[readers[0]].builtinOptions.padding) == 1))
                     and list(operators[readers[0]].inputs)[0] == outs[0]):
                 # taps on the border read the zero point, which the convolution's skipped taps mean
-                # too: the padding folds into the convolution, no padded copy is made
+                # too; a VALID max pooling's windows take it as one more value (Int8Pool.border):
+                # the padding folds into the reader, no padded copy is made
                 scales, zps, _ = r.quant(outs[0])
                 if Quant(float(scales[0]), int(zps[0])) == x.quant:
                     self.folded_pad[outs[0]] = (ins[0], p)
