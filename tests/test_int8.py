@@ -1581,11 +1581,69 @@ def test_wide_pointwise_workspace_layers_of_one_output_count_share_one_tile_on_e
         assert len(re.findall(r"int8_pw_tile_ws<", symbols)) == 1, (label, re.findall(r".*int8_pw_tile_ws<.*", symbols))
 
 
+def _shared_conv_mul_workspace_model():
+    """_shared_workspace_model's blocks with a squeeze-excite gate before each projection (its
+    MUL fused into it: Int8ConvMul), a sigmoid's on ReLU6 maps (the products' non-negative form)
+    but for the 134-channel block's, a hard sigmoid's on a map of no activation (the general form)."""
+    i = keras.Input((5, 5, 16))
+    x = i
+    for cin in (180, 148, 129, 134, 143):
+        act, gate = (None, "hard_sigmoid") if cin == 134 else ("relu6", "sigmoid")
+        x = L.DepthwiseConv2D(3, padding="same", activation=act)(L.Conv2D(cin, 1, activation="relu6")(x))
+        s = L.GlobalAveragePooling2D(keepdims=True)(x)
+        s = L.Conv2D(cin, 1, activation=gate)(L.Conv2D(cin // 8, 1, activation="relu")(s))
+        x = L.Conv2D(24, 1)(L.Multiply()([x, s]))
+    return spread_weights(keras.Model(i, L.Conv2D(8, 1)(L.GlobalAveragePooling2D(keepdims=True)(x)), name="shared_cm"), seed=13)
+
+
+def test_squeeze_excite_projections_in_the_workspace_share_the_plain_layers_tile_on_emulated_cortex_m4(tmp_path):
+    """A squeeze-excite MUL fused into its projection (Int8ConvMul) whose 4-pixel tiles' products
+    go in the arena workspace runs the plain workspace layers' tile over them (int8_pw_tile_ws,
+    the input count a run-time value): four such projections of 148, 129, 134 and 143 inputs (every
+    tail and loop entry) to 24 channels take one instance per parameter layout in the Cortex-M4
+    firmware (two: the general form's biases are laid out apart), none of int8_pw_tile_dsp's
+    4-pixel ones (PhiNet-20M's 12 projections and PhiNet-10M's 7 had one each), with the asm loop, with the loops in C (-DMN_PW_NO_ASM) and at -Og with a frame pointer;
+    the host gives TFLM's and BUILTIN_REF's outputs, and every M4 build the host's."""
+    import re
+    import shutil
+
+    from micronets.compiler.ops.int8_conv_mul import Int8ConvMul
+    from micronets.embedded import qemu
+    from test_int8_depthwise import _exact_on_host, _m4_runs
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    model = _shared_conv_mul_workspace_model()
+    data = convert(model, calibration(model, seed=13))
+    compiled = compile_tflite(data, classname="SharedCm", stream=False)
+    fused = [op for op in compiled.graph.ops if isinstance(op, Int8ConvMul)]
+    assert [(op.inputs[0].hwc[2], op.output.hwc[2]) for op in fused] == [(c, 24) for c in (180, 148, 129, 134, 143)]
+    assert [op.m_pos for op in fused] == [True, True, True, False, True]
+    assert [bool(compiled.plan.op(op).workspace_option) for op in fused] == [False, True, True, True, True]
+    assert len(re.findall(r"int8_conv_mul<\d+, \d+, 24, [^>]*, true>", compiled.header)) == 4
+    header = tmp_path / "SharedCm.h"
+    assert len(np.unique(_exact_on_host(compiled, data, model.name, int8_inputs((5, 5, 16), n=4, seed=13), header))) > 8
+    x = np.random.default_rng(13).integers(0, 256, (2, 5, 5, 16)).astype(np.uint8)
+    builds = {"ws": [], "c_loops": ["-DMN_PW_NO_ASM"], "og": ["-Og", "-fno-omit-frame-pointer"]}
+    _m4_runs(header, "SharedCm", x, tmp_path, builds)
+    # an instance per parameter layout (the tile's BF, SF): the non-negative forms' three share one
+    layouts = [op.c_param_types() for op in fused[1:]]
+    assert len(set(layouts)) == 2 and layouts.count(layouts[0]) == 3, layouts
+    nm = shutil.which(qemu.CXX).replace("g++", "nm")
+    for label in builds:
+        symbols = subprocess.run([nm, "-C", str(tmp_path / label / "firmware.elf")], capture_output=True, text=True).stdout
+        tiles = re.findall(r"int8_pw_tile_ws<24, [^(]*", symbols)
+        assert len(tiles) == 2 and len(set(tiles)) == 2, (label, tiles)
+        assert not re.findall(r"int8_pw_tile_dsp<\d+, 24, 4,", symbols), (label, re.findall(r".*int8_pw_tile_dsp<.*", symbols))
+
+
 def test_wide_pointwise_workspace_tiles_compile_for_cortex_m4_at_every_optimisation_level(tmp_path):
     """The workspace's 4-pixel tiles (int8_pw_tile_ws: the 13-register asm loop over inputs
     unpacked in the arena, its entry picked at run time by the input count) compile for Cortex-M4
     under -Werror at every level users build with, for layers of one output count and every tail
-    too, and so does the build without the workspace (-DMN_PW_NO_WS)."""
+    too, squeeze-excite projections' (Int8ConvMul, over their products) as well, and so does the
+    build without the workspace (-DMN_PW_NO_WS)."""
+    import re
     import shutil
 
     from micronets.embedded import qemu
@@ -1593,9 +1651,11 @@ def test_wide_pointwise_workspace_tiles_compile_for_cortex_m4_at_every_optimisat
     cxx = shutil.which(qemu.CXX)
     if not cxx:
         pytest.skip("arm-none-eabi-g++ not installed")
-    for name, model, seed, n in (("wide", _wide_workspace_model(), 7, 3), ("shared", _shared_workspace_model(), 11, 4)):
+    for name, model, seed, call, n in (("wide", _wide_workspace_model(), 7, r"int8_pointwise_ws<\d", 3),
+                                       ("shared", _shared_workspace_model(), 11, r"int8_pointwise_ws<\d", 4),
+                                       ("shared_cm", _shared_conv_mul_workspace_model(), 13, r"int8_conv_mul<[^>]*, true>\(", 4)):
         compiled = compile_tflite(convert(model, calibration(model, seed=seed)), classname="Net", stream=False)
-        assert compiled.header.count("int8_pointwise_ws<") == n
+        assert len(re.findall(call, compiled.header)) == n, name
         header = tmp_path / f"{name}.h"
         header.write_text(compiled.header)
         src = tmp_path / f"{name}.cpp"
