@@ -4,11 +4,14 @@ whole batch of models (a crash there costs the child, not the test run)."""
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -65,6 +68,41 @@ def tflm_reference(models: Dict[str, Tuple[bytes, np.ndarray]]) -> Dict[str, np.
         if proc.returncode != 0:
             raise RuntimeError(f"TFLM child failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
         return {name: np.load(os.path.join(tmp, name + ".out.npy")) for name in models}
+
+
+#: host drivers built in this process: (header text's SHA-256, classname, opt, flags) -> executable
+_HOST_BUILDS: Dict[Tuple[str, str, str, Tuple[str, ...]], str] = {}
+_HOST_BUILD_DIR: List[str] = []
+
+
+def host_build(header_path, classname: str, opt: str = "-O2", flags: Sequence[str] = ()) -> str:
+    """``micronets.host.build`` of the header, compiled once per process for each header text,
+    class name, level and flags: the driver g++ makes of the same source and flags is the same
+    program, so a test that runs one header on several input sets (int8, uint8, float entries;
+    the host's outputs for a QEMU comparison after its own bit-exactness check) builds it once."""
+    from micronets import host
+
+    with open(header_path, "rb") as fh:
+        key = (hashlib.sha256(fh.read()).hexdigest(), classname, opt, tuple(flags))
+    exe = _HOST_BUILDS.get(key)
+    if exe is None or not os.path.exists(exe):
+        if not _HOST_BUILD_DIR:
+            _HOST_BUILD_DIR.append(tempfile.mkdtemp(prefix="micronets-test-drivers-"))
+            atexit.register(shutil.rmtree, _HOST_BUILD_DIR[0], True)
+        out = os.path.join(_HOST_BUILD_DIR[0], str(len(_HOST_BUILDS)))
+        os.makedirs(out, exist_ok=True)
+        exe = host.build(str(header_path), classname, out_dir=out, opt=opt, flags=flags)
+        _HOST_BUILDS[key] = exe
+    return exe
+
+
+def run_header_int8(header_path, classname: str, x: np.ndarray, entry: str = "int8", opt: str = "-O2",
+                    flags: Sequence[str] = ()) -> Tuple[np.ndarray, np.ndarray]:
+    """``micronets.host.run_header_int8`` with the driver from ``host_build`` (built once per header
+    text): (raw outputs, dequantised outputs) of int8 header ``header_path`` on inputs ``x``."""
+    from micronets import host
+
+    return host.run_int8(host_build(header_path, classname, opt, flags), str(header_path), x, entry=entry)
 
 
 def spread_weights(model, seed: int = 0):

@@ -14,7 +14,8 @@ from micronets import host
 from micronets.compiler import UnsupportedModelError
 from micronets.compiler.int8 import MIN_CALIBRATION_SAMPLES, compile_tflite
 from micronets.compiler.quant import quantize_float
-from int8_reference import convert, op_names, share_quantisation, spread_weights, tflite_reference, tflm_reference
+from int8_reference import (convert, op_names, run_header_int8, share_quantisation, spread_weights, tflite_reference,
+                            tflm_reference)
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -263,7 +264,7 @@ def compiled_outputs(data, xs, tmp_path, classname, entry="int8", reference="tfl
     compiled = compile_tflite(data, classname=classname, reference=reference)
     path = tmp_path / f"{classname}.h"
     path.write_text(compiled.header)
-    raw, out = host.run_header_int8(str(path), classname, xs, entry=entry)
+    raw, out = run_header_int8(str(path), classname, xs, entry=entry)
     return compiled, raw, out
 
 
@@ -287,7 +288,7 @@ def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
     compiled = compile_tflite(data, classname=f"R_{name}", reference="tflite-ref")
     path = tmp_path / f"R_{name}.h"
     path.write_text(compiled.header)
-    raw_ref, _ = host.run_header_int8(str(path), f"R_{name}", xs)
+    raw_ref, _ = run_header_int8(str(path), f"R_{name}", xs)
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
 
 
@@ -409,10 +410,10 @@ def test_uint8_and_float_entries(converted, tmp_path):
     floats = rng.uniform(-1.2, 1.2, (10,) + tuple(model.input_shape[1:])).astype(np.float32)
     floats[0, 0, 0, :] = [0.5 * compiled.graph.input.quant.scale, -2.5 * compiled.graph.input.quant.scale, 1e9]
     q = compiled.graph.input.quant
-    raw_u8, _ = host.run_header_int8(str(path), "Entries", pixels, entry="uint8")
-    raw_f, _ = host.run_header_int8(str(path), "Entries", floats, entry="float")
-    expect_u8, _ = host.run_header_int8(str(path), "Entries", quantize_float((pixels.astype(np.float64) / 255.0).astype(np.float32), q))
-    expect_f, _ = host.run_header_int8(str(path), "Entries", quantize_float(floats, q))
+    raw_u8, _ = run_header_int8(str(path), "Entries", pixels, entry="uint8")
+    raw_f, _ = run_header_int8(str(path), "Entries", floats, entry="float")
+    expect_u8, _ = run_header_int8(str(path), "Entries", quantize_float((pixels.astype(np.float64) / 255.0).astype(np.float32), q))
+    expect_f, _ = run_header_int8(str(path), "Entries", quantize_float(floats, q))
     assert not np.array_equal(expect_u8[0], expect_f[0])
     assert np.array_equal(raw_u8, expect_u8)
     assert np.array_equal(raw_f, expect_f)
@@ -436,9 +437,9 @@ def test_uint8_entry_without_a_table_when_it_is_p_minus_128(converted, tmp_path)
     pixels = np.random.default_rng(4).integers(0, 256, (12, 6, 6, 2)).astype(np.uint8)
     pixels[0] = 0
     pixels[1] = 255
-    raw_u8, _ = host.run_header_int8(str(path), "NoLut", pixels, entry="uint8")
+    raw_u8, _ = run_header_int8(str(path), "NoLut", pixels, entry="uint8")
     shifted = (pixels.astype(np.int16) - 128).astype(np.int8)
-    raw_i8, _ = host.run_header_int8(str(path), "NoLut", shifted)
+    raw_i8, _ = run_header_int8(str(path), "NoLut", shifted)
     assert np.array_equal(raw_u8, raw_i8) and len({tuple(r) for r in raw_u8}) > 6
     assert np.array_equal(raw_i8, tflm_reference({"m": (data, shifted)})["m"])
 
@@ -599,7 +600,7 @@ def test_export_int8_from_keras_and_net(tmp_path, converted):
     compiled = micronets.export(model, str(path), classname="Branch", quantize="int8", calibration=cal)
     assert path.read_text() == compiled.header and "int8" in compiled.header
     xs = converted["branch"][1]
-    raw, _ = host.run_header_int8(str(path), "Branch", xs)
+    raw, _ = run_header_int8(str(path), "Branch", xs)
     assert np.array_equal(raw, tflm_reference({"branch": (compiled.tflite, xs)})["branch"])
     net = micronets.PicoMobileNet(num_classes=3, input_shape=(24, 24, 1))
     net.build()
@@ -720,7 +721,7 @@ def test_cli_gen_and_info_on_a_tflite(converted, tmp_path):
     assert result.exit_code == 0, result.output
     assert "class Pico8" in out.read_text() and "int8" in result.output
     data, xs, _ = converted["pico"]
-    raw, _ = host.run_header_int8(str(out), "Pico8", xs[:4])
+    raw, _ = run_header_int8(str(out), "Pico8", xs[:4])
     assert np.array_equal(raw, compiled_outputs(data, xs[:4], tmp_path, "Again")[1])
     result = _cli("info", path, "--json")
     assert result.exit_code == 0
@@ -775,8 +776,8 @@ def test_layer_by_layer_is_the_users_choice(tmp_path):
     assert "Stream" in kinds(streamed) and "Stream" not in kinds(whole)
     assert whole.plan.arena_size > streamed.plan.arena_size
     xs = np.random.default_rng(1).integers(-128, 128, (3,) + model.input_shape[1:]).astype(np.int8)
-    assert np.array_equal(host.run_header_int8(str(tmp_path / "s.h"), "S", xs)[0],
-                          host.run_header_int8(str(tmp_path / "w.h"), "W", xs)[0])
+    assert np.array_equal(run_header_int8(str(tmp_path / "s.h"), "S", xs)[0],
+                          run_header_int8(str(tmp_path / "w.h"), "W", xs)[0])
 
     path = tmp_path / "k.tflite"
     path.write_bytes(streamed.tflite)
@@ -850,7 +851,7 @@ def test_int8_header_on_emulated_cortex_m4(converted, tmp_path):
                                  capture_output=True, text=True).stdout
     assert "smlad" in disassembly and "sxtb16" in disassembly
     result = qemu.run_firmware(elf, timeout=120)
-    _, on_host = host.run_header_int8(str(header), "Phi", x, entry="float")
+    _, on_host = run_header_int8(str(header), "Phi", x, entry="float")
     assert np.array_equal(result.outputs, on_host)
     assert len(np.unique(on_host)) > 3
     assert result.object_bytes == compiled.summary()["object_bytes"]
@@ -899,7 +900,7 @@ def test_int8_accuracy_within_one_point_of_float_on_digits(tmp_path):
     float_acc = float((np.argmax(model.predict(xte, verbose=0), 1) == yte).mean())
     path = tmp_path / "digits.h"
     micronets.export(model, str(path), classname="Digits", quantize="int8", calibration=xtr[:200])
-    raw, _ = host.run_header_int8(str(path), "Digits", xte, entry="float")
+    raw, _ = run_header_int8(str(path), "Digits", xte, entry="float")
     int8_acc = float((np.argmax(raw, 1) == yte).mean())
     assert float_acc > 0.85, float_acc  # it learned something: the comparison means something
     assert int8_acc >= float_acc - 0.01, (float_acc, int8_acc)
@@ -1008,11 +1009,11 @@ def test_wide_pointwise_tiles_unpack_in_chunks_on_emulated_cortex_m4(tmp_path):
     header = tmp_path / "Wide.h"
     header.write_text(compiled.header)
     xs = int8_inputs((2, 11, 1), n=6)
-    raw, _ = host.run_header_int8(str(header), "Wide", xs)
+    raw, _ = run_header_int8(str(header), "Wide", xs)
     assert np.array_equal(raw, tflm_reference({"Wide": (data, xs)})["Wide"]) and len(np.unique(raw)) > 16
     assert np.array_equal(raw, tflite_reference(data, xs))
     pixels = np.random.default_rng(3).integers(0, 256, (2, 2, 11, 1)).astype(np.uint8)
-    _, on_host = host.run_header_int8(str(header), "Wide", pixels, entry="uint8")
+    _, on_host = run_header_int8(str(header), "Wide", pixels, entry="uint8")
     runs = {}
     for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"]), ("four", ["-DMN_PW_WIDE_NP=4"]),
                           ("single", ["-DMN_PW_WIDE_NP=1"])):
@@ -1160,11 +1161,11 @@ def _tflm_here_and_host_on_m4(compiled, data, classname, tmp_path, levels):
     header = tmp_path / f"{classname}.h"
     header.write_text(compiled.header)
     xs = int8_inputs(shape, n=6)
-    raw, _ = host.run_header_int8(str(header), classname, xs)
+    raw, _ = run_header_int8(str(header), classname, xs)
     assert np.array_equal(raw, tflm_reference({classname: (data, xs)})[classname]) and len(np.unique(raw)) > levels
     pixels = np.random.default_rng(3).integers(0, 256, (2,) + shape).astype(np.uint8)
     elf = qemu.build_firmware(header, classname, pixels, tmp_path / "fw", entry="uint8")
-    _, on_host = host.run_header_int8(str(header), classname, pixels, entry="uint8")
+    _, on_host = run_header_int8(str(header), classname, pixels, entry="uint8")
     assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
 
 
@@ -1203,7 +1204,7 @@ def test_depthwise_of_one_channel_runs_as_a_conv_and_opens_a_stream(tmp_path):
     xs = int8_inputs((48, 48, 1), n=8)
     path = tmp_path / "dw1.h"
     path.write_text(compiled.header)
-    raw, _ = host.run_header_int8(str(path), "Dw1", xs)
+    raw, _ = run_header_int8(str(path), "Dw1", xs)
     assert np.array_equal(raw, tflm_reference({"dw1": (data, xs)})["dw1"]) and len(np.unique(raw)) > 8
     _, raw_ref, _ = compiled_outputs(data, xs, tmp_path, "Dw1Ref", reference="tflite-ref")
     assert np.array_equal(raw_ref, tflite_reference(data, xs))
@@ -1229,7 +1230,7 @@ def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     assert len(np.unique(raw)) > 16
     header = tmp_path / "Dsp.h"
     x = np.random.default_rng(index).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    _, on_host = host.run_header_int8(str(header), "Dsp", x, entry="uint8")
+    _, on_host = run_header_int8(str(header), "Dsp", x, entry="uint8")
     objdump = shutil.which(qemu.CXX).replace("g++", "objdump")
     runs = {}
     for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):

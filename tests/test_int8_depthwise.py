@@ -13,9 +13,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from micronets import host
 from micronets.compiler.int8 import compile_tflite
-from int8_reference import convert, spread_weights, tflite_reference, tflm_reference
+from int8_reference import convert, run_header_int8, spread_weights, tflite_reference, tflm_reference
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -94,7 +93,7 @@ def _exact_on_host(compiled, data, name, xs, header):
     """Writes ``compiled``'s header to ``header`` and returns its raw outputs on the int8 inputs
     ``xs``, which must equal TFLM's and TFLite BUILTIN_REF's bit for bit."""
     header.write_text(compiled.header)
-    raw, _ = host.run_header_int8(str(header), compiled.classname, xs)
+    raw, _ = run_header_int8(str(header), compiled.classname, xs)
     assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name])
     assert np.array_equal(raw, tflite_reference(data, xs))
     return raw
@@ -105,7 +104,7 @@ def _m4_runs(header, classname, x, out_dir, builds):
     inputs ``x``, each giving the host build's outputs bit for bit: label -> run."""
     from micronets.embedded import qemu
 
-    _, on_host = host.run_header_int8(str(header), classname, x, entry="uint8")
+    _, on_host = run_header_int8(str(header), classname, x, entry="uint8")
     runs = {}
     for label, flags in builds.items():
         elf = qemu.build_firmware(header, classname, x, out_dir / label, entry="uint8", extra_flags=flags)
@@ -359,11 +358,11 @@ def test_depthwise_family_bit_exact_on_emulated_cortex_m4(name, converted, tmp_p
     header = tmp_path / "Dw.h"
     header.write_text(compiled.header)
     xs = np.random.default_rng(3).integers(-128, 128, (4,) + tuple(model.input_shape[1:])).astype(np.int8)
-    raw, _ = host.run_header_int8(str(header), "Dw", xs, entry="int8")
+    raw, _ = run_header_int8(str(header), "Dw", xs, entry="int8")
     assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name])
     assert len(np.unique(raw)) > 8
     x = np.random.default_rng(4).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
-    _, expected = host.run_header_int8(str(header), "Dw", x, entry="uint8")
+    _, expected = run_header_int8(str(header), "Dw", x, entry="uint8")
     objdump = shutil.which(qemu.CXX).replace("g++", "objdump")
     runs = {}
     for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"]), ("cxx", ["-DMN_DW_NO_ASM"])):
@@ -400,7 +399,7 @@ def test_depthwise_channel_tail_as_a_dsp_group_bit_exact(tmp_path):
     expected = tflm_reference({"tails": (data, xs)})["tails"]
     ref = tmp_path / "R.h"
     ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
-    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
+    assert np.array_equal(run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
     x = np.random.default_rng(62).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
     have = bool(shutil.which(qemu.CXX) and shutil.which(qemu.QEMU))
     tails = set()
@@ -414,7 +413,7 @@ def test_depthwise_channel_tail_as_a_dsp_group_bit_exact(tmp_path):
             tails.add(c % 4)
         header = tmp_path / f"T{int(stream)}.h"
         header.write_text(compiled.header)
-        raw, _ = host.run_header_int8(str(header), "T", xs)
+        raw, _ = run_header_int8(str(header), "T", xs)
         assert np.array_equal(raw, expected), stream
         assert len(np.unique(raw)) > 8
         if not have:
@@ -628,7 +627,7 @@ def test_one_channel_conv_to_three_channels_in_pairs_on_emulated_cortex_m4(strid
         compiled, header, runs = _stem_builds(data, model, streams, tmp_path, builds)
         per_mac.append(runs["dsp"].instructions / compiled.summary()["macs"])
         xf = np.random.default_rng(8).uniform(0, 1, (1,) + tuple(model.input_shape[1:])).astype(np.float32)
-        _, on_host = host.run_header_int8(str(header), "C", xf, entry="float")
+        _, on_host = run_header_int8(str(header), "C", xf, entry="float")
         elf = qemu.build_firmware(header, "C", xf, tmp_path / f"stem3_{streams}_float", entry="float")
         assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
     # (a pixel at a time: 3.04 and 3.42 instructions a MAC, the average after it included)

@@ -10,11 +10,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from micronets import host
 from micronets.compiler.int8 import STREAM_MIN_SAVING, _fuse_if_smaller, _fuse_swish, _renumbered, compile_tflite
 from micronets.compiler.plan import plan_memory
 from micronets.compiler.tflite import read_tflite
-from int8_reference import convert, spread_weights, tflite_reference, tflm_reference
+from int8_reference import convert, run_header_int8, spread_weights, tflite_reference, tflm_reference
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -76,11 +75,11 @@ def _bit_exact(compiled, data, name, xs, path):
     """Writes ``compiled``'s header to ``path`` and returns its raw outputs on ``xs``: they equal
     TFLM's, and the reference='tflite-ref' build's equal TFLite BUILTIN_REF's, bit for bit."""
     path.write_text(compiled.header)
-    raw, _ = host.run_header_int8(str(path), compiled.classname, xs)
+    raw, _ = run_header_int8(str(path), compiled.classname, xs)
     assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name])
     ref = path.parent / "R.h"
     ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
-    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
+    assert np.array_equal(run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
     return raw
 
 
@@ -248,7 +247,7 @@ def test_closing_stage_formed_smaller_and_bit_exact(name, kinds, closing, tmp_pa
     assert compiled.summary()["layers"][0]["stages"][-1]["sums_bytes"] == 4 * op.output.size
     path = tmp_path / "S.h"
     path.write_text(compiled.header)
-    raw, _ = host.run_header_int8(str(path), "S", xs)
+    raw, _ = run_header_int8(str(path), "S", xs)
     assert np.array_equal(raw, tflm_reference({name: (data, xs)})[name]) and len(np.unique(raw)) > 3
     ref = compile_tflite(data, classname="R", reference="tflite-ref")
     assert [type(o).__name__ for o in ref.graph.ops] == [type(o).__name__ for o in compiled.graph.ops]
@@ -257,7 +256,7 @@ def test_closing_stage_formed_smaller_and_bit_exact(name, kinds, closing, tmp_pa
         assert f"{op.stages[-1].units}, 0, 1>(acc," in ref.header
     ref_path = tmp_path / "R.h"
     ref_path.write_text(ref.header)
-    assert np.array_equal(host.run_header_int8(str(ref_path), "R", xs)[0], tflite_reference(data, xs))
+    assert np.array_equal(run_header_int8(str(ref_path), "R", xs)[0], tflite_reference(data, xs))
 
 
 @pytest.mark.parametrize("models, name", [("converted", "kws_like"), ("converted", "map_out"),
@@ -275,7 +274,7 @@ def test_stream_bit_exact_on_emulated_cortex_m4(models, name, request, tmp_path)
     header = tmp_path / "S.h"
     header.write_text(compile_tflite(data, classname="S").header)
     x = np.random.default_rng(7).integers(0, 256, (2,) + xs.shape[1:]).astype(np.uint8)
-    _, on_host = host.run_header_int8(str(header), "S", x, entry="uint8")
+    _, on_host = run_header_int8(str(header), "S", x, entry="uint8")
     objdump = shutil.which(qemu.CXX).replace("g++", "objdump")
     for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):
         elf = qemu.build_firmware(header, "S", x, tmp_path / label, entry="uint8", extra_flags=flags)
@@ -358,7 +357,7 @@ def test_streams_that_only_save_enough_together(tmp_path):
     xs = np.random.default_rng(46).integers(-128, 128, (4, 30, 22, 3)).astype(np.int8)
     path = tmp_path / "S.h"
     path.write_text(compiled.header)
-    raw, _ = host.run_header_int8(str(path), "S", xs)
+    raw, _ = run_header_int8(str(path), "S", xs)
     assert np.array_equal(raw, tflm_reference({"classic_cnn": (data, xs)})["classic_cnn"]) and len(np.unique(raw)) > 5
 
 
@@ -437,17 +436,17 @@ def test_pooling_stages_bit_exact_and_smaller(tmp_path):
             assert [streams[0].ring_rows(k) for k in range(3)] == [3, 1, 2]
         path = tmp_path / f"{fn.__name__}.h"
         path.write_text(compiled.header)
-        raw, _ = host.run_header_int8(str(path), "S", xs)
+        raw, _ = run_header_int8(str(path), "S", xs)
         assert np.array_equal(raw, tflm_reference({fn.__name__: (data, xs)})[fn.__name__]) and len(np.unique(raw)) > 5
         ref_path = tmp_path / f"{fn.__name__}_ref.h"
         ref_path.write_text(ref.header)
-        assert np.array_equal(host.run_header_int8(str(ref_path), "R", xs)[0], tflite_reference(data, xs))
+        assert np.array_equal(run_header_int8(str(ref_path), "R", xs)[0], tflite_reference(data, xs))
         headers.append(path)
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
     for k, path in enumerate(headers):
         x = np.random.default_rng(9).integers(0, 256, (2, 30, 22, 3)).astype(np.uint8)
-        _, on_host = host.run_header_int8(str(path), "S", x, entry="uint8")
+        _, on_host = run_header_int8(str(path), "S", x, entry="uint8")
         elf = qemu.build_firmware(path, "S", x, tmp_path / f"dsp{k}", entry="uint8")
         assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
 
@@ -493,18 +492,18 @@ def test_one_row_maps_stream_along_their_columns(tmp_path):
     for compiled in (natural, forced):
         path = tmp_path / f"{compiled.classname}.h"
         path.write_text(compiled.header)
-        raw, _ = host.run_header_int8(str(path), compiled.classname, xs)
+        raw, _ = run_header_int8(str(path), compiled.classname, xs)
         assert np.array_equal(raw, reference) and len(np.unique(raw)) > 5
         paths.append(path)
     ref = tmp_path / "R.h"
     ref.write_text(compile_tflite(data, classname="R", reference="tflite-ref").header)
-    assert np.array_equal(host.run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
+    assert np.array_equal(run_header_int8(str(ref), "R", xs)[0], tflite_reference(data, xs))
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
     x = np.random.default_rng(10).integers(0, 256, (2, 96, 4)).astype(np.uint8)
     for k, path in enumerate(paths):
         name = path.stem
-        _, on_host = host.run_header_int8(str(path), name, x, entry="uint8")
+        _, on_host = run_header_int8(str(path), name, x, entry="uint8")
         elf = qemu.build_firmware(path, name, x, tmp_path / f"m4{k}", entry="uint8")
         assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
 
@@ -520,12 +519,12 @@ def test_stream_of_an_im2col_first_conv_bit_exact(converted, tmp_path):
     assert len(streams) == 1 and streams[0].stages[0].kernel_form == 2
     path = tmp_path / "S.h"
     path.write_text(compiled.header)
-    raw, _ = host.run_header_int8(str(path), "S", xs)
+    raw, _ = run_header_int8(str(path), "S", xs)
     assert np.array_equal(raw, tflm_reference({"rgb_stem": (data, xs)})["rgb_stem"]) and len(np.unique(raw)) > 5
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
     x = np.random.default_rng(8).integers(0, 256, (2,) + xs.shape[1:]).astype(np.uint8)
-    _, on_host = host.run_header_int8(str(path), "S", x, entry="uint8")
+    _, on_host = run_header_int8(str(path), "S", x, entry="uint8")
     elf = qemu.build_firmware(path, "S", x, tmp_path / "dsp", entry="uint8")
     assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host)
 
@@ -630,7 +629,7 @@ def test_residual_stream_formed_smaller_and_bit_exact(name, kinds, lines, residu
     assert len(np.unique(raw)) > 3
     unstreamed = tmp_path / "U.h"
     unstreamed.write_text(compile_tflite(data, classname="U", stream=False).header)
-    assert np.array_equal(host.run_header_int8(str(unstreamed), "U", xs)[0], raw)
+    assert np.array_equal(run_header_int8(str(unstreamed), "U", xs)[0], raw)
 
 
 
@@ -679,7 +678,7 @@ def _m4_gives_host(header, x, tmp_path, builds):
     label -> firmware path."""
     from micronets.embedded import qemu
 
-    _, on_host = host.run_header_int8(str(header), "S", x, entry="uint8")
+    _, on_host = run_header_int8(str(header), "S", x, entry="uint8")
     assert len(np.unique(on_host)) > 5
     elfs = {}
     for label, flags in builds.items():

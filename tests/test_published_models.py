@@ -32,11 +32,11 @@ def read(name: str) -> bytes:
         return fh.read()
 
 
-def random_inputs(data: bytes, n: int, seed: int) -> np.ndarray:
+def random_inputs(data, n: int, seed: int) -> np.ndarray:
     """``n`` random inputs of the model's input type around its zero point, each of another
     amplitude (from a few levels to the type's whole range: a trained model saturates on full-range
-    noise alone)."""
-    graph = compile_tflite(data).graph
+    noise alone). ``data``: the .tflite bytes, or the model compiled from them."""
+    graph = (compile_tflite(data) if isinstance(data, bytes) else data).graph
     rng = np.random.default_rng(seed)
     shape = (n,) + tuple(graph.input.shape)
     lo, hi = (0, 255) if graph.input.dtype == "uint8" else (-128, 127)
@@ -47,10 +47,13 @@ def random_inputs(data: bytes, n: int, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def published():
-    """name -> (bytes, inputs, TFLM's outputs); TFLM runs every model in one child process."""
-    models = {name: (read(name), random_inputs(read(name), N_INPUTS, seed=k)) for k, name in enumerate(TESTED)}
+    """name -> (bytes, inputs, TFLM's outputs, the model compiled with class name Pub); TFLM runs
+    every model in one child process. (compile_tflite is deterministic, test_int8's header
+    contract: the tests below share the one compiled model rather than compile it again.)"""
+    compiled = {name: compile_tflite(read(name), classname="Pub") for name in TESTED}
+    models = {name: (read(name), random_inputs(compiled[name], N_INPUTS, seed=k)) for k, name in enumerate(TESTED)}
     tflm = tflm_reference(models)
-    return {name: (data, xs, tflm[name]) for name, (data, xs) in models.items()}
+    return {name: (data, xs, tflm[name], compiled[name]) for name, (data, xs) in models.items()}
 
 
 def _gen(tflite_path, header_path):
@@ -74,7 +77,7 @@ def test_published_files_are_the_ones_documented():
 
 @pytest.mark.parametrize("name", TESTED)
 def test_published_model_bit_identical_to_tflm_and_tflite(name, published, tmp_path):
-    data, xs, tflm = published[name]
+    data, xs, tflm, _ = published[name]
     source = tmp_path / f"{name}.tflite"
     source.write_bytes(data)
     header = _gen(source, tmp_path / "model.h")
@@ -111,8 +114,7 @@ def test_published_model_on_emulated_cortex_m4(name, published, tmp_path):
 
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
-    data, _, _ = published[name]
-    compiled = compile_tflite(data, classname="Pub")
+    compiled = published[name][3]
     header = tmp_path / "pub.h"
     header.write_text(compiled.header)
     pixels = np.random.default_rng(7).integers(0, 256, (2,) + tuple(compiled.graph.input.shape)).astype(np.uint8)
@@ -132,9 +134,9 @@ def test_published_headers_compile_strictly_for_cortex_m4(published, tmp_path):
     cxx = shutil.which(qemu.CXX)
     if not cxx:
         pytest.skip("arm-none-eabi-g++ not installed")
-    for name, (data, _, _) in published.items():
+    for name, (_, _, _, compiled) in published.items():
         header = tmp_path / f"{name}.h"
-        header.write_text(compile_tflite(data, classname="Pub").header)
+        header.write_text(compiled.header)
         src = tmp_path / f"{name}.cpp"
         src.write_text(f'#include "{header}"\nPub net;\nint run(const int8_t* x) {{ return net.predict(x); }}\n')
         proc = subprocess.run([cxx, *qemu.CPU_FLAGS, "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", "-c",
