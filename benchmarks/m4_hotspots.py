@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 #: functions of the QEMU harness (micronets/embedded), not of the model
 HARNESS = re.compile(r"calibration_loop|stack_paint|Line::|^mn_(reset|fault|default)_handler|^mn_write0|^mn_exit|"
                      r"_GLOBAL__sub_I_main|^__aeabi_|^__(add|sub|mul|div|trunc|extend|float|fix)\w*[sd]f")
-_TRACE_PC = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
+_TRACE = re.compile(r"^Trace \d+: (0x[0-9a-f]+) \[[0-9a-f]+/([0-9a-f]+)/")
 
 
 def functions(elf: str):
@@ -54,8 +54,11 @@ def functions(elf: str):
 
 def executed(log: str):
     """{instruction address: times executed} from a ``-d in_asm,exec,nochain`` log: each logged
-    block execution ("Trace ... [flags/pc/...]") credits the instructions its translation listed."""
-    blocks, cur = {}, None
+    block execution ("Trace N: HOST [flags/pc/...]") credits the instructions its translation
+    listed. A translation ("IN:") is tied to the host code of the first execution that follows it,
+    so two translations starting at one address (other CPU state, e.g. inside an IT block) count
+    apart; the host address is reused only after QEMU translates anew, which logs again."""
+    by_host, by_pc, cur, pending = {}, {}, None, None
     counts = collections.Counter()
     with open(log, errors="replace") as fh:
         for line in fh:
@@ -65,12 +68,16 @@ def executed(log: str):
                 cur.append(int(line.split(":", 1)[0], 16))
             elif cur is not None and not line.strip():
                 if cur:
-                    blocks[cur[0]] = cur
+                    by_pc[cur[0]] = pending = cur
                 cur = None
             elif line.startswith("Trace"):
-                m = _TRACE_PC.match(line)
+                m = _TRACE.match(line)
                 if m:
-                    for a in blocks.get(int(m.group(1), 16), ()):
+                    host, pc = m.group(1), int(m.group(2), 16)
+                    if pending is not None and pending[0] == pc:
+                        by_host[host] = pending
+                    pending = None
+                    for a in by_host.get(host) or by_pc.get(pc, ()):
                         counts[a] += 1
     return counts
 
