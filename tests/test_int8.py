@@ -1300,7 +1300,8 @@ def test_thin_1x1_of_9_to_16_inputs_bit_exact_and_cheaper_on_emulated_cortex_m4(
     # (int8_pw_thin<NP, CIN, ...>, or a fused expansion's rows in pairs: int8_pw_thin2<NP, NA, CIN, ...>)
     thin_cin = {int(a or b) for a, b in re.findall(r"int8_pw_thin<\d+, (\d+), |int8_pw_thin2<\d+, \d+, (\d+), ", symbols)}
     assert thin_cin >= ({9, 10, 11, 12, 13, 14, 15, 16} if index == 0 else {10, 13, 16}), sorted(thin_cin)
-    assert runs["thin"].instructions < 0.97 * runs["tiles"].instructions, (runs["thin"].instructions, runs["tiles"].instructions)
+    # (with the 4-pixel tiles' two-pixel LDRD loads: 2,996,845 vs 3,074,253 on the fused model)
+    assert runs["thin"].instructions < 0.985 * runs["tiles"].instructions, (runs["thin"].instructions, runs["tiles"].instructions)
 
 
 def test_thin_1x1_of_11_and_12_inputs_two_pixels_a_step_on_emulated_cortex_m4(tmp_path):
