@@ -407,5 +407,17 @@ def build(name: str):
     return fn(**kwargs), dict(options)
 
 
+#: configurations benchmarks/conformance.py runs and the test suite does not (CI time): MobileNetV3-
+#: Large's minimalistic and preprocessing variants have no layer kind that plain Large and Small's
+#: four variants (minimalistic or not, with Rescaling or not) do not test
+BENCHMARK_ONLY = ("keras_mobilenet_v3_large_minimalistic", "keras_mobilenet_v3_large_preproc",
+                  "keras_mobilenet_v3_large_minimalistic_preproc")
+
+
 def names() -> Sequence[str]:
     return list(MODELS)
+
+
+def tested_names() -> Sequence[str]:
+    """MODELS but BENCHMARK_ONLY: the configurations test_conformance.py runs."""
+    return [n for n in MODELS if n not in BENCHMARK_ONLY]

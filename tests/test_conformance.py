@@ -17,7 +17,7 @@ def _classname(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-@pytest.mark.parametrize("name", public_models.names())
+@pytest.mark.parametrize("name", public_models.tested_names())
 def test_public_model_matches_keras(name, tmp_path):
     import keras
 
