@@ -189,6 +189,39 @@ def keras_efficientnet(input_shape=(32, 32, 3), num_classes=5, width=0.25, depth
                         name="efficientnet_tiny")
 
 
+def keras_resnet(input_shape=(32, 32, 3), num_classes=5, filters=(8, 16), blocks=2, preact=False):
+    """keras.applications ResNet (He et al. 2015) / ResNetV2 (2016) from Keras' own builder, the
+    function behind ResNet50 / ResNet50V2 (``keras.src.applications.resnet.ResNet`` with its
+    bottleneck stacks ``stack_residual_blocks_v1`` / ``_v2``), reduced to two stacks of ``blocks``
+    blocks (ResNet50: four, of 3, 4, 6 and 3), ``weights=None``, with its top: the 7x7 stride-2
+    stem after ZeroPadding2D(3), ZeroPadding2D(1) + MaxPooling2D(3, 2), batch norm, 1x1-3x3-1x1
+    bottlenecks with projection shortcuts, residual adds (V2: pre-activation, the stride in the
+    last block of a stack, a shortcut through MaxPooling2D(1, 2))."""
+    from keras.src.applications import resnet
+
+    if preact:
+        def stacks(x):
+            x = resnet.stack_residual_blocks_v2(x, filters[0], blocks, name="conv2")
+            return resnet.stack_residual_blocks_v2(x, filters[1], blocks, stride1=1, name="conv3")
+    else:
+        def stacks(x):
+            x = resnet.stack_residual_blocks_v1(x, filters[0], blocks, stride1=1, name="conv2")
+            return resnet.stack_residual_blocks_v1(x, filters[1], blocks, name="conv3")
+    return resnet.ResNet(stacks, preact, True, weights=None, input_shape=input_shape, classes=num_classes,
+                         name="resnet_v2_small" if preact else "resnet_small")
+
+
+def keras_densenet(input_shape=(32, 32, 3), num_classes=5, blocks=(2, 2, 2, 2)):
+    """keras.applications DenseNet (Huang et al. 2017) from Keras' own builder, the function behind
+    DenseNet121 (``keras.src.applications.densenet.DenseNet``; DenseNet121's blocks are 6, 12, 24,
+    16), ``weights=None``, with its top: the ResNet-like padded stem, dense blocks (BN-ReLU-1x1-
+    BN-ReLU-3x3 growing the map by 32 channels each, concatenated), transitions with 2x2 average
+    pooling."""
+    from keras.src.applications.densenet import DenseNet
+
+    return DenseNet(list(blocks), weights=None, input_shape=input_shape, classes=num_classes)
+
+
 def mnist_convnet(input_shape=(28, 28, 1), num_classes=10):
     """Keras example "Simple MNIST convnet" (keras.io/examples/vision/mnist_convnet/):
     Conv2D 32 3x3 ReLU, MaxPooling 2, Conv2D 64 3x3 ReLU, MaxPooling 2, Flatten, Dropout 0.5,
@@ -380,6 +413,9 @@ MODELS: Dict[str, Entry] = {
     "keras_mobilenet_64x64x1": (keras_mobilenet, dict(input_shape=(64, 64, 1), num_classes=4, alpha=0.25), {}),
     "keras_mobilenet_v2": (keras_mobilenet_v2, dict(input_shape=(32, 32, 3), num_classes=5, alpha=0.35), {}),
     "keras_efficientnet_tiny": (keras_efficientnet, dict(), {"input_range": 255.0}),
+    "keras_resnet_small": (keras_resnet, dict(), {}),
+    "keras_resnet_v2_small": (keras_resnet, dict(preact=True), {}),
+    "keras_densenet_small": (keras_densenet, dict(), {}),
 }
 # MobileNetV3 at width 0.35 (a published multiplier) keeps the header under ~0.9M weights each
 for _size in ("small", "large"):
