@@ -130,7 +130,8 @@ def write_report(results: List[Dict[str, Any]], info: Dict[str, str], out: Path,
         f"micronets {info.get('micronets', '?')} (commit {info.get('commit', '?')}), TensorFlow "
         f"{info.get('tensorflow', '?')}, Keras {info.get('keras', '?')}, tflite-micro {info.get('tflite-micro', '?')}.",
         "",
-        "Models: `tests/public_models.py` (the configurations `tests/test_conformance.py` checks), random "
+        "Models: `tests/public_models.py` (the configurations `tests/test_conformance.py` checks, and "
+        "`BENCHMARK_ONLY` besides), random "
         "weights scaled so outputs vary (`tests/netutil.py`). Arena: `summary()['arena_bytes']`; bound: the "
         "planner's lower bound for the ops as executed (`inplace_bound`); TFLM float: the smallest arena "
         "with which the float32 .tflite of the same model allocates and runs (bisection, 16 B). Max |diff|: "
