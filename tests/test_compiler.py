@@ -52,7 +52,8 @@ def check_equivalence(model, classname, workdir, n=8, seed=1, sanitize=False, wi
 
 
 # Every size once, and each input shape with and without batch norm on some size: the sizes share
-# their layer kinds (width and depth differ), so the 20 combinations tested nothing 6 do not
+# their layer kinds (width and depth differ), so these 6 run every layer kind and shape the 20
+# combinations of sizes, shapes and batch norm ran (CI time)
 @pytest.mark.parametrize("arch, batch_norm, shape", [
     (micronets.PicoMobileNet, False, (64, 64, 1)),
     (micronets.NanoMobileNet, True, (40, 48, 3)),
