@@ -1,6 +1,5 @@
 """Unit tests for the activation-arena memory planner (micronets.compiler.planner)."""
 import random
-import time
 
 import pytest
 
@@ -498,13 +497,12 @@ def test_deterministic():
         assert p1 == p2
 
 
-def test_speed_200_buffers():
+def test_200_buffers():
+    """A valid plan of 200 buffers (how long it takes: benchmarks/planner_speed.py, not a test)."""
     bufs, ovs = random_graph(7, n=200, lam=0.2)
-    t0 = time.perf_counter()
     p = plan(bufs, ovs)
-    dt = time.perf_counter() - t0
     p.check(bufs, ovs)
-    assert dt < 1.0, dt
+    assert p.arena_size >= p.lower_bound
 
 
 # --------------------------------------------------------------------------- Plan.check
@@ -738,10 +736,9 @@ def test_random_small_graphs_mixed_windows_many():
         assert all(off % align == 0 for off in p.offsets.values())
 
 
-def test_speed_200_buffers_two_windows():
+def test_200_buffers_two_windows():
+    """The same with reverse windows (timed in benchmarks/planner_speed.py)."""
     bufs, ovs = random_graph(7, n=200, lam=0.2, reverse=0.5)
-    t0 = time.perf_counter()
     p = plan(bufs, ovs)
-    dt = time.perf_counter() - t0
     p.check(bufs, ovs)
-    assert dt < 1.0, dt
+    assert p.arena_size >= p.lower_bound
