@@ -425,6 +425,117 @@ def test_depthwise_channel_tail_as_a_dsp_group_bit_exact(tmp_path):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
 
 
+def _strided_rows_model():
+    """(model, .tflite, compiled) of stride-2 depthwise layers for int8_depthwise_rows: 3x3, 7x7,
+    5x5 and 3x5 windows on odd and even maps, 14 and 22 channels."""
+    i = keras.Input((30, 29, 8))
+    t = L.Conv2D(14, 1, activation="relu6")(i)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(t)
+    x = L.Add()([x, L.Conv2D(14, 1, strides=2, padding="same")(t)])
+    x = L.DepthwiseConv2D(7, strides=2, padding="same", activation="relu6")(L.Conv2D(14, 1, activation="relu6")(x))
+    x = L.DepthwiseConv2D(5, strides=2, padding="same", activation="relu6")(L.Conv2D(22, 1, activation="relu6")(x))
+    x = L.Conv2D(22, 1, activation="relu6")(L.Conv2D(16, 1, activation="relu6")(x))
+    y = L.DepthwiseConv2D((3, 5), strides=2, padding="same", activation="relu6")(x)
+    model = spread_weights(keras.Model(i, L.Conv2D(8, 1)(y), name="rows"), seed=71)
+    data = convert(model, _calibration(model, seed=71))
+    return model, data, compile_tflite(data, classname="G", stream=False)
+
+
+def test_strided_depthwise_rows_of_groups_bit_exact(tmp_path):
+    """Stand-alone stride-2 depthwise layers (EfficientNet's and MobileNetV3's downsampling, NASNet's
+    7x7 /2) of the DSP layout run a group of four channels at a time over every row
+    (int8_depthwise_rows): 3x3, 7x7, 5x5 and 3x5 windows (odd and even maps), 14 and 22 channels
+    (a last group of 2 in TFLite's layout), the 7x7 apart from its input (as planned), the
+    others in place at its offset. Bit for bit: TFLM and BUILTIN_REF on the host; on QEMU's
+    Cortex-M4 the DSP build, the C++ forms of the assembly (MN_DW_NO_ASM) and the portable build
+    (the one-pixel kernel) give the host's outputs."""
+    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+    from micronets.compiler.plan import Placed
+
+    model, data, compiled = _strided_rows_model()
+    plan = compiled.plan
+    seen = {}
+    for op in compiled.graph.ops:
+        if isinstance(op, Int8DepthwiseConv2D):
+            assert plan.op(op).rows_here(Placed(op, plan, ()))
+            assert f"int8_depthwise_rows<{', '.join(map(str, op.inputs[0].hwc + op.output.hwc[:2]))}" in compiled.header
+            seen[(op.kh, op.kw)] = plan.offset(op.inputs[0]) - plan.offset(op.output) if plan.overlaps_input(op) else None
+    assert seen == {(3, 3): 0, (7, 7): None, (5, 5): 0, (3, 5): 0}, seen
+    _exact_here_and_on_m4(compiled, data, model, 71, tmp_path,
+                          {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
+
+
+def _groups_clobber(op, gap):
+    """Whether int8_depthwise_rows, its output ``gap`` bytes before its input (negative: after),
+    would read an input byte after writing it, in the order its C++ runs: each whole group of
+    four channels over every row (pairs of pixels: both windows read, then both stored), then
+    the last C % 4 channels a pixel at a time."""
+    h, w, c = op.inputs[0].hwc
+    ho, wo, _ = op.output.hwc
+    (sh, sw), (pt, pl) = op.strides, (op.pads[0], op.pads[2])
+    written = set()
+
+    def window(oy, ox, chans):
+        for ky in range(op.kh):
+            for kx in range(op.kw):
+                iy, ix = oy * sh - pt + ky, ox * sw - pl + kx
+                if 0 <= iy < h and 0 <= ix < w:
+                    yield from (gap + (iy * w + ix) * c + j for j in chans)
+
+    def run(pixels, chans):  # read every window of the pixels, then store them
+        clobbered = any(b in written for oy, ox in pixels for b in window(oy, ox, chans))
+        written.update((oy * wo + ox) * c + j for oy, ox in pixels for j in chans)
+        return clobbered
+
+    bad = False
+    for g in range(0, c - 3, 4):
+        bad |= any(run([(oy, x) for x in (ox, ox + 1) if x < wo], range(g, g + 4)) for oy in range(ho)
+                   for ox in range(0, wo, 2))
+    return bad | any(run([(oy, ox)], range(c & ~3, c)) for oy in range(ho) for ox in range(wo))
+
+
+def _pixels_clobber(op, gap):
+    """Whether the one-pixel kernel (all channels of a pixel read, then stored) would: the gaps
+    the planner may give a depthwise in place are those where it does not."""
+    h, w, c = op.inputs[0].hwc
+    ho, wo, _ = op.output.hwc
+    written = set()
+    for oy in range(ho):
+        for ox in range(wo):
+            for ky in range(op.kh):
+                for kx in range(op.kw):
+                    iy, ix = oy * op.strides[0] - op.pads[0] + ky, ox * op.strides[1] - op.pads[2] + kx
+                    if 0 <= iy < h and 0 <= ix < w and any(gap + (iy * w + ix) * c + j in written for j in range(c)):
+                        return True
+            written.update((oy * wo + ox) * c + j for j in range(c))
+    return False
+
+
+def test_strided_depthwise_rows_in_place_only_where_no_group_overwrites_input_it_reads():
+    """Int8DepthwiseConv2D.groups_in_place against the rows kernel's access order, on the four
+    layers of the bit-exact test above, for the in-place gaps under which the one-pixel kernel is
+    safe (the planner's), whole pixels or not, the output before or after the input: where it
+    says yes, the order never reads a byte it has overwritten; with whole pixels it says yes
+    exactly there; and it says both yes and no."""
+    from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+
+    _, _, compiled = _strided_rows_model()
+    answers = []
+    for op in compiled.graph.ops:
+        if not isinstance(op, Int8DepthwiseConv2D):
+            continue
+        (h, w, c), (ho, wo, _) = op.inputs[0].hwc, op.output.hwc
+        near = range(-3 * c, 5 * c)  # every gap near 0, and a spread over the rest
+        for gap in sorted(set(near) | set(np.linspace(-ho * wo * c + 1, h * w * c - 1, 40).astype(int).tolist())):
+            if _pixels_clobber(op, gap):
+                continue
+            yes, clobbers = op.groups_in_place(gap), _groups_clobber(op, gap)
+            assert not (yes and clobbers), (op.name, gap)
+            assert gap % c or yes == (not clobbers), (op.name, gap)
+            answers.append(yes)
+    assert len(answers) > 50 and 0 < sum(answers) < len(answers), (len(answers), sum(answers))
+
+
 def _expansion_into_stride_two(side, cin, seed, name, classname):
     """(model, data, compiled, fused op) of a PhiNet block's 1x1 expansion to 45 channels into a
     3x3 /2 depthwise on a side x side map of cin channels (a 1x1 from the 3-channel input first: the

@@ -186,6 +186,51 @@ class Int8DepthwiseConv2D(Int8Windowed):
             return None
         return "scratch"
 
+    def rows_here(self, placed) -> bool:
+        """Whether int8_depthwise_rows runs: strides above 1 (the pair rows, the halves and the
+        pixel pairs take stride 1), the DSP layout, windows up to 7x7 (a group's layout on the
+        stack: 456 bytes for 7x7), an int8 input of at least four channels in the arena (the
+        model's input may be uint8 or float), and the output either apart from
+        the input or where its order, a group of four channels at a time over every row, reads
+        no input it has overwritten (``groups_in_place``)."""
+        x = self.inputs[0]
+        if (self.strides == (1, 1) or not self.dsp_layout or x.dtype != "int8" or x.hwc[2] < 4
+                or self.kh * self.kw > 49 or not placed.plan.in_arena(x)):
+            return False
+        return not placed.overlaps_input() or self.groups_in_place(placed.plan.offset(x) - placed.plan.offset(self.output))
+
+    def groups_in_place(self, gap: int) -> bool:
+        """Whether int8_depthwise_rows may run with its output ``gap`` bytes before its input
+        (negative: after it), the two overlapping. Only whole pixels apart (gap = k C): channel c
+        of output pixel p then lands on channel c of input pixel p - k, which only the group of
+        channel c reads, so one channel's order decides, exactly: every row in turn, a row's
+        pixels in pairs (both windows read, then both stored; the last C % 4 channels a pixel at
+        a time), no window reading an input pixel already overwritten. The stride-2 layers of
+        EfficientNet and MobileNetV2 / V3 pass, in place at one offset (k = 0): output pixel p
+        lands on input pixel p, which no window still to run reads."""
+        h, w, c = self.inputs[0].hwc
+        ho, wo, _ = self.output.hwc
+        (sh, sw), pt, pl = self.strides, self.pads[0], self.pads[2]
+        if gap % c:
+            return False
+        k = gap // c
+
+        def reads(oy, ox):  # the input pixels output pixel (oy, ox) reads
+            return [iy * w + ix for iy in range(max(oy * sh - pt, 0), min(oy * sh - pt + self.kh, h))
+                    for ix in range(max(ox * sw - pl, 0), min(ox * sw - pl + self.kw, w))]
+
+        def clean(step):  # one channel's order, blocks of `step` pixels
+            written = set()
+            for oy in range(ho):
+                for ox in range(0, wo, step):
+                    block = range(ox, min(ox + step, wo))
+                    if any(q in written for x in block for q in reads(oy, x)):
+                        return False
+                    written.update(oy * wo + x - k for x in block)
+            return True
+
+        return all(clean(step) for step in ((2, 1) if c % 4 else (2,)))
+
     def pairs_here(self, placed) -> bool:
         """Whether the pair-row kernel runs as planned: it has its workspace, and the output
         either does not overlap the input or starts k >= 0 whole pixels before it (the kernel
