@@ -465,6 +465,29 @@ def test_strided_depthwise_rows_of_groups_bit_exact(tmp_path):
                           {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
 
 
+def test_strided_rows_model_compiles_for_cortex_m4_at_o1_and_og(tmp_path):
+    """The header of the model above compiles for Cortex-M4 under -Werror at -O1 and at plain -Og
+    (PlatformIO's debug builds), its kernels' assembly included: its in-place 1x1 of 14 inputs to
+    14 channels runs the thin kernel over a one-pixel run, whose lone pixel's assembly had 12
+    register operands, which GCC could not give it at those levels ("impossible constraints";
+    -O2, -O3, -Os did)."""
+    from micronets.embedded import qemu
+
+    cxx = shutil.which(qemu.CXX)
+    if not cxx:
+        pytest.skip("arm-none-eabi-g++ not installed")
+    _, _, compiled = _strided_rows_model()
+    assert "int8_pointwise<225, 14, 14, 2, 4>(arena_s8 + 0, arena_s8 + 0, arena_s8 + " in compiled.header
+    header = tmp_path / "G.h"
+    header.write_text(compiled.header)
+    src = tmp_path / "G.cpp"
+    src.write_text(f'#include "{header}"\nG net;\nint run(const int8_t* x) {{ return net.predict(x); }}\n')
+    for opt in ("-O1", "-Og"):
+        proc = subprocess.run([cxx, *qemu.CPU_FLAGS, *qemu.CXX_FLAGS, "-std=c++98", "-pedantic", *qemu.WARN_FLAGS, opt, "-c",
+                               str(src), "-o", str(tmp_path / "G.o")], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{opt}: {proc.stderr[-3000:]}"
+
+
 def _groups_clobber(op, gap):
     """Whether int8_depthwise_rows, its output ``gap`` bytes before its input (negative: after),
     would read an input byte after writing it, in the order its C++ runs: each whole group of
