@@ -11,7 +11,8 @@ test to pass, so a generator that only produced refusals would fail. Weights are
 
 That generator's convs are too narrow for the kernels of wide layers (more than 128 inputs, the
 squeeze-excite MUL fused into its projection): build_block_model draws random PhiNet-like blocks
-for them.
+for them. Nor does it reach the stride-2 depthwise kernel (int8_depthwise_rows):
+build_strided_model draws random downsampling blocks for it.
 
 Every second compared model also runs on QEMU's Cortex-M4 (the DSP kernels no host build compiles)
 against its host build (``MICRONETS_FUZZ8_M4_EVERY``: 1 for all, 0 for none).
