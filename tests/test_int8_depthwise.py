@@ -425,9 +425,11 @@ def test_depthwise_channel_tail_as_a_dsp_group_bit_exact(tmp_path):
         pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
 
 
-def _strided_rows_model():
+@pytest.fixture(scope="module")
+def strided_rows():
     """(model, .tflite, compiled) of stride-2 depthwise layers for int8_depthwise_rows: 3x3, 7x7,
-    5x5 and 3x5 windows on odd and even maps, 14 and 22 channels."""
+    5x5 and 3x5 windows on odd and even maps, 14 and 22 channels (converted once for the tests
+    below)."""
     i = keras.Input((30, 29, 8))
     t = L.Conv2D(14, 1, activation="relu6")(i)
     x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(t)
@@ -441,7 +443,7 @@ def _strided_rows_model():
     return model, data, compile_tflite(data, classname="G", stream=False)
 
 
-def test_strided_depthwise_rows_of_groups_bit_exact(tmp_path):
+def test_strided_depthwise_rows_of_groups_bit_exact(strided_rows, tmp_path):
     """Stand-alone stride-2 depthwise layers (EfficientNet's and MobileNetV3's downsampling, NASNet's
     7x7 /2) of the DSP layout run a group of four channels at a time over every row
     (int8_depthwise_rows): 3x3, 7x7, 5x5 and 3x5 windows (odd and even maps), 14 and 22 channels
@@ -452,7 +454,7 @@ def test_strided_depthwise_rows_of_groups_bit_exact(tmp_path):
     from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
     from micronets.compiler.plan import Placed
 
-    model, data, compiled = _strided_rows_model()
+    model, data, compiled = strided_rows
     plan = compiled.plan
     seen = {}
     for op in compiled.graph.ops:
@@ -465,7 +467,7 @@ def test_strided_depthwise_rows_of_groups_bit_exact(tmp_path):
                           {"dsp": [], "cxx": ["-DMN_DW_NO_ASM"], "portable": ["-DMICRONETS_NO_DSP"]})
 
 
-def test_strided_rows_model_compiles_for_cortex_m4_at_o1_and_og(tmp_path):
+def test_strided_rows_model_compiles_for_cortex_m4_at_o1_and_og(strided_rows, tmp_path):
     """The header of the model above compiles for Cortex-M4 under -Werror at -O1 and at plain -Og
     (PlatformIO's debug builds), its kernels' assembly included: its in-place 1x1 of 14 inputs to
     14 channels runs the thin kernel over a one-pixel run, whose lone pixel's assembly had 12
@@ -476,7 +478,7 @@ def test_strided_rows_model_compiles_for_cortex_m4_at_o1_and_og(tmp_path):
     cxx = shutil.which(qemu.CXX)
     if not cxx:
         pytest.skip("arm-none-eabi-g++ not installed")
-    _, _, compiled = _strided_rows_model()
+    _, _, compiled = strided_rows
     assert "int8_pointwise<225, 14, 14, 2, 4>(arena_s8 + 0, arena_s8 + 0, arena_s8 + " in compiled.header
     header = tmp_path / "G.h"
     header.write_text(compiled.header)
@@ -534,7 +536,7 @@ def _pixels_clobber(op, gap):
     return False
 
 
-def test_strided_depthwise_rows_in_place_only_where_no_group_overwrites_input_it_reads():
+def test_strided_depthwise_rows_in_place_only_where_no_group_overwrites_input_it_reads(strided_rows):
     """Int8DepthwiseConv2D.groups_in_place against the rows kernel's access order, on the four
     layers of the bit-exact test above, for the in-place gaps under which the one-pixel kernel is
     safe (the planner's), whole pixels or not, the output before or after the input: where it
@@ -542,7 +544,7 @@ def test_strided_depthwise_rows_in_place_only_where_no_group_overwrites_input_it
     exactly there; and it says both yes and no."""
     from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
 
-    _, _, compiled = _strided_rows_model()
+    _, _, compiled = strided_rows
     answers = []
     for op in compiled.graph.ops:
         if not isinstance(op, Int8DepthwiseConv2D):
