@@ -19,9 +19,10 @@ ARCHS = [micronets.PicoMobileNet, micronets.NanoMobileNet, micronets.MicroMobile
 TOL = 1e-5
 
 
-def check_equivalence(model, classname, workdir, n=8, seed=1, sanitize=False, with_exe=False):
+def check_equivalence(model, classname, workdir, n=8, seed=1, sanitize=False, with_exe=False, flags=()):
     """Export ``model`` (weights livened here), run both entry points in C++, compare with Keras.
-    Returns (compiled, header path), and the driver built (``with_exe``)."""
+    Returns (compiled, header path), and the driver built (``with_exe``). ``flags``: more g++
+    flags (``host.RELAXED_INLINE``)."""
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     x = random_images(shape, n, seed)
     pixels, as_float = to_uint8(x)
@@ -30,7 +31,8 @@ def check_equivalence(model, classname, workdir, n=8, seed=1, sanitize=False, wi
     assert gap <= 2 * CONDITION_LIMIT, f"no well-conditioned random net found (float32 vs float64: {gap:.3g})"
     path = os.path.join(workdir, f"{classname}.h")
     compiled = micronets.export(model, path, classname=classname)
-    exe = host.build(path, classname, out_dir=str(workdir), sanitize=sanitize, opt="-O1" if sanitize else "-O2")
+    exe = host.build(path, classname, out_dir=str(workdir), sanitize=sanitize, opt="-O0" if sanitize else "-O2",
+                     flags=flags)
     num = compiled.graph.output.size
 
     # Keras' float32 result is itself up to ``gap`` from the exact one, and how far depends on the
@@ -72,10 +74,22 @@ def test_mobilenet_matches_keras(arch, batch_norm, shape, tmp_path):
 
 
 @pytest.mark.parametrize("arch", ARCHS, ids=lambda c: c.arch_name)
+def test_mobilenet_default_size_plan_within_bounds(arch):
+    """At the published 96x96x1, every size: the arena is within 10% of the lower bound of the ops
+    as executed, and no larger than what running layer by layer in place would need."""
+    net = arch(num_classes=10)
+    net.build()
+    s = compile_model(net.model, classname=arch.arch_name).summary()
+    assert s["object_bytes"] == s["arena_bytes"] + 4 * s["num_classes"] + 8
+    assert s["inplace_bound"] <= s["arena_bytes"] <= 1.10 * s["inplace_bound"]
+    assert s["arena_bytes"] <= s["layerwise_bound"] <= s["naive_bound"]
+    assert s["params"] == net.count_params() and s["weights"] == net.count_params()
+
+
+# The smallest and the largest size (the others share their layer kinds: CI time)
+@pytest.mark.parametrize("arch", [micronets.PicoMobileNet, micronets.BaseMobileNet], ids=lambda c: c.arch_name)
 def test_mobilenet_default_size_matches_keras_and_sizeof(arch, tmp_path):
-    """At the published 96x96x1: numerics, sizeof(net) == planned object, planner bounds: the
-    arena is within 10% of the lower bound of the ops as executed, and no larger than what
-    running layer by layer in place would need."""
+    """At the published 96x96x1: numerics, and sizeof(net) == the planned object."""
     net = arch(num_classes=10)
     net.build()
     compiled, _, exe = check_equivalence(net.model, arch.arch_name, tmp_path, n=4, with_exe=True)
@@ -84,10 +98,6 @@ def test_mobilenet_default_size_matches_keras_and_sizeof(arch, tmp_path):
     # same header, g++ -O2, strict flags)
     sizeof = int(subprocess.run([exe, "sizeof"], capture_output=True, text=True, check=True).stdout)
     assert sizeof == s["object_bytes"]
-    assert s["object_bytes"] == s["arena_bytes"] + 4 * s["num_classes"] + 8
-    assert s["inplace_bound"] <= s["arena_bytes"] <= 1.10 * s["inplace_bound"]
-    assert s["arena_bytes"] <= s["layerwise_bound"] <= s["naive_bound"]
-    assert s["params"] == net.count_params() and s["weights"] == net.count_params()
 
 
 def every_layer_model():
@@ -178,12 +188,12 @@ def test_two_models_in_one_program(tmp_path):
 
 
 def test_header_compiles_as_modern_cpp_and_in_two_translation_units(tmp_path):
-    net = micronets.MicroMobileNet(num_classes=4, input_shape=(32, 32, 3), batch_norm=True)
+    net = micronets.PicoMobileNet(num_classes=4, input_shape=(32, 32, 3), batch_norm=True)
     net.build()
     net.export(str(tmp_path / "m.h"))
-    (tmp_path / "a.cpp").write_text('#include "m.h"\nint use_a(const float* x) { static MicroMobileNet n; return n.predict(x); }\n')
+    (tmp_path / "a.cpp").write_text('#include "m.h"\nint use_a(const float* x) { static PicoMobileNet n; return n.predict(x); }\n')
     (tmp_path / "b.cpp").write_text('#include "m.h"\nint use_a(const float* x);\n'
-                                    'int main() { static float x[MicroMobileNet::numInputs]; static MicroMobileNet n;\n'
+                                    'int main() { static float x[PicoMobileNet::numInputs]; static PicoMobileNet n;\n'
                                     '  return n.predict(x) + use_a(x) > 100; }\n')
     for std in ("-std=c++11", "-std=c++17", "-std=c++20"):
         subprocess.run(["g++", std, "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-fno-exceptions", "-fno-rtti",

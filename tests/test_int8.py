@@ -300,7 +300,7 @@ def test_int8_headers_run_clean_under_sanitizers(name, converted, tflm, tmp_path
     data, xs, _ = converted[name]
     path = tmp_path / "San.h"
     path.write_text(compile_tflite(data, classname="San").header)
-    exe = host.build(str(path), "San", out_dir=str(tmp_path), opt="-O1", sanitize=True)
+    exe = host.build(str(path), "San", out_dir=str(tmp_path), opt="-O0", sanitize=True)
     raw, _ = host.run_int8(exe, str(path), xs, entry="int8")
     assert np.array_equal(raw, tflm[name])
     pixels = np.random.default_rng(5).integers(0, 256, (3,) + xs.shape[1:]).astype(np.uint8)
@@ -874,14 +874,16 @@ def test_int8_header_compiles_for_cortex_m4_at_other_optimisation_levels(convert
     cxx = shutil.which(qemu.CXX)
     if not cxx:
         pytest.skip("arm-none-eabi-g++ not installed")
+    source = ""  # the three in one translation unit, as two models share a sketch
     for name in ("pico", "phinet", "mlperf_kws"):
         header = tmp_path / f"{name}.h"
-        header.write_text(compile_tflite(converted[name][0], classname="Net").header)
-        src = tmp_path / f"{name}.cpp"
-        src.write_text(f'#include "{header}"\nNet net;\nint run(const int8_t* x) {{ return net.predict(x); }}\n')
-        proc = subprocess.run([cxx, *qemu.CPU_FLAGS, *qemu.CXX_FLAGS, "-std=c++98", "-pedantic", *qemu.WARN_FLAGS, *opt.split(),
-                               "-c", str(src), "-o", str(tmp_path / f"{name}.o")], capture_output=True, text=True)
-        assert proc.returncode == 0, f"{name} {opt}: {proc.stderr[-3000:]}"
+        header.write_text(compile_tflite(converted[name][0], classname=f"Net_{name}").header)
+        source += f'#include "{header}"\nNet_{name} net_{name};\nint run_{name}(const int8_t* x) {{ return net_{name}.predict(x); }}\n'
+    src = tmp_path / "all.cpp"
+    src.write_text(source)
+    proc = subprocess.run([cxx, *qemu.CPU_FLAGS, *qemu.CXX_FLAGS, "-std=c++98", "-pedantic", *qemu.WARN_FLAGS, *opt.split(),
+                           "-c", str(src), "-o", str(tmp_path / "all.o")], capture_output=True, text=True)
+    assert proc.returncode == 0, f"{opt}: {proc.stderr[-3000:]}"
 
 
 # ------------------------------------------------------------------------------ real data
@@ -918,14 +920,16 @@ def test_int8_headers_compile_strictly_for_cortex_m4(converted, layout_ops, tmp_
         pytest.skip("arm-none-eabi-g++ not installed")
     models = {name: v[0] for name, v in converted.items()}
     models.update((name, v[0]) for name, v in layout_ops.items())
+    source = ""  # all of them in one translation unit (many models in one sketch: no clashes either)
     for name, data in models.items():
         header = tmp_path / f"{name}.h"
         header.write_text(compile_tflite(data, classname=f"M_{name}").header)
-        src = tmp_path / f"{name}.cpp"
-        src.write_text(f'#include "{header}"\nM_{name} net;\nint run(const int8_t* x) {{ return net.predict(x); }}\n')
-        proc = subprocess.run([cxx, *qemu.CPU_FLAGS, "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", "-c",
-                               str(src), "-o", str(tmp_path / f"{name}.o")], capture_output=True, text=True)
-        assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}"
+        source += f'#include "{header}"\nM_{name} net_{name};\nint run_{name}(const int8_t* x) {{ return net_{name}.predict(x); }}\n'
+    src = tmp_path / "all.cpp"
+    src.write_text(source)
+    proc = subprocess.run([cxx, *qemu.CPU_FLAGS, "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", "-c",
+                           str(src), "-o", str(tmp_path / "all.o")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 # ------------------------------------------------------------------------------ DSP kernels
@@ -1653,18 +1657,24 @@ def test_wide_pointwise_workspace_tiles_compile_for_cortex_m4_at_every_optimisat
     cxx = shutil.which(qemu.CXX)
     if not cxx:
         pytest.skip("arm-none-eabi-g++ not installed")
-    for name, model, seed, call, n in (("wide", _wide_workspace_model(), 7, r"int8_pointwise_ws<\d", 3),
-                                       ("shared", _shared_workspace_model(), 11, r"int8_pointwise_ws<\d", 4),
-                                       ("shared_cm", _shared_conv_mul_workspace_model(), 13, r"int8_conv_mul<[^>]*, true>\(", 4)):
-        compiled = compile_tflite(convert(model, calibration(model, seed=seed)), classname="Net", stream=False)
+    # the three models in one translation unit (as two models share a sketch): 10 compiles, not 30
+    source = ""
+    for name, model, seed, call, n in (("Wide", _wide_workspace_model(), 7, r"int8_pointwise_ws<\d", 3),
+                                       ("Shared", _shared_workspace_model(), 11, r"int8_pointwise_ws<\d", 4),
+                                       ("SharedCm", _shared_conv_mul_workspace_model(), 13, r"int8_conv_mul<[^>]*, true>\(", 4)):
+        compiled = compile_tflite(convert(model, calibration(model, seed=seed)), classname=name, stream=False)
         assert len(re.findall(call, compiled.header)) == n, name
         header = tmp_path / f"{name}.h"
         header.write_text(compiled.header)
-        src = tmp_path / f"{name}.cpp"
-        src.write_text(f'#include "{header}"\nNet net;\nint run(const int8_t* x) {{ return net.predict(x); }}\n')
-        for flags in ([], ["-DMN_PW_NO_WS"]):
-            for opt in ("-O2", "-O0", "-Os", "-O3", "-Og -fno-omit-frame-pointer"):
-                proc = subprocess.run([cxx, *qemu.CPU_FLAGS, *qemu.CXX_FLAGS, "-std=c++98", "-pedantic", *qemu.WARN_FLAGS,
-                                       *opt.split(), *flags, "-c", str(src), "-o", str(tmp_path / f"{name}.o")],
-                                      capture_output=True, text=True)
-                assert proc.returncode == 0, f"{name} {flags} {opt}: {proc.stderr[-3000:]}"
+        source += f'#include "{header}"\n{name} net{name};\nint run{name}(const int8_t* x) {{ return net{name}.predict(x); }}\n'
+    src = tmp_path / "all.cpp"
+    src.write_text(source)
+    # -O2 with the workspace: the QEMU tests of these three models; without it, the levels where
+    # registers run shortest and -O2
+    for flags, opts in (([], ("-O0", "-Os", "-O3", "-Og -fno-omit-frame-pointer")),
+                        (["-DMN_PW_NO_WS"], ("-O2", "-O0", "-Og -fno-omit-frame-pointer"))):
+        for opt in opts:
+            proc = subprocess.run([cxx, *qemu.CPU_FLAGS, *qemu.CXX_FLAGS, "-std=c++98", "-pedantic", *qemu.WARN_FLAGS,
+                                   *opt.split(), *flags, "-c", str(src), "-o", str(tmp_path / "all.o")],
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0, f"{flags} {opt}: {proc.stderr[-3000:]}"
