@@ -67,7 +67,8 @@ def check_equivalence(model, classname, workdir, n=8, seed=1, sanitize=False, wi
 def test_mobilenet_matches_keras(arch, batch_norm, shape, tmp_path):
     net = arch(num_classes=10, input_shape=shape, batch_norm=batch_norm)
     net.build()
-    compiled, _ = check_equivalence(net.model, arch.arch_name, tmp_path)
+    # the same arithmetic in less compile time; the default-size tests below build as users do
+    compiled, _ = check_equivalence(net.model, arch.arch_name, tmp_path, flags=host.RELAXED_INLINE)
     s = compiled.summary()
     assert s["inplace_bound"] <= s["arena_bytes"] <= 1.10 * s["inplace_bound"]
     assert s["arena_bytes"] <= s["layerwise_bound"] <= s["naive_bound"]
