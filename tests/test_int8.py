@@ -1648,7 +1648,7 @@ def test_wide_pointwise_workspace_tiles_compile_for_cortex_m4_at_every_optimisat
     unpacked in the arena, its entry picked at run time by the input count) compile for Cortex-M4
     under -Werror at every level users build with, for layers of one output count and every tail
     too, squeeze-excite projections' (Int8ConvMul, over their products) as well, and so does the
-    build without the workspace (-DMN_PW_NO_WS)."""
+    build without the workspace (-DMN_PW_NO_WS) at -O2, -O0 and -Og."""
     import re
     import shutil
 
@@ -1657,7 +1657,7 @@ def test_wide_pointwise_workspace_tiles_compile_for_cortex_m4_at_every_optimisat
     cxx = shutil.which(qemu.CXX)
     if not cxx:
         pytest.skip("arm-none-eabi-g++ not installed")
-    # the three models in one translation unit (as two models share a sketch): 10 compiles, not 30
+    # the three models in one translation unit (as two models share a sketch): 7 compiles, not 30
     source = ""
     for name, model, seed, call, n in (("Wide", _wide_workspace_model(), 7, r"int8_pointwise_ws<\d", 3),
                                        ("Shared", _shared_workspace_model(), 11, r"int8_pointwise_ws<\d", 4),
