@@ -508,7 +508,7 @@ class OneLineErrors:
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
-        from micronets.models.base import catching_interrupts, interrupted
+        from micronets.models.base import catching_interrupts
 
         try:
             with catching_interrupts():  # a Ctrl-C that library code swallows still stops training
@@ -526,9 +526,6 @@ class OneLineErrors:
             click.echo("Error: interrupted", err=True)
             sys.exit(130)
         except Exception as exc:  # a bug or an unforeseen failure: still one line
-            if interrupted():  # Ctrl-C raised inside a library's C++ callback can surface as another error
-                click.echo("Error: interrupted", err=True)
-                sys.exit(130)
             if os.environ.get("MICRONETS_DEBUG"):
                 raise
             click.echo(f"Error: {type(exc).__name__}: {one_line(exc)} (set MICRONETS_DEBUG=1 for the traceback)",

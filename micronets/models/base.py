@@ -323,7 +323,7 @@ class MicroNet:
         if validation is not None and cfg.early_stopping_patience:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                                            patience=int(cfg.early_stopping_patience)))
-        with catching_interrupts(), deferring_interrupts():
+        with catching_interrupts():
             history = trainer.fit(
                 data,
                 epochs=epochs,
@@ -514,8 +514,6 @@ def recalibrate_batchnorm(model, x, max_samples: int = 1024, batch_size: int = 2
 
 #: set by catching_interrupts()' SIGINT handler; read by fit()'s StopOnInterrupt callback
 _INTERRUPTED = threading.Event()
-#: set while fit() trains (deferring_interrupts()): a SIGINT is then only recorded
-_DEFERRING = threading.Event()
 
 
 @contextlib.contextmanager
@@ -525,13 +523,14 @@ def catching_interrupts():
     swallows it: seen with three trainings on two cores, inside JAX's garbage-collection callback
     (an exception there is printed and dropped), and ``micronets train`` went on training. So a
     SIGINT that arrives in a garbage-collection callback is only recorded, and ``fit()`` stops at
-    its next batch or epoch boundary once one is recorded. While ``fit()`` trains
-    (:func:`deferring_interrupts`) every SIGINT is only recorded: raised inside TensorFlow's C++
-    calls back into Python it can come out as another error (seen in CI: "pybind11::
+    its next batch or epoch boundary once one is recorded. Raised inside TensorFlow's C++ calls
+    back into Python, the KeyboardInterrupt can come out as another error (seen in CI: "pybind11::
     error_already_set: MISMATCH of original and normalized active exception types: ORIGINAL
     InvalidArgumentError REPLACED BY KeyboardInterrupt", and ``micronets train`` exited 1, not
-    130). ``fit()`` and the command line use this; a nested use keeps the outer one's record. An
-    ignored or default-action SIGINT, or a thread other than the main one, is left as it is."""
+    130): any error leaving this block after a recorded SIGINT is raised as KeyboardInterrupt
+    (from it). ``fit()`` and the command line use this; a nested use keeps the outer one's
+    record. An ignored or default-action SIGINT, or a thread other than the main one, is left as
+    it is."""
     previous = signal.getsignal(signal.SIGINT)
     if (threading.current_thread() is not threading.main_thread() or not callable(previous)
             or getattr(previous, "micronets_records", False)):
@@ -540,8 +539,6 @@ def catching_interrupts():
 
     def handler(signum, frame):
         _INTERRUPTED.set()
-        if _DEFERRING.is_set():
-            return  # fit() raises it at its next batch or epoch boundary
         if frame is not None and any(getattr(cb, "__code__", None) is frame.f_code for cb in gc.callbacks):
             return  # raised there it would be printed and dropped; fit() raises it at its next boundary
         previous(signum, frame)
@@ -551,26 +548,12 @@ def catching_interrupts():
     signal.signal(signal.SIGINT, handler)
     try:
         yield
+    except Exception as exc:
+        if _INTERRUPTED.is_set():
+            raise KeyboardInterrupt from exc
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def interrupted() -> bool:
-    """Whether catching_interrupts() has recorded a SIGINT (since the outermost one began)."""
-    return _INTERRUPTED.is_set()
-
-
-@contextlib.contextmanager
-def deferring_interrupts():
-    """Inside catching_interrupts(), a SIGINT is only recorded while this is active (fit()'s
-    StopOnInterrupt callback raises KeyboardInterrupt at the next batch or epoch boundary)."""
-    _DEFERRING.set()
-    try:
-        yield
-    finally:
-        _DEFERRING.clear()
-    if _INTERRUPTED.is_set():
-        raise KeyboardInterrupt  # recorded after fit()'s last boundary: not lost
 
 
 def _stop_on_interrupt():
