@@ -292,6 +292,15 @@ def test_ctrl_c_exits_130_with_one_line_and_no_files(tmp_path):
     assert listing(out) == []
 
 
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own SIGINT handler while the test runs, as in a terminal: pytest started as a
+    shell's background job (or under nohup) inherits SIGINT ignored, and then nothing is raised."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _sigint():
     """SIGINT to this process, and a moment for Python to run its handler (main thread)."""
     os.kill(os.getpid(), signal.SIGINT)
@@ -307,7 +316,7 @@ def _pybind11_swallowing_an_interrupt(*args, **kwargs):
         raise RuntimeError("pybind11::error_already_set: MISMATCH of original and normalized active exception types")
 
 
-def test_an_error_after_ctrl_c_is_raised_as_the_interrupt():
+def test_an_error_after_ctrl_c_is_raised_as_the_interrupt(python_sigint_handler):
     """A SIGINT raised inside TensorFlow's C++ callbacks into Python came out as another error
     (pybind11 "MISMATCH ... REPLACED BY KeyboardInterrupt") and ``micronets train`` exited 1 (a CI
     run): after a recorded SIGINT, catching_interrupts() raises any error as KeyboardInterrupt.
@@ -323,7 +332,7 @@ def test_an_error_after_ctrl_c_is_raised_as_the_interrupt():
             raise ValueError("not an interrupt")
 
 
-def test_an_error_after_ctrl_c_exits_130_with_one_line(monkeypatch, capsys):
+def test_an_error_after_ctrl_c_exits_130_with_one_line(monkeypatch, capsys, python_sigint_handler):
     """Whatever error a Ctrl-C turns into inside a library, the command line reports the interrupt."""
     from micronets import cli
 
