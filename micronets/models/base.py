@@ -554,6 +554,7 @@ def catching_interrupts():
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
+        _INTERRUPTED.clear()  # not to stop a later fit() under an ignored SIGINT (where nothing clears it)
 
 
 def _stop_on_interrupt():
