@@ -479,20 +479,44 @@ def _Batches(x: np.ndarray, y: np.ndarray, batch: int, mixup_alpha: float):
     return Batches()
 
 
-def recalibrate_batchnorm(model, x, max_samples: int = 1024, batch_size: int = 256, probes=None):
+#: the largest activation one recalibration batch may hold (float32 bytes): sets its batch size
+RECALIBRATION_BATCH_BYTES = 64 * 1024 * 1024
+
+
+def _recalibration_batch(model, n: int) -> int:
+    """Samples per eager probe call: all ``n`` where the model's largest activation for them fits
+    RECALIBRATION_BATCH_BYTES. Each probe call costs about a millisecond per layer beyond its
+    arithmetic, so a tiny net's recalibration is that overhead unless its batches are large."""
+    import keras
+
+    largest = 1
+    for layer in model.layers:
+        try:
+            outputs = keras.tree.flatten(layer.output)
+        except (AttributeError, ValueError):  # a layer used at several places has no single output
+            continue
+        for t in outputs:
+            largest = max(largest, int(np.prod([d or 1 for d in t.shape[1:]])))
+    return int(max(1, min(n, RECALIBRATION_BATCH_BYTES // (4 * largest))))
+
+
+def recalibrate_batchnorm(model, x, max_samples: int = 1024, batch_size: Optional[int] = None, probes=None):
     """Set every BatchNormalization's moving statistics to the exact mean and variance of its
     input over ``x`` (a random ``max_samples`` of it), layer by layer in graph order, each with the
     layers before it already recalibrated ("precise BatchNorm"). On small data the moving averages
     see only a few dozen steps and trail the weights (validation at chance while training
     accuracy is high); exact statistics make inference match what training learned. ``probes``: a
     dict kept across calls (one per ``fit()``) so each layer's probe model is built once rather
-    than every epoch."""
+    than every epoch. ``batch_size``: samples per probe call (default: as many as fit
+    RECALIBRATION_BATCH_BYTES, see :func:`_recalibration_batch`)."""
     import keras
 
     x = np.asarray(x)
     if len(x) > max_samples:  # an even spread over the data (it may be ordered by class)
         x = x[np.random.default_rng(0).choice(len(x), max_samples, replace=False)]
     x = np.asarray(x, np.float32)
+    if batch_size is None:
+        batch_size = _recalibration_batch(model, len(x))
     source = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     for layer in model.layers:
         if type(layer).__name__ != "BatchNormalization" or not layer.weights:
@@ -574,7 +598,8 @@ def _stop_on_interrupt():
 
 class _PreciseBatchNorm:
     """Keras callback: recalibrate BatchNorm statistics (see :func:`recalibrate_batchnorm`) just
-    before each validation inside ``fit()`` and once when training ends. Validation starts after
+    before each validation inside ``fit()`` and when training ends, each time only if a training
+    step ran since the last recalibration. Validation starts after
     every backend has written its training state back to the variables (JAX keeps it apart
     during the epoch), and each epoch's training reads the variables afresh, so this works on
     every Keras backend."""
@@ -586,12 +611,17 @@ class _PreciseBatchNorm:
             def __init__(self):
                 super().__init__()
                 self.probes = {}  # this fit's probe models, built once
+                self.trained = False  # a training step since the last recalibration
 
-            def on_test_begin(self, logs=None):
-                recalibrate_batchnorm(model, x, probes=self.probes)
+            def on_train_batch_end(self, batch, logs=None):
+                self.trained = True
 
-            def on_train_end(self, logs=None):
-                recalibrate_batchnorm(model, x, probes=self.probes)
+            def _recalibrate(self, logs=None):
+                if self.trained:  # the last epoch's validation already did it for train end
+                    recalibrate_batchnorm(model, x, probes=self.probes)
+                    self.trained = False
+
+            on_test_begin = on_train_end = _recalibrate
 
         return PreciseBatchNorm()
 
