@@ -222,6 +222,36 @@ def keras_densenet(input_shape=(32, 32, 3), num_classes=5, blocks=(2, 2, 2, 2)):
     return DenseNet(list(blocks), weights=None, input_shape=input_shape, classes=num_classes)
 
 
+def keras_efficientnet_v2(input_shape=(32, 32, 3), num_classes=5, width=0.25, stages=4):
+    """keras.applications EfficientNetV2 (Tan & Le 2021) from Keras' own builder, the function
+    behind EfficientNetV2B0-L (``keras.src.applications.efficientnet_v2.EfficientNetV2``) with
+    B0's block table cut to its first ``stages`` stages (B0: six) of one block each, at width
+    ``width``, ``weights=None``, with its top: Rescaling and Normalization in the model, fused
+    MBConv blocks (a 3x3 expansion convolution, then a 1x1 projection; with expansion 1 the 3x3
+    alone and a residual add) and, from stage 4, MBConv blocks (1x1 expansion, 3x3 depthwise,
+    squeeze-excite, projection); swish everywhere."""
+    from keras.src.applications.efficientnet_v2 import DEFAULT_BLOCKS_ARGS, EfficientNetV2
+
+    blocks = [dict(b, num_repeat=1) for b in DEFAULT_BLOCKS_ARGS["efficientnetv2-b0"][:stages]]
+    return EfficientNetV2(width, 1.0, input_shape[0], blocks_args=blocks, name="efficientnet_v2_tiny",
+                          weights=None, input_shape=input_shape, classes=num_classes)
+
+
+def keras_nasnet(input_shape=(32, 32, 3), num_classes=5, penultimate_filters=96, num_blocks=1, stem_filters=8):
+    """keras.applications NASNet (Zoph et al. 2018) from Keras' own builder, the function behind
+    NASNetMobile / NASNetLarge (``keras.src.applications.nasnet.NASNet``; Mobile: penultimate
+    filters 1056, 4 blocks a stage, stem 32), reduced, ``weights=None``, with its top: the
+    searched normal and reduction cells (separable 3x3/5x5/7x7 convolutions applied twice, ReLU
+    before them, average and max pooling with stride 1 and 2, additions, concatenation), the
+    cells' "adjust" paths (ZeroPadding2D + Cropping2D shifting the map by one pixel, two strided
+    1x1 average poolings, concatenated) and the two stem reduction cells."""
+    from keras.src.applications.nasnet import NASNet
+
+    return NASNet(input_shape=input_shape, penultimate_filters=penultimate_filters, num_blocks=num_blocks,
+                  stem_block_filters=stem_filters, skip_reduction=False, weights=None, classes=num_classes,
+                  default_size=input_shape[0], name="nasnet_tiny")
+
+
 def mnist_convnet(input_shape=(28, 28, 1), num_classes=10):
     """Keras example "Simple MNIST convnet" (keras.io/examples/vision/mnist_convnet/):
     Conv2D 32 3x3 ReLU, MaxPooling 2, Conv2D 64 3x3 ReLU, MaxPooling 2, Flatten, Dropout 0.5,
@@ -416,6 +446,8 @@ MODELS: Dict[str, Entry] = {
     "keras_resnet_small": (keras_resnet, dict(), {}),
     "keras_resnet_v2_small": (keras_resnet, dict(preact=True), {}),
     "keras_densenet_small": (keras_densenet, dict(), {}),
+    "keras_efficientnet_v2_tiny": (keras_efficientnet_v2, dict(), {"input_range": 255.0}),
+    "keras_nasnet_tiny": (keras_nasnet, dict(), {}),
 }
 # MobileNetV3 at width 0.35 (a published multiplier) keeps the header under ~0.9M weights each
 for _size in ("small", "large"):
