@@ -173,6 +173,32 @@ def test_softmax_and_log_softmax_layers(tmp_path):
     assert_matches_keras(model, tmp_path, live=False)
 
 
+def test_layer_normalization_per_pixel_and_per_vector(tmp_path):
+    """LayerNormalization over the last axis: per pixel over channels (ConvNeXt), without its
+    scale or its centre, in place with GELU fused, and over a vector; gamma and beta random (not
+    Keras' ones and zeros), inputs off-centre so the mean matters. Other axes and rms_scaling
+    are refused with the reason."""
+    inp = keras.Input((4, 5, 6))
+    y = layers.Conv2D(12, 3, padding="same")(inp)
+    a = layers.LayerNormalization(epsilon=1e-6)(y)
+    b = layers.LayerNormalization(center=False)(layers.DepthwiseConv2D(3, padding="same")(y))
+    c = layers.Activation("gelu")(layers.LayerNormalization(scale=False, epsilon=0.1)(y))
+    v = layers.LayerNormalization()(layers.Dense(9)(layers.GlobalAveragePooling2D()(layers.Add()([a, b, c]))))
+    model = keras.Model(inp, [layers.Flatten()(c), v])
+    rng = np.random.default_rng(3)
+    for layer in model.layers:
+        if isinstance(layer, layers.LayerNormalization):
+            layer.set_weights([rng.uniform(-2, 2, w.shape).astype(np.float32) for w in layer.get_weights()])
+    compiled = assert_matches_keras(model, tmp_path, x=inputs_for((4, 5, 6)) * 3 + 1)
+    norms = [op for op in compiled.graph.ops if op.kind == "LayerNorm"]
+    assert len(norms) == 4 and sum(op.act.name == "gelu" for op in norms) == 1
+    for bad, why in ((layers.LayerNormalization(axis=1), "only the last axis"),
+                     (layers.LayerNormalization(axis=[1, 2, 3]), "only the last axis"),
+                     (layers.LayerNormalization(rms_scaling=True), "rms_scaling=True")):
+        with pytest.raises(UnsupportedModelError, match=why):
+            compile_model(seq((3, 4, 2), layers.Conv2D(3, 1), bad))
+
+
 @pytest.mark.parametrize("layer", [
     lambda: layers.ReLU(max_value=4.0, negative_slope=0.1, threshold=0.5),
     lambda: layers.ReLU(max_value=3.0, threshold=0.3),

@@ -93,13 +93,31 @@ def convert_batchnorm(layer, inputs, ctx):
     beta = weights.get("beta", np.zeros_like(mean))
     scale = gamma / np.sqrt(var + float(layer.epsilon))
     shift = beta - mean * scale
+    if axes == [len(shape)]:
+        return _per_channel(ctx, x, scale, shift, layer.name, "BatchNorm per-channel")
+    return affine(ctx, x, _broadcast_params(scale, axes, shape), _broadcast_params(shift, axes, shape),
+                  layer.name, f"BatchNorm over axes {axes}")
+
+
+def _per_channel(ctx, x, scale, shift, name, what):
+    """``x * scale + shift`` per channel (last axis): folded into the conv or dense that produced
+    ``x`` when it is that op's only reader and has no activation, else a ScaleShift."""
     op = ctx.producer(x)
-    if (axes == [len(shape)] and ctx.can_fuse(x) and hasattr(op, "folded") and op.act.is_linear
-            and op.output.shape[-1] == scale.size):
+    if ctx.can_fuse(x) and hasattr(op, "folded") and op.act.is_linear and op.output.shape[-1] == np.size(scale):
         ctx.replace(op, op.folded(scale, shift))
         return x
-    return affine(ctx, x, _broadcast_params(scale, axes, shape), _broadcast_params(shift, axes, shape),
-                  layer.name, "BatchNorm " + ("per-channel" if axes == [len(shape)] else f"over axes {axes}"))
+    return affine(ctx, x, scale, shift, name, what)
+
+
+@converter("LayerScale")
+def convert_layer_scale(layer, inputs, ctx):
+    """keras.applications ConvNeXt's LayerScale: ``x * gamma``, gamma per channel."""
+    x = ctx.dense_input(inputs[0])
+    gamma = [np.asarray(w.numpy(), np.float64) for w in layer.weights]
+    if not type(layer).__module__.startswith("keras.") or len(gamma) != 1 or gamma[0].shape != (x.shape[-1],):
+        raise UnsupportedModelError(f"layer '{layer.name}' (LayerScale) is not keras.applications ConvNeXt's "
+                                    f"per-channel LayerScale; not supported")
+    return _per_channel(ctx, x, gamma[0], np.zeros_like(gamma[0]), layer.name, "LayerScale")
 
 
 @converter("Rescaling")

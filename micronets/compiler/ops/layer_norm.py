@@ -1,0 +1,67 @@
+"""LayerNormalization over the last axis (ConvNeXt's and the transformers' normalisation): each
+row of the last axis independently (per pixel over its channels, per token over its features), as
+Keras computes it: inv = gamma / sqrt(var + epsilon), out = x * inv + (beta - mean * inv), the mean
+and the (biased) variance over the row."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from micronets.compiler.activations import c_float
+from micronets.compiler.ops.base import Op, UnsupportedModelError, converter
+
+
+class LayerNorm(Op):
+    kind = "LayerNorm"
+    template = "kernels/layer_norm.h.j2"
+    fuses_activation = True
+
+    def __init__(self, name, x, out, gamma, beta, epsilon):
+        super().__init__(name, [x], out)
+        n = int(out.shape[-1])
+        self.gamma = None if gamma is None else np.asarray(gamma, np.float64).reshape(n)
+        self.beta = None if beta is None else np.asarray(beta, np.float64).reshape(n)
+        self.epsilon = float(epsilon)
+
+    @property
+    def row(self) -> int:
+        return int(self.output.shape[-1])
+
+    @property
+    def epsilon_c(self) -> str:
+        return c_float(self.epsilon)
+
+    def macs(self) -> int:
+        return int(self.output.size) * (2 if self.gamma is not None else 1)
+
+    def weights(self):
+        w = collections.OrderedDict()
+        if self.gamma is not None:
+            w["g"] = self.gamma
+        if self.beta is not None:
+            w["b"] = self.beta
+        return w
+
+    def describe(self):
+        return f"over {self.row} values"
+
+    def inplace_gap(self, input_index):
+        return 0  # a row is read whole (mean, variance) before any of it is written
+
+
+@converter("LayerNormalization")
+def convert_layer_norm(layer, inputs, ctx):
+    x = ctx.dense_input(inputs[0])
+    rank = len(x.shape)
+    axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+    norm = sorted(a + rank + 1 if a < 0 else a for a in axes)  # Keras axes count the batch axis
+    if norm != [rank]:
+        raise UnsupportedModelError(f"layer '{layer.name}' (LayerNormalization) normalises axis {layer.axis} of a "
+                                    f"{x.shape} tensor; only the last axis is supported")
+    if getattr(layer, "rms_scaling", False):
+        raise UnsupportedModelError(f"layer '{layer.name}' (LayerNormalization) uses rms_scaling=True; not supported")
+    weights = {w.path.split("/")[-1]: np.asarray(w.numpy(), np.float64) for w in layer.weights}
+    out = ctx.new_tensor(layer.name, x.shape)
+    return ctx.add(LayerNorm(layer.name, x, out, weights.get("gamma"), weights.get("beta"), layer.epsilon)).output
