@@ -665,6 +665,17 @@ def test_unsupported_op_is_named(tmp_path):
         compile_tflite(data)
 
 
+def test_a_layer_the_converter_keeps_in_float_is_named(tmp_path):
+    """TFLite's converter leaves LayerNormalization in float (DEQUANTIZE, float ops, QUANTIZE):
+    export(quantize='int8') refuses the model naming that layer, and writes nothing."""
+    i = keras.Input((4, 4, 2))
+    x = L.LayerNormalization(name="the_norm")(L.Conv2D(6, 1)(i))
+    model = spread_weights(keras.Model(i, L.Conv2D(3, 1)(x)))
+    with pytest.raises(UnsupportedModelError, match=r"\(DEQUANTIZE\).*the_norm.*kept in float"):
+        micronets.export(model, str(tmp_path / "m.h"), quantize="int8", calibration=calibration(model))
+    assert os.listdir(tmp_path) == []
+
+
 def test_constant_minus_activation_is_refused_naming_the_op():
     """SUB supports x - c and two activations (broadcasting too); c - x is refused."""
     i = keras.Input((4, 4, 3))

@@ -597,7 +597,13 @@ class _Importer:
             out = self.new_output(outs[0], k, name)
             self.add(Int8Requantize(label, x, out), name)
         elif name == "DEQUANTIZE":
-            self.fail(k, name, "dequantises inside the graph: only fully-int8 models are supported")
+            # name the float op(s) it feeds (their tensors carry the Keras layers' names): what the
+            # converter could not quantise, the user's lead
+            readers = [f"op {j} ({r.op_name(o)}) '{r.tname(list(o.outputs)[0])}'"
+                       for j, o in enumerate(operators) if outs[0] in list(o.inputs)]
+            fed = f" for {', '.join(readers[:3])}{' ...' if len(readers) > 3 else ''}, kept in float" if readers else ""
+            self.fail(k, name, f"dequantises '{r.tname(outs[0])}' inside the graph{fed}: only fully-int8 models are "
+                               "supported")
 
     def _reduced_axes(self, k, name, index, x, verb):
         """(rank with the batch axis, sorted axes) of a reduction of ``x`` over the constant
