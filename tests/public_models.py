@@ -252,6 +252,19 @@ def keras_nasnet(input_shape=(32, 32, 3), num_classes=5, penultimate_filters=96,
                   default_size=input_shape[0], name="nasnet_tiny")
 
 
+def keras_convnext(input_shape=(32, 32, 3), num_classes=5, depths=(1, 1, 1, 1), dims=(16, 32, 48, 64)):
+    """keras.applications ConvNeXt (Liu et al. 2022) from Keras' own builder, the function behind
+    ConvNeXtTiny-XLarge (``keras.src.applications.convnext.ConvNeXt``; Tiny: depths 3, 3, 9, 3 and
+    widths 96-768), reduced, ``weights=None``, with its top: Normalization in the model, the 4x4
+    stride-4 patchify stem and 2x2 stride-2 downsampling convolutions behind LayerNormalization,
+    blocks of a 7x7 depthwise convolution, LayerNormalization, an inverted bottleneck of two 1x1
+    (Dense) layers with GELU, LayerScale and the residual add; a LayerNormalization head."""
+    from keras.src.applications.convnext import ConvNeXt
+
+    return ConvNeXt(depths=list(depths), projection_dims=list(dims), default_size=input_shape[0],
+                    name="convnext_tiny", weights=None, input_shape=input_shape, classes=num_classes)
+
+
 def mnist_convnet(input_shape=(28, 28, 1), num_classes=10):
     """Keras example "Simple MNIST convnet" (keras.io/examples/vision/mnist_convnet/):
     Conv2D 32 3x3 ReLU, MaxPooling 2, Conv2D 64 3x3 ReLU, MaxPooling 2, Flatten, Dropout 0.5,
@@ -448,6 +461,7 @@ MODELS: Dict[str, Entry] = {
     "keras_densenet_small": (keras_densenet, dict(), {}),
     "keras_efficientnet_v2_tiny": (keras_efficientnet_v2, dict(), {"input_range": 255.0}),
     "keras_nasnet_tiny": (keras_nasnet, dict(), {}),
+    "keras_convnext_tiny": (keras_convnext, dict(), {"input_range": 255.0}),
 }
 # MobileNetV3 at width 0.35 (a published multiplier) keeps the header under ~0.9M weights each
 for _size in ("small", "large"):
