@@ -665,6 +665,37 @@ def test_unsupported_op_is_named(tmp_path):
         compile_tflite(data)
 
 
+@pytest.mark.parametrize("approximate", [False, True], ids=["erfc", "tanh"])
+def test_gelu_bit_identical_to_tflite_on_every_input(approximate, tmp_path):
+    """GELU (exact and tanh-approximate) as TFLite builds its table: on all 256 int8 inputs, at
+    three input ranges, the header gives TFLite's outputs (BUILTIN_REF and its default kernels),
+    in both reference modes. TFLM has no GELU kernel, so TFLite is the reference here. The other
+    variant's table differs from TFLite's somewhere (the flag is read, not assumed)."""
+    from micronets.compiler.ops.int8_gelu import Int8Gelu, gelu_table
+
+    i = keras.Input((16, 16, 1))
+    model = keras.Model(i, L.Activation(lambda t: keras.activations.gelu(t, approximate=approximate))(i))
+    xs = np.arange(-128, 128, dtype=np.int8).reshape(1, 16, 16, 1)
+    other_differs = False
+    for k, (lo, hi) in enumerate(((-1.0, 1.0), (-6.0, 2.0), (-0.3, 9.0))):
+        cal = np.random.default_rng(k).uniform(lo, hi, (64, 16, 16, 1)).astype(np.float32)
+        data = convert(model, cal)
+        assert op_names(data) == ["GELU"]
+        ref = tflite_reference(data, xs)
+        assert np.array_equal(ref, tflite_reference(data, xs, builtin_ref=False))
+        assert len(np.unique(ref)) > 80  # a table over its range, not a handful of levels
+        for reference in ("tflm", "tflite-ref"):
+            compiled = compile_tflite(data, classname="G", reference=reference)
+            (op,) = [op for op in compiled.graph.ops if isinstance(op, Int8Gelu)]
+            assert op.approximate == approximate
+            _, raw, _ = compiled_outputs(data, xs, tmp_path, f"G{k}", reference=reference)
+            assert np.array_equal(raw, ref), (lo, hi, reference)
+        other = gelu_table(op.inputs[0].quant.scale, op.inputs[0].quant.zero_point, op.output.quant.scale,
+                           op.output.quant.zero_point, not approximate)
+        other_differs |= not np.array_equal(other, ref.reshape(-1))
+    assert other_differs
+
+
 def test_a_layer_the_converter_keeps_in_float_is_named(tmp_path):
     """TFLite's converter leaves LayerNormalization in float (DEQUANTIZE, float ops, QUANTIZE):
     export(quantize='int8') refuses the model naming that layer, and writes nothing."""

@@ -11,6 +11,7 @@ at compile time (the uint8 input table) and by the tests.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Tuple
 
@@ -20,6 +21,23 @@ INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 #: TFLite fused activations: (name, real lower bound, real upper bound)
 FUSED = {0: ("", None, None), 1: ("ReLU", 0.0, None), 2: ("ReLU_N1_TO_1", -1.0, 1.0), 3: ("ReLU6", 0.0, 6.0)}
 RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
+
+
+@functools.lru_cache(maxsize=None)
+def libm_f32(name: str, fallback):
+    """The C library's single-precision ``name`` (expf, erfcf, tanhf: what TFLite's kernels call
+    as std::exp/erfc/tanh of a float when they fill a table), as a function of one float32;
+    ``fallback`` (a numpy function) where no C library loads."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        fn = getattr(libm, name)
+        fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
+        return lambda v: np.float32(fn(float(v)))
+    except (OSError, AttributeError):  # pragma: no cover - no C library to load
+        return lambda v: np.float32(fallback(np.float32(v)))
 
 
 def round_half_away(x: float) -> int:

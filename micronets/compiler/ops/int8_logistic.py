@@ -7,13 +7,12 @@ Cortex-M4 instead of some 330 for the fixed-point evaluation; 256 bytes of flash
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 
 from micronets.compiler.ops.int8_base import Int8TableOp
-from micronets.compiler.quant import logistic_int8, round_half_away, wrap32
+from micronets.compiler.quant import libm_f32, logistic_int8, round_half_away, wrap32
 
 INPUT_INTEGER_BITS = 4
 
@@ -27,27 +26,12 @@ def logistic_table(in_scale: float, in_zero: int) -> np.ndarray:
     return np.array([logistic_int8(v, int(in_zero), radius, mult, int(shift)) for v in range(-128, 128)], np.int8)
 
 
-@functools.lru_cache(maxsize=None)
-def _expf():
-    """The C library's single-precision exp (what TFLite's std::exp(float) calls), else numpy's;
-    the library loaded once."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
-        libm.expf.restype, libm.expf.argtypes = ctypes.c_float, [ctypes.c_float]
-        return lambda v: np.float32(libm.expf(float(v)))
-    except (OSError, AttributeError):  # pragma: no cover - no C library to load
-        return lambda v: np.exp(np.float32(v))
-
-
 def logistic_table_float(in_scale: float, in_zero: int) -> np.ndarray:
     """TFLite's BUILTIN_REF int8 Logistic for the inputs -128..127: a table its kernel fills at
     Prepare in single precision (x = scale * (v - zero point); 1 / (1 + expf(-x)); times 256,
     rounded half away from zero; plus the -128 zero point; clamped). It differs from the integer
     algorithm TFLM runs (``logistic_table``) by 1 on a few inputs."""
-    f32, expf = np.float32, _expf()
+    f32, expf = np.float32, libm_f32("expf", np.exp)
     out = []
     for v in range(-128, 128):
         t = f32(1) / (f32(1) + expf(-(f32(in_scale) * f32(v - int(in_zero)))))
