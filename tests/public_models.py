@@ -282,6 +282,27 @@ def mnist_convnet(input_shape=(28, 28, 1), num_classes=10):
     return keras.Model(inputs, outputs, name="mnist_convnet")
 
 
+def convmixer(input_shape=(32, 32, 3), num_classes=10, filters=32, depth=2, kernel_size=5, patch_size=2):
+    """Keras example "Image classification with ConvMixer" (keras.io/examples/vision/convmixer/,
+    ``get_conv_mixer_256_8``; Trockman & Kolter 2022), reduced from 256 filters and depth 8:
+    Rescaling(1/255), a patch_size x patch_size stride-patch_size stem, then blocks of a
+    depthwise convolution, GELU and BatchNorm with a residual add, a 1x1 convolution, GELU and
+    BatchNorm; global average pooling and a softmax Dense."""
+    keras, layers = _keras()
+
+    def gelu_bn(x):
+        return layers.BatchNormalization()(layers.Activation("gelu")(x))
+
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Rescaling(scale=1.0 / 255)(inputs)
+    x = gelu_bn(layers.Conv2D(filters, kernel_size=patch_size, strides=patch_size)(x))
+    for _ in range(depth):
+        x = layers.Add()([gelu_bn(layers.DepthwiseConv2D(kernel_size=kernel_size, padding="same")(x)), x])
+        x = gelu_bn(layers.Conv2D(filters, kernel_size=1)(x))
+    x = layers.GlobalAvgPool2D()(x)
+    return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x), name="convmixer")
+
+
 def xception_from_scratch(input_shape=(180, 180, 3), num_classes=2, entry=128, sizes=(256, 512, 728), final=1024,
                           data_augmentation=True):
     """Keras example "Image classification from scratch" (keras.io/examples/vision/
@@ -474,6 +495,7 @@ for _size in ("small", "large"):
 MODELS.update({
     # Keras examples
     "keras_example_mnist_convnet": (mnist_convnet, dict(), {}),
+    "keras_example_convmixer": (convmixer, dict(), {"input_range": 255.0}),
     "keras_example_xception_small": (xception_from_scratch, dict(input_shape=(48, 48, 3), num_classes=4, entry=8,
                                                                   sizes=(16, 32), final=48), {"input_range": 255.0}),
     # classic small nets, reduced
