@@ -166,6 +166,23 @@ def test_pico_learns_real_digits():
     assert accuracy >= 0.6, accuracy
 
 
+def test_batchnorm_recalibration_batches_fit_the_largest_activation():
+    """Precise BatchNorm probes in batches as large as RECALIBRATION_BATCH_BYTES allows for the
+    largest activation, a nested model's inner ones included; a tiny net's whole sample at once."""
+    import keras
+
+    from micronets.models.base import RECALIBRATION_BATCH_BYTES, _recalibration_batch
+
+    L = keras.layers
+    inner_in = keras.Input((64, 64, 3))
+    inner = keras.Model(inner_in, L.Conv2D(4, 3, padding="same")(L.Conv2D(512, 3, padding="same")(inner_in)))
+    i = keras.Input((64, 64, 3))
+    nested = keras.Model(i, L.GlobalAveragePooling2D()(inner(i)))
+    assert _recalibration_batch(nested, 1024) == RECALIBRATION_BATCH_BYTES // (4 * 64 * 64 * 512)
+    tiny_in = keras.Input((16, 16, 1))
+    assert _recalibration_batch(keras.Model(tiny_in, L.Conv2D(8, 3)(tiny_in)), 1024) == 1024
+
+
 def test_batchnorm_recalibration_uses_an_even_spread_of_ordered_data():
     """Precise BatchNorm on data sorted by class (as folders load) must not take its statistics
     from the first classes only: it samples the whole set."""

@@ -489,15 +489,19 @@ def _recalibration_batch(model, n: int) -> int:
     arithmetic, so a tiny net's recalibration is that overhead unless its batches are large."""
     import keras
 
-    largest = 1
-    for layer in model.layers:
-        try:
-            outputs = keras.tree.flatten(layer.output)
-        except (AttributeError, ValueError):  # a layer used at several places has no single output
-            continue
-        for t in outputs:
-            largest = max(largest, int(np.prod([d or 1 for d in t.shape[1:]])))
-    return int(max(1, min(n, RECALIBRATION_BATCH_BYTES // (4 * largest))))
+    def largest(layers):
+        size = 1
+        for layer in layers:
+            size = max(size, largest(getattr(layer, "layers", None) or []))  # a model used as a layer
+            try:
+                outputs = keras.tree.flatten(layer.output)
+            except (AttributeError, ValueError):  # a layer used at several places has no single output
+                continue
+            for t in outputs:
+                size = max(size, int(np.prod([d or 1 for d in t.shape[1:]])))
+        return size
+
+    return int(max(1, min(n, RECALIBRATION_BATCH_BYTES // (4 * largest(model.layers)))))
 
 
 def recalibrate_batchnorm(model, x, max_samples: int = 1024, batch_size: Optional[int] = None, probes=None):
