@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from micronets.compiler.ops.int8_base import Int8TableOp
-from micronets.compiler.quant import libm_f32
+from micronets.compiler.quant import libm_f32, round_half_away
 
 #: TFLite's constants, as float32: -M_SQRT1_2 and sqrt(2 / pi) (M_2_SQRTPI * M_SQRT1_2 in double)
 _NEG_SQRT1_2 = np.float32(-math.sqrt(0.5))
@@ -31,9 +31,8 @@ def gelu_table(in_scale: float, in_zero: int, out_scale: float, out_zero: int, a
             y = f32(0.5) * x * (f32(1) + tanh(_SQRT_2_PI * (x + f32(0.044715) * x * x * x)))
         else:
             y = f32(0.5) * x * erfc(x * _NEG_SQRT1_2)
-        t = f32(y * inverse)
-        rounded = f32(math.copysign(math.floor(abs(float(t)) + 0.5), float(t)))  # roundf: half away from zero
-        out.append(max(-128, min(127, int(rounded + f32(out_zero)))))
+        # roundf of the single-precision product, plus the zero point (exact in float: small integers)
+        out.append(max(-128, min(127, round_half_away(float(f32(y * inverse))) + int(out_zero))))
     return np.array(out, np.int8)
 
 
