@@ -43,6 +43,11 @@ TOL = 1e-5
 N_INPUTS = 6
 LIVEN_BATCH = 32
 
+#: models drawn with LayerNormalization too (test_fuzz_layer_norm: their own seeds, so the draws of
+#: the seeds above stay as they were)
+N_LN_MODELS = int(os.environ.get("MICRONETS_FUZZ_LN_MODELS", "8"))
+LN_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ_LN_SEED", "5000"))
+
 #: seeds that once failed (mismatch, crash or refusal): they always run, in their own test.
 #: See the end of this file for each bug reduced to a minimal model.
 REGRESSION_SEEDS = [1050, 1079, 1119, 1150, 1182, 1232, 2016, 9111, 9256, 9299, 9909]
@@ -54,14 +59,16 @@ ACTIVATIONS = ["relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "sw
 
 # ----------------------------------------------------------------------------------- generator
 class _Gen:
-    """Draws one random functional model from ``rng``."""
+    """Draws one random functional model from ``rng``; with ``ln_rng`` some layers are
+    LayerNormalization, drawn (with their weights) from it."""
 
-    def __init__(self, rng):
+    def __init__(self, rng, ln_rng=None):
         import keras
 
         self.k = keras
         self.L = keras.layers
         self.rng = rng
+        self.ln_rng = ln_rng
         self.count = 0
         self.taps = []  # intermediate tensors that may become extra outputs
 
@@ -169,6 +176,20 @@ class _Gen:
         units = units or self.ri(2, 8)
         act = self.act_arg() if activation == "random" else activation
         return self.L.Dense(units, activation=act, use_bias=self.chance(0.85), name=self.name("dense"))(x)
+
+    def layer_norm(self, x):
+        """LayerNormalization over the last axis (the one the compiler takes), with or without
+        its centre and scale, random gamma (either sign) and beta."""
+        r = self.ln_rng
+        c = self.shape(x)[-1]
+        center, scale = bool(r.random() < 0.8), bool(r.random() < 0.8)
+        layer = self.L.LayerNormalization(axis=-1, epsilon=float(r.choice([1e-3, 1e-6])), center=center, scale=scale,
+                                          name=self.name("layernorm"))
+        y = layer(x)
+        weights = ([r.uniform(0.5, 1.5, c) * r.choice([-1.0, 1.0], c)] if scale else []) + \
+            ([r.normal(0.0, 0.5, c)] if center else [])
+        layer.set_weights([w.astype(np.float32) for w in weights])
+        return y
 
     # -- convolutions
     def conv(self, x, filters=None, keep_size=False):
@@ -343,6 +364,8 @@ class _Gen:
     def step(self, x, allow_reshape=True):
         shape = self.shape(x)
         rank = len(shape)
+        if self.ln_rng is not None and shape[-1] > 1 and self.ln_rng.random() < 0.5:
+            return self.layer_norm(x)
         spatial = int(np.prod(shape[:-1])) if rank > 1 else 1
         r = self.rng.random()
         if rank == 1:
@@ -463,12 +486,13 @@ class _Gen:
         return self.k.Model(inp, outputs if len(outputs) > 1 else outputs[0], name="fuzz")
 
 
-def build_model(seed, attempt=0):
-    """The random model for ``seed`` (``attempt`` > 0: the redraws when a model is rejected)."""
+def build_model(seed, attempt=0, layer_norm=False):
+    """The random model for ``seed`` (``attempt`` > 0: the redraws when a model is rejected);
+    ``layer_norm``: with LayerNormalization layers too."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    gen = _Gen(np.random.default_rng([seed, attempt]))
+    gen = _Gen(np.random.default_rng([seed, attempt]), np.random.default_rng([seed, attempt, 1]) if layer_norm else None)
     return gen.model()
 
 
@@ -551,10 +575,10 @@ def keras_reference(model, x):
 VIEW_LAYERS = {"InputLayer", "Reshape", "Flatten", "Dropout"}
 
 
-def make_case(seed, attempts=6):
+def make_case(seed, attempts=6, layer_norm=False):
     """The first draw for ``seed`` that is well conditioned (see the module doc); None if none is."""
     for attempt in range(attempts):
-        model = build_model(seed, attempt)
+        model = build_model(seed, attempt, layer_norm)
         if all(type(layer).__name__ in VIEW_LAYERS for layer in model.layers):
             continue  # computes nothing (refused as such: a bad input, not a compiler gap)
         shape = tuple(int(d) for d in model.inputs[0].shape[1:])
@@ -665,11 +689,11 @@ def compare(case, out):
     return None
 
 
-def run_seeds(seeds, workdir):
+def run_seeds(seeds, workdir, layer_norm=False):
     """Generate, export, build (one driver), run and compare every seed's model.
 
     Returns (cases, failures, refusals): the cases run, and (case, message) lists."""
-    cases = [case for case in map(make_case, seeds) if case is not None]
+    cases = [case for case in (make_case(seed, layer_norm=layer_norm) for seed in seeds) if case is not None]
     return run_cases(cases, workdir)
 
 
@@ -733,6 +757,20 @@ def test_fuzz(shard, tmp_path):
     if failures or refusals:
         pytest.fail(f"{len(failures)} failing and {len(refusals)} refused of {len(seeds)} random models "
                     f"(reproduce: python tests/test_fuzz.py SEED):\n\n{_report(failures, refusals)}", pytrace=False)
+
+
+def test_fuzz_layer_norm(tmp_path):
+    """Random models with LayerNormalization layers among the others (their own seeds: reproduce
+    with ``python tests/test_fuzz.py --layer-norm SEED``)."""
+    seeds = [LN_BASE_SEED + i for i in range(N_LN_MODELS)]
+    cases, failures, refusals = run_seeds(seeds, str(tmp_path), layer_norm=True)
+    assert len(cases) + len(failures) + len(refusals) >= 0.8 * len(seeds), "too few usable random models"
+    drawn = sum(any(type(layer).__name__ == "LayerNormalization" for layer in c.model.layers) for c in cases)
+    assert drawn >= 0.5 * len(cases), f"only {drawn} of {len(cases)} models have a LayerNormalization"
+    if failures or refusals:
+        pytest.fail(f"{len(failures)} failing and {len(refusals)} refused of {len(seeds)} random models "
+                    f"(reproduce: python tests/test_fuzz.py --layer-norm SEED):\n\n{_report(failures, refusals)}",
+                    pytrace=False)
 
 
 @pytest.mark.skipif(not REGRESSION_SEEDS, reason="no regression seeds")
@@ -888,16 +926,18 @@ def test_fuzz_minimal(name, tmp_path):
 
 
 def _main(argv):
-    """``python tests/test_fuzz.py SEED [SEED ...]``: build, compare and verify the given seeds."""
+    """``python tests/test_fuzz.py [--layer-norm] SEED [SEED ...]``: build, compare and verify the
+    given seeds (``--layer-norm``: as test_fuzz_layer_norm draws them)."""
     import micronets
 
-    for seed in map(int, argv):
-        case = make_case(seed)
+    layer_norm = "--layer-norm" in argv
+    for seed in (int(a) for a in argv if a != "--layer-norm"):
+        case = make_case(seed, layer_norm=layer_norm)
         if case is None:
             print(f"seed {seed}: no usable model")
             continue
         with tempfile.TemporaryDirectory() as work:
-            _, failures, refusals = run_seeds([seed], work)
+            _, failures, refusals = run_seeds([seed], work, layer_norm=layer_norm)
         print(_report(failures, refusals) or f"OK {case.summary()}")
         if failures:
             try:
