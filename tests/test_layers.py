@@ -199,6 +199,28 @@ def test_layer_normalization_per_pixel_and_per_vector(tmp_path):
             compile_model(seq((3, 4, 2), layers.Conv2D(3, 1), bad))
 
 
+def test_layer_normalization_of_equal_values_is_exactly_beta(tmp_path):
+    """A row of equal values normalises to exactly beta, at an epsilon (1e-6) whose 1 / sqrt(eps)
+    = 1000 amplifies any rounding of the row's mean: 7.3, 2.9 and 5.55 summed six times in single
+    precision give means one ulp off (Keras' own form, x inv + (b - mean inv), also rounds
+    b - mean inv); a varied row stays within float32 of float64."""
+    inp = keras.Input((4, 6))
+    norm = layers.LayerNormalization(epsilon=1e-6)
+    model = keras.Model(inp, layers.Flatten()(norm(inp)))
+    rng = np.random.default_rng(5)
+    gamma, beta = (rng.uniform(-2, 2, 6).astype(np.float32) for _ in range(2))
+    norm.set_weights([gamma, beta])
+    x = np.array([[[7.3] * 6, [2.9] * 6, [5.55] * 6, [0.5, -1.0, 2.0, 0.25, 3.0, -0.75]]], np.float32)
+    path = str(tmp_path / "ln.h")
+    micronets.export(model, path, classname="Ln")
+    out = host.run_header(path, "Ln", x).reshape(4, 6)
+    for row in range(3):
+        assert np.array_equal(out[row], beta), (row, out[row] - beta)
+    v = x[0, 3].astype(np.float64)
+    want = (v - v.mean()) / np.sqrt(v.var() + 1e-6) * gamma + beta
+    np.testing.assert_allclose(out[3], want, rtol=0, atol=2e-6)
+
+
 @pytest.mark.parametrize("layer", [
     lambda: layers.ReLU(max_value=4.0, negative_slope=0.1, threshold=0.5),
     lambda: layers.ReLU(max_value=3.0, threshold=0.3),
