@@ -265,6 +265,25 @@ def keras_convnext(input_shape=(32, 32, 3), num_classes=5, depths=(1, 1, 1, 1), 
                     name="convnext_tiny", weights=None, input_shape=input_shape, classes=num_classes)
 
 
+def keras_inception_resnet(input_shape=(9, 9, 3), num_classes=5, filters=32):
+    """keras.applications InceptionResNetV2 (Szegedy et al. 2017) from Keras' own pieces
+    (``keras.src.applications.inception_resnet_v2``: ``conv2d_bn``, Conv2D + BatchNormalization
+    without scale + ReLU, and ``inception_resnet_block``), reduced to a stem and two Inception-
+    ResNet-A blocks ("block35": 1x1, 1x1-3x3 and 1x1-3x3-3x3 branches concatenated, a 1x1 conv
+    back to the input's width, scaled by CustomScaleLayer and added to the input; the second with
+    scale 1 and no activation, as the network's last block), then its top. The full network's
+    B and C blocks add only 1x7/7x1 and 1x3/3x1 kernels, 55.9M parameters in all."""
+    import keras
+    from keras.src.applications import inception_resnet_v2 as irv2
+
+    inp = keras.Input(input_shape)
+    x = irv2.conv2d_bn(inp, filters, 3)
+    x = irv2.inception_resnet_block(x, 0.17, "block35", 1)
+    x = irv2.inception_resnet_block(x, 1.0, "block35", 2, activation=None)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(num_classes, activation="softmax")(x), name="inception_resnet_tiny")
+
+
 def mnist_convnet(input_shape=(28, 28, 1), num_classes=10):
     """Keras example "Simple MNIST convnet" (keras.io/examples/vision/mnist_convnet/):
     Conv2D 32 3x3 ReLU, MaxPooling 2, Conv2D 64 3x3 ReLU, MaxPooling 2, Flatten, Dropout 0.5,
@@ -483,6 +502,7 @@ MODELS: Dict[str, Entry] = {
     "keras_efficientnet_v2_tiny": (keras_efficientnet_v2, dict(), {"input_range": 255.0}),
     "keras_nasnet_tiny": (keras_nasnet, dict(), {}),
     "keras_convnext_tiny": (keras_convnext, dict(), {"input_range": 255.0}),
+    "keras_inception_resnet_tiny": (keras_inception_resnet, dict(), {}),
 }
 # MobileNetV3 at width 0.35 (a published multiplier) keeps the header under ~0.9M weights each
 for _size in ("small", "large"):

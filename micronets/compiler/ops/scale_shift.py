@@ -120,6 +120,23 @@ def convert_layer_scale(layer, inputs, ctx):
     return _per_channel(ctx, x, gamma[0], np.zeros_like(gamma[0]), layer.name, "LayerScale")
 
 
+@converter("CustomScaleLayer")
+def convert_custom_scale(layer, inputs, ctx):
+    """keras.applications InceptionResNetV2's CustomScaleLayer: ``inputs[0] + inputs[1] * scale``,
+    the residual branch scaled (folded into the conv producing it where it can be) and added."""
+    from micronets.compiler.ops.elementwise import binary
+
+    scale = getattr(layer, "scale", None)
+    if not type(layer).__module__.startswith("keras.") or len(inputs) != 2 or isinstance(scale, bool) \
+            or not isinstance(scale, (int, float)):
+        raise UnsupportedModelError(f"layer '{layer.name}' (CustomScaleLayer) is not keras.applications "
+                                    f"InceptionResNetV2's scaled residual sum of two inputs; not supported")
+    x, y = (ctx.dense_input(t) for t in inputs)
+    c = y.shape[-1]
+    scaled = _per_channel(ctx, y, np.full(c, float(scale)), np.zeros(c), f"{layer.name}_scale", "CustomScaleLayer")
+    return binary(ctx, x, scaled, "add", layer.name)
+
+
 @converter("Rescaling")
 def convert_rescaling(layer, inputs, ctx):
     x = ctx.dense_input(inputs[0])
