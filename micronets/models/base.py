@@ -489,7 +489,7 @@ def _adam(learning_rate):
     TensorFlow's fused Adam kernel (``ResourceApplyAdam``), the formula of Keras' own
     ``update_step``: m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2), var -= a m / (sqrt(v) + eps) with
     a = lr sqrt(1 - b2^t) / (1 - b1^t), but 1 - b taken in single precision (Keras: double), as if
-    b2 were 0.99900001 (v's steps 1.3e-5 larger relative). One graph op where Keras' update traces
+    b2 were 0.99900001 (v's steps 1.3e-5 smaller, relative). One graph op where Keras' update traces
     about 20, whose tracing cost seconds at the start of every fit(): a default PhiNet's first
     epoch at 16x16 went from 11.4 s to 6.2 s. Other backends, and sparse gradients, take Keras'
     update."""
