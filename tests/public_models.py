@@ -480,6 +480,34 @@ def conv1d_accelerometer(input_shape=(128, 3), num_classes=6, filters=(16, 32), 
     return keras.Model(inputs, outputs, name="conv1d_accelerometer")
 
 
+def timeseries_transformer(input_shape=(48, 3), num_classes=2, head_size=16, num_heads=2, ff_dim=4, blocks=2,
+                           mlp_units=(32,)):
+    """Keras example "Timeseries classification with a Transformer model" (keras.io/examples/
+    timeseries/timeseries_classification_transformer/; FordA, 500 x 1 readings, head size 256, 4
+    heads, 4 blocks, feed-forward width 4, one 128-unit MLP layer, dropout 0.25), reduced to 64
+    readings, head size 16, 2 heads and 2 blocks. Each encoder block, post-norm as published:
+    MultiHeadAttention of the sequence with itself, Dropout, LayerNormalization (epsilon 1e-6), a
+    residual add of the block's input; then the feed-forward part as two 1x1 Conv1D (ReLU, then back
+    to the input's features), Dropout, LayerNormalization and a second residual add. The head
+    averages over the feature axis (GlobalAveragePooling1D with data_format="channels_first", one
+    value per time step, as published), then the MLP (ReLU, Dropout) and a softmax Dense."""
+    keras, layers = _keras()
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    for _ in range(blocks):
+        y = layers.MultiHeadAttention(key_dim=head_size, num_heads=num_heads, dropout=0.25)(x, x)
+        y = layers.LayerNormalization(epsilon=1e-6)(layers.Dropout(0.25)(y))
+        res = y + x
+        y = layers.Conv1D(ff_dim, 1, activation="relu")(res)
+        y = layers.Conv1D(input_shape[-1], 1)(layers.Dropout(0.25)(y))
+        x = layers.LayerNormalization(epsilon=1e-6)(y) + res
+    x = layers.GlobalAveragePooling1D(data_format="channels_first")(x)
+    for units in mlp_units:
+        x = layers.Dropout(0.4)(layers.Dense(units, activation="relu")(x))
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="timeseries_transformer")
+
+
 # --------------------------------------------------------------------------- the suite
 Entry = Tuple[Callable, Dict, Dict]
 
@@ -522,6 +550,7 @@ MODELS.update({
     "squeezenet_v1_1": (squeezenet, dict(input_shape=(48, 48, 3), num_classes=10, width=0.25), {}),
     "shufflenet_v2_stage": (shufflenet_v2_stage, dict(), {}),
     "conv1d_accelerometer": (conv1d_accelerometer, dict(), {}),
+    "keras_example_timeseries_transformer": (timeseries_transformer, dict(), {}),
 })
 
 

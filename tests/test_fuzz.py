@@ -43,9 +43,9 @@ TOL = 1e-5
 N_INPUTS = 6
 LIVEN_BATCH = 32
 
-#: models drawn with LayerNormalization too (test_fuzz_layer_norm: their own seeds, so the draws of
-#: the seeds above stay as they were)
-N_LN_MODELS = int(os.environ.get("MICRONETS_FUZZ_LN_MODELS", "8"))
+#: models drawn with the transformers' layers too, LayerNormalization and MultiHeadAttention
+#: (test_fuzz_transformer_layers: their own seeds, so the draws of the seeds above stay as they were)
+N_LN_MODELS = int(os.environ.get("MICRONETS_FUZZ_LN_MODELS", "12"))
 LN_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ_LN_SEED", "5000"))
 
 #: seeds that once failed (mismatch, crash or refusal): they always run, in their own test.
@@ -60,7 +60,7 @@ ACTIVATIONS = ["relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "sw
 # ----------------------------------------------------------------------------------- generator
 class _Gen:
     """Draws one random functional model from ``rng``; with ``ln_rng`` some layers are
-    LayerNormalization, drawn (with their weights) from it."""
+    LayerNormalization or MultiHeadAttention, drawn (with their weights) from it."""
 
     def __init__(self, rng, ln_rng=None):
         import keras
@@ -189,6 +189,27 @@ class _Gen:
         weights = ([r.uniform(0.5, 1.5, c) * r.choice([-1.0, 1.0], c)] if scale else []) + \
             ([r.normal(0.0, 0.5, c)] if center else [])
         layer.set_weights([w.astype(np.float32) for w in weights])
+        return y
+
+    def attention(self, x):
+        """MultiHeadAttention of a sequence or map with itself (a causal mask on some sequences),
+        or cross-attention to a projection of it over the same positions: 1 to 3 heads, key and
+        value widths 1 to 8, with or without biases and output_shape; weights N(0, 0.5) so the
+        softmaxes are neither uniform nor one-hot."""
+        r = self.ln_rng
+        kw = {}
+        if r.random() < 0.3:
+            kw["value_dim"] = int(r.integers(1, 9))
+        if r.random() < 0.3:
+            kw["output_shape"] = int(r.integers(1, 9))
+        layer = self.L.MultiHeadAttention(num_heads=int(r.integers(1, 4)), key_dim=int(r.integers(1, 9)),
+                                          use_bias=bool(r.random() < 0.8), name=self.name("attention"), **kw)
+        if r.random() < 0.25:
+            other = self.L.Dense(int(r.integers(1, 9)), name=self.name("kv"))(x)
+            y = layer(x, other)
+        else:
+            y = layer(x, x, use_causal_mask=bool(len(self.shape(x)) == 2 and r.random() < 0.4))
+        layer.set_weights([r.normal(0.0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
         return y
 
     # -- convolutions
@@ -364,8 +385,12 @@ class _Gen:
     def step(self, x, allow_reshape=True):
         shape = self.shape(x)
         rank = len(shape)
-        if self.ln_rng is not None and shape[-1] > 1 and self.ln_rng.random() < 0.5:
-            return self.layer_norm(x)
+        if self.ln_rng is not None:
+            u = self.ln_rng.random()
+            if u < 0.4 and shape[-1] > 1:
+                return self.layer_norm(x)
+            if u < 0.65 and rank > 1 and int(np.prod(shape[:-1])) <= 144:
+                return self.attention(x)
         spatial = int(np.prod(shape[:-1])) if rank > 1 else 1
         r = self.rng.random()
         if rank == 1:
@@ -486,13 +511,13 @@ class _Gen:
         return self.k.Model(inp, outputs if len(outputs) > 1 else outputs[0], name="fuzz")
 
 
-def build_model(seed, attempt=0, layer_norm=False):
+def build_model(seed, attempt=0, transformer=False):
     """The random model for ``seed`` (``attempt`` > 0: the redraws when a model is rejected);
-    ``layer_norm``: with LayerNormalization layers too."""
+    ``transformer``: with LayerNormalization and MultiHeadAttention layers too."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    gen = _Gen(np.random.default_rng([seed, attempt]), np.random.default_rng([seed, attempt, 1]) if layer_norm else None)
+    gen = _Gen(np.random.default_rng([seed, attempt]), np.random.default_rng([seed, attempt, 1]) if transformer else None)
     return gen.model()
 
 
@@ -575,10 +600,10 @@ def keras_reference(model, x):
 VIEW_LAYERS = {"InputLayer", "Reshape", "Flatten", "Dropout"}
 
 
-def make_case(seed, attempts=6, layer_norm=False):
+def make_case(seed, attempts=6, transformer=False):
     """The first draw for ``seed`` that is well conditioned (see the module doc); None if none is."""
     for attempt in range(attempts):
-        model = build_model(seed, attempt, layer_norm)
+        model = build_model(seed, attempt, transformer)
         if all(type(layer).__name__ in VIEW_LAYERS for layer in model.layers):
             continue  # computes nothing (refused as such: a bad input, not a compiler gap)
         shape = tuple(int(d) for d in model.inputs[0].shape[1:])
@@ -689,11 +714,11 @@ def compare(case, out):
     return None
 
 
-def run_seeds(seeds, workdir, layer_norm=False):
+def run_seeds(seeds, workdir, transformer=False):
     """Generate, export, build (one driver), run and compare every seed's model.
 
     Returns (cases, failures, refusals): the cases run, and (case, message) lists."""
-    cases = [case for case in (make_case(seed, layer_norm=layer_norm) for seed in seeds) if case is not None]
+    cases = [case for case in (make_case(seed, transformer=transformer) for seed in seeds) if case is not None]
     return run_cases(cases, workdir)
 
 
@@ -759,17 +784,18 @@ def test_fuzz(shard, tmp_path):
                     f"(reproduce: python tests/test_fuzz.py SEED):\n\n{_report(failures, refusals)}", pytrace=False)
 
 
-def test_fuzz_layer_norm(tmp_path):
-    """Random models with LayerNormalization layers among the others (their own seeds: reproduce
-    with ``python tests/test_fuzz.py --layer-norm SEED``)."""
+def test_fuzz_transformer_layers(tmp_path):
+    """Random models with LayerNormalization and MultiHeadAttention layers among the others (their
+    own seeds: reproduce with ``python tests/test_fuzz.py --transformer SEED``)."""
     seeds = [LN_BASE_SEED + i for i in range(N_LN_MODELS)]
-    cases, failures, refusals = run_seeds(seeds, str(tmp_path), layer_norm=True)
+    cases, failures, refusals = run_seeds(seeds, str(tmp_path), transformer=True)
     assert len(cases) + len(failures) + len(refusals) >= 0.8 * len(seeds), "too few usable random models"
-    drawn = sum(any(type(layer).__name__ == "LayerNormalization" for layer in c.model.layers) for c in cases)
-    assert drawn >= 0.5 * len(cases), f"only {drawn} of {len(cases)} models have a LayerNormalization"
+    for kind in ("LayerNormalization", "MultiHeadAttention"):
+        drawn = sum(any(type(layer).__name__ == kind for layer in c.model.layers) for c in cases)
+        assert drawn >= 0.25 * len(cases), f"only {drawn} of {len(cases)} models have a {kind}"
     if failures or refusals:
         pytest.fail(f"{len(failures)} failing and {len(refusals)} refused of {len(seeds)} random models "
-                    f"(reproduce: python tests/test_fuzz.py --layer-norm SEED):\n\n{_report(failures, refusals)}",
+                    f"(reproduce: python tests/test_fuzz.py --transformer SEED):\n\n{_report(failures, refusals)}",
                     pytrace=False)
 
 
@@ -926,18 +952,18 @@ def test_fuzz_minimal(name, tmp_path):
 
 
 def _main(argv):
-    """``python tests/test_fuzz.py [--layer-norm] SEED [SEED ...]``: build, compare and verify the
-    given seeds (``--layer-norm``: as test_fuzz_layer_norm draws them)."""
+    """``python tests/test_fuzz.py [--transformer] SEED [SEED ...]``: build, compare and verify the
+    given seeds (``--transformer``: as test_fuzz_transformer_layers draws them)."""
     import micronets
 
-    layer_norm = "--layer-norm" in argv
-    for seed in (int(a) for a in argv if a != "--layer-norm"):
-        case = make_case(seed, layer_norm=layer_norm)
+    transformer = "--transformer" in argv
+    for seed in (int(a) for a in argv if a != "--transformer"):
+        case = make_case(seed, transformer=transformer)
         if case is None:
             print(f"seed {seed}: no usable model")
             continue
         with tempfile.TemporaryDirectory() as work:
-            _, failures, refusals = run_seeds([seed], work, layer_norm=layer_norm)
+            _, failures, refusals = run_seeds([seed], work, transformer=transformer)
         print(_report(failures, refusals) or f"OK {case.summary()}")
         if failures:
             try:

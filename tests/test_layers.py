@@ -271,6 +271,89 @@ def test_global_pools_over_every_channel_and_pixel_tail(tmp_path):
     assert_matches_keras(randomise(model, spread=3.0), tmp_path, x=inputs_for((7, 5, 3)) * 2 - 1, live=False)
 
 
+def test_global_pools_channels_first_pool_each_first_axis_row(tmp_path):
+    """data_format="channels_first" (the Keras timeseries transformer example's head): Keras reads
+    the first axis as the channels, so each time step (or map row) is pooled over its values: a
+    sequence's mean and max, with keepdims, and a map's (7 x (5 x 6) values each)."""
+    inp = keras.Input((7, 5, 3))
+    y = layers.Conv2D(6, 1)(inp)
+    s = layers.Conv1D(9, 1)(layers.Reshape((35, 3))(inp))
+    outs = [layers.GlobalAveragePooling2D(data_format="channels_first")(y),
+            layers.GlobalMaxPooling2D(data_format="channels_first", keepdims=True)(y),
+            layers.GlobalAveragePooling1D(data_format="channels_first")(s),
+            layers.GlobalMaxPooling1D(data_format="channels_first", keepdims=True)(s)]
+    model = keras.Model(inp, layers.Concatenate()([layers.Flatten()(o) for o in outs]))
+    assert model.output_shape == (None, 7 + 7 + 35 + 35)
+    compiled = assert_matches_keras(randomise(model, spread=3.0), tmp_path, x=inputs_for((7, 5, 3)) * 2 - 1, live=False)
+    assert sum("per first-axis row" in op.label() for op in compiled.graph.ops) == 4
+
+
+def _attention_model(rank=3, causal=False, use_bias=True, output_shape=None, cross=False, room=True, width=8,
+                     key_dim=4):
+    """Dense/Conv -> MultiHeadAttention (3 heads, key_dim 4, value_dim 5) -> residual ->
+    LayerNormalization, as a transformer block starts; ``cross``: query, value and key from
+    three different projections (7 and 6 features), so a mix-up of the three cannot pass;
+    ``room``: a wider layer first (48 features), so the arena has room for the stored keys and
+    values while the attention runs."""
+    inp = keras.Input((6, 10) if rank == 3 else (3, 4, 5))
+    x = layers.Dense(48)(inp) if room else inp
+    x = layers.Dense(width)(x) if rank == 3 else layers.Conv2D(width, 1)(x)
+    kw = {"output_shape": output_shape} if output_shape else {}
+    mha = layers.MultiHeadAttention(num_heads=3, key_dim=key_dim, value_dim=5, use_bias=use_bias, dropout=0.1, **kw)
+    y = mha(x, layers.Dense(7)(x), layers.Dense(6)(x)) if cross else mha(x, x, use_causal_mask=causal)
+    if output_shape is None:
+        y = layers.LayerNormalization()(layers.Add()([x, y]))
+    model = keras.Model(inp, layers.Flatten()(y))
+    rng = np.random.default_rng(3)  # N(0, 0.6): the softmaxes neither uniform nor one-hot
+    mha.set_weights([rng.normal(0, 0.6, w.shape).astype(np.float32) for w in mha.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("options, form", [
+    (dict(), "stored"), (dict(causal=True), "stored"), (dict(use_bias=False), "stored"), (dict(output_shape=9), "stored"),
+    (dict(cross=True), "stored"), (dict(rank=4), "stored"), (dict(room=False), "folded"),
+    (dict(room=False, causal=True, use_bias=False), "folded"), (dict(width=2, key_dim=12, causal=True), "folded")],
+    ids=["self", "causal", "no_bias", "output_shape", "cross", "map", "no_room", "no_room_causal_no_bias", "narrow"])
+def test_multi_head_attention(options, form, tmp_path):
+    """MultiHeadAttention as Keras computes it at inference (dropout off): self-attention over a
+    sequence, with the causal mask, without biases, projected to another width, cross-attention
+    (query, key and value from different tensors of different widths), and over a map's 12
+    positions (Keras' default attention_axes: every axis but the features). Both forms of the
+    kernel: keys and values stored in the workspace where the arena has room for them and that
+    takes fewer MACs; else folded into each query (no room; or 2 input features against heads of
+    12, where folding is the cheaper form and the only one offered)."""
+    model = _attention_model(**options)
+    x = np.random.default_rng(1).normal(0, 1, (8,) + tuple(model.input_shape[1:])).astype(np.float32)
+    compiled = assert_matches_keras(model, tmp_path, x=x, live=False)
+    (op,) = [op for op in compiled.graph.ops if op.kind == "MultiHeadAttention"]
+    lq = 12 if options.get("rank") == 4 else 6
+    dk = options.get("key_dim", 4)
+    assert (op.heads, op.key_dim, op.value_dim, op.lq, op.lk, op.causal) == (3, dk, 5, lq, lq, bool(options.get("causal")))
+    ran = compiled.plan.op(op)
+    assert ran.form == form and f"mha_{form}<" in compiled.header
+    assert op.workspace_options == (("folded",) if options.get("width") == 2 else ("stored", "folded"))
+    dki, dvi = op.dims[1:3]
+    assert ran.workspace_bytes() == 4 * (lq * (dk + 5) + dk + lq + 5 if form == "stored" else dk + dki + lq + dvi + 5)
+    assert compiled.plan.arena_size == compiled.plan.lower_bound
+
+
+def test_multi_head_attention_refusals_say_why():
+    inp = keras.Input((6, 8))
+    cases = ((lambda: layers.MultiHeadAttention(2, 4)(inp, inp, attention_mask=np.ones((1, 6, 6), bool)), "attention_mask"),
+             (lambda: layers.MultiHeadAttention(2, 4)(inp, inp, return_attention_scores=True)[0], "2 outputs"),
+             (lambda: layers.MultiHeadAttention(2, 4, output_shape=(2, 4))(inp, inp), "one last axis"),
+             (lambda: layers.MultiHeadAttention(2, 4)(inp, layers.Dense(8)(layers.Reshape((3, 4, 8))(
+                 layers.Dense(16)(inp)))), "one rank"),
+             (lambda: layers.MultiHeadAttention(2, 4)(inp, layers.Dense(8)(layers.Cropping1D((0, 2))(inp)),
+                                                      use_causal_mask=True), "equal counts"))
+    for make, why in cases:
+        with pytest.raises(UnsupportedModelError, match=why):
+            compile_model(keras.Model(inp, layers.Flatten()(make())))
+    m4 = keras.Input((3, 4, 5))
+    with pytest.raises(UnsupportedModelError, match="every axis but the last"):
+        compile_model(keras.Model(m4, layers.Flatten()(layers.MultiHeadAttention(2, 4, attention_axes=(2,))(m4, m4))))
+
+
 def test_several_outputs_each_get_an_array(tmp_path):
     inp = keras.Input((8, 8, 1))
     x = layers.Conv2D(4, 3, activation="relu")(inp)

@@ -1,0 +1,186 @@
+"""MultiHeadAttention (the transformers' and ViTs' attention; float headers only), as Keras
+computes it at inference: per head h, q = (x_q Wq_h + bq_h) / sqrt(key_dim), k = x_k Wk_h + bk_h,
+v = x_v Wv_h + bv_h; each query position's weights p = softmax(q . k) over the key positions (only
+those up to its own with ``use_causal_mask``), its head output o = sum p v; and out = sum over
+heads of o Wo_h, + bo. Positions are every axis but the last (a sequence's L, a map's H x W: Keras'
+default ``attention_axes``). The key bias is not stored: it adds q . bk_h to every score of a
+query, which the softmax cancels.
+
+Two forms of the kernel (templates/kernels/attention.h.j2), one walk over heads and query
+positions each: ``stored`` projects a head's keys and values once into its workspace (LK x
+(key_dim + value_dim) floats); ``folded`` projects neither, scoring each key position's input
+against Wk_h q and projecting the p-weighted sum of the value inputs (a few dozen floats of
+workspace). ``folded`` is the fallback; ``stored`` is offered first where it takes fewer MACs (key
+and value inputs wider than a head), and the plan gives it where it costs no arena
+(``workspace_options``). MACs are counted as Keras' computation (``stored``'s). Neither input may
+share bytes with the output (every query reads every key position).
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from micronets.compiler.activations import c_float
+from micronets.compiler.graph import FLOAT_BYTES
+from micronets.compiler.ops.base import Op, UnsupportedModelError, converter
+
+
+class MultiHeadAttention(Op):
+    kind = "MultiHeadAttention"
+    template = "kernels/attention.h.j2"
+
+    def __init__(self, name, query, key, value, out, wq, bq, wk, wv, bv, wo, bo, causal):
+        super().__init__(name, [query, key, value], out)
+        # Keras' kernels: query/key/value (D_in, H, dim), output (H, value_dim, D_out)
+        self.wq, self.wk, self.wv, self.wo = (np.asarray(w, np.float64) for w in (wq, wk, wv, wo))
+        self.bq, self.bv, self.bo = (None if b is None else np.asarray(b, np.float64) for b in (bq, bv, bo))
+        self.causal = bool(causal)
+
+    # ---- sizes
+    @property
+    def heads(self) -> int:
+        return int(self.wq.shape[1])
+
+    @property
+    def key_dim(self) -> int:
+        return int(self.wq.shape[2])
+
+    @property
+    def value_dim(self) -> int:
+        return int(self.wv.shape[2])
+
+    @staticmethod
+    def _positions(t) -> int:
+        return int(np.prod(t.shape[:-1], dtype=np.int64))
+
+    @property
+    def lq(self) -> int:
+        return self._positions(self.inputs[0])
+
+    @property
+    def lk(self) -> int:
+        return self._positions(self.inputs[1])
+
+    @property
+    def dims(self):
+        """(query, key, value, output) features: the last axis of each."""
+        return tuple(int(t.shape[-1]) for t in (*self.inputs, self.output))
+
+    @property
+    def has_bias(self) -> bool:
+        return self.bq is not None
+
+    @property
+    def scale_c(self) -> str:
+        # Keras multiplies the projected query by 1 / sqrt(key_dim) in the query's dtype
+        return c_float(float(np.float32(1.0 / np.sqrt(float(self.key_dim)))))
+
+    # ---- facts
+    def _pairs(self) -> int:
+        """(query, key) position pairs scored."""
+        return self.lq * (self.lq + 1) // 2 if self.causal else self.lq * self.lk
+
+    def macs(self) -> int:
+        dq, dkin, dvin, dout = self.dims
+        h, dk, dv, lq, lk = self.heads, self.key_dim, self.value_dim, self.lq, self.lk
+        return int(h * (lq * dq * dk + lk * dkin * dk + lk * dvin * dv + self._pairs() * (dk + dv) + lq * dv * dout))
+
+    def _form_macs(self, form: str) -> int:
+        """MACs of a form's own part (the query and output projections are common)."""
+        _, dkin, dvin, _ = self.dims
+        h, dk, dv, lq, lk = self.heads, self.key_dim, self.value_dim, self.lq, self.lk
+        if form == "stored":
+            return h * (lk * (dkin * dk + dvin * dv) + self._pairs() * (dk + dv))
+        return h * (lq * (dk * dkin + dvin * dv) + self._pairs() * (dkin + dvin))
+
+    @property
+    def workspace_options(self) -> "tuple[str, ...]":
+        """The kernel's forms, best first: ``stored`` only where it takes fewer MACs."""
+        return ("stored", "folded") if self._form_macs("stored") < self._form_macs("folded") else ("folded",)
+
+    workspace_needed = True
+    workspace_option = None
+
+    @property
+    def form(self) -> str:
+        """The form this op runs (its planned ``workspace_option``; ``folded`` before planning)."""
+        return self.workspace_option or "folded"
+
+    def workspace_bytes(self) -> int:
+        _, dkin, dvin, _ = self.dims
+        dk, dv, lk = self.key_dim, self.value_dim, self.lk
+        if self.form == "stored":
+            return FLOAT_BYTES * (lk * (dk + dv) + dk + lk + dv)
+        return FLOAT_BYTES * (dk + dkin + lk + dvin + dv)
+
+    def weights(self):
+        w = collections.OrderedDict()
+        # per head, [input feature][head dim]: a head's projection reads one contiguous block
+        w["wq"] = self.wq.transpose(1, 0, 2).reshape(-1)
+        if self.bq is not None:
+            w["bq"] = self.bq.reshape(-1)
+        w["wk"] = self.wk.transpose(1, 0, 2).reshape(-1)
+        w["wv"] = self.wv.transpose(1, 0, 2).reshape(-1)
+        if self.bv is not None:
+            w["bv"] = self.bv.reshape(-1)
+        w["wo"] = self.wo.reshape(-1)  # [head][value dim][output feature]
+        if self.bo is not None:
+            w["bo"] = self.bo.reshape(-1)
+        return w
+
+    def describe(self):
+        causal = ", causal" if self.causal else ""
+        return f"{self.heads} heads x {self.key_dim}/{self.value_dim}, {self.lq} x {self.lk} positions{causal}"
+
+
+def _weights(layer):
+    """{'query/kernel': array, ...}: the layer's weights by their last two path parts."""
+    return {"/".join(w.path.split("/")[-2:]): np.asarray(w.numpy(), np.float64) for w in layer.weights}
+
+
+@converter("MultiHeadAttention")
+def convert_multi_head_attention(layer, inputs, ctx):
+    name = f"layer '{layer.name}' (MultiHeadAttention)"
+    args, kwargs = list(ctx.call_args), dict(ctx.call_kwargs)
+    names = ["query", "value", "key", "query_mask", "value_mask", "key_mask", "attention_mask",
+             "return_attention_scores", "training", "use_causal_mask"]
+    for i, v in enumerate(args):
+        kwargs.setdefault(names[i], v)
+    for mask in ("attention_mask", "query_mask", "value_mask", "key_mask"):
+        if kwargs.get(mask) is not None:
+            raise UnsupportedModelError(f"{name} is called with {mask}; only unmasked attention (or use_causal_mask=True) "
+                                        f"is supported")
+    if kwargs.get("return_attention_scores"):
+        raise UnsupportedModelError(f"{name} returns its attention scores; not supported")
+    query, value = kwargs["query"], kwargs["value"]
+    key = kwargs.get("key")
+    key = value if key is None else key
+    query, key, value = (ctx.dense_input(t) for t in (query, key, value))
+    rank = len(query.shape)
+    if rank < 2 or len(key.shape) != rank or len(value.shape) != rank or key.shape[:-1] != value.shape[:-1]:
+        raise UnsupportedModelError(f"{name} has query {query.shape}, key {key.shape}, value {value.shape}; supported: "
+                                    f"sequences or maps of one rank, key and value over the same positions")
+    default_axes = tuple(range(1, rank))  # Keras counts the batch axis: every axis but batch and features
+    axes = layer.get_config().get("attention_axes")
+    if axes is not None and tuple(sorted(a + rank + 1 if a < 0 else a for a in axes)) != default_axes:
+        raise UnsupportedModelError(f"{name} attends over axes {tuple(axes)} of a {query.shape} query; only over every "
+                                    f"axis but the last (attention_axes=None) is supported")
+    w = _weights(layer)
+    wq, wk, wv, wo = w["query/kernel"], w["key/kernel"], w["value/kernel"], w["attention_output/kernel"]
+    if wo.ndim != 3:
+        raise UnsupportedModelError(f"{name} projects its output to {tuple(wo.shape[2:])}; only to one last axis "
+                                    f"(output_shape=None or an int) is supported")
+    causal = bool(kwargs.get("use_causal_mask"))
+    lq = int(np.prod(query.shape[:-1]))
+    lk = int(np.prod(key.shape[:-1]))
+    if causal and lq != lk:
+        raise UnsupportedModelError(f"{name} uses a causal mask over {lq} query and {lk} key positions; only over "
+                                    f"equal counts is supported")
+    out = ctx.new_tensor(layer.name, query.shape[:-1] + (int(wo.shape[2]),))
+    if tuple(out.shape) != tuple(ctx.output_shape):
+        raise UnsupportedModelError(f"{name}: output {out.shape} where Keras gives {ctx.output_shape}")
+    op = MultiHeadAttention(layer.name, query, key, value, out, wq, w.get("query/bias"), wk, wv, w.get("value/bias"),
+                            wo, w.get("attention_output/bias"), causal)
+    return ctx.add(op).output
