@@ -132,7 +132,8 @@ class MultiHeadAttention(Op):
 
     def describe(self):
         causal = ", causal" if self.causal else ""
-        return f"{self.heads} heads x {self.key_dim}/{self.value_dim}, {self.lq} x {self.lk} positions{causal}"
+        form = f", keys and values {self.workspace_option}" if self.workspace_option else ""  # as planned
+        return f"{self.heads} heads x {self.key_dim}/{self.value_dim}, {self.lq} x {self.lk} positions{causal}{form}"
 
 
 def _weights(layer):
