@@ -292,7 +292,8 @@ def _attention_model(rank=3, causal=False, use_bias=True, output_shape=None, cro
                      key_dim=4):
     """Dense/Conv -> MultiHeadAttention (3 heads, key_dim 4, value_dim 5) -> residual ->
     LayerNormalization, as a transformer block starts; ``cross``: query, value and key from
-    three different projections (7 and 6 features), so a mix-up of the three cannot pass;
+    three different projections (7 and 6 features) over 4 of the 6 positions, so a mix-up of
+    the three or of the two position counts cannot pass;
     ``room``: a wider layer first (48 features), so the arena has room for the stored keys and
     values while the attention runs."""
     inp = keras.Input((6, 10) if rank == 3 else (3, 4, 5))
@@ -300,7 +301,11 @@ def _attention_model(rank=3, causal=False, use_bias=True, output_shape=None, cro
     x = layers.Dense(width)(x) if rank == 3 else layers.Conv2D(width, 1)(x)
     kw = {"output_shape": output_shape} if output_shape else {}
     mha = layers.MultiHeadAttention(num_heads=3, key_dim=key_dim, value_dim=5, use_bias=use_bias, dropout=0.1, **kw)
-    y = mha(x, layers.Dense(7)(x), layers.Dense(6)(x)) if cross else mha(x, x, use_causal_mask=causal)
+    if cross:
+        kv = layers.Cropping1D((1, 1))(x)
+        y = mha(x, layers.Dense(7)(kv), layers.Dense(6)(kv))
+    else:
+        y = mha(x, x, use_causal_mask=causal)
     if output_shape is None:
         y = layers.LayerNormalization()(layers.Add()([x, y]))
     model = keras.Model(inp, layers.Flatten()(y))
@@ -317,7 +322,8 @@ def _attention_model(rank=3, causal=False, use_bias=True, output_shape=None, cro
 def test_multi_head_attention(options, form, tmp_path):
     """MultiHeadAttention as Keras computes it at inference (dropout off): self-attention over a
     sequence, with the causal mask, without biases, projected to another width, cross-attention
-    (query, key and value from different tensors of different widths), and over a map's 12
+    (query, key and value from different tensors of different widths; 6 query positions, 4 key
+    positions), and over a map's 12
     positions (Keras' default attention_axes: every axis but the features). Both forms of the
     kernel: keys and values stored in the workspace where the arena has room for them and that
     takes fewer MACs; else folded into each query (no room; or 2 input features against heads of
@@ -327,13 +333,14 @@ def test_multi_head_attention(options, form, tmp_path):
     compiled = assert_matches_keras(model, tmp_path, x=x, live=False)
     (op,) = [op for op in compiled.graph.ops if op.kind == "MultiHeadAttention"]
     lq = 12 if options.get("rank") == 4 else 6
+    lk = 4 if options.get("cross") else lq
     dk = options.get("key_dim", 4)
-    assert (op.heads, op.key_dim, op.value_dim, op.lq, op.lk, op.causal) == (3, dk, 5, lq, lq, bool(options.get("causal")))
+    assert (op.heads, op.key_dim, op.value_dim, op.lq, op.lk, op.causal) == (3, dk, 5, lq, lk, bool(options.get("causal")))
     ran = compiled.plan.op(op)
     assert ran.form == form and f"mha_{form}<" in compiled.header
     assert op.workspace_options == (("folded",) if options.get("width") == 2 else ("stored", "folded"))
     dki, dvi = op.dims[1:3]
-    assert ran.workspace_bytes() == 4 * (lq * (dk + 5) + dk + lq + 5 if form == "stored" else dk + dki + lq + dvi + 5)
+    assert ran.workspace_bytes() == 4 * (lk * (dk + 5) + dk + lk + 5 if form == "stored" else dk + dki + lk + dvi + 5)
     assert compiled.plan.arena_size == compiled.plan.lower_bound
 
 
