@@ -307,11 +307,10 @@ class MicroNet:
         trainer.compile(
             optimizer=_adam(self._learning_rate(epochs, steps)),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(cfg.label_smoothing)),
-            # (labels are one-hot: "accuracy" is categorical) a metric object, so its variables
-            # exist before the first step, as the optimizer's do after build(): a variable made
-            # while TensorFlow traces the step makes it trace the step twice (a default PhiNet's
-            # first epoch at 16x16: 19.7 s -> 10.5 s)
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy") if m == "accuracy" else m for m in cfg.metrics],
+            # metric objects, so their variables exist before the first step, as the optimizer's
+            # do after build(): a variable made while TensorFlow traces the step makes it trace
+            # the step twice (a default PhiNet's first epoch at 16x16: 19.7 s -> 10.5 s)
+            metrics=[_metric(m) for m in cfg.metrics],
             run_eagerly=bool(cfg.run_eagerly),
         )
         trainer.optimizer.build(trainer.trainable_variables)
@@ -482,6 +481,24 @@ def _Batches(x: np.ndarray, y: np.ndarray, batch: int, mixup_alpha: float):
             self.order = np.random.permutation(len(x))
 
     return Batches()
+
+
+def _metric(identifier):
+    """The metric object Keras' compile() would make of ``identifier`` (a name, a function or a
+    Metric), made now rather than while the first step is traced: "accuracy" / "acc" are
+    categorical (the labels are one-hot), another name is keras.metrics.get's, and a function is
+    averaged over batches (MeanMetricWrapper); named as given."""
+    import keras
+
+    if isinstance(identifier, keras.metrics.Metric):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+        return keras.metrics.CategoricalAccuracy(name=identifier)
+    found = keras.metrics.get(identifier)
+    if isinstance(found, keras.metrics.Metric):
+        found.name = identifier if isinstance(identifier, str) else found.name
+        return found
+    return keras.metrics.MeanMetricWrapper(found, name=identifier if isinstance(identifier, str) else found.__name__)
 
 
 def _adam(learning_rate):
