@@ -19,6 +19,7 @@ share bytes with the output (every query reads every key position).
 from __future__ import annotations
 
 import collections
+import inspect
 
 import numpy as np
 
@@ -144,21 +145,16 @@ def _weights(layer):
 @converter("MultiHeadAttention")
 def convert_multi_head_attention(layer, inputs, ctx):
     name = f"layer '{layer.name}' (MultiHeadAttention)"
-    args, kwargs = list(ctx.call_args), dict(ctx.call_kwargs)
-    names = ["query", "value", "key", "query_mask", "value_mask", "key_mask", "attention_mask",
-             "return_attention_scores", "training", "use_causal_mask"]
-    for i, v in enumerate(args):
-        kwargs.setdefault(names[i], v)
+    # the call's arguments by name, as Keras' own signature binds them
+    call = inspect.signature(type(layer).call).bind(layer, *ctx.call_args, **ctx.call_kwargs).arguments
     for mask in ("attention_mask", "query_mask", "value_mask", "key_mask"):
-        if kwargs.get(mask) is not None:
+        if call.get(mask) is not None:
             raise UnsupportedModelError(f"{name} is called with {mask}; only unmasked attention (or use_causal_mask=True) "
                                         f"is supported")
-    if kwargs.get("return_attention_scores"):
-        raise UnsupportedModelError(f"{name} returns its attention scores; not supported")
-    query, value = kwargs["query"], kwargs["value"]
-    key = kwargs.get("key")
-    key = value if key is None else key
-    query, key, value = (ctx.dense_input(t) for t in (query, key, value))
+    # (return_attention_scores=True: two outputs, refused before any converter runs)
+    value = call["value"]
+    key = call.get("key")
+    query, key, value = (ctx.dense_input(t) for t in (call["query"], value if key is None else key, value))
     rank = len(query.shape)
     if rank < 2 or len(key.shape) != rank or len(value.shape) != rank or key.shape[:-1] != value.shape[:-1]:
         raise UnsupportedModelError(f"{name} has query {query.shape}, key {key.shape}, value {value.shape}; supported: "
@@ -173,15 +169,12 @@ def convert_multi_head_attention(layer, inputs, ctx):
     if wo.ndim != 3:
         raise UnsupportedModelError(f"{name} projects its output to {tuple(wo.shape[2:])}; only to one last axis "
                                     f"(output_shape=None or an int) is supported")
-    causal = bool(kwargs.get("use_causal_mask"))
-    lq = int(np.prod(query.shape[:-1]))
-    lk = int(np.prod(key.shape[:-1]))
-    if causal and lq != lk:
-        raise UnsupportedModelError(f"{name} uses a causal mask over {lq} query and {lk} key positions; only over "
-                                    f"equal counts is supported")
     out = ctx.new_tensor(layer.name, query.shape[:-1] + (int(wo.shape[2]),))
     if tuple(out.shape) != tuple(ctx.output_shape):
         raise UnsupportedModelError(f"{name}: output {out.shape} where Keras gives {ctx.output_shape}")
     op = MultiHeadAttention(layer.name, query, key, value, out, wq, w.get("query/bias"), wk, wv, w.get("value/bias"),
-                            wo, w.get("attention_output/bias"), causal)
+                            wo, w.get("attention_output/bias"), bool(call.get("use_causal_mask")))
+    if op.causal and op.lq != op.lk:
+        raise UnsupportedModelError(f"{name} uses a causal mask over {op.lq} query and {op.lk} key positions; only over "
+                                    f"equal counts is supported")
     return ctx.add(op).output
