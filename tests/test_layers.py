@@ -602,6 +602,64 @@ def test_unsupported_operation_names_itself():
         compile_model(model)
 
 
+def test_resizing_and_center_crop_sample_as_keras(tmp_path):
+    """Keras' Resizing and CenterCrop inside the model, each branch a model output compared value
+    by value: bilinear and nearest down and up at ratios whose float32 scale is inexact (a nearest
+    index off by one would differ by a whole pixel), crops and pads to the aspect ratio read in
+    place (and at the target size a plain crop, or padding a consumer absorbs), CenterCrop both
+    ways, and a resize of a map computed in the arena."""
+    inp = keras.Input((13, 17, 3))
+    branches = [
+        layers.Resizing(5, 7),
+        layers.Resizing(20, 30),
+        layers.Resizing(9, 6, interpolation="nearest"),
+        layers.Resizing(19, 40, interpolation="nearest"),
+        layers.Resizing(6, 5, crop_to_aspect_ratio=True),
+        layers.Resizing(7, 4, pad_to_aspect_ratio=True, interpolation="nearest"),
+        layers.Resizing(13, 13, crop_to_aspect_ratio=True),
+        layers.Resizing(17, 17, pad_to_aspect_ratio=True),
+        layers.CenterCrop(8, 11),
+        layers.CenterCrop(16, 10),
+    ]
+    outs = [b(inp) for b in branches]
+    outs.append(layers.Resizing(8, 8)(layers.Conv2D(4, 3, activation="relu")(inp)))
+    model = keras.Model(inp, outs, name="resizes")
+    compiled = assert_matches_keras(model, tmp_path)
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert kinds.count("Resize") == 8  # CenterCrop(16, 10) resizes its aspect-ratio crop
+    described = [op.describe() for op in compiled.graph.ops if op.kind == "Resize"]
+    assert "bilinear 13x17 -> crop 13x10 at 0,3 -> 6x5" in described  # read in place, no copy
+    assert "nearest 13x17 -> pad 8,0 to 29x17 -> 7x4" in described
+    assert kinds.count("Cropping") == 2 and kinds.count("ZeroPadding") == 1
+
+
+def test_a_tutorial_front_end_resizes_raw_camera_pixels(tmp_path):
+    """TensorFlow's data-augmentation tutorial puts a Sequential of Resizing and Rescaling(1/255)
+    and random augmentation in front of the network: a raw QQVGA frame goes in, the uint8 entry
+    passes pixels through unscaled, and both entries match Keras."""
+    front = keras.Sequential([layers.Resizing(24, 32), layers.Rescaling(1.0 / 255)], name="resize_and_rescale")
+    augment = keras.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.2)], name="augment")
+    model = seq((120, 160, 3), front, augment, layers.Conv2D(8, 3, padding="same", activation="relu"),
+                layers.MaxPooling2D(), layers.Flatten(), layers.Dense(4, activation="softmax"))
+    pixels = (random_images((120, 160, 3), n=6) * 255).round().astype(np.uint8)
+    x = pixels.astype(np.float32)
+    compiled = assert_matches_keras(model, tmp_path, x=x)
+    assert compiled.input_scale == 1.0
+    exe = host.build(str(tmp_path / "Net.h"), "Net", out_dir=str(tmp_path), flags=host.RELAXED_INLINE)
+    raw = host.run(exe, pixels, 4, entry="uint8")
+    assert np.abs(raw - model.predict(x, verbose=0)).max() <= TOL
+
+
+@pytest.mark.parametrize("layer, message", [
+    (layers.Resizing(4, 4, interpolation="bicubic"), r"interpolation 'bicubic'; supported: bilinear, nearest"),
+    (layers.Resizing(4, 4, antialias=True), r"antialias=True"),
+    (layers.Resizing(4, 8, pad_to_aspect_ratio=True, fill_value=1.0), r"fill_value=1.0; only 0"),
+], ids=["bicubic", "antialias", "fill"])
+def test_resizing_refusals_say_why(layer, message):
+    with pytest.raises(UnsupportedModelError, match=message):
+        compile_model(seq((8, 8, 3), layer, layers.Flatten()))
+
+
 def test_bilinear_upsampling_is_refused_not_dropped():
     model = seq((4, 4, 2), layers.UpSampling2D(2, interpolation="bilinear"))
     with pytest.raises(UnsupportedModelError, match=r"interpolation 'bilinear'"):

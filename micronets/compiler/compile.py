@@ -178,14 +178,24 @@ def _number(value, what: str) -> float:
     return number
 
 
+def _layers_in_order(model):
+    """The model's layers, those of a nested model (a Sequential of preprocessing steps) in its place."""
+    for layer in getattr(model, "layers", []):
+        if hasattr(layer, "layers"):
+            yield from _layers_in_order(layer)
+        else:
+            yield layer
+
+
 def takes_raw_input(model) -> bool:
-    """True when the model's first step is its own preprocessing (Rescaling / Normalization): it
-    expects raw values, so a raw uint8 pixel is passed through unscaled."""
-    for layer in getattr(model, "layers", [])[:3]:
+    """True when the model's first step is its own preprocessing (Rescaling / Normalization; a
+    resize, crop or random augmentation before it keeps the values): it expects raw values, so a
+    raw uint8 pixel is passed through unscaled."""
+    for layer in _layers_in_order(model):
         name = type(layer).__name__
         if name in ("Rescaling", "Normalization"):
             return True
-        if name not in ("InputLayer",) and not name.startswith("Random"):
+        if name not in ("InputLayer", "Resizing", "CenterCrop") and not name.startswith("Random"):
             return False
     return False
 

@@ -1,4 +1,5 @@
-"""Data movement: Permute (and with Reshape views, ShuffleNet's channel shuffle), Cropping1D/2D,
+"""Data movement: Permute (and with Reshape views, ShuffleNet's channel shuffle), Cropping1D/2D
+(and the crops of CenterCrop and Resizing),
 UpSampling1D/2D (nearest), Concatenate, slicing (``x[..., :c]``), materialised zero padding and
 plain copies. All of them are the same kernel: copy elements from an input to the output along a
 strided walk of at most six axes (a zero stride repeats an element: nearest upsampling); an op
@@ -123,13 +124,18 @@ def convert_cropping(layer, inputs, ctx):
         (top, bottom), (left, right) = (0, 0), layer.cropping
     else:
         (top, bottom), (left, right) = layer.cropping
+    return crop(ctx, x, top, bottom, left, right, layer.name)
+
+
+def crop(ctx, x, top, bottom, left, right, name):
+    """``x`` (a map or a sequence) without ``top``/``bottom`` rows and ``left``/``right`` columns."""
     h, w, c = x.hwc
     ho, wo = h - top - bottom, w - left - right
     if ho < 1 or wo < 1:
-        raise UnsupportedModelError(f"layer '{layer.name}' crops a {h}x{w} input to nothing")
+        raise UnsupportedModelError(f"layer '{name}' crops a {h}x{w} input to nothing")
     shape = (wo, c) if len(x.shape) == 2 else (ho, wo, c)
     move = Move(0, (top * w + left) * c, 0, (ho, wo, c), (w * c, c, 1), row_major((ho, wo, c)))
-    return _add(ctx, layer.name, [x], shape, [move], "Cropping", f"crop {top},{bottom},{left},{right}")
+    return _add(ctx, name, [x], shape, [move], "Cropping", f"crop {top},{bottom},{left},{right}")
 
 
 @converter("UpSampling2D", "UpSampling1D")
