@@ -335,9 +335,30 @@ class _Gen:
             if shape[0] > 20:
                 return None
             return L.UpSampling1D(self.ri(2, 3), name=self.name("upsample"))(x)
+        if self.chance(0.4):
+            return self.resize(x)
         if shape[0] * shape[1] > 100:
             return None
         return L.UpSampling2D(self.pick([2, (2, 1), (1, 2), (2, 3)]), name=self.name("upsample"))(x)
+
+    #: Resizing may pad to the aspect ratio (the int8 generator's may not: TFLite concatenates the
+    #: zeros along the rows, which the int8 path refuses)
+    RESIZE_PADS = True
+
+    def resize(self, x):
+        """Keras' Resizing to any size up to twice the map's, bilinear or nearest, sometimes
+        cropping or padding to the target's aspect ratio first."""
+        h, w, _ = self.shape(x)
+        th, tw = self.ri(1, 2 * h), self.ri(1, 2 * w)
+        if th * tw > 150:
+            return None
+        r, options = self.rng.random(), {}
+        if r < 0.2:
+            options["crop_to_aspect_ratio"] = True
+        elif r < 0.35 and self.RESIZE_PADS:
+            options["pad_to_aspect_ratio"] = True
+        return self.L.Resizing(th, tw, interpolation=self.pick(["bilinear", "nearest"]), name=self.name("resize"),
+                               **options)(x)
 
     def permute(self, x):
         rank = len(self.shape(x))

@@ -79,8 +79,10 @@ class _Gen8(test_fuzz._Gen):
             return L.Softmax(name=self.name("softmax"))(x)
         return L.Activation(self.pick(ACTIVATIONS8), name=self.name("act"))(x)
 
-    def upsample(self, x):  # RESIZE_NEAREST_NEIGHBOR: not an int8 op we run
-        return None
+    RESIZE_PADS = False
+
+    def upsample(self, x):  # UpSampling2D becomes TILE, which the int8 path does not run; Resizing's RESIZE_* it does
+        return self.resize(x) if len(self.shape(x)) == 3 and self.chance(0.4) else None
 
     def head(self, x):
         """As test_fuzz's, without LOG_SOFTMAX (no int8 kernel of ours)."""

@@ -95,6 +95,30 @@ def layout_model():
     return keras.Model(i, x, name="layout")
 
 
+def resize_model():
+    """RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR as Keras' Resizing makes them (half-pixel
+    centres; down at inexact ratios and by exactly 2, where the rounding meets ties of both signs,
+    up, a crop to the aspect ratio first, of the input and of a computed map) and as TF1's resize
+    makes them (corner-aligned, and the legacy neither)."""
+    import tensorflow as tf
+
+    def v1(fn, **options):
+        return L.Lambda(lambda t: fn(t, (6, 7), **options))
+
+    i = keras.Input((13, 17, 3))
+    x = L.Conv2D(6, 3, padding="same", activation="relu")(i)
+    halves = L.Cropping2D(((0, 1), (0, 3)))  # 12 x 14: halving it puts every sample between two pixels (ties)
+    maps = [L.Resizing(6, 7)(i), L.Resizing(6, 7)(halves(i)), L.Resizing(6, 7)(x), L.Resizing(6, 7, interpolation="nearest")(x),
+            L.Resizing(6, 7, crop_to_aspect_ratio=True)(x),
+            L.Resizing(6, 7, interpolation="nearest")(L.Resizing(27, 31)(x)),
+            L.Resizing(6, 7)(L.Resizing(20, 40, interpolation="nearest")(x)),
+            v1(tf.compat.v1.image.resize_bilinear, align_corners=True)(x),
+            v1(tf.compat.v1.image.resize_nearest_neighbor, align_corners=True)(x),
+            v1(tf.compat.v1.image.resize_bilinear)(x), v1(tf.compat.v1.image.resize_nearest_neighbor)(x)]
+    x = L.Add()([L.Conv2D(8, 1)(L.Concatenate()(maps[:6])), L.Conv2D(8, 1)(L.Concatenate()(maps[6:]))])  # TFLM: <= 10 a concatenation
+    return keras.Model(i, L.Dense(6)(L.Flatten()(x)), name="resize")
+
+
 def constant_model():
     """MUL and ADD with a constant operand (a per-channel vector, scalars, the constant first),
     MEAN over one spatial axis, over the channels and over everything, a broadcast MUL of two
@@ -243,7 +267,7 @@ def layout_ops():
 
     out = {}
     for k, fn in enumerate((layout_model, constant_model, means_model, subtract_swish_model, minmax_model, sequence_model,
-                            broadcast_model)):
+                            broadcast_model, resize_model)):
         model = spread_weights(fn(), seed=20 + k)
         out[model.name] = (convert(model, calibration(model, seed=k)), int8_inputs(model.input_shape[1:], n=12, seed=k))
     # the converter never makes it: a MEAN whose output shares its input's scale and zero point
@@ -308,7 +332,7 @@ def test_int8_headers_run_clean_under_sanitizers(name, converted, tflm, tmp_path
 
 
 @pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish", "minmax", "sequence", "broadcast",
-                                  "keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny"])
+                                  "resize", "keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny"])
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
     """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD / SUB by constants, SUB, swish (LOGISTIC +
     MUL fused into a table), MEAN over any axes (also with the output sharing the input's
@@ -331,8 +355,14 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
     for data, _ in layout_ops.values():
         seen.update(op_names(data))
     for op in ("TRANSPOSE", "STRIDED_SLICE", "RELU", "RELU6", "MEAN", "MUL", "ADD", "SUB", "RESHAPE", "HARD_SWISH",
-               "LOGISTIC", "MAXIMUM", "MINIMUM", "REDUCE_MAX", "PAD"):
+               "LOGISTIC", "MAXIMUM", "MINIMUM", "REDUCE_MAX", "PAD", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
         assert op in seen, op
+    resizes = [op.describe() for op in compile_tflite(layout_ops["resize"][0]).graph.ops if op.kind == "Resize"]
+    for how in ("bilinear 13x17 -> 6x7", "nearest 13x17 -> 6x7", "bilinear 12x14 -> 6x7", "bilinear 13x15 -> 6x7",
+                "bilinear 13x17 -> 27x31", "nearest 13x17 -> 20x40", "bilinear 13x17 -> 6x7, align corners",
+                "nearest 13x17 -> 6x7, align corners", "bilinear 13x17 -> 6x7, corner pixels",
+                "nearest 13x17 -> 6x7, corner pixels"):
+        assert how in resizes, (how, resizes)
     minmax = [op.kind for op in compile_tflite(layout_ops["minmax"][0]).graph.ops]
     assert minmax.count("Maximum") == 2 and minmax.count("Minimum") == 2 and minmax.count("MaxPooling2D") == 2, minmax
     g = compile_tflite(layout_ops["minmax"][0]).graph

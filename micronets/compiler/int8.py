@@ -30,7 +30,7 @@ _WHAT = {"w": "weights (int8)", "b": "bias", "f": "bias with the input offset fo
          "q": "bias with the input offset folded in (low 24 bits) and requantisation shift (high 8 bits)",
          "m": "requantisation multipliers (Q0.31)", "s": "requantisation shifts",
          "d": "requantisation scales (double, as TFLite's BUILTIN_REF)", "t": "output for each int8 input + 128",
-         "k": "constant operand"}
+         "k": "constant operand", "y": "input row of each output row", "x": "input column of each output column"}
 
 
 # ------------------------------------------------------------------------------- calibration

@@ -39,6 +39,7 @@ from micronets.compiler.ops.int8_pad import Int8Pad
 from micronets.compiler.ops.int8_pool import Int8Pool
 from micronets.compiler.ops.int8_relu import Int8Relu
 from micronets.compiler.ops.int8_requantize import Int8Requantize
+from micronets.compiler.ops.int8_resize import Int8Resize
 from micronets.compiler.ops.int8_slice import Int8Slice
 from micronets.compiler.ops.int8_sub import Int8Sub, Int8SubConst
 from micronets.compiler.ops.int8_softmax import Int8Softmax
@@ -50,7 +51,8 @@ ROW_SAFE = ("FULLY_CONNECTED", "RESHAPE", "ADD", "SUB", "MUL", "MAXIMUM", "MINIM
             "RELU", "RELU6", "QUANTIZE", "SOFTMAX")
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD", "SUB",
              "MUL", "LOGISTIC", "HARD_SWISH", "GELU", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
-             "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX")
+             "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
+             "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
 
@@ -566,6 +568,19 @@ class _Importer:
             if scales is None or Quant(float(scales[0]), int(zps[0])) != x.quant or r.ttype(outs[0]) != x.dtype:
                 self.fail(k, name, "changes the quantisation")
             self.tensors[outs[0]] = Tensor(name=label, shape=shape[1:] or (1,), base=x.storage, dtype=x.dtype, quant=x.quant)
+        elif name in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
+            x = self.act_tensor(ins[0], k, name)
+            size = r.constant(ins[1])
+            if size is None:
+                self.fail(k, name, "resizes to a size that is not a constant")
+            out = self.new_output(outs[0], k, name)
+            if tuple(int(v) for v in np.asarray(size).reshape(-1)) != tuple(out.shape[:2]):
+                self.fail(k, name, f"resizes to {np.asarray(size).reshape(-1).tolist()} but writes {list(out.shape)}")
+            try:
+                self.add(Int8Resize(label, x, out, name == "RESIZE_BILINEAR", bool(opt.alignCorners),
+                                    bool(opt.halfPixelCenters)), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
         elif name == "SOFTMAX":
             x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
