@@ -138,8 +138,18 @@ def test_strict_build_has_no_false_uninitialized_warning(tmp_path):
 
 
 # ------------------------------------------------------------------ activations
-ACTIVATIONS = ["relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "hard_sigmoid", "hard_silu",
-               "hard_swish", "sigmoid", "tanh", "softplus", "softsign", "exponential", "mish", "linear"]
+ACTIVATIONS = ["relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "swish", "hard_sigmoid", "hard_silu",
+               "hard_swish", "sigmoid", "tanh", "softplus", "softsign", "exponential", "mish", "linear", "hard_tanh",
+               "log_sigmoid", "tanh_shrink", "soft_shrink", "hard_shrink", "sparse_plus", "sparse_sigmoid", "squareplus"]
+
+
+def test_every_supported_activation_is_tested():
+    """test_every_activation runs each elementwise activation the compiler supports (Keras 3.15
+    has these and softmax, log_softmax, glu, sparsemax and threshold: not elementwise, or taking
+    arguments no activation string gives)."""
+    from micronets.compiler import activations
+
+    assert set(ACTIVATIONS) == set(activations.supported()) - set(activations.ROW_ACTIVATIONS)
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "standalone"])

@@ -64,12 +64,21 @@ _BODIES: Dict[str, Callable[[Dict[str, float]], str]] = {
     "exponential": lambda p: "return mn_expf(x);",
     "mish": lambda p: "return x * tanhf(x > 0.0f ? x + log1pf(mn_expf(-x)) : log1pf(mn_expf(x)));",
     "hard_tanh": lambda p: "return mn_clamp(x, -1.0f, 1.0f);",
+    "log_sigmoid": lambda p: "return x > 0.0f ? -log1pf(mn_expf(-x)) : x - log1pf(mn_expf(x));",
+    "tanh_shrink": lambda p: "return x - tanhf(x);",
+    "soft_shrink": lambda p: "return x > 0.5f ? x - 0.5f : (x < -0.5f ? x + 0.5f : 0.0f);",
+    "hard_shrink": lambda p: "return fabsf(x) > 0.5f ? x : 0.0f;",
+    "sparse_plus": lambda p: "return x <= -1.0f ? 0.0f : (x < 1.0f ? 0.25f * (x + 1.0f) * (x + 1.0f) : x);",
+    "sparse_sigmoid": lambda p: "return x <= -1.0f ? 0.0f : (x >= 1.0f ? 1.0f : 0.5f * (x + 1.0f));",
+    "squareplus": lambda p: "return (x + sqrtf(x * x + 4.0f)) / 2.0f;",
 }
 
 LABELS = {"linear": "", "relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyReLU", "elu": "ELU", "selu": "SELU",
           "celu": "CELU", "gelu": "GELU", "silu": "SiLU", "sigmoid": "sigmoid", "hard_sigmoid": "hard-sigmoid",
           "hard_silu": "hard-swish", "tanh": "tanh", "softplus": "softplus", "softsign": "softsign",
-          "exponential": "exp", "mish": "mish", "hard_tanh": "hard-tanh"}
+          "exponential": "exp", "mish": "mish", "hard_tanh": "hard-tanh", "log_sigmoid": "log-sigmoid",
+          "tanh_shrink": "tanh-shrink", "soft_shrink": "soft-shrink", "hard_shrink": "hard-shrink",
+          "sparse_plus": "sparse-plus", "sparse_sigmoid": "sparse-sigmoid", "squareplus": "squareplus"}
 
 #: Keras names that mean the same function
 ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
