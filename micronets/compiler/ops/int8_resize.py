@@ -36,6 +36,8 @@ class Int8Resize(Int8Op):
     def __init__(self, name, x, out, bilinear: bool, align_corners: bool, half_pixel_centers: bool):
         if len(x.shape) != 3 or len(out.shape) != 3 or x.shape[2] != out.shape[2]:
             raise UnsupportedModelError(f"'{name}' resizes {x.shape} to {out.shape}; an HxWxC map to the same channels is supported")
+        if x.dtype != "int8":
+            raise UnsupportedModelError(f"'{name}' resizes a {x.dtype} map; int8 inside the graph is supported")
         if out.quant != x.quant or out.dtype != x.dtype:
             raise UnsupportedModelError(f"'{name}' changes the quantisation while resizing; TFLite keeps it")
         if align_corners and half_pixel_centers:
