@@ -607,6 +607,16 @@ def _check_layer_by_layer(layer_by_layer, int8_header):
                    "float32 layers are never streamed")
 
 
+def _positional_model(arch, model):
+    """(arch, tflite) from gen's / info's MODEL argument: a saved Keras model (.keras, .h5) stands
+    for --arch; any other file is read as an int8 .tflite flatbuffer (whatever its suffix)."""
+    if model is None or not model.lower().endswith(MODEL_FILE_SUFFIXES):
+        return arch, model
+    if arch:
+        raise fail(f"give the model once: --arch {arch} and {model}")
+    return model, None
+
+
 def _int8_cli(command, tflite, **options):
     """The int8 work of gen / info (micronets.compiler.int8.cli_run), its errors as one line."""
     from micronets.compiler.int8 import cli_run
@@ -638,7 +648,7 @@ def _int8_cli(command, tflite, **options):
 @click.option("--board", "-b", default=None, metavar="NAME",
               help="With --sketch: the board the sketch's platformio.ini builds for (a key of `micronets boards` "
                    "or a PlatformIO name such as nucleo_f446re); default: every listed board.")
-@click.argument("tflite", metavar="[MODEL.tflite]", required=False, type=click.Path(dir_okay=False))
+@click.argument("tflite", metavar="[MODEL.tflite|MODEL.keras]", required=False, type=click.Path(dir_okay=False))
 @_int8_options
 def gen(arch, classes, input_shape, weights, batch_norm, classname, output, sketch_dir, board, tflite, int8,
         calibration, layer_by_layer):
@@ -655,7 +665,9 @@ def gen(arch, classes, input_shape, weights, batch_norm, classname, output, sket
       micronets gen --arch pico --int8 --calibration images/ -o model.h
       micronets gen model.tflite --sketch Digits8 --board pico   # an int8 sketch (also with --int8 --calibration)
       micronets gen model.tflite --layer-by-layer -o model.h  # int8, more RAM for a little more speed
+      micronets gen my_model.keras -o model.h              # same as --arch my_model.keras
     """
+    arch, tflite = _positional_model(arch, tflite)
     is_tflite = bool(tflite or (arch and arch.lower().endswith(".tflite")))
     _check_layer_by_layer(layer_by_layer, is_tflite or int8 or calibration is not None)
     if sketch_dir is not None or board is not None:
@@ -732,7 +744,7 @@ def _layers_eager(ctx, param, value):
                                                       "'board' with --board) instead of tables.")
 @click.option("--board", "-b", type=click.Choice(list(BOARD_NAMES) + ["list"], case_sensitive=False), default=None,
               is_eager=True, callback=_board_eager, help=BOARD_HELP)
-@click.argument("tflite", metavar="[MODEL.tflite]", required=False, type=click.Path(dir_okay=False))
+@click.argument("tflite", metavar="[MODEL.tflite|MODEL.keras]", required=False, type=click.Path(dir_okay=False))
 @_int8_options
 def info(arch, classes, input_shape, weights, batch_norm, classname, as_json, board, tflite, int8, calibration,
          layer_by_layer):
@@ -747,7 +759,9 @@ def info(arch, classes, input_shape, weights, batch_norm, classname, as_json, bo
       micronets info --layers
       micronets info model.tflite                 # int8: weights, arena, per-layer scales
       micronets info model.tflite --layer-by-layer   # the arena without depth-first streams
+      micronets info my_model.keras               # same as --arch my_model.keras
     """
+    arch, tflite = _positional_model(arch, tflite)
     is_tflite = bool(tflite or (arch and arch.lower().endswith(".tflite")))
     _check_layer_by_layer(layer_by_layer, is_tflite or int8 or calibration is not None)
     if is_tflite:

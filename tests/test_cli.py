@@ -351,6 +351,18 @@ def test_gen_from_saved_model_files(tmp_path):
     assert_one_line_error(result.exit_code, result.stderr, "16x16x1")
     assert not (tmp_path / "no.h").exists()
 
+    # the file as gen's and info's MODEL argument, as verify takes it, means --arch FILE
+    (tmp_path / "again").mkdir()
+    result = run_cli("gen", plain, "--name", "Tiny", "-o", tmp_path / "again" / "plain.h")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "again" / "plain.h").read_text() == (tmp_path / "plain.h").read_text()
+    result = run_cli("info", plain)
+    assert result.exit_code == 0, result.stderr
+    assert "conv2d" in result.stdout and "Arena" in result.stdout
+    result = run_cli("gen", "--arch", "pico", plain, "-o", tmp_path / "twice.h")
+    assert_one_line_error(result.exit_code, result.stderr, "give the model once")
+    assert not (tmp_path / "twice.h").exists()
+
 
 # ---------------------------------------------------------------------------- info
 @needs_compiler
