@@ -414,17 +414,37 @@ INACTIVE = [lambda: layers.RandomFlip(), lambda: layers.RandomRotation(0.2), lam
             lambda: layers.RandomBrightness(0.2, value_range=(0, 1)), lambda: layers.GaussianNoise(0.3),
             lambda: layers.GaussianDropout(0.3), lambda: layers.AlphaDropout(0.3), lambda: layers.Dropout(0.5),
             lambda: layers.SpatialDropout2D(0.5), lambda: layers.ActivityRegularization(0.1),
-            lambda: layers.Identity()]
+            lambda: layers.Identity(),
+            # Keras 3's newer augmentation layers: training-time only as well
+            lambda: layers.RandomColorDegeneration(0.5), lambda: layers.RandomColorJitter(brightness_factor=0.2, contrast_factor=0.2, saturation_factor=0.2, hue_factor=0.2),
+            lambda: layers.RandomErasing(), lambda: layers.RandomGaussianBlur(), lambda: layers.RandomGrayscale(),
+            lambda: layers.RandomHue(0.3), lambda: layers.RandomInvert(), lambda: layers.RandomPerspective(),
+            lambda: layers.RandomPosterization(factor=4), lambda: layers.RandomSaturation(0.5),
+            lambda: layers.RandomSharpness(0.5), lambda: layers.RandomShear(0.3), lambda: layers.RandomElasticTransform(),
+            lambda: layers.Solarization(addition_factor=0.2, threshold_factor=0.5), lambda: layers.MixUp(), lambda: layers.CutMix(),
+            lambda: layers.AugMix(), lambda: layers.RandAugment()]
 
 
 def test_inference_inactive_layers_are_identity_in_keras_and_vanish(tmp_path):
-    x = inputs_for((6, 6, 2))
+    from micronets.compiler.ops.reshape import INFERENCE_IDENTITY
+
+    x = inputs_for((6, 6, 3))
     stack = [make() for make in INACTIVE]
     for layer in stack:  # the precondition, checked against Keras itself
         assert np.array_equal(np.asarray(layer(x, training=False)), x), type(layer).__name__
-    model = seq((6, 6, 2), *stack, layers.Conv2D(3, 3), layers.Flatten())
+        assert np.array_equal(np.asarray(layer(x * 255, training=False)), x * 255), type(layer).__name__
+    assert {type(layer).__name__ for layer in stack} == set(INFERENCE_IDENTITY) - {"SpatialDropout1D", "SpatialDropout3D"}
+    model = seq((6, 6, 3), *stack, layers.Conv2D(3, 3), layers.Flatten())
     compiled = assert_matches_keras(model, tmp_path, x=x)
     assert [op.kind for op in compiled.graph.ops] == ["Conv2D"]
+
+
+def test_inference_changing_augmentation_is_refused_not_dropped():
+    """Keras' RandomCrop returns its input uncropped at inference while declaring the cropped
+    shape; AutoContrast stretches every image at inference too: neither may vanish."""
+    for layer in (layers.RandomCrop(4, 4), layers.AutoContrast()):
+        with pytest.raises(UnsupportedModelError, match=type(layer).__name__):
+            compile_model(seq((6, 6, 3), layer, layers.Flatten(), layers.Dense(2)))
 
 
 # ------------------------------------------------------------------ merges and constants

@@ -191,11 +191,13 @@ def takes_raw_input(model) -> bool:
     """True when the model's first step is its own preprocessing (Rescaling / Normalization; a
     resize, crop or random augmentation before it keeps the values): it expects raw values, so a
     raw uint8 pixel is passed through unscaled."""
+    from micronets.compiler.ops.reshape import INFERENCE_IDENTITY
+
     for layer in _layers_in_order(model):
         name = type(layer).__name__
         if name in ("Rescaling", "Normalization"):
             return True
-        if name not in ("InputLayer", "Resizing", "CenterCrop") and not name.startswith("Random"):
+        if name not in ("InputLayer", "Resizing", "CenterCrop") + INFERENCE_IDENTITY:
             return False
     return False
 

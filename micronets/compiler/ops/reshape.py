@@ -4,7 +4,8 @@
   the new shape over the same bytes; the producer keeps the shape it computes.
 - Dropout, noise, regularisation and the random augmentation layers: identity at inference
   (Keras runs them only with training=True), so they vanish. A layer that acts at inference (a
-  crop or a resize) is computed by its own op or refused, never dropped.
+  crop or a resize) is computed by its own op or refused, never dropped: RandomCrop (at inference
+  Keras returns the input uncropped but declares the cropped shape) and AutoContrast are refused.
 - ZeroPadding1D/2D: absorbed into the consuming conv/pool as padding, materialised only for a
   consumer that cannot absorb it.
 """
@@ -20,6 +21,9 @@ INFERENCE_IDENTITY = (
     "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout", "GaussianNoise",
     "AlphaDropout", "ActivityRegularization", "Identity",
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
+    "RandomColorDegeneration", "RandomColorJitter", "RandomErasing", "RandomGaussianBlur", "RandomGrayscale",
+    "RandomHue", "RandomInvert", "RandomPerspective", "RandomPosterization", "RandomSaturation", "RandomSharpness",
+    "RandomShear", "RandomElasticTransform", "Solarization", "MixUp", "CutMix", "AugMix", "RandAugment",
 )
 
 
