@@ -371,6 +371,43 @@ def test_multi_head_attention_refusals_say_why():
         compile_model(keras.Model(m4, layers.Flatten()(layers.MultiHeadAttention(2, 4, attention_axes=(2,))(m4, m4))))
 
 
+def test_recurrent_layers(tmp_path):
+    """LSTM, GRU (reset after, Keras' default, and before) and SimpleRNN against Keras, each a model
+    output: the last state, every step's (read by another layer), backwards, without biases, with
+    other activations, after a Conv1D as in activity recognition."""
+    inp = keras.Input((12, 3))
+    seq_ = layers.Conv1D(6, 3, activation="relu")(inp)
+    outs = [layers.LSTM(8)(inp), layers.GRU(7)(inp), layers.GRU(5, reset_after=False)(seq_), layers.SimpleRNN(6)(inp),
+            layers.GRU(4, go_backwards=True)(layers.LSTM(5, return_sequences=True, go_backwards=True)(seq_)),
+            layers.GRU(4, activation="softsign", recurrent_activation="hard_sigmoid", use_bias=False,
+                       return_sequences=True)(layers.SimpleRNN(5, activation="relu", use_bias=False,
+                                                               return_sequences=True)(inp))]
+    model = randomise(keras.Model(inp, outs, name="recurrent"), spread=1.0)  # biases too (Keras starts GRU's at 0)
+    compiled = assert_matches_keras(model, tmp_path)
+    ops = {op.name: op for op in compiled.graph.ops}
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert kinds.count("LSTM") == 2 and kinds.count("GRU") == 4 and kinds.count("SimpleRNN") == 2
+    assert sum(op.go_backwards for op in ops.values() if op.kind in ("LSTM", "GRU")) == 2
+    assert any(op.kind == "GRU" and not op.reset_after for op in ops.values())
+    lstm = next(op for op in compiled.graph.ops if op.kind == "LSTM")
+    assert lstm.macs() == 12 * (3 + 8) * 4 * 8
+
+
+def test_recurrent_refusals_say_why(tmp_path):
+    for layer, message in ((layers.LSTM(4, return_state=True), "has 3 outputs"),
+                           (layers.GRU(4, stateful=True), "stateful=True")):
+        inp = keras.Input((5, 2), batch_size=1)
+        out = layer(inp)
+        model = keras.Model(inp, out[0] if isinstance(out, (list, tuple)) else out)
+        with pytest.raises(UnsupportedModelError, match=message):
+            compile_model(model)
+    # int8: refused before TFLite's converter runs (TensorFlow 2.21's crashed the process on an LSTM)
+    model = seq((5, 2), layers.LSTM(4), layers.Dense(2))
+    with pytest.raises(UnsupportedModelError, match=r"'lstm\w*' \(LSTM\): the int8 path has no recurrent kernels"):
+        micronets.export(model, str(tmp_path / "no.h"), quantize="int8", calibration=np.zeros((16, 5, 2), np.float32))
+    assert not (tmp_path / "no.h").exists()
+
+
 def test_several_outputs_each_get_an_array(tmp_path):
     inp = keras.Input((8, 8, 1))
     x = layers.Conv2D(4, 3, activation="relu")(inp)
