@@ -374,7 +374,8 @@ def test_multi_head_attention_refusals_say_why():
 def test_recurrent_layers(tmp_path):
     """LSTM, GRU (reset after, Keras' default, and before) and SimpleRNN against Keras, each a model
     output: the last state, every step's (read by another layer), backwards, without biases, with
-    other activations, after a Conv1D as in activity recognition."""
+    other activations, after a Conv1D as in activity recognition; Bidirectional merged by concat,
+    ave and mul (sequences and last states, a backward layer of the user's own)."""
     inp = keras.Input((12, 3))
     seq_ = layers.Conv1D(6, 3, activation="relu")(inp)
     outs = [layers.LSTM(8)(inp), layers.GRU(7)(inp), layers.GRU(5, reset_after=False)(seq_), layers.SimpleRNN(6)(inp),
@@ -382,12 +383,18 @@ def test_recurrent_layers(tmp_path):
             layers.GRU(4, activation="softsign", recurrent_activation="hard_sigmoid", use_bias=False,
                        return_sequences=True)(layers.SimpleRNN(5, activation="relu", use_bias=False,
                                                                return_sequences=True)(inp))]
+    outs.append(layers.Bidirectional(layers.GRU(3, return_sequences=True))(seq_))
+    outs.append(layers.Bidirectional(layers.LSTM(3), merge_mode="ave")(inp))
+    outs.append(layers.Bidirectional(layers.SimpleRNN(3, return_sequences=True), merge_mode="mul",
+                                     backward_layer=layers.SimpleRNN(3, return_sequences=True, go_backwards=True,
+                                                                     activation="relu"))(inp))
     model = randomise(keras.Model(inp, outs, name="recurrent"), spread=1.0)  # biases too (Keras starts GRU's at 0)
     compiled = assert_matches_keras(model, tmp_path)
     ops = {op.name: op for op in compiled.graph.ops}
     kinds = [op.kind for op in compiled.graph.ops]
-    assert kinds.count("LSTM") == 2 and kinds.count("GRU") == 4 and kinds.count("SimpleRNN") == 2
-    assert sum(op.go_backwards for op in ops.values() if op.kind in ("LSTM", "GRU")) == 2
+    assert kinds.count("LSTM") == 4 and kinds.count("GRU") == 6 and kinds.count("SimpleRNN") == 4
+    assert sum(op.go_backwards for op in ops.values() if op.kind in ("LSTM", "GRU", "SimpleRNN")) == 5
+    assert sum(op.flip for op in ops.values() if op.kind in ("LSTM", "GRU", "SimpleRNN")) == 2
     assert any(op.kind == "GRU" and not op.reset_after for op in ops.values())
     lstm = next(op for op in compiled.graph.ops if op.kind == "LSTM")
     assert lstm.macs() == 12 * (3 + 8) * 4 * 8

@@ -95,7 +95,7 @@ def quantize_keras(model, calibration) -> bytes:
     from micronets.compiler.ops.recurrent import GATES
 
     for layer in _layers_in_order(model):
-        if type(layer).__name__ in GATES:  # TensorFlow 2.21's converter crashed the process (SIGSEGV) on an LSTM
+        if type(layer).__name__ in GATES or type(layer).__name__ == "Bidirectional":  # TensorFlow 2.21's converter crashed the process (SIGSEGV) on an LSTM
             raise UnsupportedModelError(f"layer '{layer.name}' ({type(layer).__name__}): the int8 path has no recurrent "
                                         f"kernels; export this model as float32")
     logging.getLogger("absl").setLevel(logging.ERROR)

@@ -9,7 +9,7 @@ Keras' cells, with its weights transposed so each gate unit's products run along
   n = act(x Wn + bn + r * (h Un + bn')), else n = act(x Wn + (r * h) Un + bn); h = z h + (1 - z) n;
 - LSTM (gates i, f, c, o): c = f c + i act(gc), h = o act(c).
 ``go_backwards`` reads the positions last to first (its sequence comes out in that order, as in
-Keras). MACs: T (F + U) G U for G gates. Masks, initial states and stateful layers are refused
+Keras). Bidirectional is two of these ops (the backward one's sequence flipped back) and a merge. MACs: T (F + U) G U for G gates. Masks, initial states and stateful layers are refused
 (returned states too: several outputs).
 """
 
@@ -29,7 +29,7 @@ class Recurrent(Op):
     template = "kernels/recurrent.h.j2"
 
     def __init__(self, name, x, out, cell: str, kernel, recurrent, bias, act, ract, go_backwards: bool,
-                 reset_after: bool = True):
+                 reset_after: bool = True, flip: bool = False):
         super().__init__(name, [x], out)
         if cell not in GATES or len(x.shape) != 2:
             raise ValueError(f"recurrent op '{name}': cell {cell!r} over {x.shape}")
@@ -47,6 +47,8 @@ class Recurrent(Op):
         self.go_backwards = bool(go_backwards)
         self.reset_after = bool(reset_after) and cell == "GRU"
         self.sequences = len(out.shape) == 2
+        #: the sequence out last step first (Bidirectional's backward half, back in time order)
+        self.flip = bool(flip) and self.sequences
 
     def macs(self):
         return int(self.steps * (self.features + self.units) * self.gates * self.units)
@@ -70,33 +72,69 @@ class Recurrent(Op):
         if self.go_backwards:
             text += ", backwards"
         if self.sequences:
-            text += ", every step out"
+            text += ", every step out" + (" (flipped)" if self.flip else "")
         if self.cell == "GRU" and not self.reset_after:
             text += ", reset before"
         return text
 
 
-@converter("SimpleRNN", "GRU", "LSTM")
-def convert_recurrent(layer, inputs, ctx):
+def recurrent(ctx, layer, x, name, flip=False):
+    """The op of a Keras SimpleRNN / GRU / LSTM ``layer`` reading ``x``; ``flip``: its sequence out
+    last step first (Bidirectional's backward half, back in time order)."""
     cell = type(layer).__name__
-    x = ctx.dense_input(inputs[0])
+    if cell not in GATES:
+        raise UnsupportedModelError(f"layer '{name}' wraps a {cell}; SimpleRNN, GRU and LSTM are supported")
     if layer.stateful:  # (return_state: several outputs, refused before converters run)
-        raise UnsupportedModelError(f"layer '{layer.name}' ({cell}) uses stateful=True; not supported")
-    if ctx.call_kwargs.get("mask") is not None or ctx.call_kwargs.get("initial_state") is not None:
-        raise UnsupportedModelError(f"layer '{layer.name}' ({cell}) is called with a mask or an initial state; not supported")
+        raise UnsupportedModelError(f"layer '{name}' ({cell}) uses stateful=True; not supported")
     if len(x.shape) != 2:
-        raise UnsupportedModelError(f"layer '{layer.name}' ({cell}) reads a sequence (steps, features); got {x.shape}")
+        raise UnsupportedModelError(f"layer '{name}' ({cell}) reads a sequence (steps, features); got {x.shape}")
     c = layer.cell
     weights = c.get_weights()
-    kernel, recurrent = weights[0], weights[1]
+    kernel, recurrent_kernel = weights[0], weights[1]
     bias = weights[2] if c.use_bias else None
-    units = recurrent.shape[0]
+    units = recurrent_kernel.shape[0]
     act = keras_activation(c.activation, layer)
     ract = keras_activation(c.recurrent_activation, layer) if cell != "SimpleRNN" else act
     if isinstance(act, str) or isinstance(ract, str):
-        raise UnsupportedModelError(f"layer '{layer.name}' ({cell}) uses a softmax inside its cell; not supported")
+        raise UnsupportedModelError(f"layer '{name}' ({cell}) uses a softmax inside its cell; not supported")
     reset_after = bool(getattr(c, "reset_after", True))
     shape = (x.shape[0], units) if layer.return_sequences else (units,)
-    out = ctx.new_tensor(layer.name, shape)
-    op = ctx.add(Recurrent(layer.name, x, out, cell, kernel, recurrent, bias, act, ract, layer.go_backwards, reset_after))
-    return op.output
+    out = ctx.new_tensor(name, shape)
+    return ctx.add(Recurrent(name, x, out, cell, kernel, recurrent_kernel, bias, act, ract, layer.go_backwards,
+                             reset_after, flip)).output
+
+
+def _plain_call(layer, ctx):
+    if ctx.call_kwargs.get("mask") is not None or ctx.call_kwargs.get("initial_state") is not None:
+        raise UnsupportedModelError(f"layer '{layer.name}' ({type(layer).__name__}) is called with a mask or an initial "
+                                    f"state; not supported")
+
+
+@converter("SimpleRNN", "GRU", "LSTM")
+def convert_recurrent(layer, inputs, ctx):
+    _plain_call(layer, ctx)
+    return recurrent(ctx, layer, ctx.dense_input(inputs[0]), layer.name)
+
+
+@converter("Bidirectional")
+def convert_bidirectional(layer, inputs, ctx):
+    """Keras' Bidirectional: its forward and backward layers (the backward one reads the sequence
+    last to first), the backward sequence flipped back into time order, merged as ``merge_mode``
+    says (concat, sum, ave or mul)."""
+    from micronets.compiler.ops.elementwise import binary
+    from micronets.compiler.ops.rearrange import concatenate
+
+    _plain_call(layer, ctx)
+    x = ctx.dense_input(inputs[0])
+    mode = layer.merge_mode
+    if mode not in ("concat", "sum", "ave", "mul"):
+        raise UnsupportedModelError(f"layer '{layer.name}' (Bidirectional) uses merge_mode={mode!r}; "
+                                    f"supported: concat, sum, ave, mul")
+    forward = recurrent(ctx, layer.forward_layer, x, f"{layer.name}_forward")
+    backward = recurrent(ctx, layer.backward_layer, x, f"{layer.name}_backward",
+                         flip=bool(layer.backward_layer.return_sequences))
+    if mode == "concat":
+        return concatenate(ctx, [forward, backward], -1, layer.name)
+    if mode == "ave":
+        return binary(ctx, binary(ctx, forward, backward, "add", f"{layer.name}_sum"), 2.0, "divide", layer.name)
+    return binary(ctx, forward, backward, "add" if mode == "sum" else "multiply", layer.name)
