@@ -47,6 +47,9 @@ LIVEN_BATCH = 32
 #: (test_fuzz_transformer_layers: their own seeds, so the draws of the seeds above stay as they were)
 N_LN_MODELS = int(os.environ.get("MICRONETS_FUZZ_LN_MODELS", "12"))
 LN_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ_LN_SEED", "5000"))
+#: random recurrent stacks in CI, all outputs of one model (MICRONETS_FUZZ_RNN_SEED / _STACKS)
+RNN_SEED = int(os.environ.get("MICRONETS_FUZZ_RNN_SEED", "9000"))
+N_RNN_STACKS = int(os.environ.get("MICRONETS_FUZZ_RNN_STACKS", "10"))
 
 #: seeds that once failed (mismatch, crash or refusal): they always run, in their own test.
 #: See the end of this file for each bug reduced to a minimal model.
@@ -209,6 +212,27 @@ class _Gen:
             y = layer(x, other)
         else:
             y = layer(x, x, use_causal_mask=bool(len(self.shape(x)) == 2 and r.random() < 0.4))
+        layer.set_weights([r.normal(0.0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+        return y
+
+    def recurrent(self, x):
+        """SimpleRNN, GRU or LSTM over a sequence (every step out or the last; backwards; with or
+        without biases; GRU's reset before or after), sometimes inside a Bidirectional with any
+        merge; weights N(0, 0.5)."""
+        r = self.ln_rng
+        cell = str(r.choice(["SimpleRNN", "GRU", "LSTM"]))
+        kw = dict(units=int(r.integers(1, 9)), return_sequences=bool(r.random() < 0.6),
+                  go_backwards=bool(r.random() < 0.25), use_bias=bool(r.random() < 0.85))
+        if cell == "GRU":
+            kw["reset_after"] = bool(r.random() < 0.6)
+        bidirectional = r.random() < 0.3
+        if bidirectional:
+            kw["go_backwards"] = False  # (Keras refuses a Bidirectional of a backwards layer)
+        layer = getattr(self.L, cell)(name=self.name(cell.lower()), **kw)
+        if bidirectional:
+            layer = self.L.Bidirectional(layer, merge_mode=str(r.choice(["concat", "sum", "ave", "mul"])),
+                                         name=self.name("bidirectional"))
+        y = layer(x)
         layer.set_weights([r.normal(0.0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
         return y
 
@@ -412,6 +436,8 @@ class _Gen:
                 return self.layer_norm(x)
             if u < 0.65 and rank > 1 and int(np.prod(shape[:-1])) <= 144:
                 return self.attention(x)
+            if u < 0.95 and rank == 2 and shape[0] <= 32:
+                return self.recurrent(x)
         spatial = int(np.prod(shape[:-1])) if rank > 1 else 1
         r = self.rng.random()
         if rank == 1:
@@ -806,8 +832,8 @@ def test_fuzz(shard, tmp_path):
 
 
 def test_fuzz_transformer_layers(tmp_path):
-    """Random models with LayerNormalization and MultiHeadAttention layers among the others (their
-    own seeds: reproduce with ``python tests/test_fuzz.py --transformer SEED``)."""
+    """Random models with LayerNormalization, MultiHeadAttention and recurrent layers among the
+    others (their own seeds: reproduce with ``python tests/test_fuzz.py --transformer SEED``)."""
     seeds = [LN_BASE_SEED + i for i in range(N_LN_MODELS)]
     cases, failures, refusals = run_seeds(seeds, str(tmp_path), transformer=True)
     assert len(cases) + len(failures) + len(refusals) >= 0.8 * len(seeds), "too few usable random models"
@@ -995,3 +1021,47 @@ def _main(argv):
 
 if __name__ == "__main__":
     _main(sys.argv[1:])
+
+
+def recurrent_stacks(seed, n):
+    """A model whose outputs are ``n`` random stacks of one to three recurrent layers (the
+    generator's draws: cells, directions, biases, Bidirectional merges) over one random sequence,
+    each read through a Flatten when it keeps every step."""
+    import keras
+
+    gen = _Gen(np.random.default_rng(seed), ln_rng=np.random.default_rng(seed + 1))
+    rng = gen.ln_rng
+    inp = keras.Input((int(rng.integers(1, 17)), int(rng.integers(1, 6))))
+    outs = []
+    for _ in range(n):
+        x = inp
+        for _ in range(int(rng.integers(1, 4))):
+            if len(x.shape) != 3:
+                break
+            x = gen.recurrent(x)
+        outs.append(keras.layers.Flatten()(x) if len(x.shape) == 3 else x)
+    return keras.Model(inp, outs, name=f"rnn{seed}")
+
+
+def test_fuzz_recurrent_stacks(tmp_path):
+    """Random SimpleRNN / GRU / LSTM / Bidirectional stacks against Keras (one header, one build);
+    reproduce with MICRONETS_FUZZ_RNN_SEED=SEED."""
+    import micronets
+    from micronets import host
+
+    model = recurrent_stacks(RNN_SEED, N_RNN_STACKS)
+    x = np.random.default_rng(RNN_SEED).normal(0.0, 1.0, (6,) + tuple(model.inputs[0].shape[1:])).astype(np.float32)
+    ref = [np.asarray(r).reshape(len(x), -1) for r in model.predict(x, verbose=0)]
+    compiled = micronets.export(model, str(tmp_path / "Rnn.h"), classname="Rnn")
+    exe = host.build(str(tmp_path / "Rnn.h"), "Rnn", out_dir=str(tmp_path), flags=host.RELAXED_INLINE)
+    out, at = host.run(exe, x, sum(compiled.output_sizes)), 0
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert {"SimpleRNN", "GRU", "LSTM"} & kinds, kinds
+    for k, r in enumerate(ref):
+        got = out[:, at:at + r.shape[1]]
+        at += r.shape[1]
+        assert np.all(np.isfinite(r)), f"stack {k}: Keras itself overflows (seed {RNN_SEED})"
+        diff = float(np.abs(got - r).max()) / max(1.0, float(np.abs(r).max()))
+        assert diff <= 1e-5, f"stack {k} of seed {RNN_SEED}: {diff:.3g} from Keras ({model.outputs[k].name})"
+    assert max(float(np.ptp(r, axis=0).max()) for r in ref) > 1e-3, "outputs do not vary with the input"
+
