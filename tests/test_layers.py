@@ -400,6 +400,30 @@ def test_recurrent_layers(tmp_path):
     assert lstm.macs() == 12 * (3 + 8) * 4 * 8
 
 
+def test_luong_and_bahdanau_attention_over_an_lstm(tmp_path):
+    """Keras' Attention (dot scores with and without the learnt scale, concat scores; a key apart
+    from the value; causal; fewer queries than keys) and AdditiveAttention (with and without its
+    per-feature scale) over an LSTM's steps, each a model output, against Keras."""
+    inp = keras.Input((9, 4))
+    x = layers.LSTM(6, return_sequences=True)(inp)
+    k, v = layers.Dense(6)(x), layers.Dense(5)(x)
+    outs = [layers.Attention()([x, x]), layers.Attention(use_scale=True)([x, v, k]),
+            layers.Attention(score_mode="concat", use_scale=True)([x, x]),
+            layers.Attention()([x, x], use_causal_mask=True), layers.AdditiveAttention()([x, v, k]),
+            layers.AdditiveAttention(use_scale=False)([x, x], use_causal_mask=True),
+            layers.Attention()([layers.Dense(6)(layers.Cropping1D((0, 5))(x)), x])]
+    model = randomise(keras.Model(inp, [layers.Flatten()(o) for o in outs], name="attention"), spread=1.2)
+    for layer in model.layers:  # the scalars too (Keras starts them at 1)
+        if type(layer).__name__ == "Attention" and layer.get_weights():
+            layer.set_weights([np.float32(w + 0.7) for w in layer.get_weights()])
+    compiled = assert_matches_keras(model, tmp_path, x=inputs_for((9, 4)) * 3 - 1.5, live=False)
+    labels = [op.label() for op in compiled.graph.ops if op.kind in ("Attention", "AdditiveAttention")]
+    assert len(labels) == 7 and sum("causal" in t for t in labels) == 2 and sum("concat" in t for t in labels) == 1
+    with pytest.raises(UnsupportedModelError, match="mask"):
+        q = keras.Input((5, 3))
+        compile_model(keras.Model(q, layers.Attention()([q, q], mask=[None, keras.ops.ones((1, 5), "bool")])))
+
+
 def test_recurrent_refusals_say_why(tmp_path):
     for layer, message in ((layers.LSTM(4, return_state=True), "has 3 outputs"),
                            (layers.GRU(4, stateful=True), "stateful=True")):
