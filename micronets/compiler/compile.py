@@ -178,11 +178,11 @@ def _number(value, what: str) -> float:
     return number
 
 
-def _layers_in_order(model):
+def layers_in_order(model):
     """The model's layers, those of a nested model (a Sequential of preprocessing steps) in its place."""
     for layer in getattr(model, "layers", []):
         if hasattr(layer, "layers"):
-            yield from _layers_in_order(layer)
+            yield from layers_in_order(layer)
         else:
             yield layer
 
@@ -193,7 +193,7 @@ def takes_raw_input(model) -> bool:
     raw uint8 pixel is passed through unscaled."""
     from micronets.compiler.ops.reshape import INFERENCE_IDENTITY
 
-    for layer in _layers_in_order(model):
+    for layer in layers_in_order(model):
         name = type(layer).__name__
         if name in ("Rescaling", "Normalization"):
             return True

@@ -89,13 +89,14 @@ def quantize_keras(model, calibration) -> bytes:
 
     import tensorflow as tf
 
-    x = check_calibration(model, calibration)
-    from micronets.compiler.compile import _layers_in_order
+    from micronets.compiler.compile import layers_in_order
     from micronets.compiler.ops.base import UnsupportedModelError
     from micronets.compiler.ops.recurrent import GATES
 
-    for layer in _layers_in_order(model):
-        if type(layer).__name__ in GATES or type(layer).__name__ == "Bidirectional":  # TensorFlow 2.21's converter crashed the process (SIGSEGV) on an LSTM
+    x = check_calibration(model, calibration)
+    for layer in layers_in_order(model):
+        # refused before converting: TensorFlow 2.21's converter crashed the process (SIGSEGV) on an LSTM
+        if type(layer).__name__ in tuple(GATES) + ("Bidirectional",):
             raise UnsupportedModelError(f"layer '{layer.name}' ({type(layer).__name__}): the int8 path has no recurrent "
                                         f"kernels; export this model as float32")
     logging.getLogger("absl").setLevel(logging.ERROR)

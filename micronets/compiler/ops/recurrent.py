@@ -1,7 +1,7 @@
 """SimpleRNN, GRU and LSTM over a sequence (T, F): one step per position, the state kept in the
-op's workspace, the last state out (or every step's, ``return_sequences``). Float headers only
-(TFLite makes an LSTM UNIDIRECTIONAL_SEQUENCE_LSTM with int16 states, which the int8 path refuses
-naming the op).
+op's workspace, the last state out (or every step's, ``return_sequences``). Float headers only:
+the int8 path refuses these layers, naming them, before TFLite's converter runs (TensorFlow 2.21's
+crashed the process on a quantised LSTM).
 
 Keras' cells, with its weights transposed so each gate unit's products run along a row:
 - SimpleRNN: h = act(x W + h U + b);
@@ -9,7 +9,8 @@ Keras' cells, with its weights transposed so each gate unit's products run along
   n = act(x Wn + bn + r * (h Un + bn')), else n = act(x Wn + (r * h) Un + bn); h = z h + (1 - z) n;
 - LSTM (gates i, f, c, o): c = f c + i act(gc), h = o act(c).
 ``go_backwards`` reads the positions last to first (its sequence comes out in that order, as in
-Keras). Bidirectional is two of these ops (the backward one's sequence flipped back) and a merge. MACs: T (F + U) G U for G gates. Masks, initial states and stateful layers are refused
+Keras). Bidirectional is two of these ops (the backward one's sequence flipped back) and a
+merge. MACs: T (F + U) G U for G gates. Masks, initial states and stateful layers are refused
 (returned states too: several outputs).
 """
 
