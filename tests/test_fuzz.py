@@ -1019,10 +1019,6 @@ def _main(argv):
                 print(f"verify failed: {exc}")
 
 
-if __name__ == "__main__":
-    _main(sys.argv[1:])
-
-
 def recurrent_stacks(seed, n):
     """A model whose outputs are ``n`` random stacks of one to three recurrent layers (the
     generator's draws: cells, directions, biases, Bidirectional merges) over one random sequence,
@@ -1065,3 +1061,6 @@ def test_fuzz_recurrent_stacks(tmp_path):
         assert diff <= 1e-5, f"stack {k} of seed {RNN_SEED}: {diff:.3g} from Keras ({model.outputs[k].name})"
     assert max(float(np.ptp(r, axis=0).max()) for r in ref) > 1e-3, "outputs do not vary with the input"
 
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
