@@ -2,7 +2,7 @@
 over sequences, as "attention LSTM" classifiers use them: no projections, for each query position
 i the scores s_j against every key position j (only j <= i with ``use_causal_mask``), p =
 softmax(s), out_i = sum_j p_j v_j. Scores: dot ``scale q.k``; concat ``cw sum_d tanh(scale (q_d +
-k_d))``; additive ``sum_d w_d tanh(q_d + k_d)`` (w: Keras' per-feature scale, or ones). ``scale``
+k_d))``; additive ``sum_d w_d tanh(q_d + k_d)`` (w: Keras' per-feature scale; without it, 1). ``scale``
 is 1 without ``use_scale``. Float headers only. Masks are refused; the key is the value unless
 given. MACs: LQ LK (D + DV) (the tanh scores counted as one multiply-add a feature).
 """
@@ -77,7 +77,7 @@ def convert_attention(layer, inputs, ctx):
     causal = bool(ctx.call_kwargs.get("use_causal_mask", False))
     out = ctx.new_tensor(layer.name, (query.shape[0], value.shape[1]))
     if cls == "AdditiveAttention":
-        w = np.asarray(layer.scale.numpy(), np.float64) if layer.use_scale else np.ones(query.shape[1])
+        w = np.asarray(layer.scale.numpy(), np.float64) if layer.use_scale else None  # (None: ones, not stored)
         op = DotAttention(layer.name, query, value, key, out, "additive", causal, weights=w)
     else:
         scale = float(np.asarray(layer.scale.numpy())) if layer.use_scale else 1.0

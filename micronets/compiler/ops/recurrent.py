@@ -35,7 +35,6 @@ class Recurrent(Op):
         if cell not in GATES or len(x.shape) != 2:
             raise ValueError(f"recurrent op '{name}': cell {cell!r} over {x.shape}")
         self.kind = cell
-        self.cell = cell
         self.gates = GATES[cell]
         self.steps, self.features = x.shape
         self.units = int(recurrent.shape[0])
@@ -63,7 +62,7 @@ class Recurrent(Op):
     def workspace_bytes(self):
         """The state h (and the LSTM's c), and each step's gate sums (the GRU's recurrent ones apart)."""
         u, g = self.units, self.gates
-        return (u * (2 if self.cell == "LSTM" else 1) + g * u * (2 if self.cell == "GRU" else 1)) * FLOAT_BYTES
+        return (u * (2 if self.kind == "LSTM" else 1) + g * u * (2 if self.kind == "GRU" else 1)) * FLOAT_BYTES
 
     def activations(self):
         return [self.cell_act, self.ract]
@@ -74,7 +73,7 @@ class Recurrent(Op):
             text += ", backwards"
         if self.sequences:
             text += ", every step out" + (" (flipped)" if self.flip else "")
-        if self.cell == "GRU" and not self.reset_after:
+        if self.kind == "GRU" and not self.reset_after:
             text += ", reset before"
         return text
 
