@@ -181,3 +181,23 @@ def share_quantisation(model_bytes: bytes, op_name: str) -> bytes:
     builder = flatbuffers.Builder(len(model_bytes) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def requantise_op(model_bytes: bytes, index: int, input_q, output_q) -> bytes:
+    """The model with operator ``index``'s first input and its output quantised as the given
+    (scale, zero point) pairs, repacked: a kernel's parameters at scales the converter seldom
+    picks."""
+    import flatbuffers
+
+    from micronets.compiler.tflite import _Reader
+
+    r = _Reader(model_bytes, "model")
+    model = r.model
+    tensors = model.subgraphs[0].tensors
+    op = model.subgraphs[0].operators[index]
+    for t, (scale, zero) in ((tensors[op.inputs[0]], input_q), (tensors[op.outputs[0]], output_q)):
+        t.quantization.scale, t.quantization.zeroPoint = [float(scale)], [int(zero)]
+    builder = flatbuffers.Builder(len(model_bytes) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+

@@ -695,6 +695,40 @@ def test_unsupported_op_is_named(tmp_path):
         compile_tflite(data)
 
 
+#: (input scale, zero point, output scale, zero point) where TFLM's and BUILTIN_REF's hard-swish
+#: differ: the first from fuzz seed 61005 (inputs 103, 106, 109: 1 LSB), the others found by search
+HARD_SWISH_SCALES = [(0.09458168, -60, 0.07088056, -123), (0.0026464425, 105, 0.002469139, 106),
+                     (0.0110848835, -112, 0.006593024, -119), (0.24184044, -113, 0.1871974, -50),
+                     (0.009445577, 77, 0.008693444, 54), (0.1, 0, 0.05, -128)]
+
+
+def test_hard_swish_tables_match_each_reference_on_every_input(tmp_path):
+    """HARD_SWISH on all 256 inputs at scales where TFLM (which forms the output multiplier in
+    double precision) and BUILTIN_REF (single precision) disagree: each header's table is its
+    reference's, and a header built for TFLM runs TFLM's."""
+    from micronets.compiler.ops.int8_hard_swish import hard_swish_table
+
+    from int8_reference import requantise_op
+
+    i = keras.Input((16, 16, 1))
+    data = convert(keras.Model(i, L.Activation("hard_swish")(i)), calibration(keras.Model(i, i)))
+    assert op_names(data) == ["HARD_SWISH"]
+    xs = np.arange(-128, 128, dtype=np.int8).reshape(1, 16, 16, 1)
+    models = {f"c{k}": requantise_op(data, 0, (float(np.float32(si)), zi), (float(np.float32(so)), zo))
+              for k, (si, zi, so, zo) in enumerate(HARD_SWISH_SCALES)}
+    tflm = tflm_reference({k: (m, xs) for k, m in models.items()})
+    differ = 0
+    for k, (si, zi, so, zo) in enumerate(HARD_SWISH_SCALES):
+        args = (float(np.float32(si)), zi, float(np.float32(so)), zo)
+        ref = tflite_reference(models[f"c{k}"], xs).reshape(-1)
+        assert np.array_equal(hard_swish_table(*args, reference="tflm"), tflm[f"c{k}"].reshape(-1)), args
+        assert np.array_equal(hard_swish_table(*args, reference="tflite-ref"), ref), args
+        differ += not np.array_equal(ref, tflm[f"c{k}"].reshape(-1))
+    assert differ == len(HARD_SWISH_SCALES) - 1  # the last pair: both agree
+    _, raw, _ = compiled_outputs(models["c0"], xs, tmp_path, "HardSwish")
+    assert np.array_equal(raw, tflm["c0"])
+
+
 @pytest.mark.parametrize("approximate", [False, True], ids=["erfc", "tanh"])
 def test_gelu_bit_identical_to_tflite_on_every_input(approximate, tmp_path):
     """GELU (exact and tanh-approximate) as TFLite builds its table: on all 256 int8 inputs, at

@@ -546,7 +546,7 @@ class _Importer:
             x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
             try:
-                self.add(Int8HardSwish(label, x, out), name)
+                self.add(Int8HardSwish(label, x, out, reference=self.reference), name)
             except ValueError as exc:
                 self.fail(k, name, str(exc))
         elif name == "LOGISTIC":
