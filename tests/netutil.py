@@ -23,10 +23,12 @@ import numpy as np
 
 BIAS_MEAN = 1.0
 ACTIVE_SHIFT = 2.0
-#: layers with a kernel whose last axis is the output channel (for depthwise kinds: channel x multiplier)
+#: layers with a kernel whose last axis is the output channel (for depthwise kinds: channel x multiplier;
+#: for transposed convolutions the one before it: (..., out, in))
 KERNEL_LAYERS = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "Dense", "SeparableConv1D",
-                 "SeparableConv2D")
+                 "SeparableConv2D", "Conv1DTranspose", "Conv2DTranspose")
 _DEPTHWISE = ("DepthwiseConv1D", "DepthwiseConv2D")
+_TRANSPOSED = ("Conv1DTranspose", "Conv2DTranspose")
 _SEPARABLE = ("SeparableConv1D", "SeparableConv2D")
 
 
@@ -87,6 +89,8 @@ def _per_channel(kernel, kind, vec):
     vec = np.asarray(vec)
     if kind in _DEPTHWISE:  # (..., in, multiplier): output channel c * multiplier + m
         return vec.reshape(kernel.shape[-2], kernel.shape[-1])
+    if kind in _TRANSPOSED:
+        return vec.reshape(-1, 1)
     return vec
 
 
@@ -99,7 +103,7 @@ def liven(model, x, seed=0, logit_std=2.0):
     statistics near the real ones, perturbed; each PReLU gets small positive slopes.
 
     Handles Conv1D/2D, DepthwiseConv1D/2D (any depth multiplier), SeparableConv1D/2D, grouped and
-    dilated convolutions, Dense on vectors or sequences, image / sequence / vector inputs, several
+    dilated convolutions, Conv1D/2DTranspose, Dense on vectors or sequences, image / sequence / vector inputs, several
     inputs (``x`` a list in ``model.inputs`` order) and several outputs (each output's head layer
     scaled to ``logit_std``).
     """

@@ -257,10 +257,10 @@ def test_unsupported_layer_is_named(tmp_path):
     from keras import layers
 
     inp = keras.Input((16, 16, 1))
-    x = layers.Conv2DTranspose(4, 3, name="upsample_me")(inp)
-    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.ConvLSTM1D(4, 3, name="recur_me")(layers.Reshape((4, 16, 4))(inp))
+    x = layers.GlobalAveragePooling1D()(x)
     model = keras.Model(inp, layers.Dense(3, activation="softmax")(x))
-    with pytest.raises(UnsupportedModelError, match=r"upsample_me.*Conv2DTranspose.*Supported layers: .*Conv2D"):
+    with pytest.raises(UnsupportedModelError, match=r"recur_me.*ConvLSTM1D.*Supported layers: .*Conv2D"):
         micronets.export(model, str(tmp_path / "x.h"))
     _assert_nothing_written(tmp_path, [])
 

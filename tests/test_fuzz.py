@@ -355,6 +355,8 @@ class _Gen:
     def upsample(self, x):
         L = self.L
         shape = self.shape(x)
+        if self.chance(0.3):
+            return self.conv_transpose(x)
         if len(shape) == 2:
             if shape[0] > 20:
                 return None
@@ -364,6 +366,37 @@ class _Gen:
         if shape[0] * shape[1] > 100:
             return None
         return L.UpSampling2D(self.pick([2, (2, 1), (1, 2), (2, 3)]), name=self.name("upsample"))(x)
+
+    def conv_transpose(self, x):
+        """Conv1DTranspose / Conv2DTranspose: kernel 1 to 4, strides 1 to 3 (per axis on maps),
+        'same' or 'valid', sometimes an output_padding (one TensorFlow can run: below the stride,
+        and with 'same' one whose output a stride-S convolution maps back to the input's size)."""
+        shape = self.shape(x)
+        d = len(shape) - 1
+        strides = (1, self.ri(1, 3)) if d == 1 else self.pick([(1, 1), (2, 2), (3, 3), (2, 1), (1, 2), (2, 3)])
+        kernel = (1, self.ri(1, 4)) if d == 1 else (self.ri(1, 4), self.ri(1, 4))
+        padding = self.pick(["same", "valid"])
+        sizes = (1, shape[0]) if d == 1 else shape[:2]
+
+        def runs(n, k, s, extra):
+            if padding == "valid":
+                return extra < s
+            out = (n - 1) * s + k - 2 * (k // 2) + extra
+            return out >= 1 and -(-out // s) == n
+
+        extra = None
+        if self.chance(0.3):
+            options = [[e for e in range(s) if runs(n, k, s, e)] for n, k, s in zip(sizes, kernel, strides)]
+            if all(options):
+                extra = tuple(self.pick(o) for o in options)
+        grown = [(n - 1) * s + k for n, k, s in zip(sizes, kernel, strides)]
+        if grown[0] * grown[1] > 300:
+            return None
+        cls = self.L.Conv1DTranspose if d == 1 else self.L.Conv2DTranspose
+        one = (lambda v: v[1]) if d == 1 else (lambda v: v)
+        return self.apply(cls(self.ri(1, 8), one(kernel), strides=one(strides), padding=padding,
+                              output_padding=None if extra is None else one(extra), activation=self.act_arg(),
+                              use_bias=self.chance(0.8), name=self.name("tconv")), x)
 
     #: Resizing may pad to the aspect ratio (the int8 generator's may not: TFLite concatenates the
     #: zeros along the rows, which the int8 path refuses)

@@ -81,8 +81,13 @@ class _Gen8(test_fuzz._Gen):
 
     RESIZE_PADS = False
 
-    def upsample(self, x):  # UpSampling2D becomes TILE, which the int8 path does not run; Resizing's RESIZE_* it does
-        return self.resize(x) if len(self.shape(x)) == 3 and self.chance(0.4) else None
+    def upsample(self, x):
+        """Conv1D/2DTranspose (TRANSPOSE_CONV) or Resizing (RESIZE_*); not UpSampling2D, which
+        becomes TILE, an op the int8 path does not run."""
+        r = self.rng.random()
+        if r < 0.3:
+            return self.conv_transpose(x)
+        return self.resize(x) if len(self.shape(x)) == 3 and r < 0.6 else None
 
     def head(self, x):
         """As test_fuzz's, without LOG_SOFTMAX (no int8 kernel of ours)."""

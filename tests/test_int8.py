@@ -119,6 +119,21 @@ def resize_model():
     return keras.Model(i, L.Dense(6)(L.Flatten()(x)), name="resize")
 
 
+def transpose_conv_model():
+    """TRANSPOSE_CONV as Conv2DTranspose makes it: 'same' (fused ReLU) and 'valid' with an
+    output_padding, no bias, a kernel smaller than the stride (ReLU6), then strides 3 with a
+    'same' crop over a map computed in the arena, and Conv1DTranspose on a sequence."""
+    i = keras.Input((5, 7, 3))
+    a = L.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu")(i)
+    b = L.Cropping2D(((1, 1), (1, 1)))(L.Conv2DTranspose(4, (4, 3), strides=2, output_padding=(0, 1), use_bias=False)(i))
+    c = L.Conv2DTranspose(4, 2, strides=2, activation="relu6")(i)
+    x = L.Conv2DTranspose(6, 5, strides=3, padding="same")(L.Concatenate()([a, b, c]))
+    x = L.Conv2D(4, 3, strides=3)(x)
+    s = L.Conv1DTranspose(3, 3, strides=2, padding="same")(L.Reshape((35, 3))(i))
+    x = L.Concatenate()([L.Flatten()(x), L.Flatten()(s)])
+    return keras.Model(i, L.Dense(6)(x), name="transpose_conv")
+
+
 def constant_model():
     """MUL and ADD with a constant operand (a per-channel vector, scalars, the constant first),
     MEAN over one spatial axis, over the channels and over everything, a broadcast MUL of two
@@ -267,7 +282,7 @@ def layout_ops():
 
     out = {}
     for k, fn in enumerate((layout_model, constant_model, means_model, subtract_swish_model, minmax_model, sequence_model,
-                            broadcast_model, resize_model)):
+                            broadcast_model, resize_model, transpose_conv_model)):
         model = spread_weights(fn(), seed=20 + k)
         out[model.name] = (convert(model, calibration(model, seed=k)), int8_inputs(model.input_shape[1:], n=12, seed=k))
     # the converter never makes it: a MEAN whose output shares its input's scale and zero point
@@ -332,7 +347,7 @@ def test_int8_headers_run_clean_under_sanitizers(name, converted, tflm, tmp_path
 
 
 @pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish", "minmax", "sequence", "broadcast",
-                                  "resize", "keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny"])
+                                  "resize", "transpose_conv", "keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny"])
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
     """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD / SUB by constants, SUB, swish (LOGISTIC +
     MUL fused into a table), MEAN over any axes (also with the output sharing the input's
@@ -355,8 +370,13 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
     for data, _ in layout_ops.values():
         seen.update(op_names(data))
     for op in ("TRANSPOSE", "STRIDED_SLICE", "RELU", "RELU6", "MEAN", "MUL", "ADD", "SUB", "RESHAPE", "HARD_SWISH",
-               "LOGISTIC", "MAXIMUM", "MINIMUM", "REDUCE_MAX", "PAD", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
+               "LOGISTIC", "MAXIMUM", "MINIMUM", "REDUCE_MAX", "PAD", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR",
+               "TRANSPOSE_CONV"):
         assert op in seen, op
+    upconvs = [op.label() for op in compile_tflite(layout_ops["transpose_conv"][0]).graph.ops if op.kind == "Conv2DTranspose"]
+    assert sorted(upconvs) == sorted(["Conv2DTranspose 3x3 x2 + ReLU", "Conv2DTranspose 4x3 x2",
+                                      "Conv2DTranspose 2x2 x2 + ReLU6", "Conv2DTranspose 5x5 x3 crop 1,1",
+                                      "Conv2DTranspose 1x3 x(1, 2)"]), upconvs
     resizes = [op.describe() for op in compile_tflite(layout_ops["resize"][0]).graph.ops if op.kind == "Resize"]
     for how in ("bilinear 13x17 -> 6x7", "nearest 13x17 -> 6x7", "bilinear 12x14 -> 6x7", "bilinear 13x15 -> 6x7",
                 "bilinear 13x17 -> 27x31", "nearest 13x17 -> 20x40", "bilinear 13x17 -> 6x7, align corners",

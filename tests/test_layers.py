@@ -772,6 +772,43 @@ def test_bilinear_upsampling_is_refused_not_dropped():
         compile_model(model)
 
 
+def test_transposed_convolutions(tmp_path):
+    """Conv2DTranspose and Conv1DTranspose, each branch a model output compared value by value:
+    'same' and 'valid', strides from 1 to 3 and per axis, kernels smaller than the stride (outputs
+    no tap reaches: the bias alone), output_padding under both paddings ('same' then drops a
+    row and column first), no bias, a fused activation and a BatchNorm folded in, of the input
+    and of a map computed in the arena."""
+    inp = keras.Input((5, 7, 3))
+    branches = [
+        layers.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu"),
+        layers.Conv2DTranspose(3, (4, 3), strides=(2, 1), output_padding=(1, 0)),
+        layers.Conv2DTranspose(5, 3, strides=2, padding="same", output_padding=1, use_bias=False),
+        layers.Conv2DTranspose(2, 1, strides=3),
+        layers.Conv2DTranspose(3, 4, strides=2, padding="same", output_padding=1),
+        layers.Conv2DTranspose(2, (2, 5), strides=(3, 2), padding="same"),
+    ]
+    outs = [b(inp) for b in branches]
+    x = layers.Conv2D(4, 3, activation="relu")(inp)
+    outs.append(layers.BatchNormalization()(layers.Conv2DTranspose(3, 3, strides=2, use_bias=False)(x)))
+    model = keras.Model(inp, outs, name="upconvs")
+    compiled = assert_matches_keras(model, tmp_path)
+    ops = [op for op in compiled.graph.ops if op.kind == "Conv2DTranspose"]
+    assert len(ops) == 7 and not any(op.kind == "BatchNormalization" for op in compiled.graph.ops)
+    assert [op.describe() for op in ops[:6]] == ["3x3 x2", "4x3 x(2, 1)", "3x3 x2", "1x1 x3", "4x4 x2 crop 1,1",
+                                                 "2x5 x(3, 2) crop 0,1"]
+    assert ops[3].macs() == 5 * 7 * 3 * 2  # 1x1 taps land once each: 15x21 outputs, a third of rows and columns reached
+
+    seq_in = keras.Input((9, 4))
+    y = layers.Conv1DTranspose(5, 3, strides=2, padding="same", activation="tanh")(seq_in)
+    y = layers.Conv1DTranspose(2, 4, strides=3, output_padding=2)(y)
+    assert_matches_keras(keras.Model(seq_in, y, name="upconv1d"), tmp_path, name="Seq")
+
+
+def test_transposed_convolution_refusals_say_why():
+    with pytest.raises(UnsupportedModelError, match=r"tc.*dilation_rate=\(2, 2\); only 1"):
+        compile_model(seq((6, 6, 2), layers.Conv2DTranspose(2, 3, dilation_rate=2, name="tc"), layers.Flatten()))
+
+
 # ------------------------------------------------------------------ class names
 TRICKY_NAMES = ["softmax", "conv2d", "dense", "global_pool", "output", "outputs", "proba", "arena", "predict", "run",
                 "numInputs", "std", "exp", "NAN", "INFINITY", "M_PI", "INT8_MAX", "MICRONETS_INLINE",

@@ -25,6 +25,7 @@ from micronets.compiler.ops.int8_add import Int8Add
 from micronets.compiler.ops.int8_add_const import Int8AddConst
 from micronets.compiler.ops.int8_concat import Int8Concat
 from micronets.compiler.ops.int8_conv import Int8Conv2D
+from micronets.compiler.ops.int8_conv_transpose import Int8ConvTranspose
 from micronets.compiler.ops.int8_dense import Int8Dense
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
 from micronets.compiler.ops.int8_gelu import Int8Gelu
@@ -52,7 +53,7 @@ ROW_SAFE = ("FULLY_CONNECTED", "RESHAPE", "ADD", "SUB", "MUL", "MAXIMUM", "MINIM
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD", "SUB",
              "MUL", "LOGISTIC", "HARD_SWISH", "GELU", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
-             "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
+             "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV")
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
 
@@ -579,6 +580,22 @@ class _Importer:
             try:
                 self.add(Int8Resize(label, x, out, name == "RESIZE_BILINEAR", bool(opt.alignCorners),
                                     bool(opt.halfPixelCenters)), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "TRANSPOSE_CONV":  # inputs: output shape, filter, input[, bias]
+            x = self.act_tensor(ins[2], k, name)
+            filt, fscales = self.weights(ins[1], k, name, "int8")
+            bias = self.weights(ins[3], k, name, "int32")[0] if len(ins) > 3 else None
+            out = self.new_output(outs[0], k, name)
+            size = r.constant(ins[0])
+            if size is None or [int(v) for v in np.asarray(size).reshape(-1)][1:] != list(out.hwc if len(out.shape) == 3 else ()):
+                self.fail(k, name, f"states the output shape {None if size is None else np.asarray(size).tolist()} "
+                                   f"where it writes {[1, *out.shape]}")
+            if len(x.shape) != 3 or int(opt.padding) not in (0, 1):
+                self.fail(k, name, f"reads a {list(x.shape)} map with padding {int(opt.padding)}; HxWxC, SAME or VALID")
+            try:
+                self.add(Int8ConvTranspose(label, x, out, filt, bias, fscales, (int(opt.strideH), int(opt.strideW)),
+                                           int(opt.padding) == 0, fused), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name == "SOFTMAX":
