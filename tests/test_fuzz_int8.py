@@ -82,8 +82,8 @@ class _Gen8(test_fuzz._Gen):
     RESIZE_PADS = False
 
     def upsample(self, x):
-        """Conv1D/2DTranspose (TRANSPOSE_CONV) or Resizing (RESIZE_*); not UpSampling2D, which
-        becomes TILE, an op the int8 path does not run."""
+        """Conv1D/2DTranspose (TRANSPOSE_CONV) or Resizing (RESIZE_*); not UpSampling2D, whose
+        TILE TFLM (the reference here) does not run (test_int8 checks it against TFLite)."""
         r = self.rng.random()
         if r < 0.3:
             return self.conv_transpose(x)

@@ -715,6 +715,27 @@ def test_unsupported_op_is_named(tmp_path):
         compile_tflite(data)
 
 
+def test_upsampling_tiles_bit_identical_to_tflite(tmp_path):
+    """UpSampling2D / UpSampling1D become RESHAPE, TILE, RESHAPE (per repeated axis). Neither TFLM
+    nor TFLite's BUILTIN_REF has an int8 TILE, so the reference is TFLite's default kernel: a copy,
+    which the model checks alone (TFLite's default convolutions are a few LSB off the reference
+    ones, so none sits beside it): repeats along rows, columns, both, a tile of a tile (the first
+    in the arena), a sequence, and keras.ops.tile's whole copies of non-unit axes (where
+    repeating each element instead would differ)."""
+    i = keras.Input((5, 7, 3))
+    maps = [L.UpSampling2D((2, 3))(i), L.UpSampling2D(2)(L.UpSampling2D((1, 2))(i)), L.UpSampling2D((3, 1))(i),
+            L.UpSampling1D(3)(L.Reshape((35, 3))(i)), L.Lambda(lambda t: keras.ops.tile(t, (1, 2, 3, 1)))(i)]
+    model = keras.Model(i, L.Concatenate()([L.Flatten()(m) for m in maps]), name="tiles")
+    data = convert(model, calibration(model))
+    assert op_names(data).count("TILE") == 8
+    xs = int8_inputs(model.input_shape[1:], n=6)
+    _, raw, _ = compiled_outputs(data, xs, tmp_path, "Tiles")
+    assert np.array_equal(raw, tflite_reference(data, xs, builtin_ref=False))
+    assert len(np.unique(raw)) > 200
+    tiles = [op.describe() for op in compile_tflite(data).graph.ops if op.kind == "Tile"]
+    assert "5x1x7x3 x 1,2,1,1 -> 5x2x7x3" in tiles and "10x7x1x3 x 1,1,3,1 -> 10x7x3x3" in tiles, tiles
+
+
 #: (input scale, zero point, output scale, zero point) where TFLM's and BUILTIN_REF's hard-swish
 #: differ: the first from fuzz seed 61005 (inputs 103, 106, 109: 1 LSB), the others found by search
 HARD_SWISH_SCALES = [(0.09458168, -60, 0.07088056, -123), (0.0026464425, 105, 0.002469139, 106),

@@ -44,6 +44,7 @@ from micronets.compiler.ops.int8_resize import Int8Resize
 from micronets.compiler.ops.int8_slice import Int8Slice
 from micronets.compiler.ops.int8_sub import Int8Sub, Int8SubConst
 from micronets.compiler.ops.int8_softmax import Int8Softmax
+from micronets.compiler.ops.int8_tile import Int8Tile
 from micronets.compiler.ops.int8_transpose import Int8Transpose
 
 #: ops that may read the [R, U] output of a FULLY_CONNECTED over rows: they read it element by
@@ -53,7 +54,7 @@ ROW_SAFE = ("FULLY_CONNECTED", "RESHAPE", "ADD", "SUB", "MUL", "MAXIMUM", "MINIM
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD", "SUB",
              "MUL", "LOGISTIC", "HARD_SWISH", "GELU", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
-             "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV")
+             "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE")
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
 
@@ -432,6 +433,19 @@ class _Importer:
             out = self.new_output(outs[0], k, name)
             try:
                 self.add(Int8Transpose(label, x, out, np.asarray(perm).reshape(-1).tolist()), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "TILE":
+            x = self.act_tensor(ins[0], k, name)
+            multiples = r.constant(ins[1])
+            if multiples is None:
+                self.fail(k, name, "tiles by multiples that are not a constant")
+            multiples = [int(m) for m in np.asarray(multiples).reshape(-1)]
+            if len(multiples) != len(x.shape) + 1 or multiples[0] != 1:
+                self.fail(k, name, f"tiles a {[1, *x.shape]} tensor by {multiples}: the batch axis must stay 1")
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add(Int8Tile(label, x, out, multiples[1:]), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name == "STRIDED_SLICE":
