@@ -99,7 +99,8 @@ def resize_model():
     """RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR as Keras' Resizing makes them (half-pixel
     centres; down at inexact ratios and by exactly 2, where the rounding meets ties of both signs,
     up, a crop to the aspect ratio first, of the input and of a computed map) and as TF1's resize
-    makes them (corner-aligned, and the legacy neither)."""
+    makes them (corner-aligned, and the legacy neither). The crops (of the input, of maps in the
+    arena) are read in place."""
     import tensorflow as tf
 
     def v1(fn, **options):
@@ -107,14 +108,15 @@ def resize_model():
 
     i = keras.Input((13, 17, 3))
     x = L.Conv2D(6, 3, padding="same", activation="relu")(i)
-    halves = L.Cropping2D(((0, 1), (0, 3)))  # 12 x 14: halving it puts every sample between two pixels (ties)
+    halves = L.Cropping2D(((1, 0), (1, 2)))  # 12 x 14: halving it puts every sample between two pixels (ties)
     maps = [L.Resizing(6, 7)(i), L.Resizing(6, 7)(halves(i)), L.Resizing(6, 7)(x), L.Resizing(6, 7, interpolation="nearest")(x),
             L.Resizing(6, 7, crop_to_aspect_ratio=True)(x),
             L.Resizing(6, 7, interpolation="nearest")(L.Resizing(27, 31)(x)),
             L.Resizing(6, 7)(L.Resizing(20, 40, interpolation="nearest")(x)),
             v1(tf.compat.v1.image.resize_bilinear, align_corners=True)(x),
             v1(tf.compat.v1.image.resize_nearest_neighbor, align_corners=True)(x),
-            v1(tf.compat.v1.image.resize_bilinear)(x), v1(tf.compat.v1.image.resize_nearest_neighbor)(x)]
+            v1(tf.compat.v1.image.resize_bilinear)(x), v1(tf.compat.v1.image.resize_nearest_neighbor)(x),
+            L.Resizing(6, 7, interpolation="nearest", crop_to_aspect_ratio=True)(L.Resizing(20, 40, interpolation="nearest")(x))]
     x = L.Add()([L.Conv2D(8, 1)(L.Concatenate()(maps[:6])), L.Conv2D(8, 1)(L.Concatenate()(maps[6:]))])  # TFLM: <= 10 a concatenation
     return keras.Model(i, L.Dense(6)(L.Flatten()(x)), name="resize")
 
@@ -378,7 +380,9 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
                                       "Conv2DTranspose 2x2 x2 + ReLU6", "Conv2DTranspose 5x5 x3 crop 1,1",
                                       "Conv2DTranspose 1x3 x(1, 2)"]), upconvs
     resizes = [op.describe() for op in compile_tflite(layout_ops["resize"][0]).graph.ops if op.kind == "Resize"]
-    for how in ("bilinear 13x17 -> 6x7", "nearest 13x17 -> 6x7", "bilinear 12x14 -> 6x7", "bilinear 13x15 -> 6x7",
+    assert "Slice" not in [op.kind for op in compile_tflite(layout_ops["resize"][0]).graph.ops]  # crops read in place
+    for how in ("bilinear 13x17 -> 6x7", "nearest 13x17 -> 6x7", "bilinear 13x17 -> crop 12x14 at 1,1 -> 6x7",
+                "bilinear 13x17 -> crop 13x15 at 0,1 -> 6x7", "nearest 20x40 -> crop 20x23 at 0,8 -> 6x7",
                 "bilinear 13x17 -> 27x31", "nearest 13x17 -> 20x40", "bilinear 13x17 -> 6x7, align corners",
                 "nearest 13x17 -> 6x7, align corners", "bilinear 13x17 -> 6x7, corner pixels",
                 "nearest 13x17 -> 6x7, corner pixels"):

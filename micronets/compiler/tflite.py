@@ -182,6 +182,8 @@ class _Importer:
         for i in r.sg.outputs:
             self.consumers[i] += 1
         self.folded_pad: Dict[int, Tuple[int, Tuple[int, int, int, int]]] = {}  # pad output -> (pad input, pads)
+        #: crop output -> (crop input, (top, left, height, width)), for a resize reading the crop in place
+        self.folded_crop: Dict[int, Tuple[int, Tuple[int, int, int, int]]] = {}
         #: .tflite tensors [R, U] of a FULLY_CONNECTED over rows (and of elementwise ops of them)
         self.row_tensors: set = set()
         #: the operator being lowered's input tensors
@@ -482,6 +484,16 @@ class _Importer:
                 counts.append(len(rng))
             if starts[0] != 0 or counts[0] != 1:
                 self.fail(k, name, "slices the batch axis")
+            readers = [o for o in operators if outs[0] in list(o.inputs)]
+            if (len(full) == 4 and stepl[1:3] == [1, 1] and (starts[3], counts[3]) == (0, full[3]) and len(readers) == 1
+                    and self.consumers[outs[0]] == 1 and list(readers[0].inputs)[0] == outs[0]
+                    and r.op_name(readers[0]) in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
+                    and r.quant(outs[0])[0] is not None and r.ttype(outs[0]) == x.dtype
+                    and Quant(float(r.quant(outs[0])[0][0]), int(r.quant(outs[0])[1][0])) == x.quant):
+                # a crop (Keras' crop_to_aspect_ratio) that only a resize reads: the resize reads
+                # its window of the input in place (Int8Resize.box), no copy is made
+                self.folded_crop[outs[0]] = (ins[0], (starts[1], starts[2], counts[1], counts[2]))
+                return
             out = self.new_output(outs[0], k, name)
             try:
                 self.add(Int8Slice(label, x, out, starts[1:], stepl[1:], counts[1:]), name)
@@ -584,7 +596,8 @@ class _Importer:
                 self.fail(k, name, "changes the quantisation")
             self.tensors[outs[0]] = Tensor(name=label, shape=shape[1:] or (1,), base=x.storage, dtype=x.dtype, quant=x.quant)
         elif name in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
-            x = self.act_tensor(ins[0], k, name)
+            x_index, box = self.folded_crop.get(ins[0], (ins[0], None))
+            x = self.act_tensor(x_index, k, name)
             size = r.constant(ins[1])
             if size is None:
                 self.fail(k, name, "resizes to a size that is not a constant")
@@ -593,7 +606,7 @@ class _Importer:
                 self.fail(k, name, f"resizes to {np.asarray(size).reshape(-1).tolist()} but writes {list(out.shape)}")
             try:
                 self.add(Int8Resize(label, x, out, name == "RESIZE_BILINEAR", bool(opt.alignCorners),
-                                    bool(opt.halfPixelCenters)), name)
+                                    bool(opt.halfPixelCenters), box), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name == "TRANSPOSE_CONV":  # inputs: output shape, filter, input[, bias]

@@ -6,6 +6,9 @@ integer scale ((1024 IN + OUT / 2) / OUT), the four neighbours weighted by produ
 fractions, the sum rounded half away from zero at 2^20. Nearest picks the pixel TFLite's float
 arithmetic picks; those indices are worked out here, in float32 as TFLite does, and stored (one
 int16 per output row and column). Both keep the input's quantisation (TFLite requires it).
+
+A crop that only the resize reads (the STRIDED_SLICE of Keras' ``crop_to_aspect_ratio``) is read
+in place: ``box`` is the window of the input that is resized, so no copy of it sits in the arena.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ class Int8Resize(Int8Op):
     kind = "Resize"
     template = "kernels/int8_resize.h.j2"
 
-    def __init__(self, name, x, out, bilinear: bool, align_corners: bool, half_pixel_centers: bool):
+    def __init__(self, name, x, out, bilinear: bool, align_corners: bool, half_pixel_centers: bool, box=None):
+        """``box`` = (top, left, height, width): the window of ``x`` resized (default all of it)."""
         if len(x.shape) != 3 or len(out.shape) != 3 or x.shape[2] != out.shape[2]:
             raise UnsupportedModelError(f"'{name}' resizes {x.shape} to {out.shape}; an HxWxC map to the same channels is supported")
         if x.dtype != "int8":
@@ -42,21 +46,35 @@ class Int8Resize(Int8Op):
             raise UnsupportedModelError(f"'{name}' changes the quantisation while resizing; TFLite keeps it")
         if align_corners and half_pixel_centers:
             raise UnsupportedModelError(f"'{name}' sets both align_corners and half_pixel_centers")
+        h, w, _ = x.shape
+        top, left, bh, bw = (int(v) for v in (box if box is not None else (0, 0, h, w)))
+        if min(top, left) < 0 or min(bh, bw) < 1 or top + bh > h or left + bw > w:
+            raise UnsupportedModelError(f"'{name}': window {box} is not inside the {x.shape} map")
         super().__init__(name, [x], out, 0)
+        self.box = (top, left, bh, bw)
         self.bilinear = bool(bilinear)
         self.align_corners = bool(align_corners)
         self.half_pixel_centers = bool(half_pixel_centers)
 
+    @property
+    def offset(self) -> int:
+        """Elements from the input's start to the window's first."""
+        top, left, _, _ = self.box
+        _, w, c = self.inputs[0].shape
+        return (top * w + left) * c
+
     def describe(self):
         h, w, _ = self.inputs[0].shape
+        top, left, bh, bw = self.box
         ho, wo, _ = self.output.shape
+        crop = f" crop {bh}x{bw} at {top},{left} ->" if (bh, bw) != (h, w) else ""
         how = ", align corners" if self.align_corners else ("" if self.half_pixel_centers else ", corner pixels")
-        return f"{'bilinear' if self.bilinear else 'nearest'} {h}x{w} -> {ho}x{wo}{how}"
+        return f"{'bilinear' if self.bilinear else 'nearest'} {h}x{w} ->{crop} {ho}x{wo}{how}"
 
     def typed_weights(self):
         if self.bilinear:
             return collections.OrderedDict()
-        (h, w, _), (ho, wo, _) = self.inputs[0].shape, self.output.shape
+        (_, _, h, w), (ho, wo, _) = self.box, self.output.shape
         rows = nearest_indices(h, ho, self.align_corners, self.half_pixel_centers)
         cols = nearest_indices(w, wo, self.align_corners, self.half_pixel_centers)
         return collections.OrderedDict(y=rows.astype(np.int16), x=cols.astype(np.int16))
