@@ -724,8 +724,8 @@ def test_upsampling_tiles_bit_identical_to_tflite(tmp_path):
     nor TFLite's BUILTIN_REF has an int8 TILE, so the reference is TFLite's default kernel: a copy,
     which the model checks alone (TFLite's default convolutions are a few LSB off the reference
     ones, so none sits beside it): repeats along rows, columns, both, a tile of a tile (the first
-    in the arena), a sequence, and keras.ops.tile's whole copies of non-unit axes (where
-    repeating each element instead would differ)."""
+    in the arena until fused), a sequence, and keras.ops.tile's whole copies of non-unit axes
+    (where repeating each element instead would differ)."""
     i = keras.Input((5, 7, 3))
     maps = [L.UpSampling2D((2, 3))(i), L.UpSampling2D(2)(L.UpSampling2D((1, 2))(i)), L.UpSampling2D((3, 1))(i),
             L.UpSampling1D(3)(L.Reshape((35, 3))(i)), L.Lambda(lambda t: keras.ops.tile(t, (1, 2, 3, 1)))(i)]
@@ -736,8 +736,31 @@ def test_upsampling_tiles_bit_identical_to_tflite(tmp_path):
     _, raw, _ = compiled_outputs(data, xs, tmp_path, "Tiles")
     assert np.array_equal(raw, tflite_reference(data, xs, builtin_ref=False))
     assert len(np.unique(raw)) > 200
+    # each UpSampling2D's two tiles (and the stacked one's three) run as one gather: the maps
+    # between them are never stored
     tiles = [op.describe() for op in compile_tflite(data).graph.ops if op.kind == "Tile"]
-    assert "5x1x7x3 x 1,2,1,1 -> 5x2x7x3" in tiles and "10x7x1x3 x 1,1,3,1 -> 10x7x3x3" in tiles, tiles
+    assert sorted(tiles) == sorted(["5x1x7x3 x 1,2,1,1 then 1,1,3,1 -> 10x7x3x3", "5x1x7x3 x 1,3,1,1 -> 5x3x7x3",
+                                    "5x7x1x3 x 1,1,2,1 then 1,2,1,1 then 1,1,2,1 -> 10x14x2x3", "35x1x3 x 1,3,1 -> 35x3x3",
+                                    "5x7x3 x 2,3,1 -> 10x21x3"]), tiles
+
+
+def test_gathers_are_recovered_from_the_elements_they_read():
+    """fit_gather (how two tiles become one gather) finds a gather of at most six axes for the
+    index walk of any such gather (random sizes, steps including 0 and repeats), reading the same
+    elements in the same order, and refuses walks no gather makes."""
+    from micronets.compiler.ops.int8_transpose import fit_gather, gather_indices
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        k = int(rng.integers(1, 7))
+        dims = [int(d) for d in rng.integers(1, 5, k)]
+        strides = [int(s) for s in rng.integers(0, 40, k)]
+        idx = gather_indices(dims, strides)
+        fit = fit_gather(idx)
+        assert fit is not None and len(fit[0]) == 6, (dims, strides)
+        assert np.array_equal(gather_indices(*fit), idx), (dims, strides, fit)
+    assert fit_gather(np.array([0, 1, 3])) is None and fit_gather(np.array([0, 2, 1, 3, 5, 4])) is None
+    assert fit_gather(np.array([1, 2])) is None  # not from element 0
 
 
 #: (input scale, zero point, output scale, zero point) where TFLM's and BUILTIN_REF's hard-swish

@@ -35,8 +35,8 @@ class Int8MeanAxes(Int8Op):
             self.count *= int(x.shape[a])
         if x.size // self.count != out.size:
             raise UnsupportedModelError(f"mean '{name}' of {x.shape} over {list(self.axes)} does not give {out.shape}")
-        self.kdims, self.kstrides = collapse_gather([x.shape[i] for i in kept], [strides[i] for i in kept], name)
-        self.rdims, self.rstrides = collapse_gather([x.shape[a] for a in self.axes], [strides[a] for a in self.axes], name)
+        self.kdims, self.kstrides = collapse_gather([x.shape[i] for i in kept], [strides[i] for i in kept], name, 4)
+        self.rdims, self.rstrides = collapse_gather([x.shape[a] for a in self.axes], [strides[a] for a in self.axes], name, 4)
         mult, shift = quantize_multiplier(float(x.quant.scale) / float(out.quant.scale))
         self.mult, self.shift = fold_count(mult, shift, self.count)
         self.zin_n = x.quant.zero_point * self.count
