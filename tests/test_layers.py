@@ -804,6 +804,38 @@ def test_transposed_convolutions(tmp_path):
     assert_matches_keras(keras.Model(seq_in, y, name="upconv1d"), tmp_path, name="Seq")
 
 
+def test_group_and_unit_normalization(tmp_path):
+    """GroupNormalization with 4 groups of 2 channels (a map in the arena, an activation fused
+    after), one group (the whole map, no beta), a group per channel (instance norm, no gamma) and
+    on a sequence; UnitNormalization of each pixel's channels and of a vector."""
+    inp = keras.Input((6, 5, 8))
+    gn = layers.GroupNormalization(groups=4)(layers.Conv2D(8, 3, padding="same")(inp))
+    outs = [layers.Activation("relu")(gn), layers.GroupNormalization(groups=1, center=False)(inp),
+            layers.GroupNormalization(groups=8, scale=False)(inp), layers.UnitNormalization()(layers.Conv2D(6, 1)(inp)),
+            layers.GroupNormalization(groups=2)(layers.Reshape((30, 8))(inp)),
+            layers.UnitNormalization()(layers.Dense(5)(layers.Flatten()(inp)))]
+    model = keras.Model(inp, outs, name="norms")
+    rng = np.random.default_rng(4)
+    for layer in model.layers:
+        if type(layer).__name__ == "GroupNormalization":  # gamma and beta other than Keras' 1 and 0
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if k == 0 and layer.scale
+                               else rng.normal(0.0, 0.3, w.shape).astype(np.float32) for k, w in enumerate(layer.get_weights())])
+    compiled = assert_matches_keras(model, tmp_path)
+    kinds = [op.label() for op in compiled.graph.ops if op.kind in ("GroupNorm", "UnitNorm")]
+    assert "GroupNorm 4 groups of 2 channels x 30 positions + ReLU" in kinds and len(kinds) == 6, kinds
+
+
+def test_time_distributed_layers_of_the_last_axis(tmp_path):
+    seq_in = keras.Input((7, 4))
+    y = layers.TimeDistributed(layers.Dense(6, activation="tanh"))(seq_in)
+    y = layers.TimeDistributed(layers.Dropout(0.3))(layers.TimeDistributed(layers.LayerNormalization())(y))
+    y = layers.TimeDistributed(layers.Dense(3))(layers.LSTM(5, return_sequences=True)(y))
+    assert_matches_keras(keras.Model(seq_in, layers.TimeDistributed(layers.Softmax())(y), name="td"), tmp_path)
+    model = seq((4, 6, 6, 1), layers.TimeDistributed(layers.Conv2D(2, 3, name="per_frame"), name="frames"), layers.Flatten())
+    with pytest.raises(UnsupportedModelError, match=r"'frames' \(TimeDistributed\) wraps 'per_frame' \(Conv2D\)"):
+        compile_model(model)
+
+
 def test_transposed_convolution_refusals_say_why():
     with pytest.raises(UnsupportedModelError, match=r"tc.*dilation_rate=\(2, 2\); only 1"):
         compile_model(seq((6, 6, 2), layers.Conv2DTranspose(2, 3, dilation_rate=2, name="tc"), layers.Flatten()))

@@ -58,3 +58,28 @@ def convert_dense(layer, inputs, ctx):
         out = ctx.new_tensor(layer.name, x.shape[:-1] + (kernel.shape[1],))
         op = ctx.add(Conv2D(layer.name, x, out, kernel[None, None], bias, (1, 1), (0, 0, 0, 0)))
     return ctx.activation(op, act, layer)
+
+
+#: layers that act on the last axis alone, position by position: TimeDistributed of one of them
+#: is that layer applied to the whole tensor
+PER_POSITION = ("Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "LayerNormalization", "UnitNormalization",
+                "BatchNormalization")
+
+
+@converter("TimeDistributed")
+def convert_time_distributed(layer, inputs, ctx):
+    """Keras' TimeDistributed (the wrapped layer on every step of a sequence): for a layer that
+    acts on the last axis alone (Dense, activations, the normalisations of the last axis), that
+    layer on the whole sequence; others are refused naming the wrapped layer."""
+    from micronets.compiler.ops.base import CONVERTERS
+    from micronets.compiler.ops.reshape import INFERENCE_IDENTITY
+
+    inner = layer.layer
+    kind = type(inner).__name__
+    if kind in INFERENCE_IDENTITY:
+        return inputs[0]
+    axis = getattr(inner, "axis", -1)
+    if kind not in PER_POSITION or axis not in (-1, [-1], (-1,)):
+        raise UnsupportedModelError(f"layer '{layer.name}' (TimeDistributed) wraps '{inner.name}' ({kind}); supported inside "
+                                    f"it: layers of the last axis alone ({', '.join(PER_POSITION)}) and inference no-ops")
+    return CONVERTERS[kind](inner, inputs, ctx)
