@@ -182,12 +182,21 @@ class _Gen:
 
     def layer_norm(self, x):
         """LayerNormalization over the last axis (the one the compiler takes), with or without
-        its centre and scale, random gamma (either sign) and beta."""
+        its centre and scale, random gamma (either sign) and beta; sometimes GroupNormalization
+        (any number of groups dividing the channels) or UnitNormalization instead."""
         r = self.ln_rng
         c = self.shape(x)[-1]
+        kind = r.random()
+        if kind < 0.15:
+            return self.L.UnitNormalization(name=self.name("unitnorm"))(x)
         center, scale = bool(r.random() < 0.8), bool(r.random() < 0.8)
-        layer = self.L.LayerNormalization(axis=-1, epsilon=float(r.choice([1e-3, 1e-6])), center=center, scale=scale,
-                                          name=self.name("layernorm"))
+        if kind < 0.4:
+            groups = int(r.choice([g for g in range(1, c + 1) if c % g == 0]))
+            layer = self.L.GroupNormalization(groups=groups, epsilon=float(r.choice([1e-3, 1e-5])), center=center,
+                                              scale=scale, name=self.name("groupnorm"))
+        else:
+            layer = self.L.LayerNormalization(axis=-1, epsilon=float(r.choice([1e-3, 1e-6])), center=center, scale=scale,
+                                              name=self.name("layernorm"))
         y = layer(x)
         weights = ([r.uniform(0.5, 1.5, c) * r.choice([-1.0, 1.0], c)] if scale else []) + \
             ([r.normal(0.0, 0.5, c)] if center else [])
