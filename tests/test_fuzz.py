@@ -214,8 +214,14 @@ class _Gen:
             kw["value_dim"] = int(r.integers(1, 9))
         if r.random() < 0.3:
             kw["output_shape"] = int(r.integers(1, 9))
-        layer = self.L.MultiHeadAttention(num_heads=int(r.integers(1, 4)), key_dim=int(r.integers(1, 9)),
-                                          use_bias=bool(r.random() < 0.8), name=self.name("attention"), **kw)
+        heads, key_dim, use_bias = int(r.integers(1, 4)), int(r.integers(1, 9)), bool(r.random() < 0.8)
+        if use_bias and heads > 1 and self.shape(x)[0] == heads:
+            # width-1 heads whose count is the first axis' length: Keras' TensorFlow backend adds
+            # their biases along that axis (the compiler refuses them: test_layers checks it)
+            key_dim = max(key_dim, 2)
+            kw["value_dim"] = max(kw.get("value_dim", key_dim), 2)
+        layer = self.L.MultiHeadAttention(num_heads=heads, key_dim=key_dim, use_bias=use_bias, name=self.name("attention"),
+                                          **kw)
         if r.random() < 0.25:
             other = self.L.Dense(int(r.integers(1, 9)), name=self.name("kv"))(x)
             y = layer(x, other)

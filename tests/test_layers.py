@@ -379,6 +379,21 @@ def test_multi_head_attention_refusals_say_why():
         compile_model(keras.Model(m4, layers.Flatten()(layers.MultiHeadAttention(2, 4, attention_axes=(2,))(m4, m4))))
 
 
+def test_attention_whose_keras_bias_lands_on_positions_is_refused():
+    """Keras' TensorFlow backend adds a (heads, 1) projection bias beside a first axis as long as
+    the heads along that axis (keras.ops.add takes it for a channels-first bias_add): such a layer's
+    Keras outputs are not its definition (transformer fuzz seed 64002: 0.67 off), so the compiler
+    refuses it rather than match one of the two. If Keras fixes its add, the first assertion
+    fails and the refusal can go."""
+    per_head = keras.ops.add(keras.ops.zeros((1, 3, 2, 3, 1)), keras.Variable(np.array([[1.0], [2.0], [3.0]], np.float32)))
+    assert not np.allclose(np.asarray(per_head)[0, 0, 0, :, 0], [1.0, 2.0, 3.0])  # the quirk is there
+    inp = keras.Input((3, 5))
+    with pytest.raises(UnsupportedModelError, match=r"adds the query bias along that axis"):
+        compile_model(keras.Model(inp, layers.MultiHeadAttention(3, 1)(inp, inp)))
+    for ok in (layers.MultiHeadAttention(3, 2), layers.MultiHeadAttention(2, 1), layers.MultiHeadAttention(3, 1, use_bias=False)):
+        compile_model(keras.Model(inp, ok(inp, inp)))
+
+
 def test_recurrent_layers(tmp_path):
     """LSTM, GRU (reset after, Keras' default, and before) and SimpleRNN against Keras, each a model
     output: the last state, every step's (read by another layer), backwards, without biases, with

@@ -165,6 +165,17 @@ def convert_multi_head_attention(layer, inputs, ctx):
         raise UnsupportedModelError(f"{name} attends over axes {tuple(axes)} of a {query.shape} query; only over every "
                                     f"axis but the last (attention_axes=None) is supported")
     w = _weights(layer)
+    for proj, x in (("query", query), ("key", key), ("value", value)):
+        bias = w.get(f"{proj}/bias")
+        if bias is not None and bias.shape[0] > 1 and bias.shape[1] == 1 and x.shape[0] == bias.shape[0]:
+            # keras.ops.add (TensorFlow backend) takes a (heads, 1) bias beside a first axis of that
+            # length for a channels-first bias_add: Keras adds it per position of that axis, not
+            # per head, so the layer's Keras outputs are not what it defines
+            raise UnsupportedModelError(
+                f"{name}: with {bias.shape[0]} heads of width 1 over a first axis of {x.shape[0]} positions, Keras' "
+                f"TensorFlow backend adds the {proj} bias along that axis instead of per head (keras.ops.add treats "
+                f"it as a channels-first bias_add), so no header can match both Keras and the layer's definition; "
+                f"use a key_dim / value_dim above 1, another number of heads, or use_bias=False")
     wq, wk, wv, wo = w["query/kernel"], w["key/kernel"], w["value/kernel"], w["attention_output/kernel"]
     if wo.ndim != 3:
         raise UnsupportedModelError(f"{name} projects its output to {tuple(wo.shape[2:])}; only to one last axis "
