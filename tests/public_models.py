@@ -508,6 +508,37 @@ def timeseries_transformer(input_shape=(48, 3), num_classes=2, head_size=16, num
     return keras.Model(inputs, outputs, name="timeseries_transformer")
 
 
+def segmentation_unet(input_shape=(160, 160, 3), num_classes=3, entry=32, down=(64, 128, 256), up=(256, 128, 64, 32)):
+    """Keras example "Image segmentation with a U-Net-like architecture" (keras.io/examples/vision/
+    oxford_pets_image_segmentation/; 160x160 pets, 3 classes per pixel), its ``get_model`` with the
+    widths as arguments: an entry Conv2D/2 + BN + ReLU; per down block ReLU, SeparableConv2D, BN,
+    ReLU, SeparableConv2D, BN, MaxPooling2D(3, /2, same) plus a 1x1/2 conv residual of the block's
+    input; per up block ReLU, Conv2DTranspose, BN, ReLU, Conv2DTranspose, BN, UpSampling2D(2) plus
+    the block's input upsampled and projected by a 1x1 conv; a 3x3 per-pixel softmax head."""
+    keras, layers = _keras()
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Activation("relu")(layers.BatchNormalization()(layers.Conv2D(entry, 3, strides=2, padding="same")(inputs)))
+    previous = x
+    for filters in down:
+        x = layers.Activation("relu")(x)
+        x = layers.BatchNormalization()(layers.SeparableConv2D(filters, 3, padding="same")(x))
+        x = layers.Activation("relu")(x)
+        x = layers.BatchNormalization()(layers.SeparableConv2D(filters, 3, padding="same")(x))
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        x = layers.add([x, layers.Conv2D(filters, 1, strides=2, padding="same")(previous)])
+        previous = x
+    for filters in up:
+        x = layers.Activation("relu")(x)
+        x = layers.BatchNormalization()(layers.Conv2DTranspose(filters, 3, padding="same")(x))
+        x = layers.Activation("relu")(x)
+        x = layers.BatchNormalization()(layers.Conv2DTranspose(filters, 3, padding="same")(x))
+        x = layers.UpSampling2D(2)(x)
+        x = layers.add([x, layers.Conv2D(filters, 1, padding="same")(layers.UpSampling2D(2)(previous))])
+        previous = x
+    outputs = layers.Conv2D(num_classes, 3, activation="softmax", padding="same")(x)
+    return keras.Model(inputs, outputs, name="segmentation_unet")
+
+
 # --------------------------------------------------------------------------- the suite
 Entry = Tuple[Callable, Dict, Dict]
 
@@ -551,6 +582,8 @@ MODELS.update({
     "shufflenet_v2_stage": (shufflenet_v2_stage, dict(), {}),
     "conv1d_accelerometer": (conv1d_accelerometer, dict(), {}),
     "keras_example_timeseries_transformer": (timeseries_transformer, dict(), {}),
+    "keras_example_segmentation_unet": (segmentation_unet, dict(input_shape=(32, 32, 3), entry=8, down=(8, 16, 16),
+                                                                 up=(16, 16, 8, 8)), {}),
 })
 
 
