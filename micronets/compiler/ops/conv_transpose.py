@@ -30,6 +30,16 @@ def landing_taps(size: int, out: int, kernel: int, stride: int, pad: int) -> int
     return int(np.count_nonzero((pos >= 0) & (pos < out)))
 
 
+def transpose_detail(kernel, strides, pads) -> str:
+    """'3x3 x2 crop 1,1' style summary of a transposed convolution (float or int8)."""
+    text = f"{kernel[0]}x{kernel[1]}"
+    if tuple(strides) != (1, 1):
+        text += f" x{strides[0]}" if strides[0] == strides[1] else f" x{tuple(strides)}"
+    if any(pads):
+        text += f" crop {pads[0]},{pads[1]}"
+    return text
+
+
 class ConvTranspose(Op):
     """Transposed convolution, HWC ((L, C) sequences as 1 x L x C maps), kernel in Keras' layout
     (KH, KW, COUT, CIN), emitted as [COUT][KH][KW][CIN]; ``pads`` = (top, left)."""
@@ -68,13 +78,7 @@ class ConvTranspose(Op):
         return w
 
     def describe(self):
-        kh, kw = self.kernel.shape[:2]
-        s = f"{kh}x{kw}"
-        if self.strides != (1, 1):
-            s += f" x{self.strides[0]}" if self.strides[0] == self.strides[1] else f" x{self.strides}"
-        if any(self.pads):
-            s += f" crop {self.pads[0]},{self.pads[1]}"
-        return s
+        return transpose_detail(self.kernel.shape[:2], self.strides, self.pads)
 
 
 @converter("Conv2DTranspose", "Conv1DTranspose")

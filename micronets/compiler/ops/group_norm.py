@@ -11,12 +11,10 @@ two-pass algorithm as LayerNormalization. UnitNormalization: x * min(1 / sqrt(su
 
 from __future__ import annotations
 
-import collections
-
 import numpy as np
 
-from micronets.compiler.activations import c_float
 from micronets.compiler.ops.base import Op, UnsupportedModelError, converter
+from micronets.compiler.ops.layer_norm import Normalisation
 
 
 def _last_axis_only(layer, x, axis):
@@ -27,42 +25,20 @@ def _last_axis_only(layer, x, axis):
                                     f"tensor; only the last axis is supported")
 
 
-class GroupNorm(Op):
+class GroupNorm(Normalisation):
     kind = "GroupNorm"
     template = "kernels/group_norm.h.j2"
-    fuses_activation = True
 
     def __init__(self, name, x, out, groups, gamma, beta, epsilon):
-        super().__init__(name, [x], out)
+        super().__init__(name, x, out, gamma, beta, epsilon)
         c = int(out.shape[-1])
         if groups < 1 or c % groups:
             raise ValueError(f"'{name}': {groups} groups of {c} channels")
         self.groups = int(groups)
-        self.gamma = None if gamma is None else np.asarray(gamma, np.float64).reshape(c)
-        self.beta = None if beta is None else np.asarray(beta, np.float64).reshape(c)
-        self.epsilon = float(epsilon)
-
-    @property
-    def epsilon_c(self) -> str:
-        return c_float(self.epsilon)
-
-    def macs(self) -> int:
-        return int(self.output.size) * (2 if self.gamma is not None else 1)
-
-    def weights(self):
-        w = collections.OrderedDict()
-        if self.gamma is not None:
-            w["g"] = self.gamma
-        if self.beta is not None:
-            w["b"] = self.beta
-        return w
 
     def describe(self):
         c = int(self.output.shape[-1])
         return f"{self.groups} groups of {c // self.groups} channels x {self.output.size // c} positions"
-
-    def inplace_gap(self, input_index):
-        return 0
 
 
 class UnitNorm(Op):

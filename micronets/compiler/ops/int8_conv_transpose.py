@@ -17,7 +17,7 @@ import collections
 import numpy as np
 
 from micronets.compiler.ops.base import UnsupportedModelError
-from micronets.compiler.ops.conv_transpose import landing_taps, transpose_pads
+from micronets.compiler.ops.conv_transpose import landing_taps, transpose_detail, transpose_pads
 from micronets.compiler.ops.int8_base import (Int8Op, c_requant_bias, c_requant_shift, conv_real_scales, param_layout,
                                               per_channel_multipliers, requant_arrays, requant_mode)
 
@@ -46,25 +46,18 @@ class Int8ConvTranspose(Int8Op):
         self.out_off = out.quant.zero_point
 
     @property
-    def kh(self):
-        return int(self.filt.shape[1])
-
-    @property
-    def kw(self):
-        return int(self.filt.shape[2])
+    def kernel_size(self) -> "tuple[int, int]":
+        """(KH, KW) of the filter [COUT][KH][KW][CIN]."""
+        return int(self.filt.shape[1]), int(self.filt.shape[2])
 
     def describe(self):
-        s = f"{self.kh}x{self.kw}"
-        if self.strides != (1, 1):
-            s += f" x{self.strides[0]}" if self.strides[0] == self.strides[1] else f" x{self.strides}"
-        if any(self.pads):
-            s += f" crop {self.pads[0]},{self.pads[1]}"
-        return s
+        return transpose_detail(self.kernel_size, self.strides, self.pads)
 
     def macs(self):
         (h, w, cin), (ho, wo, cout) = self.inputs[0].hwc, self.output.hwc
-        rows = landing_taps(h, ho, self.kh, self.strides[0], self.pads[0])
-        cols = landing_taps(w, wo, self.kw, self.strides[1], self.pads[1])
+        kh, kw = self.kernel_size
+        rows = landing_taps(h, ho, kh, self.strides[0], self.pads[0])
+        cols = landing_taps(w, wo, kw, self.strides[1], self.pads[1])
         return rows * cols * cin * cout
 
     @property

@@ -13,9 +13,11 @@ from micronets.compiler.activations import c_float
 from micronets.compiler.ops.base import Op, UnsupportedModelError, converter
 
 
-class LayerNorm(Op):
-    kind = "LayerNorm"
-    template = "kernels/layer_norm.h.j2"
+class Normalisation(Op):
+    """What LayerNormalization and GroupNormalization share: per-channel gamma and beta (either
+    optional), epsilon, a fused activation, and in-place execution (the values a mean and variance
+    cover are read whole before any of them is written)."""
+
     fuses_activation = True
 
     def __init__(self, name, x, out, gamma, beta, epsilon):
@@ -24,10 +26,6 @@ class LayerNorm(Op):
         self.gamma = None if gamma is None else np.asarray(gamma, np.float64).reshape(n)
         self.beta = None if beta is None else np.asarray(beta, np.float64).reshape(n)
         self.epsilon = float(epsilon)
-
-    @property
-    def row(self) -> int:
-        return int(self.output.shape[-1])
 
     @property
     def epsilon_c(self) -> str:
@@ -44,11 +42,20 @@ class LayerNorm(Op):
             w["b"] = self.beta
         return w
 
+    def inplace_gap(self, input_index):
+        return 0
+
+
+class LayerNorm(Normalisation):
+    kind = "LayerNorm"
+    template = "kernels/layer_norm.h.j2"
+
+    @property
+    def row(self) -> int:
+        return int(self.output.shape[-1])
+
     def describe(self):
         return f"over {self.row} values"
-
-    def inplace_gap(self, input_index):
-        return 0  # a row is read whole (mean, variance) before any of it is written
 
 
 @converter("LayerNormalization")
