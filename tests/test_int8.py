@@ -1082,6 +1082,39 @@ def test_int8_accuracy_within_one_point_of_float_on_digits(tmp_path):
     assert int8_acc >= float_acc - 0.01, (float_acc, int8_acc)
 
 
+def test_conv_autoencoder_reconstructs_digits_through_both_headers(tmp_path):
+    """A convolutional autoencoder as users write one (strided convs down; Conv2DTranspose and
+    UpSampling2D up), trained on scikit-learn's digits: the float header's reconstruction error on
+    the test split is Keras', the int8 header's within 5% of it, and both far below predicting
+    the mean image."""
+    from micronets import data
+
+    (xtr, _), (xte, _) = data.load_digits(input_shape=(8, 8, 1))
+    keras.utils.set_random_seed(0)
+    i = keras.Input((8, 8, 1))
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(L.Conv2D(16, 3, padding="same", activation="relu")(i))
+    x = L.Conv2DTranspose(16, 3, strides=2, padding="same", activation="relu")(L.Conv2D(8, 3, strides=2, padding="same",
+                                                                                      activation="relu")(x))
+    x = L.UpSampling2D()(x)
+    model = keras.Model(i, L.Conv2D(1, 3, padding="same", activation="sigmoid")(x))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    model.fit(xtr, xtr, epochs=30, batch_size=32, verbose=0)
+    target = xte.reshape(len(xte), -1)
+    keras_mse = float(np.mean((model.predict(xte, verbose=0).reshape(len(xte), -1) - target) ** 2))
+    path = tmp_path / "ae.h"
+    micronets.export(model, str(path), classname="AE")
+    exe = host.build(str(path), "AE", out_dir=str(tmp_path))
+    float_mse = float(np.mean((host.run(exe, xte, target.shape[1]).reshape(target.shape) - target) ** 2))
+    path8 = tmp_path / "ae8.h"
+    micronets.export(model, str(path8), classname="AE8", quantize="int8", calibration=xtr[:200])
+    _, deq = run_header_int8(str(path8), "AE8", xte, entry="float")
+    int8_mse = float(np.mean((np.asarray(deq).reshape(target.shape) - target) ** 2))
+    baseline = float(np.mean((xtr.reshape(len(xtr), -1).mean(0) - target) ** 2))
+    assert keras_mse < 0.3 * baseline, (keras_mse, baseline)  # it learned to reconstruct
+    assert abs(float_mse - keras_mse) <= 1e-4 * keras_mse, (float_mse, keras_mse)
+    assert int8_mse <= 1.05 * keras_mse, (int8_mse, keras_mse)
+
+
 def test_int8_headers_compile_strictly_for_cortex_m4(converted, layout_ops, tmp_path):
     """Every test model's header, DSP path included, compiles for Cortex-M4 with -Werror at -O2
     (where GCC's loop analysis warns more than on the host)."""
