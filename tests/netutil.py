@@ -264,7 +264,11 @@ def float64_twin(model):
         config["dtype"] = "float64"
         return layer.__class__.from_config(config)
 
-    twin = keras.models.clone_model(model, clone_function=clone)
+    # float64 inputs too: a layer whose first input is a float32 model input otherwise computes in
+    # float32 where Keras takes the inputs' dtype (LayerNormalization: its float32 result passed
+    # for the float64 one, so ill-conditioned draws looked well conditioned; fuzz seed 70017)
+    inputs = [keras.Input(shape=t.shape[1:], batch_size=t.shape[0], dtype="float64", name=t.name) for t in model.inputs]
+    twin = keras.models.clone_model(model, input_tensors=inputs if len(inputs) > 1 else inputs[0], clone_function=clone)
     twin.set_weights([w.astype(np.float64) for w in model.get_weights()])
     return twin
 
