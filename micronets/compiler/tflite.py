@@ -485,11 +485,12 @@ class _Importer:
             if starts[0] != 0 or counts[0] != 1:
                 self.fail(k, name, "slices the batch axis")
             readers = [o for o in operators if outs[0] in list(o.inputs)]
+            scales, zps, _ = r.quant(outs[0])
             if (len(full) == 4 and stepl[1:3] == [1, 1] and (starts[3], counts[3]) == (0, full[3]) and len(readers) == 1
                     and self.consumers[outs[0]] == 1 and list(readers[0].inputs)[0] == outs[0]
                     and r.op_name(readers[0]) in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
-                    and r.quant(outs[0])[0] is not None and r.ttype(outs[0]) == x.dtype
-                    and Quant(float(r.quant(outs[0])[0][0]), int(r.quant(outs[0])[1][0])) == x.quant):
+                    and scales is not None and r.ttype(outs[0]) == x.dtype
+                    and Quant(float(scales[0]), int(zps[0])) == x.quant):
                 # a crop (Keras' crop_to_aspect_ratio) that only a resize reads: the resize reads
                 # its window of the input in place (Int8Resize.box), no copy is made
                 self.folded_crop[outs[0]] = (ins[0], (starts[1], starts[2], counts[1], counts[2]))

@@ -30,6 +30,14 @@ def landing_taps(size: int, out: int, kernel: int, stride: int, pad: int) -> int
     return int(np.count_nonzero((pos >= 0) & (pos < out)))
 
 
+def transpose_macs(in_hwc, out_hwc, kernel, strides, pads) -> int:
+    """Multiply-adds of a transposed convolution: the (input pixel, tap) pairs that land inside
+    the output, times input and output channels (float or int8)."""
+    rows = landing_taps(in_hwc[0], out_hwc[0], kernel[0], strides[0], pads[0])
+    cols = landing_taps(in_hwc[1], out_hwc[1], kernel[1], strides[1], pads[1])
+    return rows * cols * in_hwc[2] * out_hwc[2]
+
+
 def transpose_detail(kernel, strides, pads) -> str:
     """'3x3 x2 crop 1,1' style summary of a transposed convolution (float or int8)."""
     text = f"{kernel[0]}x{kernel[1]}"
@@ -65,11 +73,7 @@ class ConvTranspose(Op):
         return self.evolve(kernel=self.kernel * np.asarray(scale)[None, None, :, None], bias=np.asarray(bias, np.float64))
 
     def macs(self):
-        (h, w, cin), (ho, wo, cout) = self.inputs[0].hwc, self.output.hwc
-        kh, kw = self.kernel.shape[:2]
-        rows = landing_taps(h, ho, kh, self.strides[0], self.pads[0])
-        cols = landing_taps(w, wo, kw, self.strides[1], self.pads[1])
-        return rows * cols * cin * cout
+        return transpose_macs(self.inputs[0].hwc, self.output.hwc, self.kernel.shape[:2], self.strides, self.pads)
 
     def weights(self):
         w = collections.OrderedDict(w=np.transpose(self.kernel, (2, 0, 1, 3)).reshape(-1))  # [COUT][KH][KW][CIN]

@@ -39,6 +39,11 @@ class DotAttention(Op):
         self.lk, self.dv = value.shape
 
     @property
+    def mode_code(self) -> int:
+        """MODE of the kernel (MODES)."""
+        return MODES[self.mode]
+
+    @property
     def scale_c(self):
         return c_float(self.scale)
 

@@ -17,7 +17,7 @@ import collections
 import numpy as np
 
 from micronets.compiler.ops.base import UnsupportedModelError
-from micronets.compiler.ops.conv_transpose import landing_taps, transpose_detail, transpose_pads
+from micronets.compiler.ops.conv_transpose import transpose_detail, transpose_macs, transpose_pads
 from micronets.compiler.ops.int8_base import (Int8Op, c_requant_bias, c_requant_shift, conv_real_scales, param_layout,
                                               per_channel_multipliers, requant_arrays, requant_mode)
 
@@ -54,11 +54,7 @@ class Int8ConvTranspose(Int8Op):
         return transpose_detail(self.kernel_size, self.strides, self.pads)
 
     def macs(self):
-        (h, w, cin), (ho, wo, cout) = self.inputs[0].hwc, self.output.hwc
-        kh, kw = self.kernel_size
-        rows = landing_taps(h, ho, kh, self.strides[0], self.pads[0])
-        cols = landing_taps(w, wo, kw, self.strides[1], self.pads[1])
-        return rows * cols * cin * cout
+        return transpose_macs(self.inputs[0].hwc, self.output.hwc, self.kernel_size, self.strides, self.pads)
 
     @property
     def rq_mode(self) -> int:

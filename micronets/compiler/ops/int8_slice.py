@@ -10,6 +10,7 @@ from typing import Sequence
 from micronets.compiler.ops.base import UnsupportedModelError
 from micronets.compiler.ops.int8_base import Int8Op
 from micronets.compiler.ops.int8_transpose import collapse_gather
+from micronets.compiler.ops.rearrange import row_major
 
 
 class Int8Slice(Int8Op):
@@ -28,11 +29,7 @@ class Int8Slice(Int8Op):
             size *= c
         if size != out.size:
             raise UnsupportedModelError(f"slice '{name}' takes {self.counts} of {x.shape}, not the {out.shape} it writes")
-        in_strides, step = [], 1
-        for d in reversed(x.shape):
-            in_strides.append(step)
-            step *= d
-        in_strides = in_strides[::-1]
+        in_strides = row_major(x.shape)
         self.offset = sum(s * st for s, st in zip(self.starts, in_strides))
         self.dims, self.strides = collapse_gather(self.counts, [st * s for st, s in zip(in_strides, self.steps)], name)
 

@@ -15,6 +15,7 @@ from typing import List, Sequence
 from micronets.compiler.ops.base import UnsupportedModelError
 from micronets.compiler.ops.int8_base import Int8Op
 from micronets.compiler.ops.int8_transpose import collapse_gather, fit_gather, gather_indices
+from micronets.compiler.ops.rearrange import row_major
 
 
 class Int8Tile(Int8Op):
@@ -25,24 +26,20 @@ class Int8Tile(Int8Op):
     def __init__(self, name, x, out, multiples: Sequence[int]):
         """``multiples``: per input axis, batch excluded."""
         super().__init__(name, [x], out, 0)
-        self.multiples = tuple(int(m) for m in multiples)
-        if len(self.multiples) != len(x.shape) or min(self.multiples, default=1) < 1:
-            raise UnsupportedModelError(f"tile '{name}' of {x.shape} by {list(self.multiples)}: one multiple >= 1 an axis expected")
-        if tuple(d * m for d, m in zip(x.shape, self.multiples)) != tuple(out.shape):
-            raise UnsupportedModelError(f"tile '{name}': {x.shape} tiled {list(self.multiples)} is not the {out.shape} it writes")
+        multiples = tuple(int(m) for m in multiples)
+        if len(multiples) != len(x.shape) or min(multiples, default=1) < 1:
+            raise UnsupportedModelError(f"tile '{name}' of {x.shape} by {list(multiples)}: one multiple >= 1 an axis expected")
+        if tuple(d * m for d, m in zip(x.shape, multiples)) != tuple(out.shape):
+            raise UnsupportedModelError(f"tile '{name}': {x.shape} tiled {list(multiples)} is not the {out.shape} it writes")
         if x.quant != out.quant or x.dtype != out.dtype:
             raise UnsupportedModelError(f"tile '{name}' changes the quantisation")
-        in_strides, step = [], 1
-        for d in reversed(x.shape):
-            in_strides.append(step)
-            step *= d
         dims, strides = [], []
-        for d, m, s in zip(x.shape, self.multiples, reversed(in_strides)):
+        for d, m, s in zip(x.shape, multiples, row_major(x.shape)):
             dims += [m, d]
             strides += [0, s]
         self.dims, self.strides = collapse_gather(dims, strides, name)
         #: the multiples of each tile this op does, in order (more than one after ``fuse_tiles``)
-        self.chain = (self.multiples,)
+        self.chain = (multiples,)
 
     def describe(self):
         tiles = " then ".join(",".join(map(str, m)) for m in self.chain)

@@ -11,6 +11,7 @@ import numpy as np
 
 from micronets.compiler.ops.base import UnsupportedModelError
 from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.rearrange import row_major
 
 MAX_AXES = 6
 
@@ -86,11 +87,7 @@ class Int8Transpose(Int8Op):
         shape = tuple(x.shape[p] for p in self.perm)
         if shape != tuple(out.shape):
             raise UnsupportedModelError(f"transpose '{name}': {x.shape} permuted by {list(perm)} is {shape}, not {out.shape}")
-        in_strides, step = [], 1
-        for d in reversed(x.shape):
-            in_strides.append(step)
-            step *= d
-        in_strides = in_strides[::-1]
+        in_strides = row_major(x.shape)
         self.dims, self.strides = collapse_gather(shape, [in_strides[p] for p in self.perm], name)
 
     def describe(self):
