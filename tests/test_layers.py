@@ -996,6 +996,23 @@ def test_convs_write_their_channels_of_a_concatenation_without_a_copy(tmp_path):
     assert compiled.summary()["arena_bytes"] < copying.arena_size
 
 
+def test_an_input_never_lies_inside_a_concatenation_that_slices_were_written_into(tmp_path, monkeypatch):
+    """A conv writes its channels of the concatenation before the concatenation copies its other
+    input: that input must not lie inside the concatenation's bytes, whatever gap the op offers
+    (here any: Rearrange.inplace_gap 0 where one input is left), or the conv would overwrite it first."""
+    from micronets.compiler.ops.rearrange import Rearrange
+
+    monkeypatch.setattr(Rearrange, "inplace_gap", lambda self, i: 0 if len(self.inputs) == 1 else None)
+    inp = keras.Input((6, 6, 4))
+    a = layers.Conv2D(8, 1, activation="relu", name="a")(inp)
+    b = layers.MaxPooling2D(3, strides=1, padding="same", name="b")(layers.Conv2D(5, 1, name="b0")(inp))
+    x = layers.Concatenate(name="cat")([a, b])
+    model = randomise(keras.Model(inp, layers.Flatten()(layers.Conv2D(3, 1, name="next")(x))), spread=3.0)
+    compiled = assert_matches_keras(model, tmp_path, live=False)
+    ops = {op.name: op for op in compiled.graph.ops}
+    assert ops["a"].output.channel_offset == 0 and [t.name for t in ops["cat"].inputs] == ["b"]
+    assert not compiled.plan.overlaps_input(ops["cat"])
+
 def test_header_exp_is_within_one_ulp_of_libm_everywhere(tmp_path):
     """The header's own expf (no newlib expf on the device: -336 B flash, -104 B RAM for Pico on
     the Cortex-M4) against the host's libm, which rounds expf correctly: every 61st float of all

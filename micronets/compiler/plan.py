@@ -169,6 +169,8 @@ def _plan_memory(graph: Graph, settings: Settings) -> MemoryPlan:
         out = op.output
         if out not in names:  # outside the arena, or a slice (written with a stride: never in place)
             continue
+        if first[out] != op.index:  # earlier ops wrote slices of it: an input inside it could be overwritten already
+            continue
         declared = False
         storages = [t.storage for t in op.inputs]
         for k, src in enumerate(storages):

@@ -1,5 +1,7 @@
 """int8 concatenation along the last axis (TFLite CONCATENATION) of inputs that share the output's
-scale and zero point, which TFLite's converter arranges: a copy, no arithmetic."""
+scale and zero point, which TFLite's converter arranges: a copy, no arithmetic, row by row (each
+output row the inputs' rows in turn, each copied first byte first), so that an input may lie
+inside the output's bytes (``inplace_gap``)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,16 @@ class Int8Concat(Int8Op):
         if sum(self.widths) != self.total:
             raise UnsupportedModelError(f"concatenation '{name}': widths {self.widths} do not add up to {self.total}")
         self.outer = out.size // self.total
+
+    def inplace_gap(self, input_index):
+        """Input i (width w at channel o of C) read in place: row r's w bytes are read once the
+        output's first C r + o bytes are written (rows before, inputs before i in row r), then
+        copied first byte first to C r + o, which is at or below where they are read. Row r of
+        the input starts at gap + w r, so it is intact where gap + w r >= C r + o for every row,
+        the last one hardest: gap >= (C - w)(rows - 1) + o. The input then ends at or before the
+        output does: the planner may put the whole of it inside the output."""
+        w, o = self.widths[input_index], self.offsets[input_index]
+        return (self.total - w) * (self.outer - 1) + o
 
     def describe(self):
         return " + ".join(str(w) for w in self.widths) + " channels"
