@@ -5,7 +5,8 @@
     python benchmarks/int8.py --nets pico,phinet-2m --out -
 
 For every net (the five MobileNets at 96x96x1, the four PhiNet presets at their published
-resolutions, 10 classes; the four MLPerf Tiny v1 reference models at their published sizes) with random weights of varied per-channel magnitude, quantised by
+resolutions, 10 classes; the four MLPerf Tiny v1 reference models at their published sizes) with random weights livened
+(tests/netutil.py: outputs that vary with the input), quantised by
 TFLite's converter (64 random calibration images): our int8 arena (planned to the byte) next to
 our float32 arena and TFLM's smallest working int8 arena (bisection, one child process per probe);
 int8 weight bytes (weights + biases + per-channel multipliers and shifts, biases and shifts in the
@@ -45,7 +46,8 @@ MLPERF = ["mlperf_resnet8", "mlperf_vww_mobilenet_v1", "mlperf_kws_ds_cnn", "mlp
 PUBLIC = ["keras_mobilenet_v2", "keras_mobilenet_v3_small", "keras_mobilenet_v3_small_preproc",
           "keras_efficientnet_tiny", "keras_example_xception_small", "keras_example_mnist_convnet", "squeezenet_v1_1",
           "shufflenet_v2_stage", "conv1d_accelerometer", "keras_resnet_small", "keras_resnet_v2_small",
-          "keras_densenet_small", "keras_efficientnet_v2_tiny", "keras_nasnet_tiny"]
+          "keras_densenet_small", "keras_efficientnet_v2_tiny", "keras_nasnet_tiny", "keras_inception_resnet_tiny",
+          "keras_mobilenet_v3_large"]
 #: published fully-int8 .tflite files with trained weights (MLPerf Tiny's reference models, TFLM's
 #: examples), byte for byte as their authors ship them: tests/data/published (provenance in its README)
 PUBLISHED_DIR = os.path.join(os.path.dirname(HERE), "tests", "data", "published")
@@ -57,56 +59,34 @@ PUB_TAG = "int8.py published"
 ACC_TAG = "int8.py accuracy"
 
 
-def spread(model, seed=0):
-    """Random weights with varied per-channel magnitude (int8 values over their whole range);
-    BatchNorm statistics away from identity."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        ws = layer.get_weights()
-        if not ws:
-            continue
-        if type(layer).__name__ == "BatchNormalization":
-            layer.set_weights([np.asarray(a, np.float32) for a in (
-                rng.uniform(0.5, 1.5, ws[0].shape), rng.standard_normal(ws[1].shape) * 0.1,
-                rng.standard_normal(ws[2].shape) * 0.1, rng.uniform(0.5, 1.5, ws[3].shape))])
-            continue
-        new = []
-        for w in ws:
-            if w.ndim >= 2:
-                fan_in = int(np.prod(w.shape[:2])) if type(layer).__name__ == "DepthwiseConv2D" else int(np.prod(w.shape[:-1]))
-                scale = rng.uniform(0.5, 2.0, w.shape[-1]) * np.sqrt(2.0 / max(fan_in, 1))
-                new.append((rng.standard_normal(w.shape) * scale).astype(np.float32))
-            else:
-                new.append((rng.standard_normal(w.shape) * 0.1).astype(np.float32))
-        layer.set_weights(new)
-
-
 def bench_model(name: str, rng=None):
     """(Keras model, its .tflite bytes) of the benchmark net ``name``: a micronets architecture or a
-    tests/public_models.py name, its weights spread(), quantised on 64 random images in [0, 1]
-    drawn from ``rng`` (default: a generator seeded 0)."""
+    tests/public_models.py name, quantised on 64 random images drawn from ``rng`` (default: a
+    generator seeded 0), uniform over the model's input range ([0, 1], or [0, 255] where the
+    model rescales pixels itself). Its weights are the test suite's livened ones (tests/netutil.py
+    ``liven`` on those images: each channel scaled to unit spread, the head to logits of spread 2),
+    so that outputs vary with the input: a bit-exact comparison over a handful of saturated
+    output levels would prove little."""
     from micronets.compiler.int8 import quantize_keras
     from micronets.models import make_net
+    from netutil import liven
 
+    options = {}
     if "_" in name:  # tests/public_models.py names; micronets architectures have none
         import public_models
 
         if name not in public_models.MODELS:
             raise ValueError(f"unknown net {name!r}: a micronets architecture or one of tests/public_models.py's")
-        model, _ = public_models.build(name)
+        model, options = public_models.build(name)
     else:
         net = make_net(name)
         net.build()
         model = net.model
-    spread(model, seed=1)
-    head = model.layers[-1]
-    if "_" in name and getattr(getattr(head, "activation", None), "__name__", "") == "softmax":
-        # random weights at full spread make a softmax head one-hot (2 output levels for VWW):
-        # logits a few units apart keep the comparison meaningful
-        head.set_weights([w * 0.05 for w in head.get_weights()])
     shape = tuple(int(d) for d in model.input_shape[1:])
     rng = np.random.default_rng(0) if rng is None else rng
-    return model, quantize_keras(model, rng.uniform(0, 1, (64,) + shape).astype(np.float32))
+    calibration = rng.uniform(0, options.get("input_range", 1.0), (64,) + shape).astype(np.float32)
+    liven(model, calibration, seed=1)
+    return model, quantize_keras(model, calibration)
 
 
 def bench(name: str, tflm, n_inputs: int, work: str) -> Dict:
@@ -252,11 +232,12 @@ def accuracy_table(rows: List[Dict]) -> str:
 
 def table(rows: List[Dict], n_inputs: int) -> str:
     lines = [BEGIN, "## int8 (benchmarks/int8.py)", "",
-             f"Random weights (varied per-channel magnitude), TFLite's converter with 64 random calibration images, "
+             f"Random weights livened as the test suite's (tests/netutil.py: each channel at unit spread, logits at spread 2, so "
+             f"outputs vary with the input), TFLite's converter with 64 random calibration images, "
              f"{n_inputs} random int8 inputs per net. Arena bytes: ours planned to the byte; TFLM's smallest working "
              f"arena (bisection to 16 B). Weights: int8 weights + biases + per-channel multipliers/shifts (biases "
              f"int16 where a layer's all fit, else packed with the shift in one int32 where they fit 24 bits) "
-             f"+ the 256-byte uint8 input table where one is needed (none here: calibrated over [0, 1], a pixel p "
+             f"+ the 256-byte uint8 input table where one is needed (none here: calibrated over [0, 1] or [0, 255], a pixel p "
              f"quantises to exactly p - 128); each distinct array counted once, as the header stores it "
              f"(benchmarks/int8_flash.py: by array kind, and the floor of an exact store). LSB: largest difference of raw int8 outputs (default build vs TFLM; "
              f"reference='tflite-ref' build vs TFLite BUILTIN_REF).", "",
@@ -268,8 +249,7 @@ def table(rows: List[Dict], n_inputs: int) -> str:
               "requantisation), -O2, one uint8 input, instructions of one "
               "predict() (-icount); 'M4 stack': the firmware's measured peak stack (harness included: RAM besides the "
               "arena, where the kernels keep their unpacked inputs; TFLM's int8 arena holds its scratch buffers); 'M4 = host': its dequantised outputs equal the host build's bit for bit. "
-              "mlperf_*: MLPerf Tiny v1's reference models at their published sizes (tests/public_models.py); a "
-              "softmax head's weights x 0.05 so the outputs are not one-hot. keras_*, squeezenet, shufflenet: "
+              "mlperf_*: MLPerf Tiny v1's reference models at their published sizes (tests/public_models.py). keras_*, squeezenet, shufflenet: "
               "the other public architectures of tests/public_models.py at its (reduced) sizes."]
     lines.append(END)
     return "\n".join(lines) + "\n"

@@ -123,10 +123,9 @@ def spread_weights(model, seed: int = 0):
                 new.append((rng.standard_normal(w.shape) * scale).astype(np.float32))
             else:
                 new.append((rng.standard_normal(w.shape) * 0.1).astype(np.float32))
-        if type(layer).__name__ == "BatchNormalization":
-            new = [rng.uniform(0.5, 1.5, ws[0].shape), rng.standard_normal(ws[1].shape) * 0.1,
-                   rng.standard_normal(ws[2].shape) * 0.1, rng.uniform(0.5, 1.5, ws[3].shape)]
-            new = [np.asarray(a, np.float32) for a in new]
+        if type(layer).__name__ == "BatchNormalization":  # by name: scale=False / center=False drop gamma / beta
+            new = [np.asarray(rng.uniform(0.5, 1.5, w.shape) if v.name in ("gamma", "moving_variance")
+                              else rng.standard_normal(w.shape) * 0.1, np.float32) for v, w in zip(layer.weights, ws)]
         layer.set_weights(new)
     return model
 
