@@ -40,14 +40,13 @@ NETS = ["pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phi
 #: MLPerf Tiny v1's four reference models (tests/public_models.py, built from their published
 #: definitions at their published sizes)
 MLPERF = ["mlperf_resnet8", "mlperf_vww_mobilenet_v1", "mlperf_kws_ds_cnn", "mlperf_ad_autoencoder"]
-#: other public architectures (tests/public_models.py): keras.applications, Keras examples, classics, a Conv1D
-#: (not ConvMixer: TFLM has no GELU kernel to compare with; nor ConvNeXt: TFLite's converter keeps its
-#: LayerNormalization in float, and the int8 path refuses the model)
+#: other public architectures (tests/public_models.py): keras.applications, Keras examples, classics, a Conv1D,
+#: a transformer (not ConvMixer nor ConvNeXt: TFLM has no GELU kernel to compare with)
 PUBLIC = ["keras_mobilenet_v2", "keras_mobilenet_v3_small", "keras_mobilenet_v3_small_preproc",
           "keras_efficientnet_tiny", "keras_example_xception_small", "keras_example_mnist_convnet", "squeezenet_v1_1",
           "shufflenet_v2_stage", "conv1d_accelerometer", "keras_resnet_small", "keras_resnet_v2_small",
           "keras_densenet_small", "keras_efficientnet_v2_tiny", "keras_nasnet_tiny", "keras_inception_resnet_tiny",
-          "keras_mobilenet_v3_large"]
+          "keras_mobilenet_v3_large", "keras_example_timeseries_transformer"]
 #: published fully-int8 .tflite files with trained weights (MLPerf Tiny's reference models, TFLM's
 #: examples), byte for byte as their authors ship them: tests/data/published (provenance in its README)
 PUBLISHED_DIR = os.path.join(os.path.dirname(HERE), "tests", "data", "published")

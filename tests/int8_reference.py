@@ -186,16 +186,22 @@ def requantise_op(model_bytes: bytes, index: int, input_q, output_q) -> bytes:
     """The model with operator ``index``'s first input and its output quantised as the given
     (scale, zero point) pairs, repacked: a kernel's parameters at scales the converter seldom
     picks."""
+    from micronets.compiler.tflite import _Reader
+
+    op = _Reader(model_bytes, "model").model.subgraphs[0].operators[index]
+    return requantise_tensors(model_bytes, {int(op.inputs[0]): input_q, int(op.outputs[0]): output_q})
+
+
+def requantise_tensors(model_bytes: bytes, quants) -> bytes:
+    """The model with tensors ``quants`` (index -> (scale, zero point)) quantised so, repacked."""
     import flatbuffers
 
     from micronets.compiler.tflite import _Reader
 
-    r = _Reader(model_bytes, "model")
-    model = r.model
+    model = _Reader(model_bytes, "model").model
     tensors = model.subgraphs[0].tensors
-    op = model.subgraphs[0].operators[index]
-    for t, (scale, zero) in ((tensors[op.inputs[0]], input_q), (tensors[op.outputs[0]], output_q)):
-        t.quantization.scale, t.quantization.zeroPoint = [float(scale)], [int(zero)]
+    for index, (scale, zero) in quants.items():
+        tensors[index].quantization.scale, tensors[index].quantization.zeroPoint = [float(scale)], [int(zero)]
     builder = flatbuffers.Builder(len(model_bytes) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())

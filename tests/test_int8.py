@@ -367,6 +367,47 @@ def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
         assert not np.array_equal(raw, raw_ref)
 
 
+def layer_norm_model():
+    """LayerNormalization over a map's channels (ConvNeXt's) and over a sequence's features after
+    a residual ADD (a transformer's)."""
+    i = keras.Input((6, 5, 3))
+    x = L.LayerNormalization(epsilon=1e-6)(L.Conv2D(8, 3, padding="same")(i))
+    s = L.Reshape((30, 4))(L.Conv2D(4, 1)(x))
+    s = L.LayerNormalization()(L.Add()([s, L.Dense(4)(s)]))
+    return keras.Model(i, L.Dense(3)(L.Flatten()(s)), name="layer_norms")
+
+
+@pytest.mark.parametrize("name", ["layer_norms", "keras_example_timeseries_transformer", "keras_convnext_tiny"])
+def test_layer_norm_and_attention_bit_identical(name, tmp_path):
+    """LayerNormalization as TFLite's converter lowers it (MEAN; -mean as DEQUANTIZE, a float NEG,
+    QUANTIZE: one table here; SQUARED_DIFFERENCE; MEAN; ADD of epsilon; RSQRT, a table; MULs and
+    ADDs) and attention (BATCH_MATMUL of Q and K^T, and of the softmax and V): the Keras example
+    "Timeseries classification with a Transformer model" as published and keras.applications
+    ConvNeXt (reduced; tests/public_models.py), weights livened. 0 LSB against TFLM (default
+    build; not ConvNeXt: TFLM has no GELU) and TFLite's BUILTIN_REF (reference='tflite-ref'),
+    which disagree with each other on the transformer."""
+    import public_models
+    from netutil import liven
+
+    model = layer_norm_model() if name == "layer_norms" else public_models.build(name)[0]
+    cal = np.random.default_rng(3).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32)
+    liven(model, cal, seed=3)
+    data = convert(model, cal)
+    xs = int8_inputs(model.input_shape[1:], n=16, seed=3)
+    compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "Tr")
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert {"Negate", "SquaredDifference", "Rsqrt"} <= set(kinds), kinds
+    assert kinds.count("BatchMatMul") == (4 if "transformer" in name else 0), kinds
+    assert len(np.unique(raw)) > 8 and len({tuple(r) for r in raw}) > len(xs) // 2
+    _, raw_ref, _ = compiled_outputs(data, xs, tmp_path, "TrRef", reference="tflite-ref")
+    ref = tflite_reference(data, xs)
+    assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
+    if "convnext" in name:
+        return
+    tflm = tflm_reference({name: (data, xs)})[name]
+    assert np.array_equal(raw, tflm), f"max LSB difference vs TFLM: {np.abs(raw.astype(int) - tflm).max()}"
+    assert np.array_equal(tflm, ref) == (name == "layer_norms")
+
 def test_layout_and_constant_op_kinds_are_covered(layout_ops):
     seen = set()
     for data, _ in layout_ops.values():
@@ -827,6 +868,39 @@ def test_hard_swish_tables_match_each_reference_on_every_input(tmp_path):
     _, raw, _ = compiled_outputs(models["c0"], xs, tmp_path, "HardSwish")
     assert np.array_equal(raw, tflm["c0"])
 
+
+def test_rsqrt_and_negation_tables_match_both_references_on_every_input():
+    """RSQRT (integer Newton-Raphson, as both references run it) and the float NEG between a
+    DEQUANTIZE and a QUANTIZE that the converter leaves (as both run it in float) are tables: at
+    20 random scale and zero-point pairs each, every input gives TFLM's and BUILTIN_REF's output
+    (RSQRT: the inputs at or above the zero point; below it both references stop with an error)."""
+    from micronets.compiler.ops.int8_negate import negate_table
+    from micronets.compiler.ops.int8_rsqrt import rsqrt_table
+    from micronets.compiler.tflite import _Reader
+
+    from int8_reference import requantise_tensors
+
+    rng = np.random.default_rng(41)
+    i = keras.Input((256,))
+    cases = {}
+    for op, fn, lo, hi in (("RSQRT", keras.ops.rsqrt, 0.01, 4.0), ("NEG", keras.ops.negative, -1.0, 3.0)):
+        data = convert(keras.Model(i, fn(i)), rng.uniform(lo, hi, (64, 256)).astype(np.float32))
+        assert op in op_names(data)
+        r = _Reader(data, "model")
+        io = (int(r.sg.inputs[0]), int(r.sg.outputs[0]))
+        for k in range(20):
+            si, so = (float(np.float32(10 ** rng.uniform(-3, 0))) for _ in range(2))
+            zi, zo = (int(z) for z in rng.integers(-128, 128, 2))
+            if op == "RSQRT":
+                zi = int(rng.integers(-128, 0))
+            xs = np.arange(-128, 128).clip(zi if op == "RSQRT" else -128).astype(np.int8).reshape(1, 256)
+            cases[f"{op}{k}"] = (requantise_tensors(data, {io[0]: (si, zi), io[1]: (so, zo)}), xs, op, (si, zi, so, zo))
+    tflm = tflm_reference({k: (m, xs) for k, (m, xs, _, _) in cases.items()})
+    for k, (m, xs, op, args) in cases.items():
+        table = (rsqrt_table if op == "RSQRT" else negate_table)(*args)[xs.reshape(-1).astype(int) + 128]
+        assert np.array_equal(table, tflm[k].reshape(-1)), (op, args)
+        assert np.array_equal(table, tflite_reference(m, xs).reshape(-1)), (op, args)
+        assert [o.kind for o in compile_tflite(m).graph.ops] == ["Rsqrt" if op == "RSQRT" else "Negate"]
 
 @pytest.mark.parametrize("approximate", [False, True], ids=["erfc", "tanh"])
 def test_gelu_bit_identical_to_tflite_on_every_input(approximate, tmp_path):

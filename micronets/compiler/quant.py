@@ -194,3 +194,30 @@ def logistic_int8(q: int, zin: int, radius: int, mult: int, shift: int) -> int:
         positive = one_over_one_plus(exp_neg_q4_27(-q4 if q4 > 0 else q4))
         r = positive if q4 > 0 else INT32_MAX - positive
     return max(-128, min(127, rdbpot(r, 23) - 128))
+
+
+def inv_sqrt_multiplier_exp(x: int) -> Tuple[int, int]:
+    """TFLite's GetInvSqrtQuantizedMultiplierExp(x, reverse_shift=-1): (multiplier, shift) with
+    1 / sqrt(x) ~= multiplier * 2^(shift - 31), shift > 0 a left shift. x is normalised to
+    [2^27, 2^29) by pairs of bits, then five Newton-Raphson steps in gemmlowp's Q3.28 from 1, and
+    a multiply by sqrt(2) / 2 (Q0.31). x <= 1 gives (INT32_MAX, 0)."""
+    if x <= 1:
+        return INT32_MAX, 0
+    shift = 11
+    while x >= (1 << 29):
+        x //= 4
+        shift += 1
+    leading = 32 - x.bit_length()  # CountLeadingZeros of a positive int32
+    pairs = (leading - 1) // 2 - 1
+    shift -= pairs
+    x <<= 2 * pairs
+    half_input = rdbpot(x >> 1, 1)  # Q3.28 x / 2, rounded
+    half_three = (1 << 28) + (1 << 27)  # 1.5 in Q3.28
+    r = 1 << 28  # 1 in Q3.28
+    for _ in range(5):
+        r3 = sat_shl(srdhm(srdhm(r, r), r), 6)  # Q9 -> Q3
+        r = sat_shl(wrap32(srdhm(half_three, r) - srdhm(half_input, r3)), 3)  # Q6 -> Q3
+    r = srdhm(r, 1518500250)  # times sqrt(2) / 2, Q0.31
+    if shift < 0:
+        r, shift = wrap32(r << -shift), 0
+    return r, -shift

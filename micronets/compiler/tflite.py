@@ -23,6 +23,7 @@ from micronets.compiler.graph import Graph, Quant, Tensor
 from micronets.compiler.ops.base import UnsupportedModelError, conv_output
 from micronets.compiler.ops.int8_add import Int8Add
 from micronets.compiler.ops.int8_add_const import Int8AddConst
+from micronets.compiler.ops.int8_batch_matmul import Int8BatchMatMul
 from micronets.compiler.ops.int8_concat import Int8Concat
 from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_conv_transpose import Int8ConvTranspose
@@ -36,14 +37,17 @@ from micronets.compiler.ops.int8_mean_axes import Int8MeanAxes
 from micronets.compiler.ops.int8_minmax import Int8MinMax
 from micronets.compiler.ops.int8_mul import Int8Mul
 from micronets.compiler.ops.int8_mul_const import Int8MulConst
+from micronets.compiler.ops.int8_negate import Int8Negate
 from micronets.compiler.ops.int8_pad import Int8Pad
 from micronets.compiler.ops.int8_pool import Int8Pool
 from micronets.compiler.ops.int8_relu import Int8Relu
 from micronets.compiler.ops.int8_requantize import Int8Requantize
 from micronets.compiler.ops.int8_resize import Int8Resize
+from micronets.compiler.ops.int8_rsqrt import Int8Rsqrt
 from micronets.compiler.ops.int8_slice import Int8Slice
 from micronets.compiler.ops.int8_sub import Int8Sub, Int8SubConst
 from micronets.compiler.ops.int8_softmax import Int8Softmax
+from micronets.compiler.ops.int8_squared_difference import Int8SquaredDifference
 from micronets.compiler.ops.int8_tile import Int8Tile
 from micronets.compiler.ops.int8_transpose import Int8Transpose
 
@@ -54,7 +58,8 @@ ROW_SAFE = ("FULLY_CONNECTED", "RESHAPE", "ADD", "SUB", "MUL", "MAXIMUM", "MINIM
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD", "SUB",
              "MUL", "LOGISTIC", "HARD_SWISH", "GELU", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
-             "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE")
+             "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
+             "BATCH_MATMUL")
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
 
@@ -188,6 +193,8 @@ class _Importer:
         self.row_tensors: set = set()
         #: the operator being lowered's input tensors
         self.reading: Tuple[int, ...] = ()
+        #: operators already lowered as part of an earlier one (a float NEG and its QUANTIZE)
+        self.absorbed: set = set()
 
     # ------------------------------------------------------------------ helpers
     def fail(self, op_index: int, opname: str, why: str):
@@ -322,7 +329,7 @@ class _Importer:
                 raise UnsupportedModelError(f"{r.what}: output '{r.tname(o)}' is {t}; int8, uint8 or float32 expected")
 
         for k, op in enumerate(operators):
-            if k in skip:
+            if k in skip or k in self.absorbed:
                 continue
             self.convert(k, op, operators)
         outputs = []
@@ -577,6 +584,27 @@ class _Importer:
                 self.add(Int8HardSwish(label, x, out, reference=self.reference), name)
             except ValueError as exc:
                 self.fail(k, name, str(exc))
+        elif name == "SQUARED_DIFFERENCE":
+            a, b = (self.act_tensor(i, k, name) for i in ins[:2])
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add(Int8SquaredDifference(label, a, b, out), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "BATCH_MATMUL":
+            for i in ins[:2]:
+                if self.r.constant(i) is not None:
+                    self.fail(k, name, f"multiplies by constant '{r.tname(i)}'; only products of two activations are supported")
+            a, b = (self.act_tensor(i, k, name) for i in ins[:2])
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add(Int8BatchMatMul(label, a, b, out, bool(getattr(opt, "adjX", False)),
+                                         bool(getattr(opt, "adjY", False))), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "RSQRT":
+            x = self.act_tensor(ins[0], k, name)
+            self.add(Int8Rsqrt(label, x, self.new_output(outs[0], k, name)), name)
         elif name == "LOGISTIC":
             x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
@@ -662,6 +690,14 @@ class _Importer:
             out = self.new_output(outs[0], k, name)
             self.add(Int8Requantize(label, x, out), name)
         elif name == "DEQUANTIZE":
+            island = self._negation(outs[0], operators)
+            if island is not None:  # LayerNormalization's -mean, which the converter keeps in float
+                neg, quantize = island
+                x = self.act_tensor(ins[0], k, name)
+                out = self.new_output(int(operators[quantize].outputs[0]), quantize, "QUANTIZE")
+                self.add(Int8Negate(label, x, out), name)
+                self.absorbed.update((neg, quantize))
+                return
             # name the float op(s) it feeds (their tensors carry the Keras layers' names): what the
             # converter could not quantise, the user's lead
             readers = [f"op {j} ({r.op_name(o)}) '{r.tname(list(o.outputs)[0])}'"
@@ -669,6 +705,24 @@ class _Importer:
             fed = f" for {', '.join(readers[:3])}{' ...' if len(readers) > 3 else ''}, kept in float" if readers else ""
             self.fail(k, name, f"dequantises '{r.tname(outs[0])}' inside the graph{fed}: only fully-int8 models are "
                                "supported")
+
+    def _negation(self, index, operators):
+        """(NEG, QUANTIZE) operator indices where float tensor ``index`` (a DEQUANTIZE's output) is
+        read by one NEG alone, whose output one QUANTIZE to int8 alone reads; else None."""
+        r = self.r
+
+        def only_reader(t):
+            readers = [j for j, o in enumerate(operators) if t in [int(i) for i in o.inputs]]
+            return readers[0] if len(readers) == 1 and self.consumers[t] == 1 else None
+
+        neg = only_reader(index)
+        if neg is None or r.op_name(operators[neg]) != "NEG":
+            return None
+        quantize = only_reader(int(operators[neg].outputs[0]))
+        if (quantize is None or r.op_name(operators[quantize]) != "QUANTIZE"
+                or r.ttype(int(operators[quantize].outputs[0])) != "int8"):
+            return None
+        return neg, quantize
 
     def _reduced_axes(self, k, name, index, x, verb):
         """(rank with the batch axis, sorted axes) of a reduction of ``x`` over the constant

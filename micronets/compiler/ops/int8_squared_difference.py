@@ -1,0 +1,43 @@
+"""int8 squared difference (TFLite SQUARED_DIFFERENCE: LayerNormalization's (x - mean)^2), with
+numpy broadcasting. Both references prepare it as SUB's relative with 7 bits of headroom: each
+operand minus its zero point, shifted up 7 bits, rescaled to twice the larger input scale; their
+difference squared (below 2^31: |difference| <= 255 x 2^7); that rescaled to the output scale,
+(2 max scale)^2 / (2^14 output scale), plus the output's zero point, saturated. TFLM quantises
+that output multiplier with QuantizeMultiplier and applies it with MultiplyByQuantizedMultiplier;
+TFLite's BUILTIN_REF with their smaller-than-one variants, the same integers for a multiplier below
+one, which it always is for an output scale the converter chose (the squares' range over 255)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from micronets.compiler.ops.base import UnsupportedModelError
+from micronets.compiler.ops.int8_base import Int8Op, broadcast_walk
+from micronets.compiler.quant import quantize_multiplier
+
+LEFT_SHIFT = 7
+
+
+class Int8SquaredDifference(Int8Op):
+    kind = "SquaredDifference"
+    template = "kernels/int8_squared_difference.h.j2"
+
+    def __init__(self, name, a, b, out):
+        super().__init__(name, [a, b], out, 0)
+        self.dims, self.strides = broadcast_walk(f"squared difference '{name}'", out.shape, a.shape, b.shape)
+        twice_max = 2.0 * float(max(np.float32(a.quant.scale), np.float32(b.quant.scale)))
+        self.a_mult, self.a_shift = quantize_multiplier(float(a.quant.scale) / twice_max)
+        self.b_mult, self.b_shift = quantize_multiplier(float(b.quant.scale) / twice_max)
+        real_out = twice_max * twice_max / float(np.float32((1 << 2 * LEFT_SHIFT) * np.float32(out.quant.scale)))
+        if real_out >= 1.0:
+            raise UnsupportedModelError(f"squared difference '{name}': output multiplier {real_out:.3g} is not below one "
+                                        f"(output scale {out.quant.scale:.3g} too fine for its inputs' squares)")
+        self.out_mult, self.out_shift = quantize_multiplier(real_out)
+        self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
+        self.out_off = out.quant.zero_point
+
+    def describe(self):
+        return " vs ".join(t.shape_str() for t in self.inputs)
+
+    def inplace_gap(self, input_index):
+        return 0 if self.inputs[input_index].size == self.output.size else None  # not over a broadcast operand
