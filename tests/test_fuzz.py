@@ -187,10 +187,10 @@ class _Gen:
         r = self.ln_rng
         c = self.shape(x)[-1]
         kind = r.random()
-        if kind < 0.15:
+        if kind < 0.15 and "unit" in self.NORMS:
             return self.L.UnitNormalization(name=self.name("unitnorm"))(x)
         center, scale = bool(r.random() < 0.8), bool(r.random() < 0.8)
-        if kind < 0.4:
+        if kind < 0.4 and "group" in self.NORMS:
             groups = int(r.choice([g for g in range(1, c + 1) if c % g == 0]))
             layer = self.L.GroupNormalization(groups=groups, epsilon=float(r.choice([1e-3, 1e-5])), center=center,
                                               scale=scale, name=self.name("groupnorm"))
@@ -226,7 +226,7 @@ class _Gen:
             other = self.L.Dense(int(r.integers(1, 9)), name=self.name("kv"))(x)
             y = layer(x, other)
         else:
-            y = layer(x, x, use_causal_mask=bool(len(self.shape(x)) == 2 and r.random() < 0.4))
+            y = layer(x, x, use_causal_mask=bool(self.CAUSAL and len(self.shape(x)) == 2 and r.random() < 0.4))
         layer.set_weights([r.normal(0.0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
         return y
 
@@ -473,6 +473,11 @@ class _Gen:
         if self.chance(0.5):
             return ops.add(x, float(self.pick([3.0, -0.5])))
         return ops.multiply(x, float(self.pick([1 / 6.0, 2.0])))
+
+    #: the normalisations layer_norm draws (one subclass takes LayerNormalization alone)
+    NORMS = ("unit", "group", "layer")
+    #: whether attention may draw causal masks
+    CAUSAL = True
 
     # -- one random layer
     def step(self, x, allow_reshape=True):

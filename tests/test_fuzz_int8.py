@@ -40,6 +40,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 N_MODELS = int(os.environ.get("MICRONETS_FUZZ8_MODELS", "24"))
 SHARDS = int(os.environ.get("MICRONETS_FUZZ8_SHARDS", "2"))
 BASE_SEED = int(os.environ.get("MICRONETS_FUZZ8_SEED", "7000"))
+#: models with LayerNormalization and MultiHeadAttention too (test_fuzz_int8_transformer_layers)
+N_LN_MODELS = int(os.environ.get("MICRONETS_FUZZ8_LN_MODELS", "8"))
+LN_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ8_LN_SEED", "13000"))
 N_INPUTS = 6
 #: seeds that once failed, always run (shard 0) and always compared (never skipped): 7058 reads the
 #: model input in a MINIMUM, whose kernel took only int8 operands (the header did not compile for
@@ -105,11 +108,39 @@ class _Gen8(test_fuzz._Gen):
         return built
 
 
+class _Gen8Transformer(_Gen8):
+    """_Gen8 with test_fuzz's transformer draws the int8 path runs: LayerNormalization (not Group-
+    or UnitNormalization) and MultiHeadAttention over a sequence (a map's positions reshaped into
+    one) without a causal mask (over a map TFLite makes its softmax over two axes a REDUCE_MAX of a
+    6-D tensor, and a mask a SELECT_V2: both refused), also where test_fuzz draws a recurrent
+    layer (refused too)."""
+
+    NORMS = ("layer",)
+    CAUSAL = False
+
+    def attention(self, x):
+        """Over a sequence; a map's positions as a sequence first (a Reshape, as a ViT's patches)."""
+        shape = self.shape(x)
+        if len(shape) == 3:
+            x = self.L.Reshape((shape[0] * shape[1], shape[2]), name=self.name("positions"))(x)
+        return super().attention(x) if len(self.shape(x)) == 2 else self.layer_norm(x)
+
+    def recurrent(self, x):
+        return self.attention(x)
+
+
 def build_model(seed: int):
     import keras
 
     keras.utils.set_random_seed(seed)
     return _Gen8(np.random.default_rng([seed, 8])).model()
+
+
+def build_transformer_model(seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return _Gen8Transformer(np.random.default_rng([seed, 8]), np.random.default_rng([seed, 8, 1])).model()
 
 
 class Case:
@@ -138,9 +169,14 @@ def make_case(seed: int, builder=None):
         return None, f"converter: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
     try:
         header = compile_tflite(data, classname=f"F{seed}").header
-        header_ref = compile_tflite(data, classname=f"F{seed}", reference="tflite-ref").header
     except UnsupportedModelError as exc:
         return None, f"refused: {str(exc)[:160]}"
+    try:
+        header_ref = compile_tflite(data, classname=f"F{seed}", reference="tflite-ref").header
+    except UnsupportedModelError as exc:
+        if "interpreter does not run" not in str(exc):
+            return None, f"refused: {str(exc)[:160]}"
+        header_ref = None  # TFLite's interpreter aborts on the model (the refusal says why): TFLM alone
     x = rng.integers(-128, 128, (N_INPUTS,) + shape).astype(np.int8)
     return Case(seed, model, data, header, header_ref, x), None
 
@@ -172,19 +208,22 @@ def run_seeds(seeds, workdir, builder=None):
                 cases.remove(c)
     for c in cases:
         problems = []
-        for label, header, expected in (("TFLM", c.header, tflm[f"s{c.seed}"]),
-                                        ("BUILTIN_REF", c.header_ref, tflite_reference(c.data, c.x))):
+        for label, header, reference in (("TFLM", c.header, lambda: tflm[f"s{c.seed}"]),
+                                         ("BUILTIN_REF", c.header_ref, lambda: tflite_reference(c.data, c.x))):
+            if header is None:
+                continue
             path = os.path.join(workdir, f"F{c.seed}_{label}.h")
             with open(path, "w") as fh:
                 fh.write(header)
             got, _ = host.run_header_int8(path, f"F{c.seed}", c.x, opt="-O1", out_dir=workdir)
-            expected = np.asarray(expected).reshape(got.shape)
+            expected = np.asarray(reference()).reshape(got.shape)
             if not np.array_equal(got, expected):
                 diff = np.abs(got.astype(np.int32) - expected.astype(np.int32))
                 problems.append(f"vs {label}: {int((diff > 0).sum())} of {diff.size} outputs differ, max {int(diff.max())} LSB")
         if M4_EVERY and (cases.index(c) % M4_EVERY == 0 or c.seed in REGRESSION_SEEDS):
             problems += _m4_problems(c, os.path.join(workdir, f"F{c.seed}_TFLM.h"), workdir)
-        results.append((c.seed, "MISMATCH" if problems else "ok", "; ".join(problems)))
+        results.append((c.seed, "MISMATCH" if problems else "ok",
+                        "; ".join(problems) or ("" if c.header_ref else "TFLM only (TFLite's interpreter aborts)")))
     return results
 
 
@@ -321,10 +360,29 @@ def test_fuzz_int8(shard, tmp_path):
         f"only {len(compared)} of {len(seeds)} drawn models reached the comparison:\n" + _report(results))
 
 
+def test_fuzz_int8_transformer_layers(tmp_path):
+    """Random models with LayerNormalization and MultiHeadAttention among the others
+    (build_transformer_model; reproduce: python tests/test_fuzz_int8.py --transformer SEED), bit for
+    bit against TFLM and BUILTIN_REF; both layers reach the comparison."""
+    seeds = [LN_BASE_SEED + k for k in range(N_LN_MODELS)]
+    results = run_seeds(seeds, str(tmp_path), builder=build_transformer_model)
+    assert not [r for r in results if r[1] == "MISMATCH"], (
+        "int8 header differs from its reference (reproduce: python tests/test_fuzz_int8.py --transformer SEED):\n"
+        + _report(results))
+    compared = [r[0] for r in results if r[1] != "skipped"]
+    assert len(compared) >= MIN_COMPARED * len(seeds), (
+        f"only {len(compared)} of {len(seeds)} drawn models reached the comparison:\n" + _report(results))
+    for kind in ("LayerNormalization", "MultiHeadAttention"):
+        drawn = sum(any(type(layer).__name__ == kind for layer in build_transformer_model(seed).layers) for seed in compared)
+        assert drawn >= 0.25 * len(compared), f"only {drawn} of {len(compared)} compared models have a {kind}"
+
+
 if __name__ == "__main__":  # pragma: no cover - a debugging aid
-    for arg in sys.argv[1:]:
+    transformer = "--transformer" in sys.argv
+    builder = build_transformer_model if transformer else build_model
+    for arg in (a for a in sys.argv[1:] if a != "--transformer"):
         seed = int(arg)
-        build_model(seed).summary()
+        builder(seed).summary()
         with tempfile.TemporaryDirectory() as work:
-            for row in run_seeds([seed], work):
+            for row in run_seeds([seed], work, builder=builder):
                 print(*row)

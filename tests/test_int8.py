@@ -408,6 +408,32 @@ def test_layer_norm_and_attention_bit_identical(name, tmp_path):
     assert np.array_equal(raw, tflm), f"max LSB difference vs TFLM: {np.abs(raw.astype(int) - tflm).max()}"
     assert np.array_equal(tflm, ref) == (name == "layer_norms")
 
+def test_squared_difference_multiplier_of_one_or_more_runs_as_tflm_and_is_refused_for_builtin_ref(tmp_path):
+    """The converter sometimes gives SQUARED_DIFFERENCE an output scale that makes its multiplier
+    1 or more (random LayerNorm models: 1.27, 1.28). TFLM runs it (QuantizeMultiplier, a left
+    shift); TFLite's interpreter aborts the process. Here the layer-norm model's first one is
+    requantised to a multiplier of about 1.3: the default header gives TFLM's outputs, and a
+    header for BUILTIN_REF is refused, the reason named."""
+    from micronets.compiler.ops.int8_squared_difference import Int8SquaredDifference
+    from micronets.compiler.tflite import _Reader
+
+    from int8_reference import requantise_tensors
+
+    model = spread_weights(layer_norm_model(), seed=5)
+    data = convert(model, calibration(model, seed=5))
+    r = _Reader(data, "model")
+    k = op_names(data).index("SQUARED_DIFFERENCE")
+    op = r.sg.operators[k]
+    s = max(float(r.quant(int(i))[0][0]) for i in op.inputs)
+    data = requantise_tensors(data, {int(op.outputs[0]): ((2 * s) ** 2 / (1 << 14) / 1.3, -128)})
+    xs = int8_inputs(model.input_shape[1:], n=16, seed=5)
+    compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "Sq")
+    sq = [o for o in compiled.graph.ops if isinstance(o, Int8SquaredDifference)]
+    assert sq[0].out_shift > 0, (sq[0].out_mult, sq[0].out_shift)  # a left shift: the multiplier is above one
+    assert np.array_equal(raw, tflm_reference({"sq": (data, xs)})["sq"]) and len(np.unique(raw)) > 8
+    with pytest.raises(UnsupportedModelError, match="SQUARED_DIFFERENCE.*not below one.*aborts"):
+        compile_tflite(data, reference="tflite-ref")
+
 def test_layout_and_constant_op_kinds_are_covered(layout_ops):
     seen = set()
     for data, _ in layout_ops.values():

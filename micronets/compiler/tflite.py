@@ -588,7 +588,7 @@ class _Importer:
             a, b = (self.act_tensor(i, k, name) for i in ins[:2])
             out = self.new_output(outs[0], k, name)
             try:
-                self.add(Int8SquaredDifference(label, a, b, out), name)
+                self.add(Int8SquaredDifference(label, a, b, out, reference=self.reference), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name == "BATCH_MATMUL":
