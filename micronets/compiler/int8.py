@@ -304,7 +304,7 @@ def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, i
         class_names = [str(c) for c in class_names]
         if len(class_names) != graph.output.size:
             raise ValueError(f"{len(class_names)} class names for a model with {graph.output.size} outputs")
-    graph, plan = _fuse_if_smaller(_fuse_tiles(_fuse_swish(graph)))
+    graph, plan = _fuse_if_smaller(_fuse_transposes(_fuse_tiles(_fuse_swish(graph))))
     if stream:
         graph, plan = _stream_if_smaller(graph, plan)
     graph, plan = _fuse_conv_mul(graph, plan)
@@ -336,6 +336,15 @@ def _fuse_tiles(graph: Graph) -> Graph:
     from micronets.compiler.ops.int8_tile import fuse_tiles
 
     ops = fuse_tiles(list(graph.ops), {t.storage for t in graph.outputs})
+    return graph if len(ops) == len(graph.ops) else _renumbered(graph, ops)
+
+
+def _fuse_transposes(graph: Graph) -> Graph:
+    """The graph with each transpose of a batch matmul's operand or product folded into its
+    strides: attention's transposed K, V and scores are never stored."""
+    from micronets.compiler.ops.int8_batch_matmul import fuse_transposes
+
+    ops = fuse_transposes(list(graph.ops), {t.storage for t in graph.outputs})
     return graph if len(ops) == len(graph.ops) else _renumbered(graph, ops)
 
 

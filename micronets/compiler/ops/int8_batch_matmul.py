@@ -4,14 +4,22 @@ operand may be stored transposed (``adj_x``, ``adj_y``: the kernel walks it by s
 and batch axes broadcast (a stride of 0). Both references: one per-tensor multiplier, the input
 scales multiplied in single precision then divided by the output scale in double
 (GetQuantizedConvolutionMultipler), applied with MultiplyByQuantizedMultiplier; no fused
-activation (the int8 range)."""
+activation (the int8 range).
+
+The converter wraps attention's products in TRANSPOSEs (of K before Q K^T, of V, of the scores
+after it); ``fuse_transposes`` folds each into the product's strides, so a transposed operand is
+read where it lies and transposed scores are written where they go: neither is stored."""
 
 from __future__ import annotations
+
+import collections
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from micronets.compiler.ops.base import UnsupportedModelError
 from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_transpose import Int8Transpose, gather_indices
 from micronets.compiler.ops.rearrange import row_major
 from micronets.compiler.quant import quantize_multiplier
 
@@ -39,6 +47,8 @@ class Int8BatchMatMul(Int8Op):
         self.lhs_strides = self._batch_strides(name, ls, lst, batch) + ((lst[-1], lst[-2]) if adj_x else (lst[-2], lst[-1]))
         self.rhs_strides = self._batch_strides(name, rs, rst, batch) + ((rst[-1], rst[-2]) if adj_y else (rst[-2], rst[-1]))
         self.batch = (1,) * (MAX_BATCH_AXES - len(batch)) + tuple(batch)
+        #: where output element (b0, b1, i, j) goes: row-major unless a transpose was folded in
+        self.out_strides = tuple(row_major(self.batch + (self.m, self.n)))
         real = float(np.float32(np.float32(lhs.quant.scale) * np.float32(rhs.quant.scale))) / float(np.float32(out.quant.scale))
         self.mult, self.shift = quantize_multiplier(real)
         self.l_off, self.r_off, self.out_off = -lhs.quant.zero_point, -rhs.quant.zero_point, out.quant.zero_point
@@ -62,3 +72,44 @@ class Int8BatchMatMul(Int8Op):
 
     def macs(self):
         return int(np.prod(self.batch)) * self.m * self.n * self.k
+
+
+def _refit(dims: Sequence[int], strides: Sequence[int], index: np.ndarray) -> Optional[Tuple[int, ...]]:
+    """Strides over ``dims`` that reach ``index[p]`` wherever ``strides`` reached element p (a
+    walk through a transpose's element map): None where that is no strided walk from 0."""
+    at = index[gather_indices(dims, strides)]
+    unit = [int(np.prod(dims[k + 1:])) for k in range(len(dims))]
+    new = tuple(int(at[u] - at[0]) if d > 1 else 0 for d, u in zip(dims, unit))
+    return new if at[0] == 0 and np.array_equal(at, gather_indices(dims, new)) else None
+
+
+def fuse_transposes(ops: List, kept) -> List:
+    """``ops`` with each transpose that only feeds a batch matmul (an operand) or only reads one
+    (its output; neither one of ``kept``, the model outputs) folded into that product's strides."""
+    readers = collections.Counter(id(t.storage) for op in ops for t in op.inputs)
+    made = {id(op.output.storage): op for op in ops}
+    out = list(ops)
+    for k, op in enumerate(out):
+        if not isinstance(op, Int8BatchMatMul):
+            continue
+        for slot, attr, dims in ((0, "lhs_strides", op.batch + (op.m, op.k)), (1, "rhs_strides", op.batch + (op.k, op.n))):
+            t = made.get(id(op.inputs[slot].storage))
+            if (isinstance(t, Int8Transpose) and readers[id(t.output.storage)] == 1 and t.output.storage not in kept
+                    and t.output.storage is op.inputs[slot].storage and t.inputs[0].size == t.output.size):
+                new = _refit(dims, getattr(op, attr), gather_indices(t.dims, t.strides))
+                if new is not None:
+                    inputs = list(op.inputs)
+                    inputs[slot] = t.inputs[0]
+                    op = out[k] = op.evolve(inputs=inputs, **{attr: new})
+                    out[next(j for j, o in enumerate(out) if o is t)] = None
+        readers_of_out = [r for r in out if r is not None and any(x.storage is op.output.storage for x in r.inputs)]
+        if (len(readers_of_out) == 1 and isinstance(readers_of_out[0], Int8Transpose) and op.output.storage not in kept
+                and readers_of_out[0].inputs[0] is op.output):
+            t = readers_of_out[0]
+            dims = op.batch + (op.m, op.n)
+            position = np.argsort(gather_indices(t.dims, t.strides))  # where each of the product's elements goes
+            new = _refit(dims, op.out_strides, position)
+            if new is not None:
+                out[k] = op.evolve(output=t.output, out_strides=new)
+                out[next(j for j, o in enumerate(out) if o is t)] = None
+    return [op for op in out if op is not None]
