@@ -158,13 +158,17 @@ def requant_mode(bias, abs_weight_sums, shifts, act_min: int, act_max: int) -> i
 class Int8TableOp(Int8Op):
     """An elementwise op whose output depends on its int8 input value alone: a 256-entry table
     (``table``, computed at compile time with the reference's own integer arithmetic) that
-    kernels/int8_lookup.h.j2 reads, in place. Subclasses set ``table`` in their constructor."""
+    kernels/int8_lookup.h.j2 reads, in place. Subclasses set ``table`` in their constructor, or
+    name ``table_of``, the table as a function of the input's and the output's scale and zero point."""
 
     template = "kernels/int8_lookup.h.j2"
     table = None
+    table_of = None
 
     def __init__(self, name, x, out):
         super().__init__(name, [x], out, 0)
+        if self.table_of is not None:
+            self.table = self.table_of(x.quant.scale, x.quant.zero_point, out.quant.scale, out.quant.zero_point)
 
     def typed_weights(self):
         return collections.OrderedDict(t=self.table)

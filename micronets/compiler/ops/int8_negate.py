@@ -25,7 +25,4 @@ def negate_table(in_scale: float, in_zero: int, out_scale: float, out_zero: int)
 
 class Int8Negate(Int8TableOp):
     kind = "Negate"
-
-    def __init__(self, name, x, out):
-        super().__init__(name, x, out)
-        self.table = negate_table(x.quant.scale, x.quant.zero_point, out.quant.scale, out.quant.zero_point)
+    table_of = staticmethod(negate_table)

@@ -34,7 +34,4 @@ def rsqrt_table(in_scale: float, in_zero: int, out_scale: float, out_zero: int) 
 
 class Int8Rsqrt(Int8TableOp):
     kind = "Rsqrt"
-
-    def __init__(self, name, x, out):
-        super().__init__(name, x, out)
-        self.table = rsqrt_table(x.quant.scale, x.quant.zero_point, out.quant.scale, out.quant.zero_point)
+    table_of = staticmethod(rsqrt_table)
