@@ -95,7 +95,7 @@ def fuse_transposes(ops: List, kept) -> List:
         for slot, attr, dims in ((0, "lhs_strides", op.batch + (op.m, op.k)), (1, "rhs_strides", op.batch + (op.k, op.n))):
             t = made.get(id(op.inputs[slot].storage))
             if (isinstance(t, Int8Transpose) and readers[id(t.output.storage)] == 1 and t.output.storage not in kept
-                    and t.output.storage is op.inputs[slot].storage and t.inputs[0].size == t.output.size):
+                    and t.output.storage is op.inputs[slot].storage):
                 new = _refit(dims, getattr(op, attr), gather_indices(t.dims, t.strides))
                 if new is not None:
                     inputs = list(op.inputs)
