@@ -962,10 +962,10 @@ def test_gelu_bit_identical_to_tflite_on_every_input(approximate, tmp_path):
 
 
 def test_a_layer_the_converter_keeps_in_float_is_named(tmp_path):
-    """TFLite's converter leaves LayerNormalization in float (DEQUANTIZE, float ops, QUANTIZE):
+    """TFLite's converter leaves UnitNormalization's SQUARE in float (DEQUANTIZE, SQUARE, QUANTIZE):
     export(quantize='int8') refuses the model naming that layer, and writes nothing."""
     i = keras.Input((4, 4, 2))
-    x = L.LayerNormalization(name="the_norm")(L.Conv2D(6, 1)(i))
+    x = L.UnitNormalization(name="the_norm")(L.Conv2D(6, 1)(i))
     model = spread_weights(keras.Model(i, L.Conv2D(3, 1)(x)))
     with pytest.raises(UnsupportedModelError, match=r"\(DEQUANTIZE\).*the_norm.*kept in float"):
         micronets.export(model, str(tmp_path / "m.h"), quantize="int8", calibration=calibration(model))
