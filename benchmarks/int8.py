@@ -66,10 +66,13 @@ def bench_model(name: str, rng=None):
     ``liven`` on those images: each channel scaled to unit spread, the head to logits of spread 2),
     so that outputs vary with the input: a bit-exact comparison over a handful of saturated
     output levels would prove little."""
+    import keras
+
     from micronets.compiler.int8 import quantize_keras
     from micronets.models import make_net
     from netutil import liven
 
+    keras.utils.set_random_seed(0)  # the weights liven leaves as initialised (attention's) depend on it
     options = {}
     if "_" in name:  # tests/public_models.py names; micronets architectures have none
         import public_models

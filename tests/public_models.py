@@ -519,20 +519,19 @@ def segmentation_unet(input_shape=(160, 160, 3), num_classes=3, entry=32, down=(
     inputs = keras.Input(shape=input_shape)
     x = layers.Activation("relu")(layers.BatchNormalization()(layers.Conv2D(entry, 3, strides=2, padding="same")(inputs)))
     previous = x
+
+    def twice(x, conv, filters):  # (ReLU, conv 3x3, BatchNorm) twice, as both block kinds start
+        for _ in range(2):
+            x = layers.Activation("relu")(x)
+            x = layers.BatchNormalization()(conv(filters, 3, padding="same")(x))
+        return x
+
     for filters in down:
-        x = layers.Activation("relu")(x)
-        x = layers.BatchNormalization()(layers.SeparableConv2D(filters, 3, padding="same")(x))
-        x = layers.Activation("relu")(x)
-        x = layers.BatchNormalization()(layers.SeparableConv2D(filters, 3, padding="same")(x))
-        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(twice(x, layers.SeparableConv2D, filters))
         x = layers.add([x, layers.Conv2D(filters, 1, strides=2, padding="same")(previous)])
         previous = x
     for filters in up:
-        x = layers.Activation("relu")(x)
-        x = layers.BatchNormalization()(layers.Conv2DTranspose(filters, 3, padding="same")(x))
-        x = layers.Activation("relu")(x)
-        x = layers.BatchNormalization()(layers.Conv2DTranspose(filters, 3, padding="same")(x))
-        x = layers.UpSampling2D(2)(x)
+        x = layers.UpSampling2D(2)(twice(x, layers.Conv2DTranspose, filters))
         x = layers.add([x, layers.Conv2D(filters, 1, padding="same")(layers.UpSampling2D(2)(previous))])
         previous = x
     outputs = layers.Conv2D(num_classes, 3, activation="softmax", padding="same")(x)

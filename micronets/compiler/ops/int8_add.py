@@ -48,13 +48,19 @@ def add_rq_mode(sum_max: int, out_mult: int, out_shift: int, act_min: int, act_m
     return folded_mode(rq, sum_max, out_mult, out_shift)
 
 
+def operand_multipliers(a_scale, b_scale):
+    """(twice the larger input scale, (a_mult, a_shift), (b_mult, b_shift)): TFLite's rescaling of
+    two operands to a common scale, as ADD, SUB and SQUARED_DIFFERENCE prepare it."""
+    twice_max = 2.0 * float(max(np.float32(a_scale), np.float32(b_scale)))
+    return twice_max, quantize_multiplier(float(a_scale) / twice_max), quantize_multiplier(float(b_scale) / twice_max)
+
+
 def add_multipliers(a_scale, b_scale, out_scale):
     """TFLite's preparation of ADD (and SUB): ((a_mult, a_shift), (b_mult, b_shift), (out_mult,
     out_shift)), each operand rescaled to twice the larger input scale with 20 bits of headroom,
     the sum to the output scale."""
-    twice_max = 2.0 * float(max(np.float32(a_scale), np.float32(b_scale)))
-    return (quantize_multiplier(float(a_scale) / twice_max), quantize_multiplier(float(b_scale) / twice_max),
-            quantize_multiplier(twice_max / ((1 << 20) * float(out_scale))))
+    twice_max, a, b = operand_multipliers(a_scale, b_scale)
+    return a, b, quantize_multiplier(twice_max / ((1 << 20) * float(out_scale)))
 
 
 class AddRequant:

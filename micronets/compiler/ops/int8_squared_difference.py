@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from micronets.compiler.ops.base import UnsupportedModelError
+from micronets.compiler.ops.int8_add import operand_multipliers
 from micronets.compiler.ops.int8_base import Int8Op, broadcast_walk
 from micronets.compiler.quant import quantize_multiplier
 
@@ -27,9 +28,8 @@ class Int8SquaredDifference(Int8Op):
     def __init__(self, name, a, b, out, reference="tflm"):
         super().__init__(name, [a, b], out, 0)
         self.dims, self.strides = broadcast_walk(f"squared difference '{name}'", out.shape, a.shape, b.shape)
-        twice_max = 2.0 * float(max(np.float32(a.quant.scale), np.float32(b.quant.scale)))
-        self.a_mult, self.a_shift = quantize_multiplier(float(a.quant.scale) / twice_max)
-        self.b_mult, self.b_shift = quantize_multiplier(float(b.quant.scale) / twice_max)
+        twice_max, (self.a_mult, self.a_shift), (self.b_mult, self.b_shift) = operand_multipliers(a.quant.scale,
+                                                                                                  b.quant.scale)
         real_out = twice_max * twice_max / float(np.float32((1 << 2 * LEFT_SHIFT) * np.float32(out.quant.scale)))
         if real_out >= 1.0 and reference == "tflite-ref":
             raise UnsupportedModelError(f"squared difference '{name}': output multiplier {real_out:.3g} is not below one, "
