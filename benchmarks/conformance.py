@@ -69,7 +69,7 @@ def bench_model(name: str, tflm: TflmRunner, workdir: Path, seed: int = 1) -> Di
     r.update(input_shape=list(shape), params=int(model.count_params()),
              output_sizes=[int(np.prod([int(d) for d in t.shape[1:]])) for t in model.outputs])
     t = time.time()
-    r["keras_gap"] = liven_conditioned(model, [x], seed=seed, tries=6, limit=3e-6, relative=True,
+    r["keras_gap"] = liven_conditioned(model, [x], seed=seed, tries=options.get("tries", 6), limit=3e-6, relative=True,
                                        liven_x=random_inputs(shape, LIVEN_BATCH, seed + 1000) * scale)
     ref = flat_outputs(model.predict(x, verbose=0)).astype(np.float64)
 
