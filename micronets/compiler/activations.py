@@ -28,6 +28,16 @@ def c_float(value: float) -> str:
     return s + "f"
 
 
+def c_double(value: float) -> str:
+    """A double as a C++ floating literal with 17 significant digits (round-trips exactly): never
+    an integer literal (a scale of 5.5e15 printed as 5499090368462848 is a long long in C++98)."""
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"not a finite double: {v!r}")
+    s = "%.17g" % v
+    return s if ("e" in s or "." in s) else s + ".0"
+
+
 # name -> (label, C body computing from float x, with params substituted)
 def _relu_body(p: Dict[str, float]) -> str:
     t, m, a = p.get("threshold", 0.0), p.get("max_value"), p.get("negative_slope", 0.0)

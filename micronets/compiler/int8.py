@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from micronets.compiler.activations import c_double
 from micronets.compiler.compile import _align
 from micronets.compiler.graph import Graph
 from micronets.compiler.plan import MemoryPlan, arena_lower_bound, plan_memory
@@ -488,7 +489,7 @@ def render_int8(m: Int8Model, filename: str, version: str) -> str:
             cname = op.wname(suffix)
             alias = aliases.get(cname)
             body = "" if alias else (c_array(array) if array.dtype != np.float64 else
-                    "\n".join("    " + ", ".join("%.17g" % v for v in array[i:i + 4].tolist()) + "," for i in range(0, array.size, 4)))
+                    "\n".join("    " + ", ".join(c_double(v) for v in array[i:i + 4].tolist()) + "," for i in range(0, array.size, 4)))
             entries.append(dict(layer=comment(op.name), what=_what(suffix, _WHAT), cname=cname, alias=alias,
                                 count=int(array.size), ctype=_CTYPES[array.dtype], body=body))
         return entries
@@ -504,13 +505,13 @@ def render_int8(m: Int8Model, filename: str, version: str) -> str:
         outputs.append(dict(name="outputs" if k == 0 else f"outputs{k}", raw_name=raw_names[k], count=int(t.size),
                             shape=t.shape_str(), size_name="numOutputs" if k == 0 else f"numOutputs{k}",
                             ctype="int8_t" if t.dtype == "int8" else "uint8_t", scale_str="%.9g" % t.quant.scale,
-                            scale_double="%.17g" % t.quant.scale, zero=t.quant.zero_point))
+                            scale_double=c_double(t.quant.scale), zero=t.quant.zero_point))
     q = g.input.quant
     return env.get_template("header_int8.h.j2").render(
         filename=comment(filename), version=version, arch=comment(m.arch), classname=m.classname,
         namespace=f"micronets_{m.classname}", guard=f"MICRONETS_{m.classname}_H",
         input_shape_str="x".join(map(str, g.input.shape)), input_scale_str="%.9g" % q.scale,
-        input_scale_double="%.17g" % q.scale, input_zero=q.zero_point,
+        input_scale_double=c_double(q.scale), input_zero=q.zero_point,
         uint8_meaning=comment(m.uint8_meaning()), num_inputs=g.input.size, outputs=outputs,
         index_type="uint16_t" if g.output.size <= 65535 else "uint32_t",
         notes=[(comment(k), comment(v)) for k, v in m.notes.items()],
