@@ -41,12 +41,13 @@ NETS = ["pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phi
 #: definitions at their published sizes)
 MLPERF = ["mlperf_resnet8", "mlperf_vww_mobilenet_v1", "mlperf_kws_ds_cnn", "mlperf_ad_autoencoder"]
 #: other public architectures (tests/public_models.py): keras.applications, Keras examples, classics, a Conv1D,
-#: a transformer (not ConvMixer nor ConvNeXt: TFLM has no GELU kernel to compare with)
+#: a transformer, LeNet-5 (TANH), MobileFaceNet (PRELU), YOLOv2-tiny (LEAKY_RELU) (not ConvMixer nor ConvNeXt:
+#: TFLM has no GELU kernel to compare with)
 PUBLIC = ["keras_mobilenet_v2", "keras_mobilenet_v3_small", "keras_mobilenet_v3_small_preproc",
           "keras_efficientnet_tiny", "keras_example_xception_small", "keras_example_mnist_convnet", "squeezenet_v1_1",
           "shufflenet_v2_stage", "conv1d_accelerometer", "keras_resnet_small", "keras_resnet_v2_small",
           "keras_densenet_small", "keras_efficientnet_v2_tiny", "keras_nasnet_tiny", "keras_inception_resnet_tiny",
-          "keras_mobilenet_v3_large", "keras_example_timeseries_transformer"]
+          "keras_mobilenet_v3_large", "keras_example_timeseries_transformer", "lenet5", "mobilefacenet", "yolov2_tiny"]
 #: published fully-int8 .tflite files with trained weights (MLPerf Tiny's reference models, TFLM's
 #: examples), byte for byte as their authors ship them: tests/data/published (provenance in its README)
 PUBLISHED_DIR = os.path.join(os.path.dirname(HERE), "tests", "data", "published")
@@ -73,13 +74,13 @@ def bench_model(name: str, rng=None):
     from netutil import liven
 
     keras.utils.set_random_seed(0)  # the weights liven leaves as initialised (attention's) depend on it
-    options = {}
-    if "_" in name:  # tests/public_models.py names; micronets architectures have none
-        import public_models
+    import public_models
 
-        if name not in public_models.MODELS:
-            raise ValueError(f"unknown net {name!r}: a micronets architecture or one of tests/public_models.py's")
+    options = {}
+    if name in public_models.MODELS:
         model, options = public_models.build(name)
+    elif "_" in name:  # micronets architectures have none
+        raise ValueError(f"unknown net {name!r}: a micronets architecture or one of tests/public_models.py's")
     else:
         net = make_net(name)
         net.build()

@@ -4,7 +4,7 @@ and TFLite's BUILTIN_REF kernels, bit for bit.
 
 Models come from test_fuzz's generator (random stacks and graphs, odd and non-square maps,
 sequences, vectors, branches that fan out and join) restricted to what a full-integer .tflite of
-our supported ops can hold: activations without a TFLite kernel we lack (no ELU, PReLU, tanh...),
+our supported ops can hold: activations without a TFLite kernel we lack (no ELU, softplus, GELU...),
 no upsampling, one output. A draw TFLite's converter cannot quantise, or that uses an op or an op
 setting the int8 path refuses, is skipped with its reason; enough draws must be compared for the
 test to pass, so a generator that only produced refusals would fail. Weights are spread over the int8 range (int8_reference.spread_weights).
@@ -61,8 +61,9 @@ MIN_COMPARED = 0.5
 M4_EVERY = int(os.environ.get("MICRONETS_FUZZ8_M4_EVERY", "2"))
 
 #: activations whose TFLite form the int8 path runs (RELU, RELU6, LOGISTIC, HARD_SWISH, swish as
-#: LOGISTIC x MUL, hard sigmoid as ADD / RELU6 / MUL, SOFTMAX on the last axis)
-ACTIVATIONS8 = ["relu", "relu6", "sigmoid", "hard_swish", "hard_silu", "swish", "silu", "hard_sigmoid", "linear"]
+#: LOGISTIC x MUL, hard sigmoid as ADD / RELU6 / MUL, TANH, LEAKY_RELU, SOFTMAX on the last axis)
+ACTIVATIONS8 = ["relu", "relu6", "sigmoid", "hard_swish", "hard_silu", "swish", "silu", "hard_sigmoid", "linear",
+                "tanh", "leaky_relu"]
 
 
 class _Gen8(test_fuzz._Gen):
@@ -80,6 +81,12 @@ class _Gen8(test_fuzz._Gen):
             return L.ReLU(max_value=6.0 if self.chance(0.5) else None, name=self.name("relu"))(x)
         if r < 0.3 and self.shape(x)[-1] > 1:
             return L.Softmax(name=self.name("softmax"))(x)
+        if r < 0.36:
+            return L.LeakyReLU(negative_slope=float(self.pick([0.05, 0.2, 0.3])), name=self.name("leaky"))(x)
+        if r < 0.44:  # PRELU: a slope per element, or one per channel
+            rank = len(self.shape(x))
+            shared = list(range(1, rank)) if rank >= 2 and self.chance(0.5) else None
+            return L.PReLU(shared_axes=shared, name=self.name("prelu"))(x)
         return L.Activation(self.pick(ACTIVATIONS8), name=self.name("act"))(x)
 
     RESIZE_PADS = False

@@ -222,6 +222,19 @@ def broadcast_model():
     return keras.Model(i, L.Dense(5)(L.Flatten()(s)), name="broadcast")
 
 
+def activations_model():
+    """TANH, LEAKY_RELU and PRELU (Keras PReLU: one slope per element by default, one per channel
+    with shared axes, a vector's) on maps and vectors, a tanh read twice (ADD)."""
+    i = keras.Input((12, 12, 3))
+    x = L.PReLU()(L.Conv2D(8, 3, padding="same")(i))
+    y = L.PReLU(shared_axes=[1, 2])(L.Conv2D(8, 3, padding="same")(x))
+    z = L.LeakyReLU(0.2)(L.DepthwiseConv2D(3, padding="same")(y))
+    t = L.Activation("tanh")(L.Conv2D(8, 1)(z))
+    h = L.Dense(16)(L.GlobalAveragePooling2D()(L.Add()([t, y])))
+    h = L.Activation("tanh")(L.PReLU()(h))
+    return keras.Model(i, L.Dense(5)(L.LeakyReLU(0.05)(h)), name="activations")
+
+
 def small_model():
     i = keras.Input((6, 6, 2))
     x = L.Conv2D(4, 3, activation="relu")(i)
@@ -278,27 +291,42 @@ def layout_ops():
     """Models for the layout, constant-operand, MEAN, SUB and swish ops (name -> (bytes, int8
     inputs)), and three public architectures that need them: keras.applications MobileNetV3Small
     (hard-swish, squeeze-excite with a constant MUL, rank-1 reshapes), the ShuffleNet V2 stage
-    (TRANSPOSE, STRIDED_SLICE) and EfficientNet (swish, squeeze-excite gates) from
-    tests/public_models.py, at their smallest inputs."""
+    (TRANSPOSE, STRIDED_SLICE), EfficientNet (swish, squeeze-excite gates), LeNet-5 (TANH) and
+    MobileFaceNet (per-channel PRELU) from tests/public_models.py, at their smallest inputs."""
     import public_models
 
     out = {}
     for k, fn in enumerate((layout_model, constant_model, means_model, subtract_swish_model, minmax_model, sequence_model,
-                            broadcast_model, resize_model, transpose_conv_model)):
+                            broadcast_model, resize_model, transpose_conv_model, activations_model)):
         model = spread_weights(fn(), seed=20 + k)
         out[model.name] = (convert(model, calibration(model, seed=k)), int8_inputs(model.input_shape[1:], n=12, seed=k))
     # the converter never makes it: a MEAN whose output shares its input's scale and zero point
     out["means_same"] = (share_quantisation(out["means"][0], "MEAN"), out["means"][1])
-    for name in ("keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny"):
+    # nor this: PReLU slopes with a zero point (it quantises them symmetrically)
+    out["activations_slope_zero"] = (slopes_with_zero_point(out["activations"][0]), out["activations"][1])
+    for name in ("keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny", "lenet5", "mobilefacenet"):
         model, options = public_models.build(name)
         spread_weights(model, seed=1)
         head = [layer for layer in model.layers if layer.get_weights()][-1]
         # logits a few units apart: not one-hot (EfficientNet's pooled features vary less)
-        head.set_weights([w * (0.2 if "efficientnet" in name else 0.02) for w in head.get_weights()])
+        # (LeNet's tanh features saturate: its logits need no damping)
+        damp = 0.2 if "efficientnet" in name else 1.0 if name == "lenet5" else 0.02
+        head.set_weights([w * damp for w in head.get_weights()])
         top = options.get("input_range", 1.0)  # EfficientNet rescales [0, 255] pixels itself
         cal = np.random.default_rng(0).uniform(0, top, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
         out[name] = (convert(model, cal), int8_inputs(model.input_shape[1:], n=6, seed=3))
     return out
+
+
+def slopes_with_zero_point(data: bytes) -> bytes:
+    """The model with every PRELU's slopes given zero point 3 (their stored values kept)."""
+    from micronets.compiler.tflite import _Reader
+
+    from int8_reference import requantise_tensors
+
+    r = _Reader(data, "model")
+    slopes = {int(op.inputs[1]) for op in r.sg.operators if r.op_name(op) == "PRELU"}
+    return requantise_tensors(data, {t: (float(r.quant(t)[0][0]), 3) for t in slopes})
 
 
 def compiled_outputs(data, xs, tmp_path, classname, entry="int8", reference="tflm"):
@@ -349,10 +377,11 @@ def test_int8_headers_run_clean_under_sanitizers(name, converted, tflm, tmp_path
 
 
 @pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish", "minmax", "sequence", "broadcast",
-                                  "resize", "transpose_conv", "keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny"])
+                                  "resize", "transpose_conv", "activations", "activations_slope_zero", "keras_mobilenet_v3_small",
+                                  "shufflenet_v2_stage", "keras_efficientnet_tiny", "lenet5", "mobilefacenet"])
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
     """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD / SUB by constants, SUB, swish (LOGISTIC +
-    MUL fused into a table), MEAN over any axes (also with the output sharing the input's
+    MUL fused into a table), TANH, LEAKY_RELU, PRELU, MEAN over any axes (also with the output sharing the input's
     quantisation), and MobileNetV3Small and ShuffleNet built on them: 0 LSB against TFLM (default
     build) and TFLite's BUILTIN_REF (reference='tflite-ref')."""
     data, xs = layout_ops[name]
@@ -443,8 +472,10 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
         seen.update(op_names(data))
     for op in ("TRANSPOSE", "STRIDED_SLICE", "RELU", "RELU6", "MEAN", "MUL", "ADD", "SUB", "RESHAPE", "HARD_SWISH",
                "LOGISTIC", "MAXIMUM", "MINIMUM", "REDUCE_MAX", "PAD", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR",
-               "TRANSPOSE_CONV"):
+               "TRANSPOSE_CONV", "TANH", "LEAKY_RELU", "PRELU"):
         assert op in seen, op
+    slopes = [op.const_shape for op in compile_tflite(layout_ops["activations"][0]).graph.ops if op.kind == "PReLU"]
+    assert sorted(slopes) == [(1, 1, 8), (12, 12, 8), (16,)], slopes  # per channel, per element, a vector's
     upconvs = [op.label() for op in compile_tflite(layout_ops["transpose_conv"][0]).graph.ops if op.kind == "Conv2DTranspose"]
     assert sorted(upconvs) == sorted(["Conv2DTranspose 3x3 x2 + ReLU", "Conv2DTranspose 4x3 x2",
                                       "Conv2DTranspose 2x2 x2 + ReLU6", "Conv2DTranspose 5x5 x3 crop 1,1",
@@ -588,6 +619,19 @@ def test_uint8_model_and_float_edges(tmp_path):
 
 
 # ------------------------------------------------------------------------------ the header
+def test_double_literals_are_floating_and_round_trip():
+    """The header's doubles (output and input scales, dequantisation tables) are floating literals
+    that read back exactly: a scale of 5.5e15 (MobileFaceNet's embedding under spread weights)
+    printed as an integer was a long long, refused by -std=c++98 -pedantic."""
+    from micronets.compiler.activations import c_double
+
+    for v in (5499090368462848.0, 1.0, 0.00390625, 3e-20, 1e300, float(np.float32(0.1))):
+        text = c_double(v)
+        assert ("." in text or "e" in text) and float(text) == v, text
+    with pytest.raises(ValueError):
+        c_double(float("inf"))
+
+
 def test_header_contract(converted, tmp_path):
     data, xs, _ = converted["pico"]
     compiled = compile_tflite(data, classname="PicoQ")
@@ -813,10 +857,10 @@ def test_hybrid_tflite_is_refused(tmp_path):
 def test_unsupported_op_is_named(tmp_path):
     i = keras.Input((4, 4, 2))
     x = L.Conv2D(3, 1)(i)
-    x = L.Activation("tanh")(x)
+    x = L.Activation("log_softmax")(x)
     model = spread_weights(keras.Model(i, x))
     data = convert(model, calibration(model))
-    with pytest.raises(UnsupportedModelError, match="TANH"):
+    with pytest.raises(UnsupportedModelError, match="LOG_SOFTMAX"):
         compile_tflite(data)
 
 
@@ -899,10 +943,12 @@ def test_hard_swish_tables_match_each_reference_on_every_input(tmp_path):
 
 
 def test_rsqrt_and_negation_tables_match_both_references_on_every_input():
-    """RSQRT (integer Newton-Raphson, as both references run it) and the float NEG between a
-    DEQUANTIZE and a QUANTIZE that the converter leaves (as both run it in float) are tables: at
+    """RSQRT (integer Newton-Raphson, as both references run it) and the float NEG and ELU between a
+    DEQUANTIZE and a QUANTIZE that the converter leaves (as both run them in float) are tables: at
     20 random scale and zero-point pairs each, every input gives TFLM's and BUILTIN_REF's output
-    (RSQRT: the inputs at or above the zero point; below it both references stop with an error)."""
+    (RSQRT: the inputs at or above the zero point; below it both references stop with an error;
+    ELU: TFLite's default kernels, BUILTIN_REF has none)."""
+    from micronets.compiler.ops.int8_elu import elu_table
     from micronets.compiler.ops.int8_negate import negate_table
     from micronets.compiler.ops.int8_rsqrt import rsqrt_table
     from micronets.compiler.tflite import _Reader
@@ -912,7 +958,8 @@ def test_rsqrt_and_negation_tables_match_both_references_on_every_input():
     rng = np.random.default_rng(41)
     i = keras.Input((256,))
     cases = {}
-    for op, fn, lo, hi in (("RSQRT", keras.ops.rsqrt, 0.01, 4.0), ("NEG", keras.ops.negative, -1.0, 3.0)):
+    for op, fn, lo, hi in (("RSQRT", keras.ops.rsqrt, 0.01, 4.0), ("NEG", keras.ops.negative, -1.0, 3.0),
+                           ("ELU", L.ELU(), -3.0, 2.0)):
         data = convert(keras.Model(i, fn(i)), rng.uniform(lo, hi, (64, 256)).astype(np.float32))
         assert op in op_names(data)
         r = _Reader(data, "model")
@@ -925,11 +972,66 @@ def test_rsqrt_and_negation_tables_match_both_references_on_every_input():
             xs = np.arange(-128, 128).clip(zi if op == "RSQRT" else -128).astype(np.int8).reshape(1, 256)
             cases[f"{op}{k}"] = (requantise_tensors(data, {io[0]: (si, zi), io[1]: (so, zo)}), xs, op, (si, zi, so, zo))
     tflm = tflm_reference({k: (m, xs) for k, (m, xs, _, _) in cases.items()})
+    tables = {"RSQRT": (rsqrt_table, "Rsqrt"), "NEG": (negate_table, "Negate"), "ELU": (elu_table, "ELU")}
+    levels = []
     for k, (m, xs, op, args) in cases.items():
-        table = (rsqrt_table if op == "RSQRT" else negate_table)(*args)[xs.reshape(-1).astype(int) + 128]
+        table = tables[op][0](*args)[xs.reshape(-1).astype(int) + 128]
         assert np.array_equal(table, tflm[k].reshape(-1)), (op, args)
-        assert np.array_equal(table, tflite_reference(m, xs).reshape(-1)), (op, args)
-        assert [o.kind for o in compile_tflite(m).graph.ops] == ["Rsqrt" if op == "RSQRT" else "Negate"]
+        assert np.array_equal(table, tflite_reference(m, xs, builtin_ref=op != "ELU").reshape(-1)), (op, args)
+        assert [o.kind for o in compile_tflite(m).graph.ops] == [tables[op][1]]
+        if op == "ELU":
+            levels.append(len(np.unique(table)))
+    assert max(levels) > 100 and sorted(levels)[len(levels) // 2] > 20, levels  # tables, not a few levels
+
+def test_tanh_and_leaky_relu_tables_match_both_references_on_every_input(tmp_path):
+    """TANH and LEAKY_RELU are tables: at random scale and zero-point pairs (LEAKY_RELU at three
+    slopes, one above 1), every input gives TFLM's and BUILTIN_REF's output. Their TANH tables
+    differ (TFLM: gemmlowp's fixed-point tanh; BUILTIN_REF: single-precision tanhf) where the
+    input scale is large (TFLM saturates inside its input radius); one such scale is among the
+    cases, and a header built for each reference runs its own."""
+    from micronets.compiler.ops.int8_leaky_relu import leaky_relu_table
+    from micronets.compiler.ops.int8_tanh import tanh_table, tanh_table_float
+    from micronets.compiler.tflite import _Reader
+
+    from int8_reference import requantise_tensors
+
+    rng = np.random.default_rng(43)
+    i = keras.Input((256,))
+    xs = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    cases = {}
+    for op, layer, alpha in (("TANH", L.Activation("tanh"), None), ("LEAKY_RELU", L.LeakyReLU(0.1), 0.1),
+                             ("LEAKY_RELU", L.LeakyReLU(0.3), 0.3), ("LEAKY_RELU", L.LeakyReLU(1.7), 1.7)):
+        data = convert(keras.Model(i, layer(i)), rng.uniform(-3, 3, (64, 256)).astype(np.float32))
+        assert op_names(data) == [op]
+        r = _Reader(data, "model")
+        io = (int(r.sg.inputs[0]), int(r.sg.outputs[0]))
+        for k in range(8 if op == "TANH" else 4):
+            # input scales spanning tanh's curve; output scales of the same order (many levels)
+            si = float(np.float32(10 ** rng.uniform(-2.5, -1.0)))
+            so = float(np.float32(si * 10 ** rng.uniform(-0.7, 0.3)))
+            zi, zo = (int(z) for z in rng.integers(-128, 128, 2))
+            if op == "TANH":  # the output is fixed at 1/128, 0; the last case at a large input scale
+                so, zo = 1 / 128, 0
+                si, zi = (8.010986328125, -4) if k == 7 else (si, zi)
+            cases[f"{op}{alpha}_{k}"] = (requantise_tensors(data, {io[0]: (si, zi), io[1]: (so, zo)}), op, (si, zi, so, zo), alpha)
+    tflm = tflm_reference({k: (m, xs) for k, (m, _, _, _) in cases.items()})
+    differ = 0
+    for k, (m, op, (si, zi, so, zo), alpha) in cases.items():
+        ref = tflite_reference(m, xs).reshape(-1)
+        if op == "TANH":
+            mine, theirs = tanh_table(si, zi), tanh_table_float(si, zi)
+            differ += not np.array_equal(mine, theirs)
+        else:
+            mine = theirs = leaky_relu_table(si, zi, so, zo, alpha)
+        assert np.array_equal(mine, tflm[k].reshape(-1)), (k, np.abs(mine.astype(int) - tflm[k].reshape(-1)).max())
+        assert np.array_equal(theirs, ref), (k, np.abs(theirs.astype(int) - ref).max())
+        assert len(np.unique(ref)) > 20 or k.endswith("_7")  # a table over its range, not a few levels
+    assert differ == 1  # the large scale's
+    m = cases["TANHNone_7"][0]
+    for reference, want in (("tflm", tflm["TANHNone_7"]), ("tflite-ref", tflite_reference(m, xs))):
+        _, raw, _ = compiled_outputs(m, xs, tmp_path, f"T{reference[-3:].title()}", reference=reference)
+        assert np.array_equal(raw, want), reference
+
 
 @pytest.mark.parametrize("approximate", [False, True], ids=["erfc", "tanh"])
 def test_gelu_bit_identical_to_tflite_on_every_input(approximate, tmp_path):

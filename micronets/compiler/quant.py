@@ -153,29 +153,52 @@ def exp_quarter(a: int) -> int:
     return wrap32(constant_term + srdhm(constant_term, wrap32(x + poly)))
 
 
-def exp_neg_q4_27(a: int) -> int:
-    """exp(a) for a <= 0: a in Q4.27, result in Q0.31 (gemmlowp's exp_on_negative_values)."""
-    factors = (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401)
-    quarter = 1 << 25
+def exp_neg(a: int, integer_bits: int = 4) -> int:
+    """exp(a) for a <= 0: a with ``integer_bits`` integer bits (Q4.27 for the logistic, Q5.26 for
+    tanh's exp(2x)), result in Q0.31 (gemmlowp's exp_on_negative_values: exp of a - 1/4 modulo
+    1/4 by polynomial, then one factor exp(-2^k) for each bit k of the remainder the input's
+    integer bits allow; no clamp is needed below 6 integer bits)."""
+    if integer_bits > 5:
+        raise ValueError("exp_neg: more than 5 integer bits needs gemmlowp's clamp at -32")
+    frac = 31 - integer_bits
+    factors = (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242)
+    quarter = 1 << (frac - 2)
     a_mod = (a & (quarter - 1)) - quarter
-    result = exp_quarter(sat_shl(a_mod, 4))
+    result = exp_quarter(sat_shl(a_mod, integer_bits))
     remainder = wrap32(a_mod - a)
-    for k, f in enumerate(factors):
-        if remainder & (1 << (25 + k)):
+    for k, f in enumerate(factors[:integer_bits + 2]):  # exponents -2 .. integer_bits - 1
+        if remainder & (1 << (frac - 2 + k)):
             result = srdhm(result, f)
     return INT32_MAX if a == 0 else result
 
 
-def one_over_one_plus(a: int) -> int:
-    """1 / (1 + a) for a in [0, 1), Q0.31 in and out (gemmlowp's
-    one_over_one_plus_x_for_x_in_0_1: Newton-Raphson, three steps)."""
+def exp_neg_q4_27(a: int) -> int:
+    """exp(a) for a <= 0: a in Q4.27, result in Q0.31 (gemmlowp's exp_on_negative_values)."""
+    return exp_neg(a, 4)
+
+
+def _reciprocal_half_denominator(a: int) -> int:
+    """gemmlowp's Newton-Raphson 1 / ((1 + a) / 2) for a in [0, 1) (Q0.31 in, Q2.29 out: three
+    steps from 48/17 - 32/17 d), shared by 1 / (1 + a) and (1 - a) / (1 + a)."""
     total = a + INT32_MAX
     half_denominator = (total + 1) // 2 if total >= 0 else -((-total + 1) // 2)
     x = wrap32(1515870810 + srdhm(half_denominator, -1010580540))
     for _ in range(3):
         one_minus = wrap32((1 << 29) - srdhm(half_denominator, x))
         x = wrap32(x + sat_shl(srdhm(x, one_minus), 2))
-    return sat_shl(x, 1)
+    return x
+
+
+def one_over_one_plus(a: int) -> int:
+    """1 / (1 + a) for a in [0, 1), Q0.31 in and out (gemmlowp's
+    one_over_one_plus_x_for_x_in_0_1: Newton-Raphson, three steps)."""
+    return sat_shl(_reciprocal_half_denominator(a), 1)
+
+
+def one_minus_over_one_plus(a: int) -> int:
+    """(1 - a) / (1 + a) for a in [0, 1), Q0.31 in and out (gemmlowp's
+    one_minus_x_over_one_plus_x_for_x_in_0_1: the same reciprocal, minus one, rescaled)."""
+    return sat_shl(wrap32(_reciprocal_half_denominator(a) - (1 << 29)), 2)
 
 
 def logistic_int8(q: int, zin: int, radius: int, mult: int, shift: int) -> int:
@@ -194,6 +217,23 @@ def logistic_int8(q: int, zin: int, radius: int, mult: int, shift: int) -> int:
         positive = one_over_one_plus(exp_neg_q4_27(-q4 if q4 > 0 else q4))
         r = positive if q4 > 0 else INT32_MAX - positive
     return max(-128, min(127, rdbpot(r, 23) - 128))
+
+
+def tanh_int8(q: int, zin: int, radius: int, mult: int, shift: int) -> int:
+    """TFLite's reference integer Tanh of one int8 value (output scale 1/128, zero point 0), as
+    TFLM runs it: beyond the input radius it saturates; otherwise x - zin becomes Q4.27 through
+    (mult, shift) and gemmlowp's tanh gives Q0.31 (tanh |x| = (1 - e^-2|x|) / (1 + e^-2|x|), the
+    exponent read as Q5.26, sign restored), rounded to the output's 2^-7 steps."""
+    x = q - zin
+    if x <= -radius:
+        return -128
+    if x >= radius:
+        return 127
+    q4 = mbqm(x, mult, shift)
+    if q4 == 0:
+        return 0
+    t = one_minus_over_one_plus(exp_neg(-abs(q4), 5))
+    return max(-128, min(127, rdbpot(-t if q4 < 0 else t, 24)))
 
 
 def inv_sqrt_multiplier_exp(x: int) -> Tuple[int, int]:

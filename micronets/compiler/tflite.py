@@ -29,8 +29,10 @@ from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_conv_transpose import Int8ConvTranspose
 from micronets.compiler.ops.int8_dense import Int8Dense
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
+from micronets.compiler.ops.int8_elu import Int8Elu
 from micronets.compiler.ops.int8_gelu import Int8Gelu
 from micronets.compiler.ops.int8_hard_swish import Int8HardSwish
+from micronets.compiler.ops.int8_leaky_relu import Int8LeakyRelu
 from micronets.compiler.ops.int8_logistic import Int8Logistic
 from micronets.compiler.ops.int8_mean import Int8Mean
 from micronets.compiler.ops.int8_mean_axes import Int8MeanAxes
@@ -40,6 +42,7 @@ from micronets.compiler.ops.int8_mul_const import Int8MulConst
 from micronets.compiler.ops.int8_negate import Int8Negate
 from micronets.compiler.ops.int8_pad import Int8Pad
 from micronets.compiler.ops.int8_pool import Int8Pool
+from micronets.compiler.ops.int8_prelu import Int8Prelu
 from micronets.compiler.ops.int8_relu import Int8Relu
 from micronets.compiler.ops.int8_requantize import Int8Requantize
 from micronets.compiler.ops.int8_resize import Int8Resize
@@ -48,18 +51,22 @@ from micronets.compiler.ops.int8_slice import Int8Slice
 from micronets.compiler.ops.int8_sub import Int8Sub, Int8SubConst
 from micronets.compiler.ops.int8_softmax import Int8Softmax
 from micronets.compiler.ops.int8_squared_difference import Int8SquaredDifference
+from micronets.compiler.ops.int8_tanh import Int8Tanh
 from micronets.compiler.ops.int8_tile import Int8Tile
 from micronets.compiler.ops.int8_transpose import Int8Transpose
 
 #: ops that may read the [R, U] output of a FULLY_CONNECTED over rows: they read it element by
 #: element (broadcasting along its last axis), as rows of U, or reshape it; none names an axis
 ROW_SAFE = ("FULLY_CONNECTED", "RESHAPE", "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "LOGISTIC", "HARD_SWISH", "GELU",
-            "RELU", "RELU6", "QUANTIZE", "SOFTMAX")
+            "RELU", "RELU6", "QUANTIZE", "SOFTMAX", "TANH", "LEAKY_RELU")
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD", "SUB",
              "MUL", "LOGISTIC", "HARD_SWISH", "GELU", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
-             "BATCH_MATMUL")
+             "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU")
+#: float ops the converter leaves between a DEQUANTIZE and a QUANTIZE that run as one table of the
+#: references' float steps: LayerNormalization's -mean, ELU (which it does not quantise)
+FLOAT_ISLANDS = {"NEG": Int8Negate, "ELU": Int8Elu}
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
 
@@ -609,6 +616,27 @@ class _Importer:
             x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
             self.add(Int8Logistic(label, x, out, reference=self.reference), name)
+        elif name == "TANH":
+            x = self.act_tensor(ins[0], k, name)
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add(Int8Tanh(label, x, out, reference=self.reference), name)
+            except ValueError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "LEAKY_RELU":
+            x = self.act_tensor(ins[0], k, name)
+            self.add(Int8LeakyRelu(label, x, self.new_output(outs[0], k, name), float(opt.alpha)), name)
+        elif name == "PRELU":
+            # the slopes are a constant (Keras PReLU's alpha, quantised per tensor)
+            alpha = self.const_operand(ins[1], k, name)
+            if alpha is None:
+                self.fail(k, name, "has slopes that are computed, not a constant")
+            x = self.act_tensor(ins[0], k, name)
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add(Int8Prelu(label, x, alpha[0], alpha[1], out), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
         elif name == "GELU":
             x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
@@ -690,13 +718,13 @@ class _Importer:
             out = self.new_output(outs[0], k, name)
             self.add(Int8Requantize(label, x, out), name)
         elif name == "DEQUANTIZE":
-            island = self._negation(outs[0], operators)
-            if island is not None:  # LayerNormalization's -mean, which the converter keeps in float
-                neg, quantize = island
+            island = self._float_island(outs[0], operators)
+            if island is not None:  # LayerNormalization's -mean, an ELU: the converter keeps them in float
+                middle, quantize = island
                 x = self.act_tensor(ins[0], k, name)
                 out = self.new_output(int(operators[quantize].outputs[0]), quantize, "QUANTIZE")
-                self.add(Int8Negate(label, x, out), name)
-                self.absorbed.update((neg, quantize))
+                self.add(FLOAT_ISLANDS[r.op_name(operators[middle])](label, x, out), name)
+                self.absorbed.update((middle, quantize))
                 return
             # name the float op(s) it feeds (their tensors carry the Keras layers' names): what the
             # converter could not quantise, the user's lead
@@ -706,23 +734,24 @@ class _Importer:
             self.fail(k, name, f"dequantises '{r.tname(outs[0])}' inside the graph{fed}: only fully-int8 models are "
                                "supported")
 
-    def _negation(self, index, operators):
-        """(NEG, QUANTIZE) operator indices where float tensor ``index`` (a DEQUANTIZE's output) is
-        read by one NEG alone, whose output one QUANTIZE to int8 alone reads; else None."""
+    def _float_island(self, index, operators):
+        """(op, QUANTIZE) operator indices where float tensor ``index`` (a DEQUANTIZE's output) is
+        read by one op of FLOAT_ISLANDS alone, whose output one QUANTIZE to int8 alone reads; else
+        None."""
         r = self.r
 
         def only_reader(t):
             readers = [j for j, o in enumerate(operators) if t in [int(i) for i in o.inputs]]
             return readers[0] if len(readers) == 1 and self.consumers[t] == 1 else None
 
-        neg = only_reader(index)
-        if neg is None or r.op_name(operators[neg]) != "NEG":
+        middle = only_reader(index)
+        if middle is None or r.op_name(operators[middle]) not in FLOAT_ISLANDS:
             return None
-        quantize = only_reader(int(operators[neg].outputs[0]))
+        quantize = only_reader(int(operators[middle].outputs[0]))
         if (quantize is None or r.op_name(operators[quantize]) != "QUANTIZE"
                 or r.ttype(int(operators[quantize].outputs[0])) != "int8"):
             return None
-        return neg, quantize
+        return middle, quantize
 
     def _reduced_axes(self, k, name, index, x, verb):
         """(rank with the batch axis, sorted axes) of a reduction of ``x`` over the constant
