@@ -235,6 +235,18 @@ def activations_model():
     return keras.Model(i, L.Dense(5)(L.LeakyReLU(0.05)(h)), name="activations")
 
 
+def axis_concat_model():
+    """CONCATENATION along the rows and the columns of maps and along a sequence's steps (a row:
+    everything from the joined axis on), a conv reading each."""
+    i = keras.Input((6, 5, 3))
+    a = L.Conv2D(4, 3, padding="same", activation="relu")(i)
+    x = L.Concatenate(axis=1)([a, L.Conv2D(4, 1)(a), L.Conv2D(4, (2, 1), strides=(2, 1))(a)])  # 6 + 6 + 3 rows
+    x = L.Concatenate(axis=2)([L.Conv2D(4, (1, 2))(x), x])  # 4 + 5 columns
+    s = L.Reshape((8 * 5, 4))(L.Conv2D(4, 3, strides=2, padding="same")(x))
+    s = L.Concatenate(axis=1)([L.Conv1D(4, 3, strides=2)(s), s])
+    return keras.Model(i, L.Dense(5)(L.GlobalAveragePooling1D()(L.Conv1D(6, 3)(s))), name="axis_concats")
+
+
 def small_model():
     i = keras.Input((6, 6, 2))
     x = L.Conv2D(4, 3, activation="relu")(i)
@@ -297,7 +309,7 @@ def layout_ops():
 
     out = {}
     for k, fn in enumerate((layout_model, constant_model, means_model, subtract_swish_model, minmax_model, sequence_model,
-                            broadcast_model, resize_model, transpose_conv_model, activations_model)):
+                            broadcast_model, resize_model, transpose_conv_model, activations_model, axis_concat_model)):
         model = spread_weights(fn(), seed=20 + k)
         out[model.name] = (convert(model, calibration(model, seed=k)), int8_inputs(model.input_shape[1:], n=12, seed=k))
     # the converter never makes it: a MEAN whose output shares its input's scale and zero point
@@ -377,11 +389,13 @@ def test_int8_headers_run_clean_under_sanitizers(name, converted, tflm, tmp_path
 
 
 @pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish", "minmax", "sequence", "broadcast",
-                                  "resize", "transpose_conv", "activations", "activations_slope_zero", "keras_mobilenet_v3_small",
+                                  "resize", "transpose_conv", "activations", "activations_slope_zero", "axis_concats",
+                                  "keras_mobilenet_v3_small",
                                   "shufflenet_v2_stage", "keras_efficientnet_tiny", "lenet5", "mobilefacenet"])
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
     """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD / SUB by constants, SUB, swish (LOGISTIC +
-    MUL fused into a table), TANH, LEAKY_RELU, PRELU, MEAN over any axes (also with the output sharing the input's
+    MUL fused into a table), TANH, LEAKY_RELU, PRELU, CONCATENATION along other axes than the
+    last, MEAN over any axes (also with the output sharing the input's
     quantisation), and MobileNetV3Small and ShuffleNet built on them: 0 LSB against TFLM (default
     build) and TFLite's BUILTIN_REF (reference='tflite-ref')."""
     data, xs = layout_ops[name]
@@ -476,6 +490,8 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
         assert op in seen, op
     slopes = [op.const_shape for op in compile_tflite(layout_ops["activations"][0]).graph.ops if op.kind == "PReLU"]
     assert sorted(slopes) == [(1, 1, 8), (12, 12, 8), (16,)], slopes  # per channel, per element, a vector's
+    joins = [op.describe() for op in compile_tflite(layout_ops["axis_concats"][0]).graph.ops if op.kind == "Concatenate"]
+    assert sorted(joins) == ["19 + 40 along axis 0", "4 + 5 along axis 1", "6 + 6 + 3 along axis 0"], joins
     upconvs = [op.label() for op in compile_tflite(layout_ops["transpose_conv"][0]).graph.ops if op.kind == "Conv2DTranspose"]
     assert sorted(upconvs) == sorted(["Conv2DTranspose 3x3 x2 + ReLU", "Conv2DTranspose 4x3 x2",
                                       "Conv2DTranspose 2x2 x2 + ReLU6", "Conv2DTranspose 5x5 x3 crop 1,1",

@@ -577,11 +577,11 @@ class _Importer:
         elif name == "CONCATENATION":
             xs = [self.act_tensor(i, k, name) for i in ins]
             out = self.new_output(outs[0], k, name)
-            axis = int(getattr(opt, "axis", -1))
-            if axis % (len(out.shape) + 1) != len(out.shape):
-                self.fail(k, name, f"concatenates along axis {axis} of {list(r.shape(outs[0]))}: only the last axis is supported")
+            axis = int(getattr(opt, "axis", -1)) % (len(out.shape) + 1)
+            if axis == 0:
+                self.fail(k, name, f"concatenates along the batch axis of {list(r.shape(outs[0]))}")
             try:
-                self.add(Int8Concat(label, xs, out), name)
+                self.add(Int8Concat(label, xs, out, axis - 1), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name == "HARD_SWISH":

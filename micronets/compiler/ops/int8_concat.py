@@ -1,7 +1,9 @@
-"""int8 concatenation along the last axis (TFLite CONCATENATION) of inputs that share the output's
-scale and zero point, which TFLite's converter arranges: a copy, no arithmetic, row by row (each
-output row the inputs' rows in turn, each copied first byte first), so that an input may lie
-inside the output's bytes (``inplace_gap``)."""
+"""int8 concatenation along any axis (TFLite CONCATENATION) of inputs that share the output's scale
+and zero point, which TFLite's converter arranges: a copy, no arithmetic, row by row. A row is
+everything from the axis on (the channels of a pixel for the last axis; for axis k of an HxWxC map,
+k = 0 joins whole maps, k = 1 rows of pixels), so there are prod(shape[:axis]) rows, each the
+inputs' rows in turn, each copied first byte first, so that an input may lie inside the output's
+bytes (``inplace_gap``)."""
 
 from __future__ import annotations
 
@@ -15,17 +17,21 @@ class Int8Concat(Int8Op):
     kind = "Concatenate"
     template = "kernels/int8_concat.h.j2"
 
-    def __init__(self, name, inputs, out):
+    def __init__(self, name, inputs, out, axis: int = -1):
         super().__init__(name, list(inputs), out, 0)
+        rank = len(out.shape)
+        self.axis = axis % rank if rank else 0
+        a = self.axis
         for t in inputs:
             if t.quant != out.quant:
                 raise UnsupportedModelError(f"concatenation '{name}': input '{t.name}' has quantisation {t.quant}, "
                                             f"the output {out.quant}; only inputs sharing the output's are supported")
-            if t.shape[:-1] != out.shape[:-1]:
-                raise UnsupportedModelError(f"concatenation '{name}' joins {t.shape} into {out.shape}: only the last axis is supported")
-        self.widths = [int(t.shape[-1]) for t in inputs]
+            if len(t.shape) != rank or t.shape[:a] != out.shape[:a] or t.shape[a + 1:] != out.shape[a + 1:]:
+                raise UnsupportedModelError(f"concatenation '{name}' joins {t.shape} into {out.shape} along axis {a}: "
+                                            "the other axes must match")
+        self.widths = [int(np.prod(t.shape[a:])) for t in inputs]
         self.offsets = [int(v) for v in np.cumsum([0] + self.widths[:-1])]
-        self.total = int(out.shape[-1])
+        self.total = int(np.prod(out.shape[a:]))
         if sum(self.widths) != self.total:
             raise UnsupportedModelError(f"concatenation '{name}': widths {self.widths} do not add up to {self.total}")
         self.outer = out.size // self.total
@@ -41,4 +47,6 @@ class Int8Concat(Int8Op):
         return (self.total - w) * (self.outer - 1) + o
 
     def describe(self):
-        return " + ".join(str(w) for w in self.widths) + " channels"
+        if self.axis == len(self.output.shape) - 1:
+            return " + ".join(str(w) for w in self.widths) + " channels"
+        return " + ".join(str(t.shape[self.axis]) for t in self.inputs) + f" along axis {self.axis}"
