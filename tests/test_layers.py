@@ -447,6 +447,17 @@ def test_luong_and_bahdanau_attention_over_an_lstm(tmp_path):
         compile_model(keras.Model(q, layers.Attention()([q, q], mask=[None, keras.ops.ones((1, 5), "bool")])))
 
 
+def test_lstm_autoencoder_with_repeat_vector(tmp_path):
+    """The Keras LSTM autoencoder: an encoder LSTM's last state repeated over the steps
+    (RepeatVector), a decoder LSTM over them, a TimeDistributed Dense per step."""
+    inp = keras.Input((12, 3))
+    x = layers.RepeatVector(12)(layers.LSTM(8)(inp))
+    x = layers.LSTM(8, return_sequences=True)(x)
+    model = keras.Model(inp, layers.TimeDistributed(layers.Dense(3))(x))
+    compiled = assert_matches_keras(model, tmp_path, x=inputs_for((12, 3)) * 2 - 1)
+    assert [op.label() for op in compiled.graph.ops][1] == "RepeatVector x12"
+
+
 def test_recurrent_refusals_say_why(tmp_path):
     for layer, message in ((layers.LSTM(4, return_state=True), "has 3 outputs"),
                            (layers.GRU(4, stateful=True), "stateful=True")):

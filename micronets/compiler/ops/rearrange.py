@@ -1,6 +1,6 @@
 """Data movement: Permute (and with Reshape views, ShuffleNet's channel shuffle), Cropping1D/2D
 (and the crops of CenterCrop and Resizing),
-UpSampling1D/2D (nearest), Concatenate, slicing (``x[..., :c]``), materialised zero padding and
+UpSampling1D/2D (nearest), RepeatVector, Concatenate, slicing (``x[..., :c]``), materialised zero padding and
 plain copies. All of them are the same kernel: copy elements from an input to the output along a
 strided walk of at most six axes (a zero stride repeats an element: nearest upsampling); an op
 is a list of such moves, optionally over a zeroed output (padding). No MACs.
@@ -156,6 +156,18 @@ def convert_upsampling(layer, inputs, ctx):
     dims = (h, sh, w, sw, c)
     move = Move(0, 0, 0, dims, (w * c, 0, c, 0, 1), row_major(dims))
     return _add(ctx, layer.name, [x], shape, [move], "UpSampling", f"nearest x{sh},{sw}")
+
+
+@converter("RepeatVector")
+def convert_repeat_vector(layer, inputs, ctx):
+    """A vector (F,) as n rows of it, (n, F): an LSTM autoencoder's bridge from the encoder's
+    state to the decoder's steps. A zero source stride repeats the vector."""
+    x = ctx.dense_input(inputs[0])
+    if len(x.shape) != 1:
+        raise UnsupportedModelError(f"layer '{layer.name}' (RepeatVector) repeats a {x.shape} input; a vector is expected")
+    n, f = int(layer.n), int(x.shape[0])
+    move = Move(0, 0, 0, (n, f), (0, 1), (f, 1))
+    return _add(ctx, layer.name, [x], (n, f), [move], "RepeatVector", f"x{n}")
 
 
 def concatenate(ctx, xs, axis, name):
