@@ -458,6 +458,27 @@ def test_lstm_autoencoder_with_repeat_vector(tmp_path):
     assert [op.label() for op in compiled.graph.ops][1] == "RepeatVector x12"
 
 
+def test_elementwise_keras_ops_match_keras(tmp_path):
+    """keras.ops of one tensor written in a functional model (square, abs, clip, sqrt, rsqrt,
+    reciprocal, log, log1p, expm1) run as activations, fused where the producer allows; the ones
+    of their domain are fed positive values as a user would write them."""
+    inp = keras.Input((6, 6, 3))
+    x = layers.Conv2D(8, 3, padding="same")(inp)
+    ops = keras.ops
+    clipped = ops.clip(x, -0.5, 0.7)
+    parts = [ops.square(x), ops.abs(x), clipped, ops.sqrt(ops.abs(x) + 0.1), ops.log(ops.square(x) + 1.0),
+             ops.log1p(ops.abs(x)), ops.expm1(clipped), ops.rsqrt(ops.square(x) + 1.0), ops.reciprocal(ops.abs(x) + 1.0),
+             ops.square(layers.Conv2D(4, 1)(inp))]  # its conv's only reader: fused
+    model = keras.Model(inp, layers.Dense(4)(layers.GlobalAveragePooling2D()(layers.Concatenate()(parts))))
+    compiled = assert_matches_keras(model, tmp_path)
+    labels = " ".join(op.label() for op in compiled.graph.ops)
+    for name in ("square", "abs", "clip(x_max=0.7, x_min=-0.5)", "sqrt", "rsqrt", "reciprocal", "log", "log1p", "expm1"):
+        assert name in labels, name
+    assert "Conv2D 1x1 + square" in labels, labels
+    with pytest.raises(UnsupportedModelError, match="empty range"):
+        compile_model(keras.Model(inp, ops.clip(inp, 1.0, -1.0)))
+
+
 def test_recurrent_refusals_say_why(tmp_path):
     for layer, message in ((layers.LSTM(4, return_state=True), "has 3 outputs"),
                            (layers.GRU(4, stateful=True), "stateful=True")):

@@ -81,6 +81,16 @@ _BODIES: Dict[str, Callable[[Dict[str, float]], str]] = {
     "sparse_plus": lambda p: "return x <= -1.0f ? 0.0f : (x < 1.0f ? 0.25f * (x + 1.0f) * (x + 1.0f) : x);",
     "sparse_sigmoid": lambda p: "return x <= -1.0f ? 0.0f : (x >= 1.0f ? 1.0f : 0.5f * (x + 1.0f));",
     "squareplus": lambda p: "return (x + sqrtf(x * x + 4.0f)) / 2.0f;",
+    # elementwise keras.ops of one tensor (ops/activation.py): run and fused as activations
+    "square": lambda p: "return x * x;",
+    "abs": lambda p: "return fabsf(x);",
+    "sqrt": lambda p: "return sqrtf(x);",
+    "rsqrt": lambda p: "return 1.0f / sqrtf(x);",
+    "reciprocal": lambda p: "return 1.0f / x;",
+    "log": lambda p: "return logf(x);",
+    "log1p": lambda p: "return log1pf(x);",
+    "expm1": lambda p: "return expm1f(x);",
+    "clip": lambda p: f"return mn_clamp(x, {c_float(p['x_min'])}, {c_float(p['x_max'])});",
 }
 
 LABELS = {"linear": "", "relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyReLU", "elu": "ELU", "selu": "SELU",
@@ -88,7 +98,9 @@ LABELS = {"linear": "", "relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyRe
           "hard_silu": "hard-swish", "tanh": "tanh", "softplus": "softplus", "softsign": "softsign",
           "exponential": "exp", "mish": "mish", "hard_tanh": "hard-tanh", "log_sigmoid": "log-sigmoid",
           "tanh_shrink": "tanh-shrink", "soft_shrink": "soft-shrink", "hard_shrink": "hard-shrink",
-          "sparse_plus": "sparse-plus", "sparse_sigmoid": "sparse-sigmoid", "squareplus": "squareplus"}
+          "sparse_plus": "sparse-plus", "sparse_sigmoid": "sparse-sigmoid", "squareplus": "squareplus",
+          "square": "square", "abs": "abs", "sqrt": "sqrt", "rsqrt": "rsqrt", "reciprocal": "reciprocal", "log": "log",
+          "log1p": "log1p", "expm1": "expm1", "clip": "clip"}
 
 #: Keras names that mean the same function
 ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
@@ -165,11 +177,17 @@ def make(name: str, **params) -> Act:
         return Act(name, (("alpha", float(params.get("alpha", 1.0))),))
     if name == "gelu":
         return Act("gelu", (("approximate", int(bool(params.get("approximate", False)))),))
+    if name == "clip":
+        return Act("clip", (("x_max", float(params["x_max"])), ("x_min", float(params["x_min"]))))
     return Act(name)
 
 
+#: bodies of keras.ops that are no Keras activation name
+OPS_ONLY = ("square", "abs", "sqrt", "rsqrt", "reciprocal", "log", "log1p", "expm1", "clip")
+
+
 def supported() -> Tuple[str, ...]:
-    return tuple(sorted(set(_BODIES) | set(ALIASES) | set(ROW_ACTIVATIONS)))
+    return tuple(sorted((set(_BODIES) - set(OPS_ONLY)) | set(ALIASES) | set(ROW_ACTIVATIONS)))
 
 
 def from_keras_function(fn) -> Optional[str]:

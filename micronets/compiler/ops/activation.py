@@ -6,7 +6,7 @@ activation layers and for the activation operations a functional graph records (
 from __future__ import annotations
 
 from micronets.compiler import activations
-from micronets.compiler.ops.base import Op, converter, keras_activation
+from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, keras_activation
 
 
 class Activation(Op):
@@ -53,12 +53,25 @@ def convert_gelu(layer, inputs, ctx):
 
 _PLAIN_OPS = {"Relu": "relu", "Relu6": "relu6", "Sigmoid": "sigmoid", "HardSigmoid": "hard_sigmoid",
               "HardSilu": "hard_silu", "Silu": "silu", "Tanh": "tanh", "Softplus": "softplus", "Softsign": "softsign",
-              "Selu": "selu", "Exp": "exponential", "HardTanh": "hard_tanh", "Mish": "mish"}
+              "Selu": "selu", "Exp": "exponential", "HardTanh": "hard_tanh", "Mish": "mish",
+              "Square": "square", "Absolute": "abs", "Sqrt": "sqrt", "Rsqrt": "rsqrt", "Reciprocal": "reciprocal",
+              "Log": "log", "Log1p": "log1p", "Expm1": "expm1"}
 
 
 @converter(*(f"op:{k}" for k in _PLAIN_OPS))
 def convert_activation_op(layer, inputs, ctx):
     return ctx.apply_activation(inputs[0], activations.make(_PLAIN_OPS[type(layer).__name__]), layer)
+
+
+@converter("op:Clip")
+def convert_clip(layer, inputs, ctx):
+    try:
+        lo, hi = float(layer.x_min), float(layer.x_max)
+    except (TypeError, ValueError):
+        raise UnsupportedModelError(f"operation '{layer.name}' clips to bounds that are not numbers") from None
+    if not lo <= hi:
+        raise UnsupportedModelError(f"operation '{layer.name}' clips to [{lo}, {hi}]: an empty range")
+    return ctx.apply_activation(inputs[0], activations.make("clip", x_min=lo, x_max=hi), layer)
 
 
 @converter("Activation")
