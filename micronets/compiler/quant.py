@@ -219,6 +219,17 @@ def logistic_int8(q: int, zin: int, radius: int, mult: int, shift: int) -> int:
     return max(-128, min(127, rdbpot(r, 23) - 128))
 
 
+def q4_input_params(in_scale: float) -> Tuple[int, int, int]:
+    """(multiplier, shift, input radius) of TFLite's int8 Logistic and Tanh: input_scale * 2^27
+    by frexp with no carry step (as both reference kernels form it), and the radius beyond which
+    the Q4.27 input saturates."""
+    real = float(in_scale) * float(1 << 27)
+    q, shift = math.frexp(real)
+    mult = wrap32(round_half_away(q * (1 << 31)))
+    radius = int(math.floor(15 * (1 << 27) / (2.0 ** shift)))
+    return mult, int(shift), radius
+
+
 def tanh_int8(q: int, zin: int, radius: int, mult: int, shift: int) -> int:
     """TFLite's reference integer Tanh of one int8 value (output scale 1/128, zero point 0), as
     TFLM runs it: beyond the input radius it saturates; otherwise x - zin becomes Q4.27 through

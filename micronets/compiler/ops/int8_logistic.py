@@ -7,22 +7,15 @@ Cortex-M4 instead of some 330 for the fixed-point evaluation; 256 bytes of flash
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from micronets.compiler.ops.int8_base import Int8TableOp
-from micronets.compiler.quant import libm_f32, logistic_int8, round_half_away, wrap32
-
-INPUT_INTEGER_BITS = 4
+from micronets.compiler.quant import libm_f32, logistic_int8, q4_input_params, round_half_away
 
 
 def logistic_table(in_scale: float, in_zero: int) -> np.ndarray:
     """TFLite's int8 Logistic for the inputs -128..127, in order."""
-    real = float(in_scale) * float(1 << (31 - INPUT_INTEGER_BITS))
-    q, shift = math.frexp(real)
-    mult = wrap32(round_half_away(q * (1 << 31)))
-    radius = int(math.floor(((1 << INPUT_INTEGER_BITS) - 1) * (1 << (31 - INPUT_INTEGER_BITS)) / (2.0 ** shift)))
+    mult, shift, radius = q4_input_params(in_scale)
     return np.array([logistic_int8(v, int(in_zero), radius, mult, int(shift)) for v in range(-128, 128)], np.int8)
 
 
