@@ -183,6 +183,74 @@ def test_softmax_and_log_softmax_layers(tmp_path):
     assert_matches_keras(model, tmp_path, live=False)
 
 
+def test_softmax_over_any_axis(tmp_path):
+    """Softmax and log-softmax over an axis other than the last (a sequence's steps, a map's rows:
+    attention pooling written by hand), strided rows in place; two long axes at once are refused."""
+    inp = keras.Input((6, 4))
+    seqs = layers.Dense(5)(inp)
+    a = layers.Softmax(axis=1)(seqs)
+    b = keras.ops.log_softmax(seqs, axis=-2)
+    m = layers.Conv2D(3, 1)(layers.Reshape((2, 3, 4))(inp))
+    c = layers.Softmax(axis=2)(m)
+    model = keras.Model(inp, [a, b, layers.Flatten()(c)])
+    compiled = assert_matches_keras(randomise(model, spread=3.0), tmp_path, live=False)
+    labels = [op.label() for op in compiled.graph.ops]
+    assert "Softmax over axis 1" in labels and "LogSoftmax over axis 1" in labels and "Softmax over axis 2" in labels
+    with pytest.raises(UnsupportedModelError, match=r"only over one axis"):
+        compile_model(keras.Model(inp, layers.Softmax(axis=(1, 2))(seqs)))
+
+
+def test_reductions_over_axes_match_keras(tmp_path):
+    """keras.ops mean, sum, max and min over the axes a sample has, with and without keepdims: the
+    mean over a map's pixels runs as global pooling, the others walk kept and reduced runs of axes
+    (a leading reduced run, a trailing kept one, up to three alternations). A reduction over the batch axis
+    or over every axis (axis=None) is refused, naming the operation."""
+    ops = keras.ops
+    inp = keras.Input((5, 4, 6))
+    y = layers.Conv2D(6, 3, padding="same")(inp)
+    parts = [ops.mean(y, axis=[1, 2]), ops.sum(y, axis=1, keepdims=True), ops.max(y, axis=-1),
+             ops.min(y, axis=(1, 3)), ops.mean(y, axis=2), ops.sum(ops.reshape(y, (-1, 5, 2, 2, 6)), axis=(1, 3)),
+             ops.mean(ops.reshape(y, (-1, 5, 2, 2, 3, 2)), axis=(2, 4))]
+    model = keras.Model(inp, layers.Concatenate()([layers.Flatten()(p) for p in parts]))
+    compiled = assert_matches_keras(model, tmp_path)
+    labels = [op.label() for op in compiled.graph.ops]
+    for label in ("ReduceSum over axes 1", "ReduceMax over axes 3", "ReduceMin over axes 1,3", "ReduceMean over axes 2",
+                  "ReduceSum over axes 1,3", "ReduceMean over axes 2,4"):
+        assert label in labels, labels
+    assert sum(op.kind == "GlobalAveragePooling2D" for op in compiled.graph.ops) == 1
+    for bad, why in ((ops.sum(y), r"'sum\w*' \(keras.ops sum\) reduces over every axis"),
+                     (ops.mean(y, axis=0), r"over the batch axis")):
+        with pytest.raises(UnsupportedModelError, match=why):
+            compile_model(keras.Model(inp, bad))
+
+
+def test_dot_and_matmul_of_activations_match_keras(tmp_path):
+    """Keras' Dot (vectors and matrices, every contracted-axis combination: A and B stored as
+    they come or transposed, cosine similarity with normalize=True) and keras.ops.matmul of two
+    matrices; expand_dims and squeeze are views. A matmul by a constant is refused."""
+    ops = keras.ops
+    inp = keras.Input((6, 4))
+    a, b = layers.Dense(5)(inp), layers.Dense(5)(inp)
+    c = layers.Dense(3)(inp)
+    va, vb = layers.GlobalAveragePooling1D()(a), layers.GlobalMaxPooling1D()(b)
+    parts = [layers.Dot(axes=(2, 2))([a, b]),  # 6x5 x (6x5)T: B transposed
+             layers.Dot(axes=1)([a, c]),  # (6x5)T x 6x3: A transposed
+             layers.Dot(axes=(2, 1))([a, vb]),  # 6x5 x 5
+             layers.Dot(axes=1, normalize=True)([va, vb]),  # cosine of two vectors
+             layers.Dot(axes=2, normalize=True)([a, b]),
+             ops.matmul(a, ops.transpose(b, (0, 2, 1))),
+             ops.squeeze(ops.expand_dims(c, axis=-1), axis=3)]
+    model = keras.Model(inp, layers.Concatenate()([layers.Flatten()(p) for p in parts]))
+    compiled = assert_matches_keras(model, tmp_path)
+    labels = [op.label() for op in compiled.graph.ops]
+    assert "Dot 6x5 x 5x6 (stored NxK)" in labels and "Dot 5x6 (stored KxM) x 6x3" in labels, labels
+    assert "Dot 1x5 x 5x1, L2-normalised (cosine)" in labels and "MatMul 6x5 x 5x6" in labels, labels
+    with pytest.raises(UnsupportedModelError, match=r"multiplies by a constant"):
+        compile_model(keras.Model(inp, ops.matmul(a, np.ones((5, 2), np.float32))))
+    with pytest.raises(UnsupportedModelError, match=r"before the batch axis"):
+        compile_model(keras.Model(inp, ops.expand_dims(a, 0)))
+
+
 def test_layer_normalization_per_pixel_and_per_vector(tmp_path):
     """LayerNormalization over the last axis: per pixel over channels (ConvNeXt), without its
     scale or its centre, in place with GELU fused, and over a vector; gamma and beta random (not
@@ -813,10 +881,17 @@ def test_resizing_refusals_say_why(layer, message):
         compile_model(seq((8, 8, 3), layer, layers.Flatten()))
 
 
-def test_bilinear_upsampling_is_refused_not_dropped():
-    model = seq((4, 4, 2), layers.UpSampling2D(2, interpolation="bilinear"))
-    with pytest.raises(UnsupportedModelError, match=r"interpolation 'bilinear'"):
-        compile_model(model)
+def test_bilinear_upsampling_resizes_as_keras_and_bicubic_is_refused(tmp_path):
+    """UpSampling2D(interpolation="bilinear") is keras.ops.image.resize to the scaled size (a
+    U-Net's decoder); bicubic is refused naming it, never run as nearest."""
+    inp = keras.Input((4, 5, 2))
+    y = layers.Conv2D(3, 3, padding="same")(inp)
+    up = layers.UpSampling2D((2, 3), interpolation="bilinear")(y)
+    model = keras.Model(inp, layers.Flatten()(layers.Conv2D(2, 3)(up)))
+    compiled = assert_matches_keras(model, tmp_path)
+    assert any(op.kind == "Resize" for op in compiled.graph.ops)
+    with pytest.raises(UnsupportedModelError, match=r"interpolation 'bicubic'"):
+        compile_model(seq((4, 4, 2), layers.UpSampling2D(2, interpolation="bicubic")))
 
 
 def test_transposed_convolutions(tmp_path):

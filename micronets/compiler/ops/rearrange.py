@@ -1,6 +1,6 @@
 """Data movement: Permute (and with Reshape views, ShuffleNet's channel shuffle), Cropping1D/2D
 (and the crops of CenterCrop and Resizing),
-UpSampling1D/2D (nearest), RepeatVector, Concatenate, slicing (``x[..., :c]``), materialised zero padding and
+UpSampling1D/2D (nearest; bilinear is ops/resize.py's), RepeatVector, Concatenate, slicing (``x[..., :c]``), materialised zero padding and
 plain copies. All of them are the same kernel: copy elements from an input to the output along a
 strided walk of at most six axes (a zero stride repeats an element: nearest upsampling); an op
 is a list of such moves, optionally over a zeroed output (padding). No MACs.
@@ -140,11 +140,18 @@ def crop(ctx, x, top, bottom, left, right, name):
 
 @converter("UpSampling2D", "UpSampling1D")
 def convert_upsampling(layer, inputs, ctx):
-    if getattr(layer, "interpolation", "nearest") != "nearest":
+    interpolation = getattr(layer, "interpolation", "nearest")
+    if interpolation not in ("nearest", "bilinear"):
         raise UnsupportedModelError(f"layer '{layer.name}' (UpSampling2D) uses interpolation '{layer.interpolation}'; "
-                                    f"only 'nearest' is supported")
+                                    f"only 'nearest' and 'bilinear' are supported")
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         raise UnsupportedModelError(f"layer '{layer.name}' uses data_format={layer.data_format}; only channels_last is supported")
+    if interpolation == "bilinear":  # Keras resizes the image then (keras.ops.image.resize)
+        from micronets.compiler.ops.resize import resize
+
+        x = ctx.dense_input(inputs[0])
+        sh, sw = (int(s) for s in layer.size)
+        return resize(ctx, x, (x.shape[0] * sh, x.shape[1] * sw), "bilinear", layer.name, layer=layer)
     x = ctx.dense_input(inputs[0])
     h, w, c = x.hwc
     if type(layer).__name__ == "UpSampling1D":

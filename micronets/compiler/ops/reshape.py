@@ -1,7 +1,8 @@
 """Layers that move no data at inference.
 
-- Reshape/Flatten: views (Keras is row-major, so a reshape never reorders bytes): a new tensor of
-  the new shape over the same bytes; the producer keeps the shape it computes.
+- Reshape/Flatten (and keras.ops reshape, expand_dims, squeeze): views (Keras is row-major, so a
+  reshape never reorders bytes): a new tensor of the new shape over the same bytes; the producer
+  keeps the shape it computes.
 - Dropout, noise, regularisation and the random augmentation layers: identity at inference
   (Keras runs them only with training=True), so they vanish. A layer that acts at inference (a
   crop or a resize) is computed by its own op or refused, never dropped: RandomCrop (at inference
@@ -27,9 +28,14 @@ INFERENCE_IDENTITY = (
 )
 
 
-@converter("Reshape", "Flatten", "op:Reshape")
+@converter("Reshape", "Flatten", "op:Reshape", "op:ExpandDims", "op:Squeeze")
 def convert_reshape(layer, inputs, ctx):
     x = inputs[0]
+    if type(layer).__name__ == "ExpandDims":
+        axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+        if any(int(a) in (0, -len(x.shape) - 1 - len(axes)) for a in axes):
+            raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops expand_dims) inserts an axis before the "
+                                        f"batch axis; only after it")
     shape = list(ctx.output_shape)
     if shape.count(None) == 1:
         known = int(np.prod([d for d in shape if d is not None]))

@@ -1,7 +1,10 @@
-"""Softmax and log-softmax over the last axis: each row of the last axis independently (a class
-vector is one row; a per-pixel softmax over channels is H*W rows)."""
+"""Softmax and log-softmax over one axis: each row along that axis independently (a class vector
+is one row; a per-pixel softmax over channels is H*W rows; over the steps of an (L, C) sequence,
+C rows of L values, C apart)."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from micronets.compiler.ops.base import Op, UnsupportedModelError, converter
 
@@ -9,32 +12,46 @@ from micronets.compiler.ops.base import Op, UnsupportedModelError, converter
 class Softmax(Op):
     template = "kernels/softmax.h.j2"
 
-    def __init__(self, name, x, out, log=False):
+    def __init__(self, name, x, out, log=False, axis=-1):
         super().__init__(name, [x], out)
         self.log = bool(log)
         self.kind = "LogSoftmax" if log else "Softmax"
+        rank = len(out.shape)
+        if not -rank <= axis < rank:
+            raise ValueError(f"softmax axis {axis} of a rank-{rank} tensor")
+        #: the axis the rows run along (of the per-sample shape)
+        self.axis = axis % rank
+
+    def describe(self):
+        return "" if self.axis == len(self.output.shape) - 1 else f"over axis {self.axis + 1}"
 
     @property
     def row(self) -> int:
-        return int(self.output.shape[-1])
+        """Values in a row."""
+        return int(self.output.shape[self.axis])
+
+    @property
+    def inner(self) -> int:
+        """Elements from one value of a row to the next (1 along the last axis)."""
+        return int(np.prod(self.output.shape[self.axis + 1:], dtype=np.int64))
 
     def inplace_gap(self, input_index):
         return 0  # each value is read before it is overwritten
 
 
 def row_activation(ctx, x, name, op_name, axis=-1):
-    """softmax / log_softmax of ``x`` over ``axis``, which must be the last non-trivial axis."""
+    """softmax / log_softmax of ``x`` over ``axis`` (Keras' numbering: 0 is the batch axis, -1 the
+    last), or over a list of axes of which at most one is longer than 1."""
     x = ctx.dense_input(x)
     axes = axis if isinstance(axis, (list, tuple)) else [axis]
     rank = len(x.shape)
-    norm = sorted(a + rank if a < 0 else a - 1 for a in axes)
-    # Keras counts the batch axis in layer axes (-1 is always the last); accept the last axis, or
-    # an axis list whose other members have size 1.
-    if any(a < 0 or a >= rank for a in norm) or norm[-1] != rank - 1 or any(x.shape[a] != 1 for a in norm[:-1]):
+    norm = sorted({int(a) + rank if int(a) < 0 else int(a) - 1 for a in axes})
+    long = [a for a in norm if 0 <= a < rank and x.shape[a] != 1]
+    if not norm or any(a < 0 or a >= rank for a in norm) or len(long) > 1:
         raise UnsupportedModelError(f"'{op_name}': {name} over axis {axis} of a {x.shape} tensor is not supported; "
-                                    f"only the last axis")
+                                    f"only over one axis (not the batch axis)")
     out = ctx.new_tensor(op_name, x.shape)
-    return ctx.add(Softmax(op_name, x, out, log=(name == "log_softmax"))).output
+    return ctx.add(Softmax(op_name, x, out, log=(name == "log_softmax"), axis=(long or norm)[-1])).output
 
 
 @converter("Softmax", "op:Softmax", "op:LogSoftmax")
