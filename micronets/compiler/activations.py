@@ -91,6 +91,7 @@ _BODIES: Dict[str, Callable[[Dict[str, float]], str]] = {
     "log1p": lambda p: "return log1pf(x);",
     "expm1": lambda p: "return expm1f(x);",
     "clip": lambda p: f"return mn_clamp(x, {c_float(p['x_min'])}, {c_float(p['x_max'])});",
+    "power": lambda p: f"return powf(x, {c_float(p['exponent'])});",
 }
 
 LABELS = {"linear": "", "relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyReLU", "elu": "ELU", "selu": "SELU",
@@ -100,7 +101,7 @@ LABELS = {"linear": "", "relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyRe
           "tanh_shrink": "tanh-shrink", "soft_shrink": "soft-shrink", "hard_shrink": "hard-shrink",
           "sparse_plus": "sparse-plus", "sparse_sigmoid": "sparse-sigmoid", "squareplus": "squareplus",
           "square": "square", "abs": "abs", "sqrt": "sqrt", "rsqrt": "rsqrt", "reciprocal": "reciprocal", "log": "log",
-          "log1p": "log1p", "expm1": "expm1", "clip": "clip"}
+          "log1p": "log1p", "expm1": "expm1", "clip": "clip", "power": "power"}
 
 #: Keras names that mean the same function
 ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
@@ -179,11 +180,13 @@ def make(name: str, **params) -> Act:
         return Act("gelu", (("approximate", int(bool(params.get("approximate", False)))),))
     if name == "clip":
         return Act("clip", (("x_max", float(params["x_max"])), ("x_min", float(params["x_min"]))))
+    if name == "power":
+        return Act("power", (("exponent", float(np.float32(params["exponent"]))),))
     return Act(name)
 
 
 #: bodies of keras.ops that are no Keras activation name
-OPS_ONLY = ("square", "abs", "sqrt", "rsqrt", "reciprocal", "log", "log1p", "expm1", "clip")
+OPS_ONLY = ("square", "abs", "sqrt", "rsqrt", "reciprocal", "log", "log1p", "expm1", "clip", "power")
 
 
 def supported() -> Tuple[str, ...]:

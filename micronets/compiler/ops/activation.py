@@ -74,6 +74,21 @@ def convert_clip(layer, inputs, ctx):
     return ctx.apply_activation(inputs[0], activations.make("clip", x_min=lo, x_max=hi), layer)
 
 
+@converter("op:Power")
+def convert_power(layer, inputs, ctx):
+    """x ** p (keras.ops.power) for a constant exponent p: x * x for 2, powf otherwise."""
+    args = list(ctx.call_args) + [ctx.call_kwargs[k] for k in ("x2",) if k in ctx.call_kwargs]
+    if len(args) != 2 or len(inputs) != 1 or args[0] is not inputs[0]:
+        raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops power) raises to a power that is a tensor; "
+                                    f"only a tensor to a constant power is supported")
+    try:
+        p = float(args[1])
+    except (TypeError, ValueError):
+        raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops power) has an exponent that is not a number") from None
+    act = activations.make("square") if p == 2.0 else activations.make("power", exponent=p)
+    return ctx.apply_activation(inputs[0], act, layer)
+
+
 @converter("Activation")
 def convert_activation(layer, inputs, ctx):
     act = keras_activation(layer.activation, layer)
