@@ -237,14 +237,18 @@ def activations_model():
 
 def axis_concat_model():
     """CONCATENATION along the rows and the columns of maps and along a sequence's steps (a row:
-    everything from the joined axis on), a conv reading each."""
+    everything from the joined axis on), a conv reading each; and PACK: TimeDistributed(Dense),
+    which the converter unrolls into a STRIDED_SLICE and a FULLY_CONNECTED per step of a
+    time-major [T, 1, C] tensor, stacked back."""
     i = keras.Input((6, 5, 3))
     a = L.Conv2D(4, 3, padding="same", activation="relu")(i)
     x = L.Concatenate(axis=1)([a, L.Conv2D(4, 1)(a), L.Conv2D(4, (2, 1), strides=(2, 1))(a)])  # 6 + 6 + 3 rows
     x = L.Concatenate(axis=2)([L.Conv2D(4, (1, 2))(x), x])  # 4 + 5 columns
     s = L.Reshape((8 * 5, 4))(L.Conv2D(4, 3, strides=2, padding="same")(x))
     s = L.Concatenate(axis=1)([L.Conv1D(4, 3, strides=2)(s), s])
-    return keras.Model(i, L.Dense(5)(L.GlobalAveragePooling1D()(L.Conv1D(6, 3)(s))), name="axis_concats")
+    steps = L.TimeDistributed(L.Dense(3, activation="relu"))(L.Conv1D(4, 3, strides=8)(s))
+    pooled = L.GlobalAveragePooling1D()(L.Conv1D(6, 3)(s))
+    return keras.Model(i, L.Dense(5)(L.Concatenate()([pooled, L.Flatten()(steps)])), name="axis_concats")
 
 
 def small_model():
@@ -395,7 +399,7 @@ def test_int8_headers_run_clean_under_sanitizers(name, converted, tflm, tmp_path
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
     """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD / SUB by constants, SUB, swish (LOGISTIC +
     MUL fused into a table), TANH, LEAKY_RELU, PRELU, CONCATENATION along other axes than the
-    last, MEAN over any axes (also with the output sharing the input's
+    last, PACK (TimeDistributed), MEAN over any axes (also with the output sharing the input's
     quantisation), and MobileNetV3Small and ShuffleNet built on them: 0 LSB against TFLM (default
     build) and TFLite's BUILTIN_REF (reference='tflite-ref')."""
     data, xs = layout_ops[name]

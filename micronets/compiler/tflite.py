@@ -63,7 +63,7 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
              "MUL", "LOGISTIC", "HARD_SWISH", "GELU", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
-             "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU")
+             "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK")
 #: float ops the converter leaves between a DEQUANTIZE and a QUANTIZE that run as one table of the
 #: references' float steps: LayerNormalization's -mean, ELU (which it does not quantise)
 FLOAT_ISLANDS = {"NEG": Int8Negate, "ELU": Int8Elu}
@@ -207,7 +207,7 @@ class _Importer:
     def fail(self, op_index: int, opname: str, why: str):
         raise UnsupportedModelError(f"{self.r.what}: op {op_index} ({opname}) {why}")
 
-    def act_tensor(self, index: int, op_index: int, opname: str, rows: bool = False) -> Tensor:
+    def act_tensor(self, index: int, op_index: int, opname: str, rows: bool = False, unbatched: bool = False) -> Tensor:
         """Our int8 tensor for .tflite tensor ``index`` (created on first sight). ``rows``: a
         FULLY_CONNECTED's output, which may be [R, U] (a Dense over the pixels of a map, its
         input flattened to R rows by the converter): kept as our (R, U) tensor, readable only by the ops of
@@ -230,18 +230,22 @@ class _Importer:
         if rows and len(shape) == 2 and shape[0] > 1:
             self.row_tensors.add(index)
             shape = (1,) + tuple(shape)
+        if unbatched and shape and shape[0] != 1:
+            shape = (1,) + tuple(shape)
         if not shape or shape[0] != 1:
             self.fail(op_index, opname, f"tensor '{tname}' has shape {list(shape)}; a batch of 1 is required")
         t = Tensor(name=tname, shape=shape[1:] or (1,), dtype=dtype, quant=Quant(float(scales[0]), int(zps[0])))
         self.tensors[index] = t
         return t
 
-    def new_output(self, index: int, op_index: int, opname: str, rows: bool = False) -> Tensor:
+    def new_output(self, index: int, op_index: int, opname: str, rows: bool = False, unbatched: bool = False) -> Tensor:
+        """Our tensor for output ``index`` of op ``op_index``. ``unbatched``: its first axis may be
+        longer than 1 (not a batch axis; kept in our shape, as RESHAPE keeps one)."""
         if index in self.tensors:
             self.fail(op_index, opname, f"writes tensor '{self.r.tname(index)}' a second time")
         # an elementwise op of a [rows, units] tensor writes one too
         rows = rows or (opname in ROW_SAFE and opname != "RESHAPE" and any(i in self.row_tensors for i in self.reading))
-        return self.act_tensor(index, op_index, opname, rows)
+        return self.act_tensor(index, op_index, opname, rows, unbatched)
 
     def weights(self, index: int, op_index: int, opname: str, dtype: str):
         if index < 0:
@@ -472,7 +476,10 @@ class _Importer:
                 self.fail(k, name, "slices with bounds that are not constants")
             if int(opt.ellipsisMask or 0) or int(opt.newAxisMask or 0) or bool(getattr(opt, "offset", False)):
                 self.fail(k, name, "uses an ellipsis, a new axis or offset bounds; not supported")
-            full = (1,) + tuple(x.shape)
+            # a tensor the converter made time-major ([T, 1, C], Keras' TimeDistributed unrolled: its
+            # first axis is not a batch of 1) is sliced on all its axes; any other has a batch axis
+            unbatched = tuple(r.shape(ins[0])) == tuple(x.shape) and x.shape[0] != 1
+            full = tuple(x.shape) if unbatched else (1,) + tuple(x.shape)
             begin, end = np.asarray(begin).reshape(-1).tolist(), np.asarray(end).reshape(-1).tolist()
             steps = [1] * len(begin) if steps is None else np.asarray(steps).reshape(-1).tolist()
             bmask, emask, smask = int(opt.beginMask or 0), int(opt.endMask or 0), int(opt.shrinkAxisMask or 0)
@@ -496,7 +503,9 @@ class _Importer:
                 starts.append(rng.start)
                 stepl.append(rng.step)
                 counts.append(len(rng))
-            if starts[0] != 0 or counts[0] != 1:
+            if unbatched:
+                starts, stepl, counts = [0] + starts, [1] + stepl, [1] + counts  # a batch axis of 1 in front
+            elif starts[0] != 0 or counts[0] != 1:
                 self.fail(k, name, "slices the batch axis")
             readers = [o for o in operators if outs[0] in list(o.inputs)]
             scales, zps, _ = r.quant(outs[0])
@@ -582,6 +591,24 @@ class _Importer:
                 self.fail(k, name, f"concatenates along the batch axis of {list(r.shape(outs[0]))}")
             try:
                 self.add(Int8Concat(label, xs, out, axis - 1), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "PACK":
+            # a stack of tensors along a new axis: a concatenation of views of them with that axis
+            # (length 1) in place. On axis 0 (the converter's unrolled TimeDistributed: T [1, C]
+            # tensors to [T, 1, C]) the output's first axis is not a batch of 1 and is kept.
+            xs = [self.act_tensor(i, k, name) for i in ins]
+            tshape = r.shape(outs[0])
+            axis = int(getattr(opt, "axis", 0)) % max(len(tshape), 1)
+            out = self.new_output(outs[0], k, name, unbatched=axis == 0)
+            a = axis if axis == 0 else axis - 1
+            view = out.shape[:a] + (1,) + out.shape[a + 1:]
+            if tshape[0] == 1 and axis == 0 or any(x.size != int(np.prod(view)) for x in xs) or len(xs) != out.shape[a]:
+                self.fail(k, name, f"stacks {[list(r.shape(i)) for i in ins]} into {list(tshape)} along axis {axis}")
+            parts = [Tensor(name=f"{x.name}@{j}", shape=view, base=x.storage, dtype=x.dtype, quant=x.quant)
+                     for j, x in enumerate(xs)]
+            try:
+                self.add(Int8Concat(label, parts, out, a), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name == "HARD_SWISH":
