@@ -1402,8 +1402,9 @@ def _dsp_models():
     convs alone (tiles of 4, 2 and 1 pixels, SMLAD; odd channel counts; tails of 1 and 2 inputs;
     in place; thin layers of 3 and 7 inputs a channel at a time; 516 inputs: unpacked in chunks,
     an odd pixel as they go),
-    a 1x1 expansion fused with a depthwise conv (the ring), 3x3 convs over 8 and 12 int8 channels
-    (im2col: the pointwise tiles over each window, of 4, 2 and 1 pixels in a row of 7; in place)
+    a 1x1 expansion fused with a depthwise conv (the ring), 3x3 convs over 3 uint8, 8, 12 and 6
+    int8 channels (im2col: the pointwise tiles over each window, of 4, 2 and 1 pixels in a row of
+    7; in place; a row-dilated one)
     and fully connected layers (SMLAD, four outputs per input word)."""
     i = keras.Input((12, 12, 16))
     dw = keras.Model(i, L.DepthwiseConv2D(3, strides=2, padding="same")(L.DepthwiseConv2D(3, padding="same", activation="relu6")(i)),
@@ -1426,9 +1427,12 @@ def _dsp_models():
     i = keras.Input((14, 14, 6))
     x = L.Conv2D(24, 1, activation="relu6")(i)
     fused = keras.Model(i, L.Conv2D(8, 1)(L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)), name="dsp_fused")
-    i = keras.Input((10, 7, 4))  # rows of 7: im2col tiles of 4, 2 and 1 pixels
-    x = L.Conv2D(12, 3, padding="same", activation="relu6")(L.Conv2D(8, 1)(i))
-    conv = keras.Model(i, L.Conv2D(5, 1)(L.Conv2D(12, 3, padding="same")(x)), name="dsp_conv")  # in place (im2col)
+    i = keras.Input((10, 7, 3))  # rows of 7: im2col tiles of 4, 2 and 1 pixels
+    # the first layer's windows are taken from the caller's uint8 RGB pixels (ld8), 9 a kernel row
+    # inside the map, 3 a tap on its border; a dilated conv's window rows 2 input rows apart
+    x = L.Conv2D(12, 3, padding="same", activation="relu6")(L.Conv2D(8, 3, padding="same")(i))
+    x = L.Conv2D(12, 3, padding="same")(L.Conv2D(6, 3, dilation_rate=(2, 1), padding="same")(x))
+    conv = keras.Model(i, L.Conv2D(5, 1)(x), name="dsp_conv")  # in place (im2col)
     i = keras.Input((32,))
     x = L.Dense(67, activation="relu")(L.Dense(48)(i))  # 48 int8 inputs (unpacked once); then 67 (a 3-input tail)
     x = L.Dense(19)(x)  # 19 outputs of the unpacked row: four at a time and three
@@ -1681,7 +1685,8 @@ def test_depthwise_of_one_channel_runs_as_a_conv_and_opens_a_stream(tmp_path):
 def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     """Each DSP kernel on QEMU's Cortex-M4: the default build (DSP: SXTB16, SMLAD, SMLABB/SMLATT,
     SMMLAR, SSAT) runs fewer instructions than the same header built with MICRONETS_NO_DSP (so
-    the DSP code is what ran), and both give the host's outputs bit for bit, which are TFLM's."""
+    the DSP code is what ran), and both give the host's outputs bit for bit, which are TFLM's
+    (raw uint8 pixels: what their int8 values give)."""
     import shutil
 
     from micronets.embedded import qemu
@@ -1698,6 +1703,10 @@ def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     header = tmp_path / "Dsp.h"
     x = np.random.default_rng(index).integers(0, 256, (2,) + tuple(model.input_shape[1:])).astype(np.uint8)
     _, on_host = run_header_int8(str(header), "Dsp", x, entry="uint8")
+    # raw pixels give what their int8 values (the input table's) give: the first layer's loads
+    # through ld8 take every byte it should
+    _, via_int8 = run_header_int8(str(header), "Dsp", compiled.input_table()[x], entry="int8")
+    assert np.array_equal(on_host, via_int8)
     objdump = shutil.which(qemu.CXX).replace("g++", "objdump")
     runs = {}
     for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):
