@@ -171,12 +171,23 @@ def subtract_swish_model():
 
 def means_model():
     """MEAN over the channels (keep dims) and over the pixels (no keep dims), read by nothing that
-    needs their quantisation (so it can be set to their inputs')."""
+    needs their quantisation (so it can be set to their inputs'); REDUCE_MAX over the channels
+    (keras.ops.max)."""
     i = keras.Input((6, 6, 4))
     x = L.Conv2D(8, 3, padding="same")(i)
     a = L.Dense(5)(L.Flatten()(keras.ops.mean(x, axis=-1, keepdims=True)))
     b = L.GlobalAveragePooling2D()(L.Conv2D(5, 1)(x))
-    return keras.Model(i, L.Add()([a, b]), name="means")
+    d = L.Dense(5)(L.Flatten()(keras.ops.max(x, axis=-1)))
+    return keras.Model(i, L.Add()([a, b, d]), name="means")
+
+
+def sums_model():
+    """SUM (keras.ops.sum) over a map's rows and over a sequence's steps."""
+    i = keras.Input((6, 6, 4))
+    x = L.Conv2D(8, 3, padding="same")(i)
+    c = L.Dense(5)(L.Flatten()(keras.ops.sum(x, axis=1)))
+    s = L.Reshape((36, 8))(x)
+    return keras.Model(i, L.Add()([c, L.Dense(5)(keras.ops.sum(s, axis=1))]), name="sums")
 
 
 def minmax_model():
@@ -399,7 +410,7 @@ def test_int8_headers_run_clean_under_sanitizers(name, converted, tflm, tmp_path
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
     """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD / SUB by constants, SUB, swish (LOGISTIC +
     MUL fused into a table), TANH, LEAKY_RELU, PRELU, CONCATENATION along other axes than the
-    last, PACK (TimeDistributed), MEAN over any axes (also with the output sharing the input's
+    last, PACK (TimeDistributed), MEAN and REDUCE_MAX over any axes (MEAN also with the output sharing the input's
     quantisation), and MobileNetV3Small and ShuffleNet built on them: 0 LSB against TFLM (default
     build) and TFLite's BUILTIN_REF (reference='tflite-ref')."""
     data, xs = layout_ops[name]
@@ -412,6 +423,24 @@ def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
     if name == "layout":  # RELU6 with a rescale: TFLM clamps in the input's domain, BUILTIN_REF requantises
         assert not np.array_equal(raw, raw_ref)
+
+
+def test_sum_bit_identical_with_tflm_and_refused_for_builtin_ref(tmp_path):
+    """SUM over any axes is TFLM's QuantizedMeanOrSum without the 1/n: 0 LSB against TFLM.
+    TensorFlow 2.21's BUILTIN_REF SUM agrees neither with TFLM nor with TFLite's default kernel
+    (which is 1 LSB from TFLM), so reference='tflite-ref' refuses it naming the op."""
+    model = spread_weights(sums_model(), seed=40)
+    data = convert(model, calibration(model, seed=4))
+    assert "SUM" in op_names(data)
+    xs = int8_inputs(model.input_shape[1:], n=12, seed=4)
+    compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "M_sums")
+    assert sorted(op.label() for op in compiled.graph.ops if op.kind == "Sum") == [
+        "Sum 36x8 over axes 1 (36 values)", "Sum 6x6x8 over axes 1 (6 values)"]
+    tflm = tflm_reference({"sums": (data, xs)})["sums"]
+    assert np.array_equal(raw, tflm), f"max LSB difference vs TFLM: {np.abs(raw.astype(int) - tflm).max()}"
+    assert len(np.unique(raw)) > 8 and len({tuple(r) for r in raw}) > len(xs) // 2
+    with pytest.raises(UnsupportedModelError, match=r"SUM.*no sound reference in TFLite's BUILTIN_REF"):
+        compile_tflite(data, reference="tflite-ref")
 
 
 def layer_norm_model():
@@ -490,12 +519,15 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
         seen.update(op_names(data))
     for op in ("TRANSPOSE", "STRIDED_SLICE", "RELU", "RELU6", "MEAN", "MUL", "ADD", "SUB", "RESHAPE", "HARD_SWISH",
                "LOGISTIC", "MAXIMUM", "MINIMUM", "REDUCE_MAX", "PAD", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR",
-               "TRANSPOSE_CONV", "TANH", "LEAKY_RELU", "PRELU"):
+               "TRANSPOSE_CONV", "TANH", "LEAKY_RELU", "PRELU", "PACK"):
         assert op in seen, op
+    reductions = [op.label() for op in compile_tflite(layout_ops["means"][0]).graph.ops if op.kind == "ReduceMax"]
+    assert reductions == ["ReduceMax 6x6x8 over axes 3 (8 values)"], reductions
     slopes = [op.const_shape for op in compile_tflite(layout_ops["activations"][0]).graph.ops if op.kind == "PReLU"]
     assert sorted(slopes) == [(1, 1, 8), (12, 12, 8), (16,)], slopes  # per channel, per element, a vector's
     joins = [op.describe() for op in compile_tflite(layout_ops["axis_concats"][0]).graph.ops if op.kind == "Concatenate"]
-    assert sorted(joins) == ["19 + 40 along axis 0", "4 + 5 along axis 1", "6 + 6 + 3 along axis 0"], joins
+    assert sorted(joins) == ["1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 along axis 0",  # PACK: 8 time steps
+                             "19 + 40 along axis 0", "4 + 5 along axis 1", "6 + 24 channels", "6 + 6 + 3 along axis 0"], joins
     upconvs = [op.label() for op in compile_tflite(layout_ops["transpose_conv"][0]).graph.ops if op.kind == "Conv2DTranspose"]
     assert sorted(upconvs) == sorted(["Conv2DTranspose 3x3 x2 + ReLU", "Conv2DTranspose 4x3 x2",
                                       "Conv2DTranspose 2x2 x2 + ReLU6", "Conv2DTranspose 5x5 x3 crop 1,1",

@@ -63,7 +63,7 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
              "MUL", "LOGISTIC", "HARD_SWISH", "GELU", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
-             "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK")
+             "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM")
 #: float ops the converter leaves between a DEQUANTIZE and a QUANTIZE that run as one table of the
 #: references' float steps: LayerNormalization's -mean, ELU (which it does not quantise)
 FLOAT_ISLANDS = {"NEG": Int8Negate, "ELU": Int8Elu}
@@ -441,6 +441,24 @@ class _Importer:
                     self.add(Int8MeanAxes(label, x, out, [a - 1 for a in axes if a > 0]), name)
                 except UnsupportedModelError as exc:
                     self.fail(k, name, str(exc))
+        elif name == "SUM":
+            x = self.act_tensor(ins[0], k, name)
+            rank, axes = self._reduced_axes(k, name, ins[1], x, "sums")
+            out = self.new_output(outs[0], k, name)
+            if self.reference == "tflite-ref":
+                # TensorFlow 2.21's BUILTIN_REF SUM gives neither the sum nor TFLM's values (a
+                # column of int8 values summing to -1 came out as -82 where TFLM and TFLite's
+                # default kernel give 5): nothing to be exact with
+                self.fail(k, name, "has no sound reference in TFLite's BUILTIN_REF kernels (TensorFlow 2.21's disagrees "
+                                   "with TFLM and with TFLite's default kernel); compile with reference='tflm'")
+            if out.quant == x.quant:
+                # TFLM requantises this sum too; BUILTIN_REF adds the int8 values as they are
+                self.fail(k, name, "sums into its input's scale and zero point, where TFLM and TFLite's reference "
+                                   "kernels disagree; not supported")
+            try:
+                self.add(Int8MeanAxes(label, x, out, [a - 1 for a in axes if a > 0], mode="sum"), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
         elif name in ("RELU", "RELU6"):
             x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
@@ -572,17 +590,21 @@ class _Importer:
                 self.fail(k, name, str(exc))
         elif name == "REDUCE_MAX":
             # the largest value of each channel over the map (Keras GlobalMaxPooling2D): a max
-            # pooling whose window is the whole map, as both references compare stored values
+            # pooling whose window is the whole map, as both references compare stored values; over
+            # other axes (channels: keras.ops.max(x, axis=-1)) a gather like MEAN's
             x = self.act_tensor(ins[0], k, name)
             rank, axes = self._reduced_axes(k, name, ins[1], x, "takes the maximum")
-            if axes != list(range(1, rank - 1)) or rank not in (3, 4):
-                self.fail(k, name, f"takes the maximum over axes {axes} of {list(r.shape(ins[0]))}; only over the "
-                                   "rows and columns of a map or the steps of a sequence is supported")
             out = self.new_output(outs[0], k, name)
             if x.quant != out.quant:
                 self.fail(k, name, f"changes the quantisation ({x.quant} -> {out.quant}); TFLite keeps it")
-            h, w = x.hwc[0], x.hwc[1]
-            self.add(Int8Pool(label, x, out, (h, w), (h, w), (0, 0, 0, 0), False), name)
+            try:
+                if axes == list(range(1, rank - 1)) and rank in (3, 4):
+                    h, w = x.hwc[0], x.hwc[1]
+                    self.add(Int8Pool(label, x, out, (h, w), (h, w), (0, 0, 0, 0), False), name)
+                else:
+                    self.add(Int8MeanAxes(label, x, out, [a - 1 for a in axes if a > 0], mode="max"), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
         elif name == "CONCATENATION":
             xs = [self.act_tensor(i, k, name) for i in ins]
             out = self.new_output(outs[0], k, name)

@@ -4,6 +4,11 @@ spatial axis, over everything), as TFLM and TensorFlow 2.21's BUILTIN_REF comput
 multiplier as for the spatial mean. (Older TensorFlow reference kernels divided the raw sum by n
 when input and output share their quantisation; 2.21's do not: tests/test_int8.py checks it.)
 
+TFLite SUM is the same arithmetic without the 1/n (QuantizedMeanOrSum with compute_sum, TFLM's
+for every SUM; BUILTIN_REF's too where the output's quantisation differs from the input's).
+REDUCE_MAX over any axes (the output keeps the input's quantisation, as both references require):
+the largest stored value, no arithmetic.
+
 Loops: the kept axes (output order), then the reduced ones, each collapsed where contiguous."""
 
 from __future__ import annotations
@@ -19,8 +24,16 @@ class Int8MeanAxes(Int8Op):
     kind = "Mean"
     template = "kernels/int8_mean_axes.h.j2"
 
-    def __init__(self, name, x, out, axes):
+    def __init__(self, name, x, out, axes, mode: str = "mean"):
+        """``mode``: "mean" (TFLite MEAN), "sum" (SUM: no division by the count) or "max" (REDUCE_MAX)."""
         super().__init__(name, [x], out, 0)
+        if mode not in ("mean", "sum", "max"):
+            raise ValueError(f"reduction {mode!r}; known: mean, sum, max")
+        self.mode = mode
+        self.kind = {"mean": "Mean", "sum": "Sum", "max": "ReduceMax"}[mode]
+        if mode == "max" and x.quant != out.quant:
+            raise UnsupportedModelError(f"maximum '{name}' changes the quantisation ({x.quant} -> {out.quant}); "
+                                        f"TFLite keeps it")
         self.axes = tuple(sorted(set(int(a) for a in axes)))  # over x.shape (no batch)
         if not self.axes or any(a < 0 or a >= len(x.shape) for a in self.axes):
             raise UnsupportedModelError(f"mean '{name}' over axes {list(axes)} of {x.shape}")
@@ -38,7 +51,7 @@ class Int8MeanAxes(Int8Op):
         self.kdims, self.kstrides = collapse_gather([x.shape[i] for i in kept], [strides[i] for i in kept], name, 4)
         self.rdims, self.rstrides = collapse_gather([x.shape[a] for a in self.axes], [strides[a] for a in self.axes], name, 4)
         mult, shift = quantize_multiplier(float(x.quant.scale) / float(out.quant.scale))
-        self.mult, self.shift = fold_count(mult, shift, self.count)
+        self.mult, self.shift = (mult, shift) if mode != "mean" else fold_count(mult, shift, self.count)
         self.zin_n = x.quant.zero_point * self.count
         self.out_off = out.quant.zero_point
 
@@ -54,6 +67,8 @@ class Int8MeanAxes(Int8Op):
         average over L, streamed as an L x 1 view: ``Int8Stream``'s ``columns_as_rows``) closes a
         row stream: each of a row's W C bytes summed into its own accumulator as the rows arrive
         (mn_mean_axes_close), then this op's requantisation."""
+        if self.mode != "mean":
+            return False
         h, w, c = self.inputs[0].hwc
 
         def axes(dims, strides):  # (size, stride) of the gather's axes longer than 1
