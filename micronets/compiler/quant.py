@@ -45,6 +45,20 @@ def round_half_away(x: float) -> int:
     return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1) if abs(x) < 2 ** 52 else int(x)
 
 
+def float_island_table(in_scale: float, in_zero: int, out_scale: float, out_zero: int, fn) -> np.ndarray:
+    """The int8 table of a float op the converter leaves between a DEQUANTIZE and a QUANTIZE, for
+    the inputs -128..127 in order, as the references' float steps compute it: the value
+    dequantised (the scale as a double times q - zero point, rounded to float), ``fn`` (of one
+    float32, giving a float32), then quantised (divided by the output scale in single precision,
+    rounded half away from zero, plus the zero point, saturated)."""
+    f32 = np.float32
+    out = []
+    for v in range(-128, 128):
+        y = f32(fn(f32(float(f32(in_scale)) * (v - int(in_zero)))))
+        out.append(max(-128, min(127, round_half_away(float(y / f32(out_scale))) + int(out_zero))))
+    return np.array(out, np.int8)
+
+
 def quantize_multiplier(real: float) -> Tuple[int, int]:
     """(multiplier, shift) with real ~= multiplier * 2^(shift - 31), as TFLite's QuantizeMultiplier
     (double rounding build): shift > 0 is a left shift."""

@@ -21,6 +21,7 @@ import numpy as np
 
 from micronets.compiler.graph import Graph, Quant, Tensor
 from micronets.compiler.ops.base import UnsupportedModelError, conv_output
+from micronets.compiler.ops.int8_abs import Int8Abs
 from micronets.compiler.ops.int8_add import Int8Add
 from micronets.compiler.ops.int8_add_const import Int8AddConst
 from micronets.compiler.ops.int8_batch_matmul import Int8BatchMatMul
@@ -50,6 +51,7 @@ from micronets.compiler.ops.int8_rsqrt import Int8Rsqrt
 from micronets.compiler.ops.int8_slice import Int8Slice
 from micronets.compiler.ops.int8_sub import Int8Sub, Int8SubConst
 from micronets.compiler.ops.int8_softmax import Int8Softmax
+from micronets.compiler.ops.int8_square import Int8Square
 from micronets.compiler.ops.int8_squared_difference import Int8SquaredDifference
 from micronets.compiler.ops.int8_tanh import Int8Tanh
 from micronets.compiler.ops.int8_tile import Int8Tile
@@ -63,10 +65,10 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
              "MUL", "LOGISTIC", "HARD_SWISH", "GELU", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
-             "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM")
+             "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM", "ABS")
 #: float ops the converter leaves between a DEQUANTIZE and a QUANTIZE that run as one table of the
-#: references' float steps: LayerNormalization's -mean, ELU (which it does not quantise)
-FLOAT_ISLANDS = {"NEG": Int8Negate, "ELU": Int8Elu}
+#: references' float steps: LayerNormalization's -mean, ELU, SQUARE (which it does not quantise)
+FLOAT_ISLANDS = {"NEG": Int8Negate, "ELU": Int8Elu, "SQUARE": Int8Square}
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
 
@@ -658,6 +660,9 @@ class _Importer:
                                          bool(getattr(opt, "adjY", False))), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
+        elif name == "ABS":
+            x = self.act_tensor(ins[0], k, name)
+            self.add(Int8Abs(label, x, self.new_output(outs[0], k, name)), name)
         elif name == "RSQRT":
             x = self.act_tensor(ins[0], k, name)
             self.add(Int8Rsqrt(label, x, self.new_output(outs[0], k, name)), name)

@@ -11,18 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from micronets.compiler.ops.int8_base import Int8TableOp
-from micronets.compiler.quant import libm_f32, round_half_away
+from micronets.compiler.quant import float_island_table, libm_f32
 
 
 def elu_table(in_scale: float, in_zero: int, out_scale: float, out_zero: int) -> np.ndarray:
     """ELU requantised for the inputs -128..127, in order, as DEQUANTIZE, ELU, QUANTIZE compute it."""
-    f32, expm1 = np.float32, libm_f32("expm1f", np.expm1)
-    out = []
-    for v in range(-128, 128):
-        x = f32(float(f32(in_scale)) * (v - int(in_zero)))
-        y = f32(expm1(x)) if x < 0 else x
-        out.append(max(-128, min(127, round_half_away(float(y / f32(out_scale))) + int(out_zero))))
-    return np.array(out, np.int8)
+    expm1 = libm_f32("expm1f", np.expm1)
+    return float_island_table(in_scale, in_zero, out_scale, out_zero, lambda x: expm1(x) if x < 0 else x)
 
 
 class Int8Elu(Int8TableOp):

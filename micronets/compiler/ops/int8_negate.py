@@ -10,17 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from micronets.compiler.ops.int8_base import Int8TableOp
-from micronets.compiler.quant import round_half_away
+from micronets.compiler.quant import float_island_table
 
 
 def negate_table(in_scale: float, in_zero: int, out_scale: float, out_zero: int) -> np.ndarray:
     """-x requantised for the inputs -128..127, in order, as DEQUANTIZE, NEG, QUANTIZE compute it."""
-    f32 = np.float32
-    out = []
-    for v in range(-128, 128):
-        real = -f32(float(f32(in_scale)) * (v - int(in_zero)))
-        out.append(max(-128, min(127, round_half_away(float(real / f32(out_scale))) + int(out_zero))))
-    return np.array(out, np.int8)
+    return float_island_table(in_scale, in_zero, out_scale, out_zero, lambda x: -x)
 
 
 class Int8Negate(Int8TableOp):
