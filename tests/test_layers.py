@@ -526,6 +526,30 @@ def test_lstm_autoencoder_with_repeat_vector(tmp_path):
     assert [op.label() for op in compiled.graph.ops][1] == "RepeatVector x12"
 
 
+def test_gelu_keeps_its_precision_far_below_zero(tmp_path):
+    """GELU at -3 to -7 is tiny (down to 1e-11); TensorFlow's formula 0.5 x erfc(-x / sqrt 2) keeps
+    each value to float precision, where 0.5 x (1 + erf(x / sqrt 2)) cancels (1 + erf(-4 / sqrt 2)
+    is 6e-5, of which float32's erf keeps 3 digits; at -6 it is 0). A layer that scales such
+    values up differed from Keras by 2% (the random-model fuzzer found it: seed 7048 of
+    test_fuzz_keras_ops). Compared with the exact value (float64 erfc of the float32 input): Keras'
+    own predict() is 0.2% off at -4.9 (XLA's erfc), within the usual tolerance at the output scale."""
+    import math
+
+    inp = keras.Input((1,))
+    model = keras.Model(inp, layers.Activation("gelu")(layers.Dense(16)(inp)))
+    w, b = np.linspace(-1.0, 1.0, 16, dtype=np.float32).reshape(1, 16), np.full(16, -5.0, np.float32)
+    model.layers[1].set_weights([w, b])
+    x = np.linspace(-2.0, 2.0, 9, dtype=np.float32).reshape(-1, 1)
+    got, _ = cpp_outputs(model, x, tmp_path)
+    z = (x * w + b).astype(np.float32).astype(np.float64)  # -7 .. -3
+    exact = 0.5 * z * np.vectorize(math.erfc)(-z / math.sqrt(2.0))
+    assert exact.max() < -1e-12 and exact.min() < -4e-3
+    rel = np.abs(got[0] - exact) / np.abs(exact)
+    assert rel.max() < 1e-5, rel.max()
+    ref = model.predict(x, verbose=0)
+    assert np.abs(got[0] - ref).max() <= TOL * max(1.0, float(np.abs(ref).max()))
+
+
 def test_elementwise_keras_ops_match_keras(tmp_path):
     """keras.ops of one tensor written in a functional model (square, abs, clip, sqrt, rsqrt,
     reciprocal, log, log1p, expm1, power by a constant) run as activations, fused where the producer allows; the ones

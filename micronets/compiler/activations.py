@@ -62,8 +62,9 @@ _BODIES: Dict[str, Callable[[Dict[str, float]], str]] = {
     "selu": lambda p: f"return {c_float(_SELU_SCALE)} * (x > 0.0f ? x : {c_float(_SELU_ALPHA)} * expm1f(x));",
     "celu": lambda p: (f"return (x > 0.0f ? x : 0.0f) + {c_float(p['alpha'])} * "
                        f"expm1f((x < 0.0f ? x : 0.0f) / {c_float(p['alpha'])});"),
+    # exact GELU as TensorFlow writes it, with erfc: 1 + erf(x / sqrt 2) cancels below -3
     "gelu": lambda p: ("return 0.5f * x * (1.0f + tanhf(0.797884561f * (x + 0.044715f * x * x * x)));"
-                       if p.get("approximate") else "return 0.5f * x * (1.0f + erff(x * 0.707106781f));"),
+                       if p.get("approximate") else "return 0.5f * x * erfcf(x * -0.707106781f);"),
     "silu": lambda p: "return x / (1.0f + mn_expf(-x));",
     "sigmoid": lambda p: "return 1.0f / (1.0f + mn_expf(-x));",
     "hard_sigmoid": lambda p: "return mn_clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f;",
