@@ -47,6 +47,10 @@ LIVEN_BATCH = 32
 #: (test_fuzz_transformer_layers: their own seeds, so the draws of the seeds above stay as they were)
 N_LN_MODELS = int(os.environ.get("MICRONETS_FUZZ_LN_MODELS", "12"))
 LN_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ_LN_SEED", "5000"))
+#: models drawn with keras.ops reductions, softmax over any axis, Dot, matmul and power too
+#: (test_fuzz_keras_ops: their own seeds and their own random stream, as the transformers')
+N_OPS_MODELS = int(os.environ.get("MICRONETS_FUZZ_OPS_MODELS", "12"))
+OPS_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ_OPS_SEED", "7000"))
 #: random recurrent stacks in CI, all outputs of one model (MICRONETS_FUZZ_RNN_SEED / _STACKS)
 RNN_SEED = int(os.environ.get("MICRONETS_FUZZ_RNN_SEED", "9000"))
 N_RNN_STACKS = int(os.environ.get("MICRONETS_FUZZ_RNN_STACKS", "10"))
@@ -63,15 +67,17 @@ ACTIVATIONS = ["relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "sw
 # ----------------------------------------------------------------------------------- generator
 class _Gen:
     """Draws one random functional model from ``rng``; with ``ln_rng`` some layers are
-    LayerNormalization or MultiHeadAttention, drawn (with their weights) from it."""
+    LayerNormalization or MultiHeadAttention, drawn (with their weights) from it; with ``ops_rng``
+    some are keras.ops reductions, a softmax over any axis, Dot, matmul or power, drawn from it."""
 
-    def __init__(self, rng, ln_rng=None):
+    def __init__(self, rng, ln_rng=None, ops_rng=None):
         import keras
 
         self.k = keras
         self.L = keras.layers
         self.rng = rng
         self.ln_rng = ln_rng
+        self.ops_rng = ops_rng
         self.count = 0
         self.taps = []  # intermediate tensors that may become extra outputs
 
@@ -474,6 +480,37 @@ class _Gen:
             return ops.add(x, float(self.pick([3.0, -0.5])))
         return ops.multiply(x, float(self.pick([1 / 6.0, 2.0])))
 
+    def keras_op(self, x):
+        """One of the keras.ops and layers of a functional model written by hand, drawn from
+        ``ops_rng``: mean/sum/max/min over some of a sample's axes (keepdims or not), a softmax
+        over any axis, Dot (contracting either axis of a sequence, or two vectors; cosine
+        similarity or not), matmul of a sequence by a projection's transpose, a power."""
+        q, ops, L = self.ops_rng, self.k.ops, self.L
+        shape = self.shape(x)
+        rank = len(shape)
+        kinds = {1: ["dot", "power"], 2: ["reduce", "softmax", "dot", "matmul", "power"]}.get(rank, ["reduce", "softmax", "power"])
+        kind = str(q.choice(kinds))
+        if kind == "reduce":
+            axes = sorted(int(a) for a in q.choice(np.arange(1, rank + 1), size=int(q.integers(1, rank + 1)), replace=False))
+            keep = bool(q.random() < 0.5) or len(axes) == rank
+            fn = getattr(ops, str(q.choice(["mean", "sum", "max", "min"])))
+            return fn(x, axis=axes if len(axes) > 1 else axes[0], keepdims=keep)
+        if kind == "softmax":
+            return L.Softmax(axis=int(q.integers(1, rank + 1)), name=self.name("softmax"))(x)
+        if kind == "power":
+            return ops.power(ops.abs(x) + 0.5, float(q.choice([1.5, 2.0, 3.0])))
+        if kind == "matmul":
+            other = L.Dense(int(q.integers(2, 6)), name=self.name("dense"))(x)
+            return ops.matmul(x if shape[-1] == self.shape(other)[-1] else L.Dense(self.shape(other)[-1])(x),
+                              ops.transpose(other, (0, 2, 1)))
+        if rank == 1:
+            return L.Dot(axes=1, normalize=bool(q.random() < 0.5), name=self.name("dot"))(
+                [x, L.Dense(shape[0], name=self.name("dense"))(x)])
+        axis = int(q.integers(1, 3))  # contract the steps (1) or the features (2) of both
+        units = shape[1] if axis == 2 else int(q.integers(2, 6))
+        return L.Dot(axes=axis, normalize=bool(q.random() < 0.5), name=self.name("dot"))(
+            [x, L.Dense(units, name=self.name("dense"))(x)])
+
     #: the normalisations layer_norm draws (one subclass takes LayerNormalization alone)
     NORMS = ("unit", "group", "layer")
     #: whether attention may draw causal masks
@@ -491,6 +528,8 @@ class _Gen:
                 return self.attention(x)
             if u < 0.95 and rank == 2 and shape[0] <= 32:
                 return self.recurrent(x)
+        if self.ops_rng is not None and self.ops_rng.random() < 0.35:
+            return self.keras_op(x)
         spatial = int(np.prod(shape[:-1])) if rank > 1 else 1
         r = self.rng.random()
         if rank == 1:
@@ -611,13 +650,15 @@ class _Gen:
         return self.k.Model(inp, outputs if len(outputs) > 1 else outputs[0], name="fuzz")
 
 
-def build_model(seed, attempt=0, transformer=False):
+def build_model(seed, attempt=0, transformer=False, keras_ops=False):
     """The random model for ``seed`` (``attempt`` > 0: the redraws when a model is rejected);
-    ``transformer``: with LayerNormalization and MultiHeadAttention layers too."""
+    ``transformer``: with LayerNormalization and MultiHeadAttention layers too; ``keras_ops``:
+    with keras.ops reductions, Dot, matmul, power and softmax over any axis too."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    gen = _Gen(np.random.default_rng([seed, attempt]), np.random.default_rng([seed, attempt, 1]) if transformer else None)
+    gen = _Gen(np.random.default_rng([seed, attempt]), np.random.default_rng([seed, attempt, 1]) if transformer else None,
+               np.random.default_rng([seed, attempt, 2]) if keras_ops else None)
     return gen.model()
 
 
@@ -700,10 +741,10 @@ def keras_reference(model, x):
 VIEW_LAYERS = {"InputLayer", "Reshape", "Flatten", "Dropout"}
 
 
-def make_case(seed, attempts=6, transformer=False):
+def make_case(seed, attempts=6, transformer=False, keras_ops=False):
     """The first draw for ``seed`` that is well conditioned (see the module doc); None if none is."""
     for attempt in range(attempts):
-        model = build_model(seed, attempt, transformer)
+        model = build_model(seed, attempt, transformer, keras_ops)
         if all(type(layer).__name__ in VIEW_LAYERS for layer in model.layers):
             continue  # computes nothing (refused as such: a bad input, not a compiler gap)
         shape = tuple(int(d) for d in model.inputs[0].shape[1:])
@@ -814,11 +855,12 @@ def compare(case, out):
     return None
 
 
-def run_seeds(seeds, workdir, transformer=False):
+def run_seeds(seeds, workdir, transformer=False, keras_ops=False):
     """Generate, export, build (one driver), run and compare every seed's model.
 
     Returns (cases, failures, refusals): the cases run, and (case, message) lists."""
-    cases = [case for case in (make_case(seed, transformer=transformer) for seed in seeds) if case is not None]
+    cases = [case for case in (make_case(seed, transformer=transformer, keras_ops=keras_ops) for seed in seeds)
+             if case is not None]
     return run_cases(cases, workdir)
 
 
@@ -896,6 +938,22 @@ def test_fuzz_transformer_layers(tmp_path):
     if failures or refusals:
         pytest.fail(f"{len(failures)} failing and {len(refusals)} refused of {len(seeds)} random models "
                     f"(reproduce: python tests/test_fuzz.py --transformer SEED):\n\n{_report(failures, refusals)}",
+                    pytrace=False)
+
+
+def test_fuzz_keras_ops(tmp_path):
+    """Random models with keras.ops reductions, softmax over any axis, Dot, matmul and power among
+    the others (their own seeds: reproduce with ``python tests/test_fuzz.py --ops SEED``)."""
+    seeds = [OPS_BASE_SEED + i for i in range(N_OPS_MODELS)]
+    cases, failures, refusals = run_seeds(seeds, str(tmp_path), keras_ops=True)
+    assert len(cases) + len(failures) + len(refusals) >= 0.8 * len(seeds), "too few usable random models"
+    kinds = {type(op).__name__ for c in cases for op in c.model.operations}  # layers and keras.ops
+    for kind in ("Dot", "Softmax"):
+        assert kind in kinds, f"no {kind} among {sorted(kinds)}"
+    assert kinds & {"Mean", "Sum", "Max", "Min"} and kinds & {"Matmul", "Power"}, sorted(kinds)
+    if failures or refusals:
+        pytest.fail(f"{len(failures)} failing and {len(refusals)} refused of {len(seeds)} random models "
+                    f"(reproduce: python tests/test_fuzz.py --ops SEED):\n\n{_report(failures, refusals)}",
                     pytrace=False)
 
 
@@ -1052,18 +1110,19 @@ def test_fuzz_minimal(name, tmp_path):
 
 
 def _main(argv):
-    """``python tests/test_fuzz.py [--transformer] SEED [SEED ...]``: build, compare and verify the
-    given seeds (``--transformer``: as test_fuzz_transformer_layers draws them)."""
+    """``python tests/test_fuzz.py [--transformer|--ops] SEED [SEED ...]``: build, compare and verify
+    the given seeds (``--transformer``, ``--ops``: as test_fuzz_transformer_layers and
+    test_fuzz_keras_ops draw them)."""
     import micronets
 
-    transformer = "--transformer" in argv
-    for seed in (int(a) for a in argv if a != "--transformer"):
-        case = make_case(seed, transformer=transformer)
+    transformer, keras_ops = "--transformer" in argv, "--ops" in argv
+    for seed in (int(a) for a in argv if not a.startswith("--")):
+        case = make_case(seed, transformer=transformer, keras_ops=keras_ops)
         if case is None:
             print(f"seed {seed}: no usable model")
             continue
         with tempfile.TemporaryDirectory() as work:
-            _, failures, refusals = run_seeds([seed], work, transformer=transformer)
+            _, failures, refusals = run_seeds([seed], work, transformer=transformer, keras_ops=keras_ops)
         print(_report(failures, refusals) or f"OK {case.summary()}")
         if failures:
             try:
