@@ -480,21 +480,28 @@ class _Gen:
             return ops.add(x, float(self.pick([3.0, -0.5])))
         return ops.multiply(x, float(self.pick([1 / 6.0, 2.0])))
 
+    #: what keras_op draws, and the reductions among them
+    KERAS_OPS = ("reduce", "softmax", "dot", "matmul", "power", "abs", "square")
+    REDUCTIONS = ("mean", "sum", "max", "min")
+
     def keras_op(self, x):
         """One of the keras.ops and layers of a functional model written by hand, drawn from
-        ``ops_rng``: mean/sum/max/min over some of a sample's axes (keepdims or not), a softmax
-        over any axis, Dot (contracting either axis of a sequence, or two vectors; cosine
-        similarity or not), matmul of a sequence by a projection's transpose, a power."""
+        ``ops_rng`` (``KERAS_OPS``): mean/sum/max/min over some of a sample's axes (keepdims or
+        not), a softmax over any axis, Dot (contracting either axis of a sequence, or two vectors;
+        cosine similarity or not), matmul of a sequence by a projection's transpose, a power,
+        abs, square."""
         q, ops, L = self.ops_rng, self.k.ops, self.L
         shape = self.shape(x)
         rank = len(shape)
-        kinds = {1: ["dot", "power"], 2: ["reduce", "softmax", "dot", "matmul", "power"]}.get(rank, ["reduce", "softmax", "power"])
-        kind = str(q.choice(kinds))
+        kinds = [k for k in self.KERAS_OPS if rank > 1 or k not in ("reduce", "softmax", "matmul")]
+        kind = str(q.choice([k for k in kinds if rank < 3 or k not in ("dot", "matmul")]))
         if kind == "reduce":
             axes = sorted(int(a) for a in q.choice(np.arange(1, rank + 1), size=int(q.integers(1, rank + 1)), replace=False))
             keep = bool(q.random() < 0.5) or len(axes) == rank
-            fn = getattr(ops, str(q.choice(["mean", "sum", "max", "min"])))
+            fn = getattr(ops, str(q.choice(self.REDUCTIONS)))
             return fn(x, axis=axes if len(axes) > 1 else axes[0], keepdims=keep)
+        if kind in ("abs", "square"):
+            return getattr(ops, kind)(x)
         if kind == "softmax":
             return L.Softmax(axis=int(q.integers(1, rank + 1)), name=self.name("softmax"))(x)
         if kind == "power":

@@ -43,6 +43,9 @@ BASE_SEED = int(os.environ.get("MICRONETS_FUZZ8_SEED", "7000"))
 #: models with LayerNormalization and MultiHeadAttention too (test_fuzz_int8_transformer_layers)
 N_LN_MODELS = int(os.environ.get("MICRONETS_FUZZ8_LN_MODELS", "8"))
 LN_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ8_LN_SEED", "13000"))
+#: models drawn with keras.ops too (test_fuzz_int8_keras_ops: own seeds, own random stream)
+N_OPS_MODELS = int(os.environ.get("MICRONETS_FUZZ8_OPS_MODELS", "8"))
+OPS_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ8_OPS_SEED", "15000"))
 N_INPUTS = 6
 #: seeds that once failed, always run (shard 0) and always compared (never skipped): 7058 reads the
 #: model input in a MINIMUM, whose kernel took only int8 operands (the header did not compile for
@@ -134,6 +137,23 @@ class _Gen8Transformer(_Gen8):
 
     def recurrent(self, x):
         return self.attention(x)
+
+
+class _Gen8Ops(_Gen8):
+    """_Gen8 with test_fuzz's keras.ops draws that both references run: MEAN and REDUCE_MAX over
+    some axes, a softmax over any axis (TRANSPOSEs around a SOFTMAX), Dot and matmul
+    (BATCH_MATMUL), ABS, SQUARE (a float island); not SUM (BUILTIN_REF's is unsound), min or
+    power (no int8 kernels)."""
+
+    KERAS_OPS = ("reduce", "softmax", "dot", "matmul", "abs", "square")
+    REDUCTIONS = ("mean", "max")
+
+
+def build_ops_model(seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return _Gen8Ops(np.random.default_rng([seed, 8]), None, np.random.default_rng([seed, 8, 2])).model()
 
 
 def build_model(seed: int):
@@ -367,6 +387,20 @@ def test_fuzz_int8(shard, tmp_path):
         f"only {len(compared)} of {len(seeds)} drawn models reached the comparison:\n" + _report(results))
 
 
+def test_fuzz_int8_keras_ops(tmp_path):
+    """Random models with keras.ops reductions, softmax over any axis, Dot, matmul, abs and square
+    among the others (build_ops_model; reproduce: python tests/test_fuzz_int8.py --ops SEED), bit
+    for bit against TFLM and BUILTIN_REF."""
+    seeds = [OPS_BASE_SEED + k for k in range(N_OPS_MODELS)]
+    results = run_seeds(seeds, str(tmp_path), builder=build_ops_model)
+    assert not [r for r in results if r[1] == "MISMATCH"], (
+        "int8 header differs from its reference (reproduce: python tests/test_fuzz_int8.py --ops SEED):\n"
+        + _report(results))
+    compared = [r[0] for r in results if r[1] != "skipped"]
+    assert len(compared) >= MIN_COMPARED * len(seeds), (
+        f"only {len(compared)} of {len(seeds)} drawn models reached the comparison:\n" + _report(results))
+
+
 def test_fuzz_int8_transformer_layers(tmp_path):
     """Random models with LayerNormalization and MultiHeadAttention among the others
     (build_transformer_model; reproduce: python tests/test_fuzz_int8.py --transformer SEED), bit for
@@ -385,9 +419,9 @@ def test_fuzz_int8_transformer_layers(tmp_path):
 
 
 if __name__ == "__main__":  # pragma: no cover - a debugging aid
-    transformer = "--transformer" in sys.argv
-    builder = build_transformer_model if transformer else build_model
-    for arg in (a for a in sys.argv[1:] if a != "--transformer"):
+    builder = (build_transformer_model if "--transformer" in sys.argv else
+               build_ops_model if "--ops" in sys.argv else build_model)
+    for arg in (a for a in sys.argv[1:] if not a.startswith("--")):
         seed = int(arg)
         builder(seed).summary()
         with tempfile.TemporaryDirectory() as work:
