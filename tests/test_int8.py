@@ -1124,15 +1124,89 @@ def test_gelu_bit_identical_to_tflite_on_every_input(approximate, tmp_path):
     assert other_differs
 
 
+def test_exp_and_log_tables_match_tflite_on_every_input(tmp_path):
+    """EXP and LOG as TFLite builds their tables (LUTPopulate of expf and logf): at 20 random scale
+    and zero-point pairs each, every input gives TFLite's BUILTIN_REF output. LOG's input zero
+    point is -128 (the converter's range always holds 0, so its lowest input is log 0 = -inf,
+    which both x86 and ARM cast to the minimum); where an input range reaches below 0 (NaN,
+    cast differently by each machine) the op is refused. TFLM has no int8 kernel for either. Then
+    softplus, mish, celu and log-sigmoid (EXP, ADD, LOG, TANH, MUL, MINIMUM, SUB) in one model: 0
+    LSB against BUILTIN_REF."""
+    from micronets.compiler.ops.int8_exp import exp_table
+    from micronets.compiler.ops.int8_log import log_table
+    from micronets.compiler.tflite import _Reader
+
+    from int8_reference import requantise_tensors
+
+    rng = np.random.default_rng(43)
+    i = keras.Input((256,))
+    levels = {}
+    for op, fn, lo, hi, table_of in (("EXP", keras.ops.exp, -3.0, 2.0, exp_table),
+                                     ("LOG", keras.ops.log, 0.05, 4.0, log_table)):
+        data = convert(keras.Model(i, fn(i)), rng.uniform(lo, hi, (64, 256)).astype(np.float32))
+        assert op_names(data) == [op]
+        r = _Reader(data, "model")
+        io = (int(r.sg.inputs[0]), int(r.sg.outputs[0]))
+        xs = np.arange(-128, 128).astype(np.int8).reshape(1, 256)
+        for k in range(20):
+            # (EXP's inputs up to about 8: beyond, exp overflows int32 before the clamp)
+            si = float(np.float32(10 ** rng.uniform(-3, -1.5 if op == "EXP" else -0.5)))
+            so = float(np.float32(10 ** rng.uniform(-3, -0.5)))
+            zi, zo = (int(z) for z in rng.integers(-128, 128, 2))
+            zi = -128 if op == "LOG" else zi
+            m = requantise_tensors(data, {io[0]: (si, zi), io[1]: (so, zo)})
+            table = table_of(si, zi, so, zo)
+            assert np.array_equal(table, tflite_reference(m, xs).reshape(-1)), (op, si, zi, so, zo)
+            _, raw, _ = compiled_outputs(m, xs, tmp_path, f"T{op}{k}", reference="tflite-ref") if k < 2 else (0, None, 0)
+            assert raw is None or np.array_equal(raw.reshape(-1), table)
+            levels.setdefault(op, []).append(len(np.unique(table)))
+        if op == "LOG":  # inputs below 0: NaN in the table
+            with pytest.raises(UnsupportedModelError, match=r"\(LOG\).*differs between machines"):
+                compile_tflite(requantise_tensors(data, {io[0]: (0.01, 0), io[1]: (0.05, 0)}))
+    for op, counts in levels.items():
+        assert max(counts) > 100, (op, counts)
+    inp = keras.Input((12,))
+    h = inp
+    for a in ("softplus", "mish", "celu", "log_sigmoid"):
+        h = L.Activation(a)(L.Dense(12)(h))
+    model = spread_weights(keras.Model(inp, L.Dense(5)(h)), seed=44)
+    data = convert(model, calibration(model, seed=44))
+    assert {"EXP", "LOG"} <= set(op_names(data))
+    xs = int8_inputs(model.input_shape[1:], n=12, seed=44)
+    _, raw, _ = compiled_outputs(data, xs, tmp_path, "Acts", reference="tflite-ref")
+    ref = tflite_reference(data, xs)
+    assert np.array_equal(raw, ref), np.abs(raw.astype(int) - ref).max()
+    assert len(np.unique(raw)) > 16
+
+
 def test_a_layer_the_converter_keeps_in_float_is_named(tmp_path):
-    """TFLite's converter leaves UnitNormalization's SQUARE in float (DEQUANTIZE, SQUARE, QUANTIZE):
-    export(quantize='int8') refuses the model naming that layer, and writes nothing."""
+    """TFLite's converter leaves ELU with alpha != 1 in float (DEQUANTIZE, ELU, MUL, GREATER,
+    SELECT, QUANTIZE: no single op to tabulate): export(quantize='int8') refuses the model naming
+    that layer, and writes nothing."""
+    i = keras.Input((4, 4, 2))
+    x = L.ELU(alpha=0.5, name="the_elu")(L.Conv2D(6, 1)(i))
+    model = spread_weights(keras.Model(i, L.Conv2D(3, 1)(x)))
+    with pytest.raises(UnsupportedModelError, match=r"\(DEQUANTIZE\).*the_elu.*kept in float"):
+        micronets.export(model, str(tmp_path / "m.h"), quantize="int8", calibration=calibration(model))
+    assert os.listdir(tmp_path) == []
+
+
+def test_unit_normalization_bit_identical_with_tflm(tmp_path):
+    """UnitNormalization as the converter lowers it (SQUARE left in float: one table; SUM over the
+    channels; RSQRT, MINIMUM, MUL) runs at 0 LSB against TFLM; BUILTIN_REF's SUM is unsound, so
+    reference='tflite-ref' refuses it naming the SUM."""
     i = keras.Input((4, 4, 2))
     x = L.UnitNormalization(name="the_norm")(L.Conv2D(6, 1)(i))
     model = spread_weights(keras.Model(i, L.Conv2D(3, 1)(x)))
-    with pytest.raises(UnsupportedModelError, match=r"\(DEQUANTIZE\).*the_norm.*kept in float"):
-        micronets.export(model, str(tmp_path / "m.h"), quantize="int8", calibration=calibration(model))
-    assert os.listdir(tmp_path) == []
+    data = convert(model, calibration(model))
+    assert {"SQUARE", "SUM", "RSQRT"} <= set(op_names(data))
+    xs = int8_inputs(model.input_shape[1:], n=12, seed=6)
+    _, raw, _ = compiled_outputs(data, xs, tmp_path, "Unit")
+    tflm = tflm_reference({"unit": (data, xs)})["unit"]
+    assert np.array_equal(raw, tflm), np.abs(raw.astype(int) - tflm).max()
+    assert len(np.unique(raw)) > 16
+    with pytest.raises(UnsupportedModelError, match=r"\(SUM\).*BUILTIN_REF"):
+        compile_tflite(data, reference="tflite-ref")
 
 
 def test_constant_minus_activation_is_refused_naming_the_op():

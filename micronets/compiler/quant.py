@@ -45,6 +45,30 @@ def round_half_away(x: float) -> int:
     return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1) if abs(x) < 2 ** 52 else int(x)
 
 
+def lut_populate(in_scale: float, in_zero: int, out_scale: float, out_zero: int, fn) -> np.ndarray:
+    """TFLite's int8 table of a function (LUTPopulate, what its GELU, EXP and LOG kernels build at
+    Prepare), for the inputs -128..127 in order: x = input_scale * (v - zero point) in single
+    precision, ``fn`` (of one float32, giving a float32), times 1 / output_scale (a float),
+    rounded half away from zero, plus the output zero point (in float, then cast), clamped. Below
+    int32 (-inf: log of 0, which the converter's input range always holds) the cast gives the
+    minimum on x86 and ARM alike, so -128. ValueError where an entry is NaN or above int32: there
+    TFLite's cast differs between machines (x86 gives the minimum, ARM saturates high)."""
+    f32 = np.float32
+    inverse = f32(1) / f32(out_scale)
+    out = []
+    for v in range(-128, 128):
+        y = f32(fn(f32(in_scale) * f32(v - int(in_zero))))
+        rescaled = f32(y * inverse)
+        if np.isnan(rescaled) or float(rescaled) >= 2.0 ** 31 - 256:
+            raise ValueError(f"at input {v} the table's value is {float(y):.9g} / {float(out_scale):.9g}, "
+                             "where TFLite's table differs between machines")
+        if float(rescaled) <= -(2.0 ** 31 - 256):
+            out.append(-128)
+            continue
+        out.append(max(-128, min(127, round_half_away(float(rescaled)) + int(out_zero))))
+    return np.array(out, np.int8)
+
+
 def float_island_table(in_scale: float, in_zero: int, out_scale: float, out_zero: int, fn) -> np.ndarray:
     """The int8 table of a float op the converter leaves between a DEQUANTIZE and a QUANTIZE, for
     the inputs -128..127 in order, as the references' float steps compute it: the value

@@ -31,9 +31,11 @@ from micronets.compiler.ops.int8_conv_transpose import Int8ConvTranspose
 from micronets.compiler.ops.int8_dense import Int8Dense
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
 from micronets.compiler.ops.int8_elu import Int8Elu
+from micronets.compiler.ops.int8_exp import Int8Exp
 from micronets.compiler.ops.int8_gelu import Int8Gelu
 from micronets.compiler.ops.int8_hard_swish import Int8HardSwish
 from micronets.compiler.ops.int8_leaky_relu import Int8LeakyRelu
+from micronets.compiler.ops.int8_log import Int8Log
 from micronets.compiler.ops.int8_logistic import Int8Logistic
 from micronets.compiler.ops.int8_mean import Int8Mean
 from micronets.compiler.ops.int8_mean_axes import Int8MeanAxes
@@ -65,7 +67,7 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
              "MUL", "LOGISTIC", "HARD_SWISH", "GELU", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
-             "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM", "ABS")
+             "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM", "ABS", "EXP", "LOG")
 #: float ops the converter leaves between a DEQUANTIZE and a QUANTIZE that run as one table of the
 #: references' float steps: LayerNormalization's -mean, ELU, SQUARE (which it does not quantise)
 FLOAT_ISLANDS = {"NEG": Int8Negate, "ELU": Int8Elu, "SQUARE": Int8Square}
@@ -659,6 +661,13 @@ class _Importer:
                 self.add(Int8BatchMatMul(label, a, b, out, bool(getattr(opt, "adjX", False)),
                                          bool(getattr(opt, "adjY", False))), name)
             except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name in ("EXP", "LOG"):  # TFLite's tables (TFLM has no int8 kernel for either)
+            x = self.act_tensor(ins[0], k, name)
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add((Int8Exp if name == "EXP" else Int8Log)(label, x, out), name)
+            except ValueError as exc:
                 self.fail(k, name, str(exc))
         elif name == "ABS":
             x = self.act_tensor(ins[0], k, name)

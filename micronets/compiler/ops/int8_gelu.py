@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from micronets.compiler.ops.int8_base import Int8TableOp
-from micronets.compiler.quant import libm_f32, round_half_away
+from micronets.compiler.quant import libm_f32, lut_populate
 
 #: TFLite's constants, as float32: -M_SQRT1_2 and sqrt(2 / pi) (M_2_SQRTPI * M_SQRT1_2 in double)
 _NEG_SQRT1_2 = np.float32(-math.sqrt(0.5))
@@ -23,17 +23,10 @@ def gelu_table(in_scale: float, in_zero: int, out_scale: float, out_zero: int, a
     """TFLite's int8 GELU for the inputs -128..127, in order."""
     f32 = np.float32
     erfc, tanh = libm_f32("erfcf", math.erfc), libm_f32("tanhf", np.tanh)
-    inverse = f32(1) / f32(out_scale)
-    out = []
-    for v in range(-128, 128):
-        x = f32(in_scale) * f32(v - int(in_zero))
-        if approximate:
-            y = f32(0.5) * x * (f32(1) + tanh(_SQRT_2_PI * (x + f32(0.044715) * x * x * x)))
-        else:
-            y = f32(0.5) * x * erfc(x * _NEG_SQRT1_2)
-        # roundf of the single-precision product, plus the zero point (exact in float: small integers)
-        out.append(max(-128, min(127, round_half_away(float(f32(y * inverse))) + int(out_zero))))
-    return np.array(out, np.int8)
+    if approximate:
+        return lut_populate(in_scale, in_zero, out_scale, out_zero,
+                            lambda x: f32(0.5) * x * (f32(1) + tanh(_SQRT_2_PI * (x + f32(0.044715) * x * x * x))))
+    return lut_populate(in_scale, in_zero, out_scale, out_zero, lambda x: f32(0.5) * x * erfc(x * _NEG_SQRT1_2))
 
 
 class Int8Gelu(Int8TableOp):
