@@ -387,32 +387,32 @@ def test_fuzz_int8(shard, tmp_path):
         f"only {len(compared)} of {len(seeds)} drawn models reached the comparison:\n" + _report(results))
 
 
-def test_fuzz_int8_keras_ops(tmp_path):
-    """Random models with keras.ops reductions, softmax over any axis, Dot, matmul, abs and square
-    among the others (build_ops_model; reproduce: python tests/test_fuzz_int8.py --ops SEED), bit
-    for bit against TFLM and BUILTIN_REF."""
-    seeds = [OPS_BASE_SEED + k for k in range(N_OPS_MODELS)]
-    results = run_seeds(seeds, str(tmp_path), builder=build_ops_model)
+def _run_stream(seeds, workdir, builder, flag):
+    """Run ``seeds`` drawn by ``builder`` (reproduced with ``python tests/test_fuzz_int8.py
+    FLAG SEED``): no mismatch, and enough of them compared; returns the compared seeds."""
+    results = run_seeds(seeds, workdir, builder=builder)
     assert not [r for r in results if r[1] == "MISMATCH"], (
-        "int8 header differs from its reference (reproduce: python tests/test_fuzz_int8.py --ops SEED):\n"
+        f"int8 header differs from its reference (reproduce: python tests/test_fuzz_int8.py {flag} SEED):\n"
         + _report(results))
     compared = [r[0] for r in results if r[1] != "skipped"]
     assert len(compared) >= MIN_COMPARED * len(seeds), (
         f"only {len(compared)} of {len(seeds)} drawn models reached the comparison:\n" + _report(results))
+    return compared
+
+
+def test_fuzz_int8_keras_ops(tmp_path):
+    """Random models with keras.ops reductions, softmax over any axis, Dot, matmul, abs and square
+    among the others (build_ops_model; reproduce: python tests/test_fuzz_int8.py --ops SEED), bit
+    for bit against TFLM and BUILTIN_REF."""
+    _run_stream([OPS_BASE_SEED + k for k in range(N_OPS_MODELS)], str(tmp_path), build_ops_model, "--ops")
 
 
 def test_fuzz_int8_transformer_layers(tmp_path):
     """Random models with LayerNormalization and MultiHeadAttention among the others
     (build_transformer_model; reproduce: python tests/test_fuzz_int8.py --transformer SEED), bit for
     bit against TFLM and BUILTIN_REF; both layers reach the comparison."""
-    seeds = [LN_BASE_SEED + k for k in range(N_LN_MODELS)]
-    results = run_seeds(seeds, str(tmp_path), builder=build_transformer_model)
-    assert not [r for r in results if r[1] == "MISMATCH"], (
-        "int8 header differs from its reference (reproduce: python tests/test_fuzz_int8.py --transformer SEED):\n"
-        + _report(results))
-    compared = [r[0] for r in results if r[1] != "skipped"]
-    assert len(compared) >= MIN_COMPARED * len(seeds), (
-        f"only {len(compared)} of {len(seeds)} drawn models reached the comparison:\n" + _report(results))
+    compared = _run_stream([LN_BASE_SEED + k for k in range(N_LN_MODELS)], str(tmp_path), build_transformer_model,
+                           "--transformer")
     for kind in ("LayerNormalization", "MultiHeadAttention"):
         drawn = sum(any(type(layer).__name__ == kind for layer in build_transformer_model(seed).layers) for seed in compared)
         assert drawn >= 0.25 * len(compared), f"only {drawn} of {len(compared)} compared models have a {kind}"
