@@ -1839,6 +1839,36 @@ def test_dsp_kernels_taken_and_bit_exact_on_emulated_cortex_m4(index, tmp_path):
     assert dsp.instructions < 0.9 * portable.instructions, (dsp.instructions, portable.instructions)
 
 
+def test_rgb_first_layer_takes_raw_pixels_a_word_at_a_time(tmp_path):
+    """Calibrated on [0, 1] images, a raw pixel's int8 value is p - 128: the first layer's im2col
+    windows take four pixels a word, each byte's top bit flipped (MN_U8_FLIP), on the host and on
+    QEMU's Cortex-M4 (unaligned word loads and stores). Raw pixels give what their int8 values
+    give (TFLM's outputs), on windows inside the map (9 bytes a kernel row: two words and a byte)
+    and on its border (3 bytes a tap)."""
+    import shutil
+
+    from micronets.embedded import qemu
+
+    i = keras.Input((9, 11, 3))
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(i)
+    model = spread_weights(keras.Model(i, L.Conv2D(4, 3, strides=2)(x)), seed=9)
+    data = convert(model, np.random.default_rng(9).uniform(0, 1, (64, 9, 11, 3)).astype(np.float32))
+    compiled = compile_tflite(data, classname="Rgb")
+    assert compiled.input_offset_int() == -128
+    assert "enum { MN_U8_FLIP = 1 };" in compiled.header
+    header = tmp_path / "Rgb.h"
+    header.write_text(compiled.header)
+    pixels = np.random.default_rng(9).integers(0, 256, (6, 9, 11, 3)).astype(np.uint8)
+    raw_u8, out_u8 = run_header_int8(str(header), "Rgb", pixels, entry="uint8")
+    q = (pixels.astype(np.int16) - 128).astype(np.int8)
+    raw_i8, _ = run_header_int8(str(header), "Rgb", q)
+    assert np.array_equal(raw_u8, raw_i8) and np.array_equal(raw_i8, tflm_reference({"rgb": (data, q)})["rgb"])
+    assert len(np.unique(raw_i8)) > 16
+    if shutil.which(qemu.CXX) and shutil.which(qemu.QEMU):
+        elf = qemu.build_firmware(header, "Rgb", pixels[:2], tmp_path / "m4", entry="uint8")
+        assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, out_u8[:2])
+
+
 def _thin_wide_models():
     """1x1 convs of 9 to 16 inputs (int8_pw_thin's K = 3 and 4: tails of none, one, two and three
     inputs), each input read twice so the first conv's output cannot overlap it (a channel at a
