@@ -36,7 +36,7 @@ class Int8MeanAxes(Int8Op):
                                         f"TFLite keeps it")
         self.axes = tuple(sorted(set(int(a) for a in axes)))  # over x.shape (no batch)
         if not self.axes or any(a < 0 or a >= len(x.shape) for a in self.axes):
-            raise UnsupportedModelError(f"mean '{name}' over axes {list(axes)} of {x.shape}")
+            raise UnsupportedModelError(f"{mode} '{name}' over axes {list(axes)} of {x.shape}")
         strides, step = [], 1
         for d in reversed(x.shape):
             strides.append(step)
@@ -47,7 +47,7 @@ class Int8MeanAxes(Int8Op):
         for a in self.axes:
             self.count *= int(x.shape[a])
         if x.size // self.count != out.size:
-            raise UnsupportedModelError(f"mean '{name}' of {x.shape} over {list(self.axes)} does not give {out.shape}")
+            raise UnsupportedModelError(f"{mode} '{name}' of {x.shape} over {list(self.axes)} does not give {out.shape}")
         self.kdims, self.kstrides = collapse_gather([x.shape[i] for i in kept], [strides[i] for i in kept], name, 4)
         self.rdims, self.rstrides = collapse_gather([x.shape[a] for a in self.axes], [strides[a] for a in self.axes], name, 4)
         mult, shift = quantize_multiplier(float(x.quant.scale) / float(out.quant.scale))
