@@ -47,7 +47,8 @@ PUBLIC = ["keras_mobilenet_v2", "keras_mobilenet_v3_small", "keras_mobilenet_v3_
           "keras_efficientnet_tiny", "keras_example_xception_small", "keras_example_mnist_convnet", "squeezenet_v1_1",
           "shufflenet_v2_stage", "conv1d_accelerometer", "keras_resnet_small", "keras_resnet_v2_small",
           "keras_densenet_small", "keras_efficientnet_v2_tiny", "keras_nasnet_tiny", "keras_inception_resnet_tiny",
-          "keras_mobilenet_v3_large", "keras_example_timeseries_transformer", "lenet5", "mobilefacenet", "yolov2_tiny"]
+          "keras_mobilenet_v3_large", "keras_example_timeseries_transformer", "lenet5", "mobilefacenet", "yolov2_tiny",
+          "tf_simple_audio"]
 #: published fully-int8 .tflite files with trained weights (MLPerf Tiny's reference models, TFLM's
 #: examples), byte for byte as their authors ship them: tests/data/published (provenance in its README)
 PUBLISHED_DIR = os.path.join(os.path.dirname(HERE), "tests", "data", "published")

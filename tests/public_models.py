@@ -302,6 +302,25 @@ def mnist_convnet(input_shape=(28, 28, 1), num_classes=10):
     return keras.Model(inputs, outputs, name="mnist_convnet")
 
 
+def simple_audio(input_shape=(124, 129, 1), num_classes=8, size=32, filters=(32, 64), units=128, mean=0.0,
+                 variance=1.0):
+    """TensorFlow tutorial "Simple audio recognition" (tensorflow.org/tutorials/audio/simple_audio;
+    Mini Speech Commands, 8 words, 124 x 129 spectrograms): Resizing to 32 x 32 (bilinear),
+    Normalization (the tutorial adapts it to the training spectrograms; here its mean and variance
+    are arguments), Conv2D 32 3x3 ReLU, Conv2D 64 3x3 ReLU, MaxPooling 2, Dropout 0.25, Flatten,
+    Dense 128 ReLU, Dropout 0.5, Dense logits. Sequential there, the same graph here."""
+    keras, layers = _keras()
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Resizing(size, size)(inputs)
+    x = layers.Normalization(mean=mean, variance=variance)(x)
+    x = layers.Conv2D(filters[0], 3, activation="relu")(x)
+    x = layers.Conv2D(filters[1], 3, activation="relu")(x)
+    x = layers.Dropout(0.25)(layers.MaxPooling2D()(x))
+    x = layers.Dense(units, activation="relu")(layers.Flatten()(x))
+    outputs = layers.Dense(num_classes)(layers.Dropout(0.5)(x))
+    return keras.Model(inputs, outputs, name="simple_audio")
+
+
 def lenet5(input_shape=(32, 32, 1), num_classes=10):
     """LeNet-5 (LeCun et al. 1998, "Gradient-based learning applied to document recognition"), as
     its Keras renditions build it: C1 Conv2D 6 5x5 tanh, S2 AveragePooling 2, C3 Conv2D 16 5x5
@@ -655,6 +674,10 @@ for _size in ("small", "large"):
 MODELS.update({
     # Keras examples
     "keras_example_mnist_convnet": (mnist_convnet, dict(), {}),
+    # the tutorial's 128-unit layer over 14 x 14 x 64 features has 1.6M weights: reduced to 16 x 16
+    # spectrogram pixels, 8 and 16 filters, 16 units (a multiple of 4, as 128 is)
+    "tf_simple_audio": (simple_audio, dict(input_shape=(62, 65, 1), size=16, filters=(8, 16), units=16, mean=0.3,
+                                           variance=0.2), {}),
     # LeNet's random nets are often ill-conditioned (Keras float32 vs float64 over 20 livened
     # seeds: 3.2e-6 .. 1.3e-4, one 1.0): twelve seeds find a fair one
     "lenet5": (lenet5, dict(), {"tries": 12}),

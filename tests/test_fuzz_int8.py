@@ -12,7 +12,8 @@ test to pass, so a generator that only produced refusals would fail. Weights are
 That generator's convs are too narrow for the kernels of wide layers (more than 128 inputs, the
 squeeze-excite MUL fused into its projection): build_block_model draws random PhiNet-like blocks
 for them. Nor does it reach the stride-2 depthwise kernel (int8_depthwise_rows):
-build_strided_model draws random downsampling blocks for it.
+build_strided_model draws random downsampling blocks for it. Nor does it draw the plain stacks
+tutorials write (convs, pooling, Flatten, wide Dense layers): build_classic_model does.
 
 Every second compared model also runs on QEMU's Cortex-M4 (the DSP kernels no host build compiles)
 against its host build (``MICRONETS_FUZZ8_M4_EVERY``: 1 for all, 0 for none).
@@ -46,6 +47,9 @@ LN_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ8_LN_SEED", "13000"))
 #: models drawn with keras.ops too (test_fuzz_int8_keras_ops: own seeds, own random stream)
 N_OPS_MODELS = int(os.environ.get("MICRONETS_FUZZ8_OPS_MODELS", "8"))
 OPS_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ8_OPS_SEED", "15000"))
+#: the classifiers tutorials write (test_fuzz_int8_classic_stacks: own seeds, own generator)
+N_CLASSIC_MODELS = int(os.environ.get("MICRONETS_FUZZ8_CLASSIC_MODELS", "6"))
+CLASSIC_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ8_CLASSIC_SEED", "16000"))
 N_INPUTS = 6
 #: seeds that once failed, always run (shard 0) and always compared (never skipped): 7058 reads the
 #: model input in a MINIMUM, whose kernel took only int8 operands (the header did not compile for
@@ -154,6 +158,45 @@ def build_ops_model(seed: int):
 
     keras.utils.set_random_seed(seed)
     return _Gen8Ops(np.random.default_rng([seed, 8]), None, np.random.default_rng([seed, 8, 2])).model()
+
+
+def build_classic_model(seed: int):
+    """A classifier as tutorials and newcomers write it, drawn: a 2-D map (8..24 square-ish, 1..3
+    channels) or a 1-D sequence (16..64 steps, 1..6 features); one to three convolutions (ReLU, 1 to
+    5 taps, same or valid), each maybe followed by BatchNormalization and max or average pooling;
+    Flatten (or sometimes a global average); Dropout; one or two hidden Dense layers of the widths
+    people pick (8, 10, 16, 32, 64, 100, 128: mostly multiples of 4); a softmax or logits head of
+    2..10 classes. test_fuzz's generator draws graphs, not these stacks: its heads are 2..6 units
+    after at most a pooling, and its Flatten rarely closes a streamed conv chain."""
+    import keras
+    from keras import layers as L
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng([seed, 16])
+    two_d = rng.random() < 0.6
+    if two_d:
+        side = int(rng.integers(8, 25))
+        shape = (side, side + int(rng.integers(-2, 3)), int(rng.integers(1, 4)))
+        conv, pools = L.Conv2D, (L.MaxPooling2D, L.AveragePooling2D)
+    else:
+        shape = (int(rng.integers(16, 65)), int(rng.integers(1, 7)))
+        conv, pools = L.Conv1D, (L.MaxPooling1D, L.AveragePooling1D)
+    inputs = keras.Input(shape)
+    x = inputs
+    for _ in range(int(rng.integers(1, 4))):
+        small = min(x.shape[1:-1]) < 6
+        x = conv(int(rng.choice([4, 6, 8, 12, 16, 24, 32])), int(rng.choice([1, 3, 3, 5])), activation="relu",
+                 padding="same" if small or rng.random() < 0.5 else "valid")(x)
+        if rng.random() < 0.3:
+            x = L.BatchNormalization()(x)
+        if min(x.shape[1:-1]) >= 4 and rng.random() < 0.6:
+            x = pools[int(rng.integers(2))](2)(x)
+    x = L.Flatten()(x) if rng.random() < 0.8 else (L.GlobalAveragePooling2D() if two_d else L.GlobalAveragePooling1D())(x)
+    x = L.Dropout(0.25)(x)
+    for _ in range(int(rng.integers(1, 3))):
+        x = L.Dense(int(rng.choice([8, 10, 16, 32, 64, 100, 128])), activation="relu")(x)
+    outputs = L.Dense(int(rng.integers(2, 11)), activation="softmax" if rng.random() < 0.5 else None)(L.Dropout(0.5)(x))
+    return keras.Model(inputs, outputs, name=f"classic{seed}")
 
 
 def build_model(seed: int):
@@ -407,6 +450,15 @@ def test_fuzz_int8_keras_ops(tmp_path):
     _run_stream([OPS_BASE_SEED + k for k in range(N_OPS_MODELS)], str(tmp_path), build_ops_model, "--ops")
 
 
+def test_fuzz_int8_classic_stacks(tmp_path):
+    """Random tutorial-style classifiers (build_classic_model; reproduce: python
+    tests/test_fuzz_int8.py --classic SEED), bit for bit against TFLM and BUILTIN_REF. Before the
+    stream-closing Dense's tail loop started at a constant, 18 of 40 such models did not compile
+    under -Werror (GCC's -Waggressive-loop-optimizations)."""
+    _run_stream([CLASSIC_BASE_SEED + k for k in range(N_CLASSIC_MODELS)], str(tmp_path), build_classic_model,
+                "--classic")
+
+
 def test_fuzz_int8_transformer_layers(tmp_path):
     """Random models with LayerNormalization and MultiHeadAttention among the others
     (build_transformer_model; reproduce: python tests/test_fuzz_int8.py --transformer SEED), bit for
@@ -419,8 +471,8 @@ def test_fuzz_int8_transformer_layers(tmp_path):
 
 
 if __name__ == "__main__":  # pragma: no cover - a debugging aid
-    builder = (build_transformer_model if "--transformer" in sys.argv else
-               build_ops_model if "--ops" in sys.argv else build_model)
+    builder = (build_transformer_model if "--transformer" in sys.argv else build_ops_model if "--ops" in sys.argv
+               else build_classic_model if "--classic" in sys.argv else build_model)
     for arg in (a for a in sys.argv[1:] if not a.startswith("--")):
         seed = int(arg)
         builder(seed).summary()

@@ -331,7 +331,8 @@ def layout_ops():
     out["means_same"] = (share_quantisation(out["means"][0], "MEAN"), out["means"][1])
     # nor this: PReLU slopes with a zero point (it quantises them symmetrically)
     out["activations_slope_zero"] = (slopes_with_zero_point(out["activations"][0]), out["activations"][1])
-    for name in ("keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny", "lenet5", "mobilefacenet"):
+    for name in ("keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny", "lenet5", "mobilefacenet",
+                 "tf_simple_audio"):
         model, options = public_models.build(name)
         spread_weights(model, seed=1)
         head = [layer for layer in model.layers if layer.get_weights()][-1]
@@ -406,7 +407,8 @@ def test_int8_headers_run_clean_under_sanitizers(name, converted, tflm, tmp_path
 @pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish", "minmax", "sequence", "broadcast",
                                   "resize", "transpose_conv", "activations", "activations_slope_zero", "axis_concats",
                                   "keras_mobilenet_v3_small",
-                                  "shufflenet_v2_stage", "keras_efficientnet_tiny", "lenet5", "mobilefacenet"])
+                                  "shufflenet_v2_stage", "keras_efficientnet_tiny", "lenet5", "mobilefacenet",
+                                  "tf_simple_audio"])
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
     """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD / SUB by constants, SUB, swish (LOGISTIC +
     MUL fused into a table), TANH, LEAKY_RELU, PRELU, CONCATENATION along other axes than the
