@@ -130,10 +130,12 @@ def spread_weights(model, seed: int = 0):
     return model
 
 
-def convert(model, calibration: np.ndarray, io_type: str = "int8") -> bytes:
+def convert(model, calibration: np.ndarray, io_type: str = "int8", dynamic_batch: bool = False) -> bytes:
     """TFLite's converter: full-integer with ``io_type`` (int8, uint8) input and output, or
-    'float' (QUANTIZE / DEQUANTIZE at the edges)."""
-    if io_type == "int8":
+    'float' (QUANTIZE / DEQUANTIZE at the edges). ``dynamic_batch``: convert as tutorials do,
+    ``TFLiteConverter.from_keras_model`` (Keras' batch axis left unknown: shapes computed at run
+    time), not for a batch of 1."""
+    if io_type == "int8" and not dynamic_batch:
         from micronets.compiler.int8 import quantize_keras
 
         return quantize_keras(model, calibration)
@@ -145,13 +147,13 @@ def convert(model, calibration: np.ndarray, io_type: str = "int8") -> bytes:
     def infer(x):
         return model(x, training=False)
 
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()])
+    conv = (tf.lite.TFLiteConverter.from_keras_model(model) if dynamic_batch
+            else tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()]))
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = lambda: ([x[None]] for x in np.asarray(calibration, np.float32))
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if io_type == "uint8":
-        conv.inference_input_type = tf.uint8
-        conv.inference_output_type = tf.uint8
+    if io_type in ("uint8", "int8"):
+        conv.inference_input_type = conv.inference_output_type = tf.uint8 if io_type == "uint8" else tf.int8
     return conv.convert()
 
 

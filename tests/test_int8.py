@@ -427,6 +427,78 @@ def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
         assert not np.array_equal(raw, raw_ref)
 
 
+def dense_sequence_model():
+    """Dense layers over a sequence's steps and an Attention layer: converted for a dynamic batch,
+    each Dense reshapes its input to rows through GATHER, REDUCE_PROD and CONCATENATION of its
+    SHAPE, and the tensors between store placeholder shapes ([1, 1])."""
+    i = keras.Input((10, 4))
+    q, v = L.Dense(6, activation="relu")(i), L.Dense(6)(i)
+    x = L.Attention()([q, v])
+    return keras.Model(i, L.Dense(5)(L.Flatten()(x)), name="dense_sequence")
+
+
+@pytest.fixture(scope="module")
+def keras_converted():
+    """name -> (bytes as from_keras_model converts, int8 inputs, bytes converted for a batch of 1
+    (without the shape arithmetic))."""
+    import public_models
+
+    out = {}
+    for k, name in enumerate(("keras_example_mnist_convnet", "conv1d_accelerometer", "dense_sequence")):
+        model = dense_sequence_model() if name == "dense_sequence" else public_models.build(name)[0]
+        spread_weights(model, seed=30 + k)
+        if name == "keras_example_mnist_convnet":
+            head = model.layers[-1]
+            head.set_weights([w * 0.05 for w in head.get_weights()])  # logits a few units apart, not one-hot
+        cal = np.random.default_rng(k).uniform(0, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
+        out[name] = (convert(model, cal, dynamic_batch=True), int8_inputs(model.input_shape[1:], n=8, seed=k),
+                     convert(model, cal))
+    return out
+
+
+@pytest.mark.parametrize("name,ops", [("keras_example_mnist_convnet", {"SHAPE", "STRIDED_SLICE", "PACK"}),
+                                      ("conv1d_accelerometer", {"EXPAND_DIMS"}),
+                                      ("dense_sequence", {"SHAPE", "GATHER", "REDUCE_PROD", "CONCATENATION"})])
+def test_tflite_converted_for_a_dynamic_batch(name, ops, keras_converted, tmp_path):
+    """A .tflite made as tutorials make it (TFLiteConverter.from_keras_model: the batch axis
+    unknown, shapes computed at run time, placeholders stored for them) compiles: 0 LSB against
+    BUILTIN_REF and TFLM on that file (TFLM has no REDUCE_PROD, so the Dense-over-a-sequence
+    model is checked against BUILTIN_REF only)."""
+    data, xs, static = keras_converted[name]
+    assert ops <= set(op_names(data)) and not ops & set(op_names(static)) - {"EXPAND_DIMS"}
+    _, raw_ref, _ = compiled_outputs(data, xs, tmp_path, "DynRef", reference="tflite-ref")
+    ref = tflite_reference(data, xs)
+    assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
+    assert len(np.unique(raw_ref)) > 8
+    _, raw, _ = compiled_outputs(data, xs, tmp_path, "Dyn")
+    if "REDUCE_PROD" not in op_names(data):
+        tflm = tflm_reference({name: (data, xs)})[name]
+        assert np.array_equal(raw, tflm), f"max LSB difference vs TFLM: {np.abs(raw.astype(int) - tflm).max()}"
+
+
+def test_tflite_shape_arithmetic_not_evaluated_is_refused(keras_converted, monkeypatch):
+    """Shape arithmetic micronets does not evaluate is refused naming the op and saying how to
+    convert instead (never compiled with the placeholder shapes)."""
+    from micronets.compiler import shape_fold
+
+    monkeypatch.setattr(shape_fold, "FOLDABLE", tuple(op for op in shape_fold.FOLDABLE if op != "REDUCE_PROD"))
+    with pytest.raises(UnsupportedModelError, match=r"\(REDUCE_PROD, .* computes a shape at run time: .*batch of 1"):
+        compile_tflite(keras_converted["dense_sequence"][0])
+
+
+def test_shape_fold_rules():
+    from micronets.compiler.shape_fold import reshape_target, slice_ranges
+
+    assert reshape_target([-1, 144], 144) == (1, 144)
+    assert reshape_target([1, -1], 36) == (1, 36)
+    assert reshape_target([-1, -1], 4) is None and reshape_target([5, -1], 12) is None and reshape_target([2, 3], 5) is None
+    # x[1:, ::2, -1] of a 4 x 5 x 6 tensor (the last axis shrunk), masks open the first axis' end
+    ranges = slice_ranges((4, 5, 6), [1, 0, -1], [0, 5, 0], [1, 2, 1], begin_mask=0, end_mask=1, shrink_mask=4)
+    assert ranges == [range(1, 4), range(0, 5, 2), range(5, 6)]
+    with pytest.raises(ValueError, match="zero stride"):
+        slice_ranges((4,), [0], [4], [0], 0, 0, 0)
+
+
 def test_sum_bit_identical_with_tflm_and_refused_for_builtin_ref(tmp_path):
     """SUM over any axes is TFLM's QuantizedMeanOrSum without the 1/n: 0 LSB against TFLM.
     TensorFlow 2.21's BUILTIN_REF SUM agrees neither with TFLM nor with TFLite's default kernel

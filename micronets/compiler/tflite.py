@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from micronets.compiler import shape_fold
 from micronets.compiler.graph import Graph, Quant, Tensor
 from micronets.compiler.ops.base import UnsupportedModelError, conv_output
 from micronets.compiler.ops.int8_abs import Int8Abs
@@ -67,7 +68,10 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
              "MUL", "LOGISTIC", "HARD_SWISH", "GELU", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
-             "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM", "ABS", "EXP", "LOG")
+             "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM", "ABS", "EXP", "LOG", "EXPAND_DIMS")
+#: how to convert a model whose shapes TFLite resolves only at run time
+DYNAMIC_HINT = ("convert the model for a batch of 1 (TFLiteConverter.from_concrete_functions with an input signature of "
+                "shape [1, ...], as micronets.export(..., quantize='int8') does)")
 #: float ops the converter leaves between a DEQUANTIZE and a QUANTIZE that run as one table of the
 #: references' float steps: LayerNormalization's -mean, ELU, SQUARE (which it does not quantise)
 FLOAT_ISLANDS = {"NEG": Int8Negate, "ELU": Int8Elu, "SQUARE": Int8Square}
@@ -206,6 +210,10 @@ class _Importer:
         self.reading: Tuple[int, ...] = ()
         #: operators already lowered as part of an earlier one (a float NEG and its QUANTIZE)
         self.absorbed: set = set()
+        #: the shape arithmetic of a dynamic batch (shape_fold): its values, and its operators
+        self.shape_values, self.shape_ops = shape_fold.fold(r, list(r.sg.operators))
+        #: shapes TFLite resolves at run time, as the ops writing them define them (resolve)
+        self.resolved: Dict[int, Tuple[int, ...]] = {}
 
     # ------------------------------------------------------------------ helpers
     def fail(self, op_index: int, opname: str, why: str):
@@ -230,7 +238,11 @@ class _Importer:
         scales, zps, _ = self.r.quant(index)
         if scales is None or len(scales) != 1:
             self.fail(op_index, opname, f"tensor '{tname}' has no per-tensor quantisation")
-        shape = self.r.shape(index)
+        shape = self.shape(index)
+        signature = self.r.tensor(index).shapeSignature
+        if index not in self.resolved and signature is not None and any(int(d) < 0 for d in list(signature)[1:]):
+            self.fail(op_index, opname, f"tensor '{tname}' has a shape TFLite resolves at run time (signature "
+                                        f"{[int(d) for d in signature]}); {DYNAMIC_HINT}")
         if rows and len(shape) == 2 and shape[0] > 1:
             self.row_tensors.add(index)
             shape = (1,) + tuple(shape)
@@ -265,6 +277,31 @@ class _Importer:
         if dtype == "int8" and (scales is None or np.any(zps != 0)):
             self.fail(op_index, opname, f"weights '{tname}' are not symmetric int8 (per-tensor or per-channel, zero point 0)")
         return arr, scales
+
+    def shape(self, index: int) -> Tuple[int, ...]:
+        """.tflite tensor ``index``'s shape for a batch of 1: stored, or resolved (resolve)."""
+        return self.resolved.get(index) or self.r.shape(index)
+
+    def resolve(self, index: int, shape: Tuple[int, ...], op_index: int, opname: str) -> Tuple[int, ...]:
+        """An op's output ``index`` is ``shape`` by the op's own rule. A model converted for a
+        dynamic batch stores a placeholder for a shape TFLite resolves at run time (a RESHAPE to
+        rows of a Dense over a sequence, and the FULLY_CONNECTED reading them): where its signature
+        says so, ``shape`` takes its place; a stored shape that is not a placeholder must agree."""
+        shape = tuple(int(d) for d in shape)
+        stored = self.r.shape(index)
+        if stored != shape:
+            signature = self.r.tensor(index).shapeSignature
+            if signature is None or all(int(d) >= 0 for d in signature):
+                self.fail(op_index, opname, f"writes '{self.r.tname(index)}' of shape {list(stored)}, not {list(shape)}")
+            self.resolved[index] = shape
+        return shape
+
+    def int_operand(self, index: int) -> Optional[np.ndarray]:
+        """An integer operand's value (axes, bounds, sizes, a permutation): a constant of the
+        file, or a value of its shape arithmetic (shape_fold); None if neither."""
+        if index in self.shape_values:
+            return self.shape_values[index]
+        return self.r.constant(index)
 
     def const_operand(self, index: int, k: int, opname: str):
         """(int8 values, Quant) when .tflite tensor ``index`` is a per-tensor quantised int8
@@ -303,7 +340,9 @@ class _Importer:
             first = [k for k, op in enumerate(operators) if in_index in list(op.inputs)]
             if (len(first) != 1 or r.op_name(operators[first[0]]) != "QUANTIZE"
                     or r.ttype(operators[first[0]].outputs[0]) != "int8"):
-                readers = ", ".join(f"op {j} ({r.op_name(operators[j])})" for j in first) or "no op"
+                readers = ", ".join(f"op {j} ({r.op_name(operators[j])}"
+                                    + (f" to {r.ttype(operators[j].outputs[0])})" if r.op_name(operators[j]) == "QUANTIZE" else ")")
+                                    for j in first) or "no op"
                 raise UnsupportedModelError(f"{r.what}: not a fully-int8 model: its {in_type} input '{r.tname(in_index)}' is read "
                                             f"by {readers}, not by one QUANTIZE to int8 (convert with a representative "
                                             f"dataset and TFLITE_BUILTINS_INT8)")
@@ -344,7 +383,7 @@ class _Importer:
                 raise UnsupportedModelError(f"{r.what}: output '{r.tname(o)}' is {t}; int8, uint8 or float32 expected")
 
         for k, op in enumerate(operators):
-            if k in skip or k in self.absorbed:
+            if k in skip or k in self.absorbed or k in self.shape_ops:
                 continue
             self.convert(k, op, operators)
         outputs = []
@@ -370,8 +409,11 @@ class _Importer:
         outs = [int(i) for i in op.outputs]
         self.reading = tuple(ins)
         if name not in SUPPORTED:
+            # an op of integer values computed from a shape (not from the data)
+            shapes = any(r.ttype(i) in ("int32", "int64") and i in self.shape_values for i in ins)
             raise UnsupportedModelError(f"{r.what}: op {k} ({name}, writing '{r.tname(outs[0]) if outs else '?'}') is not supported "
-                                        f"by micronets' int8 path; supported: {', '.join(SUPPORTED)}")
+                                        f"by micronets' int8 path" + (f"; it computes a shape at run time: {DYNAMIC_HINT}"
+                                                                      if shapes else f"; supported: {', '.join(SUPPORTED)}"))
         opt = op.builtinOptions
         label = r.tname(outs[0]).split(";")[0][-60:]  # the converter joins the fused TF names with ';'
         fused = int(getattr(opt, "fusedActivationFunction", 0) or 0)
@@ -418,6 +460,14 @@ class _Importer:
             x = self.act_tensor(ins[0], k, name)
             w, wscales = self.weights(ins[1], k, name, "int8")
             bias = self.weights(ins[2], k, name, "int32")[0] if len(ins) > 2 and ins[2] >= 0 else None
+            # TFLite's rule for the output: the input's values in rows of the weights' depth, or
+            # the input's dims with the last one the units (keep_num_dims)
+            x_shape, (units, depth) = self.shape(ins[0]), w.shape
+            size = int(np.prod(x_shape))
+            if getattr(opt, "keepNumDims", False) and x_shape and x_shape[-1] == depth:
+                self.resolve(outs[0], (*x_shape[:-1], units), k, name)
+            elif not getattr(opt, "keepNumDims", False) and size % depth == 0:
+                self.resolve(outs[0], (size // depth, units), k, name)
             out = self.new_output(outs[0], k, name, rows=True)
             self.add(Int8Dense(label, x, out, w, bias, wscales, fused, double_requant=self.reference == "tflite-ref"), name)
         elif name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
@@ -469,7 +519,7 @@ class _Importer:
             self.add(Int8Relu(label, x, out, six=name == "RELU6", reference=self.reference), name)
         elif name == "TRANSPOSE":
             x = self.act_tensor(ins[0], k, name)
-            perm = r.constant(ins[1])
+            perm = self.int_operand(ins[1])
             if perm is None:
                 self.fail(k, name, "permutes by axes that are not a constant")
             out = self.new_output(outs[0], k, name)
@@ -479,7 +529,7 @@ class _Importer:
                 self.fail(k, name, str(exc))
         elif name == "TILE":
             x = self.act_tensor(ins[0], k, name)
-            multiples = r.constant(ins[1])
+            multiples = self.int_operand(ins[1])
             if multiples is None:
                 self.fail(k, name, "tiles by multiples that are not a constant")
             multiples = [int(m) for m in np.asarray(multiples).reshape(-1)]
@@ -492,8 +542,8 @@ class _Importer:
                 self.fail(k, name, str(exc))
         elif name == "STRIDED_SLICE":
             x = self.act_tensor(ins[0], k, name)
-            begin, end = r.constant(ins[1]), r.constant(ins[2])
-            steps = r.constant(ins[3]) if len(ins) > 3 and ins[3] >= 0 else None
+            begin, end = self.int_operand(ins[1]), self.int_operand(ins[2])
+            steps = self.int_operand(ins[3]) if len(ins) > 3 and ins[3] >= 0 else None
             if begin is None or end is None or (len(ins) > 3 and ins[3] >= 0 and steps is None):
                 self.fail(k, name, "slices with bounds that are not constants")
             if int(opt.ellipsisMask or 0) or int(opt.newAxisMask or 0) or bool(getattr(opt, "offset", False)):
@@ -502,29 +552,15 @@ class _Importer:
             # first axis is not a batch of 1) is sliced on all its axes; any other has a batch axis
             unbatched = tuple(r.shape(ins[0])) == tuple(x.shape) and x.shape[0] != 1
             full = tuple(x.shape) if unbatched else (1,) + tuple(x.shape)
-            begin, end = np.asarray(begin).reshape(-1).tolist(), np.asarray(end).reshape(-1).tolist()
-            steps = [1] * len(begin) if steps is None else np.asarray(steps).reshape(-1).tolist()
-            bmask, emask, smask = int(opt.beginMask or 0), int(opt.endMask or 0), int(opt.shrinkAxisMask or 0)
-            starts, stepl, counts = [], [], []
-            for axis, dim in enumerate(full):
-                if axis < len(begin):
-                    st = int(steps[axis])
-                    if st == 0:
-                        self.fail(k, name, "has a zero stride")
-                    if smask >> axis & 1:
-                        b = int(begin[axis]) + (dim if int(begin[axis]) < 0 else 0)
-                        rng = range(b, b + 1) if 0 <= b < dim else range(0)
-                    else:
-                        b = None if bmask >> axis & 1 else int(begin[axis])
-                        e = None if emask >> axis & 1 else int(end[axis])
-                        rng = range(*slice(b, e, st).indices(dim))
-                else:
-                    rng = range(dim)
+            try:
+                ranges = shape_fold.slice_ranges(full, begin, end, steps, int(opt.beginMask or 0), int(opt.endMask or 0),
+                                                 int(opt.shrinkAxisMask or 0))
+            except ValueError as exc:
+                self.fail(k, name, str(exc))
+            for axis, rng in enumerate(ranges):
                 if len(rng) == 0:
                     self.fail(k, name, f"selects nothing along axis {axis}")
-                starts.append(rng.start)
-                stepl.append(rng.step)
-                counts.append(len(rng))
+            starts, stepl, counts = [rg.start for rg in ranges], [rg.step for rg in ranges], [len(rg) for rg in ranges]
             if unbatched:
                 starts, stepl, counts = [0] + starts, [1] + stepl, [1] + counts  # a batch axis of 1 in front
             elif starts[0] != 0 or counts[0] != 1:
@@ -704,9 +740,19 @@ class _Importer:
             x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
             self.add(Int8Gelu(label, x, out, approximate=bool(getattr(opt, "approximate", False))), name)
-        elif name in ("RESHAPE", "SQUEEZE"):
+        elif name in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS"):
             x = self.act_tensor(ins[0], k, name)
             shape = r.shape(outs[0])
+            if name == "RESHAPE" and len(ins) > 1 and ins[1] >= 0:
+                target = self.int_operand(ins[1])
+                if target is None:
+                    self.fail(k, name, f"computes its target shape '{r.tname(ins[1])}' at run time from ops micronets does "
+                                       f"not evaluate; {DYNAMIC_HINT}")
+                target = np.asarray(target).reshape(-1).tolist()
+                resolved = shape_fold.reshape_target(target, x.size)
+                if resolved is None:
+                    self.fail(k, name, f"reshapes {list(x.shape)} ({x.size} values) to {target}")
+                shape = self.resolve(outs[0], resolved, k, name)
             if not shape or int(np.prod(shape)) != x.size:
                 self.fail(k, name, f"reshapes {x.shape} to {list(shape)}")
             if shape[0] != 1 or len(shape) == 1:  # rank 1 (the converter's squeeze of 1x1x1xC to C): no batch axis
@@ -718,7 +764,7 @@ class _Importer:
         elif name in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
             x_index, box = self.folded_crop.get(ins[0], (ins[0], None))
             x = self.act_tensor(x_index, k, name)
-            size = r.constant(ins[1])
+            size = self.int_operand(ins[1])
             if size is None:
                 self.fail(k, name, "resizes to a size that is not a constant")
             out = self.new_output(outs[0], k, name)
@@ -734,7 +780,7 @@ class _Importer:
             filt, fscales = self.weights(ins[1], k, name, "int8")
             bias = self.weights(ins[3], k, name, "int32")[0] if len(ins) > 3 else None
             out = self.new_output(outs[0], k, name)
-            size = r.constant(ins[0])
+            size = self.int_operand(ins[0])
             if size is None or [int(v) for v in np.asarray(size).reshape(-1)][1:] != list(out.hwc if len(out.shape) == 3 else ()):
                 self.fail(k, name, f"states the output shape {None if size is None else np.asarray(size).tolist()} "
                                    f"where it writes {[1, *out.shape]}")
@@ -751,7 +797,7 @@ class _Importer:
             self.add(Int8Softmax(label, x, out, float(opt.beta)), name)
         elif name == "PAD":
             x = self.act_tensor(ins[0], k, name)
-            pads = r.constant(ins[1])
+            pads = self.int_operand(ins[1])
             rank = len(x.shape) + 1
             if (pads is None or rank not in (3, 4) or pads.shape != (rank, 2) or np.any(pads[0] != 0)
                     or np.any(pads[-1] != 0)):
@@ -819,7 +865,7 @@ class _Importer:
     def _reduced_axes(self, k, name, index, x, verb):
         """(rank with the batch axis, sorted axes) of a reduction of ``x`` over the constant
         tensor ``index``, negative axes resolved; a clear error when they are not a constant."""
-        axes = self.r.constant(index)
+        axes = self.int_operand(index)
         if axes is None:
             self.fail(k, name, f"{verb} over axes that are not a constant")
         rank = len(x.shape) + 1

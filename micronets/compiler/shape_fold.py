@@ -1,0 +1,132 @@
+"""The int32 shape arithmetic of a .tflite converted for a dynamic batch, evaluated at import.
+
+``tf.lite.TFLiteConverter.from_keras_model`` (the way tutorials convert) keeps Keras' batch axis
+unknown, so a Flatten or a Reshape computes its target shape at run time: SHAPE of the input,
+STRIDED_SLICE of its batch entry, PACK with the constant rest, then RESHAPE. The tensors' stored
+shapes are those of a batch of 1, which is what a header runs, so every such value is a constant
+here. :func:`fold` evaluates the ops that compute them (only from the stored shapes and int32
+constants) and returns their values; the importer skips those ops and RESHAPE checks its target
+against its output's stored shape.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+
+#: the ops folded when every input is a stored shape (SHAPE) or an int32 value known here
+FOLDABLE = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION", "GATHER", "REDUCE_PROD", "MUL", "ADD", "SUB",
+            "FLOOR_DIV", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CAST")
+_INT = ("int32", "int64")
+
+
+def slice_ranges(dims: Sequence[int], begin, end, steps, begin_mask: int, end_mask: int, shrink_mask: int) -> List[range]:
+    """The indices a TFLite STRIDED_SLICE takes along each axis of a tensor of ``dims`` (no
+    ellipsis, new axes or offset bounds): Python's slice rules, a masked bound open, a shrunk axis
+    one index (negative from the end). Axes past ``begin`` are taken whole. ValueError on a zero
+    stride."""
+    begin, end = np.asarray(begin).reshape(-1).tolist(), np.asarray(end).reshape(-1).tolist()
+    steps = [1] * len(begin) if steps is None else np.asarray(steps).reshape(-1).tolist()
+    out = []
+    for axis, dim in enumerate(dims):
+        if axis >= len(begin):
+            out.append(range(dim))
+            continue
+        step = int(steps[axis])
+        if step == 0:
+            raise ValueError("has a zero stride")
+        if shrink_mask >> axis & 1:
+            b = int(begin[axis]) + (dim if int(begin[axis]) < 0 else 0)
+            out.append(range(b, b + 1) if 0 <= b < dim else range(0))
+        else:
+            b = None if begin_mask >> axis & 1 else int(begin[axis])
+            e = None if end_mask >> axis & 1 else int(end[axis])
+            out.append(range(*slice(b, e, step).indices(dim)))
+    return out
+
+
+def _evaluate(r, name: str, op, value) -> Optional[np.ndarray]:
+    """The int64 value of ``op``'s output, or None where this op is not shape arithmetic we know."""
+    ins = [int(i) for i in op.inputs]
+    opt = op.builtinOptions
+    if name == "SHAPE":
+        return np.asarray(r.shape(ins[0]), np.int64)
+    args = [value(i) if i >= 0 else None for i in ins]
+    if any(a is None for a, i in zip(args, ins) if i >= 0):
+        return None
+    if int(getattr(opt, "fusedActivationFunction", 0) or 0):
+        return None
+    if name == "STRIDED_SLICE":
+        if int(opt.ellipsisMask or 0) or int(opt.newAxisMask or 0) or bool(getattr(opt, "offset", False)):
+            return None
+        x = args[0]
+        try:
+            ranges = slice_ranges(x.shape, args[1], args[2], args[3] if len(args) > 3 else None, int(opt.beginMask or 0),
+                                  int(opt.endMask or 0), int(opt.shrinkAxisMask or 0))
+        except ValueError:
+            return None
+        taken = x[np.ix_(*[np.asarray(list(rg), np.int64) for rg in ranges])] if x.ndim else x
+        shrink = int(opt.shrinkAxisMask or 0)
+        return taken.reshape([len(rg) for a, rg in enumerate(ranges) if not shrink >> a & 1])
+    if name == "PACK":
+        return np.stack(args, axis=int(opt.axis or 0))
+    if name == "CONCATENATION":
+        return np.concatenate(args, axis=int(opt.axis or 0))
+    if name == "GATHER":
+        if int(getattr(opt, "batchDims", 0) or 0):
+            return None
+        return np.take(args[0], args[1], axis=int(opt.axis or 0))
+    if name == "REDUCE_PROD":
+        axes = tuple(int(a) for a in np.asarray(args[1]).reshape(-1))
+        return np.prod(args[0], axis=axes, keepdims=bool(opt.keepDims))
+    if name in ("MUL", "ADD", "SUB", "FLOOR_DIV"):
+        fn = {"MUL": np.multiply, "ADD": np.add, "SUB": np.subtract, "FLOOR_DIV": np.floor_divide}[name]
+        if name == "FLOOR_DIV" and np.any(args[1] == 0):
+            return None
+        return fn(args[0], args[1])
+    if name in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CAST"):
+        return args[0].reshape(r.shape(int(op.outputs[0])))
+    return None
+
+
+def fold(r, operators) -> Tuple[Dict[int, np.ndarray], Set[int]]:
+    """({.tflite tensor: its value}, {operator indices}) of the shape arithmetic in ``operators``
+    (in execution order; ``r`` a tflite._Reader). A value whose computed shape differs from its
+    tensor's stored one is left unfolded (its op is then refused as usual)."""
+    values: Dict[int, np.ndarray] = {}
+    folded: Set[int] = set()
+
+    def value(index: int) -> Optional[np.ndarray]:
+        if index in values:
+            return values[index]
+        if r.ttype(index) in _INT:
+            c = r.constant(index)
+            return None if c is None else np.asarray(c, np.int64)
+        return None
+
+    for k, op in enumerate(operators):
+        name = r.op_name(op)
+        outs = [int(o) for o in op.outputs]
+        if name not in FOLDABLE or len(outs) != 1 or r.ttype(outs[0]) not in _INT:
+            continue
+        v = _evaluate(r, name, op, value)
+        if v is None or tuple(v.shape) != tuple(r.shape(outs[0])):
+            continue
+        values[outs[0]] = v.astype(np.int64)
+        folded.add(k)
+    return values, folded
+
+
+def reshape_target(target: Sequence[int], size: int) -> Optional[Tuple[int, ...]]:
+    """RESHAPE's ``target`` with its one -1 resolved for ``size`` elements; None if it does not
+    hold ``size`` elements (or has more than one -1)."""
+    target = [int(d) for d in target]
+    if target.count(-1) > 1 or any(d < -1 for d in target):
+        return None
+    known = int(np.prod([d for d in target if d != -1])) if target else 1
+    if -1 in target:
+        if known == 0 or size % known:
+            return None
+        target[target.index(-1)] = size // known
+    return tuple(target) if int(np.prod(target)) == size else None
