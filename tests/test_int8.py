@@ -486,6 +486,34 @@ def test_tflite_shape_arithmetic_not_evaluated_is_refused(keras_converted, monke
         compile_tflite(keras_converted["dense_sequence"][0])
 
 
+def test_requantisation_overflow_wraps_as_tflm(tmp_path):
+    """A multiplier far above 1 (an output scale 10^9 times finer than the layer's) shifts
+    accumulators past int32 before the fixed-point multiply: TFLM's x * (1 << shift) wraps there
+    (undefined behaviour in C++ that every target compiler wraps; GCC's UBSan does not see it).
+    The header wraps the same way, by a defined unsigned shift: 0 LSB against TFLM, where outputs
+    saturated by the accumulators' signs would differ."""
+    from micronets.compiler.tflite import _Reader
+
+    from int8_reference import requantise_tensors
+
+    i = keras.Input((16,))
+    model = keras.Model(i, L.Dense(8)(i))
+    spread_weights(model, seed=3)
+    data = convert(model, calibration(model, seed=3))
+    r = _Reader(data, "model")
+    (fc,) = [op for op in r.sg.operators if r.op_name(op) == "FULLY_CONNECTED"]
+    x_index, w_index, b_index, out_index = (int(t) for t in (*fc.inputs, fc.outputs[0]))
+    scale, zero, _ = r.quant(out_index)
+    data = requantise_tensors(data, {out_index: (float(scale[0]) / 1e9, int(zero[0]))})
+    xs = int8_inputs((16,), n=24, seed=3)
+    _, raw, _ = compiled_outputs(data, xs, tmp_path, "Wrap")
+    tflm = tflm_reference({"wrap": (data, xs)})["wrap"]
+    assert np.array_equal(raw, tflm), f"max LSB difference vs TFLM: {np.abs(raw.astype(int) - tflm).max()}"
+    acc = (xs.astype(np.int64) - int(r.quant(x_index)[2 - 1][0])) @ r.constant(w_index).astype(np.int64).T + r.constant(b_index)
+    by_sign = np.where(acc > 0, 127, -128)
+    assert (raw != by_sign).mean() > 0.1, "no accumulator overflowed: the test checks nothing"
+
+
 def test_shape_fold_rules():
     from micronets.compiler.shape_fold import reshape_target, slice_ranges
 
