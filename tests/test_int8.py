@@ -453,6 +453,10 @@ def keras_converted():
         cal = np.random.default_rng(k).uniform(0, 1, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
         out[name] = (convert(model, cal, dynamic_batch=True), int8_inputs(model.input_shape[1:], n=8, seed=k),
                      convert(model, cal))
+        if k == 0:  # float input and output, as a converter without inference types leaves them
+            out["float_edges"] = (convert(model, cal, io_type="float", dynamic_batch=True),
+                                  np.random.default_rng(k).uniform(0, 1, (8,) + tuple(model.input_shape[1:])).astype(np.float32),
+                                  None)
     return out
 
 
@@ -474,6 +478,16 @@ def test_tflite_converted_for_a_dynamic_batch(name, ops, keras_converted, tmp_pa
     if "REDUCE_PROD" not in op_names(data):
         tflm = tflm_reference({name: (data, xs)})[name]
         assert np.array_equal(raw, tflm), f"max LSB difference vs TFLM: {np.abs(raw.astype(int) - tflm).max()}"
+
+
+def test_tflite_converted_for_a_dynamic_batch_with_float_edges(keras_converted, tmp_path):
+    """The same MNIST convnet with float input and output (QUANTIZE, the shape arithmetic,
+    DEQUANTIZE): predict(const float*) gives BUILTIN_REF's floats exactly."""
+    data, floats, _ = keras_converted["float_edges"]
+    assert {"SHAPE", "PACK"} <= set(op_names(data)) and op_names(data)[-1] == "DEQUANTIZE"
+    _, _, out = compiled_outputs(data, floats, tmp_path, "DynF32", entry="float", reference="tflite-ref")
+    ref = tflite_reference(data, floats)
+    assert np.array_equal(out, ref) and len(np.unique(out)) > 8
 
 
 def test_tflite_shape_arithmetic_not_evaluated_is_refused(keras_converted, monkeypatch):
