@@ -167,7 +167,8 @@ def build_classic_model(seed: int):
     Flatten (or sometimes a global average); Dropout; one or two hidden Dense layers of the widths
     people pick (8, 10, 16, 32, 64, 100, 128: mostly multiples of 4); a softmax or logits head of
     2..10 classes. test_fuzz's generator draws graphs, not these stacks: its heads are 2..6 units
-    after at most a pooling, and its Flatten rarely closes a streamed conv chain."""
+    after at most a pooling, and its Flatten rarely closes a streamed conv chain. Converted as
+    tutorials convert (dynamic_batch below)."""
     import keras
     from keras import layers as L
 
@@ -197,6 +198,11 @@ def build_classic_model(seed: int):
         x = L.Dense(int(rng.choice([8, 10, 16, 32, 64, 100, 128])), activation="relu")(x)
     outputs = L.Dense(int(rng.integers(2, 11)), activation="softmax" if rng.random() < 0.5 else None)(L.Dropout(0.5)(x))
     return keras.Model(inputs, outputs, name=f"classic{seed}")
+
+
+#: converted as tutorials convert them: TFLiteConverter.from_keras_model, the batch axis unknown
+#: (a Flatten's SHAPE, STRIDED_SLICE and PACK; Conv1D's EXPAND_DIMS)
+build_classic_model.dynamic_batch = True
 
 
 def build_model(seed: int):
@@ -234,7 +240,7 @@ def make_case(seed: int, builder=None):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            data = convert(model, calibration)
+            data = convert(model, calibration, dynamic_batch=getattr(builder, "dynamic_batch", False))
     except Exception as exc:  # noqa: BLE001 (the converter's own refusal: not ours to test)
         return None, f"converter: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
     try:
