@@ -500,12 +500,13 @@ def test_tflite_shape_arithmetic_not_evaluated_is_refused(keras_converted, monke
         compile_tflite(keras_converted["dense_sequence"][0])
 
 
-def test_requantisation_overflow_wraps_as_tflm(tmp_path):
-    """A multiplier far above 1 (an output scale 10^9 times finer than the layer's) shifts
-    accumulators past int32 before the fixed-point multiply: TFLM's x * (1 << shift) wraps there
-    (undefined behaviour in C++ that every target compiler wraps; GCC's UBSan does not see it).
-    The header wraps the same way, by a defined unsigned shift: 0 LSB against TFLM, where outputs
-    saturated by the accumulators' signs would differ."""
+def test_requantisation_overflow_as_the_references(tmp_path):
+    """A multiplier far above 1 (an output scale 10^9 times finer than the layer's) takes
+    requantised values past int32. TFLM shifts the accumulator by x * (1 << shift), which wraps
+    (undefined behaviour in C++ that every target compiler wraps; GCC's UBSan does not see it);
+    BUILTIN_REF's double-precision product converts to INT32_MIN on x86, and its zero point is
+    added wrapping. The headers do each in defined arithmetic: 0 LSB against TFLM and BUILTIN_REF,
+    where outputs saturated by the accumulators' signs would differ from both."""
     from micronets.compiler.tflite import _Reader
 
     from int8_reference import requantise_tensors
@@ -523,9 +524,12 @@ def test_requantisation_overflow_wraps_as_tflm(tmp_path):
     _, raw, _ = compiled_outputs(data, xs, tmp_path, "Wrap")
     tflm = tflm_reference({"wrap": (data, xs)})["wrap"]
     assert np.array_equal(raw, tflm), f"max LSB difference vs TFLM: {np.abs(raw.astype(int) - tflm).max()}"
-    acc = (xs.astype(np.int64) - int(r.quant(x_index)[2 - 1][0])) @ r.constant(w_index).astype(np.int64).T + r.constant(b_index)
+    _, raw_ref, _ = compiled_outputs(data, xs, tmp_path, "WrapRef", reference="tflite-ref")
+    ref = tflite_reference(data, xs)
+    assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
+    acc = (xs.astype(np.int64) - int(r.quant(x_index)[1][0])) @ r.constant(w_index).astype(np.int64).T + r.constant(b_index)
     by_sign = np.where(acc > 0, 127, -128)
-    assert (raw != by_sign).mean() > 0.1, "no accumulator overflowed: the test checks nothing"
+    assert (raw != by_sign).mean() > 0.1 and (raw_ref != by_sign).mean() > 0.1, "nothing overflowed: the test checks nothing"
 
 
 def test_shape_fold_rules():
