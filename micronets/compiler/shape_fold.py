@@ -4,14 +4,14 @@
 unknown, so a Flatten or a Reshape computes its target shape at run time: SHAPE of the input,
 STRIDED_SLICE of its batch entry, PACK with the constant rest, then RESHAPE. The tensors' stored
 shapes are those of a batch of 1, which is what a header runs, so every such value is a constant
-here. :func:`fold` evaluates the ops that compute them (only from the stored shapes and int32
-constants) and returns their values; the importer skips those ops and RESHAPE checks its target
-against its output's stored shape.
+here. :func:`evaluate` computes each such op's value (only from shapes and int32 constants) as the
+importer meets it; those ops then produce no code, and RESHAPE's target and the other integer
+operands are read from their values.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -46,12 +46,13 @@ def slice_ranges(dims: Sequence[int], begin, end, steps, begin_mask: int, end_ma
     return out
 
 
-def _evaluate(r, name: str, op, value) -> Optional[np.ndarray]:
+def _evaluate(r, name: str, op, value, shape) -> Optional[np.ndarray]:
     """The int64 value of ``op``'s output, or None where this op is not shape arithmetic we know."""
     ins = [int(i) for i in op.inputs]
     opt = op.builtinOptions
     if name == "SHAPE":
-        return np.asarray(r.shape(ins[0]), np.int64)
+        dims = shape(ins[0])
+        return None if dims is None else np.asarray(dims, np.int64)
     args = [value(i) if i >= 0 else None for i in ins]
     if any(a is None for a, i in zip(args, ins) if i >= 0):
         return None
@@ -90,32 +91,24 @@ def _evaluate(r, name: str, op, value) -> Optional[np.ndarray]:
     return None
 
 
-def fold(r, operators) -> Tuple[Dict[int, np.ndarray], Set[int]]:
-    """({.tflite tensor: its value}, {operator indices}) of the shape arithmetic in ``operators``
-    (in execution order; ``r`` a tflite._Reader). A value whose computed shape differs from its
-    tensor's stored one is left unfolded (its op is then refused as usual)."""
-    values: Dict[int, np.ndarray] = {}
-    folded: Set[int] = set()
-
-    def value(index: int) -> Optional[np.ndarray]:
-        if index in values:
-            return values[index]
-        if r.ttype(index) in _INT:
-            c = r.constant(index)
-            return None if c is None else np.asarray(c, np.int64)
+def evaluate(r, op, value, shape) -> Optional[np.ndarray]:
+    """The value of ``op``'s int32 output (``r`` a tflite._Reader) when it is shape arithmetic
+    computed only from shapes (``shape(index)``: a tensor's shape for a batch of 1 as the importer
+    knows it so far, None while it is a placeholder) and integers (``value(index)``: a constant or an earlier op's value, None if
+    neither); else None. Called in execution order, so SHAPE reads the shape its producer gave."""
+    name = r.op_name(op)
+    outs = [int(o) for o in op.outputs]
+    if name not in FOLDABLE or len(outs) != 1 or r.ttype(outs[0]) not in _INT:
         return None
 
-    for k, op in enumerate(operators):
-        name = r.op_name(op)
-        outs = [int(o) for o in op.outputs]
-        if name not in FOLDABLE or len(outs) != 1 or r.ttype(outs[0]) not in _INT:
-            continue
-        v = _evaluate(r, name, op, value)
-        if v is None or tuple(v.shape) != tuple(r.shape(outs[0])):
-            continue
-        values[outs[0]] = v.astype(np.int64)
-        folded.add(k)
-    return values, folded
+    def known(index: int) -> Optional[np.ndarray]:
+        v = value(index) if r.ttype(index) in _INT else None
+        return None if v is None else np.asarray(v, np.int64)
+
+    v = _evaluate(r, name, op, known, shape)
+    if v is None or tuple(v.shape) != tuple(r.shape(outs[0])):
+        return None
+    return v.astype(np.int64)
 
 
 def reshape_target(target: Sequence[int], size: int) -> Optional[Tuple[int, ...]]:

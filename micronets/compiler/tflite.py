@@ -210,8 +210,8 @@ class _Importer:
         self.reading: Tuple[int, ...] = ()
         #: operators already lowered as part of an earlier one (a float NEG and its QUANTIZE)
         self.absorbed: set = set()
-        #: the shape arithmetic of a dynamic batch (shape_fold): its values, and its operators
-        self.shape_values, self.shape_ops = shape_fold.fold(r, list(r.sg.operators))
+        #: the values of a dynamic batch's shape arithmetic (shape_fold), as it is met
+        self.shape_values: Dict[int, np.ndarray] = {}
         #: shapes TFLite resolves at run time, as the ops writing them define them (resolve)
         self.resolved: Dict[int, Tuple[int, ...]] = {}
 
@@ -281,6 +281,14 @@ class _Importer:
     def shape(self, index: int) -> Tuple[int, ...]:
         """.tflite tensor ``index``'s shape for a batch of 1: stored, or resolved (resolve)."""
         return self.resolved.get(index) or self.r.shape(index)
+
+    def known_shape(self, index: int) -> Optional[Tuple[int, ...]]:
+        """shape(index), or None while it is a placeholder (an unknown axis past the batch's in
+        its signature, not yet resolved)."""
+        signature = self.r.tensor(index).shapeSignature
+        if index not in self.resolved and signature is not None and any(int(d) < 0 for d in list(signature)[1:]):
+            return None
+        return self.shape(index)
 
     def resolve(self, index: int, shape: Tuple[int, ...], op_index: int, opname: str) -> Tuple[int, ...]:
         """An op's output ``index`` is ``shape`` by the op's own rule. A model converted for a
@@ -383,7 +391,11 @@ class _Importer:
                 raise UnsupportedModelError(f"{r.what}: output '{r.tname(o)}' is {t}; int8, uint8 or float32 expected")
 
         for k, op in enumerate(operators):
-            if k in skip or k in self.absorbed or k in self.shape_ops:
+            if k in skip or k in self.absorbed:
+                continue
+            value = shape_fold.evaluate(r, op, self.int_operand, self.known_shape)
+            if value is not None:  # shape arithmetic: a value, no code
+                self.shape_values[int(op.outputs[0])] = value
                 continue
             self.convert(k, op, operators)
         outputs = []
