@@ -94,8 +94,9 @@ def _evaluate(r, name: str, op, value, shape) -> Optional[np.ndarray]:
 def evaluate(r, op, value, shape) -> Optional[np.ndarray]:
     """The value of ``op``'s int32 output (``r`` a tflite._Reader) when it is shape arithmetic
     computed only from shapes (``shape(index)``: a tensor's shape for a batch of 1 as the importer
-    knows it so far, None while it is a placeholder) and integers (``value(index)``: a constant or an earlier op's value, None if
-    neither); else None. Called in execution order, so SHAPE reads the shape its producer gave."""
+    knows it so far, None while it is a placeholder) and integers (``value(index)``: a constant or
+    an earlier op's value, None if neither); else None. Called in execution order, so SHAPE reads
+    the shape its producer gave."""
     name = r.op_name(op)
     outs = [int(o) for o in op.outputs]
     if name not in FOLDABLE or len(outs) != 1 or r.ttype(outs[0]) not in _INT:

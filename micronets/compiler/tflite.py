@@ -238,11 +238,10 @@ class _Importer:
         scales, zps, _ = self.r.quant(index)
         if scales is None or len(scales) != 1:
             self.fail(op_index, opname, f"tensor '{tname}' has no per-tensor quantisation")
-        shape = self.shape(index)
-        signature = self.r.tensor(index).shapeSignature
-        if index not in self.resolved and signature is not None and any(int(d) < 0 for d in list(signature)[1:]):
+        shape = self.known_shape(index)
+        if shape is None:
             self.fail(op_index, opname, f"tensor '{tname}' has a shape TFLite resolves at run time (signature "
-                                        f"{[int(d) for d in signature]}); {DYNAMIC_HINT}")
+                                        f"{[int(d) for d in self.r.tensor(index).shapeSignature]}); {DYNAMIC_HINT}")
         if rows and len(shape) == 2 and shape[0] > 1:
             self.row_tensors.add(index)
             shape = (1,) + tuple(shape)
@@ -422,7 +421,7 @@ class _Importer:
         self.reading = tuple(ins)
         if name not in SUPPORTED:
             # an op of integer values computed from a shape (not from the data)
-            shapes = any(r.ttype(i) in ("int32", "int64") and i in self.shape_values for i in ins)
+            shapes = any(i in self.shape_values for i in ins)
             raise UnsupportedModelError(f"{r.what}: op {k} ({name}, writing '{r.tname(outs[0]) if outs else '?'}') is not supported "
                                         f"by micronets' int8 path" + (f"; it computes a shape at run time: {DYNAMIC_HINT}"
                                                                       if shapes else f"; supported: {', '.join(SUPPORTED)}"))
