@@ -1299,6 +1299,140 @@ def test_exp_and_log_tables_match_tflite_on_every_input(tmp_path):
     assert len(np.unique(raw)) > 16
 
 
+# ------------------------------------------------------------------------------ select by a comparison
+def _comparisons_model():
+    """(256,) -> where(x CMP c, x, 0) for >, >=, <, <= and == (twice) against constants,
+    concatenated: TFLite's int8 GREATER, GREATER_EQUAL, LESS, LESS_EQUAL, EQUAL, each read by a
+    SELECT_V2 (the converter leaves NOT_EQUAL in float: the second EQUAL is recoded to one)."""
+    i = keras.Input((256,))
+    cmps = (lambda a: a > 0.3, lambda a: a >= -0.2, lambda a: a < 0.5, lambda a: a <= -0.4,
+            lambda a: keras.ops.equal(a, 0.25), lambda a: keras.ops.equal(a, -0.5))
+    return keras.Model(i, L.Concatenate()([keras.ops.where(c(i), i, keras.ops.zeros_like(i)) for c in cmps]))
+
+
+def _recode_last(data: bytes, old: str, new: str) -> bytes:
+    """The model with its last ``old`` op (a builtin name) made a ``new`` one, repacked."""
+    import flatbuffers
+
+    from micronets.compiler.tflite import _Reader
+
+    r = _Reader(data, "model")
+    last = [op for op in r.sg.operators if r.op_name(op) == old][-1]
+    code = r.schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = getattr(r.schema.BuiltinOperator, new)
+    code.version = 1
+    r.model.operatorCodes.append(code)
+    last.opcodeIndex = len(r.model.operatorCodes) - 1
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(r.model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def test_comparisons_select_bit_identical_at_any_scale(tmp_path):
+    """Every int8 comparison selecting by a threshold, with the input's and each threshold's scale
+    and zero point drawn at random (24 draws): the condition folded into a range of raw values
+    gives BUILTIN_REF's outputs over all 256 inputs (two draws through g++, against TFLM too); a
+    select between operands quantised unlike its output, and a comparison of a scale of 1 or
+    more (TFLite's kernels abort), are refused naming the op."""
+    from micronets.compiler.ops.int8_concat import Int8Concat
+    from micronets.compiler.ops.int8_select import Int8Select
+    from micronets.compiler.tflite import _Reader
+
+    from int8_reference import requantise_tensors
+
+    model = _comparisons_model()
+    data = _recode_last(convert(model, np.random.default_rng(0).uniform(-1, 1, (64, 256)).astype(np.float32)),
+                        "EQUAL", "NOT_EQUAL")
+    names = op_names(data)
+    assert sorted(n for n in names if n not in ("SELECT_V2", "CONCATENATION")) == [
+        "EQUAL", "GREATER", "GREATER_EQUAL", "LESS", "LESS_EQUAL", "NOT_EQUAL"], names
+    r = _Reader(data, "model")
+    thresholds = {int(op.inputs[1]) for op in r.sg.operators if r.op_name(op) != "SELECT_V2" and len(op.inputs) == 2
+                  and r.constant(int(op.inputs[1])) is not None}
+    assert len(thresholds) == 6
+    shared = [t for t in range(len(r.sg.tensors)) if r.ttype(t) == "int8" and t not in thresholds]
+    xs = np.arange(-128, 128).astype(np.int8).reshape(1, 256)
+    rng = np.random.default_rng(8)
+    kinds, runs = set(), {}
+    for k in range(24):
+        s, z = float(np.float32(10 ** rng.uniform(-2.5, -1.5))), int(rng.integers(-100, 100))
+        quants = {t: (s, z) for t in shared}
+        quants.update((t, (float(np.float32(10 ** rng.uniform(-3, -0.5))), int(rng.integers(-128, 128))))
+                      for t in thresholds)
+        m = requantise_tensors(data, quants)
+        compiled = compile_tflite(m, classname=f"Cmp{k}", reference="tflite-ref")
+        selects = [op for op in compiled.graph.ops if isinstance(op, Int8Select)]
+        assert len(selects) == 6 and all(op.range is not None for op in selects)
+        # the folded conditions, applied to the raw inputs, are what BUILTIN_REF selects
+        folded = {}
+        for op in selects:
+            lo, hi, negate = op.range
+            y = int(op.operands[2].reshape(-1)[0])
+            folded[op.output.name] = np.where(((xs[0] >= lo) & (xs[0] <= hi)) != negate, xs[0], y)
+            kinds.add((op.comparison, "all" if (lo, hi, negate) == (-128, 127, False) else "none" if lo > hi else "some"))
+        concat = next(op for op in compiled.graph.ops if isinstance(op, Int8Concat))
+        ref = tflite_reference(m, xs)
+        assert np.array_equal(np.concatenate([folded[t.name] for t in concat.inputs]).reshape(1, -1), ref), k
+        if k < 2:
+            _, raw, _ = compiled_outputs(m, xs, tmp_path, f"Cmp{k}", reference="tflite-ref")
+            assert np.array_equal(raw, ref), k
+            runs[f"cmp{k}"] = (m, xs)
+            _, raw_tflm, _ = compiled_outputs(m, xs, tmp_path, f"CmpT{k}")
+            runs[f"cmp{k}"] += (raw_tflm,)
+    tflm = tflm_reference({name: (m, x) for name, (m, x, _) in runs.items()})
+    for name, (_, _, raw) in runs.items():
+        assert np.array_equal(raw, tflm[name]), name
+    # every comparison held for some raw values and not others in some draw; NOT_EQUAL as a negated range
+    assert {c for c, how in kinds if how == "some"} == {"GREATER", "GREATER_EQUAL", "LESS", "LESS_EQUAL", "EQUAL",
+                                                         "NOT_EQUAL"}, kinds
+    out = int(r.sg.outputs[0])
+    select_out = next(int(op.outputs[0]) for op in r.sg.operators if r.op_name(op) == "SELECT_V2")
+    with pytest.raises(UnsupportedModelError, match=r"\(SELECT_V2\).*quantised unlike its output"):
+        compile_tflite(requantise_tensors(data, {select_out: (0.5, 0)}))
+    assert out != select_out
+    with pytest.raises(UnsupportedModelError, match=r"\(SELECT_V2\).*scale 2 is 1 or more"):
+        compile_tflite(requantise_tensors(data, {t: (2.0, 0) for t in thresholds}))
+
+
+def test_threshold_activations_bit_identical(tmp_path):
+    """Keras layers TFLite lowers to a comparison and a select: ReLU(threshold) and hard_shrink
+    (GREATER, SELECT_V2) at 0 LSB against TFLM and BUILTIN_REF; selu, soft_shrink, sparse_plus
+    and keras.ops.where of two computed operands (also SELECT, which TFLM lacks, and LESS,
+    LESS_EQUAL) at 0 LSB against BUILTIN_REF."""
+    i = keras.Input((6, 6, 3))
+    x = L.ReLU(threshold=0.4)(L.Conv2D(8, 3, padding="same")(i))
+    x = L.Activation("hard_shrink")(L.Conv2D(8, 1)(x))
+    v2 = spread_weights(keras.Model(i, L.Conv2D(4, 1)(x)), seed=50)
+    i = keras.Input((6, 6, 3))
+    x = L.Activation("selu")(L.Conv2D(8, 3, padding="same")(i))
+    x = L.Activation("soft_shrink")(L.Conv2D(8, 1)(x))
+    x = L.Activation("sparse_plus")(L.Conv2D(8, 1)(x))
+    x = keras.ops.where(x[..., :4] > x[..., 4:], x[..., :4], x[..., 4:] * 0.5)
+    v1 = spread_weights(keras.Model(i, L.Conv2D(4, 1)(x)), seed=51)
+    xs = int8_inputs((6, 6, 3), n=12, seed=52)
+    runs = {}
+    for name, model in (("v2", v2), ("v1", v1)):
+        data = convert(model, calibration(model, seed=53))
+        names = set(op_names(data))
+        assert ({"GREATER", "SELECT_V2"} <= names) and (name == "v2") == ("SELECT" not in names), names
+        compiled, raw, _ = compiled_outputs(data, xs, tmp_path, f"Sel{name}", reference="tflite-ref")
+        ref = tflite_reference(data, xs)
+        assert np.array_equal(raw, ref), (name, np.abs(raw.astype(int) - ref).max())
+        assert len(np.unique(raw)) > 16
+        if name == "v2":
+            _, runs[name], _ = compiled_outputs(data, xs, tmp_path, "SelTflm")
+            tflm = tflm_reference({name: (data, xs)})[name]
+            assert np.array_equal(runs[name], tflm), np.abs(runs[name].astype(int) - tflm).max()
+        else:
+            assert {"LESS", "LESS_EQUAL", "SELECT"} <= names
+            assert "int8_select_cmp<" in compiled.header and "int8_select_range<" in compiled.header
+    # a constant condition (an attention's causal mask) is refused, saying why
+    i = keras.Input((6, 8))
+    model = spread_weights(keras.Model(i, L.MultiHeadAttention(2, 4)(i, i, use_causal_mask=True)), seed=54)
+    with pytest.raises(UnsupportedModelError, match=r"\(SELECT_V2\) selects by the constant .*causal mask.*only a comparison"):
+        compile_tflite(convert(model, calibration(model, seed=55)))
+
+
 def test_a_layer_the_converter_keeps_in_float_is_named(tmp_path):
     """TFLite's converter leaves ELU with alpha != 1 in float (DEQUANTIZE, ELU, MUL, GREATER,
     SELECT, QUANTIZE: no single op to tabulate): export(quantize='int8') refuses the model naming

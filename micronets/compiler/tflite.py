@@ -51,6 +51,7 @@ from micronets.compiler.ops.int8_relu import Int8Relu
 from micronets.compiler.ops.int8_requantize import Int8Requantize
 from micronets.compiler.ops.int8_resize import Int8Resize
 from micronets.compiler.ops.int8_rsqrt import Int8Rsqrt
+from micronets.compiler.ops.int8_select import COMPARISONS, Comparison, Int8Select
 from micronets.compiler.ops.int8_slice import Int8Slice
 from micronets.compiler.ops.int8_sub import Int8Sub, Int8SubConst
 from micronets.compiler.ops.int8_softmax import Int8Softmax
@@ -68,15 +69,17 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
              "MUL", "LOGISTIC", "HARD_SWISH", "GELU", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
-             "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM", "ABS", "EXP", "LOG", "EXPAND_DIMS")
+             "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM", "ABS", "EXP", "LOG", "EXPAND_DIMS",
+             *COMPARISONS, "SELECT", "SELECT_V2")
 #: how to convert a model whose shapes TFLite resolves only at run time
 DYNAMIC_HINT = ("convert the model for a batch of 1 (TFLiteConverter.from_concrete_functions with an input signature of "
                 "shape [1, ...], as micronets.export(..., quantize='int8') does)")
 #: float ops the converter leaves between a DEQUANTIZE and a QUANTIZE that run as one table of the
 #: references' float steps: LayerNormalization's -mean, ELU, SQUARE (which it does not quantise)
 FLOAT_ISLANDS = {"NEG": Int8Negate, "ELU": Int8Elu, "SQUARE": Int8Square}
-_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 10: "float64"}
-_NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16}
+_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8", 10: "float64"}
+_NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16,
+       "bool": np.bool_}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,6 +215,8 @@ class _Importer:
         self.absorbed: set = set()
         #: the values of a dynamic batch's shape arithmetic (shape_fold), as it is met
         self.shape_values: Dict[int, np.ndarray] = {}
+        #: bool outputs of int8 comparisons, computed by the SELECT / SELECT_V2 reading them
+        self.conditions: Dict[int, Comparison] = {}
         #: shapes TFLite resolves at run time, as the ops writing them define them (resolve)
         self.resolved: Dict[int, Tuple[int, ...]] = {}
 
@@ -224,6 +229,9 @@ class _Importer:
         FULLY_CONNECTED's output, which may be [R, U] (a Dense over the pixels of a map, its
         input flattened to R rows by the converter): kept as our (R, U) tensor, readable only by the ops of
         ``ROW_SAFE`` (they do not index axes, which here have no batch axis in front)."""
+        if index in self.conditions:
+            self.fail(op_index, opname, f"reads '{self.r.tname(index)}', the result of a comparison; an int8 comparison "
+                                        f"compiles only as the condition of a SELECT or SELECT_V2")
         if index in self.tensors:
             if index in self.row_tensors and opname not in ROW_SAFE:
                 self.fail(op_index, opname, f"reads '{self.r.tname(index)}', the [rows, units] output of a FULLY_CONNECTED "
@@ -637,6 +645,34 @@ class _Importer:
             out = self.new_output(outs[0], k, name)
             try:
                 self.add(Int8MinMax(label, operands, out, maximum=name == "MAXIMUM"), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name in COMPARISONS:
+            # computed by the select(s) reading it (int8_select): only its operands are kept
+            operands = [self.const_operand(i, k, name) for i in ins[:2]]
+            operands = [c if c is not None else self.act_tensor(i, k, name) for c, i in zip(operands, ins[:2])]
+            if not any(isinstance(o, Tensor) for o in operands):
+                self.fail(k, name, "compares two constants (nothing to compute at run time)")
+            if outs[0] in self.tensors or outs[0] in self.conditions:
+                self.fail(k, name, f"writes tensor '{r.tname(outs[0])}' a second time")
+            self.conditions[outs[0]] = Comparison(name, *operands)
+        elif name in ("SELECT", "SELECT_V2"):
+            cond = self.conditions.get(ins[0])
+            if cond is None:
+                const = r.ttype(ins[0]) == "bool" and r.constant(ins[0]) is not None
+                why = (f"selects by the constant '{r.tname(ins[0])}' (a mask, as an attention's causal mask)" if const else
+                       f"selects by '{r.tname(ins[0])}', which is not the result of an int8 comparison")
+                why += f"; only a comparison ({', '.join(COMPARISONS)}) is supported as an int8 condition"
+                scales, _, _ = r.quant(ins[1])
+                if const and scales is not None and len(scales) == 1 and float(scales[0]) > 1e6:
+                    why += (f" (and here the converter quantised the values it chooses from to a scale of "
+                            f"{float(scales[0]):.3g}, where every unmasked value rounds to one level: compile it in float32)")
+                self.fail(k, name, why)
+            operands = [self.const_operand(i, k, name) for i in ins[1:3]]
+            operands = [c if c is not None else self.act_tensor(i, k, name) for c, i in zip(operands, ins[1:3])]
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add(Int8Select(label, cond, *operands, out), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name == "REDUCE_MAX":
