@@ -736,12 +736,12 @@ def _well_conditioned(ref, sizes, softmax):
 
 
 def keras_reference(model, x):
-    """``model.predict`` one input at a time: Keras 3.15's TensorFlow ``ops.add`` takes an operand
+    """The model's outputs one input at a time (netutil.keras_predict): Keras 3.15's TensorFlow ``ops.add`` takes an operand
     whose only non-unit dimension is the batch for a bias when the batch size equals the other
     operand's dimension 1 or its last (``Add([x (6, 9, 1), GlobalAveragePooling2D(keepdims=True)(x)])``
     on a batch of 6 adds the means of six different inputs along the rows); with batches of one
     it cannot."""
-    return netutil.flat_outputs(model.predict(x, batch_size=1, verbose=0))
+    return netutil.flat_outputs(netutil.keras_predict(model, x, batch_size=1))
 
 
 #: layers that only view their input (a draw of nothing else computes nothing: seeds 9943, 9971, 9981)
@@ -1166,7 +1166,7 @@ def test_fuzz_recurrent_stacks(tmp_path):
 
     model = recurrent_stacks(RNN_SEED, N_RNN_STACKS)
     x = np.random.default_rng(RNN_SEED).normal(0.0, 1.0, (6,) + tuple(model.inputs[0].shape[1:])).astype(np.float32)
-    ref = [np.asarray(r).reshape(len(x), -1) for r in model.predict(x, verbose=0)]
+    ref = [np.asarray(r).reshape(len(x), -1) for r in netutil.keras_predict(model, x)]
     compiled = micronets.export(model, str(tmp_path / "Rnn.h"), classname="Rnn")
     exe = host.build(str(tmp_path / "Rnn.h"), "Rnn", out_dir=str(tmp_path), flags=host.RELAXED_INLINE)
     out, at = host.run(exe, x, sum(compiled.output_sizes)), 0

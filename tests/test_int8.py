@@ -409,6 +409,7 @@ def test_int8_headers_run_clean_under_sanitizers(name, converted, tflm, tmp_path
                                   "keras_mobilenet_v3_small",
                                   "shufflenet_v2_stage", "keras_efficientnet_tiny", "lenet5", "mobilefacenet",
                                   "tf_simple_audio"])
+@pytest.mark.xdist_group("layout_ops")  # one worker converts the module fixture (12 s), not both
 def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
     """TRANSPOSE, STRIDED_SLICE, RELU, RELU6, MUL / ADD / SUB by constants, SUB, swish (LOGISTIC +
     MUL fused into a table), TANH, LEAKY_RELU, PRELU, CONCATENATION along other axes than the
@@ -633,6 +634,7 @@ def test_squared_difference_multiplier_of_one_or_more_runs_as_tflm_and_is_refuse
     with pytest.raises(UnsupportedModelError, match="SQUARED_DIFFERENCE.*not below one.*aborts"):
         compile_tflite(data, reference="tflite-ref")
 
+@pytest.mark.xdist_group("layout_ops")  # one worker converts the module fixture (12 s), not both
 def test_layout_and_constant_op_kinds_are_covered(layout_ops):
     seen = set()
     for data, _ in layout_ops.values():
@@ -1739,6 +1741,7 @@ def test_conv_autoencoder_reconstructs_digits_through_both_headers(tmp_path):
     assert int8_mse <= 1.05 * keras_mse, (int8_mse, keras_mse)
 
 
+@pytest.mark.xdist_group("layout_ops")  # one worker converts the module fixture (12 s), not both
 def test_int8_headers_compile_strictly_for_cortex_m4(converted, layout_ops, tmp_path):
     """Every test model's header, DSP path included, compiles for Cortex-M4 with -Werror at -O2
     (where GCC's loop analysis warns more than on the host)."""

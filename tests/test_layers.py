@@ -15,7 +15,7 @@ import pytest
 import micronets
 from micronets import host
 from micronets.compiler import UnsupportedModelError, check_classname, compile_model
-from netutil import liven, random_images
+from netutil import keras_predict, liven, random_images
 
 keras = pytest.importorskip("keras")
 layers = keras.layers
@@ -52,7 +52,7 @@ def assert_matches_keras(model, tmp_path, x=None, name="Net", live=True, **expor
     x = inputs_for(shape) if x is None else x
     if live:
         liven(model, x)
-    ref = model.predict(x, verbose=0)
+    ref = keras_predict(model, x)
     ref = ref if isinstance(ref, list) else [ref]
     got, compiled = cpp_outputs(model, x, tmp_path, name, **export_options)
     assert len(got) == len(ref)
@@ -546,7 +546,7 @@ def test_gelu_keeps_its_precision_far_below_zero(tmp_path):
     assert exact.max() < -1e-12 and exact.min() < -4e-3
     rel = np.abs(got[0] - exact) / np.abs(exact)
     assert rel.max() < 1e-5, rel.max()
-    ref = model.predict(x, verbose=0)
+    ref = keras_predict(model, x)
     assert np.abs(got[0] - ref).max() <= TOL * max(1.0, float(np.abs(ref).max()))
 
 
@@ -618,7 +618,7 @@ def test_rescaling_folds_into_the_first_conv_and_raw_pixels_pass_through(tmp_pat
     assert "ScaleShift" not in [op.kind for op in compiled.graph.ops]  # 'valid' conv: exact fold
     exe = host.build(str(tmp_path / "Net.h"), "Net", out_dir=str(tmp_path))
     raw = host.run(exe, pixels, 3, entry="uint8")
-    assert np.abs(raw - model.predict(x, verbose=0)).max() <= TOL
+    assert np.abs(raw - keras_predict(model, x)).max() <= TOL
 
 
 def test_normalization_before_a_padded_conv_stays_an_affine_op(tmp_path):
@@ -896,7 +896,7 @@ def test_a_tutorial_front_end_resizes_raw_camera_pixels(tmp_path):
     assert compiled.input_scale == 1.0
     exe = host.build(str(tmp_path / "Net.h"), "Net", out_dir=str(tmp_path), flags=host.RELAXED_INLINE)
     raw = host.run(exe, pixels, 4, entry="uint8")
-    assert np.abs(raw - model.predict(x, verbose=0)).max() <= TOL
+    assert np.abs(raw - keras_predict(model, x)).max() <= TOL
 
 
 @pytest.mark.parametrize("layer, message", [
@@ -1008,7 +1008,7 @@ def test_every_accepted_class_name_compiles_and_refusals_say_why(tmp_path):
     model = seq((3, 3, 1), layers.Conv2D(2, 1), layers.Flatten(), layers.Dense(3, activation="softmax"))
     x = inputs_for((3, 3, 1), n=2)
     liven(model, x)
-    ref = model.predict(x[:1], verbose=0)[0]
+    ref = keras_predict(model, x[:1])[0]
     accepted = []
     for name in dict.fromkeys(TRICKY_NAMES + randoms):
         try:
@@ -1040,7 +1040,7 @@ def test_a_class_named_like_a_template_parameter_runs_through_the_host_driver(tm
     x = inputs_for((3, 3, 1), n=2)
     liven(model, x)
     micronets.export(model, str(tmp_path / "T.h"), classname="T")
-    assert np.allclose(host.run_header(str(tmp_path / "T.h"), "T", x), model.predict(x, verbose=0), atol=1e-5)
+    assert np.allclose(host.run_header(str(tmp_path / "T.h"), "T", x), keras_predict(model, x), atol=1e-5)
 
 
 # ------------------------------------------------------------------ export's error paths

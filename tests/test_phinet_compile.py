@@ -116,9 +116,9 @@ def test_preset_matches_keras_at_small_resolution(name, tmp_path):
     hp.update(input_shape=(size, size, 3), name=None)
     net = PhiNet(**hp)
     net.build()
-    # 5m builds as users do (forced inlining); 2m, the same kernels, with the same arithmetic faster
-    flags = () if name == "5m" else host.RELAXED_INLINE
-    compiled, _ = check_equivalence(net.model, f"PhiNet{name.upper()}", tmp_path, n=6, flags=flags)
+    # the same arithmetic compiled in half the time (14 s less for 5m); the forced inlining users
+    # build with compiles PhiNet's kernels in test_embedded (Cortex-M4) and the MobileNets' on the host
+    compiled, _ = check_equivalence(net.model, f"PhiNet{name.upper()}", tmp_path, n=6, flags=host.RELAXED_INLINE)
     check_ops(compiled, net)
     assert residual_blocks(net) and net.squeeze_excite and net.conv5_percent > 0
     s = compiled.summary()

@@ -184,12 +184,13 @@ def test_tiny_phinet_search_reports_a_front_that_fits(tmp_path, digits):
 
     out = str(tmp_path / "best.h")
     lines = []
-    # tight enough that some PhiNets are refused (the head alone is 1280 * alpha wide)
-    result = micronets.search(digits, out, max_ram="8KB", max_flash="40KB", family="phinet", trials=3,
+    # tight enough that some PhiNets are refused (the head alone is 1280 * alpha wide): 7 of the
+    # seeded sampler's first 10 draws; the other 3 (4 or 5 layers) train fast
+    result = micronets.search(digits, out, max_ram="8KB", max_flash="48KB", family="phinet", trials=3,
                               epochs_per_trial=1, final_epochs=1, resolutions=(12, 16), sampler_seed=1,
                               check_cpp=False, plots=False, log=lines.append)
     limits = result.limits
-    assert (limits.ram_bytes, limits.flash_bytes) == (8 * 1024, 40 * 1024)
+    assert (limits.ram_bytes, limits.flash_bytes) == (8 * 1024, 48 * 1024)
     study = _study(result.storage, result.study)
     assert result.storage == "sqlite:///" + str(tmp_path / "best_search.db")
     assert len(_candidates(study)) == 3 and result.counts["trained"] == 3
