@@ -288,7 +288,7 @@ def flat_outputs(value):
 def keras_predict(model, x, batch_size=None):
     """What ``model.predict(x, batch_size=..., verbose=0)`` returns (an array, or a list for
     several outputs), from eager calls ``model(x, training=False)``: the same layers and kernels
-    without predict's tf.function trace, which costs 1 to 2 s a model (about 100 s of the suite).
+    without the tf.function trace predict builds for each model (1 to 2 s a model).
     ``batch_size``: inputs per call (all at once by default)."""
     xs = list(x) if isinstance(x, (list, tuple)) else [x]
     n = len(xs[0])
