@@ -164,12 +164,19 @@ def op_names(model_bytes: bytes) -> List[str]:
     return [r.op_name(op) for op in r.sg.operators]
 
 
+def repack(model, size_hint: int = 0) -> bytes:
+    """A .tflite flatbuffer of ``model`` (the schema's object API, as _Reader(...).model holds it)."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(size_hint + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def share_quantisation(model_bytes: bytes, op_name: str) -> bytes:
     """The model with every ``op_name`` op's output quantised like its input (same scale and zero
     point), repacked: the converter rarely makes such ops, which some TFLite kernels treat apart.
     Reshapes of a changed tensor follow it (a reshape keeps its input's quantisation)."""
-    import flatbuffers
-
     from micronets.compiler.tflite import _Reader
 
     r = _Reader(model_bytes, "model")
@@ -179,9 +186,7 @@ def share_quantisation(model_bytes: bytes, op_name: str) -> bytes:
         if r.op_name(op) in (op_name, "RESHAPE", "SQUEEZE"):
             src, dst = tensors[op.inputs[0]].quantization, tensors[op.outputs[0]].quantization
             dst.scale, dst.zeroPoint = list(src.scale), list(src.zeroPoint)
-    builder = flatbuffers.Builder(len(model_bytes) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return repack(model, len(model_bytes))
 
 
 def requantise_op(model_bytes: bytes, index: int, input_q, output_q) -> bytes:
@@ -196,15 +201,11 @@ def requantise_op(model_bytes: bytes, index: int, input_q, output_q) -> bytes:
 
 def requantise_tensors(model_bytes: bytes, quants) -> bytes:
     """The model with tensors ``quants`` (index -> (scale, zero point)) quantised so, repacked."""
-    import flatbuffers
-
     from micronets.compiler.tflite import _Reader
 
     model = _Reader(model_bytes, "model").model
     tensors = model.subgraphs[0].tensors
     for index, (scale, zero) in quants.items():
         tensors[index].quantization.scale, tensors[index].quantization.zeroPoint = [float(scale)], [int(zero)]
-    builder = flatbuffers.Builder(len(model_bytes) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return repack(model, len(model_bytes))
 

@@ -1314,9 +1314,9 @@ def _comparisons_model():
 
 def _recode_last(data: bytes, old: str, new: str) -> bytes:
     """The model with its last ``old`` op (a builtin name) made a ``new`` one, repacked."""
-    import flatbuffers
-
     from micronets.compiler.tflite import _Reader
+
+    from int8_reference import repack
 
     r = _Reader(data, "model")
     last = [op for op in r.sg.operators if r.op_name(op) == old][-1]
@@ -1325,9 +1325,7 @@ def _recode_last(data: bytes, old: str, new: str) -> bytes:
     code.version = 1
     r.model.operatorCodes.append(code)
     last.opcodeIndex = len(r.model.operatorCodes) - 1
-    builder = flatbuffers.Builder(len(data) + 1024)
-    builder.Finish(r.model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return repack(r.model, len(data))
 
 
 def test_comparisons_select_bit_identical_at_any_scale(tmp_path):

@@ -333,6 +333,11 @@ class _Importer:
             self.fail(k, opname, f"constant operand '{self.r.tname(index)}' has no per-tensor quantisation")
         return arr, Quant(float(scales[0]), int(zps[0]))
 
+    def operand(self, index: int, k: int, opname: str):
+        """An elementwise operand: const_operand's (int8 values, Quant) for a constant, else our tensor."""
+        const = self.const_operand(index, k, opname)
+        return const if const is not None else self.act_tensor(index, k, opname)
+
     def add(self, op, opname: str):
         op.index = len(self.ops)
         op.ident = f"L{op.index}"
@@ -636,10 +641,7 @@ class _Importer:
                 except UnsupportedModelError as exc:
                     self.fail(k, name, str(exc))
         elif name in ("MAXIMUM", "MINIMUM"):
-            operands = []
-            for i in ins[:2]:
-                const = self.const_operand(i, k, name)
-                operands.append(const if const is not None else self.act_tensor(i, k, name))
+            operands = [self.operand(i, k, name) for i in ins[:2]]
             if not any(isinstance(o, Tensor) for o in operands):
                 self.fail(k, name, "has two constant operands (nothing to compute at run time)")
             out = self.new_output(outs[0], k, name)
@@ -649,8 +651,7 @@ class _Importer:
                 self.fail(k, name, str(exc))
         elif name in COMPARISONS:
             # computed by the select(s) reading it (int8_select): only its operands are kept
-            operands = [self.const_operand(i, k, name) for i in ins[:2]]
-            operands = [c if c is not None else self.act_tensor(i, k, name) for c, i in zip(operands, ins[:2])]
+            operands = [self.operand(i, k, name) for i in ins[:2]]
             if not any(isinstance(o, Tensor) for o in operands):
                 self.fail(k, name, "compares two constants (nothing to compute at run time)")
             if outs[0] in self.tensors or outs[0] in self.conditions:
@@ -668,8 +669,7 @@ class _Importer:
                     why += (f" (and here the converter quantised the values it chooses from to a scale of "
                             f"{float(scales[0]):.3g}, where every unmasked value rounds to one level: compile it in float32)")
                 self.fail(k, name, why)
-            operands = [self.const_operand(i, k, name) for i in ins[1:3]]
-            operands = [c if c is not None else self.act_tensor(i, k, name) for c, i in zip(operands, ins[1:3])]
+            operands = [self.operand(i, k, name) for i in ins[1:3]]
             out = self.new_output(outs[0], k, name)
             try:
                 self.add(Int8Select(label, cond, *operands, out), name)

@@ -25,7 +25,7 @@ import numpy as np
 from micronets.compiler.graph import Tensor
 from micronets.compiler.ops.base import UnsupportedModelError
 from micronets.compiler.ops.int8_base import Int8Op, broadcast_walk
-from micronets.compiler.quant import quantize_multiplier, rdbpot, srdhm
+from micronets.compiler.quant import mbqm, quantize_multiplier
 
 #: TFLite comparison -> (C++ operator, its numpy function)
 COMPARISONS = {"GREATER": (">", np.greater), "GREATER_EQUAL": (">=", np.greater_equal), "LESS": ("<", np.less),
@@ -46,8 +46,8 @@ def _rescaling(what: str, quant) -> "tuple[int, int, int]":
 def rescaled(values, offset: int, mult: int, shift: int) -> np.ndarray:
     """The references' rescaled operand: ((v + offset) * 2^8) * mult * 2^shift, rounded as
     MultiplyByQuantizedMultiplierSmallerThanOneExp (int64 array)."""
-    return np.array([rdbpot(srdhm((int(v) + offset) * (1 << LEFT_SHIFT), mult), -shift)
-                     for v in np.asarray(values).reshape(-1)], np.int64)
+    return np.array([mbqm((int(v) + offset) * (1 << LEFT_SHIFT), mult, shift) for v in np.asarray(values).reshape(-1)],
+                    np.int64)
 
 
 class Comparison:
