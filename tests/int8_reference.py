@@ -23,9 +23,13 @@ folder = sys.argv[1]
 for name in sorted(f[:-7] for f in os.listdir(folder) if f.endswith(".tflite")):
     interp = runtime.Interpreter.from_file(os.path.join(folder, name + ".tflite"), arena_size=1 << 22)
     xs = np.load(os.path.join(folder, name + ".in.npy"))
+    more = os.path.join(folder, name + ".in1.npy")
+    second = np.load(more) if os.path.exists(more) else None
     outs = []
-    for x in xs:
+    for j, x in enumerate(xs):
         interp.set_input(x[None], 0)
+        if second is not None:
+            interp.set_input(second[j][None], 1)
         interp.invoke()
         outs.append(np.array(interp.get_output(0)).reshape(-1))
     np.save(os.path.join(folder, name + ".out.npy"), np.stack(outs))
@@ -34,7 +38,8 @@ for name in sorted(f[:-7] for f in os.listdir(folder) if f.endswith(".tflite")):
 
 def tflite_reference(model_bytes: bytes, xs: np.ndarray, builtin_ref: bool = True) -> np.ndarray:
     """Outputs of TFLite's reference kernels (BUILTIN_REF; with ``builtin_ref=False`` its default
-    kernels), (N, numOutputs) in the model's output type."""
+    kernels), (N, numOutputs) in the model's output type. ``xs``: the inputs, or a pair of arrays
+    for a model of two inputs (in its input order)."""
     import warnings
 
     import tensorflow as tf
@@ -48,22 +53,26 @@ def tflite_reference(model_bytes: bytes, xs: np.ndarray, builtin_ref: bool = Tru
         it = tf.lite.Interpreter(model_content=model_bytes, num_threads=1, experimental_preserve_all_tensors=True,
                                  experimental_op_resolver_type=resolver.BUILTIN_REF if builtin_ref else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     it.allocate_tensors()
-    din, dout = it.get_input_details()[0], it.get_output_details()[0]
+    ins, dout = it.get_input_details(), it.get_output_details()[0]
+    feeds = list(xs) if isinstance(xs, tuple) else [xs]
     out = []
-    for x in xs:
-        it.set_tensor(din["index"], np.asarray(x, din["dtype"])[None])
+    for j in range(len(feeds[0])):
+        for din, x in zip(ins, feeds):
+            it.set_tensor(din["index"], np.asarray(x[j], din["dtype"])[None])
         it.invoke()
         out.append(it.get_tensor(dout["index"]).reshape(-1).copy())
     return np.stack(out)
 
 
 def tflm_reference(models: Dict[str, Tuple[bytes, np.ndarray]]) -> Dict[str, np.ndarray]:
-    """TFLM outputs per model name, all models run in one child process."""
+    """TFLM outputs per model name, all models run in one child process (inputs as
+    ``tflite_reference`` takes them)."""
     with tempfile.TemporaryDirectory(prefix="micronets-tflm-") as tmp:
         for name, (data, xs) in models.items():
             with open(os.path.join(tmp, name + ".tflite"), "wb") as fh:
                 fh.write(data)
-            np.save(os.path.join(tmp, name + ".in.npy"), xs)
+            for k, x in enumerate(xs if isinstance(xs, tuple) else (xs,)):
+                np.save(os.path.join(tmp, name + (".in.npy" if k == 0 else f".in{k}.npy")), x)
         proc = subprocess.run([sys.executable, "-c", _TFLM_CHILD, tmp], capture_output=True, timeout=300)
         if proc.returncode != 0:
             raise RuntimeError(f"TFLM child failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")

@@ -1463,15 +1463,293 @@ def test_unit_normalization_bit_identical_with_tflm(tmp_path):
         compile_tflite(data, reference="tflite-ref")
 
 
-def test_constant_minus_activation_is_refused_naming_the_op():
-    """SUB supports x - c and two activations (broadcasting too); c - x is refused."""
-    i = keras.Input((4, 4, 3))
-    x = L.Conv2D(3, 1)(i)
-    model = spread_weights(keras.Model(i, keras.ops.subtract(np.float32(0.5) * np.ones((1, 1, 3), np.float32), x)))
-    data = convert(model, calibration(model))
-    assert "SUB" in op_names(data)
-    with pytest.raises(UnsupportedModelError, match=r"\(SUB\).*c - x"):
-        compile_tflite(data)
+# ------------------------------------------------------------------------------ division, square root, c - x
+def _two_input_int8(fn, lo_b, hi_b, seed):
+    """TFLite's full-integer conversion of (a, b) -> fn(a, b) over two (256,) inputs, a in
+    [-2, 2], b in [lo_b, hi_b] (the references run it; micronets compiles single-input models)."""
+    import tensorflow as tf
+
+    a_in, b_in = keras.Input((256,), name="a"), keras.Input((256,), name="b")
+    model = keras.Model([a_in, b_in], fn(a_in, b_in))
+    spec = [tf.TensorSpec([1, 256], tf.float32)] * 2
+
+    @tf.function(input_signature=spec)
+    def infer(a, b):
+        return model([a, b], training=False)
+
+    rng = np.random.default_rng(seed)
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()], model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([rng.uniform(-2, 2, (1, 256)).astype(np.float32),
+                                            rng.uniform(lo_b, hi_b, (1, 256)).astype(np.float32)] for _ in range(32))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def test_div_matches_both_references_on_every_operand_pair(tmp_path):
+    """TFLite's int8 DIV (TFLM's reference Div: GetReciprocal's Newton-Raphson, the dividend's
+    sign bits, two multipliers) as integer arithmetic (int8_div.div_value) at 10 random scale
+    and zero-point triples: every dividend against every divisor gives TFLM's output (its output
+    multiplier formed in double), and BUILTIN_REF's (in single precision) wherever it runs (it
+    stops at a raw divisor byte of 0); a divisor of value 0 is undefined in both and left out. Scales where the final rounding shift would pass 31 bits
+    (undefined C++: on x86 both references put quotients that round to 0 near the clamp) are
+    refused. Then the C++ kernel's mn_div_one, from a compiled header, equals div_value on every
+    dividend and 80 divisors (signs, 0, the extremes) at output shifts from 7 to 23."""
+    from micronets.compiler.graph import Quant
+    from micronets.compiler.ops.int8_div import check_defined, div_multiplier, div_value, operand_values
+    from micronets.compiler.tflite import _Reader
+
+    from int8_reference import requantise_tensors
+
+    data = _two_input_int8(lambda a, b: a / b, 0.5, 3.0, seed=80)
+    r = _Reader(data, "model")
+    assert op_names(data) == ["DIV"]
+    div = r.sg.operators[0]
+    names = [r.tname(int(i)) for i in r.sg.inputs]
+    first = names.index(r.tname(int(div.inputs[0])))  # the converter may order the inputs by name
+    rng = np.random.default_rng(81)
+    cases, expected, refused, differ = {}, {}, 0, 0
+    while len(cases) < 10:
+        sa, sb = (float(np.float32(10 ** rng.uniform(-2.5, -0.5))) for _ in range(2))
+        so = float(np.float32(sa / (sb * 10 ** rng.uniform(1.7, 3.5))))  # output multipliers 2^6 .. 2^12
+        za, zb, zo = (int(z) for z in rng.integers(-128, 128, 3))
+        m = requantise_tensors(data, {int(div.inputs[0]): (sa, za), int(div.inputs[1]): (sb, zb),
+                                      int(div.outputs[0]): (so, zo)})
+        want = {}
+        try:
+            for reference in ("tflm", "tflite-ref"):
+                mult, shift = div_multiplier(sa, sb, so, reference)
+                check_defined("d", operand_values(Quant(sa, za)), operand_values(Quant(sb, zb)), shift)
+                want[reference] = np.array([[div_value(x - za, v - zb, mult, shift, zo, -128, 127)
+                                             for x in range(-128, 128)] for v in range(-128, 128) if v != zb], np.int8)
+        except UnsupportedModelError:
+            refused += 1
+            continue
+        divisors = [v for v in range(-128, 128) if v != zb]
+        a = np.tile(np.arange(-128, 128, dtype=np.int8), (len(divisors), 1))
+        b = np.repeat(np.array(divisors, np.int8)[:, None], 256, axis=1)
+        k = len(cases)
+        cases[f"D{k}"] = (m, (a, b) if first == 0 else (b, a))
+        expected[f"D{k}"] = want["tflm"]
+        runs = np.array(divisors) != 0
+        ref = tflite_reference(m, (a[runs], b[runs]) if first == 0 else (b[runs], a[runs]))
+        assert np.array_equal(ref, want["tflite-ref"][runs]), (k, np.abs(ref.astype(int) - want["tflite-ref"][runs]).max())
+        differ += int(np.sum(want["tflm"] != want["tflite-ref"]))
+    assert 0 < refused < 10, refused
+    tflm = tflm_reference(cases)
+    for name, want in expected.items():
+        assert np.array_equal(tflm[name], want), (name, np.abs(tflm[name].astype(int) - want).max())
+        assert len(np.unique(want)) > 100
+    assert differ > 0  # the two multipliers part at some near-ties
+    # where the shift would pass 31 bits, the model is refused naming the op
+    i = keras.Input((4, 4, 2))
+    model = keras.Model(i, keras.ops.divide(i[..., :1], keras.ops.abs(i[..., 1:]) + 0.05))
+    with pytest.raises(UnsupportedModelError, match=r"\(DIV\).*final rounding shift reaches"):
+        compile_tflite(convert(model, calibration(model, seed=83)))
+    # the C++ kernel against div_value
+    model = spread_weights(keras.Model(i, keras.ops.divide(i[..., :1], keras.ops.abs(i[..., 1:]) + 1.0)), seed=82)
+    compiled = compile_tflite(convert(model, calibration(model, seed=83)), classname="Dv")
+    assert "Divide" in [o.kind for o in compiled.graph.ops]
+    header = tmp_path / "dv.h"
+    header.write_text(compiled.header)
+    divisors = sorted({-255, -254, -128, -2, -1, 0, 1, 2, 3, 127, 128, 255, *rng.integers(-255, 256, 68).tolist()})
+    params = [(int(rng.integers(1 << 30, 1 << 31)), s) for s in (7, 8, 12, 23)]
+    src = tmp_path / "dv.cpp"
+    src.write_text(f'#include "{header}"\n#include <stdio.h>\n'
+                   f"static const int b[] = {{{', '.join(map(str, divisors))}}};\n"
+                   f"static const long p[][2] = {{{', '.join(f'{{{m}, {s}}}' for m, s in params)}}};\n"
+                   "int main() { for (unsigned k = 0; k < sizeof(p) / sizeof(p[0]); ++k)"
+                   " for (unsigned j = 0; j < sizeof(b) / sizeof(b[0]); ++j) for (int a = -255; a <= 255; ++a)"
+                   " putchar((int)(unsigned char)(signed char)micronets_Dv::mn_div_one(a, b[j], (int32_t)p[k][0],"
+                   " (int)p[k][1], -7, -128, 127)); return 0; }\n")
+    exe = tmp_path / "dv"
+    subprocess.run(["g++", "-O2", "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(src)],
+                   check=True)
+    got = np.frombuffer(subprocess.run([str(exe)], capture_output=True, check=True).stdout, np.int8)
+    want = np.array([div_value(a, v, m, s, -7, -128, 127) for m, s in params for v in divisors
+                     for a in range(-255, 256)], np.int8)
+    assert got.shape == want.shape and np.array_equal(got, want), np.flatnonzero(got != want)[:5]
+
+
+def test_sqrt_constant_minus_and_constant_div_tables_match_the_references_on_every_input():
+    """SQRT (TFLite's float steps, truncated), c - x (SUB of a scalar constant: the rescaled input
+    subtracted, by both references, at rounding ties too) and c / x, x / c (DIV with a
+    scalar constant; the converter makes x / c a MUL, recoded here to a DIV) are tables: at 12
+    random scale and zero-point pairs each, every input gives BUILTIN_REF's output and, where TFLM
+    has the op, TFLM's (SQRT: the inputs at or above the zero point, below it TFLite stops with an
+    error; c / x: not at a divisor of value 0, undefined in both, nor for BUILTIN_REF at a raw
+    divisor byte of 0, where it stops; scale draws where DIV's final shift would pass 31 bits are
+    refused and drawn again)."""
+    from micronets.compiler.tflite import _Reader
+
+    from int8_reference import requantise_tensors
+
+    rng = np.random.default_rng(84)
+    i = keras.Input((256,))
+    kinds = {"SQRT": "Sqrt", "SUB": "ConstantMinus", "DIV": "DivideConstant", "MUL": "DivideConstant"}
+    cases, tables, levels, refused = {}, {}, {}, {}
+    for op, fn, lo, hi in (("SQRT", keras.ops.sqrt, 0.0, 4.0), ("SUB", lambda x: 1.5 - x, -2.0, 3.0),
+                           ("DIV", lambda x: 2.0 / x, 0.25, 3.0), ("MUL", lambda x: x * 0.75, -2.0, 3.0)):
+        data = convert(keras.Model(i, fn(i)), rng.uniform(lo, hi, (64, 256)).astype(np.float32))
+        assert op_names(data) == [op], op_names(data)
+        if op == "MUL":
+            data = _recode_last(data, "MUL", "DIV")
+        r = _Reader(data, "model")
+        io = (int(r.sg.inputs[0]), int(r.sg.outputs[0]))
+        k = 0
+        while k < 12:
+            si, so = (float(np.float32(10 ** rng.uniform(-2.5, 0))) for _ in range(2))
+            zi, zo = (int(z) for z in rng.integers(-128, 128, 2))
+            xs = np.arange(-128, 128)
+            xs = xs[xs >= zi] if op == "SQRT" else xs[xs != zi] if op == "DIV" else xs
+            quants = {io[0]: (si, zi), io[1]: (so, zo)}
+            if op == "SUB" and k == 0:
+                # the input's multiplier (2^20 + 1) 2^10 puts odd inputs on rounding ties, where
+                # negating the multiplier instead of the term would round the other way; at these
+                # scales one such input lands on an output step
+                c = int(r.sg.operators[0].inputs[0])
+                c_raw = int(np.asarray(r.constant(c)).reshape(-1)[0])
+                quants = {io[0]: ((2 ** 20 + 1) * 2.0 ** -26, -63), io[1]: (0.09375, -46), c: (2.0 ** -5, c_raw - 26)}
+            m = requantise_tensors(data, quants)
+            try:
+                for reference in ("tflite-ref",) if op == "SQRT" else ("tflite-ref", "tflm"):
+                    ops = compile_tflite(m, reference=reference).graph.ops
+                    assert [o.kind for o in ops] == [kinds[op]]
+                    tables[(op, k, reference)] = ops[0].table
+            except UnsupportedModelError as exc:  # scales where the references' DIV is undefined
+                assert op in ("DIV", "MUL") and "final rounding shift" in str(exc)
+                refused[op] = refused.get(op, 0) + 1
+                continue
+            ref_xs = xs[xs != 0] if op == "DIV" else xs
+            got = tflite_reference(m, np.resize(ref_xs, 256).astype(np.int8).reshape(1, 256)).reshape(-1)
+            want = tables[(op, k, "tflite-ref")][ref_xs + 128]
+            assert np.array_equal(got[:len(ref_xs)], want), (op, k, si, zi, so, zo)
+            levels.setdefault(op, []).append(len(np.unique(want)))
+            if op != "SQRT":
+                cases[f"{op}{k}"] = (m, np.resize(xs, 256).astype(np.int8).reshape(1, 256))
+                tables[f"{op}{k}"] = tables[(op, k, "tflm")][xs + 128]
+            k += 1
+    assert sum(refused.values()) < 24, refused
+    tflm = tflm_reference(cases)
+    for name in cases:
+        assert np.array_equal(tflm[name].reshape(-1)[:len(tables[name])], tables[name]), name
+    for op, counts in levels.items():  # tables, not a few levels (SQRT: half the inputs on average)
+        assert max(counts) > (60 if op == "SQRT" else 100), (op, counts)
+
+
+def test_sub_subtracts_the_rescaled_operand_in_both_references_at_rounding_ties(tmp_path):
+    """SUB of two activations at scales that put the second operand's rescale on rounding ties
+    (its multiplier (2^20 + 1) 2^10): TFLM and BUILTIN_REF both subtract the rescaled second operand
+    (TFLite's source once added it with its multiplier negated, which rounds those ties the other
+    way: 85 of the 65,536 pairs here), for same-shape and broadcast operands; the compiled kernel
+    (x - |x|, the same scales) equals BUILTIN_REF on every input, and so does x - c with the
+    constant on a tie, built for either reference."""
+    from micronets.compiler.ops.int8_add import add_multipliers
+    from micronets.compiler.quant import mbqm
+    from micronets.compiler.tflite import _Reader
+
+    from int8_reference import requantise_tensors
+
+    tie = (2 ** 20 + 1) * 2.0 ** -26
+    (am, ash), (bm, bsh), (om, osh) = add_multipliers(2.0 ** -5, tie, 0.09375)
+
+    def sub(va, vb, negated):  # on every value pair, tabulated: raw a, raw b -> output
+        sa = np.array([mbqm((v - 5) * (1 << 20), am, ash) for v in range(-128, 128)])
+        sb = np.array([mbqm((v + 63) * (1 << 20), -bm, bsh) if negated else -mbqm((v + 63) * (1 << 20), bm, bsh)
+                       for v in range(-128, 128)])
+        table = np.array([[max(-128, min(127, mbqm(int(x + y), om, osh) - 46)) for y in sb] for x in sa], np.int8)
+        return table[va.astype(int) + 128, vb.astype(int) + 128]
+
+    rows = np.tile(np.arange(-128, 128, dtype=np.int8)[:, None], (1, 256))  # every pair: a row's value
+    cols = rows.T.copy()  # against every column's
+    for broadcast in (False, True):
+        data = _two_input_int8((lambda x, y: x - y[:, :1]) if broadcast else (lambda x, y: x - y), -2.0, 3.0, seed=90)
+        r = _Reader(data, "model")
+        op = [o for o in r.sg.operators if r.op_name(o) == "SUB"][0]
+        m = requantise_tensors(data, {int(op.inputs[0]): (2.0 ** -5, 5), int(op.inputs[1]): (tie, -63),
+                                      int(op.outputs[0]): (0.09375, -46)})
+        a, b = (cols, rows) if broadcast else (rows, cols)  # broadcast: b's first column, a row's value
+        feeds = tuple(a if r.tname(int(i)).endswith("_a:0") else b for i in r.sg.inputs)
+        bb = b[:, :1].repeat(256, axis=1) if broadcast else b
+        want, negated = sub(a, bb, False), sub(a, bb, True)
+        assert np.array_equal(tflite_reference(m, feeds), want)
+        assert np.array_equal(tflm_reference({"s": (m, feeds)})["s"], want)
+        assert np.sum(want != negated) > 50
+    i = keras.Input((256,))
+    data = convert(keras.Model(i, i - keras.ops.abs(i)), np.random.default_rng(91).uniform(-2, 3, (64, 256)).astype(np.float32))
+    r = _Reader(data, "model")
+    op = [o for o in r.sg.operators if r.op_name(o) == "SUB"][0]
+    m = requantise_tensors(data, {int(op.inputs[0]): (2.0 ** -5, 5), int(op.inputs[1]): (tie, -63),
+                                  int(op.outputs[0]): (0.09375, -46)})
+    xs = np.arange(-128, 128).astype(np.int8).reshape(1, 256)
+    compiled, raw, _ = compiled_outputs(m, xs, tmp_path, "SubTie", reference="tflite-ref")
+    assert "Subtract" in [o.kind for o in compiled.graph.ops]
+    assert np.array_equal(raw, tflite_reference(m, xs))
+    # x - c with the constant on a tie (its value 1 step above its zero point, its scale the tie's)
+    data = convert(keras.Model(i, i - 1.5), np.random.default_rng(92).uniform(-2, 3, (64, 256)).astype(np.float32))
+    r = _Reader(data, "model")
+    op = r.sg.operators[0]
+    c_raw = int(np.asarray(r.constant(int(op.inputs[1]))).reshape(-1)[0])
+    m = requantise_tensors(data, {int(op.inputs[0]): (2.0 ** -5, 5), int(op.inputs[1]): (tie, c_raw - 1),
+                                  int(op.outputs[0]): (0.09375, -46)})
+    assert mbqm(1 << 20, -bm, bsh) != -mbqm(1 << 20, bm, bsh)  # negating the multiplier would round it otherwise
+    for reference in ("tflite-ref", "tflm"):
+        compiled, raw, _ = compiled_outputs(m, xs, tmp_path, f"SubConstTie{reference[-3:]}", reference=reference)
+        assert [o.kind for o in compiled.graph.ops] == ["SubtractConstant"]
+        ref = tflite_reference(m, xs) if reference == "tflite-ref" else tflm_reference({"c": (m, xs)})["c"]
+        assert np.array_equal(raw, ref), reference
+
+
+def test_division_square_root_and_constant_minus_bit_identical_in_models(tmp_path):
+    """softsign (DIV of two activations), a normalisation x / (sum |x| + c) (DIV broadcast over
+    channels), 1 / (x^2 + 1) (DIV of a constant), 1 - x and ReLU(negative_slope, threshold,
+    max_value) (SUB of a constant minus an activation) in one model: 0 LSB against TFLM (BUILTIN_REF
+    stops at softsign's raw divisor bytes of 0, and its SUM disagrees with TFLM). squareplus and a
+    standard deviation (SQRT, which TFLM lacks) with 1 - x, the leaky ReLU and 1 / (x^2 + 1): 0
+    LSB against BUILTIN_REF. Both headers compile strictly for Cortex-M4, and the first runs there
+    under QEMU with the host's outputs, bit for bit."""
+    def block(x, acts):
+        for act in acts:
+            x = act(L.Conv2D(6, 1)(x))
+        return L.Conv2D(4, 1)(x)
+
+    softsign, recip = L.Activation("softsign"), (lambda x: 1.0 / (keras.ops.square(x) + 1.0))
+    norm = (lambda x: x / (keras.ops.sum(keras.ops.abs(x), axis=-1, keepdims=True) + 0.5))
+    one_minus, leaky = (lambda x: 1.0 - x), L.ReLU(negative_slope=0.1, threshold=0.3, max_value=1.5)
+    squareplus, std = L.Activation("squareplus"), (lambda x: keras.ops.std(x, axis=-1, keepdims=True) + x)
+    xs = int8_inputs((6, 6, 3), n=12, seed=85)
+    headers = []
+    for k, (acts, reference, ops) in enumerate((
+            ((softsign, norm, recip, one_minus, leaky), "tflm", {"Divide", "DivideConstant", "ConstantMinus"}),
+            ((one_minus, leaky, recip, squareplus, std), "tflite-ref", {"Sqrt", "DivideConstant", "ConstantMinus"}))):
+        i = keras.Input((6, 6, 3))
+        model = spread_weights(keras.Model(i, block(L.Conv2D(6, 3, padding="same")(i), acts)), seed=86 + k)
+        data = convert(model, calibration(model, seed=88 + k))
+        compiled, raw, _ = compiled_outputs(data, xs, tmp_path, f"Dq{k}", reference=reference)
+        assert ops <= {o.kind for o in compiled.graph.ops}
+        ref = tflm_reference({"m": (data, xs)})["m"] if reference == "tflm" else tflite_reference(data, xs)
+        assert np.array_equal(raw, ref), (reference, np.abs(raw.astype(int) - ref).max())
+        assert len(np.unique(raw)) > 16
+        headers.append((tmp_path / f"Dq{k}.h", f"Dq{k}", model))
+    # on Cortex-M4: both headers strictly in one translation unit, the DIV one run under QEMU
+    import shutil
+
+    from micronets.embedded import qemu
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    src = tmp_path / "both.cpp"
+    src.write_text("".join(f'#include "{h}"\n{c} net_{c};\nint run_{c}(const int8_t* x) {{ return net_{c}.predict(x); }}\n'
+                           for h, c, _ in headers))
+    proc = subprocess.run([shutil.which(qemu.CXX), *qemu.CPU_FLAGS, "-std=c++98", "-pedantic", "-Wall", "-Wextra",
+                           "-Werror", "-O2", "-c", str(src), "-o", str(tmp_path / "both.o")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    header, classname, model = headers[0]
+    x = np.random.default_rng(89).uniform(-1, 1, (3,) + tuple(model.input_shape[1:])).astype(np.float32)
+    result = qemu.run_firmware(qemu.build_firmware(header, classname, x, tmp_path / "fw", entry="float"), timeout=120)
+    _, on_host = run_header_int8(str(header), classname, x, entry="float")
+    assert np.array_equal(result.outputs, on_host)
 
 
 def test_not_a_tflite_file(tmp_path):

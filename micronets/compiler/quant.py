@@ -166,7 +166,7 @@ def c_array(values, per_line: int = 16, indent: str = "    ") -> str:
     return "\n".join(lines)
 
 
-# gemmlowp's fixed-point helpers (as templates/kernels/int8_fixedpoint.h.j2 has them in C++), for
+# gemmlowp's fixed-point helpers (as templates/kernels/int8_reciprocal.h.j2 and int8_fixedpoint.h.j2 have them in C++), for
 # tables computed at compile time (the int8 logistic)
 def sat_shl(x: int, e: int) -> int:
     """SaturatingRoundingMultiplyByPOT for e > 0: x * 2^e saturated to int32."""

@@ -32,6 +32,8 @@ from micronets.compiler.ops.int8_conv_transpose import Int8ConvTranspose
 from micronets.compiler.ops.int8_dense import Int8Dense
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
 from micronets.compiler.ops.int8_elu import Int8Elu
+from micronets.compiler.ops.int8_base import REFERENCES
+from micronets.compiler.ops.int8_div import Int8Div, Int8DivConst
 from micronets.compiler.ops.int8_exp import Int8Exp
 from micronets.compiler.ops.int8_gelu import Int8Gelu
 from micronets.compiler.ops.int8_hard_swish import Int8HardSwish
@@ -53,7 +55,8 @@ from micronets.compiler.ops.int8_resize import Int8Resize
 from micronets.compiler.ops.int8_rsqrt import Int8Rsqrt
 from micronets.compiler.ops.int8_select import COMPARISONS, Comparison, Int8Select
 from micronets.compiler.ops.int8_slice import Int8Slice
-from micronets.compiler.ops.int8_sub import Int8Sub, Int8SubConst
+from micronets.compiler.ops.int8_sub import Int8ConstMinus, Int8Sub, Int8SubConst
+from micronets.compiler.ops.int8_sqrt import Int8Sqrt
 from micronets.compiler.ops.int8_softmax import Int8Softmax
 from micronets.compiler.ops.int8_square import Int8Square
 from micronets.compiler.ops.int8_squared_difference import Int8SquaredDifference
@@ -70,7 +73,7 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
              "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM", "ABS", "EXP", "LOG", "EXPAND_DIMS",
-             *COMPARISONS, "SELECT", "SELECT_V2")
+             *COMPARISONS, "SELECT", "SELECT_V2", "DIV", "SQRT")
 #: how to convert a model whose shapes TFLite resolves only at run time
 DYNAMIC_HINT = ("convert the model for a batch of 1 (TFLiteConverter.from_concrete_functions with an input signature of "
                 "shape [1, ...], as micronets.export(..., quantize='int8') does)")
@@ -169,12 +172,6 @@ class _Reader:
         return np.asarray(q.scale, np.float32), np.asarray(zp, np.int64), int(q.quantizedDimension)
 
 
-#: which implementation the kernels reproduce bit for bit where TFLM and TFLite's reference kernels
-#: disagree (FULLY_CONNECTED's requantisation, a rescaling RELU6, SUB's second operand at a rounding
-#: tie, LOGISTIC's table): "tflm" (TFLM: fixed point) or "tflite-ref" (TFLite's BUILTIN_REF kernels:
-#: double precision, and a single-precision table for LOGISTIC).
-#: TFLite's default kernels (XNNPACK) match neither everywhere: their convolutions round differently.
-REFERENCES = ("tflm", "tflite-ref")
 
 
 def read_tflite(source, *, reference: str = "tflm") -> Tuple[Graph, Edges, Dict[str, str]]:
@@ -611,14 +608,18 @@ class _Importer:
                 self.fail(k, name, "has two constant operands (nothing to compute at run time)")
             if consts[0] is not None or consts[1] is not None:
                 j = 0 if consts[0] is not None else 1
-                if name == "SUB" and j == 0:
-                    self.fail(k, name, "subtracts an activation from a constant (c - x); only x - c is supported")
                 x = self.act_tensor(ins[1 - j], k, name)
+                if name == "SUB" and j == 0:  # c - x
+                    out = self.new_output(outs[0], k, name)
+                    try:
+                        self.add(Int8ConstMinus(label, consts[0][0], consts[0][1], x, out, fused), name)
+                    except ValueError as exc:
+                        self.fail(k, name, str(exc))
+                    return
                 out = self.new_output(outs[0], k, name)
-                extra = {"reference": self.reference} if name == "SUB" else {}
                 cls = {"ADD": Int8AddConst, "MUL": Int8MulConst, "SUB": Int8SubConst}[name]
                 try:
-                    self.add(cls(label, x, consts[j][0], consts[j][1], out, fused, **extra), name)
+                    self.add(cls(label, x, consts[j][0], consts[j][1], out, fused), name)
                 except UnsupportedModelError as exc:
                     self.fail(k, name, str(exc))
                 return
@@ -632,7 +633,7 @@ class _Importer:
                     if name == "ADD":
                         self.add(Int8Add(label, a, b, out, fused), name)
                     else:
-                        self.add(Int8Sub(label, a, b, out, fused, reference=self.reference), name)
+                        self.add(Int8Sub(label, a, b, out, fused), name)
                 except UnsupportedModelError as exc:
                     self.fail(k, name, str(exc))
             else:
@@ -640,6 +641,20 @@ class _Importer:
                     self.add(Int8Mul(label, a, b, out, fused), name)
                 except UnsupportedModelError as exc:
                     self.fail(k, name, str(exc))
+        elif name == "DIV":
+            operands = [self.operand(i, k, name) for i in ins[:2]]
+            tensors = [isinstance(o, Tensor) for o in operands]
+            if not any(tensors):
+                self.fail(k, name, "has two constant operands (nothing to compute at run time)")
+            out = self.new_output(outs[0], k, name)
+            try:
+                if all(tensors):
+                    self.add(Int8Div(label, operands[0], operands[1], out, fused, self.reference), name)
+                else:
+                    j = tensors.index(False)
+                    self.add(Int8DivConst(label, operands[1 - j], *operands[j], out, j == 0, fused, self.reference), name)
+            except ValueError as exc:
+                self.fail(k, name, str(exc))
         elif name in ("MAXIMUM", "MINIMUM"):
             operands = [self.operand(i, k, name) for i in ins[:2]]
             if not any(isinstance(o, Tensor) for o in operands):
@@ -755,6 +770,9 @@ class _Importer:
         elif name == "ABS":
             x = self.act_tensor(ins[0], k, name)
             self.add(Int8Abs(label, x, self.new_output(outs[0], k, name)), name)
+        elif name == "SQRT":  # TFLite's float steps (TFLM has no int8 SQRT)
+            x = self.act_tensor(ins[0], k, name)
+            self.add(Int8Sqrt(label, x, self.new_output(outs[0], k, name)), name)
         elif name == "RSQRT":
             x = self.act_tensor(ins[0], k, name)
             self.add(Int8Rsqrt(label, x, self.new_output(outs[0], k, name)), name)

@@ -18,6 +18,14 @@ from micronets.compiler.ops.base import Op
 from micronets.compiler.quant import FUSED, activation_range, quantize_multiplier
 
 
+#: which implementation the kernels reproduce bit for bit where TFLM and TFLite's reference kernels
+#: disagree (FULLY_CONNECTED's requantisation, a rescaling RELU6, DIV's output multiplier,
+#: LOGISTIC's table): "tflm" (TFLM: fixed point) or "tflite-ref" (TFLite's BUILTIN_REF kernels:
+#: double precision, and a single-precision table for LOGISTIC).
+#: TFLite's default kernels (XNNPACK) match neither everywhere: their convolutions round differently.
+REFERENCES = ("tflm", "tflite-ref")
+
+
 class Int8Op(Op):
     """An op of an int8 graph. ``fused`` is the TFLite fused activation (0 none, 1 ReLU, 3 ReLU6),
     applied as the output clamp [act_min, act_max]."""

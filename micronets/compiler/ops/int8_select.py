@@ -61,6 +61,7 @@ class Comparison:
 
 
 class Int8Select(Int8Op):
+    kind = "Select"
     template = "kernels/int8_select.h.j2"
 
     def __init__(self, name, cond: Comparison, x, y, out):

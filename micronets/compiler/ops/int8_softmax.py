@@ -14,7 +14,7 @@ SCALED_DIFF_INTEGER_BITS = 5
 class Int8Softmax(Int8Op):
     kind = "Softmax"
     template = "kernels/int8_softmax.h.j2"
-    requires = ("kernels/int8_fixedpoint.h.j2",)
+    requires = ("kernels/int8_reciprocal.h.j2", "kernels/int8_fixedpoint.h.j2")
 
     def __init__(self, name, x, out, beta=1.0):
         super().__init__(name, [x], out, 0)

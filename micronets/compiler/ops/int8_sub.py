@@ -1,61 +1,80 @@
-"""int8 subtraction (TFLite SUB; a Normalization layer's ``x - mean``, ``a - b`` in a graph).
+"""int8 subtraction (TFLite SUB; a Normalization layer's ``x - mean``, ``a - b`` in a graph, ``1 - x``).
 
-TFLite prepares SUB as ADD: both operands rescaled to twice the larger input scale with 20 bits of
-headroom, the result to the output scale. The two references then part ways: TFLM subtracts the
-second rescaled operand (reference_ops::Sub), while TFLite's interpreter negates the second
-operand's multiplier and runs its integer Add. Rounding a product to the nearest integer with
-halves away from zero is symmetric but TFLite's doubling high multiply nudges ties differently
-for a negative product, so the two can differ by one at a tie; ``reference`` picks which is
-matched (``read_tflite(reference=...)``).
+Both references prepare SUB as ADD (both operands rescaled to twice the larger input scale with 20
+bits of headroom, the result to the output scale) and subtract the second rescaled operand from
+the first. (TFLite's source once ran its integer Add with the second multiplier negated, which
+rounds ties of a negative product the other way; TensorFlow 2.21's BUILTIN_REF subtracts as TFLM
+does, at every tie tests/test_int8.py puts it on.)
 
 With a constant second operand (``x - c``) the rescaled constant is an integer computed here, so
-the op is an addition of a constant (Int8AddConst's kernel) with that integer negated (TFLM) or
-computed with the negated multiplier (TFLite). Two activations use the portable kernel of
-int8_sub.h.j2."""
+the op is an addition of a constant (Int8AddConst's kernel) with that integer negated. A scalar
+constant first (``c - x``: ``1 - x``, the negative part of a leaky ReLU with a threshold) leaves a
+function of the int8 input alone: a 256-entry table of the references' integer steps
+(Int8ConstMinus). Two activations use the portable kernel of int8_sub.h.j2."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from micronets.compiler.ops.int8_add import add_multipliers
 from micronets.compiler.ops.int8_add_const import Int8AddConst
-from micronets.compiler.ops.int8_base import Int8Op, broadcast_walk
+from micronets.compiler.ops.int8_base import Int8Op, Int8TableOp, broadcast_walk
 from micronets.compiler.quant import mbqm
-
-REFERENCES = ("tflm", "tflite-ref")
 
 
 class Int8SubConst(Int8AddConst):
     kind = "SubtractConstant"
     symbol = "-"
 
-    def __init__(self, name, x, const, const_quant, out, fused=0, reference="tflm"):
-        if reference not in REFERENCES:
-            raise ValueError(f"reference={reference!r}; one of {', '.join(REFERENCES)}")
-        self.reference = reference
-        super().__init__(name, x, const, const_quant, out, fused)
-
     def rescaled_constant(self, shifted: int, mult: int, shift: int) -> int:
-        """The constant's term of the sum: -MBQM((c - zc) << 20) (TFLM) or MBQM with the
-        multiplier negated (TFLite)."""
-        return -mbqm(shifted, mult, shift) if self.reference == "tflm" else mbqm(shifted, -mult, shift)
+        """The constant's term of the sum: -MBQM((c - zc) << 20)."""
+        return -mbqm(shifted, mult, shift)
+
+
+def const_minus_table(c: int, c_quant, x_quant, out_quant, act_min: int, act_max: int) -> np.ndarray:
+    """TFLite SUB of a scalar constant ``c`` (raw int8) minus an int8 input, for the inputs
+    -128..127 in order: both operands (minus their zero points, shifted up 20 bits) rescaled to
+    twice the larger input scale, the input's term subtracted, the difference rescaled to the
+    output, clamped to the fused activation's range."""
+    (c_mult, c_shift), (x_mult, x_shift), (out_mult, out_shift) = add_multipliers(
+        c_quant.scale, x_quant.scale, out_quant.scale)
+    k = mbqm((int(c) - c_quant.zero_point) * (1 << 20), c_mult, c_shift)
+    out = []
+    for v in range(-128, 128):
+        term = mbqm((v - x_quant.zero_point) * (1 << 20), x_mult, x_shift)
+        out.append(max(act_min, min(act_max, mbqm(k - term, out_mult, out_shift) + out_quant.zero_point)))
+    return np.array(out, np.int8)
+
+
+class Int8ConstMinus(Int8TableOp):
+    """c - x for a scalar constant c: a table (kernels/int8_lookup.h.j2), the fused activation's
+    clamp included."""
+    kind = "ConstantMinus"
+
+    def __init__(self, name, const, const_quant, x, out, fused=0):
+        Int8Op.__init__(self, name, [x], out, fused)
+        values = np.asarray(const).reshape(-1)
+        if values.size != 1:
+            raise ValueError(f"sub '{name}': a constant of shape {tuple(np.shape(const))} minus an activation; "
+                             "only a scalar constant is supported (c - x)")
+        self.const = float((int(values[0]) - const_quant.zero_point) * const_quant.scale)
+        self.table = const_minus_table(int(values[0]), const_quant, x.quant, out.quant, self.act_min, self.act_max)
+
+    def describe(self):
+        return f"{self.const:.6g} - {self.inputs[0].shape_str()}"
 
 
 class Int8Sub(Int8Op):
     kind = "Subtract"
     template = "kernels/int8_sub.h.j2"
 
-    def __init__(self, name, a, b, out, fused=0, reference="tflm"):
-        if reference not in REFERENCES:
-            raise ValueError(f"reference={reference!r}; one of {', '.join(REFERENCES)}")
+    def __init__(self, name, a, b, out, fused=0):
         super().__init__(name, [a, b], out, fused)
         self.dims, self.strides = broadcast_walk(f"sub '{name}'", out.shape, a.shape, b.shape)
         (self.a_mult, self.a_shift), (self.b_mult, self.b_shift), (self.out_mult, self.out_shift) = add_multipliers(
             a.quant.scale, b.quant.scale, out.quant.scale)
         self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
         self.out_off = out.quant.zero_point
-        #: 1: subtract the second rescaled operand (TFLM); 0: add it, rescaled with its multiplier negated (TFLite)
-        self.negate = 1 if reference == "tflm" else 0
-        if not self.negate:
-            self.b_mult = -self.b_mult
 
     def describe(self):
         return " - ".join(t.shape_str() for t in self.inputs)
