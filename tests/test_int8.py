@@ -595,7 +595,7 @@ def test_layer_norm_and_attention_bit_identical(name, tmp_path):
     xs = int8_inputs(model.input_shape[1:], n=16, seed=3)
     compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "Tr")
     kinds = [op.kind for op in compiled.graph.ops]
-    assert {"Negate", "SquaredDifference", "Rsqrt"} <= set(kinds), kinds
+    assert {"FloatIsland", "SquaredDifference", "Rsqrt"} <= set(kinds), kinds
     assert kinds.count("BatchMatMul") == (4 if "transformer" in name else 0), kinds
     assert "Transpose" not in kinds, kinds  # K's, V's and the scores' transposes: read and written in place
     assert len(np.unique(raw)) > 8 and len({tuple(r) for r in raw}) > len(xs) // 2
@@ -1123,10 +1123,10 @@ def test_rsqrt_abs_and_float_island_tables_match_both_references_on_every_input(
     and zero-point pairs each, every input gives TFLM's and BUILTIN_REF's output (RSQRT: the
     inputs at or above the zero point; below it both references stop with an error; ELU: TFLite's
     default kernels, BUILTIN_REF has none)."""
+    from functools import partial
+
     from micronets.compiler.ops.int8_abs import abs_table
-    from micronets.compiler.ops.int8_elu import elu_table
-    from micronets.compiler.ops.int8_square import square_table
-    from micronets.compiler.ops.int8_negate import negate_table
+    from micronets.compiler.ops.int8_float_island import unary_table
     from micronets.compiler.ops.int8_rsqrt import rsqrt_table
     from micronets.compiler.tflite import _Reader
 
@@ -1153,8 +1153,9 @@ def test_rsqrt_abs_and_float_island_tables_match_both_references_on_every_input(
             cases[f"{op}{k}"] = (requantise_tensors(data, {io[0]: (si, zi), io[1]: (so, zo)}), xs, op, (si, zi, so, zo))
     tflm = tflm_reference({k: (m, xs) for k, (m, xs, _, _) in cases.items()})
     levels = {}
-    tables = {"RSQRT": (rsqrt_table, "Rsqrt"), "NEG": (negate_table, "Negate"), "ELU": (elu_table, "ELU"),
-              "ABS": (abs_table, "Abs"), "SQUARE": (square_table, "Square")}
+    tables = {"RSQRT": (rsqrt_table, "Rsqrt"), "NEG": (partial(unary_table, "NEG"), "FloatIsland"),
+              "ELU": (partial(unary_table, "ELU"), "FloatIsland"), "ABS": (abs_table, "Abs"),
+              "SQUARE": (partial(unary_table, "SQUARE"), "FloatIsland")}
     for k, (m, xs, op, args) in cases.items():
         table = tables[op][0](*args)[xs.reshape(-1).astype(int) + 128]
         assert np.array_equal(table, tflm[k].reshape(-1)), (op, args)
@@ -1164,6 +1165,61 @@ def test_rsqrt_abs_and_float_island_tables_match_both_references_on_every_input(
             levels.setdefault(op, []).append(len(np.unique(table)))
     for op, counts in levels.items():  # tables, not a few levels (random scales saturate some)
         assert max(counts) > 100 and sorted(counts)[len(counts) // 2] > (20 if op == "ELU" else 5), (op, counts)
+
+def test_float_islands_match_the_references_on_every_input():
+    """Ops the converter leaves in float between a DEQUANTIZE and a QUANTIZE, one op or several,
+    become one table of the references' float steps: ELU with alpha 0.5 (ELU, MUL and a SELECT by
+    an int8 GREATER of the input), SIGN, FLOOR, ROUND, COS, SIN, POW by a constant and a NEG with a
+    MAXIMUM. At 8 random scale and zero-point pairs each, every input gives the output of every
+    reference that has the float kernels (BUILTIN_REF has no ELU nor ROUND, TFLM no SELECT, SIGN,
+    ROUND nor POW; TFLite's default kernels all of them). POW of negative values (NaN) is refused."""
+    from micronets.compiler.tflite import _Reader
+
+    from int8_reference import requantise_tensors
+
+    rng = np.random.default_rng(93)
+    i = keras.Input((256,))
+    runs = {"REF": lambda m, xs: tflite_reference(m, xs), "DEF": lambda m, xs: tflite_reference(m, xs, builtin_ref=False)}
+    cases = (("elu_half", L.ELU(alpha=0.5), -3.0, 2.0, ("DEF",), ["ELU", "MUL", "SELECT"]),
+             ("sign", keras.ops.sign, -2.0, 2.0, ("REF", "DEF"), ["SIGN"]),
+             ("floor", keras.ops.floor, -6.0, 6.0, ("REF", "DEF", "TFLM"), ["FLOOR"]),
+             ("round", keras.ops.round, -6.0, 6.0, ("DEF",), ["ROUND"]),
+             ("cos", keras.ops.cos, -3.0, 3.0, ("REF", "DEF", "TFLM"), ["COS"]),
+             ("sin", keras.ops.sin, -3.0, 3.0, ("REF", "DEF", "TFLM"), ["SIN"]),
+             ("pow", lambda x: keras.ops.power(x, 1.5), 0.0, 3.0, ("REF", "DEF"), ["POW"]),
+             ("maxneg", lambda x: keras.ops.maximum(x, -x), -2.0, 2.0, ("REF", "DEF", "TFLM"), ["NEG", "MAXIMUM"]))
+    tflm_cases, levels = {}, {}
+    xs = np.arange(-128, 128).astype(np.int8).reshape(1, 256)
+    for name, fn, lo, hi, references, ops in cases:
+        data = convert(keras.Model(i, fn(i)), rng.uniform(lo, hi, (64, 256)).astype(np.float32))
+        r = _Reader(data, "model")
+        io = (int(r.sg.inputs[0]), int(r.sg.outputs[0]))
+        for k in range(8):
+            steps = name in ("floor", "round")  # integers out: a range of several, steps below 1
+            si = float(np.float32(10 ** rng.uniform(-1.5, -0.5) if steps else 10 ** rng.uniform(-2.5, -1)))
+            so = float(np.float32(10 ** rng.uniform(-1.3, -0.5) if steps else 10 ** rng.uniform(-2.5, -1)))
+            zi, zo = (int(z) for z in rng.integers(-128, 128, 2))
+            zi = -128 if name == "pow" else zi  # non-negative bases
+            if steps and k == 0:  # quarter steps: every other input a half, where ROUND goes to even
+                si, zi, so = 0.25, 3, 0.5
+            m = requantise_tensors(data, {io[0]: (si, zi), io[1]: (so, zo)})
+            (op,) = compile_tflite(m).graph.ops
+            assert op.kind == "FloatIsland" and [s[0] for s in op.steps] == ops, (name, op.steps)
+            for ref in references:
+                if ref == "TFLM":
+                    tflm_cases[f"{name}{k}"] = (m, xs, op.table)
+                else:
+                    assert np.array_equal(runs[ref](m, xs).reshape(-1), op.table), (name, ref, si, zi, so, zo)
+            levels.setdefault(name, []).append(len(np.unique(op.table)))
+        if name == "pow":
+            with pytest.raises(UnsupportedModelError, match=r"\(DEQUANTIZE\) starts float ops \(POW\).*machines"):
+                compile_tflite(requantise_tensors(data, {io[0]: (0.01, 0), io[1]: (0.05, 0)}))
+    tflm = tflm_reference({k: v[:2] for k, v in tflm_cases.items()})
+    for k, (_, _, table) in tflm_cases.items():
+        assert np.array_equal(tflm[k].reshape(-1), table), k
+    for name, counts in levels.items():  # tables, not a few levels (SIGN has three values)
+        assert max(counts) >= {"sign": 3, "floor": 6, "round": 6}.get(name, 20), (name, counts)
+
 
 def test_tanh_and_leaky_relu_tables_match_both_references_on_every_input(tmp_path):
     """TANH and LEAKY_RELU are tables: at random scale and zero-point pairs (LEAKY_RELU at three
@@ -1434,13 +1490,13 @@ def test_threshold_activations_bit_identical(tmp_path):
 
 
 def test_a_layer_the_converter_keeps_in_float_is_named(tmp_path):
-    """TFLite's converter leaves ELU with alpha != 1 in float (DEQUANTIZE, ELU, MUL, GREATER,
-    SELECT, QUANTIZE: no single op to tabulate): export(quantize='int8') refuses the model naming
-    that layer, and writes nothing."""
+    """TFLite's converter leaves a cumulative sum in float (DEQUANTIZE, CUMSUM, QUANTIZE: not
+    elementwise, so no table): export(quantize='int8') refuses the model naming that layer, and
+    writes nothing."""
     i = keras.Input((4, 4, 2))
-    x = L.ELU(alpha=0.5, name="the_elu")(L.Conv2D(6, 1)(i))
+    x = L.Lambda(lambda t: keras.ops.cumsum(t, axis=-1), name="the_cumsum")(L.Conv2D(6, 1)(i))
     model = spread_weights(keras.Model(i, L.Conv2D(3, 1)(x)))
-    with pytest.raises(UnsupportedModelError, match=r"\(DEQUANTIZE\).*the_elu.*kept in float"):
+    with pytest.raises(UnsupportedModelError, match=r"\(DEQUANTIZE\).*the_cumsum.*kept in float"):
         micronets.export(model, str(tmp_path / "m.h"), quantize="int8", calibration=calibration(model))
     assert os.listdir(tmp_path) == []
 

@@ -24,9 +24,9 @@ RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
 
 
 @functools.lru_cache(maxsize=None)
-def libm_f32(name: str, fallback):
-    """The C library's single-precision ``name`` (expf, erfcf, tanhf: what TFLite's kernels call
-    as std::exp/erfc/tanh of a float when they fill a table), as a function of one float32;
+def libm_f32(name: str, fallback, arity: int = 1):
+    """The C library's single-precision ``name`` (expf, erfcf, tanhf, powf: what TFLite's kernels
+    call as std::exp/erfc/tanh/pow of floats), as a function of ``arity`` float32 values;
     ``fallback`` (a numpy function) where no C library loads."""
     import ctypes
     import ctypes.util
@@ -34,10 +34,10 @@ def libm_f32(name: str, fallback):
     try:
         libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
         fn = getattr(libm, name)
-        fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
-        return lambda v: np.float32(fn(float(v)))
+        fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float] * arity
+        return lambda *v: np.float32(fn(*(float(x) for x in v)))
     except (OSError, AttributeError):  # pragma: no cover - no C library to load
-        return lambda v: np.float32(fallback(np.float32(v)))
+        return lambda *v: np.float32(fallback(*(np.float32(x) for x in v)))
 
 
 def round_half_away(x: float) -> int:
@@ -66,20 +66,6 @@ def lut_populate(in_scale: float, in_zero: int, out_scale: float, out_zero: int,
             out.append(-128)
             continue
         out.append(max(-128, min(127, round_half_away(float(rescaled)) + int(out_zero))))
-    return np.array(out, np.int8)
-
-
-def float_island_table(in_scale: float, in_zero: int, out_scale: float, out_zero: int, fn) -> np.ndarray:
-    """The int8 table of a float op the converter leaves between a DEQUANTIZE and a QUANTIZE, for
-    the inputs -128..127 in order, as the references' float steps compute it: the value
-    dequantised (the scale as a double times q - zero point, rounded to float), ``fn`` (of one
-    float32, giving a float32), then quantised (divided by the output scale in single precision,
-    rounded half away from zero, plus the zero point, saturated)."""
-    f32 = np.float32
-    out = []
-    for v in range(-128, 128):
-        y = f32(fn(f32(float(f32(in_scale)) * (v - int(in_zero)))))
-        out.append(max(-128, min(127, round_half_away(float(y / f32(out_scale))) + int(out_zero))))
     return np.array(out, np.int8)
 
 

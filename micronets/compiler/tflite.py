@@ -31,9 +31,9 @@ from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_conv_transpose import Int8ConvTranspose
 from micronets.compiler.ops.int8_dense import Int8Dense
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
-from micronets.compiler.ops.int8_elu import Int8Elu
 from micronets.compiler.ops.int8_base import REFERENCES
 from micronets.compiler.ops.int8_div import Int8Div, Int8DivConst
+from micronets.compiler.ops.int8_float_island import FLOAT_OPS, Int8FloatIsland
 from micronets.compiler.ops.int8_exp import Int8Exp
 from micronets.compiler.ops.int8_gelu import Int8Gelu
 from micronets.compiler.ops.int8_hard_swish import Int8HardSwish
@@ -45,7 +45,6 @@ from micronets.compiler.ops.int8_mean_axes import Int8MeanAxes
 from micronets.compiler.ops.int8_minmax import Int8MinMax
 from micronets.compiler.ops.int8_mul import Int8Mul
 from micronets.compiler.ops.int8_mul_const import Int8MulConst
-from micronets.compiler.ops.int8_negate import Int8Negate
 from micronets.compiler.ops.int8_pad import Int8Pad
 from micronets.compiler.ops.int8_pool import Int8Pool
 from micronets.compiler.ops.int8_prelu import Int8Prelu
@@ -53,12 +52,11 @@ from micronets.compiler.ops.int8_relu import Int8Relu
 from micronets.compiler.ops.int8_requantize import Int8Requantize
 from micronets.compiler.ops.int8_resize import Int8Resize
 from micronets.compiler.ops.int8_rsqrt import Int8Rsqrt
-from micronets.compiler.ops.int8_select import COMPARISONS, Comparison, Int8Select
+from micronets.compiler.ops.int8_select import COMPARISONS, Comparison, Int8Select, holds_against_constant
 from micronets.compiler.ops.int8_slice import Int8Slice
 from micronets.compiler.ops.int8_sub import Int8ConstMinus, Int8Sub, Int8SubConst
 from micronets.compiler.ops.int8_sqrt import Int8Sqrt
 from micronets.compiler.ops.int8_softmax import Int8Softmax
-from micronets.compiler.ops.int8_square import Int8Square
 from micronets.compiler.ops.int8_squared_difference import Int8SquaredDifference
 from micronets.compiler.ops.int8_tanh import Int8Tanh
 from micronets.compiler.ops.int8_tile import Int8Tile
@@ -77,9 +75,6 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
 #: how to convert a model whose shapes TFLite resolves only at run time
 DYNAMIC_HINT = ("convert the model for a batch of 1 (TFLiteConverter.from_concrete_functions with an input signature of "
                 "shape [1, ...], as micronets.export(..., quantize='int8') does)")
-#: float ops the converter leaves between a DEQUANTIZE and a QUANTIZE that run as one table of the
-#: references' float steps: LayerNormalization's -mean, ELU, SQUARE (which it does not quantise)
-FLOAT_ISLANDS = {"NEG": Int8Negate, "ELU": Int8Elu, "SQUARE": Int8Square}
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8", 10: "float64"}
 _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "float32": np.float32, "int16": np.int16,
        "bool": np.bool_}
@@ -892,13 +887,16 @@ class _Importer:
             out = self.new_output(outs[0], k, name)
             self.add(Int8Requantize(label, x, out), name)
         elif name == "DEQUANTIZE":
-            island = self._float_island(outs[0], operators)
+            island = self._float_island(k, outs[0], operators)
             if island is not None:  # LayerNormalization's -mean, an ELU: the converter keeps them in float
-                middle, quantize = island
+                steps, members, quantize = island
                 x = self.act_tensor(ins[0], k, name)
                 out = self.new_output(int(operators[quantize].outputs[0]), quantize, "QUANTIZE")
-                self.add(FLOAT_ISLANDS[r.op_name(operators[middle])](label, x, out), name)
-                self.absorbed.update((middle, quantize))
+                try:
+                    self.add(Int8FloatIsland(label, x, out, steps), name)
+                except ValueError as exc:
+                    self.fail(k, name, f"starts float ops ({', '.join(s[0] for s in steps)}): {exc}")
+                self.absorbed.update((*members, quantize))
                 return
             # name the float op(s) it feeds (their tensors carry the Keras layers' names): what the
             # converter could not quantise, the user's lead
@@ -908,24 +906,79 @@ class _Importer:
             self.fail(k, name, f"dequantises '{r.tname(outs[0])}' inside the graph{fed}: only fully-int8 models are "
                                "supported")
 
-    def _float_island(self, index, operators):
-        """(op, QUANTIZE) operator indices where float tensor ``index`` (a DEQUANTIZE's output) is
-        read by one op of FLOAT_ISLANDS alone, whose output one QUANTIZE to int8 alone reads; else
-        None."""
+    def _float_island(self, k: int, index: int, operators):
+        """(steps, member operator indices, QUANTIZE index) where float tensor ``index`` (op k's
+        output, a DEQUANTIZE's) is read only by ops of int8_float_island.FLOAT_OPS, reading it, each
+        other and scalar float constants, elementwise, whose one way out is a QUANTIZE to int8 of
+        the last one's result; else None (the op names the float ops it feeds)."""
         r = self.r
-
-        def only_reader(t):
-            readers = [j for j, o in enumerate(operators) if t in [int(i) for i in o.inputs]]
-            return readers[0] if len(readers) == 1 and self.consumers[t] == 1 else None
-
-        middle = only_reader(index)
-        if middle is None or r.op_name(operators[middle]) not in FLOAT_ISLANDS:
+        size = int(np.prod(r.shape(index)))
+        values = {index: 0}  # island tensor -> operand number (0: the input, n: step n's result)
+        steps, members, quantize = [], [], None
+        for j in range(k + 1, len(operators)):
+            o = operators[j]
+            ins = [int(i) for i in o.inputs]
+            if not any(i in values for i in ins):
+                continue
+            name, out = r.op_name(o), int(o.outputs[0])
+            if name == "QUANTIZE":
+                if quantize is not None or r.ttype(out) != "int8":
+                    return None
+                quantize = j
+                continue
+            if name not in FLOAT_OPS or quantize is not None or len(o.outputs) != 1:
+                return None
+            operands = []
+            for i in ins:
+                if i in values:
+                    operands.append(values[i])
+                    continue
+                if r.ttype(i) == "bool":  # an int8 comparison of the island's input with a constant
+                    holds = self._input_comparison(i, int(operators[k].inputs[0]), operators[:j])
+                    if holds is None:
+                        return None
+                    operands.append(holds)
+                    continue
+                c = r.constant(i) if r.ttype(i) == "float32" else None
+                if c is None or c.size != 1:
+                    return None  # another activation, or a constant per element
+                operands.append(float(c.reshape(-1)[0]))
+            if int(np.prod(r.shape(out))) != size:
+                return None
+            fused = int(getattr(o.builtinOptions, "fusedActivationFunction", 0) or 0)
+            steps.append((name, tuple(operands), fused if fused in (0, 1, 2, 3) else -1))
+            if steps[-1][2] < 0:
+                return None
+            members.append(j)
+            values[out] = len(steps)
+        if quantize is None or not steps or int(operators[quantize].inputs[0]) != int(operators[members[-1]].outputs[0]):
             return None
-        quantize = only_reader(int(operators[middle].outputs[0]))
-        if (quantize is None or r.op_name(operators[quantize]) != "QUANTIZE"
-                or r.ttype(int(operators[quantize].outputs[0])) != "int8"):
-            return None
-        return middle, quantize
+        readers = collections.Counter(int(i) for j in (*members, quantize) for i in operators[j].inputs)
+        if any(readers[t] != self.consumers[t] for t in values):
+            return None  # a float value read elsewhere too (or a model output)
+        return tuple(steps), tuple(members), quantize
+
+    def _input_comparison(self, index: int, x_index: int, earlier):
+        """For each raw value of int8 tensor ``x_index``, whether the comparison writing bool tensor
+        ``index`` (an op of ``earlier``: x against a scalar int8 constant) holds; None for any
+        other comparison."""
+        r = self.r
+        for o in earlier:
+            if index in [int(t) for t in o.outputs]:
+                name, ins = r.op_name(o), [int(t) for t in o.inputs]
+                if name not in COMPARISONS or x_index not in ins or len(ins) != 2:
+                    return None
+                other = ins[1 - ins.index(x_index)]
+                const = self.const_operand(other, -1, name) if r.ttype(other) == "int8" else None
+                scales, zps, _ = r.quant(x_index)
+                if const is None or const[0].size != 1 or scales is None or len(scales) != 1:
+                    return None
+                try:
+                    return holds_against_constant(name, Quant(float(scales[0]), int(zps[0])), *const,
+                                                  x_first=ins[0] == x_index)
+                except UnsupportedModelError:
+                    return None
+        return None
 
     def _reduced_axes(self, k, name, index, x, verb):
         """(rank with the batch axis, sorted axes) of a reduction of ``x`` over the constant

@@ -50,6 +50,15 @@ def rescaled(values, offset: int, mult: int, shift: int) -> np.ndarray:
                     np.int64)
 
 
+def holds_against_constant(kind: str, x_quant, const, const_quant, x_first: bool = True,
+                           what: str = "comparison") -> np.ndarray:
+    """Whether ``x CMP const`` (``const CMP x`` when not ``x_first``) holds, as both references
+    compare, for each raw value -128..127 of an int8 x quantised as ``x_quant`` (bool array)."""
+    ref = rescaled(np.asarray(const).reshape(-1)[:1], *_rescaling(what, const_quant))[0]
+    scaled = rescaled(np.arange(-128, 128), *_rescaling(what, x_quant))
+    return COMPARISONS[kind][1](*((scaled, ref) if x_first else (ref, scaled)))
+
+
 class Comparison:
     """An int8 comparison the importer met: ``kind`` (a key of COMPARISONS) of operands ``a`` and
     ``b``, each a Tensor or (int8 array, Quant) for a constant. Not an op: the select computes it."""
@@ -90,10 +99,7 @@ class Int8Select(Int8Op):
         if const:
             c = const[0]
             t = 1 - c
-            ref = rescaled(values[c], *self.rescale[c])[0]
-            raw = np.arange(-128, 128)
-            scaled = rescaled(raw, *self.rescale[t])
-            holds = COMPARISONS[cond.kind][1](*((scaled, ref) if t == 0 else (ref, scaled)))
+            holds = holds_against_constant(cond.kind, quants[t], values[c], quants[c], t == 0, what)
             self.range = self._as_range(holds, what)
             self.operands = [values[t], values[2], values[3]]
         else:
