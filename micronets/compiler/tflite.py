@@ -25,16 +25,16 @@ from micronets.compiler.ops.base import UnsupportedModelError, conv_output
 from micronets.compiler.ops.int8_abs import Int8Abs
 from micronets.compiler.ops.int8_add import Int8Add
 from micronets.compiler.ops.int8_add_const import Int8AddConst
+from micronets.compiler.ops.int8_base import REFERENCES
 from micronets.compiler.ops.int8_batch_matmul import Int8BatchMatMul
 from micronets.compiler.ops.int8_concat import Int8Concat
 from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_conv_transpose import Int8ConvTranspose
 from micronets.compiler.ops.int8_dense import Int8Dense
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
-from micronets.compiler.ops.int8_base import REFERENCES
 from micronets.compiler.ops.int8_div import Int8Div, Int8DivConst
-from micronets.compiler.ops.int8_float_island import FLOAT_OPS, Int8FloatIsland
 from micronets.compiler.ops.int8_exp import Int8Exp
+from micronets.compiler.ops.int8_float_island import FLOAT_OPS, Int8FloatIsland
 from micronets.compiler.ops.int8_gelu import Int8Gelu
 from micronets.compiler.ops.int8_hard_swish import Int8HardSwish
 from micronets.compiler.ops.int8_leaky_relu import Int8LeakyRelu
@@ -54,10 +54,10 @@ from micronets.compiler.ops.int8_resize import Int8Resize
 from micronets.compiler.ops.int8_rsqrt import Int8Rsqrt
 from micronets.compiler.ops.int8_select import COMPARISONS, Comparison, Int8Select, holds_against_constant
 from micronets.compiler.ops.int8_slice import Int8Slice
-from micronets.compiler.ops.int8_sub import Int8ConstMinus, Int8Sub, Int8SubConst
-from micronets.compiler.ops.int8_sqrt import Int8Sqrt
 from micronets.compiler.ops.int8_softmax import Int8Softmax
+from micronets.compiler.ops.int8_sqrt import Int8Sqrt
 from micronets.compiler.ops.int8_squared_difference import Int8SquaredDifference
+from micronets.compiler.ops.int8_sub import Int8ConstMinus, Int8Sub, Int8SubConst
 from micronets.compiler.ops.int8_tanh import Int8Tanh
 from micronets.compiler.ops.int8_tile import Int8Tile
 from micronets.compiler.ops.int8_transpose import Int8Transpose
@@ -165,8 +165,6 @@ class _Reader:
             return None, None, 0
         zp = q.zeroPoint if q.zeroPoint is not None else np.zeros(len(q.scale), np.int64)
         return np.asarray(q.scale, np.float32), np.asarray(zp, np.int64), int(q.quantizedDimension)
-
-
 
 
 def read_tflite(source, *, reference: str = "tflm") -> Tuple[Graph, Edges, Dict[str, str]]:
@@ -969,14 +967,14 @@ class _Importer:
                 if name not in COMPARISONS or x_index not in ins or len(ins) != 2:
                     return None
                 other = ins[1 - ins.index(x_index)]
-                const = self.const_operand(other, -1, name) if r.ttype(other) == "int8" else None
                 scales, zps, _ = r.quant(x_index)
-                if const is None or const[0].size != 1 or scales is None or len(scales) != 1:
-                    return None
                 try:
+                    const = self.const_operand(other, -1, name) if r.ttype(other) == "int8" else None
+                    if const is None or const[0].size != 1 or scales is None or len(scales) != 1:
+                        return None
                     return holds_against_constant(name, Quant(float(scales[0]), int(zps[0])), *const,
                                                   x_first=ins[0] == x_index)
-                except UnsupportedModelError:
+                except UnsupportedModelError:  # a constant without one scale, a scale of 1 or more
                     return None
         return None
 

@@ -28,6 +28,7 @@ import numpy as np
 from micronets.compiler.ops.int8_base import REFERENCES, Int8Op, Int8TableOp, broadcast_walk
 from micronets.compiler.quant import one_over_one_plus, quantize_multiplier, rdbpot, srdhm
 
+
 @functools.lru_cache(maxsize=1024)
 def reciprocal(x: int) -> "tuple[int, int]":
     """GetReciprocal(x, 31) for 1 <= x < 2^31: (1 / (1 + a) in Q0.31, bits over unit) with
