@@ -8,8 +8,8 @@ clamped. TFLM forms that multiplier in double, TFLite's interpreter in single pr
 (``reference`` picks which is matched).
 
 TFLite's interpreter runs the same arithmetic, but first stops with an error wherever a raw
-divisor byte is 0 (its non-zero check reads the int8 bytes, not the values they stand for), so for
-most models TFLM is the only reference that runs. A divisor of value 0 (the raw byte at its zero
+divisor byte is 0 (its non-zero check reads the int8 bytes, not the values they stand for): for
+softsign on real digits images it stops, and TFLM is the only reference that runs. A divisor of value 0 (the raw byte at its zero
 point) is undefined in both (a shift by 32); here it saturates to the clamp's end of the
 dividend's sign (the zero point for 0 / 0). The final rounding shift is undefined beyond 31 bits (a
 small dividend over a large divisor with a small output multiplier: on x86 both references put a
