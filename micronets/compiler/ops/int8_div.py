@@ -122,20 +122,17 @@ class Int8Div(Int8Op):
         return 0 if self.inputs[input_index].size == self.output.size else None  # not over a broadcast operand
 
 
-def div_const_table(const: int, const_quant, x_quant, out_quant, const_first: bool, act_min: int,
-                    act_max: int, reference: str = "tflm") -> np.ndarray:
+def div_const_table(const: int, const_quant, x_quant, out_zero: int, const_first: bool, mult: int, shift: int,
+                    act_min: int, act_max: int) -> np.ndarray:
     """TFLM's int8 Div of a scalar constant (raw ``const``) and an int8 input, c / x
-    (``const_first``) or x / c, for the inputs -128..127 in order."""
+    (``const_first``) or x / c, for the inputs -128..127 in order, at the output multiplier
+    (``mult``, ``shift``)."""
     c = int(const) - const_quant.zero_point
-    if const_first:
-        mult, shift = div_multiplier(const_quant.scale, x_quant.scale, out_quant.scale, reference)
-    else:
-        mult, shift = div_multiplier(x_quant.scale, const_quant.scale, out_quant.scale, reference)
     out = []
     for v in range(-128, 128):
         x = v - x_quant.zero_point
         a, b = (c, x) if const_first else (x, c)
-        out.append(div_value(a, b, mult, shift, out_quant.zero_point, act_min, act_max))
+        out.append(div_value(a, b, mult, shift, out_zero, act_min, act_max))
     return np.array(out, np.int8)
 
 
@@ -150,17 +147,14 @@ class Int8DivConst(Int8TableOp):
         if values.size != 1:
             raise ValueError(f"div '{name}': a constant of shape {tuple(np.shape(const))}; only a scalar constant "
                              "operand is supported")
-        c = [int(values[0]) - const_quant.zero_point]
-        if const_first:
-            shift = div_multiplier(const_quant.scale, x.quant.scale, out.quant.scale, reference)[1]
-            check_defined(name, c, operand_values(x.quant), shift)
-        else:
-            shift = div_multiplier(x.quant.scale, const_quant.scale, out.quant.scale, reference)[1]
-            check_defined(name, operand_values(x.quant), c, shift)
-        self.const = float((int(values[0]) - const_quant.zero_point) * const_quant.scale)
+        c = int(values[0]) - const_quant.zero_point
+        scales = (const_quant.scale, x.quant.scale) if const_first else (x.quant.scale, const_quant.scale)
+        mult, shift = div_multiplier(*scales, out.quant.scale, reference)
+        check_defined(name, *(([c], operand_values(x.quant)) if const_first else (operand_values(x.quant), [c])), shift)
+        self.const = float(c * const_quant.scale)
         self.const_first = bool(const_first)
-        self.table = div_const_table(int(values[0]), const_quant, x.quant, out.quant, const_first, self.act_min,
-                                     self.act_max, reference)
+        self.table = div_const_table(int(values[0]), const_quant, x.quant, out.quant.zero_point, const_first, mult,
+                                     shift, self.act_min, self.act_max)
 
     def describe(self):
         x = self.inputs[0].shape_str()
