@@ -508,8 +508,9 @@ class _Gen:
             return ops.power(ops.abs(x) + 0.5, float(q.choice([1.5, 2.0, 3.0])))
         if kind == "matmul":
             other = L.Dense(int(q.integers(2, 6)), name=self.name("dense"))(x)
-            return ops.matmul(x if shape[-1] == self.shape(other)[-1] else L.Dense(self.shape(other)[-1])(x),
-                              ops.transpose(other, (0, 2, 1)))
+            if shape[-1] != self.shape(other)[-1]:  # named too: Keras' own "dense_N" may clash with ours
+                x = L.Dense(self.shape(other)[-1], name=self.name("dense"))(x)
+            return ops.matmul(x, ops.transpose(other, (0, 2, 1)))
         if rank == 1:
             return L.Dot(axes=1, normalize=bool(q.random() < 0.5), name=self.name("dot"))(
                 [x, L.Dense(shape[0], name=self.name("dense"))(x)])
