@@ -843,6 +843,84 @@ def test_nested_models_are_inlined_and_verified_per_call(tmp_path):
     assert_matches_keras(keras.Model(inp, layers.Dense(3)(out), name="identity_nested"), tmp_path, name="Ident")
 
 
+
+def test_user_layer_classes_are_traced_through_their_call(tmp_path):
+    """A user's own keras.layers.Layer subclasses, compiled through what their call() does: a
+    residual block of sublayers (BatchNorm given ``training``) used twice, a weight of the layer's
+    own used in ``call()``, a two-input layer given one tensor twice, and a layer that returns its
+    input (its readers counted once: one short, the ReLU after it would overwrite h in place before
+    the other branch read it). C++ == Keras, and verify names the user's layer. A call() that
+    leaves keras.ops, or uses one the compiler does not convert, is refused naming the class and
+    what failed, and nothing is written."""
+    from keras import ops
+
+    from micronets.verification import verify
+
+    class Block(layers.Layer):
+        def __init__(self, filters, **kwargs):
+            super().__init__(**kwargs)
+            self.conv1 = layers.Conv2D(filters, 3, padding="same")
+            self.bn = layers.BatchNormalization()
+            self.conv2 = layers.Conv2D(filters, 3, padding="same")
+
+        def call(self, x, training=None):
+            return ops.relu(x + self.conv2(ops.relu(self.bn(self.conv1(x), training=training))))
+
+    class Scale(layers.Layer):
+        def build(self, shape):
+            self.gamma = self.add_weight(shape=(shape[-1],), initializer="random_normal", name="gamma")
+
+        def call(self, x):
+            return x * self.gamma + 0.5
+
+    class Blend(layers.Layer):
+        def call(self, a, b):
+            return ops.maximum(a, b) - 0.25 * b
+
+    class PassThrough(layers.Layer):
+        def call(self, x):
+            return x
+
+    inp = keras.Input((8, 7, 3))
+    h = layers.Conv2D(6, 3, padding="same")(inp)
+    y = Block(6, name="block")(Block(6, name="block0")(h))
+    y = Blend(name="blend")(Scale(name="scale")(y), layers.Conv2D(6, 1)(y))
+    y = Blend(name="self_blend")(y, y)
+    model = keras.Model(inp, layers.Dense(4)(layers.GlobalAveragePooling2D()(y)), name="user_layers")
+    compiled = assert_matches_keras(model, tmp_path)
+    assert not any(type(op).__name__ in ("Block", "Scale", "Blend") for op in compiled.graph.ops)
+    report = verify(model, inputs_for((8, 7, 3)), workdir=str(tmp_path))
+    assert report.ok, report.table()
+    assert {"block", "block0", "blend", "self_blend"} <= {c.keras_layer for c in report.layers}
+    inp = keras.Input((8,))
+    h = layers.Dense(8)(inp)
+    out = layers.Add()([layers.ReLU()(PassThrough(name="pass")(h)), layers.Activation("tanh")(h)])
+    assert_matches_keras(keras.Model(inp, layers.Dense(3)(out), name="pass_through"), tmp_path, name="Pass")
+
+    class TfOnly(layers.Layer):  # tf.nn on a symbolic tensor: not keras.ops
+        def call(self, x):
+            import tensorflow as tf
+
+            return tf.nn.depth_to_space(x, 2)
+
+    inp = keras.Input((4, 4, 8))
+    model = keras.Model(inp, TfOnly(name="d2s")(layers.Conv2D(8, 1)(inp)))
+    target = tmp_path / "refused.h"
+    with pytest.raises(UnsupportedModelError, match=r"layer 'd2s' of class TfOnly .*not supported \(its call\(\) "
+                                                    r"could not be traced through keras.ops: ValueError: A KerasTensor"):
+        micronets.export(model, str(target))
+    assert not target.exists()
+
+    class Sine(layers.Layer):  # keras.ops, but one the compiler does not convert: named with the layer
+        def call(self, x):
+            return ops.sin(x) * 2.0
+
+    model = keras.Model(inp, Sine(name="wave")(layers.Conv2D(8, 1)(inp)))
+    with pytest.raises(UnsupportedModelError, match=r"layer 'wave' of class Sine in model .*, traced through its "
+                                                    r"call\(\): operation 'sin.*keras.ops Sin.*not supported"):
+        micronets.export(model, str(target))
+    assert not target.exists()
+
 # ------------------------------------------------------------------ refusals name the cause
 def test_unsupported_operation_names_itself():
     inp = keras.Input((4, 4, 2))

@@ -207,14 +207,16 @@ def keras_nodes(model):
     return order
 
 
-def _keras_graph(model):
-    """(topologically ordered [(operation, node, output keras tensor)], reader counts)."""
+def _keras_graph(model, inputs=1):
+    """(topologically ordered [(operation, node, output keras tensor)], reader counts); ``inputs``:
+    how many inputs the model must have (a user's model: one)."""
     if not getattr(model, "inputs", None) or not getattr(model, "outputs", None):
         raise UnsupportedModelError(
             f"model '{model.name}' has no defined input; build it with an Input shape (keras.Input or Sequential([keras.Input(...), ...]))"
         )
-    if len(model.inputs) != 1:
-        raise UnsupportedModelError(f"model '{model.name}' has {len(model.inputs)} inputs; exactly one is supported")
+    if len(model.inputs) != inputs:
+        wanted = "one is" if inputs == 1 else f"{inputs} are"
+        raise UnsupportedModelError(f"model '{model.name}' has {len(model.inputs)} inputs; exactly {wanted} supported")
     order = []
     for node in keras_nodes(model):
         if len(node.output_tensors) != 1:
@@ -250,7 +252,8 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
     """Convert ``order`` (``_keras_graph(model)``) into ops on ``ctx``, mapping each Keras tensor to
     its value in ``values``; returns the graph input when ``order`` has the InputLayer. A layer that
     is itself a model (a Sequential or functional sub-model, as keras.applications nests some
-    stems) is inlined: its layers become ops reading the values its call received."""
+    stems) is inlined: its layers become ops reading the values its call received. So is a layer
+    of a class the compiler does not know, through what its ``call()`` does (``_expand``)."""
     import keras
 
     graph_input, calls = None, {}
@@ -265,14 +268,24 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
             graph_input = Tensor(name="input", shape=shape)
             t = graph_input
         elif isinstance(layer, keras.Model) and key not in CONVERTERS:
+            n_out = len(getattr(layer, "outputs", None) or ())
+            if len(node.input_tensors) != 1 or n_out != 1:
+                raise UnsupportedModelError(f"layer '{layer.name}' is a nested model ({type(layer).__name__}) with "
+                                            f"{len(node.input_tensors)} inputs and {n_out} outputs; "
+                                            f"a nested model is inlined only with one input and one output")
             t = _inline(layer, node, values, ctx)
+        elif isinstance(layer, keras.layers.Layer) and key not in CONVERTERS:
+            try:
+                t = _inline(_expand(layer, node, model), node, values, ctx)
+            except UnsupportedModelError as exc:
+                if str(exc).startswith(_describe(layer, key)):
+                    raise
+                raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}', traced through its "
+                                            f"call(): {exc}") from exc
         else:
             fn = CONVERTERS.get(key)
             if fn is None:
-                raise UnsupportedModelError(
-                    f"{_describe(layer, key)} in model '{model.name}' is not supported. Supported layers: {', '.join(supported_layers())}; "
-                    f"supported keras.ops: {', '.join(supported_operations())}"
-                )
+                raise _unsupported(layer, key, model)
             ins = [values[id(k)] for k in node.input_tensors]
             ctx.output_shape = tuple(output_kt.shape[1:])
             ctx.call_args = _substitute(tuple(node.arguments.args), values)
@@ -303,19 +316,47 @@ def call_name(name: str, calls: Dict[str, int]) -> str:
     return name if k == 0 else f"{name}#{k}"
 
 
+def _unsupported(layer, key, model, reason=""):
+    return UnsupportedModelError(
+        f"{_describe(layer, key)} in model '{model.name}' is not supported{reason}. Supported layers: "
+        f"{', '.join(supported_layers())}; supported keras.ops: {', '.join(supported_operations())}")
+
+
+def _expand(layer, node, model):
+    """What a layer of a class the compiler does not know (a user's own ``keras.layers.Layer``
+    subclass) computes, as a functional model: its ``call()`` run once on symbolic inputs of the
+    call's shapes, batch 1 (so ``ops.shape`` gives numbers a reshape can use). Sublayers and
+    ``keras.ops`` in ``call()`` become nodes the tracer converts one by one (the sublayers gain one
+    inbound node each; the user's model is unchanged); weights used directly in ``call()`` become
+    constants. A ``call()`` that leaves keras.ops (``tf.nn.*``, numpy on tensors) is refused with
+    what failed."""
+    import keras
+
+    key = _operation_key(layer)
+    kts = list(node.input_tensors)
+    fresh = {id(t): keras.Input(batch_shape=(1,) + tuple(t.shape[1:]), dtype=t.dtype) for t in kts}
+    try:
+        out = layer.call(*_substitute(tuple(node.arguments.args), fresh), **_substitute(dict(node.arguments.kwargs), fresh))
+        if not hasattr(out, "_keras_history"):
+            raise TypeError(f"call() returned {type(out).__name__}, not one tensor")
+        return keras.Model([fresh[id(t)] for t in kts], out, name=layer.name)
+    except Exception as exc:  # anything call() raises on symbolic tensors: the user's code, not ours
+        reason = f" (its call() could not be traced through keras.ops: {type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        raise _unsupported(layer, key, model, reason) from exc
+
+
 def _inline(sub, node, values, ctx):
-    """The value of sub-model ``sub`` called at ``node``: its own graph traced with its input bound
-    to the call's input. Only the sub-model's output is named after a Keras layer (the call's), so
-    verify never matches an inner layer with an outer one of the same name."""
-    if len(node.input_tensors) != 1 or len(getattr(sub, "outputs", None) or ()) != 1:
-        raise UnsupportedModelError(f"layer '{sub.name}' is a nested model ({type(sub).__name__}) with "
-                                    f"{len(node.input_tensors)} inputs and {len(getattr(sub, 'outputs', None) or ())} outputs; "
-                                    f"a nested model is inlined only with one input and one output")
-    order, readers = _keras_graph(sub)
-    x = values[id(node.input_tensors[0])]
-    inner = {id(sub.inputs[0]): x}
-    # the call counted as one reader of x; inside, each layer reading the sub-model's input does
-    ctx.readers[x] = ctx.readers.get(x, 0) - 1 + readers.get(id(sub.inputs[0]), 0)
+    """The value of sub-model ``sub`` called at ``node``: its own graph traced with its inputs bound
+    to the call's inputs, in order. Only the sub-model's output is named after a Keras layer (the
+    call's), so verify never matches an inner layer with an outer one of the same name."""
+    order, readers = _keras_graph(sub, inputs=len(node.input_tensors))
+    inner = {}
+    for kt, own in zip(node.input_tensors, sub.inputs):
+        x = values[id(kt)]
+        # the call counted as one reader of x per argument; inside, each layer reading the
+        # sub-model's input does (once for an input passed as two arguments: one Input inside)
+        ctx.readers[x] = ctx.readers.get(x, 0) - 1 + (0 if id(own) in inner else readers.get(id(own), 0))
+        inner[id(own)] = x
     _trace_nodes(sub, order, readers, inner, ctx, set(), None)
     return inner[id(sub.outputs[0])]  # the caller adds the call's readers to it (x itself for an identity)
 
