@@ -262,7 +262,14 @@ def float64_twin(model):
             return layer
         config = layer.get_config()
         config["dtype"] = "float64"
-        return layer.__class__.from_config(config)
+        try:
+            return layer.__class__.from_config(config)
+        except TypeError:  # a user's layer class without get_config (Keras' ESPCN example's)
+            if layer.weights:
+                raise
+            # no state, so shared: Keras casts its inputs to its own float32, so the twin is
+            # float64 everywhere but in this layer (exact for a rearrangement such as ESPCN's)
+            return layer
 
     # float64 inputs too: a layer whose first input is a float32 model input otherwise computes in
     # float32 where Keras takes the inputs' dtype (LayerNormalization: its float32 result passed

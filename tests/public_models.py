@@ -639,6 +639,39 @@ def segmentation_unet(input_shape=(160, 160, 3), num_classes=3, entry=32, down=(
     return keras.Model(inputs, outputs, name="segmentation_unet")
 
 
+
+def espcn(input_shape=(None, None, 1), upscale=3, filters=(64, 64, 32)):
+    """Keras example "Image Super-Resolution using an Efficient Sub-Pixel CNN" (keras.io/examples/
+    vision/super_resolution_sub_pixel/; Shi et al. 2016, ESPCN): Conv2D 5x5 then two 3x3 (widths
+    ``filters``) and a 3x3 to channels x upscale^2, every conv ReLU with orthogonal kernels and
+    "same" padding, then the example's own ``DepthToSpace`` layer: a ``keras.layers.Layer``
+    subclass whose ``call()`` rearranges the channels into upscale x upscale pixel blocks with
+    ``ops.reshape`` / ``ops.transpose`` (6-D) / ``ops.reshape``, from ``ops.shape`` of its input. A
+    user's own layer class, so the compiler has to trace through its ``call()``. The example's
+    input is any size (None, None): a fixed one is needed here."""
+    keras, layers = _keras()
+    from keras import ops
+
+    class DepthToSpace(layers.Layer):  # as the example defines it: no get_config, no weights
+        def __init__(self, block_size):
+            super().__init__()
+            self.block_size = block_size
+
+        def call(self, x):
+            batch, height, width, depth = ops.shape(x)
+            b = self.block_size
+            x = ops.reshape(x, [batch, height, width, b, b, depth // (b * b)])
+            x = ops.transpose(x, [0, 1, 3, 2, 4, 5])
+            return ops.reshape(x, [batch, height * b, width * b, depth // (b * b)])
+
+    conv = dict(activation="relu", kernel_initializer="orthogonal", padding="same")
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Conv2D(filters[0], 5, **conv)(inputs)
+    for f in filters[1:]:
+        x = layers.Conv2D(f, 3, **conv)(x)
+    x = layers.Conv2D(input_shape[-1] * upscale ** 2, 3, **conv)(x)
+    return keras.Model(inputs, DepthToSpace(upscale)(x), name="espcn")
+
 # --------------------------------------------------------------------------- the suite
 Entry = Tuple[Callable, Dict, Dict]
 
@@ -693,6 +726,8 @@ MODELS.update({
     "keras_example_timeseries_transformer": (timeseries_transformer, dict(), {}),
     "keras_example_segmentation_unet": (segmentation_unet, dict(input_shape=(32, 32, 3), entry=8, down=(8, 16, 16),
                                                                  up=(16, 16, 8, 8)), {}),
+    # at the example's widths and upscale 3; a 12 x 12 input (the example trains on 100 x 100 crops)
+    "keras_example_espcn": (espcn, dict(input_shape=(12, 12, 1)), {"regression": True}),
 })
 
 

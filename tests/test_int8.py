@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -318,8 +319,9 @@ def layout_ops():
     """Models for the layout, constant-operand, MEAN, SUB and swish ops (name -> (bytes, int8
     inputs)), and three public architectures that need them: keras.applications MobileNetV3Small
     (hard-swish, squeeze-excite with a constant MUL, rank-1 reshapes), the ShuffleNet V2 stage
-    (TRANSPOSE, STRIDED_SLICE), EfficientNet (swish, squeeze-excite gates), LeNet-5 (TANH) and
-    MobileFaceNet (per-channel PRELU) from tests/public_models.py, at their smallest inputs."""
+    (TRANSPOSE, STRIDED_SLICE), EfficientNet (swish, squeeze-excite gates), LeNet-5 (TANH),
+    MobileFaceNet (per-channel PRELU) and Keras' ESPCN example (its own DepthToSpace layer: 6-D
+    RESHAPE and TRANSPOSE) from tests/public_models.py, at their smallest inputs."""
     import public_models
 
     out = {}
@@ -332,13 +334,14 @@ def layout_ops():
     # nor this: PReLU slopes with a zero point (it quantises them symmetrically)
     out["activations_slope_zero"] = (slopes_with_zero_point(out["activations"][0]), out["activations"][1])
     for name in ("keras_mobilenet_v3_small", "shufflenet_v2_stage", "keras_efficientnet_tiny", "lenet5", "mobilefacenet",
-                 "tf_simple_audio"):
+                 "tf_simple_audio", "keras_example_espcn"):
         model, options = public_models.build(name)
         spread_weights(model, seed=1)
         head = [layer for layer in model.layers if layer.get_weights()][-1]
         # logits a few units apart: not one-hot (EfficientNet's pooled features vary less)
         # (LeNet's tanh features saturate: its logits need no damping)
-        damp = 0.2 if "efficientnet" in name else 1.0 if name == "lenet5" else 0.02
+        # (ESPCN's output is pixels, not logits: left as it is)
+        damp = 0.2 if "efficientnet" in name else 1.0 if name in ("lenet5", "keras_example_espcn") else 0.02
         head.set_weights([w * damp for w in head.get_weights()])
         top = options.get("input_range", 1.0)  # EfficientNet rescales [0, 255] pixels itself
         cal = np.random.default_rng(0).uniform(0, top, (32,) + tuple(model.input_shape[1:])).astype(np.float32)
@@ -427,6 +430,29 @@ def test_layout_constant_and_mean_ops_bit_identical(name, layout_ops, tmp_path):
     if name == "layout":  # RELU6 with a rescale: TFLM clamps in the input's domain, BUILTIN_REF requantises
         assert not np.array_equal(raw, raw_ref)
 
+
+@pytest.mark.xdist_group("layout_ops")  # one worker converts the module fixture (12 s), not both
+def test_espcn_pixel_shuffle_bit_identical_where_tflm_cannot_run_it(layout_ops, tmp_path):
+    """Keras' ESPCN example (super-resolution): its own DepthToSpace layer converts to a 6-D
+    RESHAPE and TRANSPOSE between the convolutions. Both builds equal TFLite's BUILTIN_REF at 0 LSB
+    on every output pixel. TFLM (this wheel) fails to allocate tensors for the same file; were it
+    to run it, it would have to agree too."""
+    data, xs = layout_ops["keras_example_espcn"]
+    assert sorted(set(op_names(data))) == ["CONV_2D", "RESHAPE", "TRANSPOSE"]
+    ref = tflite_reference(data, xs)
+    for name, options in (("Espcn", {}), ("EspcnRef", {"reference": "tflite-ref"})):
+        _, raw, _ = compiled_outputs(data, xs, tmp_path, name, **options)
+        assert np.array_equal(raw, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw.astype(int) - ref).max()}"
+    assert raw.shape == (len(xs), 36 * 36) and len(np.unique(raw)) > 64
+    path = tmp_path / "espcn.tflite"
+    path.write_bytes(data)
+    load = subprocess.run([sys.executable, "-c", "import sys; from tflite_micro import runtime; "
+                           "runtime.Interpreter.from_file(sys.argv[1], arena_size=1 << 22)", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    if load.returncode == 0:
+        assert np.array_equal(raw, tflm_reference({"espcn": (data, xs)})["espcn"])
+    else:
+        assert "TFLM failed to allocate tensors" in load.stderr, load.stderr[-2000:]
 
 def dense_sequence_model():
     """Dense layers over a sequence's steps and an Attention layer: converted for a dynamic batch,
