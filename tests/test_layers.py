@@ -921,6 +921,19 @@ def test_user_layer_classes_are_traced_through_their_call(tmp_path):
         micronets.export(model, str(target))
     assert not target.exists()
 
+    # not traced: a mask for the layers after it (an LSTM skips masked steps), and Keras' own classes
+    class MaskZeros(layers.Layer):
+        def call(self, x):
+            return x
+
+        def compute_mask(self, x, mask=None):
+            return ops.any(ops.not_equal(x, 0.0), axis=-1)
+
+    for layer, why in ((MaskZeros(name="mask_zeros"), r"class MaskZeros .*not supported \(it computes a Keras mask"),
+                       (layers.Masking(0.0, name="masking"), r"class Masking in model '\w+' is not supported\. ")):
+        with pytest.raises(UnsupportedModelError, match=why):
+            compile_model(keras.Sequential([keras.Input((6, 3)), layer, layers.LSTM(4)]))
+
 # ------------------------------------------------------------------ refusals name the cause
 def test_unsupported_operation_names_itself():
     inp = keras.Input((4, 4, 2))

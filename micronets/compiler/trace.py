@@ -329,10 +329,17 @@ def _expand(layer, node, model):
     ``keras.ops`` in ``call()`` become nodes the tracer converts one by one (the sublayers gain one
     inbound node each; the user's model is unchanged); weights used directly in ``call()`` become
     constants. A ``call()`` that leaves keras.ops (``tf.nn.*``, numpy on tensors) is refused with
-    what failed."""
+    what failed. Keras' own layer classes are not traced (one the compiler does not convert stays
+    refused: Masking's call() alone would drop the mask an LSTM after it reads), nor is a class
+    that computes a mask."""
     import keras
 
     key = _operation_key(layer)
+    cls = type(layer)
+    if cls.__module__.split(".")[0] == "keras":  # Keras' own: its semantics (masks, state) are not ours to guess
+        raise _unsupported(layer, key, model)
+    if cls.compute_mask is not keras.layers.Layer.compute_mask:
+        raise _unsupported(layer, key, model, " (it computes a Keras mask, which the layers after it would read)")
     kts = list(node.input_tensors)
     fresh = {id(t): keras.Input(batch_shape=(1,) + tuple(t.shape[1:]), dtype=t.dtype) for t in kts}
     try:
