@@ -589,6 +589,19 @@ def test_recurrent_refusals_say_why(tmp_path):
         micronets.export(model, str(tmp_path / "no.h"), quantize="int8", calibration=np.zeros((16, 5, 2), np.float32))
     assert not (tmp_path / "no.h").exists()
 
+    class Encoder(layers.Layer):  # a user's layer class around an LSTM: found among its sublayers
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.rnn = layers.LSTM(4)
+
+        def call(self, x):
+            return self.rnn(x)
+
+    model = seq((5, 2), Encoder(name="encoder"), layers.Dense(2))
+    with pytest.raises(UnsupportedModelError, match=r"'lstm\w*' \(LSTM\) inside layer 'encoder' \(Encoder\): the int8"):
+        micronets.export(model, str(tmp_path / "no.h"), quantize="int8", calibration=np.zeros((16, 5, 2), np.float32))
+    assert not (tmp_path / "no.h").exists()
+
 
 def test_several_outputs_each_get_an_array(tmp_path):
     inp = keras.Input((8, 8, 1))

@@ -95,11 +95,14 @@ def quantize_keras(model, calibration) -> bytes:
     from micronets.compiler.ops.recurrent import GATES
 
     x = check_calibration(model, calibration)
-    for layer in layers_in_order(model):
-        # refused before converting: TensorFlow 2.21's converter crashed the process (SIGSEGV) on an LSTM
-        if type(layer).__name__ in tuple(GATES) + ("Bidirectional",):
-            raise UnsupportedModelError(f"layer '{layer.name}' ({type(layer).__name__}): the int8 path has no recurrent "
-                                        f"kernels; export this model as float32")
+    for outer in layers_in_order(model):
+        # refused before converting: TensorFlow 2.21's converter crashed the process (SIGSEGV) on an
+        # LSTM, also one inside a user's own layer class (hence the sublayers)
+        for layer in outer._flatten_layers(include_self=True, recursive=True):
+            if type(layer).__name__ in tuple(GATES) + ("Bidirectional",):
+                inside = f" inside layer '{outer.name}' ({type(outer).__name__})" if layer is not outer else ""
+                raise UnsupportedModelError(f"layer '{layer.name}' ({type(layer).__name__}){inside}: the int8 path has no "
+                                            f"recurrent kernels; export this model as float32")
     logging.getLogger("absl").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
     shape = [1] + [int(d) for d in model.input_shape[1:]]
