@@ -207,16 +207,12 @@ def keras_nodes(model):
     return order
 
 
-def _keras_graph(model, inputs=1):
-    """(topologically ordered [(operation, node, output keras tensor)], reader counts); ``inputs``:
-    how many inputs the model must have (a user's model: one)."""
+def _keras_graph(model):
+    """(topologically ordered [(operation, node, output keras tensor)], reader counts)."""
     if not getattr(model, "inputs", None) or not getattr(model, "outputs", None):
         raise UnsupportedModelError(
             f"model '{model.name}' has no defined input; build it with an Input shape (keras.Input or Sequential([keras.Input(...), ...]))"
         )
-    if len(model.inputs) != inputs:
-        wanted = "one is" if inputs == 1 else f"{inputs} are"
-        raise UnsupportedModelError(f"model '{model.name}' has {len(model.inputs)} inputs; exactly {wanted} supported")
     order = []
     for node in keras_nodes(model):
         if len(node.output_tensors) != 1:
@@ -356,7 +352,7 @@ def _inline(sub, node, values, ctx):
     """The value of sub-model ``sub`` called at ``node``: its own graph traced with its inputs bound
     to the call's inputs, in order. Only the sub-model's output is named after a Keras layer (the
     call's), so verify never matches an inner layer with an outer one of the same name."""
-    order, readers = _keras_graph(sub, inputs=len(node.input_tensors))
+    order, readers = _keras_graph(sub)
     inner = {}
     for kt, own in zip(node.input_tensors, sub.inputs):
         x = values[id(kt)]
@@ -378,6 +374,8 @@ def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
         raise TypeError(f"expected a keras.Model, got {type(model).__name__}")
     _load_op_modules()
     order, readers = _keras_graph(model)
+    if len(model.inputs) != 1:  # a user's model; nested and traced ones take what their call passes
+        raise UnsupportedModelError(f"model '{model.name}' has {len(model.inputs)} inputs; exactly one is supported")
     ctx = Tracer()
     values: Dict[int, object] = {}
     out_ids = {id(t) for t in model.outputs}
