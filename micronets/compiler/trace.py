@@ -16,6 +16,7 @@ Ops are never edited: a fusion replaces the producing op by an evolved copy.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import pkgutil
@@ -249,7 +250,7 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
     its value in ``values``; returns the graph input when ``order`` has the InputLayer. A layer that
     is itself a model (a Sequential or functional sub-model, as keras.applications nests some
     stems) is inlined: its layers become ops reading the values its call received. So is a layer
-    of a class the compiler does not know, through what its ``call()`` does (``_expand``)."""
+    of a class the compiler does not know, through what its ``call()`` does (``_expanded``)."""
     import keras
 
     graph_input, calls = None, {}
@@ -272,7 +273,8 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
             t = _inline(layer, node, values, ctx)
         elif isinstance(layer, keras.layers.Layer) and key not in CONVERTERS:
             try:
-                t = _inline(_expand(layer, node, model), node, values, ctx)
+                with _expanded(layer, node, model) as sub:
+                    t = _inline(sub, node, values, ctx)
             except UnsupportedModelError as exc:
                 if str(exc).startswith(_describe(layer, key)):
                     raise
@@ -318,16 +320,21 @@ def _unsupported(layer, key, model, reason=""):
         f"{', '.join(supported_layers())}; supported keras.ops: {', '.join(supported_operations())}")
 
 
-def _expand(layer, node, model):
+@contextlib.contextmanager
+def _expanded(layer, node, model):
     """What a layer of a class the compiler does not know (a user's own ``keras.layers.Layer``
     subclass) computes, as a functional model: its ``call()`` run once on symbolic inputs of the
     call's shapes, batch 1 (so ``ops.shape`` gives numbers a reshape can use). Sublayers and
-    ``keras.ops`` in ``call()`` become nodes the tracer converts one by one (the sublayers gain one
-    inbound node each; the user's model is unchanged); weights used directly in ``call()`` become
-    constants. A ``call()`` that leaves keras.ops (``tf.nn.*``, numpy on tensors) is refused with
-    what failed. Keras' own layer classes are not traced (one the compiler does not convert stays
-    refused: Masking's call() alone would drop the mask an LSTM after it reads), nor is a class
-    that computes a mask."""
+    ``keras.ops`` in ``call()`` become nodes the tracer converts one by one; weights used directly
+    in ``call()`` become constants. A ``call()`` that leaves keras.ops (``tf.nn.*``, numpy on
+    tensors) is refused with what failed. Keras' own layer classes are not traced (one the compiler
+    does not convert stays refused: Masking's call() alone would drop the mask an LSTM after it
+    reads), nor is a class that computes a mask.
+
+    The user's objects end as they began: the nodes this call adds to the sublayers are removed
+    when the block exits. The keras.ops it creates are named after the layer ('block/add',
+    'block/add_1', ...), not by Keras' process-wide counter, so one model gives one header however
+    many models the process built before."""
     import keras
 
     key = _operation_key(layer)
@@ -338,14 +345,31 @@ def _expand(layer, node, model):
         raise _unsupported(layer, key, model, " (it computes a Keras mask, which the layers after it would read)")
     kts = list(node.input_tensors)
     fresh = {id(t): keras.Input(batch_shape=(1,) + tuple(t.shape[1:]), dtype=t.dtype) for t in kts}
+    sublayers = list(layer._flatten_layers(include_self=False, recursive=True))
+    before = [(len(s._inbound_nodes), len(s._outbound_nodes)) for s in sublayers]
     try:
-        out = layer.call(*_substitute(tuple(node.arguments.args), fresh), **_substitute(dict(node.arguments.kwargs), fresh))
-        if not hasattr(out, "_keras_history"):
-            raise TypeError(f"call() returned {type(out).__name__}, not one tensor")
-        return keras.Model([fresh[id(t)] for t in kts], out, name=layer.name)
-    except Exception as exc:  # anything call() raises on symbolic tensors: the user's code, not ours
-        reason = f" (its call() could not be traced through keras.ops: {type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-        raise _unsupported(layer, key, model, reason) from exc
+        try:
+            out = layer.call(*_substitute(tuple(node.arguments.args), fresh),
+                             **_substitute(dict(node.arguments.kwargs), fresh))
+            if not hasattr(out, "_keras_history"):
+                raise TypeError(f"call() returned {type(out).__name__}, not one tensor")
+            sub = keras.Model([fresh[id(t)] for t in kts], out, name=layer.name)
+        except Exception as exc:  # anything call() raises on symbolic tensors: the user's code, not ours
+            reason = f" (its call() could not be traced through keras.ops: {type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            raise _unsupported(layer, key, model, reason) from exc
+        calls: Dict[str, int] = {}
+        for op in sub.operations:  # created by this call (a Layer may be the user's: kept as named)
+            if not isinstance(op, keras.layers.Layer):
+                op.name = f"{layer.name}/{call_name(_snake(type(op).__name__), calls).replace('#', '_')}"
+        yield sub
+    finally:
+        for s, (n_in, n_out) in zip(sublayers, before):
+            del s._inbound_nodes[n_in:]
+            del s._outbound_nodes[n_out:]
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def _inline(sub, node, values, ctx):
