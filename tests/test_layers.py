@@ -174,6 +174,35 @@ def test_every_activation(fused, tmp_path):
     assert ("Activation" in kinds) == (not fused)
 
 
+def test_activation_functions_are_keras_own_matched_by_identity(tmp_path):
+    """``activation=`` given as a function: keras.activations', keras.ops' (with their own
+    defaults: keras.ops.gelu is the tanh approximation, keras.activations.gelu the exact one) and
+    tf.nn's, all on one model against Keras. A function of the user's is refused even when it is
+    named like a Keras activation (it was compiled as Keras' swish, 0.21 off), and nothing is
+    written."""
+    import tensorflow as tf
+    from keras import activations as ka
+    from keras import ops
+
+    functions = [ops.gelu, ka.gelu, tf.nn.gelu, ops.relu, ops.relu6, ops.sigmoid, ops.tanh, ops.elu, ops.selu,
+                 ops.softplus, ops.softsign, ops.silu, ops.leaky_relu, ops.hard_sigmoid, ops.hard_silu, ops.celu,
+                 ops.log_sigmoid, ops.exp, ka.swish, ka.hard_swish, ka.mish, tf.nn.relu, tf.nn.leaky_relu,
+                 tf.nn.swish, tf.nn.elu, tf.nn.sigmoid, tf.nn.tanh, ops.softmax, tf.nn.softmax]
+    inp = keras.Input((6,))
+    outs = [layers.Dense(3, activation=fn, name=f"d{k}")(inp) for k, fn in enumerate(functions)]
+    model = randomise(keras.Model(inp, outs), spread=3.0)  # one output each: each its own scale
+    assert_matches_keras(model, tmp_path, x=inputs_for((6,)) * 2 - 1, live=False)
+
+    def swish(x):  # not Keras' swish (x * sigmoid(x))
+        return x * ops.sigmoid(2.0 * x)
+
+    target = tmp_path / "mine.h"
+    for fn in (swish, lambda x: ops.relu(x) * 2):
+        with pytest.raises(UnsupportedModelError, match=r"layer 'mine' \(Dense\) uses activation .* not one of Keras' own"):
+            micronets.export(keras.Model(inp, layers.Dense(3, activation=fn, name="mine")(inp)), str(target))
+        assert not target.exists()
+
+
 def test_softmax_and_log_softmax_layers(tmp_path):
     inp = keras.Input((3, 4, 2))
     y = layers.Conv2D(5, 1)(inp)

@@ -194,10 +194,42 @@ def supported() -> Tuple[str, ...]:
     return tuple(sorted((set(_BODIES) - set(OPS_ONLY)) | set(ALIASES) | set(ROW_ACTIVATIONS)))
 
 
-def from_keras_function(fn) -> Optional[str]:
-    """The Keras activation function's name (``layer.activation``), or None when it is unknown."""
-    name = getattr(fn, "__name__", None) or str(fn)
-    return ALIASES.get(name, name)
+#: keras.ops functions whose defaults differ from the keras.activations function of their name
+#: (keras.ops.gelu is the tanh approximation, keras.activations.gelu the exact one)
+_OPS_DEFAULTS: Dict[str, Dict[str, object]] = {"gelu": {"approximate": True}}
+#: keras.ops functions named other than their activation
+_OPS_NAMES = {"exp": "exponential"}
+
+
+#: TensorFlow's functions older Keras code passes as ``activation=`` (tf.nn.relu), with their
+#: defaults: tf.nn.gelu is the exact GELU, tf.nn.leaky_relu's slope 0.2
+_TF_NN = {"relu": ("relu", {}), "relu6": ("relu6", {}), "sigmoid": ("sigmoid", {}), "tanh": ("tanh", {}),
+          "elu": ("elu", {}), "selu": ("selu", {}), "softplus": ("softplus", {}), "softsign": ("softsign", {}),
+          "silu": ("silu", {}), "swish": ("silu", {}), "gelu": ("gelu", {"approximate": False}),
+          "leaky_relu": ("leaky_relu", {"negative_slope": 0.2}), "softmax": ("softmax", {}),
+          "log_softmax": ("log_softmax", {})}
+
+
+def from_keras_function(fn) -> Optional[Tuple[str, Dict[str, object]]]:
+    """(name, parameters) of a layer's ``activation=`` function when it is one of Keras' own, in
+    keras.activations or keras.ops (with keras.ops' defaults), or one of tf.nn's above, matched by
+    identity: a function of the user's that happens to be called 'swish' is not Keras' swish. None
+    for any other callable."""
+    import sys
+
+    import keras
+
+    name = getattr(fn, "__name__", None)
+    if isinstance(name, str) and getattr(keras.activations, name, None) is fn:
+        return ALIASES.get(name, name), {}
+    if isinstance(name, str) and getattr(keras.ops, name, None) is fn:
+        act = _OPS_NAMES.get(name, name)
+        return ALIASES.get(act, act), dict(_OPS_DEFAULTS.get(name, {}))
+    tf = sys.modules.get("tensorflow")  # a tf.nn function exists only where TensorFlow is imported
+    for attr, (act, params) in _TF_NN.items() if tf is not None else ():
+        if getattr(tf.nn, attr, None) is fn:
+            return act, dict(params)
+    return None
 
 
 def render_struct(act: Act) -> str:

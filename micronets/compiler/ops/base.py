@@ -76,11 +76,19 @@ class UnsupportedModelError(ValueError):
 def keras_activation(fn, layer) -> "activations.Act | str":
     """The Act of a Keras layer's ``activation=`` argument ('softmax'/'log_softmax' as names: they
     are ops over the last axis), or a clear error naming the layer."""
-    name = activations.from_keras_function(fn)
+    known = activations.from_keras_function(fn)
+    if known is None:
+        what = getattr(fn, "__qualname__", None) or type(fn).__name__
+        raise UnsupportedModelError(
+            f"layer '{layer.name}' ({type(layer).__name__}) uses activation {what} from "
+            f"{getattr(fn, '__module__', None) or 'unknown module'}, which is not one of Keras' own (keras.activations or "
+            f"keras.ops): give it by name (activation=\"gelu\") or as a Keras function, or apply your own "
+            f"function in a layer of your own class; supported activations: {', '.join(activations.supported())}")
+    name, params = known
     if name in activations.ROW_ACTIVATIONS:
         return name
     try:
-        return activations.make(name)
+        return activations.make(name, **params)
     except ValueError:
         raise UnsupportedModelError(
             f"layer '{layer.name}' ({type(layer).__name__}) uses activation '{name}'; supported activations: "
