@@ -700,12 +700,18 @@ def test_inference_inactive_layers_are_identity_in_keras_and_vanish(tmp_path):
     assert [op.kind for op in compiled.graph.ops] == ["Conv2D"]
 
 
-def test_inference_changing_augmentation_is_refused_not_dropped():
+def test_inference_changing_augmentation_is_refused_not_dropped(tmp_path):
     """Keras' RandomCrop returns its input uncropped at inference while declaring the cropped
-    shape; AutoContrast stretches every image at inference too: neither may vanish."""
-    for layer in (layers.RandomCrop(4, 4), layers.AutoContrast()):
+    shape; AutoContrast stretches every image at inference too: neither may vanish. RandomCrop to
+    its input's own size (Keras' CCT example) is the identity at inference, in Keras too."""
+    for layer in (layers.RandomCrop(4, 4), layers.RandomCrop(6, 5), layers.AutoContrast()):
         with pytest.raises(UnsupportedModelError, match=type(layer).__name__):
             compile_model(seq((6, 6, 3), layer, layers.Flatten(), layers.Dense(2)))
+    x = inputs_for((6, 5, 3))
+    crop = layers.RandomCrop(6, 5)
+    assert np.array_equal(np.asarray(crop(x, training=False)), x)
+    compiled = assert_matches_keras(seq((6, 5, 3), crop, layers.Conv2D(3, 3), layers.Flatten()), tmp_path, x=x)
+    assert [op.kind for op in compiled.graph.ops] == ["Conv2D"]
 
 
 # ------------------------------------------------------------------ merges and constants

@@ -5,8 +5,10 @@
   keeps the shape it computes.
 - Dropout, noise, regularisation and the random augmentation layers: identity at inference
   (Keras runs them only with training=True), so they vanish. A layer that acts at inference (a
-  crop or a resize) is computed by its own op or refused, never dropped: RandomCrop (at inference
-  Keras returns the input uncropped but declares the cropped shape) and AutoContrast are refused.
+  crop or a resize) is computed by its own op or refused, never dropped: RandomCrop to a size other
+  than its input's (at inference Keras returns the input uncropped but declares the cropped shape)
+  and AutoContrast are refused; RandomCrop to the input's own size (as Keras' CCT example
+  augments) is the identity at inference, and declared so, and vanishes.
 - ZeroPadding1D/2D: absorbed into the consuming conv/pool as padding, materialised only for a
   consumer that cannot absorb it.
 """
@@ -48,6 +50,18 @@ def convert_reshape(layer, inputs, ctx):
 @converter(*INFERENCE_IDENTITY)
 def convert_identity(layer, inputs, ctx):
     return inputs[0]
+
+
+@converter("RandomCrop")
+def convert_random_crop(layer, inputs, ctx):
+    x = inputs[0]
+    shape = tuple(getattr(x, "shape", ()))
+    if len(shape) != 3 or shape[:2] != (int(layer.height), int(layer.width)):
+        raise UnsupportedModelError(
+            f"layer '{layer.name}' (RandomCrop) crops {'x'.join(map(str, shape))} to {layer.height}x{layer.width}: at "
+            f"inference Keras returns its input uncropped while declaring the cropped shape, so the model's shapes do "
+            f"not hold; only a RandomCrop to its input's own height and width (the identity at inference) is supported")
+    return x
 
 
 @converter("ZeroPadding2D", "ZeroPadding1D")
