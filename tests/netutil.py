@@ -178,6 +178,9 @@ def _liven_kernel_weights(layer, kind, node, values, rng, is_head, vector_model,
         layer.set_weights(ones)
         y1 = _run(node, values)[0]
         beta = ACTIVE_SHIFT * np.std(y, axis=axes) / (np.abs(np.mean(y1, axis=axes)) + 1e-6)
+        # inputs that sum to about nothing (LayerNorm's output: each row's features sum to ~0)
+        # cannot lean a channel: the gain would be ~1e5 and the output a float32 cancellation
+        beta = np.where(beta > 100.0, 0.0, beta)
         new[k] = new[k] + _per_channel(new[k], kind, beta)
         layer.set_weights(new)
         y = _run(node, values)[0]
@@ -254,16 +257,38 @@ def to_uint8(x):
 
 
 def float64_twin(model):
-    """The same Keras model computing in float64 (Keras' own ops): an independent reference."""
+    """The same Keras model computing in float64 (Keras' own ops): an independent reference. Built
+    with float64 as Keras' default dtype, so the sublayers a user's layer class makes in __init__
+    and the inputs a nested model builds lazily are float64 too, and nested models are twinned
+    with float64 inputs (a nested Sequential otherwise casts to its float32 input)."""
+    import keras
+
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        return _twin(model)
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+
+
+def _twin(model):
     import keras
 
     def clone(layer):
         if not isinstance(layer, keras.layers.Layer):  # an operation (x + 3.0): no dtype, no state
             return layer
+        if isinstance(layer, keras.Model) and getattr(layer, "inputs", None):
+            return _twin(layer)
         config = layer.get_config()
         config["dtype"] = "float64"
         try:
-            return layer.__class__.from_config(config)
+            twin = layer.__class__.from_config(config)
+            for attr in ("activation", "recurrent_activation"):  # the function itself: keras.ops.gelu's
+                if callable(getattr(layer, attr, None)):           # config reloads as the exact GELU
+                    setattr(twin, attr, getattr(layer, attr))
+            return twin
         except TypeError:  # a user's layer class without get_config (Keras' ESPCN example's)
             if layer.weights:
                 raise

@@ -672,6 +672,96 @@ def espcn(input_shape=(None, None, 1), upscale=3, filters=(64, 64, 32)):
     x = layers.Conv2D(input_shape[-1] * upscale ** 2, 3, **conv)(x)
     return keras.Model(inputs, DepthToSpace(upscale)(x), name="espcn")
 
+def cct(input_shape=(32, 32, 3), num_classes=10, channels=(64, 128), heads=2, units=(128, 128), blocks=2,
+        depth_rate=0.1):
+    """Keras example "Compact Convolutional Transformers" (keras.io/examples/vision/cct/; Hassani et
+    al. 2021, CCT; CIFAR-10 at 32x32, tokenizer widths 64 and 128, 2 heads, 2 encoder blocks, MLP
+    widths 128 and 128, stochastic depth up to 0.1), its ``create_cct_model`` with the widths as
+    arguments. Built from the example's own layer classes, which the compiler has to trace through
+    their ``call()``:
+
+    - the augmentation head (Rescaling 1/255, RandomCrop to the input's own size, RandomFlip);
+    - ``CCTTokenizer``: a Sequential of (Conv2D 3x3 valid, no bias, ReLU; ZeroPadding2D 1;
+      MaxPooling2D 3/2 same) per width, its output reshaped to a sequence from ``ops.shape``;
+    - ``PositionEmbedding``: a learned (length, width) weight, sliced and broadcast to its input's
+      shape from ``ops.shape``, so its ``call()`` returns a constant, added to the tokens;
+    - per block (pre-norm): LayerNormalization (1e-5), MultiHeadAttention (key_dim = the token width,
+      dropout 0.1), ``StochasticDepth`` (a random drop in training, its input at inference), a
+      residual Add, LayerNormalization, the MLP (Dense with ``keras.ops.gelu`` as its activation,
+      Dropout 0.1, per width), ``StochasticDepth`` and a residual Add;
+    - LayerNormalization, then ``SequencePooling``: softmax over the sequence of a Dense(1) score,
+      ``ops.transpose`` and ``ops.matmul`` with the tokens, ``ops.squeeze``; a Dense head of logits."""
+    keras, layers = _keras()
+    from keras import ops
+
+    class CCTTokenizer(layers.Layer):
+        def __init__(self, widths, **kwargs):
+            super().__init__(**kwargs)
+            self.conv_model = keras.Sequential()
+            for w in widths:
+                self.conv_model.add(layers.Conv2D(w, 3, 1, padding="valid", use_bias=False, activation="relu",
+                                                  kernel_initializer="he_normal"))
+                self.conv_model.add(layers.ZeroPadding2D(1))
+                self.conv_model.add(layers.MaxPooling2D(3, 2, "same"))
+
+        def call(self, images):
+            y = self.conv_model(images)
+            return ops.reshape(y, (-1, ops.shape(y)[1] * ops.shape(y)[2], ops.shape(y)[-1]))
+
+    class PositionEmbedding(layers.Layer):
+        def __init__(self, sequence_length, **kwargs):
+            super().__init__(**kwargs)
+            self.sequence_length = sequence_length
+
+        def build(self, input_shape):
+            self.position_embeddings = self.add_weight(name="embeddings", shape=[self.sequence_length, input_shape[-1]],
+                                                       initializer="glorot_uniform", trainable=True)
+
+        def call(self, inputs, start_index=0):
+            shape = ops.shape(inputs)
+            table = ops.convert_to_tensor(self.position_embeddings)
+            table = ops.slice(table, (start_index, 0), (shape[-2], shape[-1]))
+            return ops.broadcast_to(table, shape)
+
+    class SequencePooling(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.attention = layers.Dense(1)
+
+        def call(self, x):
+            weights = ops.transpose(ops.softmax(self.attention(x), axis=1), axes=(0, 2, 1))
+            return ops.squeeze(ops.matmul(weights, x), -2)
+
+    class StochasticDepth(layers.Layer):
+        def __init__(self, rate, **kwargs):
+            super().__init__(**kwargs)
+            self.rate = rate
+            self.seed_generator = keras.random.SeedGenerator(1337)
+
+        def call(self, x, training=None):
+            if training:
+                keep = 1 - self.rate
+                shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+                return (x / keep) * ops.floor(keep + keras.random.uniform(shape, 0, 1, seed=self.seed_generator))
+            return x
+
+    inputs = layers.Input(input_shape)
+    augment = keras.Sequential([layers.Rescaling(1 / 255.0), layers.RandomCrop(input_shape[0], input_shape[1]),
+                                layers.RandomFlip("horizontal")])
+    tokens = CCTTokenizer(channels)(augment(inputs))
+    tokens += PositionEmbedding(sequence_length=tokens.shape[1])(tokens)
+    for rate in [depth_rate * i / max(blocks - 1, 1) for i in range(blocks)]:  # np.linspace(0, rate, blocks)
+        x1 = layers.LayerNormalization(epsilon=1e-5)(tokens)
+        y = layers.MultiHeadAttention(num_heads=heads, key_dim=channels[-1], dropout=0.1)(x1, x1)
+        x2 = layers.Add()([StochasticDepth(rate)(y), tokens])
+        y = layers.LayerNormalization(epsilon=1e-5)(x2)
+        for u in units:
+            y = layers.Dropout(0.1)(layers.Dense(u, activation=ops.gelu)(y))
+        tokens = layers.Add()([StochasticDepth(rate)(y), x2])
+    pooled = SequencePooling()(layers.LayerNormalization(epsilon=1e-5)(tokens))
+    return keras.Model(inputs, layers.Dense(num_classes)(pooled), name="cct")
+
+
 # --------------------------------------------------------------------------- the suite
 Entry = Tuple[Callable, Dict, Dict]
 
@@ -728,6 +818,9 @@ MODELS.update({
                                                                  up=(16, 16, 8, 8)), {}),
     # at the example's widths and upscale 3; a 12 x 12 input (the example trains on 100 x 100 crops)
     "keras_example_espcn": (espcn, dict(input_shape=(12, 12, 1)), {"regression": True}),
+    # 16 x 16 pixels (16 tokens), tokenizer widths 8 and 16, MLP widths 16
+    "keras_example_cct": (cct, dict(input_shape=(16, 16, 3), num_classes=5, channels=(8, 16), units=(16, 16)),
+                          {"input_range": 255.0}),
 })
 
 

@@ -995,6 +995,37 @@ def test_user_layer_classes_are_traced_through_their_call(tmp_path):
         with pytest.raises(UnsupportedModelError, match=why):
             compile_model(keras.Sequential([keras.Input((6, 3)), layer, layers.LSTM(4)]))
 
+
+def test_user_layer_returning_a_constant(tmp_path):
+    """A user layer whose call() reads nothing of its input at run time (a learned table broadcast
+    to its input's shape, as Keras' CCT example writes its position embedding) is a constant: it
+    enters elementwise arithmetic as weights (a merge layer and a keras.ops product here), C++ ==
+    Keras. Read by any other layer, or given as the model's output, it is refused, and nothing is
+    written."""
+    from keras import ops
+
+    class Table(layers.Layer):
+        def build(self, shape):
+            self.table = self.add_weight(shape=tuple(shape[1:]), initializer="random_normal", name="table")
+
+        def call(self, x):
+            return ops.broadcast_to(ops.convert_to_tensor(self.table), ops.shape(x))
+
+    inp = keras.Input((5, 4))
+    h = layers.Dense(4)(inp)
+    table = Table(name="table")(h)
+    y = layers.Concatenate()([layers.Add()([h, table]), h * table])
+    compiled = assert_matches_keras(keras.Model(inp, layers.Flatten()(y), name="constants"), tmp_path)
+    assert "Table" not in {type(op).__name__ for op in compiled.graph.ops}
+    target = tmp_path / "refused.h"
+    for model, why in ((keras.Model(inp, layers.Dense(2, name="reader")(Table(name="t2")(h))),
+                        r"layer 'reader' of class Dense .* reads a constant"),
+                       (keras.Model(inp, Table(name="t3")(h)), r"outputs a constant: layer 't3' does not depend")):
+        with pytest.raises(UnsupportedModelError, match=why):
+            micronets.export(model, str(target))
+        assert not target.exists()
+
+
 # ------------------------------------------------------------------ refusals name the cause
 def test_unsupported_operation_names_itself():
     inp = keras.Input((4, 4, 2))

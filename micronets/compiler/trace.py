@@ -23,9 +23,11 @@ import pkgutil
 import re
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
+
 from micronets.compiler import activations
 from micronets.compiler.graph import Graph, Tensor
-from micronets.compiler.ops.base import CONVERTERS, REWRITES, UnsupportedModelError
+from micronets.compiler.ops.base import CONVERTERS, REWRITES, TAKES_CONSTANTS, UnsupportedModelError
 
 
 def _load_op_modules():
@@ -256,6 +258,12 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
     graph_input, calls = None, {}
     for layer, node, output_kt in order:
         key = _operation_key(layer)
+        if key != "InputLayer" and key not in TAKES_CONSTANTS and \
+                any(isinstance(values.get(id(k)), np.ndarray) for k in node.input_tensors):
+            raise UnsupportedModelError(
+                f"{_describe(layer, key)} in model '{model.name}' reads a constant (the output of a layer that does "
+                f"not depend on the model's input); a constant is supported as an operand of elementwise arithmetic "
+                f"(Add, Multiply, x + c, ...) only")
         if key == "InputLayer":
             if id(output_kt) in values:  # a nested model's input: bound to what its call received
                 continue
@@ -274,7 +282,12 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
         elif isinstance(layer, keras.layers.Layer) and key not in CONVERTERS:
             try:
                 with _expanded(layer, node, model) as sub:
-                    t = _inline(sub, node, values, ctx)
+                    if isinstance(sub, np.ndarray):  # a constant: the layer reads none of its inputs at run time
+                        for kt in node.input_tensors:
+                            ctx.readers[values[id(kt)]] -= 1
+                        t = sub
+                    else:
+                        t = _inline(sub, node, values, ctx)
             except UnsupportedModelError as exc:
                 if str(exc).startswith(_describe(layer, key)):
                     raise
@@ -296,6 +309,13 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                 raise UnsupportedModelError(f"{_describe(layer, key)} cannot be compiled: {exc}") from exc
             if any(t is v for v in ins):  # passed its input through: its readers read that value
                 ctx.readers[t] -= 1
+        if isinstance(t, np.ndarray):  # read by elementwise arithmetic only, as weights
+            if id(output_kt) in out_ids:
+                raise UnsupportedModelError(f"model '{model.name}' outputs a constant: layer '{layer.name}' does not "
+                                            f"depend on the model's input")
+            values[id(output_kt)] = t
+            call_name(layer.name, calls)
+            continue
         ctx.readers[t] = ctx.readers.get(t, 0) + readers.get(id(output_kt), 0)
         if id(output_kt) in out_ids:
             ctx.pinned.add(t)
@@ -351,14 +371,15 @@ def _expanded(layer, node, model):
         try:
             out = layer.call(*_substitute(tuple(node.arguments.args), fresh),
                              **_substitute(dict(node.arguments.kwargs), fresh))
-            if not hasattr(out, "_keras_history"):
-                raise TypeError(f"call() returned {type(out).__name__}, not one tensor")
-            sub = keras.Model([fresh[id(t)] for t in kts], out, name=layer.name)
+            if hasattr(out, "_keras_history"):
+                sub = keras.Model([fresh[id(t)] for t in kts], out, name=layer.name)
+            else:
+                sub = _constant(out, tuple(node.output_tensors[0].shape[1:]))
         except Exception as exc:  # anything call() raises on symbolic tensors: the user's code, not ours
             reason = f" (its call() could not be traced through keras.ops: {type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
             raise _unsupported(layer, key, model, reason) from exc
         calls: Dict[str, int] = {}
-        for op in sub.operations:  # created by this call (a Layer may be the user's: kept as named)
+        for op in getattr(sub, "operations", ()):  # created by this call (a Layer may be the user's: kept as named)
             if not isinstance(op, keras.layers.Layer):
                 op.name = f"{layer.name}/{call_name(_snake(type(op).__name__), calls).replace('#', '_')}"
         yield sub
@@ -366,6 +387,20 @@ def _expanded(layer, node, model):
         for s, (n_in, n_out) in zip(sublayers, before):
             del s._inbound_nodes[n_in:]
             del s._outbound_nodes[n_out:]
+
+
+def _constant(out, shape):
+    """The value of a ``call()`` that returned a concrete tensor (it reads none of its inputs: a
+    learned position embedding broadcast to the sequence's shape) for one sample of ``shape``."""
+    import keras
+
+    try:
+        value = np.asarray(keras.ops.convert_to_numpy(out))
+    except Exception:
+        raise TypeError(f"call() returned {type(out).__name__}, not one tensor") from None
+    if value.shape != (1,) + shape:
+        raise TypeError(f"call() returned a constant of shape {value.shape}, not the declared {(1,) + shape}")
+    return value[0]
 
 
 def _snake(name: str) -> str:

@@ -21,12 +21,20 @@ from micronets.compiler.graph import FLOAT_BYTES, Tensor
 CONVERTERS: Dict[str, Callable] = {}
 
 
-def converter(*keras_classes: str):
-    """Register a function turning one Keras layer into ops (or an alias of its input)."""
+#: Keras classes whose converters take constants among their inputs (numpy arrays: the output of
+#: a layer that does not depend on the model's input, such as a learned position embedding)
+TAKES_CONSTANTS: set = set()
+
+
+def converter(*keras_classes: str, constants: bool = False):
+    """Register a function turning one Keras layer into ops (or an alias of its input);
+    ``constants``: it accepts numpy arrays among its inputs."""
 
     def register(fn):
         for name in keras_classes:
             CONVERTERS[name] = fn
+            if constants:
+                TAKES_CONSTANTS.add(name)
         return fn
 
     return register

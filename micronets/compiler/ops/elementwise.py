@@ -1,6 +1,8 @@
 """Binary elementwise arithmetic with numpy/Keras broadcasting: the merge layers (Add, Subtract,
 Multiply, Average, Maximum, Minimum; any number of inputs, as a chain of pairs) and the arithmetic
-a functional graph records with constants (``x + 3.0``, ``x * (1 / 6)``, ``6 - x``, ``x / y``).
+a functional graph records with constants (``x + 3.0``, ``x * (1 / 6)``, ``6 - x``, ``x / y``), where
+a constant may also be the output of a layer that does not depend on the model's input (a learned
+position embedding added to a sequence).
 
 Each operand is a tensor or a constant (emitted as weights). Shapes are broadcast right-aligned;
 the kernel walks the output with per-operand strides (0 along broadcast axes) over at most three
@@ -139,7 +141,7 @@ def chain(ctx, inputs, function, name):
 _MERGES = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Maximum": "maximum", "Minimum": "minimum"}
 
 
-@converter(*_MERGES, "Average")
+@converter(*_MERGES, "Average", constants=True)
 def convert_merge(layer, inputs, ctx):
     cls = type(layer).__name__
     if len(inputs) < 2 or (cls == "Subtract" and len(inputs) != 2):
@@ -155,7 +157,7 @@ _OPS = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Maximum":
         "Divide": "divide", "TrueDivide": "divide"}
 
 
-@converter(*(f"op:{k}" for k in _OPS))
+@converter(*(f"op:{k}" for k in _OPS), constants=True)
 def convert_arithmetic(layer, inputs, ctx):
     """keras.ops arithmetic in a functional graph: two operands, tensors or constants."""
     args = list(ctx.call_args) + [ctx.call_kwargs[k] for k in ("x2",) if k in ctx.call_kwargs]
