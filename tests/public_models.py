@@ -762,6 +762,69 @@ def cct(input_shape=(32, 32, 3), num_classes=10, channels=(64, 128), heads=2, un
     return keras.Model(inputs, layers.Dense(num_classes)(pooled), name="cct")
 
 
+def vit(input_shape=(32, 32, 3), num_classes=100, image_size=72, patch_size=6, projection_dim=64, num_heads=4,
+        transformer_layers=8, mlp_head_units=(2048, 1024), mean=(129.3, 124.1, 112.4), std=(68.2, 65.4, 70.4)):
+    """Keras example "Image classification with Vision Transformer" (keras.io/examples/vision/
+    image_classification_with_vision_transformer/; Dosovitskiy et al. 2020), its published
+    definition: an augmentation head (Normalization, Resizing to ``image_size``, RandomFlip,
+    RandomRotation, RandomZoom), the example's ``Patches`` layer (``keras.ops.image.extract_patches``
+    and ``ops.reshape``), its ``PatchEncoder`` (a Dense projection plus an Embedding of
+    ``ops.arange(num_patches)``: a constant table), ``transformer_layers`` pre-norm blocks of
+    MultiHeadAttention and a GELU MLP (``keras.activations.gelu``), then LayerNormalization, Flatten
+    and a GELU MLP head to logits. The example adapts its Normalization to CIFAR-100's training
+    images; ``mean``/``std`` are CIFAR-100's per-channel statistics instead. The two layer classes
+    take ``**kwargs`` (the example's do not), so that Keras can rebuild them from their config."""
+    keras, layers = _keras()
+    ops = keras.ops
+    num_patches = (image_size // patch_size) ** 2
+    hidden_dim = projection_dim * num_heads
+
+    class Patches(layers.Layer):
+        def __init__(self, patch_size, **kwargs):
+            super().__init__(**kwargs)
+            self.patch_size = patch_size
+
+        def call(self, images):
+            shape = ops.shape(images)
+            rows, cols = shape[1] // self.patch_size, shape[2] // self.patch_size
+            patches = keras.ops.image.extract_patches(images, size=self.patch_size)
+            return ops.reshape(patches, (shape[0], rows * cols, self.patch_size * self.patch_size * shape[3]))
+
+    class PatchEncoder(layers.Layer):
+        def __init__(self, num_patches, projection_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.num_patches = num_patches
+            self.projection = layers.Dense(units=projection_dim)
+            self.position_embedding = layers.Embedding(input_dim=num_patches, output_dim=projection_dim)
+
+        def call(self, patch):
+            positions = ops.expand_dims(ops.arange(start=0, stop=self.num_patches, step=1), axis=0)
+            return self.projection(patch) + self.position_embedding(positions)
+
+    def mlp(x, hidden_units, dropout_rate):
+        for units in hidden_units:
+            x = layers.Dropout(dropout_rate)(layers.Dense(units, activation=keras.activations.gelu)(x))
+        return x
+
+    augmentation = keras.Sequential([
+        layers.Normalization(mean=list(mean), variance=[v * v for v in std]),
+        layers.Resizing(image_size, image_size),
+        layers.RandomFlip("horizontal"),
+        layers.RandomRotation(factor=0.02),
+        layers.RandomZoom(height_factor=0.2, width_factor=0.2)], name="data_augmentation")
+    inputs = keras.Input(shape=input_shape)
+    encoded = PatchEncoder(num_patches, hidden_dim)(Patches(patch_size)(augmentation(inputs)))
+    for _ in range(transformer_layers):
+        x1 = layers.LayerNormalization(epsilon=1e-6)(encoded)
+        attention = layers.MultiHeadAttention(num_heads=num_heads, key_dim=projection_dim, dropout=0.1)(x1, x1)
+        x2 = layers.Add()([attention, encoded])
+        x3 = mlp(layers.LayerNormalization(epsilon=1e-6)(x2), [hidden_dim * 2, hidden_dim], 0.1)
+        encoded = layers.Add()([x3, x2])
+    representation = layers.Dropout(0.5)(layers.Flatten()(layers.LayerNormalization(epsilon=1e-6)(encoded)))
+    features = mlp(representation, list(mlp_head_units), 0.5)
+    return keras.Model(inputs, layers.Dense(num_classes)(features), name="vit")
+
+
 # --------------------------------------------------------------------------- the suite
 Entry = Tuple[Callable, Dict, Dict]
 
@@ -820,6 +883,10 @@ MODELS.update({
     "keras_example_espcn": (espcn, dict(input_shape=(12, 12, 1)), {"regression": True}),
     # 16 x 16 pixels (16 tokens), tokenizer widths 8 and 16, MLP widths 16
     "keras_example_cct": (cct, dict(input_shape=(16, 16, 3), num_classes=5, channels=(8, 16), units=(16, 16)),
+                          {"input_range": 255.0}),
+    # 20 x 20 pixels resized to 16 x 16, 4 x 4 patches (16 tokens), 2 heads of 8, 2 blocks, head 16/8
+    "keras_example_vit": (vit, dict(input_shape=(20, 20, 3), num_classes=10, image_size=16, patch_size=4,
+                                    projection_dim=8, num_heads=2, transformer_layers=2, mlp_head_units=(16, 8)),
                           {"input_range": 255.0}),
 })
 

@@ -1000,8 +1000,9 @@ def test_user_layer_returning_a_constant(tmp_path):
     """A user layer whose call() reads nothing of its input at run time (a learned table broadcast
     to its input's shape, as Keras' CCT example writes its position embedding) is a constant: it
     enters elementwise arithmetic as weights (a merge layer and a keras.ops product here), C++ ==
-    Keras. Read by any other layer, or given as the model's output, it is refused, and nothing is
-    written."""
+    Keras; so is one computed inside a call() with the batch axis of 1 (an Embedding of arange(n)
+    added to the input, ViT's patch encoder). Read by any other layer, or given as the model's
+    output, it is refused, and nothing is written."""
     from keras import ops
 
     class Table(layers.Layer):
@@ -1011,10 +1012,18 @@ def test_user_layer_returning_a_constant(tmp_path):
         def call(self, x):
             return ops.broadcast_to(ops.convert_to_tensor(self.table), ops.shape(x))
 
+    class Positions(layers.Layer):  # ViT's PatchEncoder: + an Embedding of arange(n), batch axis 1
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.embed = layers.Embedding(5, 4, embeddings_initializer="random_normal")
+
+        def call(self, x):
+            return x + self.embed(ops.expand_dims(ops.arange(5), 0))
+
     inp = keras.Input((5, 4))
     h = layers.Dense(4)(inp)
     table = Table(name="table")(h)
-    y = layers.Concatenate()([layers.Add()([h, table]), h * table])
+    y = layers.Concatenate()([layers.Add()([h, table]), h * table, Positions()(h)])
     compiled = assert_matches_keras(keras.Model(inp, layers.Flatten()(y), name="constants"), tmp_path)
     assert "Table" not in {type(op).__name__ for op in compiled.graph.ops}
     target = tmp_path / "refused.h"
@@ -1367,3 +1376,25 @@ int main() {
         subprocess.run(["g++", "-O2", *extra, "e.cpp", "-o", "e"], check=True, cwd=tmp_path)
         out = subprocess.run([str(tmp_path / "e")], capture_output=True, text=True, check=True).stdout
         assert int(out) <= 1, f"mn_expf is {out.strip()} ulp from expf ({extra or 'no FMA'})"
+
+
+def test_extract_patches_as_keras_and_3d_patches_refused(tmp_path):
+    """keras.ops.image.extract_patches (ViT's patch layer), each variant a model output compared
+    value by value: patches side by side (strides = size), overlapping and spaced-out windows,
+    non-square sizes and strides, 'same' padding whose border windows are partly zeros, dilation,
+    of the input and of a map computed in the arena. 3-D patches are refused by name."""
+    inp = keras.Input((9, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same")(inp)
+    patches = keras.ops.image.extract_patches
+    outs = [patches(inp, 4), patches(inp, 3, strides=2), patches(inp, (2, 3), strides=(3, 4)),
+            patches(inp, 3, strides=2, padding="same"), patches(inp, (4, 3), strides=(3, 1), padding="same"),
+            patches(inp, 2, strides=1, dilation_rate=2), patches(x, 3, strides=1, dilation_rate=2, padding="same"),
+            patches(x, 2)]
+    model = keras.Model(inp, [layers.Flatten()(o) for o in outs], name="patches")
+    compiled = assert_matches_keras(model, tmp_path)
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert kinds.count("ExtractPatches") == len(outs)
+    assert [op.zero for op in compiled.graph.ops if op.kind == "ExtractPatches"] == [False] * 3 + [True] * 2 + [False, True, False]
+    video = keras.Input((4, 4, 4, 2))
+    with pytest.raises(UnsupportedModelError, match=r"extract_patches.*3-D"):
+        compile_model(keras.Model(video, layers.Flatten()(patches(video, (2, 2, 2)))))

@@ -118,13 +118,16 @@ def binary(ctx, a, b, function, name):
             if value.dtype.kind not in "fiub":
                 raise UnsupportedModelError(f"'{name}': operand {o!r} is not a number")
             operands.append(value)
+    rank = max(len(o.shape) for o in operands if isinstance(o, Tensor))
+    # a constant with a batch axis of 1 (a learned table the model computes for one sample, e.g.
+    # an Embedding of arange(n)) broadcasts over the batch as one sample's value does
+    operands = [o[0] if not isinstance(o, Tensor) and o.ndim == rank + 1 and o.shape[0] == 1 else o for o in operands]
     shapes = [o.shape if isinstance(o, Tensor) else np.shape(o) for o in operands]
     try:
         shape = np.broadcast_shapes(*shapes)
     except ValueError:
         raise UnsupportedModelError(f"'{name}' ({function}) of shapes {shapes[0]} and {shapes[1]} does not broadcast") from None
-    tensor_ranks = [len(o.shape) for o in operands if isinstance(o, Tensor)]
-    if len(shape) > max(tensor_ranks):
+    if len(shape) > rank:
         raise UnsupportedModelError(f"'{name}' ({function}): a constant of shape {shapes} would broadcast over the batch axis")
     out = ctx.new_tensor(name, shape)
     return ctx.add(Binary(name, operands, out, function)).output

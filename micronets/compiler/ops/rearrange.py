@@ -1,4 +1,5 @@
-"""Data movement: Permute (and with Reshape views, ShuffleNet's channel shuffle), Cropping1D/2D
+"""Data movement: Permute (and with Reshape views, ShuffleNet's channel shuffle), image patches
+(keras.ops.image.extract_patches), Cropping1D/2D
 (and the crops of CenterCrop and Resizing),
 UpSampling1D/2D (nearest; bilinear is ops/resize.py's), RepeatVector, Concatenate, slicing (``x[..., :c]``), materialised zero padding and
 plain copies. All of them are the same kernel: copy elements from an input to the output along a
@@ -113,6 +114,42 @@ def convert_permute(layer, inputs, ctx):
     src = row_major(x.shape)
     move = Move(0, 0, 0, shape, tuple(src[p] for p in perm), row_major(shape))
     return _add(ctx, layer.name, [x], shape, [move], "Permute", "axes " + ",".join(str(p + 1) for p in perm))
+
+
+@converter("op:ExtractPatches")
+def convert_extract_patches(layer, inputs, ctx):
+    """``keras.ops.image.extract_patches`` (ViT's patch layer): output pixel (i, j) holds the
+    input window at (i * stride, j * stride), dilated, flattened row by row, channels last
+    (Keras computes it as a convolution with an identity kernel). One move per window offset;
+    where 'same' padding leaves a window partly outside the input, those elements stay zero."""
+    from micronets.compiler.ops.conv2d import spatial_padding
+
+    if getattr(layer, "is_3d", False) or getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise UnsupportedModelError(f"operation '{layer.name}' (extract_patches) is 3-D or channels_first; "
+                                    f"only 2-D channels_last patches are supported")
+    pair = lambda v: (int(v), int(v)) if np.isscalar(v) else tuple(int(a) for a in v)
+    (kh, kw), (sh, sw), (dh, dw) = pair(layer.size), pair(layer.strides), pair(layer.dilation_rate)
+    x = ctx.dense_input(inputs[0])
+    if len(x.shape) != 3:
+        raise UnsupportedModelError(f"operation '{layer.name}' extracts patches of a {x.shape} input; an image is expected")
+    x, (pt, _, pl, _), (ho, wo) = spatial_padding(layer, ctx, x, (kh, kw), (sh, sw), (dh, dw))
+    h, w, c = x.hwc
+    depth = kh * kw * c
+    shape = (ho, wo, depth)
+    if shape != tuple(ctx.output_shape):
+        raise UnsupportedModelError(f"operation '{layer.name}': patches of {shape}, Keras says {ctx.output_shape}")
+    moves = []
+    for i in range(kh):
+        for j in range(kw):
+            rows = [o for o in range(ho) if 0 <= o * sh + i * dh - pt < h]
+            cols = [o for o in range(wo) if 0 <= o * sw + j * dw - pl < w]
+            if rows and cols:
+                r, q = rows[0] * sh + i * dh - pt, cols[0] * sw + j * dw - pl
+                moves.append(Move(0, (r * w + q) * c, (rows[0] * wo + cols[0]) * depth + (i * kw + j) * c,
+                                  (len(rows), len(cols), c), (sh * w * c, sw * c, 1), (wo * depth, depth, 1)))
+    zero = sum(int(np.prod(m.dims)) for m in moves) < ho * wo * depth
+    detail = f"{kh}x{kw} /{sh},{sw}" + (f" dilation {dh},{dw}" if (dh, dw) != (1, 1) else "")
+    return _add(ctx, layer.name, [x], shape, moves, "ExtractPatches", detail, zero=zero)
 
 
 @converter("Cropping2D", "Cropping1D")
