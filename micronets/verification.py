@@ -103,12 +103,14 @@ def _keras_outputs(model, names):
     """Keras' value of each named layer's output, via one probe model."""
     import keras
 
-    from micronets.compiler.trace import _keras_graph, call_name
+    from micronets.compiler.trace import _keras_graph, call_name, output_name
 
     order, _ = _keras_graph(model)
     by_name, calls = {}, {}
-    for layer, _, kt in order:  # named per call, as trace names graph.keras_tensors
-        by_name[call_name(layer.name, calls)] = kt
+    for layer, node, _ in order:  # named per call and output, as trace names graph.keras_tensors
+        name = call_name(layer.name, calls)
+        for k, kt in enumerate(node.output_tensors):
+            by_name[output_name(name, k)] = kt
     wanted = [n for n in names if n in by_name]
     probe = keras.Model(model.inputs, [by_name[n] for n in wanted])
     return probe, wanted

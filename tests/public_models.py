@@ -825,6 +825,79 @@ def vit(input_shape=(32, 32, 3), num_classes=100, image_size=72, patch_size=6, p
     return keras.Model(inputs, layers.Dense(num_classes)(features), name="vit")
 
 
+def mlp_classifier(block="gmlp", input_shape=(32, 32, 3), num_classes=100, image_size=64, patch_size=8,
+                   embedding_dim=256, num_blocks=4, dropout_rate=0.2, mean=(129.3, 124.1, 112.4),
+                   std=(68.2, 65.4, 70.4)):
+    """Keras example "Image classification with modern MLP models" (keras.io/examples/vision/
+    mlp_image_classification/), its Keras 3 definition: the augmentation head (Normalization,
+    Resizing, RandomFlip, RandomZoom), a ``Patches`` layer (``keras.ops.image.extract_patches``), a
+    Dense patch embedding, ``num_blocks`` blocks, GlobalAveragePooling1D, Dropout and Dense logits.
+    ``block="mixer"``: MLP-Mixer (Tolstikhin et al. 2021; LayerNormalization, token mixing through
+    ``ops.transpose`` and a GELU MLP, channel mixing); ``"gmlp"``: gMLP (Liu et al. 2021; the spatial
+    gating unit halves the channels with ``ops.split``). FNet, the example's third model, needs
+    ``keras.ops.fft2``: refused. ``mean``/``std`` stand for the example's adapted Normalization
+    (CIFAR-100's statistics)."""
+    keras, layers = _keras()
+    ops = keras.ops
+    num_patches = (image_size // patch_size) ** 2
+
+    class Patches(layers.Layer):
+        def __init__(self, patch_size, num_patches, **kwargs):
+            super().__init__(**kwargs)
+            self.patch_size = patch_size
+            self.num_patches = num_patches
+
+        def call(self, images):
+            patches = keras.ops.image.extract_patches(images, size=self.patch_size)
+            return ops.reshape(patches, (ops.shape(images)[0], self.num_patches, patches.shape[-1]))
+
+    class MLPMixerLayer(layers.Layer):
+        def __init__(self, num_patches, hidden_units, dropout_rate, **kwargs):
+            super().__init__(**kwargs)
+            self.mlp1 = keras.Sequential([layers.Dense(num_patches, activation="gelu"), layers.Dense(num_patches),
+                                          layers.Dropout(dropout_rate)])
+            self.mlp2 = keras.Sequential([layers.Dense(num_patches, activation="gelu"), layers.Dense(hidden_units),
+                                          layers.Dropout(dropout_rate)])
+            self.normalize = layers.LayerNormalization(epsilon=1e-6)
+
+        def call(self, inputs):
+            x = self.normalize(inputs)
+            x = ops.transpose(self.mlp1(ops.transpose(x, axes=(0, 2, 1))), axes=(0, 2, 1)) + inputs
+            return x + self.mlp2(self.normalize(x))
+
+    class gMLPLayer(layers.Layer):
+        def __init__(self, num_patches, embedding_dim, dropout_rate, **kwargs):
+            super().__init__(**kwargs)
+            self.channel_projection1 = keras.Sequential([layers.Dense(embedding_dim * 2, activation="gelu"),
+                                                         layers.Dropout(dropout_rate)])
+            self.channel_projection2 = layers.Dense(embedding_dim)
+            self.spatial_projection = layers.Dense(num_patches, bias_initializer="Ones")
+            self.normalize1 = layers.LayerNormalization(epsilon=1e-6)
+            self.normalize2 = layers.LayerNormalization(epsilon=1e-6)
+
+        def spatial_gating_unit(self, x):
+            u, v = ops.split(x, indices_or_sections=2, axis=2)
+            v = self.normalize2(v)
+            projected = ops.transpose(self.spatial_projection(ops.transpose(v, axes=(0, 2, 1))), axes=(0, 2, 1))
+            return u * projected
+
+        def call(self, inputs):
+            x = self.normalize1(inputs)
+            return x + self.channel_projection2(self.spatial_gating_unit(self.channel_projection1(x)))
+
+    layer = {"mixer": MLPMixerLayer, "gmlp": gMLPLayer}[block]
+    blocks = keras.Sequential([layer(num_patches, embedding_dim, dropout_rate) for _ in range(num_blocks)])
+    augmentation = keras.Sequential([
+        layers.Normalization(mean=list(mean), variance=[v * v for v in std]),
+        layers.Resizing(image_size, image_size),
+        layers.RandomFlip("horizontal"),
+        layers.RandomZoom(height_factor=0.2, width_factor=0.2)], name="data_augmentation")
+    inputs = layers.Input(shape=input_shape)
+    x = layers.Dense(embedding_dim)(Patches(patch_size, num_patches)(augmentation(inputs)))
+    representation = layers.Dropout(dropout_rate)(layers.GlobalAveragePooling1D()(blocks(x)))
+    return keras.Model(inputs, layers.Dense(num_classes)(representation), name=block)
+
+
 # --------------------------------------------------------------------------- the suite
 Entry = Tuple[Callable, Dict, Dict]
 
@@ -888,6 +961,12 @@ MODELS.update({
     "keras_example_vit": (vit, dict(input_shape=(20, 20, 3), num_classes=10, image_size=16, patch_size=4,
                                     projection_dim=8, num_heads=2, transformer_layers=2, mlp_head_units=(16, 8)),
                           {"input_range": 255.0}),
+    # 20 x 20 pixels resized to 16 x 16, 4 x 4 patches (16 tokens), embedding 16, 2 blocks
+    "keras_example_gmlp": (mlp_classifier, dict(block="gmlp", input_shape=(20, 20, 3), num_classes=10, image_size=16,
+                                                patch_size=4, embedding_dim=16, num_blocks=2), {"input_range": 255.0}),
+    "keras_example_mlp_mixer": (mlp_classifier, dict(block="mixer", input_shape=(20, 20, 3), num_classes=10,
+                                                     image_size=16, patch_size=4, embedding_dim=16, num_blocks=2),
+                                {"input_range": 255.0}),
 })
 
 
@@ -900,10 +979,11 @@ def build(name: str):
 #: configurations benchmarks/conformance.py runs and the test suite does not (CI time): MobileNetV3-
 #: Large (31 s of test time) has no layer kind that Small does not test (3x3 and 5x5 depthwise at
 #: stride 1 and 2, squeeze-excite with hard sigmoid, hard swish, ReLU), and the minimalistic variants
-#: only a subset of it; Small with and without Rescaling stay
+#: only a subset of it; Small with and without Rescaling stay. MLP-Mixer has no layer kind that gMLP (a
+#: split of channels, transposed Dense over tokens, LayerNormalization, GELU) and ViT (patches) lack
 BENCHMARK_ONLY = ("keras_mobilenet_v3_large", "keras_mobilenet_v3_large_minimalistic", "keras_mobilenet_v3_large_preproc",
                   "keras_mobilenet_v3_large_minimalistic_preproc", "keras_mobilenet_v3_small_minimalistic",
-                  "keras_mobilenet_v3_small_minimalistic_preproc")
+                  "keras_mobilenet_v3_small_minimalistic_preproc", "keras_example_mlp_mixer")
 
 
 def names() -> Sequence[str]:

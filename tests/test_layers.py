@@ -1398,3 +1398,33 @@ def test_extract_patches_as_keras_and_3d_patches_refused(tmp_path):
     video = keras.Input((4, 4, 4, 2))
     with pytest.raises(UnsupportedModelError, match=r"extract_patches.*3-D"):
         compile_model(keras.Model(video, layers.Flatten()(patches(video, (2, 2, 2)))))
+
+
+def test_split_parts_as_keras_and_multi_output_refusals_name_the_cause(tmp_path):
+    """keras.ops.split (gMLP's spatial gating unit: u, v = split(x, 2, axis=-1)): equal parts of
+    the channels, parts at indices of the rows (negative axis too), every part read by later
+    layers or given as a model output, C++ == Keras per output; micronets.verify matches each part
+    with its Keras value. Splitting the batch axis is refused; so is an unsupported multi-output
+    keras.ops (FFT2: named as unsupported, not as 'multi-output'), and a Keras layer's multi-output
+    form (LSTM return_state)."""
+    from keras import ops
+
+    inp = keras.Input((6, 5, 4))
+    x = layers.Conv2D(4, 3, padding="same")(inp)
+    u, v = ops.split(x, 2, axis=-1)
+    top, middle, bottom = ops.split(x, [1, 4], axis=-3)
+    left, right = ops.split(inp, [2], axis=2)
+    gated = layers.Conv2D(2, 1)(u) * v
+    model = keras.Model(inp, [layers.Flatten()(t) for t in (gated, top, middle, bottom, left, right)], name="splits")
+    compiled = assert_matches_keras(model, tmp_path)
+    assert [op.describe() for op in compiled.graph.ops if op.kind == "Split"] == [
+        "axis -1, 0:2", "axis -1, 2:4", "axis -3, 0:1", "axis -3, 1:4", "axis -3, 4:6", "axis 2, 0:2", "axis 2, 2:5"]
+    report = micronets.verify(model)
+    parts = [c for c in report.layers if c.kind == "Split"]
+    assert report.ok and len(parts) == 7 and all(c.max_abs is not None for c in parts)
+    assert any(c.keras_layer.endswith(":1") for c in parts), [c.keras_layer for c in parts]  # v, not u again
+    with pytest.raises(UnsupportedModelError, match=r"operation 'split.*splits axis 0 .*only the sample's axes"):
+        compile_model(keras.Model(inp, ops.split(inp, 2, axis=0)[0]))
+    vec = keras.Input((4, 4))
+    with pytest.raises(UnsupportedModelError, match=r"operation 'fft2' \(keras.ops FFT2\) .* is not supported"):
+        compile_model(keras.Model(vec, ops.fft2((vec, vec))[0]))

@@ -27,7 +27,7 @@ import numpy as np
 
 from micronets.compiler import activations
 from micronets.compiler.graph import Graph, Tensor
-from micronets.compiler.ops.base import CONVERTERS, REWRITES, TAKES_CONSTANTS, UnsupportedModelError
+from micronets.compiler.ops.base import CONVERTERS, MULTI_OUTPUT, REWRITES, TAKES_CONSTANTS, UnsupportedModelError
 
 
 def _load_op_modules():
@@ -216,13 +216,7 @@ def _keras_graph(model):
         raise UnsupportedModelError(
             f"model '{model.name}' has no defined input; build it with an Input shape (keras.Input or Sequential([keras.Input(...), ...]))"
         )
-    order = []
-    for node in keras_nodes(model):
-        if len(node.output_tensors) != 1:
-            raise UnsupportedModelError(
-                f"operation '{node.operation.name}' ({type(node.operation).__name__}) has {len(node.output_tensors)} "
-                f"outputs; only single-output layers are supported")
-        order.append((node.operation, node, node.output_tensors[0]))
+    order = [(node.operation, node, node.output_tensors[0]) for node in keras_nodes(model)]
     readers = {}
     for layer, node, _ in order:
         for t in node.input_tensors:
@@ -279,6 +273,11 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                                             f"{len(node.input_tensors)} inputs and {n_out} outputs; "
                                             f"a nested model is inlined only with one input and one output")
             t = _inline(layer, node, values, ctx)
+        elif len(node.output_tensors) != 1 and key not in MULTI_OUTPUT:
+            if key.startswith("op:") and key not in CONVERTERS:
+                raise _unsupported(layer, key, model)
+            raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}' has "
+                                        f"{len(node.output_tensors)} outputs; only single-output layers are supported")
         elif isinstance(layer, keras.layers.Layer) and key not in CONVERTERS:
             try:
                 with _expanded(layer, node, model) as sub:
@@ -309,20 +308,29 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                 raise UnsupportedModelError(f"{_describe(layer, key)} cannot be compiled: {exc}") from exc
             if any(t is v for v in ins):  # passed its input through: its readers read that value
                 ctx.readers[t] -= 1
-        if isinstance(t, np.ndarray):  # read by elementwise arithmetic only, as weights
-            if id(output_kt) in out_ids:
-                raise UnsupportedModelError(f"model '{model.name}' outputs a constant: layer '{layer.name}' does not "
-                                            f"depend on the model's input")
-            values[id(output_kt)] = t
-            call_name(layer.name, calls)
-            continue
-        ctx.readers[t] = ctx.readers.get(t, 0) + readers.get(id(output_kt), 0)
-        if id(output_kt) in out_ids:
-            ctx.pinned.add(t)
-        values[id(output_kt)] = t
-        if layer_values is not None:
-            layer_values.append((call_name(layer.name, calls), t))
+        name = call_name(layer.name, calls)
+        results = tuple(t) if key in MULTI_OUTPUT else (t,)  # a multi-output converter: one value per output
+        assert len(results) == len(node.output_tensors), f"{key}: {len(results)} values for {len(node.output_tensors)} outputs"
+        for k, (kt, t) in enumerate(zip(node.output_tensors, results)):
+            if isinstance(t, np.ndarray):  # read by elementwise arithmetic only, as weights
+                if id(kt) in out_ids:
+                    raise UnsupportedModelError(f"model '{model.name}' outputs a constant: layer '{layer.name}' does "
+                                                f"not depend on the model's input")
+                values[id(kt)] = t
+                continue
+            ctx.readers[t] = ctx.readers.get(t, 0) + readers.get(id(kt), 0)
+            if id(kt) in out_ids:
+                ctx.pinned.add(t)
+            values[id(kt)] = t
+            if layer_values is not None:
+                layer_values.append((output_name(name, k), t))
     return graph_input
+
+
+def output_name(name: str, k: int) -> str:
+    """The name of output ``k`` of the layer call named ``name`` (``call_name``): the name itself
+    for the first, 'name:k' for the others of a multi-output operation (keras.ops.split)."""
+    return name if k == 0 else f"{name}:{k}"
 
 
 def call_name(name: str, calls: Dict[str, int]) -> str:

@@ -25,16 +25,22 @@ CONVERTERS: Dict[str, Callable] = {}
 #: a layer that does not depend on the model's input, such as a learned position embedding)
 TAKES_CONSTANTS: set = set()
 
+#: Keras classes with several outputs whose converters return one value per output, in order
+MULTI_OUTPUT: set = set()
 
-def converter(*keras_classes: str, constants: bool = False):
+
+def converter(*keras_classes: str, constants: bool = False, multi_output: bool = False):
     """Register a function turning one Keras layer into ops (or an alias of its input);
-    ``constants``: it accepts numpy arrays among its inputs."""
+    ``constants``: it accepts numpy arrays among its inputs; ``multi_output``: the layer has
+    several outputs and the function returns a tuple of their values."""
 
     def register(fn):
         for name in keras_classes:
             CONVERTERS[name] = fn
             if constants:
                 TAKES_CONSTANTS.add(name)
+            if multi_output:
+                MULTI_OUTPUT.add(name)
         return fn
 
     return register

@@ -1,5 +1,5 @@
 """Data movement: Permute (and with Reshape views, ShuffleNet's channel shuffle), image patches
-(keras.ops.image.extract_patches), Cropping1D/2D
+(keras.ops.image.extract_patches), keras.ops.split, Cropping1D/2D
 (and the crops of CenterCrop and Resizing),
 UpSampling1D/2D (nearest; bilinear is ops/resize.py's), RepeatVector, Concatenate, slicing (``x[..., :c]``), materialised zero padding and
 plain copies. All of them are the same kernel: copy elements from an input to the output along a
@@ -281,6 +281,38 @@ def convert_getitem(layer, inputs, ctx):
         raise UnsupportedModelError(f"operation '{layer.name}' takes a single element; not supported")
     move = Move(0, offset, 0, shape, tuple(strides), row_major(shape))
     return _add(ctx, layer.name, [x], shape, [move], "Slice")
+
+
+@converter("op:Split", multi_output=True)
+def convert_split(layer, inputs, ctx):
+    """``keras.ops.split(x, n or indices, axis)`` along a sample axis (gMLP's spatial gating unit
+    halves its channels): one copy per part, each a model value of its own."""
+    x = ctx.dense_input(inputs[0])
+    rank = len(x.shape)
+    axis = int(layer.axis)
+    a = axis + rank + 1 if axis < 0 else axis  # Keras counts the batch axis
+    if not 1 <= a <= rank:
+        raise UnsupportedModelError(f"operation '{layer.name}' splits axis {axis} of a {x.shape} sample; "
+                                    f"only the sample's axes can be split")
+    a -= 1
+    n = x.shape[a]
+    sections = layer.indices_or_sections
+    if isinstance(sections, (int, np.integer)):
+        if int(sections) < 1 or n % int(sections):
+            raise UnsupportedModelError(f"operation '{layer.name}' splits {n} into {sections} equal parts")
+        bounds = list(range(0, n + 1, n // int(sections)))
+    else:
+        bounds = [0] + [min(max(int(i), 0), n) for i in sections] + [n]
+    src = row_major(x.shape)
+    parts = []
+    for k, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        if hi <= lo:
+            raise UnsupportedModelError(f"operation '{layer.name}' makes an empty part ({lo}:{hi} of axis {axis})")
+        shape = x.shape[:a] + (hi - lo,) + x.shape[a + 1:]
+        move = Move(0, lo * src[a], 0, shape, src, row_major(shape))
+        parts.append(_add(ctx, f"{layer.name}_{k}" if k else layer.name, [x], shape, [move], "Split",
+                          f"axis {axis}, {lo}:{hi}"))
+    return tuple(parts)
 
 
 @rewrite(stage=2)
