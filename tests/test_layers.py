@@ -462,7 +462,8 @@ def test_multi_head_attention(options, form, tmp_path):
 def test_multi_head_attention_refusals_say_why():
     inp = keras.Input((6, 8))
     cases = ((lambda: layers.MultiHeadAttention(2, 4)(inp, inp, attention_mask=np.ones((1, 6, 6), bool)), "attention_mask"),
-             (lambda: layers.MultiHeadAttention(2, 4)(inp, inp, return_attention_scores=True)[0], "2 outputs"),
+             (lambda: layers.Reshape((72,))(layers.MultiHeadAttention(2, 4)(inp, inp, return_attention_scores=True)[1]),
+              "2 outputs and a later layer reads one after the first"),
              (lambda: layers.MultiHeadAttention(2, 4, output_shape=(2, 4))(inp, inp), "one last axis"),
              (lambda: layers.MultiHeadAttention(2, 4)(inp, layers.Dense(8)(layers.Reshape((3, 4, 8))(
                  layers.Dense(16)(inp)))), "one rank"),
@@ -605,11 +606,11 @@ def test_elementwise_keras_ops_match_keras(tmp_path):
 
 
 def test_recurrent_refusals_say_why(tmp_path):
-    for layer, message in ((layers.LSTM(4, return_state=True), "has 3 outputs"),
+    for layer, message in ((layers.LSTM(4, return_state=True), "has 3 outputs and a later layer reads one"),
                            (layers.GRU(4, stateful=True), "stateful=True")):
         inp = keras.Input((5, 2), batch_size=1)
         out = layer(inp)
-        model = keras.Model(inp, out[0] if isinstance(out, (list, tuple)) else out)
+        model = keras.Model(inp, [out[0], layers.Dense(2)(out[2])] if isinstance(out, (list, tuple)) else out)
         with pytest.raises(UnsupportedModelError, match=message):
             compile_model(model)
     # int8: refused before TFLite's converter runs (TensorFlow 2.21's crashed the process on an LSTM)
@@ -890,6 +891,39 @@ def test_nested_models_are_inlined_and_verified_per_call(tmp_path):
     out = layers.Add()([layers.ReLU()(ident(h)), layers.Activation("tanh")(h)])
     assert_matches_keras(keras.Model(inp, layers.Dense(3)(out), name="identity_nested"), tmp_path, name="Ident")
 
+
+
+def test_user_layers_are_traced_at_inference(tmp_path):
+    """A user layer whose call() defaults to training=True (DeiT's stochastic depth, as published)
+    is traced with training=False, as predict() runs it: compiled in its training branch it baked
+    one random keep/drop draw and a 1/keep scale into the header. Also when an outer user layer
+    calls it without a training argument (Keras then records the default, True, on the node)."""
+    from keras import ops
+
+    class StochasticDepth(layers.Layer):
+        def __init__(self, rate, **kwargs):
+            super().__init__(**kwargs)
+            self.rate = rate
+
+        def call(self, x, training=True):
+            if training:
+                keep = 1 - self.rate
+                return x / keep * ops.floor(keep + keras.random.uniform((ops.shape(x)[0], 1, 1), 0, 1))
+            return x
+
+    class Residual(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense, self.drop = layers.Dense(8), StochasticDepth(0.5)
+
+        def call(self, x):
+            return x + self.drop(self.dense(x))
+
+    inp = keras.Input((4, 8))
+    y = layers.Add()([inp, StochasticDepth(0.5)(layers.Dense(8)(inp))])
+    model = keras.Model(inp, layers.Flatten()(Residual()(y)), name="stochastic_depth")
+    compiled = assert_matches_keras(model, tmp_path)
+    assert not any(op.kind in ("Floor", "Divide") for op in compiled.graph.ops)
 
 
 def test_user_layer_classes_are_traced_through_their_call(tmp_path):
@@ -1428,3 +1462,102 @@ def test_split_parts_as_keras_and_multi_output_refusals_name_the_cause(tmp_path)
     vec = keras.Input((4, 4))
     with pytest.raises(UnsupportedModelError, match=r"operation 'fft2' \(keras.ops FFT2\) .* is not supported"):
         compile_model(keras.Model(vec, ops.fft2((vec, vec))[0]))
+
+
+def test_subclassed_models_and_unread_outputs(tmp_path):
+    """What keras.io's examples are made of, each C++ == Keras: a subclassed keras.Model (AODNet,
+    Zero-DCE) exported itself once built, and called inside a functional model (traced through
+    call(), training=False); a nested functional model of three outputs of which two are read (the
+    FCN example's backbone); a user layer returning (output, weights) whose second nothing reads
+    (involution); MultiHeadAttention(return_attention_scores=True) and LSTM(return_state=True)
+    with only their first output read. An unbuilt subclassed model is refused saying to build it."""
+
+    class Net(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.conv, self.pool, self.dense = layers.Conv2D(4, 3), layers.GlobalAveragePooling2D(), layers.Dense(3)
+            self.drop = layers.Dropout(0.5)
+
+        def call(self, images, training=True):
+            return self.dense(self.drop(self.pool(self.conv(images)), training=training))
+
+    class WithWeights(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.kernel = layers.Conv2D(4, 1)
+
+        def call(self, x):
+            k = self.kernel(x)
+            return x * k, k
+
+    net = Net()
+    x = inputs_for((8, 8, 3))
+    net(x)
+    net.conv.set_weights([w * 4 for w in net.conv.get_weights()])
+    (got,), _ = cpp_outputs(net, x, tmp_path)
+    ref = np.asarray(net(x, training=False))
+    assert np.ptp(ref, axis=0).max() > 1e-3 and np.abs(got - ref).max() <= TOL * max(1.0, np.abs(ref).max())
+    assert not net._inbound_nodes  # the export's call of the model was removed
+
+    inp = keras.Input((8, 8, 3))
+    trunk_in = keras.Input((8, 8, 3))
+    a = layers.Conv2D(4, 3, padding="same", activation="relu")(trunk_in)
+    b = layers.MaxPooling2D()(a)
+    c = layers.Conv2D(4, 3, padding="same")(b)
+    trunk = keras.Model(trunk_in, [a, b, c], name="trunk")
+    fa, fb, fc = trunk(inp)
+    y, _ = WithWeights()(layers.Add()([layers.UpSampling2D()(fc), fa]))
+    seq = layers.Reshape((16, 16))(y)
+    att, _ = layers.MultiHeadAttention(2, 4)(seq, seq, return_attention_scores=True)
+    last, _, _ = layers.LSTM(5, return_state=True)(att)
+    model = keras.Model(inp, [layers.Flatten()(Net()(y)), last, layers.Flatten()(fb)], name="unread")
+    assert_matches_keras(model, tmp_path, name="Unread")
+    with pytest.raises(UnsupportedModelError, match=r"'net_\d+' \(Net, a subclassed keras.Model\) has no single input "
+                                                    r"of known shape: call it once"):
+        compile_model(Net())
+
+
+def test_concatenated_constants_and_converters_that_lose_values_are_refused(tmp_path, monkeypatch):
+    """A class token concatenated before the patches (DeiT, CaiT, PatchConvNet: ops.concatenate of
+    a tiled weight and a model value) is copied in from flash, in order: it was dropped, and the
+    CLS row read afterwards was the first patch's. So are user layers' constants into Keras'
+    Concatenate, in between model values. Every converter's output must hold as many
+    values as Keras declares: one that loses some is refused naming it, not compiled wrong."""
+    from keras import ops
+    from micronets.compiler.ops import base, rearrange
+
+    class ClassToken(layers.Layer):
+        def build(self, shape):
+            self.cls = self.add_weight(shape=(1, 1, shape[-1]), initializer="random_normal", name="cls")
+
+        def call(self, x):
+            return ops.concatenate([ops.tile(self.cls, (ops.shape(x)[0], 1, 1)), x], axis=1)
+
+    class Table(layers.Layer):
+        def build(self, shape):
+            self.table = self.add_weight(shape=(2, shape[-1]), initializer="random_normal", name="table")
+
+        def call(self, x):
+            return ops.broadcast_to(ops.convert_to_tensor(self.table), (ops.shape(x)[0], 2, ops.shape(x)[-1]))
+
+    inp = keras.Input((6, 4))
+    h = layers.Dense(4)(inp)
+    tokens = ClassToken(name="token")(h)
+    tabled = layers.Concatenate(axis=1)([Table(name="table")(h), h, Table(name="table2")(h)])
+    mixed = layers.Conv1D(4, 3, padding="same")(tokens)  # row 0: the token and the first patch
+    model = keras.Model(inp, [mixed[:, 0], layers.GlobalAveragePooling1D()(tokens), layers.Flatten()(tabled)],
+                        name="class_token")
+    compiled = assert_matches_keras(model, tmp_path)
+    concats = [op for op in compiled.graph.ops if op.kind == "Concatenate"]
+    assert [len(op.constants) for op in concats] == [1, 2] and all(op.weights() for op in concats)
+
+    def dropping(layer, inputs, ctx):  # the old converter: model values only
+        return rearrange.concatenate(ctx, inputs, int(layer.axis), layer.name)
+
+    monkeypatch.setitem(base.CONVERTERS, "op:Concatenate", dropping)
+    target = tmp_path / "lost.h"
+    with pytest.raises(UnsupportedModelError, match=r"operation 'token/concatenate' \(keras.ops Concatenate\) in "
+                                                    r"model 'token' compiles to \(6, 4\) \(24 values\) where Keras "
+                                                    r"declares \(7, 4\): a micronets bug"):
+        micronets.export(model, str(target))
+    assert not target.exists()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import inspect
 import pkgutil
 import re
 from typing import Dict, List, Optional, Tuple
@@ -266,19 +267,18 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                 raise UnsupportedModelError(f"model input must have a fixed shape; got {tuple(output_kt.shape)}")
             graph_input = Tensor(name="input", shape=shape)
             t = graph_input
-        elif isinstance(layer, keras.Model) and key not in CONVERTERS:
-            n_out = len(getattr(layer, "outputs", None) or ())
-            if len(node.input_tensors) != 1 or n_out != 1:
+        elif isinstance(layer, keras.Model) and key not in CONVERTERS and getattr(layer, "outputs", None):
+            if len(node.input_tensors) != 1:
                 raise UnsupportedModelError(f"layer '{layer.name}' is a nested model ({type(layer).__name__}) with "
-                                            f"{len(node.input_tensors)} inputs and {n_out} outputs; "
-                                            f"a nested model is inlined only with one input and one output")
+                                            f"{len(node.input_tensors)} inputs; a nested model is inlined only with one")
             t = _inline(layer, node, values, ctx)
-        elif len(node.output_tensors) != 1 and key not in MULTI_OUTPUT:
-            if key.startswith("op:") and key not in CONVERTERS:
-                raise _unsupported(layer, key, model)
-            raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}' has "
-                                        f"{len(node.output_tensors)} outputs; only single-output layers are supported")
-        elif isinstance(layer, keras.layers.Layer) and key not in CONVERTERS:
+        elif key in CONVERTERS and key not in MULTI_OUTPUT and any(
+                readers.get(id(kt), 0) or id(kt) in out_ids for kt in node.output_tensors[1:]):
+            raise UnsupportedModelError(
+                f"{_describe(layer, key)} in model '{model.name}' has {len(node.output_tensors)} outputs and a later "
+                f"layer reads one after the first (return_state, return_attention_scores, ...); micronets computes "
+                f"its first output only")
+        elif isinstance(layer, keras.layers.Layer) and key not in CONVERTERS:  # a user's class, or subclassed Model
             try:
                 with _expanded(layer, node, model) as sub:
                     if isinstance(sub, np.ndarray):  # a constant: the layer reads none of its inputs at run time
@@ -309,8 +309,10 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
             if any(t is v for v in ins):  # passed its input through: its readers read that value
                 ctx.readers[t] -= 1
         name = call_name(layer.name, calls)
-        results = tuple(t) if key in MULTI_OUTPUT else (t,)  # a multi-output converter: one value per output
-        assert len(results) == len(node.output_tensors), f"{key}: {len(results)} values for {len(node.output_tensors)} outputs"
+        # one value per output (a multi-output converter, nested model or user layer), or the first
+        # output's alone (a converter whose later outputs nothing reads: checked above)
+        results = t if isinstance(t, tuple) else (t,)
+        assert len(results) in (1, len(node.output_tensors)), f"{key}: {len(results)} values, {len(node.output_tensors)} outputs"
         for k, (kt, t) in enumerate(zip(node.output_tensors, results)):
             if isinstance(t, np.ndarray):  # read by elementwise arithmetic only, as weights
                 if id(kt) in out_ids:
@@ -318,6 +320,12 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                                                 f"not depend on the model's input")
                 values[id(kt)] = t
                 continue
+            declared = tuple(kt.shape[1:])
+            if int(np.prod(t.shape)) != int(np.prod(declared)):  # a converter that lost or invented values
+                raise UnsupportedModelError(
+                    f"{_describe(layer, key)} in model '{model.name}' compiles to {t.shape} ({int(np.prod(t.shape))} "
+                    f"values) where Keras declares {declared}: a micronets bug, please report it; refused rather than "
+                    f"compiled wrong")
             ctx.readers[t] = ctx.readers.get(t, 0) + readers.get(id(kt), 0)
             if id(kt) in out_ids:
                 ctx.pinned.add(t)
@@ -352,7 +360,8 @@ def _unsupported(layer, key, model, reason=""):
 def _expanded(layer, node, model):
     """What a layer of a class the compiler does not know (a user's own ``keras.layers.Layer``
     subclass) computes, as a functional model: its ``call()`` run once on symbolic inputs of the
-    call's shapes, batch 1 (so ``ops.shape`` gives numbers a reshape can use). Sublayers and
+    call's shapes, batch 1 (so ``ops.shape`` gives numbers a reshape can use), with
+    ``training=False`` where it takes one (DeiT's stochastic depth defaults to True). Sublayers and
     ``keras.ops`` in ``call()`` become nodes the tracer converts one by one; weights used directly
     in ``call()`` become constants. A ``call()`` that leaves keras.ops (``tf.nn.*``, numpy on
     tensors) is refused with what failed. Keras' own layer classes are not traced (one the compiler
@@ -377,9 +386,12 @@ def _expanded(layer, node, model):
     before = [(len(s._inbound_nodes), len(s._outbound_nodes)) for s in sublayers]
     try:
         try:
-            out = layer.call(*_substitute(tuple(node.arguments.args), fresh),
-                             **_substitute(dict(node.arguments.kwargs), fresh))
-            if hasattr(out, "_keras_history"):
+            kwargs = _substitute(dict(node.arguments.kwargs), fresh)
+            if "training" in inspect.signature(layer.call).parameters:
+                kwargs["training"] = False  # inference, as predict() runs it, whatever call()'s default or the node's
+            out = layer.call(*_substitute(tuple(node.arguments.args), fresh), **kwargs)
+            if hasattr(out, "_keras_history") or (isinstance(out, (tuple, list)) and out and
+                                                  all(hasattr(o, "_keras_history") for o in out)):
                 sub = keras.Model([fresh[id(t)] for t in kts], out, name=layer.name)
             else:
                 sub = _constant(out, tuple(node.output_tensors[0].shape[1:]))
@@ -428,7 +440,8 @@ def _inline(sub, node, values, ctx):
         ctx.readers[x] = ctx.readers.get(x, 0) - 1 + (0 if id(own) in inner else readers.get(id(own), 0))
         inner[id(own)] = x
     _trace_nodes(sub, order, readers, inner, ctx, set(), None)
-    return inner[id(sub.outputs[0])]  # the caller adds the call's readers to it (x itself for an identity)
+    outs = tuple(inner[id(o)] for o in sub.outputs)  # the caller adds the call's readers to each
+    return outs if len(outs) > 1 else outs[0]  # (x itself for an identity)
 
 
 def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
@@ -440,6 +453,11 @@ def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
     if not isinstance(model, keras.Model):
         raise TypeError(f"expected a keras.Model, got {type(model).__name__}")
     _load_op_modules()
+    with _functional_view(model) as model:
+        return _trace_model(model, fuse, without)
+
+
+def _trace_model(model, fuse, without) -> Graph:
     order, readers = _keras_graph(model)
     if len(model.inputs) != 1:  # a user's model; nested and traced ones take what their call passes
         raise UnsupportedModelError(f"model '{model.name}' has {len(model.inputs)} inputs; exactly one is supported")
@@ -463,6 +481,38 @@ def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
         op.ident = _ident(op.name, used)
     keras_tensors = tuple((name, v) for name, v in layer_values if isinstance(v, Tensor))
     return Graph(ops=tuple(ops), input=graph_input, outputs=tuple(outputs), keras_tensors=keras_tensors)
+
+
+@contextlib.contextmanager
+def _functional_view(model):
+    """``model`` as a functional graph. A subclassed keras.Model has none: it becomes one Input,
+    of the shape it was built with, and one call of the model, which the tracer then traces
+    through ``call()`` as it does a user's layer. The node this adds to the user's model is
+    removed on exit."""
+    import keras
+
+    if getattr(model, "inputs", None) or type(model).__module__.split(".")[0] == "keras":
+        yield model  # functional, or Keras' own class (an unbuilt Sequential: _keras_graph says what to do)
+        return
+    shapes = list((getattr(model, "_build_shapes_dict", None) or {}).values())
+    if len(shapes) != 1 or not isinstance(shapes[0], (tuple, list)) or len(shapes[0]) < 2 or \
+            any(d is None for d in shapes[0][1:]):
+        raise UnsupportedModelError(
+            f"model '{model.name}' ({type(model).__name__}, a subclassed keras.Model) has no single input of known "
+            f"shape: call it once on a batch (model(x)) or build it (model.build((None, H, W, C))) before exporting"
+            + (f"; it was built with {shapes}" if shapes else ""))
+    nodes = len(model._inbound_nodes)
+    try:
+        inp = keras.Input(shape=tuple(shapes[0][1:]), name="input")
+        try:
+            out = model(inp)
+        except Exception as exc:
+            raise UnsupportedModelError(f"model '{model.name}' ({type(model).__name__}, a subclassed keras.Model) "
+                                        f"cannot be called on a symbolic input: {type(exc).__name__}: "
+                                        f"{str(exc).splitlines()[0][:200]}") from exc
+        yield keras.Model(inp, out, name=model.name)
+    finally:
+        del model._inbound_nodes[nodes:]
 
 
 def _outputs(ctx: Tracer, values, graph_input: Tensor, model) -> List[Tensor]:

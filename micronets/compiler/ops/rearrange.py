@@ -15,6 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from micronets.compiler.graph import Tensor
 from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, rewrite
 
 MAX_AXES = 6
@@ -31,7 +32,8 @@ def row_major(shape: Sequence[int]) -> Tuple[int, ...]:
 @dataclasses.dataclass(frozen=True)
 class Move:
     """Copy ``in[src_offset + sum(i_k * src_strides[k])]`` to ``out[dst_offset + sum(i_k * dst_strides[k])]``
-    for every index i < dims, from input number ``source``."""
+    for every index i < dims, from input number ``source`` (constant number ``-1 - source`` when
+    negative: an array of the op's weights, such as a learned class token concatenated in)."""
 
     source: int
     src_offset: int
@@ -61,9 +63,11 @@ class Rearrange(Op):
     template = "kernels/rearrange.h.j2"
 
     def __init__(self, name, inputs, out, moves: List[Move], kind: str, detail: str = "", zero: bool = False,
-                 channel_offsets: Optional[Sequence[int]] = None):
+                 channel_offsets: Optional[Sequence[int]] = None, constants: Sequence[np.ndarray] = ()):
         super().__init__(name, inputs, out)
         self.moves = [m.collapsed() for m in moves]
+        #: arrays moves with a negative source read (flash), in Move.source order -1, -2, ...
+        self.constants = tuple(np.asarray(c, np.float32).reshape(-1) for c in constants)
         self.kind = kind
         self.detail = detail
         self.zero = bool(zero)
@@ -73,10 +77,16 @@ class Rearrange(Op):
     def describe(self):
         return self.detail
 
+    def weights(self):
+        return collections.OrderedDict((f"c{k}", c) for k, c in enumerate(self.constants))
 
-def _add(ctx, name, inputs, shape, moves, kind, detail="", zero=False, channel_offsets=None):
+    def source_ptr(self, move, p) -> str:
+        return p.ptr(self.inputs[move.source]) if move.source >= 0 else self.wname(f"c{-1 - move.source}")
+
+
+def _add(ctx, name, inputs, shape, moves, kind, detail="", zero=False, channel_offsets=None, constants=()):
     out = ctx.new_tensor(name, shape)
-    return ctx.add(Rearrange(name, list(inputs), out, moves, kind, detail, zero, channel_offsets)).output
+    return ctx.add(Rearrange(name, list(inputs), out, moves, kind, detail, zero, channel_offsets, constants)).output
 
 
 def materialise_padding(ctx, padded):
@@ -215,34 +225,60 @@ def convert_repeat_vector(layer, inputs, ctx):
 
 
 def concatenate(ctx, xs, axis, name):
-    xs = [ctx.dense_input(t) for t in xs]
-    rank = len(xs[0].shape)
-    a = axis + rank + 1 if axis < 0 else axis  # Keras counts the batch axis
-    if not 1 <= a <= rank or any(len(t.shape) != rank for t in xs):
-        raise UnsupportedModelError(f"'{name}': concatenation over axis {axis} of shapes {[t.shape for t in xs]}")
-    a -= 1
+    """``xs`` along ``axis`` (Keras' count: 0 is the batch axis). An operand that is not a model
+    value is a constant (a learned class token, ``concatenate([tile(cls), x], axis=1)``): its
+    values are the op's weights, copied in where the operand goes; its batch axis, of 1, dropped."""
+    tensors = [ctx.dense_input(t) for t in xs if isinstance(t, Tensor) or hasattr(t, "src")]
+    if not tensors:
+        raise UnsupportedModelError(f"'{name}': a concatenation of constants alone")
+    rank = len(tensors[0].shape)
+    parts = []  # (shape, Tensor or constant array)
     for t in xs:
-        if t.shape[:a] != xs[0].shape[:a] or t.shape[a + 1:] != xs[0].shape[a + 1:]:
-            raise UnsupportedModelError(f"'{name}': shapes {[t.shape for t in xs]} do not concatenate on axis {axis}")
-    shape = xs[0].shape[:a] + (sum(t.shape[a] for t in xs),) + xs[0].shape[a + 1:]
+        if isinstance(t, Tensor) or hasattr(t, "src"):
+            t = ctx.dense_input(t)
+            parts.append((t.shape, t))
+        else:
+            value = np.asarray(t, np.float32)
+            if value.ndim == rank + 1 and value.shape[0] == 1:
+                value = value[0]
+            parts.append((value.shape, value))
+    a = axis + rank + 1 if axis < 0 else axis  # Keras counts the batch axis
+    if not 1 <= a <= rank or any(len(s) != rank for s, _ in parts):
+        raise UnsupportedModelError(f"'{name}': concatenation over axis {axis} of shapes {[s for s, _ in parts]}")
+    a -= 1
+    first = parts[0][0]
+    for s, _ in parts:
+        if s[:a] != first[:a] or s[a + 1:] != first[a + 1:]:
+            raise UnsupportedModelError(f"'{name}': shapes {[s for s, _ in parts]} do not concatenate on axis {axis}")
+    shape = first[:a] + (sum(s[a] for s, _ in parts),) + first[a + 1:]
     dst = row_major(shape)
-    moves, at, offsets = [], 0, []
-    for k, t in enumerate(xs):
-        moves.append(Move(k, 0, at * dst[a], t.shape, row_major(t.shape), dst))
+    inputs, constants, moves, at, offsets = [], [], [], 0, []
+    for s, t in parts:
+        if isinstance(t, Tensor):
+            inputs.append(t)
+            source = len(inputs) - 1
+        else:
+            constants.append(t)
+            source = -len(constants)
+        moves.append(Move(source, 0, at * dst[a], s, row_major(s), dst))
         offsets.append(at)
-        at += t.shape[a]
-    return _add(ctx, name, xs, shape, moves, "Concatenate", f"axis {axis}",
-                channel_offsets=offsets if a == rank - 1 else None)
+        at += s[a]
+    channel_offsets = None
+    if a == rank - 1 and not constants:
+        channel_offsets = offsets
+    return _add(ctx, name, inputs, shape, moves, "Concatenate", f"axis {axis}", channel_offsets=channel_offsets,
+                constants=constants)
 
 
-@converter("Concatenate")
+@converter("Concatenate", constants=True)
 def convert_concatenate(layer, inputs, ctx):
     return concatenate(ctx, inputs, int(layer.axis), layer.name)
 
 
-@converter("op:Concatenate")
+@converter("op:Concatenate", constants=True)
 def convert_concatenate_op(layer, inputs, ctx):
-    return concatenate(ctx, inputs, int(getattr(layer, "axis", 0)), layer.name)
+    """keras.ops.concatenate: its operands as called (model values and constants), in order."""
+    return concatenate(ctx, list(ctx.call_args[0]), int(getattr(layer, "axis", 0)), layer.name)
 
 
 @converter("op:GetItem")
@@ -321,7 +357,6 @@ def concatenate_in_place(ops, kept):
     straight into the concatenation's output (a channel slice, output pixels a whole row of
     channels apart) instead of into a tensor of its own that the concatenation then copies. The
     concatenation keeps copying only its other inputs, and vanishes when none are left."""
-    from micronets.compiler.graph import Tensor
     from micronets.compiler.ops.conv2d import Conv2D
 
     readers = collections.Counter(t.storage for op in ops for t in op.inputs)
