@@ -1561,3 +1561,22 @@ def test_concatenated_constants_and_converters_that_lose_values_are_refused(tmp_
                                                     r"declares \(7, 4\): a micronets bug"):
         micronets.export(model, str(target))
     assert not target.exists()
+
+
+def test_stack_as_keras_and_window_partitions_refused_saying_why(tmp_path):
+    """keras.ops.stack, as keras.applications' caffe-style preprocess_input (ResNet50, VGG) swaps
+    RGB to BGR inside the model, and along a middle axis, C++ == Keras. A reshape that folds windows
+    into the batch axis (Swin's window partition) is refused saying so."""
+    from keras import ops
+
+    inp = keras.Input((6, 5, 3))
+    bgr = keras.applications.resnet50.preprocess_input(inp)
+    x = layers.Conv2D(2, 3, padding="same")(inp)
+    pair = ops.stack([x, layers.Conv2D(2, 1)(inp)], axis=2)  # (6, 5, 2, 2)
+    model = keras.Model(inp, [layers.Conv2D(4, 3)(bgr), layers.Flatten()(pair)], name="stacks")
+    compiled = assert_matches_keras(model, tmp_path, x=inputs_for((6, 5, 3)) * 255)  # pixels, as the mean expects
+    assert [op.describe() for op in compiled.graph.ops if op.kind == "Stack"] == ["axis -1", "axis 2"]
+    windows = ops.reshape(ops.reshape(x, (-1, 3, 2, 5, 2)), (-1, 3, 5, 2))
+    with pytest.raises(UnsupportedModelError, match=r"reshapes \(3, 2, 5, 2\) to \(3, 5, 2\): it moves 2 parts of "
+                                                    r"each sample into the batch axis \(as window partitions do"):
+        compile_model(keras.Model(inp, layers.Flatten()(windows)))

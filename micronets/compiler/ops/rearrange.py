@@ -1,5 +1,5 @@
 """Data movement: Permute (and with Reshape views, ShuffleNet's channel shuffle), image patches
-(keras.ops.image.extract_patches), keras.ops.split, Cropping1D/2D
+(keras.ops.image.extract_patches), keras.ops.split and stack, Cropping1D/2D
 (and the crops of CenterCrop and Resizing),
 UpSampling1D/2D (nearest; bilinear is ops/resize.py's), RepeatVector, Concatenate, slicing (``x[..., :c]``), materialised zero padding and
 plain copies. All of them are the same kernel: copy elements from an input to the output along a
@@ -279,6 +279,29 @@ def convert_concatenate(layer, inputs, ctx):
 def convert_concatenate_op(layer, inputs, ctx):
     """keras.ops.concatenate: its operands as called (model values and constants), in order."""
     return concatenate(ctx, list(ctx.call_args[0]), int(getattr(layer, "axis", 0)), layer.name)
+
+
+@converter("op:Stack")
+def convert_stack(layer, inputs, ctx):
+    """``keras.ops.stack(xs, axis)``: equal shapes side by side along a new axis (caffe-style
+    ``preprocess_input`` swaps RGB to BGR as ``stack([x[..., 2], x[..., 1], x[..., 0]], -1)``)."""
+    xs = list(ctx.call_args[0])
+    if not all(isinstance(t, Tensor) or hasattr(t, "src") for t in xs):
+        raise UnsupportedModelError(f"operation '{layer.name}' stacks a constant; only model values are supported")
+    xs = [ctx.dense_input(t) for t in xs]
+    shape = xs[0].shape
+    if any(t.shape != shape for t in xs):
+        raise UnsupportedModelError(f"operation '{layer.name}' stacks shapes {[t.shape for t in xs]}; they must be equal")
+    axis = int(getattr(layer, "axis", 0))
+    a = axis + len(shape) + 2 if axis < 0 else axis  # Keras counts the batch axis
+    if not 1 <= a <= len(shape) + 1:
+        raise UnsupportedModelError(f"operation '{layer.name}' stacks along axis {axis}; only a sample's axes are supported")
+    a -= 1
+    out = shape[:a] + (len(xs),) + shape[a:]
+    dst = row_major(out)
+    inner = dst[:a] + dst[a + 1:]
+    moves = [Move(k, 0, k * dst[a], shape, row_major(shape), inner) for k in range(len(xs))]
+    return _add(ctx, layer.name, xs, out, moves, "Stack", f"axis {axis}")
 
 
 @converter("op:GetItem")

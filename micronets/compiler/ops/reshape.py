@@ -43,7 +43,13 @@ def convert_reshape(layer, inputs, ctx):
         known = int(np.prod([d for d in shape if d is not None]))
         shape[shape.index(None)] = x.size // known if known else 0
     if None in shape or int(np.prod(shape)) != x.size:
-        raise UnsupportedModelError(f"layer '{layer.name}' reshapes {x.shape} to {tuple(shape)}")
+        what = "layer" if type(layer).__name__ in ("Reshape", "Flatten") else "operation"
+        size = None if None in shape else int(np.prod(shape))
+        why = ""
+        if size and size < x.size and x.size % size == 0:
+            why = (f": it moves {x.size // size} parts of each sample into the batch axis (as window partitions do, "
+                   f"Swin's and GCViT's); a compiled model's batch is one sample")
+        raise UnsupportedModelError(f"{what} '{layer.name}' reshapes {x.shape} to {tuple(shape)}{why}")
     return ctx.view(x, tuple(shape), layer)
 
 
