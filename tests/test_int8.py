@@ -992,6 +992,33 @@ def test_concatenations_read_inputs_inside_their_output(tmp_path, monkeypatch):
     monkeypatch.setattr(Int8Concat, "inplace_gap", lambda self, i: None)
     assert compiled.plan.arena_size < compile_tflite(data).plan.arena_size
 
+def test_class_token_concatenated_as_a_constant_bit_identical(tmp_path):
+    """A class token concatenated before the tokens (DeiT, CaiT: concatenate([tile(cls), x])) is a
+    constant input of TFLite's CONCATENATION, copied in from flash: 0 LSB against TFLM and
+    BUILTIN_REF (the import crashed on it with a KeyError)."""
+    from keras import ops
+
+    class ClassToken(L.Layer):
+        def build(self, shape):
+            self.cls = self.add_weight(shape=(1, 1, shape[-1]), initializer="random_normal", name="cls")
+
+        def call(self, x):
+            token = ops.tile(self.cls, (ops.shape(x)[0], 1, 1))
+            return ops.concatenate([token, x, token * 0.5], axis=1)
+
+    i = keras.Input((6, 8))
+    model = spread_weights(keras.Model(i, L.Conv1D(4, 3, padding="same")(ClassToken()(L.Dense(8)(i)))))
+    model.layers[2].cls.assign(np.linspace(-2, 2, 8, dtype=np.float32).reshape(1, 1, 8))
+    data = convert(model, calibration(model))
+    xs = int8_inputs(model.input_shape[1:], n=12, seed=5)
+    compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "Token")
+    concat = [op for op in compiled.graph.ops if op.kind == "Concatenate"]
+    assert len(concat) == 1 and len(concat[0].constants) == 2 and len(concat[0].inputs) == 1
+    assert np.array_equal(raw, tflm_reference({"token": (data, xs)})["token"]) and len(np.unique(raw)) > 16
+    _, raw_ref, _ = compiled_outputs(data, xs, tmp_path, "TokenRef", reference="tflite-ref")
+    assert np.array_equal(raw_ref, tflite_reference(data, xs).reshape(raw_ref.shape))
+
+
 # ------------------------------------------------------------------------------ ways in
 def test_export_int8_from_keras_and_net(tmp_path, converted):
     model = converted["branch"][2]

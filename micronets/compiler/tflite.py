@@ -229,6 +229,9 @@ class _Importer:
             return self.tensors[index]
         dtype = self.r.ttype(index)
         tname = self.r.tname(index)
+        if self.r.constant(index) is not None:
+            self.fail(op_index, opname, f"reads constant tensor '{tname}' where micronets' {opname} takes only "
+                                        f"computed tensors")
         if dtype not in ("int8", "uint8"):
             kind = "float" if dtype.startswith("float") else dtype
             self.fail(op_index, opname, f"has {kind} tensor '{tname}': only fully-int8 models are supported "
@@ -250,6 +253,20 @@ class _Importer:
         t = Tensor(name=tname, shape=shape[1:] or (1,), dtype=dtype, quant=Quant(float(scales[0]), int(zps[0])))
         self.tensors[index] = t
         return t
+
+    def constant_part(self, index: int, op_index: int, opname: str, out: Tensor) -> np.ndarray:
+        """A constant operand of a copy (CONCATENATION) as int8 values of one sample, in the output's
+        quantisation (the copy does no arithmetic)."""
+        value, tname = self.r.constant(index), self.r.tname(index)
+        scales, zps, _ = self.r.quant(index)
+        if self.r.ttype(index) != "int8" or scales is None or len(scales) != 1 or \
+                Quant(float(scales[0]), int(zps[0])) != out.quant:
+            self.fail(op_index, opname, f"reads constant tensor '{tname}' quantised otherwise than its output; "
+                                        f"only a constant in the output's int8 quantisation is supported")
+        shape = tuple(value.shape)
+        if not shape or shape[0] != 1:
+            self.fail(op_index, opname, f"constant tensor '{tname}' has shape {list(shape)}; a batch of 1 is required")
+        return value.reshape(shape[1:] or (1,))
 
     def new_output(self, index: int, op_index: int, opname: str, rows: bool = False, unbatched: bool = False) -> Tensor:
         """Our tensor for output ``index`` of op ``op_index``. ``unbatched``: its first axis may be
@@ -701,8 +718,9 @@ class _Importer:
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name == "CONCATENATION":
-            xs = [self.act_tensor(i, k, name) for i in ins]
             out = self.new_output(outs[0], k, name)
+            xs = [self.act_tensor(i, k, name) if self.r.constant(i) is None else self.constant_part(i, k, name, out)
+                  for i in ins]
             axis = int(getattr(opt, "axis", -1)) % (len(out.shape) + 1)
             if axis == 0:
                 self.fail(k, name, f"concatenates along the batch axis of {list(r.shape(outs[0]))}")

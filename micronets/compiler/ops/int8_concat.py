@@ -7,6 +7,8 @@ bytes (``inplace_gap``)."""
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 
 from micronets.compiler.ops.base import UnsupportedModelError
@@ -17,19 +19,31 @@ class Int8Concat(Int8Op):
     kind = "Concatenate"
     template = "kernels/int8_concat.h.j2"
 
-    def __init__(self, name, inputs, out, axis: int = -1):
-        super().__init__(name, list(inputs), out, 0)
+    def __init__(self, name, parts, out, axis: int = -1):
+        """``parts``: in order, tensors and constants (int8 arrays of one sample, already in the
+        output's quantisation: a class token the model concatenates before its patches)."""
+        super().__init__(name, [t for t in parts if not isinstance(t, np.ndarray)], out, 0)
         rank = len(out.shape)
         self.axis = axis % rank if rank else 0
         a = self.axis
-        for t in inputs:
-            if t.quant != out.quant:
+        self.constants = tuple(np.ascontiguousarray(t, np.int8) for t in parts if isinstance(t, np.ndarray))
+        #: per part: ("in", input index) or ("c", constant index)
+        self.sources, k, c = [], 0, 0
+        for t in parts:
+            if isinstance(t, np.ndarray):
+                self.sources.append(("c", c))
+                c += 1
+            elif t.quant != out.quant:
                 raise UnsupportedModelError(f"concatenation '{name}': input '{t.name}' has quantisation {t.quant}, "
                                             f"the output {out.quant}; only inputs sharing the output's are supported")
+            else:
+                self.sources.append(("in", k))
+                k += 1
             if len(t.shape) != rank or t.shape[:a] != out.shape[:a] or t.shape[a + 1:] != out.shape[a + 1:]:
                 raise UnsupportedModelError(f"concatenation '{name}' joins {t.shape} into {out.shape} along axis {a}: "
                                             "the other axes must match")
-        self.widths = [int(np.prod(t.shape[a:])) for t in inputs]
+        self.part_shapes = [tuple(t.shape) for t in parts]
+        self.widths = [int(np.prod(t.shape[a:])) for t in parts]
         self.offsets = [int(v) for v in np.cumsum([0] + self.widths[:-1])]
         self.total = int(np.prod(out.shape[a:]))
         if sum(self.widths) != self.total:
@@ -43,10 +57,18 @@ class Int8Concat(Int8Op):
         the input starts at gap + w r, so it is intact where gap + w r >= C r + o for every row,
         the last one hardest: gap >= (C - w)(rows - 1) + o. The input then ends at or before the
         output does: the planner may put the whole of it inside the output."""
-        w, o = self.widths[input_index], self.offsets[input_index]
+        part = self.sources.index(("in", input_index))
+        w, o = self.widths[part], self.offsets[part]
         return (self.total - w) * (self.outer - 1) + o
+
+    def typed_weights(self):
+        return collections.OrderedDict((f"c{k}", c.reshape(-1)) for k, c in enumerate(self.constants))
+
+    def part_ptr(self, part, p) -> str:
+        kind, k = self.sources[part]
+        return p.ptr(self.inputs[k]) if kind == "in" else self.wname(f"c{k}")
 
     def describe(self):
         if self.axis == len(self.output.shape) - 1:
             return " + ".join(str(w) for w in self.widths) + " channels"
-        return " + ".join(str(t.shape[self.axis]) for t in self.inputs) + f" along axis {self.axis}"
+        return " + ".join(str(s[self.axis]) for s in self.part_shapes) + f" along axis {self.axis}"
