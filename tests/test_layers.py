@@ -1521,7 +1521,9 @@ def test_concatenated_constants_and_converters_that_lose_values_are_refused(tmp_
     """A class token concatenated before the patches (DeiT, CaiT, PatchConvNet: ops.concatenate of
     a tiled weight and a model value) is copied in from flash, in order: it was dropped, and the
     CLS row read afterwards was the first patch's. So are user layers' constants into Keras'
-    Concatenate, in between model values. Every converter's output must hold as many
+    Concatenate, in between model values; and a weight added on the left of the operator (DeiT's
+    ``self.positional_embedding + patches``: a Keras variable's own operator refused symbolic
+    tensors). Every converter's output must hold as many
     values as Keras declares: one that loses some is refused naming it, not compiled wrong."""
     from keras import ops
     from micronets.compiler.ops import base, rearrange
@@ -1529,9 +1531,10 @@ def test_concatenated_constants_and_converters_that_lose_values_are_refused(tmp_
     class ClassToken(layers.Layer):
         def build(self, shape):
             self.cls = self.add_weight(shape=(1, 1, shape[-1]), initializer="random_normal", name="cls")
+            self.pos = self.add_weight(shape=(1, shape[1] + 1, shape[-1]), initializer="random_normal", name="pos")
 
-        def call(self, x):
-            return ops.concatenate([ops.tile(self.cls, (ops.shape(x)[0], 1, 1)), x], axis=1)
+        def call(self, x):  # DeiT writes the weight first: a Keras variable's own + refused symbolic tensors
+            return self.pos + ops.concatenate([ops.tile(self.cls, (ops.shape(x)[0], 1, 1)), x], axis=1)
 
     class Table(layers.Layer):
         def build(self, shape):

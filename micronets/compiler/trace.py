@@ -389,7 +389,8 @@ def _expanded(layer, node, model):
             kwargs = _substitute(dict(node.arguments.kwargs), fresh)
             if "training" in inspect.signature(layer.call).parameters:
                 kwargs["training"] = False  # inference, as predict() runs it, whatever call()'s default or the node's
-            out = layer.call(*_substitute(tuple(node.arguments.args), fresh), **kwargs)
+            with _variables_as_operands():
+                out = layer.call(*_substitute(tuple(node.arguments.args), fresh), **kwargs)
             if hasattr(out, "_keras_history") or (isinstance(out, (tuple, list)) and out and
                                                   all(hasattr(o, "_keras_history") for o in out)):
                 sub = keras.Model([fresh[id(t)] for t in kts], out, name=layer.name)
@@ -407,6 +408,33 @@ def _expanded(layer, node, model):
         for s, (n_in, n_out) in zip(sublayers, before):
             del s._inbound_nodes[n_in:]
             del s._outbound_nodes[n_out:]
+
+
+@contextlib.contextmanager
+def _variables_as_operands():
+    """While a user's call() is traced: a Keras variable on the left of an arithmetic operator with
+    a symbolic tensor (DeiT's ``self.positional_embedding + projected_patches``) goes through
+    keras.ops, as it does when the operand is a real tensor. Keras' variables run the backend's own
+    function there, which TensorFlow refuses a symbolic tensor; ``x + self.w`` always worked."""
+    import keras
+    from keras.src.backend.common.variables import Variable
+
+    functions = {"__add__": keras.ops.add, "__sub__": keras.ops.subtract, "__mul__": keras.ops.multiply,
+                 "__truediv__": keras.ops.divide, "__matmul__": keras.ops.matmul}
+    saved = {name: Variable.__dict__[name] for name in functions}
+
+    def through_ops(function, own):
+        def operator(self, other):
+            return function(self.value, other) if keras.backend.is_keras_tensor(other) else own(self, other)
+        return operator
+
+    for name, function in functions.items():
+        setattr(Variable, name, through_ops(function, saved[name]))
+    try:
+        yield
+    finally:
+        for name, own in saved.items():
+            setattr(Variable, name, own)
 
 
 def _constant(out, shape):
