@@ -898,6 +898,87 @@ def mlp_classifier(block="gmlp", input_shape=(32, 32, 3), num_classes=100, image
     return keras.Model(inputs, layers.Dense(num_classes)(representation), name=block)
 
 
+def deit(input_shape=(224, 224, 3), num_classes=5, patch_size=16, projection_dim=192, num_heads=3, num_layers=12,
+         mlp_units=None, drop_path_rate=0.1, dropout_rate=0.0, layer_norm_eps=1e-6):
+    """Keras example "Distilling Vision Transformers" (keras.io/examples/vision/deit/; Touvron et
+    al. 2021): its ``ViTDistilled`` student, a subclassed keras.Model (patches by a strided Conv2D
+    and Reshape, a class and a distillation token tiled and concatenated before the patches, a
+    learned position embedding added with the weight on the left, ``num_layers`` functional
+    pre-norm transformer blocks with the example's ``StochasticDepth`` (``call(x, training=True)``:
+    inference must pass False), two heads averaged at inference), called after Rescaling(1/255) as
+    the example's closing note writes it. Ported to Keras 3: tf.Variable -> add_weight, tf.tile /
+    tf.concat / tf.shape -> keras.ops; the tokens and position embedding start random (the example's
+    zeros would make them inert in an untrained model)."""
+    keras, layers = _keras()
+    ops = keras.ops
+    num_patches = (input_shape[0] // patch_size) ** 2
+    mlp_units = list(mlp_units or [projection_dim * 4, projection_dim])
+
+    class StochasticDepth(layers.Layer):
+        def __init__(self, drop_prop, **kwargs):
+            super().__init__(**kwargs)
+            self.drop_prob = drop_prop
+
+        def call(self, x, training=True):
+            if training:
+                keep_prob = 1 - self.drop_prob
+                shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+                return (x / keep_prob) * ops.floor(keep_prob + keras.random.uniform(shape, 0, 1))
+            return x
+
+    def mlp(x):
+        for idx, units in enumerate(mlp_units):
+            x = layers.Dropout(dropout_rate)(layers.Dense(units, activation=keras.activations.gelu if idx == 0 else None)(x))
+        return x
+
+    def transformer(drop_prob, name):
+        encoded = layers.Input((num_patches + 2, projection_dim))
+        x1 = layers.LayerNormalization(epsilon=layer_norm_eps)(encoded)
+        attention = layers.MultiHeadAttention(num_heads=num_heads, key_dim=projection_dim, dropout=dropout_rate)(x1, x1)
+        attention = StochasticDepth(drop_prob)(attention) if drop_prob else attention
+        x2 = layers.Add()([attention, encoded])
+        x4 = mlp(layers.LayerNormalization(epsilon=layer_norm_eps)(x2))
+        x4 = StochasticDepth(drop_prob)(x4) if drop_prob else x4
+        return keras.Model(encoded, layers.Add()([x2, x4]), name=name)
+
+    class ViTDistilled(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.projection = keras.Sequential([
+                layers.Conv2D(projection_dim, patch_size, strides=patch_size, padding="valid", name="conv_projection"),
+                layers.Reshape((num_patches, projection_dim), name="flatten_projection")], name="projection")
+            self.positional_embedding = self.add_weight(shape=(1, num_patches + 2, projection_dim),
+                                                        initializer="random_normal", name="pos_embedding")
+            rates = [drop_path_rate * i / max(num_layers - 1, 1) for i in range(num_layers)]  # tf.linspace
+            self.transformer_blocks = [transformer(rates[i], f"transformer_block_{i}") for i in range(num_layers)]
+            self.cls_token = self.add_weight(shape=(1, 1, projection_dim), initializer="random_normal", name="cls")
+            self.dist_token = self.add_weight(shape=(1, 1, projection_dim), initializer="random_normal",
+                                              name="dist_token")
+            self.dropout = layers.Dropout(dropout_rate)
+            self.layer_norm = layers.LayerNormalization(epsilon=layer_norm_eps)
+            self.head = layers.Dense(num_classes, name="classification_head")
+            self.head_dist = layers.Dense(num_classes, name="distillation_head")
+
+        def call(self, inputs, training=True):
+            n = ops.shape(inputs)[0]
+            patches = self.projection(inputs)
+            cls_token = ops.cast(ops.tile(self.cls_token, (n, 1, 1)), patches.dtype)
+            dist_token = ops.cast(ops.tile(self.dist_token, (n, 1, 1)), patches.dtype)
+            encoded = self.positional_embedding + ops.concatenate([cls_token, dist_token, patches], axis=1)
+            encoded = self.dropout(encoded)
+            for block in self.transformer_blocks:
+                encoded = block(encoded)
+            representation = self.layer_norm(encoded)
+            x, x_dist = self.head(representation[:, 0]), self.head_dist(representation[:, 1])
+            if not training:
+                return (x + x_dist) / 2
+            return x, x_dist
+
+    student = ViTDistilled(name="deit_tiny_distilled")
+    inputs = keras.Input(input_shape)
+    return keras.Model(inputs, student(layers.Rescaling(1.0 / 255)(inputs), training=False), name="deit")
+
+
 # --------------------------------------------------------------------------- the suite
 Entry = Tuple[Callable, Dict, Dict]
 
@@ -962,6 +1043,9 @@ MODELS.update({
                                     projection_dim=8, num_heads=2, transformer_layers=2, mlp_head_units=(16, 8)),
                           {"input_range": 255.0}),
     # 20 x 20 pixels resized to 16 x 16, 4 x 4 patches (16 tokens), embedding 16, 2 blocks
+    # 16 x 16 pixels, 4 x 4 patches (16 tokens and the two), projection 16, 2 heads, 2 blocks
+    "keras_example_deit": (deit, dict(input_shape=(16, 16, 3), patch_size=4, projection_dim=16, num_heads=2,
+                                      num_layers=2, mlp_units=(32, 16)), {"input_range": 255.0}),
     "keras_example_gmlp": (mlp_classifier, dict(block="gmlp", input_shape=(20, 20, 3), num_classes=10, image_size=16,
                                                 patch_size=4, embedding_dim=16, num_blocks=2), {"input_range": 255.0}),
     "keras_example_mlp_mixer": (mlp_classifier, dict(block="mixer", input_shape=(20, 20, 3), num_classes=10,
