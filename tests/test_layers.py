@@ -1470,7 +1470,10 @@ def test_subclassed_models_and_unread_outputs(tmp_path):
     call(), training=False); a nested functional model of three outputs of which two are read (the
     FCN example's backbone); a user layer returning (output, weights) whose second nothing reads
     (involution); MultiHeadAttention(return_attention_scores=True) and LSTM(return_state=True)
-    with only their first output read. An unbuilt subclassed model is refused saying to build it."""
+    with only their first output read; a backbone declared for any input size. A subclassed model
+    returning two outputs in training and one at inference is exported at inference; called in a
+    graph in its training form, it is refused saying so. An unbuilt one is refused saying to build
+    it."""
 
     class Net(keras.Model):
         def __init__(self, **kwargs):
@@ -1478,8 +1481,9 @@ def test_subclassed_models_and_unread_outputs(tmp_path):
             self.conv, self.pool, self.dense = layers.Conv2D(4, 3), layers.GlobalAveragePooling2D(), layers.Dense(3)
             self.drop = layers.Dropout(0.5)
 
-        def call(self, images, training=True):
-            return self.dense(self.drop(self.pool(self.conv(images)), training=training))
+        def call(self, images, training=True):  # two outputs in training, as DeiT's distilled student
+            y = self.dense(self.drop(self.pool(self.conv(images)), training=training))
+            return (y, y) if training else y
 
     class WithWeights(layers.Layer):
         def __init__(self, **kwargs):
@@ -1500,7 +1504,7 @@ def test_subclassed_models_and_unread_outputs(tmp_path):
     assert not net._inbound_nodes  # the export's call of the model was removed
 
     inp = keras.Input((8, 8, 3))
-    trunk_in = keras.Input((8, 8, 3))
+    trunk_in = keras.Input((None, None, 3))  # a backbone of any size (Zero-DCE, the learnable resizer)
     a = layers.Conv2D(4, 3, padding="same", activation="relu")(trunk_in)
     b = layers.MaxPooling2D()(a)
     c = layers.Conv2D(4, 3, padding="same")(b)
@@ -1510,8 +1514,11 @@ def test_subclassed_models_and_unread_outputs(tmp_path):
     seq = layers.Reshape((16, 16))(y)
     att, _ = layers.MultiHeadAttention(2, 4)(seq, seq, return_attention_scores=True)
     last, _, _ = layers.LSTM(5, return_state=True)(att)
-    model = keras.Model(inp, [layers.Flatten()(Net()(y)), last, layers.Flatten()(fb)], name="unread")
+    model = keras.Model(inp, [layers.Flatten()(Net()(y, training=False)), last, layers.Flatten()(fb)], name="unread")
     assert_matches_keras(model, tmp_path, name="Unread")
+    with pytest.raises(UnsupportedModelError, match=r"returns 1 tensor\(s\) at inference \(training=False, as predict"
+                                                    r"\(\) runs it\) where the model's graph took 2"):
+        compile_model(keras.Model(inp, Net()(inp)[0]))
     with pytest.raises(UnsupportedModelError, match=r"'net_\d+' \(Net, a subclassed keras.Model\) has no single input "
                                                     r"of known shape: call it once"):
         compile_model(Net())

@@ -312,6 +312,11 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
         # one value per output (a multi-output converter, nested model or user layer), or the first
         # output's alone (a converter whose later outputs nothing reads: checked above)
         results = t if isinstance(t, tuple) else (t,)
+        if len(results) != len(node.output_tensors) and key not in CONVERTERS:
+            raise UnsupportedModelError(
+                f"{_describe(layer, key)} in model '{model.name}' returns {len(results)} tensor(s) at inference "
+                f"(training=False, as predict() runs it) where the model's graph took {len(node.output_tensors)} from "
+                f"it: build the model with the layer called as at inference (training=False)")
         assert len(results) in (1, len(node.output_tensors)), f"{key}: {len(results)} values, {len(node.output_tensors)} outputs"
         for k, (kt, t) in enumerate(zip(node.output_tensors, results)):
             if isinstance(t, np.ndarray):  # read by elementwise arithmetic only, as weights
@@ -321,7 +326,7 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                 values[id(kt)] = t
                 continue
             declared = tuple(kt.shape[1:])
-            if int(np.prod(t.shape)) != int(np.prod(declared)):  # a converter that lost or invented values
+            if None not in declared and int(np.prod(t.shape)) != int(np.prod(declared)):  # a converter that lost or invented values
                 raise UnsupportedModelError(
                     f"{_describe(layer, key)} in model '{model.name}' compiles to {t.shape} ({int(np.prod(t.shape))} "
                     f"values) where Keras declares {declared}: a micronets bug, please report it; refused rather than "
@@ -532,8 +537,8 @@ def _functional_view(model):
     nodes = len(model._inbound_nodes)
     try:
         inp = keras.Input(shape=tuple(shapes[0][1:]), name="input")
-        try:
-            out = model(inp)
+        try:  # at inference, as the trace runs call(): a call() defaulting to training may return more
+            out = model(inp, training=False) if "training" in inspect.signature(model.call).parameters else model(inp)
         except Exception as exc:
             raise UnsupportedModelError(f"model '{model.name}' ({type(model).__name__}, a subclassed keras.Model) "
                                         f"cannot be called on a symbolic input: {type(exc).__name__}: "
