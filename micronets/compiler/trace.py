@@ -170,6 +170,12 @@ class Tracer:
             return x.src, x.pads
         return x, (0, 0, 0, 0)
 
+    @staticmethod
+    def is_value(x) -> bool:
+        """Whether a converter's operand is a model value (a tensor, or a padded view of one), not
+        a constant."""
+        return isinstance(x, (Tensor, Padded))
+
     def dense_input(self, x, layer=None) -> Tensor:
         """Input of an op that cannot absorb padding: a padded view is materialised (a copy)."""
         if isinstance(x, Padded):

@@ -244,6 +244,20 @@ def spatial_detail(kernel: Tuple[int, int], strides: Tuple[int, int], pads: Tupl
     return s
 
 
+def one_sample(value: np.ndarray, rank: int) -> np.ndarray:
+    """A constant operand of ops on samples of ``rank`` axes: one with a leading batch axis of 1
+    (a table the model computes for a batch of one, e.g. an Embedding of arange(n), or a class
+    token tiled to the batch) is that one sample's value."""
+    return value[0] if value.ndim == rank + 1 and value.shape[0] == 1 else value
+
+
+def sample_axis(axis: int, rank: int) -> Optional[int]:
+    """Keras' ``axis`` (0 is the batch axis, negative from the end) of a tensor whose samples
+    have ``rank`` axes, as an axis of one sample; None for the batch axis or out of range."""
+    a = axis + rank + 1 if axis < 0 else axis
+    return a - 1 if 1 <= a <= rank else None
+
+
 def same_pads(size: int, kernel: int, stride: int) -> Tuple[int, int]:
     """TensorFlow's 'same' padding: (before, after)."""
     out = -(-size // stride)

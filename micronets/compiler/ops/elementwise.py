@@ -17,7 +17,7 @@ from typing import List, Tuple
 import numpy as np
 
 from micronets.compiler.graph import Tensor
-from micronets.compiler.ops.base import Op, UnsupportedModelError, converter
+from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, one_sample
 
 FUNCTIONS = {"add": (0, "+"), "subtract": (1, "-"), "multiply": (2, "*"), "maximum": (3, "max"),
              "minimum": (4, "min"), "divide": (5, "/")}
@@ -111,7 +111,7 @@ class Binary(Op):
 def binary(ctx, a, b, function, name):
     operands = []
     for o in (a, b):
-        if isinstance(o, (Tensor,)) or hasattr(o, "src"):
+        if ctx.is_value(o):
             operands.append(ctx.dense_input(o))
         else:
             value = np.asarray(o, np.float64)
@@ -119,9 +119,7 @@ def binary(ctx, a, b, function, name):
                 raise UnsupportedModelError(f"'{name}': operand {o!r} is not a number")
             operands.append(value)
     rank = max(len(o.shape) for o in operands if isinstance(o, Tensor))
-    # a constant with a batch axis of 1 (a learned table the model computes for one sample, e.g.
-    # an Embedding of arange(n)) broadcasts over the batch as one sample's value does
-    operands = [o[0] if not isinstance(o, Tensor) and o.ndim == rank + 1 and o.shape[0] == 1 else o for o in operands]
+    operands = [o if isinstance(o, Tensor) else one_sample(o, rank) for o in operands]
     shapes = [o.shape if isinstance(o, Tensor) else np.shape(o) for o in operands]
     try:
         shape = np.broadcast_shapes(*shapes)

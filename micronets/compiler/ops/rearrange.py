@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from micronets.compiler.graph import Tensor
-from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, rewrite
+from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, one_sample, rewrite, sample_axis
 
 MAX_AXES = 6
 
@@ -228,24 +228,15 @@ def concatenate(ctx, xs, axis, name):
     """``xs`` along ``axis`` (Keras' count: 0 is the batch axis). An operand that is not a model
     value is a constant (a learned class token, ``concatenate([tile(cls), x], axis=1)``): its
     values are the op's weights, copied in where the operand goes; its batch axis, of 1, dropped."""
-    tensors = [ctx.dense_input(t) for t in xs if isinstance(t, Tensor) or hasattr(t, "src")]
+    values = [ctx.dense_input(t) if ctx.is_value(t) else np.asarray(t, np.float32) for t in xs]
+    tensors = [t for t in values if isinstance(t, Tensor)]
     if not tensors:
         raise UnsupportedModelError(f"'{name}': a concatenation of constants alone")
     rank = len(tensors[0].shape)
-    parts = []  # (shape, Tensor or constant array)
-    for t in xs:
-        if isinstance(t, Tensor) or hasattr(t, "src"):
-            t = ctx.dense_input(t)
-            parts.append((t.shape, t))
-        else:
-            value = np.asarray(t, np.float32)
-            if value.ndim == rank + 1 and value.shape[0] == 1:
-                value = value[0]
-            parts.append((value.shape, value))
-    a = axis + rank + 1 if axis < 0 else axis  # Keras counts the batch axis
-    if not 1 <= a <= rank or any(len(s) != rank for s, _ in parts):
+    parts = [(t.shape, t) if isinstance(t, Tensor) else (one_sample(t, rank).shape, one_sample(t, rank)) for t in values]
+    a = sample_axis(axis, rank)
+    if a is None or any(len(s) != rank for s, _ in parts):
         raise UnsupportedModelError(f"'{name}': concatenation over axis {axis} of shapes {[s for s, _ in parts]}")
-    a -= 1
     first = parts[0][0]
     for s, _ in parts:
         if s[:a] != first[:a] or s[a + 1:] != first[a + 1:]:
@@ -286,17 +277,16 @@ def convert_stack(layer, inputs, ctx):
     """``keras.ops.stack(xs, axis)``: equal shapes side by side along a new axis (caffe-style
     ``preprocess_input`` swaps RGB to BGR as ``stack([x[..., 2], x[..., 1], x[..., 0]], -1)``)."""
     xs = list(ctx.call_args[0])
-    if not all(isinstance(t, Tensor) or hasattr(t, "src") for t in xs):
+    if not all(ctx.is_value(t) for t in xs):
         raise UnsupportedModelError(f"operation '{layer.name}' stacks a constant; only model values are supported")
     xs = [ctx.dense_input(t) for t in xs]
     shape = xs[0].shape
     if any(t.shape != shape for t in xs):
         raise UnsupportedModelError(f"operation '{layer.name}' stacks shapes {[t.shape for t in xs]}; they must be equal")
     axis = int(getattr(layer, "axis", 0))
-    a = axis + len(shape) + 2 if axis < 0 else axis  # Keras counts the batch axis
-    if not 1 <= a <= len(shape) + 1:
+    a = sample_axis(axis, len(shape) + 1)  # an axis of the stacked sample
+    if a is None:
         raise UnsupportedModelError(f"operation '{layer.name}' stacks along axis {axis}; only a sample's axes are supported")
-    a -= 1
     out = shape[:a] + (len(xs),) + shape[a:]
     dst = row_major(out)
     inner = dst[:a] + dst[a + 1:]
@@ -349,11 +339,10 @@ def convert_split(layer, inputs, ctx):
     x = ctx.dense_input(inputs[0])
     rank = len(x.shape)
     axis = int(layer.axis)
-    a = axis + rank + 1 if axis < 0 else axis  # Keras counts the batch axis
-    if not 1 <= a <= rank:
+    a = sample_axis(axis, rank)
+    if a is None:
         raise UnsupportedModelError(f"operation '{layer.name}' splits axis {axis} of a {x.shape} sample; "
                                     f"only the sample's axes can be split")
-    a -= 1
     n = x.shape[a]
     sections = layer.indices_or_sections
     if isinstance(sections, (int, np.integer)):
