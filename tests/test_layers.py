@@ -1573,6 +1573,18 @@ def test_concatenated_constants_and_converters_that_lose_values_are_refused(tmp_
     assert not target.exists()
 
 
+def test_padded_inputs_of_a_concatenation_are_materialised_once(tmp_path):
+    """A ZeroPadding2D absorbed by its consumer has to be written out before a concatenation copies
+    it: once per padded input. Reading the operands in two passes (constants, then values) wrote each
+    padded input twice, the first copies dead but planned and run."""
+    inp = keras.Input((4, 4, 2))
+    padded = layers.ZeroPadding2D(1)(inp)
+    conv = layers.Conv2D(2, 3)(layers.ZeroPadding2D(1)(inp))
+    model = randomise(keras.Model(inp, layers.Concatenate()([padded, layers.ZeroPadding2D(1)(conv)]), name="padcat"))
+    compiled = assert_matches_keras(model, tmp_path)
+    assert [op.kind for op in compiled.graph.ops] == ["Conv2D", "ZeroPadding", "ZeroPadding", "Concatenate"]
+
+
 def test_stack_as_keras_and_window_partitions_refused_saying_why(tmp_path):
     """keras.ops.stack, as keras.applications' caffe-style preprocess_input (ResNet50, VGG) swaps
     RGB to BGR inside the model, and along a middle axis, C++ == Keras. A reshape that folds windows
