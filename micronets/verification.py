@@ -14,7 +14,7 @@ import os
 import struct
 import subprocess
 import tempfile
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -63,6 +63,8 @@ class Report:
     layers: List[LayerCheck]
     tolerance: float
     inputs: int
+    #: how Keras computed what the ops were compared with, where that is not plain float32
+    notes: Tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -86,7 +88,7 @@ class Report:
                    f"on {self.inputs} inputs" if first is None else
                    f"first divergence: op [{first.index}] {first.op} ({first.kind}), compared with Keras layer "
                    f"'{first.keras_layer}': max abs diff {first.max_abs:.3g}, relative {first.max_rel:.3g} > {self.tolerance:g}")
-        return "\n".join(lines + ["", verdict])
+        return "\n".join(lines + [""] + list(self.notes) + [verdict])
 
 
 def default_inputs(shape, n: int = 8, seed: int = 0) -> np.ndarray:
@@ -122,6 +124,7 @@ def verify(model, x=None, classname: str = "Net", tolerance: float = 1e-4, workd
     model that cannot be compiled, and RuntimeError when g++ fails."""
     from micronets import host
     from micronets.compiler.compile import compile_model
+    from micronets.compiler.trace import half_precision_layers, keras_in_float32
 
     compiled = compile_model(model, classname=classname)
     graph = compiled.graph
@@ -138,8 +141,19 @@ def verify(model, x=None, classname: str = "Net", tolerance: float = 1e-4, workd
         for op in graph.ops:
             if op.output is tensor.storage:
                 counterpart[op.index] = (name, tensor)
-    probe, wanted = _keras_outputs(model, [n for n, _ in counterpart.values()])
-    values = probe.predict(x, verbose=0) if wanted else []
+    half = half_precision_layers(model)
+    with keras_in_float32(model) as kept:  # the header's arithmetic, whatever the model's dtype policy
+        probe, wanted = _keras_outputs(model, [n for n, _ in counterpart.values()])
+        values = probe.predict(x, verbose=0) if wanted else []
+    notes = []
+    if len(kept) < len(half):
+        policies = sorted(set(p for n, p in half.items() if n not in kept))
+        notes.append(f"Keras computed in float32, as the header does: {len(half) - len(kept)} layers of dtype policy "
+                     f"{', '.join(policies)} compute in 16 bits when Keras runs the model itself")
+    if kept:
+        notes.append(f"Keras computed {len(kept)} layers in 16 bits (dtype policy {', '.join(sorted(set(kept.values())))}: "
+                     f"16-bit weights, which Keras cannot run in float32); the header computes them in float32 from "
+                     f"the same weights, so differences of 16-bit rounding are expected there")
     values = values if isinstance(values, list) else [values]
     keras_values = dict(zip(wanted, values))
 
@@ -170,7 +184,7 @@ def verify(model, x=None, classname: str = "Net", tolerance: float = 1e-4, workd
         rel = diff / scale
         checks.append(LayerCheck(op.index, op.ident, op.kind, name, op.output.shape, diff, rel,
                                  bool(np.isfinite(diff) and rel <= tolerance)))
-    return Report(checks, tolerance, len(x))
+    return Report(checks, tolerance, len(x), tuple(notes))
 
 
 def _parse(raw: bytes, num_ops: int, num_inputs: int):

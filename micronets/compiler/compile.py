@@ -15,7 +15,7 @@ import numpy as np
 
 from micronets.compiler.graph import FLOAT_BYTES, Graph
 from micronets.compiler.plan import MemoryPlan, plan_memory
-from micronets.compiler.trace import trace
+from micronets.compiler.trace import half_precision_layers, trace
 
 CPP_KEYWORDS = frozenset("""
 alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t
@@ -226,6 +226,10 @@ def compile_model(model, classname: str = "Net", arch: Optional[str] = None,
             raise ValueError(f"{len(class_names)} class names for a model with {graph.output.size} outputs")
     if notes is not None and (not isinstance(notes, dict) or not all(isinstance(k, str) for k in notes)):
         raise TypeError("notes must be a dict of str keys to values")
+    half = half_precision_layers(model)
+    if half:  # Keras' own outputs differ from the header's by 16-bit rounding: say why in the header
+        notes = {**(notes or {}), "dtype policy": f"Keras computes {len(half)} layers in 16 bits "
+                 f"({', '.join(sorted(set(half.values())))}); this header computes them in float32 from the same weights"}
     check_weights(graph)
     plan = plan_memory(graph)
     if any(op.output.is_slice for op in graph.ops):

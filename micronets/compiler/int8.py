@@ -93,6 +93,7 @@ def quantize_keras(model, calibration) -> bytes:
     from micronets.compiler.compile import layers_in_order
     from micronets.compiler.ops.base import UnsupportedModelError
     from micronets.compiler.ops.recurrent import GATES
+    from micronets.compiler.trace import keras_in_float32
 
     x = check_calibration(model, calibration)
     for outer in layers_in_order(model):
@@ -112,8 +113,14 @@ def quantize_keras(model, calibration) -> bytes:
         return model(inp, training=False)
 
     # from the concrete function alone: with the Keras model too, weights stay variables and
-    # calibration fails
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()])
+    # calibration fails. Traced in float32 (TFLite's int8 kernels take no float16 operations)
+    with keras_in_float32(model) as kept:
+        if kept:
+            name, policy = next(iter(kept.items()))
+            raise UnsupportedModelError(f"layer '{name}' holds {policy} weights (dtype policy '{policy}'): TFLite's "
+                                        f"converter quantises float32 models; build the model under the float32 "
+                                        f"or a mixed policy (mixed_{policy}: float32 weights)")
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()])
 
     def dataset():
         for img in x:

@@ -392,7 +392,7 @@ def _expanded(layer, node, model):
     if cls.compute_mask is not keras.layers.Layer.compute_mask:
         raise _unsupported(layer, key, model, " (it computes a Keras mask, which the layers after it would read)")
     kts = list(node.input_tensors)
-    fresh = {id(t): keras.Input(batch_shape=(1,) + tuple(t.shape[1:]), dtype=t.dtype) for t in kts}
+    fresh = {id(t): keras.Input(batch_shape=(1,) + tuple(t.shape[1:]), dtype=_as_computed(t.dtype)) for t in kts}
     sublayers = list(layer._flatten_layers(include_self=False, recursive=True))
     before = [(len(s._inbound_nodes), len(s._outbound_nodes)) for s in sublayers]
     try:
@@ -419,6 +419,52 @@ def _expanded(layer, node, model):
         for s, (n_in, n_out) in zip(sublayers, before):
             del s._inbound_nodes[n_in:]
             del s._outbound_nodes[n_out:]
+
+
+HALF_FLOATS = ("float16", "bfloat16")
+
+
+def _as_computed(dtype) -> str:
+    """The dtype a micronets header computes a Keras tensor of ``dtype`` in: 16-bit floats in float32."""
+    return "float32" if str(dtype) in HALF_FLOATS else dtype
+
+
+def _computing(layer) -> bool:
+    """A layer that computes (not an InputLayer; not a model, whose layers are counted)."""
+    import keras
+
+    return not isinstance(layer, (keras.layers.InputLayer, keras.Model))
+
+
+def half_precision_layers(model) -> Dict[str, str]:
+    """The layers, nested ones included, that Keras computes in a 16-bit float (a mixed_float16,
+    mixed_bfloat16, float16 or bfloat16 dtype policy): layer name -> policy name, in model order."""
+    return {layer.name: layer.dtype_policy.name for layer in model._flatten_layers(include_self=True, recursive=True)
+            if str(layer.compute_dtype) in HALF_FLOATS and _computing(layer)}
+
+
+@contextlib.contextmanager
+def keras_in_float32(model):
+    """Keras computes ``model`` in float32 inside the block, as a micronets header does: a layer of a
+    mixed policy (mixed_float16, mixed_bfloat16: 16-bit arithmetic over float32 weights) has its
+    policy set to float32 until the block exits. Yields the layers left as they were (name ->
+    policy): those holding 16-bit weights (a float16 or bfloat16 policy), which Keras cannot run in
+    float32. The header's float32 arithmetic is what verification and TFLite's converter then see."""
+    switched, kept = [], {}
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if str(layer.compute_dtype) not in HALF_FLOATS:
+            continue
+        if str(layer.variable_dtype) == "float32" and all(str(v.dtype) == "float32" for v in layer.weights):
+            switched.append((layer, layer.dtype_policy))
+        elif _computing(layer):
+            kept[layer.name] = layer.dtype_policy.name
+    try:
+        for layer, _ in switched:
+            layer.dtype_policy = "float32"
+        yield kept
+    finally:
+        for layer, policy in switched:
+            layer.dtype_policy = policy
 
 
 @contextlib.contextmanager
@@ -492,7 +538,7 @@ def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
     if not isinstance(model, keras.Model):
         raise TypeError(f"expected a keras.Model, got {type(model).__name__}")
     _load_op_modules()
-    with _functional_view(model) as model:
+    with keras_in_float32(model), _functional_view(model) as model:  # the header computes in float32
         return _trace_model(model, fuse, without)
 
 
