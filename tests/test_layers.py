@@ -1585,6 +1585,52 @@ def test_padded_inputs_of_a_concatenation_are_materialised_once(tmp_path):
     assert [op.kind for op in compiled.graph.ops] == ["Conv2D", "ZeroPadding", "ZeroPadding", "Concatenate"]
 
 
+def test_crop_and_pad_images_as_keras_in_shiftvits_shift(tmp_path):
+    """keras.ops.image.crop_images and pad_images, as keras.io's ShiftViT moves a quarter of the
+    channels one pixel each way (crop one side, pad the other; margins given or left to the
+    target size): a crop is a window, a pad is ZeroPadding2D's view, absorbed by a convolution
+    that reads it and written out for anything else. Channels-first images are refused by name."""
+    from keras import ops
+
+    class Shift(layers.Layer):
+        def call(self, x):
+            h, w = x.shape[1], x.shape[2]
+            moved = []
+            for part, (top, left, dh, dw) in zip(ops.split(x, 4, axis=-1), [(0, 0, 0, 1), (0, 1, 0, 1), (0, 0, 1, 0), (1, 0, 1, 0)]):
+                kept = ops.image.crop_images(part, top_cropping=top, left_cropping=left, target_height=h - dh, target_width=w - dw)
+                moved.append(ops.image.pad_images(kept, top_padding=top, left_padding=left, target_height=h, target_width=w))
+            return ops.concatenate(moved, axis=-1)
+
+    class Around(layers.Layer):
+        def call(self, x):
+            return ops.image.pad_images(x, bottom_padding=2, right_padding=1, target_height=x.shape[1] + 3,
+                                        target_width=x.shape[2] + 1)
+
+    class Window(layers.Layer):
+        def call(self, x):
+            return ops.image.crop_images(x, bottom_cropping=1, right_cropping=2, target_height=x.shape[1] - 2,
+                                         target_width=x.shape[2] - 2)
+
+    inp = keras.Input((6, 7, 8))
+    shifted = Shift(name="shift")(layers.Conv2D(8, 1, name="mix")(inp))
+    absorbed = layers.Conv2D(3, 3, name="conv")(Around(name="around")(shifted))
+    model = randomise(keras.Model(inp, [layers.Flatten()(shifted), layers.Flatten()(Window(name="window")(absorbed)),
+                                        layers.Flatten()(Around(name="around2")(inp))], name="shiftvit_shift"))
+    compiled = assert_matches_keras(model, tmp_path)
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert kinds.count("Cropping") == 5 and kinds.count("ZeroPadding") == 5, kinds  # 'around' read by the conv
+
+    class First(layers.Layer):
+        def call(self, x):
+            return ops.image.crop_images(x, top_cropping=1, left_cropping=1, target_height=2, target_width=2,
+                                         data_format="channels_first")
+
+    inp = keras.Input((4, 4, 4))
+    with pytest.raises(UnsupportedModelError, match=r"operation 'first/crop_images' uses data_format=channels_first; "
+                                                    r"only channels_last is supported"):
+        compile_model(keras.Model(inp, First(name="first")(inp)))
+
+
 def test_stack_as_keras_and_window_partitions_refused_saying_why(tmp_path):
     """keras.ops.stack, as keras.applications' caffe-style preprocess_input (ResNet50, VGG) swaps
     RGB to BGR inside the model, and along a middle axis, C++ == Keras. A reshape that folds windows

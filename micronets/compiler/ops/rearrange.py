@@ -174,6 +174,38 @@ def convert_cropping(layer, inputs, ctx):
     return crop(ctx, x, top, bottom, left, right, layer.name)
 
 
+def _image_margins(layer, kind, x, out):
+    """(top, bottom, left, right) of keras.ops.image.crop_images / pad_images (``kind`` 'cropping'
+    or 'padding') on map ``x`` giving Keras' declared output ``out``: a margin left None is what the
+    target height or width leaves of the other."""
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise UnsupportedModelError(f"operation '{layer.name}' uses data_format={layer.data_format}; only channels_last is supported")
+    if len(x.shape) != 3 or len(out) != 3:
+        raise UnsupportedModelError(f"operation '{layer.name}' ({kind} images) of a {x.shape} sample; only maps (H, W, C) are supported")
+    margins = []
+    for first, second, size, target in (("top", "bottom", x.shape[0], out[0]), ("left", "right", x.shape[1], out[1])):
+        a, b = getattr(layer, f"{first}_{kind}"), getattr(layer, f"{second}_{kind}")
+        total = abs(int(size) - int(target))
+        a = total - int(b) if a is None else int(a)
+        margins += [a, total - a if b is None else int(b)]
+    return tuple(margins)
+
+
+@converter("op:CropImages")
+def convert_crop_images(layer, inputs, ctx):
+    """``keras.ops.image.crop_images``: a window of the map (ShiftViT shifts channel groups with it)."""
+    x = ctx.dense_input(inputs[0])
+    return crop(ctx, x, *_image_margins(layer, "cropping", x, ctx.output_shape), layer.name)
+
+
+@converter("op:PadImages")
+def convert_pad_images(layer, inputs, ctx):
+    """``keras.ops.image.pad_images``: zeros around the map, as ZeroPadding2D (absorbed by a
+    convolution or pooling that reads it, written out otherwise)."""
+    x = inputs[0]
+    return ctx.pad(x, _image_margins(layer, "padding", x, ctx.output_shape), layer)
+
+
 def crop(ctx, x, top, bottom, left, right, name):
     """``x`` (a map or a sequence) without ``top``/``bottom`` rows and ``left``/``right`` columns."""
     h, w, c = x.hwc
