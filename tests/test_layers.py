@@ -893,6 +893,37 @@ def test_nested_models_are_inlined_and_verified_per_call(tmp_path):
 
 
 
+def test_random_draws_at_inference_are_refused(tmp_path):
+    """keras.io's VAE samples its latent code in a user layer, at inference too
+    (``z_mean + exp(z_log_var / 2) * keras.random.normal(...)``). Traced, the one draw made for a
+    batch of one was baked in as a constant: every inference of the header repeated it. Refused,
+    naming the draw; the encoder up to what it samples from compiles, and keras.random is itself again."""
+
+    class Sampling(layers.Layer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.seed_generator = keras.random.SeedGenerator(1337)
+
+        def call(self, inputs):
+            z_mean, z_log_var = inputs
+            batch, dim = keras.ops.shape(z_mean)[0], keras.ops.shape(z_mean)[1]
+            epsilon = keras.random.normal(shape=(batch, dim), seed=self.seed_generator)
+            return z_mean + keras.ops.exp(0.5 * z_log_var) * epsilon
+
+    normal = keras.random.normal
+    inp = keras.Input((6, 6, 1))
+    h = layers.Dense(8, activation="relu")(layers.Flatten()(layers.Conv2D(4, 3, strides=2, padding="same")(inp)))
+    z_mean, z_log_var = layers.Dense(2, name="z_mean")(h), layers.Dense(2, name="z_log_var")(h)
+    target = tmp_path / "vae.h"
+    with pytest.raises(UnsupportedModelError, match=r"layer 'sampling' of class Sampling in model 'encoder' is not "
+                                                    r"supported \(its call\(\) draws random numbers at inference with "
+                                                    r"keras.random.normal: Keras draws anew on every call"):
+        micronets.export(keras.Model(inp, [z_mean, z_log_var, Sampling(name="sampling")([z_mean, z_log_var])],
+                                     name="encoder"), str(target))
+    assert not target.exists() and keras.random.normal is normal
+    assert_matches_keras(randomise(keras.Model(inp, [z_mean, z_log_var], name="encoder_mean")), tmp_path)
+
+
 def test_user_layers_are_traced_at_inference(tmp_path):
     """A user layer whose call() defaults to training=True (DeiT's stochastic depth, as published)
     is traced with training=False, as predict() runs it: compiled in its training branch it baked

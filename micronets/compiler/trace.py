@@ -400,13 +400,18 @@ def _expanded(layer, node, model):
             kwargs = _substitute(dict(node.arguments.kwargs), fresh)
             if "training" in inspect.signature(layer.call).parameters:
                 kwargs["training"] = False  # inference, as predict() runs it, whatever call()'s default or the node's
-            with _variables_as_operands():
+            with _variables_as_operands(), _no_random_draws():
                 out = layer.call(*_substitute(tuple(node.arguments.args), fresh), **kwargs)
             if hasattr(out, "_keras_history") or (isinstance(out, (tuple, list)) and out and
                                                   all(hasattr(o, "_keras_history") for o in out)):
                 sub = keras.Model([fresh[id(t)] for t in kts], out, name=layer.name)
             else:
                 sub = _constant(out, tuple(node.output_tensors[0].shape[1:]))
+        except _RandomDraw as exc:
+            raise _unsupported(layer, key, model, f" (its call() draws random numbers at inference with {exc.args[0]}: "
+                                                  f"Keras draws anew on every call, a header would repeat one draw; "
+                                                  f"export the model up to the values it samples from, such as a VAE "
+                                                  f"encoder's mean)") from None
         except Exception as exc:  # anything call() raises on symbolic tensors: the user's code, not ours
             reason = f" (its call() could not be traced through keras.ops: {type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
             raise _unsupported(layer, key, model, reason) from exc
@@ -465,6 +470,35 @@ def keras_in_float32(model):
     finally:
         for layer, policy in switched:
             layer.dtype_policy = policy
+
+
+class _RandomDraw(Exception):
+    """A user's call() drew random numbers while traced (the argument names the function)."""
+
+
+@contextlib.contextmanager
+def _no_random_draws():
+    """While a user's call() is traced: keras.random's draws raise _RandomDraw. A VAE's sampling
+    layer (``z_mean + exp(z_log_var / 2) * keras.random.normal(...)``) draws on every call, at
+    inference too; traced, its one draw for a batch of one became a constant the header repeated."""
+    import keras
+
+    names = ("beta", "binomial", "categorical", "dropout", "gamma", "normal", "randint", "shuffle",
+             "truncated_normal", "uniform")
+    saved = {name: getattr(keras.random, name) for name in names}
+
+    def refused(name):
+        def draw(*args, **kwargs):
+            raise _RandomDraw(f"keras.random.{name}")
+        return draw
+
+    for name in names:
+        setattr(keras.random, name, refused(name))
+    try:
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(keras.random, name, function)
 
 
 @contextlib.contextmanager
