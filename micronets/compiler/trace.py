@@ -478,10 +478,14 @@ class _RandomDraw(Exception):
 
 @contextlib.contextmanager
 def _no_random_draws():
-    """While a user's call() is traced: keras.random's draws raise _RandomDraw. A VAE's sampling
-    layer (``z_mean + exp(z_log_var / 2) * keras.random.normal(...)``) draws on every call, at
-    inference too; traced, its one draw for a batch of one became a constant the header repeated."""
+    """While a user's call() is traced: keras.random's draws of values raise _RandomDraw. A VAE's
+    sampling layer (``z_mean + exp(z_log_var / 2) * keras.random.normal(...)``) draws on every call,
+    at inference too; traced, its one draw for a batch of one became a constant the header
+    repeated. A draw inside a sublayer's shape inference (Keras' symbolic scope: a stochastic depth
+    called at its training default) is symbolic, computes no value, and goes ahead: the sublayer is
+    traced at inference in its turn."""
     import keras
+    from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
     names = ("beta", "binomial", "categorical", "dropout", "gamma", "normal", "randint", "shuffle",
              "truncated_normal", "uniform")
@@ -489,6 +493,8 @@ def _no_random_draws():
 
     def refused(name):
         def draw(*args, **kwargs):
+            if in_symbolic_scope():
+                return saved[name](*args, **kwargs)
             raise _RandomDraw(f"keras.random.{name}")
         return draw
 
