@@ -893,6 +893,27 @@ def test_nested_models_are_inlined_and_verified_per_call(tmp_path):
 
 
 
+def test_nested_models_declared_for_any_size_take_the_calls_sizes(tmp_path):
+    """A nested model declared for any length (keras.io's MAE encoder: Input((None, d))) read
+    Keras' None sizes inside: its attention was refused ("output (6, 4) where Keras gives (None,
+    4)"), and a converter that reads the output size would stop on None. Its graph is now built
+    again at the sizes of each call (two calls, two lengths), its layers keep their nodes, and the
+    header does not depend on what the process built before (Keras numbers the call's conversions)."""
+    seq = keras.Input((None, 4))
+    h = layers.MultiHeadAttention(num_heads=2, key_dim=3, name="mha")(seq, seq)
+    h = layers.Conv1DTranspose(5, 3, strides=2, name="up")(layers.LayerNormalization(name="norm")(h))
+    encoder = keras.Model(seq, layers.Dense(4, name="proj")(h), name="encoder")
+    nodes = [(len(layer._inbound_nodes), len(layer._outbound_nodes)) for layer in encoder.layers]
+    inp = keras.Input((6, 4))
+    short = encoder(layers.Cropping1D((1, 2), name="crop")(inp))
+    model = keras.Model(inp, [layers.Flatten()(encoder(inp)), layers.GlobalAveragePooling1D()(short)], name="any_size")
+    assert_matches_keras(randomise(model), tmp_path)
+    assert [(len(layer._inbound_nodes), len(layer._outbound_nodes)) for layer in encoder.layers] == nodes
+    header = compile_model(model).header
+    keras.Model(seq, keras.ops.convert_to_tensor(seq))  # advances Keras' op counter
+    assert compile_model(model).header == header
+
+
 def test_random_draws_at_inference_are_refused(tmp_path):
     """keras.io's VAE samples its latent code in a user layer, at inference too
     (``z_mean + exp(z_log_var / 2) * keras.random.normal(...)``). Traced, the one draw made for a

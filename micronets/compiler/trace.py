@@ -393,9 +393,7 @@ def _expanded(layer, node, model):
         raise _unsupported(layer, key, model, " (it computes a Keras mask, which the layers after it would read)")
     kts = list(node.input_tensors)
     fresh = {id(t): keras.Input(batch_shape=(1,) + tuple(t.shape[1:]), dtype=_as_computed(t.dtype)) for t in kts}
-    sublayers = list(layer._flatten_layers(include_self=False, recursive=True))
-    before = [(len(s._inbound_nodes), len(s._outbound_nodes)) for s in sublayers]
-    try:
+    with _new_nodes_removed(layer):
         try:
             kwargs = _substitute(dict(node.arguments.kwargs), fresh)
             if "training" in inspect.signature(layer.call).parameters:
@@ -420,10 +418,36 @@ def _expanded(layer, node, model):
             if not isinstance(op, keras.layers.Layer):
                 op.name = f"{layer.name}/{call_name(_snake(type(op).__name__), calls).replace('#', '_')}"
         yield sub
+
+
+@contextlib.contextmanager
+def _new_nodes_removed(layer):
+    """The nodes a symbolic call of ``layer`` adds to its sublayers are removed when the block exits."""
+    sublayers = list(layer._flatten_layers(include_self=False, recursive=True))
+    before = [(len(s._inbound_nodes), len(s._outbound_nodes)) for s in sublayers]
+    try:
+        yield
     finally:
         for s, (n_in, n_out) in zip(sublayers, before):
             del s._inbound_nodes[n_in:]
             del s._outbound_nodes[n_out:]
+
+
+@contextlib.contextmanager
+def _at_call_shapes(sub, node, values):
+    """Nested functional model ``sub`` as called at ``node``: itself, or where it was declared for
+    any size (``Input((None, 4))``: keras.io's MAE encoder, the learnable resizer) its graph built
+    again on inputs of the sizes the call passes, so that each converter reads the shapes Keras
+    computes for them (an attention's output, a reshape's target), not None."""
+    import keras
+
+    if all(None not in tuple(t.shape[1:]) for t in sub.inputs):
+        yield sub
+        return
+    fresh = [keras.Input(batch_shape=(1,) + tuple(values[id(kt)].shape), dtype=_as_computed(kt.dtype))
+             for kt in node.input_tensors]
+    with _new_nodes_removed(sub):  # (the call's input conversions, op:ConvertToTensor, compile to nothing)
+        yield keras.Model(fresh, sub.call(fresh[0] if len(fresh) == 1 else fresh, training=False), name=sub.name)
 
 
 HALF_FLOATS = ("float16", "bfloat16")
@@ -556,16 +580,17 @@ def _inline(sub, node, values, ctx):
     """The value of sub-model ``sub`` called at ``node``: its own graph traced with its inputs bound
     to the call's inputs, in order. Only the sub-model's output is named after a Keras layer (the
     call's), so verify never matches an inner layer with an outer one of the same name."""
-    order, readers = _keras_graph(sub)
-    inner = {}
-    for kt, own in zip(node.input_tensors, sub.inputs):
-        x = values[id(kt)]
-        # the call counted as one reader of x per argument; inside, each layer reading the
-        # sub-model's input does (once for an input passed as two arguments: one Input inside)
-        ctx.readers[x] = ctx.readers.get(x, 0) - 1 + (0 if id(own) in inner else readers.get(id(own), 0))
-        inner[id(own)] = x
-    _trace_nodes(sub, order, readers, inner, ctx, set(), None)
-    outs = tuple(inner[id(o)] for o in sub.outputs)  # the caller adds the call's readers to each
+    with _at_call_shapes(sub, node, values) as sub:
+        order, readers = _keras_graph(sub)
+        inner = {}
+        for kt, own in zip(node.input_tensors, sub.inputs):
+            x = values[id(kt)]
+            # the call counted as one reader of x per argument; inside, each layer reading the
+            # sub-model's input does (once for an input passed as two arguments: one Input inside)
+            ctx.readers[x] = ctx.readers.get(x, 0) - 1 + (0 if id(own) in inner else readers.get(id(own), 0))
+            inner[id(own)] = x
+        _trace_nodes(sub, order, readers, inner, ctx, set(), None)
+        outs = tuple(inner[id(o)] for o in sub.outputs)  # the caller adds the call's readers to each
     return outs if len(outs) > 1 else outs[0]  # (x itself for an identity)
 
 

@@ -58,6 +58,18 @@ def convert_identity(layer, inputs, ctx):
     return inputs[0]
 
 
+@converter("op:ConvertToTensor")
+def convert_to_tensor(layer, inputs, ctx):
+    """``keras.ops.convert_to_tensor`` of a model value (a functional model's call converts its
+    inputs with it) to a float dtype: the value itself, as the header computes every float in float32."""
+    import keras
+
+    if layer.dtype is not None and not keras.backend.is_float_dtype(layer.dtype):
+        raise UnsupportedModelError(f"operation '{layer.name}' converts a model value to {layer.dtype}; only to a float "
+                                    f"dtype is supported")
+    return inputs[0]
+
+
 @converter("RandomCrop")
 def convert_random_crop(layer, inputs, ctx):
     x = inputs[0]
