@@ -664,6 +664,20 @@ def test_rescaling_folds_into_the_first_conv_and_raw_pixels_pass_through(tmp_pat
     assert np.abs(raw - keras_predict(model, x)).max() <= TOL
 
 
+def test_integer_inputs_pass_raw_values_to_the_uint8_entry(tmp_path):
+    """A model whose Input is of an integer dtype (``keras.Input((6,), dtype="uint8")``: raw sensor
+    counts, token ids) gets its values unscaled, as Keras does: predict(const uint8_t*) scaled them
+    by 1/255, as for pixels of a model trained on [0, 1] (Keras 155.0, the header 0.608)."""
+    for dtype in ("uint8", "int32"):
+        inp = keras.Input((6,), dtype=dtype)
+        model = randomise(keras.Model(inp, layers.Dense(3)(inp), name=f"counts_{dtype}"))
+        values = np.random.default_rng(3).integers(0, 256, (5, 6)).astype(np.uint8)
+        micronets.export(model, str(tmp_path / f"{dtype}.h"))
+        exe = host.build(str(tmp_path / f"{dtype}.h"), "Net", out_dir=str(tmp_path))
+        raw = host.run(exe, values, 3, entry="uint8")
+        assert np.abs(raw - np.asarray(model(values.astype(dtype), training=False))).max() <= TOL * 255, dtype
+
+
 def test_normalization_before_a_padded_conv_stays_an_affine_op(tmp_path):
     norm = layers.Normalization(mean=[0.2, 0.5], variance=[0.04, 0.25])
     model = seq((6, 6, 2), norm, layers.Conv2D(3, 3, padding="same"), layers.Flatten())

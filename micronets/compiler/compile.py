@@ -188,11 +188,16 @@ def layers_in_order(model):
 
 
 def takes_raw_input(model) -> bool:
-    """True when the model's first step is its own preprocessing (Rescaling / Normalization; a
-    resize, crop or random augmentation before it keeps the values): it expects raw values, so a
-    raw uint8 pixel is passed through unscaled."""
+    """True when the model takes integers (an Input of an integer dtype) or its first step is its
+    own preprocessing (Rescaling / Normalization; a resize, crop or random augmentation before it
+    keeps the values): it expects raw values, so a raw uint8 value is passed through unscaled."""
+    import keras
+
     from micronets.compiler.ops.reshape import INFERENCE_IDENTITY
 
+    inputs = getattr(model, "inputs", None) or []
+    if inputs and "int" in keras.backend.standardize_dtype(inputs[0].dtype):
+        return True
     for layer in layers_in_order(model):
         name = type(layer).__name__
         if name in ("Rescaling", "Normalization"):
@@ -207,7 +212,7 @@ def compile_model(model, classname: str = "Net", arch: Optional[str] = None,
                   class_names: Optional[Sequence[str]] = None, notes: Optional[Dict[str, str]] = None) -> CompiledModel:
     """Compile a Keras model. ``input_scale``/``input_offset`` say how a raw uint8 pixel maps to the
     network's input (default pixel / 255, how micronets nets are trained, or the pixel itself when
-    the model starts with its own Rescaling/Normalization). ``class_names`` (one per output of the
+    the model takes integers or starts with its own Rescaling/Normalization). ``class_names`` (one per output of the
     first output) become ``classNames[]``; ``notes`` are extra lines for the header's top comment."""
     import keras
 

@@ -65,7 +65,7 @@ def export(model, path, classname: Optional[str] = "Net", arch: Optional[str] = 
 
     ``classname`` names the generated class (a C++ identifier); ``input_scale``/``input_offset``
     map a raw uint8 value p to the network input p * scale + offset for ``predict(const uint8_t*)``
-    (default: p / 255, or p itself when the model starts with Rescaling/Normalization);
+    (default: p / 255, or p itself when the model takes integers or starts with Rescaling/Normalization);
     ``class_names`` become ``classNames[]``; ``notes`` (str -> str) are extra lines in the top comment.
     ``quantize="int8"`` writes an int8 header instead (:mod:`micronets.compiler.int8`): TFLite's
     converter quantises the model with ``calibration`` (representative inputs, (N, H, W, C), at
