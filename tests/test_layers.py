@@ -1697,6 +1697,24 @@ def test_crop_and_pad_images_as_keras_in_shiftvits_shift(tmp_path):
         compile_model(keras.Model(inp, First(name="first")(inp)))
 
 
+def test_swapaxes_and_float_casts_as_keras(tmp_path):
+    """keras.ops.swapaxes (keras.io's vocal track separation swaps frequency and time) is a
+    transpose of two axes, counted as Keras counts them; keras.ops.cast to a float dtype (keras.io's
+    video transformer casts its float32 positions to float32) is the value itself. A cast to an
+    integer is refused by name."""
+    from keras import ops
+
+    inp = keras.Input((4, 5, 3))
+    x = layers.Conv2D(6, 1, name="mix")(inp)
+    outs = [ops.swapaxes(x, 1, 2), ops.swapaxes(x, -1, -3), ops.cast(x, "float32") * 2.0]
+    model = randomise(keras.Model(inp, [layers.Flatten()(o) for o in outs], name="swapped"))
+    compiled = assert_matches_keras(model, tmp_path)
+    assert [op.kind for op in compiled.graph.ops].count("Permute") == 2
+    with pytest.raises(UnsupportedModelError, match=r"operation 'cast(_\d+)?' converts a model value to int32; only to a "
+                                                    r"float dtype is supported"):
+        compile_model(keras.Model(inp, ops.cast(x, "int32")))
+
+
 def test_stack_as_keras_and_window_partitions_refused_saying_why(tmp_path):
     """keras.ops.stack, as keras.applications' caffe-style preprocess_input (ResNet50, VGG) swaps
     RGB to BGR inside the model, and along a middle axis, C++ == Keras. A reshape that folds windows

@@ -103,13 +103,17 @@ def copy_tensor(ctx, x, name):
     return _add(ctx, name, [x], x.shape, [Move(0, 0, 0, (x.size,), (1,), (1,))], "Copy")
 
 
-@converter("Permute", "op:Transpose")
+@converter("Permute", "op:Transpose", "op:Swapaxes")
 def convert_permute(layer, inputs, ctx):
     x = ctx.dense_input(inputs[0])
     if type(layer).__name__ == "Permute":
         perm = [int(d) - 1 for d in layer.dims]
     else:
         axes = getattr(layer, "axes", None)
+        if type(layer).__name__ == "Swapaxes":  # a transpose of two axes
+            axes = list(range(len(x.shape) + 1))
+            i, j = (int(a) % len(axes) for a in (layer.axis1, layer.axis2))
+            axes[i], axes[j] = axes[j], axes[i]
         if axes is None:
             raise UnsupportedModelError(f"operation '{layer.name}' transposes without axes; the batch axis would move")
         axes = [int(a) % (len(x.shape) + 1) for a in axes]

@@ -58,10 +58,11 @@ def convert_identity(layer, inputs, ctx):
     return inputs[0]
 
 
-@converter("op:ConvertToTensor")
-def convert_to_tensor(layer, inputs, ctx):
-    """``keras.ops.convert_to_tensor`` of a model value (a functional model's call converts its
-    inputs with it) to a float dtype: the value itself, as the header computes every float in float32."""
+@converter("op:ConvertToTensor", "op:Cast")
+def convert_to_float(layer, inputs, ctx):
+    """``keras.ops.convert_to_tensor`` (a functional model's call converts its inputs with it) or
+    ``keras.ops.cast`` of a model value to a float dtype: the value itself, as the header computes
+    every float in float32."""
     import keras
 
     if layer.dtype is not None and not keras.backend.is_float_dtype(layer.dtype):
