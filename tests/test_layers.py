@@ -613,6 +613,13 @@ def test_recurrent_refusals_say_why(tmp_path):
         model = keras.Model(inp, [out[0], layers.Dense(2)(out[2])] if isinstance(out, (list, tuple)) else out)
         with pytest.raises(UnsupportedModelError, match=message):
             compile_model(model)
+    # a backward layer of other units: Keras declares (7, 8) and computes (7, 7); was "a micronets bug"
+    inp = keras.Input((7, 3))
+    both = layers.Bidirectional(layers.LSTM(4, return_sequences=True), name="both",
+                                backward_layer=layers.GRU(3, return_sequences=True, go_backwards=True))
+    with pytest.raises(UnsupportedModelError, match=r"layer 'both' \(Bidirectional\) has a forward layer of 4 units and "
+                                                    r"a backward layer of 3: Keras declares its output as if both had 4"):
+        compile_model(keras.Model(inp, both(inp)))
     # int8: refused before TFLite's converter runs (TensorFlow 2.21's crashed the process on an LSTM)
     model = seq((5, 2), layers.LSTM(4), layers.Dense(2))
     with pytest.raises(UnsupportedModelError, match=r"'lstm\w*' \(LSTM\): the int8 path has no recurrent kernels"):

@@ -130,6 +130,12 @@ def convert_bidirectional(layer, inputs, ctx):
     if mode not in ("concat", "sum", "ave", "mul"):
         raise UnsupportedModelError(f"layer '{layer.name}' (Bidirectional) uses merge_mode={mode!r}; "
                                     f"supported: concat, sum, ave, mul")
+    f_units, b_units = (int(getattr(r, "units", 0)) for r in (layer.forward_layer, layer.backward_layer))
+    if f_units != b_units:
+        raise UnsupportedModelError(
+            f"layer '{layer.name}' (Bidirectional) has a forward layer of {f_units} units and a backward layer of "
+            f"{b_units}: Keras declares its output as if both had {f_units} and computes another, so the model's "
+            f"shapes do not hold; give the backward layer {f_units} units")
     forward = recurrent(ctx, layer.forward_layer, x, f"{layer.name}_forward")
     backward = recurrent(ctx, layer.backward_layer, x, f"{layer.name}_backward",
                          flip=bool(layer.backward_layer.return_sequences))
