@@ -1704,6 +1704,21 @@ def test_crop_and_pad_images_as_keras_in_shiftvits_shift(tmp_path):
         compile_model(keras.Model(inp, First(name="first")(inp)))
 
 
+def test_one_element_per_sample_indexed_out_as_keras(tmp_path):
+    """``x[:, i]`` of a vector or ``x[:, r, c, k]`` of a map leaves one value a sample, which
+    keras.io's variable selection network expands back (``expand_dims(x[:, i], -1)``) and
+    broadcasting reads as a scalar: it was refused ("takes a single element"); it is held as a
+    vector of one."""
+    from keras import ops
+
+    inp = keras.Input((3, 4, 2))
+    m = layers.Conv2D(2, 1, name="mix")(inp)
+    h = layers.Dense(5, name="h")(layers.Flatten()(m))
+    outs = [layers.Dense(3, name="per_feature")(ops.expand_dims(h[:, 2], -1)), h * ops.expand_dims(h[:, -1], -1),
+            ops.expand_dims(m[:, 1, 2, 0], -1) + h]
+    assert_matches_keras(randomise(keras.Model(inp, outs, name="picked")), tmp_path)
+
+
 def test_swapaxes_and_float_casts_as_keras(tmp_path):
     """keras.ops.swapaxes (keras.io's vocal track separation swaps frequency and time) is a
     transpose of two axes, counted as Keras counts them; keras.ops.cast to a float dtype (keras.io's

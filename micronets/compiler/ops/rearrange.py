@@ -362,8 +362,8 @@ def convert_getitem(layer, inputs, ctx):
     shape = tuple(dims)
     if shape != tuple(ctx.output_shape):
         raise UnsupportedModelError(f"operation '{layer.name}': slice gives {shape}, Keras says {ctx.output_shape}")
-    if not shape:
-        raise UnsupportedModelError(f"operation '{layer.name}' takes a single element; not supported")
+    if not shape:  # one value a sample (keras.io's variable selection: expand_dims(x[:, i], -1)): a vector of one
+        shape, strides = (1,), [1]
     move = Move(0, offset, 0, shape, tuple(strides), row_major(shape))
     return _add(ctx, layer.name, [x], shape, [move], "Slice")
 
