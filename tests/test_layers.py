@@ -256,7 +256,9 @@ def test_reductions_over_axes_match_keras(tmp_path):
 def test_dot_and_matmul_of_activations_match_keras(tmp_path):
     """Keras' Dot (vectors and matrices, every contracted-axis combination: A and B stored as
     they come or transposed, cosine similarity with normalize=True) and keras.ops.matmul of two
-    matrices; expand_dims and squeeze are views. A matmul by a constant is refused."""
+    matrices; expand_dims and squeeze are views. A matmul of a model value by a constant (keras.io's
+    decision forest multiplies by softmax of a weight) is a Dense without bias (it was refused); by
+    a constant on the left it is refused."""
     ops = keras.ops
     inp = keras.Input((6, 4))
     a, b = layers.Dense(5)(inp), layers.Dense(5)(inp)
@@ -274,8 +276,11 @@ def test_dot_and_matmul_of_activations_match_keras(tmp_path):
     labels = [op.label() for op in compiled.graph.ops]
     assert "Dot 6x5 x 5x6 (stored NxK)" in labels and "Dot 5x6 (stored KxM) x 6x3" in labels, labels
     assert "Dot 1x5 x 5x1, L2-normalised (cosine)" in labels and "MatMul 6x5 x 5x6" in labels, labels
-    with pytest.raises(UnsupportedModelError, match=r"multiplies by a constant"):
-        compile_model(keras.Model(inp, ops.matmul(a, np.ones((5, 2), np.float32))))
+    w = np.random.default_rng(5).standard_normal((5, 2)).astype(np.float32)
+    by_w = assert_matches_keras(keras.Model(inp, [ops.matmul(a, w), ops.matmul(va, w)], name="by_w"), tmp_path)
+    assert sorted(op.kind for op in by_w.graph.ops if "matmul" in op.name) == ["Conv2D", "Dense"]
+    with pytest.raises(UnsupportedModelError, match=r"multiplies a constant by a model value \(W @ x\); only x @ W"):
+        compile_model(keras.Model(inp, ops.matmul(np.ones((2, 6), np.float32), a)))
     with pytest.raises(UnsupportedModelError, match=r"before the batch axis"):
         compile_model(keras.Model(inp, ops.expand_dims(a, 0)))
 

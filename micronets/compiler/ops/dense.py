@@ -42,8 +42,6 @@ class Dense(Op):
 
 @converter("Dense")
 def convert_dense(layer, inputs, ctx):
-    from micronets.compiler.ops.conv2d import Conv2D
-
     x = ctx.dense_input(inputs[0])
     weights = layer.get_weights()
     kernel = weights[0]
@@ -51,13 +49,17 @@ def convert_dense(layer, inputs, ctx):
     if x.shape[-1] != kernel.shape[0]:
         raise UnsupportedModelError(f"layer '{layer.name}' (Dense) expects {kernel.shape[0]} values on the last axis; got {x.shape}")
     act = keras_activation(layer.activation, layer)
+    return ctx.activation(dense(ctx, layer.name, x, kernel, bias), act, layer)
+
+
+def dense(ctx, name, x, kernel, bias):
+    """The op computing ``x @ kernel (+ bias)`` over ``x``'s last axis, position by position."""
+    from micronets.compiler.ops.conv2d import Conv2D
+
     if len(x.shape) == 1:
-        out = ctx.new_tensor(layer.name, (kernel.shape[1],))
-        op = ctx.add(Dense(layer.name, x, out, kernel, bias))
-    else:
-        out = ctx.new_tensor(layer.name, x.shape[:-1] + (kernel.shape[1],))
-        op = ctx.add(Conv2D(layer.name, x, out, kernel[None, None], bias, (1, 1), (0, 0, 0, 0)))
-    return ctx.activation(op, act, layer)
+        return ctx.add(Dense(name, x, ctx.new_tensor(name, (kernel.shape[1],)), kernel, bias))
+    out = ctx.new_tensor(name, x.shape[:-1] + (kernel.shape[1],))
+    return ctx.add(Conv2D(name, x, out, kernel[None, None], bias, (1, 1), (0, 0, 0, 0)))
 
 
 #: layers that act on the last axis alone, position by position: TimeDistributed of one of them

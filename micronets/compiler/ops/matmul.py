@@ -7,7 +7,9 @@ Float headers. MACs: M N K.
 
 from __future__ import annotations
 
-from micronets.compiler.ops.base import Op, UnsupportedModelError, converter
+import numpy as np
+
+from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, one_sample
 
 
 class MatMul(Op):
@@ -68,9 +70,20 @@ def convert_dot(layer, inputs, ctx):
 @converter("op:Matmul")
 def convert_matmul(layer, inputs, ctx):
     what = f"operation '{layer.name}' (keras.ops matmul)"
+    if len(inputs) == 1:  # by a constant (a weight, or a function of one: keras.io's decision forest's softmax(pi))
+        from micronets.compiler.ops.dense import dense
+
+        x, w = ctx.call_args[:2]
+        if not ctx.is_value(x):
+            raise UnsupportedModelError(f"{what} multiplies a constant by a model value (W @ x); only x @ W is "
+                                        f"supported (a Dense layer without bias)")
+        x, w = ctx.dense_input(x), one_sample(np.asarray(w, np.float32), 2)
+        if w.ndim != 2 or w.shape[0] != x.shape[-1]:
+            raise UnsupportedModelError(f"{what} of {x.shape} and a constant of {w.shape}: only a constant (K, N) "
+                                        f"after K values on the last axis is supported")
+        return dense(ctx, layer.name, x, w, None).output
     if len(inputs) != 2:
-        raise UnsupportedModelError(f"{what} multiplies by a constant; only two activations are supported "
-                                    f"(a Dense layer multiplies by weights)")
+        raise UnsupportedModelError(f"{what} of {len(inputs)} model values")
     a, b = (ctx.dense_input(t) for t in inputs)
     if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[1] != b.shape[0]:
         raise UnsupportedModelError(f"{what} of {a.shape} and {b.shape}: only (M, K) x (K, N) matrices per sample "
