@@ -940,6 +940,29 @@ def test_nested_models_declared_for_any_size_take_the_calls_sizes(tmp_path):
     assert compile_model(model).header == header
 
 
+def test_a_user_layers_added_losses_are_left_out(tmp_path):
+    """The Keras guide's ActivityRegularizationLayer ("Making new layers and models via
+    subclassing") calls ``self.add_loss(rate * mean(x))`` in call() and returns x: a training-time
+    loss. It was refused (Keras refuses add_loss outside its own call, and the tracer calls call()
+    itself); the header computes what inference computes, and Layer.add_loss is Keras' own again."""
+    from keras import ops
+
+    class ActivityRegularizationLayer(layers.Layer):
+        def __init__(self, rate=1e-2, **kw):
+            super().__init__(**kw)
+            self.rate = rate
+
+        def call(self, inputs):
+            self.add_loss(self.rate * ops.mean(inputs))
+            return inputs
+
+    own = keras.layers.Layer.add_loss
+    inp = keras.Input((6,))
+    h = ActivityRegularizationLayer(name="regularized")(layers.Dense(4, activation="relu")(inp))
+    assert_matches_keras(randomise(keras.Model(inp, layers.Dense(3)(h), name="with_loss")), tmp_path)
+    assert keras.layers.Layer.add_loss is own
+
+
 def test_random_draws_at_inference_are_refused(tmp_path):
     """keras.io's VAE samples its latent code in a user layer, at inference too
     (``z_mean + exp(z_log_var / 2) * keras.random.normal(...)``). Traced, the one draw made for a

@@ -398,7 +398,7 @@ def _expanded(layer, node, model):
             kwargs = _substitute(dict(node.arguments.kwargs), fresh)
             if "training" in inspect.signature(layer.call).parameters:
                 kwargs["training"] = False  # inference, as predict() runs it, whatever call()'s default or the node's
-            with _variables_as_operands(), _no_random_draws():
+            with _variables_as_operands(), _no_random_draws(), _losses_ignored():
                 out = layer.call(*_substitute(tuple(node.arguments.args), fresh), **kwargs)
             if hasattr(out, "_keras_history") or (isinstance(out, (tuple, list)) and out and
                                                   all(hasattr(o, "_keras_history") for o in out)):
@@ -494,6 +494,21 @@ def keras_in_float32(model):
     finally:
         for layer, policy in switched:
             layer.dtype_policy = policy
+
+
+@contextlib.contextmanager
+def _losses_ignored():
+    """While a user's call() is traced: ``self.add_loss(...)`` (the Keras guide's activity
+    regularization layer) does nothing. A loss is for training; called outside Keras' own call
+    (the tracer calls call() itself), Keras refused it and the layer with it."""
+    import keras
+
+    own = keras.layers.Layer.add_loss
+    keras.layers.Layer.add_loss = lambda self, loss: None
+    try:
+        yield
+    finally:
+        keras.layers.Layer.add_loss = own
 
 
 class _RandomDraw(Exception):
