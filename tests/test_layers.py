@@ -587,7 +587,7 @@ def test_gelu_keeps_its_precision_far_below_zero(tmp_path):
 
 def test_elementwise_keras_ops_match_keras(tmp_path):
     """keras.ops of one tensor written in a functional model (square, abs, clip, sqrt, rsqrt,
-    reciprocal, log, log1p, expm1, power by a constant) run as activations, fused where the producer allows; the ones
+    reciprocal, log, log1p, expm1, sin, cos, power by a constant) run as activations, fused where the producer allows; the ones
     of their domain are fed positive values as a user would write them."""
     inp = keras.Input((6, 6, 3))
     x = layers.Conv2D(8, 3, padding="same")(inp)
@@ -596,12 +596,13 @@ def test_elementwise_keras_ops_match_keras(tmp_path):
     parts = [ops.square(x), ops.abs(x), clipped, ops.sqrt(ops.abs(x) + 0.1), ops.log(ops.square(x) + 1.0),
              ops.log1p(ops.abs(x)), ops.expm1(clipped), ops.rsqrt(ops.square(x) + 1.0), ops.reciprocal(ops.abs(x) + 1.0),
              ops.square(layers.Conv2D(4, 1)(inp)),  # its conv's only reader: fused
-             ops.power(ops.abs(x) + 0.1, 1.5), ops.power(x, 3), x ** 2]
+             ops.power(ops.abs(x) + 0.1, 1.5), ops.power(x, 3), x ** 2,
+             ops.sin(x * 40.0), ops.cos(x * 40.0)]  # a sinusoidal embedding's (keras.io's DDIM): periods apart
     model = keras.Model(inp, layers.Dense(4)(layers.GlobalAveragePooling2D()(layers.Concatenate()(parts))))
     compiled = assert_matches_keras(model, tmp_path)
     labels = " ".join(op.label() for op in compiled.graph.ops)
     for name in ("square", "abs", "clip(x_max=0.7, x_min=-0.5)", "sqrt", "rsqrt", "reciprocal", "log", "log1p", "expm1",
-                 "power(exponent=1.5)", "power(exponent=3)"):
+                 "power(exponent=1.5)", "power(exponent=3)", "sin", "cos"):
         assert name in labels, name
     assert "Conv2D 1x1 + square" in labels, labels
     with pytest.raises(UnsupportedModelError, match="empty range"):

@@ -55,7 +55,7 @@ _PLAIN_OPS = {"Relu": "relu", "Relu6": "relu6", "Sigmoid": "sigmoid", "HardSigmo
               "HardSilu": "hard_silu", "Silu": "silu", "Tanh": "tanh", "Softplus": "softplus", "Softsign": "softsign",
               "Selu": "selu", "Exp": "exponential", "HardTanh": "hard_tanh", "Mish": "mish",
               "Square": "square", "Absolute": "abs", "Sqrt": "sqrt", "Rsqrt": "rsqrt", "Reciprocal": "reciprocal",
-              "Log": "log", "Log1p": "log1p", "Expm1": "expm1"}
+              "Log": "log", "Log1p": "log1p", "Expm1": "expm1", "Sin": "sin", "Cos": "cos"}
 
 
 @converter(*(f"op:{k}" for k in _PLAIN_OPS))
