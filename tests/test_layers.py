@@ -1688,10 +1688,11 @@ def test_padded_inputs_of_a_concatenation_are_materialised_once(tmp_path):
 
 
 def test_crop_and_pad_images_as_keras_in_shiftvits_shift(tmp_path):
-    """keras.ops.image.crop_images and pad_images, as keras.io's ShiftViT moves a quarter of the
-    channels one pixel each way (crop one side, pad the other; margins given or left to the
-    target size): a crop is a window, a pad is ZeroPadding2D's view, absorbed by a convolution
-    that reads it and written out for anything else. Channels-first images are refused by name."""
+    """keras.ops.image.crop_images and pad_images (and keras.ops.pad with zeros), as keras.io's
+    ShiftViT moves a quarter of the channels one pixel each way (crop one side, pad the other;
+    margins given or left to the target size): a crop is a window, a pad is ZeroPadding2D's view,
+    absorbed by a convolution that reads it and written out for anything else. Channels-first
+    images, and pads other than zeros around rows and columns, are refused by name."""
     from keras import ops
 
     class Shift(layers.Layer):
@@ -1721,6 +1722,22 @@ def test_crop_and_pad_images_as_keras_in_shiftvits_shift(tmp_path):
     compiled = assert_matches_keras(model, tmp_path)
     kinds = [op.kind for op in compiled.graph.ops]
     assert kinds.count("Cropping") == 5 and kinds.count("ZeroPadding") == 5, kinds  # 'around' read by the conv
+
+    # keras.ops.pad with zeros: the same view, of a map or a sequence; other modes refused by name
+    inp = keras.Input((5, 4, 3))
+    x = layers.Conv2D(3, 1, name="mix")(inp)
+    seq_ = layers.Reshape((20, 3))(x)
+    outs = [layers.Conv2D(2, 3, name="reads_pad")(ops.pad(x, ((0, 0), (1, 2), (0, 1), (0, 0)))),
+            ops.pad(x, ((0, 0), (2, 0), (1, 1), (0, 0)), constant_values=0.0), ops.pad(seq_, ((0, 0), (3, 1), (0, 0)))]
+    compiled = assert_matches_keras(randomise(keras.Model(inp, [layers.Flatten()(o) for o in outs], name="padded")),
+                                    tmp_path, name="Padded")
+    assert [op.kind for op in compiled.graph.ops].count("ZeroPadding") == 2  # the conv reads its pad
+    for kwargs, message in (({"mode": "reflect"}, r"pads in mode 'reflect'; only with zeros"),
+                            ({"constant_values": 1.0}, r"pads with 1.0; only with zeros"),
+                            ({}, r"pads \[\(0, 0\), \(0, 0\), \(0, 0\), \(1, 1\)\] around a \(5, 4, 3\) sample")):
+        widths = ((0, 0), (0, 0), (0, 0), (1, 1)) if not kwargs else ((0, 0), (1, 1), (1, 1), (0, 0))
+        with pytest.raises(UnsupportedModelError, match=message):
+            compile_model(keras.Model(inp, ops.pad(x, widths, **kwargs)))
 
     class First(layers.Layer):
         def call(self, x):

@@ -210,6 +210,27 @@ def convert_pad_images(layer, inputs, ctx):
     return ctx.pad(x, _image_margins(layer, "padding", x, ctx.output_shape), layer)
 
 
+@converter("op:Pad")
+def convert_pad(layer, inputs, ctx):
+    """``keras.ops.pad`` with zeros around a map's rows and columns or a sequence's steps: as
+    ZeroPadding2D / 1D. Other modes (reflect, symmetric: CycleGAN's ReflectionPadding2D), other
+    values and other axes are refused, naming what."""
+    x = inputs[0]
+    rank = len(x.shape)
+    pads = [tuple(int(p) for p in pw) for pw in layer.pad_width]
+    pads = pads * (rank + 1) if len(pads) == 1 else pads
+    value = ctx.call_kwargs.get("constant_values", ctx.call_args[1] if len(ctx.call_args) > 1 else None)
+    what = f"operation '{layer.name}' (keras.ops pad)"
+    if layer.mode != "constant":
+        raise UnsupportedModelError(f"{what} pads in mode '{layer.mode}'; only with zeros (mode 'constant') is supported")
+    if value is not None and float(np.asarray(value)) != 0.0:
+        raise UnsupportedModelError(f"{what} pads with {float(np.asarray(value))}; only with zeros is supported")
+    if rank not in (2, 3) or len(pads) != rank + 1 or pads[0] != (0, 0) or pads[-1] != (0, 0):
+        raise UnsupportedModelError(f"{what} pads {pads} around a {tuple(x.shape)} sample; only the rows and columns "
+                                    f"of a map (H, W, C) or the steps of a sequence (L, C) are supported")
+    return ctx.pad(x, (pads[1] + pads[2]) if rank == 3 else ((0, 0) + pads[1]), layer)
+
+
 def crop(ctx, x, top, bottom, left, right, name):
     """``x`` (a map or a sequence) without ``top``/``bottom`` rows and ``left``/``right`` columns."""
     h, w, c = x.hwc
