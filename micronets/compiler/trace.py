@@ -405,8 +405,10 @@ def _expanded(layer, node, model):
                 sub = keras.Model([fresh[id(t)] for t in kts], out, name=layer.name)
             else:
                 sub = _constant(out, tuple(node.output_tensors[0].shape[1:]))
-        except _RandomDraw as exc:
-            raise _unsupported(layer, key, model, f" (its call() draws random numbers at inference with {exc.args[0]}: "
+        except _RandomDraw as exc:  # (Keras re-raises one from a sublayer's call with its own text around the name)
+            draw = re.search(r"keras\.random\.\w+", str(exc))
+            raise _unsupported(layer, key, model, f" (its call() draws random numbers at inference with "
+                                                  f"{draw.group(0) if draw else 'keras.random'}: "
                                                   f"Keras draws anew on every call, a header would repeat one draw; "
                                                   f"export the model up to the values it samples from, such as a VAE "
                                                   f"encoder's mean)") from None
