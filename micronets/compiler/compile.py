@@ -212,8 +212,9 @@ def compile_model(model, classname: str = "Net", arch: Optional[str] = None,
                   class_names: Optional[Sequence[str]] = None, notes: Optional[Dict[str, str]] = None) -> CompiledModel:
     """Compile a Keras model. ``input_scale``/``input_offset`` say how a raw uint8 pixel maps to the
     network's input (default pixel / 255, how micronets nets are trained, or the pixel itself when
-    the model takes integers or starts with its own Rescaling/Normalization). ``class_names`` (one per output of the
-    first output) become ``classNames[]``; ``notes`` are extra lines for the header's top comment."""
+    the model takes integers or starts with its own Rescaling/Normalization). ``class_names`` (one
+    per output of the first output) become ``classNames[]``; ``notes`` are extra lines for the
+    header's top comment."""
     import keras
 
     if not isinstance(model, keras.Model):
