@@ -505,12 +505,8 @@ def _losses_ignored():
     (the tracer calls call() itself), Keras refused it and the layer with it."""
     import keras
 
-    own = keras.layers.Layer.add_loss
-    keras.layers.Layer.add_loss = lambda self, loss: None
-    try:
+    with _replaced(keras.layers.Layer, {"add_loss": lambda self, loss: None}):
         yield
-    finally:
-        keras.layers.Layer.add_loss = own
 
 
 class _RandomDraw(Exception):
@@ -530,22 +526,16 @@ def _no_random_draws():
 
     names = ("beta", "binomial", "categorical", "dropout", "gamma", "normal", "randint", "shuffle",
              "truncated_normal", "uniform")
-    saved = {name: getattr(keras.random, name) for name in names}
 
-    def refused(name):
+    def refused(name, own):
         def draw(*args, **kwargs):
             if in_symbolic_scope():
-                return saved[name](*args, **kwargs)
+                return own(*args, **kwargs)
             raise _RandomDraw(f"keras.random.{name}")
         return draw
 
-    for name in names:
-        setattr(keras.random, name, refused(name))
-    try:
+    with _replaced(keras.random, {name: refused(name, getattr(keras.random, name)) for name in names}):
         yield
-    finally:
-        for name, function in saved.items():
-            setattr(keras.random, name, function)
 
 
 @contextlib.contextmanager
@@ -559,20 +549,32 @@ def _variables_as_operands():
 
     functions = {"__add__": keras.ops.add, "__sub__": keras.ops.subtract, "__mul__": keras.ops.multiply,
                  "__truediv__": keras.ops.divide, "__matmul__": keras.ops.matmul}
-    saved = {name: Variable.__dict__[name] for name in functions}
 
     def through_ops(function, own):
         def operator(self, other):
             return function(self.value, other) if keras.backend.is_keras_tensor(other) else own(self, other)
         return operator
 
-    for name, function in functions.items():
-        setattr(Variable, name, through_ops(function, saved[name]))
+    with _replaced(Variable, {name: through_ops(f, Variable.__dict__[name]) for name, f in functions.items()}):
+        yield
+
+
+@contextlib.contextmanager
+def _replaced(owner, replacements: Dict[str, object]):
+    """``owner``'s attributes (a class's or a module's, by name) replaced inside the block, as they
+    were again on exit; tracing runs a user's call() with Keras patched this way."""
+    absent = object()
+    saved = {name: vars(owner).get(name, absent) for name in replacements}
+    for name, value in replacements.items():
+        setattr(owner, name, value)
     try:
         yield
     finally:
-        for name, own in saved.items():
-            setattr(Variable, name, own)
+        for name, value in saved.items():
+            if value is absent:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
 
 
 def _constant(out, shape):
