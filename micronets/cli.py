@@ -596,7 +596,9 @@ def _int8_options(fn):
                       help="int8: run every layer whole, never chains of layers row by row (depth first): a "
                            "larger arena, a few per cent fewer instructions on some nets.")(fn)
     fn = click.option("--calibration", type=click.Path(exists=True), default=None,
-                      help="int8: representative inputs, a .npy array (N, H, W, C) or a folder of images.")(fn)
+                      help="int8: representative inputs, a .npy array (N, H, W, C) as the model takes them or a "
+                           "folder of images (pixel / 255; the pixels 0..255 for a model that starts with its "
+                           "own Rescaling).")(fn)
     return click.option("--int8", is_flag=True, help="Quantise to int8 with TFLite's converter (needs --calibration); "
                                                      "a .tflite model is always int8.")(fn)
 
@@ -994,22 +996,20 @@ def _verify_inputs(path, shape, raw):
     when the model starts with its own Rescaling/Normalization)."""
     import numpy as np
 
-    from micronets.data import IMAGE_EXTENSIONS, image_files, load_image
+    from micronets.compiler.compile import pixels_as_input
+    from micronets.data import IMAGE_EXTENSIONS, image_files_under, load_image
 
     if os.path.isdir(path):
         if len(shape) != 3 or shape[2] not in (1, 3):
             raise fail(f"--inputs {path}: a folder of images fits only an image model; this one takes {shape_text(shape)}")
-        files = [os.path.join(path, f) for f in image_files(path)]
-        for sub in sorted(os.listdir(path)):
-            if not sub.startswith(".") and os.path.isdir(os.path.join(path, sub)):
-                files += [os.path.join(path, sub, f) for f in image_files(os.path.join(path, sub))]
+        files = image_files_under(path)
         if not files:
             raise fail(f"--inputs {path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it or its subfolders")
         try:
             x = np.stack([load_image(f, shape) for f in files])
         except (OSError, ValueError) as exc:
             raise fail(f"--inputs {path}: {one_line(exc)}")
-        return x * 255.0 if raw else x
+        return pixels_as_input(x, raw)
     try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:

@@ -140,6 +140,19 @@ def image_files(folder: str):
     )
 
 
+def image_files_under(path: str):
+    """Paths of the image files in ``path`` and in its subfolders one level down (class folders or
+    not): the inputs ``verify --inputs DIR`` and ``--calibration DIR`` read."""
+    import os
+
+    files = [os.path.join(path, f) for f in image_files(path)]
+    for sub in sorted(os.listdir(path)):
+        folder = os.path.join(path, sub)
+        if not sub.startswith(".") and os.path.isdir(folder):
+            files += [os.path.join(folder, f) for f in image_files(folder)]
+    return files
+
+
 def class_folders(path: str):
     """The class subfolders of ``path``, sorted (hidden folders skipped); ValueError when there
     are fewer than two."""

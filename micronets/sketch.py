@@ -441,10 +441,11 @@ def gen_command(ctx, arch, classes, input_shape, weights, batch_norm, classname,
             names = getattr(resolved.net, "class_names", None) if resolved.net is not None else None
             x = None
             if quantize == "int8":
+                from micronets.compiler.compile import takes_raw_input
                 from micronets.compiler.int8 import load_calibration
 
                 check_image_input(model.input_shape[1:])  # before reading (maybe many) calibration images
-                x = load_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]))
+                x = load_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]), takes_raw_input(model))
         compiled, paths = generate_sketch(model, path, classname=classname or default_name, arch=label,
                                           class_names=list(names) if names else None, board=board,
                                           quantize=quantize if tflite is None else None, calibration=x,

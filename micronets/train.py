@@ -667,6 +667,7 @@ def evaluate_folder(model_path: str, data_dir: str, *, check_cpp: bool = True,
 
     The folder's subfolders must be the classes the model records (any order); for a plain Keras
     model without recorded names, the sorted subfolders must be as many as its outputs."""
+    from micronets.compiler.compile import pixels_as_input, takes_raw_input
     from micronets.compiler.export import export
     from micronets.data import class_folders, load_image_folder
 
@@ -681,6 +682,7 @@ def evaluate_folder(model_path: str, data_dir: str, *, check_cpp: bool = True,
         if len(found) != n_out:
             raise ValueError(f"{model_path} has {n_out} outputs but {data_dir} holds {len(found)} class folders")
     x, y, names = load_image_folder(data_dir, shape, class_names=names)
+    x = pixels_as_input(x, takes_raw_input(model))  # a model with its own Rescaling takes the pixels
     say(f"Evaluating {label} on {len(x):,} images of {'x'.join(map(str, shape))} in {len(names)} classes")
     probs = model.predict(x, batch_size=64, verbose=0).astype(np.float64)
     report = make_report(y, probs, names)

@@ -819,6 +819,47 @@ def test_uint8_model_and_float_edges(tmp_path):
     assert np.array_equal(out, tflite_reference(fl, floats))
 
 
+def test_integer_typed_input_quantises_as_its_float_twin(tmp_path):
+    """A model whose Input is of an integer dtype (``keras.Input(shape, dtype="uint8")`` and a
+    Rescaling: raw pixels, as the float path takes it) quantises, functional and Sequential: the
+    converter kept the Input's cast in float (DEQUANTIZE, CAST) and the model was refused as not
+    fully int8. Raw pixels through ``predict(const uint8_t*)`` give TFLite's outputs bit for bit,
+    and the model's own outputs within a few output steps. Calibration that the Input could not
+    hold (pixel / 255 floats) is refused, naming the range."""
+    import keras
+    from keras import layers as L
+
+    from micronets.compiler.int8 import compile_keras_int8, quantize_keras
+
+    rng = np.random.default_rng(3)
+    cal = rng.integers(0, 256, (48, 10, 10, 1)).astype(np.float32)
+    pixels = rng.integers(0, 256, (12, 10, 10, 1)).astype(np.uint8)
+    body = [L.Rescaling(1 / 255.0), L.Conv2D(6, 3, activation="relu"), L.MaxPooling2D(), L.Flatten(), L.Dense(5)]
+    i = keras.Input((10, 10, 1), dtype="uint8")
+    x = i
+    for layer in body:
+        x = layer(x)
+    functional = keras.Model(i, x)
+    sequential = keras.Sequential([keras.Input((10, 10, 1), dtype="uint8")] + [layer.__class__.from_config(layer.get_config())
+                                                                              for layer in body])
+    spread_weights(functional, seed=2)
+    sequential.set_weights(functional.get_weights())
+    for name, model in (("Func", functional), ("Seq", sequential)):
+        compiled = compile_keras_int8(model, cal, classname=name)
+        header = tmp_path / f"{name}.h"
+        header.write_text(compiled.header)
+        raw, out = run_header_int8(header, name, pixels, entry="uint8")
+        data = quantize_keras(model, cal)
+        assert op_names(data)[0] != "DEQUANTIZE" and "CAST" not in op_names(data)
+        # calibrated over 0..255: a pixel p quantises to exactly p - 128
+        assert np.array_equal(raw, tflite_reference(data, (pixels.astype(np.int16) - 128).astype(np.int8)))
+        keras_out = np.asarray(model(pixels))
+        step = float(np.ptp(keras_out)) / 255
+        assert np.abs(out - keras_out).max() <= 6 * step, (name, np.abs(out - keras_out).max() / step)
+    with pytest.raises(ValueError, match=r"takes uint8 values: calibration must hold whole numbers in \[0, 255\]"):
+        compile_keras_int8(functional, cal / 255.0)
+
+
 # ------------------------------------------------------------------------------ the header
 def test_double_literals_are_floating_and_round_trip():
     """The header's doubles (output and input scales, dequantisation tables) are floating literals

@@ -360,6 +360,42 @@ def digits_folder(root, per_class=180):
     return str(root)
 
 
+@needs_gxx
+def test_a_model_with_its_own_rescaling_reads_folders_as_raw_pixels(tmp_path):
+    """A Keras model that rescales its input itself (keras.io's image classification from
+    scratch: Rescaling(1 / 255) first) takes pixels 0..255. ``eval --data DIR`` fed it pixel / 255
+    (near-black images: 13% on digits it classifies at 100%), and ``gen --int8 --calibration DIR``
+    calibrated its input over [0, 1], so every pixel above 1 saturated and the int8 header answered
+    one class for 396 of the 400 images (11%). Both now read the folders as the pixels the model and its
+    ``predict(const uint8_t*)`` take; judged by accuracy on the images, Keras vs the headers."""
+    import keras
+    from keras import layers as L
+
+    from micronets.data import load_image_folder
+    from micronets.train import evaluate_folder
+
+    data = digits_folder(tmp_path / "digits", per_class=40)
+    x01, y, names = load_image_folder(data, (8, 8, 1))
+    pixels = np.round(x01 * 255).astype(np.uint8)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), L.Rescaling(1 / 255.0), L.Flatten(), L.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    model.fit(pixels.astype(np.float32), y, epochs=40, batch_size=32, verbose=0)
+    keras_acc = float(np.mean(model.predict(pixels.astype(np.float32), verbose=0).argmax(1) == y))
+    assert keras_acc >= 0.9, keras_acc  # it learned: the comparisons mean something
+    model.save(tmp_path / "raw.keras")
+
+    report = evaluate_folder(str(tmp_path / "raw.keras"), data).report
+    assert report.accuracy == pytest.approx(keras_acc) and report.cpp_accuracy == pytest.approx(keras_acc), report
+
+    result = run_cli("gen", tmp_path / "raw.keras", "--int8", "--calibration", data, "-o", tmp_path / "raw8.h")
+    assert result.exit_code == 0, result.output
+    exe = micronets.host.build(str(tmp_path / "raw8.h"), "Net", out_dir=str(tmp_path))
+    _, out = micronets.host.run_int8(exe, str(tmp_path / "raw8.h"), pixels, entry="uint8")
+    int8_acc = float(np.mean(out.argmax(1) == y))
+    assert int8_acc >= keras_acc - 0.02, (int8_acc, keras_acc)
+
+
 def check_train_sketch(sketch, header_name, header, stdout, classname, int8=False):
     """``train --sketch``'s folder: the header -o got (as model.h), a held-out test image with its
     true class as the sample; built on the host against the Arduino shim (C++98, -Werror) it prints

@@ -207,6 +207,14 @@ def takes_raw_input(model) -> bool:
     return False
 
 
+def pixels_as_input(images: np.ndarray, raw: bool) -> np.ndarray:
+    """Images loaded as micronets' training data (pixel / 255: ``data.load_image``) as a model
+    takes them: unchanged, or for a model that takes raw values (``raw``: ``takes_raw_input``) the
+    pixels themselves, 0..255, as its ``predict(const uint8_t*)`` receives them."""
+    images = np.asarray(images, np.float32)
+    return np.round(images * np.float32(255.0)) if raw else images
+
+
 def compile_model(model, classname: str = "Net", arch: Optional[str] = None,
                   input_scale: Optional[float] = None, input_offset: float = 0.0,
                   class_names: Optional[Sequence[str]] = None, notes: Optional[Dict[str, str]] = None) -> CompiledModel:

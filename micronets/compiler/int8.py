@@ -59,10 +59,13 @@ def check_calibration(model, calibration) -> np.ndarray:
     return x
 
 
-def load_calibration(path, input_shape) -> np.ndarray:
-    """Calibration images from a .npy file (N, H, W, C) or a folder of images (class subfolders or
-    images directly inside), float32 in [0, 1] like micronets' training data."""
+def load_calibration(path, input_shape, raw: bool = False) -> np.ndarray:
+    """Calibration inputs from a .npy file (N, H, W, C; taken as the model takes them) or a folder of
+    images (class subfolders or images directly inside): float32 in [0, 1] like micronets'
+    training data, or for a model that takes raw values (``raw``: ``takes_raw_input``, a model
+    starting with its own Rescaling) the pixels 0..255."""
     from micronets import data
+    from micronets.compiler.compile import pixels_as_input
 
     path = os.fspath(path)
     if os.path.isfile(path):
@@ -71,14 +74,10 @@ def load_calibration(path, input_shape) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     if not os.path.isdir(path):
         raise ValueError(f"calibration data not found: {path}")
-    files = [os.path.join(path, f) for f in data.image_files(path)]
-    for sub in sorted(os.listdir(path)):
-        folder = os.path.join(path, sub)
-        if not sub.startswith(".") and os.path.isdir(folder):
-            files += [os.path.join(folder, f) for f in data.image_files(folder)]
+    files = data.image_files_under(path)
     if not files:
         raise ValueError(f"no images in {path} (or its subfolders) to calibrate with")
-    return np.stack([data.load_image(f, input_shape) for f in files])
+    return pixels_as_input(np.stack([data.load_image(f, input_shape) for f in files]), raw)
 
 
 def quantize_keras(model, calibration) -> bytes:
@@ -96,6 +95,7 @@ def quantize_keras(model, calibration) -> bytes:
     from micronets.compiler.trace import keras_in_float32
 
     x = check_calibration(model, calibration)
+    model = _float_input(model, x)
     for outer in layers_in_order(model):
         # refused before converting: TensorFlow 2.21's converter crashed the process (SIGSEGV) on an
         # LSTM, also one inside a user's own layer class (hence the sublayers)
@@ -144,6 +144,31 @@ def quantize_keras(model, calibration) -> bytes:
         os.dup2(saved, 2)
         os.close(saved)
         sink.close()
+
+
+def _float_input(model, calibration: np.ndarray):
+    """``model`` itself, or for a model whose Input is of an integer dtype (``keras.Input((H, W, C),
+    dtype="uint8")`` and a Rescaling: raw pixels) the same layers called on a float32 Input. The
+    converter kept the integer Input's cast in float (DEQUANTIZE, CAST): not a fully-int8 model.
+    The values such an Input takes are integers, which float32 holds exactly, so the two compute
+    the same; ``calibration`` must hold such values (ValueError naming the dtype's range if not)."""
+    import keras
+
+    inputs = getattr(model, "inputs", None) or []
+    if len(inputs) != 1:
+        return model
+    dtype = keras.backend.standardize_dtype(inputs[0].dtype)
+    if "int" not in dtype:
+        return model
+    info = np.iinfo(dtype)
+    if not (np.all(calibration == np.round(calibration)) and calibration.min() >= info.min
+            and calibration.max() <= info.max):
+        raise ValueError(f"the model's Input takes {dtype} values: calibration must hold whole numbers in "
+                         f"[{info.min}, {info.max}] (raw values as the model is fed them); got values in "
+                         f"[{calibration.min():g}, {calibration.max():g}]")
+    float_input = keras.Input(shape=inputs[0].shape[1:], batch_size=inputs[0].shape[0], dtype="float32",
+                              name=inputs[0].name)
+    return keras.models.clone_model(model, input_tensors=float_input, clone_function=lambda layer: layer)
 
 
 # ------------------------------------------------------------------------------- the model
@@ -542,6 +567,7 @@ def cli_run(command: str, tflite=None, *, output=None, classname=None, int8: boo
     ``tflite``: a .tflite file to import; else ``model`` (a Keras model) is quantised with the
     ``calibration`` path (.npy or image folder). ``stream``: False for ``--layer-by-layer``.
     ``gen`` writes ``output`` atomically."""
+    from micronets.compiler.compile import takes_raw_input
     from micronets.compiler.export import check_writable, write_atomic
 
     if command == "gen":
@@ -553,7 +579,7 @@ def cli_run(command: str, tflite=None, *, output=None, classname=None, int8: boo
     else:
         if calibration is None:
             raise ValueError("--int8 needs --calibration DIR|FILE.npy: representative inputs for TFLite's converter")
-        x = load_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]))
+        x = load_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]), takes_raw_input(model))
         compiled = compile_keras_int8(model, x, classname=classname or "Net", arch=arch, stream=stream)
     if command == "gen":
         text = compiled.render(filename=os.path.basename(os.fspath(output)) or "model.h")
