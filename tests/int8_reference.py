@@ -182,6 +182,21 @@ def repack(model, size_hint: int = 0) -> bytes:
     return bytes(builder.Output())
 
 
+def as_version(model_bytes: bytes, op_names: Sequence[str], version: int = 1) -> bytes:
+    """The model with the operator codes of ``op_names`` relabelled ``version``, repacked. TF
+    2.21's BUILTIN_REF registers some ops at their float version only (DEPTH_TO_SPACE and
+    SPACE_TO_DEPTH at 1, TILE below 3) though their reference kernels take int8 too; relabelled,
+    it runs them."""
+    from micronets.compiler.tflite import _Reader
+
+    r = _Reader(model_bytes, "model")
+    codes = {value for value, name in r.names.items() if name in op_names}
+    for code in r.model.operatorCodes:
+        if max(int(code.builtinCode), int(code.deprecatedBuiltinCode)) in codes:
+            code.version = version
+    return repack(r.model, len(model_bytes))
+
+
 def share_quantisation(model_bytes: bytes, op_name: str) -> bytes:
     """The model with every ``op_name`` op's output quantised like its input (same scale and zero
     point), repacked: the converter rarely makes such ops, which some TFLite kernels treat apart.

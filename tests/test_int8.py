@@ -15,7 +15,7 @@ from micronets import host
 from micronets.compiler import UnsupportedModelError
 from micronets.compiler.int8 import MIN_CALIBRATION_SAMPLES, compile_tflite
 from micronets.compiler.quant import quantize_float
-from int8_reference import (convert, op_names, run_header_int8, share_quantisation, spread_weights, tflite_reference,
+from int8_reference import (as_version, convert, op_names, run_header_int8, share_quantisation, spread_weights, tflite_reference,
                             tflm_reference)
 
 keras = pytest.importorskip("keras")
@@ -263,6 +263,25 @@ def axis_concat_model():
     return keras.Model(i, L.Dense(5)(L.Concatenate()([pooled, L.Flatten()(steps)])), name="axis_concats")
 
 
+def depth_space_model():
+    """DEPTH_TO_SPACE and SPACE_TO_DEPTH as ``tf.nn.depth_to_space`` / ``space_to_depth`` make them
+    (keras.io's EDSR upscales so; YOLOv2's passthrough folds 2x2 blocks into channels), blocks of
+    2 and 3, of the input and of computed maps."""
+    import tensorflow as tf
+
+    i = keras.Input((6, 6, 4))
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(i)
+    up = L.Lambda(lambda t: tf.nn.depth_to_space(t, 2))(x)                      # 12 x 12 x 2
+    up = L.Conv2D(9, 3, padding="same")(up)
+    up3 = L.Lambda(lambda t: tf.nn.depth_to_space(t, 3))(up)                    # 36 x 36 x 1
+    back = L.Lambda(lambda t: tf.nn.space_to_depth(t, 6))(up3)                  # 6 x 6 x 36
+    fold = L.Lambda(lambda t: tf.nn.space_to_depth(t, 3))(i)                    # 2 x 2 x 36
+    x = L.Concatenate()([L.Conv2D(6, 3, strides=3)(back), L.Conv2D(6, 1)(fold)])
+    x = L.Flatten()(x)
+    x = L.Dense(8)(x)
+    return keras.Model(i, x, name="depth_space")
+
+
 def small_model():
     i = keras.Input((6, 6, 2))
     x = L.Conv2D(4, 3, activation="relu")(i)
@@ -326,7 +345,8 @@ def layout_ops():
 
     out = {}
     for k, fn in enumerate((layout_model, constant_model, means_model, subtract_swish_model, minmax_model, sequence_model,
-                            broadcast_model, resize_model, transpose_conv_model, activations_model, axis_concat_model)):
+                            broadcast_model, resize_model, transpose_conv_model, activations_model, axis_concat_model,
+                            depth_space_model)):
         model = spread_weights(fn(), seed=20 + k)
         out[model.name] = (convert(model, calibration(model, seed=k)), int8_inputs(model.input_shape[1:], n=12, seed=k))
     # the converter never makes it: a MEAN whose output shares its input's scale and zero point
@@ -453,6 +473,34 @@ def test_espcn_pixel_shuffle_bit_identical_where_tflm_cannot_run_it(layout_ops, 
         assert np.array_equal(raw, tflm_reference({"espcn": (data, xs)})["espcn"])
     else:
         assert "TFLM failed to allocate tensors" in load.stderr, load.stderr[-2000:]
+
+@pytest.mark.xdist_group("layout_ops")
+def test_depth_to_space_and_back_bit_identical_where_tflm_cannot_run_them(layout_ops, tmp_path):
+    """DEPTH_TO_SPACE and SPACE_TO_DEPTH (``tf.nn.depth_to_space`` / ``space_to_depth``: keras.io's
+    EDSR was refused naming DEPTH_TO_SPACE), blocks of 2, 3 and 6: both builds equal TFLite's
+    BUILTIN_REF at 0 LSB. Neither reference loads the converter's file as it is: BUILTIN_REF
+    registers both ops at version 1 only (their reference kernels take int8; relabelled version 1,
+    it runs them), and TFLM (this wheel) has no kernel for the int8 DEPTH_TO_SPACE; were it to
+    load the file, it would have to agree too."""
+    data, xs = layout_ops["depth_space"]
+    assert {"DEPTH_TO_SPACE", "SPACE_TO_DEPTH"} <= set(op_names(data))
+    with pytest.raises(ValueError, match="DEPTH_TO_SPACE"):
+        tflite_reference(data, xs)  # when this fails, BUILTIN_REF runs the file itself: drop as_version
+    ref = tflite_reference(as_version(data, ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH")), xs)
+    for name, options in (("D2s", {}), ("D2sRef", {"reference": "tflite-ref"})):
+        _, raw, _ = compiled_outputs(data, xs, tmp_path, name, **options)
+        assert np.array_equal(raw, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw.astype(int) - ref).max()}"
+    assert len(np.unique(raw)) > 8 and len({tuple(r) for r in raw}) == len(xs)
+    path = tmp_path / "d2s.tflite"
+    path.write_bytes(data)
+    load = subprocess.run([sys.executable, "-c", "import sys; from tflite_micro import runtime; "
+                           "runtime.Interpreter.from_file(sys.argv[1], arena_size=1 << 22)", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    if load.returncode == 0:
+        assert np.array_equal(raw, tflm_reference({"d2s": (data, xs)})["d2s"])
+    else:
+        assert "DEPTH_TO_SPACE" in load.stderr, load.stderr[-2000:]
+
 
 def dense_sequence_model():
     """Dense layers over a sequence's steps and an Attention layer: converted for a dynamic batch,

@@ -31,6 +31,7 @@ from micronets.compiler.ops.int8_concat import Int8Concat
 from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_conv_transpose import Int8ConvTranspose
 from micronets.compiler.ops.int8_dense import Int8Dense
+from micronets.compiler.ops.int8_depth_space import Int8DepthToSpace, Int8SpaceToDepth
 from micronets.compiler.ops.int8_depthwise import Int8DepthwiseConv2D
 from micronets.compiler.ops.int8_div import Int8Div, Int8DivConst
 from micronets.compiler.ops.int8_exp import Int8Exp
@@ -71,7 +72,7 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
              "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM", "ABS", "EXP", "LOG", "EXPAND_DIMS",
-             *COMPARISONS, "SELECT", "SELECT_V2", "DIV", "SQRT")
+             *COMPARISONS, "SELECT", "SELECT_V2", "DIV", "SQRT", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH")
 #: how to convert a model whose shapes TFLite resolves only at run time
 DYNAMIC_HINT = ("convert the model for a batch of 1 (TFLiteConverter.from_concrete_functions with an input signature of "
                 "shape [1, ...], as micronets.export(..., quantize='int8') does)")
@@ -556,6 +557,14 @@ class _Importer:
             out = self.new_output(outs[0], k, name)
             try:
                 self.add(Int8Transpose(label, x, out, np.asarray(perm).reshape(-1).tolist()), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name in ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"):
+            x = self.act_tensor(ins[0], k, name)
+            out = self.new_output(outs[0], k, name)
+            kind = Int8DepthToSpace if name == "DEPTH_TO_SPACE" else Int8SpaceToDepth
+            try:
+                self.add(kind(label, x, out, int(opt.blockSize)), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name == "TILE":
