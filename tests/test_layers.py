@@ -691,6 +691,102 @@ def test_integer_inputs_pass_raw_values_to_the_uint8_entry(tmp_path):
         assert np.abs(raw - np.asarray(model(values.astype(dtype), training=False))).max() <= TOL * 255, dtype
 
 
+class _TokenAndPositionEmbedding(keras.layers.Layer):
+    """keras.io's text classification with a transformer: token and position embeddings added
+    (the positions an Embedding of ``ops.arange``, a constant the model computes)."""
+
+    def __init__(self, maxlen, vocab_size, embed_dim):
+        super().__init__()
+        self.token_emb = layers.Embedding(input_dim=vocab_size, output_dim=embed_dim)
+        self.pos_emb = layers.Embedding(input_dim=maxlen, output_dim=embed_dim)
+
+    def call(self, x):
+        positions = self.pos_emb(keras.ops.arange(start=0, stop=keras.ops.shape(x)[-1], step=1))
+        return self.token_emb(x) + positions
+
+
+class _TransformerBlock(keras.layers.Layer):
+    """The same example's encoder block, as published (attention, dropout, residual LayerNorms)."""
+
+    def __init__(self, embed_dim, num_heads, ff_dim, rate=0.1):
+        super().__init__()
+        self.att = layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+        self.ffn = keras.Sequential([layers.Dense(ff_dim, activation="relu"), layers.Dense(embed_dim)])
+        self.layernorm1 = layers.LayerNormalization(epsilon=1e-6)
+        self.layernorm2 = layers.LayerNormalization(epsilon=1e-6)
+        self.dropout1, self.dropout2 = layers.Dropout(rate), layers.Dropout(rate)
+
+    def call(self, inputs):
+        out1 = self.layernorm1(inputs + self.dropout1(self.att(inputs, inputs)))
+        return self.layernorm2(out1 + self.dropout2(self.ffn(out1)))
+
+
+def _embedding_tables_spread(model, seed=0):
+    """Embedding tables at unit spread (Keras initialises them within +-0.05: the layers after would
+    see nearly constant inputs)."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        if w.path.endswith("embeddings"):
+            w.assign(rng.normal(0.0, 1.0, w.shape).astype(np.float32))
+    return model
+
+
+def test_embedding_of_token_ids_as_keras_io_text_models(tmp_path):
+    """Embedding (token ids into rows of a learned table), refused before, in keras.io's text
+    classifiers at small sizes: from scratch (Embedding, Dropout, strided Conv1D, global max
+    pooling; integer Input), a bag of embeddings (global average), and with a transformer
+    (token + position embeddings, the published encoder block; float Input holding the ids).
+    The ids come as the input's values: predict(const float*) and, for ids below 256,
+    predict(const uint8_t*) unscaled (it divided the transformer's ids by 255, as pixels)."""
+    rng = np.random.default_rng(0)
+    i = keras.Input((40,), dtype="int32")
+    x = layers.Dropout(0.5)(layers.Embedding(300, 16)(i))
+    x = layers.Conv1D(16, 7, strides=3, activation="relu")(x)
+    x = layers.Conv1D(16, 7, strides=3, activation="relu")(x)
+    x = layers.Dense(3, activation="softmax")(layers.Dense(16, activation="relu")(layers.GlobalMaxPooling1D()(x)))
+    scratch = keras.Model(i, x, name="from_scratch")
+    i = keras.Input((12,), dtype="int32")
+    bag = keras.Model(i, layers.Dense(4)(layers.GlobalAveragePooling1D()(layers.Embedding(200, 8)(i))), name="bag")
+    i = keras.Input((20,))
+    x = _TransformerBlock(16, 2, 16)(_TokenAndPositionEmbedding(20, 500, 16)(i))
+    x = layers.Dense(2, activation="softmax")(layers.Dense(20, activation="relu")(layers.GlobalAveragePooling1D()(x)))
+    transformer = keras.Model(i, x, name="transformer")
+    for k, (model, vocab) in enumerate(((scratch, 300), (bag, 200), (transformer, 500))):
+        _embedding_tables_spread(model, seed=k)
+        ids = rng.integers(0, vocab, (8,) + tuple(model.inputs[0].shape[1:])).astype(np.float32)
+        name = f"Text{k}"
+        compiled = assert_matches_keras(model, tmp_path, x=ids, name=name)
+        assert "Embedding" in [op.kind for op in compiled.graph.ops]
+        low = rng.integers(0, min(vocab, 256), ids.shape).astype(np.uint8)
+        exe = host.build(str(tmp_path / f"{name}.h"), name, out_dir=str(tmp_path), flags=host.RELAXED_INLINE)
+        raw = host.run(exe, low, compiled.output_sizes[0], entry="uint8")
+        ref = keras_predict(model, low.astype(np.float32))
+        assert np.abs(raw - ref).max() <= TOL * max(1.0, float(np.abs(ref).max())), model.name
+
+
+def test_embedding_ids_truncate_as_keras_casts_and_never_read_outside_the_table(tmp_path):
+    """Ids are truncated toward zero as Keras casts them (2.9 is row 2, -0.5 row 0); an id outside
+    the table (-1, 5, NaN, 1e9), where TensorFlow raises, gives a row of zeros. mask_zero=True is
+    refused: the layers after it would skip the masked steps; so is int8 (TFLite's converter
+    keeps the lookup in float), naming the layer and writing nothing."""
+    i = keras.Input((1,))
+    model = keras.Model(i, layers.Flatten()(layers.Embedding(5, 3, name="ids")(i)))
+    table = np.arange(1, 16, dtype=np.float32).reshape(5, 3)
+    model.layers[1].set_weights([table])
+    ids = np.array([[0], [4], [2.9], [-0.5], [-1], [5], [np.nan], [1e9]], np.float32)
+    got, _ = cpp_outputs(model, ids, tmp_path)
+    want = np.concatenate([table[[0, 4, 2, 0]], np.zeros((4, 3), np.float32)])
+    assert np.array_equal(got[0], want), got[0]
+    assert np.array_equal(got[0][:4], np.asarray(model(ids[:4])))  # where Keras answers at all
+    masked = keras.Model(i, layers.GlobalAveragePooling1D()(layers.Embedding(5, 3, mask_zero=True)(i)))
+    with pytest.raises(UnsupportedModelError, match="mask_zero=True"):
+        micronets.export(masked, str(tmp_path / "masked.h"))
+    calibration = np.arange(32, dtype=np.float32).reshape(32, 1) % 5
+    with pytest.raises(UnsupportedModelError, match=r"layer 'ids' \(Embedding\): the int8 path has no lookups"):
+        micronets.export(model, str(tmp_path / "int8.h"), quantize="int8", calibration=calibration)
+    assert not (tmp_path / "int8.h").exists() and not (tmp_path / "masked.h").exists()
+
+
 def test_normalization_before_a_padded_conv_stays_an_affine_op(tmp_path):
     norm = layers.Normalization(mean=[0.2, 0.5], variance=[0.04, 0.25])
     model = seq((6, 6, 2), norm, layers.Conv2D(3, 3, padding="same"), layers.Flatten())

@@ -188,9 +188,11 @@ def layers_in_order(model):
 
 
 def takes_raw_input(model) -> bool:
-    """True when the model takes integers (an Input of an integer dtype) or its first step is its
+    """True when the model takes integers (an Input of an integer dtype), its first step is its
     own preprocessing (Rescaling / Normalization; a resize, crop or random augmentation before it
-    keeps the values): it expects raw values, so a raw uint8 value is passed through unscaled."""
+    keeps the values) or an Embedding (token ids): it expects raw values, so a raw uint8 value is
+    passed through unscaled. (``compile_model`` also finds ids looked up inside a user's layer,
+    as keras.io's TokenAndPositionEmbedding does, in the traced graph: ``reads_ids``.)"""
     import keras
 
     from micronets.compiler.ops.reshape import INFERENCE_IDENTITY
@@ -200,11 +202,17 @@ def takes_raw_input(model) -> bool:
         return True
     for layer in layers_in_order(model):
         name = type(layer).__name__
-        if name in ("Rescaling", "Normalization"):
+        if name in ("Rescaling", "Normalization", "Embedding"):
             return True
         if name not in ("InputLayer", "Resizing", "CenterCrop") + INFERENCE_IDENTITY:
             return False
     return False
+
+
+def reads_ids(graph) -> bool:
+    """Whether every op reading the graph's input is an Embedding: the input holds ids."""
+    readers = [op for op in graph.ops if any(t is graph.input for t in op.inputs)]
+    return bool(readers) and all(op.kind == "Embedding" for op in readers)
 
 
 def pixels_as_input(images: np.ndarray, raw: bool) -> np.ndarray:
@@ -229,11 +237,11 @@ def compile_model(model, classname: str = "Net", arch: Optional[str] = None,
         raise TypeError(f"expected a keras.Model to compile; got {type(model).__name__}"
                         + (" (to compile a saved file, load it first with keras.models.load_model)" if isinstance(model, (str, os.PathLike)) else ""))
     check_classname(classname)
+    graph = trace(model)
     if input_scale is None:
-        input_scale = 1.0 if takes_raw_input(model) else 1.0 / 255.0
+        input_scale = 1.0 if takes_raw_input(model) or reads_ids(graph) else 1.0 / 255.0
     input_scale = _number(input_scale, "input_scale")
     input_offset = _number(input_offset, "input_offset")
-    graph = trace(model)
     if class_names is not None:
         class_names = [str(c) for c in class_names]
         if len(class_names) != graph.output.size:

@@ -95,6 +95,11 @@ def quantize_keras(model, calibration) -> bytes:
     from micronets.compiler.trace import keras_in_float32
 
     x = check_calibration(model, calibration)
+    first = next((layer for layer in layers_in_order(model) if type(layer).__name__ != "InputLayer"), None)
+    if type(first).__name__ == "Embedding":
+        raise UnsupportedModelError(f"layer '{first.name}' (Embedding): the int8 path has no lookups of token ids "
+                                    f"(TFLite's converter keeps the ids and the lookup in float); export this "
+                                    f"model as float32")
     model = _float_input(model, x)
     for outer in layers_in_order(model):
         # refused before converting: TensorFlow 2.21's converter crashed the process (SIGSEGV) on an
