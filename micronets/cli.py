@@ -166,7 +166,7 @@ class Resolved:
     net: Any  # MicroNet or None for a plain Keras model file
     label: str  # architecture description for the header / summary
     classname: str  # default C++ class name
-    input_shape: Tuple[int, int, int]
+    input_shape: Tuple[int, ...]  # (H, W, C) for an image model; (L, C) or (N,) for sequences and vectors
     num_classes: int
 
 
@@ -282,8 +282,6 @@ def resolve(arch: str, classes: Optional[int] = None, input_shape=None, batch_no
         net, model = _load_weights(arch, net, model, weights, classes, input_shape, batch_norm)
 
     shape = tuple(int(d) for d in model.input_shape[1:])
-    if len(shape) != 3:
-        raise fail(f"{arch}: micronets needs an image input (H, W, C); this model takes {model.input_shape}")
     if net is not None:
         label, classname = net.describe(), net.arch_name
     else:

@@ -364,6 +364,42 @@ def test_gen_from_saved_model_files(tmp_path):
     assert not (tmp_path / "twice.h").exists()
 
 
+@needs_compiler
+def test_gen_and_info_take_sequence_and_vector_models(tmp_path):
+    """gen and info refused every saved model that does not take images ("micronets needs an
+    image input (H, W, C)"), though the compiler takes sequences and vectors (a sensor window, an
+    autoencoder's features, token ids). Their headers now match Keras and info reports their
+    input; a folder of images as calibration, and a sketch (it feeds a camera frame), are refused
+    naming the input, writing nothing."""
+    import keras
+
+    from micronets import host
+
+    L = keras.layers
+    i = keras.Input((32, 3))
+    window = keras.Model(i, L.Dense(4, activation="softmax")(L.GlobalAveragePooling1D()(L.Conv1D(8, 5, activation="relu")(i))))
+    i = keras.Input((20,))
+    features = keras.Model(i, L.Dense(20)(L.Dense(8, activation="relu")(i)))
+    images = make_image_folder(tmp_path / "images")
+    for name, model in (("window", window), ("features", features)):
+        path = tmp_path / f"{name}.keras"
+        model.save(str(path))
+        result = run_cli("gen", path, "-o", tmp_path / f"{name}.h")
+        assert result.exit_code == 0, result.stderr
+        exe = host.build(str(tmp_path / f"{name}.h"), "Net", out_dir=str(tmp_path))
+        x = np.random.default_rng(1).normal(size=(6,) + model.input_shape[1:]).astype(np.float32)
+        ref = np.asarray(model(x)).reshape(6, -1)
+        assert np.abs(host.run(exe, x, ref.shape[1]) - ref).max() <= 1e-5 * max(1.0, float(np.abs(ref).max())), name
+        result = run_cli("info", path, "--json")
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["input_shape"] == list(model.input_shape[1:])
+        result = run_cli("gen", path, "--int8", "--calibration", images, "-o", tmp_path / f"{name}8.h")
+        assert_one_line_error(result.exit_code, result.stderr, "a folder of images fits only an image model")
+        result = run_cli("gen", path, "--sketch", tmp_path / f"{name}_sketch")
+        assert_one_line_error(result.exit_code, result.stderr, "H x W x C image frame")
+        assert not (tmp_path / f"{name}8.h").exists() and not (tmp_path / f"{name}_sketch").exists()
+
+
 # ---------------------------------------------------------------------------- info
 @needs_compiler
 def test_info_text_table():

@@ -74,6 +74,9 @@ def load_calibration(path, input_shape, raw: bool = False) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     if not os.path.isdir(path):
         raise ValueError(f"calibration data not found: {path}")
+    if len(input_shape) != 3 or input_shape[2] not in (1, 3):
+        raise ValueError(f"calibration {path}: a folder of images fits only an image model (HxWx1 or HxWx3); this "
+                         f"one takes {'x'.join(map(str, input_shape))}: pass a .npy array of its inputs")
     files = data.image_files_under(path)
     if not files:
         raise ValueError(f"no images in {path} (or its subfolders) to calibrate with")
