@@ -91,9 +91,13 @@ class Report:
         return "\n".join(lines + [""] + list(self.notes) + [verdict])
 
 
-def default_inputs(shape, n: int = 8, seed: int = 0) -> np.ndarray:
-    """Random inputs in [0, 1] with structure (smooth blobs plus noise), for models without data."""
+def default_inputs(shape, n: int = 8, seed: int = 0, ids: Optional[int] = None) -> np.ndarray:
+    """Random inputs in [0, 1] with structure (smooth blobs plus noise), for models without data;
+    for a model whose input holds token ids (``ids``: the rows of its smallest Embedding table),
+    ids drawn from all of [0, ids) (values in [0, 1] would all be id 0)."""
     rng = np.random.default_rng(seed)
+    if ids is not None:
+        return rng.integers(0, int(ids), (n,) + tuple(shape)).astype(np.float32)
     x = rng.random((n,) + tuple(shape)).astype(np.float32)
     if len(shape) >= 2:
         grid = np.linspace(0, 1, int(np.prod(shape[:-1]))).reshape(shape[:-1] + (1,))
@@ -119,17 +123,20 @@ def _keras_outputs(model, names):
 
 
 def verify(model, x=None, classname: str = "Net", tolerance: float = 1e-4, workdir: Optional[str] = None) -> Report:
-    """Compile ``model``, run it in C++ on ``x`` (default: 8 random inputs) and compare each op's
-    output with the matching Keras layer's; see :class:`Report`. Raises what export raises for a
-    model that cannot be compiled, and RuntimeError when g++ fails."""
+    """Compile ``model``, run it in C++ on ``x`` (default: 8 random inputs, ``default_inputs``) and
+    compare each op's output with the matching Keras layer's; see :class:`Report`. Raises what
+    export raises for a model that cannot be compiled, and RuntimeError when g++ fails."""
     from micronets import host
-    from micronets.compiler.compile import compile_model
+    from micronets.compiler.compile import compile_model, reads_ids
     from micronets.compiler.trace import half_precision_layers, keras_in_float32
 
     compiled = compile_model(model, classname=classname)
     graph = compiled.graph
     shape = graph.input.shape
-    x = default_inputs(shape) if x is None else np.asarray(x, np.float32)
+    if x is None:
+        ids = min(op.rows for op in graph.ops if op.kind == "Embedding") if reads_ids(graph) else None
+        x = default_inputs(shape, ids=ids)
+    x = np.asarray(x, np.float32)
     if x.shape[1:] != shape:
         if x.shape == shape:
             x = x[None]

@@ -150,3 +150,24 @@ def test_mixed_precision_models_compile_verify_and_quantise_as_their_float32_twi
                                          r"converter quantises float32 models"):
         micronets.export(half, str(target), quantize="int8", calibration=calibration)
     assert not target.exists()
+
+
+def test_verify_draws_token_ids_for_a_model_of_embeddings(monkeypatch):
+    """Without --inputs, verify drew values in [0, 1]: for a model of token ids every one was id 0,
+    so every Embedding row but the first went unchecked. It draws ids from the whole table."""
+    import keras
+
+    from micronets import verification
+
+    L = keras.layers
+    i = keras.Input((12,), dtype="int32")
+    model = keras.Model(i, L.Dense(4)(L.GlobalAveragePooling1D()(L.Embedding(200, 8)(i))))
+    drawn = []
+    real = verification.default_inputs
+    monkeypatch.setattr(verification, "default_inputs", lambda shape, **kw: drawn.append(real(shape, **kw)) or drawn[-1])
+    report = verification.verify(model)
+    assert report.ok and len(drawn) == 1, report.table()
+    ids = drawn[0]
+    assert ids.shape == (8, 12) and np.array_equal(ids, np.round(ids)) and ids.min() >= 0 and ids.max() < 200
+    assert len(np.unique(ids)) > 50
+    assert [check.keras_layer for check in report.layers if check.kind == "Embedding"] == [model.layers[1].name]
