@@ -719,8 +719,10 @@ def supported_text() -> str:
 
     parts = [("Keras layers", supported_layers()), ("keras.ops in functional graphs", supported_operations()),
              ("activations (activation= and Activation layers)", supported_activations())]
+    traced = ("Lambda layers and your own Layer subclasses: their function / call() is traced through the keras.ops "
+              "and layers above")
     return "\n\n".join(f"{title}:\n" + textwrap.fill(", ".join(names), 100, initial_indent="  ", subsequent_indent="  ")
-                       for title, names in parts)
+                       for title, names in parts) + "\n\n" + textwrap.fill(traced, 100) + "."
 
 
 def _layers_eager(ctx, param, value):

@@ -787,6 +787,41 @@ def test_embedding_ids_truncate_as_keras_casts_and_never_read_outside_the_table(
     assert not (tmp_path / "int8.h").exists() and not (tmp_path / "masked.h").exists()
 
 
+def test_lambda_layers_run_their_function_through_keras_ops(tmp_path):
+    """Lambda layers, refused as a Keras class before, are traced as their function is: keras.io's
+    DDIM sinusoidal embedding as published (a Lambda of keras.ops: exp and log of constants, sin
+    and cos of the noise variance, a concatenation), and a Lambda with ``arguments``. Refused,
+    naming the layer: a function that leaves keras.ops (``tf.nn.depth_to_space``), and a Lambda
+    given a mask (the layers after it would read it)."""
+    import math
+
+    import tensorflow as tf
+
+    ops = keras.ops
+
+    def sinusoidal_embedding(x):  # keras.io examples/generative/ddim.py, embedding_dims 32
+        embedding_min_frequency, embedding_max_frequency, embedding_dims = 1.0, 1000.0, 32
+        frequencies = ops.exp(ops.linspace(ops.log(embedding_min_frequency), ops.log(embedding_max_frequency),
+                                           embedding_dims // 2))
+        angular_speeds = ops.cast(2.0 * math.pi * frequencies, "float32")
+        return ops.concatenate([ops.sin(angular_speeds * x), ops.cos(angular_speeds * x)], axis=3)
+
+    i = keras.Input((1, 1, 1))
+    e = layers.Lambda(sinusoidal_embedding, output_shape=(1, 1, 32))(i)
+    x = layers.Lambda(lambda t, k: t * k + ops.tanh(t), arguments={"k": 0.5})(layers.Dense(8)(layers.Flatten()(e)))
+    model = keras.Model(i, layers.Dense(3)(x))
+    variances = np.random.default_rng(0).uniform(0.0, 1.0, (8, 1, 1, 1)).astype(np.float32)
+    compiled = assert_matches_keras(model, tmp_path, x=variances, live=False)
+    assert [op.kind for op in compiled.graph.ops].count("Dense") == 2
+    i = keras.Input((4, 4, 8))
+    shuffle = keras.Model(i, layers.Lambda(lambda t: tf.nn.depth_to_space(t, 2), name="shuffle")(i))
+    with pytest.raises(UnsupportedModelError, match=r"layer 'shuffle' of class Lambda .*could not be traced through keras.ops"):
+        micronets.export(shuffle, str(tmp_path / "shuffle.h"))
+    masked = keras.Model(i, layers.Lambda(lambda t: t * 2.0, mask=lambda t, m: None, name="masked")(i))
+    with pytest.raises(UnsupportedModelError, match=r"layer 'masked' .*its mask= gives a Keras mask"):
+        micronets.export(masked, str(tmp_path / "masked.h"))
+
+
 def test_normalization_before_a_padded_conv_stays_an_affine_op(tmp_path):
     norm = layers.Normalization(mean=[0.2, 0.5], variance=[0.04, 0.25])
     model = seq((6, 6, 2), norm, layers.Conv2D(3, 3, padding="same"), layers.Flatten())

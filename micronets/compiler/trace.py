@@ -377,7 +377,8 @@ def _expanded(layer, node, model):
     in ``call()`` become constants. A ``call()`` that leaves keras.ops (``tf.nn.*``, numpy on
     tensors) is refused with what failed. Keras' own layer classes are not traced (one the compiler
     does not convert stays refused: Masking's call() alone would drop the mask an LSTM after it
-    reads), nor is a class that computes a mask.
+    reads), nor is a class that computes a mask; but a Lambda is, its function being the user's
+    (unless it is given a mask).
 
     The user's objects end as they began: the nodes this call adds to the sublayers are removed
     when the block exits. The keras.ops it creates are named after the layer ('block/add',
@@ -387,9 +388,12 @@ def _expanded(layer, node, model):
 
     key = _operation_key(layer)
     cls = type(layer)
-    if cls.__module__.split(".")[0] == "keras":  # Keras' own: its semantics (masks, state) are not ours to guess
+    if isinstance(layer, keras.layers.Lambda):  # Keras' class, the user's function: traced as a call() is
+        if layer.mask is not None:
+            raise _unsupported(layer, key, model, " (its mask= gives a Keras mask, which the layers after it would read)")
+    elif cls.__module__.split(".")[0] == "keras":  # Keras' own: its semantics (masks, state) are not ours to guess
         raise _unsupported(layer, key, model)
-    if cls.compute_mask is not keras.layers.Layer.compute_mask:
+    elif cls.compute_mask is not keras.layers.Layer.compute_mask:
         raise _unsupported(layer, key, model, " (it computes a Keras mask, which the layers after it would read)")
     kts = list(node.input_tensors)
     fresh = {id(t): keras.Input(batch_shape=(1,) + tuple(t.shape[1:]), dtype=_as_computed(t.dtype)) for t in kts}
