@@ -822,6 +822,45 @@ def test_lambda_layers_run_their_function_through_keras_ops(tmp_path):
         micronets.export(masked, str(tmp_path / "masked.h"))
 
 
+class _ReflectionPadding2D(keras.layers.Layer):
+    """keras.io's CycleGAN (Keras 3 version), as published."""
+
+    def __init__(self, padding=(1, 1), **kwargs):
+        self.padding = tuple(padding)
+        super().__init__(**kwargs)
+
+    def call(self, input_tensor, mask=None):
+        padding_width, padding_height = self.padding
+        padding_tensor = [[0, 0], [padding_height, padding_height], [padding_width, padding_width], [0, 0]]
+        return keras.ops.pad(input_tensor, padding_tensor, mode="REFLECT")
+
+
+def test_mirror_padding_as_cyclegan_pads(tmp_path):
+    """keras.ops.pad in modes 'reflect' (CycleGAN's ReflectionPadding2D before each 'valid' conv,
+    as published) and 'symmetric', refused before: unequal margins of a map (one side none) and
+    the steps of a sequence, against Keras. A mirror wider than the map is refused naming the
+    operation (Keras' TensorFlow backend has no other modes to refuse)."""
+    ops = keras.ops
+    i = keras.Input((6, 7, 3))
+    x = _ReflectionPadding2D(padding=(3, 3))(i)
+    x = layers.Conv2D(4, 7, activation="relu")(x)
+    x = layers.Lambda(lambda t: ops.pad(t, [[0, 0], [1, 2], [3, 0], [0, 0]], mode="reflect"))(x)
+    x = layers.Lambda(lambda t: ops.pad(t, [[0, 0], [2, 0], [1, 1], [0, 0]], mode="symmetric"))(x)
+    model = keras.Model(i, layers.Conv2D(2, 3, strides=2)(x))
+    compiled = assert_matches_keras(model, tmp_path, name="Mirror")
+    assert {"ReflectPadding", "SymmetricPadding"} <= {op.kind for op in compiled.graph.ops}
+    i = keras.Input((9, 2))
+    x = layers.Lambda(lambda t: ops.pad(t, [[0, 0], [3, 1], [0, 0]], mode="reflect"))(i)
+    x = layers.Lambda(lambda t: ops.pad(t, [[0, 0], [0, 4], [0, 0]], mode="symmetric"))(x)
+    assert_matches_keras(keras.Model(i, layers.Conv1D(3, 3)(x)), tmp_path, name="MirrorSeq")
+    i = keras.Input((3, 3, 2))
+    wide = keras.Model(i, layers.Lambda(lambda t: ops.pad(t, [[0, 0], [3, 3], [0, 0], [0, 0]], mode="symmetric"))(i))
+    with pytest.raises(UnsupportedModelError, match=r"mirrors \(3, 3, 0, 0\) around a 3x3 map: at most 2 rows"):
+        micronets.export(keras.Model(i, layers.Lambda(lambda t: ops.pad(t, [[0, 0], [3, 3], [0, 0], [0, 0]], mode="reflect"))(i)),
+                         str(tmp_path / "wide.h"))
+    micronets.export(wide, str(tmp_path / "wide_symmetric.h"))  # 3 a side: as far as symmetric goes
+
+
 def test_normalization_before_a_padded_conv_stays_an_affine_op(tmp_path):
     norm = layers.Normalization(mean=[0.2, 0.5], variance=[0.04, 0.25])
     model = seq((6, 6, 2), norm, layers.Conv2D(3, 3, padding="same"), layers.Flatten())
@@ -1854,7 +1893,8 @@ def test_crop_and_pad_images_as_keras_in_shiftvits_shift(tmp_path):
     kinds = [op.kind for op in compiled.graph.ops]
     assert kinds.count("Cropping") == 5 and kinds.count("ZeroPadding") == 5, kinds  # 'around' read by the conv
 
-    # keras.ops.pad with zeros: the same view, of a map or a sequence; other modes refused by name
+    # keras.ops.pad with zeros: the same view, of a map or a sequence; other values and axes refused by
+    # name (mirrored modes: test_mirror_padding_as_cyclegan_pads)
     inp = keras.Input((5, 4, 3))
     x = layers.Conv2D(3, 1, name="mix")(inp)
     seq_ = layers.Reshape((20, 3))(x)
@@ -1863,8 +1903,7 @@ def test_crop_and_pad_images_as_keras_in_shiftvits_shift(tmp_path):
     compiled = assert_matches_keras(randomise(keras.Model(inp, [layers.Flatten()(o) for o in outs], name="padded")),
                                     tmp_path, name="Padded")
     assert [op.kind for op in compiled.graph.ops].count("ZeroPadding") == 2  # the conv reads its pad
-    for kwargs, message in (({"mode": "reflect"}, r"pads in mode 'reflect'; only with zeros"),
-                            ({"constant_values": 1.0}, r"pads with 1.0; only with zeros"),
+    for kwargs, message in (({"constant_values": 1.0}, r"pads with 1.0; only with zeros"),
                             ({}, r"pads \[\(0, 0\), \(0, 0\), \(0, 0\), \(1, 1\)\] around a \(5, 4, 3\) sample")):
         widths = ((0, 0), (0, 0), (0, 0), (1, 1)) if not kwargs else ((0, 0), (1, 1), (1, 1), (0, 0))
         with pytest.raises(UnsupportedModelError, match=message):

@@ -212,23 +212,54 @@ def convert_pad_images(layer, inputs, ctx):
 
 @converter("op:Pad")
 def convert_pad(layer, inputs, ctx):
-    """``keras.ops.pad`` with zeros around a map's rows and columns or a sequence's steps: as
-    ZeroPadding2D / 1D. Other modes (reflect, symmetric: CycleGAN's ReflectionPadding2D), other
-    values and other axes are refused, naming what."""
+    """``keras.ops.pad`` around a map's rows and columns or a sequence's steps: with zeros as
+    ZeroPadding2D / 1D; mirrored (mode 'reflect': CycleGAN's ReflectionPadding2D, or 'symmetric',
+    the edge repeated) as copies of the input's bands, read backwards. Other modes, other values
+    and other axes are refused, naming what."""
     x = inputs[0]
     rank = len(x.shape)
     pads = [tuple(int(p) for p in pw) for pw in layer.pad_width]
     pads = pads * (rank + 1) if len(pads) == 1 else pads
     value = ctx.call_kwargs.get("constant_values", ctx.call_args[1] if len(ctx.call_args) > 1 else None)
     what = f"operation '{layer.name}' (keras.ops pad)"
-    if layer.mode != "constant":
-        raise UnsupportedModelError(f"{what} pads in mode '{layer.mode}'; only with zeros (mode 'constant') is supported")
-    if value is not None and float(np.asarray(value)) != 0.0:
+    mode = str(layer.mode).lower()
+    if mode not in ("constant", "reflect", "symmetric"):
+        raise UnsupportedModelError(f"{what} pads in mode '{layer.mode}'; only 'constant' (zeros), 'reflect' and "
+                                    f"'symmetric' are supported")
+    if mode == "constant" and value is not None and float(np.asarray(value)) != 0.0:
         raise UnsupportedModelError(f"{what} pads with {float(np.asarray(value))}; only with zeros is supported")
     if rank not in (2, 3) or len(pads) != rank + 1 or pads[0] != (0, 0) or pads[-1] != (0, 0):
         raise UnsupportedModelError(f"{what} pads {pads} around a {tuple(x.shape)} sample; only the rows and columns "
                                     f"of a map (H, W, C) or the steps of a sequence (L, C) are supported")
-    return ctx.pad(x, (pads[1] + pads[2]) if rank == 3 else ((0, 0) + pads[1]), layer)
+    margins = (pads[1] + pads[2]) if rank == 3 else ((0, 0) + pads[1])
+    if mode == "constant":
+        return ctx.pad(x, margins, layer)
+    return _mirror_pad(ctx, ctx.dense_input(x), margins, mode == "reflect", layer.name, what)
+
+
+def _mirror_bands(n: int, before: int, after: int, reflect: bool):
+    """(output start, length, input start, input step) of each band of an axis of ``n`` padded by
+    ``before`` and ``after`` mirrored: reflect leaves the edge out of the mirror (d c b | a b c d |
+    c b a), symmetric repeats it (b a | a b c d | d c)."""
+    skip = 1 if reflect else 0
+    bands = [(0, before, before - 1 + skip, -1), (before, n, 0, 1), (before + n, after, n - 1 - skip, -1)]
+    return [b for b in bands if b[1] > 0]
+
+
+def _mirror_pad(ctx, x, margins, reflect, name, what):
+    top, bottom, left, right = margins
+    h, w, c = x.hwc
+    limit = h - 1 if reflect else h, w - 1 if reflect else w
+    if max(top, bottom) > limit[0] or max(left, right) > limit[1]:
+        raise UnsupportedModelError(f"{what} mirrors {margins} around a {h}x{w} map: at most {limit[0]} rows and "
+                                    f"{limit[1]} columns a side in mode '{'reflect' if reflect else 'symmetric'}'")
+    ho, wo = h + top + bottom, w + left + right
+    moves = [Move(0, (r0 * w + c0) * c, (or0 * wo + oc0) * c, (rn, cn, c), (rs * w * c, cs * c, 1), (wo * c, c, 1))
+             for or0, rn, r0, rs in _mirror_bands(h, top, bottom, reflect)
+             for oc0, cn, c0, cs in _mirror_bands(w, left, right, reflect)]
+    shape = (wo, c) if len(x.shape) == 2 else (ho, wo, c)
+    return _add(ctx, name, [x], shape, moves, "ReflectPadding" if reflect else "SymmetricPadding",
+                "pad " + ",".join(map(str, margins)))
 
 
 def crop(ctx, x, top, bottom, left, right, name):
