@@ -764,6 +764,31 @@ def test_embedding_of_token_ids_as_keras_io_text_models(tmp_path):
         assert np.abs(raw - ref).max() <= TOL * max(1.0, float(np.abs(ref).max())), model.name
 
 
+def test_embedding_of_one_id_a_sample_as_collaborative_filtering(tmp_path):
+    """keras.io's collaborative filtering looks up a user and a movie, one id each per sample
+    (``Embedding(...)(ids[:, 0])``): Keras' output is (D,) per sample. It was held as (1, D), so a
+    softmax over axis 1 after it saw one value (every output 1.0) and a sum over axis 1 was
+    refused. Its dot product (as ``ops.sum`` over axis 1: the published ``tensordot`` sums across
+    the batch) plus biases, and an axis-1 softmax of the concatenated vectors, against Keras; and
+    an Input of one number a sample, ``Input(shape=())``."""
+    ops = keras.ops
+    i = keras.Input((2,), dtype="int32")
+    users, movies = i[:, 0], i[:, 1]
+    u, m = layers.Embedding(30, 8)(users), layers.Embedding(40, 8)(movies)
+    rating = ops.sum(u * m, axis=1, keepdims=True) + layers.Embedding(30, 1)(users) + layers.Embedding(40, 1)(movies)
+    model = keras.Model(i, [ops.sigmoid(rating), layers.Softmax(axis=1)(layers.Concatenate(axis=1)([u, m]))])
+    _embedding_tables_spread(model, seed=3)
+    rng = np.random.default_rng(4)
+    ids = np.stack([rng.integers(0, 30, 8), rng.integers(0, 40, 8)], axis=1).astype(np.float32)
+    compiled = assert_matches_keras(model, tmp_path, x=ids, name="Recommender", live=False)
+    assert [op.output.shape for op in compiled.graph.ops if op.kind == "Embedding"][:2] == [(8,), (8,)]
+    # one number a sample as the Input itself (keras.io's structured-data examples feed each feature
+    # so): refused before ("model input must have a fixed shape; got (None,)")
+    i = keras.Input(shape=(), dtype="int32")
+    scalar = _embedding_tables_spread(keras.Model(i, layers.Dense(3, activation="softmax")(layers.Embedding(20, 4)(i))))
+    assert_matches_keras(scalar, tmp_path, x=np.arange(8, dtype=np.float32) * 2, name="Scalar", live=False)
+
+
 def test_embedding_ids_truncate_as_keras_casts_and_never_read_outside_the_table(tmp_path):
     """Ids are truncated toward zero as Keras casts them (2.9 is row 2, -0.5 row 0); an id outside
     the table (-1, 5, NaN, 1e9), where TensorFlow raises, gives a row of zeros. mask_zero=True is

@@ -269,9 +269,11 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
             if id(output_kt) in values:  # a nested model's input: bound to what its call received
                 continue
             shape = tuple(output_kt.shape[1:])
-            if not shape or any(d is None for d in shape):
+            if any(d is None for d in shape):
                 raise UnsupportedModelError(f"model input must have a fixed shape; got {tuple(output_kt.shape)}")
-            graph_input = Tensor(name="input", shape=shape)
+            # one number a sample (Input(shape=()): keras.io's structured-data examples feed each
+            # feature so, an Embedding looks its id up): held as a vector of one, as x[:, 0] is
+            graph_input = Tensor(name="input", shape=shape or (1,))
             t = graph_input
         elif isinstance(layer, keras.Model) and key not in CONVERTERS and getattr(layer, "outputs", None):
             if len(node.input_tensors) != 1:

@@ -49,5 +49,10 @@ def convert_embedding(layer, inputs, ctx):
     table = np.asarray(layer.get_weights()[0], np.float64)
     if table.ndim != 2:
         raise UnsupportedModelError(f"layer '{layer.name}' (Embedding) has a table of shape {table.shape}; (rows, width) expected")
-    out = ctx.new_tensor(layer.name, tuple(x.shape) + (int(table.shape[1]),))
+    width = int(table.shape[1])
+    # one id a sample (``Embedding(...)(ids[:, 0])``, collaborative filtering's users and items): the
+    # id is held as a vector of one, Keras' output is (D,), not (1, D), and an axis-1 softmax after it
+    # must see D values (it saw one: every output 1.0)
+    shape = tuple(ctx.output_shape) if int(np.prod(ctx.output_shape)) == x.size * width else tuple(x.shape) + (width,)
+    out = ctx.new_tensor(layer.name, shape)
     return ctx.add(Embedding(layer.name, x, out, table)).output
