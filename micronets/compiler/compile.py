@@ -188,11 +188,11 @@ def layers_in_order(model):
 
 
 def takes_raw_input(model) -> bool:
-    """True when the model takes integers (an Input of an integer dtype), its first step is its
+    """True when the model takes integers (an Input of an integer dtype) or its first step is its
     own preprocessing (Rescaling / Normalization; a resize, crop or random augmentation before it
-    keeps the values) or an Embedding (token ids): it expects raw values, so a raw uint8 value is
-    passed through unscaled. (``compile_model`` also finds ids looked up inside a user's layer,
-    as keras.io's TokenAndPositionEmbedding does, in the traced graph: ``reads_ids``.)"""
+    keeps the values): it expects raw values, so a raw uint8 value is passed through unscaled.
+    (Token ids, an input only Embeddings read, also inside a user's layer, ``compile_model`` finds
+    in the traced graph: ``reads_ids``.)"""
     import keras
 
     from micronets.compiler.ops.reshape import INFERENCE_IDENTITY
@@ -202,7 +202,7 @@ def takes_raw_input(model) -> bool:
         return True
     for layer in layers_in_order(model):
         name = type(layer).__name__
-        if name in ("Rescaling", "Normalization", "Embedding"):
+        if name in ("Rescaling", "Normalization"):
             return True
         if name not in ("InputLayer", "Resizing", "CenterCrop") + INFERENCE_IDENTITY:
             return False
