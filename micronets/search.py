@@ -414,7 +414,9 @@ def measure_front_m4(front: Sequence["Candidate"], space: Space, num_classes: in
             say(f"trial {c.trial}: {c.m4_instructions:,} Cortex-M4 instructions per inference "
                 f"({c.macs_per_instruction:.3f} MACs per instruction)")
         except (RuntimeError, ValueError, OSError) as exc:
-            failed.append(f"trial {c.trial}: {' '.join(str(exc).split())[:200]}")
+            from micronets.compiler.ops.base import brief
+
+            failed.append(f"trial {c.trial}: {brief(exc, 200)}")
             say(f"trial {c.trial}: Cortex-M4 run failed: {failed[-1]}")
         finally:
             keras.backend.clear_session()
@@ -882,7 +884,9 @@ def search(data_dir: str, output: str = "best.h", *, board=None, max_ram=None, m
                 say(f"trial {trial.number}: rejected before training ({exc}): {desc}")
                 raise optuna.TrialPruned(str(exc))
             except ValueError as exc:
-                reason = "does not build: " + " ".join(str(exc).split())[:200]
+                from micronets.compiler.ops.base import brief
+
+                reason = "does not build: " + brief(exc, 200)
                 trial.set_user_attr("status", "rejected")
                 trial.set_user_attr("reason", reason)
                 trial.set_constraint("builds", 1.0)

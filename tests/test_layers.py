@@ -15,6 +15,7 @@ import pytest
 import micronets
 from micronets import host
 from micronets.compiler import UnsupportedModelError, check_classname, compile_model
+from micronets.compiler.ops.base import brief
 from netutil import keras_predict, liven, random_images
 
 keras = pytest.importorskip("keras")
@@ -840,7 +841,7 @@ def test_lambda_layers_run_their_function_through_keras_ops(tmp_path):
     assert [op.kind for op in compiled.graph.ops].count("Dense") == 2
     i = keras.Input((4, 4, 8))
     shuffle = keras.Model(i, layers.Lambda(lambda t: tf.nn.depth_to_space(t, 2), name="shuffle")(i))
-    with pytest.raises(UnsupportedModelError, match=r"layer 'shuffle' of class Lambda .*could not be traced through keras.ops"):
+    with pytest.raises(UnsupportedModelError, match=r"layer 'shuffle' of class Lambda .*hands a Keras tensor to TensorFlow"):
         micronets.export(shuffle, str(tmp_path / "shuffle.h"))
     masked = keras.Model(i, layers.Lambda(lambda t: t * 2.0, mask=lambda t, m: None, name="masked")(i))
     with pytest.raises(UnsupportedModelError, match=r"layer 'masked' .*its mask= gives a Keras mask"):
@@ -1299,9 +1300,26 @@ def test_user_layer_classes_are_traced_through_their_call(tmp_path):
     model = keras.Model(inp, TfOnly(name="d2s")(layers.Conv2D(8, 1)(inp)))
     target = tmp_path / "refused.h"
     with pytest.raises(UnsupportedModelError, match=r"layer 'd2s' of class TfOnly .*not supported \(its call\(\) "
-                                                    r"could not be traced through keras.ops: ValueError: A KerasTensor"):
+                                                    r"hands a Keras tensor to TensorFlow \(tf\.\*\).*keras\.ops") as refused:
         micronets.export(model, str(target))
     assert not target.exists()
+    assert "Supported layers" not in str(refused.value)  # the cause is specific: no list of everything
+
+    class WrongSublayer(layers.Layer):  # Keras wraps what a sublayer raises in call(): quoted, the cause comes bare
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.pool = layers.MaxPooling1D(name="pool")
+
+        def call(self, x):
+            return self.pool(x)
+
+    with pytest.raises(ValueError, match="Exception encountered when calling") as wrapped:
+        WrongSublayer()(inp)
+    text = brief(wrapped.value)
+    assert text == ("Input 0 with name 'None' of layer 'pool' is incompatible with the layer: expected ndim=3, "
+                    "found ndim=4. Full shape received: (None, 4, 4, 8)"), text
+    assert len(text) <= 240 and "\x1b" not in text
+    assert brief(ValueError("a b  c\n d"), 7) == "a b c d" and brief(ValueError("one two three four"), 12) == "one two ..."
 
     class Tangent(layers.Layer):  # keras.ops, but one the compiler does not convert: named with the layer
         def call(self, x):
@@ -1322,7 +1340,8 @@ def test_user_layer_classes_are_traced_through_their_call(tmp_path):
             return ops.any(ops.not_equal(x, 0.0), axis=-1)
 
     for layer, why in ((MaskZeros(name="mask_zeros"), r"class MaskZeros .*not supported \(it computes a Keras mask"),
-                       (layers.Masking(0.0, name="masking"), r"class Masking in model '\w+' is not supported\. ")):
+                       (layers.Masking(0.0, name="masking"), r"class Masking in model '\w+' is not supported: micronets has no converter for this Keras "
+                                                             r"layer class\. Supported layers: ")):
         with pytest.raises(UnsupportedModelError, match=why):
             compile_model(keras.Sequential([keras.Input((6, 3)), layer, layers.LSTM(4)]))
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from micronets.compiler import activations
 from micronets.compiler.graph import Graph, Tensor
-from micronets.compiler.ops.base import CONVERTERS, MULTI_OUTPUT, REWRITES, TAKES_CONSTANTS, UnsupportedModelError
+from micronets.compiler.ops.base import CONVERTERS, MULTI_OUTPUT, REWRITES, TAKES_CONSTANTS, UnsupportedModelError, brief
 
 
 def _load_op_modules():
@@ -364,9 +364,15 @@ def call_name(name: str, calls: Dict[str, int]) -> str:
 
 
 def _unsupported(layer, key, model, reason=""):
+    """The refusal of ``layer``: its specific ``reason`` where there is one, else (a class or
+    keras.ops function micronets has no converter for) the lists of what it does have."""
+    if reason:
+        return UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}' is not supported{reason}")
+    what = "keras.ops function" if key.startswith("op:") else "Keras layer class"
     return UnsupportedModelError(
-        f"{_describe(layer, key)} in model '{model.name}' is not supported{reason}. Supported layers: "
-        f"{', '.join(supported_layers())}; supported keras.ops: {', '.join(supported_operations())}")
+        f"{_describe(layer, key)} in model '{model.name}' is not supported: micronets has no converter for this "
+        f"{what}. Supported layers: {', '.join(supported_layers())}; supported keras.ops: "
+        f"{', '.join(supported_operations())}")
 
 
 @contextlib.contextmanager
@@ -419,7 +425,12 @@ def _expanded(layer, node, model):
                                                   f"export the model up to the values it samples from, such as a VAE "
                                                   f"encoder's mean)") from None
         except Exception as exc:  # anything call() raises on symbolic tensors: the user's code, not ours
-            reason = f" (its call() could not be traced through keras.ops: {type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            if "cannot be used as input to a TensorFlow function" in str(exc):
+                reason = (" (its call() hands a Keras tensor to TensorFlow (tf.*), which cannot be traced: micronets "
+                          "follows keras.ops only; write the layer with keras.ops, e.g. keras.ops.relu6 for "
+                          "tf.nn.relu6)")
+            else:
+                reason = f" (its call() could not be traced through keras.ops: {type(exc).__name__}: {brief(exc)})"
             raise _unsupported(layer, key, model, reason) from exc
         calls: Dict[str, int] = {}
         for op in getattr(sub, "operations", ()):  # created by this call (a Layer may be the user's: kept as named)
@@ -684,7 +695,7 @@ def _functional_view(model):
         except Exception as exc:
             raise UnsupportedModelError(f"model '{model.name}' ({type(model).__name__}, a subclassed keras.Model) "
                                         f"cannot be called on a symbolic input: {type(exc).__name__}: "
-                                        f"{str(exc).splitlines()[0][:200]}") from exc
+                                        f"{brief(exc)}") from exc
         yield keras.Model(inp, out, name=model.name)
     finally:
         del model._inbound_nodes[nodes:]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import re
 from typing import Callable, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -84,6 +85,21 @@ def fuse_pairs(ops, kept, condition, make):
 
 class UnsupportedModelError(ValueError):
     """The model uses a layer, or a layer setting, the compiler cannot turn into C++."""
+
+
+def brief(exc: BaseException, width: int = 240) -> str:
+    """What ``exc`` says, in one line of at most ``width`` characters, to quote inside a message of
+    our own: Keras' wrapping of an error raised inside a layer's call() ('Exception encountered
+    when calling ...', 'Could not automatically infer the output shape ...', the arguments it
+    received, terminal colour codes) is dropped, whitespace
+    is collapsed, and a longer text is cut at a word boundary, marked with '...'."""
+    import textwrap
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split("Arguments received by")[0]
+    text = re.sub(r"Exception encountered when calling [^\n]*\n", "", text)
+    text = re.split(r"compute_output_shape\(\)` method\. Error encountered:", text)[-1]  # Keras' preamble to the cause
+    text = " ".join(text.split()) or "(no message)"
+    return textwrap.shorten(text, width, placeholder=" ...") if len(text) > width else text
 
 
 # ------------------------------------------------------------------------- activations
