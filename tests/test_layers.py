@@ -1051,6 +1051,30 @@ def test_crop_upsample_permute(tmp_path):
     assert_matches_keras(model, tmp_path)
 
 
+def test_tile_and_repeat_of_model_values(tmp_path):
+    """keras.ops.tile and repeat of a model's values (a pooled context spread back over the map, as
+    ParseNet and PSPNet-style heads do; rows repeated; repeats shorter than the rank aligned as
+    numpy aligns them), C++ == Keras. Tiling the batch axis, per-element counts and axis=None
+    (which flattens the batch too) are refused by name."""
+    from keras import ops
+
+    x = keras.Input((3, 4, 2))
+    h = layers.Conv2D(3, 1)(x)
+    g = layers.GlobalAveragePooling2D(keepdims=True)(h)
+    y = layers.Concatenate()([h, ops.tile(g, [1, 3, 4, 1]), ops.repeat(h[:, :, :2, :], 2, axis=2),
+                              ops.tile(h, (1, 2, 1))[:, :, :4, :], ops.repeat(h[:, :1], 3, axis=1)])
+    compiled = assert_matches_keras(keras.Model(x, layers.Flatten()(y)), tmp_path, name="Tiles")
+    assert {op.label() for op in compiled.graph.ops} >= {"Tile x1,2,1", "Tile x3,4,1", "Repeat x2 on axis 2"}
+    s = keras.Input((5,))
+    v = ops.tile(ops.expand_dims(layers.Dense(3)(s), 1), (2, 1)) + ops.repeat(ops.expand_dims(s, -1), 3, axis=-1)[:, :2]
+    assert_matches_keras(keras.Model(s, layers.Flatten()(v)), tmp_path, name="Rows")
+    for out, why in ((ops.tile(h, (2, 1, 1, 1)), r"'tile\w*' tiles the batch axis 2 times"),
+                     (ops.repeat(h, [1, 2, 1], axis=1), r"'repeat\w*' .* repeats with axis=1 and repeats=\[1, 2, 1\]"),
+                     (ops.repeat(h, 2), r"'repeat\w*' .* repeats with axis=None")):
+        with pytest.raises(UnsupportedModelError, match=why):
+            compile_model(keras.Model(x, out))
+
+
 def test_channel_shuffle_and_split(tmp_path):
     """ShuffleNetV2's split (slicing) and shuffle (Reshape -> Permute -> Reshape)."""
     inp = keras.Input((6, 6, 8))
@@ -1351,8 +1375,12 @@ def test_user_layer_returning_a_constant(tmp_path):
     to its input's shape, as Keras' CCT example writes its position embedding) is a constant: it
     enters elementwise arithmetic as weights (a merge layer and a keras.ops product here), C++ ==
     Keras; so is one computed inside a call() with the batch axis of 1 (an Embedding of arange(n)
-    added to the input, ViT's patch encoder). Read by any other layer, or given as the model's
-    output, it is refused, and nothing is written."""
+    added to the input, ViT's patch encoder). A layer or keras.ops call reading constants only
+    (a Dense, a softmax over the table) is computed by Keras at compile time, and so are
+    ``ones_like`` / ``zeros_like`` / ``full_like`` of a model value (a layer read by nothing else is
+    then not computed at run time). Refused, and nothing written:
+    a constant read by a non-elementwise op with a model value, one computed across the batch's
+    samples, and a constant as the model's output."""
     from keras import ops
 
     class Table(layers.Layer):
@@ -1373,13 +1401,22 @@ def test_user_layer_returning_a_constant(tmp_path):
     inp = keras.Input((5, 4))
     h = layers.Dense(4)(inp)
     table = Table(name="table")(h)
-    y = layers.Concatenate()([layers.Add()([h, table]), h * table, Positions()(h)])
+    folded = ops.softmax(layers.Dense(4, name="over_table")(table), axis=1) * ops.full_like(h, 3.0)
+    shape_only = layers.Dense(2, name="shape_only")(h)  # read by zeros_like alone: not computed at run time
+    shapes = ops.concatenate([ops.ones_like(h), ops.zeros_like(shape_only)], axis=-1) * 0.5
+    y = layers.Concatenate()([layers.Add()([h, table]), h * table, Positions()(h), h + folded, shapes])
     compiled = assert_matches_keras(keras.Model(inp, layers.Flatten()(y), name="constants"), tmp_path)
-    assert "Table" not in {type(op).__name__ for op in compiled.graph.ops}
+    names = [op.name for op in compiled.graph.ops]  # computed at compile time: no op of theirs runs
+    assert not [n for n in names if n.startswith(("table", "over_table", "softmax", "full_like", "ones_like",
+                                                  "zeros_like", "shape_only"))], names
     target = tmp_path / "refused.h"
-    for model, why in ((keras.Model(inp, layers.Dense(2, name="reader")(Table(name="t2")(h))),
-                        r"layer 'reader' of class Dense .* reads a constant"),
-                       (keras.Model(inp, Table(name="t3")(h)), r"outputs a constant: layer 't3' does not depend")):
+    for model, why in ((keras.Model(inp, ops.matmul(h, ops.transpose(Table(name="t2")(h), (0, 2, 1)))),
+                        r"operation 'matmul\w*' .* reads a constant .* together with a value computed from the input"),
+                       (keras.Model(inp, h + ops.sum(Table(name="t4")(h), axis=0)),
+                        r"operation 'sum\w*' .* computes \(5, 4\) from constants where Keras declares \(5, 4\): not "
+                        r"one sample"),
+                       (keras.Model(inp, layers.Dense(2, name="reader")(Table(name="t3")(h))),
+                        r"outputs a constant: layer 'reader' does not depend")):
         with pytest.raises(UnsupportedModelError, match=why):
             micronets.export(model, str(target))
         assert not target.exists()

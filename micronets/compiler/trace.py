@@ -47,9 +47,15 @@ def supported_layers() -> List[str]:
 
 
 def supported_operations() -> List[str]:
-    """Bare Keras operations (``keras.ops.*`` recorded in functional graphs) the compiler converts."""
+    """Bare Keras operations (``keras.ops.*`` recorded in functional graphs) the compiler converts
+    (or, for those whose value does not depend on their input's values, computes at compile time)."""
     _load_op_modules()
-    return sorted(k[3:] for k in CONVERTERS if k.startswith("op:"))
+    return sorted({k[3:] for k in CONVERTERS if k.startswith("op:")} | {k[3:] for k in VALUE_FREE})
+
+
+#: keras.ops whose result depends on their first argument's shape only, not its values
+#: (``ops.ones_like(x)``): computed at compile time, a constant like any other
+VALUE_FREE = frozenset({"op:OnesLike", "op:ZerosLike", "op:FullLike"})
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -259,13 +265,17 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
     graph_input, calls = None, {}
     for layer, node, output_kt in order:
         key = _operation_key(layer)
-        if key != "InputLayer" and key not in TAKES_CONSTANTS and \
+        t = None if key == "InputLayer" else _folded(layer, node, key, values, ctx, model)
+        if t is None and key != "InputLayer" and key not in TAKES_CONSTANTS and \
                 any(isinstance(values.get(id(k)), np.ndarray) for k in node.input_tensors):
             raise UnsupportedModelError(
                 f"{_describe(layer, key)} in model '{model.name}' reads a constant (the output of a layer that does "
-                f"not depend on the model's input); a constant is supported as an operand of elementwise arithmetic "
-                f"(Add, Multiply, x + c, ...) only")
-        if key == "InputLayer":
+                f"not depend on the model's input) together with a value computed from the input; a constant is "
+                f"supported there as an operand of elementwise arithmetic (Add, Multiply, x + c, ...) and of "
+                f"Concatenate only")
+        if t is not None:  # a constant, computed by Keras
+            pass
+        elif key == "InputLayer":
             if id(output_kt) in values:  # a nested model's input: bound to what its call received
                 continue
             shape = tuple(output_kt.shape[1:])
@@ -346,6 +356,53 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
             if layer_values is not None:
                 layer_values.append((output_name(name, k), t))
     return graph_input
+
+
+def _folded(layer, node, key, values, ctx, model):
+    """The value of a call that does not depend on the model's input, computed once by Keras itself
+    (a tuple of arrays for several outputs), or None for any other call. Such a call reads
+    constants only (a Dense or softmax over a learned position table, a cast of a mask), or is a
+    VALUE_FREE operation (``ops.ones_like(x)``: x's shape alone matters; its readers count one
+    reader less). Keras runs it on a batch of one, at inference (training=False where call()
+    takes it), as predict() would; a result that is not one sample of Keras' declared shape
+    (the call mixed samples of the batch) is refused."""
+    import keras
+
+    kts = list(node.input_tensors)
+    value_free = key in VALUE_FREE and kts and hasattr(node.arguments.args[0], "_keras_history")
+    constant = [isinstance(values.get(id(kt)), np.ndarray) for kt in kts]
+    if not kts or not all(c or (value_free and kt is node.arguments.args[0]) for kt, c in zip(kts, constant)):
+        return None
+    batched = {id(kt): (values[id(kt)] if c else np.zeros(values[id(kt)].shape, np.float32))[None]
+               for kt, c in zip(kts, constant)}
+    args = _substitute(tuple(node.arguments.args), batched)
+    kwargs = _substitute(dict(node.arguments.kwargs), batched)
+    if isinstance(layer, keras.layers.Layer) and "training" in inspect.signature(layer.call).parameters:
+        kwargs["training"] = False
+    try:
+        with _no_random_draws():
+            out = layer(*args, **kwargs)
+    except _RandomDraw as exc:
+        raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}' draws random numbers at "
+                                    f"inference ({exc}); a header would repeat one draw") from None
+    except Exception as exc:
+        raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}' reads constants only, and Keras "
+                                    f"could not compute it on them: {type(exc).__name__}: {brief(exc)}") from exc
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    results = []
+    for kt, o in zip(node.output_tensors, outs):
+        v = np.asarray(keras.ops.convert_to_numpy(o))
+        declared = tuple(kt.shape)
+        if v.ndim != len(declared) or v.shape[:1] != (1,) or declared[0] not in (None, 1) or \
+                any(d is not None and d != n for d, n in zip(declared[1:], v.shape[1:])):
+            raise UnsupportedModelError(
+                f"{_describe(layer, key)} in model '{model.name}' computes {v.shape} from constants where Keras "
+                f"declares {declared}: not one sample of a batch (it mixes the batch's samples)")
+        results.append(v[0])
+    for kt, c in zip(kts, constant):
+        if not c:
+            ctx.readers[values[id(kt)]] -= 1
+    return tuple(results) if len(results) > 1 else results[0]
 
 
 def output_name(name: str, k: int) -> str:
@@ -661,12 +718,26 @@ def _trace_model(model, fuse, without) -> Graph:
     for fn in REWRITES if fuse else ():
         if fn.__name__ not in without:
             ops = fn(ops, kept)
+    ops = _live(ops, kept)
     used = set()
     for i, op in enumerate(ops):
         op.index = i
         op.ident = _ident(op.name, used)
-    keras_tensors = tuple((name, v) for name, v in layer_values if isinstance(v, Tensor))
+    written = {graph_input.storage} | {op.output.storage for op in ops}
+    keras_tensors = tuple((name, v) for name, v in layer_values if isinstance(v, Tensor) and v.storage in written)
     return Graph(ops=tuple(ops), input=graph_input, outputs=tuple(outputs), keras_tensors=keras_tensors)
+
+
+def _live(ops, kept):
+    """``ops`` without those whose result nothing reads: a value only ``ops.ones_like`` looked at
+    (its shape, computed at compile time) is not computed at run time. Walked from the outputs back,
+    by storage, so ops writing parts of one storage (a concatenation in place) live together."""
+    live, out = set(kept), []
+    for op in reversed(ops):
+        if op.output.storage in live:
+            out.append(op)
+            live.update(t.storage for t in op.inputs)
+    return out[::-1]
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """Data movement: Permute (and with Reshape views, ShuffleNet's channel shuffle), image patches
 (keras.ops.image.extract_patches), keras.ops.split and stack, Cropping1D/2D
 (and the crops of CenterCrop and Resizing),
-UpSampling1D/2D (nearest; bilinear is ops/resize.py's), RepeatVector, Concatenate, slicing (``x[..., :c]``), materialised zero padding and
+UpSampling1D/2D (nearest; bilinear is ops/resize.py's), RepeatVector, keras.ops.tile and repeat, Concatenate, slicing (``x[..., :c]``), materialised zero padding and
 plain copies. All of them are the same kernel: copy elements from an input to the output along a
 strided walk of at most six axes (a zero stride repeats an element: nearest upsampling); an op
 is a list of such moves, optionally over a zeroed output (padding). No MACs.
@@ -310,6 +310,64 @@ def convert_repeat_vector(layer, inputs, ctx):
     n, f = int(layer.n), int(x.shape[0])
     move = Move(0, 0, 0, (n, f), (0, 1), (f, 1))
     return _add(ctx, layer.name, [x], (n, f), [move], "RepeatVector", f"x{n}")
+
+
+def _repeats(layer, value, what):
+    """Keras' ``repeats`` argument as a tuple of ints, or a clear refusal (a tensor, or None: a
+    repeat count known only when the model runs)."""
+    counts = (value,) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, (list, tuple)) else None
+    if counts is None or not all(isinstance(r, (int, np.integer)) and r >= 1 for r in counts):
+        raise UnsupportedModelError(f"operation '{layer.name}' ({what}) repeats {value!r} times; micronets needs "
+                                    f"repeat counts that are positive numbers when the model is built")
+    return tuple(int(r) for r in counts)
+
+
+@converter("op:Tile")
+def convert_tile(layer, inputs, ctx):
+    """``keras.ops.tile(x, repeats)``: the sample laid side by side ``repeats[i]`` times along each
+    axis. One move: each axis split into (copy, element), the copy axis of source stride 0. The
+    batch axis must stay: repeats align to the batch axis and the sample's as numpy aligns them."""
+    x = ctx.dense_input(inputs[0])
+    rank = len(x.shape)
+    reps = _repeats(layer, layer.repeats, "keras.ops.tile")
+    if len(reps) > rank + 1:
+        raise UnsupportedModelError(f"operation '{layer.name}' tiles a {rank + 1}-axis batch with {len(reps)} "
+                                    f"repeats: it would add axes in front of the batch axis")
+    reps = (1,) * (rank + 1 - len(reps)) + reps
+    if reps[0] != 1:
+        raise UnsupportedModelError(f"operation '{layer.name}' tiles the batch axis {reps[0]} times; a compiled "
+                                    f"model's batch is one sample")
+    reps = reps[1:]
+    if all(r == 1 for r in reps):
+        return x
+    shape = tuple(r * d for r, d in zip(reps, x.shape))
+    dims = tuple(v for r, d in zip(reps, x.shape) for v in (r, d))
+    src = tuple(v for st in row_major(x.shape) for v in (0, st))
+    move = Move(0, 0, 0, dims, src, row_major(dims))
+    return _add(ctx, layer.name, [x], shape, [move], "Tile", "x" + ",".join(map(str, reps)))
+
+
+@converter("op:Repeat")
+def convert_repeat(layer, inputs, ctx):
+    """``keras.ops.repeat(x, n, axis)``: each element along ``axis`` n times in a row (numpy's
+    repeat). One move: the axis split into (element, copy), the copy of source stride 0. Per-element
+    counts and ``axis=None`` (which flattens the batch with the sample) are refused."""
+    x = ctx.dense_input(inputs[0])
+    reps = _repeats(layer, layer.repeats, "keras.ops.repeat")
+    axis = None if layer.axis is None else sample_axis(int(layer.axis), len(x.shape))
+    if axis is None or len(reps) != 1:
+        raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops.repeat) repeats with axis={layer.axis} and "
+                                    f"repeats={layer.repeats!r}; micronets repeats along one axis of the sample, every "
+                                    f"element the same number of times")
+    n = reps[0]
+    if n == 1:
+        return x
+    shape = tuple(d * n if a == axis else d for a, d in enumerate(x.shape))
+    st = row_major(x.shape)
+    dims = x.shape[:axis + 1] + (n,) + x.shape[axis + 1:]
+    src = st[:axis + 1] + (0,) + st[axis + 1:]
+    move = Move(0, 0, 0, tuple(dims), tuple(src), row_major(dims))
+    return _add(ctx, layer.name, [x], shape, [move], "Repeat", f"x{n} on axis {axis + 1}")
 
 
 def concatenate(ctx, xs, axis, name):
