@@ -402,21 +402,22 @@ def test_global_pools_channels_first_pool_each_first_axis_row(tmp_path):
 
 
 def _attention_model(rank=3, causal=False, use_bias=True, output_shape=None, cross=False, room=True, width=8,
-                     key_dim=4):
+                     key_dim=4, window=None, gate=False):
     """Dense/Conv -> MultiHeadAttention (3 heads, key_dim 4, value_dim 5) -> residual ->
     LayerNormalization, as a transformer block starts; ``cross``: query, value and key from
     three different projections (7 and 6 features) over 4 of the 6 positions, so a mix-up of
     the three or of the two position counts cannot pass;
     ``room``: a wider layer first (48 features), so the arena has room for the stored keys and
-    values while the attention runs."""
+    values while the attention runs. ``window``: Keras' sliding_window; ``gate``: its use_gate."""
     inp = keras.Input((6, 10) if rank == 3 else (3, 4, 5))
     x = layers.Dense(48)(inp) if room else inp
     x = layers.Dense(width)(x) if rank == 3 else layers.Conv2D(width, 1)(x)
     kw = {"output_shape": output_shape} if output_shape else {}
-    mha = layers.MultiHeadAttention(num_heads=3, key_dim=key_dim, value_dim=5, use_bias=use_bias, dropout=0.1, **kw)
+    mha = layers.MultiHeadAttention(num_heads=3, key_dim=key_dim, value_dim=5, use_bias=use_bias, dropout=0.1,
+                                    sliding_window=window, use_gate=gate, **kw)
     if cross:
         kv = layers.Cropping1D((1, 1))(x)
-        y = mha(x, layers.Dense(7)(kv), layers.Dense(6)(kv))
+        y = mha(x, layers.Dense(7)(kv), layers.Dense(6)(kv), use_causal_mask=causal)
     else:
         y = mha(x, x, use_causal_mask=causal)
     if output_shape is None:
@@ -438,8 +439,11 @@ def _attention_model(rank=3, causal=False, use_bias=True, output_shape=None, cro
 @pytest.mark.parametrize("options, form", [
     (dict(), "stored"), (dict(causal=True), "stored"), (dict(use_bias=False), "stored"), (dict(output_shape=9), "stored"),
     (dict(cross=True), "stored"), (dict(rank=4), "stored"), (dict(room=False), "folded"),
-    (dict(room=False, causal=True, use_bias=False), "folded"), (dict(width=2, key_dim=12, causal=True), "folded")],
-    ids=["self", "causal", "no_bias", "output_shape", "cross", "map", "no_room", "no_room_causal_no_bias", "narrow"])
+    (dict(room=False, causal=True, use_bias=False), "folded"), (dict(width=2, key_dim=12, causal=True), "folded"),
+    (dict(window=2), "stored"), (dict(window=3, causal=True, gate=True), "stored"), (dict(cross=True, causal=True), "stored"),
+    (dict(room=False, gate=True, use_bias=False, window=2), "folded")],
+    ids=["self", "causal", "no_bias", "output_shape", "cross", "map", "no_room", "no_room_causal_no_bias", "narrow",
+         "window", "causal_window_gate", "cross_causal", "no_room_gate_window"])
 def test_multi_head_attention(options, form, tmp_path):
     """MultiHeadAttention as Keras computes it at inference (dropout off): self-attention over a
     sequence, with the causal mask, without biases, projected to another width, cross-attention
@@ -448,7 +452,9 @@ def test_multi_head_attention(options, form, tmp_path):
     positions (Keras' default attention_axes: every axis but the features). Both forms of the
     kernel: keys and values stored in the workspace where the arena has room for them and that
     takes fewer MACs; else folded into each query (no room; or 2 input features against heads of
-    12, where folding is the cheaper form and the only one offered)."""
+    12, where folding is the cheaper form and the only one offered). Keras 3.15's sliding_window
+    (alone, and with the causal mask: keys less than w back) and use_gate (a sigmoid gate on each
+    head's output, from the query input), and a causal mask over 6 queries and 4 keys."""
     model = _attention_model(**options)
     x = np.random.default_rng(1).normal(0, 1, (8,) + tuple(model.input_shape[1:])).astype(np.float32)
     compiled = assert_matches_keras(model, tmp_path, x=x, live=False)
@@ -456,31 +462,72 @@ def test_multi_head_attention(options, form, tmp_path):
     lq = 12 if options.get("rank") == 4 else 6
     lk = 4 if options.get("cross") else lq
     dk = options.get("key_dim", 4)
-    assert (op.heads, op.key_dim, op.value_dim, op.lq, op.lk, op.causal) == (3, dk, 5, lq, lk, bool(options.get("causal")))
+    window = options.get("window")
+    band = (None if window is None else window - 1, 0 if options.get("causal") else None if window is None else window - 1)
+    assert (op.heads, op.key_dim, op.value_dim, op.lq, op.lk, op.before, op.after, op.gated) == (
+        3, dk, 5, lq, lk, *band, bool(options.get("gate")))
     ran = compiled.plan.op(op)
     assert ran.form == form and f"mha_{form}<" in compiled.header
     assert op.workspace_options == (("folded",) if options.get("width") == 2 else ("stored", "folded"))
     dki, dvi = op.dims[1:3]
-    assert ran.workspace_bytes() == 4 * (lk * (dk + 5) + dk + lk + 5 if form == "stored" else dk + dki + lk + dvi + 5)
+    gate = 5 if options.get("gate") else 0
+    assert ran.workspace_bytes() == 4 * (lk * (dk + 5) + dk + lk + 5 + gate if form == "stored" else
+                                         dk + dki + lk + dvi + 5 + gate)
     assert compiled.plan.arena_size == compiled.plan.lower_bound
 
 
 def test_multi_head_attention_refusals_say_why():
     inp = keras.Input((6, 8))
-    cases = ((lambda: layers.MultiHeadAttention(2, 4)(inp, inp, attention_mask=np.ones((1, 6, 6), bool)), "attention_mask"),
+    holey = np.ones((1, 6, 6), bool)
+    holey[0, 2, 4] = False
+    cases = ((lambda: layers.MultiHeadAttention(2, 4)(inp, inp, attention_mask=holey), "not a band of key positions"),
+             (lambda: layers.MultiHeadAttention(2, 4)(inp, inp, attention_mask=layers.Dense(6)(inp)),
+              "attention_mask is computed from the model's input"),
+             (lambda: layers.MultiHeadAttention(2, 4, sliding_window=2)(inp, layers.Cropping1D((0, 3))(inp)),
+              "lets query position 4 see no key"),
              (lambda: layers.Reshape((72,))(layers.MultiHeadAttention(2, 4)(inp, inp, return_attention_scores=True)[1]),
               "2 outputs and a later layer reads one after the first"),
              (lambda: layers.MultiHeadAttention(2, 4, output_shape=(2, 4))(inp, inp), "one last axis"),
              (lambda: layers.MultiHeadAttention(2, 4)(inp, layers.Dense(8)(layers.Reshape((3, 4, 8))(
-                 layers.Dense(16)(inp)))), "one rank"),
-             (lambda: layers.MultiHeadAttention(2, 4)(inp, layers.Dense(8)(layers.Cropping1D((0, 2))(inp)),
-                                                      use_causal_mask=True), "equal counts"))
+                 layers.Dense(16)(inp)))), "one rank"))
     for make, why in cases:
         with pytest.raises(UnsupportedModelError, match=why):
             compile_model(keras.Model(inp, layers.Flatten()(make())))
     m4 = keras.Input((3, 4, 5))
     with pytest.raises(UnsupportedModelError, match="every axis but the last"):
         compile_model(keras.Model(m4, layers.Flatten()(layers.MultiHeadAttention(2, 4, attention_axes=(2,))(m4, m4))))
+
+
+def test_hand_built_causal_mask_as_miniature_gpt_builds_it(tmp_path):
+    """keras.io's miniature GPT builds its causal mask in its TransformerBlock's call() from
+    keras.ops (arange, a comparison, a cast) and passes it as attention_mask: a constant, read as
+    the causal band; C++ == Keras. An all-true constant mask is no mask."""
+    from keras import ops
+
+    def causal_attention_mask(n_dest, n_src, dtype):  # as published, for a batch axis of 1 (Keras broadcasts it)
+        i = ops.arange(n_dest)[:, None]
+        j = ops.arange(n_src)
+        m = i >= j - n_src + n_dest
+        return ops.reshape(ops.cast(m, dtype), [1, n_dest, n_src])
+
+    class TransformerBlock(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.att = layers.MultiHeadAttention(2, 4)
+            self.ffn = keras.Sequential([layers.Dense(16, activation="relu"), layers.Dense(8)])
+            self.ln1, self.ln2 = layers.LayerNormalization(epsilon=1e-6), layers.LayerNormalization(epsilon=1e-6)
+
+        def call(self, inputs):
+            n = ops.shape(inputs)[1]
+            out1 = self.ln1(inputs + self.att(inputs, inputs, attention_mask=causal_attention_mask(n, n, "bool")))
+            return self.ln2(out1 + self.ffn(out1))
+
+    inp = keras.Input((6, 8))
+    y = TransformerBlock()(layers.Dense(8)(inp))
+    y = layers.MultiHeadAttention(2, 4, name="open")(y, y, attention_mask=np.ones((6, 6), np.float32))
+    compiled = assert_matches_keras(keras.Model(inp, layers.Flatten()(y)), tmp_path, name="Gpt")
+    bands = [(op.before, op.after) for op in compiled.graph.ops if op.kind == "MultiHeadAttention"]
+    assert bands == [(None, 0), (None, None)]
 
 
 def test_attention_whose_keras_bias_lands_on_positions_is_refused():

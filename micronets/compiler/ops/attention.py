@@ -1,8 +1,11 @@
 """MultiHeadAttention (the transformers' and ViTs' attention; float headers only), as Keras
 computes it at inference: per head h, q = (x_q Wq_h + bq_h) / sqrt(key_dim), k = x_k Wk_h + bk_h,
 v = x_v Wv_h + bv_h; each query position's weights p = softmax(q . k) over the key positions (only
-those up to its own with ``use_causal_mask``), its head output o = sum p v; and out = sum over
-heads of o Wo_h, + bo. Positions are every axis but the last (a sequence's L, a map's H x W: Keras'
+those its mask lets it see), its head output o = sum p v (times sigmoid(x_q Wg_h + bg_h) with
+``use_gate``); and out = sum over heads of o Wo_h, + bo. A mask is a band of key positions
+around each query's own: ``use_causal_mask`` (keys up to the query's), ``sliding_window`` (keys
+less than w away), both, or a constant ``attention_mask`` of that form (miniature GPT's hand-built
+causal mask); any other mask is refused. Positions are every axis but the last (a sequence's L, a map's H x W: Keras'
 default ``attention_axes``). The key bias is not stored: it adds q . bk_h to every score of a
 query, which the softmax cancels.
 
@@ -24,7 +27,7 @@ import inspect
 import numpy as np
 
 from micronets.compiler.activations import c_float
-from micronets.compiler.graph import FLOAT_BYTES
+from micronets.compiler.graph import FLOAT_BYTES, Tensor
 from micronets.compiler.ops.base import Op, UnsupportedModelError, converter
 
 
@@ -32,12 +35,15 @@ class MultiHeadAttention(Op):
     kind = "MultiHeadAttention"
     template = "kernels/attention.h.j2"
 
-    def __init__(self, name, query, key, value, out, wq, bq, wk, wv, bv, wo, bo, causal):
+    def __init__(self, name, query, key, value, out, wq, bq, wk, wv, bv, wo, bo, band=(None, None), wg=None, bg=None):
         super().__init__(name, [query, key, value], out)
-        # Keras' kernels: query/key/value (D_in, H, dim), output (H, value_dim, D_out)
+        # Keras' kernels: query/key/value/gate (D_in, H, dim), output (H, value_dim, D_out)
         self.wq, self.wk, self.wv, self.wo = (np.asarray(w, np.float64) for w in (wq, wk, wv, wo))
         self.bq, self.bv, self.bo = (None if b is None else np.asarray(b, np.float64) for b in (bq, bv, bo))
-        self.causal = bool(causal)
+        #: query i sees key positions i - before .. i + after (None: no bound that side)
+        self.before, self.after = (None if b is None else int(b) for b in band)
+        self.wg = None if wg is None else np.asarray(wg, np.float64)
+        self.bg = None if bg is None or wg is None else np.asarray(bg, np.float64)
 
     # ---- sizes
     @property
@@ -78,15 +84,32 @@ class MultiHeadAttention(Op):
         # Keras multiplies the projected query by 1 / sqrt(key_dim) in the query's dtype
         return c_float(float(np.float32(1.0 / np.sqrt(float(self.key_dim)))))
 
+    @property
+    def gated(self) -> bool:
+        return self.wg is not None
+
+    def keys_seen(self, i: int) -> "tuple[int, int]":
+        """The key positions [j0, j1) query position ``i`` attends to."""
+        j0 = 0 if self.before is None else max(0, i - self.before)
+        j1 = self.lk if self.after is None else min(self.lk, i + self.after + 1)
+        return j0, j1
+
+    @property
+    def band_c(self) -> "tuple[int, int]":
+        """(BEFORE, AFTER) for the kernel: an unbounded side as LQ + LK (reaches every key)."""
+        far = self.lq + self.lk
+        return (far if self.before is None else self.before), (far if self.after is None else self.after)
+
     # ---- facts
     def _pairs(self) -> int:
         """(query, key) position pairs scored."""
-        return self.lq * (self.lq + 1) // 2 if self.causal else self.lq * self.lk
+        return sum(j1 - j0 for j0, j1 in map(self.keys_seen, range(self.lq)))
 
     def macs(self) -> int:
         dq, dkin, dvin, dout = self.dims
         h, dk, dv, lq, lk = self.heads, self.key_dim, self.value_dim, self.lq, self.lk
-        return int(h * (lq * dq * dk + lk * dkin * dk + lk * dvin * dv + self._pairs() * (dk + dv) + lq * dv * dout))
+        gate = lq * dq * dv if self.gated else 0
+        return int(h * (lq * dq * dk + lk * dkin * dk + lk * dvin * dv + self._pairs() * (dk + dv) + lq * dv * dout + gate))
 
     def _form_macs(self, form: str) -> int:
         """MACs of a form's own part (the query and output projections are common)."""
@@ -112,9 +135,10 @@ class MultiHeadAttention(Op):
     def workspace_bytes(self) -> int:
         _, dkin, dvin, _ = self.dims
         dk, dv, lk = self.key_dim, self.value_dim, self.lk
+        gate = dv if self.gated else 0  # the gate of one query position
         if self.form == "stored":
-            return FLOAT_BYTES * (lk * (dk + dv) + dk + lk + dv)
-        return FLOAT_BYTES * (dk + dkin + lk + dvin + dv)
+            return FLOAT_BYTES * (lk * (dk + dv) + dk + lk + dv + gate)
+        return FLOAT_BYTES * (dk + dkin + lk + dvin + dv + gate)
 
     def weights(self):
         w = collections.OrderedDict()
@@ -127,14 +151,21 @@ class MultiHeadAttention(Op):
         if self.bv is not None:
             w["bv"] = self.bv.reshape(-1)
         w["wo"] = self.wo.reshape(-1)  # [head][value dim][output feature]
+        if self.gated:
+            w["wg"] = self.wg.transpose(1, 0, 2).reshape(-1)  # as wq: [head][input feature][value dim]
+            if self.bg is not None:
+                w["bg"] = self.bg.reshape(-1)
         if self.bo is not None:
             w["bo"] = self.bo.reshape(-1)
         return w
 
     def describe(self):
-        causal = ", causal" if self.causal else ""
+        side = {(None, None): "", (None, 0): ", causal"}
+        band = side.get((self.before, self.after), f", keys from {self.before if self.before is not None else 'all'} "
+                                                    f"before to {self.after if self.after is not None else 'all'} after")
+        gate = ", gated" if self.gated else ""
         form = f", keys and values {self.workspace_option}" if self.workspace_option else ""  # as planned
-        return f"{self.heads} heads x {self.key_dim}/{self.value_dim}, {self.lq} x {self.lk} positions{causal}{form}"
+        return f"{self.heads} heads x {self.key_dim}/{self.value_dim}, {self.lq} x {self.lk} positions{band}{gate}{form}"
 
 
 def _weights(layer):
@@ -142,18 +173,78 @@ def _weights(layer):
     return {"/".join(w.path.split("/")[-2:]): np.asarray(w.numpy(), np.float64) for w in layer.weights}
 
 
-@converter("MultiHeadAttention")
+def _band(name, lq, lk, mask):
+    """(before, after) such that query i sees exactly key positions i - before .. i + after of the
+    boolean (lq, lk) ``mask`` (None: no bound on that side), or a refusal naming the mask's form."""
+    rows = [np.flatnonzero(r) for r in mask]
+    for i, js in enumerate(rows):
+        if js.size == 0:
+            raise UnsupportedModelError(f"{name}: its mask lets query position {i} see no key (Keras outputs zeros "
+                                        f"there); micronets supports masks where every query sees a key")
+    inner = [(i, js[0]) for i, js in enumerate(rows) if js[0] > 0]
+    outer = [(i, js[-1]) for i, js in enumerate(rows) if js[-1] < lk - 1]
+    before = inner[0][0] - inner[0][1] if inner else None
+    after = outer[0][1] - outer[0][0] if outer else None
+    i, j = np.arange(lq)[:, None], np.arange(lk)[None, :]
+    band = np.ones((lq, lk), bool)
+    if before is not None:
+        band &= j >= i - before
+    if after is not None:
+        band &= j <= i + after
+    if not np.array_equal(band, mask):
+        raise UnsupportedModelError(f"{name}: its attention mask is not a band of key positions around each query's "
+                                    f"own (causal, a sliding window, or both); other masks are not supported")
+    return before, after
+
+
+def _mask(name, call, layer, lq, lk, rank):
+    """The boolean (lq, lk) mask Keras applies (attention_mask AND causal AND sliding window), None
+    for none. A constant attention_mask only: one computed from the input (padding) is refused."""
+    import keras
+
+    given = call.get("attention_mask")
+    window = getattr(layer, "_sliding_window", None)
+    causal = bool(call.get("use_causal_mask"))
+    if given is None and window is None and not causal:
+        return None
+    if rank != 1:
+        raise UnsupportedModelError(f"{name} masks attention over a map; only over a sequence is it supported")
+    mask = np.ones((lq, lk), bool)
+    if given is not None:
+        if isinstance(given, Tensor):
+            raise UnsupportedModelError(f"{name}: its attention_mask is computed from the model's input (a padding "
+                                        f"mask); only a constant mask is supported")
+        m = np.asarray(keras.ops.convert_to_numpy(given)).astype(bool)  # Keras casts it to bool
+        if m.ndim == 3 and m.shape[0] == 1:  # for a batch of one (built in call() from ops.shape(x)[0])
+            m = m[0]
+        try:
+            mask &= np.broadcast_to(m, (lq, lk))
+        except ValueError:
+            raise UnsupportedModelError(f"{name}: its attention_mask of shape {m.shape} is not one sample's "
+                                        f"({lq}, {lk})") from None
+    i, j = np.arange(lq)[:, None], np.arange(lk)[None, :]
+    if causal:
+        mask &= i >= j
+    if window is not None:
+        mask &= np.abs(i - j) < int(window)
+    return mask
+
+
+@converter("MultiHeadAttention", constants=True)
 def convert_multi_head_attention(layer, inputs, ctx):
     name = f"layer '{layer.name}' (MultiHeadAttention)"
     # the call's arguments by name, as Keras' own signature binds them
     call = inspect.signature(type(layer).call).bind(layer, *ctx.call_args, **ctx.call_kwargs).arguments
-    for mask in ("attention_mask", "query_mask", "value_mask", "key_mask"):
+    for mask in ("query_mask", "value_mask", "key_mask"):
         if call.get(mask) is not None:
-            raise UnsupportedModelError(f"{name} is called with {mask}; only unmasked attention (or use_causal_mask=True) "
-                                        f"is supported")
+            raise UnsupportedModelError(f"{name} is called with {mask}; supported masks: use_causal_mask, "
+                                        f"sliding_window and a constant attention_mask")
     # (return_attention_scores=True: two outputs, refused before any converter runs)
     value = call["value"]
     key = call.get("key")
+    if any(isinstance(t, np.ndarray) for t in (call["query"], value, key)):
+        raise UnsupportedModelError(f"{name} attends over a constant (a value that does not depend on the model's "
+                                    f"input) beside one that does; not supported")
     query, key, value = (ctx.dense_input(t) for t in (call["query"], value if key is None else key, value))
     rank = len(query.shape)
     if rank < 2 or len(key.shape) != rank or len(value.shape) != rank or key.shape[:-1] != value.shape[:-1]:
@@ -183,9 +274,10 @@ def convert_multi_head_attention(layer, inputs, ctx):
     out = ctx.new_tensor(layer.name, query.shape[:-1] + (int(wo.shape[2]),))
     if tuple(out.shape) != tuple(ctx.output_shape):
         raise UnsupportedModelError(f"{name}: output {out.shape} where Keras gives {ctx.output_shape}")
+    lq, lk = (int(np.prod(t.shape[:-1])) for t in (query, key))
+    mask = _mask(name, call, layer, lq, lk, rank - 1)
+    band = (None, None) if mask is None else _band(name, lq, lk, mask)
+    gate = (w["gate/kernel"], w.get("gate/bias")) if getattr(layer, "_use_gate", False) else (None, None)
     op = MultiHeadAttention(layer.name, query, key, value, out, wq, w.get("query/bias"), wk, wv, w.get("value/bias"),
-                            wo, w.get("attention_output/bias"), bool(call.get("use_causal_mask")))
-    if op.causal and op.lq != op.lk:
-        raise UnsupportedModelError(f"{name} uses a causal mask over {op.lq} query and {op.lk} key positions; only over "
-                                    f"equal counts is supported")
+                            wo, w.get("attention_output/bias"), band, *gate)
     return ctx.add(op).output
