@@ -1122,6 +1122,38 @@ def test_tile_and_repeat_of_model_values(tmp_path):
             compile_model(keras.Model(x, out))
 
 
+def test_options_keras_computes_with_are_not_dropped(tmp_path):
+    """Layer options an earlier converter ignored, compiling a different function: Flatten with
+    data_format='channels_first' (Keras moves a sample's first axis last, then flattens), LoRA on
+    Dense and Conv2D (Keras adds alpha / rank x A B to the kernel; get_weights()[0] is the base
+    kernel alone), a no-op and a real keras.ops.moveaxis (keras_hub's RotaryEmbedding starts with
+    one); C++ == Keras. A layer Keras quantized (quantize('float8'), 'int8') is refused: Keras
+    computes it from rounded weights."""
+    from keras import ops
+
+    rng = np.random.default_rng(0)
+    inp = keras.Input((4, 5, 3))
+    c = layers.Conv2D(4, 3, padding="same", lora_rank=2, lora_alpha=6.0)(inp)
+    y = layers.Concatenate()([layers.Flatten(data_format="channels_first")(c),
+                              layers.Flatten(data_format="channels_first")(layers.Reshape((20, 3))(inp)),
+                              layers.Dense(5, lora_rank=2)(layers.Flatten()(c))])
+    moved = ops.moveaxis(ops.moveaxis(layers.Dense(4)(inp), (-1, 1), (-1, 1)), 3, 1)
+    model = keras.Model(inp, layers.Concatenate()([y, layers.Flatten()(moved)]))
+    for layer in model.layers:  # LoRA's B starts at zero (a no-op): as after fine-tuning, it is not
+        if layer.get_weights():
+            layer.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+    x = rng.normal(0, 1, (8, 4, 5, 3)).astype(np.float32)
+    compiled = assert_matches_keras(model, tmp_path, x=x, live=False)
+    assert sum(op.label().startswith("Permute") for op in compiled.graph.ops) == 3
+    for mode in ("float8", "int8"):
+        dense = layers.Dense(3)
+        quantized = keras.Sequential([keras.Input((6,)), dense])
+        dense.quantize(mode)
+        with pytest.raises(UnsupportedModelError, match=rf"as Keras quantized it \(quantization_mode='{mode}'\): export "
+                                                        r"the float model"):
+            compile_model(quantized)
+
+
 def test_channel_shuffle_and_split(tmp_path):
     """ShuffleNetV2's split (slicing) and shuffle (Reshape -> Permute -> Reshape)."""
     inp = keras.Input((6, 6, 8))
@@ -1412,7 +1444,7 @@ def test_user_layer_classes_are_traced_through_their_call(tmp_path):
 
     for layer, why in ((MaskZeros(name="mask_zeros"), r"class MaskZeros .*not supported \(it computes a Keras mask"),
                        (layers.Masking(0.0, name="masking"), r"class Masking in model '\w+' is not supported: micronets has no converter for this Keras "
-                                                             r"layer class\. Supported layers: ")):
+                                                             r"layer class \(it converts \d+ layer classes")):
         with pytest.raises(UnsupportedModelError, match=why):
             compile_model(keras.Sequential([keras.Input((6, 3)), layer, layers.LSTM(4)]))
 

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from micronets.compiler.graph import FLOAT_BYTES, Graph
+from micronets.compiler.ops.base import UnsupportedModelError
 from micronets.compiler.plan import MemoryPlan, plan_memory
 from micronets.compiler.trace import half_precision_layers, trace
 
@@ -161,11 +162,14 @@ def check_weights(graph: Graph):
     for op in graph.ops:
         for suffix, w in op.weights().items():
             if not np.all(np.isfinite(w)):
-                bad = "NaN" if np.isnan(w).any() else "Inf"
-                raise ValueError(f"layer '{op.name}' ({op.kind}) has {bad} values in its {suffix} after folding; "
-                                 f"the model cannot be exported")
+                bad = "NaN" if np.isnan(w).any() else "infinite"
+                raise UnsupportedModelError(
+                    f"'{op.name}' ({op.kind}) has {bad} values in its weights or constants ({suffix}, after folding); "
+                    f"a header holds finite numbers only" + ("" if bad == "NaN" else
+                                                             ": for a mask, add a large negative number such as -1e9 "
+                                                             "rather than -inf"))
             if np.any(np.abs(w) > np.finfo(np.float32).max):
-                raise ValueError(f"layer '{op.name}' ({op.kind}) has weights beyond float32 range")
+                raise UnsupportedModelError(f"'{op.name}' ({op.kind}) has weights beyond float32 range")
 
 
 def _number(value, what: str) -> float:

@@ -314,6 +314,10 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
             fn = CONVERTERS.get(key)
             if fn is None:
                 raise _unsupported(layer, key, model)
+            if getattr(layer, "quantization_mode", None):  # Keras computes it from rounded weights (and inputs)
+                raise _unsupported(layer, key, model, f" as Keras quantized it (quantization_mode="
+                                                      f"'{layer.quantization_mode}'): export the float model; "
+                                                      f"micronets quantises it itself (quantize='int8')")
             ins = [values[id(k)] for k in node.input_tensors]
             ctx.output_shape = tuple(output_kt.shape[1:])
             ctx.call_args = _substitute(tuple(node.arguments.args), values)
@@ -422,14 +426,14 @@ def call_name(name: str, calls: Dict[str, int]) -> str:
 
 def _unsupported(layer, key, model, reason=""):
     """The refusal of ``layer``: its specific ``reason`` where there is one, else (a class or
-    keras.ops function micronets has no converter for) the lists of what it does have."""
+    keras.ops function micronets has no converter for) where to find what it does have."""
     if reason:
         return UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}' is not supported{reason}")
     what = "keras.ops function" if key.startswith("op:") else "Keras layer class"
     return UnsupportedModelError(
         f"{_describe(layer, key)} in model '{model.name}' is not supported: micronets has no converter for this "
-        f"{what}. Supported layers: {', '.join(supported_layers())}; supported keras.ops: "
-        f"{', '.join(supported_operations())}")
+        f"{what} (it converts {len(supported_layers())} layer classes and {len(supported_operations())} keras.ops "
+        f"functions: `micronets info --layers` lists them)")
 
 
 @contextlib.contextmanager

@@ -102,6 +102,17 @@ def brief(exc: BaseException, width: int = 240) -> str:
     return textwrap.shorten(text, width, placeholder=" ...") if len(text) > width else text
 
 
+def merged_kernel(layer) -> np.ndarray:
+    """A Dense or Conv layer's kernel as Keras computes with it: with LoRA enabled (``lora_rank``,
+    ``enable_lora``), the base kernel plus alpha / rank x A B; ``get_weights()[0]`` is the base
+    kernel alone."""
+    import keras
+
+    if not getattr(layer, "lora_enabled", False):
+        return layer.get_weights()[0]
+    return np.asarray(keras.ops.convert_to_numpy(keras.ops.convert_to_tensor(layer.kernel)))
+
+
 # ------------------------------------------------------------------------- activations
 def keras_activation(fn, layer) -> "activations.Act | str":
     """The Act of a Keras layer's ``activation=`` argument ('softmax'/'log_softmax' as names: they

@@ -12,6 +12,7 @@ import numpy as np
 from micronets.compiler.graph import FLOAT_BYTES
 from micronets.compiler.ops.base import (
     Op,
+    merged_kernel,
     UnsupportedModelError,
     conv_output,
     converter,
@@ -170,7 +171,7 @@ def convert_conv(layer, inputs, ctx):
     check_conv_layer(layer)
     x = inputs[0]
     check_rank(layer, x, 3 if type(layer).__name__ == "Conv2D" else 2)
-    kernel = layer.get_weights()[0]
+    kernel = merged_kernel(layer)
     if kernel.ndim == 3:
         kernel = kernel[None]  # (1, k, cin/g, cout)
     bias = layer.get_weights()[1] if layer.use_bias else None

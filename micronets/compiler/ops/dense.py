@@ -10,7 +10,7 @@ import collections
 
 import numpy as np
 
-from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, keras_activation
+from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, keras_activation, merged_kernel
 
 
 class Dense(Op):
@@ -44,7 +44,7 @@ class Dense(Op):
 def convert_dense(layer, inputs, ctx):
     x = ctx.dense_input(inputs[0])
     weights = layer.get_weights()
-    kernel = weights[0]
+    kernel = merged_kernel(layer)
     bias = weights[1] if layer.use_bias else None
     if x.shape[-1] != kernel.shape[0]:
         raise UnsupportedModelError(f"layer '{layer.name}' (Dense) expects {kernel.shape[0]} values on the last axis; got {x.shape}")

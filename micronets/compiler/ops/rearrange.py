@@ -103,11 +103,21 @@ def copy_tensor(ctx, x, name):
     return _add(ctx, name, [x], x.shape, [Move(0, 0, 0, (x.size,), (1,), (1,))], "Copy")
 
 
-@converter("Permute", "op:Transpose", "op:Swapaxes")
+@converter("Permute", "op:Transpose", "op:Swapaxes", "op:Moveaxis")
 def convert_permute(layer, inputs, ctx):
     x = ctx.dense_input(inputs[0])
     if type(layer).__name__ == "Permute":
         perm = [int(d) - 1 for d in layer.dims]
+    elif type(layer).__name__ == "Moveaxis":  # numpy's moveaxis: sources to destinations, the rest in order
+        rank = len(x.shape) + 1
+        src, dst = ([int(a) % rank for a in (v if isinstance(v, (list, tuple)) else [v])]
+                    for v in (layer.source, layer.destination))
+        order = [a for a in range(rank) if a not in src]
+        for d, a in sorted(zip(dst, src)):
+            order.insert(d, a)
+        if order[0] != 0:
+            raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops moveaxis) moves the batch axis")
+        perm = [a - 1 for a in order[1:]]
     else:
         axes = getattr(layer, "axes", None)
         if type(layer).__name__ == "Swapaxes":  # a transpose of two axes
@@ -122,12 +132,19 @@ def convert_permute(layer, inputs, ctx):
         perm = [a - 1 for a in axes[1:]]
     if sorted(perm) != list(range(len(x.shape))):
         raise UnsupportedModelError(f"layer '{layer.name}' permutes {x.shape} with {perm}")
-    if perm == sorted(perm):
+    return permute(ctx, x, perm, layer.name)
+
+
+def permute(ctx, x, perm, name):
+    """``x`` with its axes in the order ``perm`` (sample axes, 0-based): a copy, or x itself for
+    the identity."""
+    perm = tuple(int(p) for p in perm)
+    if perm == tuple(sorted(perm)):
         return x
     shape = tuple(x.shape[p] for p in perm)
     src = row_major(x.shape)
     move = Move(0, 0, 0, shape, tuple(src[p] for p in perm), row_major(shape))
-    return _add(ctx, layer.name, [x], shape, [move], "Permute", "axes " + ",".join(str(p + 1) for p in perm))
+    return _add(ctx, name, [x], shape, [move], "Permute", "axes " + ",".join(str(p + 1) for p in perm))
 
 
 @converter("op:ExtractPatches")

@@ -33,6 +33,11 @@ INFERENCE_IDENTITY = (
 @converter("Reshape", "Flatten", "op:Reshape", "op:ExpandDims", "op:Squeeze")
 def convert_reshape(layer, inputs, ctx):
     x = inputs[0]
+    if type(layer).__name__ == "Flatten" and getattr(layer, "data_format", None) == "channels_first" and \
+            len(x.shape) > 1:  # Keras moves the first axis of a sample last, then flattens
+        from micronets.compiler.ops.rearrange import permute
+
+        x = permute(ctx, ctx.dense_input(x), tuple(range(1, len(x.shape))) + (0,), f"{layer.name}/channels_last")
     if type(layer).__name__ == "ExpandDims":
         axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
         if any(int(a) in (0, -len(x.shape) - 1 - len(axes)) for a in axes):
