@@ -1100,16 +1100,19 @@ def test_crop_upsample_permute(tmp_path):
 
 def test_tile_and_repeat_of_model_values(tmp_path):
     """keras.ops.tile and repeat of a model's values (a pooled context spread back over the map, as
-    ParseNet and PSPNet-style heads do; rows repeated; repeats shorter than the rank aligned as
-    numpy aligns them), C++ == Keras. Tiling the batch axis, per-element counts and axis=None
+    ParseNet and PSPNet-style heads do, its axes added with ``[:, None, None, :]``; rows repeated;
+    repeats shorter than the rank aligned as numpy aligns them), C++ == Keras. Tiling the batch axis, per-element counts and axis=None
     (which flattens the batch too) are refused by name."""
     from keras import ops
 
     x = keras.Input((3, 4, 2))
     h = layers.Conv2D(3, 1)(x)
     g = layers.GlobalAveragePooling2D(keepdims=True)(h)
+    flat = layers.GlobalAveragePooling2D()(h)
     y = layers.Concatenate()([h, ops.tile(g, [1, 3, 4, 1]), ops.repeat(h[:, :, :2, :], 2, axis=2),
-                              ops.tile(h, (1, 2, 1))[:, :, :4, :], ops.repeat(h[:, :1], 3, axis=1)])
+                              ops.tile(h, (1, 2, 1))[:, :, :4, :], ops.repeat(h[:, :1], 3, axis=1),
+                              ops.tile(flat[:, None, None, :], [1, 3, 4, 1]),  # None: numpy's new axis
+                              ops.tile(h[:, :, None, 1, :], [1, 1, 4, 1]), h[..., None, 0:1][:, :, :, 0]])
     compiled = assert_matches_keras(keras.Model(x, layers.Flatten()(y)), tmp_path, name="Tiles")
     assert {op.label() for op in compiled.graph.ops} >= {"Tile x1,2,1", "Tile x3,4,1", "Repeat x2 on axis 2"}
     s = keras.Input((5,))

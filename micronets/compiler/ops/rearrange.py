@@ -459,12 +459,15 @@ def convert_stack(layer, inputs, ctx):
 
 @converter("op:GetItem")
 def convert_getitem(layer, inputs, ctx):
-    """Basic slicing ``x[..., a:b:s]`` (slices, integers, Ellipsis) of the sample axes."""
+    """Basic slicing ``x[..., a:b:s]`` (slices, integers, Ellipsis, and None for a new axis of 1,
+    as ``g[:, None, None, :]``) of the sample axes."""
     x = ctx.dense_input(inputs[0])
     key = ctx.call_args[1] if len(ctx.call_args) > 1 else None
     key = key if isinstance(key, tuple) else (key,)
-    if any(k is not Ellipsis and not isinstance(k, (slice, int, np.integer)) for k in key):
-        raise UnsupportedModelError(f"operation '{layer.name}' indexes with {key!r}; only slices and integers are supported")
+    if any(k is not Ellipsis and k is not None and not isinstance(k, (slice, int, np.integer)) for k in key):
+        raise UnsupportedModelError(f"operation '{layer.name}' indexes with {key!r}; only slices, integers, Ellipsis and "
+                                    f"None (a new axis) are supported")
+    key = tuple(k for k in key if k is not None)  # new axes of 1: the same values in the same order
     full = (slice(None),) + tuple(x.shape)  # placeholder for the batch axis
     if Ellipsis in key:
         i = key.index(Ellipsis)
@@ -487,12 +490,13 @@ def convert_getitem(layer, inputs, ctx):
             k = int(k) + d if int(k) < 0 else int(k)
             offset += k * s
     shape = tuple(dims)
-    if shape != tuple(ctx.output_shape):
-        raise UnsupportedModelError(f"operation '{layer.name}': slice gives {shape}, Keras says {ctx.output_shape}")
+    declared = tuple(ctx.output_shape)
+    if tuple(d for d in declared if d != 1) != tuple(d for d in shape if d != 1) or len(declared) < len(shape):
+        raise UnsupportedModelError(f"operation '{layer.name}': slice gives {shape}, Keras says {declared}")
     if not shape:  # one value a sample (keras.io's variable selection: expand_dims(x[:, i], -1)): a vector of one
         shape, strides = (1,), [1]
     move = Move(0, offset, 0, shape, tuple(strides), row_major(shape))
-    return _add(ctx, layer.name, [x], shape, [move], "Slice")
+    return _add(ctx, layer.name, [x], declared or shape, [move], "Slice")
 
 
 @converter("op:Split", multi_output=True)
