@@ -1157,6 +1157,27 @@ def test_options_keras_computes_with_are_not_dropped(tmp_path):
             compile_model(quantized)
 
 
+def test_einsum_dense_over_trailing_axes(tmp_path):
+    """EinsumDense as transformers use it (keras_hub, MultiHeadAttention subclasses): a projection
+    to heads ('abc,cde->abde', bias over both new axes), back from them ('abcd,cde->abe', fused
+    ReLU), with an ellipsis, and on vectors; C++ == Keras. A transposing equation and one
+    contracting a middle axis are refused, naming the equation."""
+    E = layers.EinsumDense
+    x = keras.Input((5, 4))
+    h = layers.Dense(4)(x)
+    heads = E("abc,cde->abde", output_shape=(None, 2, 3), bias_axes="de")(h)
+    back = E("abcd,cde->abe", output_shape=(None, 4), bias_axes="e", activation="relu")(heads)
+    ell = E("...b,bc->...c", output_shape=3, bias_axes="c")(back)
+    vec = E("ab,bc->ac", output_shape=3)(layers.Flatten()(h))
+    model = keras.Model(x, layers.Concatenate()([layers.Flatten()(heads), layers.Flatten()(ell), vec]))
+    rng = np.random.default_rng(0)  # biases too (Keras starts them at zero)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
+    assert_matches_keras(model, tmp_path, x=rng.normal(0, 1, (8, 5, 4)).astype(np.float32), name="Einsum", live=False)
+    for eq, shape in (("abc,cd->adb", (3, None)), ("abc,bd->acd", (4, 3))):
+        with pytest.raises(UnsupportedModelError, match=rf"\(EinsumDense, '{eq}'\): only equations that contract"):
+            compile_model(keras.Model(x, layers.Flatten()(E(eq, output_shape=shape)(h))))
+
+
 def test_channel_shuffle_and_split(tmp_path):
     """ShuffleNetV2's split (slicing) and shuffle (Reshape -> Permute -> Reshape)."""
     inp = keras.Input((6, 6, 8))

@@ -52,6 +52,46 @@ def convert_dense(layer, inputs, ctx):
     return ctx.activation(dense(ctx, layer.name, x, kernel, bias), act, layer)
 
 
+@converter("EinsumDense")
+def convert_einsum_dense(layer, inputs, ctx):
+    """EinsumDense whose equation is a Dense over trailing axes: the input's last axes C contracted
+    with the kernel's first, the kernel's other axes N the output's last, every other axis kept in
+    order (``abc,cd->abd``, ``abc,cde->abde``: a projection to heads; ``abcd,cde->abe``: back from
+    them; ``...b,bc->...c``). That is a Dense of the input seen as (positions, prod C) with the
+    kernel as (prod C, prod N), its result seen in the output's shape. A bias over the N axes only
+    (Keras adds it by numpy broadcasting). Other equations (a transposing or batch-reducing one)
+    are refused."""
+    x = ctx.dense_input(inputs[0])
+    name = f"layer '{layer.name}' (EinsumDense, '{layer.equation}')"
+    lhs, out_spec = layer.equation.replace(" ", "").split("->")
+    in_spec, k_spec = lhs.split(",")
+    if in_spec.startswith("...") != out_spec.startswith("...") or "..." in k_spec:
+        raise UnsupportedModelError(f"{name}: only an ellipsis in front of both the input and the output is supported")
+    in_spec, out_spec = in_spec.replace("...", ""), out_spec.replace("...", "")
+    c = len(in_spec) - next((i for i in range(len(in_spec)) if in_spec[i:] == k_spec[:len(in_spec) - i]), len(in_spec))
+    kept, contracted, new = in_spec[:len(in_spec) - c], in_spec[len(in_spec) - c:], k_spec[c:]
+    if not c or out_spec != kept + new or len(set(in_spec + new)) != len(in_spec + new):
+        raise UnsupportedModelError(f"{name}: only equations that contract the input's last axes with the kernel's "
+                                    f"first, keep the other input axes in order and end with the kernel's other axes "
+                                    f"(a Dense over trailing axes) are supported")
+    kernel = merged_kernel(layer)
+    k_in, k_out = int(np.prod(kernel.shape[:c])), int(np.prod(kernel.shape[c:]))
+    lead = tuple(x.shape[:len(x.shape) - c])
+    if tuple(x.shape[len(x.shape) - c:]) != tuple(kernel.shape[:c]):
+        raise UnsupportedModelError(f"{name}: input {x.shape} does not end with the kernel's {kernel.shape[:c]}")
+    bias = None
+    if getattr(layer, "bias", None) is not None:
+        b = np.asarray(layer.get_weights()[1], np.float64)
+        if b.ndim > len(new):
+            raise UnsupportedModelError(f"{name}: a bias over kept axes ('{layer.bias_axes}'), added per position; only "
+                                        f"one over the kernel's output axes is supported")
+        bias = np.broadcast_to(b, tuple(kernel.shape[c:])).reshape(-1)
+    flat = ctx.view(x, lead + (k_in,) if lead else (k_in,), layer)
+    y = dense(ctx, layer.name, flat, kernel.reshape(k_in, k_out), bias)
+    y = ctx.activation(y, keras_activation(layer.activation, layer), layer)
+    return ctx.view(y, lead + tuple(kernel.shape[c:]), layer)  # (Keras may declare kept axes as None)
+
+
 def dense(ctx, name, x, kernel, bias):
     """The op computing ``x @ kernel (+ bias)`` over ``x``'s last axis, position by position."""
     from micronets.compiler.ops.conv2d import Conv2D
