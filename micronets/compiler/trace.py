@@ -373,9 +373,9 @@ def _folded(layer, node, key, values, ctx, model):
     import keras
 
     kts = list(node.input_tensors)
-    value_free = key in VALUE_FREE and kts and hasattr(node.arguments.args[0], "_keras_history")
+    first = node.arguments.args[0] if node.arguments.args else None  # (x of ones_like(x, ...))
     constant = [isinstance(values.get(id(kt)), np.ndarray) for kt in kts]
-    if not kts or not all(c or (value_free and kt is node.arguments.args[0]) for kt, c in zip(kts, constant)):
+    if not kts or not all(c or (key in VALUE_FREE and kt is first) for kt, c in zip(kts, constant)):
         return None
     batched = {id(kt): (values[id(kt)] if c else np.zeros(values[id(kt)].shape, np.float32))[None]
                for kt, c in zip(kts, constant)}
