@@ -1178,6 +1178,51 @@ def test_einsum_dense_over_trailing_axes(tmp_path):
             compile_model(keras.Model(x, layers.Flatten()(E(eq, output_shape=shape)(h))))
 
 
+def test_comparisons_logic_and_where(tmp_path):
+    """keras.ops comparisons and logic on model values (Keras' booleans: 1.0 / 0.0, as a cast to
+    float reads them) and ops.where(condition, x1, x2) with broadcasting and constant operands: a
+    custom leaky activation, a gate, a pick against a broadcast row; C++ == Keras, values exactly
+    equal where the result is a comparison. A one-argument where (indices) is refused."""
+    from keras import ops
+
+    x = keras.Input((5, 4))
+    h, g = layers.Dense(4)(x), layers.Dense(4)(x)
+    leaky = ops.where(h > 0, h, 0.2 * h)
+    gate = ops.cast(ops.logical_and(h > -0.5, g <= 0.3), "float32") * g
+    pick = ops.where(ops.greater_equal(g, h[:, :1]), 1.5, g)
+    top, low = ops.maximum(g, h), ops.minimum(g, h)  # ties: >= and > (== and <=, ...) differ there
+    logic = (ops.cast(ops.logical_or(ops.equal(h, top), ops.logical_not(g < 0)), "float32") +
+             2.0 * ops.cast(ops.not_equal(g, top), "float32") + 4.0 * ops.cast(ops.less(h, 0.1), "float32") +
+             8.0 * ops.cast(ops.greater_equal(g, top), "float32") + 16.0 * ops.cast(ops.less_equal(h, low), "float32"))
+    model = keras.Model(x, [layers.Flatten()(layers.Concatenate()([leaky, gate, pick])), layers.Flatten()(logic)])
+    compiled = assert_matches_keras(model, tmp_path, name="Logic")
+    assert {"Where", "GreaterEqual", "LogicalAnd", "LogicalOr", "NotEqual", "Less", "Equal"} <= {
+        op.kind for op in compiled.graph.ops}
+    with pytest.raises(UnsupportedModelError, match=r"keras.ops.where\) with 1 operand\(s\) \(the indices form\)"):
+        compile_model(keras.Model(x, layers.Flatten()(ops.where(h > 0, None, None))))
+
+
+def test_ops_arguments_as_numpy_arrays_and_their_refusals(tmp_path):
+    """Axes and repeat counts given as numpy arrays (as code computing them passes them) compile
+    as their lists do; C++ == Keras. Refused with the cause: a cast to float16 / bfloat16 (Keras
+    rounds there, a float32 header would not: it compiled as no-op, 1% off after a Dense), a
+    softmax with axis=None (over the batch too), a full_like whose fill is a model value."""
+    from keras import ops
+
+    x = keras.Input((4, 5, 3))
+    c = layers.Conv2D(3, 1)(x)
+    y = layers.Concatenate()([layers.Flatten()(ops.tile(c, np.array([1, 2, 1]))),
+                              ops.mean(c, axis=np.array([1, 2]))])
+    assert_matches_keras(keras.Model(x, y), tmp_path, name="NumpyArgs")
+    for out, why in ((ops.cast(c, "float16"), r"'cast\w*' rounds a model value to float16"),
+                     (ops.convert_to_tensor(c, dtype="bfloat16"), r"rounds a model value to bfloat16"),
+                     (ops.softmax(c, axis=None), r"softmax with axis=None runs over every axis, the batch axis too"),
+                     (c + ops.full_like(c, c[:, :1, :1, :1]), r"'full_like\w*' .* with a fill value computed from the "
+                                                             r"model's input")):
+        with pytest.raises(UnsupportedModelError, match=why):
+            compile_model(keras.Model(x, layers.Flatten()(out)))
+
+
 def test_channel_shuffle_and_split(tmp_path):
     """ShuffleNetV2's split (slicing) and shuffle (Reshape -> Permute -> Reshape)."""
     inp = keras.Input((6, 6, 8))

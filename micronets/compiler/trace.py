@@ -312,6 +312,9 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                                             f"call(): {exc}") from exc
         else:
             fn = CONVERTERS.get(key)
+            if fn is None and key in VALUE_FREE:  # (not folded: its fill value is computed from the input)
+                raise _unsupported(layer, key, model, " with a fill value computed from the model's input; only a "
+                                                      "constant fill is supported")
             if fn is None:
                 raise _unsupported(layer, key, model)
             if getattr(layer, "quantization_mode", None):  # Keras computes it from rounded weights (and inputs)

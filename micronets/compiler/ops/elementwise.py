@@ -20,7 +20,10 @@ from micronets.compiler.graph import Tensor
 from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, one_sample
 
 FUNCTIONS = {"add": (0, "+"), "subtract": (1, "-"), "multiply": (2, "*"), "maximum": (3, "max"),
-             "minimum": (4, "min"), "divide": (5, "/")}
+             "minimum": (4, "min"), "divide": (5, "/"),
+             # comparisons and logic: Keras' booleans as 1.0 / 0.0 (a cast to a float dtype reads them so)
+             "greater": (6, ">"), "greater_equal": (7, ">="), "less": (8, "<"), "less_equal": (9, "<="),
+             "equal": (10, "=="), "not_equal": (11, "!="), "logical_and": (12, "and"), "logical_or": (13, "or")}
 
 
 def _strides(shape, out_shape) -> List[int]:
@@ -66,7 +69,7 @@ class Binary(Op):
         super().__init__(name, tensors, out)
         self.operands = [o if isinstance(o, Tensor) else np.asarray(o, np.float64) for o in operands]
         self.function = function
-        self.kind = function.capitalize()  # Add, Subtract, Multiply, Maximum, Minimum, Divide
+        self.kind = "".join(w.capitalize() for w in function.split("_"))  # Add, ..., GreaterEqual, LogicalAnd
         self.dims, self.strides = collapse(out.shape, *(_strides(np.shape(o) if not isinstance(o, Tensor) else o.shape,
                                                                   out.shape) for o in self.operands))
 
@@ -155,7 +158,9 @@ def convert_merge(layer, inputs, ctx):
 
 
 _OPS = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Maximum": "maximum", "Minimum": "minimum",
-        "Divide": "divide", "TrueDivide": "divide"}
+        "Divide": "divide", "TrueDivide": "divide", "Greater": "greater", "GreaterEqual": "greater_equal",
+        "Less": "less", "LessEqual": "less_equal", "Equal": "equal", "NotEqual": "not_equal",
+        "LogicalAnd": "logical_and", "LogicalOr": "logical_or"}
 
 
 @converter(*(f"op:{k}" for k in _OPS), constants=True)
@@ -170,3 +175,61 @@ def convert_arithmetic(layer, inputs, ctx):
 @converter("op:Negative")
 def convert_negative(layer, inputs, ctx):
     return binary(ctx, inputs[0], -1.0, "multiply", layer.name)
+
+
+@converter("op:LogicalNot")
+def convert_logical_not(layer, inputs, ctx):
+    return binary(ctx, inputs[0], 0.0, "equal", layer.name)
+
+
+class Select(Op):
+    """out = c ? a : b elementwise (``keras.ops.where(c, a, b)``: c non-zero picks a), each operand
+    a tensor or a constant, broadcast as numpy does. Never in place."""
+
+    kind = "Where"
+    template = "kernels/select.h.j2"
+
+    def __init__(self, name, operands, out):
+        super().__init__(name, [o for o in operands if isinstance(o, Tensor)], out)
+        self.operands = [o if isinstance(o, Tensor) else np.asarray(o, np.float64) for o in operands]
+        self.dims, self.strides = collapse(out.shape, *(_strides(o.shape if isinstance(o, Tensor) else np.shape(o),
+                                                                  out.shape) for o in self.operands))
+
+    def weights(self):
+        return collections.OrderedDict((f"c{k}", o.reshape(-1)) for k, o in enumerate(self.operands)
+                                       if not isinstance(o, Tensor))
+
+    def operand_ptr(self, k, p):
+        o = self.operands[k]
+        return p.ptr(o) if isinstance(o, Tensor) else self.wname(f"c{k}")
+
+
+@converter("op:Where", constants=True)
+def convert_where(layer, inputs, ctx):
+    """keras.ops.where(condition, x1, x2): the three-operand select (a one-argument where, which
+    returns indices, is refused)."""
+    args = list(ctx.call_args) + [ctx.call_kwargs[k] for k in ("x1", "x2") if k in ctx.call_kwargs]
+    if len(args) != 3 or any(a is None for a in args):
+        given = sum(a is not None for a in args)
+        raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops.where) with {given} operand(s) (the indices "
+                                    f"form); only where(condition, x1, x2) is supported")
+    operands = []
+    for o in args:
+        if ctx.is_value(o):
+            operands.append(ctx.dense_input(o))
+        else:
+            value = np.asarray(o, np.float64)
+            if value.dtype.kind not in "fiub":
+                raise UnsupportedModelError(f"operation '{layer.name}': operand {o!r} is not a number")
+            operands.append(value)
+    rank = max(len(o.shape) for o in operands if isinstance(o, Tensor))
+    operands = [o if isinstance(o, Tensor) else one_sample(o, rank) for o in operands]
+    shapes = [o.shape if isinstance(o, Tensor) else np.shape(o) for o in operands]
+    try:
+        shape = np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise UnsupportedModelError(f"operation '{layer.name}' (where) of shapes {shapes} does not broadcast") from None
+    if len(shape) > rank:
+        raise UnsupportedModelError(f"operation '{layer.name}' (where): a constant of shape {shapes} would broadcast "
+                                    f"over the batch axis")
+    return ctx.add(Select(layer.name, operands, ctx.new_tensor(layer.name, shape))).output

@@ -332,7 +332,8 @@ def convert_repeat_vector(layer, inputs, ctx):
 def _repeats(layer, value, what):
     """Keras' ``repeats`` argument as a tuple of ints, or a clear refusal (a tensor, or None: a
     repeat count known only when the model runs)."""
-    counts = (value,) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, (list, tuple)) else None
+    counts = (value,) if isinstance(value, (int, np.integer)) else \
+        tuple(np.ravel(value).tolist()) if isinstance(value, (list, tuple, np.ndarray)) else None
     if counts is None or not all(isinstance(r, (int, np.integer)) and r >= 1 for r in counts):
         raise UnsupportedModelError(f"operation '{layer.name}' ({what}) repeats {value!r} times; micronets needs "
                                     f"repeat counts that are positive numbers when the model is built")

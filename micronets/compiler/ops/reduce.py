@@ -82,7 +82,7 @@ def convert_reduce(layer, inputs, ctx):
     axis = getattr(layer, "axis", None)
     if axis is None:
         raise UnsupportedModelError(f"{op_name} reduces over every axis, the batch axis too; give the axes")
-    axes = [int(a) for a in (axis if isinstance(axis, (list, tuple)) else [axis])]
+    axes = [int(a) for a in (np.ravel(axis) if isinstance(axis, (list, tuple, np.ndarray)) else [axis])]
     norm = sorted({a + rank + 1 if a < 0 else a for a in axes})
     if any(not 0 <= a <= rank for a in norm):
         raise UnsupportedModelError(f"{op_name} reduces over axis {axis} of a rank-{rank + 1} tensor")

@@ -73,6 +73,9 @@ def convert_to_float(layer, inputs, ctx):
     if layer.dtype is not None and not keras.backend.is_float_dtype(layer.dtype):
         raise UnsupportedModelError(f"operation '{layer.name}' converts a model value to {layer.dtype}; only to a float "
                                     f"dtype is supported")
+    if layer.dtype is not None and keras.backend.standardize_dtype(layer.dtype) in ("float16", "bfloat16"):
+        raise UnsupportedModelError(f"operation '{layer.name}' rounds a model value to {layer.dtype}, which the header's "
+                                    f"float32 arithmetic would not do; cast to float32 (or leave the value as it is)")
     return inputs[0]
 
 

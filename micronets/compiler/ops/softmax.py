@@ -43,7 +43,10 @@ def row_activation(ctx, x, name, op_name, axis=-1):
     """softmax / log_softmax of ``x`` over ``axis`` (Keras' numbering: 0 is the batch axis, -1 the
     last), or over a list of axes of which at most one is longer than 1."""
     x = ctx.dense_input(x)
-    axes = axis if isinstance(axis, (list, tuple)) else [axis]
+    if axis is None:  # numpy's meaning, which Keras follows: over every value of the batch
+        raise UnsupportedModelError(f"'{op_name}': {name} with axis=None runs over every axis, the batch axis too; "
+                                    f"give the sample's axis")
+    axes = list(np.ravel(axis)) if isinstance(axis, (list, tuple, np.ndarray)) else [axis]
     rank = len(x.shape)
     norm = sorted({int(a) + rank if int(a) < 0 else int(a) - 1 for a in axes})
     long = [a for a in norm if 0 <= a < rank and x.shape[a] != 1]
