@@ -1557,8 +1557,15 @@ def test_user_layer_returning_a_constant(tmp_path):
     names = [op.name for op in compiled.graph.ops]  # computed at compile time: no op of theirs runs
     assert not [n for n in names if n.startswith(("table", "over_table", "softmax", "full_like", "ones_like",
                                                   "zeros_like", "shape_only"))], names
+    class Noisy(layers.Layer):  # on constants: Keras would draw anew each call, a header once
+        def call(self, t):
+            self.add_loss(ops.sum(t))  # (a training loss: ignored, as in a traced call())
+            return t + keras.random.normal(ops.shape(t))
+
     target = tmp_path / "refused.h"
-    for model, why in ((keras.Model(inp, ops.matmul(h, ops.transpose(Table(name="t2")(h), (0, 2, 1)))),
+    for model, why in ((keras.Model(inp, h + Noisy(name="noisy")(Table(name="t5")(h))),
+                        r"layer 'noisy' .* draws random numbers at inference with keras.random.normal: Keras draws"),
+                       (keras.Model(inp, ops.matmul(h, ops.transpose(Table(name="t2")(h), (0, 2, 1)))),
                         r"operation 'matmul\w*' .* reads a constant .* together with a value computed from the input"),
                        (keras.Model(inp, h + ops.sum(Table(name="t4")(h), axis=0)),
                         r"operation 'sum\w*' .* computes \(5, 4\) from constants where Keras declares \(5, 4\): not "

@@ -387,11 +387,13 @@ def _folded(layer, node, key, values, ctx, model):
     if isinstance(layer, keras.layers.Layer) and "training" in inspect.signature(layer.call).parameters:
         kwargs["training"] = False
     try:
-        with _no_random_draws():
+        with _no_random_draws(), _losses_ignored():  # (a loss the call adds is for training: not kept)
             out = layer(*args, **kwargs)
-    except _RandomDraw as exc:
+    except _RandomDraw as exc:  # (Keras re-raises it from a layer's call with its own text around the name)
+        draw = re.search(r"keras\.random\.\w+", str(exc))
         raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}' draws random numbers at "
-                                    f"inference ({exc}); a header would repeat one draw") from None
+                                    f"inference with {draw.group(0) if draw else 'keras.random'}: Keras draws anew "
+                                    f"on every call, a header would repeat one draw") from None
     except Exception as exc:
         raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}' reads constants only, and Keras "
                                     f"could not compute it on them: {type(exc).__name__}: {brief(exc)}") from exc
