@@ -1555,6 +1555,10 @@ def test_user_layer_returning_a_constant(tmp_path):
     y = layers.Concatenate()([layers.Add()([h, table]), h * table, Positions()(h), h + folded, shapes])
     compiled = assert_matches_keras(keras.Model(inp, layers.Flatten()(y), name="constants"), tmp_path)
     names = [op.name for op in compiled.graph.ops]  # computed at compile time: no op of theirs runs
+    fixed = keras.Input((5, 4), batch_size=8)  # an Input of a fixed batch: its constants are one sample all the same
+    g = layers.Dense(4)(fixed)
+    assert_matches_keras(keras.Model(fixed, layers.Flatten()(g * ops.full_like(g, 2.0) + ops.ones_like(g))), tmp_path,
+                         name="Fixed")
     assert not [n for n in names if n.startswith(("table", "over_table", "softmax", "full_like", "ones_like",
                                                   "zeros_like", "shape_only"))], names
     class Noisy(layers.Layer):  # on constants: Keras would draw anew each call, a header once
@@ -1568,8 +1572,11 @@ def test_user_layer_returning_a_constant(tmp_path):
                        (keras.Model(inp, ops.matmul(h, ops.transpose(Table(name="t2")(h), (0, 2, 1)))),
                         r"operation 'matmul\w*' .* reads a constant .* together with a value computed from the input"),
                        (keras.Model(inp, h + ops.sum(Table(name="t4")(h), axis=0)),
-                        r"operation 'sum\w*' .* computes \(5, 4\) from constants where Keras declares \(5, 4\): not "
-                        r"one sample"),
+                        r"operation 'sum\w*' .* computes \(5, 4\) from constants for one sample where Keras declares "
+                        r"\(5, 4\) for a batch of any size: it mixes the batch's samples"),
+                       (keras.Model(inp, h + ops.sum(Table(name="t6")(h), axis=0, keepdims=True)),
+                        r"computes \(1, 5, 4\) from constants for one sample where Keras declares \(1, 5, 4\) for a "
+                        r"batch of any size"),
                        (keras.Model(inp, layers.Dense(2, name="reader")(Table(name="t3")(h))),
                         r"outputs a constant: layer 'reader' does not depend")):
         with pytest.raises(UnsupportedModelError, match=why):

@@ -371,8 +371,8 @@ def _folded(layer, node, key, values, ctx, model):
     constants only (a Dense or softmax over a learned position table, a cast of a mask), or is a
     VALUE_FREE operation (``ops.ones_like(x)``: x's shape alone matters; its readers count one
     reader less). Keras runs it on a batch of one, at inference (training=False where call()
-    takes it), as predict() would; a result that is not one sample of Keras' declared shape
-    (the call mixed samples of the batch) is refused."""
+    takes it), as predict() would; a result that is not one sample of Keras' declared shape, its
+    batch axis the model's (the call mixed samples of the batch), is refused."""
     import keras
 
     kts = list(node.input_tensors)
@@ -398,15 +398,16 @@ def _folded(layer, node, key, values, ctx, model):
         raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}' reads constants only, and Keras "
                                     f"could not compute it on them: {type(exc).__name__}: {brief(exc)}") from exc
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    batch = model.inputs[0].shape[0] if getattr(model, "inputs", None) else None  # None, or as the Input fixed it
     results = []
     for kt, o in zip(node.output_tensors, outs):
         v = np.asarray(keras.ops.convert_to_numpy(o))
         declared = tuple(kt.shape)
-        if v.ndim != len(declared) or v.shape[:1] != (1,) or declared[0] not in (None, 1) or \
+        if v.ndim != len(declared) or v.shape[:1] != (1,) or declared[0] != batch or \
                 any(d is not None and d != n for d, n in zip(declared[1:], v.shape[1:])):
             raise UnsupportedModelError(
-                f"{_describe(layer, key)} in model '{model.name}' computes {v.shape} from constants where Keras "
-                f"declares {declared}: not one sample of a batch (it mixes the batch's samples)")
+                f"{_describe(layer, key)} in model '{model.name}' computes {v.shape} from constants for one sample "
+                f"where Keras declares {declared} for a batch of {batch or 'any size'}: it mixes the batch's samples")
         results.append(v[0])
     for kt, c in zip(kts, constant):
         if not c:
