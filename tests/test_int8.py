@@ -1178,6 +1178,24 @@ def test_unsupported_op_is_named(tmp_path):
         compile_tflite(data)
 
 
+def test_fused_activation_on_an_op_that_cannot_apply_it_is_refused():
+    """A CONCATENATION carrying a fused RELU (TFLite's converter does not emit one; an edited or
+    third-party file can) compiled with the RELU dropped; TFLite's reference refuses it too."""
+    from int8_reference import repack
+    from micronets.compiler.tflite import _Reader
+
+    i = keras.Input((8, 8, 3))
+    model = spread_weights(keras.Model(i, L.Concatenate()([L.Conv2D(4, 1)(i), L.Conv2D(4, 1)(i)])), seed=1)
+    data = convert(model, calibration(model))
+    r = _Reader(data, "model")
+    for op in r.model.subgraphs[0].operators:
+        if r.op_name(op) == "CONCATENATION":
+            op.builtinOptions.fusedActivationFunction = 1  # RELU
+    with pytest.raises(UnsupportedModelError, match=r"\(CONCATENATION\) has a fused activation \(1\); micronets fuses "
+                                                    r"one into ADD, .*CONV_2D"):
+        compile_tflite(repack(r.model, len(data)))
+
+
 def test_upsampling_tiles_bit_identical_to_tflite(tmp_path):
     """UpSampling2D / UpSampling1D become RESHAPE, TILE, RESHAPE (per repeated axis). Neither TFLM
     nor TFLite's BUILTIN_REF has an int8 TILE, so the reference is TFLite's default kernel: a copy,

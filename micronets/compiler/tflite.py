@@ -67,6 +67,9 @@ from micronets.compiler.ops.int8_transpose import Int8Transpose
 #: element (broadcasting along its last axis), as rows of U, or reshape it; none names an axis
 ROW_SAFE = ("FULLY_CONNECTED", "RESHAPE", "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "LOGISTIC", "HARD_SWISH", "GELU",
             "RELU", "RELU6", "QUANTIZE", "SOFTMAX", "TANH", "LEAKY_RELU")
+#: the ops whose int8 kernels apply a fused activation (fusedActivationFunction); another op carrying one is refused
+FUSES = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "SUB",
+                   "MUL", "DIV", "TRANSPOSE_CONV"})
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "ADD", "SUB",
              "MUL", "LOGISTIC", "HARD_SWISH", "GELU", "CONCATENATION", "RESHAPE", "SQUEEZE", "SOFTMAX", "PAD", "QUANTIZE",
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
@@ -451,6 +454,9 @@ class _Importer:
         fused = int(getattr(opt, "fusedActivationFunction", 0) or 0)
         if fused not in (0, 1, 2, 3):
             self.fail(k, name, f"uses fused activation {fused}; supported: none, RELU, RELU_N1_TO_1, RELU6")
+        if fused and name not in FUSES:  # (its kernel would drop it: TFLite's reference refuses a fused CONCATENATION)
+            self.fail(k, name, f"has a fused activation ({fused}); micronets fuses one into "
+                               f"{', '.join(sorted(FUSES))} only")
 
         if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             x_index = ins[0]
