@@ -498,6 +498,38 @@ def test_multi_head_attention_refusals_say_why():
         compile_model(keras.Model(m4, layers.Flatten()(layers.MultiHeadAttention(2, 4, attention_axes=(2,))(m4, m4))))
 
 
+def test_attention_with_learned_queries(tmp_path):
+    """A constant query: keras_hub PaliGemma's attention pooling (a learned probe tiled to the batch
+    in call()) and a Perceiver-style latent array (a layer returning its weights, cross-attending
+    to the input); copied from flash into the arena and attended as any query; C++ == Keras.
+    Constant keys or values are refused."""
+    from keras import ops
+
+    class Probe(layers.Layer):
+        def build(self, shape):
+            self.probe = self.add_weight(shape=(1, 1, shape[-1]), initializer="glorot_uniform")
+            self.mha = layers.MultiHeadAttention(num_heads=2, key_dim=8)
+
+        def call(self, x):
+            return self.mha(ops.tile(self.probe, [ops.shape(x)[0], 1, 1]), x)[:, 0]
+
+    class Latents(layers.Layer):
+        def build(self, shape):
+            self.latents = self.add_weight(shape=(3, shape[-1]), initializer="random_normal")
+
+        def call(self, x):
+            return ops.broadcast_to(ops.convert_to_tensor(self.latents), (ops.shape(x)[0], 3, self.latents.shape[-1]))
+
+    inp = keras.Input((10, 6))
+    h = layers.Dense(6)(inp)
+    cross = layers.MultiHeadAttention(2, 4, name="cross")(Latents(name="latents")(h), h)
+    model = keras.Model(inp, layers.Concatenate()([Probe(name="pool")(h), layers.Flatten()(cross)]))
+    compiled = assert_matches_keras(model, tmp_path, name="Latent")
+    assert sum(op.kind == "Constant" for op in compiled.graph.ops if hasattr(op, "kind")) == 2
+    with pytest.raises(UnsupportedModelError, match=r"attends over constant keys or values"):
+        compile_model(keras.Model(inp, layers.Flatten()(layers.MultiHeadAttention(2, 4)(h, Latents(name="l2")(h)))))
+
+
 def test_hand_built_causal_mask_as_miniature_gpt_builds_it(tmp_path):
     """keras.io's miniature GPT builds its causal mask in its TransformerBlock's call() from
     keras.ops (arange, a comparison, a cast) and passes it as attention_mask: a constant, read as

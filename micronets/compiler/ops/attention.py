@@ -28,7 +28,7 @@ import numpy as np
 
 from micronets.compiler.activations import c_float
 from micronets.compiler.graph import FLOAT_BYTES, Tensor
-from micronets.compiler.ops.base import Op, UnsupportedModelError, converter
+from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, one_sample
 
 
 class MultiHeadAttention(Op):
@@ -241,11 +241,20 @@ def convert_multi_head_attention(layer, inputs, ctx):
                                         f"sliding_window and a constant attention_mask")
     # (return_attention_scores=True: two outputs, refused before any converter runs)
     value = call["value"]
-    key = call.get("key")
-    if any(isinstance(t, np.ndarray) for t in (call["query"], value, key)):
-        raise UnsupportedModelError(f"{name} attends over a constant (a value that does not depend on the model's "
-                                    f"input) beside one that does; not supported")
-    query, key, value = (ctx.dense_input(t) for t in (call["query"], value if key is None else key, value))
+    key = value if call.get("key") is None else call["key"]
+    if not ctx.is_value(key) or not ctx.is_value(value):
+        raise UnsupportedModelError(f"{name} attends over constant keys or values (a value that does not depend on "
+                                    f"the model's input); not supported")
+    key, value = ctx.dense_input(key), ctx.dense_input(value)
+    query = call["query"]
+    if not ctx.is_value(query):  # learned queries (Perceiver's latents, attention pooling's probe): a constant
+        import keras
+
+        from micronets.compiler.ops.rearrange import constant_tensor
+
+        table = one_sample(np.asarray(keras.ops.convert_to_numpy(query), np.float32), len(key.shape))
+        query = constant_tensor(ctx, table, f"{layer.name}/query")
+    query = ctx.dense_input(query)
     rank = len(query.shape)
     if rank < 2 or len(key.shape) != rank or len(value.shape) != rank or key.shape[:-1] != value.shape[:-1]:
         raise UnsupportedModelError(f"{name} has query {query.shape}, key {key.shape}, value {value.shape}; supported: "

@@ -99,6 +99,14 @@ def materialise_padding(ctx, padded):
     return _add(ctx, padded.name, [src], padded.shape, [move], "ZeroPadding", "pad " + ",".join(map(str, padded.pads)), zero=True)
 
 
+def constant_tensor(ctx, value, name):
+    """A constant (a learned table, Perceiver's latent array) as a tensor of its own: copied from
+    flash into the arena, for an op that reads only tensors."""
+    value = np.asarray(value, np.float32)
+    shape = tuple(int(d) for d in value.shape) or (1,)
+    return _add(ctx, name, [], shape, [Move(-1, 0, 0, (value.size,), (1,), (1,))], "Constant", constants=(value,))
+
+
 def copy_tensor(ctx, x, name):
     return _add(ctx, name, [x], x.shape, [Move(0, 0, 0, (x.size,), (1,), (1,))], "Copy")
 
