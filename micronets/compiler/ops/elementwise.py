@@ -111,9 +111,11 @@ class Binary(Op):
         return FUNCTIONS[self.function][0]
 
 
-def binary(ctx, a, b, function, name):
+def broadcast_operands(ctx, args, function, name):
+    """(operands, output shape) of an elementwise op: each argument a dense tensor or a constant
+    array of one sample; their shapes broadcast as numpy does, never over the batch axis."""
     operands = []
-    for o in (a, b):
+    for o in args:
         if ctx.is_value(o):
             operands.append(ctx.dense_input(o))
         else:
@@ -127,9 +129,15 @@ def binary(ctx, a, b, function, name):
     try:
         shape = np.broadcast_shapes(*shapes)
     except ValueError:
-        raise UnsupportedModelError(f"'{name}' ({function}) of shapes {shapes[0]} and {shapes[1]} does not broadcast") from None
+        raise UnsupportedModelError(f"'{name}' ({function}) of shapes {' and '.join(map(str, shapes))} does not "
+                                    f"broadcast") from None
     if len(shape) > rank:
         raise UnsupportedModelError(f"'{name}' ({function}): a constant of shape {shapes} would broadcast over the batch axis")
+    return operands, shape
+
+
+def binary(ctx, a, b, function, name):
+    operands, shape = broadcast_operands(ctx, (a, b), function, name)
     out = ctx.new_tensor(name, shape)
     return ctx.add(Binary(name, operands, out, function)).output
 
@@ -213,23 +221,5 @@ def convert_where(layer, inputs, ctx):
         given = sum(a is not None for a in args)
         raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops.where) with {given} operand(s) (the indices "
                                     f"form); only where(condition, x1, x2) is supported")
-    operands = []
-    for o in args:
-        if ctx.is_value(o):
-            operands.append(ctx.dense_input(o))
-        else:
-            value = np.asarray(o, np.float64)
-            if value.dtype.kind not in "fiub":
-                raise UnsupportedModelError(f"operation '{layer.name}': operand {o!r} is not a number")
-            operands.append(value)
-    rank = max(len(o.shape) for o in operands if isinstance(o, Tensor))
-    operands = [o if isinstance(o, Tensor) else one_sample(o, rank) for o in operands]
-    shapes = [o.shape if isinstance(o, Tensor) else np.shape(o) for o in operands]
-    try:
-        shape = np.broadcast_shapes(*shapes)
-    except ValueError:
-        raise UnsupportedModelError(f"operation '{layer.name}' (where) of shapes {shapes} does not broadcast") from None
-    if len(shape) > rank:
-        raise UnsupportedModelError(f"operation '{layer.name}' (where): a constant of shape {shapes} would broadcast "
-                                    f"over the batch axis")
+    operands, shape = broadcast_operands(ctx, args, "where", layer.name)
     return ctx.add(Select(layer.name, operands, ctx.new_tensor(layer.name, shape))).output
