@@ -1255,6 +1255,21 @@ def test_ops_arguments_as_numpy_arrays_and_their_refusals(tmp_path):
             compile_model(keras.Model(x, layers.Flatten()(out)))
 
 
+def test_sign_floor_ceil_round_erf(tmp_path):
+    """keras.ops sign, floor, ceil, round (halves to even, as TensorFlow: exact halves are in the
+    input) and erf, fused as activations; C++ == Keras. Rounding to decimals is refused."""
+    from keras import ops
+
+    x = keras.Input((6, 4))
+    h = layers.Dense(4)(x) * 3.0
+    halves = ops.floor(h) + 0.5
+    y = layers.Concatenate()([ops.sign(h), ops.floor(h), ops.ceil(h), ops.round(h), ops.round(halves), ops.erf(h / 3.0),
+                              ops.sign(ops.floor(h / 4.0))])  # (zeros among them: sign(0) is 0)
+    assert_matches_keras(keras.Model(x, layers.Flatten()(y)), tmp_path, name="Rounding")
+    with pytest.raises(UnsupportedModelError, match=r"rounds to 2 decimals; only to integers"):
+        compile_model(keras.Model(x, layers.Flatten()(ops.round(h, 2))))
+
+
 def test_channel_shuffle_and_split(tmp_path):
     """ShuffleNetV2's split (slicing) and shuffle (Reshape -> Permute -> Reshape)."""
     inp = keras.Input((6, 6, 8))

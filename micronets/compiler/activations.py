@@ -93,6 +93,11 @@ _BODIES: Dict[str, Callable[[Dict[str, float]], str]] = {
     "expm1": lambda p: "return expm1f(x);",
     "sin": lambda p: "return sinf(x);",
     "cos": lambda p: "return cosf(x);",
+    "sign": lambda p: "return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x);",  # (0 and NaN as they are)
+    "floor": lambda p: "return floorf(x);",
+    "ceil": lambda p: "return ceilf(x);",
+    "round": lambda p: "return rintf(x);",  # halves to even, as TensorFlow (the default rounding mode)
+    "erf": lambda p: "return erff(x);",
     "clip": lambda p: f"return mn_clamp(x, {c_float(p['x_min'])}, {c_float(p['x_max'])});",
     "power": lambda p: f"return powf(x, {c_float(p['exponent'])});",
 }
@@ -104,7 +109,8 @@ LABELS = {"linear": "", "relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyRe
           "tanh_shrink": "tanh-shrink", "soft_shrink": "soft-shrink", "hard_shrink": "hard-shrink",
           "sparse_plus": "sparse-plus", "sparse_sigmoid": "sparse-sigmoid", "squareplus": "squareplus",
           "square": "square", "abs": "abs", "sqrt": "sqrt", "rsqrt": "rsqrt", "reciprocal": "reciprocal", "log": "log",
-          "log1p": "log1p", "expm1": "expm1", "sin": "sin", "cos": "cos", "clip": "clip", "power": "power"}
+          "log1p": "log1p", "expm1": "expm1", "sin": "sin", "cos": "cos", "sign": "sign", "floor": "floor",
+          "ceil": "ceil", "round": "round", "erf": "erf", "clip": "clip", "power": "power"}
 
 #: Keras names that mean the same function
 ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
@@ -189,7 +195,8 @@ def make(name: str, **params) -> Act:
 
 
 #: bodies of keras.ops that are no Keras activation name
-OPS_ONLY = ("square", "abs", "sqrt", "rsqrt", "reciprocal", "log", "log1p", "expm1", "sin", "cos", "clip", "power")
+OPS_ONLY = ("square", "abs", "sqrt", "rsqrt", "reciprocal", "log", "log1p", "expm1", "sin", "cos", "sign", "floor",
+            "ceil", "round", "erf", "clip", "power")
 
 
 def supported() -> Tuple[str, ...]:

@@ -55,12 +55,23 @@ _PLAIN_OPS = {"Relu": "relu", "Relu6": "relu6", "Sigmoid": "sigmoid", "HardSigmo
               "HardSilu": "hard_silu", "Silu": "silu", "Tanh": "tanh", "Softplus": "softplus", "Softsign": "softsign",
               "Selu": "selu", "Exp": "exponential", "HardTanh": "hard_tanh", "Mish": "mish",
               "Square": "square", "Absolute": "abs", "Sqrt": "sqrt", "Rsqrt": "rsqrt", "Reciprocal": "reciprocal",
-              "Log": "log", "Log1p": "log1p", "Expm1": "expm1", "Sin": "sin", "Cos": "cos"}
+              "Log": "log", "Log1p": "log1p", "Expm1": "expm1", "Sin": "sin", "Cos": "cos", "Sign": "sign",
+              "Floor": "floor", "Ceil": "ceil", "Erf": "erf"}
 
 
 @converter(*(f"op:{k}" for k in _PLAIN_OPS))
 def convert_activation_op(layer, inputs, ctx):
     return ctx.apply_activation(inputs[0], activations.make(_PLAIN_OPS[type(layer).__name__]), layer)
+
+
+@converter("op:Round")
+def convert_round(layer, inputs, ctx):
+    """keras.ops.round: to the nearest integer, halves to even, as TensorFlow rounds (other
+    ``decimals`` refused)."""
+    if int(getattr(layer, "decimals", 0) or 0) != 0:
+        raise UnsupportedModelError(f"operation '{layer.name}' rounds to {layer.decimals} decimals; only to integers "
+                                    f"(decimals=0) is supported")
+    return ctx.apply_activation(inputs[0], activations.make("round"), layer)
 
 
 @converter("op:Clip")
