@@ -389,11 +389,8 @@ def _folded(layer, node, key, values, ctx, model):
     try:
         with _no_random_draws(), _losses_ignored():  # (a loss the call adds is for training: not kept)
             out = layer(*args, **kwargs)
-    except _RandomDraw as exc:  # (Keras re-raises it from a layer's call with its own text around the name)
-        draw = re.search(r"keras\.random\.\w+", str(exc))
-        raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}' draws random numbers at "
-                                    f"inference with {draw.group(0) if draw else 'keras.random'}: Keras draws anew "
-                                    f"on every call, a header would repeat one draw") from None
+    except _RandomDraw as exc:
+        raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}' {exc.refusal()}") from None
     except Exception as exc:
         raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}' reads constants only, and Keras "
                                     f"could not compute it on them: {type(exc).__name__}: {brief(exc)}") from exc
@@ -484,13 +481,9 @@ def _expanded(layer, node, model):
                 sub = keras.Model([fresh[id(t)] for t in kts], out, name=layer.name)
             else:
                 sub = _constant(out, tuple(node.output_tensors[0].shape[1:]))
-        except _RandomDraw as exc:  # (Keras re-raises one from a sublayer's call with its own text around the name)
-            draw = re.search(r"keras\.random\.\w+", str(exc))
-            raise _unsupported(layer, key, model, f" (its call() draws random numbers at inference with "
-                                                  f"{draw.group(0) if draw else 'keras.random'}: "
-                                                  f"Keras draws anew on every call, a header would repeat one draw; "
-                                                  f"export the model up to the values it samples from, such as a VAE "
-                                                  f"encoder's mean)") from None
+        except _RandomDraw as exc:
+            raise _unsupported(layer, key, model, f" (its call() {exc.refusal()}; export the model up to the values "
+                                                  f"it samples from, such as a VAE encoder's mean)") from None
         except Exception as exc:  # anything call() raises on symbolic tensors: the user's code, not ours
             if "cannot be used as input to a TensorFlow function" in str(exc):
                 reason = (" (its call() hands a Keras tensor to TensorFlow (tf.*), which cannot be traced: micronets "
@@ -595,6 +588,13 @@ def _losses_ignored():
 
 class _RandomDraw(Exception):
     """A user's call() drew random numbers while traced (the argument names the function)."""
+
+    def refusal(self) -> str:
+        """Why the draw cannot compile. (Keras re-raises the exception from a layer's call with its
+        own text around the function's name.)"""
+        draw = re.search(r"keras\.random\.\w+", str(self))
+        return (f"draws random numbers at inference with {draw.group(0) if draw else 'keras.random'}: Keras draws "
+                f"anew on every call, a header would repeat one draw")
 
 
 @contextlib.contextmanager
