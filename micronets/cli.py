@@ -130,7 +130,7 @@ def _check_output(path: str) -> str:
 
 
 def shape_text(shape) -> str:
-    return "x".join(str(int(d)) for d in shape)
+    return "x".join("?" if d is None else str(int(d)) for d in shape)
 
 
 def human_bytes(n: int) -> str:
@@ -166,8 +166,9 @@ class Resolved:
     net: Any  # MicroNet or None for a plain Keras model file
     label: str  # architecture description for the header / summary
     classname: str  # default C++ class name
-    input_shape: Tuple[int, ...]  # (H, W, C) for an image model; (L, C) or (N,) for sequences and vectors
-    num_classes: int
+    input_shape: Tuple[int, ...]  # (H, W, C) for an image model; (L, C) or (N,) for sequences and vectors (the first input's)
+    num_classes: int  # the first output's size
+
 
 
 def is_model_file(arch: str) -> bool:
@@ -196,6 +197,7 @@ def _make_net(arch, classes, input_shape, batch_norm):
 
 def _load_model_file(path, classes, input_shape):
     keras = import_keras()
+    from micronets.compiler.compile import model_shapes
     from micronets.train import describe_model_file_error
 
     net = None
@@ -211,10 +213,11 @@ def _load_model_file(path, classes, input_shape):
             raise fail(f"cannot load {path}: {describe_model_file_error(path, err)}")
     except Exception as exc:
         raise fail(f"cannot load {path}: {describe_model_file_error(path, exc)}")
-    shape = tuple(int(d) for d in model.input_shape[1:])
-    n_out = int(model.output_shape[-1])
-    if input_shape is not None and tuple(input_shape) != shape:
-        raise fail(f"{path} is a saved model with input {shape_text(shape)}; --input {shape_text(input_shape)} cannot change it")
+    shapes = model_shapes(model)
+    n_out = int(model_shapes(model, "output")[0][-1])
+    if input_shape is not None and [tuple(input_shape)] != shapes:
+        raise fail(f"{path} is a saved model with input{'s' if len(shapes) > 1 else ''} "
+                   f"{', '.join(map(shape_text, shapes))}; --input {shape_text(input_shape)} cannot change it")
     if classes is not None and classes != n_out:
         raise fail(f"{path} is a saved model with {n_out} classes; --classes {classes} cannot change it")
     return net, model
@@ -281,14 +284,16 @@ def resolve(arch: str, classes: Optional[int] = None, input_shape=None, batch_no
     if weights is not None and saved is None:
         net, model = _load_weights(arch, net, model, weights, classes, input_shape, batch_norm)
 
-    shape = tuple(int(d) for d in model.input_shape[1:])
+    from micronets.compiler.compile import model_shapes
+
+    shape = model_shapes(model)[0]
     if net is not None:
         label, classname = net.describe(), net.arch_name
     else:
         base = os.path.basename(arch)
         label = f"{base} ({model.name})"
         classname = "Net"
-    return Resolved(model, net, label, classname, shape, int(model.output_shape[-1]))
+    return Resolved(model, net, label, classname, shape, int(model_shapes(model, "output")[0][-1]))
 
 
 def count_weight_arrays(path: str) -> Optional[int]:
@@ -389,7 +394,8 @@ def print_summary(console, summary: Dict[str, Any], output: Optional[str] = None
     table.add_column()
     table.add_row("Architecture", str(summary.get("arch")))
     table.add_row("C++ class", str(summary.get("classname")))
-    table.add_row("Input", shape_text(summary["input_shape"]))
+    shapes = summary.get("input_shapes") or [summary["input_shape"]]
+    table.add_row("Inputs" if len(shapes) > 1 else "Input", ", ".join(map(shape_text, shapes)))
     table.add_row("Classes", str(summary["num_classes"]))
     table.add_row("MACs", f"{int(summary['macs']):,}")
     table.add_row("Parameters", f"{int(summary['params']):,}")
@@ -1022,10 +1028,40 @@ def _verify_inputs(path, shape, raw):
     return x
 
 
+def _verify_inputs_npz(path, model):
+    """``--inputs`` for a model of several inputs: an .npz holding one array (N, *shape) per input,
+    named as the model's inputs are (or arr_0, arr_1, ... in their order: ``np.savez(path, *xs)``)."""
+    import numpy as np
+
+    from micronets.compiler.compile import model_shapes
+
+    names = [t.name for t in model.inputs]
+    why = f"a model of {len(names)} inputs takes an .npz of one array per input (np.savez)"
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise fail(f"--inputs {path}: not a numpy array file ({one_line(exc)}); {why}")
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise fail(f"--inputs {path}: one array; {why}")
+    with archive:
+        stored = {k: np.asarray(archive[k], np.float32) for k in archive.files}
+    if set(stored) not in (set(names), {f"arr_{k}" for k in range(len(names))}):
+        raise fail(f"--inputs {path}: a model of {len(names)} inputs takes an .npz of one array per input, named "
+                   f"{', '.join(names)} (or arr_0.. arr_{len(names) - 1} in that order); it holds {', '.join(sorted(stored)) or 'nothing'}")
+    arrays = [stored[n] if n in stored else stored[f"arr_{k}"] for k, n in enumerate(names)]
+    for name, a, shape in zip(names, arrays, model_shapes(model)):
+        if a.shape[1:] != tuple(shape) or len(a) == 0:
+            raise fail(f"--inputs {path}: array {name} of shape {a.shape} does not hold inputs of shape {shape_text(shape)}")
+    if len({len(a) for a in arrays}) != 1:
+        raise fail(f"--inputs {path}: the arrays hold different numbers of samples ({', '.join(str(len(a)) for a in arrays)})")
+    return arrays
+
+
 @main.command()
 @click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.option("--inputs", "-i", "inputs_path", type=click.Path(exists=True), default=None,
-              help="Inputs to run: an .npy array (N, ...) or a folder of images. Default: 8 random inputs.")
+              help="Inputs to run: an .npy array (N, ...) or a folder of images; for a model of several inputs, an "
+                   ".npz of one array per input (np.savez). Default: 8 random inputs.")
 @_name_option()
 @click.option("--tolerance", "-t", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
               help="Largest difference allowed per layer, relative to max(1, largest |Keras value|) of that layer.")
@@ -1041,14 +1077,19 @@ def verify(model_file, inputs_path, classname, tolerance):
       micronets verify model.keras
       micronets verify model.keras --inputs photos/ --tolerance 1e-5
     """
-    from micronets.compiler.compile import takes_raw_input
+    from micronets.compiler.compile import model_shapes, takes_raw_input
     from micronets.verification import verify as run_verify
 
     if not os.path.isfile(model_file):
         raise fail(f"model file not found: {model_file}")
     _, model = _load_model_file(model_file, None, None)
-    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    x = _verify_inputs(inputs_path, shape, takes_raw_input(model)) if inputs_path else None
+    shapes = model_shapes(model)
+    if not inputs_path:
+        x = None
+    elif len(shapes) > 1:
+        x = _verify_inputs_npz(inputs_path, model)
+    else:
+        x = _verify_inputs(inputs_path, shapes[0], takes_raw_input(model))
     try:
         report = run_verify(model, x, classname=classname or "Net", tolerance=tolerance)
     except (ValueError, TypeError, RuntimeError) as exc:

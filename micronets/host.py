@@ -47,12 +47,14 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+enum { MnRecord = %(record_size)s }; // one sample: every input's values, in the model's order
+
 template <typename MnPixel> // (not T: a network class may be called T)
 static int classify(void)
 {
-    static MnPixel image[%(cls)s::numInputs];
-    while (fread(image, sizeof(MnPixel), %(cls)s::numInputs, stdin) == (size_t)%(cls)s::numInputs) {
-        const unsigned long cls = (unsigned long)net.predict(image);
+    static MnPixel image[MnRecord];
+    while (fread(image, sizeof(MnPixel), MnRecord, stdin) == (size_t)MnRecord) {
+        const unsigned long cls = (unsigned long)net.predict(%(args)s);
         if (cls != (unsigned long)net.output || net.proba != net.outputs[cls])
             return 3;%(record)s
     }
@@ -64,8 +66,7 @@ int main(int argc, char** argv)
     const char* mode = argc > 1 ? argv[1] : "float";
     if (!strcmp(mode, "float"))
         return classify<float>();
-    if (!strcmp(mode, "uint8"))
-        return classify<uint8_t>();%(int8_entry)s
+%(uint8_entry)s%(int8_entry)s
     if (!strcmp(mode, "sizeof")) {
         printf("%%lu\n", (unsigned long)sizeof(%(cls)s));
         return 0;
@@ -73,14 +74,14 @@ int main(int argc, char** argv)
     if (!strcmp(mode, "time")) {
         // time <runs> <batch>: median-free raw samples, one line each (seconds per inference)
         const int runs = argc > 2 ? atoi(argv[2]) : 20, batch = argc > 3 ? atoi(argv[3]) : 10;
-        static float image[%(cls)s::numInputs];
-        for (int i = 0; i < %(cls)s::numInputs; ++i)
+        static float image[MnRecord];
+        for (int i = 0; i < MnRecord; ++i)
             image[i] = (float)((i * 37) %% 101) / 101.0f;
-        net.predict(image);
+        net.predict(%(args)s);
         for (int r = 0; r < runs; ++r) {
             const double t0 = now();
             for (int b = 0; b < batch; ++b)
-                net.predict(image);
+                net.predict(%(args)s);
             printf("%%.9g\n", (now() - t0) / batch);
         }
         return 0;
@@ -111,9 +112,21 @@ def build(header_path: str, classname: str, out_dir: Optional[str] = None, opt: 
     else:
         record = w % ("rawOutputs", "rawOutputs", classname, "numOutputs") + w % ("outputs", "outputs", classname, "numOutputs")
         int8_entry = '\n    if (!strcmp(mode, "int8"))\n        return classify<int8_t>();'
-    return compile_driver(_DRIVER % {"header": header_path, "cls": classname, "record": record, "int8_entry": int8_entry},
+    record_size, args = predict_arguments(header_path, classname, "image")
+    # a header for several inputs takes floats only
+    uint8_entry = '    if (!strcmp(mode, "uint8"))\n        return classify<uint8_t>();' if "," not in args else ""
+    return compile_driver(_DRIVER % {"header": header_path, "cls": classname, "record": record, "int8_entry": int8_entry,
+                                     "uint8_entry": uint8_entry, "record_size": record_size, "args": args},
                           header_path, os.path.join(out_dir, f"driver_{classname}" + ("_asan" if sanitize else "")), opt,
                           [*flags, *(SANITIZE_FLAGS if sanitize else [])], std_flags, link=["-lm"])
+
+
+def predict_arguments(header_path: str, classname: str, buffer: str) -> Tuple[str, str]:
+    """For a driver holding one sample in ``buffer`` (every input's values, in the model's order):
+    the C expression of the sample's size, and predict()'s arguments (one pointer per input)."""
+    sizes = [f"{classname}::numInputs{k or ''}" for k in range(input_arrays(header_path))]
+    args = [buffer] + [f"{buffer} + {' + '.join(sizes[:k])}" for k in range(1, len(sizes))]
+    return " + ".join(sizes), ", ".join(args)
 
 
 def compile_driver(source: str, header_path: str, exe: str, opt: str = "-O2", flags: Sequence[str] = (),
@@ -133,9 +146,22 @@ def compile_driver(source: str, header_path: str, exe: str, opt: str = "-O2", fl
 _ENTRY_TYPES = {"float": np.float32, "uint8": np.uint8, "int8": np.int8}
 
 
-def _exchange(exe: str, x: np.ndarray, entry: str, record_bytes: int, timeout: float) -> np.ndarray:
-    """Feed inputs ``x`` (N, ...) to a built driver as ``entry`` values; its output as (N, record_bytes) bytes."""
-    data = np.ascontiguousarray(np.asarray(x).astype(_ENTRY_TYPES[entry], copy=False)).tobytes()
+def samples(x) -> np.ndarray:
+    """Inputs as the driver reads them: ``x`` (N, ...) as is, or for a model of several inputs a
+    list of arrays (N, ...) each, one per input in the model's order, as (N, all their values)."""
+    if not isinstance(x, (list, tuple)):
+        return np.asarray(x)
+    arrays = [np.asarray(a) for a in x]
+    if not arrays or len({len(a) for a in arrays}) != 1:
+        raise ValueError(f"one array per model input, each with the same number of samples; got {[a.shape for a in arrays]}")
+    return np.concatenate([a.reshape(len(a), -1) for a in arrays], axis=1)
+
+
+def _exchange(exe: str, x, entry: str, record_bytes: int, timeout: float) -> np.ndarray:
+    """Feed inputs ``x`` (N, ...), or one such array per model input, to a built driver as ``entry``
+    values; its output as (N, record_bytes) bytes."""
+    x = samples(x)
+    data = np.ascontiguousarray(x.astype(_ENTRY_TYPES[entry], copy=False)).tobytes()
     proc = subprocess.run([exe, entry], input=data, capture_output=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"{exe} exited with {proc.returncode}:\n{proc.stderr.decode(errors='replace')[-6000:]}")
@@ -171,11 +197,11 @@ def _workdir(out_dir: Optional[str]):
 
 def run_header(header_path: str, classname: str, x: np.ndarray, entry: str = "float",
                sanitize: bool = False, opt: str = "-O2", out_dir: Optional[str] = None) -> np.ndarray:
-    """Compile ``header_path`` (strict C++98) and classify images ``x``; (N, num_classes) float32."""
+    """Compile ``header_path`` (strict C++98) and classify images ``x`` (N, ...; for a model of
+    several inputs, one such array per input); (N, all outputs' values) float32."""
     with _workdir(out_dir) as work:
         exe = build(header_path, classname, out_dir=work, opt=opt, sanitize=sanitize)
-        total = sum(_enum_value(header_path, "numOutputs" + (str(k) if k else "")) for k in range(output_arrays(header_path)))
-        return run(exe, x, total, entry=entry)
+        return run(exe, x, sum(output_sizes(header_path)), entry=entry)
 
 
 def run_header_int8(header_path: str, classname: str, x: np.ndarray, entry: str = "int8", opt: str = "-O2",
@@ -214,9 +240,19 @@ def _enum_value(header_path: str, name: str) -> int:
     return int(m.group(1))
 
 
+def input_arrays(header_path: str) -> int:
+    """How many inputs the generated class's predict() takes (one per model input)."""
+    return len(re.findall(r"\bnumInputs\d* = \d+", _header_text(header_path)))
+
+
 def output_arrays(header_path: str) -> int:
     """How many output arrays the generated class has (one per model output)."""
     return len(re.findall(r"^    float outputs\d*\[numOutputs\d*\];", _header_text(header_path), flags=re.M))
+
+
+def output_sizes(header_path: str):
+    """The size of each output array of a float header (``numOutputs``, ``numOutputs1``, ...)."""
+    return [_enum_value(header_path, "numOutputs" + (str(k) if k else "")) for k in range(output_arrays(header_path))]
 
 
 def raw_output_type(header_path: str):

@@ -329,6 +329,17 @@ def default_class_names(n: int) -> List[str]:
     return [str(i) for i in range(int(n))]
 
 
+def check_image_model(model) -> Tuple[int, int, int]:
+    """(H, W, C) of a Keras model that takes one image; ValueError naming its inputs otherwise."""
+    from micronets.compiler.compile import model_shapes
+
+    shapes = model_shapes(model)
+    if len(shapes) != 1:
+        raise ValueError(f"the sketch feeds the model one H x W x C image frame; this model takes {len(shapes)} "
+                         f"inputs ({', '.join('x'.join(map(str, s)) for s in shapes)}): write its header with -o instead")
+    return check_image_input(shapes[0])
+
+
 def check_image_input(shape: Sequence[int]) -> Tuple[int, int, int]:
     """(H, W, C) of a model input that takes one image; ValueError naming the shape otherwise
     (the sketch feeds predict(const uint8_t*) one H x W x C frame)."""
@@ -367,7 +378,7 @@ def compile_for_sketch(model, classname: str = "Net", arch: Optional[str] = None
         if names is None:
             compiled.class_names = tuple(default_class_names(compiled.graph.output.size))
         return compiled
-    check_image_input(model.input_shape[1:])
+    check_image_model(model)
     if names is None:
         names = default_class_names(int(np.prod([int(d) for d in model.outputs[0].shape[1:]])))
     if quantize == "int8":
@@ -444,8 +455,8 @@ def gen_command(ctx, arch, classes, input_shape, weights, batch_norm, classname,
                 from micronets.compiler.compile import takes_raw_input
                 from micronets.compiler.int8 import load_calibration
 
-                check_image_input(model.input_shape[1:])  # before reading (maybe many) calibration images
-                x = load_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]), takes_raw_input(model))
+                shape = check_image_model(model)  # before reading (maybe many) calibration images
+                x = load_calibration(calibration, shape, takes_raw_input(model))
         compiled, paths = generate_sketch(model, path, classname=classname or default_name, arch=label,
                                           class_names=list(names) if names else None, board=board,
                                           quantize=quantize if tflite is None else None, calibration=x,

@@ -179,7 +179,8 @@ def check_header(report: Report, header_path: str, classname: str, x, y_true, ke
     try:
         with tempfile.TemporaryDirectory(prefix="micronets-check-") as work:
             exe = host.build(header_path, classname, out_dir=work)
-            probs = host.run(exe, np.asarray(x, dtype=np.float32), len(report.class_names), entry="float")
+            sizes = host.output_sizes(header_path)  # every output array, the classes first
+            probs = host.run(exe, np.asarray(x, dtype=np.float32), sum(sizes), entry="float")[:, :sizes[0]]
     except RuntimeError as exc:  # no g++, a compile error or a crash: reported, not fatal
         report.cpp_error = str(exc).splitlines()[0][:300]
         return report
@@ -667,14 +668,18 @@ def evaluate_folder(model_path: str, data_dir: str, *, check_cpp: bool = True,
 
     The folder's subfolders must be the classes the model records (any order); for a plain Keras
     model without recorded names, the sorted subfolders must be as many as its outputs."""
-    from micronets.compiler.compile import pixels_as_input, takes_raw_input
+    from micronets.compiler.compile import model_shapes, pixels_as_input, takes_raw_input
     from micronets.compiler.export import export
     from micronets.data import class_folders, load_image_folder
 
     say = log or (lambda message: None)
     model, names, label = load_for_eval(model_path)
-    shape = tuple(int(d) for d in model.input_shape[1:])
-    n_out = int(model.output_shape[-1])
+    shapes = model_shapes(model)
+    if len(shapes) != 1:
+        raise ValueError(f"{model_path} takes {len(shapes)} inputs ({', '.join('x'.join(map(str, s)) for s in shapes)}); "
+                         f"eval feeds a model one image per sample")
+    shape = tuple(int(d) for d in shapes[0])
+    n_out = int(np.prod(model_shapes(model, "output")[0]))  # the first output holds the classes
     if len(shape) != 3 or shape[2] not in (1, 3):
         raise ValueError(f"{model_path} takes input {model.input_shape}; eval reads images as HxWx1 or HxWx3")
     if names is None:
@@ -684,7 +689,8 @@ def evaluate_folder(model_path: str, data_dir: str, *, check_cpp: bool = True,
     x, y, names = load_image_folder(data_dir, shape, class_names=names)
     x = pixels_as_input(x, takes_raw_input(model))  # a model with its own Rescaling takes the pixels
     say(f"Evaluating {label} on {len(x):,} images of {'x'.join(map(str, shape))} in {len(names)} classes")
-    probs = model.predict(x, batch_size=64, verbose=0).astype(np.float64)
+    probs = model.predict(x, batch_size=64, verbose=0)
+    probs = np.asarray(probs[0] if isinstance(probs, (list, tuple)) else probs, np.float64).reshape(len(x), -1)
     report = make_report(y, probs, names)
     if check_cpp:
         with tempfile.TemporaryDirectory(prefix="micronets-eval-") as work:

@@ -37,9 +37,10 @@ int main(int argc, char** argv)
 {
     if (argc < 2 || !(mn_trace_file = fopen(argv[1], "wb")))
         return 2;
-    static float input[%(cls)s::numInputs];
-    while (fread(input, sizeof(float), %(cls)s::numInputs, stdin) == (size_t)%(cls)s::numInputs)
-        net.predict(input);
+    enum { MnRecord = %(record_size)s }; // one sample: every input's values, in the model's order
+    static float sample[MnRecord];
+    while (fread(sample, sizeof(float), MnRecord, stdin) == (size_t)MnRecord)
+        net.predict(%(args)s);
     fclose(mn_trace_file);
     return 0;
 }
@@ -122,26 +123,50 @@ def _keras_outputs(model, names):
     return probe, wanted
 
 
+def _id_rows(graph, x) -> Optional[int]:
+    """The rows of the smallest Embedding table when Embeddings are all that read input ``x``."""
+    readers = [op for op in graph.ops if any(t is x for t in op.inputs)]
+    if readers and all(op.kind == "Embedding" for op in readers):
+        return min(op.rows for op in readers)
+    return None
+
+
+def _checked_inputs(graph, x) -> List[np.ndarray]:
+    """``x`` as one float32 array (N, *shape) per model input: ``x`` is an array (N, *shape) or
+    (shape), or for a model of several inputs a list of such arrays, one per input in order."""
+    arrays = list(x) if len(graph.inputs) > 1 and isinstance(x, (list, tuple)) else [x]
+    if len(arrays) != len(graph.inputs):
+        raise ValueError(f"the model has {len(graph.inputs)} inputs; got {len(arrays)} array(s) of inputs")
+    out = []
+    for k, (a, t) in enumerate(zip(arrays, graph.inputs)):
+        a = np.asarray(a, np.float32)
+        which = f"input {k}" if len(arrays) > 1 else "input"
+        if a.shape == t.shape:
+            a = a[None]
+        if a.shape[1:] != t.shape or len(a) == 0:
+            raise ValueError(f"inputs of shape {a.shape[1:]} do not fit the model's {which} {t.shape}")
+        out.append(a)
+    if len({len(a) for a in out}) != 1:
+        raise ValueError(f"the inputs hold different numbers of samples: {[len(a) for a in out]}")
+    return out
+
+
 def verify(model, x=None, classname: str = "Net", tolerance: float = 1e-4, workdir: Optional[str] = None) -> Report:
-    """Compile ``model``, run it in C++ on ``x`` (default: 8 random inputs, ``default_inputs``) and
-    compare each op's output with the matching Keras layer's; see :class:`Report`. Raises what
-    export raises for a model that cannot be compiled, and RuntimeError when g++ fails."""
+    """Compile ``model``, run it in C++ on ``x`` (default: 8 random inputs, ``default_inputs``; for
+    a model of several inputs, one array per input) and compare each op's output with the matching
+    Keras layer's; see :class:`Report`. Raises what export raises for a model that cannot be
+    compiled, and RuntimeError when g++ fails."""
     from micronets import host
-    from micronets.compiler.compile import compile_model, reads_ids
+    from micronets.compiler.compile import compile_model
     from micronets.compiler.trace import half_precision_layers, keras_in_float32
 
     compiled = compile_model(model, classname=classname)
     graph = compiled.graph
-    shape = graph.input.shape
     if x is None:
-        ids = min(op.rows for op in graph.ops if op.kind == "Embedding") if reads_ids(graph) else None
-        x = default_inputs(shape, ids=ids)
-    x = np.asarray(x, np.float32)
-    if x.shape[1:] != shape:
-        if x.shape == shape:
-            x = x[None]
-        else:
-            raise ValueError(f"inputs of shape {x.shape[1:]} do not fit the model's input {shape}")
+        xs = [default_inputs(t.shape, seed=k, ids=_id_rows(graph, t)) for k, t in enumerate(graph.inputs)]
+    else:
+        xs = _checked_inputs(graph, x)
+    n = len(xs[0])
     # which Keras layer each op's output holds: the last layer mapped onto its bytes
     counterpart = {}
     for name, tensor in graph.keras_tensors:
@@ -151,7 +176,7 @@ def verify(model, x=None, classname: str = "Net", tolerance: float = 1e-4, workd
     half = half_precision_layers(model)
     with keras_in_float32(model) as kept:  # the header's arithmetic, whatever the model's dtype policy
         probe, wanted = _keras_outputs(model, [n for n, _ in counterpart.values()])
-        values = probe.predict(x, verbose=0) if wanted else []
+        values = probe.predict(xs if len(xs) > 1 else xs[0], verbose=0) if wanted else []
     notes = []
     if len(kept) < len(half):
         policies = sorted(set(p for n, p in half.items() if n not in kept))
@@ -168,15 +193,17 @@ def verify(model, x=None, classname: str = "Net", tolerance: float = 1e-4, workd
         header = os.path.join(work, f"{classname}.h")
         with open(header, "w") as fh:
             fh.write(compiled.header)
-        exe = host.compile_driver(_DRIVER % {"header": header, "cls": classname}, header, os.path.join(work, "verify"),
-                                  opt="-O1", std_flags=["-std=c++98"], link=["-lm"])
+        record_size, args = host.predict_arguments(header, classname, "sample")
+        exe = host.compile_driver(_DRIVER % {"header": header, "cls": classname, "record_size": record_size, "args": args},
+                                  header, os.path.join(work, "verify"), opt="-O1", std_flags=["-std=c++98"], link=["-lm"])
         trace_path = os.path.join(work, "trace.bin")
-        proc = subprocess.run([exe, trace_path], input=np.ascontiguousarray(x, np.float32).tobytes(), capture_output=True)
+        proc = subprocess.run([exe, trace_path], input=np.ascontiguousarray(host.samples(xs), np.float32).tobytes(),
+                              capture_output=True)
         if proc.returncode != 0:
             raise RuntimeError(f"the debug build exited with {proc.returncode}")
         with open(trace_path, "rb") as fh:
             raw = fh.read()
-    traced = _parse(raw, len(graph.ops), len(x))
+    traced = _parse(raw, len(graph.ops), n)
     checks = []
     for op in graph.ops:
         got = traced[op.index]
@@ -185,13 +212,13 @@ def verify(model, x=None, classname: str = "Net", tolerance: float = 1e-4, workd
         if name is None or name not in keras_values:
             checks.append(LayerCheck(op.index, op.ident, op.kind, None, op.output.shape, None, None, True))
             continue
-        ref = np.asarray(keras_values[name], np.float32).reshape(len(x), -1)
+        ref = np.asarray(keras_values[name], np.float32).reshape(n, -1)
         diff = float(np.abs(got - ref).max())
         scale = max(1.0, float(np.abs(ref).max()))
         rel = diff / scale
         checks.append(LayerCheck(op.index, op.ident, op.kind, name, op.output.shape, diff, rel,
                                  bool(np.isfinite(diff) and rel <= tolerance)))
-    return Report(checks, tolerance, len(x), tuple(notes))
+    return Report(checks, tolerance, n, tuple(notes))
 
 
 def _parse(raw: bytes, num_ops: int, num_inputs: int):

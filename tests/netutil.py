@@ -249,8 +249,10 @@ def random_images(shape, n=8, seed=1):
             grad = rng.uniform(-1, 1) * yy + rng.uniform(-1, 1) * xx
             img = rng.uniform(0.2, 1.0) * blob + 0.3 * grad + 0.15 * rng.random((h, w))
             out[i, :, :, ch] = img
-    out -= out.min(axis=(1, 2, 3), keepdims=True)
-    out /= out.max(axis=(1, 2, 3), keepdims=True)
+    # each image spans [0, 1]; a one-value "image" (DDIM's 1x1x1 noise variance) spans it across the batch
+    axes = (1, 2, 3) if h * w * c > 1 else None
+    out -= out.min(axis=axes, keepdims=True)
+    out /= out.max(axis=axes, keepdims=True)
     return out
 
 
@@ -304,7 +306,11 @@ def _twin(model):
     # float32 where Keras takes the inputs' dtype (LayerNormalization: its float32 result passed
     # for the float64 one, so ill-conditioned draws looked well conditioned; fuzz seed 70017)
     inputs = [keras.Input(shape=t.shape[1:], batch_size=t.shape[0], dtype="float64", name=t.name) for t in model.inputs]
-    twin = keras.models.clone_model(model, input_tensors=inputs if len(inputs) > 1 else inputs[0], clone_function=clone)
+    # in the model's own structure of inputs (a list, or a dict as keras.io's Perceiver's cross-attention has)
+    structure = getattr(model, "_inputs_struct", None)
+    inputs = keras.tree.pack_sequence_as(structure, inputs) if structure is not None else \
+        (inputs if len(inputs) > 1 else inputs[0])
+    twin = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
     twin.set_weights([w.astype(np.float64) for w in model.get_weights()])
     return twin
 
@@ -478,7 +484,9 @@ def check_against_keras(model, classname, workdir, x=None, tol=1e-5, n=8, seed=1
     -Wextra -Werror), run its float entry on ``x`` and compare with ``model.predict``.
 
     ``x``: the inputs (N >= 8 is sensible), by default ``n`` of ``random_inputs`` times
-    ``input_range`` (255 for models that rescale [0, 255] pixels themselves). With
+    ``input_range`` (255 for models that rescale [0, 255] pixels themselves); for a model of
+    several inputs, a list of one such array per input (the header's ``predict(input, input1,
+    ...)``; ``host.run`` passes each sample's values back to back). With
     ``liven_model`` the weights are first randomised (``liven_conditioned`` on LIVEN_BATCH other
     inputs, up to ``tries`` seeds) so outputs vary with the input and Keras' own float32 result is
     within ``tol`` of float64 (else the comparison would test nothing but rounding); that distance,
@@ -498,15 +506,21 @@ def check_against_keras(model, classname, workdir, x=None, tol=1e-5, n=8, seed=1
     from micronets import host
 
     workdir = str(workdir)
-    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    shapes = [tuple(int(d) for d in t.shape[1:]) for t in model.inputs]
+    several = len(shapes) > 1
+
+    def draw(count, at):  # one batch of inputs: an array, or a list of one array per input
+        xs = [random_inputs(s, count, at + k) * np.float32(input_range) for k, s in enumerate(shapes)]
+        return xs if several else xs[0]
+
     if x is None:
-        x = random_inputs(shape, n, seed) * np.float32(input_range)
-    x = np.asarray(x, np.float32)
+        x = draw(n, seed)
+    x = [np.asarray(v, np.float32) for v in x] if several else np.asarray(x, np.float32)
     gap = None
     keras_sizes = [int(np.prod([int(d) for d in t.shape[1:]])) for t in model.outputs]
     names = [t.name for t in model.outputs] if len(model.outputs) > 1 else None
     if liven_model:
-        liven_x = random_inputs(shape, LIVEN_BATCH, seed + 1000) * np.float32(input_range)
+        liven_x = draw(LIVEN_BATCH, seed + 1000)
 
         def lively(ref):
             try:
@@ -536,6 +550,7 @@ def check_against_keras(model, classname, workdir, x=None, tol=1e-5, n=8, seed=1
     result = dict(compiled=compiled, header=path, exe=exe, x=x, ref=ref, out=out, sizes=sizes, gap=gap, tol=tol)
     result.update(_compare(out, ref, sizes, tol, regression, names, "float entry"))
     if uint8:
+        assert not several, "a header of several inputs has no uint8 entry"
         pixels, as_float = to_uint8(x / np.float32(input_range))
         ref8 = flat_outputs(keras_predict(model, as_float * np.float32(input_range)))
         out8 = host.run(exe, pixels, sum(sizes), entry="uint8")

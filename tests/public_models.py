@@ -979,6 +979,145 @@ def deit(input_shape=(224, 224, 3), num_classes=5, patch_size=16, projection_dim
     return keras.Model(inputs, student(layers.Rescaling(1.0 / 255)(inputs), training=False), name="deit")
 
 
+# --------------------------------------------------------------------------- several inputs
+def siamese_contrastive(input_shape=(28, 28, 1), embedding=10):
+    """Keras example "Image similarity estimation using a Siamese Network with a contrastive loss"
+    (keras.io/examples/vision/siamese_contrastive/): two images, one shared embedding network
+    (a nested Model called on each: BatchNormalization, Conv2D 4 5x5 tanh, AveragePooling 2,
+    Conv2D 16 5x5 tanh, AveragePooling 2, Flatten, BatchNormalization, Dense 10 tanh), their
+    Euclidean distance in a Lambda (sqrt of max(sum of squares, epsilon)), BatchNormalization and
+    a Dense sigmoid. Published size."""
+    keras, layers = _keras()
+    from keras import ops
+
+    inp = layers.Input(input_shape)
+    x = layers.BatchNormalization()(inp)
+    x = layers.Conv2D(4, (5, 5), activation="tanh")(x)
+    x = layers.AveragePooling2D(pool_size=(2, 2))(x)
+    x = layers.Conv2D(16, (5, 5), activation="tanh")(x)
+    x = layers.AveragePooling2D(pool_size=(2, 2))(x)
+    x = layers.Flatten()(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Dense(embedding, activation="tanh")(x)
+    embedding_network = keras.Model(inp, x)
+
+    def euclidean_distance(vects):
+        a, b = vects
+        sum_square = ops.sum(ops.square(a - b), axis=1, keepdims=True)
+        return ops.sqrt(ops.maximum(sum_square, keras.backend.epsilon()))
+
+    input_1, input_2 = layers.Input(input_shape), layers.Input(input_shape)
+    tower_1, tower_2 = embedding_network(input_1), embedding_network(input_2)
+    merged = layers.Lambda(euclidean_distance, output_shape=(1,))([tower_1, tower_2])
+    merged = layers.BatchNormalization()(merged)
+    output = layers.Dense(1, activation="sigmoid")(merged)
+    return keras.Model(inputs=[input_1, input_2], outputs=output, name="siamese")
+
+
+def ddim_unet(image_size=64, widths=(32, 64, 96, 128), block_depth=2, embedding_dims=32,
+              embedding_max_frequency=1000.0):
+    """Keras example "Denoising Diffusion Implicit Models" (keras.io/examples/generative/ddim/):
+    the residual U-Net that predicts the noise. Two inputs, the noisy images and their noise
+    variances (1 x 1 x 1); the variance's sinusoidal embedding (a Lambda of sin and cos at
+    exponentially spaced frequencies) upsampled to the image size (nearest) and concatenated
+    with a 1x1 conv of the images; down blocks of residual blocks (BatchNormalization without
+    center and scale, Conv 3x3 swish, Conv 3x3, add; a 1x1 conv shortcut where widths change)
+    and AveragePooling, residual blocks at the bottom, up blocks of bilinear UpSampling,
+    concatenation with the skips and residual blocks; a zero-initialised 1x1 conv out."""
+    import math
+
+    keras, layers = _keras()
+    from keras import ops
+
+    def sinusoidal_embedding(x):
+        frequencies = ops.exp(ops.linspace(ops.log(1.0), ops.log(embedding_max_frequency), embedding_dims // 2))
+        angular_speeds = ops.cast(2.0 * math.pi * frequencies, "float32")
+        return ops.concatenate([ops.sin(angular_speeds * x), ops.cos(angular_speeds * x)], axis=3)
+
+    def residual_block(width):
+        def apply(x):
+            residual = x if x.shape[3] == width else layers.Conv2D(width, kernel_size=1)(x)
+            x = layers.BatchNormalization(center=False, scale=False)(x)
+            x = layers.Conv2D(width, kernel_size=3, padding="same", activation="swish")(x)
+            x = layers.Conv2D(width, kernel_size=3, padding="same")(x)
+            return layers.Add()([x, residual])
+        return apply
+
+    def down_block(width):
+        def apply(x):
+            x, skips = x
+            for _ in range(block_depth):
+                x = residual_block(width)(x)
+                skips.append(x)
+            return layers.AveragePooling2D(pool_size=2)(x)
+        return apply
+
+    def up_block(width):
+        def apply(x):
+            x, skips = x
+            x = layers.UpSampling2D(size=2, interpolation="bilinear")(x)
+            for _ in range(block_depth):
+                x = layers.Concatenate()([x, skips.pop()])
+                x = residual_block(width)(x)
+            return x
+        return apply
+
+    noisy_images = keras.Input(shape=(image_size, image_size, 3))
+    noise_variances = keras.Input(shape=(1, 1, 1))
+    e = layers.Lambda(sinusoidal_embedding, output_shape=(1, 1, embedding_dims))(noise_variances)
+    e = layers.UpSampling2D(size=image_size, interpolation="nearest")(e)
+    x = layers.Conv2D(widths[0], kernel_size=1)(noisy_images)
+    x = layers.Concatenate()([x, e])
+    skips = []
+    for width in widths[:-1]:
+        x = down_block(width)([x, skips])
+    for _ in range(block_depth):
+        x = residual_block(widths[-1])(x)
+    for width in reversed(widths[:-1]):
+        x = up_block(width)([x, skips])
+    x = layers.Conv2D(3, kernel_size=1, kernel_initializer="zeros")(x)
+    return keras.Model([noisy_images, noise_variances], x, name="residual_unet")
+
+
+def perceiver_cross_attention(latent_dim=256, data_dim=1024, projection_dim=256, ffn_units=(256, 256), iterations=2,
+                              num_classes=100, dropout_rate=0.2):
+    """Keras example "Image classification with Perceiver" (keras.io/examples/vision/perceiver/):
+    its cross-attention module, a functional Model of two inputs given as a dict ("latent_array",
+    "data_array"): LayerNormalization of each, Dense query / key / value, Attention(use_scale)
+    of the latents over the data, a residual add, LayerNormalization, the example's feedforward
+    (a Sequential of Dense GELU, Dense, Dropout) and a residual add. As the example's Perceiver
+    calls it: ``iterations`` times, the latents of one call going into the next with the same
+    data (here the latents and the encoded data are the outer model's two inputs: the example
+    makes them from a trainable table and image patches). Then global average pooling and a
+    Dense head (the example puts its Transformer between the calls)."""
+    keras, layers = _keras()
+
+    def ffn():
+        return keras.Sequential([layers.Dense(u, activation="gelu") for u in ffn_units[:-1]]
+                                + [layers.Dense(ffn_units[-1]), layers.Dropout(dropout_rate)])
+
+    inputs = {"latent_array": layers.Input(shape=(latent_dim, projection_dim), name="latent_array"),
+              "data_array": layers.Input(shape=(data_dim, projection_dim), name="data_array")}
+    latent_array = layers.LayerNormalization(epsilon=1e-6)(inputs["latent_array"])
+    data_array = layers.LayerNormalization(epsilon=1e-6)(inputs["data_array"])
+    query = layers.Dense(units=projection_dim)(latent_array)
+    key = layers.Dense(units=projection_dim)(data_array)
+    value = layers.Dense(units=projection_dim)(data_array)
+    attention = layers.Attention(use_scale=True, dropout=0.1)([query, key, value], return_attention_scores=False)
+    attention = layers.Add()([attention, latent_array])
+    attention = layers.LayerNormalization(epsilon=1e-6)(attention)
+    outputs = layers.Add()([ffn()(attention), attention])
+    cross_attention = keras.Model(inputs=inputs, outputs=outputs, name="cross_attention")
+
+    latents = layers.Input((latent_dim, projection_dim), name="latents")
+    data = layers.Input((data_dim, projection_dim), name="encoded_patches")
+    x = latents
+    for _ in range(iterations):
+        x = cross_attention({"latent_array": x, "data_array": data})
+    x = layers.GlobalAveragePooling1D()(x)
+    return keras.Model([latents, data], layers.Dense(num_classes)(x), name="perceiver")
+
+
 # --------------------------------------------------------------------------- the suite
 Entry = Tuple[Callable, Dict, Dict]
 
@@ -1051,6 +1190,14 @@ MODELS.update({
     "keras_example_mlp_mixer": (mlp_classifier, dict(block="mixer", input_shape=(20, 20, 3), num_classes=10,
                                                      image_size=16, patch_size=4, embedding_dim=16, num_blocks=2),
                                 {"input_range": 255.0}),
+    # several inputs
+    "keras_example_siamese_contrastive": (siamese_contrastive, dict(), {"regression": True}),
+    # 16 x 16 images, widths 8/16/24, one residual block per level (published: 64 x 64, 32..128, 2)
+    "keras_example_ddim_unet": (ddim_unet, dict(image_size=16, widths=(8, 16, 24), block_depth=1),
+                                {"regression": True}),
+    # 4 latents, 16 data tokens, projection 8, feedforward 16/8, 3 classes (published: 256, 1024, 256)
+    "keras_example_perceiver_cross_attention": (perceiver_cross_attention, dict(latent_dim=4, data_dim=16,
+                                                projection_dim=8, ffn_units=(16, 8), num_classes=3), {}),
 })
 
 

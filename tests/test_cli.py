@@ -400,6 +400,75 @@ def test_gen_and_info_take_sequence_and_vector_models(tmp_path):
         assert not (tmp_path / f"{name}8.h").exists() and not (tmp_path / f"{name}_sketch").exists()
 
 
+@needs_compiler
+def test_models_of_several_inputs_or_outputs(tmp_path):
+    """Every command on a saved model of two inputs (an image and a vector of features) or two
+    outputs stopped at a TypeError ("int() argument must be ... not 'tuple'") before compiling.
+    Now: info and gen work; verify runs on random inputs or an .npz of one array per input
+    (named as the model's inputs, or np.savez's arr_0, arr_1), and names the array that does not
+    fit; eval scores a model's first output (the header's argmax) and refuses two inputs; a sketch
+    and int8 (one input each) are refused naming the inputs, writing nothing."""
+    import keras
+
+    from micronets import host
+
+    L = keras.layers
+    image, meta = keras.Input((8, 8, 3), name="image"), keras.Input((5,), name="meta")
+    pooled = L.GlobalAveragePooling2D()(L.Conv2D(4, 3, activation="relu")(image))
+    both = L.Concatenate()([pooled, L.Dense(4, activation="tanh")(meta)])
+    two_in = keras.Model([image, meta], L.Dense(3, activation="softmax")(both))
+    two_out = keras.Model(image, [L.Dense(3, activation="softmax")(pooled), L.Dense(2)(pooled)])
+    paths = {}
+    for name, model in (("two_in", two_in), ("two_out", two_out)):
+        paths[name] = tmp_path / f"{name}.keras"
+        model.save(str(paths[name]))
+        result = run_cli("gen", paths[name], "-o", tmp_path / f"{name}.h")
+        assert result.exit_code == 0, result.stderr
+    rng = np.random.default_rng(0)
+    x = [rng.random((5, 8, 8, 3), dtype=np.float32), rng.normal(size=(5, 5)).astype(np.float32)]
+    ref = np.asarray(two_in(x))
+    got = host.run_header(str(tmp_path / "two_in.h"), "Net", x)
+    assert np.abs(got - ref).max() <= 1e-5
+
+    result = run_cli("info", paths["two_in"])
+    assert result.exit_code == 0, result.stderr
+    assert "Inputs" in result.stdout and "8x8x3, 5" in result.stdout
+    data = json.loads(run_cli("info", paths["two_in"], "--json").stdout)
+    assert data["input_shapes"] == [[8, 8, 3], [5]] and data["input_shape"] == [8, 8, 3]
+    assert json.loads(run_cli("info", paths["two_out"], "--json").stdout)["output_shapes"] == [[3], [2]]
+
+    for archive in ({"image": x[0], "meta": x[1]}, {"arr_0": x[0], "arr_1": x[1]}, None):
+        args = []
+        if archive is not None:
+            np.savez(tmp_path / "x.npz", **archive)
+            args = ["--inputs", tmp_path / "x.npz"]
+        result = run_cli("verify", paths["two_in"], *args)
+        assert result.exit_code == 0, result.output
+        assert f"on {8 if archive is None else 5} inputs" in result.output
+    np.savez(tmp_path / "bad.npz", image=x[0], meta=x[1][:, :4])
+    result = run_cli("verify", paths["two_in"], "--inputs", tmp_path / "bad.npz")
+    assert_one_line_error(result.exit_code, result.stderr, "array meta of shape (5, 4)", "inputs of shape 5")
+    np.savez(tmp_path / "other.npz", first=x[0], second=x[1])
+    result = run_cli("verify", paths["two_in"], "--inputs", tmp_path / "other.npz")
+    assert_one_line_error(result.exit_code, result.stderr, "named image, meta", "it holds first, second")
+    np.save(tmp_path / "one.npy", x[0])
+    result = run_cli("verify", paths["two_in"], "--inputs", tmp_path / "one.npy")
+    assert_one_line_error(result.exit_code, result.stderr, "one array per input")
+
+    images = make_image_folder(tmp_path / "images", size=8)
+    result = run_cli("eval", paths["two_out"], "--data", images)  # random weights: a model near chance, said so
+    assert "near chance" in result.stderr, result.stderr
+    assert "same class as Keras on 100.0% of images" in result.stdout, result.stdout  # the header's first output
+    result = run_cli("eval", paths["two_in"], "--data", images)
+    assert_one_line_error(result.exit_code, result.stderr, "takes 2 inputs (8x8x3, 5)")
+    result = run_cli("gen", paths["two_in"], "--sketch", tmp_path / "sketch")
+    assert_one_line_error(result.exit_code, result.stderr, "takes 2 inputs (8x8x3, 5)")
+    np.save(tmp_path / "calib.npy", rng.random((200, 8, 8, 3), dtype=np.float32))
+    result = run_cli("gen", paths["two_in"], "--int8", "--calibration", tmp_path / "calib.npy", "-o", tmp_path / "q.h")
+    assert_one_line_error(result.exit_code, result.stderr, "has 2 inputs; the int8 header takes one input")
+    assert not (tmp_path / "sketch").exists() and not (tmp_path / "q.h").exists()
+
+
 # ---------------------------------------------------------------------------- info
 @needs_compiler
 def test_info_text_table():

@@ -391,3 +391,50 @@ def test_planner_choices_live_in_the_plan_not_the_graph(tmp_path):
     with open(path) as fh:
         header = fh.read()
     assert compiled.render(filename="Wide.h") == header
+
+
+def test_several_inputs_in_the_models_order(tmp_path):
+    """A model of four inputs whose order (``model.inputs``) is not the order its graph reads them:
+    ``predict(input, input1, input2, input3)`` takes them as Keras lists them. Inputs a and b have
+    one shape and meet in a Subtract, so a swap would compute b - a; b is also read twice; one
+    output is input a itself (copied out); input d is read only through ones_like, which is
+    computed at compile time, so run() never reads it (strict -Wextra: no unused parameter)."""
+    import keras
+    from keras import layers as L
+
+    from netutil import check_against_keras
+
+    a, b = keras.Input((6,), name="a"), keras.Input((6,), name="b")
+    c, d = keras.Input((5, 5, 2), name="c"), keras.Input((3,), name="d")
+    hb = L.Dense(4, activation="tanh")(b)  # b first: the graph meets b before a
+    ha = L.Dense(4, activation="tanh")(a)
+    hc = L.GlobalAveragePooling2D()(L.Conv2D(4, 3)(c))
+    merged = L.Concatenate()([L.Subtract()([ha, hb]), hc, b])
+    scaled = L.Multiply()([L.Dense(3)(merged), keras.ops.ones_like(d)])
+    model = keras.Model([c, a, b, d], [L.Softmax()(scaled), a, hc])
+    result = check_against_keras(model, "Several", tmp_path, regression=True)
+    text = open(result["header"]).read()
+    assert "predict(const float* input, const float* input1, const float* input2, const float* input3)" in text
+    assert "predict(const uint8_t*" not in text and "input_lut" not in text  # no uint8 entry: one scale would not fit all
+    assert "enum { numInputs = 50, numInputs1 = 6, numInputs2 = 6, numInputs3 = 3," in text
+    assert "// Input1       : 6 'a'" in text and "// Input3       : 3 'd'" in text
+    summary = result["compiled"].summary()
+    assert summary["input_shapes"] == [[5, 5, 2], [6], [6], [3]] and summary["input_shape"] == [5, 5, 2]
+
+    # swapped a and b: different outputs, so the comparison above would have caught a swap
+    swapped = result["x"][:1] + [result["x"][2], result["x"][1]] + result["x"][3:]
+    assert np.abs(host.run(result["exe"], swapped, sum(result["sizes"])) - result["out"]).max() > 1e-3
+
+
+def test_several_inputs_refused_where_one_is_needed(tmp_path):
+    """int8 (one quantised input) says so before looking at the calibration, and writes nothing."""
+    import keras
+    from keras import layers as L
+
+    a, b = keras.Input((4,)), keras.Input((4,))
+    model = keras.Model([a, b], L.Dense(2)(L.Add()([a, b])))
+    path = tmp_path / "m.h"
+    for calibration in (None, np.zeros((200, 4), np.float32)):
+        with pytest.raises(UnsupportedModelError, match=r"has 2 inputs; the int8 header takes one input"):
+            micronets.export(model, str(path), quantize="int8", calibration=calibration)
+    assert not path.exists()

@@ -31,7 +31,7 @@ final override import module main
 #: members of the generated class: a class may not be named like one of its members
 MEMBER_NAMES = frozenset("""outputs output proba predict numInputs numOutputs arenaBytes classNames arena finish
 rawOutputs""".split())
-MEMBER_PATTERN = re.compile(r"(outputs|numOutputs)\d+")
+MEMBER_PATTERN = re.compile(r"(outputs|numOutputs|numInputs)\d+")
 
 
 @lru_cache(maxsize=1)
@@ -108,7 +108,8 @@ class CompiledModel:
         return dict(
             arch=self.arch,
             classname=self.classname,
-            input_shape=list(g.input.shape),
+            input_shape=list(g.inputs[0].shape),
+            input_shapes=[list(t.shape) for t in g.inputs],
             output_shapes=[list(t.shape) for t in g.outputs],
             num_classes=int(g.output.size),
             class_names=list(self.class_names) if self.class_names is not None else None,
@@ -135,7 +136,8 @@ class CompiledModel:
         return render(self.graph, self.plan, classname=self.classname, namespace=f"micronets_{self.classname}",
                       filename=filename, arch=self.arch, version=__version__, summary=self.summary(),
                       input_scale=self.input_scale, input_offset=self.input_offset,
-                      class_names=self.class_names, notes=self.notes)
+                      class_names=self.class_names, notes=self.notes,
+                      input_names=[kt.name for kt in getattr(self.keras_model, "inputs", None) or ()] or None)
 
     @property
     def header(self) -> str:
@@ -182,6 +184,17 @@ def _number(value, what: str) -> float:
     return number
 
 
+def model_shapes(model, which: str = "input") -> List[Tuple]:
+    """Each input (``which="input"``) or output of a Keras model, without the batch axis, in the
+    model's order: one for most models, several for a model of several inputs or outputs."""
+    tensors = getattr(model, which + "s", None)
+    if tensors:
+        return [tuple(t.shape[1:]) for t in tensors]
+    shape = getattr(model, which + "_shape")  # (a subclassed model: what it was built with)
+    shapes = shape if isinstance(shape, list) and shape and isinstance(shape[0], (tuple, list)) else [shape]
+    return [tuple(s[1:]) for s in shapes]
+
+
 def layers_in_order(model):
     """The model's layers, those of a nested model (a Sequential of preprocessing steps) in its place."""
     for layer in getattr(model, "layers", []):
@@ -214,8 +227,8 @@ def takes_raw_input(model) -> bool:
 
 
 def reads_ids(graph) -> bool:
-    """Whether every op reading the graph's input is an Embedding: the input holds ids."""
-    readers = [op for op in graph.ops if any(t is graph.input for t in op.inputs)]
+    """Whether every op reading the graph's (first) input is an Embedding: the input holds ids."""
+    readers = [op for op in graph.ops if any(t is graph.inputs[0] for t in op.inputs)]
     return bool(readers) and all(op.kind == "Embedding" for op in readers)
 
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from micronets.compiler.activations import c_float
-from micronets.compiler.graph import FLOAT_BYTES
+from micronets.compiler.graph import FLOAT_BYTES, input_name
 
 
 def templates_dir() -> str:
@@ -94,7 +94,7 @@ def _where(t, plan, output_names) -> str:
         return f"{t.shape_str()} as channels [{t.channel_offset}, {t.channel_offset + t.shape[-1]}) of {_where(t.base, plan, output_names)}"
     kind, value = plan.location(t)
     if kind == "input":
-        return f"{t.shape_str()} input"
+        return f"{t.shape_str()} {input_name(value)}"
     if kind == "output":
         return f"{t.shape_str()} {output_names[value]}[]"
     return f"{t.shape_str()} @ arena bytes [{value}, {value + t.storage.nbytes})"
@@ -133,7 +133,10 @@ def layer_sections(graph, plan, output_names, weight_entry, call_extra=None):
 
 
 def render(graph, plan, *, classname: str, namespace: str, filename: str, arch: str, version: str,
-           summary: dict, input_scale: float, input_offset: float, class_names=None, notes=None) -> str:
+           summary: dict, input_scale: float, input_offset: float, class_names=None, notes=None,
+           input_names=None) -> str:
+    """The float header. ``input_names``: the Keras names of the model's inputs (for the comments of
+    a model with several)."""
     from micronets.compiler.activations import render_struct
 
     env = environment()
@@ -150,6 +153,10 @@ def render(graph, plan, *, classname: str, namespace: str, filename: str, arch: 
     arena_bytes = summary["arena_bytes"]
     outputs = [dict(name=output_names[k], count=int(t.size), shape=t.shape_str(),
                     size_name="numOutputs" if k == 0 else f"numOutputs{k}") for k, t in enumerate(graph.outputs)]
+    inputs = [dict(name=input_name(k), count=int(t.size), shape=t.shape_str(),
+                   size_name="numInputs" if k == 0 else f"numInputs{k}",
+                   keras_name=comment(input_names[k]) if input_names else input_name(k))
+              for k, t in enumerate(graph.inputs)]
     return env.get_template("header.h.j2").render(
         filename=comment(filename),
         version=version,
@@ -157,8 +164,8 @@ def render(graph, plan, *, classname: str, namespace: str, filename: str, arch: 
         classname=classname,
         namespace=namespace,
         guard=f"MICRONETS_{classname}_H",
-        input_shape_str="x".join(map(str, graph.input.shape)),
-        num_inputs=graph.input.size,
+        input_shape_str=graph.inputs[0].shape_str(),
+        inputs=inputs,
         num_outputs=graph.output.size,
         outputs=outputs,
         index_type="uint16_t" if graph.output.size <= 65535 else "uint32_t",

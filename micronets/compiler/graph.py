@@ -23,6 +23,11 @@ DTYPE_BYTES = {"float32": 4, "int8": 1, "uint8": 1, "int32": 4}
 QUANTIZED = ("int8", "uint8")
 
 
+def input_name(k: int) -> str:
+    """Name of model input k: its tensor's, and the caller's pointer to it in the header."""
+    return "input" if k == 0 else f"input{k}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Quant:
     """Per-tensor affine quantisation of an activation: real = scale * (q - zero_point). ``scale``
@@ -119,23 +124,34 @@ class Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class Graph:
-    """Ops in execution order, the model's input and its outputs (in Keras' order).
+    """Ops in execution order, the model's inputs and its outputs (each in Keras' order).
 
     ``keras_tensors`` maps each Keras layer name to the tensor holding that layer's output (for
     per-layer verification); layers folded into another op map to that op's output.
     """
 
     ops: Tuple["object", ...]
-    input: Tensor
+    inputs: Tuple[Tensor, ...]
     outputs: Tuple[Tensor, ...]
     keras_tensors: Tuple[Tuple[str, Tensor], ...] = ()
+
+    def __post_init__(self):
+        if not self.inputs or any(t.base is not None for t in self.inputs):
+            raise ValueError("a graph has at least one input, and each owns its bytes")
+
+    @property
+    def input(self) -> Tensor:
+        """The model's input, for the paths that take one (int8, per-layer verification)."""
+        if len(self.inputs) != 1:
+            raise ValueError(f"this graph has {len(self.inputs)} inputs; use .inputs")
+        return self.inputs[0]
 
     @property
     def output(self) -> Tensor:
         return self.outputs[0]
 
     def producer(self, tensor: Tensor):
-        """The op writing ``tensor``'s bytes, or None for the model input."""
+        """The op writing ``tensor``'s bytes, or None for a model input."""
         for op in self.ops:
             if op.output is tensor.storage:
                 return op

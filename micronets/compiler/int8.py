@@ -35,9 +35,20 @@ _WHAT = {"w": "weights (int8)", "b": "bias", "f": "bias with the input offset fo
 
 
 # ------------------------------------------------------------------------------- calibration
+def check_one_input(model):
+    """UnsupportedModelError for a Keras model of several inputs: the int8 header takes one."""
+    from micronets.compiler.ops.base import UnsupportedModelError
+
+    count = len(getattr(model, "inputs", None) or ())
+    if count > 1:
+        raise UnsupportedModelError(f"model '{model.name}' has {count} inputs; the int8 header takes one input "
+                                    f"(export this model as float32)")
+
+
 def check_calibration(model, calibration) -> np.ndarray:
     """The calibration images as float32 (N, *input shape); ValueError when missing, too few or
-    wrongly shaped."""
+    wrongly shaped. A model with several inputs is refused first (``check_one_input``)."""
+    check_one_input(model)
     if calibration is None:
         raise ValueError("quantize='int8' needs calibration=: a few hundred representative inputs shaped like the "
                          "training data (N, H, W, C), from which TFLite's converter picks each tensor's range")
@@ -362,7 +373,7 @@ def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, i
 
 def _renumbered(graph: Graph, ops) -> Graph:
     ops = [op.evolve(index=i, ident=f"L{i}") for i, op in enumerate(ops)]
-    return Graph(ops=tuple(ops), input=graph.input, outputs=graph.outputs, keras_tensors=graph.keras_tensors)
+    return Graph(ops=tuple(ops), inputs=graph.inputs, outputs=graph.outputs, keras_tensors=graph.keras_tensors)
 
 
 def _fuse_swish(graph: Graph) -> Graph:
@@ -587,6 +598,7 @@ def cli_run(command: str, tflite=None, *, output=None, classname=None, int8: boo
     else:
         if calibration is None:
             raise ValueError("--int8 needs --calibration DIR|FILE.npy: representative inputs for TFLite's converter")
+        check_one_input(model)
         x = load_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]), takes_raw_input(model))
         compiled = compile_keras_int8(model, x, classname=classname or "Net", arch=arch, stream=stream)
     if command == "gen":

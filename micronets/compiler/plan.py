@@ -1,6 +1,6 @@
 """plan: a Graph -> where every tensor lives (a :class:`MemoryPlan`), via the pure planner.
 
-The model input stays in the caller's buffer, each model output is written straight into its
+Each model input stays in the caller's buffer, each model output is written straight into its
 array in the object (``outputs``, ``outputs1``, ...), and every other tensor that owns bytes gets
 an offset in the one static arena. Views share their base's bytes. The ops' in-place rules
 (``inplace_gap``) become overlap records, so the planner may let an op write over what it reads.
@@ -13,7 +13,7 @@ import dataclasses
 from typing import Dict, List, Optional, Tuple
 
 from micronets.compiler import planner
-from micronets.compiler.graph import FLOAT_BYTES, Graph, Tensor
+from micronets.compiler.graph import FLOAT_BYTES, Graph, Tensor, input_name
 
 #: element type -> the name a kernel call uses for the arena seen as that type (float graphs'
 #: ``arena`` is a float*; an int8 header's run() names its byte arena ``arena_s8`` / ``arena_u8``)
@@ -24,7 +24,7 @@ ARENA_VIEWS = {"float32": "arena", "int8": "arena_s8", "uint8": "arena_u8", "int
 class MemoryPlan:
     arena_size: int
     lower_bound: int
-    #: storage tensor -> ("input", 0) | ("output", k) | ("arena", byte offset)
+    #: storage tensor -> ("input", k) | ("output", k) | ("arena", byte offset)
     locations: Dict[Tensor, Tuple[str, int]]
     #: op -> byte offset of its one-pixel scratch (only for ops planned to overlap their input)
     scratch: Dict[object, int]
@@ -145,7 +145,7 @@ def _plan_memory(graph: Graph, settings: Settings) -> MemoryPlan:
     def run(op):  # the op as it runs under these settings
         return variants.get(op, op)
 
-    locations: Dict[Tensor, Tuple[str, int]] = {graph.input.storage: ("input", 0)}
+    locations: Dict[Tensor, Tuple[str, int]] = {x: ("input", k) for k, x in enumerate(graph.inputs)}
     for k, t in enumerate(graph.outputs):
         locations[t.storage] = ("output", k)
     first: Dict[Tensor, int] = {}  # storage -> first op writing it (several write a concatenation's slices)
@@ -220,7 +220,7 @@ class Placed:
         """C expression for a tensor's first element inside ``run``."""
         kind, value = self.plan.location(tensor)
         if kind == "input":
-            base = "input"
+            base = input_name(value)
         elif kind == "output":
             base = self.output_names[value]
         else:

@@ -428,7 +428,7 @@ class _Importer:
             outputs.append(self.tensors[o])
         if not self.ops:
             raise UnsupportedModelError(f"{r.what}: the model computes nothing")
-        graph = Graph(ops=tuple(self.ops), input=graph_input, outputs=tuple(outputs))
+        graph = Graph(ops=tuple(self.ops), inputs=(graph_input,), outputs=tuple(outputs))
         edges = Edges(input_type=in_type, input_uint8=input_uint8, outputs_float=tuple(outputs_float))
         desc = self.r.model.description
         notes = {"Source": os.path.basename(r.what) if r.what != "the .tflite model" else ".tflite bytes",

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from micronets.compiler import activations
-from micronets.compiler.graph import Graph, Tensor
+from micronets.compiler.graph import Graph, Tensor, input_name
 from micronets.compiler.ops.base import CONVERTERS, MULTI_OUTPUT, REWRITES, TAKES_CONSTANTS, UnsupportedModelError, brief
 
 
@@ -256,13 +256,15 @@ def _describe(operation, key) -> str:
 
 def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
     """Convert ``order`` (``_keras_graph(model)``) into ops on ``ctx``, mapping each Keras tensor to
-    its value in ``values``; returns the graph input when ``order`` has the InputLayer. A layer that
+    its value in ``values``; returns the graph inputs ``order``'s InputLayers make, in the model's
+    order (none for a nested model: its inputs are bound to what its call passes). A layer that
     is itself a model (a Sequential or functional sub-model, as keras.applications nests some
     stems) is inlined: its layers become ops reading the values its call received. So is a layer
     of a class the compiler does not know, through what its ``call()`` does (``_expanded``)."""
     import keras
 
-    graph_input, calls = None, {}
+    graph_inputs, calls = {}, {}
+    positions = {id(kt): k for k, kt in enumerate(model.inputs)}
     for layer, node, output_kt in order:
         key = _operation_key(layer)
         t = None if key == "InputLayer" else _folded(layer, node, key, values, ctx, model)
@@ -283,12 +285,12 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                 raise UnsupportedModelError(f"model input must have a fixed shape; got {tuple(output_kt.shape)}")
             # one number a sample (Input(shape=()): keras.io's structured-data examples feed each
             # feature so, an Embedding looks its id up): held as a vector of one, as x[:, 0] is
-            graph_input = Tensor(name="input", shape=shape or (1,))
-            t = graph_input
+            k = positions[id(output_kt)]
+            t = graph_inputs[k] = Tensor(name=input_name(k), shape=shape or (1,))
         elif isinstance(layer, keras.Model) and key not in CONVERTERS and getattr(layer, "outputs", None):
-            if len(node.input_tensors) != 1:
-                raise UnsupportedModelError(f"layer '{layer.name}' is a nested model ({type(layer).__name__}) with "
-                                            f"{len(node.input_tensors)} inputs; a nested model is inlined only with one")
+            if len(node.input_tensors) != len(layer.inputs):  # (a call passing more than its inputs: a mask)
+                raise UnsupportedModelError(f"layer '{layer.name}' is a nested model ({type(layer).__name__}) of "
+                                            f"{len(layer.inputs)} inputs called with {len(node.input_tensors)} tensors")
             t = _inline(layer, node, values, ctx)
         elif key in CONVERTERS and key not in MULTI_OUTPUT and any(
                 readers.get(id(kt), 0) or id(kt) in out_ids for kt in node.output_tensors[1:]):
@@ -362,7 +364,7 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
             values[id(kt)] = t
             if layer_values is not None:
                 layer_values.append((output_name(name, k), t))
-    return graph_input
+    return tuple(graph_inputs[k] for k in sorted(graph_inputs))
 
 
 def _folded(layer, node, key, values, ctx, model):
@@ -712,17 +714,18 @@ def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
 
 def _trace_model(model, fuse, without) -> Graph:
     order, readers = _keras_graph(model)
-    if len(model.inputs) != 1:  # a user's model; nested and traced ones take what their call passes
-        raise UnsupportedModelError(f"model '{model.name}' has {len(model.inputs)} inputs; exactly one is supported")
     ctx = Tracer()
     values: Dict[int, object] = {}
     out_ids = {id(t) for t in model.outputs}
     layer_values: List[Tuple[str, object]] = []
-    graph_input = _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values)
-
-    if graph_input is None:
+    graph_inputs = _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values)
+    if not graph_inputs:
         raise UnsupportedModelError("model has no InputLayer")
-    outputs = _outputs(ctx, [values[id(t)] for t in model.outputs], graph_input, model)
+    if len(graph_inputs) != len(model.inputs):
+        unread = [kt.name for kt in model.inputs if id(kt) not in values]
+        raise UnsupportedModelError(f"model '{model.name}' has {len(model.inputs)} inputs and its outputs do not "
+                                    f"depend on {', '.join(map(repr, unread))}: drop the unused input")
+    outputs = _outputs(ctx, [values[id(t)] for t in model.outputs], graph_inputs, model)
     kept = frozenset(t.storage for t in outputs)
     ops = list(ctx.ops)
     for fn in REWRITES if fuse else ():
@@ -733,9 +736,9 @@ def _trace_model(model, fuse, without) -> Graph:
     for i, op in enumerate(ops):
         op.index = i
         op.ident = _ident(op.name, used)
-    written = {graph_input.storage} | {op.output.storage for op in ops}
+    written = set(graph_inputs) | {op.output.storage for op in ops}
     keras_tensors = tuple((name, v) for name, v in layer_values if isinstance(v, Tensor) and v.storage in written)
-    return Graph(ops=tuple(ops), input=graph_input, outputs=tuple(outputs), keras_tensors=keras_tensors)
+    return Graph(ops=tuple(ops), inputs=graph_inputs, outputs=tuple(outputs), keras_tensors=keras_tensors)
 
 
 def _live(ops, kept):
@@ -782,15 +785,15 @@ def _functional_view(model):
         del model._inbound_nodes[nodes:]
 
 
-def _outputs(ctx: Tracer, values, graph_input: Tensor, model) -> List[Tensor]:
-    """The model outputs as tensors that own distinct bytes outside the input: a padded output is
-    materialised, an output that is the input (or repeats another output) is copied."""
+def _outputs(ctx: Tracer, values, graph_inputs: Tuple[Tensor, ...], model) -> List[Tensor]:
+    """The model outputs as tensors that own distinct bytes outside the inputs: a padded output is
+    materialised, an output that is an input (or repeats another output) is copied."""
     from micronets.compiler.ops.rearrange import copy_tensor
 
     outs, seen = [], set()
     for k, v in enumerate(values):
         v = ctx.dense_input(v)
-        if v.storage is graph_input:
+        if any(v.storage is x for x in graph_inputs):
             if len(values) == 1 and not ctx.ops:
                 raise UnsupportedModelError(f"model '{model.name}' computes nothing: its output is its input")
             v = copy_tensor(ctx, v, f"output_{k}")
