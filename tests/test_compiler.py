@@ -398,28 +398,33 @@ def test_several_inputs_in_the_models_order(tmp_path):
     ``predict(input, input1, input2, input3)`` takes them as Keras lists them. Inputs a and b have
     one shape and meet in a Subtract, so a swap would compute b - a; b is also read twice; one
     output is input a itself (copied out); input d is read only through ones_like, which is
-    computed at compile time, so run() never reads it (strict -Wextra: no unused parameter)."""
+    computed at compile time, so run() never reads it (strict -Wextra: no unused parameter), and
+    no output depends on input e at all (Keras allows that): both stay arguments, unread."""
     import keras
     from keras import layers as L
 
     from netutil import check_against_keras
 
     a, b = keras.Input((6,), name="a"), keras.Input((6,), name="b")
-    c, d = keras.Input((5, 5, 2), name="c"), keras.Input((3,), name="d")
+    c, d, e = keras.Input((5, 5, 2), name="c"), keras.Input((3,), name="d"), keras.Input((2,), name="e")
     hb = L.Dense(4, activation="tanh")(b)  # b first: the graph meets b before a
     ha = L.Dense(4, activation="tanh")(a)
     hc = L.GlobalAveragePooling2D()(L.Conv2D(4, 3)(c))
     merged = L.Concatenate()([L.Subtract()([ha, hb]), hc, b])
     scaled = L.Multiply()([L.Dense(3)(merged), keras.ops.ones_like(d)])
-    model = keras.Model([c, a, b, d], [L.Softmax()(scaled), a, hc])
+    model = keras.Model([c, a, b, d, e], [L.Softmax()(scaled), a, hc])
     result = check_against_keras(model, "Several", tmp_path, regression=True)
     text = open(result["header"]).read()
-    assert "predict(const float* input, const float* input1, const float* input2, const float* input3)" in text
+    assert "predict(const float* input, const float* input1, const float* input2, const float* input3, " \
+           "const float* input4)" in text
     assert "predict(const uint8_t*" not in text and "input_lut" not in text  # no uint8 entry: one scale would not fit all
-    assert "enum { numInputs = 50, numInputs1 = 6, numInputs2 = 6, numInputs3 = 3," in text
-    assert "// Input1       : 6 'a'" in text and "// Input3       : 3 'd'" in text
+    assert "enum { numInputs = 50, numInputs1 = 6, numInputs2 = 6, numInputs3 = 3, numInputs4 = 2," in text
+    assert "// Input1       : 6 ('a'): predict()'s input1, numInputs1 floats" in text
+    assert "// Input3       : 3 ('d'): predict()'s input3, numInputs3 floats, row-major (numpy's x.reshape(-1)); not read" in text
+    assert "'c'): predict()'s input, numInputs floats, row-major (numpy's x.reshape(-1))\n" in text
+    assert "// Input4       : 2 ('e'): predict()'s input4, numInputs4 floats, row-major (numpy's x.reshape(-1)); not read" in text
     summary = result["compiled"].summary()
-    assert summary["input_shapes"] == [[5, 5, 2], [6], [6], [3]] and summary["input_shape"] == [5, 5, 2]
+    assert summary["input_shapes"] == [[5, 5, 2], [6], [6], [3], [2]] and summary["input_shape"] == [5, 5, 2]
 
     # swapped a and b: different outputs, so the comparison above would have caught a swap
     swapped = result["x"][:1] + [result["x"][2], result["x"][1]] + result["x"][3:]

@@ -256,8 +256,8 @@ def _describe(operation, key) -> str:
 
 def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
     """Convert ``order`` (``_keras_graph(model)``) into ops on ``ctx``, mapping each Keras tensor to
-    its value in ``values``; returns the graph inputs ``order``'s InputLayers make, in the model's
-    order (none for a nested model: its inputs are bound to what its call passes). A layer that
+    its value in ``values``; returns the graph inputs ``order``'s InputLayers make (model input
+    position -> tensor; none for a nested model: its inputs are bound to what its call passes). A layer that
     is itself a model (a Sequential or functional sub-model, as keras.applications nests some
     stems) is inlined: its layers become ops reading the values its call received. So is a layer
     of a class the compiler does not know, through what its ``call()`` does (``_expanded``)."""
@@ -280,13 +280,8 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
         elif key == "InputLayer":
             if id(output_kt) in values:  # a nested model's input: bound to what its call received
                 continue
-            shape = tuple(output_kt.shape[1:])
-            if any(d is None for d in shape):
-                raise UnsupportedModelError(f"model input must have a fixed shape; got {tuple(output_kt.shape)}")
-            # one number a sample (Input(shape=()): keras.io's structured-data examples feed each
-            # feature so, an Embedding looks its id up): held as a vector of one, as x[:, 0] is
             k = positions[id(output_kt)]
-            t = graph_inputs[k] = Tensor(name=input_name(k), shape=shape or (1,))
+            t = graph_inputs[k] = _input_tensor(output_kt, k)
         elif isinstance(layer, keras.Model) and key not in CONVERTERS and getattr(layer, "outputs", None):
             if len(node.input_tensors) != len(layer.inputs):  # (a call passing more than its inputs: a mask)
                 raise UnsupportedModelError(f"layer '{layer.name}' is a nested model ({type(layer).__name__}) of "
@@ -364,7 +359,17 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
             values[id(kt)] = t
             if layer_values is not None:
                 layer_values.append((output_name(name, k), t))
-    return tuple(graph_inputs[k] for k in sorted(graph_inputs))
+    return graph_inputs
+
+
+def _input_tensor(kt, k: int) -> Tensor:
+    """The graph's tensor for model input ``k`` (Keras tensor ``kt``)."""
+    shape = tuple(kt.shape[1:])
+    if any(d is None for d in shape):
+        raise UnsupportedModelError(f"model input must have a fixed shape; got {tuple(kt.shape)}")
+    # one number a sample (Input(shape=()): keras.io's structured-data examples feed each
+    # feature so, an Embedding looks its id up): held as a vector of one, as x[:, 0] is
+    return Tensor(name=input_name(k), shape=shape or (1,))
 
 
 def _folded(layer, node, key, values, ctx, model):
@@ -718,13 +723,11 @@ def _trace_model(model, fuse, without) -> Graph:
     values: Dict[int, object] = {}
     out_ids = {id(t) for t in model.outputs}
     layer_values: List[Tuple[str, object]] = []
-    graph_inputs = _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values)
-    if not graph_inputs:
+    traced = _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values)
+    if not traced:
         raise UnsupportedModelError("model has no InputLayer")
-    if len(graph_inputs) != len(model.inputs):
-        unread = [kt.name for kt in model.inputs if id(kt) not in values]
-        raise UnsupportedModelError(f"model '{model.name}' has {len(model.inputs)} inputs and its outputs do not "
-                                    f"depend on {', '.join(map(repr, unread))}: drop the unused input")
+    # an input no output depends on (Keras allows one) is still an argument of predict(), unread
+    graph_inputs = tuple(traced[k] if k in traced else _input_tensor(kt, k) for k, kt in enumerate(model.inputs))
     outputs = _outputs(ctx, [values[id(t)] for t in model.outputs], graph_inputs, model)
     kept = frozenset(t.storage for t in outputs)
     ops = list(ctx.ops)
