@@ -51,6 +51,9 @@ LN_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ_LN_SEED", "5000"))
 #: (test_fuzz_keras_ops: their own seeds and their own random stream, as the transformers')
 N_OPS_MODELS = int(os.environ.get("MICRONETS_FUZZ_OPS_MODELS", "12"))
 OPS_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ_OPS_SEED", "7000"))
+#: models of two or three inputs (test_fuzz_several_inputs: their own seeds and random stream)
+N_SEVERAL_MODELS = int(os.environ.get("MICRONETS_FUZZ_SEVERAL_MODELS", "10"))
+SEVERAL_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ_SEVERAL_SEED", "11000"))
 #: random recurrent stacks in CI, all outputs of one model (MICRONETS_FUZZ_RNN_SEED / _STACKS)
 RNN_SEED = int(os.environ.get("MICRONETS_FUZZ_RNN_SEED", "9000"))
 N_RNN_STACKS = int(os.environ.get("MICRONETS_FUZZ_RNN_STACKS", "10"))
@@ -70,7 +73,7 @@ class _Gen:
     LayerNormalization or MultiHeadAttention, drawn (with their weights) from it; with ``ops_rng``
     some are keras.ops reductions, a softmax over any axis, Dot, matmul or power, drawn from it."""
 
-    def __init__(self, rng, ln_rng=None, ops_rng=None):
+    def __init__(self, rng, ln_rng=None, ops_rng=None, several=False):
         import keras
 
         self.k = keras
@@ -78,6 +81,7 @@ class _Gen:
         self.rng = rng
         self.ln_rng = ln_rng
         self.ops_rng = ops_rng
+        self.several = several
         self.count = 0
         self.taps = []  # intermediate tensors that may become extra outputs
 
@@ -648,15 +652,83 @@ class _Gen:
             x = self.L.Dense(self.ri(2, 6), activation=act, name=self.name("head"))(x)
         return x
 
-    def model(self):
-        rng = self.rng
-        r = rng.random()
+    def input_shape(self):
+        r = self.rng.random()
         if r < 0.55:
-            shape = (self.ri(3, 13), self.ri(3, 13), self.pick([1, 1, 2, 3, 4]))
-        elif r < 0.8:
-            shape = (self.ri(4, 24), self.ri(1, 5))
+            return (self.ri(3, 13), self.ri(3, 13), self.pick([1, 1, 2, 3, 4]))
+        if r < 0.8:
+            return (self.ri(4, 24), self.ri(1, 5))
+        return (self.ri(3, 40),)
+
+    def trunk(self, x, lo, hi):
+        """``x`` through lo..hi random steps (models stay small)."""
+        for _ in range(self.ri(lo, hi)):
+            y = self.branch_join(x) if self.chance(0.25) else self.step(x)
+            if y is None or int(np.prod(self.shape(y))) > 4096:
+                continue
+            x = y
+            if self.chance(0.25):
+                self.taps.append(x)
+        return x
+
+    def to_vector(self, x):
+        if len(self.shape(x)) == 1:
+            return x
+        return self.global_pool(x, keepdims=False) if self.chance(0.5) else self.L.Flatten(name=self.name("flatten"))(x)
+
+    def several_inputs_model(self):
+        """Two or three inputs (sometimes of one shape, then sometimes through one shared sub-model,
+        as a Siamese network), each through its own layers, joined as vectors (concatenated, or
+        projected to one width and merged), or joined early where two keep one shape; sometimes an
+        input no output depends on."""
+        k, L = self.k, self.L
+        shapes = [self.input_shape()]
+        for _ in range(self.ri(1, 2)):
+            shapes.append(shapes[0] if self.chance(0.4) else self.input_shape())
+        inputs = [k.Input(shape, name=f"input_{i}") for i, shape in enumerate(shapes)]
+        xs = []
+        shared = None
+        for i, inp in enumerate(inputs):
+            if i and shapes[i] == shapes[0] and self.chance(0.6):
+                if shared is None:  # the first input's layers, as one sub-model, for both
+                    inner, outer_taps = k.Input(shapes[0]), list(self.taps)
+                    shared = k.Model(inner, self.trunk(inner, 1, 3), name=self.name("shared"))
+                    self.taps = outer_taps  # (the sub-model's own tensors are not the outer model's)
+                    xs[0] = shared(inputs[0])
+                xs.append(shared(inp))
+            else:
+                xs.append(self.trunk(inp, 0, 3))
+        merges = [L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum]
+        if len(xs) >= 2 and self.shape(xs[0]) == self.shape(xs[1]) and self.chance(0.5):
+            merge = self.pick(merges)
+            xs = [self.trunk(merge(name=self.name("merge"))(xs[:2]), 0, 2)] + xs[2:]
+        vectors = [self.to_vector(x) for x in xs]
+        if len(vectors) == 1:
+            joined = vectors[0]
+        elif self.chance(0.5):
+            joined = L.Concatenate(name=self.name("concat"))(vectors)
         else:
-            shape = (self.ri(3, 40),)
+            units = self.ri(2, 8)
+            same = [v if self.shape(v) == (units,) else self.dense(v, units=units) for v in vectors]
+            merge = self.pick(merges)
+            joined = merge(name=self.name("merge"))(same[:2] if merge is L.Subtract else same)
+        if self.chance(0.5):
+            joined = self.dense(joined)
+        outputs = [self.head(joined)]
+        if self.taps and self.chance(0.3):
+            extra = self.pick(self.taps)
+            if all(extra is not o for o in outputs):
+                outputs.append(extra)
+        if self.chance(0.15):
+            inputs.append(k.Input(self.input_shape(), name=f"input_{len(inputs)}"))  # unread
+        order = list(range(len(inputs)))
+        self.rng.shuffle(order)  # the model's order of inputs is not the order of their layers
+        return k.Model([inputs[i] for i in order], outputs if len(outputs) > 1 else outputs[0], name="fuzz")
+
+    def model(self):
+        if self.several:
+            return self.several_inputs_model()
+        shape = self.input_shape()
         inp = self.k.Input(shape, name="input")
         x = inp
         for _ in range(self.ri(2, 7)):
@@ -678,15 +750,17 @@ class _Gen:
         return self.k.Model(inp, outputs if len(outputs) > 1 else outputs[0], name="fuzz")
 
 
-def build_model(seed, attempt=0, transformer=False, keras_ops=False):
+def build_model(seed, attempt=0, transformer=False, keras_ops=False, several=False):
     """The random model for ``seed`` (``attempt`` > 0: the redraws when a model is rejected);
     ``transformer``: with LayerNormalization and MultiHeadAttention layers too; ``keras_ops``:
-    with keras.ops reductions, Dot, matmul, power and softmax over any axis too."""
+    with keras.ops reductions, Dot, matmul, power and softmax over any axis too; ``several``: of
+    two or three inputs (drawn from a stream of its own)."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    gen = _Gen(np.random.default_rng([seed, attempt]), np.random.default_rng([seed, attempt, 1]) if transformer else None,
-               np.random.default_rng([seed, attempt, 2]) if keras_ops else None)
+    rng = np.random.default_rng([seed, attempt, 3] if several else [seed, attempt])
+    gen = _Gen(rng, np.random.default_rng([seed, attempt, 1]) if transformer else None,
+               np.random.default_rng([seed, attempt, 2]) if keras_ops else None, several=several)
     return gen.model()
 
 
@@ -769,15 +843,21 @@ def keras_reference(model, x):
 VIEW_LAYERS = {"InputLayer", "Reshape", "Flatten", "Dropout"}
 
 
-def make_case(seed, attempts=6, transformer=False, keras_ops=False):
+def _draw_inputs(model, n, seed):
+    """``n`` random inputs for ``model``: an array, or a list of one array per input."""
+    xs = [netutil.random_inputs(tuple(int(d) for d in t.shape[1:]), n, seed=seed + 7 * k)
+          for k, t in enumerate(model.inputs)]
+    return xs if len(xs) > 1 else xs[0]
+
+
+def make_case(seed, attempts=6, transformer=False, keras_ops=False, several=False):
     """The first draw for ``seed`` that is well conditioned (see the module doc); None if none is."""
     for attempt in range(attempts):
-        model = build_model(seed, attempt, transformer, keras_ops)
+        model = build_model(seed, attempt, transformer, keras_ops, several)
         if all(type(layer).__name__ in VIEW_LAYERS for layer in model.layers):
             continue  # computes nothing (refused as such: a bad input, not a compiler gap)
-        shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-        x = netutil.random_inputs(shape, N_INPUTS, seed=seed % 100000)
-        liven_x = netutil.random_inputs(shape, LIVEN_BATCH, seed=seed % 100000 + 1)
+        x = _draw_inputs(model, N_INPUTS, seed % 100000)
+        liven_x = _draw_inputs(model, LIVEN_BATCH, seed % 100000 + 1)
         try:
             gap = netutil.liven_conditioned(model, [x], seed=seed, tries=2, limit=0.3 * TOL, relative=True,
                                             liven_x=liven_x)
@@ -804,9 +884,9 @@ _DRIVER_MODEL = r"""
 static int run_%(cls)s(void)
 {
     static %(cls)s net;
-    static float input[%(cls)s::numInputs];
-    while (fread(input, sizeof(float), %(cls)s::numInputs, stdin) == (size_t)%(cls)s::numInputs) {
-        const unsigned long cls = (unsigned long)net.predict(input);
+    static float input[%(record)s];
+    while (fread(input, sizeof(float), %(record)s, stdin) == (size_t)(%(record)s)) {
+        const unsigned long cls = (unsigned long)net.predict(%(args)s);
         if (cls != (unsigned long)net.output || net.proba != net.outputs[cls])
             return 3;
         fwrite(net.outputs, sizeof(float), %(cls)s::numOutputs, stdout);%(extra)s
@@ -817,13 +897,16 @@ static int run_%(cls)s(void)
 
 
 def _driver_source(cases):
+    from micronets import host
+
     parts = [_DRIVER_HEAD]
     for case in cases:
         parts.append(f'#include "{case.header}"\n')
     for case in cases:
         extra = "".join(f"\n        fwrite(net.outputs{k}, sizeof(float), {case.classname}::numOutputs{k}, stdout);"
                         for k in range(1, len(case.sizes)))
-        parts.append(_DRIVER_MODEL % {"cls": case.classname, "extra": extra})
+        record, args = host.predict_arguments(case.header, case.classname, "input")  # every input of a sample
+        parts.append(_DRIVER_MODEL % {"cls": case.classname, "extra": extra, "record": record, "args": args})
     parts.append("\nint main(int argc, char** argv)\n{\n    const int k = argc > 1 ? atoi(argv[1]) : -1;\n")
     for i, case in enumerate(cases):
         parts.append(f"    if (k == {i})\n        return run_{case.classname}();\n")
@@ -883,12 +966,12 @@ def compare(case, out):
     return None
 
 
-def run_seeds(seeds, workdir, transformer=False, keras_ops=False):
+def run_seeds(seeds, workdir, transformer=False, keras_ops=False, several=False):
     """Generate, export, build (one driver), run and compare every seed's model.
 
     Returns (cases, failures, refusals): the cases run, and (case, message) lists."""
-    cases = [case for case in (make_case(seed, transformer=transformer, keras_ops=keras_ops) for seed in seeds)
-             if case is not None]
+    cases = [case for case in (make_case(seed, transformer=transformer, keras_ops=keras_ops, several=several)
+                               for seed in seeds) if case is not None]
     return run_cases(cases, workdir)
 
 
@@ -914,17 +997,20 @@ def run_cases(cases, workdir):
             continue
         exported.append(case)
     built, exe = build_driver(exported, workdir, failures) if exported else ([], None)
+    from micronets import host
+
     for i, case in enumerate(built):
-        data = np.ascontiguousarray(case.x, np.float32).tobytes()
+        x = host.samples(case.x)  # each sample's inputs back to back
+        data = np.ascontiguousarray(x, np.float32).tobytes()
         proc = subprocess.run([exe, str(i)], input=data, capture_output=True, timeout=120)
         if proc.returncode != 0:
             failures.append((case, f"the driver exited with {proc.returncode} (crash or bad argmax bookkeeping)"))
             continue
         out = np.frombuffer(proc.stdout, np.float32)
-        if out.size != len(case.x) * sum(case.sizes):
-            failures.append((case, f"the driver wrote {out.size} floats, expected {len(case.x) * sum(case.sizes)}"))
+        if out.size != len(x) * sum(case.sizes):
+            failures.append((case, f"the driver wrote {out.size} floats, expected {len(x) * sum(case.sizes)}"))
             continue
-        why = compare(case, out.reshape(len(case.x), -1))
+        why = compare(case, out.reshape(len(x), -1))
         if why:
             failures.append((case, why))
     return cases, failures, refusals
@@ -983,6 +1069,21 @@ def test_fuzz_keras_ops(tmp_path):
     if failures or refusals:
         pytest.fail(f"{len(failures)} failing and {len(refusals)} refused of {len(seeds)} random models "
                     f"(reproduce: python tests/test_fuzz.py --ops SEED):\n\n{_report(failures, refusals)}",
+                    pytrace=False)
+
+
+def test_fuzz_several_inputs(tmp_path):
+    """Random models of two or three inputs (shared sub-models, early and late joins, an unread
+    input, inputs listed in another order than their layers'): ``predict(input, input1, ...)``
+    against Keras (their own seeds: reproduce with ``python tests/test_fuzz.py --several SEED``)."""
+    seeds = [SEVERAL_BASE_SEED + i for i in range(N_SEVERAL_MODELS)]
+    cases, failures, refusals = run_seeds(seeds, str(tmp_path), several=True)
+    assert len(cases) + len(failures) + len(refusals) >= 0.8 * len(seeds), "too few usable random models"
+    assert all(len(c.model.inputs) >= 2 for c in cases)
+    assert any(isinstance(layer, type(c.model)) for c in cases for layer in c.model.layers), "no shared sub-model drawn"
+    if failures or refusals:
+        pytest.fail(f"{len(failures)} failing and {len(refusals)} refused of {len(seeds)} random models "
+                    f"(reproduce: python tests/test_fuzz.py --several SEED):\n\n{_report(failures, refusals)}",
                     pytrace=False)
 
 
@@ -1139,19 +1240,20 @@ def test_fuzz_minimal(name, tmp_path):
 
 
 def _main(argv):
-    """``python tests/test_fuzz.py [--transformer|--ops] SEED [SEED ...]``: build, compare and verify
-    the given seeds (``--transformer``, ``--ops``: as test_fuzz_transformer_layers and
-    test_fuzz_keras_ops draw them)."""
+    """``python tests/test_fuzz.py [--transformer|--ops|--several] SEED [SEED ...]``: build, compare
+    and verify the given seeds (``--transformer``, ``--ops``, ``--several``: as
+    test_fuzz_transformer_layers, test_fuzz_keras_ops and test_fuzz_several_inputs draw them)."""
     import micronets
 
-    transformer, keras_ops = "--transformer" in argv, "--ops" in argv
+    transformer, keras_ops, several = "--transformer" in argv, "--ops" in argv, "--several" in argv
     for seed in (int(a) for a in argv if not a.startswith("--")):
-        case = make_case(seed, transformer=transformer, keras_ops=keras_ops)
+        case = make_case(seed, transformer=transformer, keras_ops=keras_ops, several=several)
         if case is None:
             print(f"seed {seed}: no usable model")
             continue
         with tempfile.TemporaryDirectory() as work:
-            _, failures, refusals = run_seeds([seed], work, transformer=transformer, keras_ops=keras_ops)
+            _, failures, refusals = run_seeds([seed], work, transformer=transformer, keras_ops=keras_ops,
+                                              several=several)
         print(_report(failures, refusals) or f"OK {case.summary()}")
         if failures:
             try:
