@@ -85,8 +85,11 @@ class Report:
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         first = self.first_divergence
+        unmatched = sum(c.max_abs is None for c in self.layers)  # no Keras layer holds their output
         verdict = (f"all {len(self.layers)} ops match Keras within {self.tolerance:g} (relative to each tensor's scale) "
-                   f"on {self.inputs} inputs" if first is None else
+                   f"on {self.inputs} inputs" + (f" ({unmatched} of them, inside a layer or model traced through its "
+                                                  f"call(), have no Keras output of their own to compare with)"
+                                                  if unmatched else "") if first is None else
                    f"first divergence: op [{first.index}] {first.op} ({first.kind}), compared with Keras layer "
                    f"'{first.keras_layer}': max abs diff {first.max_abs:.3g}, relative {first.max_rel:.3g} > {self.tolerance:g}")
         return "\n".join(lines + [""] + list(self.notes) + [verdict])
@@ -158,7 +161,7 @@ def verify(model, x=None, classname: str = "Net", tolerance: float = 1e-4, workd
     compiled, and RuntimeError when g++ fails."""
     from micronets import host
     from micronets.compiler.compile import compile_model
-    from micronets.compiler.trace import half_precision_layers, keras_in_float32
+    from micronets.compiler.trace import _functional_view, half_precision_layers, keras_in_float32
 
     compiled = compile_model(model, classname=classname)
     graph = compiled.graph
@@ -174,8 +177,10 @@ def verify(model, x=None, classname: str = "Net", tolerance: float = 1e-4, workd
             if op.output is tensor.storage:
                 counterpart[op.index] = (name, tensor)
     half = half_precision_layers(model)
-    with keras_in_float32(model) as kept:  # the header's arithmetic, whatever the model's dtype policy
-        probe, wanted = _keras_outputs(model, [n for n, _ in counterpart.values()])
+    # the header's arithmetic, whatever the model's dtype policy; a subclassed model seen as the
+    # trace sees it (one call of it on Inputs: its own output is compared, its insides are not)
+    with keras_in_float32(model) as kept, _functional_view(model) as functional:
+        probe, wanted = _keras_outputs(functional, [n for n, _ in counterpart.values()])
         values = probe.predict(xs if len(xs) > 1 else xs[0], verbose=0) if wanted else []
     notes = []
     if len(kept) < len(half):

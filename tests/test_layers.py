@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import string
 import subprocess
 
@@ -41,7 +42,7 @@ def cpp_outputs(model, x, tmp_path, name="Net", **export_options):
     flat = host.run(exe, x, sum(compiled.output_sizes))
     outs, at = [], 0
     for t in compiled.graph.outputs:
-        outs.append(flat[:, at:at + t.size].reshape((len(x),) + t.shape))
+        outs.append(flat[:, at:at + t.size].reshape((len(flat),) + t.shape))
         at += t.size
     return outs, compiled
 
@@ -2085,9 +2086,57 @@ def test_subclassed_models_and_unread_outputs(tmp_path):
     with pytest.raises(UnsupportedModelError, match=r"returns 1 tensor\(s\) at inference \(training=False, as predict"
                                                     r"\(\) runs it\) where the model's graph took 2"):
         compile_model(keras.Model(inp, Net()(inp)[0]))
-    with pytest.raises(UnsupportedModelError, match=r"'net_\d+' \(Net, a subclassed keras.Model\) has no single input "
+    with pytest.raises(UnsupportedModelError, match=r"'net_\d+' \(Net, a subclassed keras.Model\) has no input "
                                                     r"of known shape: call it once"):
         compile_model(Net())
+
+
+def test_subclassed_models_of_several_inputs(tmp_path):
+    """A subclassed keras.Model whose call() takes a list of inputs, or a dict: exported with one
+    predict() argument per input, a list's in its order, a dict's in Keras' (sorted keys), named in
+    the header's comment. Both inputs have one shape and go through different layers, so a swap
+    would not match. verify compares what Keras computes of them (the model's output; the ops
+    inside its call() have no Keras output of their own, and the table says so). A call() taking
+    its inputs as separate arguments is refused saying how to write it."""
+    from micronets.verification import verify
+
+    class Pair(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.left, self.right = layers.Dense(4, activation="tanh"), layers.Dense(4, activation="tanh")
+            self.out = layers.Dense(3)
+
+        def call(self, inputs):
+            a, b = inputs
+            return self.out(keras.ops.concatenate([self.left(a), self.right(b) * 2.0], axis=-1))
+
+    class Named(Pair):
+        def call(self, inputs):  # keys not in sorted order
+            return self.out(keras.ops.concatenate([self.left(inputs["zeta"]), self.right(inputs["alpha"])], axis=-1))
+
+    class Apart(Pair):
+        def call(self, a, b):
+            return self.out(self.left(a) + self.right(b))
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(6, 5)).astype(np.float32), rng.normal(size=(6, 5)).astype(np.float32)
+    for model, x, header_order in ((Pair(), [a, b], [a, b]), (Named(), {"zeta": a, "alpha": b}, [b, a])):
+        ref = np.asarray(model(x))
+        (got,), compiled = cpp_outputs(model, header_order, tmp_path, name=type(model).__name__)
+        assert np.ptp(ref, axis=0).min() > 1e-2 and np.abs(got - ref).max() <= TOL * max(1.0, np.abs(ref).max())
+        (swapped,), _ = cpp_outputs(model, header_order[::-1], tmp_path, name=type(model).__name__)
+        assert np.abs(swapped - ref).max() > 1e-2
+        assert not model._inbound_nodes  # the export's call of the model was removed
+        report = verify(model, header_order)
+        assert report.ok and report.layers[-1].max_abs is not None, report.table()
+        assert "have no Keras output of their own" in report.table()
+    names = [line.split("'")[1] for line in compiled.header.splitlines() if re.match(r"// Input\d", line)]
+    assert names == ["alpha", "zeta"]
+    model = Apart()
+    model(a, b)
+    with pytest.raises(UnsupportedModelError, match=r"takes its inputs as 2 arguments of call\(\) \(a, b\); .*Write "
+                                                    r"call\(self, inputs\) taking one tensor, a list or a dict"):
+        compile_model(model)
 
 
 def test_concatenated_constants_and_converters_that_lose_values_are_refused(tmp_path, monkeypatch):

@@ -136,8 +136,7 @@ class CompiledModel:
         return render(self.graph, self.plan, classname=self.classname, namespace=f"micronets_{self.classname}",
                       filename=filename, arch=self.arch, version=__version__, summary=self.summary(),
                       input_scale=self.input_scale, input_offset=self.input_offset,
-                      class_names=self.class_names, notes=self.notes,
-                      input_names=[kt.name for kt in getattr(self.keras_model, "inputs", None) or ()] or None)
+                      class_names=self.class_names, notes=self.notes)
 
     @property
     def header(self) -> str:

@@ -133,10 +133,7 @@ def layer_sections(graph, plan, output_names, weight_entry, call_extra=None):
 
 
 def render(graph, plan, *, classname: str, namespace: str, filename: str, arch: str, version: str,
-           summary: dict, input_scale: float, input_offset: float, class_names=None, notes=None,
-           input_names=None) -> str:
-    """The float header. ``input_names``: the Keras names of the model's inputs (for the comments of
-    a model with several)."""
+           summary: dict, input_scale: float, input_offset: float, class_names=None, notes=None) -> str:
     from micronets.compiler.activations import render_struct
 
     env = environment()
@@ -155,7 +152,7 @@ def render(graph, plan, *, classname: str, namespace: str, filename: str, arch: 
                     size_name="numOutputs" if k == 0 else f"numOutputs{k}") for k, t in enumerate(graph.outputs)]
     inputs = [dict(name=input_name(k), count=int(t.size), shape=t.shape_str(),
                    size_name="numInputs" if k == 0 else f"numInputs{k}",
-                   keras_name=comment(input_names[k]) if input_names else input_name(k),
+                   keras_name=comment(graph.input_names[k]) if graph.input_names else input_name(k),
                    read=any(x.storage is t for op in graph.ops for x in op.inputs))
               for k, t in enumerate(graph.inputs)]
     return env.get_template("header.h.j2").render(

@@ -128,16 +128,20 @@ class Graph:
 
     ``keras_tensors`` maps each Keras layer name to the tensor holding that layer's output (for
     per-layer verification); layers folded into another op map to that op's output.
+    ``input_names``: the Keras names of the inputs, where known (for the header's comments).
     """
 
     ops: Tuple["object", ...]
     inputs: Tuple[Tensor, ...]
     outputs: Tuple[Tensor, ...]
     keras_tensors: Tuple[Tuple[str, Tensor], ...] = ()
+    input_names: Tuple[str, ...] = ()
 
     def __post_init__(self):
         if not self.inputs or any(t.base is not None for t in self.inputs):
             raise ValueError("a graph has at least one input, and each owns its bytes")
+        if self.input_names and len(self.input_names) != len(self.inputs):
+            raise ValueError(f"{len(self.input_names)} input names for {len(self.inputs)} inputs")
 
     @property
     def input(self) -> Tensor:

@@ -10,6 +10,7 @@ emitter renders ``templates/header_int8.h.j2`` with one kernel template per op k
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from typing import Dict, List, Optional, Sequence
@@ -373,7 +374,7 @@ def compile_tflite(source, classname: str = "Net", arch: Optional[str] = None, i
 
 def _renumbered(graph: Graph, ops) -> Graph:
     ops = [op.evolve(index=i, ident=f"L{i}") for i, op in enumerate(ops)]
-    return Graph(ops=tuple(ops), inputs=graph.inputs, outputs=graph.outputs, keras_tensors=graph.keras_tensors)
+    return dataclasses.replace(graph, ops=tuple(ops))
 
 
 def _fuse_swish(graph: Graph) -> Graph:

@@ -741,7 +741,8 @@ def _trace_model(model, fuse, without) -> Graph:
         op.ident = _ident(op.name, used)
     written = set(graph_inputs) | {op.output.storage for op in ops}
     keras_tensors = tuple((name, v) for name, v in layer_values if isinstance(v, Tensor) and v.storage in written)
-    return Graph(ops=tuple(ops), inputs=graph_inputs, outputs=tuple(outputs), keras_tensors=keras_tensors)
+    return Graph(ops=tuple(ops), inputs=graph_inputs, outputs=tuple(outputs), keras_tensors=keras_tensors,
+                 input_names=tuple(str(kt.name) for kt in model.inputs))
 
 
 def _live(ops, kept):
@@ -758,25 +759,45 @@ def _live(ops, kept):
 
 @contextlib.contextmanager
 def _functional_view(model):
-    """``model`` as a functional graph. A subclassed keras.Model has none: it becomes one Input,
-    of the shape it was built with, and one call of the model, which the tracer then traces
-    through ``call()`` as it does a user's layer. The node this adds to the user's model is
-    removed on exit."""
+    """``model`` as a functional graph. A subclassed keras.Model has none: it becomes Inputs of
+    the shapes it was built with (one, a list of them or a dict of them, as its call() took them;
+    a dict's named by its keys) and one call of the model, which the tracer then traces through
+    ``call()`` as it does a user's layer. The node this adds to the user's model is removed on
+    exit."""
     import keras
 
     if getattr(model, "inputs", None) or type(model).__module__.split(".")[0] == "keras":
         yield model  # functional, or Keras' own class (an unbuilt Sequential: _keras_graph says what to do)
         return
     shapes = list((getattr(model, "_build_shapes_dict", None) or {}).values())
-    if len(shapes) != 1 or not isinstance(shapes[0], (tuple, list)) or len(shapes[0]) < 2 or \
-            any(d is None for d in shapes[0][1:]):
+
+    def known(shape):  # a batch shape of known sample dimensions
+        return isinstance(shape, (tuple, list)) and len(shape) >= 2 and \
+            all(isinstance(d, (int, np.integer)) for d in shape[1:])
+
+    built = shapes[0] if len(shapes) == 1 else None
+    if isinstance(built, dict) and built and all(known(s) for s in built.values()):
+        structure = {key: keras.Input(shape=tuple(s[1:]), name=str(key)) for key, s in built.items()}
+    elif isinstance(built, (tuple, list)) and built and all(known(s) for s in built):
+        structure = [keras.Input(shape=tuple(s[1:]), name="input" if k == 0 else f"input{k}") for k, s in enumerate(built)]
+    elif known(built):
+        structure = keras.Input(shape=tuple(built[1:]), name="input")
+    else:
         raise UnsupportedModelError(
-            f"model '{model.name}' ({type(model).__name__}, a subclassed keras.Model) has no single input of known "
+            f"model '{model.name}' ({type(model).__name__}, a subclassed keras.Model) has no input of known "
             f"shape: call it once on a batch (model(x)) or build it (model.build((None, H, W, C))) before exporting"
             + (f"; it was built with {shapes}" if shapes else ""))
+    params = inspect.signature(model.call).parameters.values()
+    required = [p.name for p in params if p.default is p.empty and p.name not in ("training", "mask")
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(required) > 1:
+        raise UnsupportedModelError(
+            f"model '{model.name}' ({type(model).__name__}, a subclassed keras.Model) takes its inputs as "
+            f"{len(required)} arguments of call() ({', '.join(required)}); Keras records the shape of the first "
+            f"only. Write call(self, inputs) taking one tensor, a list or a dict of them")
     nodes = len(model._inbound_nodes)
     try:
-        inp = keras.Input(shape=tuple(shapes[0][1:]), name="input")
+        inp = structure
         try:  # at inference, as the trace runs call(): a call() defaulting to training may return more
             out = model(inp, training=False) if "training" in inspect.signature(model.call).parameters else model(inp)
         except Exception as exc:
