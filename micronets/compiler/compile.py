@@ -186,12 +186,12 @@ def _number(value, what: str) -> float:
 def model_shapes(model, which: str = "input") -> List[Tuple]:
     """Each input (``which="input"``) or output of a Keras model, without the batch axis, in the
     model's order: one for most models, several for a model of several inputs or outputs."""
-    tensors = getattr(model, which + "s", None)
-    if tensors:
-        return [tuple(t.shape[1:]) for t in tensors]
-    shape = getattr(model, which + "_shape")  # (a subclassed model: what it was built with)
-    shapes = shape if isinstance(shape, list) and shape and isinstance(shape[0], (tuple, list)) else [shape]
-    return [tuple(s[1:]) for s in shapes]
+    from micronets.compiler.trace import _functional_view
+
+    if not getattr(model, "inputs", None):  # a subclassed model: as the compiler sees it, called on Inputs
+        with _functional_view(model) as functional:
+            return model_shapes(functional, which) if getattr(functional, "inputs", None) else []
+    return [tuple(t.shape[1:]) for t in getattr(model, which + "s")]
 
 
 def layers_in_order(model):

@@ -516,14 +516,16 @@ def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optiona
     import keras
 
     from micronets.compiler.compile import check_classname, takes_raw_input
+    from micronets.compiler.trace import _functional_view
 
     if not isinstance(model, keras.Model):
         raise TypeError(f"expected a keras.Model to compile; got {type(model).__name__}")
     check_classname(classname)
-    check_calibration(model, calibration)
-    if input_scale is None:
-        input_scale = 1.0 if takes_raw_input(model) else 1.0 / 255.0
-    data = quantize_keras(model, calibration)
+    with _functional_view(model) as functional:  # a subclassed model: one call of it on its Inputs
+        check_calibration(functional, calibration)
+        if input_scale is None:
+            input_scale = 1.0 if takes_raw_input(functional) else 1.0 / 255.0
+        data = quantize_keras(functional, calibration)
     compiled = compile_tflite(data, classname=classname, arch=arch or model.name, input_scale=input_scale,
                               input_offset=input_offset, notes=notes, class_names=class_names, reference=reference,
                               stream=stream)
