@@ -2091,6 +2091,29 @@ def test_subclassed_models_and_unread_outputs(tmp_path):
         compile_model(Net())
 
 
+def test_structured_data_model_of_one_input_per_feature(tmp_path):
+    """keras.io's structured-data examples feed each feature as its own Input: categorical ones
+    as integer ids of shape () looked up by Embeddings, numeric ones normalised and concatenated.
+    The header takes one pointer per feature (ids as floats), in the model's order, and matches
+    Keras; per-layer verify draws ids for the inputs only Embeddings read."""
+    from micronets.verification import verify
+
+    color, shape = keras.Input((), dtype="int32", name="color"), keras.Input((), dtype="int32", name="shape")
+    age, weight = keras.Input((1,), name="age"), keras.Input((1,), name="weight")
+    numeric = layers.Normalization(mean=40.0, variance=100.0)(layers.Concatenate()([age, weight]))
+    x = layers.Concatenate()([layers.Embedding(5, 3)(color), layers.Embedding(7, 4)(shape), numeric])
+    model = keras.Model([color, weight, shape, age], layers.Dense(3, activation="softmax")(layers.Dense(8, activation="relu")(x)))
+    rng = np.random.default_rng(4)
+    n = 12
+    xs = [rng.integers(0, 5, n), rng.normal(60, 15, (n, 1)), rng.integers(0, 7, n), rng.normal(40, 10, (n, 1))]
+    ref = np.asarray(model([np.asarray(v, "int32" if v.ndim == 1 else "float32") for v in xs]))
+    (got,), compiled = cpp_outputs(model, [np.asarray(v, np.float32).reshape(n, -1) for v in xs], tmp_path, name="Tabular")
+    assert len(set(ref.argmax(1).tolist())) >= 2 and np.abs(got - ref).max() <= TOL
+    assert "predict(const float* input, const float* input1, const float* input2, const float* input3)" in compiled.header
+    report = verify(model)
+    assert report.ok, report.table()
+
+
 def test_subclassed_models_of_several_inputs(tmp_path):
     """A subclassed keras.Model whose call() takes a list of inputs, or a dict: exported with one
     predict() argument per input, a list's in its order, a dict's in Keras' (sorted keys), named in
