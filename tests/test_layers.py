@@ -287,6 +287,83 @@ def test_dot_and_matmul_of_activations_match_keras(tmp_path):
         compile_model(keras.Model(inp, ops.expand_dims(a, 0)))
 
 
+def test_einsum_and_stacked_matmul_of_model_values(tmp_path):
+    """keras.ops.einsum of two model values (was refused: keras.io's "ViT on small datasets"
+    overrides MultiHeadAttention's attention with it): MHA's own equations (scores per head,
+    keys before queries, and the weighted sum), an outer product and a dot product per sample;
+    keras.ops.matmul of stacks of matrices (one per head, as CaiT writes attention). Equations
+    with '...', a diagonal, an index summed in one operand only, or a constant operand are refused
+    naming the reason."""
+    ops = keras.ops
+    inp = keras.Input((6, 8))
+    q, k, v = (layers.Reshape((6, 2, 4))(layers.Dense(8)(inp)) for _ in range(3))  # (positions, heads, dim)
+    scores = ops.softmax(ops.einsum("aecd,abcd->acbe", k, q), axis=-1)  # (heads, queries, keys)
+    mixed = ops.einsum("acbe,aecd->abcd", scores, v)
+    qh, kh = ops.transpose(q, (0, 2, 1, 3)), ops.transpose(k, (0, 2, 1, 3))
+    stacked = ops.matmul(qh, ops.transpose(kh, (0, 1, 3, 2)))
+    flat = layers.Flatten()(inp)
+    outer = ops.einsum("bi,bj->bij", layers.Dense(3)(flat), layers.Dense(2)(flat))
+    dot = ops.einsum("bi,bi->b", layers.Dense(3)(flat), layers.Dense(3)(flat))
+    model = keras.Model(inp, [layers.Flatten()(mixed), layers.Flatten()(stacked), layers.Flatten()(outer), dot])
+    compiled = assert_matches_keras(model, tmp_path)
+    labels = [op.label() for op in compiled.graph.ops]
+    for label in ("Einsum 2 x (6x4 x 4x6)", "Einsum 2 x (6x6 x 6x4)", "MatMul 2 x (6x4 x 4x6)", "Einsum 3x1 x 1x2",
+                  "Einsum 1x3 x 3x1"):
+        assert label in labels, labels
+    a, b = layers.Dense(4)(inp), layers.Dense(4)(inp)
+    for equation, operands, why in (("...i,...i->...", (a, b), "written out in full"),
+                                    ("bii,bij->bij", (ops.reshape(a, (-1, 4, 6))[:, :, :4], b[:, :4]), "diagonal"),
+                                    ("bij,bjk->bk", (a, ops.transpose(b, (0, 2, 1))), "one operand"),
+                                    ("bij,jk->bik", (a, np.ones((4, 3), np.float32)), "two model values")):
+        with pytest.raises(UnsupportedModelError, match=why):
+            compile_model(keras.Model(inp, ops.einsum(equation, *operands)))
+
+
+def test_softmax_with_a_mask(tmp_path):
+    """Keras' Softmax layer called with a mask ignored it (silently wrong); so did every other
+    layer given one (a GlobalAveragePooling1D with a mask: 1.01 off). Softmax now computes it as
+    Keras does (-1e9 where masked, then 0), for a constant mask and one computed from the input;
+    keras.io's "ViT on small datasets" attention (Locality Self-Attention: a MultiHeadAttention
+    subclass with a learned temperature, its own einsum attention and a mask hiding each token
+    from itself) matches Keras; any other layer called with a mask is refused saying so."""
+    import math
+
+    ops = keras.ops
+    inp = keras.Input((6, 4))
+    h = layers.Dense(4)(inp)
+    constant = ops.convert_to_tensor(np.array([[[1], [1], [1], [0], [1], [0]]], bool))
+    model = keras.Model(inp, [layers.Flatten()(layers.Softmax(axis=1)(h, mask=constant)),
+                              layers.Flatten()(layers.Softmax()(h, mask=ops.greater(h, 0.2)))])
+    assert_matches_keras(model, tmp_path, name="Masked")
+    with pytest.raises(UnsupportedModelError, match=r"GlobalAveragePooling1D in model '\w+' is not supported when "
+                                                    r"called with a mask .* as if unmasked"):
+        compile_model(keras.Model(inp, layers.GlobalAveragePooling1D()(h, mask=constant[:, :, 0])))
+
+    class MultiHeadAttentionLSA(layers.MultiHeadAttention):  # keras.io/examples/vision/vit_small_ds/
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.tau = keras.Variable(math.sqrt(float(self._key_dim)), trainable=True)
+
+        # (Keras 3.15 passes return_attention_scores too)
+        def _compute_attention(self, query, key, value, attention_mask=None, training=None,
+                               return_attention_scores=False):
+            query = ops.multiply(query, 1.0 / self.tau)
+            attention_scores = ops.einsum(self._dot_product_equation, key, query)
+            attention_scores = self._masked_softmax(attention_scores, attention_mask)
+            attention_scores_dropout = self._dropout_layer(attention_scores, training=training)
+            attention_output = ops.einsum(self._combine_equation, attention_scores_dropout, value)
+            return attention_output, attention_scores
+
+    n = 9
+    tokens = keras.Input((n, 8))
+    x = layers.LayerNormalization(epsilon=1e-6)(tokens)
+    diag_attn_mask = ops.cast([1 - ops.eye(n)], dtype="int8")
+    x = MultiHeadAttentionLSA(num_heads=2, key_dim=8, dropout=0.1)(x, x, attention_mask=diag_attn_mask)
+    model = keras.Model(tokens, layers.Dense(3)(layers.GlobalAveragePooling1D()(layers.Add()([x, tokens]))))
+    compiled = assert_matches_keras(model, tmp_path, name="Lsa")
+    assert sum(op.kind == "Einsum" for op in compiled.graph.ops) == 2
+
+
 def test_layer_normalization_per_pixel_and_per_vector(tmp_path):
     """LayerNormalization over the last axis: per pixel over channels (ConvNeXt), without its
     scale or its centre, in place with GELU fused, and over a vector; gamma and beta random (not

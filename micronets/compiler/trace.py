@@ -28,7 +28,8 @@ import numpy as np
 
 from micronets.compiler import activations
 from micronets.compiler.graph import Graph, Tensor, input_name
-from micronets.compiler.ops.base import CONVERTERS, MULTI_OUTPUT, REWRITES, TAKES_CONSTANTS, UnsupportedModelError, brief
+from micronets.compiler.ops.base import (CONVERTERS, MULTI_OUTPUT, READS_MASK, REWRITES, TAKES_CONSTANTS,
+                                         UnsupportedModelError, brief)
 
 
 def _load_op_modules():
@@ -318,6 +319,9 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                 raise _unsupported(layer, key, model, f" as Keras quantized it (quantization_mode="
                                                       f"'{layer.quantization_mode}'): export the float model; "
                                                       f"micronets quantises it itself (quantize='int8')")
+            if key not in READS_MASK and _mask_passed(layer, node):
+                raise _unsupported(layer, key, model, " when called with a mask (its call()'s mask argument): "
+                                                      "micronets would compute it as if unmasked")
             ins = [values[id(k)] for k in node.input_tensors]
             ctx.output_shape = tuple(output_kt.shape[1:])
             ctx.call_args = _substitute(tuple(node.arguments.args), values)
@@ -432,6 +436,22 @@ def call_name(name: str, calls: Dict[str, int]) -> str:
     k = calls.get(name, 0)
     calls[name] = k + 1
     return name if k == 0 else f"{name}#{k}"
+
+
+def _mask_passed(layer, node) -> bool:
+    """Whether the call at ``node`` passes a layer's ``call()`` a mask, by name or position."""
+    import keras
+
+    if not isinstance(layer, keras.layers.Layer):
+        return False
+    kwargs = dict(node.arguments.kwargs)
+    if "mask" in kwargs:
+        return kwargs["mask"] is not None
+    try:
+        bound = inspect.signature(layer.call).bind_partial(*node.arguments.args, **kwargs).arguments
+    except TypeError:
+        return False
+    return bound.get("mask") is not None
 
 
 def _unsupported(layer, key, model, reason=""):

@@ -29,11 +29,16 @@ TAKES_CONSTANTS: set = set()
 #: Keras classes with several outputs whose converters return one value per output, in order
 MULTI_OUTPUT: set = set()
 
+#: Keras classes whose converters read the ``mask`` a call passes (any other call with one is
+#: refused: computed without it, the result would be silently wrong)
+READS_MASK: set = set()
 
-def converter(*keras_classes: str, constants: bool = False, multi_output: bool = False):
+
+def converter(*keras_classes: str, constants: bool = False, multi_output: bool = False, masks: bool = False):
     """Register a function turning one Keras layer into ops (or an alias of its input);
     ``constants``: it accepts numpy arrays among its inputs; ``multi_output``: the layer has
-    several outputs and the function returns a tuple of their values."""
+    several outputs and the function returns a tuple of their values; ``masks``: it computes
+    what a call with a ``mask`` argument computes."""
 
     def register(fn):
         for name in keras_classes:
@@ -42,6 +47,8 @@ def converter(*keras_classes: str, constants: bool = False, multi_output: bool =
                 TAKES_CONSTANTS.add(name)
             if multi_output:
                 MULTI_OUTPUT.add(name)
+            if masks:
+                READS_MASK.add(name)
         return fn
 
     return register

@@ -1,8 +1,10 @@
 """A product of two activations, per sample: Keras' Dot layer (vectors or matrices, contracting any
-axis of each, optionally of L2-normalised inputs: cosine similarity) and keras.ops.matmul of two
-matrices. out[i][j] = sum_k A(i, k) B(k, j), A an M x K matrix stored as is or transposed (its
-contracted axis first), B K x N likewise; a vector is a matrix of one row (A) or one column (B).
-Float headers. MACs: M N K.
+axis of each, optionally of L2-normalised inputs: cosine similarity), keras.ops.matmul (of
+matrices, or of stacks of them: per head, as CaiT and Swin write attention) and keras.ops.einsum
+of two model values (the operands' axes rearranged into a stack of such products, and the result
+into the equation's order). out[i][j] = sum_k A(i, k) B(k, j), A an M x K matrix stored as is or
+transposed (its contracted axis first), B K x N likewise; a vector is a matrix of one row (A) or
+one column (B); ``batch`` such products one after another. Float headers. MACs: batch M N K.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ class MatMul(Op):
     template = "kernels/matmul.h.j2"
 
     def __init__(self, name, a, b, out, m: int, k: int, n: int, a_t: bool, b_t: bool, normalize: bool = False,
-                 kind: str = "MatMul"):
+                 kind: str = "MatMul", batch: int = 1):
         super().__init__(name, [a, b], out)
-        if a.size != m * k or b.size != k * n or out.size != m * n:
-            raise ValueError(f"matmul '{name}': {a.shape} x {b.shape} -> {out.shape} is not {m}x{k} x {k}x{n}")
-        self.m, self.k, self.n = int(m), int(k), int(n)
+        if a.size != batch * m * k or b.size != batch * k * n or out.size != batch * m * n:
+            raise ValueError(f"matmul '{name}': {a.shape} x {b.shape} -> {out.shape} is not {batch} x {m}x{k} x {k}x{n}")
+        self.m, self.k, self.n, self.batch = int(m), int(k), int(n), int(batch)
         #: A is stored [K][M] (B: [N][K]): its contracted axis first (last)
         self.a_t, self.b_t = bool(a_t), bool(b_t)
         self.normalize = bool(normalize)
@@ -28,10 +30,12 @@ class MatMul(Op):
 
     def describe(self):
         text = f"{self.m}x{self.k}{' (stored KxM)' if self.a_t else ''} x {self.k}x{self.n}{' (stored NxK)' if self.b_t else ''}"
+        if self.batch > 1:
+            text = f"{self.batch} x ({text})"
         return text + (", L2-normalised (cosine)" if self.normalize else "")
 
     def macs(self):
-        return self.m * self.n * self.k
+        return self.batch * self.m * self.n * self.k
 
 
 def _as_matrix(shape, axis, first: bool):
@@ -85,9 +89,61 @@ def convert_matmul(layer, inputs, ctx):
     if len(inputs) != 2:
         raise UnsupportedModelError(f"{what} of {len(inputs)} model values")
     a, b = (ctx.dense_input(t) for t in inputs)
-    if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[1] != b.shape[0]:
-        raise UnsupportedModelError(f"{what} of {a.shape} and {b.shape}: only (M, K) x (K, N) matrices per sample "
-                                    f"are supported")
-    (m, k), n = a.shape, b.shape[1]
-    out = ctx.new_tensor(layer.name, (m, n))
-    return ctx.add(MatMul(layer.name, a, b, out, m, k, n, False, False)).output
+    stack = a.shape[:-2]  # (a stack of matrices per sample: one per head)
+    if len(a.shape) < 2 or len(b.shape) < 2 or a.shape[-1] != b.shape[-2] or b.shape[:-2] != stack:
+        raise UnsupportedModelError(f"{what} of {a.shape} and {b.shape}: only (..., M, K) x (..., K, N) per sample "
+                                    f"is supported, with the same stack (...) of matrices on both sides")
+    (m, k), n = a.shape[-2:], b.shape[-1]
+    out = ctx.new_tensor(layer.name, stack + (m, n))
+    return ctx.add(MatMul(layer.name, a, b, out, m, k, n, False, False, batch=int(np.prod(stack)))).output
+
+
+@converter("op:Einsum")
+def convert_einsum(layer, inputs, ctx):
+    """keras.ops.einsum of two model values, each index of the equation a batch (in both operands
+    and the result: the sample's batch axis, first everywhere, and e.g. heads), free (in one
+    operand and the result) or contracted (in both operands, not the result) index: the operands
+    are permuted into stacks of (free x contracted) and (contracted x free) matrices, multiplied,
+    and the products permuted into the result's order. A copy is left out where an operand is
+    already in that order."""
+    from micronets.compiler.ops.rearrange import permute
+
+    what = f"operation '{layer.name}' (keras.ops einsum '{layer.subscripts}')"
+    equation = str(layer.subscripts).replace(" ", "")
+    if "..." in equation or "->" not in equation:
+        raise UnsupportedModelError(f"{what}: only equations written out in full (with '->', no '...') are supported")
+    operands, result = equation.split("->")
+    operands = operands.split(",")
+    if len(operands) != 2 or len(inputs) != 2 or not all(ctx.is_value(v) for v in ctx.call_args[:2]):
+        raise UnsupportedModelError(f"{what}: only the product of two model values is supported")
+    if any(len(set(s)) != len(s) for s in operands + [result]):
+        raise UnsupportedModelError(f"{what}: an index repeated within one operand (a diagonal) is not supported")
+    if not (operands[0][:1] == operands[1][:1] == result[:1]):
+        raise UnsupportedModelError(f"{what}: the batch axis must be the first index of both operands and the result")
+    sa, sb, so = operands[0][1:], operands[1][1:], result[1:]
+    a, b = (ctx.dense_input(t) for t in ctx.call_args[:2])
+    sizes = {}
+    for subs, x in ((sa, a), (sb, b)):
+        if len(subs) != len(x.shape):
+            raise UnsupportedModelError(f"{what}: '{subs}' indexes {len(subs)} axes of a {x.shape} sample")
+        for letter, size in zip(subs, x.shape):
+            if sizes.setdefault(letter, size) != size:
+                raise UnsupportedModelError(f"{what}: index '{letter}' spans {sizes[letter]} and {size} (broadcasting "
+                                            f"is not supported)")
+    alone = [c for c in sa + sb if c not in so and (c in sa) != (c in sb)]
+    if alone or any(c not in sizes for c in so):
+        raise UnsupportedModelError(f"{what}: every index must be in both operands or in the result "
+                                    f"(a sum over an axis of one operand is not supported)")
+    stack = [c for c in so if c in sa and c in sb]
+    free_a, free_b = [c for c in so if c in sa and c not in sb], [c for c in so if c in sb and c not in sa]
+    summed = [c for c in sa if c in sb and c not in so]
+    count = lambda letters: int(np.prod([sizes[c] for c in letters]))
+    left = permute(ctx, a, [sa.index(c) for c in stack + free_a + summed], f"{layer.name}_lhs")
+    right = permute(ctx, b, [sb.index(c) for c in stack + summed + free_b], f"{layer.name}_rhs")
+    order = stack + free_a + free_b
+    products = ctx.new_tensor(layer.name if order == list(so) else f"{layer.name}_products",
+                              tuple(sizes[c] for c in order) or (1,))
+    ctx.add(MatMul(products.name, left, right, products, count(free_a), count(summed), count(free_b), False, False,
+                   kind="Einsum", batch=count(stack)))
+    # (the result's shape from the sizes: Keras declares None for some of an einsum's axes)
+    return permute(ctx, products, [order.index(c) for c in so], layer.name) if order != list(so) else products

@@ -57,8 +57,33 @@ def row_activation(ctx, x, name, op_name, axis=-1):
     return ctx.add(Softmax(op_name, x, out, log=(name == "log_softmax"), axis=(long or norm)[-1])).output
 
 
-@converter("Softmax", "op:Softmax", "op:LogSoftmax")
+@converter("Softmax", "op:Softmax", "op:LogSoftmax", masks=True)
 def convert_softmax(layer, inputs, ctx):
     name = "log_softmax" if type(layer).__name__ == "LogSoftmax" else "softmax"
     axis = getattr(layer, "axis", -1)
-    return row_activation(ctx, inputs[0], name, layer.name, axis=axis)
+    mask = ctx.call_kwargs.get("mask", ctx.call_args[1] if len(ctx.call_args) > 1 else None)
+    if mask is None or type(layer).__name__ != "Softmax":
+        return row_activation(ctx, inputs[0], name, layer.name, axis=axis)
+    return masked_softmax(ctx, ctx.call_args[0] if ctx.call_args else inputs[0], mask, axis, layer.name)
+
+
+def masked_softmax(ctx, x, mask, axis, name):
+    """Keras' Softmax layer called with a mask (MultiHeadAttention's masked softmax, which a
+    subclass overriding its attention reaches): where the mask is false (not > 0.5 for numbers)
+    the input is -1e9 and the output 0, as Keras' where() makes them, here exactly by arithmetic:
+    x * keep + (keep - 1) * 1e9 is x where keep is 1 and -1e9 where it is 0 (x * 0 + -1e9), and the
+    softmax times keep is itself or 0. A constant mask folds into constants; a model value's is
+    computed per inference."""
+    import keras
+
+    from micronets.compiler.ops.elementwise import binary
+
+    if ctx.is_value(mask):
+        keep = binary(ctx, mask, 0.5, "greater", f"{name}_keep")
+        drop = binary(ctx, binary(ctx, keep, 1e9, "multiply", f"{name}_keep_1e9"), -1e9, "add", f"{name}_drop")
+    else:
+        value = np.asarray(keras.ops.convert_to_numpy(mask))
+        keep = (value if value.dtype == bool else value > 0.5).astype(np.float32)
+        drop = (keep - np.float32(1.0)) * np.float32(1e9)
+    x = binary(ctx, binary(ctx, x, keep, "multiply", f"{name}_kept"), drop, "add", f"{name}_masked")
+    return binary(ctx, row_activation(ctx, x, "softmax", f"{name}_softmax", axis=axis), keep, "multiply", name)
