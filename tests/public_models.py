@@ -979,6 +979,102 @@ def deit(input_shape=(224, 224, 3), num_classes=5, patch_size=16, projection_dim
     return keras.Model(inputs, student(layers.Rescaling(1.0 / 255)(inputs), training=False), name="deit")
 
 
+def vit_small_ds(input_shape=(32, 32, 3), num_classes=100, image_size=72, patch_size=6, projection_dim=64,
+                 num_heads=4, transformer_layers=8, mlp_head_units=(2048, 1024), mean=(129.3, 124.1, 112.4),
+                 std=(68.2, 65.4, 70.4)):
+    """Keras example "Train a Vision Transformer on small-scale datasets" (keras.io/examples/vision/
+    vit_small_ds/; Lee et al. 2021): the ViT above with its two changes. Shifted Patch
+    Tokenization: the image concatenated with four copies shifted diagonally by half a patch
+    (``ops.image.crop_images`` then ``pad_images``), cut into patches (``extract_patches``),
+    LayerNormalization and a Dense projection (the layer also returns the patches, which nothing
+    reads). Locality Self-Attention: a MultiHeadAttention subclass whose overridden attention
+    scales the queries by a learned temperature, computes the scores and the weighted sum with
+    ``ops.einsum`` and masks each token from itself (a constant diagonal mask). Positions are an
+    Embedding of ``ops.arange`` added to the tokens. As the ViT builder: Normalization to
+    CIFAR-100's statistics, Resizing, random augmentations (inactive at inference). For Keras 3.15:
+    the attention's ``_compute_attention`` takes the ``return_attention_scores`` it passes, the
+    patches' padding is written 'valid' (it refuses 'VALID') and their strides as one number."""
+    import math
+
+    keras, layers = _keras()
+    ops = keras.ops
+    num_patches = (image_size // patch_size) ** 2
+    half = patch_size // 2
+
+    class ShiftedPatchTokenization(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.flatten_patches = layers.Reshape((num_patches, -1))
+            self.projection = layers.Dense(units=projection_dim)
+            self.layer_norm = layers.LayerNormalization(epsilon=1e-6)
+
+        def crop_shift_pad(self, images, mode):
+            crop_height, crop_width, shift_height, shift_width = {
+                "left-up": (half, half, 0, 0), "left-down": (0, half, half, 0),
+                "right-up": (half, 0, 0, half), "right-down": (0, 0, half, half)}[mode]
+            crop = ops.image.crop_images(images, top_cropping=crop_height, left_cropping=crop_width,
+                                         target_height=image_size - half, target_width=image_size - half)
+            return ops.image.pad_images(crop, top_padding=shift_height, left_padding=shift_width,
+                                        target_height=image_size, target_width=image_size)
+
+        def call(self, images):
+            images = ops.concatenate([images] + [self.crop_shift_pad(images, mode) for mode in
+                                                 ("left-up", "left-down", "right-up", "right-down")], axis=-1)
+            patches = ops.image.extract_patches(images=images, size=(patch_size, patch_size), strides=patch_size,
+                                                dilation_rate=1, padding="valid")
+            tokens = self.projection(self.layer_norm(self.flatten_patches(patches)))
+            return tokens, patches
+
+    class PatchEncoder(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.position_embedding = layers.Embedding(input_dim=num_patches, output_dim=projection_dim)
+            self.positions = ops.arange(start=0, stop=num_patches, step=1)
+
+        def call(self, encoded_patches):
+            return encoded_patches + self.position_embedding(self.positions)
+
+    class MultiHeadAttentionLSA(layers.MultiHeadAttention):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.tau = keras.Variable(math.sqrt(float(self._key_dim)), trainable=True)
+
+        def _compute_attention(self, query, key, value, attention_mask=None, training=None,
+                               return_attention_scores=False):
+            query = ops.multiply(query, 1.0 / self.tau)
+            attention_scores = ops.einsum(self._dot_product_equation, key, query)
+            attention_scores = self._masked_softmax(attention_scores, attention_mask)
+            attention_scores_dropout = self._dropout_layer(attention_scores, training=training)
+            attention_output = ops.einsum(self._combine_equation, attention_scores_dropout, value)
+            return attention_output, attention_scores
+
+    def mlp(x, hidden_units, dropout_rate):
+        for units in hidden_units:
+            x = layers.Dropout(dropout_rate)(layers.Dense(units, activation="gelu")(x))
+        return x
+
+    augmentation = keras.Sequential([
+        layers.Normalization(mean=list(mean), variance=[v * v for v in std]),
+        layers.Resizing(image_size, image_size),
+        layers.RandomFlip("horizontal"),
+        layers.RandomRotation(factor=0.02),
+        layers.RandomZoom(height_factor=0.2, width_factor=0.2)], name="data_augmentation")
+    diag_attn_mask = ops.cast([1 - ops.eye(num_patches)], dtype="int8")
+    inputs = layers.Input(shape=input_shape)
+    tokens, _ = ShiftedPatchTokenization()(augmentation(inputs))
+    encoded = PatchEncoder()(tokens)
+    for _ in range(transformer_layers):
+        x1 = layers.LayerNormalization(epsilon=1e-6)(encoded)
+        attention = MultiHeadAttentionLSA(num_heads=num_heads, key_dim=projection_dim, dropout=0.1)(
+            x1, x1, attention_mask=diag_attn_mask)
+        x2 = layers.Add()([attention, encoded])
+        x3 = mlp(layers.LayerNormalization(epsilon=1e-6)(x2), [projection_dim * 2, projection_dim], 0.1)
+        encoded = layers.Add()([x3, x2])
+    representation = layers.Dropout(0.5)(layers.Flatten()(layers.LayerNormalization(epsilon=1e-6)(encoded)))
+    features = mlp(representation, list(mlp_head_units), 0.5)
+    return keras.Model(inputs, layers.Dense(num_classes)(features), name="vit_small_ds")
+
+
 # --------------------------------------------------------------------------- several inputs
 def siamese_contrastive(input_shape=(28, 28, 1), embedding=10):
     """Keras example "Image similarity estimation using a Siamese Network with a contrastive loss"
@@ -1190,6 +1286,11 @@ MODELS.update({
     "keras_example_mlp_mixer": (mlp_classifier, dict(block="mixer", input_shape=(20, 20, 3), num_classes=10,
                                                      image_size=16, patch_size=4, embedding_dim=16, num_blocks=2),
                                 {"input_range": 255.0}),
+    # 20 x 20 pixels resized to 16 x 16, 4 x 4 patches (16 tokens), projection 8, 2 heads, 2 blocks
+    "keras_example_vit_small_ds": (vit_small_ds, dict(input_shape=(20, 20, 3), num_classes=10, image_size=16,
+                                                      patch_size=4, projection_dim=8, num_heads=2,
+                                                      transformer_layers=2, mlp_head_units=(16, 8)),
+                                   {"input_range": 255.0}),
     # several inputs
     "keras_example_siamese_contrastive": (siamese_contrastive, dict(), {"regression": True}),
     # 16 x 16 images, widths 8/16/24, one residual block per level (published: 64 x 64, 32..128, 2)
