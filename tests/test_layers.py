@@ -319,6 +319,56 @@ def test_einsum_and_stacked_matmul_of_model_values(tmp_path):
             compile_model(keras.Model(inp, ops.einsum(equation, *operands)))
 
 
+def test_cait_class_attention_matches_keras(tmp_path):
+    """keras.io's CaiT (examples/vision/cait/) class attention, as published: the class token's
+    query against every token's key per head, written with keras.ops reshape, transpose and
+    matmul of stacks of matrices (one per head). Refused before stacked matmul; the layer
+    returns (output, attention), and only the output is read."""
+    ops = keras.ops
+
+    class ClassAttention(layers.Layer):
+        def __init__(self, projection_dim, num_heads, dropout_rate, **kwargs):
+            super().__init__(**kwargs)
+            self.num_heads = num_heads
+            head_dim = projection_dim // num_heads
+            self.scale = head_dim**-0.5
+            self.q = layers.Dense(projection_dim)
+            self.k = layers.Dense(projection_dim)
+            self.v = layers.Dense(projection_dim)
+            self.attn_drop = layers.Dropout(dropout_rate)
+            self.proj = layers.Dense(projection_dim)
+            self.proj_drop = layers.Dropout(dropout_rate)
+
+        def call(self, x, training=False):
+            batch_size, num_patches, num_channels = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
+            q = ops.expand_dims(self.q(x[:, 0]), axis=1)
+            q = ops.reshape(q, (batch_size, 1, self.num_heads, num_channels // self.num_heads))
+            q = ops.transpose(q, axes=[0, 2, 1, 3])
+            scale = ops.cast(self.scale, dtype=q.dtype)
+            q = q * scale
+            k = self.k(x)
+            k = ops.reshape(k, (batch_size, num_patches, self.num_heads, num_channels // self.num_heads))
+            k = ops.transpose(k, axes=[0, 2, 1, 3])
+            v = self.v(x)
+            v = ops.reshape(v, (batch_size, num_patches, self.num_heads, num_channels // self.num_heads))
+            v = ops.transpose(v, axes=[0, 2, 1, 3])
+            attn = ops.matmul(q, ops.transpose(k, axes=[0, 1, 3, 2]))
+            attn = ops.nn.softmax(attn, axis=-1)
+            attn = self.attn_drop(attn, training=training)
+            x_cls = ops.matmul(attn, v)
+            x_cls = ops.transpose(x_cls, axes=[0, 2, 1, 3])
+            x_cls = ops.reshape(x_cls, (batch_size, 1, num_channels))
+            x_cls = self.proj(x_cls)
+            x_cls = self.proj_drop(x_cls, training=training)
+            return x_cls, attn
+
+    inp = keras.Input((7, 8))
+    x_cls, _ = ClassAttention(8, 2, 0.0)(inp)
+    compiled = assert_matches_keras(keras.Model(inp, layers.Flatten()(x_cls)), tmp_path, name="ClassAttention")
+    assert [op.label() for op in compiled.graph.ops if op.kind == "MatMul"] == ["MatMul 2 x (1x4 x 4x7)",
+                                                                               "MatMul 2 x (1x7 x 7x4)"]
+
+
 def test_softmax_with_a_mask(tmp_path):
     """Keras' Softmax layer called with a mask ignored it (silently wrong); so did every other
     layer given one (a GlobalAveragePooling1D with a mask: 1.01 off). Softmax now computes it as
