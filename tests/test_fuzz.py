@@ -486,7 +486,7 @@ class _Gen:
 
     #: what keras_op draws, and the reductions among them
     KERAS_OPS = ("reduce", "softmax", "dot", "matmul", "power", "abs", "square", "tile", "repeat", "where", "moveaxis",
-                 "einsum")
+                 "einsum", "einsum_ops")
     REDUCTIONS = ("mean", "sum", "max", "min")
 
     def keras_op(self, x):
@@ -495,7 +495,9 @@ class _Gen:
         not), a softmax over any axis, Dot (contracting either axis of a sequence, or two vectors;
         cosine similarity or not), matmul of a sequence by a projection's transpose, a power,
         abs, square, tile or repeat of one sample axis (x2), where(x > c, x, c' or a projection),
-        moveaxis of a sample axis, EinsumDense to heads ('...c,cde->...de')."""
+        moveaxis of a sample axis, EinsumDense to heads ('...c,cde->...de'), an einsum of the value
+        and a projection of it (each shared axis kept or summed, the result's axes in any order,
+        the operands either way round)."""
         q, ops, L = self.ops_rng, self.k.ops, self.L
         shape = self.shape(x)
         rank = len(shape)
@@ -526,6 +528,16 @@ class _Gen:
             heads, width = int(q.integers(2, 4)), int(q.integers(2, 5))
             return L.EinsumDense("...c,cde->...de", output_shape=(heads, width), bias_axes="de",
                                  name=self.name("einsum"))(x)
+        if kind == "einsum_ops":
+            y = L.Dense(int(q.integers(2, 5)), name=self.name("dense"))(x)
+            own = "cdefgh"[:rank]  # x's axes; the projection y shares all but the last
+            kept = [a for a in own[:-1] if q.random() < 0.6][:1]  # shared axes kept (one at most: the result's
+            # rank stays at 3, which every layer drawn next takes), the others summed
+            result = "".join(str(a) for a in q.permutation(kept + [own[-1], "u"]))
+            operands = [("b" + own, x), ("b" + own[:-1] + "u", y)]
+            if q.random() < 0.5:
+                operands.reverse()
+            return ops.einsum(f"{operands[0][0]},{operands[1][0]}->b{result}", operands[0][1], operands[1][1])
         if kind == "softmax":
             return L.Softmax(axis=int(q.integers(1, rank + 1)), name=self.name("softmax"))(x)
         if kind == "power":
@@ -1057,8 +1069,9 @@ def test_fuzz_transformer_layers(tmp_path):
 
 def test_fuzz_keras_ops(tmp_path):
     """Random models with keras.ops reductions, softmax over any axis, Dot, matmul, power, tile,
-    repeat, where, moveaxis and EinsumDense among the others (their own seeds: reproduce with
-    ``python tests/test_fuzz.py --ops SEED``; 120 seeds passed when the last five joined)."""
+    repeat, where, moveaxis, EinsumDense and einsum among the others (their own seeds: reproduce
+    with ``python tests/test_fuzz.py --ops SEED``; 120 seeds passed when tile..EinsumDense joined,
+    200 when einsum did)."""
     seeds = [OPS_BASE_SEED + i for i in range(N_OPS_MODELS)]
     cases, failures, refusals = run_seeds(seeds, str(tmp_path), keras_ops=True)
     assert len(cases) + len(failures) + len(refusals) >= 0.8 * len(seeds), "too few usable random models"
@@ -1066,6 +1079,7 @@ def test_fuzz_keras_ops(tmp_path):
     for kind in ("Dot", "Softmax"):
         assert kind in kinds, f"no {kind} among {sorted(kinds)}"
     assert kinds & {"Mean", "Sum", "Max", "Min"} and kinds & {"Matmul", "Power"}, sorted(kinds)
+    assert "Einsum" in kinds, sorted(kinds)
     if failures or refusals:
         pytest.fail(f"{len(failures)} failing and {len(refusals)} refused of {len(seeds)} random models "
                     f"(reproduce: python tests/test_fuzz.py --ops SEED):\n\n{_report(failures, refusals)}",
