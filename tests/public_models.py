@@ -801,28 +801,13 @@ def vit(input_shape=(32, 32, 3), num_classes=100, image_size=72, patch_size=6, p
             positions = ops.expand_dims(ops.arange(start=0, stop=self.num_patches, step=1), axis=0)
             return self.projection(patch) + self.position_embedding(positions)
 
-    def mlp(x, hidden_units, dropout_rate):
-        for units in hidden_units:
-            x = layers.Dropout(dropout_rate)(layers.Dense(units, activation=keras.activations.gelu)(x))
-        return x
-
-    augmentation = keras.Sequential([
-        layers.Normalization(mean=list(mean), variance=[v * v for v in std]),
-        layers.Resizing(image_size, image_size),
-        layers.RandomFlip("horizontal"),
-        layers.RandomRotation(factor=0.02),
-        layers.RandomZoom(height_factor=0.2, width_factor=0.2)], name="data_augmentation")
+    augmentation = _vit_augmentation(image_size, mean, std)
     inputs = keras.Input(shape=input_shape)
     encoded = PatchEncoder(num_patches, hidden_dim)(Patches(patch_size)(augmentation(inputs)))
-    for _ in range(transformer_layers):
-        x1 = layers.LayerNormalization(epsilon=1e-6)(encoded)
-        attention = layers.MultiHeadAttention(num_heads=num_heads, key_dim=projection_dim, dropout=0.1)(x1, x1)
-        x2 = layers.Add()([attention, encoded])
-        x3 = mlp(layers.LayerNormalization(epsilon=1e-6)(x2), [hidden_dim * 2, hidden_dim], 0.1)
-        encoded = layers.Add()([x3, x2])
-    representation = layers.Dropout(0.5)(layers.Flatten()(layers.LayerNormalization(epsilon=1e-6)(encoded)))
-    features = mlp(representation, list(mlp_head_units), 0.5)
-    return keras.Model(inputs, layers.Dense(num_classes)(features), name="vit")
+    logits = _vit_blocks_and_head(
+        encoded, lambda x: layers.MultiHeadAttention(num_heads=num_heads, key_dim=projection_dim, dropout=0.1)(x, x),
+        transformer_layers, [hidden_dim * 2, hidden_dim], mlp_head_units, num_classes, keras.activations.gelu)
+    return keras.Model(inputs, logits, name="vit")
 
 
 def mlp_classifier(block="gmlp", input_shape=(32, 32, 3), num_classes=100, image_size=64, patch_size=8,
@@ -979,6 +964,64 @@ def deit(input_shape=(224, 224, 3), num_classes=5, patch_size=16, projection_dim
     return keras.Model(inputs, student(layers.Rescaling(1.0 / 255)(inputs), training=False), name="deit")
 
 
+def _vit_blocks_and_head(encoded, attend, transformer_layers, mlp_units, mlp_head_units, num_classes, activation):
+    """The keras.io ViT examples' pre-norm Transformer blocks (``attend(x)``: the attention of
+    normalised tokens; a Dense MLP of ``mlp_units`` with ``activation`` and Dropout; residual
+    adds) and head (LayerNormalization, Flatten, Dropout, an MLP of ``mlp_head_units``, logits)."""
+    _, layers = _keras()
+
+    def mlp(x, hidden_units, dropout_rate):
+        for units in hidden_units:
+            x = layers.Dropout(dropout_rate)(layers.Dense(units, activation=activation)(x))
+        return x
+
+    for _ in range(transformer_layers):
+        x2 = layers.Add()([attend(layers.LayerNormalization(epsilon=1e-6)(encoded)), encoded])
+        encoded = layers.Add()([mlp(layers.LayerNormalization(epsilon=1e-6)(x2), mlp_units, 0.1), x2])
+    representation = layers.Dropout(0.5)(layers.Flatten()(layers.LayerNormalization(epsilon=1e-6)(encoded)))
+    return layers.Dense(num_classes)(mlp(representation, list(mlp_head_units), 0.5))
+
+
+def _vit_augmentation(image_size, mean, std):
+    """The keras.io ViT examples' augmentation head: Normalization (to ``mean`` / ``std``),
+    Resizing to ``image_size``, RandomFlip, RandomRotation, RandomZoom."""
+    keras, layers = _keras()
+    return keras.Sequential([
+        layers.Normalization(mean=list(mean), variance=[v * v for v in std]),
+        layers.Resizing(image_size, image_size),
+        layers.RandomFlip("horizontal"),
+        layers.RandomRotation(factor=0.02),
+        layers.RandomZoom(height_factor=0.2, width_factor=0.2)], name="data_augmentation")
+
+
+def multi_head_attention_lsa(**kwargs):
+    """keras.io "ViT on small-scale datasets"' Locality Self-Attention: a MultiHeadAttention
+    subclass whose overridden attention scales the queries by a learned temperature (initially
+    sqrt(key_dim)) and computes the scores and the weighted sum with ``ops.einsum`` of the layer's
+    own equations. Its ``_compute_attention`` takes the ``return_attention_scores`` Keras 3.15
+    passes (the example's predates it)."""
+    import math
+
+    keras, layers = _keras()
+    ops = keras.ops
+
+    class MultiHeadAttentionLSA(layers.MultiHeadAttention):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.tau = keras.Variable(math.sqrt(float(self._key_dim)), trainable=True)
+
+        def _compute_attention(self, query, key, value, attention_mask=None, training=None,
+                               return_attention_scores=False):
+            query = ops.multiply(query, 1.0 / self.tau)
+            attention_scores = ops.einsum(self._dot_product_equation, key, query)
+            attention_scores = self._masked_softmax(attention_scores, attention_mask)
+            attention_scores_dropout = self._dropout_layer(attention_scores, training=training)
+            attention_output = ops.einsum(self._combine_equation, attention_scores_dropout, value)
+            return attention_output, attention_scores
+
+    return MultiHeadAttentionLSA(**kwargs)
+
+
 def vit_small_ds(input_shape=(32, 32, 3), num_classes=100, image_size=72, patch_size=6, projection_dim=64,
                  num_heads=4, transformer_layers=8, mlp_head_units=(2048, 1024), mean=(129.3, 124.1, 112.4),
                  std=(68.2, 65.4, 70.4)):
@@ -992,10 +1035,8 @@ def vit_small_ds(input_shape=(32, 32, 3), num_classes=100, image_size=72, patch_
     ``ops.einsum`` and masks each token from itself (a constant diagonal mask). Positions are an
     Embedding of ``ops.arange`` added to the tokens. As the ViT builder: Normalization to
     CIFAR-100's statistics, Resizing, random augmentations (inactive at inference). For Keras 3.15:
-    the attention's ``_compute_attention`` takes the ``return_attention_scores`` it passes, the
-    patches' padding is written 'valid' (it refuses 'VALID') and their strides as one number."""
-    import math
-
+    the attention as ``multi_head_attention_lsa`` says, the patches' padding written 'valid' (it
+    refuses 'VALID') and their strides as one number."""
     keras, layers = _keras()
     ops = keras.ops
     num_patches = (image_size // patch_size) ** 2
@@ -1034,45 +1075,16 @@ def vit_small_ds(input_shape=(32, 32, 3), num_classes=100, image_size=72, patch_
         def call(self, encoded_patches):
             return encoded_patches + self.position_embedding(self.positions)
 
-    class MultiHeadAttentionLSA(layers.MultiHeadAttention):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.tau = keras.Variable(math.sqrt(float(self._key_dim)), trainable=True)
-
-        def _compute_attention(self, query, key, value, attention_mask=None, training=None,
-                               return_attention_scores=False):
-            query = ops.multiply(query, 1.0 / self.tau)
-            attention_scores = ops.einsum(self._dot_product_equation, key, query)
-            attention_scores = self._masked_softmax(attention_scores, attention_mask)
-            attention_scores_dropout = self._dropout_layer(attention_scores, training=training)
-            attention_output = ops.einsum(self._combine_equation, attention_scores_dropout, value)
-            return attention_output, attention_scores
-
-    def mlp(x, hidden_units, dropout_rate):
-        for units in hidden_units:
-            x = layers.Dropout(dropout_rate)(layers.Dense(units, activation="gelu")(x))
-        return x
-
-    augmentation = keras.Sequential([
-        layers.Normalization(mean=list(mean), variance=[v * v for v in std]),
-        layers.Resizing(image_size, image_size),
-        layers.RandomFlip("horizontal"),
-        layers.RandomRotation(factor=0.02),
-        layers.RandomZoom(height_factor=0.2, width_factor=0.2)], name="data_augmentation")
+    augmentation = _vit_augmentation(image_size, mean, std)
     diag_attn_mask = ops.cast([1 - ops.eye(num_patches)], dtype="int8")
     inputs = layers.Input(shape=input_shape)
     tokens, _ = ShiftedPatchTokenization()(augmentation(inputs))
     encoded = PatchEncoder()(tokens)
-    for _ in range(transformer_layers):
-        x1 = layers.LayerNormalization(epsilon=1e-6)(encoded)
-        attention = MultiHeadAttentionLSA(num_heads=num_heads, key_dim=projection_dim, dropout=0.1)(
-            x1, x1, attention_mask=diag_attn_mask)
-        x2 = layers.Add()([attention, encoded])
-        x3 = mlp(layers.LayerNormalization(epsilon=1e-6)(x2), [projection_dim * 2, projection_dim], 0.1)
-        encoded = layers.Add()([x3, x2])
-    representation = layers.Dropout(0.5)(layers.Flatten()(layers.LayerNormalization(epsilon=1e-6)(encoded)))
-    features = mlp(representation, list(mlp_head_units), 0.5)
-    return keras.Model(inputs, layers.Dense(num_classes)(features), name="vit_small_ds")
+    logits = _vit_blocks_and_head(
+        encoded, lambda x: multi_head_attention_lsa(num_heads=num_heads, key_dim=projection_dim, dropout=0.1)(
+            x, x, attention_mask=diag_attn_mask),
+        transformer_layers, [projection_dim * 2, projection_dim], mlp_head_units, num_classes, "gelu")
+    return keras.Model(inputs, logits, name="vit_small_ds")
 
 
 # --------------------------------------------------------------------------- several inputs

@@ -375,8 +375,9 @@ def test_softmax_with_a_mask(tmp_path):
     Keras does (-1e9 where masked, then 0), for a constant mask and one computed from the input;
     keras.io's "ViT on small datasets" attention (Locality Self-Attention: a MultiHeadAttention
     subclass with a learned temperature, its own einsum attention and a mask hiding each token
-    from itself) matches Keras; any other layer called with a mask is refused saying so."""
-    import math
+    from itself; tests/public_models.py) matches Keras; any other layer called with a mask is
+    refused saying so."""
+    import public_models
 
     ops = keras.ops
     inp = keras.Input((6, 4))
@@ -389,26 +390,11 @@ def test_softmax_with_a_mask(tmp_path):
                                                     r"called with a mask .* as if unmasked"):
         compile_model(keras.Model(inp, layers.GlobalAveragePooling1D()(h, mask=constant[:, :, 0])))
 
-    class MultiHeadAttentionLSA(layers.MultiHeadAttention):  # keras.io/examples/vision/vit_small_ds/
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.tau = keras.Variable(math.sqrt(float(self._key_dim)), trainable=True)
-
-        # (Keras 3.15 passes return_attention_scores too)
-        def _compute_attention(self, query, key, value, attention_mask=None, training=None,
-                               return_attention_scores=False):
-            query = ops.multiply(query, 1.0 / self.tau)
-            attention_scores = ops.einsum(self._dot_product_equation, key, query)
-            attention_scores = self._masked_softmax(attention_scores, attention_mask)
-            attention_scores_dropout = self._dropout_layer(attention_scores, training=training)
-            attention_output = ops.einsum(self._combine_equation, attention_scores_dropout, value)
-            return attention_output, attention_scores
-
     n = 9
     tokens = keras.Input((n, 8))
     x = layers.LayerNormalization(epsilon=1e-6)(tokens)
     diag_attn_mask = ops.cast([1 - ops.eye(n)], dtype="int8")
-    x = MultiHeadAttentionLSA(num_heads=2, key_dim=8, dropout=0.1)(x, x, attention_mask=diag_attn_mask)
+    x = public_models.multi_head_attention_lsa(num_heads=2, key_dim=8, dropout=0.1)(x, x, attention_mask=diag_attn_mask)
     model = keras.Model(tokens, layers.Dense(3)(layers.GlobalAveragePooling1D()(layers.Add()([x, tokens]))))
     compiled = assert_matches_keras(model, tmp_path, name="Lsa")
     assert sum(op.kind == "Einsum" for op in compiled.graph.ops) == 2
