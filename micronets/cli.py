@@ -717,18 +717,25 @@ def _board_eager(ctx, param, value):
 
 
 def supported_text() -> str:
-    """What the compiler converts: Keras layers, keras.ops operations, activations."""
+    """What the compiler converts: Keras layers, keras.ops operations, activations, and the
+    operators of a fully-int8 .tflite."""
     import textwrap
 
     from micronets.compiler import supported_layers, supported_operations
     from micronets.compiler.activations import supported as supported_activations
+    from micronets.compiler.tflite import SUPPORTED as tflite_operators
 
     parts = [("Keras layers", supported_layers()), ("keras.ops in functional graphs", supported_operations()),
              ("activations (activation= and Activation layers)", supported_activations())]
     traced = ("Lambda layers and your own Layer subclasses: their function / call() is traced through the keras.ops "
-              "and layers above")
-    return "\n\n".join(f"{title}:\n" + textwrap.fill(", ".join(names), 100, initial_indent="  ", subsequent_indent="  ")
-                       for title, names in parts) + "\n\n" + textwrap.fill(traced, 100) + "."
+              "and layers above.")
+    int8 = ("int8 (the operators of a fully-int8 .tflite: a file's, or those TFLite's converter makes of a Keras "
+            "model with --int8)", sorted(tflite_operators))
+
+    def listed(title, names):
+        return f"{title}:\n" + textwrap.fill(", ".join(names), 100, initial_indent="  ", subsequent_indent="  ")
+
+    return "\n\n".join([listed(*part) for part in parts] + [textwrap.fill(traced, 100), listed(*int8)])
 
 
 def _layers_eager(ctx, param, value):

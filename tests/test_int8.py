@@ -1210,8 +1210,14 @@ def test_unsupported_op_is_named(tmp_path):
     x = L.Activation("log_softmax")(x)
     model = spread_weights(keras.Model(i, x))
     data = convert(model, calibration(model))
-    with pytest.raises(UnsupportedModelError, match="LOG_SOFTMAX"):
+    with pytest.raises(UnsupportedModelError, match=r"\(LOG_SOFTMAX, writing '[^']+'\) is not supported by micronets' "
+                                                    r"int8 path \(`micronets info --layers` lists the \d+ it supports\)$"):
         compile_tflite(data)
+    from micronets.cli import supported_text
+    from micronets.compiler.tflite import SUPPORTED
+
+    listing = supported_text().split("int8 (")[1]
+    assert all(name in listing for name in SUPPORTED) and "LOG_SOFTMAX" not in listing
 
 
 def test_fused_activation_on_an_op_that_cannot_apply_it_is_refused():

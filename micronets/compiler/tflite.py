@@ -448,7 +448,8 @@ class _Importer:
             shapes = any(i in self.shape_values for i in ins)
             raise UnsupportedModelError(f"{r.what}: op {k} ({name}, writing '{r.tname(outs[0]) if outs else '?'}') is not supported "
                                         f"by micronets' int8 path" + (f"; it computes a shape at run time: {DYNAMIC_HINT}"
-                                                                      if shapes else f"; supported: {', '.join(SUPPORTED)}"))
+                                                                      if shapes else f" (`micronets info --layers` lists "
+                                                                                     f"the {len(SUPPORTED)} it supports)"))
         opt = op.builtinOptions
         label = r.tname(outs[0]).split(";")[0][-60:]  # the converter joins the fused TF names with ';'
         fused = int(getattr(opt, "fusedActivationFunction", 0) or 0)
