@@ -61,8 +61,11 @@ def row_activation(ctx, x, name, op_name, axis=-1):
 def convert_softmax(layer, inputs, ctx):
     name = "log_softmax" if type(layer).__name__ == "LogSoftmax" else "softmax"
     axis = getattr(layer, "axis", -1)
-    mask = ctx.call_kwargs.get("mask", ctx.call_args[1] if len(ctx.call_args) > 1 else None)
-    if mask is None or type(layer).__name__ != "Softmax":
+    import keras
+
+    is_layer = isinstance(layer, keras.layers.Layer)  # (keras.ops' operation is also a class named Softmax)
+    mask = ctx.call_kwargs.get("mask", ctx.call_args[1] if len(ctx.call_args) > 1 else None) if is_layer else None
+    if mask is None:
         return row_activation(ctx, inputs[0], name, layer.name, axis=axis)
     return masked_softmax(ctx, ctx.call_args[0] if ctx.call_args else inputs[0], mask, axis, layer.name)
 
