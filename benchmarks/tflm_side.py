@@ -27,11 +27,11 @@ _MISSING = re.compile(r"missing:\s*(\d+)")
 def _concrete_function(model, batch: int = 1):
     import tensorflow as tf
 
-    shape = [batch] + [int(d) for d in model.input_shape[1:]]
+    specs = [tf.TensorSpec([batch] + [int(d) for d in t.shape[1:]], tf.float32) for t in model.inputs]
 
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
-    def infer(x):
-        return model(x, training=False)
+    @tf.function(input_signature=specs)
+    def infer(*xs):  # one argument per model input, in the model's order
+        return model(list(xs) if len(xs) > 1 else xs[0], training=False)
 
     return infer.get_concrete_function()
 
