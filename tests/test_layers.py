@@ -590,16 +590,51 @@ def test_multi_head_attention(options, form, tmp_path):
     assert compiled.plan.arena_size == compiled.plan.lower_bound
 
 
-def test_multi_head_attention_refusals_say_why():
+def test_multi_head_attention_with_masks_its_kernel_does_not_take(tmp_path):
+    """A mask computed from the input (a padding mask of token ids, keras.io's text transformers;
+    a comparison of a projection), a constant mask that is not a band, one that hides every key
+    from a query, a sliding window over fewer keys than queries, and causal with a value mask were
+    refused: the attention kernel takes bands only. Such a MultiHeadAttention is now compiled
+    through its own call(), as Keras runs it: without dropout through keras.ops.dot_product_attention
+    (masked logits -0.7 x 3.39e38, a row all masked uniform), with dropout through einsum and the
+    Softmax layer's mask (a row all masked: zeros). Each matches Keras."""
+    ops = keras.ops
     inp = keras.Input((6, 8))
     holey = np.ones((1, 6, 6), bool)
     holey[0, 2, 4] = False
-    cases = ((lambda: layers.MultiHeadAttention(2, 4)(inp, inp, attention_mask=holey), "not a band of key positions"),
-             (lambda: layers.MultiHeadAttention(2, 4)(inp, inp, attention_mask=layers.Dense(6)(inp)),
-              "attention_mask is computed from the model's input"),
-             (lambda: layers.MultiHeadAttention(2, 4, sliding_window=2)(inp, layers.Cropping1D((0, 3))(inp)),
-              "lets query position 4 see no key"),
-             (lambda: layers.Reshape((72,))(layers.MultiHeadAttention(2, 4)(inp, inp, return_attention_scores=True)[1]),
+    blind = np.ones((1, 6, 6), bool)
+    blind[0, 3, :] = False
+    masks = (dict(attention_mask=holey), dict(attention_mask=blind),
+             dict(attention_mask=ops.greater(layers.Dense(6)(inp), -0.5), use_causal_mask=True))
+    for dropout in (0.0, 0.1):
+        outs = [layers.MultiHeadAttention(2, 4, dropout=dropout)(inp, inp, **mask) for mask in masks]
+        outs.append(layers.MultiHeadAttention(2, 4, sliding_window=2, dropout=dropout)(inp, layers.Cropping1D((0, 3))(inp)))
+        model = keras.Model(inp, [layers.Flatten()(o) for o in outs], name=f"masked_{int(dropout * 10)}")
+        compiled = assert_matches_keras(model, tmp_path, name="Masked")
+        assert not any(op.kind == "MultiHeadAttention" for op in compiled.graph.ops)
+        assert sum(op.kind == "Einsum" for op in compiled.graph.ops) == 8
+    ids = keras.Input((6,), dtype="int32")
+    tokens = layers.Embedding(20, 8)(ids)
+    valid = ops.not_equal(ids, 0)
+    padded = layers.MultiHeadAttention(num_heads=2, key_dim=4)(
+        tokens, tokens, attention_mask=ops.logical_and(valid[:, :, None], valid[:, None, :]))
+    model = keras.Model(ids, layers.Dense(3)(layers.GlobalAveragePooling1D()(padded)))
+    x = np.random.default_rng(0).integers(1, 20, (8, 6))
+    x[:, 4:] = 0
+    x[3, 2:] = 0
+    (got,), _ = cpp_outputs(model, x.astype(np.float32), tmp_path, name="Padded")
+    ref = np.asarray(model(x))
+    assert np.ptp(ref, axis=0).max() > 1e-2 and np.abs(got - ref).max() <= TOL * max(1.0, np.abs(ref).max())
+    # MultiHeadAttention casts its mask to bool: x != 0, held as 1.0 / 0.0 (a float mask's values are not 0 and 1)
+    relu = layers.Dense(5, activation="relu")(inp)  # zeros and positive values
+    cast = keras.Model(inp, layers.Flatten()(ops.cast(ops.cast(relu, "bool"), "float32") * 2.0 + relu))
+    compiled = assert_matches_keras(cast, tmp_path, name="Cast")
+    assert any(op.kind == "NotEqual" for op in compiled.graph.ops)
+
+
+def test_multi_head_attention_refusals_say_why():
+    inp = keras.Input((6, 8))
+    cases = ((lambda: layers.Reshape((72,))(layers.MultiHeadAttention(2, 4)(inp, inp, return_attention_scores=True)[1]),
               "2 outputs and a later layer reads one after the first"),
              (lambda: layers.MultiHeadAttention(2, 4, output_shape=(2, 4))(inp, inp), "one last axis"),
              (lambda: layers.MultiHeadAttention(2, 4)(inp, layers.Dense(8)(layers.Reshape((3, 4, 8))(

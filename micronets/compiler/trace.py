@@ -29,7 +29,7 @@ import numpy as np
 from micronets.compiler import activations
 from micronets.compiler.graph import Graph, Tensor, input_name
 from micronets.compiler.ops.base import (CONVERTERS, MULTI_OUTPUT, READS_MASK, REWRITES, TAKES_CONSTANTS,
-                                         UnsupportedModelError, brief)
+                                         TraceThrough, UnsupportedModelError, brief)
 
 
 def _load_op_modules():
@@ -295,19 +295,7 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                 f"layer reads one after the first (return_state, return_attention_scores, ...); micronets computes "
                 f"its first output only")
         elif isinstance(layer, keras.layers.Layer) and key not in CONVERTERS:  # a user's class, or subclassed Model
-            try:
-                with _expanded(layer, node, model) as sub:
-                    if isinstance(sub, np.ndarray):  # a constant: the layer reads none of its inputs at run time
-                        for kt in node.input_tensors:
-                            ctx.readers[values[id(kt)]] -= 1
-                        t = sub
-                    else:
-                        t = _inline(sub, node, values, ctx)
-            except UnsupportedModelError as exc:
-                if str(exc).startswith(_describe(layer, key)):
-                    raise
-                raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}', traced through its "
-                                            f"call(): {exc}") from exc
+            t = _traced_call(layer, node, key, model, values, ctx)
         else:
             fn = CONVERTERS.get(key)
             if fn is None and key in VALUE_FREE:  # (not folded: its fill value is computed from the input)
@@ -330,6 +318,8 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                 t = fn(layer, ins, ctx)
             except UnsupportedModelError:
                 raise
+            except TraceThrough as why:  # a form of the call its kernel does not take: compile its call()
+                t = _traced_call(layer, node, key, model, values, ctx, why=str(why))
             except (ValueError, TypeError, IndexError, KeyError) as exc:
                 raise UnsupportedModelError(f"{_describe(layer, key)} cannot be compiled: {exc}") from exc
             if any(t is v for v in ins):  # passed its input through: its readers read that value
@@ -374,6 +364,24 @@ def _input_tensor(kt, k: int) -> Tensor:
     # one number a sample (Input(shape=()): keras.io's structured-data examples feed each
     # feature so, an Embedding looks its id up): held as a vector of one, as x[:, 0] is
     return Tensor(name=input_name(k), shape=shape or (1,))
+
+
+def _traced_call(layer, node, key, model, values, ctx, why=None):
+    """The value of ``layer``'s call at ``node`` compiled through its ``call()`` (``_expanded``): a
+    user's layer class, or (``why``: the converter's reason) a Keras layer in a form its converter
+    does not take."""
+    try:
+        with _expanded(layer, node, model, keras_class=why is not None) as sub:
+            if isinstance(sub, np.ndarray):  # a constant: the layer reads none of its inputs at run time
+                for kt in node.input_tensors:
+                    ctx.readers[values[id(kt)]] -= 1
+                return sub
+            return _inline(sub, node, values, ctx)
+    except UnsupportedModelError as exc:
+        if str(exc).startswith(_describe(layer, key)):
+            raise
+        raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}', traced through its call()"
+                                    + (f" ({why})" if why else "") + f": {exc}") from exc
 
 
 def _folded(layer, node, key, values, ctx, model):
@@ -467,7 +475,7 @@ def _unsupported(layer, key, model, reason=""):
 
 
 @contextlib.contextmanager
-def _expanded(layer, node, model):
+def _expanded(layer, node, model, keras_class: bool = False):
     """What a layer of a class the compiler does not know (a user's own ``keras.layers.Layer``
     subclass) computes, as a functional model: its ``call()`` run once on symbolic inputs of the
     call's shapes, batch 1 (so ``ops.shape`` gives numbers a reshape can use), with
@@ -476,7 +484,8 @@ def _expanded(layer, node, model):
     in ``call()`` become constants. A ``call()`` that leaves keras.ops (``tf.nn.*``, numpy on
     tensors) is refused with what failed. Keras' own layer classes are not traced (one the compiler
     does not convert stays refused: Masking's call() alone would drop the mask an LSTM after it
-    reads), nor is a class that computes a mask; but a Lambda is, its function being the user's
+    reads) unless its converter asked for it (``keras_class``: a form of the call its kernel does not
+    take), nor is a class that computes a mask; but a Lambda is, its function being the user's
     (unless it is given a mask).
 
     The user's objects end as they began: the nodes this call adds to the sublayers are removed
@@ -490,8 +499,8 @@ def _expanded(layer, node, model):
     if isinstance(layer, keras.layers.Lambda):  # Keras' class, the user's function: traced as a call() is
         if layer.mask is not None:
             raise _unsupported(layer, key, model, " (its mask= gives a Keras mask, which the layers after it would read)")
-    elif cls.__module__.split(".")[0] == "keras":  # Keras' own: its semantics (masks, state) are not ours to guess
-        raise _unsupported(layer, key, model)
+    elif cls.__module__.split(".")[0] == "keras" and not keras_class:  # Keras' own: its semantics (masks,
+        raise _unsupported(layer, key, model)                             # state) are not ours to guess
     elif cls.compute_mask is not keras.layers.Layer.compute_mask:
         raise _unsupported(layer, key, model, " (it computes a Keras mask, which the layers after it would read)")
     kts = list(node.input_tensors)

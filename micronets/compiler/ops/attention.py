@@ -28,7 +28,7 @@ import numpy as np
 
 from micronets.compiler.activations import c_float
 from micronets.compiler.graph import FLOAT_BYTES, Tensor
-from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, one_sample
+from micronets.compiler.ops.base import Op, TraceThrough, UnsupportedModelError, converter, one_sample
 
 
 class MultiHeadAttention(Op):
@@ -175,12 +175,12 @@ def _weights(layer):
 
 def _band(name, lq, lk, mask):
     """(before, after) such that query i sees exactly key positions i - before .. i + after of the
-    boolean (lq, lk) ``mask`` (None: no bound on that side), or a refusal naming the mask's form."""
+    boolean (lq, lk) ``mask`` (None: no bound on that side); TraceThrough (the layer's call() is
+    compiled instead) for a mask of another form."""
     rows = [np.flatnonzero(r) for r in mask]
     for i, js in enumerate(rows):
         if js.size == 0:
-            raise UnsupportedModelError(f"{name}: its mask lets query position {i} see no key (Keras outputs zeros "
-                                        f"there); micronets supports masks where every query sees a key")
+            raise TraceThrough(f"{name}: its mask lets query position {i} see no key, which its kernel does not take")
     inner = [(i, js[0]) for i, js in enumerate(rows) if js[0] > 0]
     outer = [(i, js[-1]) for i, js in enumerate(rows) if js[-1] < lk - 1]
     before = inner[0][0] - inner[0][1] if inner else None
@@ -192,8 +192,8 @@ def _band(name, lq, lk, mask):
     if after is not None:
         band &= j <= i + after
     if not np.array_equal(band, mask):
-        raise UnsupportedModelError(f"{name}: its attention mask is not a band of key positions around each query's "
-                                    f"own (causal, a sliding window, or both); other masks are not supported")
+        raise TraceThrough(f"{name}: its attention mask is not a band of key positions around each query's own "
+                           f"(causal, a sliding window, or both), which its kernel takes")
     return before, after
 
 
@@ -239,6 +239,9 @@ def convert_multi_head_attention(layer, inputs, ctx):
         if call.get(mask) is not None:
             raise UnsupportedModelError(f"{name} is called with {mask}; supported masks: use_causal_mask, "
                                         f"sliding_window and a constant attention_mask")
+    if isinstance(call.get("attention_mask"), Tensor):  # (before any op is added)
+        raise TraceThrough(f"{name}: its attention_mask is computed from the model's input (a padding mask), which "
+                           f"its kernel does not take")
     # (return_attention_scores=True: two outputs, refused before any converter runs)
     value = call["value"]
     key = value if call.get("key") is None else call["key"]

@@ -94,6 +94,14 @@ class UnsupportedModelError(ValueError):
     """The model uses a layer, or a layer setting, the compiler cannot turn into C++."""
 
 
+class TraceThrough(Exception):
+    """Raised by a converter for a call its kernel does not take but the layer's own ``call()``
+    expresses in layers and keras.ops the compiler converts: the tracer then compiles that call()
+    instead (MultiHeadAttention with a mask computed from the input, or not a band). Ops the
+    converter added before are read by nothing, and dropped. The message says why, for the refusal
+    should the call() not compile either."""
+
+
 def brief(exc: BaseException, width: int = 240) -> str:
     """What ``exc`` says, in one line of at most ``width`` characters, to quote inside a message of
     our own: Keras' wrapping of an error raised inside a layer's call() ('Exception encountered

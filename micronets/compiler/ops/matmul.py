@@ -106,8 +106,6 @@ def convert_einsum(layer, inputs, ctx):
     are permuted into stacks of (free x contracted) and (contracted x free) matrices, multiplied,
     and the products permuted into the result's order. A copy is left out where an operand is
     already in that order."""
-    from micronets.compiler.ops.rearrange import permute
-
     what = f"operation '{layer.name}' (keras.ops einsum '{layer.subscripts}')"
     equation = str(layer.subscripts).replace(" ", "")
     if "..." in equation or "->" not in equation:
@@ -122,6 +120,14 @@ def convert_einsum(layer, inputs, ctx):
         raise UnsupportedModelError(f"{what}: the batch axis must be the first index of both operands and the result")
     sa, sb, so = operands[0][1:], operands[1][1:], result[1:]
     a, b = (ctx.dense_input(t) for t in ctx.call_args[:2])
+    return einsum(ctx, sa, sb, so, a, b, layer.name, what)
+
+
+def einsum(ctx, sa: str, sb: str, so: str, a, b, name: str, what: str):
+    """The einsum 'sa,sb->so' of one sample's tensors ``a`` and ``b`` (``what``: the call, for a
+    refusal): permuted into stacks of matrices, one MatMul, the products permuted into ``so``."""
+    from micronets.compiler.ops.rearrange import permute
+
     sizes = {}
     for subs, x in ((sa, a), (sb, b)):
         if len(subs) != len(x.shape):
@@ -138,12 +144,58 @@ def convert_einsum(layer, inputs, ctx):
     free_a, free_b = [c for c in so if c in sa and c not in sb], [c for c in so if c in sb and c not in sa]
     summed = [c for c in sa if c in sb and c not in so]
     count = lambda letters: int(np.prod([sizes[c] for c in letters]))
-    left = permute(ctx, a, [sa.index(c) for c in stack + free_a + summed], f"{layer.name}_lhs")
-    right = permute(ctx, b, [sb.index(c) for c in stack + summed + free_b], f"{layer.name}_rhs")
+    left = permute(ctx, a, [sa.index(c) for c in stack + free_a + summed], f"{name}_lhs")
+    right = permute(ctx, b, [sb.index(c) for c in stack + summed + free_b], f"{name}_rhs")
     order = stack + free_a + free_b
-    products = ctx.new_tensor(layer.name if order == list(so) else f"{layer.name}_products",
-                              tuple(sizes[c] for c in order) or (1,))
+    products = ctx.new_tensor(name if order == list(so) else f"{name}_products", tuple(sizes[c] for c in order) or (1,))
     ctx.add(MatMul(products.name, left, right, products, count(free_a), count(summed), count(free_b), False, False,
                    kind="Einsum", batch=count(stack)))
     # (the result's shape from the sizes: Keras declares None for some of an einsum's axes)
-    return permute(ctx, products, [order.index(c) for c in so], layer.name) if order != list(so) else products
+    return permute(ctx, products, [order.index(c) for c in so], name) if order != list(so) else products
+
+
+@converter("op:DotProductAttention")
+def convert_dot_product_attention(layer, inputs, ctx):
+    """keras.ops.dot_product_attention (what MultiHeadAttention's call() runs without dropout), as
+    Keras' TensorFlow backend computes it: per head, logits = q k^T x scale (default 1/sqrt(H));
+    where the mask (or the causal band) is false, -0.7 x 3.38953e38; softmax over the keys (a row
+    all masked: uniform, as Keras); the weighted sum of the values. Query (T, N, H), key and value
+    (S, N, H) per sample; the mask broadcast to (N, T, S), here x * keep + (keep - 1) * 2.37e38
+    (exact: x or the constant). No additive bias."""
+    import inspect
+
+    import keras
+
+    from micronets.compiler.ops.elementwise import binary
+    from micronets.compiler.ops.softmax import row_activation
+
+    what = f"operation '{layer.name}' (keras.ops dot_product_attention)"
+    call = inspect.signature(keras.ops.dot_product_attention).bind(*ctx.call_args, **ctx.call_kwargs).arguments
+    if call.get("bias") is not None:
+        raise UnsupportedModelError(f"{what} with an additive bias is not supported")
+    q, k, v = (call[n] for n in ("query", "key", "value"))
+    if not all(ctx.is_value(t) for t in (q, k, v)) or any(len(t.shape) != 3 for t in (q, k, v)):
+        raise UnsupportedModelError(f"{what}: only query, key and value of (positions, heads, dim) computed from the "
+                                    f"input are supported")
+    q, k, v = (ctx.dense_input(t) for t in (q, k, v))
+    scale = call.get("scale")
+    scale = float(np.float32(1.0) / np.sqrt(np.float32(q.shape[-1]))) if scale is None else float(scale)
+    logits = binary(ctx, einsum(ctx, "tnh", "snh", "nts", q, k, f"{layer.name}_logits", what), scale, "multiply",
+                    f"{layer.name}_scaled")
+    n, t, s = logits.shape
+    keep = None
+    mask = call.get("mask")
+    if mask is not None:
+        keep = binary(ctx, mask, 0.0, "not_equal", f"{layer.name}_keep") if ctx.is_value(mask) else \
+            (one_sample(np.asarray(keras.ops.convert_to_numpy(mask)), 3) != 0).astype(np.float32)
+    if call.get("is_causal"):
+        band = np.tril(np.ones((t, s), np.float32))
+        keep = band if keep is None else binary(ctx, keep, band, "multiply", f"{layer.name}_causal")
+    if keep is not None:
+        negative = np.float32(3.38953e38) * np.float32(-0.7)
+        drop = binary(ctx, binary(ctx, keep, -negative, "multiply", f"{layer.name}_keep_big"), negative, "add",
+                      f"{layer.name}_drop") if ctx.is_value(keep) else (keep - np.float32(1.0)) * -negative
+        logits = binary(ctx, binary(ctx, logits, keep, "multiply", f"{layer.name}_kept"), drop, "add",
+                        f"{layer.name}_masked")
+    probs = row_activation(ctx, logits, "softmax", f"{layer.name}_probs", axis=-1)
+    return einsum(ctx, "nts", "snh", "tnh", probs, v, layer.name, what)

@@ -67,9 +67,14 @@ def convert_identity(layer, inputs, ctx):
 def convert_to_float(layer, inputs, ctx):
     """``keras.ops.convert_to_tensor`` (a functional model's call converts its inputs with it) or
     ``keras.ops.cast`` of a model value to a float dtype: the value itself, as the header computes
-    every float in float32."""
+    every float in float32. A cast to bool is x != 0, as 1.0 / 0.0 (how the header holds the
+    booleans comparisons make: MultiHeadAttention casts its attention_mask so)."""
     import keras
 
+    if layer.dtype is not None and keras.backend.standardize_dtype(layer.dtype) == "bool":
+        from micronets.compiler.ops.elementwise import binary
+
+        return binary(ctx, inputs[0], 0.0, "not_equal", layer.name)
     if layer.dtype is not None and not keras.backend.is_float_dtype(layer.dtype):
         raise UnsupportedModelError(f"operation '{layer.name}' converts a model value to {layer.dtype}; only to a float "
                                     f"dtype is supported")
