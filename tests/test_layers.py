@@ -632,6 +632,22 @@ def test_multi_head_attention_with_masks_its_kernel_does_not_take(tmp_path):
     assert any(op.kind == "NotEqual" for op in compiled.graph.ops)
 
 
+def test_dot_product_attention_matches_keras(tmp_path):
+    """keras.ops.dot_product_attention written directly: a constant mask (one key hidden below the
+    diagonal) with is_causal, is_causal alone, and a mask computed from the input with a scale of
+    its own. is_causal is the operation's attribute, not a call argument: reading it from the call
+    compiled all three as unmasked (2.56 off)."""
+    ops = keras.ops
+    inp = keras.Input((6, 8))
+    q, k, v = (layers.Reshape((6, 2, 4))(layers.Dense(8)(inp)) for _ in range(3))
+    holey = np.ones((1, 1, 6, 6), bool)
+    holey[0, 0, 4, 2] = False
+    computed = ops.greater(layers.Reshape((1, 6, 6))(layers.Dense(36)(layers.Flatten()(inp))), 0.0)
+    outs = [ops.dot_product_attention(q, k, v, mask=holey, is_causal=True), ops.dot_product_attention(q, k, v, is_causal=True),
+            ops.dot_product_attention(q, k, v, scale=0.3, mask=computed, is_causal=True)]
+    assert_matches_keras(keras.Model(inp, [layers.Flatten()(o) for o in outs]), tmp_path, name="Dpa")
+
+
 def test_multi_head_attention_refusals_say_why():
     inp = keras.Input((6, 8))
     cases = ((lambda: layers.Reshape((72,))(layers.MultiHeadAttention(2, 4)(inp, inp, return_attention_scores=True)[1]),

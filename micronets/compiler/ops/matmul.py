@@ -170,9 +170,10 @@ def convert_dot_product_attention(layer, inputs, ctx):
     from micronets.compiler.ops.softmax import row_activation
 
     what = f"operation '{layer.name}' (keras.ops dot_product_attention)"
-    call = inspect.signature(keras.ops.dot_product_attention).bind(*ctx.call_args, **ctx.call_kwargs).arguments
-    if call.get("bias") is not None:
-        raise UnsupportedModelError(f"{what} with an additive bias is not supported")
+    # (the operation holds is_causal and the logits' soft cap; its call() the tensors and the scale)
+    call = inspect.signature(type(layer).call).bind(layer, *ctx.call_args, **ctx.call_kwargs).arguments
+    if call.get("bias") is not None or getattr(layer, "attn_logits_soft_cap", None) is not None:
+        raise UnsupportedModelError(f"{what} with an additive bias or a soft cap of the logits is not supported")
     q, k, v = (call[n] for n in ("query", "key", "value"))
     if not all(ctx.is_value(t) for t in (q, k, v)) or any(len(t.shape) != 3 for t in (q, k, v)):
         raise UnsupportedModelError(f"{what}: only query, key and value of (positions, heads, dim) computed from the "
@@ -188,9 +189,12 @@ def convert_dot_product_attention(layer, inputs, ctx):
     if mask is not None:
         keep = binary(ctx, mask, 0.0, "not_equal", f"{layer.name}_keep") if ctx.is_value(mask) else \
             (one_sample(np.asarray(keras.ops.convert_to_numpy(mask)), 3) != 0).astype(np.float32)
-    if call.get("is_causal"):
+    if getattr(layer, "is_causal", False):
         band = np.tril(np.ones((t, s), np.float32))
-        keep = band if keep is None else binary(ctx, keep, band, "multiply", f"{layer.name}_causal")
+        if keep is None or not ctx.is_value(keep):
+            keep = band if keep is None else keep * band
+        else:
+            keep = binary(ctx, keep, band, "multiply", f"{layer.name}_causal")
     if keep is not None:
         negative = np.float32(3.38953e38) * np.float32(-0.7)
         drop = binary(ctx, binary(ctx, keep, -negative, "multiply", f"{layer.name}_keep_big"), negative, "add",
