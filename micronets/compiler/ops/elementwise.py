@@ -221,5 +221,10 @@ def convert_where(layer, inputs, ctx):
         given = sum(a is not None for a in args)
         raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops.where) with {given} operand(s) (the indices "
                                     f"form); only where(condition, x1, x2) is supported")
-    operands, shape = broadcast_operands(ctx, args, "where", layer.name)
-    return ctx.add(Select(layer.name, operands, ctx.new_tensor(layer.name, shape))).output
+    return select(ctx, *args, layer.name)
+
+
+def select(ctx, condition, a, b, name):
+    """where(condition, a, b), each a model value or a constant (masks: a or a fill)."""
+    operands, shape = broadcast_operands(ctx, (condition, a, b), "where", name)
+    return ctx.add(Select(name, operands, ctx.new_tensor(name, shape))).output

@@ -158,15 +158,14 @@ def einsum(ctx, sa: str, sb: str, so: str, a, b, name: str, what: str):
 def convert_dot_product_attention(layer, inputs, ctx):
     """keras.ops.dot_product_attention (what MultiHeadAttention's call() runs without dropout), as
     Keras' TensorFlow backend computes it: per head, logits = q k^T x scale (default 1/sqrt(H));
-    where the mask (or the causal band) is false, -0.7 x 3.38953e38; softmax over the keys (a row
-    all masked: uniform, as Keras); the weighted sum of the values. Query (T, N, H), key and value
-    (S, N, H) per sample; the mask broadcast to (N, T, S), here x * keep + (keep - 1) * 2.37e38
-    (exact: x or the constant). No additive bias."""
+    where the mask (or the causal band) is false, -0.7 x 3.38953e38 (a where(), as Keras'); softmax
+    over the keys (a row all masked: uniform, as Keras); the weighted sum of the values. Query (T,
+    N, H), key and value (S, N, H) per sample; the mask broadcast to (N, T, S). No additive bias."""
     import inspect
 
     import keras
 
-    from micronets.compiler.ops.elementwise import binary
+    from micronets.compiler.ops.elementwise import binary, select
     from micronets.compiler.ops.softmax import row_activation
 
     what = f"operation '{layer.name}' (keras.ops dot_product_attention)"
@@ -196,10 +195,6 @@ def convert_dot_product_attention(layer, inputs, ctx):
         else:
             keep = binary(ctx, keep, band, "multiply", f"{layer.name}_causal")
     if keep is not None:
-        negative = np.float32(3.38953e38) * np.float32(-0.7)
-        drop = binary(ctx, binary(ctx, keep, -negative, "multiply", f"{layer.name}_keep_big"), negative, "add",
-                      f"{layer.name}_drop") if ctx.is_value(keep) else (keep - np.float32(1.0)) * -negative
-        logits = binary(ctx, binary(ctx, logits, keep, "multiply", f"{layer.name}_kept"), drop, "add",
-                        f"{layer.name}_masked")
+        logits = select(ctx, keep, logits, float(np.float32(3.38953e38) * np.float32(-0.7)), f"{layer.name}_masked")
     probs = row_activation(ctx, logits, "softmax", f"{layer.name}_probs", axis=-1)
     return einsum(ctx, "nts", "snh", "tnh", probs, v, layer.name, what)

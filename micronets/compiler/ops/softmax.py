@@ -72,21 +72,17 @@ def convert_softmax(layer, inputs, ctx):
 
 def masked_softmax(ctx, x, mask, axis, name):
     """Keras' Softmax layer called with a mask (MultiHeadAttention's masked softmax, which a
-    subclass overriding its attention reaches): where the mask is false (not > 0.5 for numbers)
-    the input is -1e9 and the output 0, as Keras' where() makes them, here exactly by arithmetic:
-    x * keep + (keep - 1) * 1e9 is x where keep is 1 and -1e9 where it is 0 (x * 0 + -1e9), and the
-    softmax times keep is itself or 0. A constant mask folds into constants; a model value's is
-    computed per inference."""
+    subclass overriding its attention reaches), with Keras' own where()s: the input -1e9 where the
+    mask is false (not > 0.5 for numbers), the output 0 there. A constant mask is a constant
+    condition; a model value's is computed per inference."""
     import keras
 
-    from micronets.compiler.ops.elementwise import binary
+    from micronets.compiler.ops.elementwise import binary, select
 
     if ctx.is_value(mask):
         keep = binary(ctx, mask, 0.5, "greater", f"{name}_keep")
-        drop = binary(ctx, binary(ctx, keep, 1e9, "multiply", f"{name}_keep_1e9"), -1e9, "add", f"{name}_drop")
     else:
         value = np.asarray(keras.ops.convert_to_numpy(mask))
         keep = (value if value.dtype == bool else value > 0.5).astype(np.float32)
-        drop = (keep - np.float32(1.0)) * np.float32(1e9)
-    x = binary(ctx, binary(ctx, x, keep, "multiply", f"{name}_kept"), drop, "add", f"{name}_masked")
-    return binary(ctx, row_activation(ctx, x, "softmax", f"{name}_softmax", axis=axis), keep, "multiply", name)
+    x = select(ctx, keep, x, -1e9, f"{name}_masked")
+    return select(ctx, keep, row_activation(ctx, x, "softmax", f"{name}_softmax", axis=axis), 0.0, name)
