@@ -602,7 +602,7 @@ def _int8_options(fn):
     fn = click.option("--calibration", type=click.Path(exists=True), default=None,
                       help="int8: representative inputs, a .npy array (N, H, W, C) as the model takes them or a "
                            "folder of images (pixel / 255; the pixels 0..255 for a model that starts with its "
-                           "own Rescaling).")(fn)
+                           "own Rescaling); for a model of several inputs an .npz of one array per input (np.savez).")(fn)
     return click.option("--int8", is_flag=True, help="Quantise to int8 with TFLite's converter (needs --calibration); "
                                                      "a .tflite model is always int8.")(fn)
 
@@ -1035,35 +1035,6 @@ def _verify_inputs(path, shape, raw):
     return x
 
 
-def _verify_inputs_npz(path, model):
-    """``--inputs`` for a model of several inputs: an .npz holding one array (N, *shape) per input,
-    named as the model's inputs are (or arr_0, arr_1, ... in their order: ``np.savez(path, *xs)``)."""
-    import numpy as np
-
-    from micronets.compiler.compile import model_shapes
-
-    names = [t.name for t in model.inputs]
-    why = f"a model of {len(names)} inputs takes an .npz of one array per input (np.savez)"
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise fail(f"--inputs {path}: not a numpy array file ({one_line(exc)}); {why}")
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise fail(f"--inputs {path}: one array; {why}")
-    with archive:
-        stored = {k: np.asarray(archive[k], np.float32) for k in archive.files}
-    if set(stored) not in (set(names), {f"arr_{k}" for k in range(len(names))}):
-        raise fail(f"--inputs {path}: a model of {len(names)} inputs takes an .npz of one array per input, named "
-                   f"{', '.join(names)} (or arr_0.. arr_{len(names) - 1} in that order); it holds {', '.join(sorted(stored)) or 'nothing'}")
-    arrays = [stored[n] if n in stored else stored[f"arr_{k}"] for k, n in enumerate(names)]
-    for name, a, shape in zip(names, arrays, model_shapes(model)):
-        if a.shape[1:] != tuple(shape) or len(a) == 0:
-            raise fail(f"--inputs {path}: array {name} of shape {a.shape} does not hold inputs of shape {shape_text(shape)}")
-    if len({len(a) for a in arrays}) != 1:
-        raise fail(f"--inputs {path}: the arrays hold different numbers of samples ({', '.join(str(len(a)) for a in arrays)})")
-    return arrays
-
-
 @main.command()
 @click.argument("model_file", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.option("--inputs", "-i", "inputs_path", type=click.Path(exists=True), default=None,
@@ -1085,6 +1056,7 @@ def verify(model_file, inputs_path, classname, tolerance):
       micronets verify model.keras --inputs photos/ --tolerance 1e-5
     """
     from micronets.compiler.compile import model_shapes, takes_raw_input
+    from micronets.data import load_input_arrays
     from micronets.verification import verify as run_verify
 
     if not os.path.isfile(model_file):
@@ -1094,7 +1066,10 @@ def verify(model_file, inputs_path, classname, tolerance):
     if not inputs_path:
         x = None
     elif len(shapes) > 1:
-        x = _verify_inputs_npz(inputs_path, model)
+        try:
+            x = load_input_arrays(inputs_path, model)
+        except ValueError as exc:
+            raise fail(f"--inputs {exc}")
     else:
         x = _verify_inputs(inputs_path, shapes[0], takes_raw_input(model))
     try:

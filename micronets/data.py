@@ -220,3 +220,37 @@ def load_image_folder(path, input_shape, class_names=None):
     x = np.stack(images).astype(np.float32)
     y = np.asarray(labels, dtype=np.int64)
     return x, y, list(class_names)
+
+
+def load_input_arrays(path, model) -> list:
+    """Inputs of a model of several inputs from an .npz holding one array (N, *shape) per input,
+    named as the model's inputs are (or arr_0, arr_1, ... in their order: ``np.savez(path, *xs)``):
+    a list of float32 arrays in ``model.inputs`` order, of the same N. ValueError starting with
+    ``path`` and naming what does not fit."""
+    from micronets.compiler.compile import model_shapes
+
+    def text(shape):
+        return "x".join("?" if d is None else str(int(d)) for d in shape)
+
+    names = [t.name for t in model.inputs]
+    why = f"a model of {len(names)} inputs takes an .npz of one array per input (np.savez)"
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a numpy array file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                         f"{why}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: one array; {why}")
+    with archive:
+        stored = {k: np.asarray(archive[k], np.float32) for k in archive.files}
+    if set(stored) not in (set(names), {f"arr_{k}" for k in range(len(names))}):
+        raise ValueError(f"{path}: a model of {len(names)} inputs takes an .npz of one array per input, named "
+                         f"{', '.join(names)} (or arr_0.. arr_{len(names) - 1} in that order); it holds "
+                         f"{', '.join(sorted(stored)) or 'nothing'}")
+    arrays = [stored[n] if n in stored else stored[f"arr_{k}"] for k, n in enumerate(names)]
+    for name, a, shape in zip(names, arrays, model_shapes(model)):
+        if a.shape[1:] != tuple(shape) or len(a) == 0:
+            raise ValueError(f"{path}: array {name} of shape {a.shape} does not hold inputs of shape {text(shape)}")
+    if len({len(a) for a in arrays}) != 1:
+        raise ValueError(f"{path}: the arrays hold different numbers of samples ({', '.join(str(len(a)) for a in arrays)})")
+    return arrays

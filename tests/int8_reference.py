@@ -22,14 +22,14 @@ from tflite_micro import runtime
 folder = sys.argv[1]
 for name in sorted(f[:-7] for f in os.listdir(folder) if f.endswith(".tflite")):
     interp = runtime.Interpreter.from_file(os.path.join(folder, name + ".tflite"), arena_size=1 << 22)
-    xs = np.load(os.path.join(folder, name + ".in.npy"))
-    more = os.path.join(folder, name + ".in1.npy")
-    second = np.load(more) if os.path.exists(more) else None
+    feeds = [np.load(os.path.join(folder, name + ".in.npy"))]
+    while os.path.exists(os.path.join(folder, name + f".in{len(feeds)}.npy")):
+        feeds.append(np.load(os.path.join(folder, name + f".in{len(feeds)}.npy")))
     outs = []
-    for j, x in enumerate(xs):
-        interp.set_input(x[None], 0)
-        if second is not None:
-            interp.set_input(second[j][None], 1)
+    for j in range(len(feeds[0])):
+        for k, xs in enumerate(feeds):
+            # (as its own type: an input no op reads stays float32 in the converter's .tflite)
+            interp.set_input(np.asarray(xs[j][None], interp.get_input_details(k)["dtype"]), k)
         interp.invoke()
         outs.append(np.array(interp.get_output(0)).reshape(-1))
     np.save(os.path.join(folder, name + ".out.npy"), np.stack(outs))
@@ -38,8 +38,8 @@ for name in sorted(f[:-7] for f in os.listdir(folder) if f.endswith(".tflite")):
 
 def tflite_reference(model_bytes: bytes, xs: np.ndarray, builtin_ref: bool = True) -> np.ndarray:
     """Outputs of TFLite's reference kernels (BUILTIN_REF; with ``builtin_ref=False`` its default
-    kernels), (N, numOutputs) in the model's output type. ``xs``: the inputs, or a pair of arrays
-    for a model of two inputs (in its input order)."""
+    kernels), (N, numOutputs) in the model's output type. ``xs``: the inputs, or a tuple of one array
+    per input for a model of several (in its input order)."""
     import warnings
 
     import tensorflow as tf
@@ -66,7 +66,7 @@ def tflite_reference(model_bytes: bytes, xs: np.ndarray, builtin_ref: bool = Tru
 
 def tflm_reference(models: Dict[str, Tuple[bytes, np.ndarray]]) -> Dict[str, np.ndarray]:
     """TFLM outputs per model name, all models run in one child process (inputs as
-    ``tflite_reference`` takes them)."""
+    ``tflite_reference`` takes them: an array, or a tuple of one array per input)."""
     with tempfile.TemporaryDirectory(prefix="micronets-tflm-") as tmp:
         for name, (data, xs) in models.items():
             with open(os.path.join(tmp, name + ".tflite"), "wb") as fh:
@@ -116,9 +116,23 @@ def run_header_int8(header_path, classname: str, x: np.ndarray, entry: str = "in
 
 def spread_weights(model, seed: int = 0):
     """Give every kernel random weights of varied per-channel magnitude (so int8 values span their
-    range with many levels) and biases of a similar size; BatchNorm statistics away from identity."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
+    range with many levels) and biases of a similar size; BatchNorm statistics away from identity.
+    A nested model's layers (a Siamese network's shared tower), and a user's layer class's own
+    sublayers (a ConvBN block), are spread as their own: as one layer, a BatchNormalization's
+    variance inside was drawn as a bias, negative (NaN in its output, left in float by TFLite's
+    converter). (Keras' own layers of sublayers, MultiHeadAttention's, are spread as one.)"""
+    _spread(model.layers, np.random.default_rng(seed))
+    return model
+
+
+def _spread(layers, rng):
+    import keras
+
+    for layer in layers:
+        inner = list(layer._flatten_layers(include_self=False, recursive=False))
+        if inner and (isinstance(layer, keras.Model) or not type(layer).__module__.startswith("keras")):
+            _spread(inner, rng)  # (its own variables, if any, keep their initial values)
+            continue
         ws = layer.get_weights()
         if not ws:
             continue
@@ -136,7 +150,6 @@ def spread_weights(model, seed: int = 0):
             new = [np.asarray(rng.uniform(0.5, 1.5, w.shape) if v.name in ("gamma", "moving_variance")
                               else rng.standard_normal(w.shape) * 0.1, np.float32) for v, w in zip(layer.weights, ws)]
         layer.set_weights(new)
-    return model
 
 
 def convert(model, calibration: np.ndarray, io_type: str = "int8", dynamic_batch: bool = False) -> bytes:

@@ -407,7 +407,8 @@ def test_models_of_several_inputs_or_outputs(tmp_path):
     Now: info and gen work; verify runs on random inputs or an .npz of one array per input
     (named as the model's inputs, or np.savez's arr_0, arr_1), and names the array that does not
     fit; eval scores a model's first output (the header's argmax) and refuses two inputs; a sketch
-    and int8 (one input each) are refused naming the inputs, writing nothing."""
+    (one image input) is refused naming the inputs, writing nothing. int8 takes its calibration as
+    such an .npz, and refuses one array (naming what it needs) writing nothing."""
     import keras
 
     from micronets import host
@@ -465,8 +466,14 @@ def test_models_of_several_inputs_or_outputs(tmp_path):
     assert_one_line_error(result.exit_code, result.stderr, "takes 2 inputs (8x8x3, 5)")
     np.save(tmp_path / "calib.npy", rng.random((200, 8, 8, 3), dtype=np.float32))
     result = run_cli("gen", paths["two_in"], "--int8", "--calibration", tmp_path / "calib.npy", "-o", tmp_path / "q.h")
-    assert_one_line_error(result.exit_code, result.stderr, "has 2 inputs; the int8 header takes one input")
+    assert_one_line_error(result.exit_code, result.stderr, "takes an .npz of one array per input")
     assert not (tmp_path / "sketch").exists() and not (tmp_path / "q.h").exists()
+    np.savez(tmp_path / "calib.npz", image=rng.random((40, 8, 8, 3), dtype=np.float32),
+             meta=rng.normal(size=(40, 5)).astype(np.float32))
+    result = run_cli("gen", paths["two_in"], "--int8", "--calibration", tmp_path / "calib.npz", "-o", tmp_path / "q.h")
+    assert result.exit_code == 0, result.stderr
+    text = (tmp_path / "q.h").read_text()
+    assert "predict(const int8_t* input, const int8_t* input1)" in text and "predict(const uint8_t*" not in text
 
 
 # ---------------------------------------------------------------------------- info

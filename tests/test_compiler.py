@@ -431,15 +431,22 @@ def test_several_inputs_in_the_models_order(tmp_path):
     assert np.abs(host.run(result["exe"], swapped, sum(result["sizes"])) - result["out"]).max() > 1e-3
 
 
-def test_several_inputs_refused_where_one_is_needed(tmp_path):
-    """int8 (one quantised input) says so before looking at the calibration, and writes nothing."""
+def test_several_inputs_int8_calibration_errors(tmp_path):
+    """int8 of a model of several inputs takes one calibration array per input: anything else is
+    refused naming what it needs (the input, where one array is wrong), and nothing is written."""
     import keras
     from keras import layers as L
 
-    a, b = keras.Input((4,)), keras.Input((4,))
-    model = keras.Model([a, b], L.Dense(2)(L.Add()([a, b])))
+    a, b = keras.Input((4,), name="a"), keras.Input((3,), name="b")
+    model = keras.Model([a, b], L.Dense(2)(L.Concatenate()([a, b])))
     path = tmp_path / "m.h"
-    for calibration in (None, np.zeros((200, 4), np.float32)):
-        with pytest.raises(UnsupportedModelError, match=r"has 2 inputs; the int8 header takes one input"):
+    good = [np.zeros((200, 4), np.float32), np.zeros((200, 3), np.float32)]
+    for calibration, message in ((None, "a list of 2 arrays, one per input"),
+                                 (good[0], "must be a list of 2 arrays, one per input in model.inputs order; got ndarray"),
+                                 (good[:1], "got a list of 1"),
+                                 ([good[0], good[0]], r"calibration\[1\] \(input 'b'\) has shape \(200, 4\)"),
+                                 ([good[0], good[1][:100]], "hold 200, 100 samples"),
+                                 ([good[0], good[1][:8]], r"calibration\[1\] \(input 'b'\) has 8 samples")):
+        with pytest.raises(ValueError, match=message):
             micronets.export(model, str(path), quantize="int8", calibration=calibration)
     assert not path.exists()

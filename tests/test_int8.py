@@ -1125,8 +1125,8 @@ def test_export_int8_from_keras_and_net(tmp_path, converted):
 def test_export_int8_from_a_subclassed_model(tmp_path):
     """A subclassed keras.Model (built by a call) crashed the int8 path ('object has no attribute
     input_shape'); it is quantised as the float path sees it, one call of it on an Input, and the
-    header is bit-identical to TFLM on the converter's .tflite. One of two inputs
-    is refused as a functional one is."""
+    header is bit-identical to TFLM on the converter's .tflite, also for a model of two inputs
+    (``call(self, inputs)`` of a list)."""
     import keras
     from keras import layers
 
@@ -1153,9 +1153,90 @@ def test_export_int8_from_a_subclassed_model(tmp_path):
     assert not model._inbound_nodes  # the export's call of the model was removed
     pair = Pair()
     pair([np.zeros((1, 10, 10, 2), np.float32), np.zeros((1, 6), np.float32)])
-    with pytest.raises(UnsupportedModelError, match="has 2 inputs; the int8 header takes one input"):
-        micronets.export(pair, str(tmp_path / "pair.h"), quantize="int8", calibration=cal)
-    assert not (tmp_path / "pair.h").exists()
+    vectors = np.random.default_rng(1).normal(size=(64, 6)).astype(np.float32)
+    compiled = micronets.export(pair, str(tmp_path / "pair.h"), classname="Pair", quantize="int8", calibration=[cal, vectors])
+    xs = (int8_inputs((10, 10, 2)), int8_inputs((6,), seed=6))
+    raw, _ = run_header_int8(str(tmp_path / "pair.h"), "Pair", list(xs))
+    assert np.array_equal(raw, tflm_reference({"pair": (compiled.tflite, xs)})["pair"]) and len(np.unique(raw)) > 8
+
+
+def _three_input_model():
+    """Two images through one shared conv tower (Siamese style) and a vector of features; the
+    model's inputs in another order than their names sort."""
+    import keras
+    from keras import layers as L
+
+    second, first, meta = keras.Input((12, 12, 1), name="b_image"), keras.Input((12, 12, 1), name="a_image"), keras.Input((5,), name="meta")
+    tower = keras.Sequential([keras.Input((12, 12, 1)), L.Conv2D(6, 3, activation="relu"), L.MaxPooling2D(), L.Flatten(),
+                              L.Dense(8)])
+    diff = L.Subtract()([tower(second), tower(first)])
+    out = L.Dense(3, activation="softmax")(L.Concatenate()([diff, L.Dense(4, activation="relu")(meta)]))
+    return keras.Model([second, first, meta], out)
+
+
+def test_several_inputs(tmp_path):
+    """A model of three inputs quantises with one calibration array per input. The header's
+    predict(input, input1, input2) of int8 arrays is bit-identical to TFLM on the converter's
+    .tflite, and to TFLite's reference kernels (reference="tflite-ref"); each input keeps its own
+    quantisation, from its own calibration (the images' [0, 1] and [0, 0.5], the features' wider
+    range, so a mix-up of the calibration order shows). The float entry quantises each input as TFLite's
+    QUANTIZE does (the int8 entry on inputs quantised so, bit for bit) and is within 16 output
+    steps of Keras, where the two images swapped are over 64 off (so the inputs' order is kept
+    from Keras to the .tflite to the header). A .tflite of float inputs and outputs (a QUANTIZE
+    per input) gives TFLite's outputs bit for bit."""
+    import tensorflow as tf
+
+    model = _three_input_model()
+    spread_weights(model, seed=3)
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        return [rng.uniform(0, 1, (n, 12, 12, 1)).astype(np.float32), rng.uniform(0, 0.5, (n, 12, 12, 1)).astype(np.float32),
+                rng.normal(0, 3, (n, 5)).astype(np.float32)]
+
+    cal = draw(64)
+    compiled = micronets.export(model, str(tmp_path / "three.h"), classname="Three", quantize="int8", calibration=cal)
+    text = (tmp_path / "three.h").read_text()
+    assert "predict(const int8_t* input, const int8_t* input1, const int8_t* input2)" in text
+    assert "predict(const float* input, const float* input1, const float* input2)" in text and "uint8_t* input" not in text
+    summary = compiled.summary()
+    scales, zeros = summary["input_scales"], summary["input_zero_points"]
+    assert summary["input_shapes"] == [[12, 12, 1], [12, 12, 1], [5]]
+    assert abs(scales[0] * 255 - 1) < 0.02 and abs(scales[1] * 510 - 1) < 0.02 and zeros[:2] == [-128, -128]
+    assert scales[2] > 0.05
+
+    xs = (int8_inputs((12, 12, 1), n=16, seed=1), int8_inputs((12, 12, 1), n=16, seed=2), int8_inputs((5,), n=16, seed=3))
+    raw, _ = run_header_int8(str(tmp_path / "three.h"), "Three", list(xs))
+    assert np.array_equal(raw, tflm_reference({"three": (compiled.tflite, xs)})["three"])
+    assert len(np.unique(raw)) > 8 and len({tuple(r) for r in raw}) > 8
+    ref_build = compile_tflite(compiled.tflite, classname="ThreeRef", reference="tflite-ref")
+    (tmp_path / "ref.h").write_text(ref_build.header)
+    assert np.array_equal(run_header_int8(str(tmp_path / "ref.h"), "ThreeRef", list(xs))[0], tflite_reference(compiled.tflite, xs))
+
+    floats = draw(16)
+    raw_f, out_f = run_header_int8(str(tmp_path / "three.h"), "Three", floats, entry="float")
+    by_hand = []
+    for x, scale, zero in zip(floats, scales, zeros):  # TFLite's QUANTIZE: halves away from zero, saturated
+        q = x.astype(np.float64) / np.float64(scale)
+        by_hand.append(np.clip(np.sign(q) * np.floor(np.abs(q) + 0.5) + zero, -128, 127).astype(np.int8))
+    assert np.array_equal(raw_f, run_header_int8(str(tmp_path / "three.h"), "Three", by_hand)[0])
+    keras_out = model.predict(floats, verbose=0)
+    step = summary["output_scales"][0]
+    _, swapped = run_header_int8(str(tmp_path / "three.h"), "Three", [floats[1], floats[0], floats[2]], entry="float")
+    # int8 error of these weights: 9.1 output steps at most; the images swapped: 224
+    assert np.abs(out_f - keras_out).max() <= 16 * step
+    assert np.abs(swapped - keras_out).max() > 64 * step
+
+    specs = [tf.TensorSpec([1] + [int(d) for d in t.shape[1:]], tf.float32) for t in model.inputs]
+    infer = tf.function(lambda *x: model(list(x), training=False), input_signature=specs)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([a[k][None] for a in cal] for k in range(len(cal[0])))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    float_edges = converter.convert()
+    assert op_names(float_edges).count("QUANTIZE") == 3 and op_names(float_edges)[-1] == "DEQUANTIZE"
+    _, _, out = compiled_outputs(float_edges, floats, tmp_path, "ThreeF32", entry="float", reference="tflite-ref")
+    assert np.array_equal(out, tflite_reference(float_edges, tuple(floats)))
 
 
 def _nothing_written(folder):

@@ -320,10 +320,10 @@ def test_stream_refused_where_it_does_not_help(converted):
     graph, flat = layer_by_layer(data)
     assert compiled.plan.arena_size == flat.arena_size
     ops = list(graph.ops)
-    chains = stream_candidates(ops, {t.storage for t in graph.outputs}, graph.input)
+    chains = stream_candidates(ops, {t.storage for t in graph.outputs}, graph.inputs)
     assert chains  # a chain there is, but streamed it needs more
     i, j = chains[0]
-    forced = plan_memory(_renumbered(graph, ops[:i] + [make_stream(ops[i:j], graph.input)] + ops[j:]))
+    forced = plan_memory(_renumbered(graph, ops[:i] + [make_stream(ops[i:j], graph.inputs)] + ops[j:]))
     assert forced.arena_size > flat.arena_size
 
 
@@ -401,7 +401,7 @@ def _forced_streams(data, runs, classname):
     graph, _ = _fuse_if_smaller(_fuse_swish(graph))
     ops = list(graph.ops)
     for a, b in runs:
-        ops = ops[:a] + [make_stream(ops[a:b], graph.input)] + ops[b:]
+        ops = ops[:a] + [make_stream(ops[a:b], graph.inputs)] + ops[b:]
     graph = _renumbered(graph, ops)
     return Int8Model(graph, plan_memory(graph), edges, classname, "forced", 1 / 255, 0.0, notes, data)
 

@@ -28,6 +28,11 @@ def input_name(k: int) -> str:
     return "input" if k == 0 else f"input{k}"
 
 
+def is_input(tensor, graph_inputs) -> bool:
+    """Whether ``tensor``'s bytes are one of ``graph_inputs``' (the caller's buffers)."""
+    return any(tensor.storage is t.storage for t in graph_inputs)
+
+
 @dataclasses.dataclass(frozen=True)
 class Quant:
     """Per-tensor affine quantisation of an activation: real = scale * (q - zero_point). ``scale``

@@ -19,7 +19,7 @@ import numpy as np
 
 from micronets.compiler.activations import c_double
 from micronets.compiler.compile import _align
-from micronets.compiler.graph import Graph
+from micronets.compiler.graph import Graph, input_name, is_input
 from micronets.compiler.plan import MemoryPlan, arena_lower_bound, plan_memory
 from micronets.compiler.quant import c_array, mbqm, quantize_float, quantize_multiplier
 from micronets.compiler.tflite import Edges, read_tflite
@@ -36,38 +36,47 @@ _WHAT = {"w": "weights (int8)", "b": "bias", "f": "bias with the input offset fo
 
 
 # ------------------------------------------------------------------------------- calibration
-def check_one_input(model):
-    """UnsupportedModelError for a Keras model of several inputs: the int8 header takes one."""
-    from micronets.compiler.ops.base import UnsupportedModelError
-
-    count = len(getattr(model, "inputs", None) or ())
-    if count > 1:
-        raise UnsupportedModelError(f"model '{model.name}' has {count} inputs; the int8 header takes one input "
-                                    f"(export this model as float32)")
-
-
-def check_calibration(model, calibration) -> np.ndarray:
-    """The calibration images as float32 (N, *input shape); ValueError when missing, too few or
-    wrongly shaped. A model with several inputs is refused first (``check_one_input``)."""
-    check_one_input(model)
+def check_calibration(model, calibration):
+    """The calibration inputs as float32 (N, *input shape), or for a model of several inputs a list
+    of such arrays, one per input in ``model.inputs`` order, all of the same N; ValueError when
+    missing, too few, wrongly shaped or not finite, naming the input."""
+    inputs = list(getattr(model, "inputs", None) or ())
     if calibration is None:
-        raise ValueError("quantize='int8' needs calibration=: a few hundred representative inputs shaped like the "
-                         "training data (N, H, W, C), from which TFLite's converter picks each tensor's range")
+        what = "(N, H, W, C)" if len(inputs) <= 1 else f"(a list of {len(inputs)} arrays, one per input, each (N, ...))"
+        raise ValueError(f"quantize='int8' needs calibration=: a few hundred representative inputs shaped like the "
+                         f"training data {what}, from which TFLite's converter picks each tensor's range")
+    shapes = [tuple(int(d) for d in t.shape[1:]) for t in inputs]
+    if len(shapes) <= 1:
+        return _checked_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]), "calibration")
+    if not isinstance(calibration, (list, tuple)) or len(calibration) != len(shapes):
+        got = f"a list of {len(calibration)}" if isinstance(calibration, (list, tuple)) else type(calibration).__name__
+        raise ValueError(f"model '{model.name}' has {len(shapes)} inputs: calibration must be a list of {len(shapes)} "
+                         f"arrays, one per input in model.inputs order; got {got}")
+    arrays = [_checked_calibration(c, shape, f"calibration[{k}] (input '{t.name}')")
+              for k, (c, shape, t) in enumerate(zip(calibration, shapes, inputs))]
+    counts = [len(a) for a in arrays]
+    if len(set(counts)) > 1:
+        raise ValueError(f"calibration arrays hold {', '.join(map(str, counts))} samples: one sample is one value "
+                         f"of every input, so they must hold the same number")
+    return arrays
+
+
+def _checked_calibration(calibration, shape, what: str) -> np.ndarray:
+    """One input's calibration array as float32 (N, *shape); ValueError naming ``what``."""
     try:
         x = np.asarray(calibration, dtype=np.float32)
     except (TypeError, ValueError):
-        raise ValueError(f"calibration must be an array of numbers; got {type(calibration).__name__}") from None
-    shape = tuple(int(d) for d in model.input_shape[1:])
+        raise ValueError(f"{what} must be an array of numbers; got {type(calibration).__name__}") from None
     if x.ndim == len(shape) and tuple(x.shape) == shape:
-        raise ValueError(f"calibration is one input of shape {x.shape}; pass at least {MIN_CALIBRATION_SAMPLES} "
+        raise ValueError(f"{what} is one input of shape {x.shape}; pass at least {MIN_CALIBRATION_SAMPLES} "
                          f"(N, {', '.join(map(str, shape))})")
     if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
-        raise ValueError(f"calibration has shape {tuple(x.shape)}; the model takes (N, {', '.join(map(str, shape))})")
+        raise ValueError(f"{what} has shape {tuple(x.shape)}; the model takes (N, {', '.join(map(str, shape))})")
     if len(x) < MIN_CALIBRATION_SAMPLES:
-        raise ValueError(f"calibration has {len(x)} samples; at least {MIN_CALIBRATION_SAMPLES} are needed "
+        raise ValueError(f"{what} has {len(x)} samples; at least {MIN_CALIBRATION_SAMPLES} are needed "
                          f"(a few hundred representative inputs are recommended)")
     if not np.all(np.isfinite(x)):
-        raise ValueError("calibration holds NaN or infinite values")
+        raise ValueError(f"{what} holds NaN or infinite values")
     return x
 
 
@@ -96,8 +105,9 @@ def load_calibration(path, input_shape, raw: bool = False) -> np.ndarray:
 
 
 def quantize_keras(model, calibration) -> bytes:
-    """The Keras model as a fully-int8 .tflite (int8 input and output), quantised by TFLite's
-    converter with ``calibration`` as the representative dataset."""
+    """The Keras model as a fully-int8 .tflite (int8 inputs and outputs), quantised by TFLite's
+    converter with ``calibration`` as the representative dataset (for a model of several inputs a
+    list of arrays, one per input; the .tflite's inputs are in ``model.inputs`` order)."""
     import logging
     import tempfile
     import warnings
@@ -115,6 +125,7 @@ def quantize_keras(model, calibration) -> bytes:
         raise UnsupportedModelError(f"layer '{first.name}' (Embedding): the int8 path has no lookups of token ids "
                                     f"(TFLite's converter keeps the ids and the lookup in float); export this "
                                     f"model as float32")
+    several = isinstance(x, list)
     model = _float_input(model, x)
     for outer in layers_in_order(model):
         # refused before converting: TensorFlow 2.21's converter crashed the process (SIGSEGV) on an
@@ -126,11 +137,13 @@ def quantize_keras(model, calibration) -> bytes:
                                             f"recurrent kernels; export this model as float32")
     logging.getLogger("absl").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-    shape = [1] + [int(d) for d in model.input_shape[1:]]
+    specs = [tf.TensorSpec([1] + [int(d) for d in t.shape[1:]], tf.float32) for t in model.inputs]
 
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
-    def infer(inp):
-        return model(inp, training=False)
+    # positional arguments, so the .tflite's inputs keep model.inputs' order (the converter
+    # orders a concrete function's inputs as its arguments)
+    @tf.function(input_signature=specs)
+    def infer(*inp):
+        return model(list(inp) if several else inp[0], training=False)
 
     # from the concrete function alone: with the Keras model too, weights stay variables and
     # calibration fails. Traced in float32 (TFLite's int8 kernels take no float16 operations)
@@ -142,9 +155,9 @@ def quantize_keras(model, calibration) -> bytes:
                                         f"or a mixed policy (mixed_{policy}: float32 weights)")
         converter = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()])
 
-    def dataset():
-        for img in x:
-            yield [img[None]]
+    def dataset():  # one sample: a value of every input
+        for k in range(len(x[0] if several else x)):
+            yield [a[k][None] for a in x] if several else [x[k][None]]
 
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = dataset
@@ -216,8 +229,24 @@ class Int8Model:
     def output_sizes(self) -> List[int]:
         return [int(t.size) for t in self.graph.outputs]
 
+    @property
+    def several_inputs(self) -> bool:
+        """Whether the model takes several inputs: its header's entries take one int8 or one float
+        array per input (no uint8 entry: one pixel mapping cannot fit an image and a vector alike)."""
+        return len(self.graph.inputs) > 1
+
+    def inputs_read(self) -> List[bool]:
+        """Per input, whether an op reads it (an input no output depends on is an argument only)."""
+        return [any(is_input(x, (t,)) for op in self.graph.ops for x in op.inputs) for t in self.graph.inputs]
+
+    def quantized_bytes(self) -> int:
+        """Bytes of the object's array the several-input float entry quantises the inputs it reads into."""
+        if not self.several_inputs:
+            return 0
+        return max(1, sum(int(t.size) for t, read in zip(self.graph.inputs, self.inputs_read()) if read))
+
     def input_table(self) -> np.ndarray:
-        """int8 value the graph sees for each raw uint8 input value."""
+        """int8 value the graph sees for each raw uint8 input value (a one-input model's)."""
         q = self.graph.input.quant
         p = np.arange(256)
         if self.edges.input_uint8 is not None:  # a uint8 model: its QUANTIZE to int8, exactly
@@ -236,7 +265,7 @@ class Int8Model:
         return c if np.array_equal(table, np.arange(256) + c) else None
 
     def input_table_bytes(self) -> int:
-        return 0 if self.input_offset_int() is not None else 256
+        return 0 if self.several_inputs or self.input_offset_int() is not None else 256
 
     def uint8_meaning(self) -> str:
         if self.edges.input_uint8 is not None:
@@ -285,6 +314,7 @@ class Int8Model:
         size = _align(size, index_bytes) + index_bytes
         size = _align(size, 4) + 4
         size += max(1, self.plan.arena_size)
+        size += self.quantized_bytes()
         return _align(size, 4)
 
     def summary(self) -> Dict:
@@ -308,8 +338,11 @@ class Int8Model:
         naive = max((sum(t.nbytes for t in {x.storage: None for x in op.inputs + [op.output]} if p.in_arena(t)) for op in ops), default=0)
         return dict(
             arch=self.arch, classname=self.classname, quantize="int8",
-            input_shape=list(g.input.shape), input_type=self.edges.input_type,
-            input_scale=g.input.quant.scale, input_zero_point=g.input.quant.zero_point,
+            # the first input's (a one-input model's only one), then every input's
+            input_shape=list(g.inputs[0].shape), input_type=self.edges.input_type,
+            input_scale=g.inputs[0].quant.scale, input_zero_point=g.inputs[0].quant.zero_point,
+            input_shapes=[list(t.shape) for t in g.inputs], input_types=list(self.edges.input_types),
+            input_scales=[t.quant.scale for t in g.inputs], input_zero_points=[t.quant.zero_point for t in g.inputs],
             output_shapes=[list(t.shape) for t in g.outputs],
             output_scales=[t.quant.scale for t in g.outputs], output_zero_points=[t.quant.zero_point for t in g.outputs],
             num_classes=int(g.output.size),
@@ -425,7 +458,7 @@ def _fuse_conv_mul(graph: Graph, plan: MemoryPlan):
     grow: the map now lives until the conv ends and the vector with it, the product map is gone."""
     from micronets.compiler.ops.int8_conv_mul import fuse_conv_mul
 
-    ops = fuse_conv_mul(list(graph.ops), {t.storage for t in graph.outputs}, graph.input)
+    ops = fuse_conv_mul(list(graph.ops), {t.storage for t in graph.outputs}, graph.inputs)
     if len(ops) == len(graph.ops):
         return graph, plan
     fused = _renumbered(graph, ops)
@@ -482,16 +515,16 @@ def _streams_greedy(graph: Graph, plan: MemoryPlan, budget_of, goal: Optional[in
         # each chain's runs of two ops or more that can start a stream (a pooling cannot: it is a
         # stage only after a conv), then (after every chain) the runs that can stream as a graph
         # (Int8Branch: residual blocks, chains with KxK convs after their first stage)
-        groups = [[(a, b, make_stream) for a in range(i, j - 1) if can_start(ops[a], graph.input)
+        groups = [[(a, b, make_stream) for a in range(i, j - 1) if can_start(ops[a], graph.inputs)
                    for b in range(a + 2, j + 1)]
-                  for i, j in stream_candidates(ops, kept, graph.input)]
-        groups.append([(a, b, make_branch) for a, b in branch_candidates(ops, kept, graph.input)])
+                  for i, j in stream_candidates(ops, kept, graph.inputs)]
+        groups.append([(a, b, make_branch) for a, b in branch_candidates(ops, kept, graph.inputs)])
         for g, group in enumerate(groups):
             if best is not None and g < len(groups) - 1:
                 continue  # a chain's run found: the graph runs still compete with it
             for a, b, make in group:
                 try:
-                    made = make(ops[a:b], graph.input)
+                    made = make(ops[a:b], graph.inputs)
                 except Unstreamable:  # e.g. a closing stage that needs rows along an axis the stream does not run
                     continue
                 trial = _renumbered(graph, ops[:a] + [made] + ops[b:])
@@ -522,7 +555,8 @@ def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optiona
         raise TypeError(f"expected a keras.Model to compile; got {type(model).__name__}")
     check_classname(classname)
     with _functional_view(model) as functional:  # a subclassed model: one call of it on its Inputs
-        check_calibration(functional, calibration)
+        checked = check_calibration(functional, calibration)
+        samples = len(checked[0] if isinstance(checked, list) else checked)
         if input_scale is None:
             input_scale = 1.0 if takes_raw_input(functional) else 1.0 / 255.0
         data = quantize_keras(functional, calibration)
@@ -530,7 +564,7 @@ def compile_keras_int8(model, calibration, classname: str = "Net", arch: Optiona
                               input_offset=input_offset, notes=notes, class_names=class_names, reference=reference,
                               stream=stream)
     compiled.notes["Source"] = "Keras model quantised by TFLite's converter"
-    compiled.notes["Calibration"] = f"{len(np.asarray(calibration))} samples"
+    compiled.notes["Calibration"] = f"{samples} samples"
     return compiled
 
 
@@ -563,19 +597,28 @@ def render_int8(m: Int8Model, filename: str, version: str) -> str:
                             shape=t.shape_str(), size_name="numOutputs" if k == 0 else f"numOutputs{k}",
                             ctype="int8_t" if t.dtype == "int8" else "uint8_t", scale_str="%.9g" % t.quant.scale,
                             scale_double=c_double(t.quant.scale), zero=t.quant.zero_point))
-    q = g.input.quant
+    inputs, offset = [], 0
+    for k, (t, read) in enumerate(zip(g.inputs, m.inputs_read())):
+        inputs.append(dict(name=input_name(k), size_name="numInputs" if k == 0 else f"numInputs{k}", count=int(t.size),
+                           shape=t.shape_str(), scale_str="%.9g" % t.quant.scale, scale_double=c_double(t.quant.scale),
+                           zero=t.quant.zero_point, offset=offset if read else 0, read=read))
+        offset += int(t.size) if read else 0
+    q = g.inputs[0].quant
+    several = m.several_inputs
     return env.get_template("header_int8.h.j2").render(
         filename=comment(filename), version=version, arch=comment(m.arch), classname=m.classname,
         namespace=f"micronets_{m.classname}", guard=f"MICRONETS_{m.classname}_H",
-        input_shape_str="x".join(map(str, g.input.shape)), input_scale_str="%.9g" % q.scale,
-        input_scale_double=c_double(q.scale), input_zero=q.zero_point,
-        uint8_meaning=comment(m.uint8_meaning()), num_inputs=g.input.size, outputs=outputs,
+        input_shape_str="x".join(map(str, g.inputs[0].shape)), input_scale_str="%.9g" % q.scale,
+        input_scale_double=c_double(q.scale), input_zero=q.zero_point, inputs=inputs, several=several,
+        quantized_bytes=m.quantized_bytes(),
+        uint8_meaning="" if several else comment(m.uint8_meaning()), outputs=outputs,
         index_type="uint16_t" if g.output.size <= 65535 else "uint32_t",
         notes=[(comment(k), comment(v)) for k, v in m.notes.items()],
         macs=summary["macs"], params=summary["params"], weights_bytes=summary["weights_bytes"],
         arena_bytes=summary["arena_bytes"], arena_alloc=max(1, summary["arena_bytes"]),
         inplace_bound=summary["inplace_bound"], naive_bound=summary["naive_bound"],
-        object_bytes=summary["object_bytes"], input_lut=c_array(m.input_table()), input_add=m.input_offset_int(),
+        object_bytes=summary["object_bytes"], input_lut="" if several else c_array(m.input_table()),
+        input_add=None if several else m.input_offset_int(),
         weights=weights, kernels=kernels, calls=calls,
         class_names=None if m.class_names is None else [c_string(c) for c in m.class_names],
     )
@@ -587,7 +630,8 @@ def cli_run(command: str, tflite=None, *, output=None, classname=None, int8: boo
     """What ``micronets gen`` / ``micronets info`` do on the int8 path; returns the summary.
 
     ``tflite``: a .tflite file to import; else ``model`` (a Keras model) is quantised with the
-    ``calibration`` path (.npy or image folder). ``stream``: False for ``--layer-by-layer``.
+    ``calibration`` path (.npy or image folder; for a model of several inputs an .npz of one array
+    per input, as ``micronets verify --inputs`` takes). ``stream``: False for ``--layer-by-layer``.
     ``gen`` writes ``output`` atomically."""
     from micronets.compiler.compile import takes_raw_input
     from micronets.compiler.export import check_writable, write_atomic
@@ -601,8 +645,12 @@ def cli_run(command: str, tflite=None, *, output=None, classname=None, int8: boo
     else:
         if calibration is None:
             raise ValueError("--int8 needs --calibration DIR|FILE.npy: representative inputs for TFLite's converter")
-        check_one_input(model)
-        x = load_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]), takes_raw_input(model))
+        if len(model.inputs) > 1:  # one array per input, from an .npz
+            from micronets.data import load_input_arrays
+
+            x = load_input_arrays(calibration, model)
+        else:
+            x = load_calibration(calibration, tuple(int(d) for d in model.input_shape[1:]), takes_raw_input(model))
         compiled = compile_keras_int8(model, x, classname=classname or "Net", arch=arch, stream=stream)
     if command == "gen":
         text = compiled.render(filename=os.path.basename(os.fspath(output)) or "model.h")
@@ -613,7 +661,9 @@ def cli_run(command: str, tflite=None, *, output=None, classname=None, int8: boo
 
 def scales_text(summary: Dict) -> str:
     """Per-layer quantisation as lines of text (for ``micronets info``)."""
-    lines = [f"int8 scales (real = s * (q - z)): input s={summary['input_scale']:.6g} z={summary['input_zero_point']}"]
+    ins = "; ".join(f"input{k or ''} s={s:.6g} z={z}"
+                    for k, (s, z) in enumerate(zip(summary["input_scales"], summary["input_zero_points"])))
+    lines = [f"int8 scales (real = s * (q - z)): {ins}"]
     for i, layer in enumerate(summary["layers"]):
         ins = ", ".join(f"s={s:.6g} z={z}" for s, z in zip(layer["input_scales"], layer["input_zero_points"]))
         lines.append(f"  {i:>3} {layer['op']:<24} in {ins} -> out s={layer['output_scale']:.6g} z={layer['output_zero_point']}")

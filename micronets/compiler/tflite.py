@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from micronets.compiler import shape_fold
-from micronets.compiler.graph import Graph, Quant, Tensor
+from micronets.compiler.graph import Graph, Quant, Tensor, input_name
 from micronets.compiler.ops.base import UnsupportedModelError, conv_output
 from micronets.compiler.ops.int8_abs import Int8Abs
 from micronets.compiler.ops.int8_add import Int8Add
@@ -88,13 +88,24 @@ _NP = {"int8": np.int8, "uint8": np.uint8, "int32": np.int32, "int64": np.int64,
 class Edges:
     """How the caller's data meets the int8 graph.
 
-    ``input_type``: the .tflite model's input type (int8, uint8 or float32); ``input_uint8``: for a
-    uint8 model the uint8 input's quantisation (the table requantises it to the graph's int8
-    input). ``outputs_float``: per output, whether the .tflite output was float32 (a DEQUANTIZE)."""
+    ``input_types``: per input (the graph's order), the .tflite model's input type (int8, uint8 or
+    float32); ``inputs_uint8``: per input, for a uint8 input its quantisation (requantised to the
+    graph's int8 input as it is read), else None. ``outputs_float``: per output, whether the .tflite
+    output was float32 (a DEQUANTIZE)."""
 
-    input_type: str
-    input_uint8: Optional[Quant]
+    input_types: Tuple[str, ...]
+    inputs_uint8: Tuple[Optional[Quant], ...]
     outputs_float: Tuple[bool, ...]
+
+    @property
+    def input_type(self) -> str:
+        """The type of the first input (a one-input model's only one)."""
+        return self.input_types[0]
+
+    @property
+    def input_uint8(self) -> Optional[Quant]:
+        """The first input's uint8 quantisation (a one-input model's only one), if it is uint8."""
+        return self.inputs_uint8[0]
 
 
 def _schema():
@@ -357,42 +368,59 @@ class _Importer:
         return op
 
     # ------------------------------------------------------------------ conversion
+    def caller_input(self, in_index: int, operators, skip: set):
+        """(index of the int8 tensor the graph reads for .tflite input ``in_index``, the input's type,
+        its quantisation when uint8 else None): an int8 input itself, or a float32 / uint8 input's
+        one QUANTIZE to int8 (added to ``skip``: the header quantises as it reads)."""
+        r = self.r
+        in_type = r.ttype(in_index)
+        if in_type == "int8":
+            return in_index, in_type, None
+        if in_type not in ("float32", "uint8"):
+            raise UnsupportedModelError(f"{r.what}: input '{r.tname(in_index)}' is {in_type}; int8, uint8 or float32 "
+                                        f"(with a QUANTIZE) expected")
+        first = [k for k, op in enumerate(operators) if in_index in list(op.inputs)]
+        if (len(first) != 1 or r.op_name(operators[first[0]]) != "QUANTIZE"
+                or r.ttype(operators[first[0]].outputs[0]) != "int8"):
+            readers = ", ".join(f"op {j} ({r.op_name(operators[j])}"
+                                + (f" to {r.ttype(operators[j].outputs[0])})" if r.op_name(operators[j]) == "QUANTIZE" else ")")
+                                for j in first) or "no op"
+            raise UnsupportedModelError(f"{r.what}: not a fully-int8 model: its {in_type} input '{r.tname(in_index)}' is read "
+                                        f"by {readers}, not by one QUANTIZE to int8 (convert with a representative "
+                                        f"dataset and TFLITE_BUILTINS_INT8)")
+        skip.add(first[0])
+        in_uint8 = None
+        if in_type == "uint8":
+            scales, zps, _ = r.quant(in_index)
+            in_uint8 = Quant(float(scales[0]), int(zps[0]))
+        return int(operators[first[0]].outputs[0]), in_type, in_uint8
+
     def run(self):
         r = self.r
         sg = r.sg
-        if len(sg.inputs) != 1:
-            raise UnsupportedModelError(f"{r.what} has {len(sg.inputs)} inputs; only single-input models are supported")
         operators = list(sg.operators)
-        in_index = int(sg.inputs[0])
-        in_type = r.ttype(in_index)
-        input_uint8 = None
         skip = set()
-        if in_type in ("float32", "uint8"):
-            first = [k for k, op in enumerate(operators) if in_index in list(op.inputs)]
-            if (len(first) != 1 or r.op_name(operators[first[0]]) != "QUANTIZE"
-                    or r.ttype(operators[first[0]].outputs[0]) != "int8"):
-                readers = ", ".join(f"op {j} ({r.op_name(operators[j])}"
-                                    + (f" to {r.ttype(operators[j].outputs[0])})" if r.op_name(operators[j]) == "QUANTIZE" else ")")
-                                    for j in first) or "no op"
-                raise UnsupportedModelError(f"{r.what}: not a fully-int8 model: its {in_type} input '{r.tname(in_index)}' is read "
-                                            f"by {readers}, not by one QUANTIZE to int8 (convert with a representative "
-                                            f"dataset and TFLITE_BUILTINS_INT8)")
-            k = first[0]
-            skip.add(k)
-            q_out = int(operators[k].outputs[0])
-            if in_type == "uint8":
-                scales, zps, _ = r.quant(in_index)
-                input_uint8 = Quant(float(scales[0]), int(zps[0]))
-            graph_in_index = q_out
-        elif in_type == "int8":
-            graph_in_index = in_index
-        else:
-            raise UnsupportedModelError(f"{r.what}: input '{r.tname(in_index)}' is {in_type}; int8, uint8 or float32 (with a QUANTIZE) expected")
-        graph_input = self.act_tensor(graph_in_index, -1, "input")
-        graph_input = Tensor(name="input", shape=graph_input.shape, dtype="int8", quant=graph_input.quant)
-        if graph_input.dtype != "int8":
-            raise UnsupportedModelError(f"{r.what}: the graph's input is not int8")
-        self.tensors[graph_in_index] = graph_input
+        graph_inputs, input_types, inputs_uint8 = [], [], []
+        for k, in_index in enumerate(int(i) for i in sg.inputs):
+            if not any(in_index in list(op.inputs) for op in operators):
+                # an input no op reads (a Keras input no output depends on: the converter keeps it,
+                # of its own type): an argument of the header's entries, never read
+                shape = tuple(int(d) for d in (self.known_shape(in_index) or ()))
+                if not shape or shape[0] != 1:
+                    raise UnsupportedModelError(f"{r.what}: input '{r.tname(in_index)}' has shape {list(shape)}; a batch "
+                                                f"of 1 is required")
+                graph_input = Tensor(name=input_name(k), shape=shape[1:] or (1,), dtype="int8", quant=Quant(1.0, 0))
+                in_type, in_uint8 = r.ttype(in_index), None
+            else:
+                graph_in_index, in_type, in_uint8 = self.caller_input(in_index, operators, skip)
+                graph_input = self.act_tensor(graph_in_index, -1, "input")
+                graph_input = Tensor(name=input_name(k), shape=graph_input.shape, dtype="int8", quant=graph_input.quant)
+                self.tensors[graph_in_index] = graph_input
+            graph_inputs.append(graph_input)
+            input_types.append(in_type)
+            inputs_uint8.append(in_uint8)
+        if not graph_inputs:
+            raise UnsupportedModelError(f"{r.what} has no inputs")
 
         outputs_float = []
         out_indices = []
@@ -428,8 +456,8 @@ class _Importer:
             outputs.append(self.tensors[o])
         if not self.ops:
             raise UnsupportedModelError(f"{r.what}: the model computes nothing")
-        graph = Graph(ops=tuple(self.ops), inputs=(graph_input,), outputs=tuple(outputs))
-        edges = Edges(input_type=in_type, input_uint8=input_uint8, outputs_float=tuple(outputs_float))
+        graph = Graph(ops=tuple(self.ops), inputs=tuple(graph_inputs), outputs=tuple(outputs))
+        edges = Edges(input_types=tuple(input_types), inputs_uint8=tuple(inputs_uint8), outputs_float=tuple(outputs_float))
         desc = self.r.model.description
         notes = {"Source": os.path.basename(r.what) if r.what != "the .tflite model" else ".tflite bytes",
                  "Bit-exact with": "TFLM" if self.reference == "tflm" else "TFLite's BUILTIN_REF kernels"}

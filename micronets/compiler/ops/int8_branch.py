@@ -57,6 +57,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from micronets.compiler.graph import is_input
 from micronets.compiler.ops.int8_add import Int8Add
 from micronets.compiler.ops.int8_base import Int8Op
 from micronets.compiler.ops.int8_conv import Int8Conv2D
@@ -324,7 +325,7 @@ class Int8Branch(StagedOp):
         return "T" if self.input_is_caller else "int8_t"
 
 
-def branch_candidates(ops, kept, graph_input) -> List[Tuple[int, int]]:
+def branch_candidates(ops, kept, graph_inputs) -> List[Tuple[int, int]]:
     """Runs (start, end) of op indices (end exclusive) that could run as one Int8Branch: the first
     op a conv of a whole map, every other op reading only maps the run's ops write, every map but
     the last read only inside the run and not kept."""
@@ -336,7 +337,7 @@ def branch_candidates(ops, kept, graph_input) -> List[Tuple[int, int]]:
     for i, first in enumerate(ops):
         if len(first.inputs) != 1 or first.inputs[0].is_slice:
             continue
-        caller = first.inputs[0].storage is graph_input.storage
+        caller = is_input(first.inputs[0], graph_inputs)
         if not _first_stage(first, caller):
             continue
         made = set()
@@ -360,7 +361,7 @@ def branch_candidates(ops, kept, graph_input) -> List[Tuple[int, int]]:
     return runs
 
 
-def make_branch(ops, graph_input) -> Int8Branch:
+def make_branch(ops, graph_inputs) -> Int8Branch:
     """The graph stream of ``ops`` (a run ``branch_candidates`` found); a closing stage that reads
     its producer's map flattened (a fully connected layer) reads the producer's very tensor."""
     last = ops[-1]
@@ -369,4 +370,4 @@ def make_branch(ops, graph_input) -> Int8Branch:
         x = made.get(last.inputs[0].storage)
         if x is not None and x is not last.inputs[0] and x.size == last.inputs[0].size:
             ops = list(ops[:-1]) + [last.evolve(inputs=[x])]
-    return Int8Branch(ops, input_is_caller=ops[0].inputs[0].storage is graph_input.storage)
+    return Int8Branch(ops, input_is_caller=is_input(ops[0].inputs[0], graph_inputs))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 
+from micronets.compiler.graph import is_input
 from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_mul import Int8Mul
 
@@ -68,7 +69,7 @@ class Int8ConvMul(Int8Conv2D):
         return 0
 
 
-def fusable(mul, conv, graph_input) -> bool:
+def fusable(mul, conv, graph_inputs) -> bool:
     """Whether ``mul`` (an op) -> ``conv`` (its output's only reader) fuse as Int8ConvMul: a
     per-channel broadcast MUL of an int8 map that is not the graph's input, into a pointwise int8
     conv of at least MIN_PIXELS pixels whose 2-pixel tiles' unpacked products fit CM_XBUF_BYTES
@@ -78,7 +79,7 @@ def fusable(mul, conv, graph_input) -> bool:
         return False
     x, v = (mul.inputs[i] for i in mul.vec)
     cin = conv.inputs[0].hwc[2]
-    return (conv.inputs[0] is mul.output and x is not graph_input and x.dtype == "int8" and v.dtype == "int8"
+    return (conv.inputs[0] is mul.output and not is_input(x, graph_inputs) and x.dtype == "int8" and v.dtype == "int8"
             and x.shape == mul.output.shape and v.size == cin
             and conv.output.hwc[0] * conv.output.hwc[1] >= MIN_PIXELS
             and 4 * ((cin + 3) // 4 * 4) <= CM_XBUF_BYTES and not conv.thin_in_place
@@ -87,7 +88,7 @@ def fusable(mul, conv, graph_input) -> bool:
             and not (cin > 256 and cin % 4 in (1, 2)))
 
 
-def fuse_conv_mul(ops, kept, graph_input):
+def fuse_conv_mul(ops, kept, graph_inputs):
     """``ops`` with each squeeze-excite MUL whose output only a pointwise conv reads (and is not in
     ``kept``) fused into that conv (``fusable``), the fused op at the conv's place."""
     readers = collections.defaultdict(list)
@@ -97,7 +98,7 @@ def fuse_conv_mul(ops, kept, graph_input):
     fused = {}
     for mul in ops:
         users = readers.get(mul.output.storage, []) if isinstance(mul, Int8Mul) else []
-        if len(users) == 1 and mul.output.storage not in kept and fusable(mul, users[0], graph_input):
+        if len(users) == 1 and mul.output.storage not in kept and fusable(mul, users[0], graph_inputs):
             fused[id(users[0])] = mul
     if not fused:
         return ops

@@ -44,7 +44,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from micronets.compiler.graph import Tensor
+from micronets.compiler.graph import Tensor, is_input
 from micronets.compiler.ops.int8_base import Int8Op
 from micronets.compiler.ops.int8_conv import Int8Conv2D
 from micronets.compiler.ops.int8_conv_depthwise import Int8ConvDepthwise
@@ -388,18 +388,18 @@ def _parts(op) -> list:
     return [op.conv, op.dw] if type(op) is Int8ConvDepthwise else [op]
 
 
-def can_start(op, graph_input) -> bool:
+def can_start(op, graph_inputs) -> bool:
     """Whether graph op ``op`` can be a stream's first (a conv -> depthwise pair: first two) stage."""
     x = op.inputs[0] if op.inputs else None
     if x is None or x.is_slice or len(op.inputs) != 1:
         return False
-    caller = x.storage is graph_input.storage
+    caller = is_input(x, graph_inputs)
     first = _parts(op)
     return (_row_stage(first[0], True, not caller and x.dtype == "int8")
             and all(_row_stage(part, False, True) for part in first[1:]))
 
 
-def stream_candidates(ops, kept, graph_input) -> List[tuple]:
+def stream_candidates(ops, kept, graph_inputs) -> List[tuple]:
     """Maximal chains (start, end) of op indices (end exclusive) that could run as one stream:
     each op the only reader of the one before (its only input, not kept whole), every op a
     stage (``Int8ConvDepthwise`` counts as its two), at least two stages."""
@@ -412,7 +412,7 @@ def stream_candidates(ops, kept, graph_input) -> List[tuple]:
 
     chains, i = [], 0
     while i < len(ops):
-        if not can_start(ops[i], graph_input):
+        if not can_start(ops[i], graph_inputs):
             i += 1
             continue
         j = i + 1
@@ -480,11 +480,11 @@ def _same_map(t, u) -> bool:
     return t is u or (t.storage is u.storage and not t.is_slice and not u.is_slice and t.hwc == u.hwc)
 
 
-def make_stream(ops, graph_input) -> Int8Stream:
+def make_stream(ops, graph_inputs) -> Int8Stream:
     """The stream op of a chain of graph ops (as ``stream_candidates`` found it); 1-D chains run
     along their columns (``columns_as_rows``)."""
     stages = []
-    caller = ops[0].inputs[0].storage is graph_input.storage
+    caller = is_input(ops[0].inputs[0], graph_inputs)
     for op in ops:
         # each stage reading its producer's very tensor
         for part in _parts(op):
