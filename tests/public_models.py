@@ -672,6 +672,32 @@ def espcn(input_shape=(None, None, 1), upscale=3, filters=(64, 64, 32)):
     x = layers.Conv2D(input_shape[-1] * upscale ** 2, 3, **conv)(x)
     return keras.Model(inputs, DepthToSpace(upscale)(x), name="espcn")
 
+def edsr(input_shape=(None, None, 3), filters=64, res_blocks=16, factor=2):
+    """Keras example "Enhanced Deep Residual Networks for single-image super-resolution"
+    (keras.io/examples/vision/edsr/; Lim et al. 2017, the EDSR baseline): Rescaling(1/255), a 3x3
+    conv, ``res_blocks`` residual blocks (3x3 conv ReLU, 3x3 conv, Add), a 3x3 conv added to the
+    first conv's output, upsampling (a 3x3 conv to filters x factor^2 channels then
+    ``depth_to_space``, twice), a 3x3 conv to 3 channels and Rescaling(255). The example writes
+    ``tf.nn.depth_to_space``; on Keras 3 that is ``keras.ops.depth_to_space``. Its model class adds
+    train and predict steps only (its call() is the functional graph's); the example hard-codes 64
+    filters, here ``filters``; its input is any size: a fixed one is needed here."""
+    keras, layers = _keras()
+    from keras import ops
+
+    def conv(x, width, **kwargs):
+        return layers.Conv2D(width, 3, padding="same", **kwargs)(x)
+
+    inputs = keras.Input(input_shape)
+    x = x_new = conv(layers.Rescaling(scale=1.0 / 255)(inputs), filters)
+    for _ in range(res_blocks):
+        x_new = layers.Add()([x_new, conv(conv(x_new, filters, activation="relu"), filters)])
+    x = layers.Add()([x, conv(x_new, filters)])
+    for _ in range(2):
+        x = ops.depth_to_space(conv(x, filters * factor ** 2), block_size=factor)
+    outputs = layers.Rescaling(scale=255)(conv(x, 3))
+    return keras.Model(inputs, outputs, name="edsr")
+
+
 def cct(input_shape=(32, 32, 3), num_classes=10, channels=(64, 128), heads=2, units=(128, 128), blocks=2,
         depth_rate=0.1):
     """Keras example "Compact Convolutional Transformers" (keras.io/examples/vision/cct/; Hassani et
@@ -1282,6 +1308,9 @@ MODELS.update({
                                                                  up=(16, 16, 8, 8)), {}),
     # at the example's widths and upscale 3; a 12 x 12 input (the example trains on 100 x 100 crops)
     "keras_example_espcn": (espcn, dict(input_shape=(12, 12, 1)), {"regression": True}),
+    # 8 x 8 images, 16 filters, 2 residual blocks (published: 64 filters, 16 blocks, any size)
+    "keras_example_edsr": (edsr, dict(input_shape=(8, 8, 3), filters=16, res_blocks=2),
+                           {"regression": True, "input_range": 255.0}),
     # 16 x 16 pixels (16 tokens), tokenizer widths 8 and 16, MLP widths 16
     "keras_example_cct": (cct, dict(input_shape=(16, 16, 3), num_classes=5, channels=(8, 16), units=(16, 16)),
                           {"input_range": 255.0}),

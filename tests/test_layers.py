@@ -1449,6 +1449,25 @@ def test_channel_shuffle_and_split(tmp_path):
     assert_matches_keras(model, tmp_path)
 
 
+def test_depth_to_space_and_space_to_depth(tmp_path):
+    """keras.ops.depth_to_space (EDSR's upsampling: was refused, "no converter") and
+    space_to_depth, blocks of 2 and 3, channels last and first, each one copy, as Keras (TensorFlow's
+    order: output pixel (h b + i, w b + j) channel c is input pixel (h, w) channel (i b + j) C + c)."""
+    ops = keras.ops
+    outs = []
+    inp = keras.Input((4, 5, 18))
+    for b in (2, 3):
+        up = ops.depth_to_space(layers.Conv2D(3 * b * b, 1)(inp), b)
+        outs += [up, ops.space_to_depth(layers.Conv2D(2, 1)(up), b)]
+    first = ops.transpose(inp, (0, 3, 1, 2))  # (18, 4, 5)
+    up = ops.depth_to_space(first, 3, data_format="channels_first")  # (2, 12, 15)
+    outs += [up, ops.space_to_depth(up * 2.0, 3, data_format="channels_first")]
+    model = keras.Model(inp, [layers.Flatten()(t) for t in outs])
+    compiled = assert_matches_keras(model, tmp_path)
+    kinds = [op.label() for op in compiled.graph.ops if "To" in op.label()]
+    assert sum("DepthToSpace" in k for k in kinds) == 3 and sum("SpaceToDepth" in k for k in kinds) == 3, kinds
+
+
 def test_more_than_65535_outputs_use_a_wide_argmax(tmp_path):
     model = seq((1,), layers.Dense(70000))
     w = np.zeros((1, 70000), np.float32)

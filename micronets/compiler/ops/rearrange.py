@@ -155,6 +155,42 @@ def permute(ctx, x, perm, name):
     return _add(ctx, name, [x], shape, [move], "Permute", "axes " + ",".join(str(p + 1) for p in perm))
 
 
+@converter("op:DepthToSpace", "op:SpaceToDepth")
+def convert_depth_space(layer, inputs, ctx):
+    """``keras.ops.depth_to_space`` (EDSR's and ESPCN's pixel shuffle) and ``space_to_depth``, as
+    TensorFlow orders them: output pixel (h b + i, w b + j) channel c is input pixel (h, w) channel
+    (i b + j) C + c; either data format. One copy."""
+    x = ctx.dense_input(inputs[0])
+    b = int(layer.block_size)
+    last = getattr(layer, "data_format", "channels_last") == "channels_last"
+    to_space = type(layer).__name__ == "DepthToSpace"
+    if len(x.shape) != 3 or b < 2:
+        raise UnsupportedModelError(f"operation '{layer.name}' rearranges a {x.shape} sample in blocks of {b}; "
+                                    f"a map (H, W, C) and blocks of 2 or more are supported")
+    # the deep side (h, w, i, j, c) and the spatial side (h, i, w, j, c), channels last or first
+    if to_space:
+        h, w, deep_c = x.shape if last else (x.shape[1], x.shape[2], x.shape[0])
+    else:
+        h, w, deep_c = (x.shape[0] // b, x.shape[1] // b, x.shape[2] * b * b) if last else \
+            (x.shape[1] // b, x.shape[2] // b, x.shape[0] * b * b)
+        if (x.shape[:2] if last else x.shape[1:]) != (h * b, w * b):
+            raise UnsupportedModelError(f"operation '{layer.name}': a {x.shape} sample is not made of {b}x{b} blocks")
+    if deep_c % (b * b):
+        raise UnsupportedModelError(f"operation '{layer.name}': {deep_c} channels are not {b}x{b} blocks")
+    c = deep_c // (b * b)
+    dims = (h, w, b, b, c)
+    if last:
+        deep_shape, deep = (h, w, deep_c), (w * deep_c, deep_c, b * c, c, 1)
+        space_shape, space = (h * b, w * b, c), (b * w * b * c, b * c, w * b * c, c, 1)
+    else:
+        deep_shape, deep = (deep_c, h, w), (w, 1, b * c * h * w, c * h * w, h * w)
+        space_shape, space = (c, h * b, w * b), (b * w * b, b, w * b, 1, h * b * w * b)
+    src, dst, shape = (deep, space, space_shape) if to_space else (space, deep, deep_shape)
+    if tuple(ctx.output_shape) != shape:
+        raise UnsupportedModelError(f"operation '{layer.name}' gives {shape}, Keras says {tuple(ctx.output_shape)}")
+    return _add(ctx, layer.name, [x], shape, [Move(0, 0, 0, dims, src, dst)], type(layer).__name__, f"block {b}")
+
+
 @converter("op:ExtractPatches")
 def convert_extract_patches(layer, inputs, ctx):
     """``keras.ops.image.extract_patches`` (ViT's patch layer): output pixel (i, j) holds the
