@@ -698,6 +698,91 @@ def edsr(input_shape=(None, None, 3), filters=64, res_blocks=16, factor=2):
     return keras.Model(inputs, outputs, name="edsr")
 
 
+def patch_convnet(input_shape=(32, 32, 3), num_classes=10, image_size=48, dimensions=256, se_ratio=8, trunk_depth=2):
+    """Keras example "Augmenting convnets with aggregated attention" (keras.io/examples/vision/
+    patch_convnet/; Touvron et al. 2021, PatchConvNet): Rescaling(1/255) and Resizing to
+    ``image_size``; a stem of two 3x3 /2 GELU convs; the trunk (its own layer class): ``trunk_depth``
+    Sequentials of the same five layer objects (LayerNormalization, 1x1 GELU conv, 3x3 GELU conv,
+    the example's squeeze-excite layer class, 1x1 conv), each added to a running shortcut, then the
+    map as a sequence of patches; attention pooling (its own layer class): a learned class token
+    concatenated in front, LayerNormalization, one-head MultiHeadAttention of the class token over
+    every token (asking for the attention scores), the class token added, LayerNormalization, an
+    MLP residual, a Dense to logits. The example's layer returns the logits and the scores (its
+    attention map, for plotting); here the model's output is the logits, as a classifier's is,
+    and the scores are computed and never read. Ports to Keras 3 as a user writes them:
+    tf.nn.gelu -> ops.gelu, the class token a weight of the layer (add_weight), tf.repeat ->
+    ops.tile; the example's data augmentation (inactive at inference) left out."""
+    keras, layers = _keras()
+    from keras import ops
+
+    class SqueezeExcite(layers.Layer):
+        def __init__(self, ratio, **kwargs):
+            super().__init__(**kwargs)
+            self.ratio = ratio
+
+        def build(self, input_shape):
+            filters = input_shape[-1]
+            self.squeeze = layers.GlobalAveragePooling2D(keepdims=True)
+            self.reduction = layers.Dense(units=filters // self.ratio, activation="relu", use_bias=False)
+            self.excite = layers.Dense(units=filters, activation="sigmoid", use_bias=False)
+            self.multiply = layers.Multiply()
+
+        def call(self, x):
+            return self.multiply([x, self.excite(self.reduction(self.squeeze(x)))])
+
+    class Trunk(layers.Layer):
+        def __init__(self, depth, dimensions, ratio, **kwargs):
+            super().__init__(**kwargs)
+            self.depth, self.dimensions, self.ratio = depth, dimensions, ratio
+
+        def build(self, input_shape):
+            config = {"filters": self.dimensions, "activation": ops.gelu, "padding": "same"}
+            block = [layers.LayerNormalization(epsilon=1e-6), layers.Conv2D(kernel_size=(1, 1), **config),
+                     layers.Conv2D(kernel_size=(3, 3), **config), SqueezeExcite(ratio=self.ratio),
+                     layers.Conv2D(kernel_size=(1, 1), filters=self.dimensions, padding="same")]
+            self.trunk_blocks = [keras.Sequential(block) for _ in range(self.depth)]  # the same layers, as published
+            self.add = layers.Add()
+            self.flatten_spatial = layers.Reshape((-1, self.dimensions))
+
+        def call(self, x):
+            shortcut = x
+            for trunk_block in self.trunk_blocks:
+                shortcut = self.add([trunk_block(x), shortcut])
+                x = shortcut
+            return self.flatten_spatial(x)
+
+    class AttentionPooling(layers.Layer):
+        def __init__(self, dimensions, num_classes, **kwargs):
+            super().__init__(**kwargs)
+            self.dimensions, self.num_classes = dimensions, num_classes
+            self.cls = self.add_weight(shape=(1, 1, dimensions), initializer="zeros", name="cls")
+
+        def build(self, input_shape):
+            self.attention = layers.MultiHeadAttention(num_heads=1, key_dim=self.dimensions, dropout=0.2)
+            self.layer_norm1, self.layer_norm2, self.layer_norm3 = (layers.LayerNormalization(epsilon=1e-6)
+                                                                    for _ in range(3))
+            self.mlp = keras.Sequential([layers.Dense(units=self.dimensions, activation=ops.gelu), layers.Dropout(0.2),
+                                         layers.Dense(units=self.dimensions, activation=ops.gelu)])
+            self.dense = layers.Dense(units=self.num_classes)
+            self.flatten = layers.Flatten()
+
+        def call(self, x):
+            class_token = ops.tile(self.cls, [ops.shape(x)[0], 1, 1])
+            x = self.layer_norm1(ops.concatenate([class_token, x], axis=1))
+            x, viz_weights = self.attention(query=x[:, 0:1], key=x, value=x, return_attention_scores=True)
+            class_token = self.layer_norm3(self.flatten(self.layer_norm2(class_token + x)))
+            class_token = class_token + self.mlp(class_token)
+            return self.dense(class_token), viz_weights
+
+    gelu = {"kernel_size": (3, 3), "strides": (2, 2), "activation": ops.gelu, "padding": "same"}
+    inputs = keras.Input(input_shape)
+    x = layers.Resizing(image_size, image_size)(layers.Rescaling(1 / 255.0)(inputs))
+    x = layers.Conv2D(filters=dimensions, **gelu)(layers.Conv2D(filters=dimensions // 2, **gelu)(x))
+    x = Trunk(depth=trunk_depth, dimensions=dimensions, ratio=se_ratio)(x)
+    logits, _ = AttentionPooling(dimensions=dimensions, num_classes=num_classes)(x)
+    return keras.Model(inputs, logits, name="patch_convnet")
+
+
 def cct(input_shape=(32, 32, 3), num_classes=10, channels=(64, 128), heads=2, units=(128, 128), blocks=2,
         depth_rate=0.1):
     """Keras example "Compact Convolutional Transformers" (keras.io/examples/vision/cct/; Hassani et
@@ -1308,6 +1393,9 @@ MODELS.update({
                                                                  up=(16, 16, 8, 8)), {}),
     # at the example's widths and upscale 3; a 12 x 12 input (the example trains on 100 x 100 crops)
     "keras_example_espcn": (espcn, dict(input_shape=(12, 12, 1)), {"regression": True}),
+    # 16 x 16 pixels resized to 24 x 24 (36 patches), width 16, SE ratio 4 (published: 32 -> 48, 256, 8)
+    "keras_example_patch_convnet": (patch_convnet, dict(input_shape=(16, 16, 3), image_size=24, dimensions=16,
+                                                        se_ratio=4), {"input_range": 255.0}),
     # 8 x 8 images, 16 filters, 2 residual blocks (published: 64 filters, 16 blocks, any size)
     "keras_example_edsr": (edsr, dict(input_shape=(8, 8, 3), filters=16, res_blocks=2),
                            {"regression": True, "input_range": 255.0}),

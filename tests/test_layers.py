@@ -650,9 +650,7 @@ def test_dot_product_attention_matches_keras(tmp_path):
 
 def test_multi_head_attention_refusals_say_why():
     inp = keras.Input((6, 8))
-    cases = ((lambda: layers.Reshape((72,))(layers.MultiHeadAttention(2, 4)(inp, inp, return_attention_scores=True)[1]),
-              "2 outputs and a later layer reads one after the first"),
-             (lambda: layers.MultiHeadAttention(2, 4, output_shape=(2, 4))(inp, inp), "one last axis"),
+    cases = ((lambda: layers.MultiHeadAttention(2, 4, output_shape=(2, 4))(inp, inp), "one last axis"),
              (lambda: layers.MultiHeadAttention(2, 4)(inp, layers.Dense(8)(layers.Reshape((3, 4, 8))(
                  layers.Dense(16)(inp)))), "one rank"))
     for make, why in cases:
@@ -661,6 +659,38 @@ def test_multi_head_attention_refusals_say_why():
     m4 = keras.Input((3, 4, 5))
     with pytest.raises(UnsupportedModelError, match="every axis but the last"):
         compile_model(keras.Model(m4, layers.Flatten()(layers.MultiHeadAttention(2, 4, attention_axes=(2,))(m4, m4))))
+
+
+def test_attention_scores_asked_for(tmp_path):
+    """MultiHeadAttention asked for its scores (return_attention_scores) was refused whenever any
+    layer read them. Scores no output depends on (keras.io's PatchConvNet returns them beside its
+    logits, for plotting) are not computed: the attention runs as its kernel. Scores an output
+    depends on are computed by compiling the layer's call() (its einsum form). Where Keras' own
+    graph declares the scores' shape wrongly (a query shorter than the keys: (heads, queries,
+    queries)), that is refused saying so."""
+    class Pool(layers.Layer):  # as PatchConvNet's attention pooling: the output and the scores
+        def build(self, input_shape):
+            self.mha = layers.MultiHeadAttention(num_heads=1, key_dim=8)
+
+        def call(self, x):
+            o, scores = self.mha(query=x[:, 0:1], key=x, value=x, return_attention_scores=True)
+            return o, keras.ops.squeeze(scores, axis=(1, 2))[..., 1:]
+
+    inp = keras.Input((6, 8))
+    out, _ = Pool()(inp)
+    compiled = assert_matches_keras(keras.Model(inp, layers.Flatten()(out)), tmp_path, name="Unread")
+    assert [op.kind for op in compiled.graph.ops].count("MultiHeadAttention") == 1
+
+    o, scores = layers.MultiHeadAttention(2, 4)(inp, inp, return_attention_scores=True)
+    model = keras.Model(inp, [layers.Flatten()(o), layers.Reshape((72,))(scores)])
+    compiled = assert_matches_keras(model, tmp_path, name="Read")
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert "MultiHeadAttention" not in kinds and "Softmax" in kinds, kinds
+
+    o, scores = layers.MultiHeadAttention(1, 8)(inp[:, 0:1], inp, inp, return_attention_scores=True)
+    assert tuple(scores.shape) == (None, 1, 1, 1)  # Keras' declared shape; its call() gives (1, 1, 6)
+    with pytest.raises(UnsupportedModelError, match="Keras' shape inference disagrees with its own call"):
+        compile_model(keras.Model(inp, [layers.Flatten()(o), layers.Flatten()(scores)]))
 
 
 def test_attention_with_learned_queries(tmp_path):
@@ -857,7 +887,8 @@ def test_elementwise_keras_ops_match_keras(tmp_path):
 
 
 def test_recurrent_refusals_say_why(tmp_path):
-    for layer, message in ((layers.LSTM(4, return_state=True), "has 3 outputs and a later layer reads one"),
+    for layer, message in ((layers.LSTM(4, return_state=True),
+                            "has 3 outputs and the model's output depends on one after the first"),
                            (layers.GRU(4, stateful=True), "stateful=True")):
         inp = keras.Input((5, 2), batch_size=1)
         out = layer(inp)

@@ -28,8 +28,8 @@ import numpy as np
 
 from micronets.compiler import activations
 from micronets.compiler.graph import Graph, Tensor, input_name
-from micronets.compiler.ops.base import (CONVERTERS, MULTI_OUTPUT, READS_MASK, REWRITES, TAKES_CONSTANTS,
-                                         TraceThrough, UnsupportedModelError, brief)
+from micronets.compiler.ops.base import (CONVERTERS, LATER_OUTPUTS_TRACED, MULTI_OUTPUT, READS_MASK, REWRITES,
+                                         TAKES_CONSTANTS, TraceThrough, UnsupportedModelError, brief)
 
 
 def _load_op_modules():
@@ -94,6 +94,8 @@ class Tracer:
         self.call_args: Tuple = ()  # the current node's call arguments, Keras tensors replaced by values
         self.call_kwargs: Dict = {}
         self.output_shape: Tuple = ()  # its output's shape as Keras computed it (no batch axis)
+        #: ids of Keras layers compiled through their call() (a later output of theirs is needed)
+        self.traced_layers: frozenset = frozenset()
 
     # ---- tensors and ops
     def new_tensor(self, name: str, shape: Tuple[int, ...]) -> Tensor:
@@ -255,6 +257,18 @@ def _describe(operation, key) -> str:
         f"operation '{operation.name}' (keras.ops {cls})"
 
 
+class _Uncomputed:
+    """A Keras value micronets does not compute (an output after the first of a layer whose
+    converter computes its first only: attention scores asked for and never used), and every value
+    computed from it: refused, saying ``reason``, only where a model output depends on it."""
+
+    __slots__ = ("reason", "layer")
+
+    def __init__(self, reason: str, layer=None):
+        self.reason = reason
+        self.layer = layer  # the Keras layer whose output it is (to be compiled through its call())
+
+
 def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
     """Convert ``order`` (``_keras_graph(model)``) into ops on ``ctx``, mapping each Keras tensor to
     its value in ``values``; returns the graph inputs ``order``'s InputLayers make (model input
@@ -268,6 +282,14 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
     positions = {id(kt): k for k, kt in enumerate(model.inputs)}
     for layer, node, output_kt in order:
         key = _operation_key(layer)
+        uncomputed = next((values[id(k)] for k in node.input_tensors if isinstance(values.get(id(k)), _Uncomputed)), None)
+        if uncomputed is not None:  # not computed either (an error only if an output depends on it)
+            for k in node.input_tensors:
+                if isinstance(values.get(id(k)), Tensor):
+                    ctx.readers[values[id(k)]] -= 1  # (this call reads it no more)
+            for kt in node.output_tensors:
+                values[id(kt)] = uncomputed
+            continue
         t = None if key == "InputLayer" else _folded(layer, node, key, values, ctx, model)
         if t is None and key != "InputLayer" and key not in TAKES_CONSTANTS and \
                 any(isinstance(values.get(id(k)), np.ndarray) for k in node.input_tensors):
@@ -288,14 +310,10 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                 raise UnsupportedModelError(f"layer '{layer.name}' is a nested model ({type(layer).__name__}) of "
                                             f"{len(layer.inputs)} inputs called with {len(node.input_tensors)} tensors")
             t = _inline(layer, node, values, ctx)
-        elif key in CONVERTERS and key not in MULTI_OUTPUT and any(
-                readers.get(id(kt), 0) or id(kt) in out_ids for kt in node.output_tensors[1:]):
-            raise UnsupportedModelError(
-                f"{_describe(layer, key)} in model '{model.name}' has {len(node.output_tensors)} outputs and a later "
-                f"layer reads one after the first (return_state, return_attention_scores, ...); micronets computes "
-                f"its first output only")
         elif isinstance(layer, keras.layers.Layer) and key not in CONVERTERS:  # a user's class, or subclassed Model
             t = _traced_call(layer, node, key, model, values, ctx)
+        elif id(layer) in ctx.traced_layers:  # a converted layer whose later output an output needs
+            t = _traced_call(layer, node, key, model, values, ctx, why="an output after its first is read")
         else:
             fn = CONVERTERS.get(key)
             if fn is None and key in VALUE_FREE:  # (not folded: its fill value is computed from the input)
@@ -334,7 +352,16 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                 f"(training=False, as predict() runs it) where the model's graph took {len(node.output_tensors)} from "
                 f"it: build the model with the layer called as at inference (training=False)")
         assert len(results) in (1, len(node.output_tensors)), f"{key}: {len(results)} values, {len(node.output_tensors)} outputs"
+        if key in CONVERTERS and key not in MULTI_OUTPUT and len(results) == 1:
+            for kt in node.output_tensors[1:]:  # (return_state, return_attention_scores, ...)
+                values[id(kt)] = _Uncomputed(
+                    f"{_describe(layer, key)} in model '{model.name}' has {len(node.output_tensors)} outputs and the "
+                    f"model's output depends on one after the first (return_state, return_attention_scores, ...); "
+                    f"micronets computes its first output only", layer if key in LATER_OUTPUTS_TRACED else None)
         for k, (kt, t) in enumerate(zip(node.output_tensors, results)):
+            if isinstance(t, _Uncomputed):  # (a nested model's or user layer's output)
+                values[id(kt)] = t
+                continue
             if isinstance(t, np.ndarray):  # read by elementwise arithmetic only, as weights
                 if id(kt) in out_ids:
                     raise UnsupportedModelError(f"model '{model.name}' outputs a constant: layer '{layer.name}' does "
@@ -343,6 +370,12 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                 continue
             declared = tuple(kt.shape[1:])
             if None not in declared and int(np.prod(t.shape)) != int(np.prod(declared)):  # a converter that lost or invented values
+                if id(layer) in ctx.traced_layers:  # its own call() as Keras runs it: Keras' graph declared otherwise
+                    raise UnsupportedModelError(
+                        f"{_describe(layer, key)} in model '{model.name}': its call() computes output {k} as "
+                        f"{t.shape} where Keras' graph declares {declared} (Keras' shape inference disagrees with "
+                        f"its own call(), as MultiHeadAttention's does for the scores of a query shorter than its "
+                        f"keys); the layers after it were built on the declared shape: refused")
                 raise UnsupportedModelError(
                     f"{_describe(layer, key)} in model '{model.name}' compiles to {t.shape} ({int(np.prod(t.shape))} "
                     f"values) where Keras declares {declared}: a micronets bug, please report it; refused rather than "
@@ -746,9 +779,13 @@ def trace(model, fuse: bool = True, without: Tuple[str, ...] = ()) -> Graph:
         return _trace_model(model, fuse, without)
 
 
-def _trace_model(model, fuse, without) -> Graph:
+def _trace_model(model, fuse, without, traced_layers: frozenset = frozenset()) -> Graph:
+    """The graph of ``model``. Where an output depends on a layer's later output that its converter
+    does not compute (MultiHeadAttention's scores: ``_Uncomputed``), traced again with that layer
+    compiled through its call() (``traced_layers``), which computes them all."""
     order, readers = _keras_graph(model)
     ctx = Tracer()
+    ctx.traced_layers = traced_layers
     values: Dict[int, object] = {}
     out_ids = {id(t) for t in model.outputs}
     layer_values: List[Tuple[str, object]] = []
@@ -757,6 +794,15 @@ def _trace_model(model, fuse, without) -> Graph:
         raise UnsupportedModelError("model has no InputLayer")
     # an input no output depends on (Keras allows one) is still an argument of predict(), unread
     graph_inputs = tuple(traced[k] if k in traced else _input_tensor(kt, k) for k, kt in enumerate(model.inputs))
+    for t in model.outputs:
+        missing = values[id(t)]
+        if isinstance(missing, _Uncomputed):
+            if missing.layer is not None and id(missing.layer) not in traced_layers:
+                try:
+                    return _trace_model(model, fuse, without, traced_layers | {id(missing.layer)})
+                except UnsupportedModelError as exc:
+                    raise UnsupportedModelError(f"{missing.reason}; compiled through its call() instead: {exc}") from exc
+            raise UnsupportedModelError(missing.reason)
     outputs = _outputs(ctx, [values[id(t)] for t in model.outputs], graph_inputs, model)
     kept = frozenset(t.storage for t in outputs)
     ops = list(ctx.ops)

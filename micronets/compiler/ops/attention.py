@@ -230,7 +230,7 @@ def _mask(name, call, layer, lq, lk, rank):
     return mask
 
 
-@converter("MultiHeadAttention", constants=True)
+@converter("MultiHeadAttention", constants=True, later_outputs_traced=True)
 def convert_multi_head_attention(layer, inputs, ctx):
     name = f"layer '{layer.name}' (MultiHeadAttention)"
     # the call's arguments by name, as Keras' own signature binds them

@@ -32,13 +32,18 @@ MULTI_OUTPUT: set = set()
 #: Keras classes whose converters read the ``mask`` a call passes (any other call with one is
 #: refused: computed without it, the result would be silently wrong)
 READS_MASK: set = set()
+#: converters of a layer's first output whose later outputs come from compiling its call()
+LATER_OUTPUTS_TRACED: set = set()
 
 
-def converter(*keras_classes: str, constants: bool = False, multi_output: bool = False, masks: bool = False):
+def converter(*keras_classes: str, constants: bool = False, multi_output: bool = False, masks: bool = False,
+              later_outputs_traced: bool = False):
     """Register a function turning one Keras layer into ops (or an alias of its input);
     ``constants``: it accepts numpy arrays among its inputs; ``multi_output``: the layer has
     several outputs and the function returns a tuple of their values; ``masks``: it computes
-    what a call with a ``mask`` argument computes."""
+    what a call with a ``mask`` argument computes; ``later_outputs_traced``: it computes the first
+    of the layer's outputs, and where a model output depends on a later one the layer is
+    compiled through its ``call()`` instead (MultiHeadAttention's scores)."""
 
     def register(fn):
         for name in keras_classes:
@@ -49,6 +54,8 @@ def converter(*keras_classes: str, constants: bool = False, multi_output: bool =
                 MULTI_OUTPUT.add(name)
             if masks:
                 READS_MASK.add(name)
+            if later_outputs_traced:
+                LATER_OUTPUTS_TRACED.add(name)
         return fn
 
     return register
