@@ -113,7 +113,7 @@ def build(header_path: str, classname: str, out_dir: Optional[str] = None, opt: 
         record = w % ("rawOutputs", "rawOutputs", classname, "numOutputs") + w % ("outputs", "outputs", classname, "numOutputs")
         int8_entry = '\n    if (!strcmp(mode, "int8"))\n        return classify<int8_t>();'
     record_size, args = predict_arguments(header_path, classname, "image")
-    # a header for several inputs takes floats only
+    # a header of several inputs has no uint8 entry (float, and int8 for an int8 header)
     uint8_entry = '    if (!strcmp(mode, "uint8"))\n        return classify<uint8_t>();' if "," not in args else ""
     return compile_driver(_DRIVER % {"header": header_path, "cls": classname, "record": record, "int8_entry": int8_entry,
                                      "uint8_entry": uint8_entry, "record_size": record_size, "args": args},

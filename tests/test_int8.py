@@ -4,6 +4,7 @@ import path, the three ways in, and every error path."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -1283,6 +1284,25 @@ def test_hybrid_tflite_is_refused(tmp_path):
     conv.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic range: int8 weights, float activations
     with pytest.raises(UnsupportedModelError, match="float"):
         compile_tflite(conv.convert())
+
+
+def test_infinite_quantisation_scale_is_refused_naming_the_tensor(tmp_path):
+    """TFLite's converter writes scale inf on a tensor whose calibrated range left float32's
+    (keras.io's Zero-DCE calibrated on [-1, 1] where it takes [0, 1]: its curve steps overflow).
+    Refused naming that tensor (was "quantisation scale must be a positive finite number", no
+    tensor named)."""
+    from micronets.compiler.tflite import _Reader
+
+    from int8_reference import requantise_tensors
+
+    model = spread_weights(small_model(), seed=4)
+    data = convert(model, calibration(model))
+    r = _Reader(data, "model")
+    out = int(r.sg.outputs[0])
+    broken = requantise_tensors(data, {out: (float("inf"), 0)})
+    with pytest.raises(UnsupportedModelError, match=f"tensor '{re.escape(r.tname(out))}' has quantisation scale inf: "
+                                                    f"its calibrated range left float32's"):
+        compile_tflite(broken)
 
 
 def test_unsupported_op_is_named(tmp_path):

@@ -1499,6 +1499,16 @@ def test_depth_to_space_and_space_to_depth(tmp_path):
     assert sum("DepthToSpace" in k for k in kinds) == 3 and sum("SpaceToDepth" in k for k in kinds) == 3, kinds
 
 
+def test_moving_the_batch_axis_is_refused_saying_why():
+    """Swin's attention (keras.io) moves its stacked q, k, v axis in front of the batch; refused with
+    why (one sample at a time) and what to write instead."""
+    inp = keras.Input((4, 3, 8))
+    qkv = keras.ops.transpose(layers.Reshape((4, 3, 8))(layers.Dense(8)(inp)), (2, 0, 1, 3))
+    with pytest.raises(UnsupportedModelError, match=r"moves the batch axis \(axes \(2, 0, 1, 3\)\); a compiled model "
+                                                    r"runs one sample at a time"):
+        compile_model(keras.Model(inp, layers.Flatten()(qkv[0])))
+
+
 def test_more_than_65535_outputs_use_a_wide_argmax(tmp_path):
     model = seq((1,), layers.Dense(70000))
     w = np.zeros((1, 70000), np.float32)

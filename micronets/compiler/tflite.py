@@ -179,7 +179,13 @@ class _Reader:
         if q is None or q.scale is None or len(q.scale) == 0:
             return None, None, 0
         zp = q.zeroPoint if q.zeroPoint is not None else np.zeros(len(q.scale), np.int64)
-        return np.asarray(q.scale, np.float32), np.asarray(zp, np.int64), int(q.quantizedDimension)
+        scales = np.asarray(q.scale, np.float32)
+        if not np.all(np.isfinite(scales)):
+            raise UnsupportedModelError(
+                f"{self.what}: tensor '{self.tname(index)}' has quantisation scale {scales[~np.isfinite(scales)][0]}: its "
+                f"calibrated range left float32's (TFLite's converter writes inf there); calibrate with inputs as the "
+                f"model takes them, in their real range")
+        return scales, np.asarray(zp, np.int64), int(q.quantizedDimension)
 
 
 def read_tflite(source, *, reference: str = "tflm") -> Tuple[Graph, Edges, Dict[str, str]]:

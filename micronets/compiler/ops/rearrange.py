@@ -111,6 +111,11 @@ def copy_tensor(ctx, x, name):
     return _add(ctx, name, [x], x.shape, [Move(0, 0, 0, (x.size,), (1,), (1,))], "Copy")
 
 
+#: why a rearrangement may not move the batch axis (Swin's attention moves its q, k, v axis in front)
+BATCH_MOVE = ("; a compiled model runs one sample at a time, so an operation may rearrange a sample's axes only "
+              "(index the stacked axis instead, e.g. qkv[:, :, 0])")
+
+
 @converter("Permute", "op:Transpose", "op:Swapaxes", "op:Moveaxis")
 def convert_permute(layer, inputs, ctx):
     x = ctx.dense_input(inputs[0])
@@ -124,7 +129,7 @@ def convert_permute(layer, inputs, ctx):
         for d, a in sorted(zip(dst, src)):
             order.insert(d, a)
         if order[0] != 0:
-            raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops moveaxis) moves the batch axis")
+            raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops moveaxis) moves the batch axis{BATCH_MOVE}")
         perm = [a - 1 for a in order[1:]]
     else:
         axes = getattr(layer, "axes", None)
@@ -136,7 +141,7 @@ def convert_permute(layer, inputs, ctx):
             raise UnsupportedModelError(f"operation '{layer.name}' transposes without axes; the batch axis would move")
         axes = [int(a) % (len(x.shape) + 1) for a in axes]
         if axes[0] != 0:
-            raise UnsupportedModelError(f"operation '{layer.name}' moves the batch axis")
+            raise UnsupportedModelError(f"operation '{layer.name}' moves the batch axis (axes {tuple(axes)}){BATCH_MOVE}")
         perm = [a - 1 for a in axes[1:]]
     if sorted(perm) != list(range(len(x.shape))):
         raise UnsupportedModelError(f"layer '{layer.name}' permutes {x.shape} with {perm}")
