@@ -313,8 +313,7 @@ def run_seeds(seeds, workdir, builder=None):
             if not np.array_equal(got, expected):
                 diff = np.abs(got.astype(np.int32) - expected.astype(np.int32))
                 problems.append(f"vs {label}: {int((diff > 0).sum())} of {diff.size} outputs differ, max {int(diff.max())} LSB")
-        # (the Cortex-M4 run feeds the uint8 entry, which a header of several inputs has not)
-        if M4_EVERY and (cases.index(c) % M4_EVERY == 0 or c.seed in REGRESSION_SEEDS) and not isinstance(c.x, tuple):
+        if M4_EVERY and (cases.index(c) % M4_EVERY == 0 or c.seed in REGRESSION_SEEDS):
             problems += _m4_problems(c, os.path.join(workdir, f"F{c.seed}_TFLM.h"), workdir)
         results.append((c.seed, "MISMATCH" if problems else "ok",
                         "; ".join(problems) or ("" if c.header_ref else "TFLM only (TFLite's interpreter aborts)")))
@@ -322,8 +321,9 @@ def run_seeds(seeds, workdir, builder=None):
 
 
 def _m4_problems(c, header, workdir):
-    """The header's DSP build on QEMU's Cortex-M4 (strict -Werror build, uint8 entry) against its
-    host build: [] when they agree bit for bit (or no toolchain is installed)."""
+    """The header's DSP build on QEMU's Cortex-M4 (strict -Werror build, uint8 entry; a header of
+    several inputs, which has none, the int8 entry) against its host build: [] when they agree bit
+    for bit (or no toolchain is installed)."""
     import shutil
 
     from micronets import host
@@ -331,13 +331,16 @@ def _m4_problems(c, header, workdir):
 
     if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
         return []
-    pixels = np.random.default_rng(c.seed).integers(0, 256, (2,) + c.x.shape[1:]).astype(np.uint8)
+    if isinstance(c.x, tuple):
+        pixels, entry = [x[:2] for x in c.x], "int8"
+    else:
+        pixels, entry = np.random.default_rng(c.seed).integers(0, 256, (2,) + c.x.shape[1:]).astype(np.uint8), "uint8"
     try:
-        elf = qemu.build_firmware(header, f"F{c.seed}", pixels, os.path.join(workdir, f"fw{c.seed}"), entry="uint8")
+        elf = qemu.build_firmware(header, f"F{c.seed}", pixels, os.path.join(workdir, f"fw{c.seed}"), entry=entry)
         on_m4 = qemu.run_firmware(elf, timeout=300).outputs
     except RuntimeError as exc:
         return [f"Cortex-M4 build or run failed: {str(exc)[:300]}"]
-    _, on_host = host.run_header_int8(header, f"F{c.seed}", pixels, entry="uint8", out_dir=workdir)
+    _, on_host = host.run_header_int8(header, f"F{c.seed}", pixels, entry=entry, out_dir=workdir)
     return [] if np.array_equal(on_m4, on_host) else ["Cortex-M4 outputs differ from the host's"]
 
 

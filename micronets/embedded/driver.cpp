@@ -3,7 +3,8 @@
  *
  * mn_config.h (generated per build) either defines MN_NO_MODEL (the "empty firmware" used as a
  * size baseline) or includes the model header and defines MN_CLASS, MN_NUM_SAMPLES,
- * MN_SAMPLE_TYPE (float or uint8_t), MN_SAMPLE_SIZE and either
+ * MN_SAMPLE_TYPE (float, uint8_t or int8_t), MN_INPUT_SIZE (every input's values),
+ * MN_PREDICT_ARGS (predict()'s arguments: one pointer per input into `sample`), MN_SAMPLE_SIZE and either
  * mn_samples[MN_NUM_SAMPLES][MN_SAMPLE_SIZE] or MN_SIZE_ONLY (predict() linked but never run:
  * the firmware whose size, minus the empty firmware's, is the model's footprint).
  *
@@ -152,7 +153,7 @@ int main(void)
     Line line;
 #ifndef MN_NO_MODEL
     line.str("MN_BEGIN samples=").dec(mn_num_samples).str(" outputs=").dec((uint32_t)MN_CLASS::numOutputs)
-        .str(" inputs=").dec((uint32_t)MN_CLASS::numInputs).str(" sizeof=").dec((uint32_t)sizeof(net));
+        .str(" inputs=").dec((uint32_t)MN_INPUT_SIZE).str(" sizeof=").dec((uint32_t)sizeof(net));
 #else
     line.str("MN_BEGIN samples=0 outputs=0 inputs=0 sizeof=0");
 #endif
@@ -169,7 +170,7 @@ int main(void)
         .str(" ticks=").dec(t0 - t1).flush();
 
 #ifndef MN_NO_MODEL
-    if ((uint32_t)MN_CLASS::numInputs != (uint32_t)MN_SAMPLE_SIZE) {
+    if ((uint32_t)MN_INPUT_SIZE != (uint32_t)MN_SAMPLE_SIZE) {
         line.str("MN_ERROR input size mismatch").flush();
         return 2;
     }
@@ -181,7 +182,7 @@ int main(void)
         const MN_SAMPLE_TYPE* const sample = mn_samples[i];
 #endif
         t0 = timer_now();
-        const uint16_t cls = net.predict(sample);
+        const uint16_t cls = net.predict(MN_PREDICT_ARGS); /* one pointer per input, into the sample */
         t1 = timer_now();
         line.str("MN_RUN i=").dec(i).str(" ticks=").dec(t0 - t1).str(" cls=").dec(cls)
             .str(" output=").dec(net.output).str(" proba=").bits(net.proba).flush();
