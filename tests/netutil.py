@@ -94,7 +94,7 @@ def _per_channel(kernel, kind, vec):
     return vec
 
 
-def liven(model, x, seed=0, logit_std=2.0):
+def liven(model, x, seed=0, logit_std=2.0, inner=False):
     """Randomise ``model``'s weights in place so its outputs vary strongly with the input ``x``.
 
     Walks the graph once in topological order, calling each layer (or operation) eagerly on the
@@ -106,6 +106,12 @@ def liven(model, x, seed=0, logit_std=2.0):
     dilated convolutions, Conv1D/2DTranspose, Dense on vectors or sequences, image / sequence / vector inputs, several
     inputs (``x`` a list in ``model.inputs`` order) and several outputs (each output's head layer
     scaled to ``logit_std``).
+
+    The walk reaches the layers of the model's own graph only: weights inside a user's layer class,
+    a nested model or a layer of sublayers (MultiHeadAttention) keep their initial values, biases
+    of zeros and scales of ones among them, which a compiler that dropped them would match.
+    ``inner``: afterwards, every such float variable still holding one value throughout (zeros,
+    ones) is perturbed: ones scaled by 0.8 .. 1.2 (variances stay positive), others added N(0, 0.1).
     """
     rng = np.random.default_rng(seed)
     fmodel = _functional(model)
@@ -136,7 +142,22 @@ def liven(model, x, seed=0, logit_std=2.0):
         done.add(id(layer))
         for t, v in zip(node.outputs, _run(node, values)):
             values[id(t)] = v
+    if inner:
+        _perturb_constant_variables(model, rng)
     return model
+
+
+def _perturb_constant_variables(model, rng):
+    """Perturb every float variable of ``model`` (sublayers included) whose values are all one
+    value: ones scaled by 0.8 .. 1.2, anything else (zeros) added N(0, 0.1) (see ``liven``)."""
+    for v in model.weights:
+        value = np.asarray(v.numpy())
+        if value.dtype.kind != "f" or value.size < 1 or not np.all(value == value.flat[0]):
+            continue
+        if value.flat[0] == 1.0:
+            v.assign((value * rng.uniform(0.8, 1.2, value.shape)).astype(value.dtype))
+        else:
+            v.assign((value + rng.normal(0.0, 0.1, value.shape)).astype(value.dtype))
 
 
 def _run_inputs(node, values):
@@ -351,7 +372,7 @@ def _keras_call(model, x, dtype=np.float32):
 
 
 def liven_conditioned(model, inputs, seed=0, tries=8, limit=CONDITION_LIMIT, relative=False, liven_x=None,
-                      lively=None):
+                      lively=None, inner=False):
     """``liven`` with successive seeds until the net is well conditioned: Keras' float32 output on
     every batch in ``inputs`` is within ``limit`` of the float64 twin's. Random nets vary a
     lot here (measured 1e-6 .. 3e-5 on the same PhiNet), and on an ill-conditioned one any two
@@ -367,12 +388,12 @@ def liven_conditioned(model, inputs, seed=0, tries=8, limit=CONDITION_LIMIT, rel
     only fixes 7 directions of a layer's input, and rounding errors in all the others get the same
     gain (measured on MobileNetV3 at 32x32: 1e-4 with 8 inputs, 5e-6 with 64). ``lively``: a
     predicate on the outputs for ``inputs[0]``; a seed is only kept when it holds (or, if none
-    does, the best one tried is)."""
+    does, the best one tried is). ``inner``: as ``liven``'s."""
     best = None
     twin = None
     sizes = [int(np.prod([int(d) for d in t.shape[1:]])) for t in model.outputs]
     for s in range(seed, seed + tries):
-        liven(model, inputs[0] if liven_x is None else liven_x, seed=s)
+        liven(model, inputs[0] if liven_x is None else liven_x, seed=s, inner=inner)
         if twin is None:
             twin = float64_twin(model)
         else:
@@ -393,7 +414,7 @@ def liven_conditioned(model, inputs, seed=0, tries=8, limit=CONDITION_LIMIT, rel
             best = (gap, s, ok)
         if gap <= limit and ok:
             return gap
-    liven(model, inputs[0] if liven_x is None else liven_x, seed=best[1])
+    liven(model, inputs[0] if liven_x is None else liven_x, seed=best[1], inner=inner)
     return best[0]
 
 
@@ -479,7 +500,7 @@ LIVEN_BATCH = 64
 
 
 def check_against_keras(model, classname, workdir, x=None, tol=1e-5, n=8, seed=1, liven_model=True, regression=False,
-                        input_range=1.0, tries=6, uint8=False, opt="-O2", flags=()):
+                        input_range=1.0, tries=6, uint8=False, opt="-O2", flags=(), liven_inner=False):
     """Export ``model`` with ``micronets.export``, build it with g++ (-std=c++98 -pedantic -Wall
     -Wextra -Werror), run its float entry on ``x`` and compare with ``model.predict``.
 
@@ -497,6 +518,7 @@ def check_against_keras(model, classname, workdir, x=None, tol=1e-5, n=8, seed=1
     are lively (``assert_outputs_lively``). With ``uint8`` (image models) also the
     ``predict(const uint8_t*)`` entry on the same images quantised to pixels. ``flags``: more g++
     flags (``host.RELAXED_INLINE``: the same arithmetic, compiled about twice as fast).
+    ``liven_inner``: ``liven``'s ``inner`` (weights inside user layer classes and nested models).
 
     Returns a dict: compiled, header, exe, x, ref, out, sizes, max_abs_diff, max_rel_diff (the
     worst output's diff over its scale), gap (Keras float32 vs float64, relative, when livened)
@@ -530,7 +552,7 @@ def check_against_keras(model, classname, workdir, x=None, tol=1e-5, n=8, seed=1
             return True
 
         gap = liven_conditioned(model, [x], seed=seed, tries=tries, limit=0.3 * tol, relative=True,
-                                liven_x=liven_x, lively=lively)
+                                liven_x=liven_x, lively=lively, inner=liven_inner)
         # a fair test: Keras' own float32 result is within tol of exact on these weights
         assert gap <= tol, f"no well-conditioned random net found (Keras float32 vs float64: {gap:.3g} relative)"
     path = os.path.join(workdir, f"{classname}.h")

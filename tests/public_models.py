@@ -783,6 +783,247 @@ def patch_convnet(input_shape=(32, 32, 3), num_classes=10, image_size=48, dimens
     return keras.Model(inputs, logits, name="patch_convnet")
 
 
+def mobilevit(input_shape=(256, 256, 3), num_classes=5, patch_size=4, expansion_factor=2, stem=16,
+              channels=(16, 24, 48, 64, 80), dims=(64, 80, 96), blocks=(2, 4, 3), head=320):
+    """Keras example "MobileViT: A mobile-friendly Transformer-based model for image
+    classification" (keras.io/examples/vision/mobilevit/; Mehta et al. 2021), its
+    ``create_mobilevit`` (the XXS variant: stem 16, MV2 widths 16/24/48/64/80, MobileViT widths
+    64/80/96 with 2/4/3 transformer layers, a 320-wide 1x1 head, tf_flowers' 5 classes, 256 x 256)
+    with the widths as arguments. Rescaling(1/255); ``conv_block``: Conv2D with swish, 'same';
+    ``inverted_residual_block``: 1x1 Conv (no bias) + BN + swish (the op, ``keras.activations.swish``
+    on the tensor, as the example calls ``tf.nn.swish``), for stride 2 ZeroPadding2D(``correct_pad``)
+    and a 'valid' depthwise 3x3, else 'same'; BN + swish; 1x1 Conv + BN; a residual Add when the
+    widths match at stride 1. ``mobilevit_block``: conv_block 3x3 then 1x1 to the projection width,
+    the unfolding as the example writes it (a plain Reshape of the (h, w, d) map to (patch_size,
+    h*w/patch_size, d)), pre-norm transformer layers on that rank-4 tensor (LayerNormalization
+    1e-6, MultiHeadAttention of 2 heads with key_dim = the width, dropout 0.1 -- its default
+    attention axes on a rank-4 input are both token axes, so every position attends to every
+    other --, Add, LayerNormalization, a swish MLP of 2x and 1x the width with Dropout 0.1, Add),
+    the folding Reshape back to (h, w, d), a 1x1 conv_block to the block input's width,
+    concatenation with the block input and a 3x3 conv_block fusing them. GlobalAveragePooling2D
+    and a softmax Dense. Keras 3 port: ``tf.nn.swish`` -> ``keras.activations.swish``,
+    ``imagenet_utils.correct_pad`` (not public in Keras 3) written out."""
+    keras, layers = _keras()
+
+    swish = keras.activations.swish
+
+    def correct_pad(inputs, kernel_size):  # keras.applications' padding before a 'valid' stride-2 conv
+        size = inputs.shape[1:3]
+        adjust = (1 - size[0] % 2, 1 - size[1] % 2)
+        correct = (kernel_size // 2, kernel_size // 2)
+        return (correct[0] - adjust[0], correct[0]), (correct[1] - adjust[1], correct[1])
+
+    def conv_block(x, filters=16, kernel_size=3, strides=2):
+        return layers.Conv2D(filters, kernel_size, strides=strides, activation=swish, padding="same")(x)
+
+    def inverted_residual_block(x, expanded_channels, output_channels, strides=1):
+        m = layers.Conv2D(expanded_channels, 1, padding="same", use_bias=False)(x)
+        m = layers.BatchNormalization()(m)
+        m = swish(m)
+        if strides == 2:
+            m = layers.ZeroPadding2D(padding=correct_pad(m, 3))(m)
+        m = layers.DepthwiseConv2D(3, strides=strides, padding="same" if strides == 1 else "valid", use_bias=False)(m)
+        m = layers.BatchNormalization()(m)
+        m = swish(m)
+        m = layers.Conv2D(output_channels, 1, padding="same", use_bias=False)(m)
+        m = layers.BatchNormalization()(m)
+        if x.shape[-1] == output_channels and strides == 1:
+            return layers.Add()([m, x])
+        return m
+
+    def mlp(x, hidden_units, dropout_rate):
+        for units in hidden_units:
+            x = layers.Dense(units, activation=swish)(x)
+            x = layers.Dropout(dropout_rate)(x)
+        return x
+
+    def transformer_block(x, transformer_layers, projection_dim, num_heads=2):
+        for _ in range(transformer_layers):
+            x1 = layers.LayerNormalization(epsilon=1e-6)(x)
+            attention_output = layers.MultiHeadAttention(num_heads=num_heads, key_dim=projection_dim,
+                                                         dropout=0.1)(x1, x1)
+            x2 = layers.Add()([attention_output, x])
+            x3 = layers.LayerNormalization(epsilon=1e-6)(x2)
+            x3 = mlp(x3, hidden_units=[x.shape[-1] * 2, x.shape[-1]], dropout_rate=0.1)
+            x = layers.Add()([x3, x2])
+        return x
+
+    def mobilevit_block(x, num_blocks, projection_dim, strides=1):
+        local_features = conv_block(x, filters=projection_dim, strides=strides)
+        local_features = conv_block(local_features, filters=projection_dim, kernel_size=1, strides=strides)
+        num_patches = int((local_features.shape[1] * local_features.shape[2]) / patch_size)
+        non_overlapping_patches = layers.Reshape((patch_size, num_patches, projection_dim))(local_features)
+        global_features = transformer_block(non_overlapping_patches, num_blocks, projection_dim)
+        folded_feature_map = layers.Reshape((*local_features.shape[1:-1], projection_dim))(global_features)
+        folded_feature_map = conv_block(folded_feature_map, filters=x.shape[-1], kernel_size=1, strides=strides)
+        local_global_features = layers.Concatenate(axis=-1)([x, folded_feature_map])
+        return conv_block(local_global_features, filters=projection_dim, strides=strides)
+
+    c1, c2, c3, c4, c5 = channels
+    inputs = keras.Input(input_shape)
+    x = layers.Rescaling(scale=1.0 / 255)(inputs)
+    x = conv_block(x, filters=stem)
+    x = inverted_residual_block(x, expanded_channels=stem * expansion_factor, output_channels=c1)
+    x = inverted_residual_block(x, expanded_channels=c1 * expansion_factor, output_channels=c2, strides=2)
+    x = inverted_residual_block(x, expanded_channels=c2 * expansion_factor, output_channels=c2)
+    x = inverted_residual_block(x, expanded_channels=c2 * expansion_factor, output_channels=c2)
+    x = inverted_residual_block(x, expanded_channels=c2 * expansion_factor, output_channels=c3, strides=2)
+    x = mobilevit_block(x, num_blocks=blocks[0], projection_dim=dims[0])
+    x = inverted_residual_block(x, expanded_channels=dims[0] * expansion_factor, output_channels=c4, strides=2)
+    x = mobilevit_block(x, num_blocks=blocks[1], projection_dim=dims[1])
+    x = inverted_residual_block(x, expanded_channels=dims[1] * expansion_factor, output_channels=c5, strides=2)
+    x = mobilevit_block(x, num_blocks=blocks[2], projection_dim=dims[2])
+    x = conv_block(x, filters=head, kernel_size=1, strides=1)
+    x = layers.GlobalAvgPool2D()(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="mobilevit")
+
+
+def zero_dce(input_shape=(512, 512, 3), filters=32, iterations=8):
+    """Keras example "Zero-DCE for low-light image enhancement" (keras.io/examples/vision/zero_dce/;
+    Guo et al. 2020): the example's ``ZeroDCE`` keras.Model subclass as inference runs it, its
+    ``call()`` = ``build_dce_net()`` then ``get_enhanced_image``. DCE-Net: seven 3x3 'same'
+    Conv2D of 32 filters with ReLU, symmetrical concatenations (conv4+conv3 -> conv5, conv5+conv2
+    -> conv6, conv6+conv1 -> the last), the last a Conv2D of 3 x 8 = 24 maps with tanh. The
+    enhancement: the 24 maps sliced into eight 3-channel curve maps (``output[:, :, :, 3k:3k+3]``)
+    applied one after another, x <- x + r_k * (x^2 - x) (``ops.power(x, 2)`` for ``tf.pow``). The
+    example's input is any size ([None, None, 3]; trained on 512 x 512): a fixed one is needed here.
+    The loss functions and train/test steps are training-only and left out. ``iterations`` is the
+    number of curve maps (8 published; the net's last width is 3 x iterations)."""
+    keras, layers = _keras()
+    from keras import ops
+
+    def build_dce_net():
+        input_img = keras.Input(shape=input_shape)
+        conv = dict(strides=(1, 1), activation="relu", padding="same")
+        conv1 = layers.Conv2D(filters, (3, 3), **conv)(input_img)
+        conv2 = layers.Conv2D(filters, (3, 3), **conv)(conv1)
+        conv3 = layers.Conv2D(filters, (3, 3), **conv)(conv2)
+        conv4 = layers.Conv2D(filters, (3, 3), **conv)(conv3)
+        int_con1 = layers.Concatenate(axis=-1)([conv4, conv3])
+        conv5 = layers.Conv2D(filters, (3, 3), **conv)(int_con1)
+        int_con2 = layers.Concatenate(axis=-1)([conv5, conv2])
+        conv6 = layers.Conv2D(filters, (3, 3), **conv)(int_con2)
+        int_con3 = layers.Concatenate(axis=-1)([conv6, conv1])
+        x_r = layers.Conv2D(3 * iterations, (3, 3), strides=(1, 1), activation="tanh", padding="same")(int_con3)
+        return keras.Model(inputs=input_img, outputs=x_r)
+
+    class ZeroDCE(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dce_model = build_dce_net()
+
+        def get_enhanced_image(self, data, output):
+            x = data
+            for k in range(iterations):  # the example's r1 .. r8, written out there
+                r = output[:, :, :, 3 * k:3 * k + 3]
+                x = x + r * (ops.power(x, 2) - x)
+            return x
+
+        def call(self, data):
+            dce_net_output = self.dce_model(data)
+            return self.get_enhanced_image(data, dce_net_output)
+
+    inputs = keras.Input(shape=input_shape)
+    return keras.Model(inputs, ZeroDCE(name="zero_dce")(inputs), name="zero_dce_inference")
+
+
+def involution_net(input_shape=(32, 32, 3), num_classes=10, group_number=1, kernel_size=3, stride=1, reduction_ratio=2,
+                   units=64):
+    """Keras example "Involutional neural networks" (keras.io/examples/vision/involution/; Li et al.
+    2021), its ``inv_model`` (CIFAR-10, 32 x 32 x 3): three of the example's ``Involution`` layers
+    (channel 3, one group, 3x3 kernels, stride 1, reduction ratio 2), each followed by ReLU (and
+    the first two by MaxPooling 2), Flatten, Dense 64 ReLU, Dense logits. ``Involution`` is a Layer
+    subclass, built in ``build()`` from the input shape: kernel generation from the (for stride > 1
+    average-pooled) input by a Sequential of Conv2D 1x1 (channel // reduction_ratio filters), BN,
+    ReLU, Conv2D 1x1 (k*k*G filters), reshaped to (H, W, k*k, 1, G); the input's k x k 'same'
+    patches (``keras.ops.image.extract_patches`` for ``tf.image.extract_patches``) reshaped to
+    (H, W, k*k, C/G, G); their product (broadcast over C/G, rank 6), summed over the k*k axis
+    (``ops.sum`` for ``tf.reduce_sum``), reshaped to (H, W, C). The layer returns (output, kernel);
+    the model uses the output. ``tf.identity`` (stride 1) is an identity function. The layer takes
+    ``**kwargs`` (the example's does not), so that Keras can rebuild it from its config."""
+    keras, layers = _keras()
+    from keras import ops
+
+    class Involution(keras.layers.Layer):
+        def __init__(self, channel, group_number, kernel_size, stride, reduction_ratio, name, **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.channel = channel
+            self.group_number = group_number
+            self.kernel_size = kernel_size
+            self.stride = stride
+            self.reduction_ratio = reduction_ratio
+
+        def build(self, input_shape):
+            (_, height, width, num_channels) = input_shape
+            height = height // self.stride
+            width = width // self.stride
+            self.stride_layer = (keras.layers.AveragePooling2D(pool_size=self.stride, strides=self.stride,
+                                                               padding="same")
+                                 if self.stride > 1 else (lambda t: t))
+            self.kernel_gen = keras.Sequential([
+                keras.layers.Conv2D(filters=self.channel // self.reduction_ratio, kernel_size=1),
+                keras.layers.BatchNormalization(),
+                keras.layers.ReLU(),
+                keras.layers.Conv2D(filters=self.kernel_size * self.kernel_size * self.group_number, kernel_size=1),
+            ])
+            self.kernel_reshape = keras.layers.Reshape(
+                target_shape=(height, width, self.kernel_size * self.kernel_size, 1, self.group_number))
+            self.input_patches_reshape = keras.layers.Reshape(
+                target_shape=(height, width, self.kernel_size * self.kernel_size, num_channels // self.group_number,
+                              self.group_number))
+            self.output_reshape = keras.layers.Reshape(target_shape=(height, width, num_channels))
+
+        def call(self, x):
+            kernel_input = self.stride_layer(x)
+            kernel = self.kernel_gen(kernel_input)
+            kernel = self.kernel_reshape(kernel)
+            input_patches = ops.image.extract_patches(x, size=self.kernel_size, strides=self.stride, dilation_rate=1,
+                                                      padding="same")
+            input_patches = self.input_patches_reshape(input_patches)
+            output = ops.multiply(kernel, input_patches)
+            output = ops.sum(output, axis=3)
+            output = self.output_reshape(output)
+            return output, kernel
+
+    channel = input_shape[-1]
+
+    def inv(x, name):
+        return Involution(channel=channel, group_number=group_number, kernel_size=kernel_size, stride=stride,
+                          reduction_ratio=reduction_ratio, name=name)(x)
+
+    inputs = keras.Input(shape=input_shape)
+    x, _ = inv(inputs, "inv_1")
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x, _ = inv(x, "inv_2")
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x, _ = inv(x, "inv_3")
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(units, activation="relu")(x)
+    outputs = keras.layers.Dense(num_classes)(x)
+    return keras.Model(inputs=[inputs], outputs=[outputs], name="inv_model")
+
+
+def denoising_autoencoder(input_shape=(28, 28, 1), filters=32):
+    """Keras example "Convolutional autoencoder for image denoising" (keras.io/examples/vision/
+    autoencoder/; MNIST, 28 x 28 x 1): encoder Conv2D 32 3x3 ReLU 'same', MaxPooling 2 'same', twice;
+    decoder Conv2DTranspose 32 3x3 stride 2 ReLU 'same', twice; Conv2D 1 3x3 sigmoid 'same'. The
+    output is an image (a reconstruction), not class scores. Published size (28,353 parameters)."""
+    keras, layers = _keras()
+    inp = layers.Input(shape=input_shape)
+    x = layers.Conv2D(filters, (3, 3), activation="relu", padding="same")(inp)
+    x = layers.MaxPooling2D((2, 2), padding="same")(x)
+    x = layers.Conv2D(filters, (3, 3), activation="relu", padding="same")(x)
+    x = layers.MaxPooling2D((2, 2), padding="same")(x)
+    x = layers.Conv2DTranspose(filters, (3, 3), strides=2, activation="relu", padding="same")(x)
+    x = layers.Conv2DTranspose(filters, (3, 3), strides=2, activation="relu", padding="same")(x)
+    x = layers.Conv2D(input_shape[-1], (3, 3), activation="sigmoid", padding="same")(x)
+    return keras.Model(inp, x, name="autoencoder")
+
+
 def cct(input_shape=(32, 32, 3), num_classes=10, channels=(64, 128), heads=2, units=(128, 128), blocks=2,
         depth_rate=0.1):
     """Keras example "Compact Convolutional Transformers" (keras.io/examples/vision/cct/; Hassani et
@@ -1395,7 +1636,17 @@ MODELS.update({
     "keras_example_espcn": (espcn, dict(input_shape=(12, 12, 1)), {"regression": True}),
     # 16 x 16 pixels resized to 24 x 24 (36 patches), width 16, SE ratio 4 (published: 32 -> 48, 256, 8)
     "keras_example_patch_convnet": (patch_convnet, dict(input_shape=(16, 16, 3), image_size=24, dimensions=16,
-                                                        se_ratio=4), {"input_range": 255.0}),
+                                                        se_ratio=4), {"input_range": 255.0, "liven_inner": True}),
+    # 64 x 64 (the smallest input whose last MobileViT block is 2 x 2), widths reduced from 16 /
+    # (16, 24, 48, 64, 80) / (64, 80, 96) / 320; 2 / 4 / 3 transformer layers as published
+    "keras_example_mobilevit": (mobilevit, dict(input_shape=(64, 64, 3), num_classes=5, stem=8,
+                                                channels=(8, 12, 16, 16, 24), dims=(16, 16, 24), head=32),
+                                {"input_range": 255.0, "liven_inner": True}),
+    # 16 x 16 x 3 images, published widths (32 filters, 8 curve maps)
+    "keras_example_zero_dce": (zero_dce, dict(input_shape=(16, 16, 3)), {"regression": True, "liven_inner": True}),
+    # published sizes
+    "keras_example_involution": (involution_net, dict(), {"liven_inner": True}),
+    "keras_example_denoising_autoencoder": (denoising_autoencoder, dict(), {"regression": True}),
     # 8 x 8 images, 16 filters, 2 residual blocks (published: 64 filters, 16 blocks, any size)
     "keras_example_edsr": (edsr, dict(input_shape=(8, 8, 3), filters=16, res_blocks=2),
                            {"regression": True, "input_range": 255.0}),
