@@ -1305,6 +1305,30 @@ def test_infinite_quantisation_scale_is_refused_naming_the_tensor(tmp_path):
         compile_tflite(broken)
 
 
+def test_unnamed_tensors_are_named_by_index(tmp_path):
+    """A .tflite may leave tensors unnamed (TFLM's keyword_scrambled and seanet test models): the
+    refusals and the header named them 'None'; now '#index'. The header of such a file compiles
+    and is bit-identical to TFLM as before."""
+    from micronets.compiler.tflite import _Reader
+
+    from int8_reference import repack
+
+    model = spread_weights(small_model(), seed=4)
+    data = convert(model, calibration(model))
+    flat = _Reader(data, "model").model
+    for t in flat.subgraphs[0].tensors:
+        t.name = None
+    unnamed = repack(flat, len(data))
+    r = _Reader(unnamed, "model")
+    assert [r.tname(k) for k in range(3)] == ["#0", "#1", "#2"]
+    compiled = compile_tflite(unnamed, classname="Unnamed")
+    assert "None" not in compiled.header
+    (tmp_path / "u.h").write_text(compiled.header)
+    xs = int8_inputs(model.input_shape[1:], n=6)
+    raw, _ = run_header_int8(str(tmp_path / "u.h"), "Unnamed", xs)
+    assert np.array_equal(raw, tflm_reference({"u": (unnamed, xs)})["u"])
+
+
 def test_unsupported_op_is_named(tmp_path):
     i = keras.Input((4, 4, 2))
     x = L.Conv2D(3, 1)(i)

@@ -21,7 +21,7 @@ PUBLISHED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "pu
 #: the published files tested here; mlperf_vww_96_int8 and mlperf_ad01_int8 (the largest) are run
 #: by benchmarks/int8.py only, to keep the suite's time down
 TESTED = ["tflm_hello_world_int8", "tflm_micro_speech_quantized", "tflm_person_detect", "mlperf_kws_ref_model",
-          "mlperf_str_ww_ref_model", "mlperf_pretrainedResnet_quant"]
+          "mlperf_str_ww_ref_model", "mlperf_pretrainedResnet_quant", "tflm_simple_add_model"]
 #: files TFLite's interpreter refuses while TFLM runs them: compared with TFLM only
 TFLITE_REFUSES = {"tflm_person_detect": "quantized_dimension"}
 N_INPUTS = 6
@@ -32,17 +32,21 @@ def read(name: str) -> bytes:
         return fh.read()
 
 
-def random_inputs(data, n: int, seed: int) -> np.ndarray:
+def random_inputs(data, n: int, seed: int):
     """``n`` random inputs of the model's input type around its zero point, each of another
     amplitude (from a few levels to the type's whole range: a trained model saturates on full-range
-    noise alone). ``data``: the .tflite bytes, or the model compiled from them."""
+    noise alone); for a model of several inputs a tuple of one such array per input. ``data``: the
+    .tflite bytes, or the model compiled from them."""
     graph = (compile_tflite(data) if isinstance(data, bytes) else data).graph
     rng = np.random.default_rng(seed)
-    shape = (n,) + tuple(graph.input.shape)
-    lo, hi = (0, 255) if graph.input.dtype == "uint8" else (-128, 127)
-    amplitude = np.geomspace(4, 256, n).reshape((n,) + (1,) * len(graph.input.shape))
-    x = graph.input.quant.zero_point + np.round(amplitude * rng.uniform(-1, 1, shape))
-    return np.clip(x, lo, hi).astype(np.uint8 if graph.input.dtype == "uint8" else np.int8)
+    arrays = []
+    for t in graph.inputs:
+        shape = (n,) + tuple(t.shape)
+        lo, hi = (0, 255) if t.dtype == "uint8" else (-128, 127)
+        amplitude = np.geomspace(4, 256, n).reshape((n,) + (1,) * len(t.shape))
+        x = t.quant.zero_point + np.round(amplitude * rng.uniform(-1, 1, shape))
+        arrays.append(np.clip(x, lo, hi).astype(np.uint8 if t.dtype == "uint8" else np.int8))
+    return tuple(arrays) if len(arrays) > 1 else arrays[0]
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +85,9 @@ def test_published_model_bit_identical_to_tflm_and_tflite(name, published, tmp_p
     source = tmp_path / f"{name}.tflite"
     source.write_bytes(data)
     header = _gen(source, tmp_path / "model.h")
-    entry = "uint8" if xs.dtype == np.uint8 else "int8"
-    raw, _ = host.run_header_int8(str(header), "Net", xs, entry=entry)
+    entry = "uint8" if np.asarray(xs[0] if isinstance(xs, tuple) else xs).dtype == np.uint8 else "int8"
+    feed = list(xs) if isinstance(xs, tuple) else xs  # (several inputs: one array each)
+    raw, _ = host.run_header_int8(str(header), "Net", feed, entry=entry)
     tflm = tflm.reshape(raw.shape)
     assert np.array_equal(raw, tflm), f"max LSB difference vs TFLM: {np.abs(raw.astype(int) - tflm).max()}"
     # the comparison can fail: outputs differ across inputs
@@ -94,7 +99,7 @@ def test_published_model_bit_identical_to_tflm_and_tflite(name, published, tmp_p
         return
     ref_header = tmp_path / "ref.h"
     ref_header.write_text(compile_tflite(data, classname="Ref", reference="tflite-ref").header)
-    raw_ref, _ = host.run_header_int8(str(ref_header), "Ref", xs, entry=entry)
+    raw_ref, _ = host.run_header_int8(str(ref_header), "Ref", feed, entry=entry)
     ref = tflite_reference(data, xs).reshape(raw_ref.shape)
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
 
@@ -138,7 +143,8 @@ def test_published_headers_compile_strictly_for_cortex_m4(published, tmp_path):
         header = tmp_path / f"{name}.h"
         header.write_text(compiled.header)
         src = tmp_path / f"{name}.cpp"
-        src.write_text(f'#include "{header}"\nPub net;\nint run(const int8_t* x) {{ return net.predict(x); }}\n')
+        args = ", ".join(["x"] * len(compiled.graph.inputs))  # one pointer per input
+        src.write_text(f'#include "{header}"\nPub net;\nint run(const int8_t* x) {{ return net.predict({args}); }}\n')
         proc = subprocess.run([cxx, *qemu.CPU_FLAGS, "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", "-c",
                                str(src), "-o", str(tmp_path / f"{name}.o")], capture_output=True, text=True)
         assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}"

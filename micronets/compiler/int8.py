@@ -610,7 +610,7 @@ def render_int8(m: Int8Model, filename: str, version: str) -> str:
         namespace=f"micronets_{m.classname}", guard=f"MICRONETS_{m.classname}_H",
         input_shape_str="x".join(map(str, g.inputs[0].shape)), input_scale_str="%.9g" % q.scale,
         input_scale_double=c_double(q.scale), input_zero=q.zero_point, inputs=inputs, several=several,
-        quantized_bytes=m.quantized_bytes(),
+        quantized_bytes=m.quantized_bytes(), bit_exact_with=comment(m.notes.get("Bit-exact with", "TFLM")),
         uint8_meaning="" if several else comment(m.uint8_meaning()), outputs=outputs,
         index_type="uint16_t" if g.output.size <= 65535 else "uint32_t",
         notes=[(comment(k), comment(v)) for k, v in m.notes.items()],

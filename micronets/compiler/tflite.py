@@ -148,7 +148,10 @@ class _Reader:
         return self.sg.tensors[index]
 
     def tname(self, index: int) -> str:
+        """Tensor ``index``'s name, or "#index" for a tensor the file leaves unnamed."""
         name = self.tensor(index).name
+        if name is None or name == b"" or name == "":
+            return f"#{index}"
         return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 
     def ttype(self, index: int) -> str:
