@@ -76,7 +76,7 @@ def bench_model(name: str, tflm: TflmRunner, workdir: Path, seed: int = 1) -> Di
              output_sizes=[int(np.prod([int(d) for d in t.shape[1:]])) for t in model.outputs])
     t = time.time()
     r["keras_gap"] = liven_conditioned(model, [x], seed=seed, tries=options.get("tries", 6), limit=3e-6, relative=True,
-                                       liven_x=draw(LIVEN_BATCH, seed + 1000), inner=options.get("liven_inner", False))
+                                       liven_x=draw(LIVEN_BATCH, seed + 1000), inner=options.get("liven_inner", True))
     ref = flat_outputs(model.predict(x, verbose=0)).astype(np.float64)
 
     # ---- micronets

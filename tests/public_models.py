@@ -1636,16 +1636,16 @@ MODELS.update({
     "keras_example_espcn": (espcn, dict(input_shape=(12, 12, 1)), {"regression": True}),
     # 16 x 16 pixels resized to 24 x 24 (36 patches), width 16, SE ratio 4 (published: 32 -> 48, 256, 8)
     "keras_example_patch_convnet": (patch_convnet, dict(input_shape=(16, 16, 3), image_size=24, dimensions=16,
-                                                        se_ratio=4), {"input_range": 255.0, "liven_inner": True}),
+                                                        se_ratio=4), {"input_range": 255.0}),
     # 64 x 64 (the smallest input whose last MobileViT block is 2 x 2), widths reduced from 16 /
     # (16, 24, 48, 64, 80) / (64, 80, 96) / 320; 2 / 4 / 3 transformer layers as published
     "keras_example_mobilevit": (mobilevit, dict(input_shape=(64, 64, 3), num_classes=5, stem=8,
                                                 channels=(8, 12, 16, 16, 24), dims=(16, 16, 24), head=32),
-                                {"input_range": 255.0, "liven_inner": True}),
+                                {"input_range": 255.0}),
     # 16 x 16 x 3 images, published widths (32 filters, 8 curve maps)
-    "keras_example_zero_dce": (zero_dce, dict(input_shape=(16, 16, 3)), {"regression": True, "liven_inner": True}),
+    "keras_example_zero_dce": (zero_dce, dict(input_shape=(16, 16, 3)), {"regression": True}),
     # published sizes
-    "keras_example_involution": (involution_net, dict(), {"liven_inner": True}),
+    "keras_example_involution": (involution_net, dict(), {}),
     "keras_example_denoising_autoencoder": (denoising_autoencoder, dict(), {"regression": True}),
     # 8 x 8 images, 16 filters, 2 residual blocks (published: 64 filters, 16 blocks, any size)
     "keras_example_edsr": (edsr, dict(input_shape=(8, 8, 3), filters=16, res_blocks=2),
