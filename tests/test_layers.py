@@ -1499,6 +1499,21 @@ def test_depth_to_space_and_space_to_depth(tmp_path):
     assert sum("DepthToSpace" in k for k in kinds) == 3 and sum("SpaceToDepth" in k for k in kinds) == 3, kinds
 
 
+def test_roll_along_sample_axes(tmp_path):
+    """keras.ops.roll (Swin's shifted windows; was refused, "no converter"): one axis, two axes,
+    negative shifts, shifts past the axis' length, an axis named twice (numpy adds its shifts),
+    as Keras; a roll without an axis moves values between samples and is refused."""
+    ops = keras.ops
+    inp = keras.Input((5, 6, 3))
+    x = layers.Conv2D(3, 1)(inp)
+    outs = [ops.roll(x, 2, axis=1), ops.roll(x, (-1, 4), axis=(1, 2)), ops.roll(x, 7, axis=-1),
+            ops.roll(x, (1, 2), axis=(2, 2))]
+    compiled = assert_matches_keras(keras.Model(inp, [layers.Flatten()(o) for o in outs]), tmp_path)
+    assert sum(op.kind == "Roll" for op in compiled.graph.ops) == 4, [op.kind for op in compiled.graph.ops]
+    with pytest.raises(UnsupportedModelError, match="rolls without an axis: numpy then rolls the whole batch"):
+        compile_model(keras.Model(inp, layers.Flatten()(ops.roll(x, 3))))
+
+
 def test_moving_the_batch_axis_is_refused_saying_why():
     """Swin's attention (keras.io) moves its stacked q, k, v axis in front of the batch; refused with
     why (one sample at a time) and what to write instead."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -158,6 +159,43 @@ def permute(ctx, x, perm, name):
     src = row_major(x.shape)
     move = Move(0, 0, 0, shape, tuple(src[p] for p in perm), row_major(shape))
     return _add(ctx, name, [x], shape, [move], "Permute", "axes " + ",".join(str(p + 1) for p in perm))
+
+
+@converter("op:Roll")
+def convert_roll(layer, inputs, ctx):
+    """``keras.ops.roll(x, shift, axis)`` along sample axes (Swin's shifted windows roll the map's
+    rows and columns): element i of an axis of n moves to (i + shift) mod n; each axis splits in
+    two blocks, so one copy of 2^axes blocks. Without an axis, numpy rolls the flattened batch,
+    which mixes samples: refused."""
+    x = ctx.dense_input(inputs[0])
+    rank = len(x.shape)
+    if layer.axis is None:
+        raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops roll) rolls without an axis: numpy then rolls "
+                                    f"the whole batch flattened, moving values between samples; give the axes")
+    axes = list(layer.axis) if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+    shifts = list(layer.shift) if isinstance(layer.shift, (list, tuple)) else [layer.shift] * len(axes)
+    if len(shifts) != len(axes):
+        raise UnsupportedModelError(f"operation '{layer.name}' rolls {len(axes)} axes by {len(shifts)} shifts")
+    total = [0] * rank
+    for axis, shift in zip(axes, shifts):
+        a = sample_axis(int(axis), rank)
+        if a is None:
+            raise UnsupportedModelError(f"operation '{layer.name}' rolls axis {axis}{BATCH_MOVE}")
+        total[a] += int(shift)  # (numpy adds the shifts of an axis named twice)
+    src = row_major(x.shape)
+    # per axis, the blocks (source start, destination start, length) its roll makes
+    blocks = []
+    for n, shift in zip(x.shape, total):
+        k = shift % n
+        blocks.append([(0, 0, n)] if k == 0 else [(0, k, n - k), (n - k, 0, k)])
+    moves = []
+    for combo in itertools.product(*blocks):
+        dims = tuple(length for _, _, length in combo)
+        moves.append(Move(0, sum(s * st for (s, _, _), st in zip(combo, src)),
+                          sum(d * st for (_, d, _), st in zip(combo, src)), dims, src, src))
+    if len(moves) == 1:  # every shift a whole turn: the input itself
+        return x
+    return _add(ctx, layer.name, [x], x.shape, moves, "Roll", "shift " + ",".join(map(str, total)))
 
 
 @converter("op:DepthToSpace", "op:SpaceToDepth")
