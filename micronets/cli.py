@@ -25,6 +25,7 @@ import click
 
 import micronets
 from micronets.boards import BOARD_HELP, BOARD_NAMES, BOARDS, KB, MB, Board, board_verdict, find_board  # noqa: F401
+from micronets.data import shape_text
 from micronets.models import ARCHS, MOBILENET_ARCHS
 
 MODEL_FILE_SUFFIXES = (".keras", ".h5")
@@ -127,10 +128,6 @@ def _check_output(path: str) -> str:
         return check_writable(path)
     except OSError as exc:
         raise fail(one_line(exc))
-
-
-def shape_text(shape) -> str:
-    return "x".join("?" if d is None else str(int(d)) for d in shape)
 
 
 def human_bytes(n: int) -> str:

@@ -222,15 +222,17 @@ def load_image_folder(path, input_shape, class_names=None):
     return x, y, list(class_names)
 
 
+def shape_text(shape) -> str:
+    """A shape as people write it: 8x8x3 (an unknown axis as ?)."""
+    return "x".join("?" if d is None else str(int(d)) for d in shape)
+
+
 def load_input_arrays(path, model) -> list:
     """Inputs of a model of several inputs from an .npz holding one array (N, *shape) per input,
     named as the model's inputs are (or arr_0, arr_1, ... in their order: ``np.savez(path, *xs)``):
     a list of float32 arrays in ``model.inputs`` order, of the same N. ValueError starting with
     ``path`` and naming what does not fit."""
     from micronets.compiler.compile import model_shapes
-
-    def text(shape):
-        return "x".join("?" if d is None else str(int(d)) for d in shape)
 
     names = [t.name for t in model.inputs]
     why = f"a model of {len(names)} inputs takes an .npz of one array per input (np.savez)"
@@ -250,7 +252,7 @@ def load_input_arrays(path, model) -> list:
     arrays = [stored[n] if n in stored else stored[f"arr_{k}"] for k, n in enumerate(names)]
     for name, a, shape in zip(names, arrays, model_shapes(model)):
         if a.shape[1:] != tuple(shape) or len(a) == 0:
-            raise ValueError(f"{path}: array {name} of shape {a.shape} does not hold inputs of shape {text(shape)}")
+            raise ValueError(f"{path}: array {name} of shape {a.shape} does not hold inputs of shape {shape_text(shape)}")
     if len({len(a) for a in arrays}) != 1:
         raise ValueError(f"{path}: the arrays hold different numbers of samples ({', '.join(str(len(a)) for a in arrays)})")
     return arrays

@@ -258,7 +258,8 @@ def make_case(seed: int, builder=None):
     except Exception as exc:  # noqa: BLE001 (the converter's own refusal: not ours to test)
         return None, f"converter: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
     try:
-        header = compile_tflite(data, classname=f"F{seed}").header
+        compiled = compile_tflite(data, classname=f"F{seed}")
+        header = compiled.header
     except UnsupportedModelError as exc:
         return None, f"refused: {str(exc)[:160]}"
     try:
@@ -267,8 +268,7 @@ def make_case(seed: int, builder=None):
         if "interpreter does not run" not in str(exc):
             return None, f"refused: {str(exc)[:160]}"
         header_ref = None  # TFLite's interpreter aborts on the model (the refusal says why): TFLM alone
-    # the .tflite's inputs (the converter drops an input no output reads)
-    shapes = [tuple(t.shape) for t in compile_tflite(data).graph.inputs]
+    shapes = [tuple(t.shape) for t in compiled.graph.inputs]  # the .tflite's
     x = tuple(rng.integers(-128, 128, (N_INPUTS,) + shape).astype(np.int8) for shape in shapes)
     return Case(seed, model, data, header, header_ref, x if len(x) > 1 else x[0]), None
 

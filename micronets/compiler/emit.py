@@ -152,9 +152,8 @@ def render(graph, plan, *, classname: str, namespace: str, filename: str, arch: 
                     size_name="numOutputs" if k == 0 else f"numOutputs{k}") for k, t in enumerate(graph.outputs)]
     inputs = [dict(name=input_name(k), count=int(t.size), shape=t.shape_str(),
                    size_name="numInputs" if k == 0 else f"numInputs{k}",
-                   keras_name=comment(graph.input_names[k]) if graph.input_names else input_name(k),
-                   read=any(x.storage is t for op in graph.ops for x in op.inputs))
-              for k, t in enumerate(graph.inputs)]
+                   keras_name=comment(graph.input_names[k]) if graph.input_names else input_name(k), read=read)
+              for k, (t, read) in enumerate(zip(graph.inputs, graph.inputs_read()))]
     return env.get_template("header.h.j2").render(
         filename=comment(filename),
         version=version,

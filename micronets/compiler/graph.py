@@ -148,6 +148,11 @@ class Graph:
         if self.input_names and len(self.input_names) != len(self.inputs):
             raise ValueError(f"{len(self.input_names)} input names for {len(self.inputs)} inputs")
 
+    def inputs_read(self) -> Tuple[bool, ...]:
+        """Per input, whether an op reads it (an input no output depends on is an argument only)."""
+        read = {x.storage for op in self.ops for x in op.inputs}
+        return tuple(t in read for t in self.inputs)
+
     @property
     def input(self) -> Tensor:
         """The model's input, for the paths that take one (int8, per-layer verification)."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from micronets.compiler.activations import c_double
 from micronets.compiler.compile import _align
-from micronets.compiler.graph import Graph, input_name, is_input
+from micronets.compiler.graph import Graph, input_name
 from micronets.compiler.plan import MemoryPlan, arena_lower_bound, plan_memory
 from micronets.compiler.quant import c_array, mbqm, quantize_float, quantize_multiplier
 from micronets.compiler.tflite import Edges, read_tflite
@@ -235,15 +235,11 @@ class Int8Model:
         array per input (no uint8 entry: one pixel mapping cannot fit an image and a vector alike)."""
         return len(self.graph.inputs) > 1
 
-    def inputs_read(self) -> List[bool]:
-        """Per input, whether an op reads it (an input no output depends on is an argument only)."""
-        return [any(is_input(x, (t,)) for op in self.graph.ops for x in op.inputs) for t in self.graph.inputs]
-
     def quantized_bytes(self) -> int:
         """Bytes of the object's array the several-input float entry quantises the inputs it reads into."""
         if not self.several_inputs:
             return 0
-        return max(1, sum(int(t.size) for t, read in zip(self.graph.inputs, self.inputs_read()) if read))
+        return max(1, sum(int(t.size) for t, read in zip(self.graph.inputs, self.graph.inputs_read()) if read))
 
     def input_table(self) -> np.ndarray:
         """int8 value the graph sees for each raw uint8 input value (a one-input model's)."""
@@ -598,7 +594,7 @@ def render_int8(m: Int8Model, filename: str, version: str) -> str:
                             ctype="int8_t" if t.dtype == "int8" else "uint8_t", scale_str="%.9g" % t.quant.scale,
                             scale_double=c_double(t.quant.scale), zero=t.quant.zero_point))
     inputs, offset = [], 0
-    for k, (t, read) in enumerate(zip(g.inputs, m.inputs_read())):
+    for k, (t, read) in enumerate(zip(g.inputs, g.inputs_read())):
         inputs.append(dict(name=input_name(k), size_name="numInputs" if k == 0 else f"numInputs{k}", count=int(t.size),
                            shape=t.shape_str(), scale_str="%.9g" % t.quant.scale, scale_double=c_double(t.quant.scale),
                            zero=t.quant.zero_point, offset=offset if read else 0, read=read))

@@ -393,7 +393,7 @@ class _Importer:
                 or r.ttype(operators[first[0]].outputs[0]) != "int8"):
             readers = ", ".join(f"op {j} ({r.op_name(operators[j])}"
                                 + (f" to {r.ttype(operators[j].outputs[0])})" if r.op_name(operators[j]) == "QUANTIZE" else ")")
-                                for j in first) or "no op"
+                                for j in first)
             raise UnsupportedModelError(f"{r.what}: not a fully-int8 model: its {in_type} input '{r.tname(in_index)}' is read "
                                         f"by {readers}, not by one QUANTIZE to int8 (convert with a representative "
                                         f"dataset and TFLITE_BUILTINS_INT8)")
