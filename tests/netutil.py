@@ -148,11 +148,13 @@ def liven(model, x, seed=0, logit_std=2.0, inner=False):
 
 
 def _perturb_constant_variables(model, rng):
-    """Perturb every float variable of ``model`` (sublayers included) whose values are all one
-    value: ones scaled by 0.8 .. 1.2, anything else (zeros) added N(0, 0.1) (see ``liven``)."""
+    """Perturb every float variable of ``model`` (sublayers included) whose values are all zeros
+    or all ones, as initialisers leave them: ones scaled by 0.8 .. 1.2, zeros added N(0, 0.1)
+    (see ``liven``). Only those: a one-element variable is always 'one value', and one that liven
+    set (a BatchNormalization's variance of 0.05 over one channel) must not be moved (below 0)."""
     for v in model.weights:
         value = np.asarray(v.numpy())
-        if value.dtype.kind != "f" or value.size < 1 or not np.all(value == value.flat[0]):
+        if value.dtype.kind != "f" or value.size < 1 or not (np.all(value == 0.0) or np.all(value == 1.0)):
             continue
         if value.flat[0] == 1.0:
             v.assign((value * rng.uniform(0.8, 1.2, value.shape)).astype(value.dtype))

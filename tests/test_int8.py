@@ -283,6 +283,26 @@ def depth_space_model():
     return keras.Model(i, x, name="depth_space")
 
 
+def mirror_split_model():
+    """MIRROR_PAD ('reflect' as CycleGAN's ReflectionPadding2D, 'symmetric', and along a
+    sequence), SPLIT (equal parts, as keras.io's ShiftViT divides its channels) and SPLIT_V
+    (unequal parts), of the input and of computed tensors. (Every part is read: TFLite's converter
+    leaves a SPLIT with an unread part in float in about half its runs, measured.)"""
+    import keras.ops as K
+
+    i = keras.Input((7, 6, 4))
+    x = L.Lambda(lambda t: K.pad(t, [[0, 0], [2, 1], [1, 3], [0, 0]], mode="reflect"))(i)          # 10 x 10 x 4
+    x = L.Conv2D(9, 3, activation="relu")(x)                                                         # 8 x 8 x 9
+    a, b, c = L.Lambda(lambda t: K.split(t, 3, axis=-1))(x)
+    y = L.Lambda(lambda t: K.pad(t, [[0, 0], [3, 0], [1, 2], [0, 0]], mode="symmetric"))(L.Add()([a, c]))  # 11 x 11 x 3
+    y = L.Conv2D(6, 3, strides=2)(y)                                                                 # 5 x 5 x 6
+    top, rest = L.Lambda(lambda t: K.split(t, [2], axis=1))(b)                                      # rows 2 + 6
+    s = L.Reshape((8 * 8, 3))(L.Concatenate(axis=1)([rest, top]))
+    s = L.Lambda(lambda t: K.pad(t, [[0, 0], [2, 2], [0, 0]], mode="reflect"))(s)                  # 68 x 3
+    s = L.GlobalAveragePooling1D()(L.Conv1D(5, 5, strides=4)(s))
+    return keras.Model(i, L.Dense(5)(L.Concatenate()([L.Flatten()(y), s])), name="mirror_split")
+
+
 def small_model():
     i = keras.Input((6, 6, 2))
     x = L.Conv2D(4, 3, activation="relu")(i)
@@ -347,7 +367,7 @@ def layout_ops():
     out = {}
     for k, fn in enumerate((layout_model, constant_model, means_model, subtract_swish_model, minmax_model, sequence_model,
                             broadcast_model, resize_model, transpose_conv_model, activations_model, axis_concat_model,
-                            depth_space_model)):
+                            depth_space_model, mirror_split_model)):
         model = spread_weights(fn(), seed=20 + k)
         out[model.name] = (convert(model, calibration(model, seed=k)), int8_inputs(model.input_shape[1:], n=12, seed=k))
     # the converter never makes it: a MEAN whose output shares its input's scale and zero point
@@ -430,7 +450,7 @@ def test_int8_headers_run_clean_under_sanitizers(name, converted, tflm, tmp_path
 
 @pytest.mark.parametrize("name", ["layout", "constants", "means", "means_same", "subtract_swish", "minmax", "sequence", "broadcast",
                                   "resize", "transpose_conv", "activations", "activations_slope_zero", "axis_concats",
-                                  "keras_mobilenet_v3_small",
+                                  "mirror_split", "keras_mobilenet_v3_small",
                                   "shufflenet_v2_stage", "keras_efficientnet_tiny", "lenet5", "mobilefacenet",
                                   "tf_simple_audio"])
 @pytest.mark.xdist_group("layout_ops")  # one worker converts the module fixture (12 s), not both
@@ -714,8 +734,14 @@ def test_layout_and_constant_op_kinds_are_covered(layout_ops):
         seen.update(op_names(data))
     for op in ("TRANSPOSE", "STRIDED_SLICE", "RELU", "RELU6", "MEAN", "MUL", "ADD", "SUB", "RESHAPE", "HARD_SWISH",
                "LOGISTIC", "MAXIMUM", "MINIMUM", "REDUCE_MAX", "PAD", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR",
-               "TRANSPOSE_CONV", "TANH", "LEAKY_RELU", "PRELU", "PACK"):
+               "TRANSPOSE_CONV", "TANH", "LEAKY_RELU", "PRELU", "PACK", "MIRROR_PAD", "SPLIT", "SPLIT_V"):
         assert op in seen, op
+    pads = [op.describe() for op in compile_tflite(layout_ops["mirror_split"][0]).graph.ops if "Padding" in op.kind]
+    assert sorted(pads) == ["reflect pad 0,0,2,2", "reflect pad 2,1,1,3", "symmetric pad 3,0,1,2"], pads
+    parts = [op.describe() for op in compile_tflite(layout_ops["mirror_split"][0]).graph.ops if op.kind == "Slice"]
+    assert sorted(parts) == ["8x8x3 [0:2:1, 0:8:1, 0:3:1]", "8x8x3 [2:8:1, 0:8:1, 0:3:1]",  # SPLIT_V: rows 2 + 6
+                             "8x8x9 [0:8:1, 0:8:1, 0:3:1]", "8x8x9 [0:8:1, 0:8:1, 3:6:1]",
+                             "8x8x9 [0:8:1, 0:8:1, 6:9:1]"], parts  # SPLIT: three parts
     reductions = [op.label() for op in compile_tflite(layout_ops["means"][0]).graph.ops if op.kind == "ReduceMax"]
     assert reductions == ["ReduceMax 6x6x8 over axes 3 (8 values)"], reductions
     slopes = [op.const_shape for op in compile_tflite(layout_ops["activations"][0]).graph.ops if op.kind == "PReLU"]

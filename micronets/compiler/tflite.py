@@ -75,7 +75,8 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
              "DEQUANTIZE", "RELU", "RELU6", "TRANSPOSE", "STRIDED_SLICE", "MAXIMUM", "MINIMUM", "REDUCE_MAX",
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
              "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM", "ABS", "EXP", "LOG", "EXPAND_DIMS",
-             *COMPARISONS, "SELECT", "SELECT_V2", "DIV", "SQRT", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH")
+             *COMPARISONS, "SELECT", "SELECT_V2", "DIV", "SQRT", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
+             "MIRROR_PAD", "SPLIT", "SPLIT_V")
 #: how to convert a model whose shapes TFLite resolves only at run time
 DYNAMIC_HINT = ("convert the model for a batch of 1 (TFLiteConverter.from_concrete_functions with an input signature of "
                 "shape [1, ...], as micronets.export(..., quantize='int8') does)")
@@ -924,7 +925,7 @@ class _Importer:
             x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
             self.add(Int8Softmax(label, x, out, float(opt.beta)), name)
-        elif name == "PAD":
+        elif name in ("PAD", "MIRROR_PAD"):
             x = self.act_tensor(ins[0], k, name)
             pads = self.int_operand(ins[1])
             rank = len(x.shape) + 1
@@ -941,7 +942,7 @@ class _Importer:
             if (rank == 4 and len(readers) == 1 and self.consumers[outs[0]] == 1
                     and (reader in ("CONV_2D", "DEPTHWISE_CONV_2D")
                          or (reader == "MAX_POOL_2D" and int(operators[readers[0]].builtinOptions.padding) == 1))
-                    and list(operators[readers[0]].inputs)[0] == outs[0]):
+                    and list(operators[readers[0]].inputs)[0] == outs[0] and name == "PAD"):
                 # taps on the border read the zero point, which the convolution's skipped taps mean
                 # too; a VALID max pooling's windows take it as one more value (Int8Pool.border):
                 # the padding folds into the reader, no padded copy is made
@@ -950,7 +951,45 @@ class _Importer:
                     self.folded_pad[outs[0]] = (ins[0], p)
                     return
             out = self.new_output(outs[0], k, name)
-            self.add(Int8Pad(label, x, out, p, out.quant.zero_point), name)
+            mode = "zero" if name == "PAD" else ("reflect", "symmetric")[int(opt.mode)]
+            try:
+                self.add(Int8Pad(label, x, out, p, out.quant.zero_point, mode), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name in ("SPLIT", "SPLIT_V"):
+            # each output a slice of the input along one axis (TFLite copies the values as they are)
+            x_index, axis_index = (ins[1], ins[0]) if name == "SPLIT" else (ins[0], ins[2])
+            x = self.act_tensor(x_index, k, name)
+            axis = self.int_operand(axis_index)
+            if axis is None or np.asarray(axis).size != 1:
+                self.fail(k, name, "splits along an axis that is not a constant")
+            axis = int(np.asarray(axis).reshape(-1)[0]) % (len(x.shape) + 1)
+            if axis == 0:
+                self.fail(k, name, f"splits the batch axis of {[1, *x.shape]}")
+            n = x.shape[axis - 1]
+            if name == "SPLIT":
+                if len(outs) < 1 or n % len(outs):
+                    self.fail(k, name, f"splits {n} along axis {axis} into {len(outs)} equal parts")
+                sizes = [n // len(outs)] * len(outs)
+            else:
+                sizes = self.int_operand(ins[1])
+                if sizes is None:
+                    self.fail(k, name, "splits into sizes that are not constants")
+                sizes = [int(v) for v in np.asarray(sizes).reshape(-1)]
+                if sizes.count(-1) == 1:  # the rest
+                    sizes[sizes.index(-1)] = n - (sum(sizes) + 1)
+                if len(sizes) != len(outs) or min(sizes, default=0) < 1 or sum(sizes) != n:
+                    self.fail(k, name, f"splits {n} along axis {axis} into {sizes}")
+            start = 0
+            for o, count in zip(outs, sizes):
+                starts, counts = [0] * len(x.shape), list(x.shape)
+                starts[axis - 1], counts[axis - 1] = start, count
+                start += count
+                out = self.new_output(o, k, name)
+                try:
+                    self.add(Int8Slice(r.tname(o).split(";")[0][-60:], x, out, starts, [1] * len(x.shape), counts), name)
+                except UnsupportedModelError as exc:
+                    self.fail(k, name, str(exc))
         elif name == "QUANTIZE":
             x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
