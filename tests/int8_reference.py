@@ -130,7 +130,8 @@ def _spread(layers, rng):
 
     for layer in layers:
         inner = list(layer._flatten_layers(include_self=False, recursive=False))
-        if inner and (isinstance(layer, keras.Model) or not type(layer).__module__.startswith("keras")):
+        # (keras-hub's and keras-cv's blocks are classes of their own: only Keras' root package is Keras')
+        if inner and (isinstance(layer, keras.Model) or type(layer).__module__.split(".")[0] != "keras"):
             _spread(inner, rng)  # (its own variables, if any, keep their initial values)
             continue
         ws = layer.get_weights()

@@ -1683,6 +1683,33 @@ def test_user_layers_are_traced_at_inference(tmp_path):
     assert not any(op.kind in ("Floor", "Divide") for op in compiled.graph.ops)
 
 
+def test_training_passed_to_a_user_layer_that_takes_none_is_dropped(tmp_path):
+    """An outer user layer hands ``training=`` to a sublayer whose call() takes no such argument
+    (keras-hub MobileNetV5's ConvNormAct to its RmsNorm2d): Keras' Layer.__call__ drops it, so
+    the trace does too (it was refused: "call() got an unexpected keyword argument 'training'")."""
+    from keras import ops
+
+    class Scale(layers.Layer):
+        def build(self, shape):
+            self.g = self.add_weight(shape=(shape[-1],), initializer="ones")
+
+        def call(self, x):  # no training argument
+            return x * self.g / ops.sqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + 1e-3)
+
+    class ConvNorm(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.conv, self.norm = layers.Conv2D(6, 3, padding="same"), Scale()
+
+        def call(self, x, training=None):
+            return ops.relu(self.norm(self.conv(x), training=training))
+
+    inp = keras.Input((6, 6, 3))
+    model = keras.Model(inp, layers.Dense(4)(layers.Flatten()(ConvNorm()(ConvNorm()(inp)))), name="training_dropped")
+    liven(model, random_images((6, 6, 3), 16), inner=True)
+    assert_matches_keras(model, tmp_path, live=False)
+
+
 def test_user_layer_classes_are_traced_through_their_call(tmp_path):
     """A user's own keras.layers.Layer subclasses, compiled through what their call() does: a
     residual block of sublayers (BatchNorm given ``training``) used twice, a weight of the layer's

@@ -541,7 +541,12 @@ def _expanded(layer, node, model, keras_class: bool = False):
     with _new_nodes_removed(layer):
         try:
             kwargs = _substitute(dict(node.arguments.kwargs), fresh)
-            if "training" in inspect.signature(layer.call).parameters:
+            params = inspect.signature(layer.call).parameters
+            if "training" not in params and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+                # as Layer.__call__ does: a training= the caller passes to a call() that takes none
+                # is dropped (keras-hub's ConvNormAct hands one to its RmsNorm2d)
+                kwargs.pop("training", None)
+            if "training" in params:
                 kwargs["training"] = False  # inference, as predict() runs it, whatever call()'s default or the node's
             with _variables_as_operands(), _no_random_draws(), _losses_ignored():
                 out = layer.call(*_substitute(tuple(node.arguments.args), fresh), **kwargs)
