@@ -625,6 +625,52 @@ def test_requantisation_overflow_as_the_references(tmp_path):
     assert (raw != by_sign).mean() > 0.1 and (raw_ref != by_sign).mean() > 0.1, "nothing overflowed: the test checks nothing"
 
 
+def test_reshape_to_another_quantisation_copies_the_bytes_as_tflm(tmp_path):
+    """A RESHAPE whose output has another scale and zero point than its input (MIT's published
+    MCUNet 320KB ImageNet ends so; it was refused): TFLite's kernels copy the bytes, and the
+    readers, or the model's output, take them at the new scale. Inside the graph and as the output:
+    0 LSB against TFLM, the dequantised output at the reshape's scale; each is one copy."""
+    import keras
+    from keras import layers as L
+
+    from int8_reference import requantise_tensors
+    from micronets.compiler.tflite import _Reader
+
+    i = keras.Input((5, 5, 3))
+    x = L.Flatten()(L.Conv2D(4, 3, activation="relu")(i))
+    model = spread_weights(keras.Model(i, L.Reshape((2, 3))(L.Dense(6)(x))), seed=3)
+    data = convert(model, calibration(model))
+    r = _Reader(data, "m")
+    ops = list(r.sg.operators)
+    reshapes = [int(op.outputs[0]) for op in ops if r.op_name(op) == "RESHAPE"]
+    assert len(reshapes) == 2 and int(r.sg.outputs[0]) == reshapes[-1]
+    quants = {t: (float(r.quant(t)[0][0]) * 1.37, int(r.quant(t)[1][0]) + 9) for t in reshapes}
+    data = requantise_tensors(data, quants)
+    xs = int8_inputs((5, 5, 3), n=16)
+    compiled, raw, out = compiled_outputs(data, xs, tmp_path, "Requant")
+    assert [op.kind for op in compiled.graph.ops].count("Slice") == 2
+    tflm = tflm_reference({"m": (data, xs)})["m"]
+    assert np.array_equal(raw, tflm) and len(np.unique(raw)) > 8
+    scale, zero = quants[reshapes[-1]]
+    assert np.array_equal(out, (np.float64(np.float32(scale)) * (raw.astype(np.int64) - zero)).astype(np.float32))
+
+
+def test_folded_bias_may_be_int32_min_and_no_lower():
+    """A bias with the input offset folded in may be exactly -2^31 (an int32: Seeed's published
+    FOMO EfficientNet has squeeze-excite channels of bias INT32_MIN and weights summing to 0,
+    refused before); one below, or 2^31, is refused naming the layer, channel and terms."""
+    from micronets.compiler.ops.int8_base import fold_input_offset
+
+    folded = fold_input_offset("se", [-2 ** 31, 5, 2 ** 31 - 1], 128, [0, -3, 0], 3)
+    assert folded.dtype == np.int32 and folded.tolist() == [-2 ** 31, 5 - 384, 2 ** 31 - 1]
+    with pytest.raises(UnsupportedModelError, match="'se': channel 1's bias -2147483521 plus the input offset 128 x "
+                                                    "its weights' sum -1 is -2147483649, outside the int32"):
+        fold_input_offset("se", [0, -2 ** 31 + 127, 0], 128, [0, -1, 0], 3)
+    with pytest.raises(UnsupportedModelError, match="channel 0's bias 2147483647 plus the input offset -1 x its weights' "
+                                                    "sum -1 is 2147483648, outside the int32"):
+        fold_input_offset("se", [2 ** 31 - 1], -1, [-1], 1)
+
+
 def test_shape_fold_rules():
     from micronets.compiler.shape_fold import reshape_target, slice_ranges
 
@@ -889,6 +935,17 @@ def test_uint8_model_and_float_edges(tmp_path):
     floats = rng.uniform(-1, 1, (12, 6, 6, 2)).astype(np.float32)
     compiled, _, out = compiled_outputs(fl, floats, tmp_path, "F32", entry="float", reference="tflite-ref")
     assert np.array_equal(out, tflite_reference(fl, floats))
+    # inputs on half steps, (k + 1/2) x scale in float32: the references divide in float32 and a
+    # double quotient rounds the other way on a good part of them (published ST HAR model: 37 LSB)
+    s = np.float32(compiled.graph.input.quant.scale)
+    ties = ((rng.integers(-128, 127, (12, 6, 6, 2)) + 0.5) * s).astype(np.float32)
+    q32 = ties / s
+    assert np.count_nonzero(np.abs(q32 - np.trunc(q32)) == 0.5) > 0.9 * ties.size
+    assert np.count_nonzero(q32.astype(np.float64) != ties.astype(np.float64) / np.float64(s)) > 0.1 * ties.size
+    _, _, out = compiled_outputs(fl, ties, tmp_path, "F32", entry="float", reference="tflite-ref")
+    assert np.array_equal(out, tflite_reference(fl, ties))
+    _, _, out = compiled_outputs(fl, ties, tmp_path, "F32m", entry="float")
+    assert np.array_equal(out.reshape(len(ties), -1), tflm_reference({"f": (fl, ties)})["f"].reshape(len(ties), -1))
 
 
 def test_integer_typed_input_quantises_as_its_float_twin(tmp_path):

@@ -136,10 +136,12 @@ def activation_range(fused: int, quant, dtype: str = "int8") -> Tuple[int, int]:
 
 
 def quantize_float(x, quant, dtype: str = "int8") -> np.ndarray:
-    """TFLite's AffineQuantize of float32 values: round(x / scale) (double division, halves away
-    from zero) + zero point, saturated."""
-    x = np.asarray(x, np.float32).astype(np.float64)
-    q = x / np.float64(quant.scale)
+    """TFLite's AffineQuantize of float32 values as its reference kernel (TFLM's) computes it:
+    round(x / scale) with the quotient in float32 (not double: the two round differently where
+    the float32 quotient lands on a half), halves away from zero, + zero point, saturated."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        q = (np.asarray(x, np.float32) / np.float32(quant.scale)).astype(np.float64)
+    q = np.clip(np.nan_to_num(q, nan=-1e6), -1e6, 1e6)  # as the header's mn_quantize
     r = np.sign(q) * np.floor(np.abs(q) + 0.5)
     lo, hi = RANGES[dtype]
     return np.clip(r + quant.zero_point, lo, hi).astype(np.int8 if dtype == "int8" else np.uint8)

@@ -888,9 +888,19 @@ class _Importer:
             if shape[0] != 1 or len(shape) == 1:  # rank 1 (the converter's squeeze of 1x1x1xC to C): no batch axis
                 shape = (1,) + tuple(shape)
             scales, zps, _ = r.quant(outs[0])
-            if scales is None or Quant(float(scales[0]), int(zps[0])) != x.quant or r.ttype(outs[0]) != x.dtype:
-                self.fail(k, name, "changes the quantisation")
-            self.tensors[outs[0]] = Tensor(name=label, shape=shape[1:] or (1,), base=x.storage, dtype=x.dtype, quant=x.quant)
+            if scales is None or len(scales) != 1 or r.ttype(outs[0]) != x.dtype:
+                self.fail(k, name, f"changes the type or quantisation ({x.dtype} {x.quant} -> {r.ttype(outs[0])} "
+                                   f"{None if scales is None else [float(v) for v in scales]})")
+            quant = Quant(float(scales[0]), int(zps[0]))
+            if quant == x.quant:  # a view of the same bytes
+                self.tensors[outs[0]] = Tensor(name=label, shape=shape[1:] or (1,), base=x.storage, dtype=x.dtype,
+                                               quant=x.quant)
+            else:
+                # the same bytes read at another scale (MCUNet's last RESHAPE): TFLite's kernels copy
+                # them as they are; a view keeps its base's quantisation, so this is a copy
+                out = Tensor(name=label, shape=shape[1:] or (1,), dtype=x.dtype, quant=quant)
+                self.tensors[outs[0]] = out
+                self.add(Int8Slice(label, x, out, [0] * len(x.shape), [1] * len(x.shape), x.shape), name)
         elif name in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
             x_index, box = self.folded_crop.get(ins[0], (ins[0], None))
             x = self.act_tensor(x_index, k, name)

@@ -14,7 +14,7 @@ import collections
 
 import numpy as np
 
-from micronets.compiler.ops.base import Op
+from micronets.compiler.ops.base import Op, UnsupportedModelError
 from micronets.compiler.quant import FUSED, activation_range, quantize_multiplier
 
 
@@ -142,9 +142,14 @@ def fold_input_offset(name: str, bias, in_off: int, weight_sums, channels: int) 
     folded in at compile time (exact in integers), so a kernel's inner loop is a plain int8 dot
     product. ValueError naming the layer when a value leaves int32."""
     b = np.zeros(channels, np.int64) if bias is None else np.asarray(bias, np.int64).reshape(-1)
-    folded = b + int(in_off) * np.asarray(weight_sums, np.int64)
-    if np.any(np.abs(folded) >= 2 ** 31):
-        raise ValueError(f"'{name}': bias with the input offset folded in is out of int32 range")
+    sums = np.asarray(weight_sums, np.int64).reshape(-1)
+    folded = b + int(in_off) * sums
+    out = np.flatnonzero((folded < -2 ** 31) | (folded >= 2 ** 31))  # (-2^31 is an int32: squeeze-excite's dead channels)
+    if out.size:
+        c = int(out[0])
+        raise UnsupportedModelError(f"'{name}': channel {c}'s bias {int(b[c])} plus the input offset {int(in_off)} x its "
+                                    f"weights' sum {int(sums[c])} is {int(folded[c])}, outside the int32 the kernels hold "
+                                    f"it in (TFLite's kernels add the bias after the products, never forming it)")
     return folded.astype(np.int32)
 
 
