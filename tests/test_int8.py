@@ -1426,6 +1426,22 @@ def test_unsupported_op_is_named(tmp_path):
 
     listing = supported_text().split("int8 (")[1]
     assert all(name in listing for name in SUPPORTED) and "LOG_SOFTMAX" not in listing
+    # an op of several outputs, each named by the converter's ';'-joined TF names: the message
+    # names the first, shortened, so the CLI's one line (400 characters) still says why
+    i = keras.Input((4, 4, 24))
+    parts = L.Lambda(lambda t: keras.ops.unstack(t, axis=-1), name="stacked_shift_blocks_stage_one_block_zero")(
+        L.Conv2D(24, 1)(i))
+    model = spread_weights(keras.Model(i, L.Conv2D(8, 1)(L.Lambda(lambda p: keras.ops.stack(p[::-1], axis=-1))(parts))))
+    data = convert(model, calibration(model))
+    path = tmp_path / "unpack.tflite"
+    path.write_bytes(data)
+    from click.testing import CliRunner
+
+    from micronets.cli import main
+
+    result = CliRunner().invoke(main, ["gen", str(path), "-o", str(tmp_path / "unpack.h")])
+    assert result.exit_code != 0 and "(UNPACK, writing '" in result.output
+    assert "is not supported by micronets' int8 path" in result.output, result.output
 
 
 def test_fused_activation_on_an_op_that_cannot_apply_it_is_refused():

@@ -907,6 +907,23 @@ def test_recurrent_refusals_say_why(tmp_path):
     with pytest.raises(UnsupportedModelError, match=r"'lstm\w*' \(LSTM\): the int8 path has no recurrent kernels"):
         micronets.export(model, str(tmp_path / "no.h"), quantize="int8", calibration=np.zeros((16, 5, 2), np.float32))
     assert not (tmp_path / "no.h").exists()
+    # ... and on any recurrent layer: keras.io's ConvLSTM2D and a keras.layers.RNN of a user's cell
+    # (temporal latent bottleneck) crashed it too (a helper's survey)
+
+    class Cell(layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.state_size, self.output_size = units, units, units
+            self.dense = layers.Dense(units)
+
+        def call(self, inputs, states):
+            h = keras.ops.tanh(self.dense(keras.ops.concatenate([inputs, states[0]], axis=-1)))
+            return h, [h]
+
+    for shape, layer, kind in (((3, 6, 6, 1), layers.ConvLSTM2D(2, 3), "ConvLSTM2D"), ((5, 2), layers.RNN(Cell(3)), "RNN")):
+        model = seq(shape, layer, layers.Flatten(), layers.Dense(2))
+        with pytest.raises(UnsupportedModelError, match=rf"'\w+' \({kind}\): the int8 path has no recurrent kernels"):
+            micronets.export(model, str(tmp_path / "no.h"), quantize="int8", calibration=np.zeros((16,) + shape, np.float32))
 
     class Encoder(layers.Layer):  # a user's layer class around an LSTM: found among its sublayers
         def __init__(self, **kwargs):

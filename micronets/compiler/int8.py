@@ -112,6 +112,7 @@ def quantize_keras(model, calibration) -> bytes:
     import tempfile
     import warnings
 
+    import keras
     import tensorflow as tf
 
     from micronets.compiler.compile import layers_in_order
@@ -129,9 +130,10 @@ def quantize_keras(model, calibration) -> bytes:
     model = _float_input(model, x)
     for outer in layers_in_order(model):
         # refused before converting: TensorFlow 2.21's converter crashed the process (SIGSEGV) on an
-        # LSTM, also one inside a user's own layer class (hence the sublayers)
+        # LSTM, also one inside a user's own layer class (hence the sublayers), on ConvLSTM2D and
+        # on keras.layers.RNN of a user's cell: any recurrent layer
         for layer in outer._flatten_layers(include_self=True, recursive=True):
-            if type(layer).__name__ in tuple(GATES) + ("Bidirectional",):
+            if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)) or type(layer).__name__ in GATES:
                 inside = f" inside layer '{outer.name}' ({type(outer).__name__})" if layer is not outer else ""
                 raise UnsupportedModelError(f"layer '{layer.name}' ({type(layer).__name__}){inside}: the int8 path has no "
                                             f"recurrent kernels; export this model as float32")

@@ -484,7 +484,9 @@ class _Importer:
         if name not in SUPPORTED:
             # an op of integer values computed from a shape (not from the data)
             shapes = any(i in self.shape_values for i in ins)
-            raise UnsupportedModelError(f"{r.what}: op {k} ({name}, writing '{r.tname(outs[0]) if outs else '?'}') is not supported "
+            # (the converter joins a fused op's TF names with ';': the first, shortened, says enough)
+            writes = r.tname(outs[0]).split(";")[0][-60:] if outs else "?"
+            raise UnsupportedModelError(f"{r.what}: op {k} ({name}, writing '{writes}') is not supported "
                                         f"by micronets' int8 path" + (f"; it computes a shape at run time: {DYNAMIC_HINT}"
                                                                       if shapes else f" (`micronets info --layers` lists "
                                                                                      f"the {len(SUPPORTED)} it supports)"))
