@@ -110,7 +110,9 @@ def build(header_path: str, classname: str, out_dir: Optional[str] = None, opt: 
                          for k in range(output_arrays(header_path)))
         int8_entry = ""
     else:
-        record = w % ("rawOutputs", "rawOutputs", classname, "numOutputs") + w % ("outputs", "outputs", classname, "numOutputs")
+        # every raw output array, then every dequantised one
+        record = "".join(w % (f"{kind}{k or ''}", f"{kind}{k or ''}", classname, f"numOutputs{k or ''}")
+                         for kind in ("rawOutputs", "outputs") for k in range(output_arrays(header_path)))
         int8_entry = '\n    if (!strcmp(mode, "int8"))\n        return classify<int8_t>();'
     record_size, args = predict_arguments(header_path, classname, "image")
     # a header of several inputs has no uint8 entry (float, and int8 for an int8 header)
@@ -179,11 +181,12 @@ def run(exe: str, x: np.ndarray, num_outputs: int, entry: str = "float", timeout
 def run_int8(exe: str, header_path: str, x: np.ndarray, entry: str = "int8",
              timeout: float = 300) -> Tuple[np.ndarray, np.ndarray]:
     """Run a built int8 driver on inputs ``x`` (N, ...) given as ``entry`` ("int8", "uint8" or
-    "float"); returns (raw outputs (N, numOutputs) int8/uint8, dequantised outputs (N, numOutputs) float32)."""
+    "float"); returns (raw outputs (N, all outputs' values) int8/uint8, dequantised outputs (N, the
+    same) float32): every output array (``rawOutputs``, ``rawOutputs1``, ...) concatenated per input."""
     raw_type = raw_output_type(header_path)
     if raw_type is None:
         raise ValueError(f"{header_path} is not a micronets int8 header")
-    n_out = _enum_value(header_path, "numOutputs")
+    n_out = sum(output_sizes(header_path))
     out = _exchange(exe, x, entry, 5 * n_out, timeout)
     return out[:, :n_out].copy().view(raw_type), out[:, n_out:].copy().view(np.float32)
 

@@ -31,15 +31,17 @@ for name in sorted(f[:-7] for f in os.listdir(folder) if f.endswith(".tflite")):
             # (as its own type: an input no op reads stays float32 in the converter's .tflite)
             interp.set_input(np.asarray(xs[j][None], interp.get_input_details(k)["dtype"]), k)
         interp.invoke()
-        outs.append(np.array(interp.get_output(0)).reshape(-1))
+        count = int(np.load(os.path.join(folder, name + ".outputs.npy")))
+        outs.append(np.concatenate([np.array(interp.get_output(k)).reshape(-1) for k in range(count)]))
     np.save(os.path.join(folder, name + ".out.npy"), np.stack(outs))
 """
 
 
 def tflite_reference(model_bytes: bytes, xs: np.ndarray, builtin_ref: bool = True) -> np.ndarray:
     """Outputs of TFLite's reference kernels (BUILTIN_REF; with ``builtin_ref=False`` its default
-    kernels), (N, numOutputs) in the model's output type. ``xs``: the inputs, or a tuple of one array
-    per input for a model of several (in its input order)."""
+    kernels), (N, all outputs' values) in the model's output type: every output, in the model's
+    order, concatenated per input (as ``host.run_int8`` gives the header's). ``xs``: the inputs, or a
+    tuple of one array per input for a model of several (in its input order)."""
     import warnings
 
     import tensorflow as tf
@@ -53,26 +55,35 @@ def tflite_reference(model_bytes: bytes, xs: np.ndarray, builtin_ref: bool = Tru
         it = tf.lite.Interpreter(model_content=model_bytes, num_threads=1, experimental_preserve_all_tensors=True,
                                  experimental_op_resolver_type=resolver.BUILTIN_REF if builtin_ref else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     it.allocate_tensors()
-    ins, dout = it.get_input_details(), it.get_output_details()[0]
+    ins, douts = it.get_input_details(), it.get_output_details()
     feeds = list(xs) if isinstance(xs, tuple) else [xs]
     out = []
     for j in range(len(feeds[0])):
         for din, x in zip(ins, feeds):
             it.set_tensor(din["index"], np.asarray(x[j], din["dtype"])[None])
         it.invoke()
-        out.append(it.get_tensor(dout["index"]).reshape(-1).copy())
+        out.append(np.concatenate([it.get_tensor(d["index"]).reshape(-1) for d in douts]))
     return np.stack(out)
 
 
+def output_count(model_bytes: bytes) -> int:
+    """How many outputs the .tflite's main subgraph has."""
+    from micronets.compiler.tflite import _Reader
+
+    return len(list(_Reader(model_bytes, "model").sg.outputs))
+
+
 def tflm_reference(models: Dict[str, Tuple[bytes, np.ndarray]]) -> Dict[str, np.ndarray]:
-    """TFLM outputs per model name, all models run in one child process (inputs as
-    ``tflite_reference`` takes them: an array, or a tuple of one array per input)."""
+    """TFLM outputs per model name (every output, concatenated per input, as ``tflite_reference``),
+    all models run in one child process (inputs as ``tflite_reference`` takes them: an array, or a
+    tuple of one array per input)."""
     with tempfile.TemporaryDirectory(prefix="micronets-tflm-") as tmp:
         for name, (data, xs) in models.items():
             with open(os.path.join(tmp, name + ".tflite"), "wb") as fh:
                 fh.write(data)
             for k, x in enumerate(xs if isinstance(xs, tuple) else (xs,)):
                 np.save(os.path.join(tmp, name + (".in.npy" if k == 0 else f".in{k}.npy")), x)
+            np.save(os.path.join(tmp, name + ".outputs.npy"), np.int64(output_count(data)))
         proc = subprocess.run([sys.executable, "-c", _TFLM_CHILD, tmp], capture_output=True, timeout=300)
         if proc.returncode != 0:
             raise RuntimeError(f"TFLM child failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")

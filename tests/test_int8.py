@@ -625,6 +625,32 @@ def test_requantisation_overflow_as_the_references(tmp_path):
     assert (raw != by_sign).mean() > 0.1 and (raw_ref != by_sign).mean() > 0.1, "nothing overflowed: the test checks nothing"
 
 
+def test_padv2_writes_its_own_border_value(tmp_path):
+    """PADV2 (``keras.ops.pad`` with a constant value: Seeed's published YOLOv5 pads so before its
+    max poolings; it was refused) writes the constant's raw value, as TFLite's kernel does: 0 LSB
+    against TFLM and BUILTIN_REF, the border not the zero point, as a padded copy (not folded into
+    the pooling, whose border is the zero point)."""
+    import keras
+    import keras.ops as K
+    from keras import layers as L
+
+    i = keras.Input((7, 7, 3))
+    x = L.Conv2D(6, 3, padding="same")(i)
+    x = L.Lambda(lambda t: K.pad(t, [[0, 0], [1, 2], [2, 1], [0, 0]], constant_values=-0.7))(x)     # 10 x 10
+    x = L.MaxPooling2D(2)(x)
+    x = L.Lambda(lambda t: K.pad(t, [[0, 0], [1, 1], [0, 0], [0, 0]], constant_values=0.9))(x)      # 7 x 5
+    model = spread_weights(keras.Model(i, L.Dense(4)(L.Flatten()(L.Conv2D(5, 3)(x)))), seed=2)
+    data = convert(model, calibration(model))
+    assert op_names(data).count("PADV2") == 2
+    xs = int8_inputs((7, 7, 3), n=12)
+    compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "PadV2")
+    assert np.array_equal(raw, tflm_reference({"m": (data, xs)})["m"]) and len(np.unique(raw)) > 8
+    pads = [op for op in compiled.graph.ops if op.kind == "ZeroPadding2D"]
+    assert len(pads) == 2 and all(op.value != op.output.quant.zero_point for op in pads)
+    _, raw_ref, _ = compiled_outputs(data, xs, tmp_path, "PadV2R", reference="tflite-ref")
+    assert np.array_equal(raw_ref, tflite_reference(data, xs))
+
+
 def test_reshape_to_another_quantisation_copies_the_bytes_as_tflm(tmp_path):
     """A RESHAPE whose output has another scale and zero point than its input (MIT's published
     MCUNet 320KB ImageNet ends so; it was refused): TFLite's kernels copy the bytes, and the

@@ -198,11 +198,26 @@ def test_activation_functions_are_keras_own_matched_by_identity(tmp_path):
     def swish(x):  # not Keras' swish (x * sigmoid(x))
         return x * ops.sigmoid(2.0 * x)
 
+    # a function of the user's (keras-hub's ConvNormAct wraps gelu so): the layer's call() is
+    # compiled instead, the function through the keras.ops it calls; one using TensorFlow is refused
+    i2 = keras.Input((5, 5, 2))
+    mine = [layers.Dense(3, activation=swish, name="mine")(inp), layers.Dense(4, activation=lambda x: ops.relu(x) * 2)(inp)]
+    conv = layers.Conv2D(3, 3)(i2)
+    act = layers.Activation(lambda x: ops.minimum(ops.abs(ops.gelu(x, approximate=False)), 1.5) - 0.25)(conv)
+    model = randomise(keras.Model([inp, i2], mine + [layers.Flatten()(act)]), spread=3.0)
+    compiled = assert_matches_keras(model, tmp_path, x=[inputs_for((6,)) * 2 - 1, inputs_for((5, 5, 2)) * 2 - 1], live=False)
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert "Dense" in kinds and "Conv2D" in kinds, kinds
     target = tmp_path / "mine.h"
-    for fn in (swish, lambda x: ops.relu(x) * 2):
-        with pytest.raises(UnsupportedModelError, match=r"layer 'mine' \(Dense\) uses activation .* not one of Keras' own"):
-            micronets.export(keras.Model(inp, layers.Dense(3, activation=fn, name="mine")(inp)), str(target))
-        assert not target.exists()
+    with pytest.raises(UnsupportedModelError, match=r"layer 'tf_fn' of class Dense .*TensorFlow \(tf\.\*\).*traced "
+                                                    r"through its call\(\) because its activation .*<lambda> is a function "
+                                                    r"of its own"):
+        micronets.export(keras.Model(inp, layers.Dense(3, activation=lambda x: tf.math.cumsum(x, axis=-1),
+                                                       name="tf_fn")(inp)), str(target))
+    with pytest.raises(UnsupportedModelError, match=r"layer 'conv_fn' \(Conv2D\) uses activation .*not one of Keras' "
+                                                    r"own .*apply your own function in an Activation layer after it"):
+        micronets.export(keras.Model(i2, layers.Conv2D(3, 3, activation=swish, name="conv_fn")(i2)), str(target))
+    assert not target.exists()
 
 
 def test_softmax_and_log_softmax_layers(tmp_path):

@@ -76,7 +76,7 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
              "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM", "ABS", "EXP", "LOG", "EXPAND_DIMS",
              *COMPARISONS, "SELECT", "SELECT_V2", "DIV", "SQRT", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
-             "MIRROR_PAD", "SPLIT", "SPLIT_V")
+             "MIRROR_PAD", "PADV2", "SPLIT", "SPLIT_V")
 #: how to convert a model whose shapes TFLite resolves only at run time
 DYNAMIC_HINT = ("convert the model for a batch of 1 (TFLiteConverter.from_concrete_functions with an input signature of "
                 "shape [1, ...], as micronets.export(..., quantize='int8') does)")
@@ -937,8 +937,20 @@ class _Importer:
             x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
             self.add(Int8Softmax(label, x, out, float(opt.beta)), name)
-        elif name in ("PAD", "MIRROR_PAD"):
+        elif name in ("PAD", "PADV2", "MIRROR_PAD"):
             x = self.act_tensor(ins[0], k, name)
+            scales, zps, _ = r.quant(outs[0])
+            value = int(zps[0]) if scales is not None else 0  # PAD's border: the output's zero point
+            if name == "PADV2" and len(ins) > 2 and ins[2] >= 0:
+                # PADV2's own border value (YOLOv5's -inf before a max pooling), stored quantised
+                # as the output; TFLite's kernel writes its raw value
+                given = self.r.constant(ins[2])
+                if given is None or given.size != 1 or r.ttype(ins[2]) != x.dtype:
+                    self.fail(k, name, f"pads with '{r.tname(ins[2])}', not one {x.dtype} constant")
+                gs, gz, _ = r.quant(ins[2])
+                if gs is None or Quant(float(gs[0]), int(gz[0])) != Quant(float(scales[0]), int(zps[0])):
+                    self.fail(k, name, "pads with a value quantised otherwise than its output")
+                value = int(np.asarray(given).reshape(-1)[0])
             pads = self.int_operand(ins[1])
             rank = len(x.shape) + 1
             if (pads is None or rank not in (3, 4) or pads.shape != (rank, 2) or np.any(pads[0] != 0)
@@ -954,7 +966,8 @@ class _Importer:
             if (rank == 4 and len(readers) == 1 and self.consumers[outs[0]] == 1
                     and (reader in ("CONV_2D", "DEPTHWISE_CONV_2D")
                          or (reader == "MAX_POOL_2D" and int(operators[readers[0]].builtinOptions.padding) == 1))
-                    and list(operators[readers[0]].inputs)[0] == outs[0] and name == "PAD"):
+                    and list(operators[readers[0]].inputs)[0] == outs[0] and name != "MIRROR_PAD"
+                    and value == int(zps[0])):
                 # taps on the border read the zero point, which the convolution's skipped taps mean
                 # too; a VALID max pooling's windows take it as one more value (Int8Pool.border):
                 # the padding folds into the reader, no padded copy is made
@@ -963,9 +976,9 @@ class _Importer:
                     self.folded_pad[outs[0]] = (ins[0], p)
                     return
             out = self.new_output(outs[0], k, name)
-            mode = "zero" if name == "PAD" else ("reflect", "symmetric")[int(opt.mode)]
+            mode = ("reflect", "symmetric")[int(opt.mode)] if name == "MIRROR_PAD" else "zero"
             try:
-                self.add(Int8Pad(label, x, out, p, out.quant.zero_point, mode), name)
+                self.add(Int8Pad(label, x, out, p, value, mode), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name in ("SPLIT", "SPLIT_V"):

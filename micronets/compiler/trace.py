@@ -412,6 +412,8 @@ def _traced_call(layer, node, key, model, values, ctx, why=None):
             return _inline(sub, node, values, ctx)
     except UnsupportedModelError as exc:
         if str(exc).startswith(_describe(layer, key)):
+            if why and why not in str(exc):  # (the call was traced for this reason: say it)
+                raise UnsupportedModelError(f"{exc}; it was traced through its call() because {why}") from exc
             raise
         raise UnsupportedModelError(f"{_describe(layer, key)} in model '{model.name}', traced through its call()"
                                     + (f" ({why})" if why else "") + f": {exc}") from exc

@@ -102,6 +102,6 @@ def convert_power(layer, inputs, ctx):
 
 @converter("Activation")
 def convert_activation(layer, inputs, ctx):
-    act = keras_activation(layer.activation, layer)
+    act = keras_activation(layer.activation, layer, traceable=True)
     return ctx.apply_activation(inputs[0], act, layer)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
 import re
+import types
 from typing import Callable, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -136,17 +138,22 @@ def merged_kernel(layer) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- activations
-def keras_activation(fn, layer) -> "activations.Act | str":
+def keras_activation(fn, layer, traceable: bool = False) -> "activations.Act | str":
     """The Act of a Keras layer's ``activation=`` argument ('softmax'/'log_softmax' as names: they
-    are ops over the last axis), or a clear error naming the layer."""
+    are ops over the last axis), or a clear error naming the layer. ``traceable``: the layer's
+    call() is made of keras.ops the compiler converts (Activation, Dense), so a function of the
+    user's (keras-hub's ConvNormAct: ``Activation(lambda x: gelu(x, approximate=False))``) is
+    compiled through that call(), the function through the keras.ops it calls (TraceThrough)."""
     known = activations.from_keras_function(fn)
     if known is None:
         what = getattr(fn, "__qualname__", None) or type(fn).__name__
+        if traceable and isinstance(fn, (types.FunctionType, functools.partial)):
+            raise TraceThrough(f"its activation {what} is a function of its own, not one of Keras'")
         raise UnsupportedModelError(
             f"layer '{layer.name}' ({type(layer).__name__}) uses activation {what} from "
             f"{getattr(fn, '__module__', None) or 'unknown module'}, which is not one of Keras' own (keras.activations or "
             f"keras.ops): give it by name (activation=\"gelu\") or as a Keras function, or apply your own "
-            f"function in a layer of your own class; supported activations: {', '.join(activations.supported())}")
+            f"function in an Activation layer after it; supported activations: {', '.join(activations.supported())}")
     name, params = known
     if name in activations.ROW_ACTIVATIONS:
         return name

@@ -48,7 +48,7 @@ def convert_dense(layer, inputs, ctx):
     bias = weights[1] if layer.use_bias else None
     if x.shape[-1] != kernel.shape[0]:
         raise UnsupportedModelError(f"layer '{layer.name}' (Dense) expects {kernel.shape[0]} values on the last axis; got {x.shape}")
-    act = keras_activation(layer.activation, layer)
+    act = keras_activation(layer.activation, layer, traceable=True)
     return ctx.activation(dense(ctx, layer.name, x, kernel, bias), act, layer)
 
 
