@@ -57,8 +57,7 @@ def _run(node, values):
     if isinstance(op, keras.layers.Layer):
         kwargs["training"] = False
     out = op(*args, **kwargs)
-    outs = out if isinstance(out, (list, tuple)) else [out]
-    return [np.asarray(o) for o in outs]
+    return [np.asarray(o) for o in keras.tree.flatten(out)]  # (any structure: as the node's outputs)
 
 
 def _heads(nodes, model):

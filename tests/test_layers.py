@@ -1742,6 +1742,28 @@ def test_training_passed_to_a_user_layer_that_takes_none_is_dropped(tmp_path):
     assert_matches_keras(model, tmp_path, live=False)
 
 
+def test_user_layer_returning_a_nested_structure(tmp_path):
+    """A user layer whose call() returns a nested structure of tensors (keras-hub's DINOV2Encoder:
+    ``(x, {"stage1": ..., ...})``) compiles, each leaf the node's output in Keras' order (dict keys
+    sorted); it was refused as "returned tuple, not one tensor"."""
+    from keras import ops
+
+    class Encoder(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.a, self.b = layers.Dense(8), layers.Dense(3)
+
+        def call(self, x):
+            y = self.a(x)
+            return y, {"stage2": self.b(y), "stage1": ops.relu(y) - 0.5}
+
+    inp = keras.Input((4, 6))
+    y, feats = Encoder()(inp)
+    model = keras.Model(inp, [layers.LayerNormalization()(y), layers.Flatten()(feats["stage2"]),
+                              layers.Dense(2)(feats["stage1"])], name="nested_outputs")
+    assert_matches_keras(model, tmp_path)
+
+
 def test_user_layer_classes_are_traced_through_their_call(tmp_path):
     """A user's own keras.layers.Layer subclasses, compiled through what their call() does: a
     residual block of sublayers (BatchNorm given ``training``) used twice, a weight of the layer's

@@ -552,9 +552,12 @@ def _expanded(layer, node, model, keras_class: bool = False):
                 kwargs["training"] = False  # inference, as predict() runs it, whatever call()'s default or the node's
             with _variables_as_operands(), _no_random_draws(), _losses_ignored():
                 out = layer.call(*_substitute(tuple(node.arguments.args), fresh), **kwargs)
-            if hasattr(out, "_keras_history") or (isinstance(out, (tuple, list)) and out and
-                                                  all(hasattr(o, "_keras_history") for o in out)):
-                sub = keras.Model([fresh[id(t)] for t in kts], out, name=layer.name)
+            # a tensor, or any structure of them (keras-hub's DINOV2Encoder returns (x, {"stage1": x, ...})):
+            # its leaves in Keras' order, the order of the node's outputs
+            leaves = [out] if hasattr(out, "_keras_history") else keras.tree.flatten(out)
+            if leaves and all(hasattr(o, "_keras_history") for o in leaves):
+                sub = keras.Model([fresh[id(t)] for t in kts], out if len(leaves) == 1 and leaves[0] is out else leaves,
+                                  name=layer.name)
             else:
                 sub = _constant(out, tuple(node.output_tensors[0].shape[1:]))
         except _RandomDraw as exc:
