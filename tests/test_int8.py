@@ -651,6 +651,33 @@ def test_padv2_writes_its_own_border_value(tmp_path):
     assert np.array_equal(raw_ref, tflite_reference(data, xs))
 
 
+def test_slice_bit_identical_as_shiftvit_shifts(tmp_path):
+    """SLICE (begin and size: ``keras.ops.slice``, and ``keras.ops.image.crop_images`` as keras.io's
+    ShiftViT shifts its channel groups, then pad_images; it was refused): a copy of the window,
+    sizes of -1 to the end; 0 LSB against TFLM and BUILTIN_REF."""
+    import keras
+    import keras.ops as K
+    from keras import layers as L
+
+    i = keras.Input((8, 8, 4))
+    x = L.Conv2D(4, 1)(i)
+    a = L.Lambda(lambda t: K.image.pad_images(K.image.crop_images(t, top_cropping=0, left_cropping=1, target_height=8,
+                                                                  target_width=7),
+                                              top_padding=0, left_padding=0, target_height=8, target_width=8))(x)
+    c = L.Lambda(lambda t: K.slice(t, [0, 2, 1, 1], [1, 5, 6, 3]))(x)
+    h = L.Concatenate()([L.Flatten()(L.Conv2D(3, 1)(a)), L.Flatten()(c)])
+    model = spread_weights(keras.Model(i, L.Dense(6)(h)), seed=1)
+    data = convert(model, calibration(model))
+    assert op_names(data).count("SLICE") == 2, op_names(data)
+    xs = int8_inputs((8, 8, 4), n=12)
+    compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "Slices")
+    assert np.array_equal(raw, tflm_reference({"m": (data, xs)})["m"]) and len(np.unique(raw)) > 8
+    _, raw_ref, _ = compiled_outputs(data, xs, tmp_path, "SlicesR", reference="tflite-ref")
+    assert np.array_equal(raw_ref, tflite_reference(data, xs))
+    slices = sorted(op.describe() for op in compiled.graph.ops if op.kind == "Slice")
+    assert slices == ["8x8x4 [0:8:1, 1:8:1, 0:4:1]", "8x8x4 [2:7:1, 1:7:1, 1:4:1]"], slices
+
+
 def test_reshape_to_another_quantisation_copies_the_bytes_as_tflm(tmp_path):
     """A RESHAPE whose output has another scale and zero point than its input (MIT's published
     MCUNet 320KB ImageNet ends so; it was refused): TFLite's kernels copy the bytes, and the

@@ -76,7 +76,7 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
              "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM", "ABS", "EXP", "LOG", "EXPAND_DIMS",
              *COMPARISONS, "SELECT", "SELECT_V2", "DIV", "SQRT", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
-             "MIRROR_PAD", "PADV2", "SPLIT", "SPLIT_V")
+             "MIRROR_PAD", "PADV2", "SPLIT", "SPLIT_V", "SLICE")
 #: how to convert a model whose shapes TFLite resolves only at run time
 DYNAMIC_HINT = ("convert the model for a batch of 1 (TFLiteConverter.from_concrete_functions with an input signature of "
                 "shape [1, ...], as micronets.export(..., quantize='int8') does)")
@@ -666,6 +666,24 @@ class _Importer:
             out = self.new_output(outs[0], k, name)
             try:
                 self.add(Int8Slice(label, x, out, starts[1:], stepl[1:], counts[1:]), name)
+            except UnsupportedModelError as exc:
+                self.fail(k, name, str(exc))
+        elif name == "SLICE":  # (keras.ops.slice, ops.image.crop_images: ShiftViT's shifts) begin and size
+            x = self.act_tensor(ins[0], k, name)
+            begin, size = self.int_operand(ins[1]), self.int_operand(ins[2])
+            if begin is None or size is None:
+                self.fail(k, name, "slices with bounds that are not constants")
+            full = (1,) + tuple(x.shape)
+            begin, size = [int(v) for v in np.asarray(begin).reshape(-1)], [int(v) for v in np.asarray(size).reshape(-1)]
+            size = [d - b if n == -1 else n for d, b, n in zip(full, begin, size)]  # -1: to the end
+            if (len(begin) != len(full) or len(size) != len(full)
+                    or any(b < 0 or n < 1 or b + n > d for d, b, n in zip(full, begin, size))):
+                self.fail(k, name, f"slices {list(full)} from {begin} by {size}")
+            if begin[0] != 0 or size[0] != 1:
+                self.fail(k, name, "slices the batch axis")
+            out = self.new_output(outs[0], k, name)
+            try:
+                self.add(Int8Slice(label, x, out, begin[1:], [1] * len(x.shape), size[1:]), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name in ("ADD", "MUL", "SUB"):
