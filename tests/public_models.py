@@ -1007,6 +1007,129 @@ def involution_net(input_shape=(32, 32, 3), num_classes=10, group_number=1, kern
     return keras.Model(inputs=[inputs], outputs=[outputs], name="inv_model")
 
 
+def shiftvit(input_shape=(32, 32, 3), num_classes=10, image_size=48, patch_size=4, projected_dim=96,
+             num_shift_blocks_per_stages=(2, 4, 8, 2), epsilon=1e-5, stochastic_depth_rate=0.2, mlp_dropout_rate=0.2,
+             num_div=12, shift_pixel=1, mlp_expand_ratio=2):
+    """Keras example "A Vision Transformer without Attention" (keras.io/examples/vision/shiftvit/;
+    Wang et al. 2022, ShiftViT), its ``ShiftViTModel.call`` as a functional model, the example's
+    defaults as arguments: the augmentation model at inference, a patch projection (Conv2D
+    ``patch_size`` /``patch_size``, 'same'), stages of ``StackedShiftBlocks`` (the example's layer
+    classes: each ``ShiftViTBlock`` splits its channels into C // ``num_div`` groups, shifts the
+    first four one pixel left, right, up and down (a crop then a pad back to H x W), concatenates
+    them with the rest, and adds an MLP (Dense x2 GELU, Dense, dropouts) of its LayerNormalization;
+    DropPath at inference passes its input; a ``PatchMerging`` (LayerNormalization, Conv2D 2x2 /2
+    'same' without bias, twice the channels) after every stage but the last), global average
+    pooling and a Dense classifier. Ports to Keras 3 as a user writes them: tf.split ->
+    keras.ops.split, tf.image.crop_to_bounding_box / pad_to_bounding_box ->
+    keras.ops.image.crop_images / pad_images, tf.concat -> ops.concatenate, tf.nn.gelu ->
+    keras.activations.gelu (both exact). The augmentation (Resizing to input + 20, RandomCrop to
+    ``image_size``, RandomFlip, Rescaling(1/255)) is here Resizing to ``image_size`` and
+    Rescaling: RandomFlip passes its input at inference and Keras 3's RandomCrop at inference
+    returns its input unchanged (the example's 52 x 52, which its blocks built for 48 x 48 reject)."""
+    keras, layers = _keras()
+    from keras import ops
+
+    class MLP(layers.Layer):
+        def __init__(self, mlp_expand_ratio, mlp_dropout_rate, **kwargs):
+            super().__init__(**kwargs)
+            self.mlp_expand_ratio, self.mlp_dropout_rate = mlp_expand_ratio, mlp_dropout_rate
+
+        def build(self, input_shape):
+            channels = input_shape[-1]
+            self.mlp = keras.Sequential([layers.Dense(int(self.mlp_expand_ratio * channels), activation=keras.activations.gelu),
+                                         layers.Dropout(self.mlp_dropout_rate), layers.Dense(channels),
+                                         layers.Dropout(self.mlp_dropout_rate)])
+
+        def call(self, x):
+            return self.mlp(x)
+
+    class DropPath(layers.Layer):
+        def __init__(self, drop_path_prob, **kwargs):
+            super().__init__(**kwargs)
+            self.drop_path_prob = drop_path_prob
+
+        def call(self, x, training=False):
+            if training:
+                keep_prob = 1 - self.drop_path_prob
+                shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+                return (x / keep_prob) * ops.floor(keep_prob + keras.random.uniform(shape, 0, 1))
+            return x
+
+    class ShiftViTBlock(layers.Layer):
+        def __init__(self, epsilon, drop_path_prob, mlp_dropout_rate, num_div=12, shift_pixel=1, mlp_expand_ratio=2,
+                     **kwargs):
+            super().__init__(**kwargs)
+            self.shift_pixel, self.mlp_expand_ratio, self.mlp_dropout_rate = shift_pixel, mlp_expand_ratio, mlp_dropout_rate
+            self.num_div, self.epsilon, self.drop_path_prob = num_div, epsilon, drop_path_prob
+
+        def build(self, input_shape):
+            self.H, self.W, self.C = input_shape[1], input_shape[2], input_shape[3]
+            self.layer_norm = layers.LayerNormalization(epsilon=self.epsilon)
+            self.drop_path = (DropPath(self.drop_path_prob) if self.drop_path_prob > 0.0 else layers.Activation("linear"))
+            self.mlp = MLP(self.mlp_expand_ratio, self.mlp_dropout_rate)
+
+        def get_shift_pad(self, x, mode):
+            s = self.shift_pixel
+            offset_height, offset_width, target_height, target_width = {
+                "left": (0, 0, 0, s), "right": (0, s, 0, s), "up": (0, 0, s, 0), "down": (s, 0, s, 0)}[mode]
+            crop = ops.image.crop_images(x, top_cropping=offset_height, left_cropping=offset_width,
+                                         target_height=self.H - target_height, target_width=self.W - target_width)
+            return ops.image.pad_images(crop, top_padding=offset_height, left_padding=offset_width,
+                                        target_height=self.H, target_width=self.W)
+
+        def call(self, x, training=False):
+            x_splits = ops.split(x, self.C // self.num_div, axis=-1)
+            for k, mode in enumerate(("left", "right", "up", "down")):
+                x_splits[k] = self.get_shift_pad(x_splits[k], mode)
+            x = ops.concatenate(x_splits, axis=-1)
+            return x + self.drop_path(self.mlp(self.layer_norm(x)), training=training)
+
+    class PatchMerging(layers.Layer):
+        def __init__(self, epsilon, **kwargs):
+            super().__init__(**kwargs)
+            self.epsilon = epsilon
+
+        def build(self, input_shape):
+            self.reduction = layers.Conv2D(2 * input_shape[-1], kernel_size=2, strides=2, padding="same", use_bias=False)
+            self.layer_norm = layers.LayerNormalization(epsilon=self.epsilon)
+
+        def call(self, x):
+            return self.reduction(self.layer_norm(x))
+
+    class StackedShiftBlocks(layers.Layer):
+        def __init__(self, epsilon, mlp_dropout_rate, num_shift_blocks, stochastic_depth_rate, is_merge, num_div=12,
+                     shift_pixel=1, mlp_expand_ratio=2, **kwargs):
+            super().__init__(**kwargs)
+            self.epsilon, self.mlp_dropout_rate, self.num_shift_blocks = epsilon, mlp_dropout_rate, num_shift_blocks
+            self.stochastic_depth_rate, self.is_merge, self.num_div = stochastic_depth_rate, is_merge, num_div
+            self.shift_pixel, self.mlp_expand_ratio = shift_pixel, mlp_expand_ratio
+
+        def build(self, input_shapes):
+            dpr = [self.stochastic_depth_rate * k / max(1, self.num_shift_blocks - 1) for k in range(self.num_shift_blocks)]
+            self.shift_blocks = [ShiftViTBlock(num_div=self.num_div, epsilon=self.epsilon, drop_path_prob=dpr[k],
+                                               mlp_dropout_rate=self.mlp_dropout_rate, shift_pixel=self.shift_pixel,
+                                               mlp_expand_ratio=self.mlp_expand_ratio)
+                                 for k in range(self.num_shift_blocks)]
+            if self.is_merge:
+                self.patch_merge = PatchMerging(epsilon=self.epsilon)
+
+        def call(self, x, training=False):
+            for shift_block in self.shift_blocks:
+                x = shift_block(x, training=training)
+            return self.patch_merge(x) if self.is_merge else x
+
+    inputs = keras.Input(input_shape)
+    x = layers.Rescaling(1 / 255.0)(layers.Resizing(image_size, image_size)(inputs))
+    x = layers.Conv2D(projected_dim, kernel_size=patch_size, strides=patch_size, padding="same")(x)
+    for index, num_shift_blocks in enumerate(num_shift_blocks_per_stages):
+        x = StackedShiftBlocks(epsilon=epsilon, mlp_dropout_rate=mlp_dropout_rate, num_shift_blocks=num_shift_blocks,
+                               stochastic_depth_rate=stochastic_depth_rate,
+                               is_merge=index != len(num_shift_blocks_per_stages) - 1, num_div=num_div,
+                               shift_pixel=shift_pixel, mlp_expand_ratio=mlp_expand_ratio)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(num_classes)(x), name="shiftvit")
+
+
 def denoising_autoencoder(input_shape=(28, 28, 1), filters=32):
     """Keras example "Convolutional autoencoder for image denoising" (keras.io/examples/vision/
     autoencoder/; MNIST, 28 x 28 x 1): encoder Conv2D 32 3x3 ReLU 'same', MaxPooling 2 'same', twice;
@@ -1647,6 +1770,11 @@ MODELS.update({
     # published sizes
     "keras_example_involution": (involution_net, dict(), {}),
     "keras_example_denoising_autoencoder": (denoising_autoencoder, dict(), {"regression": True}),
+    # 20 x 20 pixels resized to 32 x 32, 4 x 4 patches (an 8 x 8 map), width 8 in 4 groups, one block a
+    # stage over three stages (published: 32 -> 48, width 96 in 8 groups of 12, 2/4/8/2 blocks)
+    "keras_example_shiftvit": (shiftvit, dict(input_shape=(20, 20, 3), image_size=32, projected_dim=8,
+                                              num_shift_blocks_per_stages=(1, 1, 1), num_div=2),
+                               {"input_range": 255.0}),
     # 8 x 8 images, 16 filters, 2 residual blocks (published: 64 filters, 16 blocks, any size)
     "keras_example_edsr": (edsr, dict(input_shape=(8, 8, 3), filters=16, res_blocks=2),
                            {"regression": True, "input_range": 255.0}),

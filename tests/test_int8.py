@@ -765,7 +765,8 @@ def layer_norm_model():
     return keras.Model(i, L.Dense(3)(L.Flatten()(s)), name="layer_norms")
 
 
-@pytest.mark.parametrize("name", ["layer_norms", "keras_example_timeseries_transformer", "keras_convnext_tiny"])
+@pytest.mark.parametrize("name", ["layer_norms", "keras_example_timeseries_transformer", "keras_convnext_tiny",
+                                  "keras_example_shiftvit"])
 def test_layer_norm_and_attention_bit_identical(name, tmp_path):
     """LayerNormalization as TFLite's converter lowers it (MEAN; -mean as DEQUANTIZE, a float NEG,
     QUANTIZE: one table here; SQUARED_DIFFERENCE; MEAN; ADD of epsilon; RSQRT, a table; MULs and
@@ -774,14 +775,20 @@ def test_layer_norm_and_attention_bit_identical(name, tmp_path):
     "Timeseries classification with a Transformer model" as published and keras.applications
     ConvNeXt (reduced; tests/public_models.py), weights livened. 0 LSB against TFLM (default
     build; not ConvNeXt: TFLM has no GELU) and TFLite's BUILTIN_REF (reference='tflite-ref'),
-    which disagree with each other on the transformer."""
+    which disagree with each other on the transformer. Also keras.io's ShiftViT (its layers are
+    classes of its own, so its weights are spread; pixels in [0, 255]): LayerNormalization, GELU,
+    SPLIT, and SLICE and PAD shifting channel groups; against BUILTIN_REF only (GELU)."""
     import public_models
     from netutil import liven
 
     keras.utils.set_random_seed(3)  # the weights liven leaves as initialised (attention's) depend on it
     model = layer_norm_model() if name == "layer_norms" else public_models.build(name)[0]
-    cal = np.random.default_rng(3).uniform(0, 1, (64,) + tuple(model.input_shape[1:])).astype(np.float32)
-    liven(model, cal, seed=3)
+    top = 255.0 if "shiftvit" in name else 1.0
+    cal = np.random.default_rng(3).uniform(0, top, (64,) + tuple(model.input_shape[1:])).astype(np.float32)
+    if "shiftvit" in name:
+        spread_weights(model, seed=3)
+    else:
+        liven(model, cal, seed=3)
     data = convert(model, cal)
     xs = int8_inputs(model.input_shape[1:], n=16, seed=3)
     compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "Tr")
@@ -793,7 +800,9 @@ def test_layer_norm_and_attention_bit_identical(name, tmp_path):
     _, raw_ref, _ = compiled_outputs(data, xs, tmp_path, "TrRef", reference="tflite-ref")
     ref = tflite_reference(data, xs)
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
-    if "convnext" in name:
+    if "shiftvit" in name:  # 4 of 4, 8 and 16 channel groups shifted: a crop (SLICE) and a PAD each
+        assert kinds.count("Slice") >= 12 and kinds.count("ZeroPadding2D") == 12 and "GELU" in kinds, kinds
+    if "convnext" in name or "shiftvit" in name:
         return
     tflm = tflm_reference({name: (data, xs)})[name]
     assert np.array_equal(raw, tflm), f"max LSB difference vs TFLM: {np.abs(raw.astype(int) - tflm).max()}"
