@@ -274,7 +274,9 @@ class _Importer:
         if unbatched and shape and shape[0] != 1:
             shape = (1,) + tuple(shape)
         if not shape or shape[0] != 1:
-            self.fail(op_index, opname, f"tensor '{tname}' has shape {list(shape)}; a batch of 1 is required")
+            self.fail(op_index, opname, f"tensor '{tname}' has shape {list(shape)}: its first axis, the batch's, must "
+                                        f"be 1 (a model compiles one sample at a time; here {shape[0] if shape else 0} "
+                                        f"parts, such as windows or stacked q/k/v, are in the batch axis)")
         t = Tensor(name=tname, shape=shape[1:] or (1,), dtype=dtype, quant=Quant(float(scales[0]), int(zps[0])))
         self.tensors[index] = t
         return t
