@@ -104,6 +104,31 @@ def test_published_model_bit_identical_to_tflm_and_tflite(name, published, tmp_p
     assert np.array_equal(raw_ref, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw_ref.astype(int) - ref).max()}"
 
 
+def test_published_float_input_quantised_as_tflm_on_half_steps(tmp_path):
+    """MIT's TinyEngine person detector takes float pixels through a QUANTIZE: its header's
+    ``predict(const float*)`` quantises them as TFLite's reference kernel does, the quotient in
+    float32. On inputs a half step apart from the levels, where a double quotient rounds otherwise
+    (it gave 4 LSB here), every one of its 3 outputs equals TFLM's."""
+    data = read("tinyengine_detection")
+    compiled = compile_tflite(data, classname="Det")
+    assert compiled.edges.input_types == ("float32",) and compiled.edges.outputs_float == (True, True, True)
+    q = compiled.graph.input.quant
+    s = np.float32(q.scale)
+    rng = np.random.default_rng(5)
+    x = ((rng.integers(-128, 127, (4,) + tuple(compiled.graph.input.shape)) - q.zero_point + 0.5) * s).astype(np.float32)
+    q32, q64 = x / s, x.astype(np.float64) / np.float64(s)
+    halves = np.abs(q32 - np.trunc(q32)) == 0.5
+    assert np.count_nonzero(halves) > 0.5 * x.size
+    assert np.count_nonzero(halves & (q64 != q32)) > 0.1 * x.size  # where a double quotient rounds otherwise
+    header = tmp_path / "det.h"
+    header.write_text(compiled.header)
+    _, out = host.run_header_int8(str(header), "Det", x, entry="float")
+    ref = tflm_reference({"det": (data, x)})["det"]
+    assert out.shape == ref.shape == (4, sum(int(t.size) for t in compiled.graph.outputs))
+    assert np.array_equal(out, ref), f"max difference vs TFLM: {np.abs(out - ref).max()}"
+    assert len({tuple(r) for r in out}) == len(x)
+
+
 #: Cortex-M4 instructions per MAC these files may take (RESULTS.md: 1.84 and 1.52); the streaming
 #: wake word's 5x1 depthwise on 28x1x128 once went to a pixel-pair kernel that pays a row's setup
 #: for each single pixel, 1.52 -> 1.59
