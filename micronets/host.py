@@ -254,7 +254,7 @@ def output_arrays(header_path: str) -> int:
 
 
 def output_sizes(header_path: str):
-    """The size of each output array of a float header (``numOutputs``, ``numOutputs1``, ...)."""
+    """The size of each output array of a header, float or int8 (``numOutputs``, ``numOutputs1``, ...)."""
     return [_enum_value(header_path, "numOutputs" + (str(k) if k else "")) for k in range(output_arrays(header_path))]
 
 

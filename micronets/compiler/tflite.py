@@ -155,6 +155,11 @@ class _Reader:
             return f"#{index}"
         return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 
+    def label(self, index: int) -> str:
+        """Tensor ``index``'s name as an op's label: the converter joins a fused op's TF names with
+        ';', and the first, shortened, says enough."""
+        return self.tname(index).split(";")[0][-60:]
+
     def ttype(self, index: int) -> str:
         t = int(self.tensor(index).type)
         return _TYPES.get(t, f"type {t}")
@@ -486,14 +491,13 @@ class _Importer:
         if name not in SUPPORTED:
             # an op of integer values computed from a shape (not from the data)
             shapes = any(i in self.shape_values for i in ins)
-            # (the converter joins a fused op's TF names with ';': the first, shortened, says enough)
-            writes = r.tname(outs[0]).split(";")[0][-60:] if outs else "?"
+            writes = r.label(outs[0]) if outs else "?"
             raise UnsupportedModelError(f"{r.what}: op {k} ({name}, writing '{writes}') is not supported "
                                         f"by micronets' int8 path" + (f"; it computes a shape at run time: {DYNAMIC_HINT}"
                                                                       if shapes else f" (`micronets info --layers` lists "
                                                                                      f"the {len(SUPPORTED)} it supports)"))
         opt = op.builtinOptions
-        label = r.tname(outs[0]).split(";")[0][-60:]  # the converter joins the fused TF names with ';'
+        label = r.label(outs[0])
         fused = int(getattr(opt, "fusedActivationFunction", 0) or 0)
         if fused not in (0, 1, 2, 3):
             self.fail(k, name, f"uses fused activation {fused}; supported: none, RELU, RELU_N1_TO_1, RELU6")
@@ -960,7 +964,7 @@ class _Importer:
         elif name in ("PAD", "PADV2", "MIRROR_PAD"):
             x = self.act_tensor(ins[0], k, name)
             scales, zps, _ = r.quant(outs[0])
-            value = int(zps[0]) if scales is not None else 0  # PAD's border: the output's zero point
+            value = int(zps[0]) if zps is not None else 0  # PAD's border: the output's zero point
             if name == "PADV2" and len(ins) > 2 and ins[2] >= 0:
                 # PADV2's own border value (YOLOv5's -inf before a max pooling), stored quantised
                 # as the output; TFLite's kernel writes its raw value
@@ -991,7 +995,6 @@ class _Importer:
                 # taps on the border read the zero point, which the convolution's skipped taps mean
                 # too; a VALID max pooling's windows take it as one more value (Int8Pool.border):
                 # the padding folds into the reader, no padded copy is made
-                scales, zps, _ = r.quant(outs[0])
                 if Quant(float(scales[0]), int(zps[0])) == x.quant:
                     self.folded_pad[outs[0]] = (ins[0], p)
                     return
@@ -1032,7 +1035,7 @@ class _Importer:
                 start += count
                 out = self.new_output(o, k, name)
                 try:
-                    self.add(Int8Slice(r.tname(o).split(";")[0][-60:], x, out, starts, [1] * len(x.shape), counts), name)
+                    self.add(Int8Slice(r.label(o), x, out, starts, [1] * len(x.shape), counts), name)
                 except UnsupportedModelError as exc:
                     self.fail(k, name, str(exc))
         elif name == "QUANTIZE":
