@@ -112,6 +112,38 @@ def test_zero_padding_then_max_pool_counts_the_zeros(tmp_path):
     assert_matches_keras(model, tmp_path, x=x)
 
 
+def test_minus_inf_padding_is_the_max_pools_own(tmp_path):
+    """``ops.pad(x, ..., constant_values=-inf)`` then a 'valid' MaxPooling (keras-hub's ResNetV2 and
+    CSPNet stems: the padding never wins a window, where zeros would over negative values): the
+    pool's padding, left out of its windows; of a map and of a sequence. -inf read otherwise is
+    refused by name."""
+    ops = keras.ops
+    inp = keras.Input((9, 11, 4))
+    x = layers.Conv2D(5, 3, name="mix")(inp)  # no activation: negative values where zeros would win
+    seq_ = layers.Reshape((63, 5))(x)
+    stem = layers.MaxPooling2D(3, strides=2, name="stem_pool")(
+        ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=float("-inf")))
+    steps = layers.MaxPooling1D(4, strides=3, name="step_pool")(
+        ops.pad(seq_, ((0, 0), (2, 3), (0, 0)), constant_values=float("-inf")))
+    model = randomise(keras.Model(inp, [layers.Flatten()(stem), layers.Flatten()(steps)], name="inf_padded"))
+    x_in = inputs_for((9, 11, 4)) - 0.5
+    compiled = assert_matches_keras(model, tmp_path, x=x_in, name="InfPadded")
+    pools = [op for op in compiled.graph.ops if op.kind == "MaxPool2D"]
+    assert [(op.pads, op.zero_pads) for op in pools] == [((1, 1, 1, 1), False), ((0, 0, 2, 3), False)]
+    assert "ZeroPadding" not in [op.kind for op in compiled.graph.ops]
+    minus_inf = lambda t, w: ops.pad(t, w, constant_values=float("-inf"))  # noqa: E731
+    around = ((0, 0), (1, 1), (1, 1), (0, 0))
+    reason = r"'pad(_\d+)?' pads with -inf, which is supported as the padding of a max pooling reading it"
+    for out, message in ((layers.Conv2D(2, 3)(minus_inf(x, around)), reason),
+                         (layers.AveragePooling2D(3)(minus_inf(x, around)), reason),
+                         (layers.MaxPooling2D(3, padding="same")(minus_inf(x, around)), reason),
+                         (layers.Flatten()(minus_inf(x, around)), reason),
+                         (layers.MaxPooling2D(2)(minus_inf(x, ((0, 0), (2, 0), (0, 0), (0, 0)))),
+                          r"reads \(2, 0, 0, 0\) cells of -inf around its input with a 2x2 window")):
+        with pytest.raises(UnsupportedModelError, match=message):
+            compile_model(keras.Model(inp, out))
+
+
 def test_batchnorm_after_flatten_is_per_element(tmp_path):
     model = seq((4, 4, 2), layers.Conv2D(3, 3, padding="same"), layers.Flatten(), layers.BatchNormalization(),
                 layers.Dense(4))

@@ -62,12 +62,15 @@ VALUE_FREE = frozenset({"op:OnesLike", "op:ZerosLike", "op:FullLike"})
 @dataclasses.dataclass(frozen=True, eq=False)
 class Padded:
     """A ZeroPadding1D/2D result: ``src`` seen with zeros around it, never materialised unless a
-    consumer cannot absorb padding. ``pads`` are (top, bottom, left, right) on ``src.hwc``."""
+    consumer cannot absorb padding. ``pads`` are (top, bottom, left, right) on ``src.hwc``.
+    ``fill`` -inf: ``ops.pad(x, ..., constant_values=-inf)``, which only a max pooling reads (as
+    its padding, the cells left out of its windows: keras-hub's ResNetV2 and CSPNet stems)."""
 
     src: Tensor
     pads: Tuple[int, int, int, int]
     shape: Tuple[int, ...]
     name: str
+    fill: float = 0.0
 
     @property
     def hwc(self):
@@ -164,18 +167,27 @@ class Tracer:
         self.pinned.add(x.storage)
         return Tensor(name=layer.name, shape=shape, base=x.storage)
 
-    def pad(self, x, pads, layer) -> Padded:
-        src, have = self.unpad(x)
+    def pad(self, x, pads, layer, fill: float = 0.0) -> Padded:
+        """``x`` seen with ``pads`` cells of ``fill`` around it (0, or -inf for a max pooling)."""
+        if isinstance(x, Padded) and x.fill == fill:
+            src, have = x.src, x.pads
+        else:  # (zeros around the zeros a ZeroPadding wrote out; or the padding of a max pooling's view)
+            src, have = self.dense_input(x, layer), (0, 0, 0, 0)
         total = tuple(a + b for a, b in zip(have, pads))
         self.pinned.add(src)  # whoever reads the padded view reads src: nothing may fuse into it
         h, w, c = src.hwc
         hwc = (h + total[0] + total[1], w + total[2] + total[3], c)
         shape = (hwc[1], c) if len(src.shape) == 2 else hwc
-        return Padded(src=src, pads=total, shape=shape, name=layer.name)
+        return Padded(src=src, pads=total, shape=shape, name=layer.name, fill=fill)
 
     def unpad(self, x):
-        """(real tensor, pads) behind a possibly padded view."""
+        """(real tensor, pads) behind a possibly zero-padded view; a view padded otherwise is
+        refused (its only reader is a max pooling, which takes it apart itself)."""
         if isinstance(x, Padded):
+            if x.fill != 0.0:
+                raise UnsupportedModelError(
+                    f"'{x.name}' pads with {x.fill}, which is supported as the padding of a max pooling reading it "
+                    f"(MaxPooling1D/2D, padding='valid', each pad smaller than its window) only")
             return x.src, x.pads
         return x, (0, 0, 0, 0)
 
@@ -190,6 +202,7 @@ class Tracer:
         if isinstance(x, Padded):
             from micronets.compiler.ops.rearrange import materialise_padding
 
+            self.unpad(x)  # (zeros only)
             return materialise_padding(self, x)
         return x
 

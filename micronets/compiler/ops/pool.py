@@ -3,10 +3,14 @@ counted (comparisons/adds only).
 
 Keras 'same' padding leaves padded cells out of the max/average; a ZeroPadding absorbed in
 front of a 'valid' pool makes them count as zeros, exactly as the materialised padding would,
-including windows that lie entirely in the padding.
+including windows that lie entirely in the padding. ``ops.pad(x, ..., constant_values=-inf)``
+in front of a 'valid' max pool (keras-hub's ResNetV2 and CSPNet stems) is its padding, left out
+as 'same' leaves it.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from micronets.compiler.graph import FLOAT_BYTES
 from micronets.compiler.ops.base import (
@@ -19,6 +23,7 @@ from micronets.compiler.ops.base import (
     same_pads,
 )
 from micronets.compiler.ops.conv2d import as_2d, out_shape
+from micronets.compiler.trace import Padded
 
 
 class Pool2D(Op):
@@ -63,17 +68,26 @@ def convert_pool(layer, inputs, ctx):
         raise UnsupportedModelError(f"layer '{layer.name}' ({type(layer).__name__}) expects a rank-{rank} input per sample; got {x.shape}")
     pool = as_2d(layer, x, layer.pool_size, 1)
     strides = as_2d(layer, x, layer.strides if layer.strides is not None else layer.pool_size, 1)
-    if layer.padding == "same":
-        x = ctx.dense_input(x)  # padded cells are left out of a 'same' window; absorbed zeros are not
-    src, zp = ctx.unpad(x)
-    h, w, c = src.hwc
-    if layer.padding == "same":
-        pads = same_pads(h, pool[0], strides[0]) + same_pads(w, pool[1], strides[1])
+    left_out = isinstance(x, Padded) and x.fill == -np.inf and mode == "max" and layer.padding == "valid"
+    if left_out:  # ops.pad(-inf) then MaxPooling: its padding, left out of the windows as 'same' leaves it
+        src, pads = x.src, tuple(x.pads)
+        if pads[0] >= pool[0] or pads[1] >= pool[0] or pads[2] >= pool[1] or pads[3] >= pool[1]:
+            raise UnsupportedModelError(f"layer '{layer.name}' reads {pads} cells of -inf around its input with a "
+                                        f"{pool[0]}x{pool[1]} window: a window of padding alone (-inf) is not supported")
+        h, w, c = src.hwc
     else:
-        pads = tuple(zp)
+        if layer.padding == "same":
+            x = ctx.dense_input(x)  # padded cells are left out of a 'same' window; absorbed zeros are not
+        src, zp = ctx.unpad(x)
+        h, w, c = src.hwc
+        if layer.padding == "same":
+            pads = same_pads(h, pool[0], strides[0]) + same_pads(w, pool[1], strides[1])
+        else:
+            pads = tuple(zp)
     ho = conv_output(h, pool[0], strides[0], pads[0], pads[1])
     wo = conv_output(w, pool[1], strides[1], pads[2], pads[3])
     if ho < 1 or wo < 1:
         raise UnsupportedModelError(f"layer '{layer.name}' gets a {h}x{w} input, too small for its {pool[0]}x{pool[1]} window")
     out = ctx.new_tensor(layer.name, out_shape(src, ho, wo, c))
-    return ctx.add(Pool2D(layer.name, src, out, mode, pool, strides, pads, zero_pads=any(zp))).output
+    zero_pads = not left_out and layer.padding == "valid" and any(pads)
+    return ctx.add(Pool2D(layer.name, src, out, mode, pool, strides, pads, zero_pads=zero_pads)).output

@@ -317,7 +317,7 @@ def convert_pad_images(layer, inputs, ctx):
 @converter("op:Pad")
 def convert_pad(layer, inputs, ctx):
     """``keras.ops.pad`` around a map's rows and columns or a sequence's steps: with zeros as
-    ZeroPadding2D / 1D; mirrored (mode 'reflect': CycleGAN's ReflectionPadding2D, or 'symmetric',
+    ZeroPadding2D / 1D, or with -inf as the padding of the max pooling that reads it; mirrored (mode 'reflect': CycleGAN's ReflectionPadding2D, or 'symmetric',
     the edge repeated) as copies of the input's bands, read backwards. Other modes, other values
     and other axes are refused, naming what."""
     x = inputs[0]
@@ -330,14 +330,16 @@ def convert_pad(layer, inputs, ctx):
     if mode not in ("constant", "reflect", "symmetric"):
         raise UnsupportedModelError(f"{what} pads in mode '{layer.mode}'; only 'constant' (zeros), 'reflect' and "
                                     f"'symmetric' are supported")
-    if mode == "constant" and value is not None and float(np.asarray(value)) != 0.0:
-        raise UnsupportedModelError(f"{what} pads with {float(np.asarray(value))}; only with zeros is supported")
+    fill = 0.0 if value is None else float(np.asarray(value))
+    if mode == "constant" and fill not in (0.0, -np.inf):
+        raise UnsupportedModelError(f"{what} pads with {fill}; only with zeros, or with -inf before a max pooling, "
+                                    f"is supported")
     if rank not in (2, 3) or len(pads) != rank + 1 or pads[0] != (0, 0) or pads[-1] != (0, 0):
         raise UnsupportedModelError(f"{what} pads {pads} around a {tuple(x.shape)} sample; only the rows and columns "
                                     f"of a map (H, W, C) or the steps of a sequence (L, C) are supported")
     margins = (pads[1] + pads[2]) if rank == 3 else ((0, 0) + pads[1])
     if mode == "constant":
-        return ctx.pad(x, margins, layer)
+        return ctx.pad(x, margins, layer, fill=fill)
     return _mirror_pad(ctx, ctx.dense_input(x), margins, mode == "reflect", layer.name, what)
 
 
