@@ -1796,6 +1796,53 @@ def test_user_layer_returning_a_nested_structure(tmp_path):
     assert_matches_keras(model, tmp_path)
 
 
+def test_user_layer_with_none_and_constant_outputs_as_keras_hubs_deit(tmp_path):
+    """keras-hub's DeiT: a block returns ``(y, None)`` (no attention scores unless asked), and the
+    encoder calling it returns ``(y, ops.empty((0, seq, dim)), ...)`` for the hidden states it
+    was not asked for. The None is no output (Keras' own node refused it: the whole backbone was
+    refused); a concrete leaf of one sample is a constant an Add reads; one that is no sample (no
+    batch axis) is an output nothing may depend on, refused by name where one does."""
+    from keras import ops
+
+    class Block(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = layers.Dense(8)
+
+        def call(self, x, return_attention_scores=False):
+            return self.dense(x), None
+
+    class Encoder(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.blocks = [Block(), Block()]
+
+        def call(self, x):
+            for block in self.blocks:
+                x, _ = block(x)
+            return x, ops.empty((0, 4, 8)), ops.full((1, 4, 8), 0.5)
+
+    inp = keras.Input((4, 6))
+    y, unasked, half = Encoder(name="encoder")(inp)
+    model = keras.Model(inp, layers.Flatten()(layers.Add()([y, half])), name="deit_like")
+    compiled = assert_matches_keras(model, tmp_path)
+    assert [op.kind for op in compiled.graph.ops] == ["Conv2D", "Conv2D", "Add"]  # (Dense over steps: 1x1)
+    with pytest.raises(UnsupportedModelError, match=r"layer 'encoder' of class Encoder in model 'deit_like_2' returns "
+                                                    r"a constant of shape \(0, 4, 8\) as output 1 \(it reads none of "
+                                                    r"its inputs\) where Keras declares \(0, 4, 8\): not one sample"):
+        compile_model(keras.Model(inp, layers.Flatten()(layers.Add()([y, ops.sum(unasked, axis=0)])),
+                                  name="deit_like_2"))
+
+    class Positions(layers.Layer):
+        def call(self, x):
+            return ops.arange(4)
+
+    with pytest.raises(UnsupportedModelError, match=r"layer 'positions' of class Positions in model 'positions' "
+                                                    r"returns a constant of shape \(4,\) as output 0"):
+        compile_model(keras.Model(inp, layers.Add()([inp, layers.Embedding(4, 6)(Positions(name="positions")(inp))]),
+                                  name="positions"))
+
+
 def test_user_layer_classes_are_traced_through_their_call(tmp_path):
     """A user's own keras.layers.Layer subclasses, compiled through what their call() does: a
     residual block of sublayers (BatchNorm given ``training``) used twice, a weight of the layer's

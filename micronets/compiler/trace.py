@@ -417,12 +417,19 @@ def _traced_call(layer, node, key, model, values, ctx, why=None):
     user's layer class, or (``why``: the converter's reason) a Keras layer in a form its converter
     does not take."""
     try:
-        with _expanded(layer, node, model, keras_class=why is not None) as sub:
-            if isinstance(sub, np.ndarray):  # a constant: the layer reads none of its inputs at run time
+        with _expanded(layer, node, model, keras_class=why is not None) as (sub, fixed):
+            if sub is None:  # constants only: the layer reads none of its inputs at run time
                 for kt in node.input_tensors:
                     ctx.readers[values[id(kt)]] -= 1
-                return sub
-            return _inline(sub, node, values, ctx)
+                computed = ()
+            else:
+                computed = _inline(sub, node, values, ctx)
+                computed = computed if isinstance(computed, tuple) else (computed,)
+            if not fixed:
+                return computed if len(computed) > 1 else computed[0]
+            count, computed = len(computed) + len(fixed), iter(computed)  # (fixed: output position -> value)
+            results = tuple(fixed[k] if k in fixed else next(computed) for k in range(count))
+            return results if len(results) > 1 else results[0]
     except UnsupportedModelError as exc:
         if str(exc).startswith(_describe(layer, key)):
             if why and why not in str(exc):  # (the call was traced for this reason: say it)
@@ -529,7 +536,8 @@ def _expanded(layer, node, model, keras_class: bool = False):
     call's shapes, batch 1 (so ``ops.shape`` gives numbers a reshape can use), with
     ``training=False`` where it takes one (DeiT's stochastic depth defaults to True). Sublayers and
     ``keras.ops`` in ``call()`` become nodes the tracer converts one by one; weights used directly
-    in ``call()`` become constants. A ``call()`` that leaves keras.ops (``tf.nn.*``, numpy on
+    in ``call()`` become constants, and so do outputs it returns concrete (``_constant``); a None
+    among its outputs is none. A ``call()`` that leaves keras.ops (``tf.nn.*``, numpy on
     tensors) is refused with what failed. Keras' own layer classes are not traced (one the compiler
     does not convert stays refused: Masking's call() alone would drop the mask an LSTM after it
     reads) unless its converter asked for it (``keras_class``: a form of the call its kernel does not
@@ -563,16 +571,21 @@ def _expanded(layer, node, model, keras_class: bool = False):
                 kwargs.pop("training", None)
             if "training" in params:
                 kwargs["training"] = False  # inference, as predict() runs it, whatever call()'s default or the node's
-            with _variables_as_operands(), _no_random_draws(), _losses_ignored():
+            with _variables_as_operands(), _no_random_draws(), _losses_ignored(), _none_outputs_dropped():
                 out = layer.call(*_substitute(tuple(node.arguments.args), fresh), **kwargs)
             # a tensor, or any structure of them (keras-hub's DINOV2Encoder returns (x, {"stage1": x, ...})):
-            # its leaves in Keras' order, the order of the node's outputs
-            leaves = [out] if hasattr(out, "_keras_history") else keras.tree.flatten(out)
-            if leaves and all(hasattr(o, "_keras_history") for o in leaves):
-                sub = keras.Model([fresh[id(t)] for t in kts], out if len(leaves) == 1 and leaves[0] is out else leaves,
-                                  name=layer.name)
-            else:
-                sub = _constant(out, tuple(node.output_tensors[0].shape[1:]))
+            # its leaves in Keras' order, the order of the node's outputs, but a None (DeiT's block
+            # returns (y, None) where no attention scores are asked for: no output of its node either)
+            leaves = [out] if hasattr(out, "_keras_history") else [o for o in keras.tree.flatten(out) if o is not None]
+            computed = [o for o in leaves if hasattr(o, "_keras_history")]
+            # the other leaves are concrete values that read no input (DeiTEncoder's empty tensors
+            # for the hidden states it was not asked for)
+            fixed = {k: _constant(o, node.output_tensors[k] if k < len(node.output_tensors) else None, layer, key,
+                                  model, k) for k, o in enumerate(leaves) if not hasattr(o, "_keras_history")}
+            if not leaves:
+                raise TypeError(f"call() returned {type(out).__name__} holding no tensor")
+            sub = None if not computed else keras.Model(
+                [fresh[id(t)] for t in kts], out if len(leaves) == 1 and leaves[0] is out else computed, name=layer.name)
         except _RandomDraw as exc:
             raise _unsupported(layer, key, model, f" (its call() {exc.refusal()}; export the model up to the values "
                                                   f"it samples from, such as a VAE encoder's mean)") from None
@@ -588,7 +601,7 @@ def _expanded(layer, node, model, keras_class: bool = False):
         for op in getattr(sub, "operations", ()):  # created by this call (a Layer may be the user's: kept as named)
             if not isinstance(op, keras.layers.Layer):
                 op.name = f"{layer.name}/{call_name(_snake(type(op).__name__), calls).replace('#', '_')}"
-        yield sub
+        yield sub, fixed
 
 
 @contextlib.contextmanager
@@ -715,6 +728,26 @@ def _no_random_draws():
 
 
 @contextlib.contextmanager
+def _none_outputs_dropped():
+    """While a user's call() is traced: a sublayer or keras.ops call it makes may return None
+    among its tensors (keras-hub's DeiT block returns ``(y, None)``: no attention scores unless
+    asked), as Keras allows inside a call(); the node recording it holds the tensors alone (Keras'
+    own refused the None, and the layer with it). ``_expanded`` leaves the None out alike."""
+    import keras
+    from keras.src.layers import layer as layer_module
+    from keras.src.ops import node as node_module
+    from keras.src.ops import operation as operation_module
+
+    class TensorsNode(node_module.Node):
+        def __init__(self, operation, call_args=None, call_kwargs=None, outputs=None):
+            tensors = None if outputs is None else [o for o in keras.tree.flatten(outputs) if o is not None]
+            super().__init__(operation, call_args, call_kwargs, tensors)
+
+    with _replaced(layer_module, {"Node": TensorsNode}), _replaced(operation_module, {"Node": TensorsNode}):
+        yield
+
+
+@contextlib.contextmanager
 def _variables_as_operands():
     """While a user's call() is traced: a Keras variable on the left of an arithmetic operator with
     a symbolic tensor (DeiT's ``self.positional_embedding + projected_patches``) goes through
@@ -753,18 +786,26 @@ def _replaced(owner, replacements: Dict[str, object]):
                 setattr(owner, name, value)
 
 
-def _constant(out, shape):
-    """The value of a ``call()`` that returned a concrete tensor (it reads none of its inputs: a
-    learned position embedding broadcast to the sequence's shape) for one sample of ``shape``."""
+def _constant(out, kt, layer, key, model, k: int):
+    """The value of output ``k`` of a ``call()`` that returned it concrete (it reads none of its
+    inputs: a learned position embedding broadcast to the sequence's shape), for one sample of
+    Keras' declared ``kt``; or, where it is not one sample (it lacks the batch axis: keras-hub's
+    ``ops.arange(n)`` of positions, its RoPE tables), an ``_Uncomputed`` naming it, refused if an
+    output depends on it."""
     import keras
 
     try:
         value = np.asarray(keras.ops.convert_to_numpy(out))
     except Exception:
-        raise TypeError(f"call() returned {type(out).__name__}, not one tensor") from None
-    if value.shape != (1,) + shape:
-        raise TypeError(f"call() returned a constant of shape {value.shape}, not the declared {(1,) + shape}")
-    return value[0]
+        raise TypeError(f"call() returned {type(out).__name__}, not a tensor") from None
+    declared = None if kt is None else tuple(kt.shape)
+    if declared is not None and value.shape[:1] == (1,) and len(value.shape) == len(declared) and \
+            all(d is None or d == n for d, n in zip(declared[1:], value.shape[1:])):
+        return value[0]
+    return _Uncomputed(f"{_describe(layer, key)} in model '{model.name}' returns a constant of shape {value.shape} as "
+                       f"output {k} (it reads none of its inputs) where Keras declares {declared}: not one sample "
+                       f"of a batch (no batch axis); micronets compiles values of one sample, with their batch "
+                       f"axis, only")
 
 
 def _snake(name: str) -> str:
