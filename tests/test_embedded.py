@@ -352,6 +352,36 @@ def test_small_phinet_on_qemu_matches_keras(tmp_path):
     qemu.xtensa_compile(tmp_path / "model.h", "SmallPhiNet")
 
 
+def test_every_output_of_a_two_output_model_on_qemu(tmp_path):
+    """A model of two outputs (class probabilities and a regression, as a detector's heads) on
+    QEMU's Cortex-M4, float and int8: the firmware prints every output array, back to back as
+    ``host.run`` lays them out (it printed ``outputs`` alone, so a wrong second output passed)."""
+    import keras
+
+    from micronets import export, host
+
+    rng = np.random.default_rng(21)
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(6, 3, activation="relu")(inp)
+    probs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    boxes = keras.layers.Dense(5)(keras.layers.Flatten()(x))
+    model = keras.Model(inp, [probs, boxes])
+    xs = rng.uniform(0, 1, (3, 8, 8, 3)).astype(np.float32)
+    expected = np.concatenate([o.reshape(3, -1) for o in model.predict(xs, verbose=0)], axis=1)
+    export(model, tmp_path / "two.h", classname="Two")
+    result = qemu.run_firmware(qemu.build_firmware(tmp_path / "two.h", "Two", xs, tmp_path / "fw"))
+    assert result.outputs.shape == (3, 8)
+    np.testing.assert_allclose(result.outputs, expected, atol=1e-5)
+    np.testing.assert_allclose(result.outputs, host.run_header(str(tmp_path / "two.h"), "Two", xs), atol=1e-6)
+
+    export(model, tmp_path / "two8.h", classname="Two8", quantize="int8",
+           calibration=rng.uniform(0, 1, (64, 8, 8, 3)).astype(np.float32))
+    result = qemu.run_firmware(qemu.build_firmware(tmp_path / "two8.h", "Two8", xs, tmp_path / "fw8"))
+    _, on_host = host.run_header_int8(str(tmp_path / "two8.h"), "Two8", xs, entry="float")
+    assert result.outputs.shape == (3, 8) and np.array_equal(result.outputs, on_host)
+    assert len(np.unique(on_host[:, 3:])) > 5  # the second output varies: compared, not constant
+
+
 # --------------------------------------------------------------------------- board example
 SHIM = Path(__file__).resolve().parent / "arduino_shim"  # a minimal Arduino API stand-in (see its header)
 

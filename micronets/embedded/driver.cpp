@@ -6,7 +6,9 @@
  * MN_SAMPLE_TYPE (float, uint8_t or int8_t), MN_INPUT_SIZE (every input's values),
  * MN_PREDICT_ARGS (predict()'s arguments: one pointer per input into `sample`), MN_SAMPLE_SIZE and either
  * mn_samples[MN_NUM_SAMPLES][MN_SAMPLE_SIZE] or MN_SIZE_ONLY (predict() linked but never run:
- * the firmware whose size, minus the empty firmware's, is the model's footprint).
+ * the firmware whose size, minus the empty firmware's, is the model's footprint), and may define
+ * MN_FOR_EACH_OUTPUT(X) as X(outputs, numOutputs) X(outputs1, numOutputs1) ... for a model of
+ * several outputs: every output array is printed, back to back (by default the first alone).
  *
  * Floats are printed as their 32-bit patterns in hex so the host recovers them bit for bit.
  * Time comes from the CMSDK dual timer (25 MHz, counting down); under `-icount shift=N` QEMU
@@ -134,6 +136,27 @@ __attribute__((noinline)) void calibration_loop(uint32_t n)
 }
 
 #ifndef MN_NO_MODEL
+#ifndef MN_FOR_EACH_OUTPUT
+#define MN_FOR_EACH_OUTPUT(X) X(outputs, numOutputs)
+#endif
+#define MN_OUTPUT_COUNT(array, count) +(uint32_t)MN_CLASS::count
+#define MN_OUTPUT_VALUES (0u MN_FOR_EACH_OUTPUT(MN_OUTPUT_COUNT))
+
+/* MN_OUT lines of sample i: the n values of one output array, 16 a line */
+void print_values(Line& line, uint32_t i, const float* values, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k += 16u) {
+        line.str("MN_OUT i=").dec(i).str(" ");
+        for (uint32_t j = k; j < n && j < k + 16u; ++j) {
+            line.bits(values[j]);
+            if (j + 1u < n && j + 1u < k + 16u) {
+                line.str(",");
+            }
+        }
+        line.flush();
+    }
+}
+
 MN_CLASS net;
 #ifdef MN_SIZE_ONLY
 volatile uint32_t mn_num_samples = 0u;
@@ -152,7 +175,7 @@ int main(void)
 
     Line line;
 #ifndef MN_NO_MODEL
-    line.str("MN_BEGIN samples=").dec(mn_num_samples).str(" outputs=").dec((uint32_t)MN_CLASS::numOutputs)
+    line.str("MN_BEGIN samples=").dec(mn_num_samples).str(" outputs=").dec(MN_OUTPUT_VALUES)
         .str(" inputs=").dec((uint32_t)MN_INPUT_SIZE).str(" sizeof=").dec((uint32_t)sizeof(net));
 #else
     line.str("MN_BEGIN samples=0 outputs=0 inputs=0 sizeof=0");
@@ -186,17 +209,8 @@ int main(void)
         t1 = timer_now();
         line.str("MN_RUN i=").dec(i).str(" ticks=").dec(t0 - t1).str(" cls=").dec(cls)
             .str(" output=").dec(net.output).str(" proba=").bits(net.proba).flush();
-        line.str("MN_OUT i=").dec(i).str(" ");
-        for (uint32_t k = 0; k < (uint32_t)MN_CLASS::numOutputs; ++k) {
-            line.bits(net.outputs[k]);
-            if ((k % 16u) == 15u && k + 1u < (uint32_t)MN_CLASS::numOutputs) {
-                line.flush();
-                line.str("MN_OUT i=").dec(i).str(" ");
-            } else if (k + 1u < (uint32_t)MN_CLASS::numOutputs) {
-                line.str(",");
-            }
-        }
-        line.flush();
+#define MN_PRINT_OUTPUT(array, count) print_values(line, i, net.array, (uint32_t)MN_CLASS::count);
+        MN_FOR_EACH_OUTPUT(MN_PRINT_OUTPUT)
     }
 #endif
     line.str("MN_STACK bytes=").dec(stack_used()).flush();
