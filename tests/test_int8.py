@@ -583,6 +583,47 @@ def test_tflite_converted_for_a_dynamic_batch_with_float_edges(keras_converted, 
     assert np.array_equal(out, ref) and len(np.unique(out)) > 8
 
 
+def test_constant_anchors_tiled_by_the_batch_size_fold_as_in_ssd_detectors(tmp_path):
+    """ST's SSD MobileNet detectors (stm32ai-modelzoo) output their anchor boxes: int8 constants
+    TILEd by the batch size (SHAPE, STRIDED_SLICE, PACK), RESHAPEd and concatenated, beside the
+    boxes the convolutions compute. The rearranged constants fold at import into the
+    concatenation's constant parts (it was refused: a TILE of a constant); every output equals
+    BUILTIN_REF's (with TILE relabelled to a version it registers: TFLM has no TILE)."""
+    import keras.ops as K
+
+    rng = np.random.default_rng(40)
+    tables = [rng.uniform(0, 1, (1, 4, 4, 3, 4)).astype(np.float32), rng.uniform(0, 1, (1, 2, 2, 3, 4)).astype(np.float32)]
+
+    class Anchors(L.Layer):
+        def __init__(self, table, **kwargs):
+            super().__init__(**kwargs)
+            self.table = table
+
+        def call(self, x):
+            return K.tile(K.convert_to_tensor(self.table), [K.shape(x)[0], 1, 1, 1, 1])
+
+    i = keras.Input((8, 8, 3))
+    f1 = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(i)
+    f2 = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(f1)
+    boxes = L.Concatenate(axis=1)([L.Reshape((-1, 4))(L.Conv2D(12, 1)(f)) for f in (f1, f2)])
+    anchors = L.Concatenate(axis=1)([L.Reshape((-1, 4))(Anchors(t)(f)) for t, f in zip(tables, (f1, f2))])
+    model = spread_weights(keras.Model(i, [boxes, anchors]), seed=40)
+    data = convert(model, rng.uniform(0, 1, (32, 8, 8, 3)).astype(np.float32), io_type="float", dynamic_batch=True)
+    assert op_names(data).count("TILE") == 2 and {"SHAPE", "PACK"} <= set(op_names(data))
+    xs = rng.uniform(0, 1, (6, 8, 8, 3)).astype(np.float32)
+    compiled, _, out = compiled_outputs(data, xs, tmp_path, "Anchors", entry="float", reference="tflite-ref")
+    assert [op.kind for op in compiled.graph.ops].count("Concatenate") == 2
+    assert "Tile" not in [op.kind for op in compiled.graph.ops]
+    assert np.array_equal(out, tflite_reference(as_version(data, ("TILE",)), xs))
+    # (the converter lists the outputs in its own order: the anchors are the one that is constant)
+    halves = [out[:, :240], out[:, 240:]]
+    a = next(k for k, h in enumerate(halves) if np.array_equal(h, np.broadcast_to(h[0], h.shape)))
+    boxes_out, anchors_out = halves[1 - a], halves[a]
+    assert len(np.unique(boxes_out)) > 40 and len({tuple(r) for r in boxes_out}) == len(xs)
+    scale = compiled.graph.outputs[a].quant.scale
+    assert np.abs(anchors_out[0] - np.concatenate([t.reshape(-1) for t in tables])).max() <= scale
+
+
 def test_tflite_shape_arithmetic_not_evaluated_is_refused(keras_converted, monkeypatch):
     """Shape arithmetic micronets does not evaluate is refused naming the op and saying how to
     convert instead (never compiled with the placeholder shapes)."""

@@ -137,6 +137,8 @@ class _Reader:
             raise UnsupportedModelError(f"{what} has {len(self.model.subgraphs)} subgraphs; only single-graph models are supported")
         self.sg = self.model.subgraphs[0]
         self.names = _op_names(schema)
+        #: tensor index -> the value the importer computed from constants alone (``fold``)
+        self.folded: Dict[int, np.ndarray] = {}
 
     def op_name(self, op) -> str:
         code = self.model.operatorCodes[op.opcodeIndex]
@@ -168,7 +170,16 @@ class _Reader:
         s = self.tensor(index).shape
         return tuple(int(d) for d in (s if s is not None else []))
 
+    def fold(self, index: int, value: np.ndarray) -> None:
+        """Tensor ``index`` holds ``value``, computed at import from constants (a TILE or RESHAPE
+        of one: the anchors of ST's SSD detectors): from now on it reads as a constant of the file."""
+        if index in self.folded or self.constant(index) is not None:
+            raise UnsupportedModelError(f"{self.what}: tensor '{self.tname(index)}' is written twice")
+        self.folded[index] = value.reshape(self.shape(index))
+
     def constant(self, index: int) -> Optional[np.ndarray]:
+        if index in self.folded:
+            return self.folded[index]
         t = self.tensor(index)
         buf = self.model.buffers[t.buffer] if t.buffer is not None and t.buffer < len(self.model.buffers) else None
         raw = None
@@ -465,6 +476,8 @@ class _Importer:
             if value is not None:  # shape arithmetic: a value, no code
                 self.shape_values[int(op.outputs[0])] = value
                 continue
+            if self.fold_constant(op):  # a rearranged constant: a constant, no code
+                continue
             self.convert(k, op, operators)
         outputs = []
         for o in out_indices:
@@ -481,6 +494,34 @@ class _Importer:
         if desc:
             notes["Converter"] = desc.decode("utf-8", "replace") if isinstance(desc, bytes) else str(desc)
         return graph, edges, notes
+
+    #: ops that only rearrange their first input's values, folded where it is a constant
+    REARRANGING = ("TILE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+
+    def fold_constant(self, op) -> bool:
+        """Whether ``op`` rearranges an int8 constant (ST's SSD tiles its anchors by a batch size
+        computed from SHAPE, then reshapes them): its output is then a constant too, computed here
+        (``_Reader.fold``), read as the file's constants are (a CONCATENATION's constant parts)."""
+        r = self.r
+        name = r.op_name(op)
+        ins, outs = [int(i) for i in op.inputs], [int(i) for i in op.outputs]
+        if name not in self.REARRANGING or not ins or ins[0] < 0 or len(outs) != 1 or \
+                r.ttype(ins[0]) not in ("int8", "uint8") or r.ttype(outs[0]) != r.ttype(ins[0]):
+            return False
+        value = r.constant(ins[0])
+        (s_in, z_in, _), (s_out, z_out, _) = r.quant(ins[0]), r.quant(outs[0])
+        if value is None or s_in is None or s_out is None or len(s_in) != 1 or len(s_out) != 1 or \
+                (float(s_in[0]), int(z_in[0])) != (float(s_out[0]), int(z_out[0])):
+            return False  # (computed, or requantised: converted as an op)
+        if name == "TILE":
+            multiples = self.int_operand(ins[1])
+            if multiples is None:
+                return False
+            value = np.tile(value, [int(m) for m in np.asarray(multiples).reshape(-1)])
+        if value.size != int(np.prod(r.shape(outs[0]))):
+            return False
+        r.fold(outs[0], value)
+        return True
 
     def convert(self, k: int, op, operators):
         r = self.r
