@@ -1444,6 +1444,21 @@ def test_calibration_errors(bad, message, tmp_path):
     assert _nothing_written(tmp_path)
 
 
+def test_calibration_giving_nan_is_refused_naming_the_keras_model(tmp_path):
+    """A model that computes NaN on its calibration (a BatchNormalization of negative moving
+    variance): TFLite's converter leaves the graph after it in float, which was refused as "output
+    'Identity' is float32 and not made by a DEQUANTIZE", naming neither the model nor the NaN."""
+    i = keras.Input((6, 6, 2))
+    norm = L.BatchNormalization()
+    model = keras.Model(i, L.Conv2D(3, 1)(norm(L.Conv2D(4, 3)(i))), name="nan_model")
+    gamma, beta, mean, variance = norm.get_weights()
+    norm.set_weights([gamma, beta, mean, -np.abs(variance) - 0.1])
+    with pytest.raises(ValueError, match=r"model 'nan_model' computes NaN in output 0 on calibration sample 0: TFLite's "
+                                         r"converter picks no int8 range"):
+        micronets.export(model, str(tmp_path / "m.h"), quantize="int8", calibration=calibration(model))
+    assert _nothing_written(tmp_path)
+
+
 def test_other_quantize_values_and_stray_calibration(tmp_path):
     model = small_model()
     with pytest.raises(ValueError, match="int4"):

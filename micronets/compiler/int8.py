@@ -170,7 +170,7 @@ def quantize_keras(model, calibration) -> bytes:
     sink = tempfile.TemporaryFile()
     os.dup2(sink.fileno(), 2)
     try:
-        return converter.convert()
+        data = converter.convert()
     except Exception as exc:
         sink.seek(0)
         os.write(saved, sink.read()[-4000:])
@@ -179,6 +179,33 @@ def quantize_keras(model, calibration) -> bytes:
         os.dup2(saved, 2)
         os.close(saved)
         sink.close()
+    _not_finite_refused(model, x, data)
+    return data
+
+
+def _not_finite_refused(model, calibration, data: bytes) -> None:
+    """ValueError where the converter left float32 values in ``data`` because the model computes
+    NaN or inf on the calibration (a BatchNormalization of negative moving variance): it picks no
+    int8 range for them and keeps the graph after them in float, which the importer then refused
+    as a float output of the .tflite, naming neither the cause nor the Keras model. A conversion
+    without float values (or with its float islands, which the importer compiles) is not run."""
+    from micronets.compiler.tflite import _Reader
+
+    r = _Reader(data, "the converted model")
+    if all(r.ttype(int(t)) != "float32" for op in r.sg.operators for t in list(op.outputs)):
+        return
+    several = isinstance(calibration, list)
+    for start in range(0, len(calibration[0] if several else calibration), 32):
+        batch = [c[start:start + 32] for c in calibration] if several else calibration[start:start + 32]
+        outs = model(batch, training=False)
+        for k, out in enumerate(outs if isinstance(outs, (list, tuple)) else [outs]):
+            bad = ~np.isfinite(np.asarray(out).reshape(len(out), -1)).all(axis=1)
+            if bad.any():
+                raise ValueError(
+                    f"model '{model.name}' computes {'NaN' if np.isnan(np.asarray(out)).any() else 'inf'} in output "
+                    f"{k} on calibration sample {start + int(np.argmax(bad))}: TFLite's converter picks no int8 range for "
+                    f"such values and leaves the graph in float; check the weights (a BatchNormalization with a "
+                    f"negative moving variance gives NaN) and that the calibration is in the model's input range")
 
 
 def _float_input(model, calibration: np.ndarray):
