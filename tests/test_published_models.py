@@ -1,5 +1,5 @@
 """Published int8 models with trained weights, as their authors ship them (MLPerf Tiny's reference
-models, TFLM's examples; tests/data/published, provenance in its README): each goes through the
+models, TFLM's examples, MIT's MCUNet; tests/data/published, provenance in its README): each goes through the
 user's way in, ``micronets gen MODEL.tflite -o model.h``, and the header's raw outputs must equal
 TFLM's and (built with reference="tflite-ref") TFLite's BUILTIN_REF kernels' bit for bit, on random
 inputs of the model's input type. None of these files was written or converted by us."""
@@ -21,7 +21,7 @@ PUBLISHED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "pu
 #: the published files tested here; mlperf_vww_96_int8 and mlperf_ad01_int8 (the largest) are run
 #: by benchmarks/int8.py only, to keep the suite's time down
 TESTED = ["tflm_hello_world_int8", "tflm_micro_speech_quantized", "tflm_person_detect", "mlperf_kws_ref_model",
-          "mlperf_str_ww_ref_model", "mlperf_pretrainedResnet_quant", "tflm_simple_add_model"]
+          "mlperf_str_ww_ref_model", "mlperf_pretrainedResnet_quant", "tflm_simple_add_model", "mcunet_320kb_imagenet"]
 #: files TFLite's interpreter refuses while TFLM runs them: compared with TFLM only
 TFLITE_REFUSES = {"tflm_person_detect": "quantized_dimension"}
 N_INPUTS = 6
@@ -60,6 +60,23 @@ def published():
     return {name: (data, xs, tflm[name], compiled[name]) for name, (data, xs) in models.items()}
 
 
+def _dequantised(data: bytes, raw: np.ndarray) -> np.ndarray:
+    """Raw outputs (every output's values per row) as TFLite's DEQUANTIZE gives them, each at the
+    scale and zero point the file stores for that output."""
+    from micronets.compiler.tflite import _Reader
+
+    r = _Reader(data, "model")
+    out, start = np.empty(raw.shape, np.float32), 0
+    for index in (int(i) for i in r.sg.outputs):
+        n = int(np.prod(r.shape(index)))
+        scales, zero_points, _ = r.quant(index)
+        part = raw[:, start:start + n].astype(np.int64) - int(zero_points[0])
+        out[:, start:start + n] = (np.float64(scales[0]) * part).astype(np.float32)
+        start += n
+    assert start == raw.shape[1]
+    return out
+
+
 def _gen(tflite_path, header_path):
     from click.testing import CliRunner
 
@@ -87,11 +104,14 @@ def test_published_model_bit_identical_to_tflm_and_tflite(name, published, tmp_p
     header = _gen(source, tmp_path / "model.h")
     entry = "uint8" if np.asarray(xs[0] if isinstance(xs, tuple) else xs).dtype == np.uint8 else "int8"
     feed = list(xs) if isinstance(xs, tuple) else xs  # (several inputs: one array each)
-    raw, _ = host.run_header_int8(str(header), "Net", feed, entry=entry)
+    raw, out = host.run_header_int8(str(header), "Net", feed, entry=entry)
     tflm = tflm.reshape(raw.shape)
     assert np.array_equal(raw, tflm), f"max LSB difference vs TFLM: {np.abs(raw.astype(int) - tflm).max()}"
     # the comparison can fail: outputs differ across inputs
     assert len({tuple(r) for r in raw}) > 1
+    # outputs[] dequantises each output at the scale and zero point the file gives it (MCUNet's
+    # last RESHAPE reads its input's bytes at another scale)
+    assert np.array_equal(out, _dequantised(data, raw))
 
     if name in TFLITE_REFUSES:
         with pytest.raises(Exception, match=TFLITE_REFUSES[name]):
