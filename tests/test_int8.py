@@ -806,6 +806,74 @@ def layer_norm_model():
     return keras.Model(i, L.Dense(3)(L.Flatten()(s)), name="layer_norms")
 
 
+def test_shifted_window_attention_bit_identical_to_builtin_ref(tmp_path):
+    """Swin's (shifted) window attention as keras-hub writes it, with ViTDet's products of
+    constant tables: the converter puts the windows, then the stacked q, k, v, in the batch axis
+    ([4, 16, 48], [3, 4, 2, 16, 8]). Those tensors keep their first axis (parts of the one sample)
+    through the ops that index no axis from the front; the mask of the shifted windows, computed
+    from constants (DYNAMIC_UPDATE_SLICE, NOT_EQUAL, CAST, QUANTIZE, MUL), folds at import; a
+    constant factor of a BATCH_MATMUL is copied into the arena. All were refused (keras-hub's Swin
+    and ViTDet). 0 LSB vs BUILTIN_REF (TFLM cannot run the file)."""
+    import keras.ops as K
+
+    class WindowAttention(L.Layer):
+        """8x8 map of 16 channels, 4x4 windows, 2 heads; shifted by ``shift``."""
+
+        def __init__(self, shift, seed, **kwargs):
+            super().__init__(**kwargs)
+            self.shift = shift
+            rng = np.random.default_rng(seed)
+            self.qkv, self.proj = L.Dense(48), L.Dense(16)
+            self.bias = rng.normal(0, 1, (2, 16, 16)).astype(np.float32)  # relative position bias, gathered
+            self.table = rng.normal(0, 0.3, (8, 16)).astype(np.float32)  # ViTDet's relative positions
+            self.rows = rng.normal(0, 0.3, (16, 8)).astype(np.float32)  # a constant times the keys
+
+        def call(self, x):
+            s = self.shift
+            if s:
+                x = K.roll(x, (-s, -s), axis=(1, 2))
+            w = K.reshape(K.transpose(K.reshape(x, (-1, 2, 4, 2, 4, 16)), (0, 1, 3, 2, 4, 5)), (-1, 16, 16))
+            q, k, v = K.unstack(K.transpose(K.reshape(self.qkv(w), (-1, 16, 3, 2, 8)), (2, 0, 3, 1, 4)))
+            attn = (K.matmul(q * 0.35, K.swapaxes(k, -1, -2)) + self.bias + K.matmul(q, K.convert_to_tensor(self.table))
+                    + K.matmul(K.convert_to_tensor(self.rows), K.swapaxes(k, -1, -2)))
+            if s:  # the rolled map's regions, numbered; pairs from two regions masked
+                img = K.zeros((1, 8, 8, 1), "int32")
+                img = K.slice_update(img, (0, 4, 0, 0), K.ones((1, 4, 8, 1), "int32"))
+                img = K.slice_update(img, (0, 0, 6, 0), K.full((1, 8, 2, 1), 2, "int32"))
+                ids = K.reshape(K.transpose(K.reshape(img, (1, 2, 4, 2, 4)), (0, 1, 3, 2, 4)), (4, 16))
+                mask = K.cast(K.not_equal(ids[:, None, :], ids[:, :, None]), "float32") * -100.0
+                attn = K.reshape(K.reshape(attn, (-1, 4, 2, 16, 16)) + mask[None, :, None], (-1, 2, 16, 16))
+            out = K.reshape(K.transpose(K.matmul(K.softmax(attn), v), (0, 2, 1, 3)), (-1, 16, 16))
+            y = K.reshape(K.transpose(K.reshape(self.proj(out), (-1, 2, 2, 4, 4, 16)), (0, 1, 3, 2, 4, 5)), (-1, 8, 8, 16))
+            return K.roll(y, (s, s), axis=(1, 2)) if s else y
+
+    i = keras.Input((8, 8, 3))
+    x = L.Conv2D(16, 1)(i)
+    x = x + WindowAttention(0, 1)(x)
+    x = x + WindowAttention(2, 2)(x)
+    model = spread_weights(keras.Model(i, L.Dense(5)(L.GlobalAveragePooling2D()(x)), name="swin_windows"), seed=3)
+    data = convert(model, calibration(model))
+    ops = op_names(data)
+    assert {"UNPACK", "DYNAMIC_UPDATE_SLICE", "NOT_EQUAL", "CAST"} <= set(ops) and ops.count("BATCH_MATMUL") == 6
+    xs = int8_inputs((8, 8, 3), n=8)
+    compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "Swin", reference="tflite-ref")
+    ref = tflite_reference(data, xs)
+    assert np.array_equal(raw, ref), f"max LSB difference vs BUILTIN_REF: {np.abs(raw.astype(int) - ref).max()}"
+    assert len(np.unique(raw)) > 16 and len({tuple(r) for r in raw}) == len(xs)
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert kinds.count("BatchMatMul") == 6
+    copies = [op for op in compiled.graph.ops if op.kind == "Concatenate" and not op.inputs]
+    assert len(copies) == 2  # the constant factors, copied from flash
+    assert any(op.output.shape[0] == 4 and len(op.output.shape) == 4 for op in compiled.graph.ops)  # windows first
+    # an op that indexes axes from the front (a convolution over each window) is refused by name
+    windows = L.Lambda(lambda t: K.reshape(K.transpose(K.reshape(t, (-1, 2, 4, 2, 4, 16)), (0, 1, 3, 2, 4, 5)),
+                                           (-1, 4, 4, 16)))(L.Conv2D(16, 1)(i))
+    per_window = spread_weights(keras.Model(i, L.Conv2D(4, 3)(windows)), seed=4)
+    with pytest.raises(UnsupportedModelError, match=r"\(CONV_2D\) reads '[^']+' of shape \[4, 4, 4, 16\], whose first "
+                                                    r"axis holds parts of a sample"):
+        compile_tflite(convert(per_window, calibration(per_window)))
+
+
 @pytest.mark.parametrize("name", ["layer_norms", "keras_example_timeseries_transformer", "keras_convnext_tiny",
                                   "keras_example_shiftvit"])
 def test_layer_norm_and_attention_bit_identical(name, tmp_path):
@@ -1547,18 +1615,18 @@ def test_unsupported_op_is_named(tmp_path):
     # an op of several outputs, each named by the converter's ';'-joined TF names: the message
     # names the first, shortened, so the CLI's one line (400 characters) still says why
     i = keras.Input((4, 4, 24))
-    parts = L.Lambda(lambda t: keras.ops.unstack(t, axis=-1), name="stacked_shift_blocks_stage_one_block_zero")(
+    values = L.Lambda(lambda t: keras.ops.top_k(t, 3)[0], name="stacked_shift_blocks_stage_one_block_zero")(
         L.Conv2D(24, 1)(i))
-    model = spread_weights(keras.Model(i, L.Conv2D(8, 1)(L.Lambda(lambda p: keras.ops.stack(p[::-1], axis=-1))(parts))))
+    model = spread_weights(keras.Model(i, L.Conv2D(8, 1)(values)))
     data = convert(model, calibration(model))
-    path = tmp_path / "unpack.tflite"
+    path = tmp_path / "topk.tflite"
     path.write_bytes(data)
     from click.testing import CliRunner
 
     from micronets.cli import main
 
-    result = CliRunner().invoke(main, ["gen", str(path), "-o", str(tmp_path / "unpack.h")])
-    assert result.exit_code != 0 and "(UNPACK, writing '" in result.output
+    result = CliRunner().invoke(main, ["gen", str(path), "-o", str(tmp_path / "topk.h")])
+    assert result.exit_code != 0 and "(TOPK_V2, writing '" in result.output
     assert "is not supported by micronets' int8 path" in result.output, result.output
 
 

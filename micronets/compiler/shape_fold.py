@@ -17,7 +17,11 @@ import numpy as np
 
 #: the ops folded when every input is a stored shape (SHAPE) or an int32 value known here
 FOLDABLE = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION", "GATHER", "REDUCE_PROD", "MUL", "ADD", "SUB",
-            "FLOOR_DIV", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CAST")
+            "FLOOR_DIV", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CAST", "TRANSPOSE", "DYNAMIC_UPDATE_SLICE",
+            "EQUAL", "NOT_EQUAL", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL")
+#: comparisons of known integers: a bool value (held as 0 / 1), such as Swin's shifted-window mask
+_COMPARE = {"EQUAL": np.equal, "NOT_EQUAL": np.not_equal, "LESS": np.less, "LESS_EQUAL": np.less_equal,
+            "GREATER": np.greater, "GREATER_EQUAL": np.greater_equal}
 _INT = ("int32", "int64")
 
 
@@ -88,6 +92,19 @@ def _evaluate(r, name: str, op, value, shape) -> Optional[np.ndarray]:
         return fn(args[0], args[1])
     if name in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CAST"):
         return args[0].reshape(r.shape(int(op.outputs[0])))
+    if name == "TRANSPOSE":
+        return np.transpose(args[0], [int(p) for p in np.asarray(args[1]).reshape(-1)])
+    if name == "DYNAMIC_UPDATE_SLICE":  # (Swin's shifted-window mask: regions of an image numbered)
+        x, update = args[0].copy(), args[1]
+        starts = [int(v) for v in np.asarray(args[2]).reshape(-1)]
+        if update.ndim != x.ndim or len(starts) != x.ndim:
+            return None
+        # as TFLite's kernel: each start clamped so that the update fits
+        starts = [min(max(b, 0), d - u) for b, d, u in zip(starts, x.shape, update.shape)]
+        x[tuple(slice(b, b + u) for b, u in zip(starts, update.shape))] = update
+        return x
+    if name in _COMPARE:
+        return _COMPARE[name](args[0], args[1]).astype(np.int64)
     return None
 
 
@@ -99,11 +116,11 @@ def evaluate(r, op, value, shape) -> Optional[np.ndarray]:
     the shape its producer gave."""
     name = r.op_name(op)
     outs = [int(o) for o in op.outputs]
-    if name not in FOLDABLE or len(outs) != 1 or r.ttype(outs[0]) not in _INT:
+    if name not in FOLDABLE or len(outs) != 1 or r.ttype(outs[0]) not in (_INT + ("bool",) if name in _COMPARE else _INT):
         return None
 
     def known(index: int) -> Optional[np.ndarray]:
-        v = value(index) if r.ttype(index) in _INT else None
+        v = value(index) if r.ttype(index) in _INT + ("bool",) else None
         return None if v is None else np.asarray(v, np.int64)
 
     v = _evaluate(r, name, op, known, shape)

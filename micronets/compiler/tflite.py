@@ -67,6 +67,12 @@ from micronets.compiler.ops.int8_transpose import Int8Transpose
 #: element (broadcasting along its last axis), as rows of U, or reshape it; none names an axis
 ROW_SAFE = ("FULLY_CONNECTED", "RESHAPE", "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "LOGISTIC", "HARD_SWISH", "GELU",
             "RELU", "RELU6", "QUANTIZE", "SOFTMAX", "TANH", "LEAKY_RELU")
+#: the ops that may read a tensor whose first axis holds parts of a sample (Swin's windows, a stack of
+#: q, k, v: kept in our shape, see ``_Importer.is_parts``), writing one where they read one: they
+#: index no axis from the front (elementwise, a softmax or a product over the last axes) or take
+#: the .tflite's full shapes themselves (the rearranging ops)
+PARTS_SAFE = ROW_SAFE + ("TRANSPOSE", "UNPACK", "STRIDED_SLICE", "SLICE", "PACK", "BATCH_MATMUL", "CONCATENATION",
+                         "EXP", "ABS", "DIV")
 #: the ops whose int8 kernels apply a fused activation (fusedActivationFunction); another op carrying one is refused
 FUSES = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "SUB",
                    "MUL", "DIV", "TRANSPOSE_CONV"})
@@ -76,7 +82,7 @@ SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
              "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV", "TILE", "SQUARED_DIFFERENCE", "RSQRT",
              "BATCH_MATMUL", "TANH", "LEAKY_RELU", "PRELU", "PACK", "SUM", "ABS", "EXP", "LOG", "EXPAND_DIMS",
              *COMPARISONS, "SELECT", "SELECT_V2", "DIV", "SQRT", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH",
-             "MIRROR_PAD", "PADV2", "SPLIT", "SPLIT_V", "SLICE")
+             "MIRROR_PAD", "PADV2", "SPLIT", "SPLIT_V", "SLICE", "UNPACK")
 #: how to convert a model whose shapes TFLite resolves only at run time
 DYNAMIC_HINT = ("convert the model for a batch of 1 (TFLiteConverter.from_concrete_functions with an input signature of "
                 "shape [1, ...], as micronets.export(..., quantize='int8') does)")
@@ -267,6 +273,10 @@ class _Importer:
             if index in self.row_tensors and opname not in ROW_SAFE:
                 self.fail(op_index, opname, f"reads '{self.r.tname(index)}', the [rows, units] output of a FULLY_CONNECTED "
                                             f"over rows; only {', '.join(ROW_SAFE)} may read one")
+            if self.is_parts(index) and opname not in PARTS_SAFE:
+                self.fail(op_index, opname, f"reads '{self.r.tname(index)}' of shape {list(self.r.shape(index))}, whose "
+                                            f"first axis holds parts of a sample (windows, stacked q/k/v), not a batch "
+                                            f"of 1; only {', '.join(PARTS_SAFE)} may read one")
             return self.tensors[index]
         dtype = self.r.ttype(index)
         tname = self.r.tname(index)
@@ -313,12 +323,41 @@ class _Importer:
 
     def new_output(self, index: int, op_index: int, opname: str, rows: bool = False, unbatched: bool = False) -> Tensor:
         """Our tensor for output ``index`` of op ``op_index``. ``unbatched``: its first axis may be
-        longer than 1 (not a batch axis; kept in our shape, as RESHAPE keeps one)."""
+        longer than 1 (not a batch axis; kept in our shape, as RESHAPE keeps one); so it may be
+        where a PARTS_SAFE op reads such a tensor."""
         if index in self.tensors:
             self.fail(op_index, opname, f"writes tensor '{self.r.tname(index)}' a second time")
         # an elementwise op of a [rows, units] tensor writes one too
         rows = rows or (opname in ROW_SAFE and opname != "RESHAPE" and any(i in self.row_tensors for i in self.reading))
+        unbatched = unbatched or (opname in PARTS_SAFE and any(self.is_parts(i) for i in self.reading))
         return self.act_tensor(index, op_index, opname, rows, unbatched)
+
+    def materialised(self, index: int, op_index: int, opname: str) -> Tensor:
+        """Int8 constant ``index`` as a tensor of the arena, copied there from flash (a concatenation
+        of one constant part), for an op whose kernel reads tensors only; the file's first axis is
+        kept where it is not a batch of 1."""
+        if index in self.tensors:
+            return self.tensors[index]
+        value, tname = self.r.constant(index), self.r.tname(index)
+        scales, zps, _ = self.r.quant(index)
+        if self.r.ttype(index) != "int8" or scales is None or len(scales) != 1:
+            self.fail(op_index, opname, f"reads constant tensor '{tname}', which is not int8 quantised per tensor")
+        shape = tuple(value.shape)
+        shape = shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
+        t = Tensor(name=self.r.label(index), shape=shape or (1,), dtype="int8", quant=Quant(float(scales[0]), int(zps[0])))
+        self.tensors[index] = t
+        self.add(Int8Concat(t.name, [value.reshape(t.shape)], t, -1), opname)
+        return t
+
+    def is_parts(self, index: int) -> bool:
+        """Whether our tensor for .tflite tensor ``index`` keeps the file's first axis, which holds
+        parts of a sample (windows, stacked q/k/v, time steps) rather than a batch of 1: its shape
+        is the file's, of rank 2 or more, first axis not 1 (a [rows, units] tensor is one too)."""
+        t = self.tensors.get(index)
+        if t is None or index in self.row_tensors:
+            return False
+        shape = tuple(self.r.shape(index))
+        return len(shape) >= 2 and shape[0] != 1 and tuple(t.shape) == shape
 
     def weights(self, index: int, op_index: int, opname: str, dtype: str):
         if index < 0:
@@ -496,28 +535,70 @@ class _Importer:
         return graph, edges, notes
 
     #: ops that only rearrange their first input's values, folded where it is a constant
-    REARRANGING = ("TILE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+    REARRANGING = ("TILE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "STRIDED_SLICE")
 
     def fold_constant(self, op) -> bool:
-        """Whether ``op`` rearranges an int8 constant (ST's SSD tiles its anchors by a batch size
-        computed from SHAPE, then reshapes them): its output is then a constant too, computed here
-        (``_Reader.fold``), read as the file's constants are (a CONCATENATION's constant parts)."""
+        """Whether ``op`` computes from constants alone, its output then a constant too, computed
+        here (``_Reader.fold``) and read as the file's constants are (a CONCATENATION's constant
+        parts, an elementwise op's constant operand). ST's SSD detectors tile their int8 anchors by
+        a batch size computed from SHAPE, then reshape them; Swin's shifted windows number image
+        regions (int32 shape arithmetic, shape_fold), compare them (bool), CAST and QUANTIZE the
+        result and scale it by a constant (MUL: TFLite's integer arithmetic, exactly)."""
+        from micronets.compiler import quant as q
+
         r = self.r
         name = r.op_name(op)
         ins, outs = [int(i) for i in op.inputs], [int(i) for i in op.outputs]
-        if name not in self.REARRANGING or not ins or ins[0] < 0 or len(outs) != 1 or \
-                r.ttype(ins[0]) not in ("int8", "uint8") or r.ttype(outs[0]) != r.ttype(ins[0]):
+        if len(outs) != 1 or not ins or ins[0] < 0:
             return False
+        out_type = r.ttype(outs[0])
+        opt = op.builtinOptions
+        if name == "CAST":  # of a known integer or bool value (shape_fold's) to float32
+            value = self.int_operand(ins[0])
+            if value is None or out_type != "float32":
+                return False
+            r.fold(outs[0], np.asarray(value).astype(np.float32))
+            return True
+        if name == "QUANTIZE" and r.ttype(ins[0]) == "float32" and out_type in ("int8", "uint8"):
+            value, (scales, zps, _) = r.constant(ins[0]), r.quant(outs[0])
+            if value is None or scales is None or len(scales) != 1:
+                return False
+            r.fold(outs[0], q.quantize_float(value, Quant(float(scales[0]), int(zps[0])), out_type))
+            return True
+        if out_type != "int8" or any(i >= 0 and r.ttype(i) == "int8" and r.constant(i) is None for i in ins):
+            return False
+        quants = [r.quant(i) for i in ins[:2] + outs if r.ttype(i) == "int8"]
+        if any(s is None or len(s) != 1 for s, _, _ in quants):
+            return False
+        if name == "MUL":  # TFLite's int8 MUL of two constants
+            (s1, z1, _), (s2, z2, _), (so, zo, _) = quants
+            multiplier, shift = q.quantize_multiplier(float(s1[0]) * float(s2[0]) / float(so[0]))
+            lo, hi = q.activation_range(int(opt.fusedActivationFunction or 0), Quant(float(so[0]), int(zo[0])))
+            a, b = np.broadcast_arrays(r.constant(ins[0]).astype(np.int64) - int(z1[0]),
+                                       r.constant(ins[1]).astype(np.int64) - int(z2[0]))
+            product = [int(zo[0]) + q.mbqm(int(x) * int(y), multiplier, shift) for x, y in zip(a.reshape(-1), b.reshape(-1))]
+            r.fold(outs[0], np.clip(np.asarray(product, np.int64), lo, hi).astype(np.int8).reshape(a.shape))
+            return True
+        if name not in self.REARRANGING or len(quants) != 2 or \
+                (float(quants[0][0][0]), int(quants[0][1][0])) != (float(quants[1][0][0]), int(quants[1][1][0])):
+            return False  # (requantised: converted as an op)
         value = r.constant(ins[0])
-        (s_in, z_in, _), (s_out, z_out, _) = r.quant(ins[0]), r.quant(outs[0])
-        if value is None or s_in is None or s_out is None or len(s_in) != 1 or len(s_out) != 1 or \
-                (float(s_in[0]), int(z_in[0])) != (float(s_out[0]), int(z_out[0])):
-            return False  # (computed, or requantised: converted as an op)
         if name == "TILE":
             multiples = self.int_operand(ins[1])
             if multiples is None:
                 return False
             value = np.tile(value, [int(m) for m in np.asarray(multiples).reshape(-1)])
+        elif name == "STRIDED_SLICE":
+            bounds = [self.int_operand(i) if i >= 0 else None for i in ins[1:4]]
+            if bounds[0] is None or bounds[1] is None or int(opt.ellipsisMask or 0) or int(opt.newAxisMask or 0) \
+                    or bool(getattr(opt, "offset", False)):
+                return False
+            try:
+                ranges = shape_fold.slice_ranges(value.shape, bounds[0], bounds[1], bounds[2], int(opt.beginMask or 0),
+                                                 int(opt.endMask or 0), int(opt.shrinkAxisMask or 0))
+            except ValueError:
+                return False
+            value = value[np.ix_(*[np.asarray(list(rg), np.int64) for rg in ranges])]
         if value.size != int(np.prod(r.shape(outs[0]))):
             return False
         r.fold(outs[0], value)
@@ -648,9 +729,11 @@ class _Importer:
             perm = self.int_operand(ins[1])
             if perm is None:
                 self.fail(k, name, "permutes by axes that are not a constant")
-            out = self.new_output(outs[0], k, name)
+            # a first axis holding parts of a sample (windows, q/k/v) in or out: kept in our shape
+            full = tuple(x.shape) if tuple(r.shape(ins[0])) == tuple(x.shape) and x.shape[0] != 1 else None
+            out = self.new_output(outs[0], k, name, unbatched=True)
             try:
-                self.add(Int8Transpose(label, x, out, np.asarray(perm).reshape(-1).tolist()), name)
+                self.add(Int8Transpose(label, x, out, np.asarray(perm).reshape(-1).tolist(), full), name)
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name in ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"):
@@ -882,10 +965,9 @@ class _Importer:
             except UnsupportedModelError as exc:
                 self.fail(k, name, str(exc))
         elif name == "BATCH_MATMUL":
-            for i in ins[:2]:
-                if self.r.constant(i) is not None:
-                    self.fail(k, name, f"multiplies by constant '{r.tname(i)}'; only products of two activations are supported")
-            a, b = (self.act_tensor(i, k, name) for i in ins[:2])
+            # a constant factor (ViTDet's relative position tables) is copied into the arena first
+            a, b = (self.act_tensor(i, k, name) if self.r.constant(i) is None else self.materialised(i, k, name)
+                    for i in ins[:2])
             out = self.new_output(outs[0], k, name)
             try:
                 self.add(Int8BatchMatMul(label, a, b, out, bool(getattr(opt, "adjX", False)),
@@ -1075,6 +1157,28 @@ class _Importer:
                 starts[axis - 1], counts[axis - 1] = start, count
                 start += count
                 out = self.new_output(o, k, name)
+                try:
+                    self.add(Int8Slice(r.label(o), x, out, starts, [1] * len(x.shape), counts), name)
+                except UnsupportedModelError as exc:
+                    self.fail(k, name, str(exc))
+        elif name == "UNPACK":
+            # each output one index of the axis (Swin's q, k, v = qkv[0], qkv[1], qkv[2] of a stack
+            # the converter put first): a slice, the values copied as they are
+            x = self.act_tensor(ins[0], k, name)
+            parts = tuple(r.shape(ins[0])) == tuple(x.shape) and x.shape[0] != 1  # (a first axis of parts)
+            full = tuple(x.shape) if parts else (1,) + tuple(x.shape)
+            axis = int(getattr(opt, "axis", 0)) % len(full)
+            if not parts and axis == 0:
+                self.fail(k, name, f"unpacks the batch axis of {list(full)}")
+            a = axis if parts else axis - 1
+            if len(outs) != x.shape[a]:
+                self.fail(k, name, f"unpacks {x.shape[a]} along axis {axis} into {len(outs)} tensors")
+            for j, o in enumerate(outs):
+                starts, counts = [0] * len(x.shape), list(x.shape)
+                starts[a], counts[a] = j, 1
+                out = self.new_output(o, k, name, unbatched=True)
+                if out.quant != x.quant:
+                    self.fail(k, name, f"output '{r.label(o)}' is quantised otherwise than its input")
                 try:
                     self.add(Int8Slice(r.label(o), x, out, starts, [1] * len(x.shape), counts), name)
                 except UnsupportedModelError as exc:

@@ -75,20 +75,25 @@ class Int8Transpose(Int8Op):
     kind = "Transpose"
     template = "kernels/int8_transpose.h.j2"
 
-    def __init__(self, name, x, out, perm):
+    def __init__(self, name, x, out, perm, full_shape=None):
+        """``perm`` over ``full_shape``, x's shape as the .tflite has it: by default a batch axis of
+        1 in front of ours, or x's own where its first axis holds parts of a sample (Swin's
+        windows, a stack of q, k, v). Any permutation: the output's first axis, which may then be
+        such parts too, is ``out``'s (its shape is the permuted one, without a leading 1)."""
         super().__init__(name, [x], out, 0)
         perm = [int(p) for p in perm]
-        rank = len(x.shape) + 1
-        if sorted(perm) != list(range(rank)) or perm[0] != 0:
-            raise UnsupportedModelError(f"transpose '{name}' permutes {list(perm)} over rank {rank}: the batch axis must stay first")
+        full = (1,) + tuple(x.shape) if full_shape is None else tuple(int(d) for d in full_shape)
+        if sorted(perm) != list(range(len(full))) or int(np.prod(full)) != x.size:
+            raise UnsupportedModelError(f"transpose '{name}' permutes {list(perm)} over {list(full)}")
         if x.quant != out.quant:
             raise UnsupportedModelError(f"transpose '{name}' changes the quantisation")
-        self.perm = tuple(p - 1 for p in perm[1:])
-        shape = tuple(x.shape[p] for p in self.perm)
-        if shape != tuple(out.shape):
-            raise UnsupportedModelError(f"transpose '{name}': {x.shape} permuted by {list(perm)} is {shape}, not {out.shape}")
-        in_strides = row_major(x.shape)
-        self.dims, self.strides = collapse_gather(shape, [in_strides[p] for p in self.perm], name)
+        shape = tuple(full[p] for p in perm)
+        if shape not in (tuple(out.shape), (1,) + tuple(out.shape)):
+            raise UnsupportedModelError(f"transpose '{name}': {list(full)} permuted by {list(perm)} is {shape}, not {out.shape}")
+        self.perm = tuple(perm)
+        in_strides = row_major(full)
+        self.dims, self.strides = collapse_gather(shape, [in_strides[p] for p in perm], name)
 
     def describe(self):
-        return f"{self.inputs[0].shape_str()} -> {self.output.shape_str()} perm {','.join(str(p + 1) for p in self.perm)}"
+        perm = self.perm[1:] if self.perm[0] == 0 else self.perm  # (past the batch axis where it stays first)
+        return f"{self.inputs[0].shape_str()} -> {self.output.shape_str()} perm {','.join(map(str, perm))}"
