@@ -808,8 +808,8 @@ def layer_norm_model():
 
 def test_shifted_window_attention_bit_identical_to_builtin_ref(tmp_path):
     """Swin's (shifted) window attention as keras-hub writes it, with ViTDet's products of
-    constant tables: the converter puts the windows, then the stacked q, k, v, in the batch axis
-    ([4, 16, 48], [3, 4, 2, 16, 8]). Those tensors keep their first axis (parts of the one sample)
+    constant tables and GCViT's split of q, k, v: the converter puts the windows, then the stacked
+    q, k, v, in the batch axis ([4, 16, 48], [3, 4, 2, 16, 8]). Those tensors keep their first axis (parts of the one sample)
     through the ops that index no axis from the front; the mask of the shifted windows, computed
     from constants (DYNAMIC_UPDATE_SLICE, NOT_EQUAL, CAST, QUANTIZE, MUL), folds at import; a
     constant factor of a BATCH_MATMUL is copied into the arena. All were refused (keras-hub's Swin
@@ -833,7 +833,9 @@ def test_shifted_window_attention_bit_identical_to_builtin_ref(tmp_path):
             if s:
                 x = K.roll(x, (-s, -s), axis=(1, 2))
             w = K.reshape(K.transpose(K.reshape(x, (-1, 2, 4, 2, 4, 16)), (0, 1, 3, 2, 4, 5)), (-1, 16, 16))
-            q, k, v = K.unstack(K.transpose(K.reshape(self.qkv(w), (-1, 16, 3, 2, 8)), (2, 0, 3, 1, 4)))
+            qkv = K.transpose(K.reshape(self.qkv(w), (-1, 16, 3, 2, 8)), (2, 0, 3, 1, 4))
+            # (keras-hub's Swin unstacks q, k, v; keras.io's GCViT splits them)
+            q, k, v = [K.squeeze(t, 0) for t in K.split(qkv, 3)] if s else K.unstack(qkv)
             attn = (K.matmul(q * 0.35, K.swapaxes(k, -1, -2)) + self.bias + K.matmul(q, K.convert_to_tensor(self.table))
                     + K.matmul(K.convert_to_tensor(self.rows), K.swapaxes(k, -1, -2)))
             if s:  # the rolled map's regions, numbered; pairs from two regions masked
@@ -854,7 +856,7 @@ def test_shifted_window_attention_bit_identical_to_builtin_ref(tmp_path):
     model = spread_weights(keras.Model(i, L.Dense(5)(L.GlobalAveragePooling2D()(x)), name="swin_windows"), seed=3)
     data = convert(model, calibration(model))
     ops = op_names(data)
-    assert {"UNPACK", "DYNAMIC_UPDATE_SLICE", "NOT_EQUAL", "CAST"} <= set(ops) and ops.count("BATCH_MATMUL") == 6
+    assert {"UNPACK", "SPLIT", "DYNAMIC_UPDATE_SLICE", "NOT_EQUAL", "CAST"} <= set(ops) and ops.count("BATCH_MATMUL") == 6
     xs = int8_inputs((8, 8, 3), n=8)
     compiled, raw, _ = compiled_outputs(data, xs, tmp_path, "Swin", reference="tflite-ref")
     ref = tflite_reference(data, xs)

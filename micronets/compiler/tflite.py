@@ -71,8 +71,8 @@ ROW_SAFE = ("FULLY_CONNECTED", "RESHAPE", "ADD", "SUB", "MUL", "MAXIMUM", "MINIM
 #: q, k, v: kept in our shape, see ``_Importer.is_parts``), writing one where they read one: they
 #: index no axis from the front (elementwise, a softmax or a product over the last axes) or take
 #: the .tflite's full shapes themselves (the rearranging ops)
-PARTS_SAFE = ROW_SAFE + ("TRANSPOSE", "UNPACK", "STRIDED_SLICE", "SLICE", "PACK", "BATCH_MATMUL", "CONCATENATION",
-                         "EXP", "ABS", "DIV")
+PARTS_SAFE = ROW_SAFE + ("TRANSPOSE", "UNPACK", "SPLIT", "SPLIT_V", "STRIDED_SLICE", "SLICE", "PACK", "BATCH_MATMUL",
+                         "CONCATENATION", "EXP", "ABS", "DIV")
 #: the ops whose int8 kernels apply a fused activation (fusedActivationFunction); another op carrying one is refused
 FUSES = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "SUB",
                    "MUL", "DIV", "TRANSPOSE_CONV"})
@@ -1134,10 +1134,13 @@ class _Importer:
             axis = self.int_operand(axis_index)
             if axis is None or np.asarray(axis).size != 1:
                 self.fail(k, name, "splits along an axis that is not a constant")
-            axis = int(np.asarray(axis).reshape(-1)[0]) % (len(x.shape) + 1)
-            if axis == 0:
-                self.fail(k, name, f"splits the batch axis of {[1, *x.shape]}")
-            n = x.shape[axis - 1]
+            parts = self.is_parts(x_index)  # (GCViT's q, k, v stacked first: our axes are the file's)
+            full = tuple(x.shape) if parts else (1,) + tuple(x.shape)
+            axis = int(np.asarray(axis).reshape(-1)[0]) % len(full)
+            if axis == 0 and not parts:
+                self.fail(k, name, f"splits the batch axis of {list(full)}")
+            a = axis if parts else axis - 1
+            n = x.shape[a]
             if name == "SPLIT":
                 if len(outs) < 1 or n % len(outs):
                     self.fail(k, name, f"splits {n} along axis {axis} into {len(outs)} equal parts")
@@ -1154,9 +1157,9 @@ class _Importer:
             start = 0
             for o, count in zip(outs, sizes):
                 starts, counts = [0] * len(x.shape), list(x.shape)
-                starts[axis - 1], counts[axis - 1] = start, count
+                starts[a], counts[a] = start, count
                 start += count
-                out = self.new_output(o, k, name)
+                out = self.new_output(o, k, name, unbatched=True)
                 try:
                     self.add(Int8Slice(r.label(o), x, out, starts, [1] * len(x.shape), counts), name)
                 except UnsupportedModelError as exc:
