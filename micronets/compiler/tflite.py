@@ -15,7 +15,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -348,6 +348,32 @@ class _Importer:
         self.tensors[index] = t
         self.add(Int8Concat(t.name, [value.reshape(t.shape)], t, -1), opname)
         return t
+
+    def our_axis(self, k: int, opname: str, index: int, x: Tensor, axis: int, verb: str) -> Tuple[int, int]:
+        """(the file's axis, ours) for ``axis`` of .tflite tensor ``index`` (our ``x``): ours is
+        the file's on a tensor of parts (is_parts), one less past a batch axis, which is refused."""
+        parts = self.is_parts(index)
+        full = tuple(x.shape) if parts else (1,) + tuple(x.shape)
+        axis %= len(full)
+        if axis == 0 and not parts:
+            self.fail(k, opname, f"{verb} the batch axis of {list(full)}")
+        return axis, axis if parts else axis - 1
+
+    def slices_along(self, k: int, opname: str, x: Tensor, outs: Sequence[int], a: int, sizes: Sequence[int]):
+        """SPLIT / UNPACK: output j the next ``sizes[j]`` indices of our axis ``a`` of ``x``, copied
+        as they are (TFLite's kernels do no arithmetic: the same quantisation in and out)."""
+        start = 0
+        for o, count in zip(outs, sizes):
+            starts, counts = [0] * len(x.shape), list(x.shape)
+            starts[a], counts[a] = start, count
+            start += count
+            out = self.new_output(o, k, opname, unbatched=True)
+            if out.quant != x.quant:
+                self.fail(k, opname, f"output '{self.r.label(o)}' is quantised otherwise than its input")
+            try:
+                self.add(Int8Slice(self.r.label(o), x, out, starts, [1] * len(x.shape), counts), opname)
+            except UnsupportedModelError as exc:
+                self.fail(k, opname, str(exc))
 
     def is_parts(self, index: int) -> bool:
         """Whether our tensor for .tflite tensor ``index`` keeps the file's first axis, which holds
@@ -1134,12 +1160,7 @@ class _Importer:
             axis = self.int_operand(axis_index)
             if axis is None or np.asarray(axis).size != 1:
                 self.fail(k, name, "splits along an axis that is not a constant")
-            parts = self.is_parts(x_index)  # (GCViT's q, k, v stacked first: our axes are the file's)
-            full = tuple(x.shape) if parts else (1,) + tuple(x.shape)
-            axis = int(np.asarray(axis).reshape(-1)[0]) % len(full)
-            if axis == 0 and not parts:
-                self.fail(k, name, f"splits the batch axis of {list(full)}")
-            a = axis if parts else axis - 1
+            axis, a = self.our_axis(k, name, x_index, x, int(np.asarray(axis).reshape(-1)[0]), "splits")
             n = x.shape[a]
             if name == "SPLIT":
                 if len(outs) < 1 or n % len(outs):
@@ -1154,38 +1175,15 @@ class _Importer:
                     sizes[sizes.index(-1)] = n - (sum(sizes) + 1)
                 if len(sizes) != len(outs) or min(sizes, default=0) < 1 or sum(sizes) != n:
                     self.fail(k, name, f"splits {n} along axis {axis} into {sizes}")
-            start = 0
-            for o, count in zip(outs, sizes):
-                starts, counts = [0] * len(x.shape), list(x.shape)
-                starts[a], counts[a] = start, count
-                start += count
-                out = self.new_output(o, k, name, unbatched=True)
-                try:
-                    self.add(Int8Slice(r.label(o), x, out, starts, [1] * len(x.shape), counts), name)
-                except UnsupportedModelError as exc:
-                    self.fail(k, name, str(exc))
+            self.slices_along(k, name, x, outs, a, sizes)
         elif name == "UNPACK":
             # each output one index of the axis (Swin's q, k, v = qkv[0], qkv[1], qkv[2] of a stack
             # the converter put first): a slice, the values copied as they are
             x = self.act_tensor(ins[0], k, name)
-            parts = tuple(r.shape(ins[0])) == tuple(x.shape) and x.shape[0] != 1  # (a first axis of parts)
-            full = tuple(x.shape) if parts else (1,) + tuple(x.shape)
-            axis = int(getattr(opt, "axis", 0)) % len(full)
-            if not parts and axis == 0:
-                self.fail(k, name, f"unpacks the batch axis of {list(full)}")
-            a = axis if parts else axis - 1
+            axis, a = self.our_axis(k, name, ins[0], x, int(getattr(opt, "axis", 0)), "unpacks")
             if len(outs) != x.shape[a]:
                 self.fail(k, name, f"unpacks {x.shape[a]} along axis {axis} into {len(outs)} tensors")
-            for j, o in enumerate(outs):
-                starts, counts = [0] * len(x.shape), list(x.shape)
-                starts[a], counts[a] = j, 1
-                out = self.new_output(o, k, name, unbatched=True)
-                if out.quant != x.quant:
-                    self.fail(k, name, f"output '{r.label(o)}' is quantised otherwise than its input")
-                try:
-                    self.add(Int8Slice(r.label(o), x, out, starts, [1] * len(x.shape), counts), name)
-                except UnsupportedModelError as exc:
-                    self.fail(k, name, str(exc))
+            self.slices_along(k, name, x, outs, a, [1] * len(outs))
         elif name == "QUANTIZE":
             x = self.act_tensor(ins[0], k, name)
             out = self.new_output(outs[0], k, name)
