@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
-from int8_reference import tflite_reference  # noqa: E402
+from int8_reference import tflite_reference, tflm_reference  # noqa: E402
 from sections import markers, write_section  # noqa: E402
 
 NETS = ["pico", "nano", "micro", "milli", "base", "phinet-2m", "phinet-5m", "phinet-10m", "phinet-20m"]
@@ -127,9 +127,9 @@ def bench_published(name: str, tflm, n_inputs: int, work: str) -> Dict:
 
 def measure(name: str, data: bytes, xs: np.ndarray, tflm, work: str, rng) -> Dict:
     """The int8 figures of one .tflite: ours (arena, weights, MACs), TFLM's smallest arena, the
-    largest LSB difference from TFLM and (reference="tflite-ref" build) from BUILTIN_REF on inputs
-    ``xs`` (None where TFLite's interpreter refuses the file), and the Cortex-M4 cost of one uint8
-    input drawn from ``rng``."""
+    largest LSB difference over every output from TFLM and (reference="tflite-ref" build) from
+    BUILTIN_REF on inputs ``xs`` (their real values for a float input; None where TFLite's
+    interpreter refuses the file), and the Cortex-M4 cost of one uint8 input drawn from ``rng``."""
     from micronets import host
     from micronets.compiler.int8 import compile_tflite
 
@@ -145,28 +145,38 @@ def measure(name: str, data: bytes, xs: np.ndarray, tflm, work: str, rng) -> Dic
     header = os.path.join(work, f"{name}.h")
     with open(header, "w") as fh:
         fh.write(compiled.header)
-    raw, _ = host.run_header_int8(header, "Net", xs, entry=entry)
+    # the file's own edges: a float input (TinyEngine's detector) takes the inputs' real values,
+    # which quantise back exactly; every output compared, a float one at its raw int8 level
+    qi = compiled.graph.input.quant
+    real = ((xs.astype(np.float32) - np.float32(qi.zero_point)) * np.float32(qi.scale)).astype(np.float32)
+    float_in = compiled.edges.input_types[0] == "float32"
+    feed, host_entry = (real, "float") if float_in else (xs, entry)
+    raw, _ = host.run_header_int8(header, "Net", feed, entry=host_entry)
     ref_build = compile_tflite(data, classname="Net", reference="tflite-ref")
     header_ref = os.path.join(work, f"{name}_ref.h")
     with open(header_ref, "w") as fh:
         fh.write(ref_build.header)
-    raw_ref, _ = host.run_header_int8(header_ref, "Net", xs, entry=entry)
+    raw_ref, _ = host.run_header_int8(header_ref, "Net", feed, entry=host_entry)
+
+    def as_raw(values: np.ndarray) -> np.ndarray:
+        """A reference's outputs (every one, in the file's output types) as raw int8 levels."""
+        values, out, start = values.reshape(raw.shape), np.empty(raw.shape, np.int64), 0
+        for t in compiled.graph.outputs:
+            part = values[:, start:start + t.size]
+            if np.issubdtype(part.dtype, np.floating):  # a DEQUANTIZE's q: (q - zero) * scale
+                part = np.round(part / np.float32(t.quant.scale)) + t.quant.zero_point
+            out[:, start:start + t.size] = part
+            start += t.size
+        return out
+
     try:
-        reference = tflite_reference(data, xs)
+        reference = tflite_reference(data, feed)
     except ValueError:  # TFLite's interpreter refuses the file (TFLM need not)
         row["lsb_vs_ref"] = None
     else:
-        row["lsb_vs_ref"] = int(np.abs(raw_ref.astype(int) - reference.reshape(raw_ref.shape)).max())
+        row["lsb_vs_ref"] = int(np.abs(raw_ref.astype(int) - as_raw(reference)).max())
     row["arena_tflm"] = tflm.smallest_arena(path, start=1 << 14)["arena"]
-    # TflmRunner quantises float inputs and dequantises outputs: give it the inputs' real values
-    # (which quantise back exactly) and quantise its outputs back to compare raw values
-    qi = compiled.graph.input.quant
-    real = ((xs.astype(np.float32) - np.float32(qi.zero_point)) * np.float32(qi.scale)).astype(np.float32)
-    tflm_out, _ = tflm.run(path, row["arena_tflm"] + 1024, real, min_time=0.0, min_repeats=1)
-    q = compiled.graph.output.quant
-    lo, hi = (0, 255) if compiled.graph.output.dtype == "uint8" else (-128, 127)
-    tflm_raw = np.clip(np.round(tflm_out / q.scale) + q.zero_point, lo, hi).astype(int)
-    row["lsb_vs_tflm"] = int(np.abs(raw.astype(int) - tflm_raw.reshape(raw.shape)).max())
+    row["lsb_vs_tflm"] = int(np.abs(raw.astype(int) - as_raw(tflm_reference({name: (data, feed)})[name])).max())
     row["levels"] = int(len(np.unique(raw)))
     try:  # Cortex-M4 (QEMU, DSP path): instructions per MAC, outputs against the host build
         from micronets.embedded import qemu
@@ -280,9 +290,10 @@ def published_table(rows: List[Dict], n_inputs: int) -> str:
     begin, end = markers(PUB_TAG)
     lines = [begin, "## int8, published models (benchmarks/int8.py)", "",
              f"Fully-int8 .tflite files with trained weights, byte for byte as their authors publish them "
-             f"(MLPerf Tiny's reference models, TFLM's examples; tests/data/published, provenance in its README), "
-             f"through `micronets gen`. {n_inputs} random inputs per model around the input zero point, of "
-             f"amplitudes from 4 levels to the type's whole range. Columns as in the int8 table above; "
+             f"(MLPerf Tiny's reference models, TFLM's examples, MIT's TinyEngine detector and MCUNet; "
+             f"tests/data/published, provenance in its README), through `micronets gen`. {n_inputs} random inputs "
+             f"per model around the input zero point, of amplitudes from 4 levels to the type's whole range (their "
+             f"real values where the file takes floats); LSB over every output. Columns as in the int8 table above; "
              f"'refused': TFLite's interpreter does not load the file (TFLM does).", "",
              "| model | input | MACs | params | int8 weights (B/param) | int8 arena | TFLM int8 arena | ours / TFLM "
              "| LSB vs TFLM | LSB vs BUILTIN_REF | output levels | M4 instructions / MAC | M4 stack | M4 = host |",
