@@ -16,8 +16,8 @@ from micronets import host
 from micronets.compiler import UnsupportedModelError
 from micronets.compiler.int8 import MIN_CALIBRATION_SAMPLES, compile_tflite
 from micronets.compiler.quant import quantize_float
-from int8_reference import (as_version, convert, op_names, run_header_int8, share_quantisation, spread_weights, tflite_reference,
-                            tflm_reference)
+from int8_reference import (as_version, convert, op_names, repack, run_header_int8, share_quantisation, spread_weights,
+                            tflite_reference, tflm_reference)
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -804,6 +804,41 @@ def layer_norm_model():
     s = L.Reshape((30, 4))(L.Conv2D(4, 1)(x))
     s = L.LayerNormalization()(L.Add()([s, L.Dense(4)(s)]))
     return keras.Model(i, L.Dense(3)(L.Flatten()(s)), name="layer_norms")
+
+
+def test_time_major_steps_of_one_unpacked_and_packed(tmp_path):
+    """Ambiq's RNNoise unpacks its time-major input of one step ([1, 1, 24] along axis 0) and packs
+    its one step's output back ([1, 16] into [1, 1, 16]): the sample itself both times, once
+    refused as unpacking and stacking the batch axis. The converter turns Keras' pack into a
+    RESHAPE, so the file is edited to hold a PACK there (as RNNoise's does); 0 LSB vs TFLM, and
+    (reference='tflite-ref') vs BUILTIN_REF."""
+    import keras.ops as K
+
+    from micronets.compiler.tflite import _Reader
+
+    i = keras.Input((1, 24))
+    step = K.unstack(K.transpose(L.Dense(24)(i), (1, 0, 2)))[0]  # UNPACK of [1, 1, 24] along axis 0
+    y = L.Dense(16, activation="tanh")(step)
+    model = spread_weights(keras.Model(i, [L.Dense(4)(y), K.stack([L.Dense(8)(y)])]), seed=2)
+    r = _Reader(convert(model, calibration(model)), "model")
+    codes, schema = r.model.operatorCodes, r.schema
+    pack = schema.OperatorCodeT()
+    pack.builtinCode = pack.deprecatedBuiltinCode = schema.BuiltinOperator.PACK
+    pack.version = 2
+    codes.append(pack)
+    reshapes = [op for op in r.sg.operators if r.op_name(op) == "RESHAPE"]
+    assert len(reshapes) == 1 and [len(r.shape(int(t))) for t in (reshapes[0].inputs[0], reshapes[0].outputs[0])] == [2, 3]
+    options = schema.PackOptionsT()
+    options.valuesCount, options.axis = 1, 0
+    reshapes[0].opcodeIndex, reshapes[0].inputs = len(codes) - 1, np.asarray(reshapes[0].inputs[:1], np.int32)
+    reshapes[0].builtinOptionsType, reshapes[0].builtinOptions = schema.BuiltinOptions.PackOptions, options
+    data = repack(r.model)
+    assert sorted(op_names(data)) == ["FULLY_CONNECTED"] * 4 + ["PACK", "TANH", "UNPACK"]
+    xs = int8_inputs((1, 24), n=8)
+    _, raw, _ = compiled_outputs(data, xs, tmp_path, "Steps")
+    assert np.array_equal(raw, tflm_reference({"steps": (data, xs)})["steps"]) and len(np.unique(raw)) > 16
+    _, raw_ref, _ = compiled_outputs(data, xs, tmp_path, "StepsRef", reference="tflite-ref")
+    assert np.array_equal(raw_ref, tflite_reference(data, xs))
 
 
 def test_shifted_window_attention_bit_identical_to_builtin_ref(tmp_path):

@@ -965,6 +965,11 @@ class _Importer:
             xs = [self.act_tensor(i, k, name) for i in ins]
             tshape = r.shape(outs[0])
             axis = int(getattr(opt, "axis", 0)) % max(len(tshape), 1)
+            if axis == 0 and len(xs) == 1 and tshape[0] == 1 and not self.is_parts(ins[0]):
+                # one sample stacked into a batch of 1 (RNNoise's time steps of one): the sample itself
+                out = self.new_output(outs[0], k, name)
+                self.add(Int8Slice(label, xs[0], out, [0] * len(xs[0].shape), [1] * len(xs[0].shape), xs[0].shape), name)
+                return
             out = self.new_output(outs[0], k, name, unbatched=axis == 0)
             a = axis if axis == 0 else axis - 1
             view = out.shape[:a] + (1,) + out.shape[a + 1:]
@@ -1180,6 +1185,11 @@ class _Importer:
             # each output one index of the axis (Swin's q, k, v = qkv[0], qkv[1], qkv[2] of a stack
             # the converter put first): a slice, the values copied as they are
             x = self.act_tensor(ins[0], k, name)
+            if int(getattr(opt, "axis", 0)) % (len(x.shape) + 1) == 0 and not self.is_parts(ins[0]) and len(outs) == 1:
+                # the batch of 1 unpacked (RNNoise's unrolled time steps of one): the sample itself
+                out = self.new_output(outs[0], k, name)
+                self.add(Int8Slice(label, x, out, [0] * len(x.shape), [1] * len(x.shape), x.shape), name)
+                return
             axis, a = self.our_axis(k, name, ins[0], x, int(getattr(opt, "axis", 0)), "unpacks")
             if len(outs) != x.shape[a]:
                 self.fail(k, name, f"unpacks {x.shape[a]} along axis {axis} into {len(outs)} tensors")
