@@ -6,7 +6,9 @@ STRIDED_SLICE of its batch entry, PACK with the constant rest, then RESHAPE. The
 shapes are those of a batch of 1, which is what a header runs, so every such value is a constant
 here. :func:`evaluate` computes each such op's value (only from shapes and int32 constants) as the
 importer meets it; those ops then produce no code, and RESHAPE's target and the other integer
-operands are read from their values.
+operands are read from their values. The same evaluation folds integer values a model computes
+from constants alone: Swin's shifted-window mask numbers image regions (DYNAMIC_UPDATE_SLICE,
+TRANSPOSE) and compares them (a bool value, held as 0 and 1).
 """
 
 from __future__ import annotations

@@ -756,7 +756,7 @@ class _Importer:
             if perm is None:
                 self.fail(k, name, "permutes by axes that are not a constant")
             # a first axis holding parts of a sample (windows, q/k/v) in or out: kept in our shape
-            full = tuple(x.shape) if tuple(r.shape(ins[0])) == tuple(x.shape) and x.shape[0] != 1 else None
+            full = tuple(x.shape) if self.is_parts(ins[0]) else None
             out = self.new_output(outs[0], k, name, unbatched=True)
             try:
                 self.add(Int8Transpose(label, x, out, np.asarray(perm).reshape(-1).tolist(), full), name)
@@ -968,6 +968,8 @@ class _Importer:
             if axis == 0 and len(xs) == 1 and tshape[0] == 1 and not self.is_parts(ins[0]):
                 # one sample stacked into a batch of 1 (RNNoise's time steps of one): the sample itself
                 out = self.new_output(outs[0], k, name)
+                if out.quant != xs[0].quant:
+                    self.fail(k, name, "stacks a tensor into one quantised otherwise")
                 self.add(Int8Slice(label, xs[0], out, [0] * len(xs[0].shape), [1] * len(xs[0].shape), xs[0].shape), name)
                 return
             out = self.new_output(outs[0], k, name, unbatched=axis == 0)
@@ -1188,6 +1190,8 @@ class _Importer:
             if int(getattr(opt, "axis", 0)) % (len(x.shape) + 1) == 0 and not self.is_parts(ins[0]) and len(outs) == 1:
                 # the batch of 1 unpacked (RNNoise's unrolled time steps of one): the sample itself
                 out = self.new_output(outs[0], k, name)
+                if out.quant != x.quant:
+                    self.fail(k, name, "unpacks a tensor into one quantised otherwise")
                 self.add(Int8Slice(label, x, out, [0] * len(x.shape), [1] * len(x.shape), x.shape), name)
                 return
             axis, a = self.our_axis(k, name, ins[0], x, int(getattr(opt, "axis", 0)), "unpacks")

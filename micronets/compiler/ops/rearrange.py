@@ -317,9 +317,10 @@ def convert_pad_images(layer, inputs, ctx):
 @converter("op:Pad")
 def convert_pad(layer, inputs, ctx):
     """``keras.ops.pad`` around a map's rows and columns or a sequence's steps: with zeros as
-    ZeroPadding2D / 1D, or with -inf as the padding of the max pooling that reads it; mirrored (mode 'reflect': CycleGAN's ReflectionPadding2D, or 'symmetric',
-    the edge repeated) as copies of the input's bands, read backwards. Other modes, other values
-    and other axes are refused, naming what."""
+    ZeroPadding2D / 1D, or with -inf as the padding of the max pooling that reads it; mirrored
+    (mode 'reflect': CycleGAN's ReflectionPadding2D, or 'symmetric', the edge repeated) as copies
+    of the input's bands, read backwards. Other modes, other values and other axes are refused,
+    naming what."""
     x = inputs[0]
     rank = len(x.shape)
     pads = [tuple(int(p) for p in pw) for pw in layer.pad_width]
