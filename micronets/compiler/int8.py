@@ -199,10 +199,11 @@ def _not_finite_refused(model, calibration, data: bytes) -> None:
         batch = [c[start:start + 32] for c in calibration] if several else calibration[start:start + 32]
         outs = model(batch, training=False)
         for k, out in enumerate(outs if isinstance(outs, (list, tuple)) else [outs]):
-            bad = ~np.isfinite(np.asarray(out).reshape(len(out), -1)).all(axis=1)
+            values = np.asarray(out)
+            bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
             if bad.any():
                 raise ValueError(
-                    f"model '{model.name}' computes {'NaN' if np.isnan(np.asarray(out)).any() else 'inf'} in output "
+                    f"model '{model.name}' computes {'NaN' if np.isnan(values).any() else 'inf'} in output "
                     f"{k} on calibration sample {start + int(np.argmax(bad))}: TFLite's converter picks no int8 range for "
                     f"such values and leaves the graph in float; check the weights (a BatchNormalization with a "
                     f"negative moving variance gives NaN) and that the calibration is in the model's input range")

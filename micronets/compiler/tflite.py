@@ -349,6 +349,26 @@ class _Importer:
         self.add(Int8Concat(t.name, [value.reshape(t.shape)], t, -1), opname)
         return t
 
+    def reshaped(self, k: int, opname: str, x: Tensor, index: int, shape: Sequence[int], label: str) -> None:
+        """.tflite tensor ``index``, of ``shape`` (the file's), holds ``x``'s values in order
+        (RESHAPE, and UNPACK / PACK of one step through a batch of 1): a view of x's bytes; or,
+        where the file quantises it otherwise (MCUNet's last RESHAPE), a copy read at its scale
+        (TFLite's kernels copy the bytes as they are; a view keeps its base's quantisation)."""
+        r = self.r
+        shape = tuple(int(d) for d in shape)
+        if shape[0] != 1 or len(shape) == 1:  # rank 1 (the converter's squeeze of 1x1x1xC to C): no batch axis
+            shape = (1,) + shape
+        scales, zps, _ = r.quant(index)
+        if scales is None or len(scales) != 1 or r.ttype(index) != x.dtype:
+            self.fail(k, opname, f"changes the type or quantisation ({x.dtype} {x.quant} -> {r.ttype(index)} "
+                                 f"{None if scales is None else [float(v) for v in scales]})")
+        quant = Quant(float(scales[0]), int(zps[0]))
+        if quant == x.quant:
+            self.tensors[index] = Tensor(name=label, shape=shape[1:] or (1,), base=x.storage, dtype=x.dtype, quant=quant)
+        else:
+            out = self.tensors[index] = Tensor(name=label, shape=shape[1:] or (1,), dtype=x.dtype, quant=quant)
+            self.add(Int8Slice(label, x, out, [0] * len(x.shape), [1] * len(x.shape), x.shape), opname)
+
     def our_axis(self, k: int, opname: str, index: int, x: Tensor, axis: int, verb: str) -> Tuple[int, int]:
         """(the file's axis, ours) for ``axis`` of .tflite tensor ``index`` (our ``x``): ours is
         the file's on a tensor of parts (is_parts), one less past a batch axis, which is refused."""
@@ -967,10 +987,7 @@ class _Importer:
             axis = int(getattr(opt, "axis", 0)) % max(len(tshape), 1)
             if axis == 0 and len(xs) == 1 and tshape[0] == 1 and not self.is_parts(ins[0]):
                 # one sample stacked into a batch of 1 (RNNoise's time steps of one): the sample itself
-                out = self.new_output(outs[0], k, name)
-                if out.quant != xs[0].quant:
-                    self.fail(k, name, "stacks a tensor into one quantised otherwise")
-                self.add(Int8Slice(label, xs[0], out, [0] * len(xs[0].shape), [1] * len(xs[0].shape), xs[0].shape), name)
+                self.reshaped(k, name, xs[0], outs[0], tshape, label)
                 return
             out = self.new_output(outs[0], k, name, unbatched=axis == 0)
             a = axis if axis == 0 else axis - 1
@@ -1067,22 +1084,7 @@ class _Importer:
                 shape = self.resolve(outs[0], resolved, k, name)
             if not shape or int(np.prod(shape)) != x.size:
                 self.fail(k, name, f"reshapes {x.shape} to {list(shape)}")
-            if shape[0] != 1 or len(shape) == 1:  # rank 1 (the converter's squeeze of 1x1x1xC to C): no batch axis
-                shape = (1,) + tuple(shape)
-            scales, zps, _ = r.quant(outs[0])
-            if scales is None or len(scales) != 1 or r.ttype(outs[0]) != x.dtype:
-                self.fail(k, name, f"changes the type or quantisation ({x.dtype} {x.quant} -> {r.ttype(outs[0])} "
-                                   f"{None if scales is None else [float(v) for v in scales]})")
-            quant = Quant(float(scales[0]), int(zps[0]))
-            if quant == x.quant:  # a view of the same bytes
-                self.tensors[outs[0]] = Tensor(name=label, shape=shape[1:] or (1,), base=x.storage, dtype=x.dtype,
-                                               quant=x.quant)
-            else:
-                # the same bytes read at another scale (MCUNet's last RESHAPE): TFLite's kernels copy
-                # them as they are; a view keeps its base's quantisation, so this is a copy
-                out = Tensor(name=label, shape=shape[1:] or (1,), dtype=x.dtype, quant=quant)
-                self.tensors[outs[0]] = out
-                self.add(Int8Slice(label, x, out, [0] * len(x.shape), [1] * len(x.shape), x.shape), name)
+            self.reshaped(k, name, x, outs[0], shape, label)
         elif name in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
             x_index, box = self.folded_crop.get(ins[0], (ins[0], None))
             x = self.act_tensor(x_index, k, name)
@@ -1189,10 +1191,7 @@ class _Importer:
             x = self.act_tensor(ins[0], k, name)
             if int(getattr(opt, "axis", 0)) % (len(x.shape) + 1) == 0 and not self.is_parts(ins[0]) and len(outs) == 1:
                 # the batch of 1 unpacked (RNNoise's unrolled time steps of one): the sample itself
-                out = self.new_output(outs[0], k, name)
-                if out.quant != x.quant:
-                    self.fail(k, name, "unpacks a tensor into one quantised otherwise")
-                self.add(Int8Slice(label, x, out, [0] * len(x.shape), [1] * len(x.shape), x.shape), name)
+                self.reshaped(k, name, x, outs[0], r.shape(outs[0]), label)
                 return
             axis, a = self.our_axis(k, name, ins[0], x, int(getattr(opt, "axis", 0)), "unpacks")
             if len(outs) != x.shape[a]:

@@ -180,16 +180,21 @@ class Tracer:
         shape = (hwc[1], c) if len(src.shape) == 2 else hwc
         return Padded(src=src, pads=total, shape=shape, name=layer.name, fill=fill)
 
-    def unpad(self, x):
-        """(real tensor, pads) behind a possibly zero-padded view; a view padded otherwise is
-        refused (its only reader is a max pooling, which takes it apart itself)."""
+    def unpad(self, x, fill: float = 0.0):
+        """(real tensor, pads) behind a possibly padded view of ``fill`` (zeros by default); a view
+        padded otherwise is refused (-inf: only a max pooling reads it, asking for that fill)."""
         if isinstance(x, Padded):
-            if x.fill != 0.0:
+            if x.fill != fill:
                 raise UnsupportedModelError(
                     f"'{x.name}' pads with {x.fill}, which is supported as the padding of a max pooling reading it "
                     f"(MaxPooling1D/2D, padding='valid', each pad smaller than its window) only")
             return x.src, x.pads
         return x, (0, 0, 0, 0)
+
+    @staticmethod
+    def padding_fill(x) -> float:
+        """What a padded view's border holds (0 for a value that is not one)."""
+        return x.fill if isinstance(x, Padded) else 0.0
 
     @staticmethod
     def is_value(x) -> bool:

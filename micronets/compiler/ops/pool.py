@@ -23,7 +23,6 @@ from micronets.compiler.ops.base import (
     same_pads,
 )
 from micronets.compiler.ops.conv2d import as_2d, out_shape
-from micronets.compiler.trace import Padded
 
 
 class Pool2D(Op):
@@ -68,9 +67,9 @@ def convert_pool(layer, inputs, ctx):
         raise UnsupportedModelError(f"layer '{layer.name}' ({type(layer).__name__}) expects a rank-{rank} input per sample; got {x.shape}")
     pool = as_2d(layer, x, layer.pool_size, 1)
     strides = as_2d(layer, x, layer.strides if layer.strides is not None else layer.pool_size, 1)
-    left_out = isinstance(x, Padded) and x.fill == -np.inf and mode == "max" and layer.padding == "valid"
+    left_out = ctx.padding_fill(x) == -np.inf and mode == "max" and layer.padding == "valid"
     if left_out:  # ops.pad(-inf) then MaxPooling: its padding, left out of the windows as 'same' leaves it
-        src, pads = x.src, tuple(x.pads)
+        src, pads = ctx.unpad(x, fill=-np.inf)
         if pads[0] >= pool[0] or pads[1] >= pool[0] or pads[2] >= pool[1] or pads[3] >= pool[1]:
             raise UnsupportedModelError(f"layer '{layer.name}' reads {pads} cells of -inf around its input with a "
                                         f"{pool[0]}x{pool[1]} window: a window of padding alone (-inf) is not supported")
