@@ -1662,6 +1662,192 @@ def ddim_unet(image_size=64, widths=(32, 64, 96, 128), block_depth=2, embedding_
     return keras.Model([noisy_images, noise_variances], x, name="residual_unet")
 
 
+def swin(input_shape=(32, 32, 3), num_classes=100, patch_size=(2, 2), num_heads=8, embed_dim=64, num_mlp=256,
+         qkv_bias=True, window_size=2, shift_size=1, drop_rate=0.03):
+    """Keras example "Image classification with Swin Transformers" (keras.io/examples/vision/
+    swin_transformers/; Liu et al. 2021), its defaults as arguments (152K parameters, CIFAR-100):
+    ``PatchExtract`` (keras.ops.image.extract_patches), ``PatchEmbedding`` (Dense plus an
+    Embedding of the patch positions), two ``SwinTransformer`` blocks (the second with shifted
+    windows: a roll of the map, and the example's attention mask of -100 between windows' regions
+    built in ``build()``), ``PatchMerging`` (strided slices concatenated, a Dense without bias),
+    global average pooling and a softmax Dense. Each block: LayerNormalization, the window
+    partition (reshape, transpose, reshape: windows move into the batch axis), ``WindowAttention``
+    (a Dense to q, k, v reshaped and transposed to (3, windows, heads, tokens, head size) and
+    indexed, ``q @ k^T`` plus the relative position bias taken from its learned table (zeros at
+    first, as published), the mask added per window, softmax, ``@ v``, a projection), the window
+    reverse, a residual, LayerNormalization, an MLP (Dense, GELU, Dense) and a residual.
+    Ported to Keras 3 as a user writes it: tf.* -> keras.ops (reshape, transpose, roll, take,
+    expand_dims, extract_patches, concatenate, arange), its variables made in ``build()`` by
+    ``add_weight`` with a Constant initializer (Keras 3.15 refuses ``keras.Variable`` there);
+    the mask cast to the attention's dtype (the example: "float32"; netutil's float64 twin adds
+    it to float64 scores); DropPath as Dropout (the identity at inference), as the Keras 3 port
+    does. (That port feeds
+    the patches, extracted in tf.data; here the model extracts them, as the original did.)"""
+    import numpy as np
+
+    keras, layers = _keras()
+    from keras import ops
+
+    def window_partition(x, window_size):
+        _, height, width, channels = x.shape
+        x = ops.reshape(x, (-1, height // window_size, window_size, width // window_size, window_size, channels))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, window_size, window_size, channels))
+
+    def window_reverse(windows, window_size, height, width, channels):
+        x = ops.reshape(windows, (-1, height // window_size, width // window_size, window_size, window_size,
+                                  channels))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, height, width, channels))
+
+    class WindowAttention(layers.Layer):
+        def __init__(self, dim, window_size, num_heads, qkv_bias=True, dropout_rate=0.0, **kwargs):
+            super().__init__(**kwargs)
+            self.dim, self.window_size, self.num_heads = dim, window_size, num_heads
+            self.scale = (dim // num_heads) ** -0.5
+            self.qkv = layers.Dense(dim * 3, use_bias=qkv_bias)
+            self.dropout = layers.Dropout(dropout_rate)
+            self.proj = layers.Dense(dim)
+
+        def build(self, input_shape):
+            elements = (2 * self.window_size[0] - 1) * (2 * self.window_size[1] - 1)
+            self.relative_position_bias_table = self.add_weight(shape=(elements, self.num_heads),
+                                                                initializer="zeros", trainable=True)
+            coords = np.stack(np.meshgrid(np.arange(self.window_size[0]), np.arange(self.window_size[1]),
+                                          indexing="ij")).reshape(2, -1)
+            relative = (coords[:, :, None] - coords[:, None, :]).transpose([1, 2, 0])
+            relative[:, :, 0] += self.window_size[0] - 1
+            relative[:, :, 1] += self.window_size[1] - 1
+            relative[:, :, 0] *= 2 * self.window_size[1] - 1
+            index = relative.sum(-1)
+            self.relative_position_index = self.add_weight(shape=index.shape, dtype="int32", trainable=False,
+                                                           initializer=keras.initializers.Constant(index))
+
+        def call(self, x, mask=None):
+            _, size, channels = x.shape
+            head_dim = channels // self.num_heads
+            x_qkv = self.qkv(x)
+            x_qkv = ops.reshape(x_qkv, (-1, size, 3, self.num_heads, head_dim))
+            x_qkv = ops.transpose(x_qkv, (2, 0, 3, 1, 4))
+            q, k, v = x_qkv[0], x_qkv[1], x_qkv[2]
+            q = q * self.scale
+            k = ops.transpose(k, (0, 1, 3, 2))
+            attn = q @ k
+            elements = self.window_size[0] * self.window_size[1]
+            bias = ops.take(self.relative_position_bias_table, ops.reshape(self.relative_position_index, (-1,)),
+                            axis=0)
+            bias = ops.transpose(ops.reshape(bias, (elements, elements, -1)), (2, 0, 1))
+            attn = attn + ops.expand_dims(bias, axis=0)
+            if mask is not None:
+                windows = mask.shape[0]
+                mask_float = ops.cast(ops.expand_dims(ops.expand_dims(mask, axis=1), axis=0), attn.dtype)
+                attn = ops.reshape(attn, (-1, windows, self.num_heads, size, size)) + mask_float
+                attn = ops.reshape(attn, (-1, self.num_heads, size, size))
+            attn = self.dropout(keras.activations.softmax(attn, axis=-1))
+            x_qkv = ops.transpose(attn @ v, (0, 2, 1, 3))
+            x_qkv = ops.reshape(x_qkv, (-1, size, channels))
+            return self.dropout(self.proj(x_qkv))
+
+    class SwinTransformer(layers.Layer):
+        def __init__(self, dim, num_patch, num_heads, window_size=7, shift_size=0, num_mlp=1024, qkv_bias=True,
+                     dropout_rate=0.0, **kwargs):
+            super().__init__(**kwargs)
+            self.dim, self.num_patch, self.num_heads = dim, num_patch, num_heads
+            self.window_size, self.shift_size, self.num_mlp = window_size, shift_size, num_mlp
+            self.norm1 = layers.LayerNormalization(epsilon=1e-5)
+            self.attn = WindowAttention(dim, window_size=(window_size, window_size), num_heads=num_heads,
+                                        qkv_bias=qkv_bias, dropout_rate=dropout_rate)
+            self.drop_path = layers.Dropout(dropout_rate)
+            self.norm2 = layers.LayerNormalization(epsilon=1e-5)
+            self.mlp = keras.Sequential([layers.Dense(num_mlp), layers.Activation(keras.activations.gelu),
+                                         layers.Dropout(dropout_rate), layers.Dense(dim), layers.Dropout(dropout_rate)])
+            if min(self.num_patch) < self.window_size:
+                self.shift_size, self.window_size = 0, min(self.num_patch)
+
+        def build(self, input_shape):
+            if self.shift_size == 0:
+                self.attn_mask = None
+                return
+            height, width = self.num_patch
+            cuts = (slice(0, -self.window_size), slice(-self.window_size, -self.shift_size),
+                    slice(-self.shift_size, None))
+            regions = np.zeros((1, height, width, 1))
+            for count, (h, w) in enumerate((h, w) for h in cuts for w in cuts):
+                regions[:, h, w, :] = count
+            windows = regions.reshape(1, height // self.window_size, self.window_size, width // self.window_size,
+                                      self.window_size, 1).transpose(0, 1, 3, 2, 4, 5)
+            windows = windows.reshape(-1, self.window_size * self.window_size)
+            mask = windows[:, None, :] - windows[:, :, None]
+            mask = np.where(mask != 0, -100.0, 0.0)
+            self.attn_mask = self.add_weight(shape=mask.shape, trainable=False,
+                                             initializer=keras.initializers.Constant(mask))
+
+        def call(self, x, training=False):
+            height, width = self.num_patch
+            _, _, channels = x.shape
+            x_skip = x
+            x = ops.reshape(self.norm1(x), (-1, height, width, channels))
+            if self.shift_size > 0:
+                x = ops.roll(x, shift=[-self.shift_size, -self.shift_size], axis=[1, 2])
+            x_windows = window_partition(x, self.window_size)
+            x_windows = ops.reshape(x_windows, (-1, self.window_size * self.window_size, channels))
+            attn_windows = self.attn(x_windows, mask=self.attn_mask)
+            attn_windows = ops.reshape(attn_windows, (-1, self.window_size, self.window_size, channels))
+            x = window_reverse(attn_windows, self.window_size, height, width, channels)
+            if self.shift_size > 0:
+                x = ops.roll(x, shift=[self.shift_size, self.shift_size], axis=[1, 2])
+            x = ops.reshape(x, (-1, height * width, channels))
+            x = x_skip + self.drop_path(x, training=training)
+            return x + self.drop_path(self.mlp(self.norm2(x)), training=training)
+
+    class PatchExtract(layers.Layer):
+        def __init__(self, patch_size, **kwargs):
+            super().__init__(**kwargs)
+            self.patch_size_x, self.patch_size_y = patch_size[0], patch_size[0]
+
+        def call(self, images):
+            patches = ops.image.extract_patches(images, size=(self.patch_size_x, self.patch_size_y),
+                                                strides=(self.patch_size_x, self.patch_size_y), padding="valid")
+            patch_dim, patch_num = patches.shape[-1], patches.shape[1]
+            return ops.reshape(patches, (-1, patch_num * patch_num, patch_dim))
+
+    class PatchEmbedding(layers.Layer):
+        def __init__(self, num_patch, embed_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.num_patch = num_patch
+            self.proj = layers.Dense(embed_dim)
+            self.pos_embed = layers.Embedding(input_dim=num_patch, output_dim=embed_dim)
+
+        def call(self, patch):
+            return self.proj(patch) + self.pos_embed(ops.arange(start=0, stop=self.num_patch, step=1))
+
+    class PatchMerging(layers.Layer):
+        def __init__(self, num_patch, embed_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.num_patch, self.embed_dim = num_patch, embed_dim
+            self.linear_trans = layers.Dense(2 * embed_dim, use_bias=False)
+
+        def call(self, x):
+            height, width = self.num_patch
+            _, _, channels = x.shape
+            x = ops.reshape(x, (-1, height, width, channels))
+            x = ops.concatenate((x[:, 0::2, 0::2, :], x[:, 1::2, 0::2, :], x[:, 0::2, 1::2, :],
+                                 x[:, 1::2, 1::2, :]), axis=-1)
+            x = ops.reshape(x, (-1, (height // 2) * (width // 2), 4 * channels))
+            return self.linear_trans(x)
+
+    num_patch_x, num_patch_y = input_shape[0] // patch_size[0], input_shape[1] // patch_size[1]
+    inputs = layers.Input(input_shape)
+    x = PatchEmbedding(num_patch_x * num_patch_y, embed_dim)(PatchExtract(patch_size)(inputs))
+    for shift in (0, shift_size):
+        x = SwinTransformer(dim=embed_dim, num_patch=(num_patch_x, num_patch_y), num_heads=num_heads,
+                            window_size=window_size, shift_size=shift, num_mlp=num_mlp, qkv_bias=qkv_bias,
+                            dropout_rate=drop_rate)(x)
+    x = PatchMerging((num_patch_x, num_patch_y), embed_dim=embed_dim)(x)
+    x = layers.GlobalAveragePooling1D()(x)
+    return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x), name="swin")
+
+
 def perceiver_cross_attention(latent_dim=256, data_dim=1024, projection_dim=256, ffn_units=(256, 256), iterations=2,
                               num_classes=100, dropout_rate=0.2):
     """Keras example "Image classification with Perceiver" (keras.io/examples/vision/perceiver/):
@@ -1804,6 +1990,10 @@ MODELS.update({
     # 16 x 16 images, widths 8/16/24, one residual block per level (published: 64 x 64, 32..128, 2)
     "keras_example_ddim_unet": (ddim_unet, dict(image_size=16, widths=(8, 16, 24), block_depth=1),
                                 {"regression": True}),
+    # 16 x 16 pixels, 2 x 2 patches (an 8 x 8 map: 16 windows of 2 x 2, shifted by 1 in the second
+    # block), embedding 16, 2 heads, MLP 32, 10 classes (published: 32 x 32, 64, 8 heads, 256, 100)
+    "keras_example_swin": (swin, dict(input_shape=(16, 16, 3), num_classes=10, num_heads=2, embed_dim=16, num_mlp=32),
+                           {}),
     # 4 latents, 16 data tokens, projection 8, feedforward 16/8, 3 classes (published: 256, 1024, 256)
     "keras_example_perceiver_cross_attention": (perceiver_cross_attention, dict(latent_dim=4, data_dim=16,
                                                 projection_dim=8, ffn_units=(16, 8), num_classes=3), {}),

@@ -338,9 +338,10 @@ def test_einsum_and_stacked_matmul_of_model_values(tmp_path):
     """keras.ops.einsum of two model values (was refused: keras.io's "ViT on small datasets"
     overrides MultiHeadAttention's attention with it): MHA's own equations (scores per head,
     keys before queries, and the weighted sum), an outer product and a dot product per sample;
-    keras.ops.matmul of stacks of matrices (one per head, as CaiT writes attention). Equations
-    with '...', a diagonal, an index summed in one operand only, or a constant operand are refused
-    naming the reason."""
+    keras.ops.matmul of stacks of matrices (one per head, as CaiT writes attention); a model value
+    by a constant (keras-hub ViTDet's relative positions; was refused). Equations with '...', a
+    diagonal, an index summed in one operand only, or a constant indexed by the batch axis are
+    refused naming the reason."""
     ops = keras.ops
     inp = keras.Input((6, 8))
     q, k, v = (layers.Reshape((6, 2, 4))(layers.Dense(8)(inp)) for _ in range(3))  # (positions, heads, dim)
@@ -351,17 +352,20 @@ def test_einsum_and_stacked_matmul_of_model_values(tmp_path):
     flat = layers.Flatten()(inp)
     outer = ops.einsum("bi,bj->bij", layers.Dense(3)(flat), layers.Dense(2)(flat))
     dot = ops.einsum("bi,bi->b", layers.Dense(3)(flat), layers.Dense(3)(flat))
-    model = keras.Model(inp, [layers.Flatten()(mixed), layers.Flatten()(stacked), layers.Flatten()(outer), dot])
+    table = np.random.default_rng(3).normal(0, 1, (5, 2, 4)).astype(np.float32)  # (relative positions, heads, dim)
+    relative = ops.einsum("bqhd,khd->bhqk", q, table)
+    model = keras.Model(inp, [layers.Flatten()(mixed), layers.Flatten()(stacked), layers.Flatten()(outer), dot,
+                              layers.Flatten()(relative)])
     compiled = assert_matches_keras(model, tmp_path)
     labels = [op.label() for op in compiled.graph.ops]
     for label in ("Einsum 2 x (6x4 x 4x6)", "Einsum 2 x (6x6 x 6x4)", "MatMul 2 x (6x4 x 4x6)", "Einsum 3x1 x 1x2",
-                  "Einsum 1x3 x 3x1"):
+                  "Einsum 1x3 x 3x1", "Einsum 2 x (6x4 x 4x5)"):
         assert label in labels, labels
     a, b = layers.Dense(4)(inp), layers.Dense(4)(inp)
     for equation, operands, why in (("...i,...i->...", (a, b), "written out in full"),
                                     ("bii,bij->bij", (ops.reshape(a, (-1, 4, 6))[:, :, :4], b[:, :4]), "diagonal"),
                                     ("bij,bjk->bk", (a, ops.transpose(b, (0, 2, 1))), "one operand"),
-                                    ("bij,jk->bik", (a, np.ones((4, 3), np.float32)), "two model values")):
+                                    ("bij,bjk->bik", (a, np.ones((1, 4, 3), np.float32)), "no index of a constant")):
         with pytest.raises(UnsupportedModelError, match=why):
             compile_model(keras.Model(inp, ops.einsum(equation, *operands)))
 
@@ -1578,14 +1582,89 @@ def test_roll_along_sample_axes(tmp_path):
         compile_model(keras.Model(inp, layers.Flatten()(ops.roll(x, 3))))
 
 
-def test_moving_the_batch_axis_is_refused_saying_why():
-    """Swin's attention (keras.io) moves its stacked q, k, v axis in front of the batch; refused with
-    why (one sample at a time) and what to write instead."""
+def test_moving_the_batch_axis_in_front_runs_as_keras(tmp_path):
+    """Swin's attention (keras.io) moves its stacked q, k, v axis in front of the batch axis and
+    indexes it (was refused); in a functional graph too, C++ == Keras. Where the batch axis then
+    holds other values than the sample's (a model of batch size 4 fixed), it is refused saying why."""
     inp = keras.Input((4, 3, 8))
     qkv = keras.ops.transpose(layers.Reshape((4, 3, 8))(layers.Dense(8)(inp)), (2, 0, 1, 3))
+    model = keras.Model(inp, layers.Flatten()(qkv[0] * qkv[2] - qkv[1]))
+    compiled = assert_matches_keras(model, tmp_path)
+    assert [op.kind for op in compiled.graph.ops].count("Permute") == 1
+    fixed = keras.Input((4, 3, 8), batch_size=4)
+    qkv = keras.ops.transpose(layers.Reshape((4, 3, 8))(layers.Dense(8)(fixed)), (2, 0, 1, 3))
     with pytest.raises(UnsupportedModelError, match=r"moves the batch axis \(axes \(2, 0, 1, 3\)\); a compiled model "
                                                     r"runs one sample at a time"):
-        compile_model(keras.Model(inp, layers.Flatten()(qkv[0])))
+        compile_model(keras.Model(fixed, layers.Flatten()(qkv[0])))
+
+
+class _WindowAttention(layers.Layer):
+    """Window attention as Swin, GCViT and keras-hub's ViTDet write it, in one layer: the map cut
+    into windows moved into the batch axis (reshape, transpose, reshape), LayerNormalization and a
+    Dense to q, k, v per window, the q/k/v axis moved in front (transpose) and unstacked (q, k) or
+    indexed (v), GCViT's global query (a Dense of the map's mean) repeated once per window along the
+    batch axis, scores by matmul plus a relative-position term by einsum with a learned table (a
+    constant), Swin's shifted-window mask added per window (the windows moved back out of the batch
+    axis and in again), softmax, the weighted sum, a Dense, the windows put back (reshape,
+    transpose, reshape) and a residual. ``out``: what the layer returns ("map", "windows" or
+    "conv": a Conv2D of the windows)."""
+
+    def __init__(self, window=2, heads=2, out="map", **kwargs):
+        super().__init__(**kwargs)
+        self.window, self.heads, self.out = window, heads, out
+
+    def build(self, shape):
+        _, h, w, c = shape
+        s, n = self.window, self.window ** 2
+        count = (h // s) * (w // s)
+        self.norm, self.qkv, self.proj = layers.LayerNormalization(), layers.Dense(3 * c), layers.Dense(c)
+        self.glob, self.conv = layers.Dense(c // self.heads), layers.Conv2D(c, 1)
+        self.table = self.add_weight(shape=(n, self.heads, c // self.heads), initializer="random_normal")
+        rng = np.random.default_rng(5)
+        mask = np.where(rng.uniform(size=(count, 1, n, n)) < 0.3, -100.0, 0.0).astype(np.float32)
+        self.mask = self.add_weight(shape=mask.shape, trainable=False, initializer=keras.initializers.Constant(mask))
+
+    def call(self, x):
+        ops = keras.ops
+        _, h, w, c = x.shape
+        s, heads = self.window, self.heads
+        n, d, count = s * s, c // heads, (h // s) * (w // s)
+        win = ops.reshape(ops.transpose(ops.reshape(x, (-1, h // s, s, w // s, s, c)), (0, 1, 3, 2, 4, 5)), (-1, n, c))
+        if self.out == "windows":
+            return win
+        if self.out == "conv":
+            return self.conv(ops.reshape(win, (-1, s, s, c)))
+        qkv = ops.transpose(ops.reshape(self.qkv(self.norm(win)), (-1, n, 3, heads, d)), (2, 0, 3, 1, 4))
+        q, k, _ = ops.unstack(qkv, 3, axis=0)  # (windows, heads, n, d)
+        v = qkv[2]
+        glob = ops.reshape(self.glob(ops.mean(x, axis=(1, 2))), (-1, 1, 1, d))
+        q = q + ops.repeat(glob, count, axis=0)
+        attn = q @ ops.transpose(k, (0, 1, 3, 2)) * d ** -0.5 + ops.einsum("bhqd,khd->bhqk", q, self.table)
+        attn = ops.reshape(ops.reshape(attn, (-1, count, heads, n, n)) + self.mask, (-1, heads, n, n))
+        y = ops.reshape(ops.transpose(ops.softmax(attn, axis=-1) @ v, (0, 2, 1, 3)), (-1, n, c))
+        y = ops.reshape(self.proj(y), (-1, h // s, w // s, s, s, c))
+        return x + ops.reshape(ops.transpose(y, (0, 1, 3, 2, 4, 5)), (-1, h, w, c))
+
+
+def test_window_attention_runs_as_keras(tmp_path):
+    """Windows moved into the batch axis inside a layer's call() (Swin, GCViT, ViTDet: refused
+    before), each step of ``_WindowAttention`` on values whose batch axis holds the windows: C++ ==
+    Keras, the learned table (an einsum operand) and the mask included. Those values are
+    compiled in Keras' whole shape: a layer whose kernel takes a sample only (a Conv2D of the
+    windows) is refused naming it and the cause, and so is a model output of windows."""
+    inp = keras.Input((4, 6, 8))
+    x = layers.Conv2D(8, 1)(inp)
+    model = keras.Model(inp, layers.Flatten()(_WindowAttention()(x)))
+    compiled = assert_matches_keras(model, tmp_path)
+    kinds = [op.kind for op in compiled.graph.ops]
+    assert kinds.count("Unstack") == 2 and "Slice" in kinds and "Einsum" in kinds and "Repeat" in kinds, kinds  # (v unread)
+    with pytest.raises(UnsupportedModelError, match=r"layer 'conv2d_\d+' of class Conv2D in model '_+window_attention_\d+' "
+                                                    r"is not supported on a value whose batch axis holds several parts "
+                                                    r"of the one sample \(window partitions"):
+        compile_model(keras.Model(inp, layers.Flatten()(_WindowAttention(out="conv")(x))))
+    with pytest.raises(UnsupportedModelError, match=r"output 0 has Keras shape \(6, 32\) for one sample: its batch axis "
+                                                    r"holds 6 parts"):
+        compile_model(keras.Model(inp, layers.Flatten()(_WindowAttention(out="windows")(x))))
 
 
 def test_more_than_65535_outputs_use_a_wide_argmax(tmp_path):
@@ -2720,8 +2799,8 @@ def test_swapaxes_and_float_casts_as_keras(tmp_path):
 
 def test_stack_as_keras_and_window_partitions_refused_saying_why(tmp_path):
     """keras.ops.stack, as keras.applications' caffe-style preprocess_input (ResNet50, VGG) swaps
-    RGB to BGR inside the model, and along a middle axis, C++ == Keras. A reshape that folds windows
-    into the batch axis (Swin's window partition) is refused saying so."""
+    RGB to BGR inside the model, and along a middle axis, C++ == Keras. A model whose output holds
+    windows in the batch axis (Swin's window partition, not reversed) is refused saying so."""
     from keras import ops
 
     inp = keras.Input((6, 5, 3))
@@ -2732,6 +2811,6 @@ def test_stack_as_keras_and_window_partitions_refused_saying_why(tmp_path):
     compiled = assert_matches_keras(model, tmp_path, x=inputs_for((6, 5, 3)) * 255)  # pixels, as the mean expects
     assert [op.describe() for op in compiled.graph.ops if op.kind == "Stack"] == ["axis -1", "axis 2"]
     windows = ops.reshape(ops.reshape(x, (-1, 3, 2, 5, 2)), (-1, 3, 5, 2))
-    with pytest.raises(UnsupportedModelError, match=r"reshapes \(3, 2, 5, 2\) to \(3, 5, 2\): it moves 2 parts of "
-                                                    r"each sample into the batch axis \(as window partitions do"):
+    with pytest.raises(UnsupportedModelError, match=r"output 0 has Keras shape \(2, 30\) for one sample: its batch "
+                                                    r"axis holds 2 parts of the sample \(window partitions not reversed"):
         compile_model(keras.Model(inp, layers.Flatten()(windows)))

@@ -16,6 +16,7 @@ Ops are never edited: a fusion replaces the producing op by an evolved copy.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import importlib
@@ -29,7 +30,8 @@ import numpy as np
 from micronets.compiler import activations
 from micronets.compiler.graph import Graph, Tensor, input_name
 from micronets.compiler.ops.base import (CONVERTERS, LATER_OUTPUTS_TRACED, MULTI_OUTPUT, READS_MASK, REWRITES,
-                                         TAKES_CONSTANTS, TraceThrough, UnsupportedModelError, brief)
+                                         TAKES_CONSTANTS, TAKES_PARTS, IntoParts, TraceThrough, UnsupportedModelError,
+                                         brief)
 
 
 def _load_op_modules():
@@ -99,6 +101,26 @@ class Tracer:
         self.output_shape: Tuple = ()  # its output's shape as Keras computed it (no batch axis)
         #: ids of Keras layers compiled through their call() (a later output of theirs is needed)
         self.traced_layers: frozenset = frozenset()
+        #: tensors of Keras' whole shape, first axis included: values whose batch axis holds several
+        #: parts of the one sample (windows, a q/k/v stack), read by TAKES_PARTS converters only
+        self.parts: set = set()
+        #: Keras axes before a converter's tensors' first axis: 1 (the batch axis), 0 while a
+        #: TAKES_PARTS converter is handed tensors of the whole shape
+        self.lead: int = 1
+
+    def axis(self, axis: int, rank: int) -> Optional[int]:
+        """Keras' ``axis`` (negative from the end) of a tensor of ``rank`` axes as handed to the
+        converter, as an axis of that tensor; None for the batch axis of a sample, or out of range."""
+        a = axis + rank + self.lead if axis < 0 else axis
+        return a - self.lead if self.lead <= a < rank + self.lead else None
+
+    def is_parts(self, x) -> bool:
+        """Whether value ``x`` holds parts of the sample in its batch axis (its shape is Keras' whole)."""
+        return isinstance(x, Tensor) and x in self.parts
+
+    def keras_shape(self, x) -> Tuple[int, ...]:
+        """The shape Keras gives value ``x`` in a batch of one sample."""
+        return tuple(x.shape) if x in self.parts else (1,) + tuple(x.shape)
 
     # ---- tensors and ops
     def new_tensor(self, name: str, shape: Tuple[int, ...]) -> Tensor:
@@ -347,11 +369,12 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                 raise _unsupported(layer, key, model, " when called with a mask (its call()'s mask argument): "
                                                       "micronets would compute it as if unmasked")
             ins = [values[id(k)] for k in node.input_tensors]
-            ctx.output_shape = tuple(output_kt.shape[1:])
-            ctx.call_args = _substitute(tuple(node.arguments.args), values)
-            ctx.call_kwargs = _substitute(dict(node.arguments.kwargs), values)
+            parts = _parts_call(node, output_kt, ins, ctx)
             try:
-                t = fn(layer, ins, ctx)
+                try:
+                    t = _convert(fn, layer, node, key, model, values, ctx, output_kt, parts)
+                except IntoParts:  # (a reshape of a sample into parts, in a graph of any batch size)
+                    t = _convert(fn, layer, node, key, model, values, ctx, output_kt, True)
             except UnsupportedModelError:
                 raise
             except TraceThrough as why:  # a form of the call its kernel does not take: compile its call()
@@ -387,7 +410,7 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
                 values[id(kt)] = t
                 continue
             declared = tuple(kt.shape[1:])
-            if None not in declared and int(np.prod(t.shape)) != int(np.prod(declared)):  # a converter that lost or invented values
+            if not ctx.is_parts(t) and None not in declared and int(np.prod(t.shape)) != int(np.prod(declared)):  # a converter that lost or invented values
                 if id(layer) in ctx.traced_layers:  # its own call() as Keras runs it: Keras' graph declared otherwise
                     raise UnsupportedModelError(
                         f"{_describe(layer, key)} in model '{model.name}': its call() computes output {k} as "
@@ -402,9 +425,88 @@ def _trace_nodes(model, order, readers, values, ctx, out_ids, layer_values):
             if id(kt) in out_ids:
                 ctx.pinned.add(t)
             values[id(kt)] = t
-            if layer_values is not None:
+            if layer_values is not None and not ctx.is_parts(t):  # (a value of one sample only)
                 layer_values.append((output_name(name, k), t))
     return graph_inputs
+
+
+def _convert(fn, layer, node, key, model, values, ctx, output_kt, parts: bool):
+    """The converter's value of the call at ``node``; with ``parts``, in parts mode: its inputs
+    handed over in Keras' whole shapes (``_whole``), what it returns kept as ``_from_whole`` says."""
+    if parts and key not in TAKES_PARTS:
+        raise _unsupported(layer, key, model, " on a value whose batch axis holds several parts of the one sample "
+                                              "(window partitions, a q/k/v stack moved in front); such values are "
+                                              "supported through reshapes, transposes, slices, Dense, matmul, "
+                                              "einsum, elementwise arithmetic, activations, softmax and "
+                                              "LayerNormalization")
+    ctx.output_shape = tuple(output_kt.shape[0 if parts else 1:])
+    whole = _whole(node, values, ctx, layer) if parts else {}
+    bound = collections.ChainMap(whole, values)
+    ctx.call_args = _substitute(tuple(node.arguments.args), bound)
+    ctx.call_kwargs = _substitute(dict(node.arguments.kwargs), bound)
+    ctx.lead = 0 if parts else 1
+    try:
+        t = fn(layer, [bound[id(k)] for k in node.input_tensors], ctx)
+    finally:
+        ctx.lead = 1
+    return _from_whole(t, node, layer, key, model, ctx, {id(w): values[i] for i, w in whole.items()}) if parts else t
+
+
+def _parts_call(node, output_kt, values_in, ctx) -> bool:
+    """Whether ``node`` is a call on parts of a sample: it reads a value of parts (in
+    ``ctx.parts``), or it moves the batch axis away from the front: called on samples of a batch
+    of one (a call traced so) it returns a first axis longer than one (a window partition's
+    reshape, a transpose moving q/k/v in front); on samples of a batch of any size, that and its
+    output's axis of that size is another (the transpose). (A window partition's reshape in such
+    a graph says so itself: ``IntoParts``.)"""
+    if any(ctx.is_parts(v) for v in values_in):
+        return True
+    shape = tuple(output_kt.shape)
+    first = {tuple(kt.shape)[:1] for kt, v in zip(node.input_tensors, values_in) if ctx.is_value(v)}
+    if not shape or len(first) != 1:
+        return False
+    in_front = isinstance(shape[0], int) and shape[0] > 1
+    return in_front and (first == {(1,)} or (first == {(None,)} and shape.count(None) == 1))
+
+
+def _whole(node, values, ctx, layer) -> Dict[int, Tensor]:
+    """id(Keras tensor) -> the call's value of one sample seen in Keras' whole shape (a view with a
+    first axis of one), for each input that is not already a value of parts."""
+    whole = {}
+    for kt in node.input_tensors:
+        v = values[id(kt)]
+        if ctx.is_value(v) and not ctx.is_parts(v) and id(kt) not in whole:
+            x = ctx.dense_input(v, layer)
+            whole[id(kt)] = Tensor(name=f"{x.name}_whole", shape=(1,) + x.shape, base=x.storage)
+            ctx.pinned.add(x.storage)
+    return whole
+
+
+def _from_whole(t, node, layer, key, model, ctx, one_sample: Dict[int, object]):
+    """The values a TAKES_PARTS converter returned (tensors of Keras' whole shape) as the tracer
+    keeps them: of one sample where their first axis is one (a view without it), else parts of
+    it (in ``ctx.parts``); one of the call's own inputs handed back is that input's value.
+    Each must have the shape Keras declares, exactly."""
+    results = t if isinstance(t, tuple) else (t,)
+    kept = []
+    for kt, r in zip(node.output_tensors, results):
+        if id(r) in one_sample:  # (an input passed through)
+            kept.append(one_sample[id(r)])
+            continue
+        declared = tuple(kt.shape)
+        if not isinstance(r, Tensor) or len(r.shape) != len(declared) or \
+                any(d is not None and d != n for d, n in zip(declared, r.shape)):
+            raise UnsupportedModelError(
+                f"{_describe(layer, key)} in model '{model.name}' compiles to {getattr(r, 'shape', r)} where Keras "
+                f"declares {declared} (a value of parts of one sample): a micronets bug, please report it; refused "
+                f"rather than compiled wrong")
+        if r.shape[0] == 1:
+            ctx.pinned.add(r.storage)
+            r = Tensor(name=layer.name, shape=r.shape[1:] or (1,), base=r.storage)
+        else:
+            ctx.parts.add(r)
+        kept.append(r)
+    return tuple(kept) if isinstance(t, tuple) else kept[0]
 
 
 def _input_tensor(kt, k: int) -> Tensor:
@@ -422,7 +524,8 @@ def _traced_call(layer, node, key, model, values, ctx, why=None):
     user's layer class, or (``why``: the converter's reason) a Keras layer in a form its converter
     does not take."""
     try:
-        with _expanded(layer, node, model, keras_class=why is not None) as (sub, fixed):
+        parts = {id(kt): values[id(kt)].shape for kt in node.input_tensors if ctx.is_parts(values.get(id(kt)))}
+        with _expanded(layer, node, model, keras_class=why is not None, parts=parts) as (sub, fixed):
             if sub is None:  # constants only: the layer reads none of its inputs at run time
                 for kt in node.input_tensors:
                     ctx.readers[values[id(kt)]] -= 1
@@ -535,7 +638,7 @@ def _unsupported(layer, key, model, reason=""):
 
 
 @contextlib.contextmanager
-def _expanded(layer, node, model, keras_class: bool = False):
+def _expanded(layer, node, model, keras_class: bool = False, parts: Optional[Dict[int, Tuple]] = None):
     """What a layer of a class the compiler does not know (a user's own ``keras.layers.Layer``
     subclass) computes, as a functional model: its ``call()`` run once on symbolic inputs of the
     call's shapes, batch 1 (so ``ops.shape`` gives numbers a reshape can use), with
@@ -547,7 +650,9 @@ def _expanded(layer, node, model, keras_class: bool = False):
     does not convert stays refused: Masking's call() alone would drop the mask an LSTM after it
     reads) unless its converter asked for it (``keras_class``: a form of the call its kernel does not
     take), nor is a class that computes a mask; but a Lambda is, its function being the user's
-    (unless it is given a mask).
+    (unless it is given a mask). ``parts``: id(Keras tensor) -> whole shape of an input whose
+    batch axis holds parts of the sample (Swin's windows handed to its window attention): the
+    symbolic input has that shape.
 
     The user's objects end as they began: the nodes this call adds to the sublayers are removed
     when the block exits. The keras.ops it creates are named after the layer ('block/add',
@@ -565,7 +670,9 @@ def _expanded(layer, node, model, keras_class: bool = False):
     elif cls.compute_mask is not keras.layers.Layer.compute_mask:
         raise _unsupported(layer, key, model, " (it computes a Keras mask, which the layers after it would read)")
     kts = list(node.input_tensors)
-    fresh = {id(t): keras.Input(batch_shape=(1,) + tuple(t.shape[1:]), dtype=_as_computed(t.dtype)) for t in kts}
+    parts = parts or {}
+    fresh = {id(t): keras.Input(batch_shape=parts.get(id(t), (1,) + tuple(t.shape[1:])), dtype=_as_computed(t.dtype))
+             for t in kts}
     with _new_nodes_removed(layer):
         try:
             kwargs = _substitute(dict(node.arguments.kwargs), fresh)
@@ -623,17 +730,18 @@ def _new_nodes_removed(layer):
 
 
 @contextlib.contextmanager
-def _at_call_shapes(sub, node, values):
+def _at_call_shapes(sub, node, values, ctx):
     """Nested functional model ``sub`` as called at ``node``: itself, or where it was declared for
     any size (``Input((None, 4))``: keras.io's MAE encoder, the learnable resizer) its graph built
     again on inputs of the sizes the call passes, so that each converter reads the shapes Keras
     computes for them (an attention's output, a reshape's target), not None."""
     import keras
 
-    if all(None not in tuple(t.shape[1:]) for t in sub.inputs):
+    if all(None not in tuple(t.shape[1:]) for t in sub.inputs) and not any(ctx.is_parts(values[id(kt)])
+                                                                          for kt in node.input_tensors):
         yield sub
         return
-    fresh = [keras.Input(batch_shape=(1,) + tuple(values[id(kt)].shape), dtype=_as_computed(kt.dtype))
+    fresh = [keras.Input(batch_shape=ctx.keras_shape(values[id(kt)]), dtype=_as_computed(kt.dtype))
              for kt in node.input_tensors]
     with _new_nodes_removed(sub):  # (the call's input conversions, op:ConvertToTensor, compile to nothing)
         yield keras.Model(fresh, sub.call(fresh[0] if len(fresh) == 1 else fresh, training=False), name=sub.name)
@@ -821,7 +929,7 @@ def _inline(sub, node, values, ctx):
     """The value of sub-model ``sub`` called at ``node``: its own graph traced with its inputs bound
     to the call's inputs, in order. Only the sub-model's output is named after a Keras layer (the
     call's), so verify never matches an inner layer with an outer one of the same name."""
-    with _at_call_shapes(sub, node, values) as sub:
+    with _at_call_shapes(sub, node, values, ctx) as sub:
         order, readers = _keras_graph(sub)
         inner = {}
         for kt, own in zip(node.input_tensors, sub.inputs):
@@ -960,6 +1068,10 @@ def _outputs(ctx: Tracer, values, graph_inputs: Tuple[Tensor, ...], model) -> Li
 
     outs, seen = [], set()
     for k, v in enumerate(values):
+        if ctx.is_parts(v):
+            raise UnsupportedModelError(f"model '{model.name}' output {k} has Keras shape {v.shape} for one sample: "
+                                        f"its batch axis holds {v.shape[0]} parts of the sample (window partitions "
+                                        f"not reversed); a compiled model's outputs are one sample's")
         v = ctx.dense_input(v)
         if any(v.storage is x for x in graph_inputs):
             if len(values) == 1 and not ctx.ops:

@@ -24,7 +24,7 @@ class Activation(Op):
         return 0  # element i is read before it is written
 
 
-@converter("ReLU", "op:ReLU")
+@converter("ReLU", "op:ReLU", parts=True)
 def convert_relu(layer, inputs, ctx):
     """keras.layers.ReLU and keras.activations.relu(x, ...) with its parameters."""
     act = activations.make("relu", max_value=layer.max_value, negative_slope=layer.negative_slope,
@@ -32,7 +32,7 @@ def convert_relu(layer, inputs, ctx):
     return ctx.apply_activation(inputs[0], act, layer)
 
 
-@converter("LeakyReLU", "op:LeakyRelu")
+@converter("LeakyReLU", "op:LeakyRelu", parts=True)
 def convert_leaky_relu(layer, inputs, ctx):
     slope = getattr(layer, "negative_slope", None)
     if slope is None:
@@ -40,13 +40,13 @@ def convert_leaky_relu(layer, inputs, ctx):
     return ctx.apply_activation(inputs[0], activations.make("leaky_relu", negative_slope=float(slope)), layer)
 
 
-@converter("ELU", "op:Elu", "op:Celu")
+@converter("ELU", "op:Elu", "op:Celu", parts=True)
 def convert_elu(layer, inputs, ctx):
     name = "celu" if type(layer).__name__ == "Celu" else "elu"
     return ctx.apply_activation(inputs[0], activations.make(name, alpha=float(getattr(layer, "alpha", 1.0))), layer)
 
 
-@converter("op:Gelu")
+@converter("op:Gelu", parts=True)
 def convert_gelu(layer, inputs, ctx):
     return ctx.apply_activation(inputs[0], activations.make("gelu", approximate=getattr(layer, "approximate", True)), layer)
 
@@ -59,12 +59,12 @@ _PLAIN_OPS = {"Relu": "relu", "Relu6": "relu6", "Sigmoid": "sigmoid", "HardSigmo
               "Floor": "floor", "Ceil": "ceil", "Erf": "erf"}
 
 
-@converter(*(f"op:{k}" for k in _PLAIN_OPS))
+@converter(*(f"op:{k}" for k in _PLAIN_OPS), parts=True)
 def convert_activation_op(layer, inputs, ctx):
     return ctx.apply_activation(inputs[0], activations.make(_PLAIN_OPS[type(layer).__name__]), layer)
 
 
-@converter("op:Round")
+@converter("op:Round", parts=True)
 def convert_round(layer, inputs, ctx):
     """keras.ops.round: to the nearest integer, halves to even, as TensorFlow rounds (other
     ``decimals`` refused)."""
@@ -74,7 +74,7 @@ def convert_round(layer, inputs, ctx):
     return ctx.apply_activation(inputs[0], activations.make("round"), layer)
 
 
-@converter("op:Clip")
+@converter("op:Clip", parts=True)
 def convert_clip(layer, inputs, ctx):
     try:
         lo, hi = float(layer.x_min), float(layer.x_max)
@@ -85,7 +85,7 @@ def convert_clip(layer, inputs, ctx):
     return ctx.apply_activation(inputs[0], activations.make("clip", x_min=lo, x_max=hi), layer)
 
 
-@converter("op:Power")
+@converter("op:Power", parts=True)
 def convert_power(layer, inputs, ctx):
     """x ** p (keras.ops.power) for a constant exponent p: x * x for 2, powf otherwise."""
     args = list(ctx.call_args) + [ctx.call_kwargs[k] for k in ("x2",) if k in ctx.call_kwargs]
@@ -100,7 +100,7 @@ def convert_power(layer, inputs, ctx):
     return ctx.apply_activation(inputs[0], act, layer)
 
 
-@converter("Activation")
+@converter("Activation", parts=True)
 def convert_activation(layer, inputs, ctx):
     act = keras_activation(layer.activation, layer, traceable=True)
     return ctx.apply_activation(inputs[0], act, layer)

@@ -36,16 +36,21 @@ MULTI_OUTPUT: set = set()
 READS_MASK: set = set()
 #: converters of a layer's first output whose later outputs come from compiling its call()
 LATER_OUTPUTS_TRACED: set = set()
+#: converters that compute values whose first axis holds parts of one sample (Swin's windows, a
+#: q/k/v stack moved in front): given tensors of Keras' whole shape, first axis included, they map
+#: Keras' axes with ``ctx.axis`` / ``ctx.lead`` (the tracer's "parts" mode)
+TAKES_PARTS: set = set()
 
 
 def converter(*keras_classes: str, constants: bool = False, multi_output: bool = False, masks: bool = False,
-              later_outputs_traced: bool = False):
+              later_outputs_traced: bool = False, parts: bool = False):
     """Register a function turning one Keras layer into ops (or an alias of its input);
     ``constants``: it accepts numpy arrays among its inputs; ``multi_output``: the layer has
     several outputs and the function returns a tuple of their values; ``masks``: it computes
     what a call with a ``mask`` argument computes; ``later_outputs_traced``: it computes the first
     of the layer's outputs, and where a model output depends on a later one the layer is
-    compiled through its ``call()`` instead (MultiHeadAttention's scores)."""
+    compiled through its ``call()`` instead (MultiHeadAttention's scores); ``parts``: it computes
+    values of several parts of one sample in the batch axis too (``TAKES_PARTS``)."""
 
     def register(fn):
         for name in keras_classes:
@@ -58,6 +63,8 @@ def converter(*keras_classes: str, constants: bool = False, multi_output: bool =
                 READS_MASK.add(name)
             if later_outputs_traced:
                 LATER_OUTPUTS_TRACED.add(name)
+            if parts:
+                TAKES_PARTS.add(name)
         return fn
 
     return register
@@ -109,6 +116,12 @@ class TraceThrough(Exception):
     instead (MultiHeadAttention with a mask computed from the input, or not a band). Ops the
     converter added before are read by nothing, and dropped. The message says why, for the refusal
     should the call() not compile either."""
+
+
+class IntoParts(Exception):
+    """Raised by a TAKES_PARTS converter handed a sample's values whose result moves parts of the
+    sample into the batch axis (a window partition's reshape in a functional graph, where Keras
+    declares that axis None): the tracer converts the call again with Keras' whole shapes."""
 
 
 def brief(exc: BaseException, width: int = 240) -> str:
@@ -305,13 +318,6 @@ def one_sample(value: np.ndarray, rank: int) -> np.ndarray:
     (a table the model computes for a batch of one, e.g. an Embedding of arange(n), or a class
     token tiled to the batch) is that one sample's value."""
     return value[0] if value.ndim == rank + 1 and value.shape[0] == 1 else value
-
-
-def sample_axis(axis: int, rank: int) -> Optional[int]:
-    """Keras' ``axis`` (0 is the batch axis, negative from the end) of a tensor whose samples
-    have ``rank`` axes, as an axis of one sample; None for the batch axis or out of range."""
-    a = axis + rank + 1 if axis < 0 else axis
-    return a - 1 if 1 <= a <= rank else None
 
 
 def same_pads(size: int, kernel: int, stride: int) -> Tuple[int, int]:

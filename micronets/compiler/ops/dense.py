@@ -40,7 +40,7 @@ class Dense(Op):
         return f"{self.kernel.shape[0]} -> {self.kernel.shape[1]}"
 
 
-@converter("Dense")
+@converter("Dense", parts=True)
 def convert_dense(layer, inputs, ctx):
     x = ctx.dense_input(inputs[0])
     weights = layer.get_weights()
@@ -52,7 +52,7 @@ def convert_dense(layer, inputs, ctx):
     return ctx.activation(dense(ctx, layer.name, x, kernel, bias), act, layer)
 
 
-@converter("EinsumDense")
+@converter("EinsumDense", parts=True)
 def convert_einsum_dense(layer, inputs, ctx):
     """EinsumDense whose equation is a Dense over trailing axes: the input's last axes C contracted
     with the kernel's first, the kernel's other axes N the output's last, every other axis kept in

@@ -153,7 +153,7 @@ def chain(ctx, inputs, function, name):
 _MERGES = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Maximum": "maximum", "Minimum": "minimum"}
 
 
-@converter(*_MERGES, "Average", constants=True)
+@converter(*_MERGES, "Average", constants=True, parts=True)
 def convert_merge(layer, inputs, ctx):
     cls = type(layer).__name__
     if len(inputs) < 2 or (cls == "Subtract" and len(inputs) != 2):
@@ -171,7 +171,7 @@ _OPS = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply", "Maximum":
         "LogicalAnd": "logical_and", "LogicalOr": "logical_or"}
 
 
-@converter(*(f"op:{k}" for k in _OPS), constants=True)
+@converter(*(f"op:{k}" for k in _OPS), constants=True, parts=True)
 def convert_arithmetic(layer, inputs, ctx):
     """keras.ops arithmetic in a functional graph: two operands, tensors or constants."""
     args = list(ctx.call_args) + [ctx.call_kwargs[k] for k in ("x2",) if k in ctx.call_kwargs]
@@ -180,12 +180,12 @@ def convert_arithmetic(layer, inputs, ctx):
     return binary(ctx, args[0], args[1], _OPS[type(layer).__name__], layer.name)
 
 
-@converter("op:Negative")
+@converter("op:Negative", parts=True)
 def convert_negative(layer, inputs, ctx):
     return binary(ctx, inputs[0], -1.0, "multiply", layer.name)
 
 
-@converter("op:LogicalNot")
+@converter("op:LogicalNot", parts=True)
 def convert_logical_not(layer, inputs, ctx):
     return binary(ctx, inputs[0], 0.0, "equal", layer.name)
 
@@ -212,7 +212,7 @@ class Select(Op):
         return p.ptr(o) if isinstance(o, Tensor) else self.wname(f"c{k}")
 
 
-@converter("op:Where", constants=True)
+@converter("op:Where", constants=True, parts=True)
 def convert_where(layer, inputs, ctx):
     """keras.ops.where(condition, x1, x2): the three-operand select (a one-argument where, which
     returns indices, is refused)."""

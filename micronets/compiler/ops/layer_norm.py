@@ -58,13 +58,13 @@ class LayerNorm(Normalisation):
         return f"over {self.row} values"
 
 
-@converter("LayerNormalization")
+@converter("LayerNormalization", parts=True)
 def convert_layer_norm(layer, inputs, ctx):
     x = ctx.dense_input(inputs[0])
     rank = len(x.shape)
     axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
-    norm = sorted(a + rank + 1 if a < 0 else a for a in axes)  # Keras axes count the batch axis
-    if norm != [rank]:
+    norm = sorted(ctx.axis(a, rank) for a in axes)  # (Keras' axes count the batch axis)
+    if norm != [rank - 1]:
         raise UnsupportedModelError(f"layer '{layer.name}' (LayerNormalization) normalises axis {layer.axis} of a "
                                     f"{x.shape} tensor; only the last axis is supported")
     if getattr(layer, "rms_scaling", False):

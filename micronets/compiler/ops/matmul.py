@@ -71,7 +71,7 @@ def convert_dot(layer, inputs, ctx):
     return ctx.add(MatMul(layer.name, a, b, out, m, k, n, a_t, b_t, bool(layer.normalize), kind="Dot")).output
 
 
-@converter("op:Matmul")
+@converter("op:Matmul", parts=True)
 def convert_matmul(layer, inputs, ctx):
     what = f"operation '{layer.name}' (keras.ops matmul)"
     if len(inputs) == 1:  # by a constant (a weight, or a function of one: keras.io's decision forest's softmax(pi))
@@ -98,35 +98,48 @@ def convert_matmul(layer, inputs, ctx):
     return ctx.add(MatMul(layer.name, a, b, out, m, k, n, False, False, batch=int(np.prod(stack)))).output
 
 
-@converter("op:Einsum")
+@converter("op:Einsum", constants=True, parts=True)
 def convert_einsum(layer, inputs, ctx):
-    """keras.ops.einsum of two model values, each index of the equation a batch (in both operands
-    and the result: the sample's batch axis, first everywhere, and e.g. heads), free (in one
-    operand and the result) or contracted (in both operands, not the result) index: the operands
-    are permuted into stacks of (free x contracted) and (contracted x free) matrices, multiplied,
-    and the products permuted into the result's order. A copy is left out where an operand is
-    already in that order."""
+    """keras.ops.einsum of two operands, a model value and a model value or a constant (keras-hub
+    ViTDet's relative position tables), each index of the equation a batch (in both operands and
+    the result: e.g. heads), free (in one operand and the result) or contracted (in both operands,
+    not the result) index. A model value's first index is the sample's batch axis, which the
+    result's first index must be too; a constant has none. The operands are permuted into stacks
+    of (free x contracted) and (contracted x free) matrices, multiplied, and the products permuted
+    into the result's order. A copy is left out where an operand is already in that order; a
+    constant is stored so ordered (and copied into the arena, as a MatMul reads tensors)."""
     what = f"operation '{layer.name}' (keras.ops einsum '{layer.subscripts}')"
     equation = str(layer.subscripts).replace(" ", "")
     if "..." in equation or "->" not in equation:
         raise UnsupportedModelError(f"{what}: only equations written out in full (with '->', no '...') are supported")
     operands, result = equation.split("->")
     operands = operands.split(",")
-    if len(operands) != 2 or len(inputs) != 2 or not all(ctx.is_value(v) for v in ctx.call_args[:2]):
-        raise UnsupportedModelError(f"{what}: only the product of two model values is supported")
+    args = list(ctx.call_args[:2])
+    if len(operands) != 2 or len(args) != 2 or not any(ctx.is_value(v) for v in args):
+        raise UnsupportedModelError(f"{what}: only the product of two operands, one of them a model value at least, is "
+                                    f"supported")
     if any(len(set(s)) != len(s) for s in operands + [result]):
         raise UnsupportedModelError(f"{what}: an index repeated within one operand (a diagonal) is not supported")
-    if not (operands[0][:1] == operands[1][:1] == result[:1]):
-        raise UnsupportedModelError(f"{what}: the batch axis must be the first index of both operands and the result")
-    sa, sb, so = operands[0][1:], operands[1][1:], result[1:]
-    a, b = (ctx.dense_input(t) for t in ctx.call_args[:2])
-    return einsum(ctx, sa, sb, so, a, b, layer.name, what)
+    lead = ctx.lead  # (0 in parts mode: the batch axis holds parts of the sample, an index like the others)
+    if lead and not all(s[:1] == result[:1] if ctx.is_value(v) else result[:1] not in s for s, v in zip(operands, args)):
+        raise UnsupportedModelError(f"{what}: the batch axis must be the first index of each model value and of the "
+                                    f"result, and no index of a constant")
+    subs = [s[lead:] if ctx.is_value(v) else s for s, v in zip(operands, args)]
+    a, b = (ctx.dense_input(v) if ctx.is_value(v) else np.asarray(v, np.float32) for v in args)
+    return einsum(ctx, subs[0], subs[1], result[lead:], a, b, layer.name, what)
 
 
 def einsum(ctx, sa: str, sb: str, so: str, a, b, name: str, what: str):
-    """The einsum 'sa,sb->so' of one sample's tensors ``a`` and ``b`` (``what``: the call, for a
-    refusal): permuted into stacks of matrices, one MatMul, the products permuted into ``so``."""
-    from micronets.compiler.ops.rearrange import permute
+    """The einsum 'sa,sb->so' of one sample's tensors (or a constant array) ``a`` and ``b``
+    (``what``: the call, for a refusal): permuted into stacks of matrices, one MatMul, the
+    products permuted into ``so``."""
+    from micronets.compiler.ops.rearrange import constant_tensor, permute
+
+    def arranged(x, subs, order, suffix):
+        perm = [subs.index(c) for c in order]
+        if isinstance(x, np.ndarray):
+            return constant_tensor(ctx, np.transpose(x, perm), f"{name}_{suffix}")
+        return permute(ctx, x, perm, f"{name}_{suffix}")
 
     sizes = {}
     for subs, x in ((sa, a), (sb, b)):
@@ -144,8 +157,8 @@ def einsum(ctx, sa: str, sb: str, so: str, a, b, name: str, what: str):
     free_a, free_b = [c for c in so if c in sa and c not in sb], [c for c in so if c in sb and c not in sa]
     summed = [c for c in sa if c in sb and c not in so]
     count = lambda letters: int(np.prod([sizes[c] for c in letters]))
-    left = permute(ctx, a, [sa.index(c) for c in stack + free_a + summed], f"{name}_lhs")
-    right = permute(ctx, b, [sb.index(c) for c in stack + summed + free_b], f"{name}_rhs")
+    left = arranged(a, sa, stack + free_a + summed, "lhs")
+    right = arranged(b, sb, stack + summed + free_b, "rhs")
     order = stack + free_a + free_b
     products = ctx.new_tensor(name if order == list(so) else f"{name}_products", tuple(sizes[c] for c in order) or (1,))
     ctx.add(MatMul(products.name, left, right, products, count(free_a), count(summed), count(free_b), False, False,

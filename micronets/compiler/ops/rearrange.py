@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from micronets.compiler.graph import Tensor
-from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, one_sample, rewrite, sample_axis
+from micronets.compiler.ops.base import Op, UnsupportedModelError, converter, one_sample, rewrite
 
 MAX_AXES = 6
 
@@ -117,33 +117,36 @@ BATCH_MOVE = ("; a compiled model runs one sample at a time, so an operation may
               "(index the stacked axis instead, e.g. qkv[:, :, 0])")
 
 
-@converter("Permute", "op:Transpose", "op:Swapaxes", "op:Moveaxis")
+@converter("Permute", "op:Transpose", "op:Swapaxes", "op:Moveaxis", parts=True)
 def convert_permute(layer, inputs, ctx):
+    """Keras' permutations of a sample's axes; in parts mode (``ctx.lead`` 0: tensors of Keras'
+    whole shape, Swin's q/k/v moved in front of its windows) of every axis."""
     x = ctx.dense_input(inputs[0])
-    if type(layer).__name__ == "Permute":
-        perm = [int(d) - 1 for d in layer.dims]
+    lead = ctx.lead
+    if type(layer).__name__ == "Permute":  # (its dims never name the batch axis)
+        perm = list(range(1 - lead)) + [int(d) - lead for d in layer.dims]
     elif type(layer).__name__ == "Moveaxis":  # numpy's moveaxis: sources to destinations, the rest in order
-        rank = len(x.shape) + 1
+        rank = len(x.shape) + lead
         src, dst = ([int(a) % rank for a in (v if isinstance(v, (list, tuple)) else [v])]
                     for v in (layer.source, layer.destination))
         order = [a for a in range(rank) if a not in src]
         for d, a in sorted(zip(dst, src)):
             order.insert(d, a)
-        if order[0] != 0:
+        if lead and order[0] != 0:
             raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops moveaxis) moves the batch axis{BATCH_MOVE}")
-        perm = [a - 1 for a in order[1:]]
+        perm = [a - lead for a in order[lead:]]
     else:
         axes = getattr(layer, "axes", None)
         if type(layer).__name__ == "Swapaxes":  # a transpose of two axes
-            axes = list(range(len(x.shape) + 1))
+            axes = list(range(len(x.shape) + lead))
             i, j = (int(a) % len(axes) for a in (layer.axis1, layer.axis2))
             axes[i], axes[j] = axes[j], axes[i]
         if axes is None:
             raise UnsupportedModelError(f"operation '{layer.name}' transposes without axes; the batch axis would move")
-        axes = [int(a) % (len(x.shape) + 1) for a in axes]
-        if axes[0] != 0:
+        axes = [int(a) % (len(x.shape) + lead) for a in axes]
+        if lead and axes[0] != 0:
             raise UnsupportedModelError(f"operation '{layer.name}' moves the batch axis (axes {tuple(axes)}){BATCH_MOVE}")
-        perm = [a - 1 for a in axes[1:]]
+        perm = [a - lead for a in axes[lead:]]
     if sorted(perm) != list(range(len(x.shape))):
         raise UnsupportedModelError(f"layer '{layer.name}' permutes {x.shape} with {perm}")
     return permute(ctx, x, perm, layer.name)
@@ -161,7 +164,7 @@ def permute(ctx, x, perm, name):
     return _add(ctx, name, [x], shape, [move], "Permute", "axes " + ",".join(str(p + 1) for p in perm))
 
 
-@converter("op:Roll")
+@converter("op:Roll", parts=True)
 def convert_roll(layer, inputs, ctx):
     """``keras.ops.roll(x, shift, axis)`` along sample axes (Swin's shifted windows roll the map's
     rows and columns): element i of an axis of n moves to (i + shift) mod n; each axis splits in
@@ -178,7 +181,7 @@ def convert_roll(layer, inputs, ctx):
         raise UnsupportedModelError(f"operation '{layer.name}' rolls {len(axes)} axes by {len(shifts)} shifts")
     total = [0] * rank
     for axis, shift in zip(axes, shifts):
-        a = sample_axis(int(axis), rank)
+        a = ctx.axis(int(axis), rank)
         if a is None:
             raise UnsupportedModelError(f"operation '{layer.name}' rolls axis {axis}{BATCH_MOVE}")
         total[a] += int(shift)  # (numpy adds the shifts of an axis named twice)
@@ -455,14 +458,16 @@ def convert_tile(layer, inputs, ctx):
     return _add(ctx, layer.name, [x], shape, [move], "Tile", "x" + ",".join(map(str, reps)))
 
 
-@converter("op:Repeat")
+@converter("op:Repeat", parts=True)
 def convert_repeat(layer, inputs, ctx):
     """``keras.ops.repeat(x, n, axis)``: each element along ``axis`` n times in a row (numpy's
     repeat). One move: the axis split into (element, copy), the copy of source stride 0. Per-element
     counts and ``axis=None`` (which flattens the batch with the sample) are refused."""
     x = ctx.dense_input(inputs[0])
     reps = _repeats(layer, layer.repeats, "keras.ops.repeat")
-    axis = None if layer.axis is None else sample_axis(int(layer.axis), len(x.shape))
+    if layer.axis is not None and reps == (1,):  # (GCViT repeats its global query once per window: once)
+        return x
+    axis = None if layer.axis is None else ctx.axis(int(layer.axis), len(x.shape))
     if axis is None or len(reps) != 1:
         raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops.repeat) repeats with axis={layer.axis} and "
                                     f"repeats={layer.repeats!r}; micronets repeats along one axis of the sample, every "
@@ -488,7 +493,7 @@ def concatenate(ctx, xs, axis, name):
         raise UnsupportedModelError(f"'{name}': a concatenation of constants alone")
     rank = len(tensors[0].shape)
     parts = [(t.shape, t) if isinstance(t, Tensor) else (one_sample(t, rank).shape, one_sample(t, rank)) for t in values]
-    a = sample_axis(axis, rank)
+    a = ctx.axis(axis, rank)
     if a is None or any(len(s) != rank for s, _ in parts):
         raise UnsupportedModelError(f"'{name}': concatenation over axis {axis} of shapes {[s for s, _ in parts]}")
     first = parts[0][0]
@@ -515,18 +520,18 @@ def concatenate(ctx, xs, axis, name):
                 constants=constants)
 
 
-@converter("Concatenate", constants=True)
+@converter("Concatenate", constants=True, parts=True)
 def convert_concatenate(layer, inputs, ctx):
     return concatenate(ctx, inputs, int(layer.axis), layer.name)
 
 
-@converter("op:Concatenate", constants=True)
+@converter("op:Concatenate", constants=True, parts=True)
 def convert_concatenate_op(layer, inputs, ctx):
     """keras.ops.concatenate: its operands as called (model values and constants), in order."""
     return concatenate(ctx, list(ctx.call_args[0]), int(getattr(layer, "axis", 0)), layer.name)
 
 
-@converter("op:Stack")
+@converter("op:Stack", parts=True)
 def convert_stack(layer, inputs, ctx):
     """``keras.ops.stack(xs, axis)``: equal shapes side by side along a new axis (caffe-style
     ``preprocess_input`` swaps RGB to BGR as ``stack([x[..., 2], x[..., 1], x[..., 0]], -1)``)."""
@@ -538,7 +543,7 @@ def convert_stack(layer, inputs, ctx):
     if any(t.shape != shape for t in xs):
         raise UnsupportedModelError(f"operation '{layer.name}' stacks shapes {[t.shape for t in xs]}; they must be equal")
     axis = int(getattr(layer, "axis", 0))
-    a = sample_axis(axis, len(shape) + 1)  # an axis of the stacked sample
+    a = ctx.axis(axis, len(shape) + 1)  # an axis of the stacked value
     if a is None:
         raise UnsupportedModelError(f"operation '{layer.name}' stacks along axis {axis}; only a sample's axes are supported")
     out = shape[:a] + (len(xs),) + shape[a:]
@@ -548,7 +553,7 @@ def convert_stack(layer, inputs, ctx):
     return _add(ctx, layer.name, xs, out, moves, "Stack", f"axis {axis}")
 
 
-@converter("op:GetItem")
+@converter("op:GetItem", parts=True)
 def convert_getitem(layer, inputs, ctx):
     """Basic slicing ``x[..., a:b:s]`` (slices, integers, Ellipsis, and None for a new axis of 1,
     as ``g[:, None, None, :]``) of the sample axes."""
@@ -559,16 +564,16 @@ def convert_getitem(layer, inputs, ctx):
         raise UnsupportedModelError(f"operation '{layer.name}' indexes with {key!r}; only slices, integers, Ellipsis and "
                                     f"None (a new axis) are supported")
     key = tuple(k for k in key if k is not None)  # new axes of 1: the same values in the same order
-    full = (slice(None),) + tuple(x.shape)  # placeholder for the batch axis
+    full = (slice(None),) * ctx.lead + tuple(x.shape)  # (a placeholder for the batch axis of a sample)
     if Ellipsis in key:
         i = key.index(Ellipsis)
         key = key[:i] + (slice(None),) * (len(full) - len(key) + 1) + key[i + 1:]
     key = tuple(key) + (slice(None),) * (len(full) - len(key))
-    if key[0] != slice(None):
+    if ctx.lead and key[0] != slice(None):
         raise UnsupportedModelError(f"operation '{layer.name}' slices the batch axis")
     src = row_major(x.shape)
     offset, dims, strides = 0, [], []
-    for d, k, s in zip(x.shape, key[1:], src):
+    for d, k, s in zip(x.shape, key[ctx.lead:], src):
         if isinstance(k, slice):
             start, stop, step = k.indices(d)
             n = len(range(start, stop, step))
@@ -582,6 +587,8 @@ def convert_getitem(layer, inputs, ctx):
             offset += k * s
     shape = tuple(dims)
     declared = tuple(ctx.output_shape)
+    if None in declared and len(declared) == len(shape):  # (parts mode in a graph of any batch size: that axis)
+        declared = tuple(n if d is None else d for d, n in zip(declared, shape))
     if tuple(d for d in declared if d != 1) != tuple(d for d in shape if d != 1) or len(declared) < len(shape):
         raise UnsupportedModelError(f"operation '{layer.name}': slice gives {shape}, Keras says {declared}")
     if not shape:  # one value a sample (keras.io's variable selection: expand_dims(x[:, i], -1)): a vector of one
@@ -590,14 +597,14 @@ def convert_getitem(layer, inputs, ctx):
     return _add(ctx, layer.name, [x], declared or shape, [move], "Slice")
 
 
-@converter("op:Split", multi_output=True)
+@converter("op:Split", multi_output=True, parts=True)
 def convert_split(layer, inputs, ctx):
     """``keras.ops.split(x, n or indices, axis)`` along a sample axis (gMLP's spatial gating unit
     halves its channels): one copy per part, each a model value of its own."""
     x = ctx.dense_input(inputs[0])
     rank = len(x.shape)
     axis = int(layer.axis)
-    a = sample_axis(axis, rank)
+    a = ctx.axis(axis, rank)
     if a is None:
         raise UnsupportedModelError(f"operation '{layer.name}' splits axis {axis} of a {x.shape} sample; "
                                     f"only the sample's axes can be split")
@@ -609,16 +616,34 @@ def convert_split(layer, inputs, ctx):
         bounds = list(range(0, n + 1, n // int(sections)))
     else:
         bounds = [0] + [min(max(int(i), 0), n) for i in sections] + [n]
+    if any(hi <= lo for lo, hi in zip(bounds, bounds[1:])):
+        raise UnsupportedModelError(f"operation '{layer.name}' makes an empty part (bounds {bounds} of axis {axis})")
+    return _pieces(ctx, x, a, bounds, layer.name, "Split", f"axis {axis}")
+
+
+@converter("op:Unstack", multi_output=True, parts=True)
+def convert_unstack(layer, inputs, ctx):
+    """``keras.ops.unstack(x, num, axis)``: each slice of ``x`` along ``axis``, without that axis
+    (keras-hub's Swin takes q, k and v out of their stack so): one copy per slice."""
+    x = ctx.dense_input(inputs[0])
+    a = ctx.axis(int(layer.axis), len(x.shape))
+    if a is None:
+        raise UnsupportedModelError(f"operation '{layer.name}' unstacks axis {layer.axis} of a {x.shape} sample; "
+                                    f"only the sample's axes can be unstacked")
+    return _pieces(ctx, x, a, list(range(x.shape[a] + 1)), layer.name, "Unstack", f"axis {layer.axis}", drop=True)
+
+
+def _pieces(ctx, x, a, bounds, name, kind, detail, drop: bool = False):
+    """``x`` cut along axis ``a`` at ``bounds`` (first 0, last the axis' length): one copy per
+    piece, each a model value of its own; ``drop``: pieces of one, without the axis."""
     src = row_major(x.shape)
-    parts = []
+    pieces = []
     for k, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
-        if hi <= lo:
-            raise UnsupportedModelError(f"operation '{layer.name}' makes an empty part ({lo}:{hi} of axis {axis})")
-        shape = x.shape[:a] + (hi - lo,) + x.shape[a + 1:]
-        move = Move(0, lo * src[a], 0, shape, src, row_major(shape))
-        parts.append(_add(ctx, f"{layer.name}_{k}" if k else layer.name, [x], shape, [move], "Split",
-                          f"axis {axis}, {lo}:{hi}"))
-    return tuple(parts)
+        dims = x.shape[:a] + (hi - lo,) + x.shape[a + 1:]
+        shape = (x.shape[:a] + x.shape[a + 1:] or (1,)) if drop else dims
+        move = Move(0, lo * src[a], 0, dims, src, row_major(dims))
+        pieces.append(_add(ctx, f"{name}_{k}" if k else name, [x], shape, [move], kind, f"{detail}, {lo}:{hi}"))
+    return tuple(pieces)
 
 
 @rewrite(stage=2)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from micronets.compiler.ops.base import UnsupportedModelError, converter
+from micronets.compiler.ops.base import IntoParts, UnsupportedModelError, converter
 
 #: identity at inference (checked against Keras by the tests, one by one)
 INFERENCE_IDENTITY = (
@@ -30,15 +30,20 @@ INFERENCE_IDENTITY = (
 )
 
 
-@converter("Reshape", "Flatten", "op:Reshape", "op:ExpandDims", "op:Squeeze")
+@converter("Reshape", "Flatten", "op:Reshape", "op:ExpandDims", "op:Squeeze", parts=True)
 def convert_reshape(layer, inputs, ctx):
+    """A view of Keras' output shape. Within a call traced on a batch of one (a user's layer), a
+    reshape that moves parts of the sample into the batch axis (a window partition) is a view too:
+    the tracer hands it Keras' whole shapes (``ctx.lead`` 0)."""
     x = inputs[0]
+    s = 1 - ctx.lead  # the sample's first axis
     if type(layer).__name__ == "Flatten" and getattr(layer, "data_format", None) == "channels_first" and \
-            len(x.shape) > 1:  # Keras moves the first axis of a sample last, then flattens
+            len(x.shape) > 1 + s:  # Keras moves the first axis of a sample last, then flattens
         from micronets.compiler.ops.rearrange import permute
 
-        x = permute(ctx, ctx.dense_input(x), tuple(range(1, len(x.shape))) + (0,), f"{layer.name}/channels_last")
-    if type(layer).__name__ == "ExpandDims":
+        perm = tuple(range(s)) + tuple(range(s + 1, len(x.shape))) + (s,)
+        x = permute(ctx, ctx.dense_input(x), perm, f"{layer.name}/channels_last")
+    if type(layer).__name__ == "ExpandDims" and ctx.lead:
         axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
         if any(int(a) in (0, -len(x.shape) - 1 - len(axes)) for a in axes):
             raise UnsupportedModelError(f"operation '{layer.name}' (keras.ops expand_dims) inserts an axis before the "
@@ -50,20 +55,18 @@ def convert_reshape(layer, inputs, ctx):
     if None in shape or int(np.prod(shape)) != x.size:
         what = "layer" if type(layer).__name__ in ("Reshape", "Flatten") else "operation"
         size = None if None in shape else int(np.prod(shape))
-        why = ""
-        if size and size < x.size and x.size % size == 0:
-            why = (f": it moves {x.size // size} parts of each sample into the batch axis (as window partitions do, "
-                   f"Swin's and GCViT's); a compiled model's batch is one sample")
-        raise UnsupportedModelError(f"{what} '{layer.name}' reshapes {x.shape} to {tuple(shape)}{why}")
+        if ctx.lead and size and size < x.size and x.size % size == 0 and ctx.output_shape == tuple(shape):
+            raise IntoParts()  # (-1 in front: windows into the batch axis, a view of Keras' whole shapes)
+        raise UnsupportedModelError(f"{what} '{layer.name}' reshapes {x.shape} to {tuple(shape)}")
     return ctx.view(x, tuple(shape), layer)
 
 
-@converter(*INFERENCE_IDENTITY)
+@converter(*INFERENCE_IDENTITY, parts=True)
 def convert_identity(layer, inputs, ctx):
     return inputs[0]
 
 
-@converter("op:ConvertToTensor", "op:Cast")
+@converter("op:ConvertToTensor", "op:Cast", parts=True)
 def convert_to_float(layer, inputs, ctx):
     """``keras.ops.convert_to_tensor`` (a functional model's call converts its inputs with it) or
     ``keras.ops.cast`` of a model value to a float dtype: the value itself, as the header computes

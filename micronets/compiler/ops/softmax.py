@@ -48,7 +48,7 @@ def row_activation(ctx, x, name, op_name, axis=-1):
                                     f"give the sample's axis")
     axes = list(np.ravel(axis)) if isinstance(axis, (list, tuple, np.ndarray)) else [axis]
     rank = len(x.shape)
-    norm = sorted({int(a) + rank if int(a) < 0 else int(a) - 1 for a in axes})
+    norm = sorted({int(a) + rank if int(a) < 0 else int(a) - ctx.lead for a in axes})
     long = [a for a in norm if 0 <= a < rank and x.shape[a] != 1]
     if not norm or any(a < 0 or a >= rank for a in norm) or len(long) > 1:
         raise UnsupportedModelError(f"'{op_name}': {name} over axis {axis} of a {x.shape} tensor is not supported; "
@@ -57,7 +57,7 @@ def row_activation(ctx, x, name, op_name, axis=-1):
     return ctx.add(Softmax(op_name, x, out, log=(name == "log_softmax"), axis=(long or norm)[-1])).output
 
 
-@converter("Softmax", "op:Softmax", "op:LogSoftmax", masks=True)
+@converter("Softmax", "op:Softmax", "op:LogSoftmax", masks=True, parts=True)
 def convert_softmax(layer, inputs, ctx):
     name = "log_softmax" if type(layer).__name__ == "LogSoftmax" else "softmax"
     axis = getattr(layer, "axis", -1)
