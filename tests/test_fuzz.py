@@ -51,6 +51,10 @@ LN_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ_LN_SEED", "5000"))
 #: (test_fuzz_keras_ops: their own seeds and their own random stream, as the transformers')
 N_OPS_MODELS = int(os.environ.get("MICRONETS_FUZZ_OPS_MODELS", "12"))
 OPS_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ_OPS_SEED", "7000"))
+#: models with windows moved into the batch axis and back (test_fuzz_windows: their own seeds and
+#: random stream)
+N_WINDOWS_MODELS = int(os.environ.get("MICRONETS_FUZZ_WINDOWS_MODELS", "12"))
+WINDOWS_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ_WINDOWS_SEED", "13000"))
 #: models of two or three inputs (test_fuzz_several_inputs: their own seeds and random stream)
 N_SEVERAL_MODELS = int(os.environ.get("MICRONETS_FUZZ_SEVERAL_MODELS", "10"))
 SEVERAL_BASE_SEED = int(os.environ.get("MICRONETS_FUZZ_SEVERAL_SEED", "11000"))
@@ -71,9 +75,10 @@ ACTIVATIONS = ["relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "sw
 class _Gen:
     """Draws one random functional model from ``rng``; with ``ln_rng`` some layers are
     LayerNormalization or MultiHeadAttention, drawn (with their weights) from it; with ``ops_rng``
-    some are keras.ops reductions, a softmax over any axis, Dot, matmul or power, drawn from it."""
+    some are keras.ops reductions, a softmax over any axis, Dot, matmul or power, drawn from it;
+    with ``windows_rng`` some are window blocks (``windows``), drawn from it."""
 
-    def __init__(self, rng, ln_rng=None, ops_rng=None, several=False):
+    def __init__(self, rng, ln_rng=None, ops_rng=None, several=False, windows_rng=None):
         import keras
 
         self.k = keras
@@ -81,6 +86,7 @@ class _Gen:
         self.rng = rng
         self.ln_rng = ln_rng
         self.ops_rng = ops_rng
+        self.windows_rng = windows_rng
         self.several = several
         self.count = 0
         self.taps = []  # intermediate tensors that may become extra outputs
@@ -555,6 +561,53 @@ class _Gen:
         return L.Dot(axes=axis, normalize=bool(q.random() < 0.5), name=self.name("dot"))(
             [x, L.Dense(units, name=self.name("dense"))(x)])
 
+    def windows(self, x):
+        """A map (H, W, C) or sequence (L, C) cut into windows moved into the batch axis (reshape,
+        transpose, reshape, as Swin partitions; windows of random sizes dividing the axes), one to
+        three steps on the windows drawn from ``windows_rng`` (Dense, an activation,
+        LayerNormalization, softmax, arithmetic with a constant per window position, attention
+        within each window by matmul, a Dense to q/k/v transposed in front of the batch axis then
+        indexed or unstacked), and the windows put back. None where no axis has a divisor."""
+        q, ops, L = self.windows_rng, self.k.ops, self.L
+        shape = self.shape(x)
+        sizes = [[d for d in range(1, n + 1) if n % d == 0 and d < n] or [n] for n in shape[:-1]]
+        cut = [int(q.choice(options)) for options in sizes]
+        if all(c == n for c, n in zip(cut, shape[:-1])):
+            return None
+        c = shape[-1]
+        if len(shape) == 3:
+            (h, w), (a, b) = shape[:2], cut
+            win = ops.reshape(ops.transpose(ops.reshape(x, (-1, h // a, a, w // b, b, c)), (0, 1, 3, 2, 4, 5)),
+                              (-1, a * b, c))
+        else:
+            win = ops.reshape(x, (-1, cut[0], c))
+        n = int(np.prod(cut))
+        for _ in range(int(q.integers(1, 4))):
+            kind = str(q.choice(["dense", "activation", "norm", "softmax", "constant", "attention", "qkv"]))
+            if kind == "dense":
+                win = L.Dense(c, activation=self.pick([None, "relu", "tanh"]), name=self.name("dense"))(win)
+            elif kind == "activation":
+                win = L.Activation(str(q.choice(["gelu", "sigmoid", "relu6"])), name=self.name("act"))(win)
+            elif kind == "norm":
+                win = L.LayerNormalization(name=self.name("norm"))(win)
+            elif kind == "softmax":
+                win = ops.softmax(win, axis=-1)
+            elif kind == "constant":
+                table = q.normal(0, 1, (n, c)).astype(np.float32)
+                win = win * table if q.random() < 0.5 else win + table
+            elif kind == "attention":
+                keys = L.Dense(c, name=self.name("dense"))(win)
+                win = ops.matmul(ops.softmax(ops.matmul(win, ops.transpose(keys, (0, 2, 1))), axis=-1), win)
+            else:
+                qkv = ops.transpose(ops.reshape(L.Dense(3 * c, name=self.name("dense"))(win), (-1, n, 3, c)),
+                                    (2, 0, 1, 3))
+                first, second, third = ops.unstack(qkv, 3, axis=0) if q.random() < 0.5 else (qkv[0], qkv[1], qkv[2])
+                win = first * second + third
+        if len(shape) == 3:
+            back = ops.reshape(win, (-1, h // a, w // b, a, b, c))
+            return ops.reshape(ops.transpose(back, (0, 1, 3, 2, 4, 5)), (-1, h, w, c))
+        return ops.reshape(win, (-1,) + shape)
+
     #: the normalisations layer_norm draws (one subclass takes LayerNormalization alone)
     NORMS = ("unit", "group", "layer")
     #: whether attention may draw causal masks
@@ -574,6 +627,10 @@ class _Gen:
                 return self.recurrent(x)
         if self.ops_rng is not None and self.ops_rng.random() < 0.35:
             return self.keras_op(x)
+        if self.windows_rng is not None and rank in (2, 3) and self.windows_rng.random() < 0.5:
+            y = self.windows(x)
+            if y is not None:
+                return y
         spatial = int(np.prod(shape[:-1])) if rank > 1 else 1
         r = self.rng.random()
         if rank == 1:
@@ -762,17 +819,18 @@ class _Gen:
         return self.k.Model(inp, outputs if len(outputs) > 1 else outputs[0], name="fuzz")
 
 
-def build_model(seed, attempt=0, transformer=False, keras_ops=False, several=False):
+def build_model(seed, attempt=0, transformer=False, keras_ops=False, several=False, windows=False):
     """The random model for ``seed`` (``attempt`` > 0: the redraws when a model is rejected);
     ``transformer``: with LayerNormalization and MultiHeadAttention layers too; ``keras_ops``:
     with keras.ops reductions, Dot, matmul, power and softmax over any axis too; ``several``: of
-    two or three inputs (drawn from a stream of its own)."""
+    two or three inputs (drawn from a stream of its own); ``windows``: with window blocks too."""
     import keras
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng([seed, attempt, 3] if several else [seed, attempt])
     gen = _Gen(rng, np.random.default_rng([seed, attempt, 1]) if transformer else None,
-               np.random.default_rng([seed, attempt, 2]) if keras_ops else None, several=several)
+               np.random.default_rng([seed, attempt, 2]) if keras_ops else None, several=several,
+               windows_rng=np.random.default_rng([seed, attempt, 4]) if windows else None)
     return gen.model()
 
 
@@ -862,10 +920,10 @@ def _draw_inputs(model, n, seed):
     return xs if len(xs) > 1 else xs[0]
 
 
-def make_case(seed, attempts=6, transformer=False, keras_ops=False, several=False):
+def make_case(seed, attempts=6, transformer=False, keras_ops=False, several=False, windows=False):
     """The first draw for ``seed`` that is well conditioned (see the module doc); None if none is."""
     for attempt in range(attempts):
-        model = build_model(seed, attempt, transformer, keras_ops, several)
+        model = build_model(seed, attempt, transformer, keras_ops, several, windows)
         if all(type(layer).__name__ in VIEW_LAYERS for layer in model.layers):
             continue  # computes nothing (refused as such: a bad input, not a compiler gap)
         x = _draw_inputs(model, N_INPUTS, seed % 100000)
@@ -980,12 +1038,12 @@ def compare(case, out):
     return None
 
 
-def run_seeds(seeds, workdir, transformer=False, keras_ops=False, several=False):
+def run_seeds(seeds, workdir, transformer=False, keras_ops=False, several=False, windows=False):
     """Generate, export, build (one driver), run and compare every seed's model.
 
     Returns (cases, failures, refusals): the cases run, and (case, message) lists."""
-    cases = [case for case in (make_case(seed, transformer=transformer, keras_ops=keras_ops, several=several)
-                               for seed in seeds) if case is not None]
+    cases = [case for case in (make_case(seed, transformer=transformer, keras_ops=keras_ops, several=several,
+                                         windows=windows) for seed in seeds) if case is not None]
     return run_cases(cases, workdir)
 
 
@@ -1100,6 +1158,22 @@ def test_fuzz_several_inputs(tmp_path):
     if failures or refusals:
         pytest.fail(f"{len(failures)} failing and {len(refusals)} refused of {len(seeds)} random models "
                     f"(reproduce: python tests/test_fuzz.py --several SEED):\n\n{_report(failures, refusals)}",
+                    pytrace=False)
+
+
+def test_fuzz_windows(tmp_path):
+    """Random models with window blocks among the other layers: windows of random sizes moved into
+    the batch axis of a functional graph and back, random steps on them between (``_Gen.windows``;
+    their own seeds: reproduce with ``python tests/test_fuzz.py --windows SEED``; 30 seeds passed, 17 of
+    them drawing windows)."""
+    seeds = [WINDOWS_BASE_SEED + i for i in range(N_WINDOWS_MODELS)]
+    cases, failures, refusals = run_seeds(seeds, str(tmp_path), windows=True)
+    assert len(cases) + len(failures) + len(refusals) >= 0.8 * len(seeds), "too few usable random models"
+    kinds = {type(op).__name__ for c in cases for op in c.model.operations}
+    assert {"Transpose", "Reshape"} <= kinds, sorted(kinds)
+    if failures or refusals:
+        pytest.fail(f"{len(failures)} failing and {len(refusals)} refused of {len(seeds)} random models "
+                    f"(reproduce: python tests/test_fuzz.py --windows SEED):\n\n{_report(failures, refusals)}",
                     pytrace=False)
 
 
@@ -1256,20 +1330,22 @@ def test_fuzz_minimal(name, tmp_path):
 
 
 def _main(argv):
-    """``python tests/test_fuzz.py [--transformer|--ops|--several] SEED [SEED ...]``: build, compare
-    and verify the given seeds (``--transformer``, ``--ops``, ``--several``: as
-    test_fuzz_transformer_layers, test_fuzz_keras_ops and test_fuzz_several_inputs draw them)."""
+    """``python tests/test_fuzz.py [--transformer|--ops|--several|--windows] SEED [SEED ...]``:
+    build, compare and verify the given seeds (``--transformer``, ``--ops``, ``--several``,
+    ``--windows``: as test_fuzz_transformer_layers, test_fuzz_keras_ops, test_fuzz_several_inputs
+    and test_fuzz_windows draw them)."""
     import micronets
 
     transformer, keras_ops, several = "--transformer" in argv, "--ops" in argv, "--several" in argv
+    windows = "--windows" in argv
     for seed in (int(a) for a in argv if not a.startswith("--")):
-        case = make_case(seed, transformer=transformer, keras_ops=keras_ops, several=several)
+        case = make_case(seed, transformer=transformer, keras_ops=keras_ops, several=several, windows=windows)
         if case is None:
             print(f"seed {seed}: no usable model")
             continue
         with tempfile.TemporaryDirectory() as work:
             _, failures, refusals = run_seeds([seed], work, transformer=transformer, keras_ops=keras_ops,
-                                              several=several)
+                                              several=several, windows=windows)
         print(_report(failures, refusals) or f"OK {case.summary()}")
         if failures:
             try:

@@ -98,7 +98,7 @@ class Tracer:
         self.pinned: set = set()  # values that must stay whole: model outputs, viewed or padded tensors
         self.call_args: Tuple = ()  # the current node's call arguments, Keras tensors replaced by values
         self.call_kwargs: Dict = {}
-        self.output_shape: Tuple = ()  # its output's shape as Keras computed it (no batch axis)
+        self.output_shape: Tuple = ()  # its output's shape as Keras computed it (no batch axis but in parts mode)
         #: ids of Keras layers compiled through their call() (a later output of theirs is needed)
         self.traced_layers: frozenset = frozenset()
         #: tensors of Keras' whole shape, first axis included: values whose batch axis holds several
@@ -454,11 +454,11 @@ def _convert(fn, layer, node, key, model, values, ctx, output_kt, parts: bool):
 
 def _parts_call(node, output_kt, values_in, ctx) -> bool:
     """Whether ``node`` is a call on parts of a sample: it reads a value of parts (in
-    ``ctx.parts``), or it moves the batch axis away from the front: called on samples of a batch
-    of one (a call traced so) it returns a first axis longer than one (a window partition's
-    reshape, a transpose moving q/k/v in front); on samples of a batch of any size, that and its
-    output's axis of that size is another (the transpose). (A window partition's reshape in such
-    a graph says so itself: ``IntoParts``.)"""
+    ``ctx.parts``), or, called on samples, it returns a first axis longer than one that is not
+    the batch axis: in a call traced on a batch of one, any such axis (a window partition's
+    reshape, a transpose moving q/k/v in front); in a graph of any batch size, one where the batch
+    axis (Keras' None) has moved to another place (the transpose). (A window partition's reshape
+    in such a graph, its batch axis still first, says so itself: ``IntoParts``.)"""
     if any(ctx.is_parts(v) for v in values_in):
         return True
     shape = tuple(output_kt.shape)
