@@ -281,14 +281,16 @@ def test_softmax_over_any_axis(tmp_path):
 def test_reductions_over_axes_match_keras(tmp_path):
     """keras.ops mean, sum, max and min over the axes a sample has, with and without keepdims: the
     mean over a map's pixels runs as global pooling, the others walk kept and reduced runs of axes
-    (a leading reduced run, a trailing kept one, up to three alternations). A reduction over the batch axis
+    (a leading reduced run, a trailing kept one, up to three alternations; a single value, every axis
+    of size 1, as test_fuzz's seed 41001 of the keras.ops family drew it). A reduction over the batch axis
     or over every axis (axis=None) is refused, naming the operation."""
     ops = keras.ops
     inp = keras.Input((5, 4, 6))
     y = layers.Conv2D(6, 3, padding="same")(inp)
     parts = [ops.mean(y, axis=[1, 2]), ops.sum(y, axis=1, keepdims=True), ops.max(y, axis=-1),
              ops.min(y, axis=(1, 3)), ops.mean(y, axis=2), ops.sum(ops.reshape(y, (-1, 5, 2, 2, 6)), axis=(1, 3)),
-             ops.mean(ops.reshape(y, (-1, 5, 2, 2, 3, 2)), axis=(2, 4))]
+             ops.mean(ops.reshape(y, (-1, 5, 2, 2, 3, 2)), axis=(2, 4)),
+             ops.min(ops.mean(y, axis=(1, 2, 3), keepdims=True), axis=(1, 2))]  # (one value: was an IndexError)
     model = keras.Model(inp, layers.Concatenate()([layers.Flatten()(p) for p in parts]))
     compiled = assert_matches_keras(model, tmp_path)
     labels = [op.label() for op in compiled.graph.ops]

@@ -34,10 +34,10 @@ def runs(shape: Tuple[int, ...], reduced: Tuple[int, ...]) -> List[Tuple[int, in
             groups[-1][0] *= d
         else:
             groups.append([d, r])
-    if groups and groups[0][1] == 1:
-        groups.insert(0, [1, 0])
-    if not groups or groups[-1][1] == 0:
+    if not groups or groups[-1][1] == 0:  # (also where every axis is of size 1: one value, reduced over 1)
         groups.append([1, 1])
+    if groups[0][1] == 1:
+        groups.insert(0, [1, 0])
     return [(groups[i][0], groups[i + 1][0]) for i in range(0, len(groups), 2)]
 
 
