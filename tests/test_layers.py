@@ -165,6 +165,24 @@ def test_one_tensor_feeds_a_flatten_and_a_pool(tmp_path):
     assert_matches_keras(model, tmp_path)
 
 
+def test_keras_ops_pooling_as_the_layers(tmp_path):
+    """keras.ops.max_pool and average_pool (keras-hub MobileNetV5's multi-scale fusion pools so;
+    were refused) of a map and a sequence, 'valid' and 'same', pool sizes and strides as an int or
+    a tuple, C++ == Keras; a 3-D pooling is refused naming the shape."""
+    ops = keras.ops
+    inp = keras.Input((7, 9, 3))
+    x = layers.Conv2D(4, 3, padding="same")(inp)
+    seq_in = layers.Reshape((63, 4))(x)
+    outs = [ops.max_pool(x, 2), ops.average_pool(x, (3, 2), strides=(2, 1), padding="same"),
+            ops.max_pool(x, 3, strides=2, padding="same"), ops.average_pool(seq_in, 4, strides=3),
+            ops.max_pool(seq_in, 2, padding="same")]
+    compiled = assert_matches_keras(keras.Model(inp, [layers.Flatten()(o) for o in outs], name="pools"), tmp_path)
+    assert [op.kind for op in compiled.graph.ops][1:] == ["MaxPool2D", "AveragePooling2D"] * 2 + ["MaxPool2D"]
+    cube = keras.Input((4, 4, 4, 2))
+    with pytest.raises(UnsupportedModelError, match=r"pools a sample of shape \(4, 4, 4, 2\); a map"):
+        compile_model(keras.Model(cube, layers.Flatten()(ops.max_pool(cube, 2))))
+
+
 def test_strict_build_has_no_false_uninitialized_warning(tmp_path):
     model = seq((4, 2, 1), layers.Conv2D(1, 2, strides=2), layers.ZeroPadding2D(), layers.ZeroPadding2D(),
                 layers.DepthwiseConv2D(1))
@@ -307,7 +325,8 @@ def test_reductions_over_axes_match_keras(tmp_path):
 def test_dot_and_matmul_of_activations_match_keras(tmp_path):
     """Keras' Dot (vectors and matrices, every contracted-axis combination: A and B stored as
     they come or transposed, cosine similarity with normalize=True) and keras.ops.matmul of two
-    matrices; expand_dims and squeeze are views. A matmul of a model value by a constant (keras.io's
+    matrices, and of a stack of matrices by one shared matrix (multi-query attention: keras-hub
+    MobileNetV5; was refused); expand_dims and squeeze are views. A matmul of a model value by a constant (keras.io's
     decision forest multiplies by softmax of a weight) is a Dense without bias (it was refused); by
     a constant on the left it is refused."""
     ops = keras.ops
@@ -327,6 +346,10 @@ def test_dot_and_matmul_of_activations_match_keras(tmp_path):
     labels = [op.label() for op in compiled.graph.ops]
     assert "Dot 6x5 x 5x6 (stored NxK)" in labels and "Dot 5x6 (stored KxM) x 6x3" in labels, labels
     assert "Dot 1x5 x 5x1, L2-normalised (cosine)" in labels and "MatMul 6x5 x 5x6" in labels, labels
+    heads = ops.transpose(layers.Reshape((6, 2, 4))(layers.Dense(8)(inp)), (0, 2, 1, 3))  # (2 heads, 6, 4)
+    shared = ops.expand_dims(ops.transpose(layers.Dense(4)(inp), (0, 2, 1)), 1)  # (1, 4, 6): one key for both
+    mqa = assert_matches_keras(keras.Model(inp, layers.Flatten()(ops.matmul(heads, shared)), name="mqa"), tmp_path)
+    assert "MatMul 12x4 x 4x6" in [op.label() for op in mqa.graph.ops]
     w = np.random.default_rng(5).standard_normal((5, 2)).astype(np.float32)
     by_w = assert_matches_keras(keras.Model(inp, [ops.matmul(a, w), ops.matmul(va, w)], name="by_w"), tmp_path)
     assert sorted(op.kind for op in by_w.graph.ops if "matmul" in op.name) == ["Conv2D", "Dense"]
@@ -2125,7 +2148,8 @@ def test_resizing_and_center_crop_sample_as_keras(tmp_path):
     by value: bilinear and nearest down and up at ratios whose float32 scale is inexact (a nearest
     index off by one would differ by a whole pixel), crops and pads to the aspect ratio read in
     place (and at the target size a plain crop, or padding a consumer absorbs), CenterCrop both
-    ways, and a resize of a map computed in the arena."""
+    ways, and a resize of a map computed in the arena; keras.ops.image.resize (keras-hub
+    MobileNetV5's multi-scale fusion; was refused) as the layer."""
     inp = keras.Input((13, 17, 3))
     branches = [
         layers.Resizing(5, 7),
@@ -2141,10 +2165,11 @@ def test_resizing_and_center_crop_sample_as_keras(tmp_path):
     ]
     outs = [b(inp) for b in branches]
     outs.append(layers.Resizing(8, 8)(layers.Conv2D(4, 3, activation="relu")(inp)))
+    outs.append(keras.ops.image.resize(inp, (9, 5), interpolation="nearest", crop_to_aspect_ratio=True))
     model = keras.Model(inp, outs, name="resizes")
     compiled = assert_matches_keras(model, tmp_path)
     kinds = [op.kind for op in compiled.graph.ops]
-    assert kinds.count("Resize") == 8  # CenterCrop(16, 10) resizes its aspect-ratio crop
+    assert kinds.count("Resize") == 9  # CenterCrop(16, 10) resizes its aspect-ratio crop
     described = [op.describe() for op in compiled.graph.ops if op.kind == "Resize"]
     assert "bilinear 13x17 -> crop 13x10 at 0,3 -> 6x5" in described  # read in place, no copy
     assert "nearest 13x17 -> pad 8,0 to 29x17 -> 7x4" in described

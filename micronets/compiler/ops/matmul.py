@@ -90,12 +90,21 @@ def convert_matmul(layer, inputs, ctx):
         raise UnsupportedModelError(f"{what} of {len(inputs)} model values")
     a, b = (ctx.dense_input(t) for t in inputs)
     stack = a.shape[:-2]  # (a stack of matrices per sample: one per head)
-    if len(a.shape) < 2 or len(b.shape) < 2 or a.shape[-1] != b.shape[-2] or b.shape[:-2] != stack:
+    if len(a.shape) < 2 or len(b.shape) < 2 or a.shape[-1] != b.shape[-2]:
         raise UnsupportedModelError(f"{what} of {a.shape} and {b.shape}: only (..., M, K) x (..., K, N) per sample "
-                                    f"is supported, with the same stack (...) of matrices on both sides")
+                                    f"is supported")
     (m, k), n = a.shape[-2:], b.shape[-1]
-    out = ctx.new_tensor(layer.name, stack + (m, n))
-    return ctx.add(MatMul(layer.name, a, b, out, m, k, n, False, False, batch=int(np.prod(stack)))).output
+    if b.shape[:-2] == stack:
+        out = ctx.new_tensor(layer.name, stack + (m, n))
+        return ctx.add(MatMul(layer.name, a, b, out, m, k, n, False, False, batch=int(np.prod(stack)))).output
+    if all(d == 1 for d in b.shape[:-2]):  # one B for every matrix of A's stack (multi-query attention's
+        # shared keys and values): A's rows one after another, a single product
+        shape = tuple(np.broadcast_shapes(stack, b.shape[:-2])) + (m, n)
+        out = ctx.new_tensor(layer.name, shape)
+        return ctx.add(MatMul(layer.name, a, b, out, int(np.prod(stack, dtype=np.int64)) * m, k, n, False,
+                              False)).output
+    raise UnsupportedModelError(f"{what} of {a.shape} and {b.shape}: only the same stack (...) of matrices on both "
+                                f"sides, or one right-hand matrix for all of the left's, is supported")
 
 
 @converter("op:Einsum", constants=True, parts=True)

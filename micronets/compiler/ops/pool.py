@@ -56,18 +56,26 @@ class Pool2D(Op):
         return self.output.hwc[2] * FLOAT_BYTES
 
 
-@converter("MaxPooling2D", "AveragePooling2D", "MaxPooling1D", "AveragePooling1D")
+@converter("MaxPooling2D", "AveragePooling2D", "MaxPooling1D", "AveragePooling1D", "op:MaxPool", "op:AveragePool")
 def convert_pool(layer, inputs, ctx):
-    if getattr(layer, "data_format", "channels_last") != "channels_last":
+    """The pooling layers, and keras.ops max_pool / average_pool (keras-hub MobileNetV5's
+    multi-scale fusion pools so) of a map or a sequence."""
+    import keras
+
+    cls = type(layer).__name__
+    if (getattr(layer, "data_format", None) or keras.config.image_data_format()) != "channels_last":
         raise UnsupportedModelError(f"layer '{layer.name}' uses data_format={layer.data_format}; only channels_last is supported")
-    mode = "max" if type(layer).__name__.startswith("Max") else "avg"
+    mode = "max" if cls.startswith("Max") else "avg"
     x = inputs[0]
-    rank = 2 if type(layer).__name__.endswith("1D") else 3
-    if len(x.shape) != rank:
-        raise UnsupportedModelError(f"layer '{layer.name}' ({type(layer).__name__}) expects a rank-{rank} input per sample; got {x.shape}")
-    pool = as_2d(layer, x, layer.pool_size, 1)
-    strides = as_2d(layer, x, layer.strides if layer.strides is not None else layer.pool_size, 1)
-    left_out = ctx.padding_fill(x) == -np.inf and mode == "max" and layer.padding == "valid"
+    rank = 2 if cls.endswith("1D") else 3 if cls.endswith("2D") else len(x.shape)
+    if len(x.shape) != rank or rank not in (2, 3):
+        raise UnsupportedModelError(f"layer '{layer.name}' ({cls}) pools a sample of shape {x.shape}; a map (H, W, C) or "
+                                    f"a sequence (L, C) is supported")
+    each = lambda v: (int(v),) * (rank - 1) if isinstance(v, (int, np.integer)) else tuple(int(d) for d in v)  # noqa: E731
+    pool = as_2d(layer, x, each(layer.pool_size), 1)
+    strides = as_2d(layer, x, each(layer.strides if layer.strides is not None else layer.pool_size), 1)
+    padding = str(layer.padding).lower()
+    left_out = ctx.padding_fill(x) == -np.inf and mode == "max" and padding == "valid"
     if left_out:  # ops.pad(-inf) then MaxPooling: its padding, left out of the windows as 'same' leaves it
         src, pads = ctx.unpad(x, fill=-np.inf)
         if pads[0] >= pool[0] or pads[1] >= pool[0] or pads[2] >= pool[1] or pads[3] >= pool[1]:
@@ -75,11 +83,11 @@ def convert_pool(layer, inputs, ctx):
                                         f"{pool[0]}x{pool[1]} window: a window of padding alone (-inf) is not supported")
         h, w, c = src.hwc
     else:
-        if layer.padding == "same":
+        if padding == "same":
             x = ctx.dense_input(x)  # padded cells are left out of a 'same' window; absorbed zeros are not
         src, zp = ctx.unpad(x)
         h, w, c = src.hwc
-        if layer.padding == "same":
+        if padding == "same":
             pads = same_pads(h, pool[0], strides[0]) + same_pads(w, pool[1], strides[1])
         else:
             pads = tuple(zp)
@@ -88,5 +96,5 @@ def convert_pool(layer, inputs, ctx):
     if ho < 1 or wo < 1:
         raise UnsupportedModelError(f"layer '{layer.name}' gets a {h}x{w} input, too small for its {pool[0]}x{pool[1]} window")
     out = ctx.new_tensor(layer.name, out_shape(src, ho, wo, c))
-    zero_pads = not left_out and layer.padding == "valid" and any(pads)
+    zero_pads = not left_out and padding == "valid" and any(pads)
     return ctx.add(Pool2D(layer.name, src, out, mode, pool, strides, pads, zero_pads=zero_pads)).output

@@ -105,19 +105,24 @@ def _channels_last(layer):
         raise UnsupportedModelError(f"layer '{layer.name}' uses data_format={layer.data_format}; only channels_last is supported")
 
 
-@converter("Resizing")
+@converter("Resizing", "op:Resize")
 def convert_resizing(layer, inputs, ctx):
+    """The Resizing layer, and keras.ops.image.resize (keras-hub MobileNetV5's multi-scale fusion
+    resizes so), which take the same options."""
     _channels_last(layer)
+    what = "Resizing" if type(layer).__name__ == "Resizing" else "keras.ops.image.resize"
     if layer.interpolation not in MODES:
-        raise UnsupportedModelError(f"layer '{layer.name}' (Resizing) uses interpolation '{layer.interpolation}'; "
+        raise UnsupportedModelError(f"layer '{layer.name}' ({what}) uses interpolation '{layer.interpolation}'; "
                                     f"supported: {', '.join(MODES)}")
     if layer.antialias:
-        raise UnsupportedModelError(f"layer '{layer.name}' (Resizing) uses antialias=True; only antialias=False is supported")
+        raise UnsupportedModelError(f"layer '{layer.name}' ({what}) uses antialias=True; only antialias=False is "
+                                    f"supported")
     if layer.pad_to_aspect_ratio and float(layer.fill_value) != 0.0:
-        raise UnsupportedModelError(f"layer '{layer.name}' (Resizing) pads to the aspect ratio with fill_value="
+        raise UnsupportedModelError(f"layer '{layer.name}' ({what}) pads to the aspect ratio with fill_value="
                                     f"{layer.fill_value}; only 0 is supported")
-    return resize(ctx, inputs[0], (layer.height, layer.width), layer.interpolation, layer.name,
-                  bool(layer.crop_to_aspect_ratio), bool(layer.pad_to_aspect_ratio), layer)
+    size = (layer.height, layer.width) if what == "Resizing" else tuple(layer.size)
+    return resize(ctx, inputs[0], size, layer.interpolation, layer.name, bool(layer.crop_to_aspect_ratio),
+                  bool(layer.pad_to_aspect_ratio), layer)
 
 
 @converter("CenterCrop")
