@@ -63,8 +63,7 @@ def convert_layer_norm(layer, inputs, ctx):
     x = ctx.dense_input(inputs[0])
     rank = len(x.shape)
     axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
-    norm = sorted(ctx.axis(a, rank) for a in axes)  # (Keras' axes count the batch axis)
-    if norm != [rank - 1]:
+    if [ctx.axis(a, rank) for a in axes] != [rank - 1]:  # (Keras' axes count the batch axis)
         raise UnsupportedModelError(f"layer '{layer.name}' (LayerNormalization) normalises axis {layer.axis} of a "
                                     f"{x.shape} tensor; only the last axis is supported")
     if getattr(layer, "rms_scaling", False):
