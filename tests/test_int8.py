@@ -917,7 +917,8 @@ def test_layer_norm_and_attention_bit_identical(name, tmp_path):
     """LayerNormalization as TFLite's converter lowers it (MEAN; -mean as DEQUANTIZE, a float NEG,
     QUANTIZE: one table here; SQUARED_DIFFERENCE; MEAN; ADD of epsilon; RSQRT, a table; MULs and
     ADDs) and attention (BATCH_MATMUL of Q and K^T, and of the softmax and V, the converter's
-    TRANSPOSEs of K, V and the scores folded into their strides): the Keras example
+    TRANSPOSEs of K, V and the scores folded into their strides; the scores' softmax exps a table):
+    the Keras example
     "Timeseries classification with a Transformer model" as published and keras.applications
     ConvNeXt (reduced; tests/public_models.py), weights livened. 0 LSB against TFLM (default
     build; not ConvNeXt: TFLM has no GELU) and TFLite's BUILTIN_REF (reference='tflite-ref'),
@@ -942,6 +943,8 @@ def test_layer_norm_and_attention_bit_identical(name, tmp_path):
     assert {"FloatIsland", "SquaredDifference", "Rsqrt"} <= set(kinds), kinds
     assert kinds.count("BatchMatMul") == (4 if "transformer" in name else 0), kinds
     assert "Transpose" not in kinds, kinds  # K's, V's and the scores' transposes: read and written in place
+    if "transformer" in name:  # the attention's scores (2 heads x 48 x 48): exps from a table; the head's: not
+        assert [op.table is not None for op in compiled.graph.ops if op.kind == "Softmax"] == [True, True, False]
     assert len(np.unique(raw)) > 8 and len({tuple(r) for r in raw}) > len(xs) // 2
     _, raw_ref, _ = compiled_outputs(data, xs, tmp_path, "TrRef", reference="tflite-ref")
     ref = tflite_reference(data, xs)
