@@ -49,13 +49,13 @@ class Int8Softmax(Int8Op):
         self.diff_min = -int(radius)
         self.row = int(x.shape[-1])
         self.rows = x.size // self.row
-        self.table = exp_table(self.mult, self.left_shift, self.diff_min) if x.size >= TABLE_FROM else None
+        self.exps = exp_table(self.mult, self.left_shift, self.diff_min) if x.size >= TABLE_FROM else None
 
     def typed_weights(self):
-        return collections.OrderedDict() if self.table is None else collections.OrderedDict(e=self.table)
+        return collections.OrderedDict() if self.exps is None else collections.OrderedDict(e=self.exps)
 
     def params(self):
-        return 0  # (the table is computed from the quantisation, as Int8TableOp's: no parameter)
+        return 0  # (the exps are computed from the quantisation, as Int8TableOp's: no parameter)
 
     def inplace_gap(self, input_index):
         return 0
