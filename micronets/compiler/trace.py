@@ -477,8 +477,7 @@ def _whole(node, values, ctx, layer) -> Dict[int, Tensor]:
         v = values[id(kt)]
         if ctx.is_value(v) and not ctx.is_parts(v) and id(kt) not in whole:
             x = ctx.dense_input(v, layer)
-            whole[id(kt)] = Tensor(name=f"{x.name}_whole", shape=(1,) + x.shape, base=x.storage)
-            ctx.pinned.add(x.storage)
+            whole[id(kt)] = ctx.view(x, (1,) + x.shape, layer)
     return whole
 
 
@@ -501,8 +500,7 @@ def _from_whole(t, node, layer, key, model, ctx, one_sample: Dict[int, object]):
                 f"declares {declared} (a value of parts of one sample): a micronets bug, please report it; refused "
                 f"rather than compiled wrong")
         if r.shape[0] == 1:
-            ctx.pinned.add(r.storage)
-            r = Tensor(name=layer.name, shape=r.shape[1:] or (1,), base=r.storage)
+            r = ctx.view(r, r.shape[1:] or (1,), layer)
         else:
             ctx.parts.add(r)
         kept.append(r)
