@@ -2813,6 +2813,57 @@ def _dsp_models():
     return [dw, tail, pw, fused, conv, dense, elementwise, one_channel_model()]
 
 
+def test_batch_matmul_walks_on_emulated_cortex_m4(tmp_path):
+    """BATCH_MATMUL's four walks (int8_batch_matmul.h.j2), each with the tails of its blocks: Q K^T
+    (both operands along k: 13 x 13 outputs, odd, of K = 6, a 4-step and 2 left), softmax(.) V (V
+    along its rows: 6 columns, a block of 4 and 2 left, K = 13), A^T S^T (the roles swapped: 5
+    columns, K = 13) and A^T V (neither: the plain loop); A^T S^T's output requantised to a
+    multiplier above one (MultiplyByQuantizedMultiplier's left shift, not the short requantisation).
+    The host gives BUILTIN_REF's and TFLM's outputs; the DSP and portable M4 builds the host's."""
+    import shutil
+
+    import keras.ops as K
+
+    from micronets.embedded import qemu
+
+    from int8_reference import requantise_tensors
+
+    if not (shutil.which(qemu.CXX) and shutil.which(qemu.QEMU)):
+        pytest.skip("arm-none-eabi-g++ / qemu-system-arm not installed")
+    i = keras.Input((13, 8))
+    q, k, v, a = L.Dense(6)(i), L.Dense(6)(i), L.Dense(6)(i), L.Dense(5)(i)
+    s = L.Lambda(lambda t: K.matmul(t[0], K.swapaxes(t[1], -1, -2)))([q, k])
+    att = L.Lambda(lambda t: K.matmul(K.softmax(t[0]), t[1]))([s, v])
+    sw = L.Lambda(lambda t: K.matmul(K.swapaxes(t[0], -1, -2), K.swapaxes(t[1], -1, -2)))([a, s])
+    plain = L.Lambda(lambda t: K.matmul(K.swapaxes(t[0], -1, -2), t[1]))([a, v])
+    model = spread_weights(keras.Model(i, L.Concatenate()([L.Flatten()(t) for t in (att, sw, plain)])), seed=7)
+    data = convert(model, np.random.default_rng(0).normal(0, 1, (64, 13, 8)).astype(np.float32))
+    first = compile_tflite(data, classname="Bmm")
+    products = [op for op in first.graph.ops if op.kind == "BatchMatMul"]
+    assert [(op.m, op.n, op.k, op.walk) for op in products] == [(13, 13, 6, 1), (13, 6, 13, 2), (5, 13, 13, 3),
+                                                                (5, 6, 13, 0)]
+    # A^T S^T's output at a third of its product's scale: a multiplier of 3
+    from micronets.compiler.tflite import _Reader
+
+    r = _Reader(data, "model")
+    k_sw = [j for j, o in enumerate(r.sg.operators) if r.op_name(o) == "BATCH_MATMUL"][2]
+    ins = [float(r.quant(int(t))[0][0]) for t in r.sg.operators[k_sw].inputs]
+    data = requantise_tensors(data, {int(r.sg.operators[k_sw].outputs[0]): (ins[0] * ins[1] / 3.0, 3)})
+    compiled = compile_tflite(data, classname="Bmm")
+    products = [op for op in compiled.graph.ops if op.kind == "BatchMatMul"]
+    assert [op.rq_mode for op in products] == [2, 2, 0, 2] and products[2].shift > 0
+    header = tmp_path / "Bmm.h"
+    header.write_text(compiled.header)
+    xs = int8_inputs((13, 8), n=6)
+    raw, on_host = run_header_int8(str(header), "Bmm", xs)
+    assert len(np.unique(raw)) > 32 and len({tuple(x) for x in raw}) == len(xs)
+    assert np.array_equal(raw, tflite_reference(data, xs))
+    assert np.array_equal(raw, tflm_reference({"Bmm": (data, xs)})["Bmm"])
+    for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):
+        elf = qemu.build_firmware(header, "Bmm", xs, tmp_path / label, entry="int8", extra_flags=flags)
+        assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), label
+
+
 def test_wide_pointwise_tiles_unpack_in_chunks_on_emulated_cortex_m4(tmp_path):
     """1x1 convs of more than 256 inputs (PhiNet-20M's projections: 259 to 299 -> 31) run tiles of
     two pixels whose inputs are unpacked a chunk at a time, the partial sums of a group of channel
@@ -3243,6 +3294,49 @@ def test_short_requantisation_equals_tflites(tmp_path):
     assert requant_mode([1 << 30], [0], [-3], -128, 127) == 0  # accumulator may reach 2^30
     assert requant_mode(None, [(1 << 30) // 255 + 1], [-3], -128, 127) == 0  # 255 * sum |w| reaches 2^30
     assert requant_mode(None, [(1 << 30) // 255], [-3], -128, 127) == 2
+
+
+def test_softmax_short_forms_equal_tflites(tmp_path):
+    """The two integer identities the int8 softmax kernel rests on (int8_softmax.h.j2):
+    mn_softmax_q19(e) = RoundingDivideByPOT(e, 12) for an exp e >= 0, and mn_softmax_out(scale,
+    e, exponent) = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(scale, e), exponent) - 128
+    for scale > 0, e >= 0, exponent 1..31, against quant.rdbpot / srdhm (TFLite's), on the edges:
+    remainders of exactly one half (which round up), INT32_MAX (exp(0)), and random values."""
+    from micronets.compiler.quant import rdbpot, srdhm
+
+    rng = np.random.default_rng(0)
+    top = (1 << 31) - 1
+    q19 = [0, 1, 2047, 2048, 2049, 4095, 4096, 6144, top, top - 2048, top - 2047,
+           *((rng.integers(0, 1 << 19, 40) << 12) + 2048).tolist(), *rng.integers(0, top, 40).tolist()]
+    outs = []
+    for exponent in range(1, 32):
+        for scale in (1 << 30, (1 << 30) + 1, top, *rng.integers(1, top, 3).tolist()):
+            halfway = [2 * ((q << exponent) + (1 << (exponent - 1))) for q in (0, 1, 3)]  # scale 2^30: p = e / 2
+            for e in (0, 1, top, *[h for h in halfway if h <= top], *rng.integers(0, top, 4).tolist()):
+                outs.append((int(scale), int(e), exponent))
+    i = keras.Input((6,))
+    model = spread_weights(keras.Model(i, L.Softmax()(L.Dense(5)(i))), seed=3)
+    header = tmp_path / "sm.h"
+    header.write_text(compile_tflite(convert(model, calibration(model)), classname="Sm").header)
+    src = tmp_path / "sm.cpp"
+    src.write_text(f'#include "{header}"\n#include <stdio.h>\n'
+                   f"static const long q[] = {{{', '.join(map(str, q19))}}};\n"
+                   f"static const long o[][3] = {{{', '.join(f'{{{a}, {b}, {c}}}' for a, b, c in outs)}}};\n"
+                   "int main() {\n"
+                   "  for (unsigned i = 0; i < sizeof(q) / sizeof(q[0]); ++i)\n"
+                   "    printf(\"%lu\\n\", (unsigned long)micronets_Sm::mn_softmax_q19((int32_t)q[i]));\n"
+                   "  for (unsigned i = 0; i < sizeof(o) / sizeof(o[0]); ++i)\n"
+                   "    printf(\"%ld\\n\", (long)micronets_Sm::mn_softmax_out((int32_t)o[i][0], (int32_t)o[i][1], (int)o[i][2],"
+                   " ((uint32_t)1) << (o[i][2] - 1)));\n"
+                   "  return 0;\n}\n")
+    exe = tmp_path / "sm"
+    subprocess.run(["g++", "-O2", "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(src)], check=True)
+    got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
+    assert len(got) == len(q19) + len(outs)
+    want = [rdbpot(e, 12) for e in q19] + [rdbpot(srdhm(s, e), x) - 128 for s, e, x in outs]
+    bad = [(k, g, w) for k, (g, w) in enumerate(zip(got, want)) if g != w]
+    assert not bad, bad[:5]
+    assert sum(1 for e in q19 if e % 4096 == 2048) > 40  # the halves are there
 
 
 def test_elementwise_short_forms_equal_tflites():

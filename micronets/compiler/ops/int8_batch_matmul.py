@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from micronets.compiler.ops.base import UnsupportedModelError
-from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_base import Int8Op, requant_mode
 from micronets.compiler.ops.int8_transpose import Int8Transpose, gather_indices
 from micronets.compiler.ops.rearrange import row_major
 from micronets.compiler.quant import quantize_multiplier
@@ -66,6 +66,21 @@ class Int8BatchMatMul(Int8Op):
                 raise UnsupportedModelError(f"batch matmul '{name}': batch axis of {d} does not broadcast to {o}")
             out.append(0 if d == 1 else s)
         return (0,) * (MAX_BATCH_AXES - len(batch)) + tuple(out)
+
+    @property
+    def rq_mode(self) -> int:
+        """The requantisation the kernel may use (``requant_mode``): an accumulator is a sum of K
+        products of two operands minus their zero points, each at most 255 * 255 in magnitude."""
+        return requant_mode(None, [255 * self.k], [self.shift], -128, 127)
+
+    @property
+    def walk(self) -> int:
+        """The kernel's walk for two int8 operands, from the strides (the caller's uint8 / float
+        input always takes the plain loop): 1 both read along k (Q K^T), 2 L along k and R along
+        its rows (softmax(.) V), 3 R along k and L along its rows, 0 none of these."""
+        lm, lk = self.lhs_strides[-2:]
+        rk, rn = self.rhs_strides[-2:]
+        return 1 if lk == 1 and rk == 1 else 2 if lk == 1 and rn == 1 else 3 if rk == 1 and lm == 1 else 0
 
     def describe(self):
         return f"{self.inputs[0].shape_str()} x {self.inputs[1].shape_str()}"
