@@ -2818,7 +2818,7 @@ def test_batch_matmul_walks_on_emulated_cortex_m4(tmp_path):
     (both operands along k: 13 x 13 outputs, odd, of K = 6, a 4-step and 2 left), softmax(.) V (V
     along its rows: 6 columns, a block of 4 and 2 left, K = 13), A^T S^T (the roles swapped: 5
     columns, K = 13) and A^T V (neither: the plain loop); A^T S^T's output requantised to a
-    multiplier above one (MultiplyByQuantizedMultiplier's left shift, not the short requantisation).
+    multiplier above one (MultiplyByQuantizedMultiplier's left shift: mn_rq8's RQ 3).
     The host gives BUILTIN_REF's and TFLM's outputs; the DSP and portable M4 builds the host's."""
     import shutil
 
@@ -2851,7 +2851,7 @@ def test_batch_matmul_walks_on_emulated_cortex_m4(tmp_path):
     data = requantise_tensors(data, {int(r.sg.operators[k_sw].outputs[0]): (ins[0] * ins[1] / 3.0, 3)})
     compiled = compile_tflite(data, classname="Bmm")
     products = [op for op in compiled.graph.ops if op.kind == "BatchMatMul"]
-    assert [op.rq_mode for op in products] == [2, 2, 0, 2] and products[2].shift > 0
+    assert [op.rq_mode for op in products] == [2, 2, 3, 2] and products[2].shift > 0
     header = tmp_path / "Bmm.h"
     header.write_text(compiled.header)
     xs = int8_inputs((13, 8), n=6)
@@ -3256,8 +3256,9 @@ def test_thin_1x1_of_11_and_12_inputs_two_pixels_a_step_on_emulated_cortex_m4(tm
 
 def test_short_requantisation_equals_tflites(tmp_path):
     """mn_rq (the short requantisation a layer uses once requant_mode proves its accumulators in
-    range) against quant.mbqm, TFLite's MultiplyByQuantizedMultiplier, on edge and random
-    accumulators, multipliers and shifts, on the host (portable path)."""
+    range), and mn_rq8's forms for shifts >= 0 (RQ 3) and as written (RQ 0), against quant.mbqm,
+    TFLite's MultiplyByQuantizedMultiplier, on edge and random accumulators, multipliers and
+    shifts, on the host (portable path)."""
     from micronets.compiler.ops.int8_base import requant_mode
     from micronets.compiler.quant import mbqm
 
@@ -3268,25 +3269,39 @@ def test_short_requantisation_equals_tflites(tmp_path):
             for acc in (0, 1, -1, (1 << 30) - 1, -(1 << 30) + 1, *rng.integers(-(1 << 30) + 1, 1 << 30, 6).tolist(),
                         *rng.integers(-5000, 5000, 6).tolist()):
                 cases.append((int(acc), m, shift, int(rng.integers(-128, 128))))
+    # mn_rq8<3>: a shift >= 0 (accumulators that wrap when shifted too, as TFLite's do)
+    left = []
+    for shift in range(0, 9):
+        for m in (0, 1 << 30, (1 << 31) - 1, int(rng.integers(1 << 30, 1 << 31))):
+            for acc in (0, 1, -1, 255, -255, 65025, -65025, (1 << 31) - 1, -(1 << 31),
+                        *rng.integers(-(1 << 31), 1 << 31, 4).tolist(), *rng.integers(-70000, 70000, 4).tolist()):
+                z = int(rng.integers(-128, 128))
+                if abs(mbqm(int(acc), m, shift) + z) < 1 << 31:  # (beyond, TFLite's int32 += overflows)
+                    left.append((int(acc), m, shift, z))
     # a header with the fixed-point helpers: any int8 model's
     model = spread_weights(_dsp_models()[2], seed=3)
     header = tmp_path / "rq.h"
     header.write_text(compile_tflite(convert(model, calibration(model)), classname="Rq").header)
     src = tmp_path / "rq.cpp"
     body = ",\n".join(f"{{{a}, {m}, {s}, {z}}}" for a, m, s, z in cases)
+    body3 = ",\n".join(f"{{{a}, {m}, {s}, {z}}}" for a, m, s, z in left)
     src.write_text(f'#include "{header}"\n#include <stdio.h>\nstatic const long c[][4] = {{\n{body}\n}};\n'
+                   f"static const long c3[][4] = {{\n{body3}\n}};\n"
                    "int main() { for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); ++i) printf(\"%d %d\\n\","
                    " (int)micronets_Rq::mn_rq<1>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2], (int32_t)c[i][3], -128, 127),"
                    " (int)micronets_Rq::mn_rq<2>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2], (int32_t)c[i][3], -128, 127));"
+                   " for (unsigned i = 0; i < sizeof(c3) / sizeof(c3[0]); ++i) printf(\"%d %d\\n\","
+                   " (int)micronets_Rq::mn_rq8<3>((int32_t)c3[i][0], (int32_t)c3[i][1], (int)c3[i][2], (int32_t)c3[i][3]),"
+                   " (int)micronets_Rq::mn_rq8<0>((int32_t)c3[i][0], (int32_t)c3[i][1], (int)c3[i][2], (int32_t)c3[i][3]));"
                    " return 0; }\n")
     exe = tmp_path / "rq"
     subprocess.run(["g++", "-O2", "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(src)], check=True)
     got = [tuple(map(int, line.split())) for line in subprocess.run([str(exe)], capture_output=True, text=True,
                                                                     check=True).stdout.splitlines()]
-    for (acc, m, shift, z), (r1, r2) in zip(cases, got):
+    for (acc, m, shift, z), (r1, r2) in zip(cases + left, got):
         want = max(-128, min(127, mbqm(acc, m, shift) + z))
         assert r1 == want and r2 == want, (acc, m, shift, z, r1, r2, want)
-    assert len(got) == len(cases)
+    assert len(got) == len(cases) + len(left)
     # and the mode is chosen only where it is valid
     assert requant_mode(None, [10], [-3], -128, 127) == 2
     assert requant_mode(None, [10], [-3], -128, 100) == 1

@@ -168,6 +168,16 @@ def requant_mode(bias, abs_weight_sums, shifts, act_min: int, act_max: int) -> i
     return 2 if (act_min, act_max) == (-128, 127) else 1
 
 
+def rq8_mode(bound: int, shift: int) -> int:
+    """mn_rq8's RQ (templates/header_int8.h.j2) for accumulators of at most ``bound`` in magnitude
+    requantised by one multiplier (>= 0, as quantize_multiplier gives) and ``shift`` to the whole
+    int8 range: 2 (the short requantisation, ``requant_mode``'s conditions), 3 for a shift >= 0,
+    else 0 (MultiplyByQuantizedMultiplier as written)."""
+    if -31 <= shift <= -1 and bound < 2 ** 30:
+        return 2
+    return 3 if shift >= 0 else 0
+
+
 class Int8TableOp(Int8Op):
     """An elementwise op whose output depends on its int8 input value alone: a 256-entry table
     (``table``, computed at compile time with the reference's own integer arithmetic) that

@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from micronets.compiler.ops.base import UnsupportedModelError
-from micronets.compiler.ops.int8_base import Int8Op, requant_mode
+from micronets.compiler.ops.int8_base import Int8Op, rq8_mode
 from micronets.compiler.ops.int8_transpose import Int8Transpose, gather_indices
 from micronets.compiler.ops.rearrange import row_major
 from micronets.compiler.quant import quantize_multiplier
@@ -69,9 +69,9 @@ class Int8BatchMatMul(Int8Op):
 
     @property
     def rq_mode(self) -> int:
-        """The requantisation the kernel may use (``requant_mode``): an accumulator is a sum of K
-        products of two operands minus their zero points, each at most 255 * 255 in magnitude."""
-        return requant_mode(None, [255 * self.k], [self.shift], -128, 127)
+        """mn_rq8's RQ: an accumulator is a sum of K products of two operands minus their zero
+        points, each at most 255 * 255 in magnitude."""
+        return rq8_mode(self.k * 255 * 255, self.shift)
 
     @property
     def walk(self) -> int:

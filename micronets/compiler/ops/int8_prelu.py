@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from micronets.compiler.ops.int8_base import rq8_mode
 from micronets.compiler.ops.int8_mul_const import Int8ConstOperand, broadcast_constant
 from micronets.compiler.quant import quantize_multiplier
 
@@ -29,6 +30,12 @@ class Int8Prelu(Int8ConstOperand):
         self.mult_neg, self.shift_neg = quantize_multiplier(sx * sa / so)
         self.x_off = -x.quant.zero_point
         self.out_off = out.quant.zero_point
+
+    @property
+    def rq_modes(self):
+        """mn_rq8's RQ for the positive and the negative branch (|v| <= 255, |v k| <= 255 max |k|)."""
+        top = int(np.abs(self.k.astype(np.int64)).max()) if self.k.size else 0
+        return rq8_mode(255, self.shift_pos), rq8_mode(255 * top, self.shift_neg)
 
     def describe(self):
         return f"{self.inputs[0].shape_str()}, slopes {'x'.join(map(str, self.const_shape)) or 'scalar'}"
