@@ -3256,7 +3256,8 @@ def test_thin_1x1_of_11_and_12_inputs_two_pixels_a_step_on_emulated_cortex_m4(tm
 
 def test_short_requantisation_equals_tflites(tmp_path):
     """mn_rq (the short requantisation a layer uses once requant_mode proves its accumulators in
-    range), and mn_rq8's forms for shifts >= 0 (RQ 3) and as written (RQ 0), against quant.mbqm,
+    range), mn_mbqm_rq<2> (the same unclamped) and mn_rq8's forms for shifts >= 0 (RQ 3) and as
+    written (RQ 0), against quant.mbqm,
     TFLite's MultiplyByQuantizedMultiplier, on edge and random accumulators, multipliers and
     shifts, on the host (portable path)."""
     from micronets.compiler.ops.int8_base import requant_mode
@@ -3287,9 +3288,10 @@ def test_short_requantisation_equals_tflites(tmp_path):
     body3 = ",\n".join(f"{{{a}, {m}, {s}, {z}}}" for a, m, s, z in left)
     src.write_text(f'#include "{header}"\n#include <stdio.h>\nstatic const long c[][4] = {{\n{body}\n}};\n'
                    f"static const long c3[][4] = {{\n{body3}\n}};\n"
-                   "int main() { for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); ++i) printf(\"%d %d\\n\","
+                   "int main() { for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); ++i) printf(\"%d %d %ld\\n\","
                    " (int)micronets_Rq::mn_rq<1>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2], (int32_t)c[i][3], -128, 127),"
-                   " (int)micronets_Rq::mn_rq<2>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2], (int32_t)c[i][3], -128, 127));"
+                   " (int)micronets_Rq::mn_rq<2>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2], (int32_t)c[i][3], -128, 127),"
+                   " (long)micronets_Rq::mn_mbqm_rq<2>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2]));"
                    " for (unsigned i = 0; i < sizeof(c3) / sizeof(c3[0]); ++i) printf(\"%d %d\\n\","
                    " (int)micronets_Rq::mn_rq8<3>((int32_t)c3[i][0], (int32_t)c3[i][1], (int)c3[i][2], (int32_t)c3[i][3]),"
                    " (int)micronets_Rq::mn_rq8<0>((int32_t)c3[i][0], (int32_t)c3[i][1], (int)c3[i][2], (int32_t)c3[i][3]));"
@@ -3298,9 +3300,10 @@ def test_short_requantisation_equals_tflites(tmp_path):
     subprocess.run(["g++", "-O2", "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(src)], check=True)
     got = [tuple(map(int, line.split())) for line in subprocess.run([str(exe)], capture_output=True, text=True,
                                                                     check=True).stdout.splitlines()]
-    for (acc, m, shift, z), (r1, r2) in zip(cases + left, got):
+    for (acc, m, shift, z), (r1, r2, *unclamped) in zip(cases + left, got):
         want = max(-128, min(127, mbqm(acc, m, shift) + z))
         assert r1 == want and r2 == want, (acc, m, shift, z, r1, r2, want)
+        assert unclamped in ([], [mbqm(acc, m, shift)]), (acc, m, shift, unclamped)  # mn_mbqm_rq<2>
     assert len(got) == len(cases) + len(left)
     # and the mode is chosen only where it is valid
     assert requant_mode(None, [10], [-3], -128, 127) == 2

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from micronets.compiler.ops.int8_base import Int8Op
+from micronets.compiler.ops.int8_base import Int8Op, rq8_mode
 from micronets.compiler.quant import quantize_multiplier, round_half_away
 
 
@@ -36,6 +36,11 @@ class Int8Relu(Int8Op):
             self.hi = 127 if not self.six else min(127, qo.zero_point + round_half_away(float(np.float32(6.0) / np.float32(qo.scale))))
         if self.six:
             self.kind = "ReLU6"
+
+    @property
+    def rq_mode(self) -> int:
+        """mn_mbqm_rq's RQ (an input minus its zero point is at most 255 in magnitude)."""
+        return rq8_mode(255, self.shift)
 
     def describe(self):
         return f"[{self.lo}, {self.hi}]"

@@ -15,7 +15,7 @@ import numpy as np
 
 from micronets.compiler.ops.base import UnsupportedModelError
 from micronets.compiler.ops.int8_add import operand_multipliers
-from micronets.compiler.ops.int8_base import Int8Op, broadcast_walk
+from micronets.compiler.ops.int8_base import Int8Op, broadcast_walk, rq8_mode
 from micronets.compiler.quant import quantize_multiplier
 
 LEFT_SHIFT = 7
@@ -37,6 +37,14 @@ class Int8SquaredDifference(Int8Op):
         self.out_mult, self.out_shift = quantize_multiplier(real_out)
         self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
         self.out_off = out.quant.zero_point
+
+    @property
+    def rq_modes(self):
+        """mn_mbqm_rq's RQ for each operand ((x - z) 2^7: at most 255 x 2^7) and mn_rq8's for the
+        square (each rescaled operand at most half that, their multipliers being at most 1/2, plus
+        rounding: the difference at most 255 x 2^7 + 2)."""
+        top = 255 << LEFT_SHIFT
+        return rq8_mode(top, self.a_shift), rq8_mode(top, self.b_shift), rq8_mode((top + 2) ** 2, self.out_shift)
 
     def describe(self):
         return " vs ".join(t.shape_str() for t in self.inputs)

@@ -18,7 +18,7 @@ import numpy as np
 
 from micronets.compiler.ops.int8_add import add_multipliers
 from micronets.compiler.ops.int8_add_const import Int8AddConst
-from micronets.compiler.ops.int8_base import Int8Op, Int8TableOp, broadcast_walk
+from micronets.compiler.ops.int8_base import Int8Op, Int8TableOp, broadcast_walk, rq8_mode
 from micronets.compiler.quant import mbqm
 
 
@@ -75,6 +75,14 @@ class Int8Sub(Int8Op):
             a.quant.scale, b.quant.scale, out.quant.scale)
         self.a_off, self.b_off = -a.quant.zero_point, -b.quant.zero_point
         self.out_off = out.quant.zero_point
+
+    @property
+    def rq_modes(self):
+        """mn_mbqm_rq's RQ for each operand ((x - z) 2^20: at most 255 x 2^20) and for their
+        difference (each rescaled operand at most half that, their multipliers being at most 1/2,
+        plus rounding)."""
+        top = 255 << 20
+        return rq8_mode(top, self.a_shift), rq8_mode(top, self.b_shift), rq8_mode(top + 2, self.out_shift)
 
     def describe(self):
         return " - ".join(t.shape_str() for t in self.inputs)
