@@ -3257,9 +3257,8 @@ def test_thin_1x1_of_11_and_12_inputs_two_pixels_a_step_on_emulated_cortex_m4(tm
 def test_short_requantisation_equals_tflites(tmp_path):
     """mn_rq (the short requantisation a layer uses once requant_mode proves its accumulators in
     range), mn_mbqm_rq<2> (the same unclamped) and mn_rq8's forms for shifts >= 0 (RQ 3) and as
-    written (RQ 0), against quant.mbqm,
-    TFLite's MultiplyByQuantizedMultiplier, on edge and random accumulators, multipliers and
-    shifts, on the host (portable path)."""
+    written (RQ 0), against quant.mbqm, TFLite's MultiplyByQuantizedMultiplier, on edge and random
+    accumulators, multipliers and shifts, on the host (portable path)."""
     from micronets.compiler.ops.int8_base import requant_mode
     from micronets.compiler.quant import mbqm
 
