@@ -2819,7 +2819,9 @@ def test_batch_matmul_walks_on_emulated_cortex_m4(tmp_path):
     along its rows: 6 columns, a block of 4 and 2 left, K = 13), A^T S^T (the roles swapped: 5
     columns, K = 13) and A^T V (neither: the plain loop); A^T S^T's output requantised to a
     multiplier above one (MultiplyByQuantizedMultiplier's left shift: mn_rq8's RQ 3).
-    The host gives BUILTIN_REF's and TFLM's outputs; the DSP and portable M4 builds the host's."""
+    The host gives BUILTIN_REF's and TFLM's outputs; the DSP and portable M4 builds the host's; and
+    predict(const float*) of the dequantised inputs the same (the Dense layers over the input's
+    rows, pointwise tiles of the caller's floats), on the host and the M4."""
     import shutil
 
     import keras.ops as K
@@ -2862,6 +2864,17 @@ def test_batch_matmul_walks_on_emulated_cortex_m4(tmp_path):
     for label, flags in (("dsp", []), ("portable", ["-DMICRONETS_NO_DSP"])):
         elf = qemu.build_firmware(header, "Bmm", xs, tmp_path / label, entry="int8", extra_flags=flags)
         assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host), label
+    # the Dense layers over the input's 13 rows read the caller's floats: quantised a tile of rows
+    # at a time into stack for the pointwise kernels (int8_pointwise's first-layer form)
+    dense = [op for op in compiled.graph.ops if op.kind == "Dense"]
+    assert len(dense) == 4 and all(op.tiled and op.inputs[0] is compiled.graph.input for op in dense)
+    q = compiled.graph.input.quant
+    floats = ((xs.astype(np.float32) - q.zero_point) * np.float32(q.scale)).astype(np.float32)
+    assert np.array_equal(quantize_float(floats, q), xs)
+    raw_f, on_host_f = run_header_int8(str(header), "Bmm", floats, entry="float")
+    assert np.array_equal(raw_f, raw)
+    elf = qemu.build_firmware(header, "Bmm", floats, tmp_path / "float", entry="float")
+    assert np.array_equal(qemu.run_firmware(elf, timeout=120).outputs, on_host_f)
 
 
 def test_wide_pointwise_tiles_unpack_in_chunks_on_emulated_cortex_m4(tmp_path):

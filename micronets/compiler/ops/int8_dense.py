@@ -14,12 +14,14 @@ import numpy as np
 from micronets.compiler.ops.int8_base import (Int8Op, c_requant_bias, c_requant_shift, conv_real_scales,
                                               fits_signed, fold_input_offset, param_layout, per_channel_multipliers,
                                               requant_arrays, requant_mode)
+from micronets.compiler.ops.int8_conv import pointwise_weight_layout
 
 
 class Int8Dense(Int8Op):
     kind = "Dense"
     template = "kernels/int8_dense.h.j2"
-    requires = ("kernels/int8_params.h.j2",)  # mn_lo24 / mn_hi8: the packed bias and shift
+    #: mn_lo24 / mn_hi8 (the packed bias and shift); the pointwise kernels run ``tiled`` layers
+    requires = ("kernels/int8_params.h.j2", "kernels/int8_pointwise.h.j2")
 
     def __init__(self, name, x, out, weights, bias, filter_scales, fused=0, double_requant=False, from_conv=False):
         super().__init__(name, [x], out, fused)
@@ -38,6 +40,15 @@ class Int8Dense(Int8Op):
         self.double_requant = bool(double_requant)
         self.in_off = -x.quant.zero_point
         self.out_off = out.quant.zero_point
+
+    @property
+    def tiled(self) -> bool:
+        """Several rows with TFLM's requantisation: the rows are the pixels of a 1x1 convolution
+        (the same integers: an int8 dot product plus the folded bias per output, each requantised
+        with its channel's multiplier), run by the pointwise kernels' tiles of pixels
+        (int8_pointwise: each weight word serves up to 4 rows), the weights in their layout
+        (``pointwise_weight_layout``). A single row (a classifier head, a closer) keeps the row kernel."""
+        return self.rows > 1 and not self.double_requant
 
     def describe(self):
         return (f"{self.depth} -> {self.units}" + (f" x{self.rows} rows" if self.rows != 1 else "")
@@ -61,10 +72,11 @@ class Int8Dense(Int8Op):
 
     def weights_bytes_bound(self):
         per_unit = 4 + (8 if self.double_requant else 5)
-        return int(self.w.size + per_unit * self.units)
+        pad = 3 if self.tiled and self.depth % 4 else 0  # pointwise_weight_layout's spare bytes
+        return int(self.w.size + per_unit * self.units + pad)
 
     def typed_weights(self):
-        w = collections.OrderedDict(w=self.w.reshape(-1))
+        w = collections.OrderedDict(w=pointwise_weight_layout(self.w) if self.tiled else self.w.reshape(-1))
         f = self.folded_bias()
         if self.double_requant:
             # the folded bias (int16 when every one fits) and the double scales
