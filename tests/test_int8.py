@@ -409,6 +409,16 @@ def compiled_outputs(data, xs, tmp_path, classname, entry="int8", reference="tfl
     return compiled, raw, out
 
 
+def strict_program_output(tmp_path, stem: str, source: str) -> bytes:
+    """stdout of a C++ program (``source``, which includes a generated header to call its helpers)
+    built on the host as strictly as a header must build (C++98, -pedantic, warnings as errors)."""
+    src, exe = tmp_path / f"{stem}.cpp", tmp_path / stem
+    src.write_text(source)
+    subprocess.run(["g++", "-O2", "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(src)],
+                   check=True)
+    return subprocess.run([str(exe)], capture_output=True, check=True).stdout
+
+
 # ------------------------------------------------------------------------------ bit-exactness
 @pytest.mark.parametrize("name", ["windowed", "branch", "gated", "pico", "phinet", "mlperf_kws"])
 def test_bit_identical_to_tflm_and_tflite(name, converted, tflm, tmp_path):
@@ -2261,18 +2271,14 @@ def test_div_matches_both_references_on_every_operand_pair(tmp_path):
     header.write_text(compiled.header)
     divisors = sorted({-255, -254, -128, -2, -1, 0, 1, 2, 3, 127, 128, 255, *rng.integers(-255, 256, 68).tolist()})
     params = [(int(rng.integers(1 << 30, 1 << 31)), s) for s in (7, 8, 12, 23)]
-    src = tmp_path / "dv.cpp"
-    src.write_text(f'#include "{header}"\n#include <stdio.h>\n'
-                   f"static const int b[] = {{{', '.join(map(str, divisors))}}};\n"
-                   f"static const long p[][2] = {{{', '.join(f'{{{m}, {s}}}' for m, s in params)}}};\n"
-                   "int main() { for (unsigned k = 0; k < sizeof(p) / sizeof(p[0]); ++k)"
-                   " for (unsigned j = 0; j < sizeof(b) / sizeof(b[0]); ++j) for (int a = -255; a <= 255; ++a)"
-                   " putchar((int)(unsigned char)(signed char)micronets_Dv::mn_div_one(a, b[j], (int32_t)p[k][0],"
-                   " (int)p[k][1], -7, -128, 127)); return 0; }\n")
-    exe = tmp_path / "dv"
-    subprocess.run(["g++", "-O2", "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(src)],
-                   check=True)
-    got = np.frombuffer(subprocess.run([str(exe)], capture_output=True, check=True).stdout, np.int8)
+    source = (f'#include "{header}"\n#include <stdio.h>\n'
+              f"static const int b[] = {{{', '.join(map(str, divisors))}}};\n"
+              f"static const long p[][2] = {{{', '.join(f'{{{m}, {s}}}' for m, s in params)}}};\n"
+              "int main() { for (unsigned k = 0; k < sizeof(p) / sizeof(p[0]); ++k)"
+              " for (unsigned j = 0; j < sizeof(b) / sizeof(b[0]); ++j) for (int a = -255; a <= 255; ++a)"
+              " putchar((int)(unsigned char)(signed char)micronets_Dv::mn_div_one(a, b[j], (int32_t)p[k][0],"
+              " (int)p[k][1], -7, -128, 127)); return 0; }\n")
+    got = np.frombuffer(strict_program_output(tmp_path, "dv", source), np.int8)
     want = np.array([div_value(a, v, m, s, -7, -128, 127) for m, s in params for v in divisors
                      for a in range(-255, 256)], np.int8)
     assert got.shape == want.shape and np.array_equal(got, want), np.flatnonzero(got != want)[:5]
@@ -3295,23 +3301,19 @@ def test_short_requantisation_equals_tflites(tmp_path):
     model = spread_weights(_dsp_models()[2], seed=3)
     header = tmp_path / "rq.h"
     header.write_text(compile_tflite(convert(model, calibration(model)), classname="Rq").header)
-    src = tmp_path / "rq.cpp"
     body = ",\n".join(f"{{{a}, {m}, {s}, {z}}}" for a, m, s, z in cases)
     body3 = ",\n".join(f"{{{a}, {m}, {s}, {z}}}" for a, m, s, z in left)
-    src.write_text(f'#include "{header}"\n#include <stdio.h>\nstatic const long c[][4] = {{\n{body}\n}};\n'
-                   f"static const long c3[][4] = {{\n{body3}\n}};\n"
-                   "int main() { for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); ++i) printf(\"%d %d %ld\\n\","
-                   " (int)micronets_Rq::mn_rq<1>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2], (int32_t)c[i][3], -128, 127),"
-                   " (int)micronets_Rq::mn_rq<2>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2], (int32_t)c[i][3], -128, 127),"
-                   " (long)micronets_Rq::mn_mbqm_rq<2>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2]));"
-                   " for (unsigned i = 0; i < sizeof(c3) / sizeof(c3[0]); ++i) printf(\"%d %d\\n\","
-                   " (int)micronets_Rq::mn_rq8<3>((int32_t)c3[i][0], (int32_t)c3[i][1], (int)c3[i][2], (int32_t)c3[i][3]),"
-                   " (int)micronets_Rq::mn_rq8<0>((int32_t)c3[i][0], (int32_t)c3[i][1], (int)c3[i][2], (int32_t)c3[i][3]));"
-                   " return 0; }\n")
-    exe = tmp_path / "rq"
-    subprocess.run(["g++", "-O2", "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(src)], check=True)
-    got = [tuple(map(int, line.split())) for line in subprocess.run([str(exe)], capture_output=True, text=True,
-                                                                    check=True).stdout.splitlines()]
+    source = (f'#include "{header}"\n#include <stdio.h>\nstatic const long c[][4] = {{\n{body}\n}};\n'
+              f"static const long c3[][4] = {{\n{body3}\n}};\n"
+              "int main() { for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); ++i) printf(\"%d %d %ld\\n\","
+              " (int)micronets_Rq::mn_rq<1>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2], (int32_t)c[i][3], -128, 127),"
+              " (int)micronets_Rq::mn_rq<2>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2], (int32_t)c[i][3], -128, 127),"
+              " (long)micronets_Rq::mn_mbqm_rq<2>((int32_t)c[i][0], (int32_t)c[i][1], (int)c[i][2]));"
+              " for (unsigned i = 0; i < sizeof(c3) / sizeof(c3[0]); ++i) printf(\"%d %d\\n\","
+              " (int)micronets_Rq::mn_rq8<3>((int32_t)c3[i][0], (int32_t)c3[i][1], (int)c3[i][2], (int32_t)c3[i][3]),"
+              " (int)micronets_Rq::mn_rq8<0>((int32_t)c3[i][0], (int32_t)c3[i][1], (int)c3[i][2], (int32_t)c3[i][3]));"
+              " return 0; }\n")
+    got = [tuple(map(int, line.split())) for line in strict_program_output(tmp_path, "rq", source).splitlines()]
     for (acc, m, shift, z), (r1, r2, *unclamped) in zip(cases + left, got):
         want = max(-128, min(127, mbqm(acc, m, shift) + z))
         assert r1 == want and r2 == want, (acc, m, shift, z, r1, r2, want)
@@ -3348,20 +3350,17 @@ def test_softmax_short_forms_equal_tflites(tmp_path):
     model = spread_weights(keras.Model(i, L.Softmax()(L.Dense(5)(i))), seed=3)
     header = tmp_path / "sm.h"
     header.write_text(compile_tflite(convert(model, calibration(model)), classname="Sm").header)
-    src = tmp_path / "sm.cpp"
-    src.write_text(f'#include "{header}"\n#include <stdio.h>\n'
-                   f"static const long q[] = {{{', '.join(map(str, q19))}}};\n"
-                   f"static const long o[][3] = {{{', '.join(f'{{{a}, {b}, {c}}}' for a, b, c in outs)}}};\n"
-                   "int main() {\n"
-                   "  for (unsigned i = 0; i < sizeof(q) / sizeof(q[0]); ++i)\n"
-                   "    printf(\"%lu\\n\", (unsigned long)micronets_Sm::mn_softmax_q19((int32_t)q[i]));\n"
-                   "  for (unsigned i = 0; i < sizeof(o) / sizeof(o[0]); ++i)\n"
-                   "    printf(\"%ld\\n\", (long)micronets_Sm::mn_softmax_out((int32_t)o[i][0], (int32_t)o[i][1], (int)o[i][2],"
-                   " ((uint32_t)1) << (o[i][2] - 1)));\n"
-                   "  return 0;\n}\n")
-    exe = tmp_path / "sm"
-    subprocess.run(["g++", "-O2", "-std=c++98", "-pedantic", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(src)], check=True)
-    got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
+    source = (f'#include "{header}"\n#include <stdio.h>\n'
+              f"static const long q[] = {{{', '.join(map(str, q19))}}};\n"
+              f"static const long o[][3] = {{{', '.join(f'{{{a}, {b}, {c}}}' for a, b, c in outs)}}};\n"
+              "int main() {\n"
+              "  for (unsigned i = 0; i < sizeof(q) / sizeof(q[0]); ++i)\n"
+              "    printf(\"%lu\\n\", (unsigned long)micronets_Sm::mn_softmax_q19((int32_t)q[i]));\n"
+              "  for (unsigned i = 0; i < sizeof(o) / sizeof(o[0]); ++i)\n"
+              "    printf(\"%ld\\n\", (long)micronets_Sm::mn_softmax_out((int32_t)o[i][0], (int32_t)o[i][1], (int)o[i][2],"
+              " ((uint32_t)1) << (o[i][2] - 1)));\n"
+              "  return 0;\n}\n")
+    got = [int(v) for v in strict_program_output(tmp_path, "sm", source).split()]
     assert len(got) == len(q19) + len(outs)
     want = [rdbpot(e, 12) for e in q19] + [rdbpot(srdhm(s, e), x) - 128 for s, e, x in outs]
     bad = [(k, g, w) for k, (g, w) in enumerate(zip(got, want)) if g != w]
