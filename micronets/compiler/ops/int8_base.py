@@ -169,10 +169,10 @@ def requant_mode(bias, abs_weight_sums, shifts, act_min: int, act_max: int) -> i
 
 
 def rq8_mode(bound: int, shift: int) -> int:
-    """mn_rq8's RQ (templates/header_int8.h.j2) for accumulators of at most ``bound`` in magnitude
-    requantised by one multiplier (>= 0, as quantize_multiplier gives) and ``shift`` to the whole
-    int8 range: 2 (the short requantisation, ``requant_mode``'s conditions), 3 for a shift >= 0,
-    else 0 (MultiplyByQuantizedMultiplier as written)."""
+    """The form of MultiplyByQuantizedMultiplier (mn_mbqm_rq's RQ, and mn_rq8's, which adds the
+    zero point and saturates to int8; templates/header_int8.h.j2) for accumulators of at most
+    ``bound`` in magnitude, one multiplier (>= 0, as quantize_multiplier gives) and ``shift``: 2 the
+    short one (``requant_mode``'s conditions), 3 for a shift >= 0, else 0 (as TFLite writes it)."""
     if -31 <= shift <= -1 and bound < 2 ** 30:
         return 2
     return 3 if shift >= 0 else 0
