@@ -2832,6 +2832,7 @@ def test_batch_matmul_walks_on_emulated_cortex_m4(tmp_path):
 
     import keras.ops as K
 
+    from micronets.compiler.tflite import _Reader
     from micronets.embedded import qemu
 
     from int8_reference import requantise_tensors
@@ -2851,8 +2852,6 @@ def test_batch_matmul_walks_on_emulated_cortex_m4(tmp_path):
     assert [(op.m, op.n, op.k, op.walk) for op in products] == [(13, 13, 6, 1), (13, 6, 13, 2), (5, 13, 13, 3),
                                                                 (5, 6, 13, 0)]
     # A^T S^T's output at a third of its product's scale: a multiplier of 3
-    from micronets.compiler.tflite import _Reader
-
     r = _Reader(data, "model")
     k_sw = [j for j, o in enumerate(r.sg.operators) if r.op_name(o) == "BATCH_MATMUL"][2]
     ins = [float(r.quant(int(t))[0][0]) for t in r.sg.operators[k_sw].inputs]
@@ -2874,9 +2873,9 @@ def test_batch_matmul_walks_on_emulated_cortex_m4(tmp_path):
     # at a time into stack for the pointwise kernels (int8_pointwise's first-layer form)
     dense = [op for op in compiled.graph.ops if op.kind == "Dense"]
     assert len(dense) == 4 and all(op.tiled and op.inputs[0] is compiled.graph.input for op in dense)
-    q = compiled.graph.input.quant
-    floats = ((xs.astype(np.float32) - q.zero_point) * np.float32(q.scale)).astype(np.float32)
-    assert np.array_equal(quantize_float(floats, q), xs)
+    iq = compiled.graph.input.quant
+    floats = ((xs.astype(np.float32) - iq.zero_point) * np.float32(iq.scale)).astype(np.float32)
+    assert np.array_equal(quantize_float(floats, iq), xs)
     raw_f, on_host_f = run_header_int8(str(header), "Bmm", floats, entry="float")
     assert np.array_equal(raw_f, raw)
     elf = qemu.build_firmware(header, "Bmm", floats, tmp_path / "float", entry="float")
